@@ -1,0 +1,43 @@
+# Project-wide helpers: one place that decides warnings and sanitizers for our own targets.
+
+function(sy_target_defaults target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra)
+  if(SY_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(SY_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=${SY_SANITIZE} -fno-omit-frame-pointer)
+    target_link_options(${target} PUBLIC -fsanitize=${SY_SANITIZE})
+  endif()
+endfunction()
+
+# sy_add_library(NAME SOURCES ... DEPS ...)
+function(sy_add_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SOURCES})
+  target_include_directories(${name} PUBLIC "${PROJECT_SOURCE_DIR}")
+  target_link_libraries(${name} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
+  sy_target_defaults(${name})
+endfunction()
+
+# sy_add_test(NAME SOURCES ... DEPS ... LABELS ...): one GoogleTest binary, registered with ctest.
+function(sy_add_test name)
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
+  target_include_directories(${name} PRIVATE "${PROJECT_SOURCE_DIR}")
+  sy_target_defaults(${name})
+  add_test(NAME ${name} COMMAND ${name} --gtest_brief=1)
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 600)
+  endif()
+  set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
+    ENVIRONMENT "SWITCHYARD_CACHE_DIR=${CMAKE_BINARY_DIR}/test-cache;SWITCHYARD_BIN=$<TARGET_FILE:switchyard>;SWITCHYARD_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+endfunction()
+
+function(sy_add_example name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+  sy_target_defaults(${name})
+endfunction()

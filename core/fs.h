@@ -1,0 +1,39 @@
+// Small POSIX file helpers with errors that name the path and the OS reason.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace switchyard::fs {
+
+/// Reads a whole file; throws BackendError naming the path on failure.
+std::string read_file(const std::string& path);
+/// Reads a whole file; returns false (and leaves `out` empty) when it cannot be read.
+bool try_read_file(const std::string& path, std::string& out);
+/// Writes `data` to `path` (created or truncated), optionally fsync'ing it before close.
+void write_file(const std::string& path, std::string_view data, bool sync = false);
+/// fsyncs a directory so a rename inside it is durable.
+void sync_directory(const std::string& path);
+/// mkdir -p; returns false when it cannot be created (does not throw).
+bool make_directories(const std::string& path);
+bool exists(const std::string& path);
+bool is_directory(const std::string& path);
+/// True when the process can create files in `dir`.
+bool is_writable_directory(const std::string& dir);
+/// rm -rf; best effort, never throws.
+void remove_tree(const std::string& path);
+/// Names (not paths) in a directory, sorted; empty when it cannot be read.
+std::vector<std::string> list_directory(const std::string& dir);
+/// Sum of regular-file sizes below `path`.
+uint64_t tree_size(const std::string& path);
+/// Modification time of `path` in nanoseconds since the epoch (0 when absent).
+int64_t modified_ns(const std::string& path);
+/// Sets the modification time of `path` to now.
+void touch(const std::string& path);
+/// A name unique to this process and call, for temporary files and directories.
+std::string unique_suffix();
+std::string join(const std::string& a, const std::string& b);
+
+}  // namespace switchyard::fs

@@ -1,0 +1,22 @@
+// The two kernels that move tokens: dispatch encode and combine decode (forward).
+// Parameters: dtype, model_dim, top_k, apply_gate, vec. apply_gate is true for encode in
+// pre-score mode and for decode in post-score mode (tutel-semantics 2.2).
+#pragma once
+
+#include "jit/kernel_family.h"
+
+namespace switchyard::kernels {
+
+KernelFamily dispatch_encode_family();
+KernelFamily combine_decode_family();
+
+/// The vector width (elements per load) for a row of `model_dim` elements of `dtype` on
+/// `target`: the widest of 16/8/4/2/1 bytes that divides the row. Always 1 on the CPU, where
+/// the compiler vectorizes the fixed-length loop itself.
+int dispatch_vec_width(DType dtype, int64_t model_dim, const Target& target);
+
+/// The spec of encode (or decode) for these settings, with the vector width of the rule above.
+KernelSpec dispatch_spec(bool encode, DType dtype, int64_t model_dim, int64_t top_k, bool is_postscore,
+                         const Target& target);
+
+}  // namespace switchyard::kernels

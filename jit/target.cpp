@@ -1,0 +1,28 @@
+#include "jit/target.h"
+
+#include <cctype>
+
+#include "core/error.h"
+
+namespace switchyard {
+
+Target Target::parse(const std::string& text) {
+  if (text == "cpu") return cpu();
+  bool ok = text.size() >= 5 && text.rfind("sm_", 0) == 0;
+  size_t digits_end = 3;
+  while (ok && digits_end < text.size() && std::isdigit(static_cast<unsigned char>(text[digits_end]))) ++digits_end;
+  ok = ok && digits_end - 3 >= 2 && digits_end - 3 <= 3;
+  std::string suffix = ok ? text.substr(digits_end) : "";
+  ok = ok && (suffix.empty() || suffix == "a");
+  int sm = ok ? std::stoi(text.substr(3, digits_end - 3)) : 0;
+  SY_CHECK(ok && sm >= 50 && sm <= 200)
+      << "unknown target '" << text << "'; expected cpu or a CUDA architecture such as sm_80, sm_90 or sm_90a";
+  return cuda(sm, suffix == "a");
+}
+
+std::string Target::to_string() const {
+  if (is_cpu()) return "cpu";
+  return "sm_" + std::to_string(sm) + (arch_specific ? "a" : "");
+}
+
+}  // namespace switchyard

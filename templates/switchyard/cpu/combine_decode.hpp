@@ -1,0 +1,37 @@
+// Combine decode on the CPU: gather each token's kept choices back from the expert slots.
+// Out[s, :] = sum_j keep_j(s) * gamma_j(s) * Y[e_j(s), l_j(s), :], gamma = gate when kApplyGate
+// (post-score mode). One call handles one block of the grid: a contiguous range of tokens.
+#pragma once
+
+#include <switchyard/common/dispatch_args.h>
+
+namespace switchyard {
+namespace cpu {
+
+template <typename T, int kModelDim, int kTopK, bool kApplyGate, int kVec>
+void combine_decode(const kernels::DispatchArgs& args, unsigned block, unsigned grid) {
+  static_assert(kModelDim > 0, "combine_decode: model_dim must be positive");
+  static_assert(kVec == 1, "combine_decode: the CPU template leaves vectorization to the compiler (vec=1)");
+  static_assert(kTopK >= 1 && kTopK <= 64, "combine_decode: top_k must be in [1, 64]");
+  const T* __restrict slots = static_cast<const T*>(args.input);
+  const T* gates = static_cast<const T*>(args.gates);
+  T* __restrict output = static_cast<T*>(args.output);
+  const long tokens = args.tokens;
+  const long begin = tokens * block / grid;
+  const long end = tokens * (block + 1) / grid;
+  for (long s = begin; s < end; ++s) {
+    T* __restrict dst = output + s * kModelDim;
+    for (int m = 0; m < kModelDim; ++m) dst[m] = T(0);
+    for (int j = 0; j < kTopK; ++j) {
+      const int expert = args.indices[j * tokens + s];
+      const int slot = args.locations[j * tokens + s];
+      if (expert < 0 || expert >= args.num_experts || slot < 0 || slot >= args.capacity) continue;
+      const T gamma = kApplyGate ? gates[j * tokens + s] : T(1);
+      const T* __restrict src = slots + (static_cast<long>(expert) * args.capacity + slot) * kModelDim;
+      for (int m = 0; m < kModelDim; ++m) dst[m] += gamma * src[m];
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace switchyard

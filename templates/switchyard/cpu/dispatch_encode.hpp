@@ -1,0 +1,36 @@
+// Dispatch encode on the CPU: scatter each kept (token, choice) row into its expert slot.
+// D[e_j(s), l_j(s), :] = gamma_j(s) * X[s, :], gamma = gate when kApplyGate (pre-score mode).
+// One call handles one block of the grid: a contiguous range of tokens.
+#pragma once
+
+#include <switchyard/common/dispatch_args.h>
+
+namespace switchyard {
+namespace cpu {
+
+template <typename T, int kModelDim, int kTopK, bool kApplyGate, int kVec>
+void dispatch_encode(const kernels::DispatchArgs& args, unsigned block, unsigned grid) {
+  static_assert(kModelDim > 0, "dispatch_encode: model_dim must be positive");
+  static_assert(kVec == 1, "dispatch_encode: the CPU template leaves vectorization to the compiler (vec=1)");
+  static_assert(kTopK >= 1 && kTopK <= 64, "dispatch_encode: top_k must be in [1, 64]");
+  const T* __restrict input = static_cast<const T*>(args.input);
+  const T* gates = static_cast<const T*>(args.gates);
+  T* __restrict output = static_cast<T*>(args.output);
+  const long tokens = args.tokens;
+  const long begin = tokens * block / grid;
+  const long end = tokens * (block + 1) / grid;
+  for (long s = begin; s < end; ++s) {
+    const T* __restrict row = input + s * kModelDim;
+    for (int j = 0; j < kTopK; ++j) {
+      const int expert = args.indices[j * tokens + s];
+      const int slot = args.locations[j * tokens + s];
+      if (expert < 0 || expert >= args.num_experts || slot < 0 || slot >= args.capacity) continue;
+      const T gamma = kApplyGate ? gates[j * tokens + s] : T(1);
+      T* __restrict dst = output + (static_cast<long>(expert) * args.capacity + slot) * kModelDim;
+      for (int m = 0; m < kModelDim; ++m) dst[m] = gamma * row[m];
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace switchyard
