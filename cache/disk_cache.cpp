@@ -119,7 +119,7 @@ void DiskCache::quarantine(const std::string& key, const std::string& reason) {
   if (std::rename(dir.c_str(), target.c_str()) != 0) fs::remove_tree(dir);
 }
 
-void DiskCache::publish(const CacheEntry& entry) {
+void DiskCache::publish(const CacheEntry& entry, bool replace) {
   if (!writable_) return;
   SY_INTERNAL_CHECK(is_valid_key(entry.key)) << "bad cache key '" << entry.key << "'";
   std::string staging = fs::join(root_, kVersionDir + "/tmp/" + entry.key + "." + fs::unique_suffix());
@@ -137,7 +137,10 @@ void DiskCache::publish(const CacheEntry& entry) {
     fs::sync_directory(staging);
     std::string final_dir = entry_dir(entry.key);
     fs::make_directories(entries_root() + "/" + entry.key.substr(0, 2));
-    if (fs::is_directory(final_dir) && !verify_entry(final_dir, nullptr).empty()) quarantine(entry.key, "replaced");
+    if (fs::is_directory(final_dir) && (replace || !verify_entry(final_dir, nullptr).empty())) {
+      std::string old = staging + ".old";
+      if (std::rename(final_dir.c_str(), old.c_str()) == 0) fs::remove_tree(old);
+    }
     // NOTE: rename of a directory onto an existing non-empty one fails (ENOTEMPTY/EEXIST):
     // another process published the same key first, which is a benign race.
     if (std::rename(staging.c_str(), final_dir.c_str()) != 0) fs::remove_tree(staging);
@@ -148,6 +151,31 @@ void DiskCache::publish(const CacheEntry& entry) {
     return;
   }
   if (max_bytes_ && total_bytes() > *max_bytes_) prune(*max_bytes_);
+}
+
+}  // namespace switchyard::cache
+
+namespace switchyard::cache {
+
+void DiskCache::record_label(const std::string& label, const std::string& key) {
+  if (!writable_) return;
+  std::string dir = fs::join(root_, kVersionDir + "/labels");
+  if (!fs::make_directories(dir)) return;
+  std::string path = dir + "/" + hash128_hex(label);
+  std::string tmp = path + "." + fs::unique_suffix();
+  try {
+    fs::write_file(tmp, key);
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) fs::remove_tree(tmp);
+  } catch (const Error&) {
+    fs::remove_tree(tmp);
+  }
+}
+
+std::optional<std::string> DiskCache::key_for_label(const std::string& label) const {
+  std::string key;
+  if (!readable_ || !fs::try_read_file(fs::join(root_, kVersionDir + "/labels/" + hash128_hex(label)), key)) return std::nullopt;
+  if (!is_valid_key(key)) return std::nullopt;
+  return key;
 }
 
 }  // namespace switchyard::cache

@@ -58,7 +58,11 @@ class DiskCache {
   std::optional<CacheEntry> load(const std::string& key);
   /// Publishes atomically; a concurrent publisher of the same key wins harmlessly. No-op when
   /// not writable. Enforces the size cap afterwards.
-  void publish(const CacheEntry& entry);
+  void publish(const CacheEntry& entry, bool replace = false);
+  /// Remembers that `label` (a spec's text) last resolved to `key`, and looks it up again;
+  /// this is what explains a miss ("the compiler changed") without scanning the cache.
+  void record_label(const std::string& label, const std::string& key);
+  std::optional<std::string> key_for_label(const std::string& label) const;
   /// Exclusive per-key lock for compile-once across processes.
   FileLock lock(const std::string& key) const;
   /// meta.json of an entry without verifying artifacts (for explaining misses); nullopt if absent.

@@ -1,7 +1,6 @@
 #include "jit/kernel_spec.h"
 
 #include "core/error.h"
-#include "core/hash.h"
 #include "jit/kernel_family.h"
 
 namespace switchyard {
@@ -53,8 +52,17 @@ KernelSpec KernelSpec::parse(const std::string& text) {
 }
 
 size_t KernelSpecHash::operator()(const KernelSpec& spec) const {
-  // NOTE: hashes the canonical text; the registry caches the result per spec, not per launch.
-  return static_cast<size_t>(hash64(spec.to_string()));
+  // NOTE: combines field hashes without building the text: this runs on every in-memory lookup.
+  size_t h = std::hash<std::string>{}(spec.family);
+  auto mix = [&h](size_t v) { h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2); };
+  for (const auto& [name, value] : spec.params) {
+    mix(std::hash<std::string>{}(name));
+    if (const auto* d = std::get_if<DType>(&value)) mix(static_cast<size_t>(*d) + 1000);
+    else if (const auto* b = std::get_if<bool>(&value)) mix(*b ? 2001 : 2000);
+    else mix(std::hash<int64_t>{}(std::get<int64_t>(value)));
+  }
+  mix(static_cast<size_t>(spec.target.kind) * 100000 + static_cast<size_t>(spec.target.sm) * 2 + spec.target.arch_specific);
+  return h;
 }
 
 }  // namespace switchyard

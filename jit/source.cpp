@@ -17,6 +17,7 @@ std::string cpp_type(DType dtype, const Target& target) {
     case DType::kFloat64: return "double";
     case DType::kFloat16: return target.is_cpu() ? "_Float16" : "switchyard::cuda::half_t";
     case DType::kBFloat16: return target.is_cpu() ? "__bf16" : "switchyard::cuda::bf16_t";
+    case DType::kInt32: return "int";
   }
   return "?";
 }

@@ -1,0 +1,33 @@
+// The CPU device: kernels are object files linked with ORC; a launch runs the grid's blocks on
+// the thread pool (SWITCHYARD_NUM_THREADS, default all cores).
+#pragma once
+
+#include "runtime/device.h"
+#include "runtime/orc_loader.h"
+#include "runtime/thread_pool.h"
+
+namespace switchyard {
+
+class CpuDevice final : public Device {
+ public:
+  explicit CpuDevice(unsigned threads = 0);
+  std::string name() const override { return "cpu"; }
+  bool is_cuda() const override { return false; }
+  DeviceRef ref() const override { return {}; }
+  Target target() const override { return Target::cpu(); }
+  std::unique_ptr<LoadedKernel> load(const Binary& binary) override;
+  void launch(const LoadedKernel& kernel, const LaunchConfig& config, void** params) override;
+  void* allocate(size_t bytes) override;
+  void release(void* pointer) noexcept override;
+  void fill_zero(void* pointer, size_t bytes) override;
+  void copy_from_host(void* device_dst, const void* host_src, size_t bytes) override;
+  void copy_to_host(void* host_dst, const void* device_src, size_t bytes) override;
+  void synchronize() override {}
+  unsigned parallelism() const override { return pool_.size(); }
+
+ private:
+  ThreadPool pool_;
+  OrcLoader loader_;
+};
+
+}  // namespace switchyard

@@ -1,0 +1,105 @@
+#include "runtime/cuda_device.h"
+
+#include "core/error.h"
+
+namespace switchyard {
+namespace {
+
+class CudaKernel final : public LoadedKernel {
+ public:
+  CudaKernel(const CudaDriver& driver, CUmodule module) : driver_(driver), module_(module) {}
+  CudaKernel(const CudaKernel&) = delete;
+  CudaKernel& operator=(const CudaKernel&) = delete;
+  ~CudaKernel() override {
+    if (module_ != nullptr) driver_.cuModuleUnload(module_);
+  }
+  const CudaDriver& driver_;
+  CUmodule module_;
+  CUfunction function = nullptr;
+};
+
+}  // namespace
+
+CudaDevice::CudaDevice(int ordinal) : driver_(CudaDriver::get()), ordinal_(ordinal) {
+  SY_CHECK(ordinal >= 0 && ordinal < driver_.device_count)
+      << "CUDA device " << ordinal << " does not exist; this machine has " << driver_.device_count;
+  cuda_check(driver_.cuDeviceGet(&device_, ordinal), "cuDeviceGet");
+  int major = 0, minor = 0, sms = 0;
+  cuda_check(driver_.cuDeviceGetAttribute(&major, kCuAttrComputeCapabilityMajor, device_), "cuDeviceGetAttribute");
+  cuda_check(driver_.cuDeviceGetAttribute(&minor, kCuAttrComputeCapabilityMinor, device_), "cuDeviceGetAttribute");
+  cuda_check(driver_.cuDeviceGetAttribute(&sms, kCuAttrMultiprocessorCount, device_), "cuDeviceGetAttribute");
+  sm_ = major * 10 + minor;
+  multiprocessors_ = static_cast<unsigned>(sms);
+  char name[256] = {};
+  driver_.cuDeviceGetName(name, sizeof name, device_);
+  device_name_ = name;
+  cuda_check(driver_.cuDevicePrimaryCtxRetain(&context_, device_), "cuDevicePrimaryCtxRetain");
+  make_current();
+  cuda_check(driver_.cuStreamCreate(&stream_, 0), "cuStreamCreate");
+}
+
+CudaDevice::~CudaDevice() {
+  if (stream_ != nullptr) {
+    driver_.cuStreamSynchronize(stream_);
+    driver_.cuStreamDestroy_v2(stream_);
+  }
+  if (context_ != nullptr) driver_.cuDevicePrimaryCtxRelease_v2(device_);
+}
+
+void CudaDevice::make_current() const { cuda_check(driver_.cuCtxSetCurrent(context_), "cuCtxSetCurrent"); }
+
+std::unique_ptr<LoadedKernel> CudaDevice::load(const Binary& binary) {
+  SY_INTERNAL_CHECK(binary.loadable == "kernel.cubin") << "CUDA device cannot load " << binary.loadable;
+  make_current();
+  CUmodule module = nullptr;
+  cuda_check(driver_.cuModuleLoadData(&module, binary.artifacts.at("kernel.cubin").data()),
+             ("cuModuleLoadData(" + binary.spec_text + ")").c_str());
+  auto kernel = std::make_unique<CudaKernel>(driver_, module);
+  kernel->spec_text = binary.spec_text;
+  cuda_check(driver_.cuModuleGetFunction(&kernel->function, module, binary.symbol.c_str()), "cuModuleGetFunction");
+  return kernel;
+}
+
+void CudaDevice::launch(const LoadedKernel& kernel, const LaunchConfig& config, void** params) {
+  make_current();
+  const auto& k = static_cast<const CudaKernel&>(kernel);
+  cuda_check(driver_.cuLaunchKernel(k.function, config.grid, 1, 1, config.block, 1, 1, config.shared_bytes, stream_,
+                                    params, nullptr),
+             ("cuLaunchKernel(" + kernel.spec_text + ")").c_str());
+}
+
+void* CudaDevice::allocate(size_t bytes) {
+  make_current();
+  CUdeviceptr pointer = 0;
+  cuda_check(driver_.cuMemAlloc_v2(&pointer, bytes == 0 ? 256 : bytes), "cuMemAlloc");
+  return reinterpret_cast<void*>(pointer);
+}
+
+void CudaDevice::release(void* pointer) noexcept {
+  if (pointer != nullptr) driver_.cuMemFree_v2(reinterpret_cast<CUdeviceptr>(pointer));
+}
+
+void CudaDevice::fill_zero(void* pointer, size_t bytes) {
+  if (bytes == 0) return;
+  make_current();
+  cuda_check(driver_.cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(pointer), 0, bytes, stream_), "cuMemsetD8Async");
+}
+
+void CudaDevice::copy_from_host(void* device_dst, const void* host_src, size_t bytes) {
+  if (bytes == 0) return;
+  synchronize();
+  cuda_check(driver_.cuMemcpyHtoD_v2(reinterpret_cast<CUdeviceptr>(device_dst), host_src, bytes), "cuMemcpyHtoD");
+}
+
+void CudaDevice::copy_to_host(void* host_dst, const void* device_src, size_t bytes) {
+  if (bytes == 0) return;
+  synchronize();
+  cuda_check(driver_.cuMemcpyDtoH_v2(host_dst, reinterpret_cast<CUdeviceptr>(device_src), bytes), "cuMemcpyDtoH");
+}
+
+void CudaDevice::synchronize() {
+  make_current();
+  cuda_check(driver_.cuStreamSynchronize(stream_), "cuStreamSynchronize");
+}
+
+}  // namespace switchyard

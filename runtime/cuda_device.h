@@ -1,0 +1,45 @@
+// A CUDA device through the driver API: its primary context, one stream, CUBIN modules.
+#pragma once
+
+#include "runtime/cuda_driver.h"
+#include "runtime/device.h"
+
+namespace switchyard {
+
+class CudaDevice final : public Device {
+ public:
+  /// Opens device `ordinal`; throws BackendError (with the reason) when there is none.
+  explicit CudaDevice(int ordinal = 0);
+  ~CudaDevice() override;
+  CudaDevice(const CudaDevice&) = delete;
+  CudaDevice& operator=(const CudaDevice&) = delete;
+
+  std::string name() const override { return "cuda:" + std::to_string(ordinal_); }
+  bool is_cuda() const override { return true; }
+  DeviceRef ref() const override { return {DeviceRef::Kind::kCuda, ordinal_}; }
+  Target target() const override { return Target::cuda(sm_); }
+  std::unique_ptr<LoadedKernel> load(const Binary& binary) override;
+  void launch(const LoadedKernel& kernel, const LaunchConfig& config, void** params) override;
+  void* allocate(size_t bytes) override;
+  void release(void* pointer) noexcept override;
+  void fill_zero(void* pointer, size_t bytes) override;
+  void copy_from_host(void* device_dst, const void* host_src, size_t bytes) override;
+  void copy_to_host(void* host_dst, const void* device_src, size_t bytes) override;
+  void synchronize() override;
+  unsigned parallelism() const override { return multiprocessors_; }
+  const std::string& device_name() const { return device_name_; }
+
+ private:
+  void make_current() const;
+
+  const CudaDriver& driver_;
+  int ordinal_;
+  CUdevice device_ = 0;
+  CUcontext context_ = nullptr;
+  CUstream stream_ = nullptr;
+  int sm_ = 0;
+  unsigned multiprocessors_ = 0;
+  std::string device_name_;
+};
+
+}  // namespace switchyard

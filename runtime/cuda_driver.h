@@ -1,0 +1,70 @@
+// The CUDA driver API, loaded from libcuda.so.1 with dlopen: the library and tools run on
+// machines without a driver, and say why there is no CUDA device instead of failing to start.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace switchyard {
+
+// Minimal driver ABI (cuda.h): handles are opaque pointers, results are ints.
+using CUresult = int;
+using CUdevice = int;
+using CUdeviceptr = unsigned long long;
+using CUcontext = struct CUctx_st*;
+using CUmodule = struct CUmod_st*;
+using CUfunction = struct CUfunc_st*;
+using CUstream = struct CUstream_st*;
+using CUevent = struct CUevent_st*;
+
+inline constexpr int kCuAttrComputeCapabilityMajor = 75;
+inline constexpr int kCuAttrComputeCapabilityMinor = 76;
+inline constexpr int kCuAttrMultiprocessorCount = 16;
+
+#define SY_CUDA_FUNCTIONS(X)                                                                            \
+  X(cuInit, CUresult, (unsigned))                                                                       \
+  X(cuDriverGetVersion, CUresult, (int*))                                                               \
+  X(cuGetErrorName, CUresult, (CUresult, const char**))                                                 \
+  X(cuGetErrorString, CUresult, (CUresult, const char**))                                               \
+  X(cuDeviceGetCount, CUresult, (int*))                                                                 \
+  X(cuDeviceGet, CUresult, (CUdevice*, int))                                                            \
+  X(cuDeviceGetName, CUresult, (char*, int, CUdevice))                                                  \
+  X(cuDeviceGetAttribute, CUresult, (int*, int, CUdevice))                                              \
+  X(cuDevicePrimaryCtxRetain, CUresult, (CUcontext*, CUdevice))                                         \
+  X(cuDevicePrimaryCtxRelease_v2, CUresult, (CUdevice))                                                 \
+  X(cuCtxSetCurrent, CUresult, (CUcontext))                                                             \
+  X(cuModuleLoadData, CUresult, (CUmodule*, const void*))                                               \
+  X(cuModuleUnload, CUresult, (CUmodule))                                                               \
+  X(cuModuleGetFunction, CUresult, (CUfunction*, CUmodule, const char*))                                \
+  X(cuLaunchKernel, CUresult,                                                                           \
+    (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, void**, \
+     void**))                                                                                           \
+  X(cuStreamCreate, CUresult, (CUstream*, unsigned))                                                    \
+  X(cuStreamDestroy_v2, CUresult, (CUstream))                                                           \
+  X(cuStreamSynchronize, CUresult, (CUstream))                                                          \
+  X(cuMemAlloc_v2, CUresult, (CUdeviceptr*, size_t))                                                    \
+  X(cuMemFree_v2, CUresult, (CUdeviceptr))                                                              \
+  X(cuMemsetD8Async, CUresult, (CUdeviceptr, unsigned char, size_t, CUstream))                          \
+  X(cuMemcpyHtoD_v2, CUresult, (CUdeviceptr, const void*, size_t))                                      \
+  X(cuMemcpyDtoH_v2, CUresult, (void*, CUdeviceptr, size_t))                                            \
+  X(cuMemcpyDtoDAsync_v2, CUresult, (CUdeviceptr, CUdeviceptr, size_t, CUstream))
+
+struct CudaDriver {
+#define SY_DECLARE(name, ret, args) ret(*name) args = nullptr;
+  SY_CUDA_FUNCTIONS(SY_DECLARE)
+#undef SY_DECLARE
+  int version = 0;
+  int device_count = 0;
+
+  /// The loaded, initialised driver; throws BackendError with unavailable_reason() otherwise.
+  static const CudaDriver& get();
+  /// True when the driver loads, initialises and reports at least one device.
+  static bool available();
+  /// Why there is no usable CUDA device ("" when there is one).
+  static std::string unavailable_reason();
+};
+
+/// Throws BackendError naming the call and the driver's error name when `result` is not success.
+void cuda_check(CUresult result, const char* call);
+
+}  // namespace switchyard

@@ -1,0 +1,54 @@
+// A place kernels run: the CPU (a thread pool runs the blocks of the grid) or a CUDA device
+// (driver API, one stream). Both take the same kernel names, launch shapes and parameters.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "jit/compiler.h"
+#include "jit/target.h"
+#include "runtime/tensor.h"
+
+namespace switchyard {
+
+struct LaunchConfig {
+  unsigned grid = 1;    // blocks (x only: every Switchyard kernel uses a 1-D grid)
+  unsigned block = 1;   // threads per block (CUDA); ignored on the CPU
+  unsigned shared_bytes = 0;
+};
+
+/// A kernel loaded on one device. Owned by the registry; lives as long as the device.
+class LoadedKernel {
+ public:
+  virtual ~LoadedKernel() = default;
+  std::string spec_text;
+};
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  /// "cpu" or "cuda:N".
+  virtual std::string name() const = 0;
+  virtual bool is_cuda() const = 0;
+  /// What tensors on this device carry as their device.
+  virtual DeviceRef ref() const = 0;
+  /// The compile target of this device (cpu, or sm_XX of the GPU).
+  virtual Target target() const = 0;
+
+  virtual std::unique_ptr<LoadedKernel> load(const Binary& binary) = 0;
+  /// Launches with `params` as in cuLaunchKernel (params[i] points at argument i). Runs to
+  /// completion on the CPU; enqueues on the device's stream on CUDA.
+  virtual void launch(const LoadedKernel& kernel, const LaunchConfig& config, void** params) = 0;
+
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void release(void* pointer) noexcept = 0;
+  virtual void fill_zero(void* pointer, size_t bytes) = 0;
+  virtual void copy_from_host(void* device_dst, const void* host_src, size_t bytes) = 0;
+  virtual void copy_to_host(void* host_dst, const void* device_src, size_t bytes) = 0;
+  virtual void synchronize() = 0;
+  /// Threads (CPU) or multiprocessors (CUDA): what launch shapes are sized by.
+  virtual unsigned parallelism() const = 0;
+};
+
+}  // namespace switchyard

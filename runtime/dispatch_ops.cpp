@@ -1,0 +1,117 @@
+#include "runtime/dispatch_ops.h"
+
+#include <switchyard/common/dispatch_args.h>
+#include <switchyard/common/launch_rules.h>
+
+#include <limits>
+#include <vector>
+
+#include "core/error.h"
+#include "jit/kernels/dispatch.h"
+
+namespace switchyard {
+namespace {
+
+void check_shape(const Tensor& t, const std::vector<int64_t>& expected, const char* what) {
+  std::string want = "[";
+  for (size_t i = 0; i < expected.size(); ++i) want += (i ? ", " : "") + std::to_string(expected[i]);
+  want += "]";
+  SY_CHECK(t.shape() == expected) << what << " is " << t.describe() << "; expected shape " << want;
+  SY_CHECK(t.is_contiguous()) << what << " is " << t.describe() << "; it must be contiguous";
+}
+
+// Checks the routing tensors against S and returns k.
+int64_t check_routing(const Routing& r, int64_t tokens, DType data, const DeviceRef& device) {
+  SY_CHECK(r.indices.ndim() == 2) << "routing indices are " << r.indices.describe() << "; expected int32[k, S]";
+  int64_t k = r.indices.dim(0);
+  SY_CHECK(k >= 1 && k <= 64) << "routing has top_k = " << k << " choices; expected 1 to 64";
+  SY_CHECK(r.num_experts >= 1 && r.num_experts <= std::numeric_limits<int>::max())
+      << "num_experts = " << r.num_experts << "; expected a positive count";
+  SY_CHECK(r.capacity >= 0 && r.capacity <= std::numeric_limits<int>::max())
+      << "capacity = " << r.capacity << "; expected 0 or more";
+  SY_CHECK(r.indices.dtype() == DType::kInt32 && r.locations.dtype() == DType::kInt32)
+      << "routing indices and locations must be int32; got " << r.indices.describe() << " and " << r.locations.describe();
+  check_shape(r.indices, {k, tokens}, "routing indices");
+  check_shape(r.locations, {k, tokens}, "routing locations");
+  check_shape(r.gates, {k, tokens}, "routing gates");
+  SY_CHECK(r.gates.dtype() == gate_dtype_for(data))
+      << "routing gates are " << r.gates.describe() << "; expected " << dtype_name(gate_dtype_for(data)) << " for "
+      << dtype_name(data) << " data";
+  for (const Tensor* t : {&r.indices, &r.locations, &r.gates}) {
+    SY_CHECK(t->device() == device) << "routing tensor " << t->describe() << " is not on " << device.to_string();
+  }
+  if (device.kind == DeviceRef::Kind::kCpu) {
+    // Host memory: catch an out-of-range expert here rather than skipping it silently.
+    const int* idx = r.indices.data_as<const int>();
+    for (int64_t i = 0; i < k * tokens; ++i) {
+      SY_CHECK(idx[i] < r.num_experts) << "routing index " << idx[i] << " at choice " << i / tokens << ", token "
+                                       << i % tokens << " is not below num_experts = " << r.num_experts;
+    }
+  }
+  return k;
+}
+
+bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+void run(Context& context, bool encode, const Tensor& input, const Routing& routing, bool is_postscore,
+         const Tensor& out, int64_t tokens, int64_t model_dim, int64_t k) {
+  Device& device = context.device(input.device());
+  KernelSpec spec = kernels::dispatch_spec(encode, input.dtype(), model_dim, k, is_postscore, device.target());
+  int64_t vec = spec.int_param("vec");
+  size_t pack_bytes = static_cast<size_t>(vec) * dtype_size(input.dtype());
+  if (vec > 1 && !(aligned(input.data(), pack_bytes) && aligned(out.data(), pack_bytes))) {
+    spec.params.back().second = int64_t{1};  // misaligned views fall back to scalar loads
+    vec = 1;
+  }
+  const LoadedKernel& kernel = context.kernel(device, spec);
+  if (encode) device.fill_zero(out.data(), out.nbytes());
+  if (tokens == 0) return;
+  kernels::DispatchArgs args{input.data(),   routing.indices.data_as<const int>(),
+                             routing.locations.data_as<const int>(), routing.gates.data(),
+                             out.data(),     static_cast<int>(tokens),
+                             static_cast<int>(routing.capacity),     static_cast<int>(routing.num_experts)};
+  void* params[] = {&args};
+  LaunchConfig config;
+  if (device.is_cuda()) {
+    int64_t per_block = kernels::dispatch_tokens_per_block(static_cast<int>(model_dim), static_cast<int>(vec));
+    config.grid = static_cast<unsigned>((tokens + per_block - 1) / per_block);
+    config.block = kernels::kDispatchThreadsPerBlock;
+  } else {
+    config.grid = static_cast<unsigned>(std::min<int64_t>(tokens, int64_t{device.parallelism()} * 4));
+  }
+  device.launch(kernel, config, params);
+}
+
+}  // namespace
+
+DType gate_dtype_for(DType data) { return data == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32; }
+
+void dispatch_encode(Context& context, const Tensor& tokens, const Routing& routing, bool is_postscore,
+                     const Tensor& out) {
+  SY_CHECK(tokens.ndim() == 2) << "dispatch_encode input is " << tokens.describe() << "; expected [S, M]";
+  int64_t s = tokens.dim(0), m = tokens.dim(1);
+  check_shape(tokens, {s, m}, "dispatch_encode input");
+  int64_t k = check_routing(routing, s, tokens.dtype(), tokens.device());
+  check_shape(out, {routing.num_experts, routing.capacity, m}, "dispatch_encode output");
+  SY_CHECK(out.dtype() == tokens.dtype() && out.device() == tokens.device())
+      << "dispatch_encode output is " << out.describe() << "; expected " << dtype_name(tokens.dtype()) << " on "
+      << tokens.device().to_string();
+  run(context, true, tokens, routing, is_postscore, out, s, m, k);
+}
+
+void combine_decode(Context& context, const Tensor& slots, const Routing& routing, bool is_postscore,
+                    const Tensor& out) {
+  SY_CHECK(slots.ndim() == 3) << "combine_decode input is " << slots.describe() << "; expected [E, C, M]";
+  int64_t m = slots.dim(2);
+  check_shape(slots, {routing.num_experts, routing.capacity, m}, "combine_decode input");
+  SY_CHECK(out.ndim() == 2) << "combine_decode output is " << out.describe() << "; expected [S, M]";
+  int64_t s = out.dim(0);
+  check_shape(out, {s, m}, "combine_decode output");
+  int64_t k = check_routing(routing, s, slots.dtype(), slots.device());
+  SY_CHECK(out.dtype() == slots.dtype() && out.device() == slots.device())
+      << "combine_decode output is " << out.describe() << "; expected " << dtype_name(slots.dtype()) << " on "
+      << slots.device().to_string();
+  run(context, false, slots, routing, is_postscore, out, s, m, k);
+}
+
+}  // namespace switchyard

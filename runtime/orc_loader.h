@@ -1,0 +1,31 @@
+// Loads CPU kernel objects into the process with LLVM ORC LLJIT, one JITDylib per kernel so
+// every kernel may export the same entry symbol.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace switchyard {
+
+using CpuKernelFunction = void (*)(void** params, unsigned block, unsigned grid);
+
+class OrcLoader {
+ public:
+  OrcLoader();
+  ~OrcLoader();
+  OrcLoader(const OrcLoader&) = delete;
+  OrcLoader& operator=(const OrcLoader&) = delete;
+
+  /// Links `object` (an ELF relocatable) and returns the address of `symbol`. Throws
+  /// BackendError with LLVM's message when the object is malformed or the symbol is missing.
+  CpuKernelFunction load(const std::string& object, const std::string& symbol, const std::string& label);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::mutex mutex_;
+  unsigned next_id_ = 0;
+};
+
+}  // namespace switchyard
