@@ -1,0 +1,49 @@
+// Helpers shared by the test suites: temporary directories, running the CLI, env overrides.
+#pragma once
+
+#include <cstdlib>
+#include <string>
+
+namespace switchyard::testing {
+
+/// A fresh directory under $TMPDIR, removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+/// Runs a shell command line and captures its output.
+CommandResult run_command(const std::string& command);
+/// The path of the built `switchyard` binary ($SWITCHYARD_BIN, set by CTest).
+std::string switchyard_bin();
+/// The source tree ($SWITCHYARD_SOURCE_DIR, set by CTest).
+std::string source_dir();
+
+/// Sets an environment variable for the scope, restoring the old value after.
+class ScopedEnv {
+ public:
+  ScopedEnv(std::string name, const char* value);
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+  ~ScopedEnv();
+
+ private:
+  std::string name_;
+  bool had_ = false;
+  std::string old_;
+};
+
+}  // namespace switchyard::testing
