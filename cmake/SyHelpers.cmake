@@ -20,18 +20,24 @@ function(sy_add_library name)
   sy_target_defaults(${name})
 endfunction()
 
-# sy_add_test(NAME SOURCES ... DEPS ... LABELS ...): one GoogleTest binary, registered with ctest.
+# sy_add_test(NAME [GPU] SOURCES ... DEPS ... LABELS ...): one GoogleTest binary, registered with ctest.
 function(sy_add_test name)
-  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
-  add_executable(${name} ${ARG_SOURCES})
-  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
+  cmake_parse_arguments(ARG "GPU" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  if(ARG_GPU)
+    # GPU suites exit 77 when every test skipped (no device): CTest shows them as skipped.
+    add_executable(${name} ${ARG_SOURCES} "${PROJECT_SOURCE_DIR}/tests/support/gpu_test_main.cpp")
+    target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest)
+  else()
+    add_executable(${name} ${ARG_SOURCES})
+    target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
+  endif()
   target_include_directories(${name} PRIVATE "${PROJECT_SOURCE_DIR}")
   sy_target_defaults(${name})
   add_test(NAME ${name} COMMAND ${name} --gtest_brief=1)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 600)
   endif()
-  set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
+  set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT} SKIP_RETURN_CODE 77
     ENVIRONMENT "SWITCHYARD_CACHE_DIR=${CMAKE_BINARY_DIR}/test-cache;SWITCHYARD_BIN=$<TARGET_FILE:switchyard>;SWITCHYARD_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
 endfunction()
 

@@ -1,0 +1,87 @@
+// Every CUDA specialization the sample configs need compiles with NVRTC for sm_80 and sm_90
+// (no GPU needed), and failed compiles of both compilers produce actionable errors.
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "jit/clang_compiler.h"
+#include "jit/kernels/dispatch.h"
+#include "jit/nvrtc_compiler.h"
+#include "jit/nvrtc_library.h"
+#include "runtime/model_config.h"
+
+namespace switchyard {
+namespace {
+
+TEST(NvrtcCompile, EverySampleConfigKernelCompilesForSm80AndSm90) {
+  ASSERT_TRUE(NvrtcLibrary::available()) << "NVRTC is required to check the CUDA templates (CUDA 13 at /usr/local/cuda)";
+  NvrtcCompiler nvrtc;
+  std::string root = std::getenv("SWITCHYARD_SOURCE_DIR");
+  size_t compiled = 0;
+  for (const char* model : {"tiny.json", "mixtral-8x7b.json"}) {
+    ModelConfig config = ModelConfig::load(root + "/examples/models/" + model);
+    for (int sm : {80, 90}) {
+      for (const KernelSpec& spec : kernel_set(config, Target::cuda(sm)).specs) {
+        Binary binary = nvrtc.compile(spec, generate_source(spec));
+        EXPECT_EQ(binary.artifacts.at("kernel.cubin").substr(0, 4), "\x7f" "ELF") << spec.to_string();
+        EXPECT_NE(binary.artifacts.at("kernel.ptx").find(".target sm_" + std::to_string(sm)), std::string::npos);
+        EXPECT_NE(binary.log.find("spill"), std::string::npos) << "ptxas resource usage is in the log";
+        EXPECT_FALSE(binary.symbol.empty());
+        ++compiled;
+      }
+    }
+  }
+  EXPECT_EQ(compiled, 60u);
+}
+
+TEST(NvrtcCompile, FailureShowsNumberedSourceOptionsAndLog) {
+  ASSERT_TRUE(NvrtcLibrary::available());
+  KernelSpec spec = kernels::dispatch_spec(true, DType::kFloat32, 64, 1, true, Target::cuda(90));
+  Source source = generate_source(spec);
+  source.text += "\nstatic_assert(sizeof(int) == 3, \"deliberately broken\");\n";
+  try {
+    NvrtcCompiler().compile(spec, source);
+    FAIL() << "expected a CompileError";
+  } catch (const CompileError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find(spec.to_string()), std::string::npos) << what;
+    EXPECT_NE(what.find("deliberately broken"), std::string::npos) << what;
+    EXPECT_NE(what.find("--gpu-architecture=sm_90"), std::string::npos) << what;
+    EXPECT_NE(what.find(">   6 | static_assert"), std::string::npos) << what;
+    EXPECT_FALSE(e.log().empty());
+  }
+}
+
+TEST(ClangCompile, ObjectIrAndAssemblyForTheHostCpu) {
+  ClangCompiler clang;
+  KernelSpec spec = kernels::dispatch_spec(true, DType::kFloat32, 64, 2, false, Target::cpu());
+  Binary binary = clang.compile(spec, generate_source(spec));
+  EXPECT_EQ(binary.artifacts.at("kernel.o").substr(0, 4), "\x7f" "ELF");
+  EXPECT_NE(binary.artifacts.at("kernel.ll").find("define"), std::string::npos);
+  EXPECT_NE(binary.artifacts.at("kernel.s").find("sy_entry"), std::string::npos);
+  // NOTE: with the native target initialised the fixed-length row loop is vectorized.
+  if (clang.host_features().find("+avx2") != std::string::npos) {
+    EXPECT_NE(binary.artifacts.at("kernel.s").find("ymm"), std::string::npos) << "the row loop is vectorized";
+  }
+  EXPECT_NE(clang.identity().find("cpu=" + clang.host_cpu()), std::string::npos);
+}
+
+TEST(ClangCompile, FailureInAHeaderShowsThatHeader) {
+  ClangCompiler clang;
+  KernelSpec spec = kernels::dispatch_spec(true, DType::kFloat32, 64, 2, true, Target::cpu());
+  Source source = generate_source(spec);
+  // Instantiate the template with an invalid vec: the static_assert in the header fires.
+  std::string& text = source.text;
+  text.replace(text.find(", 1>("), 5, ", 2>(");
+  try {
+    clang.compile(spec, source);
+    FAIL() << "expected a CompileError";
+  } catch (const CompileError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("--- switchyard/cpu/dispatch_encode.hpp ---"), std::string::npos) << what;
+    EXPECT_NE(what.find("the CPU template leaves vectorization to the compiler"), std::string::npos) << what;
+    EXPECT_NE(what.find("-O3"), std::string::npos) << what;
+  }
+}
+
+}  // namespace
+}  // namespace switchyard

@@ -1,0 +1,75 @@
+// KernelSpec text form, validation and source generation.
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "jit/kernels/dispatch.h"
+#include "jit/source.h"
+#include "runtime/model_config.h"
+
+namespace switchyard {
+namespace {
+
+TEST(KernelSpec, TextRoundTripsForEveryTarget) {
+  for (const char* target : {"cpu", "sm_80", "sm_90", "sm_90a"}) {
+    Target t = Target::parse(target);
+    DType dtype = t.is_cpu() ? DType::kFloat64 : DType::kBFloat16;
+    KernelSpec spec = kernels::dispatch_spec(true, dtype, 4096, 2, false, t);
+    std::string text = spec.to_string();
+    EXPECT_EQ(KernelSpec::parse(text), spec) << text;
+    EXPECT_EQ(KernelSpecHash{}(KernelSpec::parse(text)), KernelSpecHash{}(spec));
+  }
+  EXPECT_EQ(kernels::dispatch_spec(false, DType::kFloat32, 64, 1, true, Target::cuda(90)).to_string(),
+            "combine_decode<dtype=float32,model_dim=64,top_k=1,apply_gate=true,vec=4>@sm_90");
+}
+
+TEST(KernelSpec, VectorWidthRule) {
+  EXPECT_EQ(kernels::dispatch_vec_width(DType::kFloat16, 4096, Target::cuda(90)), 8);
+  EXPECT_EQ(kernels::dispatch_vec_width(DType::kFloat32, 4096, Target::cuda(90)), 4);
+  EXPECT_EQ(kernels::dispatch_vec_width(DType::kFloat32, 6, Target::cuda(90)), 2);
+  EXPECT_EQ(kernels::dispatch_vec_width(DType::kBFloat16, 7, Target::cuda(90)), 1);
+  EXPECT_EQ(kernels::dispatch_vec_width(DType::kFloat32, 4096, Target::cpu()), 1);
+}
+
+TEST(KernelSpec, BadSpecsAreUserErrors) {
+  EXPECT_THROW(KernelSpec::parse("dispatch_encode<dtype=float32>@cpu"), UserError);
+  EXPECT_THROW(KernelSpec::parse("nope<dtype=float32>@cpu"), UserError);
+  EXPECT_THROW(KernelSpec::parse("dispatch_encode<dtype=float32,model_dim=64,top_k=1,apply_gate=true,vec=1>@tpu"),
+               UserError);
+  EXPECT_THROW(KernelSpec::parse("dispatch_encode<dtype=float8,model_dim=64,top_k=1,apply_gate=true,vec=1>@cpu"),
+               UserError);
+  // model_dim not a multiple of vec; top_k out of range; a pack wider than 16 bytes.
+  for (const char* text : {"dispatch_encode<dtype=float32,model_dim=6,top_k=1,apply_gate=true,vec=4>@sm_90",
+                           "dispatch_encode<dtype=float32,model_dim=64,top_k=65,apply_gate=true,vec=1>@cpu",
+                           "dispatch_encode<dtype=float32,model_dim=64,top_k=1,apply_gate=true,vec=8>@sm_90",
+                           "dispatch_encode<dtype=float16,model_dim=64,top_k=1,apply_gate=true,vec=1>@cpu"}) {
+    EXPECT_THROW(generate_source(KernelSpec::parse(text)), UserError) << text;
+  }
+  EXPECT_THROW(Target::parse("sm_"), UserError);
+  EXPECT_THROW(Target::parse("sm_90b"), UserError);
+  EXPECT_THROW(parse_dtype("int8"), UserError);
+}
+
+TEST(Source, GeneratedUnitIsTinyAndListsItsHeaders) {
+  Source cpu = generate_source(kernels::dispatch_spec(true, DType::kFloat32, 64, 2, true, Target::cpu()));
+  EXPECT_NE(cpu.text.find("extern \"C\" void sy_entry"), std::string::npos);
+  EXPECT_EQ(cpu.headers, (std::vector<std::string>{"switchyard/common/dispatch_args.h", "switchyard/cpu/dispatch_encode.hpp"}));
+  Source cuda = generate_source(kernels::dispatch_spec(true, DType::kFloat16, 64, 2, true, Target::cuda(80)));
+  EXPECT_EQ(cuda.entry, "&switchyard::cuda::dispatch_encode<switchyard::cuda::half_t, 64, 2, false, 8>");
+  EXPECT_EQ(cuda.headers.size(), 4u);
+}
+
+TEST(ModelConfig, SampleConfigsExpandToTheirKernelSets) {
+  ModelConfig tiny = ModelConfig::load(std::string(std::getenv("SWITCHYARD_SOURCE_DIR")) + "/examples/models/tiny.json");
+  KernelSet cpu = kernel_set(tiny, Target::cpu());
+  EXPECT_EQ(cpu.specs.size(), 16u);  // {f32, f64} x top_k {1, 2} x postscore {T, F} x {encode, decode}
+  EXPECT_EQ(cpu.skipped.size(), 2u);
+  EXPECT_EQ(kernel_set(tiny, Target::cuda(90)).specs.size(), 24u);
+  ModelConfig mixtral =
+      ModelConfig::load(std::string(std::getenv("SWITCHYARD_SOURCE_DIR")) + "/examples/models/mixtral-8x7b.json");
+  EXPECT_EQ(mixtral.model_dim, 4096);
+  EXPECT_EQ(mixtral.hidden_size, 14336);
+  EXPECT_EQ(kernel_set(mixtral, Target::cuda(80)).specs.size(), 6u);
+}
+
+}  // namespace
+}  // namespace switchyard
