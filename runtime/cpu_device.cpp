@@ -1,5 +1,6 @@
 #include "runtime/cpu_device.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -44,7 +45,17 @@ void* CpuDevice::allocate(size_t bytes) {
 void CpuDevice::release(void* pointer) noexcept { std::free(pointer); }
 
 void CpuDevice::fill_zero(void* pointer, size_t bytes) {
-  if (bytes > 0) std::memset(pointer, 0, bytes);
+  // NOTE: large fills are split across the pool: a single thread cannot saturate memory.
+  constexpr size_t kSerialBytes = 1 << 18;
+  if (bytes < kSerialBytes || pool_.size() == 1) {
+    if (bytes > 0) std::memset(pointer, 0, bytes);
+    return;
+  }
+  const size_t chunk = (bytes + pool_.size() - 1) / pool_.size();
+  pool_.parallel_for(pool_.size(), [&](uint32_t i) {
+    size_t begin = std::min(bytes, i * chunk), end = std::min(bytes, begin + chunk);
+    if (end > begin) std::memset(static_cast<char*>(pointer) + begin, 0, end - begin);
+  });
 }
 
 void CpuDevice::copy_from_host(void* device_dst, const void* host_src, size_t bytes) {
@@ -53,6 +64,15 @@ void CpuDevice::copy_from_host(void* device_dst, const void* host_src, size_t by
 
 void CpuDevice::copy_to_host(void* host_dst, const void* device_src, size_t bytes) {
   if (bytes > 0) std::memcpy(host_dst, device_src, bytes);
+}
+
+void CpuDevice::copy_within(void* dst, const void* src, size_t bytes) {
+  // Split across the pool, like a kernel launch, so it is a fair memcpy baseline.
+  const size_t chunk = (bytes + pool_.size() - 1) / pool_.size();
+  pool_.parallel_for(pool_.size(), [&](uint32_t i) {
+    size_t begin = std::min(bytes, i * chunk), end = std::min(bytes, begin + chunk);
+    if (end > begin) std::memcpy(static_cast<char*>(dst) + begin, static_cast<const char*>(src) + begin, end - begin);
+  });
 }
 
 }  // namespace switchyard

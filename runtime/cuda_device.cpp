@@ -97,6 +97,14 @@ void CudaDevice::copy_to_host(void* host_dst, const void* device_src, size_t byt
   cuda_check(driver_.cuMemcpyDtoH_v2(host_dst, reinterpret_cast<CUdeviceptr>(device_src), bytes), "cuMemcpyDtoH");
 }
 
+void CudaDevice::copy_within(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  make_current();
+  cuda_check(driver_.cuMemcpyDtoDAsync_v2(reinterpret_cast<CUdeviceptr>(dst), reinterpret_cast<CUdeviceptr>(src), bytes,
+                                          stream_),
+             "cuMemcpyDtoDAsync");
+}
+
 void CudaDevice::synchronize() {
   make_current();
   cuda_check(driver_.cuStreamSynchronize(stream_), "cuStreamSynchronize");

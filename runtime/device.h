@@ -46,6 +46,8 @@ class Device {
   virtual void fill_zero(void* pointer, size_t bytes) = 0;
   virtual void copy_from_host(void* device_dst, const void* host_src, size_t bytes) = 0;
   virtual void copy_to_host(void* host_dst, const void* device_src, size_t bytes) = 0;
+  /// Device-to-device copy (the memcpy baseline of the benchmarks); ordered like launches.
+  virtual void copy_within(void* dst, const void* src, size_t bytes) = 0;
   virtual void synchronize() = 0;
   /// Threads (CPU) or multiprocessors (CUDA): what launch shapes are sized by.
   virtual unsigned parallelism() const = 0;
