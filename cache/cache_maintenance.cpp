@@ -48,7 +48,7 @@ PruneReport DiskCache::prune(uint64_t max_bytes) {
   for (const auto& e : entries) {
     if (report.bytes_after <= max_bytes) break;
     // NOTE: rename first so a reader never sees a half-deleted entry.
-    std::string doomed = fs::join(root_, "v1/tmp/" + e.key + ".prune." + fs::unique_suffix());
+    std::string doomed = layout_dir("tmp/" + e.key + ".prune." + fs::unique_suffix());
     if (std::rename(entry_dir(e.key).c_str(), doomed.c_str()) != 0) continue;
     fs::remove_tree(doomed);
     report.bytes_after -= e.bytes;
@@ -60,10 +60,10 @@ PruneReport DiskCache::prune(uint64_t max_bytes) {
 void DiskCache::clear() {
   if (!writable_) return;
   for (const auto& e : list()) {
-    std::string doomed = fs::join(root_, "v1/tmp/" + e.key + ".clear." + fs::unique_suffix());
+    std::string doomed = layout_dir("tmp/" + e.key + ".clear." + fs::unique_suffix());
     if (std::rename(entry_dir(e.key).c_str(), doomed.c_str()) == 0) fs::remove_tree(doomed);
   }
-  fs::remove_tree(fs::join(root_, "v1/quarantine"));
+  fs::remove_tree(layout_dir("quarantine"));
 }
 
 uint64_t DiskCache::total_bytes() const {

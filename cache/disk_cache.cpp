@@ -1,5 +1,7 @@
 #include "cache/disk_cache.h"
 
+#include "cache/cache_key.h"
+
 #include <cstdio>
 
 #include "core/error.h"
@@ -9,8 +11,6 @@
 
 namespace switchyard::cache {
 namespace {
-
-const std::string kVersionDir = "v" + std::to_string(1);
 
 bool is_safe_file_name(const std::string& name) {
   if (name.empty() || name == "." || name == ".." || name.size() > 100) return false;
@@ -39,9 +39,9 @@ DiskCache::DiskCache(std::string root, CacheMode mode, std::optional<uint64_t> m
     return;
   }
   if (mode_ == CacheMode::kReadWrite) {
-    bool ok = fs::make_directories(entries_root()) && fs::make_directories(fs::join(root_, kVersionDir + "/tmp")) &&
-              fs::make_directories(fs::join(root_, kVersionDir + "/locks")) &&
-              fs::is_writable_directory(fs::join(root_, kVersionDir + "/tmp"));
+    bool ok = fs::make_directories(entries_root()) && fs::make_directories(layout_dir("tmp")) &&
+              fs::make_directories(layout_dir("locks")) &&
+              fs::is_writable_directory(layout_dir("tmp"));
     writable_ = ok;
     if (!ok) {
       log_warn_once("cache-ro:" + root_, "cache directory '" + root_ +
@@ -52,7 +52,11 @@ DiskCache::DiskCache(std::string root, CacheMode mode, std::optional<uint64_t> m
   readable_ = fs::is_directory(entries_root());
 }
 
-std::string DiskCache::entries_root() const { return fs::join(root_, kVersionDir + "/entries"); }
+std::string DiskCache::layout_dir(const std::string& sub) const {
+  return fs::join(root_, "v" + std::to_string(kFormatVersion)) + "/" + sub;
+}
+
+std::string DiskCache::entries_root() const { return layout_dir("entries"); }
 
 std::string DiskCache::entry_dir(const std::string& key) const {
   return entries_root() + "/" + key.substr(0, 2) + "/" + key;
@@ -60,7 +64,7 @@ std::string DiskCache::entry_dir(const std::string& key) const {
 
 FileLock DiskCache::lock(const std::string& key) const {
   if (!writable_) return FileLock("");
-  return FileLock(fs::join(root_, kVersionDir + "/locks/" + key + ".lock"));
+  return FileLock(layout_dir("locks/" + key + ".lock"));
 }
 
 std::optional<nlohmann::json> DiskCache::peek_meta(const std::string& key) const {
@@ -113,7 +117,7 @@ void DiskCache::quarantine(const std::string& key, const std::string& reason) {
   std::string dir = entry_dir(key);
   SY_LOG(kWarn) << "cache entry " << dir << " is corrupt (" << reason << "); recompiling";
   if (!writable_) return;
-  std::string aside = fs::join(root_, kVersionDir + "/quarantine");
+  std::string aside = layout_dir("quarantine");
   fs::make_directories(aside);
   std::string target = aside + "/" + key + "." + fs::unique_suffix();
   if (std::rename(dir.c_str(), target.c_str()) != 0) fs::remove_tree(dir);
@@ -122,7 +126,7 @@ void DiskCache::quarantine(const std::string& key, const std::string& reason) {
 void DiskCache::publish(const CacheEntry& entry, bool replace) {
   if (!writable_) return;
   SY_INTERNAL_CHECK(is_valid_key(entry.key)) << "bad cache key '" << entry.key << "'";
-  std::string staging = fs::join(root_, kVersionDir + "/tmp/" + entry.key + "." + fs::unique_suffix());
+  std::string staging = layout_dir("tmp/" + entry.key + "." + fs::unique_suffix());
   try {
     SY_INTERNAL_CHECK(fs::make_directories(staging)) << "cannot create " << staging;
     nlohmann::json meta = entry.meta;
@@ -159,7 +163,7 @@ namespace switchyard::cache {
 
 void DiskCache::record_label(const std::string& label, const std::string& key) {
   if (!writable_) return;
-  std::string dir = fs::join(root_, kVersionDir + "/labels");
+  std::string dir = layout_dir("labels");
   if (!fs::make_directories(dir)) return;
   std::string path = dir + "/" + hash128_hex(label);
   std::string tmp = path + "." + fs::unique_suffix();
@@ -173,7 +177,7 @@ void DiskCache::record_label(const std::string& label, const std::string& key) {
 
 std::optional<std::string> DiskCache::key_for_label(const std::string& label) const {
   std::string key;
-  if (!readable_ || !fs::try_read_file(fs::join(root_, kVersionDir + "/labels/" + hash128_hex(label)), key)) return std::nullopt;
+  if (!readable_ || !fs::try_read_file(layout_dir("labels/" + hash128_hex(label)), key)) return std::nullopt;
   if (!is_valid_key(key)) return std::nullopt;
   return key;
 }

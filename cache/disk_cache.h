@@ -84,6 +84,8 @@ class DiskCache {
 
  private:
   std::string entries_root() const;
+  /// <root>/v<format>/<sub>: every folder of the cache lives under the format's folder.
+  std::string layout_dir(const std::string& sub) const;
   std::string verify_entry(const std::string& dir, CacheEntry* out) const;  // "" when good
   void quarantine(const std::string& key, const std::string& reason);
 

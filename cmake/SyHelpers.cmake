@@ -2,6 +2,10 @@
 
 function(sy_target_defaults target)
   target_compile_options(${target} PRIVATE -Wall -Wextra)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
+    # NOTE: GCC 12 reports -Wrestrict falsely for `"literal" + std::string` at -O3 (GCC PR105329).
+    target_compile_options(${target} PRIVATE -Wno-restrict)
+  endif()
   if(SY_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()
