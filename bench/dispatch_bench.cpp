@@ -52,7 +52,8 @@ nlohmann::json run_shape(Context& context, Device& device, const Shape& shape, D
   device.copy_from_host(bi.data(), idx.data(), idx.size() * 4);
   device.copy_from_host(bl.data(), loc.data(), loc.size() * 4);
   device.copy_from_host(bg.data(), gates.data(), gates.size() * 4);
-  Routing r{bi.view(DType::kInt32, {k, s}), bl.view(DType::kInt32, {k, s}), bg.view(DType::kFloat32, {k, s}), capacity, e};
+  Routing r{bi.view(DType::kInt32, {k, s}), bl.view(DType::kInt32, {k, s}), bg.view(DType::kFloat32, {k, s}), capacity,
+            e};
   int64_t kept = 0;
   for (int v : loc) kept += v < capacity;
   Tensor tx = x.view(dtype, {s, m}), ts = slots.view(dtype, {e, capacity, m}), to = out.view(dtype, {s, m});
@@ -64,13 +65,22 @@ nlohmann::json run_shape(Context& context, Device& device, const Shape& shape, D
   double encode_bytes = static_cast<double>(kept * m * el + slot_bytes);
   double decode_bytes = static_cast<double>(kept * m * el + token_bytes);
   Buffer copy_dst(device, slot_bytes);
-  double copy = time_per_call(device, iterations, [&] { device.copy_within(copy_dst.data(), slots.data(), slot_bytes); });
+  double copy =
+      time_per_call(device, iterations, [&] { device.copy_within(copy_dst.data(), slots.data(), slot_bytes); });
   double copy_gbps = 2.0 * static_cast<double>(slot_bytes) / copy / 1e9;
   double encode_gbps = encode_bytes / encode / 1e9, decode_gbps = decode_bytes / decode / 1e9;
-  return {{"shape", shape.name},          {"dtype", dtype_name(dtype)},     {"tokens", s},
-          {"model_dim", m},               {"experts", e},                   {"top_k", k},
-          {"encode_us", encode * 1e6},    {"decode_us", decode * 1e6},      {"encode_gbps", encode_gbps},
-          {"decode_gbps", decode_gbps},   {"memcpy_gbps", copy_gbps},       {"encode_vs_memcpy", encode_gbps / copy_gbps},
+  return {{"shape", shape.name},
+          {"dtype", dtype_name(dtype)},
+          {"tokens", s},
+          {"model_dim", m},
+          {"experts", e},
+          {"top_k", k},
+          {"encode_us", encode * 1e6},
+          {"decode_us", decode * 1e6},
+          {"encode_gbps", encode_gbps},
+          {"decode_gbps", decode_gbps},
+          {"memcpy_gbps", copy_gbps},
+          {"encode_vs_memcpy", encode_gbps / copy_gbps},
           {"decode_vs_memcpy", decode_gbps / copy_gbps}};
 }
 
@@ -83,7 +93,8 @@ int main(int argc, char** argv) {
     Device& device = cuda ? context.cuda(0) : context.cpu();
     std::vector<DType> dtypes;
     for (int i = 2; i < argc; ++i) dtypes.push_back(parse_dtype(argv[i]));
-    if (dtypes.empty()) dtypes = cuda ? std::vector<DType>{DType::kFloat32, DType::kBFloat16} : std::vector<DType>{DType::kFloat32};
+    if (dtypes.empty())
+      dtypes = cuda ? std::vector<DType>{DType::kFloat32, DType::kBFloat16} : std::vector<DType>{DType::kFloat32};
     const Shape shapes[] = {{"tiny", 512, 64, 4, 2}, {"mid", 4096, 1024, 8, 2}, {"mixtral", 8192, 4096, 8, 2}};
     nlohmann::json results = nlohmann::json::array();
     for (DType dtype : dtypes)

@@ -19,7 +19,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double ms_since(Clock::time_point start) { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); }
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -47,7 +49,8 @@ nlohmann::json cold_compiles(const ModelConfig& config, const std::string& cache
       times.push_back(ms_since(start));
       kernels.push_back({{"spec", spec.to_string()}, {"ms", times.back()}});
     }
-    out[target] = {{"kernels", kernels}, {"median_ms", median(times)}, {"max_ms", *std::max_element(times.begin(), times.end())}};
+    out[target] = {
+        {"kernels", kernels}, {"median_ms", median(times)}, {"max_ms", *std::max_element(times.begin(), times.end())}};
   }
   return out;
 }
@@ -65,7 +68,8 @@ nlohmann::json disk_hits(const ModelConfig& config, const std::string& cache_dir
     context.store().obtain(spec);  // disk read + verify (no device to load onto here)
     read_ms.push_back(ms_since(start));
   }
-  return {{"cpu_load_median_ms", median(load_ms)}, {"sm_90_read_median_ms", median(read_ms)},
+  return {{"cpu_load_median_ms", median(load_ms)},
+          {"sm_90_read_median_ms", median(read_ms)},
           {"compiles", context.counters().store.compiles}};
 }
 
@@ -84,7 +88,9 @@ nlohmann::json memory_hits(const ModelConfig& config, const std::string& cache_d
   start = Clock::now();
   for (int i = 0; i < rounds; ++i) sum += by_text.find(specs[i % specs.size()].to_string())->second;
   double text_ns = ms_since(start) * 1e6 / rounds;
-  return {{"lookup_ns", lookup_ns}, {"baseline_text_key_ns", text_ns + static_cast<double>(sum % 2) * 0}, {"ratio", lookup_ns / text_ns}};
+  return {{"lookup_ns", lookup_ns},
+          {"baseline_text_key_ns", text_ns + static_cast<double>(sum % 2) * 0},
+          {"ratio", lookup_ns / text_ns}};
 }
 
 nlohmann::json first_launch(const std::string& helper, const std::string& cache_dir) {

@@ -51,7 +51,8 @@ size_t DiskCache::import_bundle(const std::string& path) {
   SY_CHECK(in.good()) << "cannot read bundle '" << path << "'";
   std::string line;
   std::getline(in, line);
-  SY_CHECK(line == kMagic) << "'" << path << "' is not a switchyard cache bundle (first line '" << line.substr(0, 40) << "')";
+  SY_CHECK(line == kMagic) << "'" << path << "' is not a switchyard cache bundle (first line '" << line.substr(0, 40)
+                           << "')";
   size_t count = 0;
   while (std::getline(in, line) && line != "end") {
     auto header = nlohmann::json::parse(line, nullptr, false);
@@ -64,7 +65,8 @@ size_t DiskCache::import_bundle(const std::string& path) {
       entry.files[file.at(0).get<std::string>()] = read_exact(in, file.at(1).get<uint64_t>(), path);
     }
     auto meta = nlohmann::json::parse(entry.files["meta.json"], nullptr, false);
-    SY_CHECK(!meta.is_discarded() && meta.contains("files")) << "bundle '" << path << "' entry " << entry.key << " has no valid meta.json";
+    SY_CHECK(!meta.is_discarded() && meta.contains("files"))
+        << "bundle '" << path << "' entry " << entry.key << " has no valid meta.json";
     entry.files.erase("meta.json");
     // Publishing recomputes checksums, so compare with the exported ones first.
     for (const auto& [name, info] : meta["files"].items()) {

@@ -34,14 +34,14 @@ DiskCache::DiskCache(std::string root, CacheMode mode, std::optional<uint64_t> m
     : root_(std::move(root)), mode_(mode), max_bytes_(max_bytes) {
   if (mode_ == CacheMode::kOff) return;
   if (root_.empty()) {
-    log_warn_once("cache-no-dir", "no cache directory (HOME, XDG_CACHE_HOME and SWITCHYARD_CACHE_DIR are unset); "
-                                  "kernels are kept in memory only");
+    log_warn_once("cache-no-dir",
+                  "no cache directory (HOME, XDG_CACHE_HOME and SWITCHYARD_CACHE_DIR are unset); "
+                  "kernels are kept in memory only");
     return;
   }
   if (mode_ == CacheMode::kReadWrite) {
     bool ok = fs::make_directories(entries_root()) && fs::make_directories(layout_dir("tmp")) &&
-              fs::make_directories(layout_dir("locks")) &&
-              fs::is_writable_directory(layout_dir("tmp"));
+              fs::make_directories(layout_dir("locks")) && fs::is_writable_directory(layout_dir("tmp"));
     writable_ = ok;
     if (!ok) {
       log_warn_once("cache-ro:" + root_, "cache directory '" + root_ +
@@ -56,7 +56,9 @@ std::string DiskCache::layout_dir(const std::string& sub) const {
   return fs::join(root_, "v" + std::to_string(kFormatVersion)) + "/" + sub;
 }
 
-std::string DiskCache::entries_root() const { return layout_dir("entries"); }
+std::string DiskCache::entries_root() const {
+  return layout_dir("entries");
+}
 
 std::string DiskCache::entry_dir(const std::string& key) const {
   return entries_root() + "/" + key.substr(0, 2) + "/" + key;
@@ -88,7 +90,8 @@ std::string DiskCache::verify_entry(const std::string& dir, CacheEntry* out) con
     if (!fs::try_read_file(dir + "/" + name, bytes)) return name + " is missing";
     if (!info.contains("size") || !info.contains("xxh3")) return "meta.json lacks size or checksum for " + name;
     if (bytes.size() != info["size"].get<uint64_t>()) {
-      return name + " has " + std::to_string(bytes.size()) + " bytes, expected " + std::to_string(info["size"].get<uint64_t>());
+      return name + " has " + std::to_string(bytes.size()) + " bytes, expected " +
+             std::to_string(info["size"].get<uint64_t>());
     }
     if (hash64_hex(bytes) != info["xxh3"].get<std::string>()) return name + " fails its checksum";
     if (out != nullptr) out->files[name] = std::move(bytes);

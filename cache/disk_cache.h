@@ -26,7 +26,7 @@ struct CacheEntry {
 
 struct EntryInfo {
   std::string key;
-  std::string spec;      // meta["spec"] when present
+  std::string spec;  // meta["spec"] when present
   uint64_t bytes = 0;
   int64_t last_used_ns = 0;
 };

@@ -24,7 +24,9 @@ FileLock::FileLock(const std::string& path) {
   }
 }
 
-FileLock::FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+FileLock::FileLock(FileLock&& other) noexcept : fd_(other.fd_) {
+  other.fd_ = -1;
+}
 
 FileLock::~FileLock() {
   if (fd_ >= 0) ::close(fd_);  // closing the description releases the OFD lock

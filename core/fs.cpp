@@ -75,7 +75,8 @@ void write_file(const std::string& path, std::string_view data, bool sync) {
     if (n < 0) SY_THROW(BackendError) << "cannot write '" << path << "': " << std::strerror(errno);
     done += static_cast<size_t>(n);
   }
-  if (sync && ::fsync(fd.get()) != 0) SY_THROW(BackendError) << "cannot fsync '" << path << "': " << std::strerror(errno);
+  if (sync && ::fsync(fd.get()) != 0)
+    SY_THROW(BackendError) << "cannot fsync '" << path << "': " << std::strerror(errno);
   if (::close(fd.release()) != 0) SY_THROW(BackendError) << "cannot close '" << path << "': " << std::strerror(errno);
 }
 
@@ -156,7 +157,9 @@ int64_t modified_ns(const std::string& path) {
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
 }
 
-void touch(const std::string& path) { ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0); }
+void touch(const std::string& path) {
+  ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0);
+}
 
 std::string unique_suffix() {
   static std::atomic<uint64_t> counter{0};

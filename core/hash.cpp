@@ -15,7 +15,9 @@ std::string hash128_hex(std::string_view data) {
   return text;
 }
 
-uint64_t hash64(std::string_view data) { return XXH3_64bits(data.data(), data.size()); }
+uint64_t hash64(std::string_view data) {
+  return XXH3_64bits(data.data(), data.size());
+}
 
 std::string hash64_hex(std::string_view data) {
   char text[17];

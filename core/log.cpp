@@ -29,19 +29,27 @@ std::atomic<int>& level_storage() {
 
 const char* level_name(LogLevel level) {
   switch (level) {
-    case LogLevel::kError: return "error";
-    case LogLevel::kWarn: return "warning";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kDebug: return "debug";
+    case LogLevel::kError:
+      return "error";
+    case LogLevel::kWarn:
+      return "warning";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kDebug:
+      return "debug";
   }
   return "?";
 }
 
 }  // namespace
 
-LogLevel log_level() { return static_cast<LogLevel>(level_storage().load(std::memory_order_relaxed)); }
+LogLevel log_level() {
+  return static_cast<LogLevel>(level_storage().load(std::memory_order_relaxed));
+}
 
-void set_log_level(LogLevel level) { level_storage().store(static_cast<int>(level)); }
+void set_log_level(LogLevel level) {
+  level_storage().store(static_cast<int>(level));
+}
 
 LogLevel parse_log_level(const std::string& text) {
   if (text == "error") return LogLevel::kError;

@@ -37,7 +37,7 @@ class LogLine {
 }  // namespace detail
 }  // namespace switchyard
 
-#define SY_LOG(level)                                                               \
-  if (::switchyard::log_level() < ::switchyard::LogLevel::level) {                  \
-  } else                                                                            \
+#define SY_LOG(level)                                              \
+  if (::switchyard::log_level() < ::switchyard::LogLevel::level) { \
+  } else                                                           \
     ::switchyard::detail::LogLine(::switchyard::LogLevel::level)

@@ -33,8 +33,9 @@ void report_unknown_variables() {
     if (pair.rfind("SWITCHYARD_", 0) != 0) continue;
     std::string name = pair.substr(0, pair.find('='));
     if (std::find(known.begin(), known.end(), name) == known.end()) {
-      log_warn_once("unknown-env:" + name, "unknown environment variable " + name +
-                                               " is ignored (known: SWITCHYARD_CACHE_DIR, SWITCHYARD_CACHE, ...; see docs/environment.md)");
+      log_warn_once("unknown-env:" + name,
+                    "unknown environment variable " + name +
+                        " is ignored (known: SWITCHYARD_CACHE_DIR, SWITCHYARD_CACHE, ...; see docs/environment.md)");
     }
   }
 }
@@ -43,9 +44,9 @@ void report_unknown_variables() {
 
 const std::vector<std::string>& known_environment_variables() {
   static const std::vector<std::string> names = {
-      "SWITCHYARD_CACHE_DIR",  "SWITCHYARD_CACHE", "SWITCHYARD_CACHE_MAX_BYTES", "SWITCHYARD_FORCE_COMPILE",
-      "SWITCHYARD_DUMP_DIR",   "SWITCHYARD_LOG",   "SWITCHYARD_COMM_TIMEOUT_SEC", "SWITCHYARD_NUM_THREADS",
-      "SWITCHYARD_CUDA_HOME"};
+      "SWITCHYARD_CACHE_DIR",        "SWITCHYARD_CACHE",       "SWITCHYARD_CACHE_MAX_BYTES",
+      "SWITCHYARD_FORCE_COMPILE",    "SWITCHYARD_DUMP_DIR",    "SWITCHYARD_LOG",
+      "SWITCHYARD_COMM_TIMEOUT_SEC", "SWITCHYARD_NUM_THREADS", "SWITCHYARD_CUDA_HOME"};
   return names;
 }
 
@@ -68,9 +69,12 @@ CacheMode parse_cache_mode(const std::string& text) {
 
 const char* cache_mode_name(CacheMode mode) {
   switch (mode) {
-    case CacheMode::kReadWrite: return "rw";
-    case CacheMode::kReadOnly: return "ro";
-    case CacheMode::kOff: return "off";
+    case CacheMode::kReadWrite:
+      return "rw";
+    case CacheMode::kReadOnly:
+      return "ro";
+    case CacheMode::kOff:
+      return "off";
   }
   return "?";
 }
@@ -83,10 +87,14 @@ uint64_t parse_byte_size(const std::string& text, const std::string& what) {
   uint64_t scale = 1;
   if (ok && *end != '\0') {
     std::string suffix = end;
-    if (suffix == "K" || suffix == "k") scale = 1ULL << 10;
-    else if (suffix == "M" || suffix == "m") scale = 1ULL << 20;
-    else if (suffix == "G" || suffix == "g") scale = 1ULL << 30;
-    else ok = false;
+    if (suffix == "K" || suffix == "k")
+      scale = 1ULL << 10;
+    else if (suffix == "M" || suffix == "m")
+      scale = 1ULL << 20;
+    else if (suffix == "G" || suffix == "g")
+      scale = 1ULL << 30;
+    else
+      ok = false;
   }
   SY_CHECK(ok) << what << "='" << text << "' is not a byte count; expected a number with an optional K, M or G suffix";
   return static_cast<uint64_t>(value) * scale;

@@ -14,11 +14,11 @@ enum class CacheMode { kReadWrite, kReadOnly, kOff };
 const std::vector<std::string>& known_environment_variables();
 
 struct Settings {
-  std::string cache_dir;              // resolved directory ("" when none could be determined)
+  std::string cache_dir;  // resolved directory ("" when none could be determined)
   CacheMode cache_mode = CacheMode::kReadWrite;
   std::optional<uint64_t> cache_max_bytes;  // LRU cap after each publish
   bool force_compile = false;
-  std::string dump_dir;  // "" = no dumping
+  std::string dump_dir;      // "" = no dumping
   unsigned num_threads = 0;  // 0 = hardware concurrency
   double comm_timeout_sec = 1800.0;
 

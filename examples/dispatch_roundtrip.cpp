@@ -72,7 +72,8 @@ int main(int argc, char** argv) {
       combine_decode(context, tslots, routing, true, tout);
     }
     device.synchronize();
-    double step_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / steps;
+    double step_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / steps;
 
     std::vector<float> out(x.size());
     device.copy_to_host(out.data(), bout.data(), x_bytes);
@@ -91,7 +92,8 @@ int main(int argc, char** argv) {
     double gbytes = 2.0 * (2.0 * x_bytes + static_cast<double>(kept) * model_dim * 4 * 2) / 1e9;
     std::cout << "[Dispatch] device = " << device.name() << ", tokens = " << tokens << ", model_dim = " << model_dim
               << ", experts = " << experts << ", top = " << top_k << ", capacity = " << capacity << "\n"
-              << "[Dispatch] kept " << kept << " of " << top_k * tokens << " choices; max |error| = " << max_error << "\n"
+              << "[Dispatch] kept " << kept << " of " << top_k * tokens << " choices; max |error| = " << max_error
+              << "\n"
               << "[Dispatch] first call (kernel lookup included) = " << first_ms << " ms, step = " << step_ms
               << " ms, ~" << gbytes / (step_ms / 1e3) << " GB/s\n";
     auto c = context.counters();

@@ -85,16 +85,18 @@ llvm::IntrusiveRefCntPtr<llvm::vfs::InMemoryFileSystem> source_tree(const Source
   for (const auto& header : source.headers) {
     const auto* file = templates::find_embedded(header);
     SY_INTERNAL_CHECK(file != nullptr) << header;
-    files->addFile(std::string(kIncludeRoot) + "/" + header, 0,
-                   llvm::MemoryBuffer::getMemBuffer(llvm::StringRef(file->contents.data(), file->contents.size()),
-                                                    header, false));
+    files->addFile(
+        std::string(kIncludeRoot) + "/" + header, 0,
+        llvm::MemoryBuffer::getMemBuffer(llvm::StringRef(file->contents.data(), file->contents.size()), header, false));
   }
   return files;
 }
 
 }  // namespace
 
-std::string llvm_version() { return LLVM_VERSION_STRING; }
+std::string llvm_version() {
+  return LLVM_VERSION_STRING;
+}
 
 ClangCompiler::ClangCompiler() {
   initialize_llvm_once();
@@ -103,22 +105,33 @@ ClangCompiler::ClangCompiler() {
 }
 
 std::string ClangCompiler::identity() const {
-  return "clang-llvm-" + llvm_version() + " " + llvm::sys::getProcessTriple() + " cpu=" + cpu_ + " features=" + features_;
+  return "clang-llvm-" + llvm_version() + " " + llvm::sys::getProcessTriple() + " cpu=" + cpu_ +
+         " features=" + features_;
 }
 
 std::vector<std::string> ClangCompiler::options(const Target& target) const {
   SY_INTERNAL_CHECK(target.is_cpu()) << target.to_string();
-  return {"-O3", "-std=c++20", "-vectorize-loops", "-vectorize-slp", "-fno-rtti", "-ffp-contract=on",
-          "-nostdsysteminc", "-nobuiltininc", "-mrelocation-model", "pic", "-pic-level", "2"};
+  return {"-O3",
+          "-std=c++20",
+          "-vectorize-loops",
+          "-vectorize-slp",
+          "-fno-rtti",
+          "-ffp-contract=on",
+          "-nostdsysteminc",
+          "-nobuiltininc",
+          "-mrelocation-model",
+          "pic",
+          "-pic-level",
+          "2"};
 }
 
 Binary ClangCompiler::compile(const KernelSpec& spec, const Source& source) const {
   auto start = std::chrono::steady_clock::now();
   std::vector<std::string> args = options(spec.target);
   std::string triple = llvm::sys::getProcessTriple();
-  for (const std::string& extra : {std::string("-triple"), triple, std::string("-target-cpu"), cpu_,
-                                   std::string("-I"), std::string(kIncludeRoot), std::string("-x"), std::string("c++"),
-                                   std::string(kSourceRoot) + source.file_name}) {
+  for (const std::string& extra :
+       {std::string("-triple"), triple, std::string("-target-cpu"), cpu_, std::string("-I"), std::string(kIncludeRoot),
+        std::string("-x"), std::string("c++"), std::string(kSourceRoot) + source.file_name}) {
     args.push_back(extra);
   }
   std::vector<std::string> feature_args;

@@ -5,13 +5,19 @@
 
 namespace switchyard {
 
-std::string llvm_version() { return "not built (SY_WITH_CPU_JIT=OFF)"; }
+std::string llvm_version() {
+  return "not built (SY_WITH_CPU_JIT=OFF)";
+}
 
 ClangCompiler::ClangCompiler() : cpu_("unknown"), features_("") {}
 
-std::string ClangCompiler::identity() const { return "none"; }
+std::string ClangCompiler::identity() const {
+  return "none";
+}
 
-std::vector<std::string> ClangCompiler::options(const Target&) const { return {}; }
+std::vector<std::string> ClangCompiler::options(const Target&) const {
+  return {};
+}
 
 Binary ClangCompiler::compile(const KernelSpec& spec, const Source&) const {
   SY_THROW(BackendError) << "cannot compile " << spec.to_string()

@@ -34,7 +34,11 @@ std::string numbered_excerpt(const std::string& text, int line, int context) {
   std::string current;
   for (int number = 1; std::getline(lines, current); ++number) {
     if (number < line - context || number > line + context) continue;
-    out << (number == line ? ">" : " ") << (number < 10 ? "   " : number < 100 ? "  " : number < 1000 ? " " : "")
+    out << (number == line ? ">" : " ")
+        << (number < 10     ? "   "
+            : number < 100  ? "  "
+            : number < 1000 ? " "
+                            : "")
         << number << " | " << current << "\n";
   }
   return out.str();
@@ -57,9 +61,11 @@ void throw_compile_error(const std::string& compiler, const KernelSpec& spec, co
       }
     }
   }
-  if (excerpt.empty()) excerpt = numbered_excerpt(source.text, where.line > 0 ? where.line : 1, where.line > 0 ? 4 : 1000);
+  if (excerpt.empty())
+    excerpt = numbered_excerpt(source.text, where.line > 0 ? where.line : 1, where.line > 0 ? 4 : 1000);
   message << "--- " << excerpt_name << " ---\n" << excerpt;
-  if (excerpt_name != source.file_name) message << "--- " << source.file_name << " ---\n" << numbered_excerpt(source.text, 1, 1000);
+  if (excerpt_name != source.file_name)
+    message << "--- " << source.file_name << " ---\n" << numbered_excerpt(source.text, 1, 1000);
   message << "--- options ---\n" << options << "\n--- " << compiler << " log ---\n" << log;
   throw CompileError(message.str(), log, options);
 }

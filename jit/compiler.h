@@ -13,10 +13,10 @@ namespace switchyard {
 /// A compiled kernel: every artifact by file name, plus what is needed to load and launch it.
 struct Binary {
   std::string spec_text;
-  std::string symbol;       // CPU: exported symbol; CUDA: lowered (mangled) kernel name
-  std::string loadable;     // artifact name the device loads: kernel.o or kernel.cubin
+  std::string symbol;                            // CPU: exported symbol; CUDA: lowered (mangled) kernel name
+  std::string loadable;                          // artifact name the device loads: kernel.o or kernel.cubin
   std::map<std::string, std::string> artifacts;  // kernel.o/.ll/.s or kernel.cubin/.ptx
-  std::string log;          // compiler log (warnings; ptxas resource usage on CUDA)
+  std::string log;                               // compiler log (warnings; ptxas resource usage on CUDA)
   double compile_ms = 0;
 };
 

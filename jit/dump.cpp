@@ -49,8 +49,8 @@ std::string find_nvdisasm() {
   return "";
 }
 
-nlohmann::json dump_kernel(const std::string& dir, const KernelSpec& spec, const std::string& key,
-                           const Binary& binary, const Source& source) {
+nlohmann::json dump_kernel(const std::string& dir, const KernelSpec& spec, const std::string& key, const Binary& binary,
+                           const Source& source) {
   std::string relative = spec.target.to_string() + "/" + spec.family + "-" + key.substr(0, 12);
   std::string out = fs::join(dir, relative);
   SY_CHECK(fs::make_directories(out) && fs::is_writable_directory(out))
@@ -67,7 +67,7 @@ nlohmann::json dump_kernel(const std::string& dir, const KernelSpec& spec, const
     if (!sass.empty()) files.push_back(relative + "/" + sass);
   }
   nlohmann::json info = {{"spec", spec.to_string()}, {"key", key},     {"target", spec.target.to_string()},
-                         {"symbol", binary.symbol},   {"files", files}, {"compile_ms", binary.compile_ms},
+                         {"symbol", binary.symbol},  {"files", files}, {"compile_ms", binary.compile_ms},
                          {"log", binary.log}};
   fs::write_file(fs::join(out, "kernel.json"), info.dump(2));
   return info;

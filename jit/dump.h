@@ -12,8 +12,8 @@ namespace switchyard {
 
 /// Writes into <dir>/<target>/<family>-<key prefix>/ and returns the kernel.json it wrote
 /// (paths relative to `dir`). Throws UserError naming the directory when it is not writable.
-nlohmann::json dump_kernel(const std::string& dir, const KernelSpec& spec, const std::string& key,
-                           const Binary& binary, const Source& source);
+nlohmann::json dump_kernel(const std::string& dir, const KernelSpec& spec, const std::string& key, const Binary& binary,
+                           const Source& source);
 
 /// Path of nvdisasm (PATH, then $CUDA_HOME/bin, /usr/local/cuda/bin), or "" when absent.
 std::string find_nvdisasm();

@@ -24,9 +24,11 @@ const KernelFamily& find_kernel_family(const std::string& name) {
 
 ParamValue parse_param_value(const ParamDecl& decl, const std::string& text) {
   switch (decl.kind) {
-    case ParamDecl::Kind::kDType: return parse_dtype(text);
+    case ParamDecl::Kind::kDType:
+      return parse_dtype(text);
     case ParamDecl::Kind::kBool:
-      SY_CHECK(text == "true" || text == "false") << "parameter " << decl.name << "='" << text << "': expected true or false";
+      SY_CHECK(text == "true" || text == "false")
+          << "parameter " << decl.name << "='" << text << "': expected true or false";
       return text == "true";
     case ParamDecl::Kind::kInt: {
       size_t used = 0;
@@ -36,7 +38,8 @@ ParamValue parse_param_value(const ParamDecl& decl, const std::string& text) {
       } catch (const std::exception&) {
         used = 0;
       }
-      SY_CHECK(used == text.size() && used > 0) << "parameter " << decl.name << "='" << text << "': expected an integer";
+      SY_CHECK(used == text.size() && used > 0)
+          << "parameter " << decl.name << "='" << text << "': expected an integer";
       return value;
     }
   }
@@ -47,9 +50,12 @@ namespace {
 
 bool kind_matches(const ParamDecl& decl, const ParamValue& value) {
   switch (decl.kind) {
-    case ParamDecl::Kind::kDType: return std::holds_alternative<DType>(value);
-    case ParamDecl::Kind::kInt: return std::holds_alternative<int64_t>(value);
-    case ParamDecl::Kind::kBool: return std::holds_alternative<bool>(value);
+    case ParamDecl::Kind::kDType:
+      return std::holds_alternative<DType>(value);
+    case ParamDecl::Kind::kInt:
+      return std::holds_alternative<int64_t>(value);
+    case ParamDecl::Kind::kBool:
+      return std::holds_alternative<bool>(value);
   }
   return false;
 }
@@ -69,8 +75,8 @@ void validate_spec(const KernelSpec& spec) {
     if (decl.kind == ParamDecl::Kind::kInt) {
       int64_t v = std::get<int64_t>(value);
       SY_CHECK(v >= decl.min_value && v <= decl.max_value)
-          << "kernel spec " << spec.to_string() << ": " << name << "=" << v << " is outside [" << decl.min_value
-          << ", " << decl.max_value << "]";
+          << "kernel spec " << spec.to_string() << ": " << name << "=" << v << " is outside [" << decl.min_value << ", "
+          << decl.max_value << "]";
     }
     if (decl.kind == ParamDecl::Kind::kDType) {
       const auto& allowed = spec.target.is_cpu() ? family.cpu_dtypes : family.cuda_dtypes;

@@ -24,8 +24,8 @@ struct KernelFamily {
   std::string cpu_header;         // include spelling, e.g. switchyard/cpu/dispatch_encode.hpp
   std::string cpu_function;       // qualified template, called as f<...>(args, block, grid)
   std::string cuda_header;
-  std::string cuda_function;      // qualified __global__ template taking the args struct
-  std::string args_type;          // qualified argument struct
+  std::string cuda_function;  // qualified __global__ template taking the args struct
+  std::string args_type;      // qualified argument struct
   std::vector<DType> cpu_dtypes;
   std::vector<DType> cuda_dtypes;
   // Extra checks that tie parameters together (e.g. model_dim % vec); throws UserError.

@@ -47,7 +47,8 @@ KernelSpec KernelSpec::parse(const std::string& text) {
     spec.params.emplace_back(decl.name, parse_param_value(decl, item.substr(eq + 1)));
     pos = comma == std::string::npos ? body.size() : comma + 1;
   }
-  SY_CHECK(pos >= body.size()) << "kernel spec '" << text << "' has extra parameters after '" << body.substr(0, pos) << "'";
+  SY_CHECK(pos >= body.size()) << "kernel spec '" << text << "' has extra parameters after '" << body.substr(0, pos)
+                               << "'";
   return spec;
 }
 
@@ -57,11 +58,15 @@ size_t KernelSpecHash::operator()(const KernelSpec& spec) const {
   auto mix = [&h](size_t v) { h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2); };
   for (const auto& [name, value] : spec.params) {
     mix(std::hash<std::string>{}(name));
-    if (const auto* d = std::get_if<DType>(&value)) mix(static_cast<size_t>(*d) + 1000);
-    else if (const auto* b = std::get_if<bool>(&value)) mix(*b ? 2001 : 2000);
-    else mix(std::hash<int64_t>{}(std::get<int64_t>(value)));
+    if (const auto* d = std::get_if<DType>(&value))
+      mix(static_cast<size_t>(*d) + 1000);
+    else if (const auto* b = std::get_if<bool>(&value))
+      mix(*b ? 2001 : 2000);
+    else
+      mix(std::hash<int64_t>{}(std::get<int64_t>(value)));
   }
-  mix(static_cast<size_t>(spec.target.kind) * 100000 + static_cast<size_t>(spec.target.sm) * 2 + spec.target.arch_specific);
+  mix(static_cast<size_t>(spec.target.kind) * 100000 + static_cast<size_t>(spec.target.sm) * 2 +
+      spec.target.arch_specific);
   return h;
 }
 

@@ -17,7 +17,7 @@ cache::CacheEntry to_cache_entry(const std::string& key, const Binary& binary, c
   entry.key = key;
   entry.files = binary.artifacts;
   entry.files[source.file_name] = source.text;
-  entry.meta = {{"spec", binary.spec_text},       {"symbol", binary.symbol},
+  entry.meta = {{"spec", binary.spec_text},        {"symbol", binary.symbol},
                 {"loadable", binary.loadable},     {"source_file", source.file_name},
                 {"compile_ms", binary.compile_ms}, {"log", binary.log},
                 {"key_parts", parts.to_json()},    {"created_unix", static_cast<int64_t>(std::time(nullptr))}};
@@ -36,7 +36,8 @@ Binary from_cache_entry(const cache::CacheEntry& entry) {
   for (const auto& [name, bytes] : entry.files) {
     if (name != source_file) binary.artifacts[name] = bytes;
   }
-  SY_INTERNAL_CHECK(binary.artifacts.count(binary.loadable)) << "cache entry " << entry.key << " lacks " << binary.loadable;
+  SY_INTERNAL_CHECK(binary.artifacts.count(binary.loadable))
+      << "cache entry " << entry.key << " lacks " << binary.loadable;
   return binary;
 }
 
@@ -49,8 +50,10 @@ const Compiler& KernelStore::compiler_for(const Target& target) {
   std::lock_guard<std::mutex> lock(compilers_mutex_);
   auto& slot = target.is_cpu() ? clang_ : nvrtc_;
   if (!slot) {
-    if (target.is_cpu()) slot = std::make_unique<ClangCompiler>();
-    else slot = std::make_unique<NvrtcCompiler>();
+    if (target.is_cpu())
+      slot = std::make_unique<ClangCompiler>();
+    else
+      slot = std::make_unique<NvrtcCompiler>();
   }
   return *slot;
 }
@@ -82,8 +85,8 @@ void KernelStore::explain_miss(const KernelSpec& spec, const cache::KeyParts& pa
   for (const auto& name : cache::KeyParts::differences(cache::KeyParts::from_json((*meta)["key_parts"]), parts)) {
     changed += (changed.empty() ? "" : ", ") + name;
   }
-  SY_LOG(kInfo) << "cache miss " << parts.key() << " for " << text << ": previous key " << *previous
-                << " differs in " << (changed.empty() ? "nothing recorded (entry removed or corrupt)" : changed);
+  SY_LOG(kInfo) << "cache miss " << parts.key() << " for " << text << ": previous key " << *previous << " differs in "
+                << (changed.empty() ? "nothing recorded (entry removed or corrupt)" : changed);
 }
 
 ObtainResult KernelStore::obtain(const KernelSpec& spec) {
@@ -103,8 +106,10 @@ ObtainResult KernelStore::obtain(const KernelSpec& spec) {
     cache::FileLock lock = disk_.lock(key);
     // NOTE: re-check under the lock; another process may have published while we waited.
     auto entry = settings_.force_compile ? std::nullopt : disk_.load(key);
-    if (entry) result = {from_cache_entry(*entry), key, false, std::move(source)};
-    else result = compile_and_publish(spec, std::move(source), parts);
+    if (entry)
+      result = {from_cache_entry(*entry), key, false, std::move(source)};
+    else
+      result = compile_and_publish(spec, std::move(source), parts);
   }
   if (!settings_.dump_dir.empty()) dump_kernel(settings_.dump_dir, spec, result.key, result.binary, result.source);
   return result;

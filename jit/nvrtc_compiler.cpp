@@ -22,8 +22,9 @@ class Program {
       names.push_back(file->path.data());
       contents.push_back(file->contents.data());
     }
-    nvrtc_check(nvrtc_, nvrtc_.nvrtcCreateProgram(&program_, source.text.c_str(), source.file_name.c_str(),
-                                                  static_cast<int>(names.size()), contents.data(), names.data()),
+    nvrtc_check(nvrtc_,
+                nvrtc_.nvrtcCreateProgram(&program_, source.text.c_str(), source.file_name.c_str(),
+                                          static_cast<int>(names.size()), contents.data(), names.data()),
                 "nvrtcCreateProgram");
   }
   Program(const Program&) = delete;
@@ -113,7 +114,9 @@ Binary NvrtcCompiler::compile(const KernelSpec& spec, const Source& source) cons
     compile_program(program, ptx_options, spec, source);
     binary.artifacts["kernel.ptx"] = program.ptx();
   }
-  SY_INTERNAL_CHECK(binary.artifacts["kernel.cubin"].rfind("\x7f" "ELF", 0) == 0)
+  SY_INTERNAL_CHECK(binary.artifacts["kernel.cubin"].rfind("\x7f"
+                                                           "ELF",
+                                                           0) == 0)
       << "NVRTC returned a CUBIN that is not an ELF image for " << binary.spec_text;
   binary.compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return binary;

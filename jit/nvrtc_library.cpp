@@ -56,8 +56,8 @@ LoadResult load() {
     result.error = "NVRTC not found; tried" + tried + ". Install the CUDA toolkit or set SWITCHYARD_CUDA_HOME";
     return result;
   }
-#define SY_RESOLVE(name, ret, args)                                                          \
-  result.library.name = reinterpret_cast<ret(*) args>(dlsym(handle, #name));                      \
+#define SY_RESOLVE(name, ret, args)                                                         \
+  result.library.name = reinterpret_cast<ret(*) args>(dlsym(handle, #name));                \
   if (result.library.name == nullptr) {                                                     \
     result.error = std::string("NVRTC at ") + result.library.path + " lacks symbol " #name; \
     return result;                                                                          \
@@ -81,10 +81,13 @@ const NvrtcLibrary& NvrtcLibrary::get() {
   return result.library;
 }
 
-bool NvrtcLibrary::available() { return loaded().error.empty(); }
+bool NvrtcLibrary::available() {
+  return loaded().error.empty();
+}
 
 void nvrtc_check(const NvrtcLibrary& nvrtc, nvrtcResult result, const char* call) {
-  if (result != 0) SY_THROW(BackendError) << call << " failed: " << nvrtc.nvrtcGetErrorString(result) << " (" << result << ")";
+  if (result != 0)
+    SY_THROW(BackendError) << call << " failed: " << nvrtc.nvrtcGetErrorString(result) << " (" << result << ")";
 }
 
 }  // namespace switchyard

@@ -11,27 +11,27 @@ namespace switchyard {
 using nvrtcProgram = struct _nvrtcProgram*;
 using nvrtcResult = int;
 
-#define SY_NVRTC_FUNCTIONS(X)                                                                              \
-  X(nvrtcGetErrorString, const char*, (nvrtcResult))                                                       \
-  X(nvrtcVersion, nvrtcResult, (int*, int*))                                                               \
-  X(nvrtcCreateProgram, nvrtcResult,                                                                       \
-    (nvrtcProgram*, const char*, const char*, int, const char* const*, const char* const*))               \
-  X(nvrtcDestroyProgram, nvrtcResult, (nvrtcProgram*))                                                     \
-  X(nvrtcCompileProgram, nvrtcResult, (nvrtcProgram, int, const char* const*))                             \
-  X(nvrtcGetPTXSize, nvrtcResult, (nvrtcProgram, size_t*))                                                 \
-  X(nvrtcGetPTX, nvrtcResult, (nvrtcProgram, char*))                                                       \
-  X(nvrtcGetCUBINSize, nvrtcResult, (nvrtcProgram, size_t*))                                               \
-  X(nvrtcGetCUBIN, nvrtcResult, (nvrtcProgram, char*))                                                     \
-  X(nvrtcGetProgramLogSize, nvrtcResult, (nvrtcProgram, size_t*))                                          \
-  X(nvrtcGetProgramLog, nvrtcResult, (nvrtcProgram, char*))                                                \
-  X(nvrtcAddNameExpression, nvrtcResult, (nvrtcProgram, const char*))                                      \
+#define SY_NVRTC_FUNCTIONS(X)                                                               \
+  X(nvrtcGetErrorString, const char*, (nvrtcResult))                                        \
+  X(nvrtcVersion, nvrtcResult, (int*, int*))                                                \
+  X(nvrtcCreateProgram, nvrtcResult,                                                        \
+    (nvrtcProgram*, const char*, const char*, int, const char* const*, const char* const*)) \
+  X(nvrtcDestroyProgram, nvrtcResult, (nvrtcProgram*))                                      \
+  X(nvrtcCompileProgram, nvrtcResult, (nvrtcProgram, int, const char* const*))              \
+  X(nvrtcGetPTXSize, nvrtcResult, (nvrtcProgram, size_t*))                                  \
+  X(nvrtcGetPTX, nvrtcResult, (nvrtcProgram, char*))                                        \
+  X(nvrtcGetCUBINSize, nvrtcResult, (nvrtcProgram, size_t*))                                \
+  X(nvrtcGetCUBIN, nvrtcResult, (nvrtcProgram, char*))                                      \
+  X(nvrtcGetProgramLogSize, nvrtcResult, (nvrtcProgram, size_t*))                           \
+  X(nvrtcGetProgramLog, nvrtcResult, (nvrtcProgram, char*))                                 \
+  X(nvrtcAddNameExpression, nvrtcResult, (nvrtcProgram, const char*))                       \
   X(nvrtcGetLoweredName, nvrtcResult, (nvrtcProgram, const char*, const char**))
 
 struct NvrtcLibrary {
 #define SY_DECLARE(name, ret, args) ret(*name) args = nullptr;
   SY_NVRTC_FUNCTIONS(SY_DECLARE)
 #undef SY_DECLARE
-  std::string path;     // where it was loaded from
+  std::string path;  // where it was loaded from
   int major = 0;
   int minor = 0;
 

@@ -13,11 +13,16 @@ namespace {
 
 std::string cpp_type(DType dtype, const Target& target) {
   switch (dtype) {
-    case DType::kFloat32: return "float";
-    case DType::kFloat64: return "double";
-    case DType::kFloat16: return target.is_cpu() ? "_Float16" : "switchyard::cuda::half_t";
-    case DType::kBFloat16: return target.is_cpu() ? "__bf16" : "switchyard::cuda::bf16_t";
-    case DType::kInt32: return "int";
+    case DType::kFloat32:
+      return "float";
+    case DType::kFloat64:
+      return "double";
+    case DType::kFloat16:
+      return target.is_cpu() ? "_Float16" : "switchyard::cuda::half_t";
+    case DType::kBFloat16:
+      return target.is_cpu() ? "__bf16" : "switchyard::cuda::bf16_t";
+    case DType::kInt32:
+      return "int";
   }
   return "?";
 }
@@ -26,8 +31,10 @@ std::string template_arguments(const KernelSpec& spec) {
   std::string text;
   for (const auto& [name, value] : spec.params) {
     if (!text.empty()) text += ", ";
-    if (const auto* d = std::get_if<DType>(&value)) text += cpp_type(*d, spec.target);
-    else text += param_value_text(value);
+    if (const auto* d = std::get_if<DType>(&value))
+      text += cpp_type(*d, spec.target);
+    else
+      text += param_value_text(value);
   }
   return text;
 }

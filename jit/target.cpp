@@ -15,8 +15,8 @@ Target Target::parse(const std::string& text) {
   std::string suffix = ok ? text.substr(digits_end) : "";
   ok = ok && (suffix.empty() || suffix == "a");
   int sm = ok ? std::stoi(text.substr(3, digits_end - 3)) : 0;
-  SY_CHECK(ok && sm >= 50 && sm <= 200)
-      << "unknown target '" << text << "'; expected cpu or a CUDA architecture such as sm_80, sm_90 or sm_90a";
+  SY_CHECK(ok && sm >= 50 && sm <= 200) << "unknown target '" << text
+                                        << "'; expected cpu or a CUDA architecture such as sm_80, sm_90 or sm_90a";
   return cuda(sm, suffix == "a");
 }
 

@@ -8,7 +8,7 @@ namespace switchyard {
 struct Target {
   enum class Kind { kCpu, kCuda };
   Kind kind = Kind::kCpu;
-  int sm = 0;               // compute capability as 10*major+minor, e.g. 90
+  int sm = 0;                  // compute capability as 10*major+minor, e.g. 90
   bool arch_specific = false;  // the "a" suffix: sm_90a
 
   static Target cpu() { return Target{}; }

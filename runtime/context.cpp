@@ -45,9 +45,13 @@ Device& Context::cuda(int ordinal) {
   return *slot->device;
 }
 
-Device& Context::device(const DeviceRef& ref) { return ref.kind == DeviceRef::Kind::kCpu ? cpu() : cuda(ref.index); }
+Device& Context::device(const DeviceRef& ref) {
+  return ref.kind == DeviceRef::Kind::kCpu ? cpu() : cuda(ref.index);
+}
 
-std::string Context::cuda_unavailable_reason() { return CudaDriver::unavailable_reason(); }
+std::string Context::cuda_unavailable_reason() {
+  return CudaDriver::unavailable_reason();
+}
 
 const LoadedKernel& Context::kernel(Device& device, const KernelSpec& spec) {
   DeviceSlot& slot = slot_for(device);

@@ -42,7 +42,9 @@ void* CpuDevice::allocate(size_t bytes) {
   return pointer;
 }
 
-void CpuDevice::release(void* pointer) noexcept { std::free(pointer); }
+void CpuDevice::release(void* pointer) noexcept {
+  std::free(pointer);
+}
 
 void CpuDevice::fill_zero(void* pointer, size_t bytes) {
   // NOTE: large fills are split across the pool: a single thread cannot saturate memory.

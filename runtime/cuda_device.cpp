@@ -46,7 +46,9 @@ CudaDevice::~CudaDevice() {
   if (context_ != nullptr) driver_.cuDevicePrimaryCtxRelease_v2(device_);
 }
 
-void CudaDevice::make_current() const { cuda_check(driver_.cuCtxSetCurrent(context_), "cuCtxSetCurrent"); }
+void CudaDevice::make_current() const {
+  cuda_check(driver_.cuCtxSetCurrent(context_), "cuCtxSetCurrent");
+}
 
 std::unique_ptr<LoadedKernel> CudaDevice::load(const Binary& binary) {
   SY_INTERNAL_CHECK(binary.loadable == "kernel.cubin") << "CUDA device cannot load " << binary.loadable;

@@ -25,11 +25,11 @@ LoadResult load() {
     r.error = "no CUDA driver: libcuda.so.1 cannot be loaded (" + std::string(dlerror()) + ")";
     return r;
   }
-#define SY_RESOLVE(name, ret, args)                                          \
-  r.driver.name = reinterpret_cast<ret(*) args>(dlsym(handle, #name));       \
-  if (r.driver.name == nullptr) {                                            \
-    r.error = "the CUDA driver lacks " #name " (driver too old?)";           \
-    return r;                                                                \
+#define SY_RESOLVE(name, ret, args)                                    \
+  r.driver.name = reinterpret_cast<ret(*) args>(dlsym(handle, #name)); \
+  if (r.driver.name == nullptr) {                                      \
+    r.error = "the CUDA driver lacks " #name " (driver too old?)";     \
+    return r;                                                          \
   }
   SY_CUDA_FUNCTIONS(SY_RESOLVE)
 #undef SY_RESOLVE
@@ -57,16 +57,21 @@ const CudaDriver& CudaDriver::get() {
   return loaded().driver;
 }
 
-bool CudaDriver::available() { return loaded().error.empty(); }
+bool CudaDriver::available() {
+  return loaded().error.empty();
+}
 
-std::string CudaDriver::unavailable_reason() { return loaded().error; }
+std::string CudaDriver::unavailable_reason() {
+  return loaded().error;
+}
 
 void cuda_check(CUresult result, const char* call) {
   if (result == 0) return;
   const CudaDriver& d = loaded().driver;
   const char* text = nullptr;
   if (d.cuGetErrorString != nullptr) d.cuGetErrorString(result, &text);
-  SY_THROW(BackendError) << call << " failed: " << error_name(d, result) << (text ? std::string(" (") + text + ")" : "");
+  SY_THROW(BackendError) << call << " failed: " << error_name(d, result)
+                         << (text ? std::string(" (") + text + ")" : "");
 }
 
 }  // namespace switchyard

@@ -21,32 +21,31 @@ inline constexpr int kCuAttrComputeCapabilityMajor = 75;
 inline constexpr int kCuAttrComputeCapabilityMinor = 76;
 inline constexpr int kCuAttrMultiprocessorCount = 16;
 
-#define SY_CUDA_FUNCTIONS(X)                                                                            \
-  X(cuInit, CUresult, (unsigned))                                                                       \
-  X(cuDriverGetVersion, CUresult, (int*))                                                               \
-  X(cuGetErrorName, CUresult, (CUresult, const char**))                                                 \
-  X(cuGetErrorString, CUresult, (CUresult, const char**))                                               \
-  X(cuDeviceGetCount, CUresult, (int*))                                                                 \
-  X(cuDeviceGet, CUresult, (CUdevice*, int))                                                            \
-  X(cuDeviceGetName, CUresult, (char*, int, CUdevice))                                                  \
-  X(cuDeviceGetAttribute, CUresult, (int*, int, CUdevice))                                              \
-  X(cuDevicePrimaryCtxRetain, CUresult, (CUcontext*, CUdevice))                                         \
-  X(cuDevicePrimaryCtxRelease_v2, CUresult, (CUdevice))                                                 \
-  X(cuCtxSetCurrent, CUresult, (CUcontext))                                                             \
-  X(cuModuleLoadData, CUresult, (CUmodule*, const void*))                                               \
-  X(cuModuleUnload, CUresult, (CUmodule))                                                               \
-  X(cuModuleGetFunction, CUresult, (CUfunction*, CUmodule, const char*))                                \
-  X(cuLaunchKernel, CUresult,                                                                           \
-    (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, void**, \
-     void**))                                                                                           \
-  X(cuStreamCreate, CUresult, (CUstream*, unsigned))                                                    \
-  X(cuStreamDestroy_v2, CUresult, (CUstream))                                                           \
-  X(cuStreamSynchronize, CUresult, (CUstream))                                                          \
-  X(cuMemAlloc_v2, CUresult, (CUdeviceptr*, size_t))                                                    \
-  X(cuMemFree_v2, CUresult, (CUdeviceptr))                                                              \
-  X(cuMemsetD8Async, CUresult, (CUdeviceptr, unsigned char, size_t, CUstream))                          \
-  X(cuMemcpyHtoD_v2, CUresult, (CUdeviceptr, const void*, size_t))                                      \
-  X(cuMemcpyDtoH_v2, CUresult, (void*, CUdeviceptr, size_t))                                            \
+#define SY_CUDA_FUNCTIONS(X)                                                                                      \
+  X(cuInit, CUresult, (unsigned))                                                                                 \
+  X(cuDriverGetVersion, CUresult, (int*))                                                                         \
+  X(cuGetErrorName, CUresult, (CUresult, const char**))                                                           \
+  X(cuGetErrorString, CUresult, (CUresult, const char**))                                                         \
+  X(cuDeviceGetCount, CUresult, (int*))                                                                           \
+  X(cuDeviceGet, CUresult, (CUdevice*, int))                                                                      \
+  X(cuDeviceGetName, CUresult, (char*, int, CUdevice))                                                            \
+  X(cuDeviceGetAttribute, CUresult, (int*, int, CUdevice))                                                        \
+  X(cuDevicePrimaryCtxRetain, CUresult, (CUcontext*, CUdevice))                                                   \
+  X(cuDevicePrimaryCtxRelease_v2, CUresult, (CUdevice))                                                           \
+  X(cuCtxSetCurrent, CUresult, (CUcontext))                                                                       \
+  X(cuModuleLoadData, CUresult, (CUmodule*, const void*))                                                         \
+  X(cuModuleUnload, CUresult, (CUmodule))                                                                         \
+  X(cuModuleGetFunction, CUresult, (CUfunction*, CUmodule, const char*))                                          \
+  X(cuLaunchKernel, CUresult,                                                                                     \
+    (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, void**, void**)) \
+  X(cuStreamCreate, CUresult, (CUstream*, unsigned))                                                              \
+  X(cuStreamDestroy_v2, CUresult, (CUstream))                                                                     \
+  X(cuStreamSynchronize, CUresult, (CUstream))                                                                    \
+  X(cuMemAlloc_v2, CUresult, (CUdeviceptr*, size_t))                                                              \
+  X(cuMemFree_v2, CUresult, (CUdeviceptr))                                                                        \
+  X(cuMemsetD8Async, CUresult, (CUdeviceptr, unsigned char, size_t, CUstream))                                    \
+  X(cuMemcpyHtoD_v2, CUresult, (CUdeviceptr, const void*, size_t))                                                \
+  X(cuMemcpyDtoH_v2, CUresult, (void*, CUdeviceptr, size_t))                                                      \
   X(cuMemcpyDtoDAsync_v2, CUresult, (CUdeviceptr, CUdeviceptr, size_t, CUstream))
 
 struct CudaDriver {

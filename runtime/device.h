@@ -13,8 +13,8 @@
 namespace switchyard {
 
 struct LaunchConfig {
-  unsigned grid = 1;    // blocks (x only: every Switchyard kernel uses a 1-D grid)
-  unsigned block = 1;   // threads per block (CUDA); ignored on the CPU
+  unsigned grid = 1;   // blocks (x only: every Switchyard kernel uses a 1-D grid)
+  unsigned block = 1;  // threads per block (CUDA); ignored on the CPU
   unsigned shared_bytes = 0;
 };
 

@@ -30,7 +30,8 @@ int64_t check_routing(const Routing& r, int64_t tokens, DType data, const Device
   SY_CHECK(r.capacity >= 0 && r.capacity <= std::numeric_limits<int>::max())
       << "capacity = " << r.capacity << "; expected 0 or more";
   SY_CHECK(r.indices.dtype() == DType::kInt32 && r.locations.dtype() == DType::kInt32)
-      << "routing indices and locations must be int32; got " << r.indices.describe() << " and " << r.locations.describe();
+      << "routing indices and locations must be int32; got " << r.indices.describe() << " and "
+      << r.locations.describe();
   check_shape(r.indices, {k, tokens}, "routing indices");
   check_shape(r.locations, {k, tokens}, "routing locations");
   check_shape(r.gates, {k, tokens}, "routing gates");
@@ -51,7 +52,9 @@ int64_t check_routing(const Routing& r, int64_t tokens, DType data, const Device
   return k;
 }
 
-bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+bool aligned(const void* p, size_t bytes) {
+  return reinterpret_cast<uintptr_t>(p) % bytes == 0;
+}
 
 void run(Context& context, bool encode, const Tensor& input, const Routing& routing, bool is_postscore,
          const Tensor& out, int64_t tokens, int64_t model_dim, int64_t k) {
@@ -66,10 +69,14 @@ void run(Context& context, bool encode, const Tensor& input, const Routing& rout
   const LoadedKernel& kernel = context.kernel(device, spec);
   if (encode) device.fill_zero(out.data(), out.nbytes());
   if (tokens == 0) return;
-  kernels::DispatchArgs args{input.data(),   routing.indices.data_as<const int>(),
-                             routing.locations.data_as<const int>(), routing.gates.data(),
-                             out.data(),     static_cast<int>(tokens),
-                             static_cast<int>(routing.capacity),     static_cast<int>(routing.num_experts)};
+  kernels::DispatchArgs args{input.data(),
+                             routing.indices.data_as<const int>(),
+                             routing.locations.data_as<const int>(),
+                             routing.gates.data(),
+                             out.data(),
+                             static_cast<int>(tokens),
+                             static_cast<int>(routing.capacity),
+                             static_cast<int>(routing.num_experts)};
   void* params[] = {&args};
   LaunchConfig config;
   if (device.is_cuda()) {
@@ -84,7 +91,9 @@ void run(Context& context, bool encode, const Tensor& input, const Routing& rout
 
 }  // namespace
 
-DType gate_dtype_for(DType data) { return data == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32; }
+DType gate_dtype_for(DType data) {
+  return data == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
+}
 
 void dispatch_encode(Context& context, const Tensor& tokens, const Routing& routing, bool is_postscore,
                      const Tensor& out) {

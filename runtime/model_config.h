@@ -27,8 +27,8 @@ struct ModelConfig {
 };
 
 struct KernelSet {
-  std::vector<KernelSpec> specs;        // deduplicated, in a stable order
-  std::vector<std::string> skipped;     // e.g. "bfloat16 on cpu: not supported by the CPU templates"
+  std::vector<KernelSpec> specs;     // deduplicated, in a stable order
+  std::vector<std::string> skipped;  // e.g. "bfloat16 on cpu: not supported by the CPU templates"
 };
 
 /// Every kernel a layer with `config` can request on `target`. Throws UserError when the

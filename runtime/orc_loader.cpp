@@ -47,7 +47,8 @@ CpuKernelFunction OrcLoader::load(const std::string& object, const std::string& 
     SY_THROW(BackendError) << "cannot link the object of " << label << ": " << to_text(std::move(error));
   }
   auto address = jit.lookup(*dylib, symbol);
-  if (!address) SY_THROW(BackendError) << "cannot find '" << symbol << "' in " << label << ": " << to_text(address.takeError());
+  if (!address)
+    SY_THROW(BackendError) << "cannot find '" << symbol << "' in " << label << ": " << to_text(address.takeError());
   return address->toPtr<CpuKernelFunction>();
 }
 

@@ -10,7 +10,8 @@ OrcLoader::OrcLoader() = default;
 OrcLoader::~OrcLoader() = default;
 
 CpuKernelFunction OrcLoader::load(const std::string&, const std::string&, const std::string& label) {
-  SY_THROW(BackendError) << "cannot load " << label << ": this build has no CPU JIT (configured with SY_WITH_CPU_JIT=OFF)";
+  SY_THROW(BackendError) << "cannot load " << label
+                         << ": this build has no CPU JIT (configured with SY_WITH_CPU_JIT=OFF)";
 }
 
 }  // namespace switchyard

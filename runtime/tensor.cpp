@@ -10,7 +10,9 @@
 
 namespace switchyard {
 
-std::string DeviceRef::to_string() const { return kind == Kind::kCpu ? "cpu" : "cuda:" + std::to_string(index); }
+std::string DeviceRef::to_string() const {
+  return kind == Kind::kCpu ? "cpu" : "cuda:" + std::to_string(index);
+}
 
 Tensor::Tensor(void* data, DType dtype, std::vector<int64_t> shape, DeviceRef device, std::vector<int64_t> strides)
     : data_(data), dtype_(dtype), shape_(std::move(shape)), strides_(std::move(strides)), device_(device) {
@@ -23,7 +25,8 @@ Tensor::Tensor(void* data, DType dtype, std::vector<int64_t> shape, DeviceRef de
       stride *= shape_[i];
     }
   }
-  SY_CHECK(strides_.size() == shape_.size()) << "tensor has " << shape_.size() << " dims but " << strides_.size() << " strides";
+  SY_CHECK(strides_.size() == shape_.size())
+      << "tensor has " << shape_.size() << " dims but " << strides_.size() << " strides";
 }
 
 int64_t Tensor::numel() const {
@@ -65,11 +68,16 @@ DType dtype_from_dlpack(const DLDataType& t) {
 
 DLDataType dtype_to_dlpack(DType dtype) {
   switch (dtype) {
-    case DType::kFloat32: return {kDLFloat, 32, 1};
-    case DType::kFloat64: return {kDLFloat, 64, 1};
-    case DType::kFloat16: return {kDLFloat, 16, 1};
-    case DType::kBFloat16: return {kDLBfloat, 16, 1};
-    case DType::kInt32: return {kDLInt, 32, 1};
+    case DType::kFloat32:
+      return {kDLFloat, 32, 1};
+    case DType::kFloat64:
+      return {kDLFloat, 64, 1};
+    case DType::kFloat16:
+      return {kDLFloat, 16, 1};
+    case DType::kBFloat16:
+      return {kDLBfloat, 16, 1};
+    case DType::kInt32:
+      return {kDLInt, 32, 1};
   }
   return {kDLFloat, 32, 1};
 }
@@ -84,9 +92,13 @@ struct DlpackHolder {
 
 Tensor Tensor::from_dlpack(const DLTensor& t) {
   DeviceRef device;
-  if (t.device.device_type == kDLCPU || t.device.device_type == kDLCUDAHost) device = {DeviceRef::Kind::kCpu, 0};
-  else if (t.device.device_type == kDLCUDA) device = {DeviceRef::Kind::kCuda, t.device.device_id};
-  else SY_THROW(UserError) << "DLPack device type " << int(t.device.device_type) << " is not supported; expected CPU or CUDA";
+  if (t.device.device_type == kDLCPU || t.device.device_type == kDLCUDAHost)
+    device = {DeviceRef::Kind::kCpu, 0};
+  else if (t.device.device_type == kDLCUDA)
+    device = {DeviceRef::Kind::kCuda, t.device.device_id};
+  else
+    SY_THROW(UserError) << "DLPack device type " << int(t.device.device_type)
+                        << " is not supported; expected CPU or CUDA";
   SY_CHECK(t.ndim >= 0 && t.ndim <= 16) << "DLPack tensor has " << t.ndim << " dims; expected 0 to 16";
   std::vector<int64_t> shape(t.shape, t.shape + t.ndim);
   std::vector<int64_t> strides;
@@ -116,7 +128,8 @@ DLManagedTensor* Tensor::to_dlpack() const {
 Buffer::Buffer(Device& device, size_t bytes) : device_(&device), data_(device.allocate(bytes)), bytes_(bytes) {}
 
 Buffer::Buffer(Buffer&& other) noexcept
-    : device_(std::exchange(other.device_, nullptr)), data_(std::exchange(other.data_, nullptr)),
+    : device_(std::exchange(other.device_, nullptr)),
+      data_(std::exchange(other.data_, nullptr)),
       bytes_(std::exchange(other.bytes_, 0)) {}
 
 Buffer& Buffer::operator=(Buffer&& other) noexcept {
@@ -135,7 +148,8 @@ Buffer::~Buffer() {
 
 Tensor Buffer::view(DType dtype, std::vector<int64_t> shape) const {
   Tensor t(data_, dtype, std::move(shape), device_->ref());
-  SY_CHECK(t.nbytes() <= bytes_) << "a " << t.describe() << " view needs " << t.nbytes() << " bytes; the buffer has " << bytes_;
+  SY_CHECK(t.nbytes() <= bytes_) << "a " << t.describe() << " view needs " << t.nbytes() << " bytes; the buffer has "
+                                 << bytes_;
   return t;
 }
 

@@ -7,7 +7,7 @@
 namespace switchyard::templates {
 
 struct EmbeddedFile {
-  std::string_view path;      // include spelling, e.g. "switchyard/cpu/dispatch_encode.hpp"
+  std::string_view path;  // include spelling, e.g. "switchyard/cpu/dispatch_encode.hpp"
   std::string_view contents;
 };
 

@@ -10,25 +10,29 @@
 namespace switchyard::tools {
 namespace {
 
-cache::DiskCache& disk() { return Context::global().store().disk(); }
+cache::DiskCache& disk() {
+  return Context::global().store().disk();
+}
 
 void stats(bool json) {
   auto entries = disk().list();
   uint64_t bytes = 0;
   for (const auto& e : entries) bytes += e.bytes;
   const Settings& s = Context::global().settings();
-  nlohmann::json out = {{"dir", disk().root()},
-                        {"mode", cache_mode_name(disk().mode())},
-                        {"writable", disk().writable()},
-                        {"entries", entries.size()},
-                        {"bytes", bytes},
-                        {"max_bytes", s.cache_max_bytes ? nlohmann::json(*s.cache_max_bytes) : nlohmann::json(nullptr)}};
+  nlohmann::json out = {
+      {"dir", disk().root()},
+      {"mode", cache_mode_name(disk().mode())},
+      {"writable", disk().writable()},
+      {"entries", entries.size()},
+      {"bytes", bytes},
+      {"max_bytes", s.cache_max_bytes ? nlohmann::json(*s.cache_max_bytes) : nlohmann::json(nullptr)}};
   if (json) {
     std::cout << out.dump(2) << "\n";
     return;
   }
   std::cout << "cache " << disk().root() << " (" << cache_mode_name(disk().mode())
-            << (disk().writable() ? "" : ", not writable") << "): " << entries.size() << " entries, " << bytes << " bytes";
+            << (disk().writable() ? "" : ", not writable") << "): " << entries.size() << " entries, " << bytes
+            << " bytes";
   if (s.cache_max_bytes) std::cout << ", cap " << *s.cache_max_bytes << " bytes";
   std::cout << "\n";
 }
@@ -37,7 +41,8 @@ void list(bool json) {
   auto entries = disk().list();
   if (json) {
     nlohmann::json out = nlohmann::json::array();
-    for (const auto& e : entries) out.push_back({{"key", e.key}, {"spec", e.spec}, {"bytes", e.bytes}, {"last_used_ns", e.last_used_ns}});
+    for (const auto& e : entries)
+      out.push_back({{"key", e.key}, {"spec", e.spec}, {"bytes", e.bytes}, {"last_used_ns", e.last_used_ns}});
     std::cout << out.dump(2) << "\n";
     return;
   }
@@ -48,7 +53,8 @@ void verify(bool json) {
   cache::VerifyReport report = disk().verify();
   if (json) {
     nlohmann::json bad = nlohmann::json::array();
-    for (const auto& [key, reason] : report.bad) bad.push_back({{"key", key}, {"path", disk().entry_dir(key)}, {"problem", reason}});
+    for (const auto& [key, reason] : report.bad)
+      bad.push_back({{"key", key}, {"path", disk().entry_dir(key)}, {"problem", reason}});
     std::cout << nlohmann::json{{"checked", report.checked}, {"bad", bad}}.dump(2) << "\n";
   } else {
     for (const auto& [key, reason] : report.bad) std::cout << "BAD " << disk().entry_dir(key) << ": " << reason << "\n";
@@ -66,7 +72,9 @@ void add_cache_command(CLI::App& app) {
   auto max_bytes = std::make_shared<std::string>();
   auto file = std::make_shared<std::string>();
   cmd->add_subcommand("stats", "Entry count and size")->callback([json] { stats(*json); })->add_flag("--json", *json);
-  cmd->add_subcommand("list", "Every entry: key, size, spec")->callback([json] { list(*json); })->add_flag("--json", *json);
+  cmd->add_subcommand("list", "Every entry: key, size, spec")
+      ->callback([json] { list(*json); })
+      ->add_flag("--json", *json);
   cmd->add_subcommand("verify", "Check every entry's checksums; exit 1 when one is bad")
       ->callback([json] { verify(*json); })
       ->add_flag("--json", *json);
@@ -76,9 +84,14 @@ void add_cache_command(CLI::App& app) {
   prune->callback([json, max_bytes] {
     auto report = disk().prune(parse_byte_size(*max_bytes, "--max-bytes"));
     if (*json) {
-      std::cout << nlohmann::json{{"removed", report.removed}, {"bytes_before", report.bytes_before}, {"bytes_after", report.bytes_after}}.dump(2) << "\n";
+      std::cout << nlohmann::json{{"removed", report.removed},
+                                  {"bytes_before", report.bytes_before},
+                                  {"bytes_after", report.bytes_after}}
+                       .dump(2)
+                << "\n";
     } else {
-      std::cout << "removed " << report.removed << " entries: " << report.bytes_before << " -> " << report.bytes_after << " bytes\n";
+      std::cout << "removed " << report.removed << " entries: " << report.bytes_before << " -> " << report.bytes_after
+                << " bytes\n";
     }
   });
   cmd->add_subcommand("clear", "Remove every entry")->callback([] {
@@ -91,7 +104,8 @@ void add_cache_command(CLI::App& app) {
   exp->callback([file] { std::cout << "exported " << disk().export_bundle(*file) << " entries to " << *file << "\n"; });
   auto* imp = cmd->add_subcommand("import", "Publish every entry of a bundle into this cache");
   imp->add_option("file", *file, "Bundle path")->required();
-  imp->callback([file] { std::cout << "imported " << disk().import_bundle(*file) << " entries from " << *file << "\n"; });
+  imp->callback(
+      [file] { std::cout << "imported " << disk().import_bundle(*file) << " entries from " << *file << "\n"; });
 }
 
 }  // namespace switchyard::tools

@@ -19,15 +19,19 @@ nlohmann::json collect_info() {
   info["version"] = SY_VERSION;
   ClangCompiler clang;
   info["llvm"] = llvm_version();
-  info["cpu"] = {{"name", clang.host_cpu()}, {"threads", context.cpu().parallelism()}, {"features", clang.host_features()}};
-  info["nvrtc"] = NvrtcLibrary::available()
-                      ? nlohmann::json(std::to_string(NvrtcLibrary::get().major) + "." + std::to_string(NvrtcLibrary::get().minor))
-                      : nlohmann::json(nullptr);
+  info["cpu"] = {
+      {"name", clang.host_cpu()}, {"threads", context.cpu().parallelism()}, {"features", clang.host_features()}};
+  info["nvrtc"] =
+      NvrtcLibrary::available()
+          ? nlohmann::json(std::to_string(NvrtcLibrary::get().major) + "." + std::to_string(NvrtcLibrary::get().minor))
+          : nlohmann::json(nullptr);
   nlohmann::json gpus = nlohmann::json::array();
   if (CudaDriver::available()) {
     for (int i = 0; i < CudaDriver::get().device_count; ++i) {
       auto& device = static_cast<CudaDevice&>(context.cuda(i));
-      gpus.push_back({{"name", device.name()}, {"device", device.device_name()}, {"target", device.target().to_string()},
+      gpus.push_back({{"name", device.name()},
+                      {"device", device.device_name()},
+                      {"target", device.target().to_string()},
                       {"multiprocessors", device.parallelism()}});
     }
   }
@@ -37,15 +41,18 @@ nlohmann::json collect_info() {
   auto entries = disk.list();
   uint64_t bytes = 0;
   for (const auto& e : entries) bytes += e.bytes;
-  info["cache"] = {{"dir", disk.root()},         {"mode", cache_mode_name(disk.mode())},
-                   {"writable", disk.writable()}, {"entries", entries.size()},
+  info["cache"] = {{"dir", disk.root()},
+                   {"mode", cache_mode_name(disk.mode())},
+                   {"writable", disk.writable()},
+                   {"entries", entries.size()},
                    {"bytes", bytes}};
   return info;
 }
 
 void print_text(const nlohmann::json& info) {
   std::cout << "switchyard " << info["version"].get<std::string>() << "\n"
-            << "devices:\n  cpu: " << info["cpu"]["name"].get<std::string>() << ", " << info["cpu"]["threads"] << " threads\n";
+            << "devices:\n  cpu: " << info["cpu"]["name"].get<std::string>() << ", " << info["cpu"]["threads"]
+            << " threads\n";
   for (const auto& gpu : info["cuda_devices"]) {
     std::cout << "  " << gpu["name"].get<std::string>() << ": " << gpu["device"].get<std::string>() << " ("
               << gpu["target"].get<std::string>() << ", " << gpu["multiprocessors"] << " SMs)\n";
@@ -55,8 +62,9 @@ void print_text(const nlohmann::json& info) {
             << (info["nvrtc"].is_null() ? std::string("not found") : info["nvrtc"].get<std::string>()) << "\n"
             << "host cpu features: " << info["cpu"]["features"].get<std::string>() << "\n"
             << "cache:\n  dir " << info["cache"]["dir"].get<std::string>() << "\n  mode "
-            << info["cache"]["mode"].get<std::string>() << (info["cache"]["writable"].get<bool>() ? "" : " (not writable)")
-            << "\n  entries " << info["cache"]["entries"] << ", " << info["cache"]["bytes"] << " bytes\n";
+            << info["cache"]["mode"].get<std::string>()
+            << (info["cache"]["writable"].get<bool>() ? "" : " (not writable)") << "\n  entries "
+            << info["cache"]["entries"] << ", " << info["cache"]["bytes"] << " bytes\n";
 }
 
 }  // namespace
@@ -67,8 +75,10 @@ void add_info_command(CLI::App& app) {
   cmd->add_flag("--json", *json, "Print JSON");
   cmd->callback([json] {
     nlohmann::json info = collect_info();
-    if (*json) std::cout << info.dump(2) << "\n";
-    else print_text(info);
+    if (*json)
+      std::cout << info.dump(2) << "\n";
+    else
+      print_text(info);
   });
 }
 

@@ -39,13 +39,17 @@ void run_warm(const WarmOptions& options) {
   bool tty = ::isatty(STDERR_FILENO) && !options.json;
   obtain_all(specs, options.jobs, [&](size_t, const ObtainResult& result) {
     (result.compiled ? compiled : cached)++;
-    if (tty) std::cerr << "\r[" << compiled + cached << "/" << specs.size() << "] " << result.binary.spec_text << "\x1b[K" << std::flush;
+    if (tty)
+      std::cerr << "\r[" << compiled + cached << "/" << specs.size() << "] " << result.binary.spec_text << "\x1b[K"
+                << std::flush;
   });
   if (tty) std::cerr << "\r\x1b[K";
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (options.json) {
-    nlohmann::json out = {{"model", config.name}, {"targets", nlohmann::json::array()}, {"kernels", specs.size()},
-                          {"compiled", compiled}, {"cached", cached}, {"seconds", seconds}, {"skipped", skipped}};
+    nlohmann::json out = {{"model", config.name},    {"targets", nlohmann::json::array()},
+                          {"kernels", specs.size()}, {"compiled", compiled},
+                          {"cached", cached},        {"seconds", seconds},
+                          {"skipped", skipped}};
     for (const auto& t : targets) out["targets"].push_back(t.to_string());
     std::cout << out.dump(2) << "\n";
     return;
@@ -68,7 +72,8 @@ void run_dump(const DumpOptions& options) {
   std::vector<KernelSpec> specs = plan_kernels(config, targets, skipped);
   SY_CHECK(fs::make_directories(options.out) && fs::is_writable_directory(options.out))
       << "cannot write the dump directory '" << options.out << "'";
-  nlohmann::json manifest = {{"model", config.name}, {"targets", nlohmann::json::array()}, {"kernels", nlohmann::json::array()}};
+  nlohmann::json manifest = {
+      {"model", config.name}, {"targets", nlohmann::json::array()}, {"kernels", nlohmann::json::array()}};
   for (const auto& t : targets) manifest["targets"].push_back(t.to_string());
   std::vector<nlohmann::json> items(specs.size());
   obtain_all(specs, 1, [&](size_t i, const ObtainResult& result) {

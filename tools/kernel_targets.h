@@ -11,7 +11,6 @@
 
 namespace switchyard::tools {
 
-
 /// Parses --target values; with none given: cpu, plus the local GPU's sm_XX when present.
 std::vector<Target> resolve_targets(const std::vector<std::string>& texts);
 /// Every kernel of `config` for every target; skipped combinations are returned in `skipped`.

@@ -27,15 +27,20 @@ KernelFamily base_family(const std::string& name) {
                                    << " is not a multiple of vec " << vec;
     SY_CHECK(vec * static_cast<int64_t>(dtype_size(spec.dtype_param("dtype"))) <= 16)
         << "kernel spec " << spec.to_string() << ": vec " << vec << " makes a pack wider than 16 bytes";
-    SY_CHECK(!spec.target.is_cpu() || vec == 1) << "kernel spec " << spec.to_string() << ": the CPU template takes vec=1";
+    SY_CHECK(!spec.target.is_cpu() || vec == 1)
+        << "kernel spec " << spec.to_string() << ": the CPU template takes vec=1";
   };
   return f;
 }
 
 }  // namespace
 
-KernelFamily dispatch_encode_family() { return base_family("dispatch_encode"); }
-KernelFamily combine_decode_family() { return base_family("combine_decode"); }
+KernelFamily dispatch_encode_family() {
+  return base_family("dispatch_encode");
+}
+KernelFamily combine_decode_family() {
+  return base_family("combine_decode");
+}
 
 int dispatch_vec_width(DType dtype, int64_t model_dim, const Target& target) {
   if (target.is_cpu()) return 1;

@@ -13,7 +13,8 @@ namespace switchyard {
 namespace {
 
 TEST(NvrtcCompile, EverySampleConfigKernelCompilesForSm80AndSm90) {
-  ASSERT_TRUE(NvrtcLibrary::available()) << "NVRTC is required to check the CUDA templates (CUDA 13 at /usr/local/cuda)";
+  ASSERT_TRUE(NvrtcLibrary::available())
+      << "NVRTC is required to check the CUDA templates (CUDA 13 at /usr/local/cuda)";
   NvrtcCompiler nvrtc;
   std::string root = std::getenv("SWITCHYARD_SOURCE_DIR");
   size_t compiled = 0;
@@ -22,7 +23,10 @@ TEST(NvrtcCompile, EverySampleConfigKernelCompilesForSm80AndSm90) {
     for (int sm : {80, 90}) {
       for (const KernelSpec& spec : kernel_set(config, Target::cuda(sm)).specs) {
         Binary binary = nvrtc.compile(spec, generate_source(spec));
-        EXPECT_EQ(binary.artifacts.at("kernel.cubin").substr(0, 4), "\x7f" "ELF") << spec.to_string();
+        EXPECT_EQ(binary.artifacts.at("kernel.cubin").substr(0, 4),
+                  "\x7f"
+                  "ELF")
+            << spec.to_string();
         EXPECT_NE(binary.artifacts.at("kernel.ptx").find(".target sm_" + std::to_string(sm)), std::string::npos);
         EXPECT_NE(binary.log.find("spill"), std::string::npos) << "ptxas resource usage is in the log";
         EXPECT_FALSE(binary.symbol.empty());
@@ -55,7 +59,9 @@ TEST(ClangCompile, ObjectIrAndAssemblyForTheHostCpu) {
   ClangCompiler clang;
   KernelSpec spec = kernels::dispatch_spec(true, DType::kFloat32, 64, 2, false, Target::cpu());
   Binary binary = clang.compile(spec, generate_source(spec));
-  EXPECT_EQ(binary.artifacts.at("kernel.o").substr(0, 4), "\x7f" "ELF");
+  EXPECT_EQ(binary.artifacts.at("kernel.o").substr(0, 4),
+            "\x7f"
+            "ELF");
   EXPECT_NE(binary.artifacts.at("kernel.ll").find("define"), std::string::npos);
   EXPECT_NE(binary.artifacts.at("kernel.s").find("sy_entry"), std::string::npos);
   // NOTE: with the native target initialised the fixed-length row loop is vectorized.

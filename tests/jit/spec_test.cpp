@@ -52,14 +52,16 @@ TEST(KernelSpec, BadSpecsAreUserErrors) {
 TEST(Source, GeneratedUnitIsTinyAndListsItsHeaders) {
   Source cpu = generate_source(kernels::dispatch_spec(true, DType::kFloat32, 64, 2, true, Target::cpu()));
   EXPECT_NE(cpu.text.find("extern \"C\" void sy_entry"), std::string::npos);
-  EXPECT_EQ(cpu.headers, (std::vector<std::string>{"switchyard/common/dispatch_args.h", "switchyard/cpu/dispatch_encode.hpp"}));
+  EXPECT_EQ(cpu.headers,
+            (std::vector<std::string>{"switchyard/common/dispatch_args.h", "switchyard/cpu/dispatch_encode.hpp"}));
   Source cuda = generate_source(kernels::dispatch_spec(true, DType::kFloat16, 64, 2, true, Target::cuda(80)));
   EXPECT_EQ(cuda.entry, "&switchyard::cuda::dispatch_encode<switchyard::cuda::half_t, 64, 2, false, 8>");
   EXPECT_EQ(cuda.headers.size(), 4u);
 }
 
 TEST(ModelConfig, SampleConfigsExpandToTheirKernelSets) {
-  ModelConfig tiny = ModelConfig::load(std::string(std::getenv("SWITCHYARD_SOURCE_DIR")) + "/examples/models/tiny.json");
+  ModelConfig tiny =
+      ModelConfig::load(std::string(std::getenv("SWITCHYARD_SOURCE_DIR")) + "/examples/models/tiny.json");
   KernelSet cpu = kernel_set(tiny, Target::cpu());
   EXPECT_EQ(cpu.specs.size(), 16u);  // {f32, f64} x top_k {1, 2} x postscore {T, F} x {encode, decode}
   EXPECT_EQ(cpu.skipped.size(), 2u);

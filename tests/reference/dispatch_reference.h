@@ -10,9 +10,9 @@ namespace switchyard::reference {
 
 struct RoutingCase {
   int64_t tokens = 0, model_dim = 0, experts = 0, top_k = 0, capacity = 0;
-  std::vector<int> indices;     // [k, S]
-  std::vector<int> locations;   // [k, S]
-  std::vector<double> gates;    // [k, S]
+  std::vector<int> indices;    // [k, S]
+  std::vector<int> locations;  // [k, S]
+  std::vector<double> gates;   // [k, S]
 };
 
 /// A random routing as Tutel builds it: k distinct experts per token, locations counted per

@@ -79,7 +79,8 @@ TYPED_TEST(DispatchCpuTest, EncodeAndDecodeMatchReference) {
     dispatch_encode(context, Tensor(x.data(), dtype, {r.tokens, r.model_dim}), view, postscore,
                     Tensor(dispatched.data(), dtype, {r.experts, r.capacity, r.model_dim}));
     std::vector<double> expected = reference::encode(r, std::vector<double>(x.begin(), x.end()), postscore);
-    for (size_t i = 0; i < expected.size(); ++i) ASSERT_EQ(dispatched[i], static_cast<T>(expected[i])) << "slot element " << i;
+    for (size_t i = 0; i < expected.size(); ++i)
+      ASSERT_EQ(dispatched[i], static_cast<T>(expected[i])) << "slot element " << i;
 
     std::vector<T> y = random_values<T>(rng, dispatched.size());
     std::vector<T> combined(r.tokens * r.model_dim, T(7));

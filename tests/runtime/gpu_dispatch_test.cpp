@@ -45,8 +45,10 @@ struct HostValues {
   void set(size_t i, double v) {
     float f = static_cast<float>(v);
     uint16_t h = dtype == DType::kFloat16 ? to_half(f) : to_bf16(f);
-    if (dtype == DType::kFloat32) std::memcpy(&bytes[i * 4], &f, 4);
-    else std::memcpy(&bytes[i * 2], &h, 2);
+    if (dtype == DType::kFloat32)
+      std::memcpy(&bytes[i * 4], &f, 4);
+    else
+      std::memcpy(&bytes[i * 2], &h, 2);
   }
   double get(size_t i) const {
     if (dtype == DType::kFloat32) {
@@ -111,7 +113,8 @@ TEST_P(GpuDispatch, MatchesReference) {
     auto want_d = reference::encode(r, hx.all(), postscore);
     auto want_out = reference::decode(r, hy.all(), postscore);
     auto d = got_d.all(), out = got_out.all();
-    for (size_t i = 0; i < want_d.size(); ++i) ASSERT_NEAR(d[i], want_d[i], tolerance * (1 + std::abs(want_d[i]))) << trial;
+    for (size_t i = 0; i < want_d.size(); ++i)
+      ASSERT_NEAR(d[i], want_d[i], tolerance * (1 + std::abs(want_d[i]))) << trial;
     for (size_t i = 0; i < want_out.size(); ++i)
       ASSERT_NEAR(out[i], want_out[i], tolerance * (1 + std::abs(want_out[i]))) << trial;
   }

@@ -17,7 +17,9 @@ TempDir::TempDir() {
   path_ = pattern;
 }
 
-TempDir::~TempDir() { fs::remove_tree(path_); }
+TempDir::~TempDir() {
+  fs::remove_tree(path_);
+}
 
 CommandResult run_command(const std::string& command) {
   CommandResult result;
@@ -46,13 +48,17 @@ ScopedEnv::ScopedEnv(std::string name, const char* value) : name_(std::move(name
     had_ = true;
     old_ = old;
   }
-  if (value) ::setenv(name_.c_str(), value, 1);
-  else ::unsetenv(name_.c_str());
+  if (value)
+    ::setenv(name_.c_str(), value, 1);
+  else
+    ::unsetenv(name_.c_str());
 }
 
 ScopedEnv::~ScopedEnv() {
-  if (had_) ::setenv(name_.c_str(), old_.c_str(), 1);
-  else ::unsetenv(name_.c_str());
+  if (had_)
+    ::setenv(name_.c_str(), old_.c_str(), 1);
+  else
+    ::unsetenv(name_.c_str());
 }
 
 }  // namespace switchyard::testing

@@ -13,7 +13,9 @@ using testing::CommandResult;
 using testing::run_command;
 using testing::TempDir;
 
-std::string tiny() { return testing::source_dir() + "/examples/models/tiny.json"; }
+std::string tiny() {
+  return testing::source_dir() + "/examples/models/tiny.json";
+}
 
 // Runs switchyard with a private cache directory and a clean environment for it.
 CommandResult sy(const std::string& cache, const std::string& args, const std::string& env = "") {
@@ -135,7 +137,8 @@ TEST(Cli, KeysDoNotDependOnWhereTheProcessRuns) {
   // No absolute path of this machine is part of any key.
   for (const auto& shard : fs::list_directory(cache.path() + "/v1/entries")) {
     for (const auto& key : fs::list_directory(cache.path() + "/v1/entries/" + shard)) {
-      auto meta = nlohmann::json::parse(fs::read_file(cache.path() + "/v1/entries/" + shard + "/" + key + "/meta.json"));
+      auto meta =
+          nlohmann::json::parse(fs::read_file(cache.path() + "/v1/entries/" + shard + "/" + key + "/meta.json"));
       std::string parts = meta["key_parts"].dump();
       EXPECT_EQ(parts.find(testing::source_dir()), std::string::npos) << parts;
       EXPECT_EQ(parts.find(cache.path()), std::string::npos) << parts;
@@ -189,11 +192,14 @@ struct BadInput {
 TEST(Cli, BadInputGivesAClearErrorAndNonZeroExit) {
   const std::vector<BadInput> cases = {
       {"not json", "{ model_dim: ", "--target cpu", "is not valid JSON"},
-      {"missing field", R"({"model_dim": 64, "num_experts": 4})", "--target cpu", "missing required field \"hidden_size\""},
-      {"unknown field", R"({"model_dim": 64, "hidden_size": 8, "num_experts": 4, "topk": 2})", "--target cpu", "unknown field \"topk\""},
-      {"top_k above experts", R"({"model_dim": 64, "hidden_size": 8, "num_experts": 2, "top_k": [1, 3]})", "--target cpu",
-       "top_k 3 is invalid"},
-      {"negative dim", R"({"model_dim": -4, "hidden_size": 8, "num_experts": 2})", "--target cpu", "\"model_dim\" is -4"},
+      {"missing field", R"({"model_dim": 64, "num_experts": 4})", "--target cpu",
+       "missing required field \"hidden_size\""},
+      {"unknown field", R"({"model_dim": 64, "hidden_size": 8, "num_experts": 4, "topk": 2})", "--target cpu",
+       "unknown field \"topk\""},
+      {"top_k above experts", R"({"model_dim": 64, "hidden_size": 8, "num_experts": 2, "top_k": [1, 3]})",
+       "--target cpu", "top_k 3 is invalid"},
+      {"negative dim", R"({"model_dim": -4, "hidden_size": 8, "num_experts": 2})", "--target cpu",
+       "\"model_dim\" is -4"},
       {"unknown dtype", R"({"model_dim": 64, "hidden_size": 8, "num_experts": 2, "dtype": "float8"})", "--target cpu",
        "unknown dtype 'float8'"},
       {"non-finite capacity", R"({"model_dim": 64, "hidden_size": 8, "num_experts": 2, "capacity_factor": "inf"})",
