@@ -4,12 +4,13 @@
 
 #include "core/error.h"
 #include "jit/kernels/dispatch.h"
+#include "jit/kernels/gemm.h"
 
 namespace switchyard {
 
 const std::vector<KernelFamily>& kernel_families() {
-  static const std::vector<KernelFamily> families = {kernels::dispatch_encode_family(),
-                                                     kernels::combine_decode_family()};
+  static const std::vector<KernelFamily> families = {
+      kernels::dispatch_encode_family(), kernels::combine_decode_family(), kernels::gemm_family()};
   return families;
 }
 

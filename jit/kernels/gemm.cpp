@@ -1,0 +1,72 @@
+#include "jit/kernels/gemm.h"
+
+#include "core/error.h"
+
+namespace switchyard::kernels {
+namespace {
+
+int host_vector_bytes() {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512f")) return 64;
+  if (__builtin_cpu_supports("avx2")) return 32;
+#endif
+  return 16;
+}
+
+}  // namespace
+
+KernelFamily gemm_family() {
+  KernelFamily f;
+  f.name = "gemm";
+  f.params = {{"dtype", ParamDecl::Kind::kDType},   {"n", ParamDecl::Kind::kInt, 1, 1 << 20},
+              {"k", ParamDecl::Kind::kInt, 1, 1 << 20}, {"trans_b", ParamDecl::Kind::kBool},
+              {"bias", ParamDecl::Kind::kBool},      {"activation", ParamDecl::Kind::kInt, kActNone, kActSwiglu},
+              {"vec_bytes", ParamDecl::Kind::kInt, 16, 64}, {"row_tile", ParamDecl::Kind::kInt, 1, 8}};
+  f.cpu_header = "switchyard/cpu/gemm.hpp";
+  f.cpu_function = "switchyard::cpu::gemm";
+  f.args_type = "switchyard::kernels::GemmArgs";
+  f.cpu_dtypes = {DType::kFloat32, DType::kFloat64};
+  f.check = [](const KernelSpec& spec) {
+    int64_t v = spec.int_param("vec_bytes");
+    SY_CHECK(v == 16 || v == 32 || v == 64) << "kernel spec " << spec.to_string() << ": vec_bytes must be 16, 32 or 64";
+    SY_CHECK(spec.target.is_cpu()) << "kernel spec " << spec.to_string() << ": gemm is a CPU family";
+  };
+  return f;
+}
+
+KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
+  int vec_bytes = host_vector_bytes();
+  KernelSpec spec;
+  spec.family = "gemm";
+  spec.params = {{"dtype", shape.dtype},
+                 {"n", shape.n},
+                 {"k", shape.k},
+                 {"trans_b", shape.trans_b},
+                 {"bias", shape.bias},
+                 {"activation", static_cast<int64_t>(shape.activation)},
+                 {"vec_bytes", static_cast<int64_t>(vec_bytes)},
+                 {"row_tile", int64_t{vec_bytes == 64 ? 6 : 4}}};
+  spec.target = target;
+  return spec;
+}
+
+GemmActivation parse_activation(const std::string& text) {
+  if (text == "none" || text == "identity") return kActNone;
+  if (text == "relu") return kActRelu;
+  if (text == "gelu") return kActGelu;
+  if (text == "silu" || text == "swish") return kActSilu;
+  SY_THROW(UserError) << "unknown activation '" << text << "'; expected relu, gelu, silu or none";
+}
+
+const char* activation_name(GemmActivation activation) {
+  switch (activation) {
+    case kActNone: return "none";
+    case kActRelu: return "relu";
+    case kActGelu: return "gelu";
+    case kActSilu: return "silu";
+    case kActSwiglu: return "swiglu";
+  }
+  return "?";
+}
+
+}  // namespace switchyard::kernels

@@ -1,0 +1,31 @@
+// The batched GEMM family (CPU): C = epilogue(A * B + bias), N and K fixed per model.
+// Parameters: dtype, n, k, trans_b, bias, activation, vec_bytes, row_tile.
+#pragma once
+
+#include <switchyard/common/gemm_args.h>
+
+#include "jit/kernel_family.h"
+
+namespace switchyard::kernels {
+
+KernelFamily gemm_family();
+
+struct GemmShape {
+  DType dtype = DType::kFloat32;
+  int64_t n = 0;
+  int64_t k = 0;
+  bool trans_b = false;
+  bool bias = false;
+  GemmActivation activation = kActNone;
+};
+
+/// The spec for `shape` on `target`, with the tile chosen by a deterministic rule: vectors as
+/// wide as the host's widest (64 bytes with AVX-512, 32 with AVX2, else 16) and as many rows
+/// as keep the accumulators in registers (6 with 32 vector registers, 4 with 16).
+KernelSpec gemm_spec(const GemmShape& shape, const Target& target);
+
+/// Parses "relu", "gelu", "silu", "none"; throws UserError naming the text otherwise.
+GemmActivation parse_activation(const std::string& text);
+const char* activation_name(GemmActivation activation);
+
+}  // namespace switchyard::kernels

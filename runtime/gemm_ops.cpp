@@ -1,0 +1,71 @@
+#include "runtime/gemm_ops.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "core/error.h"
+#include "jit/kernels/gemm.h"
+
+namespace switchyard {
+namespace {
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
+void expect(const Tensor& t, const std::vector<int64_t>& shape, DType dtype, DeviceRef device, const char* what) {
+  SY_CHECK(t.shape() == shape && t.dtype() == dtype && t.device() == device && t.is_contiguous())
+      << "gemm " << what << " is " << t.describe() << "; expected contiguous " << dtype_name(dtype) << shape_text(shape)
+      << " on " << device.to_string();
+}
+
+}  // namespace
+
+void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tensor& c, const GemmOptions& options) {
+  SY_CHECK(a.ndim() == 3 && w.ndim() == 3) << "gemm operands are " << a.describe() << " and " << w.describe()
+                                           << "; expected a [B, R, K] and w [B, K, N]";
+  const int64_t batch = a.dim(0), rows = a.dim(1), k = a.dim(2);
+  const int64_t n = options.trans_b ? w.dim(1) : w.dim(2);
+  SY_CHECK(batch >= 1 && rows <= std::numeric_limits<int>::max()) << "gemm batch " << batch << " x rows " << rows << " is out of range";
+  expect(a, {batch, rows, k}, a.dtype(), a.device(), "input a");
+  expect(w, options.trans_b ? std::vector<int64_t>{batch, n, k} : std::vector<int64_t>{batch, k, n}, a.dtype(), a.device(), "weight");
+  expect(c, {batch, rows, n}, a.dtype(), a.device(), "output");
+  if (options.bias) expect(*options.bias, {batch, n}, a.dtype(), a.device(), "bias");
+  SY_CHECK((options.activation == kernels::kActSwiglu) == (options.aux != nullptr))
+      << "gemm: the swiglu epilogue takes an aux tensor, and only it does";
+  if (options.aux) expect(*options.aux, {batch, rows, n}, a.dtype(), a.device(), "swiglu gate input");
+  int64_t max_rows = rows;
+  if (options.row_counts) {
+    expect(*options.row_counts, {batch}, DType::kInt32, DeviceRef{}, "row counts");
+    const int* counts = options.row_counts->data_as<const int>();
+    for (int64_t b = 0; b < batch; ++b) {
+      SY_CHECK(counts[b] >= 0 && counts[b] <= rows) << "gemm row count " << counts[b] << " of batch " << b << " is outside [0, " << rows << "]";
+    }
+    max_rows = *std::max_element(counts, counts + batch);
+  }
+  Device& device = context.device(a.device());
+  kernels::GemmShape shape{a.dtype(), n, k, options.trans_b, options.bias != nullptr, options.activation};
+  const LoadedKernel& kernel = context.kernel(device, kernels::gemm_spec(shape, device.target()));
+  if (max_rows == 0) return;
+  kernels::GemmArgs args{a.data(),
+                         w.data(),
+                         options.bias ? options.bias->data() : nullptr,
+                         options.aux ? options.aux->data() : nullptr,
+                         c.data(),
+                         options.row_counts ? options.row_counts->data_as<const int>() : nullptr,
+                         rows * k,
+                         n * k,
+                         rows * n,
+                         static_cast<int>(rows),
+                         static_cast<int>(batch)};
+  void* params[] = {&args};
+  const int64_t row_tiles = (max_rows + 5) / 6;
+  const int64_t per_batch = std::clamp<int64_t>((int64_t{device.parallelism()} * 2 + batch - 1) / batch, 1, row_tiles);
+  LaunchConfig config;
+  config.grid = static_cast<unsigned>(batch * per_batch);
+  device.launch(kernel, config, params);
+}
+
+}  // namespace switchyard

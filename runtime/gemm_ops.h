@@ -1,0 +1,25 @@
+// Batched GEMM with a fused bias + activation epilogue, for the experts and the gate:
+// c[b] = act(a[b] @ op(w[b]) + bias[b]); op(w) = w ([B, K, N]) or w^T (trans_b, w is [B, N, K]).
+#pragma once
+
+#include <switchyard/common/gemm_args.h>
+
+#include "runtime/context.h"
+#include "runtime/tensor.h"
+
+namespace switchyard {
+
+struct GemmOptions {
+  bool trans_b = false;
+  kernels::GemmActivation activation = kernels::kActNone;
+  const Tensor* bias = nullptr;        // [B, N]
+  const Tensor* aux = nullptr;         // [B, R, N], the gate input of kActSwiglu
+  const Tensor* row_counts = nullptr;  // int32 [B] on the host: rows used per batch (grouped GEMM)
+};
+
+/// a [B, R, K], w [B, K, N] (or [B, N, K] with trans_b), c [B, R, N]; all contiguous, one dtype,
+/// one device. With row_counts, batch b computes only its first row_counts[b] rows (the rest of
+/// c is left untouched). Throws UserError naming the offending tensor.
+void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tensor& c, const GemmOptions& options = {});
+
+}  // namespace switchyard

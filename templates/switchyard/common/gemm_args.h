@@ -1,0 +1,34 @@
+// Arguments of the batched GEMM kernels, shared verbatim by host code and templates.
+// For each batch b: C[b][m, n] = epilogue(sum_k A[b][m, k] * B[b](k, n) + bias[b][n]),
+// with B[b](k, n) = B[b][k * N + n], or B[b][n * K + k] when the kernel is specialized
+// with trans_b. Rows are run-time (tokens, capacity); N and K are template parameters.
+#pragma once
+
+namespace switchyard {
+namespace kernels {
+
+// The epilogue applied to each element after the bias.
+enum GemmActivation : int {
+  kActNone = 0,
+  kActRelu = 1,
+  kActGelu = 2,    // exact (erf) GELU, as torch.nn.functional.gelu
+  kActSilu = 3,    // x * sigmoid(x)
+  kActSwiglu = 4,  // silu(aux[m, n]) * x: the gated product of a SwiGLU expert
+};
+
+struct GemmArgs {
+  const void* a;         // [batch][rows_stride, K]
+  const void* b;         // [batch][K, N] or [batch][N, K] (trans_b)
+  const void* bias;      // [batch][N] or null (only read when specialized with bias)
+  const void* aux;       // [batch][rows_stride, N] for kActSwiglu, else null
+  void* c;               // [batch][rows_stride, N]
+  const int* row_counts; // [batch] rows actually used per batch (grouped GEMM), or null = rows
+  long a_batch_stride;   // elements between batches of A (and of C/aux per their own strides)
+  long b_batch_stride;
+  long c_batch_stride;
+  int rows;              // rows per batch (upper bound when row_counts is given)
+  int batch;
+};
+
+}  // namespace kernels
+}  // namespace switchyard
