@@ -4,13 +4,15 @@
 
 #include "core/error.h"
 #include "jit/kernels/dispatch.h"
+#include "jit/kernels/gating.h"
 #include "jit/kernels/gemm.h"
 
 namespace switchyard {
 
 const std::vector<KernelFamily>& kernel_families() {
   static const std::vector<KernelFamily> families = {
-      kernels::dispatch_encode_family(), kernels::combine_decode_family(), kernels::gemm_family()};
+      kernels::dispatch_encode_family(), kernels::combine_decode_family(), kernels::gemm_family(),
+      kernels::gate_topk_family(), kernels::route_locations_family()};
   return families;
 }
 

@@ -1,0 +1,39 @@
+#include "jit/kernels/gating.h"
+
+#include "core/error.h"
+
+namespace switchyard::kernels {
+namespace {
+
+KernelFamily base(const std::string& name, bool with_normalize) {
+  KernelFamily f;
+  f.name = name;
+  f.params = {{"dtype", ParamDecl::Kind::kDType},
+              {"experts", ParamDecl::Kind::kInt, 1, 4096},
+              {"top_k", ParamDecl::Kind::kInt, 1, 64}};
+  if (with_normalize) f.params.push_back({"normalize", ParamDecl::Kind::kBool});
+  f.cpu_header = "switchyard/cpu/gating.hpp";
+  f.cpu_function = "switchyard::cpu::" + name;
+  f.args_type = with_normalize ? "switchyard::kernels::GateTopkArgs" : "switchyard::kernels::LocationsArgs";
+  f.cpu_dtypes = {DType::kFloat32, DType::kFloat64};
+  f.check = [](const KernelSpec& spec) {
+    SY_CHECK(spec.int_param("top_k") <= spec.int_param("experts"))
+        << "kernel spec " << spec.to_string() << ": top_k exceeds the number of experts";
+  };
+  return f;
+}
+
+}  // namespace
+
+KernelFamily gate_topk_family() { return base("gate_topk", true); }
+KernelFamily route_locations_family() { return base("route_locations", false); }
+
+KernelSpec gate_topk_spec(DType gate_dtype, int64_t experts, int64_t top_k, bool normalize, const Target& target) {
+  return {"gate_topk", {{"dtype", gate_dtype}, {"experts", experts}, {"top_k", top_k}, {"normalize", normalize}}, target};
+}
+
+KernelSpec route_locations_spec(DType gate_dtype, int64_t experts, int64_t top_k, const Target& target) {
+  return {"route_locations", {{"dtype", gate_dtype}, {"experts", experts}, {"top_k", top_k}}, target};
+}
+
+}  // namespace switchyard::kernels

@@ -1,0 +1,27 @@
+// Routing from gate logits: softmax + top-k (+ normalization), locations, per-expert counts and
+// gshard_loss (tutel-semantics 1.2-1.5, 3), on the logits' device.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "runtime/context.h"
+#include "runtime/tensor.h"
+
+namespace switchyard {
+
+struct RoutedTokens {
+  std::unique_ptr<Buffer> storage;
+  Tensor scores;     // [S, E] softmax
+  Tensor indices;    // int32 [k, S]
+  Tensor gates;      // [k, S]
+  Tensor locations;  // int32 [k, S]
+  std::vector<int> counts;  // [E] on the host: true counts (never the BPR miscount of Tutel)
+  double l_aux = 0;
+};
+
+/// logits: [S, E], float32 or float64, contiguous. top_k in [1, E].
+RoutedTokens route_tokens(Context& context, const Tensor& logits, int64_t top_k, bool normalize_gate,
+                          bool batch_prioritized);
+
+}  // namespace switchyard

@@ -1,0 +1,109 @@
+// MoeLayer::forward: gate GEMM -> routing -> capacity -> dispatch -> experts -> combine.
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "runtime/capacity.h"
+#include "runtime/dispatch_ops.h"
+#include "runtime/gating_ops.h"
+#include "runtime/gemm_ops.h"
+#include "runtime/moe_layer.h"
+
+namespace switchyard {
+namespace {
+
+template <typename T>
+void check_finite_values(const T* values, int64_t tokens, int64_t dim) {
+  for (int64_t i = 0; i < tokens * dim; ++i) {
+    SY_CHECK(std::isfinite(values[i])) << "the input holds " << values[i] << " at token " << i / dim << ", element "
+                                       << i % dim << "; MoE routing needs finite inputs";
+  }
+}
+
+}  // namespace
+
+void MoeLayer::check_options(const Tensor& x, const ForwardOptions& o) const {
+  SY_CHECK(x.ndim() == 2 && x.dim(1) == config_.model_dim && x.is_contiguous())
+      << "forward input is " << x.describe() << "; expected contiguous [tokens, " << config_.model_dim << "]";
+  SY_CHECK(x.dtype() == config_.dtype && x.device() == device_.ref())
+      << "forward input is " << x.describe() << "; the layer is " << dtype_name(config_.dtype) << " on " << device_.name();
+  SY_CHECK(o.top_k >= 1 && o.top_k <= config_.num_experts)
+      << "top_k = " << o.top_k << "; expected 1 to num_experts (" << config_.num_experts << ")";
+  SY_CHECK(std::isfinite(o.capacity_factor)) << "capacity_factor = " << o.capacity_factor << "; expected a finite number";
+  SY_CHECK(o.megablocks_size >= 0) << "megablocks_size = " << o.megablocks_size << "; expected 0 or more";
+  if (o.check_finite && !device_.is_cuda()) {
+    if (x.dtype() == DType::kFloat64) check_finite_values(x.data_as<const double>(), x.dim(0), x.dim(1));
+    else if (x.dtype() == DType::kFloat32) check_finite_values(x.data_as<const float>(), x.dim(0), x.dim(1));
+  }
+}
+
+Tensor MoeLayer::gate_logits(const Tensor& x, Buffer& workspace) {
+  const int64_t s = x.dim(0), m = config_.model_dim, e = config_.num_experts;
+  Tensor logits = workspace.view(config_.dtype, {1, s, e});
+  const Param& wg_t = packed_.at("wg_t");
+  batched_gemm(context_, Tensor(x.data(), x.dtype(), {1, s, m}, x.device()),
+               wg_t.buffer->view(config_.dtype, wg_t.shape), logits);
+  return Tensor(logits.data(), config_.dtype, {s, e}, logits.device());
+}
+
+void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Tensor* row_counts) {
+  const int64_t e = config_.num_experts, c = dispatched.dim(1), h = config_.hidden_size;
+  const size_t hidden_bytes = static_cast<size_t>(e * c * h) * dtype_size(config_.dtype);
+  GemmOptions fc;
+  fc.row_counts = row_counts;
+  if (config_.expert_type == ExpertType::kFfn) {
+    Buffer hidden(device_, hidden_bytes);
+    Tensor hid = hidden.view(config_.dtype, {e, c, h});
+    Tensor b1 = config_.has_fc1_bias ? parameter("experts.batched_fc1_bias") : Tensor();
+    Tensor b2 = config_.has_fc2_bias ? parameter("experts.batched_fc2_bias") : Tensor();
+    fc.activation = config_.activation;
+    fc.bias = config_.has_fc1_bias ? &b1 : nullptr;
+    const Param& w1 = packed_.at("fc1_t");
+    batched_gemm(context_, dispatched, w1.buffer->view(config_.dtype, w1.shape), hid, fc);
+    fc.activation = kernels::kActNone;
+    fc.bias = config_.has_fc2_bias ? &b2 : nullptr;
+    batched_gemm(context_, hid, parameter("experts.batched_fc2_w"), out, fc);
+    return;
+  }
+  // SwiGLU (Tutel's llama_ffn): silu(x W1) * (x W2), then W3.
+  Buffer first(device_, hidden_bytes), gated(device_, hidden_bytes);
+  Tensor t1 = first.view(config_.dtype, {e, c, h}), t2 = gated.view(config_.dtype, {e, c, h});
+  batched_gemm(context_, dispatched, parameter("experts.W_fc1"), t1, fc);
+  fc.activation = kernels::kActSwiglu;
+  fc.aux = &t1;
+  batched_gemm(context_, dispatched, parameter("experts.W_fc2"), t2, fc);
+  fc.activation = kernels::kActNone;
+  fc.aux = nullptr;
+  batched_gemm(context_, t2, parameter("experts.W_fc3"), out, fc);
+}
+
+ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) {
+  check_options(x, options);
+  const int64_t s = x.dim(0), m = config_.model_dim, e = config_.num_experts, k = options.top_k;
+  const size_t el = dtype_size(config_.dtype);
+  Buffer logits_space(device_, static_cast<size_t>(s * e) * el);
+  RoutedTokens routed = route_tokens(context_, gate_logits(x, logits_space), k, options.normalize_gate,
+                                     options.batch_prioritized_routing);
+  ForwardResult result;
+  result.expert_counts = routed.counts;
+  result.l_aux = routed.l_aux;
+  const int64_t max_count = *std::max_element(routed.counts.begin(), routed.counts.end());
+  result.capacity = moe_capacity(s, e, k, options.capacity_factor, max_count, moe_alignment(1, 1, options.megablocks_size));
+  const int64_t c = result.capacity;
+
+  Routing routing{routed.indices, routed.locations, routed.gates, c, e};
+  Buffer slots(device_, static_cast<size_t>(e * c * m) * el), expert_out(device_, static_cast<size_t>(e * c * m) * el);
+  Tensor dispatched = slots.view(config_.dtype, {e, c, m}), processed = expert_out.view(config_.dtype, {e, c, m});
+  dispatch_encode(context_, x, routing, options.is_postscore, dispatched);
+  // Grouped GEMM: each expert computes only the slots that hold tokens (its count, up to C).
+  std::vector<int> used(static_cast<size_t>(e));
+  for (int64_t i = 0; i < e; ++i) used[i] = static_cast<int>(std::min<int64_t>(routed.counts[i], c));
+  Tensor used_t(used.data(), DType::kInt32, {e});
+  run_experts(dispatched, processed, options.dropless_grouped ? &used_t : nullptr);
+  result.storage = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * el);
+  result.output = result.storage->view(config_.dtype, {s, m});
+  combine_decode(context_, processed, routing, options.is_postscore, result.output);
+  return result;
+}
+
+}  // namespace switchyard

@@ -1,0 +1,193 @@
+// MoeLayer construction, parameters and safetensors I/O. The forward pass is in moe_forward.cpp.
+#include "runtime/moe_layer.h"
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "core/error.h"
+#include "runtime/safetensors.h"
+
+namespace switchyard {
+namespace {
+
+std::string safetensors_dtype(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32: return "F32";
+    case DType::kFloat64: return "F64";
+    case DType::kFloat16: return "F16";
+    case DType::kBFloat16: return "BF16";
+    case DType::kInt32: return "I32";
+  }
+  return "?";
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
+int64_t numel(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+// Host copies of doubles in the layer dtype (CPU dtypes only for initialisation).
+std::string encode_values(const std::vector<double>& values, DType dtype) {
+  std::string bytes(values.size() * dtype_size(dtype), '\0');
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (dtype == DType::kFloat64) std::memcpy(&bytes[i * 8], &values[i], 8);
+    else {
+      float f = static_cast<float>(values[i]);
+      std::memcpy(&bytes[i * 4], &f, 4);
+    }
+  }
+  return bytes;
+}
+
+}  // namespace
+
+void MoeLayerConfig::validate() const {
+  SY_CHECK(model_dim >= 1 && model_dim <= (1 << 20)) << "model_dim = " << model_dim << "; expected 1 to 1048576";
+  SY_CHECK(hidden_size >= 1 && hidden_size <= (1 << 22)) << "hidden_size = " << hidden_size << "; expected 1 to 4194304";
+  SY_CHECK(num_experts >= 1 && num_experts <= 4096) << "num_experts = " << num_experts << "; expected 1 to 4096";
+  SY_CHECK(dtype != DType::kInt32) << "a layer's dtype must be a floating type, not int32";
+}
+
+MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config)
+    : context_(context), device_(device), config_(config) {
+  config_.validate();
+  const int64_t e = config_.num_experts, m = config_.model_dim, h = config_.hidden_size;
+  add_param("gates.0.wg.weight", {e, m});
+  if (config_.expert_type == ExpertType::kFfn) {
+    add_param("experts.batched_fc1_w", {e, h, m});
+    add_param("experts.batched_fc2_w", {e, h, m});
+    if (config_.has_fc1_bias) add_param("experts.batched_fc1_bias", {e, h});
+    if (config_.has_fc2_bias) add_param("experts.batched_fc2_bias", {e, m});
+  } else {
+    add_param("experts.W_fc1", {e, m, h});
+    add_param("experts.W_fc2", {e, m, h});
+    add_param("experts.W_fc3", {e, h, m});
+  }
+  init_parameters(1);
+}
+
+void MoeLayer::add_param(const std::string& name, std::vector<int64_t> shape) {
+  Param p;
+  p.buffer = std::make_unique<Buffer>(device_, static_cast<size_t>(numel(shape)) * dtype_size(config_.dtype));
+  p.shape = std::move(shape);
+  params_[name] = std::move(p);
+}
+
+std::vector<std::string> MoeLayer::parameter_names() const {
+  std::vector<std::string> names;
+  for (const auto& [name, p] : params_) names.push_back(name);
+  return names;
+}
+
+Tensor MoeLayer::parameter(const std::string& name) const {
+  auto it = params_.find(name);
+  SY_CHECK(it != params_.end()) << "the layer has no parameter '" << name << "'";
+  return it->second.buffer->view(config_.dtype, it->second.shape);
+}
+
+int64_t MoeLayer::expert_parameter_count() const {
+  int64_t n = 0;
+  for (const auto& [name, p] : params_) n += name.rfind("experts.", 0) == 0 ? numel(p.shape) : 0;
+  return n;
+}
+
+int64_t MoeLayer::gate_parameter_count() const { return numel(params_.at("gates.0.wg.weight").shape); }
+
+void MoeLayer::init_parameters(uint64_t seed) {
+  SY_CHECK(config_.dtype == DType::kFloat32 || config_.dtype == DType::kFloat64)
+      << "init_parameters supports float32 and float64 layers; load " << dtype_name(config_.dtype) << " weights instead";
+  std::mt19937_64 rng(seed);
+  const double m = static_cast<double>(config_.model_dim), h = static_cast<double>(config_.hidden_size);
+  for (auto& [name, p] : params_) {
+    // Fan-in of the nn.Linear each tensor belongs to: fc2 (and W_fc3) read the hidden units.
+    bool hidden_in = name == "experts.batched_fc2_w" || name == "experts.batched_fc2_bias" || name == "experts.W_fc3";
+    double bound = 1.0 / std::sqrt(hidden_in ? h : m);
+    std::vector<double> values(static_cast<size_t>(numel(p.shape)));
+    if (config_.expert_type == ExpertType::kSwiglu && name.rfind("experts.", 0) == 0) {
+      std::normal_distribution<double> normal(0.0, 0.01);
+      for (auto& v : values) v = normal(rng);
+    } else {
+      std::uniform_real_distribution<double> uniform(-bound, bound);
+      for (auto& v : values) v = uniform(rng);
+    }
+    std::string bytes = encode_values(values, config_.dtype);
+    device_.copy_from_host(p.buffer->data(), bytes.data(), bytes.size());
+  }
+  refresh_packed();
+}
+
+void MoeLayer::load(const std::string& path) {
+  TensorFile file = read_safetensors(path);
+  if (auto it = file.find("_num_global_experts"); it != file.end()) {
+    int64_t stored = 0;
+    if (it->second.dtype == "I64" && it->second.bytes.size() == 8) std::memcpy(&stored, it->second.bytes.data(), 8);
+    SY_CHECK(stored == config_.num_experts) << path << " holds a layer with " << stored << " experts; this layer has "
+                                            << config_.num_experts;
+  }
+  // Check everything before changing anything, so a bad file leaves the layer as it was.
+  for (const auto& [name, p] : params_) {
+    auto it = file.find(name);
+    SY_CHECK(it != file.end()) << path << " has no tensor '" << name << "'";
+    SY_CHECK(it->second.dtype == safetensors_dtype(config_.dtype))
+        << path << ": tensor '" << name << "' is " << it->second.dtype << "; the layer expects "
+        << safetensors_dtype(config_.dtype) << " (" << dtype_name(config_.dtype) << ")";
+    SY_CHECK(it->second.shape == p.shape) << path << ": tensor '" << name << "' has shape " << shape_text(it->second.shape)
+                                          << "; the layer expects " << shape_text(p.shape);
+  }
+  for (auto& [name, p] : params_) {
+    const std::string& bytes = file.at(name).bytes;
+    device_.copy_from_host(p.buffer->data(), bytes.data(), bytes.size());
+  }
+  refresh_packed();
+}
+
+void MoeLayer::save(const std::string& path) const {
+  TensorFile file;
+  for (const auto& [name, p] : params_) {
+    StoredTensor t;
+    t.dtype = safetensors_dtype(config_.dtype);
+    t.shape = p.shape;
+    t.bytes.resize(p.buffer->bytes());
+    device_.copy_to_host(t.bytes.data(), p.buffer->data(), t.bytes.size());
+    file[name] = std::move(t);
+  }
+  StoredTensor experts{"I64", {}, std::string(8, '\0')};
+  int64_t e = config_.num_experts;
+  std::memcpy(experts.bytes.data(), &e, 8);
+  file["_num_global_experts"] = std::move(experts);
+  write_safetensors(path, file, {{"format", "switchyard-moe"}});
+}
+
+void MoeLayer::refresh_packed() {
+  // The CPU GEMM reads B as [K, N]: keep transposed copies of the weights stored as
+  // nn.Linear [out, in] (the gate and fc1).
+  auto transpose = [&](const std::string& from, const std::string& to) {
+    const Param& src = params_.at(from);
+    const int64_t batch = src.shape.size() == 3 ? src.shape[0] : 1;
+    const int64_t rows = src.shape[src.shape.size() - 2], cols = src.shape.back();
+    const size_t el = dtype_size(config_.dtype);
+    std::string in(src.buffer->bytes(), '\0'), out(in.size(), '\0');
+    device_.copy_to_host(in.data(), src.buffer->data(), in.size());
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c)
+          std::memcpy(&out[((b * cols + c) * rows + r) * el], &in[((b * rows + r) * cols + c) * el], el);
+    Param packed;
+    packed.shape = {batch, cols, rows};
+    packed.buffer = std::make_unique<Buffer>(device_, out.size());
+    device_.copy_from_host(packed.buffer->data(), out.data(), out.size());
+    packed_[to] = std::move(packed);
+  };
+  transpose("gates.0.wg.weight", "wg_t");
+  if (config_.expert_type == ExpertType::kFfn) transpose("experts.batched_fc1_w", "fc1_t");
+}
+
+}  // namespace switchyard

@@ -1,0 +1,91 @@
+// MoeLayer: one Mixture-of-Experts layer with Tutel's parameter names and layouts
+// (tutel-semantics 4.2, 6.1, 6.2), a forward whose options switch on every call, and
+// safetensors load/save. Single rank here; the distributed issue adds expert parallelism.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <switchyard/common/gemm_args.h>
+
+#include "runtime/context.h"
+#include "runtime/tensor.h"
+
+namespace switchyard {
+
+enum class ExpertType { kFfn, kSwiglu };
+
+struct MoeLayerConfig {
+  int64_t model_dim = 0;    // M
+  int64_t hidden_size = 0;  // H per expert
+  int64_t num_experts = 0;  // E
+  DType dtype = DType::kFloat32;
+  ExpertType expert_type = ExpertType::kFfn;
+  kernels::GemmActivation activation = kernels::kActRelu;  // ffn only
+  bool has_fc1_bias = true;
+  bool has_fc2_bias = true;
+  /// Throws UserError naming the first bad field.
+  void validate() const;
+};
+
+/// Per-call options (Tutel's forward arguments). Unlike Tutel, 0 and -0.0 mean what they say.
+struct ForwardOptions {
+  int64_t top_k = 2;
+  double capacity_factor = 1.0;  // > 0 capacity, 0 dropless padded to the largest count, < 0 bounded
+  bool dropless_grouped = false; // compute only each expert's real tokens (no padding work)
+  bool is_postscore = true;
+  bool normalize_gate = true;
+  bool batch_prioritized_routing = false;
+  int64_t megablocks_size = 0;   // alignment unit of the capacity (Tutel's megablocks_size)
+  bool check_finite = true;      // reject NaN/Inf in the input with a UserError
+};
+
+struct ForwardResult {
+  std::unique_ptr<Buffer> storage;
+  Tensor output;     // [S, M] on the layer's device
+  double l_aux = 0;  // gshard_loss
+  int64_t capacity = 0;
+  std::vector<int> expert_counts;  // (token, choice) pairs routed to each expert, before drops
+};
+
+class MoeLayer {
+ public:
+  MoeLayer(Context& context, Device& device, MoeLayerConfig config);
+
+  /// Deterministic initialisation like torch.nn.Linear (uniform in +-1/sqrt(fan_in)).
+  void init_parameters(uint64_t seed);
+  /// Replaces every parameter from a safetensors file; on any error the layer is unchanged.
+  void load(const std::string& path);
+  void save(const std::string& path) const;
+
+  /// x: [S, M] of the layer's dtype on its device. Throws UserError for bad options or shapes.
+  ForwardResult forward(const Tensor& x, const ForwardOptions& options);
+
+  const MoeLayerConfig& config() const { return config_; }
+  /// Parameter names in Tutel's spelling, e.g. "gates.0.wg.weight", "experts.batched_fc1_w".
+  std::vector<std::string> parameter_names() const;
+  Tensor parameter(const std::string& name) const;
+  int64_t expert_parameter_count() const;
+  int64_t gate_parameter_count() const;
+
+ private:
+  struct Param {
+    std::vector<int64_t> shape;
+    std::unique_ptr<Buffer> buffer;
+  };
+  void add_param(const std::string& name, std::vector<int64_t> shape);
+  void refresh_packed();
+  void check_options(const Tensor& x, const ForwardOptions& options) const;
+  Tensor gate_logits(const Tensor& x, Buffer& workspace);
+  void run_experts(const Tensor& dispatched, const Tensor& out, const Tensor* row_counts);
+
+  Context& context_;
+  Device& device_;
+  MoeLayerConfig config_;
+  std::map<std::string, Param> params_;
+  std::map<std::string, Param> packed_;  // layouts the kernels read (transposed copies)
+};
+
+}  // namespace switchyard

@@ -1,0 +1,29 @@
+// Arguments of the gating kernels (softmax + top-k, then locations + counts + loss), shared
+// verbatim by host code and templates. "G" below is the gate's compute type: float, or double
+// for float64 layers.
+#pragma once
+
+namespace switchyard {
+namespace kernels {
+
+struct GateTopkArgs {
+  const void* logits;  // G [S, E]
+  void* scores;        // G [S, E]: softmax of the logits
+  int* indices;        // [k, S]: choice j of token s, by descending score, ties to the lower expert
+  void* gates;         // G [k, S]: the chosen scores, normalized over the k choices when asked
+  void* top_score;     // G [S]: the largest score of each token (batch-prioritized routing key)
+  int tokens;
+};
+
+struct LocationsArgs {
+  const int* indices;  // [k, S]
+  const int* order;    // [S] token visiting order (batch-prioritized routing), or null = 0..S-1
+  const void* scores;  // G [S, E]
+  int* locations;      // [k, S]: running count per expert, choice j after every earlier choice
+  int* counts;         // [E]: (token, choice) pairs per expert, before any capacity drop
+  void* loss;          // G [1]: gshard_loss = E * sum_e frac_top1(e) * mean_score(e)
+  int tokens;
+};
+
+}  // namespace kernels
+}  // namespace switchyard

@@ -1,0 +1,80 @@
+// Gating on the CPU (tutel-semantics 1.2, 1.3, 3): fused softmax + top-k + normalization per
+// token, then the per-expert running counts that give every choice its slot, and gshard_loss.
+#pragma once
+
+#include <switchyard/common/gating_args.h>
+#include <switchyard/cpu/math.hpp>
+
+namespace switchyard {
+namespace cpu {
+
+// One block = a contiguous range of tokens.
+template <typename G, int kExperts, int kTopK, bool kNormalize>
+void gate_topk(const kernels::GateTopkArgs& args, unsigned block, unsigned grid) {
+  static_assert(kExperts >= 1 && kTopK >= 1 && kTopK <= kExperts, "gate_topk: need 1 <= top_k <= experts");
+  const long tokens = args.tokens;
+  const long begin = tokens * block / grid, end = tokens * (block + 1) / grid;
+  const G* logits = static_cast<const G*>(args.logits);
+  G* scores = static_cast<G*>(args.scores);
+  G* gates = static_cast<G*>(args.gates);
+  G* top = static_cast<G*>(args.top_score);
+  for (long s = begin; s < end; ++s) {
+    const G* row = logits + s * kExperts;
+    G* out = scores + s * kExperts;
+    G max = row[0];
+    for (int e = 1; e < kExperts; ++e) max = row[e] > max ? row[e] : max;
+    G sum = G(0);
+    for (int e = 0; e < kExperts; ++e) sum += (out[e] = math_exp(row[e] - max));
+    for (int e = 0; e < kExperts; ++e) out[e] /= sum;
+    bool taken[kExperts] = {};
+    G total = G(0);
+    for (int j = 0; j < kTopK; ++j) {
+      int best = -1;
+      for (int e = 0; e < kExperts; ++e) {
+        // Strictly greater: ties go to the lower expert index. NaN never wins, so a NaN row
+        // falls through to the lowest untaken expert.
+        if (!taken[e] && (best < 0 || out[e] > out[best])) best = e;
+      }
+      taken[best] = true;
+      args.indices[j * tokens + s] = best;
+      gates[j * tokens + s] = out[best];
+      total += out[best];
+      if (j == 0) top[s] = out[best];
+    }
+    if (kNormalize && kTopK > 1) {
+      const G eps = sizeof(G) == 4 ? G(1.1920928955078125e-07) : G(2.220446049250313e-16);
+      const G denom = total > eps ? total : eps;
+      for (int j = 0; j < kTopK; ++j) gates[j * tokens + s] /= denom;
+    }
+  }
+}
+
+// Sequential over tokens (grid of one block): the running counts are a scan.
+template <typename G, int kExperts, int kTopK>
+void route_locations(const kernels::LocationsArgs& args, unsigned, unsigned) {
+  const long tokens = args.tokens;
+  int count[kExperts] = {};
+  for (int j = 0; j < kTopK; ++j) {
+    for (long i = 0; i < tokens; ++i) {
+      const long s = args.order ? args.order[i] : i;
+      const int e = args.indices[j * tokens + s];
+      args.locations[j * tokens + s] = count[e]++;
+    }
+  }
+  const G* scores = static_cast<const G*>(args.scores);
+  G loss = G(0);
+  int first[kExperts] = {};
+  G mean[kExperts] = {};
+  for (long s = 0; s < tokens; ++s) {
+    ++first[args.indices[s]];
+    for (int e = 0; e < kExperts; ++e) mean[e] += scores[s * kExperts + e];
+  }
+  for (int e = 0; e < kExperts; ++e) {
+    args.counts[e] = count[e];
+    if (tokens > 0) loss += (G(first[e]) / G(tokens)) * (mean[e] / G(tokens));
+  }
+  *static_cast<G*>(args.loss) = G(kExperts) * loss;
+}
+
+}  // namespace cpu
+}  // namespace switchyard

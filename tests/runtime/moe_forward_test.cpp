@@ -1,0 +1,250 @@
+// Whole-layer forward against a reference composed from the reference ops.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "runtime/moe_layer.h"
+#include "runtime/safetensors.h"
+#include "tests/reference/dispatch_reference.h"
+#include "tests/reference/moe_reference.h"
+#include "tests/support/test_support.h"
+
+namespace switchyard {
+namespace {
+
+using reference::Act;
+
+std::vector<double> read_all(const Tensor& t) {
+  if (t.dtype() == DType::kFloat64) return std::vector<double>(t.data_as<double>(), t.data_as<double>() + t.numel());
+  return std::vector<double>(t.data_as<float>(), t.data_as<float>() + t.numel());
+}
+
+Act reference_act(kernels::GemmActivation a) {
+  return a == kernels::kActRelu ? Act::kRelu : a == kernels::kActGelu ? Act::kGelu : a == kernels::kActSilu ? Act::kSilu : Act::kNone;
+}
+
+// The layer's function from its parameters, with reference ops only.
+std::vector<double> reference_forward(const MoeLayer& layer, const std::vector<double>& x, int64_t s,
+                                      const ForwardOptions& o, double* l_aux) {
+  const auto& c = layer.config();
+  const int64_t m = c.model_dim, h = c.hidden_size, e = c.num_experts;
+  auto logits = reference::gemm(x, read_all(layer.parameter("gates.0.wg.weight")), nullptr, 1, s, m, e, true, Act::kNone);
+  auto r = reference::route(logits, s, e, o.top_k, o.capacity_factor, o.normalize_gate, o.batch_prioritized_routing,
+                            std::max<int64_t>(o.megablocks_size, 1));
+  *l_aux = r.l_aux;
+  reference::RoutingCase rc{s, m, e, o.top_k, r.capacity, r.indices, r.locations, r.gates};
+  auto slots = reference::encode(rc, x, o.is_postscore);
+  std::vector<double> y;
+  if (c.expert_type == ExpertType::kFfn) {
+    std::vector<double> b1, b2;
+    if (c.has_fc1_bias) b1 = read_all(layer.parameter("experts.batched_fc1_bias"));
+    if (c.has_fc2_bias) b2 = read_all(layer.parameter("experts.batched_fc2_bias"));
+    auto hid = reference::gemm(slots, read_all(layer.parameter("experts.batched_fc1_w")), c.has_fc1_bias ? &b1 : nullptr,
+                               e, r.capacity, m, h, true, reference_act(c.activation));
+    y = reference::gemm(hid, read_all(layer.parameter("experts.batched_fc2_w")), c.has_fc2_bias ? &b2 : nullptr, e,
+                        r.capacity, h, m, false, Act::kNone);
+  } else {
+    auto a = reference::gemm(slots, read_all(layer.parameter("experts.W_fc1")), nullptr, e, r.capacity, m, h, false, Act::kSilu);
+    auto b = reference::gemm(slots, read_all(layer.parameter("experts.W_fc2")), nullptr, e, r.capacity, m, h, false, Act::kNone);
+    for (size_t i = 0; i < a.size(); ++i) a[i] *= b[i];
+    y = reference::gemm(a, read_all(layer.parameter("experts.W_fc3")), nullptr, e, r.capacity, h, m, false, Act::kNone);
+  }
+  return reference::decode(rc, y, o.is_postscore);
+}
+
+template <typename T>
+std::vector<T> random_input(std::mt19937& rng, size_t n) {
+  std::normal_distribution<double> normal(0, 1);
+  std::vector<T> v(n);
+  for (auto& x : v) x = static_cast<T>(normal(rng));
+  return v;
+}
+
+template <typename T>
+class MoeForwardTest : public ::testing::Test {};
+using LayerTypes = ::testing::Types<float, double>;
+TYPED_TEST_SUITE(MoeForwardTest, LayerTypes);
+
+TYPED_TEST(MoeForwardTest, RandomConfigsMatchReference) {
+  using T = TypeParam;
+  const DType dt = std::is_same_v<T, double> ? DType::kFloat64 : DType::kFloat32;
+  // NOTE: float tolerance covers two chained GEMMs of K <= 48 plus routing; a token whose top
+  // scores tie within rounding could route differently, which random normal inputs avoid.
+  const double tol = std::is_same_v<T, double> ? 1e-10 : 2e-4;
+  std::mt19937 rng(2024);
+  const kernels::GemmActivation acts[] = {kernels::kActRelu, kernels::kActGelu, kernels::kActSilu};
+  const double factors[] = {1.0, 0.0, -1.25, 0.5, 2.0};
+  for (int trial = 0; trial < 16; ++trial) {
+    MoeLayerConfig config;
+    config.model_dim = 8 + 8 * (trial % 3);
+    config.hidden_size = 16 + 16 * (trial % 2);
+    config.num_experts = 2 + trial % 4;
+    config.dtype = dt;
+    config.expert_type = trial % 5 == 4 ? ExpertType::kSwiglu : ExpertType::kFfn;
+    config.activation = acts[trial % 3];
+    config.has_fc1_bias = trial % 4 != 1;
+    config.has_fc2_bias = trial % 4 != 2;
+    MoeLayer layer(Context::global(), Context::global().cpu(), config);
+    layer.init_parameters(100 + trial);
+    ForwardOptions o;
+    o.top_k = 1 + trial % std::min<int64_t>(2, config.num_experts);
+    o.capacity_factor = factors[trial % 5];
+    o.dropless_grouped = trial % 2 == 1;
+    o.is_postscore = trial % 3 != 1;
+    o.batch_prioritized_routing = trial % 4 == 3;
+    o.megablocks_size = trial % 6 == 5 ? 4 : 0;
+    const int64_t s = 5 + trial * 3;
+    auto x = random_input<T>(rng, s * config.model_dim);
+    SCOPED_TRACE("trial " + std::to_string(trial) + " k=" + std::to_string(o.top_k) + " cf=" + std::to_string(o.capacity_factor));
+    ForwardResult got = layer.forward(Tensor(x.data(), dt, {s, config.model_dim}), o);
+    double l_aux = 0;
+    auto want = reference_forward(layer, std::vector<double>(x.begin(), x.end()), s, o, &l_aux);
+    auto out = read_all(got.output);
+    ASSERT_EQ(out.size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(out[i], want[i], tol * (1 + std::abs(want[i]))) << i;
+    EXPECT_NEAR(got.l_aux, l_aux, tol);
+  }
+}
+
+MoeLayerConfig small_config() {
+  MoeLayerConfig c;
+  c.model_dim = 16;
+  c.hidden_size = 32;
+  c.num_experts = 4;
+  return c;
+}
+
+TEST(MoeForward, DroplessGroupedEqualsPadded) {
+  MoeLayer layer(Context::global(), Context::global().cpu(), small_config());
+  std::mt19937 rng(5);
+  auto x = random_input<float>(rng, 40 * 16);
+  ForwardOptions padded;
+  padded.capacity_factor = 0;
+  ForwardOptions grouped = padded;
+  grouped.dropless_grouped = true;
+  Tensor tx(x.data(), DType::kFloat32, {40, 16});
+  auto a = read_all(layer.forward(tx, padded).output), b = read_all(layer.forward(tx, grouped).output);
+  EXPECT_EQ(a, b);
+}
+
+TEST(MoeForward, SwitchingOptionsEqualsAFreshLayerAndCompilesNothing) {
+  MoeLayer layer(Context::global(), Context::global().cpu(), small_config());
+  layer.init_parameters(9);
+  std::mt19937 rng(6);
+  auto x = random_input<float>(rng, 24 * 16);
+  Tensor tx(x.data(), DType::kFloat32, {24, 16});
+  std::vector<ForwardOptions> sequence(4);
+  sequence[1].top_k = 1;
+  sequence[2].capacity_factor = -1.25;
+  sequence[2].dropless_grouped = true;
+  sequence[3].capacity_factor = 0;
+  sequence[3].is_postscore = false;
+  for (const auto& o : sequence) layer.forward(tx, o);  // warm every kernel of the sequence
+  uint64_t compiles = Context::global().counters().store.compiles;
+  uint64_t loads = Context::global().counters().loads;
+  for (int round = 0; round < 2; ++round) {
+    for (size_t i = 0; i < sequence.size(); ++i) {
+      MoeLayer fresh(Context::global(), Context::global().cpu(), small_config());
+      fresh.init_parameters(9);
+      EXPECT_EQ(read_all(layer.forward(tx, sequence[(i + round) % 4]).output),
+                read_all(fresh.forward(tx, sequence[(i + round) % 4]).output));
+    }
+  }
+  EXPECT_EQ(Context::global().counters().store.compiles, compiles) << "switching compiled a kernel";
+  EXPECT_EQ(Context::global().counters().loads, loads) << "switching loaded a kernel";
+}
+
+TEST(MoeForward, SafetensorsRoundTripAndBadFiles) {
+  testing::TempDir dir;
+  MoeLayer a(Context::global(), Context::global().cpu(), small_config());
+  a.init_parameters(1);
+  a.save(dir / "layer.safetensors");
+  MoeLayer b(Context::global(), Context::global().cpu(), small_config());
+  b.init_parameters(2);
+  b.load(dir / "layer.safetensors");
+  for (const auto& name : a.parameter_names()) EXPECT_EQ(read_all(a.parameter(name)), read_all(b.parameter(name))) << name;
+
+  auto before = read_all(b.parameter("experts.batched_fc1_w"));
+  auto expect_rejected = [&](const std::string& file, const std::string& needle) {
+    try {
+      b.load(file);
+      ADD_FAILURE() << "loading " << file << " should fail";
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(read_all(b.parameter("experts.batched_fc1_w")), before) << "a failed load changed the layer";
+  };
+  TensorFile file = read_safetensors(dir / "layer.safetensors");
+  TensorFile wrong_shape = file;
+  wrong_shape["experts.batched_fc1_w"].shape = {4, 16, 32};
+  write_safetensors(dir / "shape.safetensors", wrong_shape);
+  expect_rejected(dir / "shape.safetensors", "has shape [4, 16, 32]; the layer expects [4, 32, 16]");
+  TensorFile missing = file;
+  missing.erase("experts.batched_fc2_bias");
+  write_safetensors(dir / "missing.safetensors", missing);
+  expect_rejected(dir / "missing.safetensors", "has no tensor 'experts.batched_fc2_bias'");
+  TensorFile wrong_dtype = file;
+  wrong_dtype["gates.0.wg.weight"].dtype = "I32";
+  write_safetensors(dir / "dtype.safetensors", wrong_dtype);
+  expect_rejected(dir / "dtype.safetensors", "is I32; the layer expects F32");
+  TensorFile other = file;
+  other["_num_global_experts"].bytes[0] = 8;
+  write_safetensors(dir / "other.safetensors", other);
+  expect_rejected(dir / "other.safetensors", "holds a layer with 8 experts");
+  std::string bytes = fs::read_file(dir / "layer.safetensors");
+  fs::write_file(dir / "truncated.safetensors", bytes.substr(0, bytes.size() - 100));
+  expect_rejected(dir / "truncated.safetensors", "truncated or lying header");
+  std::string lying = bytes;
+  lying[0] = static_cast<char>(0xff);  // header length beyond the file
+  lying[1] = static_cast<char>(0xff);
+  fs::write_file(dir / "lying.safetensors", lying);
+  expect_rejected(dir / "lying.safetensors", "does not fit");
+  expect_rejected(dir / "absent.safetensors", "cannot read");
+}
+
+TEST(MoeForward, BadOptionsAndInputs) {
+  MoeLayer layer(Context::global(), Context::global().cpu(), small_config());
+  std::vector<float> x(8 * 16, 0.5f);
+  Tensor tx(x.data(), DType::kFloat32, {8, 16});
+  auto expect_error = [&](const Tensor& t, ForwardOptions o, const std::string& needle) {
+    try {
+      layer.forward(t, o);
+      ADD_FAILURE() << "expected an error containing " << needle;
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  ForwardOptions o;
+  o.top_k = 0;
+  expect_error(tx, o, "top_k = 0");
+  o.top_k = 5;
+  expect_error(tx, o, "top_k = 5; expected 1 to num_experts (4)");
+  o = ForwardOptions();
+  o.capacity_factor = std::nan("");
+  expect_error(tx, o, "capacity_factor = nan");
+  expect_error(Tensor(x.data(), DType::kFloat32, {16, 8}), ForwardOptions(), "expected contiguous [tokens, 16]");
+  x[37] = std::nanf("");
+  expect_error(tx, ForwardOptions(), "the input holds nan at token 2, element 5");
+  MoeLayerConfig bad = small_config();
+  bad.num_experts = 0;
+  EXPECT_THROW(MoeLayer(Context::global(), Context::global().cpu(), bad), UserError);
+}
+
+TEST(MoeForward, TinyCapacityDropsEverything) {
+  MoeLayer layer(Context::global(), Context::global().cpu(), small_config());
+  std::mt19937 rng(1);
+  auto x = random_input<float>(rng, 10 * 16);
+  ForwardOptions o;
+  o.top_k = 1;
+  o.capacity_factor = 0.3;  // spe = 3, floor(0.9) = 0 -> C = 0
+  ForwardResult r = layer.forward(Tensor(x.data(), DType::kFloat32, {10, 16}), o);
+  EXPECT_EQ(r.capacity, 0);
+  for (double v : read_all(r.output)) EXPECT_EQ(v, 0.0);
+}
+
+}  // namespace
+}  // namespace switchyard
