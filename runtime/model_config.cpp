@@ -10,6 +10,8 @@
 #include "core/fs.h"
 #include "jit/kernel_family.h"
 #include "jit/kernels/dispatch.h"
+#include "jit/kernels/gating.h"
+#include "jit/kernels/gemm.h"
 
 namespace switchyard {
 namespace {
@@ -75,6 +77,52 @@ void read_options(const json& doc, ModelConfig& c, const std::string& origin) {
   }
 }
 
+void read_expert(const json& doc, ModelConfig& c, const std::string& origin) {
+  if (doc.contains("normalize_gate")) {
+    c.normalize_gate.clear();
+    for (const auto& v : one_or_many(doc, "normalize_gate", origin)) {
+      SY_CHECK(v.is_boolean()) << origin << ": normalize_gate " << v.dump() << " is not true or false";
+      c.normalize_gate.push_back(v.get<bool>());
+    }
+  }
+  c.expert_type = doc.value("expert_type", c.expert_type);
+  SY_CHECK(c.expert_type == "ffn" || c.expert_type == "swiglu")
+      << origin << ": expert_type \"" << c.expert_type << "\" is unknown; expected ffn or swiglu";
+  c.activation = doc.value("activation", c.activation);
+  try {
+    kernels::parse_activation(c.activation);
+  } catch (const UserError& e) {
+    SY_THROW(UserError) << origin << ": " << e.what();
+  }
+  for (const char* flag : {"has_fc1_bias", "has_fc2_bias"}) {
+    if (!doc.contains(flag)) continue;
+    SY_CHECK(doc[flag].is_boolean()) << origin << ": " << flag << " " << doc[flag].dump() << " is not true or false";
+  }
+  c.has_fc1_bias = doc.value("has_fc1_bias", true);
+  c.has_fc2_bias = doc.value("has_fc2_bias", true);
+}
+
+// The layer's GEMMs: the gate, then fc1/fc2 (ffn) or W1/W2/W3 (swiglu).
+std::vector<kernels::GemmShape> layer_gemms(const ModelConfig& c, DType dtype) {
+  using kernels::GemmShape;
+  std::vector<GemmShape> shapes = {{dtype, c.num_experts, c.model_dim, false, false, kernels::kActNone}};
+  if (c.expert_type == "ffn") {
+    shapes.push_back({dtype, c.hidden_size, c.model_dim, false, c.has_fc1_bias, kernels::parse_activation(c.activation)});
+    shapes.push_back({dtype, c.model_dim, c.hidden_size, false, c.has_fc2_bias, kernels::kActNone});
+  } else {
+    shapes.push_back({dtype, c.hidden_size, c.model_dim, false, false, kernels::kActNone});
+    shapes.push_back({dtype, c.hidden_size, c.model_dim, false, false, kernels::kActSwiglu});
+    shapes.push_back({dtype, c.model_dim, c.hidden_size, false, false, kernels::kActNone});
+  }
+  return shapes;
+}
+
+bool family_supports(const std::string& family, DType dtype, const Target& target) {
+  const KernelFamily& f = find_kernel_family(family);
+  const auto& dtypes = target.is_cpu() ? f.cpu_dtypes : f.cuda_dtypes;
+  return std::find(dtypes.begin(), dtypes.end(), dtype) != dtypes.end();
+}
+
 }  // namespace
 
 ModelConfig ModelConfig::from_json_text(const std::string& text, const std::string& origin) {
@@ -84,7 +132,8 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   for (const auto& [key, value] : doc.items()) {
     SY_CHECK(kKnownFields.count(key)) << origin << ": unknown field \"" << key
                                       << "\"; known: name, model_dim, hidden_size, num_experts, top_k, dtype, "
-                                         "is_postscore, capacity_factor, description";
+                                         "is_postscore, capacity_factor, normalize_gate, expert_type, activation, "
+                                         "has_fc1_bias, has_fc2_bias, description";
   }
   ModelConfig c;
   c.name = doc.value("name", std::string("model"));
@@ -92,6 +141,7 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   c.hidden_size = positive_int(doc, "hidden_size", origin);
   c.num_experts = positive_int(doc, "num_experts", origin);
   read_options(doc, c, origin);
+  read_expert(doc, c, origin);
   return c;
 }
 
@@ -100,6 +150,30 @@ ModelConfig ModelConfig::load(const std::string& path) {
   SY_CHECK(fs::try_read_file(path, text)) << "cannot read model config '" << path << "'";
   return from_json_text(text, path);
 }
+
+namespace {
+
+// Gating and expert kernels, where the target has templates for them.
+void add_layer_kernels(const ModelConfig& config, DType dtype, const Target& target, KernelSet& set,
+                       std::set<std::string>& seen) {
+  auto add = [&](KernelSpec spec) {
+    if (seen.insert(spec.to_string()).second) set.specs.push_back(std::move(spec));
+  };
+  for (const char* family : {"gemm", "gate_topk"}) {
+    if (!family_supports(family, dtype, target)) {
+      set.skipped.push_back(std::string(family) + " " + dtype_name(dtype) + " on " + target.to_string() +
+                            ": no template for this target yet");
+      return;
+    }
+  }
+  for (const auto& shape : layer_gemms(config, dtype)) add(kernels::gemm_spec(shape, target));
+  for (int64_t k : config.top_k) {
+    for (bool normalize : config.normalize_gate) add(kernels::gate_topk_spec(dtype, config.num_experts, k, normalize, target));
+    add(kernels::route_locations_spec(dtype, config.num_experts, k, target));
+  }
+}
+
+}  // namespace
 
 KernelSet kernel_set(const ModelConfig& config, const Target& target) {
   KernelSet set;
@@ -120,6 +194,7 @@ KernelSet kernel_set(const ModelConfig& config, const Target& target) {
         }
       }
     }
+    add_layer_kernels(config, dtype, target, set, seen);
   }
   SY_CHECK(!set.specs.empty()) << "model '" << config.name << "' has no kernel for target " << target.to_string()
                                << ": " << (set.skipped.empty() ? "no dtype" : set.skipped.front());

@@ -19,6 +19,11 @@ struct ModelConfig {
   std::vector<DType> dtypes{DType::kFloat32};
   std::vector<bool> is_postscore{true};
   std::vector<double> capacity_factor{1.0};
+  std::vector<bool> normalize_gate{true};
+  std::string expert_type = "ffn";  // ffn or swiglu
+  std::string activation = "relu";  // ffn: relu, gelu or silu
+  bool has_fc1_bias = true;
+  bool has_fc2_bias = true;
 
   /// Parses and validates; throws UserError naming the field, its value and what was expected
   /// (unknown fields are errors too, so a typo is never silently ignored).

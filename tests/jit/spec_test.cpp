@@ -63,7 +63,9 @@ TEST(ModelConfig, SampleConfigsExpandToTheirKernelSets) {
   ModelConfig tiny =
       ModelConfig::load(std::string(std::getenv("SWITCHYARD_SOURCE_DIR")) + "/examples/models/tiny.json");
   KernelSet cpu = kernel_set(tiny, Target::cpu());
-  EXPECT_EQ(cpu.specs.size(), 16u);  // {f32, f64} x top_k {1, 2} x postscore {T, F} x {encode, decode}
+  // Dispatch: {f32, f64} x top_k {1, 2} x postscore {T, F} x {encode, decode} = 16; per dtype,
+  // 3 GEMMs (gate, fc1, fc2) and per top_k a gate_topk and a route_locations = 7.
+  EXPECT_EQ(cpu.specs.size(), 16u + 2 * 7u);
   EXPECT_EQ(cpu.skipped.size(), 2u);
   EXPECT_EQ(kernel_set(tiny, Target::cuda(90)).specs.size(), 24u);
   ModelConfig mixtral =

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "runtime/model_config.h"
 #include "runtime/moe_layer.h"
 #include "runtime/safetensors.h"
 #include "tests/reference/dispatch_reference.h"
@@ -156,6 +157,48 @@ TEST(MoeForward, SwitchingOptionsEqualsAFreshLayerAndCompilesNothing) {
   }
   EXPECT_EQ(Context::global().counters().store.compiles, compiles) << "switching compiled a kernel";
   EXPECT_EQ(Context::global().counters().loads, loads) << "switching loaded a kernel";
+}
+
+TEST(MoeForward, AfterWarmingTheConfigAnySwitchCompilesNothing) {
+  testing::TempDir cache;
+  Settings settings = Settings::from_environment();
+  settings.cache_dir = cache.path();
+  settings.force_compile = false;
+  ModelConfig model = ModelConfig::load(testing::source_dir() + "/examples/models/tiny.json");
+  {
+    Context warm(settings);  // what `switchyard warm` does
+    for (const auto& spec : kernel_set(model, Target::cpu()).specs) warm.store().obtain(spec);
+  }
+  Context context(settings);  // a fresh process: nothing in memory
+  for (DType dtype : {DType::kFloat32, DType::kFloat64}) {
+    MoeLayerConfig config;
+    config.model_dim = model.model_dim;
+    config.hidden_size = model.hidden_size;
+    config.num_experts = model.num_experts;
+    config.dtype = dtype;
+    MoeLayer layer(context, context.cpu(), config);
+    std::mt19937 rng(3);
+    std::vector<double> x(33 * model.model_dim);
+    std::normal_distribution<double> normal;
+    for (auto& v : x) v = normal(rng);
+    std::vector<float> xf(x.begin(), x.end());
+    Tensor tx = dtype == DType::kFloat64 ? Tensor(x.data(), dtype, {33, model.model_dim})
+                                         : Tensor(xf.data(), dtype, {33, model.model_dim});
+    for (int64_t k : model.top_k)
+      for (double cf : model.capacity_factor)
+        for (bool postscore : model.is_postscore)
+          for (bool grouped : {false, true}) {
+            ForwardOptions o;
+            o.top_k = k;
+            o.capacity_factor = cf;
+            o.is_postscore = postscore;
+            o.dropless_grouped = grouped;
+            o.batch_prioritized_routing = grouped;
+            layer.forward(tx, o);
+          }
+  }
+  EXPECT_EQ(context.counters().store.compiles, 0u);
+  EXPECT_GT(context.counters().store.disk_hits, 0u);
 }
 
 TEST(MoeForward, SafetensorsRoundTripAndBadFiles) {
