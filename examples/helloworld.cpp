@@ -1,0 +1,180 @@
+// Tutel's helloworld (tutel-semantics 8.1) on Switchyard: one MoE layer, output summed over
+// model_dim, log-softmax over tokens, NLL against label 0; prints Tutel's lines.
+// This issue runs --eval (forward only); training arrives with the backward pass.
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <random>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "jit/kernels/gemm.h"
+#include "runtime/moe_layer.h"
+#include "runtime/safetensors.h"
+
+using namespace switchyard;
+
+namespace {
+
+struct Flags {
+  int local_rank = -1, batch_size = 16, num_tokens = 512, model_dim = 2048, hidden_size = 2048;
+  int num_local_experts = 2, top = 2, a2a_ffn_overlap_degree = 1, allreduce_degree = 1, num_steps = 100;
+  int megablocks_size = 0;
+  std::string dtype = "float32", parallel_type = "adaptive:1", checkpoint_path, device, expert_type = "ffn";
+  std::string load_weights, save_weights, save_output;
+  bool fp32_gate = false, use_2dh = false, eval = false, use_tensorcore = false;
+  double l_aux_wt = 0.0, capacity_factor = 1.0;
+};
+
+void add_flags(CLI::App& app, Flags& f) {
+  app.add_option("--local_rank", f.local_rank);
+  app.add_option("--batch_size", f.batch_size)->check(CLI::PositiveNumber);
+  app.add_option("--num_tokens", f.num_tokens)->check(CLI::PositiveNumber);
+  app.add_option("--model_dim", f.model_dim)->check(CLI::PositiveNumber);
+  app.add_option("--hidden_size", f.hidden_size)->check(CLI::PositiveNumber);
+  app.add_option("--num_local_experts", f.num_local_experts);
+  app.add_option("--dtype", f.dtype)->check(CLI::IsMember({"float32", "float64", "float16", "bfloat16"}));
+  app.add_flag("--fp32_gate", f.fp32_gate);
+  app.add_option("--top", f.top);
+  app.add_option("--l_aux_wt", f.l_aux_wt);
+  app.add_option("--a2a_ffn_overlap_degree", f.a2a_ffn_overlap_degree)->check(CLI::Range(1, 32));
+  app.add_option("--allreduce_degree", f.allreduce_degree);
+  app.add_option("--num_steps", f.num_steps)->check(CLI::NonNegativeNumber);
+  app.add_option("--parallel_type", f.parallel_type);
+  app.add_option("--checkpoint_path", f.checkpoint_path);
+  app.add_option("--device", f.device)->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_flag("--use_2dh", f.use_2dh);
+  app.add_flag("--eval", f.eval);
+  app.add_option("--capacity_factor", f.capacity_factor, "0.0 for dMoE (dropless), negative for no-padded");
+  app.add_option("--megablocks_size", f.megablocks_size, "> 0: dropless grouped GEMM (only real tokens)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_flag("--use_tensorcore", f.use_tensorcore);
+  app.add_option("--expert_type", f.expert_type)->check(CLI::IsMember({"ffn", "llama_ffn"}));
+  app.add_option("--load-weights", f.load_weights, "safetensors file of the layer's parameters");
+  app.add_option("--save-weights", f.save_weights, "write the layer's parameters (safetensors) before the first step");
+  app.add_option("--save-output", f.save_output, "write the first step's layer output (safetensors)");
+}
+
+// Loss of Tutel's ExampleModel on the layer output y [B, T, M].
+double example_loss(const std::vector<double>& y, int b, int t, int m) {
+  double loss = 0;
+  for (int i = 0; i < b; ++i) {
+    std::vector<double> logits(t, 0.0);
+    for (int j = 0; j < t; ++j)
+      for (int k = 0; k < m; ++k) logits[j] += y[(static_cast<int64_t>(i) * t + j) * m + k];
+    double mx = *std::max_element(logits.begin(), logits.end()), sum = 0;
+    for (double v : logits) sum += std::exp(v - mx);
+    loss += -(logits[0] - mx - std::log(sum));  // label 0 for every sample
+  }
+  return loss / b;
+}
+
+std::vector<double> to_doubles(const Tensor& t, Device& device) {
+  std::string bytes(t.nbytes(), '\0');
+  device.copy_to_host(bytes.data(), t.data(), bytes.size());
+  std::vector<double> v(static_cast<size_t>(t.numel()));
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (t.dtype() == DType::kFloat64) std::memcpy(&v[i], &bytes[i * 8], 8);
+    else {
+      float f;
+      std::memcpy(&f, &bytes[i * 4], 4);
+      v[i] = f;
+    }
+  }
+  return v;
+}
+
+int run(const Flags& f) {
+  SY_CHECK(f.eval) << "training needs the backward pass, which this build does not have yet; run with --eval";
+  SY_CHECK(f.num_local_experts >= 1 || f.num_local_experts == -1)
+      << "--num_local_experts " << f.num_local_experts << " needs more than one rank (world size is 1)";
+  Context& context = Context::global();
+  std::string device_name = f.device.empty() ? (Context::cuda_unavailable_reason().empty() ? "cuda" : "cpu") : f.device;
+  Device& device = device_name == "cuda" ? context.cuda(0) : context.cpu();
+  MoeLayerConfig config;
+  config.model_dim = f.model_dim;
+  config.hidden_size = f.hidden_size;
+  config.num_experts = std::max(1, f.num_local_experts);
+  config.dtype = parse_dtype(f.dtype);
+  config.expert_type = f.expert_type == "ffn" ? ExpertType::kFfn : ExpertType::kSwiglu;
+  MoeLayer layer(context, device, config);
+  if (!f.load_weights.empty()) layer.load(f.load_weights);
+  if (!f.checkpoint_path.empty()) {
+    if (fs::exists(f.checkpoint_path)) layer.load(f.checkpoint_path);
+    else std::cout << "Checkpoint not loaded: file `" << f.checkpoint_path << "` is not found. Will train the model from start.\n";
+  }
+  if (!f.save_weights.empty()) layer.save(f.save_weights);
+
+  const int64_t b = f.batch_size, t = f.num_tokens, m = f.model_dim, s = b * t;
+  std::mt19937_64 rng(0);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::string host(static_cast<size_t>(s * m) * dtype_size(config.dtype), '\0');
+  for (int64_t i = 0; i < s * m; ++i) {
+    double v = normal(rng);
+    if (config.dtype == DType::kFloat64) std::memcpy(&host[i * 8], &v, 8);
+    else {
+      float x = static_cast<float>(v);
+      std::memcpy(&host[i * 4], &x, 4);
+    }
+  }
+  Buffer input(device, host.size());
+  device.copy_from_host(input.data(), host.data(), host.size());
+  Tensor x = input.view(config.dtype, {s, m});
+
+  std::cout << "[Statistics] param count for MoE local_experts = " << layer.expert_parameter_count()
+            << ", param count for MoE gate = " << layer.gate_parameter_count() << ".\n\n";
+  std::cout << "ExampleModel(\n  (_moe_layer): MoeLayer(\n    Top-K(s) = ['k=" << f.top << ", noise=0.0'], Total-Experts = "
+            << config.num_experts << " [managed by 1 device(s)],\n    (experts): " << f.expert_type << "(model_dim=" << m
+            << ", hidden_size=" << f.hidden_size << ", output_dim=" << m << ", num_experts_per_device=" << config.num_experts
+            << ")\n  )\n)\n";
+  std::cout << "[Benchmark] world_size = 1, dtype = " << f.dtype << ", model_dim = " << m << ", hidden_size = " << f.hidden_size
+            << ", samples = " << s << ", num_local_experts = " << f.num_local_experts << ", topK = " << f.top
+            << ", a2a_ffn_overlap_degree = " << f.a2a_ffn_overlap_degree << ", parallel_type = `" << f.parallel_type
+            << "`, device = `" << device.name() << "`\n";
+  ForwardOptions options;
+  options.top_k = f.top;
+  options.capacity_factor = f.capacity_factor;
+  options.dropless_grouped = f.megablocks_size > 0;
+  options.megablocks_size = f.megablocks_size;
+  std::vector<double> times;
+  const double cap = std::min<int64_t>(f.top, config.num_experts);
+  for (int step = 0; step < f.num_steps; ++step) {
+    auto start = std::chrono::steady_clock::now();
+    ForwardResult result = layer.forward(x, options);
+    double loss = example_loss(to_doubles(result.output, device), f.batch_size, f.num_tokens, f.model_dim) +
+                  f.l_aux_wt * result.l_aux;
+    device.synchronize();
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    times.push_back(seconds);
+    if (step == 0 && !f.save_output.empty()) {
+      StoredTensor out{config.dtype == DType::kFloat64 ? "F64" : "F32", {b, t, m}, std::string(result.output.nbytes(), '\0')};
+      device.copy_to_host(out.bytes.data(), result.output.data(), out.bytes.size());
+      write_safetensors(f.save_output, {{"output", out}});
+    }
+    double tflops = static_cast<double>(s) * m * f.hidden_size * 4 * 1 * cap * 1e-12 / seconds;
+    std::printf("STEP-%d: loss = %.5f, step_time = %.6f sec, perf = %.2f tflops.\n", step, loss, seconds, tflops);
+  }
+  double last = 0;
+  for (size_t i = times.size() > 10 ? times.size() - 10 : 0; i < times.size(); ++i) last += times[i];
+  std::printf("\n[Summary] Average synchronized step_time = %g sec.\n", last / 10);  // Tutel divides by 10
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Switchyard helloworld: Tutel's MoE helloworld"};
+  Flags flags;
+  add_flags(app, flags);
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return run(flags);
+  } catch (const Error& e) {
+    std::cerr << "helloworld: error: " << e.what() << "\n";
+    return 1;
+  }
+}
