@@ -19,14 +19,17 @@ inline T gemm_epilogue(T value, const T* aux) {
   return value;
 }
 
-// One kRowTile x (2 * kLanes) block of C at (m0, n0), every K; rows beyond `rows` are skipped.
-template <typename T, int kN, int kK, bool kTransB, int kLanes, int kRowTile>
-inline void gemm_block(const T* __restrict a, const T* __restrict b, T* acc_out, int m0, int rows, int n0) {
+// Sums A[m0 + r, k] * B(k, n0 + j) over k in [k0, k1) for a kRowTile x (2 * kLanes) block into
+// `tile`. kFull: all kRowTile rows exist (no per-row test in the inner loop).
+template <typename T, int kN, int kK, bool kTransB, int kLanes, int kRowTile, bool kFull>
+inline void gemm_block(const T* __restrict a, const T* __restrict b, T* __restrict tile, int m0, int live, int n0,
+                       int k0, int k1) {
   typedef T Vec __attribute__((vector_size(sizeof(T) * kLanes)));
   Vec acc[kRowTile][2];
-  for (int r = 0; r < kRowTile; ++r) acc[r][0] = acc[r][1] = Vec{} * T(0);
-  const int live = rows - m0 < kRowTile ? rows - m0 : kRowTile;
-  for (int k = 0; k < kK; ++k) {
+  for (int r = 0; r < kRowTile; ++r) acc[r][0] = acc[r][1] = Vec{};
+  const T* rows[kRowTile];
+  for (int r = 0; r < kRowTile; ++r) rows[r] = a + static_cast<long>(m0 + (kFull || r < live ? r : 0)) * kK;
+  for (int k = k0; k < k1; ++k) {
     Vec b0, b1;
     if (kTransB) {
       for (int l = 0; l < kLanes; ++l) {
@@ -37,15 +40,16 @@ inline void gemm_block(const T* __restrict a, const T* __restrict b, T* acc_out,
       __builtin_memcpy(&b0, b + static_cast<long>(k) * kN + n0, sizeof(Vec));
       __builtin_memcpy(&b1, b + static_cast<long>(k) * kN + n0 + kLanes, sizeof(Vec));
     }
+#pragma GCC unroll 8
     for (int r = 0; r < kRowTile; ++r) {
-      const T x = r < live ? a[static_cast<long>(m0 + r) * kK + k] : T(0);
+      const T x = rows[r][k];
       acc[r][0] += x * b0;
       acc[r][1] += x * b1;
     }
   }
   for (int r = 0; r < kRowTile; ++r) {
-    __builtin_memcpy(acc_out + r * 2 * kLanes, &acc[r][0], sizeof(Vec));
-    __builtin_memcpy(acc_out + r * 2 * kLanes + kLanes, &acc[r][1], sizeof(Vec));
+    __builtin_memcpy(tile + r * 2 * kLanes, &acc[r][0], sizeof(Vec));
+    __builtin_memcpy(tile + r * 2 * kLanes + kLanes, &acc[r][1], sizeof(Vec));
   }
 }
 
@@ -79,15 +83,36 @@ void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
   T* c = static_cast<T*>(args.c) + args.c_batch_stride * batch;
   T tile[kRowTile * kColTile];
   constexpr int kFullCols = kN / kColTile * kColTile;
-  for (int n0 = 0; n0 < kFullCols; n0 += kColTile) {
-    for (int t = tile_begin; t < tile_end; ++t) {
-      const int m0 = t * kRowTile;
-      gemm_block<T, kN, kK, kTransB, kLanes, kRowTile>(a, b, tile, m0, rows, n0);
-      for (int r = 0; r < kRowTile && m0 + r < rows; ++r) {
-        for (int j = 0; j < kColTile; ++j) {
-          const long at = static_cast<long>(m0 + r) * kN + n0 + j;
-          T v = tile[r * kColTile + j] + (kBias ? bias[n0 + j] : T(0));
-          c[at] = gemm_epilogue<T, kAct>(v, aux ? aux + at : nullptr);
+  // NOTE: K is cut into chunks and rows into groups of tiles so that the A rows of a group and
+  // the B panel of a chunk stay in cache while every column tile reuses them; partial sums
+  // accumulate in C, and the epilogue runs once the last chunk is in.
+  constexpr int kChunk = kK < 256 ? kK : 256;
+  constexpr int kTileGroup = 8;
+  for (int k0 = 0; k0 < kK; k0 += kChunk) {
+    const int k1 = k0 + kChunk < kK ? k0 + kChunk : kK;
+    for (int g = tile_begin; g < tile_end; g += kTileGroup) {
+      const int g_end = g + kTileGroup < tile_end ? g + kTileGroup : tile_end;
+      for (int n0 = 0; n0 < kFullCols; n0 += kColTile) {
+        for (int t = g; t < g_end; ++t) {
+          const int m0 = t * kRowTile;
+          const int live = rows - m0 < kRowTile ? rows - m0 : kRowTile;
+          if (live == kRowTile) gemm_block<T, kN, kK, kTransB, kLanes, kRowTile, true>(a, b, tile, m0, live, n0, k0, k1);
+          else gemm_block<T, kN, kK, kTransB, kLanes, kRowTile, false>(a, b, tile, m0, live, n0, k0, k1);
+          for (int r = 0; r < live; ++r) {
+            T* out = c + static_cast<long>(m0 + r) * kN + n0;
+            const T* part = tile + r * kColTile;
+            if (k0 == 0) {
+              for (int j = 0; j < kColTile; ++j) out[j] = part[j];
+            } else {
+              for (int j = 0; j < kColTile; ++j) out[j] += part[j];
+            }
+            if (k1 == kK) {
+              const long at = static_cast<long>(m0 + r) * kN + n0;
+              for (int j = 0; j < kColTile; ++j) {
+                out[j] = gemm_epilogue<T, kAct>(out[j] + (kBias ? bias[n0 + j] : T(0)), aux ? aux + at + j : nullptr);
+              }
+            }
+          }
         }
       }
     }
