@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/half.h"
 #include "jit/kernels/gemm.h"
 #include "runtime/moe_layer.h"
 #include "runtime/safetensors.h"
@@ -78,12 +79,15 @@ std::vector<double> to_doubles(const Tensor& t, Device& device) {
   device.copy_to_host(bytes.data(), t.data(), bytes.size());
   std::vector<double> v(static_cast<size_t>(t.numel()));
   for (size_t i = 0; i < v.size(); ++i) {
-    if (t.dtype() == DType::kFloat64) std::memcpy(&v[i], &bytes[i * 8], 8);
-    else {
-      float f;
-      std::memcpy(&f, &bytes[i * 4], 4);
-      v[i] = f;
+    float f = 0;
+    uint16_t half = 0;
+    if (t.dtype() == DType::kFloat64) {
+      std::memcpy(&v[i], &bytes[i * 8], 8);
+      continue;
     }
+    if (t.dtype() == DType::kFloat32) std::memcpy(&f, &bytes[i * 4], 4);
+    else std::memcpy(&half, &bytes[i * 2], 2);
+    v[i] = t.dtype() == DType::kFloat32 ? f : t.dtype() == DType::kFloat16 ? half_bits_to_float(half) : bf16_bits_to_float(half);
   }
   return v;
 }
@@ -114,12 +118,12 @@ int run(const Flags& f) {
   std::normal_distribution<double> normal(0.0, 1.0);
   std::string host(static_cast<size_t>(s * m) * dtype_size(config.dtype), '\0');
   for (int64_t i = 0; i < s * m; ++i) {
-    double v = normal(rng);
+    const double v = normal(rng);
+    const float x = static_cast<float>(v);
+    uint16_t half = config.dtype == DType::kFloat16 ? float_to_half_bits(x) : float_to_bf16_bits(x);
     if (config.dtype == DType::kFloat64) std::memcpy(&host[i * 8], &v, 8);
-    else {
-      float x = static_cast<float>(v);
-      std::memcpy(&host[i * 4], &x, 4);
-    }
+    else if (config.dtype == DType::kFloat32) std::memcpy(&host[i * 4], &x, 4);
+    else std::memcpy(&host[i * 2], &half, 2);
   }
   Buffer input(device, host.size());
   device.copy_from_host(input.data(), host.data(), host.size());
@@ -151,7 +155,8 @@ int run(const Flags& f) {
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     times.push_back(seconds);
     if (step == 0 && !f.save_output.empty()) {
-      StoredTensor out{config.dtype == DType::kFloat64 ? "F64" : "F32", {b, t, m}, std::string(result.output.nbytes(), '\0')};
+      const char* names[] = {"F32", "F64", "F16", "BF16"};
+      StoredTensor out{names[static_cast<int>(config.dtype)], {b, t, m}, std::string(result.output.nbytes(), '\0')};
       device.copy_to_host(out.bytes.data(), result.output.data(), out.bytes.size());
       write_safetensors(f.save_output, {{"output", out}});
     }

@@ -32,16 +32,15 @@ std::vector<int> priority_order(Device& device, const Tensor& top_score) {
 
 RoutedTokens route_tokens(Context& context, const Tensor& logits, int64_t top_k, bool normalize_gate,
                           bool batch_prioritized) {
-  SY_CHECK(logits.ndim() == 2 && logits.is_contiguous() &&
-           (logits.dtype() == DType::kFloat32 || logits.dtype() == DType::kFloat64))
-      << "gate logits are " << logits.describe() << "; expected contiguous float32 or float64 [S, E]";
+  SY_CHECK(logits.ndim() == 2 && logits.is_contiguous() && logits.dtype() != DType::kInt32)
+      << "gate logits are " << logits.describe() << "; expected contiguous floating [S, E]";
   const int64_t s = logits.dim(0), e = logits.dim(1);
   SY_CHECK(top_k >= 1 && top_k <= e) << "top_k = " << top_k << " is invalid; expected 1 to num_experts (" << e << ")";
   Device& device = context.device(logits.device());
-  const DType g = logits.dtype();
+  const DType g = kernels::score_dtype_for(logits.dtype());
   const size_t gs = dtype_size(g);
-  // One allocation: scores, gates, top score, loss (G), then indices, locations, counts, order (int32).
-  const size_t g_count = static_cast<size_t>(s * e + top_k * s + s + 1);
+  // One allocation: scores, gates, top score, loss terms (G), then indices, locations, counts, order (int32).
+  const size_t g_count = static_cast<size_t>(s * e + top_k * s + s + e);
   const size_t i_count = static_cast<size_t>(2 * top_k * s + e + s);
   RoutedTokens r;
   r.storage = std::make_unique<Buffer>(device, g_count * gs + i_count * 4);
@@ -60,9 +59,14 @@ RoutedTokens route_tokens(Context& context, const Tensor& logits, int64_t top_k,
                              static_cast<int>(s)};
   void* topk_params[] = {&topk};
   LaunchConfig config;
-  config.grid = static_cast<unsigned>(std::clamp<int64_t>(s, 1, int64_t{device.parallelism()} * 4));
-  if (s > 0) device.launch(context.kernel(device, kernels::gate_topk_spec(g, e, top_k, normalize_gate, device.target())),
-                           config, topk_params);
+  if (device.is_cuda()) {
+    config.block = 128;
+    config.grid = static_cast<unsigned>((s + 127) / 128);
+  } else {
+    config.grid = static_cast<unsigned>(std::clamp<int64_t>(s, 1, int64_t{device.parallelism()} * 4));
+  }
+  const KernelSpec topk_spec = kernels::gate_topk_spec(logits.dtype(), e, top_k, normalize_gate, device.target());
+  if (s > 0) device.launch(context.kernel(device, topk_spec), config, topk_params);
   bool use_order = batch_prioritized && s > 0;
   if (use_order) {
     std::vector<int> host_order = priority_order(device, top);
@@ -71,17 +75,23 @@ RoutedTokens route_tokens(Context& context, const Tensor& logits, int64_t top_k,
   kernels::LocationsArgs loc{r.indices.data_as<const int>(), use_order ? order : nullptr, r.scores.data(),
                              r.locations.data_as<int>(), counts, loss, static_cast<int>(s)};
   void* loc_params[] = {&loc};
-  config.grid = 1;
+  config.grid = device.is_cuda() ? static_cast<unsigned>(e) : 1;
+  config.block = device.is_cuda() ? 256 : 1;
   device.launch(context.kernel(device, kernels::route_locations_spec(g, e, top_k, device.target())), config, loc_params);
   r.counts.resize(static_cast<size_t>(e));
   device.copy_to_host(r.counts.data(), counts, static_cast<size_t>(e) * 4);
+  // Sum the per-expert terms here, in expert order, so the loss is deterministic on every device.
+  std::vector<double> terms(static_cast<size_t>(e));
   if (g == DType::kFloat64) {
-    device.copy_to_host(&r.l_aux, loss, 8);
+    device.copy_to_host(terms.data(), loss, static_cast<size_t>(e) * 8);
   } else {
-    float f = 0;
-    device.copy_to_host(&f, loss, 4);
-    r.l_aux = f;
+    std::vector<float> f(static_cast<size_t>(e));
+    device.copy_to_host(f.data(), loss, static_cast<size_t>(e) * 4);
+    std::copy(f.begin(), f.end(), terms.begin());
   }
+  double sum = 0;
+  for (double t : terms) sum += t;
+  r.l_aux = static_cast<double>(e) * sum;
   return r;
 }
 

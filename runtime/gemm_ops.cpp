@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <memory>
 
 #include "core/error.h"
 #include "jit/kernels/gemm.h"
@@ -47,24 +48,39 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
   }
   Device& device = context.device(a.device());
   kernels::GemmShape shape{a.dtype(), n, k, options.trans_b, options.bias != nullptr, options.activation};
-  const LoadedKernel& kernel = context.kernel(device, kernels::gemm_spec(shape, device.target()));
+  const KernelSpec spec = kernels::gemm_spec(shape, device.target());
+  const LoadedKernel& kernel = context.kernel(device, spec);
   if (max_rows == 0) return;
+  std::unique_ptr<Buffer> device_counts;
+  const int* counts = options.row_counts ? options.row_counts->data_as<const int>() : nullptr;
+  if (counts != nullptr && device.is_cuda()) {
+    device_counts = std::make_unique<Buffer>(device, static_cast<size_t>(batch) * 4);
+    device.copy_from_host(device_counts->data(), counts, static_cast<size_t>(batch) * 4);
+    counts = static_cast<const int*>(device_counts->data());
+  }
   kernels::GemmArgs args{a.data(),
                          w.data(),
                          options.bias ? options.bias->data() : nullptr,
                          options.aux ? options.aux->data() : nullptr,
                          c.data(),
-                         options.row_counts ? options.row_counts->data_as<const int>() : nullptr,
+                         counts,
                          rows * k,
                          n * k,
                          rows * n,
                          static_cast<int>(rows),
                          static_cast<int>(batch)};
   void* params[] = {&args};
-  const int64_t row_tiles = (max_rows + 5) / 6;
-  const int64_t per_batch = std::clamp<int64_t>((int64_t{device.parallelism()} * 2 + batch - 1) / batch, 1, row_tiles);
   LaunchConfig config;
-  config.grid = static_cast<unsigned>(batch * per_batch);
+  if (device.is_cuda()) {
+    const int64_t tile_m = spec.family == "gemm_mma" ? kernels::kGemmMmaTileM : kernels::kGemmSimtTile;
+    const int64_t tile_n = spec.family == "gemm_mma" ? kernels::kGemmMmaTileN : kernels::kGemmSimtTile;
+    config.grid = static_cast<unsigned>(batch * ((rows + tile_m - 1) / tile_m) * ((n + tile_n - 1) / tile_n));
+    config.block = kernels::kGemmThreads;
+  } else {
+    const int64_t row_tiles = (max_rows + 5) / 6;
+    const int64_t per_batch = std::clamp<int64_t>((int64_t{device.parallelism()} * 2 + batch - 1) / batch, 1, row_tiles);
+    config.grid = static_cast<unsigned>(batch * per_batch);
+  }
   device.launch(kernel, config, params);
 }
 

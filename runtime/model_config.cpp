@@ -159,17 +159,12 @@ void add_layer_kernels(const ModelConfig& config, DType dtype, const Target& tar
   auto add = [&](KernelSpec spec) {
     if (seen.insert(spec.to_string()).second) set.specs.push_back(std::move(spec));
   };
-  for (const char* family : {"gemm", "gate_topk"}) {
-    if (!family_supports(family, dtype, target)) {
-      set.skipped.push_back(std::string(family) + " " + dtype_name(dtype) + " on " + target.to_string() +
-                            ": no template for this target yet");
-      return;
-    }
-  }
+  // Every layer dtype a target's dispatch supports has gating and GEMM templates there too.
+  if (!family_supports("gate_topk", dtype, target)) return;
   for (const auto& shape : layer_gemms(config, dtype)) add(kernels::gemm_spec(shape, target));
   for (int64_t k : config.top_k) {
     for (bool normalize : config.normalize_gate) add(kernels::gate_topk_spec(dtype, config.num_experts, k, normalize, target));
-    add(kernels::route_locations_spec(dtype, config.num_experts, k, target));
+    add(kernels::route_locations_spec(kernels::score_dtype_for(dtype), config.num_experts, k, target));
   }
 }
 

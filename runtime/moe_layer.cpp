@@ -6,6 +6,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/half.h"
 #include "runtime/safetensors.h"
 
 namespace switchyard {
@@ -34,14 +35,18 @@ int64_t numel(const std::vector<int64_t>& shape) {
   return n;
 }
 
-// Host copies of doubles in the layer dtype (CPU dtypes only for initialisation).
+// Host bytes of `values` in the layer dtype (rounded to nearest even for the half types).
 std::string encode_values(const std::vector<double>& values, DType dtype) {
   std::string bytes(values.size() * dtype_size(dtype), '\0');
   for (size_t i = 0; i < values.size(); ++i) {
-    if (dtype == DType::kFloat64) std::memcpy(&bytes[i * 8], &values[i], 8);
-    else {
-      float f = static_cast<float>(values[i]);
-      std::memcpy(&bytes[i * 4], &f, 4);
+    const float f = static_cast<float>(values[i]);
+    uint16_t half = 0;
+    switch (dtype) {
+      case DType::kFloat64: std::memcpy(&bytes[i * 8], &values[i], 8); break;
+      case DType::kFloat32: std::memcpy(&bytes[i * 4], &f, 4); break;
+      case DType::kFloat16: half = float_to_half_bits(f); std::memcpy(&bytes[i * 2], &half, 2); break;
+      case DType::kBFloat16: half = float_to_bf16_bits(f); std::memcpy(&bytes[i * 2], &half, 2); break;
+      case DType::kInt32: break;
     }
   }
   return bytes;
@@ -59,6 +64,11 @@ void MoeLayerConfig::validate() const {
 MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config)
     : context_(context), device_(device), config_(config) {
   config_.validate();
+  const bool cpu_dtype = config_.dtype == DType::kFloat32 || config_.dtype == DType::kFloat64;
+  const bool cuda_dtype = config_.dtype != DType::kFloat64;
+  SY_CHECK(device_.is_cuda() ? cuda_dtype : cpu_dtype)
+      << "a " << dtype_name(config_.dtype) << " layer cannot run on " << device_.name() << "; supported there: "
+      << (device_.is_cuda() ? "float32, float16, bfloat16" : "float32, float64");
   const int64_t e = config_.num_experts, m = config_.model_dim, h = config_.hidden_size;
   add_param("gates.0.wg.weight", {e, m});
   if (config_.expert_type == ExpertType::kFfn) {
@@ -102,8 +112,6 @@ int64_t MoeLayer::expert_parameter_count() const {
 int64_t MoeLayer::gate_parameter_count() const { return numel(params_.at("gates.0.wg.weight").shape); }
 
 void MoeLayer::init_parameters(uint64_t seed) {
-  SY_CHECK(config_.dtype == DType::kFloat32 || config_.dtype == DType::kFloat64)
-      << "init_parameters supports float32 and float64 layers; load " << dtype_name(config_.dtype) << " weights instead";
   std::mt19937_64 rng(seed);
   const double m = static_cast<double>(config_.model_dim), h = static_cast<double>(config_.hidden_size);
   for (auto& [name, p] : params_) {

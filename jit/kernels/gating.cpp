@@ -1,5 +1,7 @@
 #include "jit/kernels/gating.h"
 
+#include <vector>
+
 #include "core/error.h"
 
 namespace switchyard::kernels {
@@ -16,6 +18,11 @@ KernelFamily base(const std::string& name, bool with_normalize) {
   f.cpu_function = "switchyard::cpu::" + name;
   f.args_type = with_normalize ? "switchyard::kernels::GateTopkArgs" : "switchyard::kernels::LocationsArgs";
   f.cpu_dtypes = {DType::kFloat32, DType::kFloat64};
+  f.cuda_header = "switchyard/cuda/gating.cuh";
+  f.cuda_function = "switchyard::cuda::" + name;
+  // gate_topk reads logits of any storage type; route_locations reads the fp32 scores.
+  f.cuda_dtypes = with_normalize ? std::vector<DType>{DType::kFloat32, DType::kFloat16, DType::kBFloat16}
+                                 : std::vector<DType>{DType::kFloat32};
   f.check = [](const KernelSpec& spec) {
     SY_CHECK(spec.int_param("top_k") <= spec.int_param("experts"))
         << "kernel spec " << spec.to_string() << ": top_k exceeds the number of experts";
@@ -35,5 +42,7 @@ KernelSpec gate_topk_spec(DType gate_dtype, int64_t experts, int64_t top_k, bool
 KernelSpec route_locations_spec(DType gate_dtype, int64_t experts, int64_t top_k, const Target& target) {
   return {"route_locations", {{"dtype", gate_dtype}, {"experts", experts}, {"top_k", top_k}}, target};
 }
+
+DType score_dtype_for(DType dtype) { return dtype == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32; }
 
 }  // namespace switchyard::kernels

@@ -34,7 +34,48 @@ KernelFamily gemm_family() {
   return f;
 }
 
+KernelFamily cuda_gemm_family(const std::string& name, bool with_trans_b) {
+  KernelFamily f;
+  f.name = name;
+  f.params = {{"dtype", ParamDecl::Kind::kDType}, {"n", ParamDecl::Kind::kInt, 1, 1 << 20}, {"k", ParamDecl::Kind::kInt, 1, 1 << 20}};
+  if (with_trans_b) f.params.push_back({"trans_b", ParamDecl::Kind::kBool});
+  f.params.push_back({"bias", ParamDecl::Kind::kBool});
+  f.params.push_back({"activation", ParamDecl::Kind::kInt, kActNone, kActSwiglu});
+  f.cuda_header = "switchyard/cuda/" + name + ".cuh";
+  f.cuda_function = "switchyard::cuda::" + name;
+  f.args_type = "switchyard::kernels::GemmArgs";
+  if (with_trans_b) {
+    f.cuda_dtypes = {DType::kFloat32, DType::kFloat16, DType::kBFloat16};
+  } else {
+    f.cuda_dtypes = {DType::kFloat16, DType::kBFloat16};
+    f.check = [](const KernelSpec& spec) {
+      SY_CHECK(spec.int_param("n") % kGemmMmaTileN == 0 && spec.int_param("k") % kGemmMmaTileK == 0)
+          << "kernel spec " << spec.to_string() << ": the tensor-core GEMM needs n % 128 == 0 and k % 32 == 0";
+      SY_CHECK(spec.target.sm >= 80) << "kernel spec " << spec.to_string() << ": mma.sync bf16/f16 needs sm_80 or newer";
+    };
+  }
+  return f;
+}
+
+KernelFamily gemm_simt_family() { return cuda_gemm_family("gemm_simt", true); }
+KernelFamily gemm_mma_family() { return cuda_gemm_family("gemm_mma", false); }
+
+bool uses_tensor_cores(const GemmShape& shape, const Target& target) {
+  return target.is_cuda() && target.sm >= 80 && (shape.dtype == DType::kFloat16 || shape.dtype == DType::kBFloat16) &&
+         !shape.trans_b && shape.n % kGemmMmaTileN == 0 && shape.k % kGemmMmaTileK == 0;
+}
+
 KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
+  if (target.is_cuda()) {
+    KernelSpec spec;
+    spec.target = target;
+    spec.family = uses_tensor_cores(shape, target) ? "gemm_mma" : "gemm_simt";
+    spec.params = {{"dtype", shape.dtype}, {"n", shape.n}, {"k", shape.k}};
+    if (spec.family == "gemm_simt") spec.params.push_back({"trans_b", shape.trans_b});
+    spec.params.push_back({"bias", shape.bias});
+    spec.params.push_back({"activation", static_cast<int64_t>(shape.activation)});
+    return spec;
+  }
   int vec_bytes = host_vector_bytes();
   KernelSpec spec;
   spec.family = "gemm";

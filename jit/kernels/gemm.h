@@ -8,7 +8,9 @@
 
 namespace switchyard::kernels {
 
-KernelFamily gemm_family();
+KernelFamily gemm_family();       // CPU
+KernelFamily gemm_simt_family();  // CUDA cores, any dtype and layout
+KernelFamily gemm_mma_family();   // tensor cores, float16/bfloat16, n % 128 == 0, k % 32 == 0
 
 struct GemmShape {
   DType dtype = DType::kFloat32;
@@ -19,10 +21,15 @@ struct GemmShape {
   GemmActivation activation = kActNone;
 };
 
-/// The spec for `shape` on `target`, with the tile chosen by a deterministic rule: vectors as
-/// wide as the host's widest (64 bytes with AVX-512, 32 with AVX2, else 16) and as many rows
-/// as keep the accumulators in registers (6 with 32 vector registers, 4 with 16).
+/// The spec for `shape` on `target`, by a deterministic rule. CPU: vectors as wide as the host's
+/// widest (64 bytes with AVX-512, 32 with AVX2, else 16) and as many rows as keep the
+/// accumulators in registers (6 with 32 vector registers, 4 with 16). CUDA: the tensor-core
+/// kernel where uses_tensor_cores() holds, else the SIMT kernel.
 KernelSpec gemm_spec(const GemmShape& shape, const Target& target);
+
+/// True when `shape` runs on tensor cores on `target` (sm_80+, f16/bf16, B not transposed,
+/// n % 128 == 0, k % 32 == 0).
+bool uses_tensor_cores(const GemmShape& shape, const Target& target);
 
 /// Parses "relu", "gelu", "silu", "none"; throws UserError naming the text otherwise.
 GemmActivation parse_activation(const std::string& text);

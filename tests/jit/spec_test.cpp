@@ -67,12 +67,18 @@ TEST(ModelConfig, SampleConfigsExpandToTheirKernelSets) {
   // 3 GEMMs (gate, fc1, fc2) and per top_k a gate_topk and a route_locations = 7.
   EXPECT_EQ(cpu.specs.size(), 16u + 2 * 7u);
   EXPECT_EQ(cpu.skipped.size(), 2u);
-  EXPECT_EQ(kernel_set(tiny, Target::cuda(90)).specs.size(), 24u);
+  // CUDA: dispatch 24; per dtype (f32, f16, bf16) 3 GEMMs + a gate_topk per top_k = 5; and
+  // route_locations (fp32 scores for every dtype) per top_k = 2.
+  EXPECT_EQ(kernel_set(tiny, Target::cuda(90)).specs.size(), 24u + 3 * 5u + 2u);
   ModelConfig mixtral =
       ModelConfig::load(std::string(std::getenv("SWITCHYARD_SOURCE_DIR")) + "/examples/models/mixtral-8x7b.json");
   EXPECT_EQ(mixtral.model_dim, 4096);
   EXPECT_EQ(mixtral.hidden_size, 14336);
-  EXPECT_EQ(kernel_set(mixtral, Target::cuda(80)).specs.size(), 6u);
+  KernelSet mixtral_cuda = kernel_set(mixtral, Target::cuda(80));
+  EXPECT_EQ(mixtral_cuda.specs.size(), 6u + 3 * 4u + 1u);
+  int tensor_core = 0;
+  for (const auto& spec : mixtral_cuda.specs) tensor_core += spec.family == "gemm_mma";
+  EXPECT_EQ(tensor_core, 4) << "fc1 and fc2 of float16 and bfloat16 run on tensor cores";
 }
 
 }  // namespace

@@ -5,35 +5,12 @@
 #include <cstring>
 #include <random>
 
+#include "core/half.h"
 #include "runtime/dispatch_ops.h"
 #include "tests/reference/dispatch_reference.h"
 
 namespace switchyard {
 namespace {
-
-uint16_t to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-float from_bf16(uint16_t h) {
-  uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-uint16_t to_half(float f) {
-  _Float16 h = static_cast<_Float16>(f);
-  uint16_t bits;
-  std::memcpy(&bits, &h, 2);
-  return bits;
-}
-float from_half(uint16_t bits) {
-  _Float16 h;
-  std::memcpy(&h, &bits, 2);
-  return static_cast<float>(h);
-}
 
 // Host copies of one dtype's values as raw bytes, with conversions to and from double.
 struct HostValues {
@@ -44,7 +21,7 @@ struct HostValues {
   }
   void set(size_t i, double v) {
     float f = static_cast<float>(v);
-    uint16_t h = dtype == DType::kFloat16 ? to_half(f) : to_bf16(f);
+    uint16_t h = dtype == DType::kFloat16 ? float_to_half_bits(f) : float_to_bf16_bits(f);
     if (dtype == DType::kFloat32)
       std::memcpy(&bytes[i * 4], &f, 4);
     else
@@ -58,7 +35,7 @@ struct HostValues {
     }
     uint16_t h;
     std::memcpy(&h, &bytes[i * 2], 2);
-    return dtype == DType::kFloat16 ? from_half(h) : from_bf16(h);
+    return dtype == DType::kFloat16 ? half_bits_to_float(h) : bf16_bits_to_float(h);
   }
   std::vector<double> all() const {
     std::vector<double> v(bytes.size() / dtype_size(dtype));

@@ -11,50 +11,16 @@
 #include "runtime/moe_layer.h"
 #include "runtime/safetensors.h"
 #include "tests/reference/dispatch_reference.h"
-#include "tests/reference/moe_reference.h"
+#include "tests/reference/layer_reference.h"
 #include "tests/support/test_support.h"
 
 namespace switchyard {
 namespace {
 
-using reference::Act;
 
 std::vector<double> read_all(const Tensor& t) {
   if (t.dtype() == DType::kFloat64) return std::vector<double>(t.data_as<double>(), t.data_as<double>() + t.numel());
   return std::vector<double>(t.data_as<float>(), t.data_as<float>() + t.numel());
-}
-
-Act reference_act(kernels::GemmActivation a) {
-  return a == kernels::kActRelu ? Act::kRelu : a == kernels::kActGelu ? Act::kGelu : a == kernels::kActSilu ? Act::kSilu : Act::kNone;
-}
-
-// The layer's function from its parameters, with reference ops only.
-std::vector<double> reference_forward(const MoeLayer& layer, const std::vector<double>& x, int64_t s,
-                                      const ForwardOptions& o, double* l_aux) {
-  const auto& c = layer.config();
-  const int64_t m = c.model_dim, h = c.hidden_size, e = c.num_experts;
-  auto logits = reference::gemm(x, read_all(layer.parameter("gates.0.wg.weight")), nullptr, 1, s, m, e, true, Act::kNone);
-  auto r = reference::route(logits, s, e, o.top_k, o.capacity_factor, o.normalize_gate, o.batch_prioritized_routing,
-                            std::max<int64_t>(o.megablocks_size, 1));
-  *l_aux = r.l_aux;
-  reference::RoutingCase rc{s, m, e, o.top_k, r.capacity, r.indices, r.locations, r.gates};
-  auto slots = reference::encode(rc, x, o.is_postscore);
-  std::vector<double> y;
-  if (c.expert_type == ExpertType::kFfn) {
-    std::vector<double> b1, b2;
-    if (c.has_fc1_bias) b1 = read_all(layer.parameter("experts.batched_fc1_bias"));
-    if (c.has_fc2_bias) b2 = read_all(layer.parameter("experts.batched_fc2_bias"));
-    auto hid = reference::gemm(slots, read_all(layer.parameter("experts.batched_fc1_w")), c.has_fc1_bias ? &b1 : nullptr,
-                               e, r.capacity, m, h, true, reference_act(c.activation));
-    y = reference::gemm(hid, read_all(layer.parameter("experts.batched_fc2_w")), c.has_fc2_bias ? &b2 : nullptr, e,
-                        r.capacity, h, m, false, Act::kNone);
-  } else {
-    auto a = reference::gemm(slots, read_all(layer.parameter("experts.W_fc1")), nullptr, e, r.capacity, m, h, false, Act::kSilu);
-    auto b = reference::gemm(slots, read_all(layer.parameter("experts.W_fc2")), nullptr, e, r.capacity, m, h, false, Act::kNone);
-    for (size_t i = 0; i < a.size(); ++i) a[i] *= b[i];
-    y = reference::gemm(a, read_all(layer.parameter("experts.W_fc3")), nullptr, e, r.capacity, h, m, false, Act::kNone);
-  }
-  return reference::decode(rc, y, o.is_postscore);
 }
 
 template <typename T>
@@ -103,7 +69,8 @@ TYPED_TEST(MoeForwardTest, RandomConfigsMatchReference) {
     SCOPED_TRACE("trial " + std::to_string(trial) + " k=" + std::to_string(o.top_k) + " cf=" + std::to_string(o.capacity_factor));
     ForwardResult got = layer.forward(Tensor(x.data(), dt, {s, config.model_dim}), o);
     double l_aux = 0;
-    auto want = reference_forward(layer, std::vector<double>(x.begin(), x.end()), s, o, &l_aux);
+    auto want = reference::layer_forward(config, reference::layer_params(layer), std::vector<double>(x.begin(), x.end()),
+                                         s, o, &l_aux);
     auto out = read_all(got.output);
     ASSERT_EQ(out.size(), want.size());
     for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(out[i], want[i], tol * (1 + std::abs(want[i]))) << i;

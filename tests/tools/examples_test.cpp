@@ -48,7 +48,7 @@ TEST(Helloworld, BadFlagsFailClearly) {
   auto big_k = run_command(bin("helloworld") + kSmall + " --eval --top 3 --num_steps 1");
   EXPECT_EQ(big_k.exit_code, 1);
   EXPECT_NE(big_k.output.find("top_k = 3; expected 1 to num_experts (2)"), std::string::npos) << big_k.output;
-  auto half = run_command(bin("helloworld") + kSmall + " --eval --dtype float16 --num_steps 1");
+  auto half = run_command(bin("helloworld") + kSmall + " --eval --dtype float16 --num_steps 1");  // CPU: no fp16
   EXPECT_EQ(half.exit_code, 1);
   EXPECT_NE(half.output.find("float16"), std::string::npos) << half.output;
   auto bad_dtype = run_command(bin("helloworld") + kSmall + " --eval --dtype float8");

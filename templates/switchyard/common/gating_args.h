@@ -1,13 +1,13 @@
 // Arguments of the gating kernels (softmax + top-k, then locations + counts + loss), shared
 // verbatim by host code and templates. "G" below is the gate's compute type: float, or double
-// for float64 layers.
+// for float64 layers. Logits may also be float16/bfloat16 on CUDA (computed in float).
 #pragma once
 
 namespace switchyard {
 namespace kernels {
 
 struct GateTopkArgs {
-  const void* logits;  // G [S, E]
+  const void* logits;  // [S, E] in the kernel's dtype
   void* scores;        // G [S, E]: softmax of the logits
   int* indices;        // [k, S]: choice j of token s, by descending score, ties to the lower expert
   void* gates;         // G [k, S]: the chosen scores, normalized over the k choices when asked
@@ -21,7 +21,7 @@ struct LocationsArgs {
   const void* scores;  // G [S, E]
   int* locations;      // [k, S]: running count per expert, choice j after every earlier choice
   int* counts;         // [E]: (token, choice) pairs per expert, before any capacity drop
-  void* loss;          // G [1]: gshard_loss = E * sum_e frac_top1(e) * mean_score(e)
+  void* loss_terms;    // G [E]: frac_top1(e) * mean_score(e); gshard_loss = E * their sum (host)
   int tokens;
 };
 

@@ -16,6 +16,14 @@ enum GemmActivation : int {
   kActSwiglu = 4,  // silu(aux[m, n]) * x: the gated product of a SwiGLU expert
 };
 
+// CUDA launch shapes (256 threads a block): the SIMT kernel covers 64x64 of C per block, the
+// tensor-core kernel 128x128. Blocks are numbered batch-major, then row tiles, then column tiles.
+constexpr int kGemmThreads = 256;
+constexpr int kGemmSimtTile = 64;
+constexpr int kGemmMmaTileM = 128;
+constexpr int kGemmMmaTileN = 128;
+constexpr int kGemmMmaTileK = 32;
+
 struct GemmArgs {
   const void* a;         // [batch][rows_stride, K]
   const void* b;         // [batch][K, N] or [batch][N, K] (trans_b)

@@ -62,18 +62,17 @@ void route_locations(const kernels::LocationsArgs& args, unsigned, unsigned) {
     }
   }
   const G* scores = static_cast<const G*>(args.scores);
-  G loss = G(0);
   int first[kExperts] = {};
   G mean[kExperts] = {};
   for (long s = 0; s < tokens; ++s) {
     ++first[args.indices[s]];
     for (int e = 0; e < kExperts; ++e) mean[e] += scores[s * kExperts + e];
   }
+  G* terms = static_cast<G*>(args.loss_terms);
   for (int e = 0; e < kExperts; ++e) {
     args.counts[e] = count[e];
-    if (tokens > 0) loss += (G(first[e]) / G(tokens)) * (mean[e] / G(tokens));
+    terms[e] = tokens > 0 ? (G(first[e]) / G(tokens)) * (mean[e] / G(tokens)) : G(0);
   }
-  *static_cast<G*>(args.loss) = G(kExperts) * loss;
 }
 
 }  // namespace cpu

@@ -1,0 +1,131 @@
+// Gating on CUDA (tutel-semantics 1.2, 1.3, 3). gate_topk: one thread per token, softmax and
+// top-k in fp32 whatever the logits' storage type. route_locations: one block per expert scans
+// the tokens choice by choice, with block-wide prefix sums giving each match its slot.
+#pragma once
+
+#include <switchyard/common/gating_args.h>
+#include <switchyard/cuda/types.cuh>
+
+namespace switchyard {
+namespace cuda {
+
+template <typename T, int kExperts, int kTopK, bool kNormalize>
+__global__ void __launch_bounds__(128) gate_topk(kernels::GateTopkArgs args) {
+  static_assert(kExperts >= 1 && kTopK >= 1 && kTopK <= kExperts, "gate_topk: need 1 <= top_k <= experts");
+  const int s = blockIdx.x * blockDim.x + threadIdx.x;
+  if (s >= args.tokens) return;
+  const T* row = static_cast<const T*>(args.logits) + static_cast<long>(s) * kExperts;
+  float* out = static_cast<float*>(args.scores) + static_cast<long>(s) * kExperts;
+  float max = to_float(row[0]);
+  for (int e = 1; e < kExperts; ++e) max = fmaxf(max, to_float(row[e]));
+  float sum = 0.0f;
+  for (int e = 0; e < kExperts; ++e) {
+    float v = __expf(to_float(row[e]) - max);
+    out[e] = v;
+    sum += v;
+  }
+  const float inv = 1.0f / sum;
+  for (int e = 0; e < kExperts; ++e) out[e] *= inv;
+  float* gates = static_cast<float*>(args.gates);
+  unsigned long long taken[(kExperts + 63) / 64] = {};
+  float total = 0.0f;
+  for (int j = 0; j < kTopK; ++j) {
+    int best = -1;
+    float best_score = 0.0f;
+    for (int e = 0; e < kExperts; ++e) {
+      if (taken[e / 64] >> (e % 64) & 1ull) continue;
+      const float v = out[e];
+      if (best < 0 || v > best_score) {  // strictly greater: ties go to the lower expert
+        best = e;
+        best_score = v;
+      }
+    }
+    taken[best / 64] |= 1ull << (best % 64);
+    args.indices[j * args.tokens + s] = best;
+    gates[j * args.tokens + s] = best_score;
+    total += best_score;
+    if (j == 0) static_cast<float*>(args.top_score)[s] = best_score;
+  }
+  if (kNormalize && kTopK > 1) {
+    const float denom = fmaxf(total, 1.1920928955078125e-07f);
+    for (int j = 0; j < kTopK; ++j) gates[j * args.tokens + s] /= denom;
+  }
+}
+
+// Inclusive prefix sum of `value` over the block (blockDim.x == 256); `total` gets the sum.
+__device__ __forceinline__ int block_inclusive_scan(int value, int* warp_sums, int& total) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+#pragma unroll
+  for (int offset = 1; offset < 32; offset *= 2) {
+    int other = __shfl_up_sync(0xffffffffu, value, offset);
+    if (lane >= offset) value += other;
+  }
+  if (lane == 31) warp_sums[warp] = value;
+  __syncthreads();
+  if (warp == 0) {
+    int w = lane < 8 ? warp_sums[lane] : 0;
+#pragma unroll
+    for (int offset = 1; offset < 8; offset *= 2) {
+      int other = __shfl_up_sync(0xffffffffu, w, offset);
+      if (lane >= offset) w += other;
+    }
+    if (lane < 8) warp_sums[lane] = w;
+  }
+  __syncthreads();
+  if (warp > 0) value += warp_sums[warp - 1];
+  total = warp_sums[7];
+  __syncthreads();
+  return value;
+}
+
+template <typename G, int kExperts, int kTopK>
+__global__ void __launch_bounds__(256) route_locations(kernels::LocationsArgs args) {
+  static_assert(sizeof(G) == 4, "route_locations on CUDA takes float scores");
+  __shared__ int warp_sums[8];
+  __shared__ float score_sums[8];
+  const int e = blockIdx.x;
+  const int tokens = args.tokens;
+  int running = 0;
+  for (int j = 0; j < kTopK; ++j) {
+    for (int base = 0; base < tokens; base += 256) {
+      const int i = base + threadIdx.x;
+      const int s = i < tokens ? (args.order ? args.order[i] : i) : 0;
+      const int match = i < tokens && args.indices[j * tokens + s] == e;
+      int total = 0;
+      const int inclusive = block_inclusive_scan(match, warp_sums, total);
+      if (match) args.locations[j * tokens + s] = running + inclusive - 1;
+      running += total;
+    }
+  }
+  // gshard_loss term of this expert: (share of tokens whose first choice is e) * (mean score of e).
+  int first = 0;
+  float score = 0.0f;
+  const float* scores = static_cast<const float*>(args.scores);
+  for (int s = threadIdx.x; s < tokens; s += 256) {
+    first += args.indices[s] == e;
+    score += scores[static_cast<long>(s) * kExperts + e];
+  }
+  for (int offset = 16; offset > 0; offset /= 2) {
+    first += __shfl_down_sync(0xffffffffu, first, offset);
+    score += __shfl_down_sync(0xffffffffu, score, offset);
+  }
+  if (threadIdx.x % 32 == 0) {
+    warp_sums[threadIdx.x / 32] = first;
+    score_sums[threadIdx.x / 32] = score;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int f = 0;
+    float sc = 0.0f;
+    for (int w = 0; w < 8; ++w) {
+      f += warp_sums[w];
+      sc += score_sums[w];
+    }
+    args.counts[e] = running;
+    static_cast<float*>(args.loss_terms)[e] =
+        tokens > 0 ? (static_cast<float>(f) / tokens) * (sc / tokens) : 0.0f;
+  }
+}
+
+}  // namespace cuda
+}  // namespace switchyard

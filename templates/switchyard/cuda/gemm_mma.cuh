@@ -1,0 +1,101 @@
+// Batched GEMM on tensor cores (sm_80+) for float16 and bfloat16: 128x128x32 block tiles in
+// 8 warps of 64x32, mma.sync m16n8k16 with fp32 accumulators, ldmatrix from shared memory, and
+// a two-stage cp.async pipeline that loads the next K slice while this one is multiplied.
+// Requires N % 128 == 0 and K % 32 == 0 (the tile rule sends other shapes to gemm_simt);
+// rows are predicated (zero-filled loads, guarded stores).
+#pragma once
+
+#include <switchyard/common/gemm_args.h>
+#include <switchyard/cuda/gemm_epilogue.cuh>
+#include <switchyard/cuda/mma.cuh>
+
+namespace switchyard {
+namespace cuda {
+
+template <typename T, int kN, int kK, bool kBias, int kAct>
+__global__ void __launch_bounds__(kernels::kGemmThreads) gemm_mma(kernels::GemmArgs args) {
+  constexpr int kBM = kernels::kGemmMmaTileM, kBN = kernels::kGemmMmaTileN, kBK = kernels::kGemmMmaTileK;
+  static_assert(sizeof(T) == 2, "gemm_mma: float16 or bfloat16 only");
+  static_assert(kN % kBN == 0 && kK % kBK == 0, "gemm_mma: N % 128 == 0 and K % 32 == 0");
+  constexpr int kAStride = kBK + 8, kBStride = kBN + 8;  // padded rows (16-byte multiples)
+  constexpr int kTilesN = kN / kBN;
+  __shared__ alignas(16) unsigned short a_smem[2][kBM * kAStride];
+  __shared__ alignas(16) unsigned short b_smem[2][kBK * kBStride];
+
+  const int tiles_m = (args.rows + kBM - 1) / kBM;
+  int block = blockIdx.x;
+  const int tn = block % kTilesN;
+  block /= kTilesN;
+  const int tm = block % tiles_m, batch = block / tiles_m;
+  const int rows = args.row_counts ? args.row_counts[batch] : args.rows;
+  const int m0 = tm * kBM, n0 = tn * kBN;
+  if (m0 >= rows) return;  // the whole block: before any barrier
+  const T* a = static_cast<const T*>(args.a) + args.a_batch_stride * batch;
+  const T* b = static_cast<const T*>(args.b) + args.b_batch_stride * batch;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int warp_m = (warp / 4) * 64, warp_n = (warp % 4) * 32;
+
+  auto load_stage = [&](int stage, int k0) {
+    for (int chunk = threadIdx.x; chunk < kBM * kBK / 8; chunk += kernels::kGemmThreads) {
+      const int r = chunk / (kBK / 8), c = (chunk % (kBK / 8)) * 8, gm = m0 + r;
+      const T* src = a + static_cast<long>(gm < rows ? gm : 0) * kK + k0 + c;
+      cp_async_16(shared_address(&a_smem[stage][r * kAStride + c]), src, gm < rows ? 16 : 0);
+    }
+    for (int chunk = threadIdx.x; chunk < kBK * kBN / 8; chunk += kernels::kGemmThreads) {
+      const int r = chunk / (kBN / 8), c = (chunk % (kBN / 8)) * 8;
+      cp_async_16(shared_address(&b_smem[stage][r * kBStride + c]), b + static_cast<long>(k0 + r) * kN + n0 + c, 16);
+    }
+    cp_async_commit();
+  };
+
+  float acc[4][4][4] = {};
+  constexpr int kSteps = kK / kBK;
+  load_stage(0, 0);
+  for (int step = 0; step < kSteps; ++step) {
+    const int stage = step & 1;
+    if (step + 1 < kSteps) {
+      load_stage(stage ^ 1, (step + 1) * kBK);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kBK; kk += 16) {
+      unsigned af[4][4], bf[4][2];
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi) {
+        const int row = warp_m + mi * 16 + lane % 16, col = kk + (lane / 16) * 8;
+        ldmatrix_x4(af[mi], shared_address(&a_smem[stage][row * kAStride + col]));
+      }
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni) {
+        const int row = kk + lane % 16, col = warp_n + ni * 8;
+        ldmatrix_x2_trans(bf[ni], shared_address(&b_smem[stage][row * kBStride + col]));
+      }
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni) mma_16816<T>(acc[mi][ni], af[mi], bf[ni]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int mi = 0; mi < 4; ++mi) {
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni) {
+      const int row = m0 + warp_m + mi * 16 + lane / 4, col = n0 + warp_n + ni * 8 + (lane % 4) * 2;
+      if (row < rows) {
+        gemm_store<T, kN, kBias, kAct>(args, batch, row, col, acc[mi][ni][0]);
+        gemm_store<T, kN, kBias, kAct>(args, batch, row, col + 1, acc[mi][ni][1]);
+      }
+      if (row + 8 < rows) {
+        gemm_store<T, kN, kBias, kAct>(args, batch, row + 8, col, acc[mi][ni][2]);
+        gemm_store<T, kN, kBias, kAct>(args, batch, row + 8, col + 1, acc[mi][ni][3]);
+      }
+    }
+  }
+}
+
+}  // namespace cuda
+}  // namespace switchyard

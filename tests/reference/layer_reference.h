@@ -1,0 +1,21 @@
+// The whole layer's function from its parameters, composed from the reference ops only.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "runtime/moe_layer.h"
+
+namespace switchyard::reference {
+
+using LayerParams = std::map<std::string, std::vector<double>>;
+
+/// Output [S, M] of a layer with `config` and `params` (Tutel names) on x [S, M].
+std::vector<double> layer_forward(const MoeLayerConfig& config, const LayerParams& params, const std::vector<double>& x,
+                                  int64_t tokens, const ForwardOptions& options, double* l_aux);
+
+/// The parameters of a CPU layer as doubles.
+LayerParams layer_params(const MoeLayer& layer);
+
+}  // namespace switchyard::reference

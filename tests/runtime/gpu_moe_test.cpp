@@ -1,0 +1,163 @@
+// The layer's CUDA kernels on a GPU: the GEMMs (SIMT and tensor-core) against the reference,
+// and the whole layer against the CPU backend with the same weights. Skips, printing why,
+// without a CUDA device.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+
+#include "core/half.h"
+#include "runtime/gemm_ops.h"
+#include "runtime/moe_layer.h"
+#include "runtime/safetensors.h"
+#include "tests/reference/layer_reference.h"
+#include "tests/reference/moe_reference.h"
+#include "tests/support/test_support.h"
+
+namespace switchyard {
+namespace {
+
+std::string encode(const std::vector<double>& v, DType dtype) {
+  std::string bytes(v.size() * dtype_size(dtype), '\0');
+  for (size_t i = 0; i < v.size(); ++i) {
+    float f = static_cast<float>(v[i]);
+    uint16_t h = dtype == DType::kFloat16 ? float_to_half_bits(f) : float_to_bf16_bits(f);
+    if (dtype == DType::kFloat32) std::memcpy(&bytes[i * 4], &f, 4);
+    else std::memcpy(&bytes[i * 2], &h, 2);
+  }
+  return bytes;
+}
+
+std::vector<double> decode(const std::string& bytes, DType dtype) {
+  std::vector<double> v(bytes.size() / dtype_size(dtype));
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (dtype == DType::kFloat32) {
+      float f;
+      std::memcpy(&f, &bytes[i * 4], 4);
+      v[i] = f;
+    } else {
+      uint16_t h;
+      std::memcpy(&h, &bytes[i * 2], 2);
+      v[i] = dtype == DType::kFloat16 ? half_bits_to_float(h) : bf16_bits_to_float(h);
+    }
+  }
+  return v;
+}
+
+class GpuMoe : public ::testing::TestWithParam<DType> {
+ protected:
+  void SetUp() override {
+    std::string reason = Context::cuda_unavailable_reason();
+    if (!reason.empty()) GTEST_SKIP() << "GPU test skipped: " << reason;
+  }
+};
+
+TEST_P(GpuMoe, GemmMatchesReference) {
+  const DType dt = GetParam();
+  Context& context = Context::global();
+  Device& gpu = context.cuda(0);
+  std::mt19937 rng(8);
+  std::uniform_real_distribution<double> u(-1, 1);
+  struct Case {
+    int64_t batch, rows, k, n;
+    bool bias;
+  };
+  // n % 128 == 0 and k % 32 == 0 take the tensor-core kernel for f16/bf16; the rest SIMT.
+  for (const Case c : {Case{2, 200, 64, 256, true}, Case{3, 128, 96, 128, false}, Case{1, 77, 40, 72, true},
+                       Case{4, 5, 32, 128, true}}) {
+    std::vector<double> a(c.batch * c.rows * c.k), w(c.batch * c.k * c.n), bias(c.batch * c.n);
+    for (auto* v : {&a, &w, &bias})
+      for (auto& x : *v) x = u(rng);
+    std::string ha = encode(a, dt), hw = encode(w, dt), hb = encode(bias, dt);
+    Buffer da(gpu, ha.size()), dw(gpu, hw.size()), db(gpu, hb.size()), dc(gpu, c.batch * c.rows * c.n * dtype_size(dt));
+    gpu.copy_from_host(da.data(), ha.data(), ha.size());
+    gpu.copy_from_host(dw.data(), hw.data(), hw.size());
+    gpu.copy_from_host(db.data(), hb.data(), hb.size());
+    Tensor tb = db.view(dt, {c.batch, c.n});
+    GemmOptions options;
+    options.bias = c.bias ? &tb : nullptr;
+    options.activation = kernels::kActRelu;
+    batched_gemm(context, da.view(dt, {c.batch, c.rows, c.k}), dw.view(dt, {c.batch, c.k, c.n}),
+                 dc.view(dt, {c.batch, c.rows, c.n}), options);
+    std::string out(dc.bytes(), '\0');
+    gpu.copy_to_host(out.data(), dc.data(), out.size());
+    auto bias_used = decode(hb, dt);
+    auto want = reference::gemm(decode(ha, dt), decode(hw, dt), c.bias ? &bias_used : nullptr, c.batch, c.rows, c.k,
+                                c.n, false, reference::Act::kRelu);
+    auto got = decode(out, dt);
+    // NOTE: fp32 accumulation of exact products; the error is the final rounding to the dtype.
+    const double tol = dt == DType::kFloat32 ? 1e-4 : dt == DType::kFloat16 ? 4e-3 : 3e-2;
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], tol * (1 + std::abs(want[i]))) << i;
+  }
+}
+
+TEST_P(GpuMoe, LayerMatchesReference) {
+  const DType dt = GetParam();
+  Context& context = Context::global();
+  testing::TempDir dir;
+  MoeLayerConfig config;
+  config.model_dim = 128;
+  config.hidden_size = 256;
+  config.num_experts = 4;
+  config.dtype = dt;
+  // Weights drawn here, rounded to the dtype; the reference takes the rounded values.
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> u(-0.09, 0.09);
+  const std::map<std::string, std::vector<int64_t>> shapes = {
+      {"gates.0.wg.weight", {4, 128}},        {"experts.batched_fc1_w", {4, 256, 128}},
+      {"experts.batched_fc2_w", {4, 256, 128}}, {"experts.batched_fc1_bias", {4, 256}},
+      {"experts.batched_fc2_bias", {4, 128}}};
+  TensorFile file;
+  reference::LayerParams params;
+  for (const auto& [name, shape] : shapes) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    std::vector<double> v(n);
+    for (auto& x : v) x = u(rng);
+    std::string bytes = encode(v, dt);
+    file[name] = {dt == DType::kFloat32 ? "F32" : dt == DType::kFloat16 ? "F16" : "BF16", shape, bytes};
+    params[name] = decode(bytes, dt);
+  }
+  write_safetensors(dir / "gpu.safetensors", file);
+  MoeLayer layer(context, context.cuda(0), config);
+  layer.load(dir / "gpu.safetensors");
+
+  const int64_t s = 300;
+  std::normal_distribution<double> normal;
+  std::vector<double> x(s * config.model_dim);
+  for (auto& v : x) v = normal(rng);
+  std::string hx = encode(x, dt);
+  Buffer dx(context.cuda(0), hx.size());
+  context.cuda(0).copy_from_host(dx.data(), hx.data(), hx.size());
+  for (bool grouped : {false, true}) {
+    ForwardOptions o;
+    o.capacity_factor = grouped ? 0.0 : 1.0;
+    o.dropless_grouped = grouped;
+    double l_aux = 0;
+    auto want = reference::layer_forward(config, params, decode(hx, dt), s, o, &l_aux);
+    ForwardResult got = layer.forward(dx.view(dt, {s, config.model_dim}), o);
+    EXPECT_NEAR(got.l_aux, l_aux, 1e-3);
+    std::string out(got.output.nbytes(), '\0');
+    context.cuda(0).copy_to_host(out.data(), got.output.data(), out.size());
+    auto g = decode(out, dt);
+    // NOTE: besides rounding, a token whose top-2 scores nearly tie may route differently in
+    // low precision; allow a few such tokens, none in fp32.
+    const double tol = dt == DType::kFloat32 ? 1e-4 : dt == DType::kFloat16 ? 1e-2 : 5e-2;
+    int64_t bad_tokens = 0;
+    for (int64_t t = 0; t < s; ++t) {
+      bool bad = false;
+      for (int64_t m = 0; m < config.model_dim; ++m) {
+        size_t i = t * config.model_dim + m;
+        bad |= std::abs(g[i] - want[i]) > tol * (1 + std::abs(want[i]));
+      }
+      bad_tokens += bad;
+    }
+    EXPECT_LE(bad_tokens, dt == DType::kFloat32 ? 0 : 3) << "tokens off the reference (grouped=" << grouped << ")";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, GpuMoe, ::testing::Values(DType::kFloat32, DType::kFloat16, DType::kBFloat16),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+}  // namespace
+}  // namespace switchyard
