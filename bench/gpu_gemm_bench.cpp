@@ -15,8 +15,8 @@ using namespace switchyard;
 
 namespace {
 
-using CublasGemm = int (*)(void*, int, int, int, int, int, const void*, const void*, int, int, long long, const void*, int,
-                           int, long long, const void*, void*, int, int, long long, int, int, int);
+using CublasGemm = int (*)(void*, int, int, int, int, int, const void*, const void*, int, int, long long, const void*,
+                           int, int, long long, const void*, void*, int, int, long long, int, int, int);
 struct Cublas {
   void* handle = nullptr;
   CublasGemm gemm = nullptr;
@@ -33,7 +33,9 @@ Cublas load_cublas() {
   return c;
 }
 
-int cuda_type(DType d) { return d == DType::kFloat16 ? 2 : d == DType::kBFloat16 ? 14 : 0; }
+int cuda_type(DType d) {
+  return d == DType::kFloat16 ? 2 : d == DType::kBFloat16 ? 14 : 0;
+}
 
 template <typename F>
 double seconds_per_call(F body) {
@@ -60,8 +62,9 @@ nlohmann::json run_case(Context& context, const Cublas& cublas, const char* name
   // Row-major C = A W is column-major C^T = W^T A^T: cuBLAS m = n, n = rows.
   double theirs = seconds_per_call([&] {
     cublas.gemm(cublas.handle, 0, 0, static_cast<int>(n), static_cast<int>(rows), static_cast<int>(k), &one, w.data(),
-                cuda_type(dt), static_cast<int>(n), k * n, a.data(), cuda_type(dt), static_cast<int>(k), rows * k, &zero,
-                c.data(), cuda_type(dt), static_cast<int>(n), rows * n, static_cast<int>(batch), 68 /*COMPUTE_32F*/, -1);
+                cuda_type(dt), static_cast<int>(n), k * n, a.data(), cuda_type(dt), static_cast<int>(k), rows * k,
+                &zero, c.data(), cuda_type(dt), static_cast<int>(n), rows * n, static_cast<int>(batch),
+                68 /*COMPUTE_32F*/, -1);
   });
   double flops = 2.0 * batch * rows * k * n;
   return {{"name", name},

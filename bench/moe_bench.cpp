@@ -54,11 +54,19 @@ nlohmann::json gemm_case(const char* name, int64_t batch, int64_t rows, int64_t 
                   c.data() + b * rows * n, static_cast<int>(n));
   });
   double ours_gflops = flops / ours / 1e9, blas_gflops = flops / blas / 1e9;
-  return {{"name", name}, {"batch", batch}, {"rows", rows}, {"k", k}, {"n", n}, {"switchyard_gflops", ours_gflops},
-          {"openblas_gflops", blas_gflops}, {"vs_openblas", ours_gflops / blas_gflops}, {"fraction_of_peak", ours_gflops / peak}};
+  return {{"name", name},
+          {"batch", batch},
+          {"rows", rows},
+          {"k", k},
+          {"n", n},
+          {"switchyard_gflops", ours_gflops},
+          {"openblas_gflops", blas_gflops},
+          {"vs_openblas", ours_gflops / blas_gflops},
+          {"fraction_of_peak", ours_gflops / peak}};
 }
 
-nlohmann::json layer_case(const char* name, int64_t s, int64_t m, int64_t h, int64_t e, int64_t k, bool with_reference) {
+nlohmann::json layer_case(const char* name, int64_t s, int64_t m, int64_t h, int64_t e, int64_t k,
+                          bool with_reference) {
   Context& context = Context::global();
   MoeLayerConfig config;
   config.model_dim = m;
@@ -78,11 +86,18 @@ nlohmann::json layer_case(const char* name, int64_t s, int64_t m, int64_t h, int
   double dense = best_seconds(3, [&] {
     batched_gemm(context, tx.dtype() == DType::kFloat32 ? Tensor(x.data(), DType::kFloat32, {1, s, m}) : tx,
                  Tensor(w1.data(), DType::kFloat32, {1, m, k * h}), Tensor(hid.data(), DType::kFloat32, {1, s, k * h}));
-    batched_gemm(context, Tensor(hid.data(), DType::kFloat32, {1, s, k * h}), Tensor(w2.data(), DType::kFloat32, {1, k * h, m}),
-                 Tensor(out.data(), DType::kFloat32, {1, s, m}));
+    batched_gemm(context, Tensor(hid.data(), DType::kFloat32, {1, s, k * h}),
+                 Tensor(w2.data(), DType::kFloat32, {1, k * h, m}), Tensor(out.data(), DType::kFloat32, {1, s, m}));
   });
-  nlohmann::json result = {{"name", name}, {"tokens", s}, {"model_dim", m}, {"hidden", h}, {"experts", e}, {"top_k", k},
-                           {"forward_ms", forward * 1e3}, {"dense_ffn_ms", dense * 1e3}, {"vs_dense_ffn", forward / dense}};
+  nlohmann::json result = {{"name", name},
+                           {"tokens", s},
+                           {"model_dim", m},
+                           {"hidden", h},
+                           {"experts", e},
+                           {"top_k", k},
+                           {"forward_ms", forward * 1e3},
+                           {"dense_ffn_ms", dense * 1e3},
+                           {"vs_dense_ffn", forward / dense}};
   if (with_reference) {
     std::vector<double> xd(x.begin(), x.end()), wd(m * h, 0.01);
     auto start = Clock::now();

@@ -85,9 +85,13 @@ std::vector<double> to_doubles(const Tensor& t, Device& device) {
       std::memcpy(&v[i], &bytes[i * 8], 8);
       continue;
     }
-    if (t.dtype() == DType::kFloat32) std::memcpy(&f, &bytes[i * 4], 4);
-    else std::memcpy(&half, &bytes[i * 2], 2);
-    v[i] = t.dtype() == DType::kFloat32 ? f : t.dtype() == DType::kFloat16 ? half_bits_to_float(half) : bf16_bits_to_float(half);
+    if (t.dtype() == DType::kFloat32)
+      std::memcpy(&f, &bytes[i * 4], 4);
+    else
+      std::memcpy(&half, &bytes[i * 2], 2);
+    v[i] = t.dtype() == DType::kFloat32   ? f
+           : t.dtype() == DType::kFloat16 ? half_bits_to_float(half)
+                                          : bf16_bits_to_float(half);
   }
   return v;
 }
@@ -108,8 +112,11 @@ int run(const Flags& f) {
   MoeLayer layer(context, device, config);
   if (!f.load_weights.empty()) layer.load(f.load_weights);
   if (!f.checkpoint_path.empty()) {
-    if (fs::exists(f.checkpoint_path)) layer.load(f.checkpoint_path);
-    else std::cout << "Checkpoint not loaded: file `" << f.checkpoint_path << "` is not found. Will train the model from start.\n";
+    if (fs::exists(f.checkpoint_path))
+      layer.load(f.checkpoint_path);
+    else
+      std::cout << "Checkpoint not loaded: file `" << f.checkpoint_path
+                << "` is not found. Will train the model from start.\n";
   }
   if (!f.save_weights.empty()) layer.save(f.save_weights);
 
@@ -121,9 +128,12 @@ int run(const Flags& f) {
     const double v = normal(rng);
     const float x = static_cast<float>(v);
     uint16_t half = config.dtype == DType::kFloat16 ? float_to_half_bits(x) : float_to_bf16_bits(x);
-    if (config.dtype == DType::kFloat64) std::memcpy(&host[i * 8], &v, 8);
-    else if (config.dtype == DType::kFloat32) std::memcpy(&host[i * 4], &x, 4);
-    else std::memcpy(&host[i * 2], &half, 2);
+    if (config.dtype == DType::kFloat64)
+      std::memcpy(&host[i * 8], &v, 8);
+    else if (config.dtype == DType::kFloat32)
+      std::memcpy(&host[i * 4], &x, 4);
+    else
+      std::memcpy(&host[i * 2], &half, 2);
   }
   Buffer input(device, host.size());
   device.copy_from_host(input.data(), host.data(), host.size());
@@ -131,12 +141,14 @@ int run(const Flags& f) {
 
   std::cout << "[Statistics] param count for MoE local_experts = " << layer.expert_parameter_count()
             << ", param count for MoE gate = " << layer.gate_parameter_count() << ".\n\n";
-  std::cout << "ExampleModel(\n  (_moe_layer): MoeLayer(\n    Top-K(s) = ['k=" << f.top << ", noise=0.0'], Total-Experts = "
-            << config.num_experts << " [managed by 1 device(s)],\n    (experts): " << f.expert_type << "(model_dim=" << m
-            << ", hidden_size=" << f.hidden_size << ", output_dim=" << m << ", num_experts_per_device=" << config.num_experts
-            << ")\n  )\n)\n";
-  std::cout << "[Benchmark] world_size = 1, dtype = " << f.dtype << ", model_dim = " << m << ", hidden_size = " << f.hidden_size
-            << ", samples = " << s << ", num_local_experts = " << f.num_local_experts << ", topK = " << f.top
+  std::cout << "ExampleModel(\n  (_moe_layer): MoeLayer(\n    Top-K(s) = ['k=" << f.top
+            << ", noise=0.0'], Total-Experts = " << config.num_experts
+            << " [managed by 1 device(s)],\n    (experts): " << f.expert_type << "(model_dim=" << m
+            << ", hidden_size=" << f.hidden_size << ", output_dim=" << m
+            << ", num_experts_per_device=" << config.num_experts << ")\n  )\n)\n";
+  std::cout << "[Benchmark] world_size = 1, dtype = " << f.dtype << ", model_dim = " << m
+            << ", hidden_size = " << f.hidden_size << ", samples = " << s
+            << ", num_local_experts = " << f.num_local_experts << ", topK = " << f.top
             << ", a2a_ffn_overlap_degree = " << f.a2a_ffn_overlap_degree << ", parallel_type = `" << f.parallel_type
             << "`, device = `" << device.name() << "`\n";
   ForwardOptions options;

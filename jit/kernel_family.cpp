@@ -11,7 +11,7 @@ namespace switchyard {
 
 const std::vector<KernelFamily>& kernel_families() {
   static const std::vector<KernelFamily> families = {
-      kernels::dispatch_encode_family(), kernels::combine_decode_family(), kernels::gemm_family(),
+      kernels::dispatch_encode_family(), kernels::combine_decode_family(),  kernels::gemm_family(),
       kernels::gate_topk_family(),       kernels::route_locations_family(), kernels::gemm_simt_family(),
       kernels::gemm_mma_family()};
   return families;

@@ -14,7 +14,8 @@ int64_t moe_capacity(int64_t tokens, int64_t experts, int64_t top_k, double capa
   } else if (capacity_factor == 0) {
     capacity = max_count;
   } else {
-    capacity = std::min(max_count, top_k * static_cast<int64_t>(std::floor(-capacity_factor * static_cast<double>(spe))));
+    capacity =
+        std::min(max_count, top_k * static_cast<int64_t>(std::floor(-capacity_factor * static_cast<double>(spe))));
   }
   if (alignment > 1 && capacity % alignment != 0) capacity = (capacity / alignment + 1) * alignment;
   return capacity;

@@ -32,8 +32,8 @@ inline constexpr int kCuAttrMultiprocessorCount = 16;
   X(cuDeviceGetAttribute, CUresult, (int*, int, CUdevice))                                                        \
   X(cuDevicePrimaryCtxRetain, CUresult, (CUcontext*, CUdevice))                                                   \
   X(cuDevicePrimaryCtxRelease_v2, CUresult, (CUdevice))                                                           \
-  X(cuCtxSetCurrent, CUresult, (CUcontext))                                                             \
-  X(cuCtxSynchronize, CUresult, ())                                                                       \
+  X(cuCtxSetCurrent, CUresult, (CUcontext))                                                                       \
+  X(cuCtxSynchronize, CUresult, ())                                                                               \
   X(cuModuleLoadData, CUresult, (CUmodule*, const void*))                                                         \
   X(cuModuleUnload, CUresult, (CUmodule))                                                                         \
   X(cuModuleGetFunction, CUresult, (CUfunction*, CUmodule, const char*))                                          \

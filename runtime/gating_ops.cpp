@@ -55,8 +55,8 @@ RoutedTokens route_tokens(Context& context, const Tensor& logits, int64_t top_k,
   int* counts = ints + 2 * top_k * s;
   int* order = counts + e;
 
-  kernels::GateTopkArgs topk{logits.data(), r.scores.data(), r.indices.data_as<int>(), r.gates.data(), top.data(),
-                             static_cast<int>(s)};
+  kernels::GateTopkArgs topk{logits.data(),  r.scores.data(), r.indices.data_as<int>(),
+                             r.gates.data(), top.data(),      static_cast<int>(s)};
   void* topk_params[] = {&topk};
   LaunchConfig config;
   if (device.is_cuda()) {
@@ -72,12 +72,18 @@ RoutedTokens route_tokens(Context& context, const Tensor& logits, int64_t top_k,
     std::vector<int> host_order = priority_order(device, top);
     device.copy_from_host(order, host_order.data(), host_order.size() * 4);
   }
-  kernels::LocationsArgs loc{r.indices.data_as<const int>(), use_order ? order : nullptr, r.scores.data(),
-                             r.locations.data_as<int>(), counts, loss, static_cast<int>(s)};
+  kernels::LocationsArgs loc{r.indices.data_as<const int>(),
+                             use_order ? order : nullptr,
+                             r.scores.data(),
+                             r.locations.data_as<int>(),
+                             counts,
+                             loss,
+                             static_cast<int>(s)};
   void* loc_params[] = {&loc};
   config.grid = device.is_cuda() ? static_cast<unsigned>(e) : 1;
   config.block = device.is_cuda() ? 256 : 1;
-  device.launch(context.kernel(device, kernels::route_locations_spec(g, e, top_k, device.target())), config, loc_params);
+  device.launch(context.kernel(device, kernels::route_locations_spec(g, e, top_k, device.target())), config,
+                loc_params);
   r.counts.resize(static_cast<size_t>(e));
   device.copy_to_host(r.counts.data(), counts, static_cast<size_t>(e) * 4);
   // Sum the per-expert terms here, in expert order, so the loss is deterministic on every device.

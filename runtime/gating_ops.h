@@ -12,10 +12,10 @@ namespace switchyard {
 
 struct RoutedTokens {
   std::unique_ptr<Buffer> storage;
-  Tensor scores;     // [S, E] softmax
-  Tensor indices;    // int32 [k, S]
-  Tensor gates;      // [k, S]
-  Tensor locations;  // int32 [k, S]
+  Tensor scores;            // [S, E] softmax
+  Tensor indices;           // int32 [k, S]
+  Tensor gates;             // [k, S]
+  Tensor locations;         // int32 [k, S]
   std::vector<int> counts;  // [E] on the host: true counts (never the BPR miscount of Tutel)
   double l_aux = 0;
 };

@@ -25,13 +25,15 @@ void expect(const Tensor& t, const std::vector<int64_t>& shape, DType dtype, Dev
 }  // namespace
 
 void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tensor& c, const GemmOptions& options) {
-  SY_CHECK(a.ndim() == 3 && w.ndim() == 3) << "gemm operands are " << a.describe() << " and " << w.describe()
-                                           << "; expected a [B, R, K] and w [B, K, N]";
+  SY_CHECK(a.ndim() == 3 && w.ndim() == 3)
+      << "gemm operands are " << a.describe() << " and " << w.describe() << "; expected a [B, R, K] and w [B, K, N]";
   const int64_t batch = a.dim(0), rows = a.dim(1), k = a.dim(2);
   const int64_t n = options.trans_b ? w.dim(1) : w.dim(2);
-  SY_CHECK(batch >= 1 && rows <= std::numeric_limits<int>::max()) << "gemm batch " << batch << " x rows " << rows << " is out of range";
+  SY_CHECK(batch >= 1 && rows <= std::numeric_limits<int>::max())
+      << "gemm batch " << batch << " x rows " << rows << " is out of range";
   expect(a, {batch, rows, k}, a.dtype(), a.device(), "input a");
-  expect(w, options.trans_b ? std::vector<int64_t>{batch, n, k} : std::vector<int64_t>{batch, k, n}, a.dtype(), a.device(), "weight");
+  expect(w, options.trans_b ? std::vector<int64_t>{batch, n, k} : std::vector<int64_t>{batch, k, n}, a.dtype(),
+         a.device(), "weight");
   expect(c, {batch, rows, n}, a.dtype(), a.device(), "output");
   if (options.bias) expect(*options.bias, {batch, n}, a.dtype(), a.device(), "bias");
   SY_CHECK((options.activation == kernels::kActSwiglu) == (options.aux != nullptr))
@@ -42,7 +44,8 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
     expect(*options.row_counts, {batch}, DType::kInt32, DeviceRef{}, "row counts");
     const int* counts = options.row_counts->data_as<const int>();
     for (int64_t b = 0; b < batch; ++b) {
-      SY_CHECK(counts[b] >= 0 && counts[b] <= rows) << "gemm row count " << counts[b] << " of batch " << b << " is outside [0, " << rows << "]";
+      SY_CHECK(counts[b] >= 0 && counts[b] <= rows)
+          << "gemm row count " << counts[b] << " of batch " << b << " is outside [0, " << rows << "]";
     }
     max_rows = *std::max_element(counts, counts + batch);
   }
@@ -78,7 +81,8 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
     config.block = kernels::kGemmThreads;
   } else {
     const int64_t row_tiles = (max_rows + 5) / 6;
-    const int64_t per_batch = std::clamp<int64_t>((int64_t{device.parallelism()} * 2 + batch - 1) / batch, 1, row_tiles);
+    const int64_t per_batch =
+        std::clamp<int64_t>((int64_t{device.parallelism()} * 2 + batch - 1) / batch, 1, row_tiles);
     config.grid = static_cast<unsigned>(batch * per_batch);
   }
   device.launch(kernel, config, params);

@@ -107,7 +107,8 @@ std::vector<kernels::GemmShape> layer_gemms(const ModelConfig& c, DType dtype) {
   using kernels::GemmShape;
   std::vector<GemmShape> shapes = {{dtype, c.num_experts, c.model_dim, false, false, kernels::kActNone}};
   if (c.expert_type == "ffn") {
-    shapes.push_back({dtype, c.hidden_size, c.model_dim, false, c.has_fc1_bias, kernels::parse_activation(c.activation)});
+    shapes.push_back(
+        {dtype, c.hidden_size, c.model_dim, false, c.has_fc1_bias, kernels::parse_activation(c.activation)});
     shapes.push_back({dtype, c.model_dim, c.hidden_size, false, c.has_fc2_bias, kernels::kActNone});
   } else {
     shapes.push_back({dtype, c.hidden_size, c.model_dim, false, false, kernels::kActNone});
@@ -163,7 +164,8 @@ void add_layer_kernels(const ModelConfig& config, DType dtype, const Target& tar
   if (!family_supports("gate_topk", dtype, target)) return;
   for (const auto& shape : layer_gemms(config, dtype)) add(kernels::gemm_spec(shape, target));
   for (int64_t k : config.top_k) {
-    for (bool normalize : config.normalize_gate) add(kernels::gate_topk_spec(dtype, config.num_experts, k, normalize, target));
+    for (bool normalize : config.normalize_gate)
+      add(kernels::gate_topk_spec(dtype, config.num_experts, k, normalize, target));
     add(kernels::route_locations_spec(kernels::score_dtype_for(dtype), config.num_experts, k, target));
   }
 }

@@ -26,14 +26,18 @@ void MoeLayer::check_options(const Tensor& x, const ForwardOptions& o) const {
   SY_CHECK(x.ndim() == 2 && x.dim(1) == config_.model_dim && x.is_contiguous())
       << "forward input is " << x.describe() << "; expected contiguous [tokens, " << config_.model_dim << "]";
   SY_CHECK(x.dtype() == config_.dtype && x.device() == device_.ref())
-      << "forward input is " << x.describe() << "; the layer is " << dtype_name(config_.dtype) << " on " << device_.name();
+      << "forward input is " << x.describe() << "; the layer is " << dtype_name(config_.dtype) << " on "
+      << device_.name();
   SY_CHECK(o.top_k >= 1 && o.top_k <= config_.num_experts)
       << "top_k = " << o.top_k << "; expected 1 to num_experts (" << config_.num_experts << ")";
-  SY_CHECK(std::isfinite(o.capacity_factor)) << "capacity_factor = " << o.capacity_factor << "; expected a finite number";
+  SY_CHECK(std::isfinite(o.capacity_factor))
+      << "capacity_factor = " << o.capacity_factor << "; expected a finite number";
   SY_CHECK(o.megablocks_size >= 0) << "megablocks_size = " << o.megablocks_size << "; expected 0 or more";
   if (o.check_finite && !device_.is_cuda()) {
-    if (x.dtype() == DType::kFloat64) check_finite_values(x.data_as<const double>(), x.dim(0), x.dim(1));
-    else if (x.dtype() == DType::kFloat32) check_finite_values(x.data_as<const float>(), x.dim(0), x.dim(1));
+    if (x.dtype() == DType::kFloat64)
+      check_finite_values(x.data_as<const double>(), x.dim(0), x.dim(1));
+    else if (x.dtype() == DType::kFloat32)
+      check_finite_values(x.data_as<const float>(), x.dim(0), x.dim(1));
   }
 }
 
@@ -88,7 +92,8 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
   result.expert_counts = routed.counts;
   result.l_aux = routed.l_aux;
   const int64_t max_count = *std::max_element(routed.counts.begin(), routed.counts.end());
-  result.capacity = moe_capacity(s, e, k, options.capacity_factor, max_count, moe_alignment(1, 1, options.megablocks_size));
+  result.capacity =
+      moe_capacity(s, e, k, options.capacity_factor, max_count, moe_alignment(1, 1, options.megablocks_size));
   const int64_t c = result.capacity;
 
   Routing routing{routed.indices, routed.locations, routed.gates, c, e};

@@ -14,11 +14,16 @@ namespace {
 
 std::string safetensors_dtype(DType dtype) {
   switch (dtype) {
-    case DType::kFloat32: return "F32";
-    case DType::kFloat64: return "F64";
-    case DType::kFloat16: return "F16";
-    case DType::kBFloat16: return "BF16";
-    case DType::kInt32: return "I32";
+    case DType::kFloat32:
+      return "F32";
+    case DType::kFloat64:
+      return "F64";
+    case DType::kFloat16:
+      return "F16";
+    case DType::kBFloat16:
+      return "BF16";
+    case DType::kInt32:
+      return "I32";
   }
   return "?";
 }
@@ -42,11 +47,22 @@ std::string encode_values(const std::vector<double>& values, DType dtype) {
     const float f = static_cast<float>(values[i]);
     uint16_t half = 0;
     switch (dtype) {
-      case DType::kFloat64: std::memcpy(&bytes[i * 8], &values[i], 8); break;
-      case DType::kFloat32: std::memcpy(&bytes[i * 4], &f, 4); break;
-      case DType::kFloat16: half = float_to_half_bits(f); std::memcpy(&bytes[i * 2], &half, 2); break;
-      case DType::kBFloat16: half = float_to_bf16_bits(f); std::memcpy(&bytes[i * 2], &half, 2); break;
-      case DType::kInt32: break;
+      case DType::kFloat64:
+        std::memcpy(&bytes[i * 8], &values[i], 8);
+        break;
+      case DType::kFloat32:
+        std::memcpy(&bytes[i * 4], &f, 4);
+        break;
+      case DType::kFloat16:
+        half = float_to_half_bits(f);
+        std::memcpy(&bytes[i * 2], &half, 2);
+        break;
+      case DType::kBFloat16:
+        half = float_to_bf16_bits(f);
+        std::memcpy(&bytes[i * 2], &half, 2);
+        break;
+      case DType::kInt32:
+        break;
     }
   }
   return bytes;
@@ -56,7 +72,8 @@ std::string encode_values(const std::vector<double>& values, DType dtype) {
 
 void MoeLayerConfig::validate() const {
   SY_CHECK(model_dim >= 1 && model_dim <= (1 << 20)) << "model_dim = " << model_dim << "; expected 1 to 1048576";
-  SY_CHECK(hidden_size >= 1 && hidden_size <= (1 << 22)) << "hidden_size = " << hidden_size << "; expected 1 to 4194304";
+  SY_CHECK(hidden_size >= 1 && hidden_size <= (1 << 22))
+      << "hidden_size = " << hidden_size << "; expected 1 to 4194304";
   SY_CHECK(num_experts >= 1 && num_experts <= 4096) << "num_experts = " << num_experts << "; expected 1 to 4096";
   SY_CHECK(dtype != DType::kInt32) << "a layer's dtype must be a floating type, not int32";
 }
@@ -67,8 +84,8 @@ MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config)
   const bool cpu_dtype = config_.dtype == DType::kFloat32 || config_.dtype == DType::kFloat64;
   const bool cuda_dtype = config_.dtype != DType::kFloat64;
   SY_CHECK(device_.is_cuda() ? cuda_dtype : cpu_dtype)
-      << "a " << dtype_name(config_.dtype) << " layer cannot run on " << device_.name() << "; supported there: "
-      << (device_.is_cuda() ? "float32, float16, bfloat16" : "float32, float64");
+      << "a " << dtype_name(config_.dtype) << " layer cannot run on " << device_.name()
+      << "; supported there: " << (device_.is_cuda() ? "float32, float16, bfloat16" : "float32, float64");
   const int64_t e = config_.num_experts, m = config_.model_dim, h = config_.hidden_size;
   add_param("gates.0.wg.weight", {e, m});
   if (config_.expert_type == ExpertType::kFfn) {
@@ -109,7 +126,9 @@ int64_t MoeLayer::expert_parameter_count() const {
   return n;
 }
 
-int64_t MoeLayer::gate_parameter_count() const { return numel(params_.at("gates.0.wg.weight").shape); }
+int64_t MoeLayer::gate_parameter_count() const {
+  return numel(params_.at("gates.0.wg.weight").shape);
+}
 
 void MoeLayer::init_parameters(uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -137,8 +156,8 @@ void MoeLayer::load(const std::string& path) {
   if (auto it = file.find("_num_global_experts"); it != file.end()) {
     int64_t stored = 0;
     if (it->second.dtype == "I64" && it->second.bytes.size() == 8) std::memcpy(&stored, it->second.bytes.data(), 8);
-    SY_CHECK(stored == config_.num_experts) << path << " holds a layer with " << stored << " experts; this layer has "
-                                            << config_.num_experts;
+    SY_CHECK(stored == config_.num_experts)
+        << path << " holds a layer with " << stored << " experts; this layer has " << config_.num_experts;
   }
   // Check everything before changing anything, so a bad file leaves the layer as it was.
   for (const auto& [name, p] : params_) {
@@ -147,8 +166,9 @@ void MoeLayer::load(const std::string& path) {
     SY_CHECK(it->second.dtype == safetensors_dtype(config_.dtype))
         << path << ": tensor '" << name << "' is " << it->second.dtype << "; the layer expects "
         << safetensors_dtype(config_.dtype) << " (" << dtype_name(config_.dtype) << ")";
-    SY_CHECK(it->second.shape == p.shape) << path << ": tensor '" << name << "' has shape " << shape_text(it->second.shape)
-                                          << "; the layer expects " << shape_text(p.shape);
+    SY_CHECK(it->second.shape == p.shape)
+        << path << ": tensor '" << name << "' has shape " << shape_text(it->second.shape) << "; the layer expects "
+        << shape_text(p.shape);
   }
   for (auto& [name, p] : params_) {
     const std::string& bytes = file.at(name).bytes;

@@ -33,13 +33,13 @@ struct MoeLayerConfig {
 /// Per-call options (Tutel's forward arguments). Unlike Tutel, 0 and -0.0 mean what they say.
 struct ForwardOptions {
   int64_t top_k = 2;
-  double capacity_factor = 1.0;  // > 0 capacity, 0 dropless padded to the largest count, < 0 bounded
-  bool dropless_grouped = false; // compute only each expert's real tokens (no padding work)
+  double capacity_factor = 1.0;   // > 0 capacity, 0 dropless padded to the largest count, < 0 bounded
+  bool dropless_grouped = false;  // compute only each expert's real tokens (no padding work)
   bool is_postscore = true;
   bool normalize_gate = true;
   bool batch_prioritized_routing = false;
-  int64_t megablocks_size = 0;   // alignment unit of the capacity (Tutel's megablocks_size)
-  bool check_finite = true;      // reject NaN/Inf in the input with a UserError
+  int64_t megablocks_size = 0;  // alignment unit of the capacity (Tutel's megablocks_size)
+  bool check_finite = true;     // reject NaN/Inf in the input with a UserError
 };
 
 struct ForwardResult {

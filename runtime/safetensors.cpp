@@ -35,14 +35,15 @@ StoredTensor parse_entry(const std::string& path, const std::string& name, const
     numel *= static_cast<uint64_t>(d.get<int64_t>());
   }
   const auto& offsets = info["data_offsets"];
-  SY_CHECK(offsets.is_array() && offsets.size() == 2 && offsets[0].is_number_unsigned() && offsets[1].is_number_unsigned())
+  SY_CHECK(offsets.is_array() && offsets.size() == 2 && offsets[0].is_number_unsigned() &&
+           offsets[1].is_number_unsigned())
       << path << ": tensor '" << name << "' has bad data_offsets " << offsets.dump();
   uint64_t begin = offsets[0].get<uint64_t>(), end = offsets[1].get<uint64_t>();
   SY_CHECK(begin <= end && end <= data.size())
-      << path << ": tensor '" << name << "' claims bytes [" << begin << ", " << end << ") but the file has " << data.size()
-      << " data bytes (truncated or lying header)";
-  SY_CHECK(end - begin == numel * element) << path << ": tensor '" << name << "' has " << end - begin
-                                           << " bytes but its shape needs " << numel * element;
+      << path << ": tensor '" << name << "' claims bytes [" << begin << ", " << end << ") but the file has "
+      << data.size() << " data bytes (truncated or lying header)";
+  SY_CHECK(end - begin == numel * element)
+      << path << ": tensor '" << name << "' has " << end - begin << " bytes but its shape needs " << numel * element;
   ranges.emplace_back(begin, end);
   t.bytes = data.substr(begin, end - begin);
   return t;
@@ -74,7 +75,8 @@ TensorFile read_safetensors(const std::string& path) {
   return tensors;
 }
 
-void write_safetensors(const std::string& path, const TensorFile& tensors, const std::map<std::string, std::string>& metadata) {
+void write_safetensors(const std::string& path, const TensorFile& tensors,
+                       const std::map<std::string, std::string>& metadata) {
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;

@@ -32,17 +32,24 @@ KernelFamily base(const std::string& name, bool with_normalize) {
 
 }  // namespace
 
-KernelFamily gate_topk_family() { return base("gate_topk", true); }
-KernelFamily route_locations_family() { return base("route_locations", false); }
+KernelFamily gate_topk_family() {
+  return base("gate_topk", true);
+}
+KernelFamily route_locations_family() {
+  return base("route_locations", false);
+}
 
 KernelSpec gate_topk_spec(DType gate_dtype, int64_t experts, int64_t top_k, bool normalize, const Target& target) {
-  return {"gate_topk", {{"dtype", gate_dtype}, {"experts", experts}, {"top_k", top_k}, {"normalize", normalize}}, target};
+  return {
+      "gate_topk", {{"dtype", gate_dtype}, {"experts", experts}, {"top_k", top_k}, {"normalize", normalize}}, target};
 }
 
 KernelSpec route_locations_spec(DType gate_dtype, int64_t experts, int64_t top_k, const Target& target) {
   return {"route_locations", {{"dtype", gate_dtype}, {"experts", experts}, {"top_k", top_k}}, target};
 }
 
-DType score_dtype_for(DType dtype) { return dtype == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32; }
+DType score_dtype_for(DType dtype) {
+  return dtype == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
+}
 
 }  // namespace switchyard::kernels

@@ -18,10 +18,14 @@ int host_vector_bytes() {
 KernelFamily gemm_family() {
   KernelFamily f;
   f.name = "gemm";
-  f.params = {{"dtype", ParamDecl::Kind::kDType},   {"n", ParamDecl::Kind::kInt, 1, 1 << 20},
-              {"k", ParamDecl::Kind::kInt, 1, 1 << 20}, {"trans_b", ParamDecl::Kind::kBool},
-              {"bias", ParamDecl::Kind::kBool},      {"activation", ParamDecl::Kind::kInt, kActNone, kActSwiglu},
-              {"vec_bytes", ParamDecl::Kind::kInt, 16, 64}, {"row_tile", ParamDecl::Kind::kInt, 1, 8}};
+  f.params = {{"dtype", ParamDecl::Kind::kDType},
+              {"n", ParamDecl::Kind::kInt, 1, 1 << 20},
+              {"k", ParamDecl::Kind::kInt, 1, 1 << 20},
+              {"trans_b", ParamDecl::Kind::kBool},
+              {"bias", ParamDecl::Kind::kBool},
+              {"activation", ParamDecl::Kind::kInt, kActNone, kActSwiglu},
+              {"vec_bytes", ParamDecl::Kind::kInt, 16, 64},
+              {"row_tile", ParamDecl::Kind::kInt, 1, 8}};
   f.cpu_header = "switchyard/cpu/gemm.hpp";
   f.cpu_function = "switchyard::cpu::gemm";
   f.args_type = "switchyard::kernels::GemmArgs";
@@ -37,7 +41,9 @@ KernelFamily gemm_family() {
 KernelFamily cuda_gemm_family(const std::string& name, bool with_trans_b) {
   KernelFamily f;
   f.name = name;
-  f.params = {{"dtype", ParamDecl::Kind::kDType}, {"n", ParamDecl::Kind::kInt, 1, 1 << 20}, {"k", ParamDecl::Kind::kInt, 1, 1 << 20}};
+  f.params = {{"dtype", ParamDecl::Kind::kDType},
+              {"n", ParamDecl::Kind::kInt, 1, 1 << 20},
+              {"k", ParamDecl::Kind::kInt, 1, 1 << 20}};
   if (with_trans_b) f.params.push_back({"trans_b", ParamDecl::Kind::kBool});
   f.params.push_back({"bias", ParamDecl::Kind::kBool});
   f.params.push_back({"activation", ParamDecl::Kind::kInt, kActNone, kActSwiglu});
@@ -51,14 +57,19 @@ KernelFamily cuda_gemm_family(const std::string& name, bool with_trans_b) {
     f.check = [](const KernelSpec& spec) {
       SY_CHECK(spec.int_param("n") % kGemmMmaTileN == 0 && spec.int_param("k") % kGemmMmaTileK == 0)
           << "kernel spec " << spec.to_string() << ": the tensor-core GEMM needs n % 128 == 0 and k % 32 == 0";
-      SY_CHECK(spec.target.sm >= 80) << "kernel spec " << spec.to_string() << ": mma.sync bf16/f16 needs sm_80 or newer";
+      SY_CHECK(spec.target.sm >= 80) << "kernel spec " << spec.to_string()
+                                     << ": mma.sync bf16/f16 needs sm_80 or newer";
     };
   }
   return f;
 }
 
-KernelFamily gemm_simt_family() { return cuda_gemm_family("gemm_simt", true); }
-KernelFamily gemm_mma_family() { return cuda_gemm_family("gemm_mma", false); }
+KernelFamily gemm_simt_family() {
+  return cuda_gemm_family("gemm_simt", true);
+}
+KernelFamily gemm_mma_family() {
+  return cuda_gemm_family("gemm_mma", false);
+}
 
 bool uses_tensor_cores(const GemmShape& shape, const Target& target) {
   return target.is_cuda() && target.sm >= 80 && (shape.dtype == DType::kFloat16 || shape.dtype == DType::kBFloat16) &&
@@ -101,11 +112,16 @@ GemmActivation parse_activation(const std::string& text) {
 
 const char* activation_name(GemmActivation activation) {
   switch (activation) {
-    case kActNone: return "none";
-    case kActRelu: return "relu";
-    case kActGelu: return "gelu";
-    case kActSilu: return "silu";
-    case kActSwiglu: return "swiglu";
+    case kActNone:
+      return "none";
+    case kActRelu:
+      return "relu";
+    case kActGelu:
+      return "gelu";
+    case kActSilu:
+      return "silu";
+    case kActSwiglu:
+      return "swiglu";
   }
   return "?";
 }

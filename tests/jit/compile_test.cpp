@@ -8,6 +8,7 @@
 #include "jit/nvrtc_compiler.h"
 #include "jit/nvrtc_library.h"
 #include "runtime/model_config.h"
+#include "tests/support/test_support.h"
 
 namespace switchyard {
 namespace {
@@ -16,7 +17,7 @@ TEST(NvrtcCompile, EverySampleConfigKernelCompilesForSm80AndSm90) {
   ASSERT_TRUE(NvrtcLibrary::available())
       << "NVRTC is required to check the CUDA templates (CUDA 13 at /usr/local/cuda)";
   NvrtcCompiler nvrtc;
-  std::string root = std::getenv("SWITCHYARD_SOURCE_DIR");
+  std::string root = testing::source_dir();
   size_t compiled = 0;
   for (const char* model : {"tiny.json", "mixtral-8x7b.json"}) {
     ModelConfig config = ModelConfig::load(root + "/examples/models/" + model);

@@ -5,6 +5,7 @@
 #include "jit/kernels/dispatch.h"
 #include "jit/source.h"
 #include "runtime/model_config.h"
+#include "tests/support/test_support.h"
 
 namespace switchyard {
 namespace {
@@ -52,16 +53,15 @@ TEST(KernelSpec, BadSpecsAreUserErrors) {
 TEST(Source, GeneratedUnitIsTinyAndListsItsHeaders) {
   Source cpu = generate_source(kernels::dispatch_spec(true, DType::kFloat32, 64, 2, true, Target::cpu()));
   EXPECT_NE(cpu.text.find("extern \"C\" void sy_entry"), std::string::npos);
-  EXPECT_EQ(cpu.headers,
-            (std::vector<std::string>{"switchyard/common/dispatch_args.h", "switchyard/cpu/dispatch_encode.hpp"}));
+  EXPECT_EQ(cpu.headers, (std::vector<std::string>{"switchyard/common/dispatch_args.h", "switchyard/common/macros.h",
+                                                   "switchyard/cpu/dispatch_encode.hpp"}));
   Source cuda = generate_source(kernels::dispatch_spec(true, DType::kFloat16, 64, 2, true, Target::cuda(80)));
   EXPECT_EQ(cuda.entry, "&switchyard::cuda::dispatch_encode<switchyard::cuda::half_t, 64, 2, false, 8>");
-  EXPECT_EQ(cuda.headers.size(), 4u);
+  EXPECT_EQ(cuda.headers.size(), 5u);  // + launch_rules.h and cuda/types.cuh
 }
 
 TEST(ModelConfig, SampleConfigsExpandToTheirKernelSets) {
-  ModelConfig tiny =
-      ModelConfig::load(std::string(std::getenv("SWITCHYARD_SOURCE_DIR")) + "/examples/models/tiny.json");
+  ModelConfig tiny = ModelConfig::load(testing::source_dir() + "/examples/models/tiny.json");
   KernelSet cpu = kernel_set(tiny, Target::cpu());
   // Dispatch: {f32, f64} x top_k {1, 2} x postscore {T, F} x {encode, decode} = 16; per dtype,
   // 3 GEMMs (gate, fc1, fc2) and per top_k a gate_topk and a route_locations = 7.
@@ -70,8 +70,7 @@ TEST(ModelConfig, SampleConfigsExpandToTheirKernelSets) {
   // CUDA: dispatch 24; per dtype (f32, f16, bf16) 3 GEMMs + a gate_topk per top_k = 5; and
   // route_locations (fp32 scores for every dtype) per top_k = 2.
   EXPECT_EQ(kernel_set(tiny, Target::cuda(90)).specs.size(), 24u + 3 * 5u + 2u);
-  ModelConfig mixtral =
-      ModelConfig::load(std::string(std::getenv("SWITCHYARD_SOURCE_DIR")) + "/examples/models/mixtral-8x7b.json");
+  ModelConfig mixtral = ModelConfig::load(testing::source_dir() + "/examples/models/mixtral-8x7b.json");
   EXPECT_EQ(mixtral.model_dim, 4096);
   EXPECT_EQ(mixtral.hidden_size, 14336);
   KernelSet mixtral_cuda = kernel_set(mixtral, Target::cuda(80));

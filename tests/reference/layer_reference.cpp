@@ -9,7 +9,10 @@ namespace switchyard::reference {
 namespace {
 
 Act reference_act(kernels::GemmActivation a) {
-  return a == kernels::kActRelu ? Act::kRelu : a == kernels::kActGelu ? Act::kGelu : a == kernels::kActSilu ? Act::kSilu : Act::kNone;
+  return a == kernels::kActRelu   ? Act::kRelu
+         : a == kernels::kActGelu ? Act::kGelu
+         : a == kernels::kActSilu ? Act::kSilu
+                                  : Act::kNone;
 }
 
 }  // namespace
@@ -18,8 +21,9 @@ LayerParams layer_params(const MoeLayer& layer) {
   LayerParams params;
   for (const auto& name : layer.parameter_names()) {
     Tensor t = layer.parameter(name);
-    params[name] = t.dtype() == DType::kFloat64 ? std::vector<double>(t.data_as<double>(), t.data_as<double>() + t.numel())
-                                                : std::vector<double>(t.data_as<float>(), t.data_as<float>() + t.numel());
+    params[name] = t.dtype() == DType::kFloat64
+                       ? std::vector<double>(t.data_as<double>(), t.data_as<double>() + t.numel())
+                       : std::vector<double>(t.data_as<float>(), t.data_as<float>() + t.numel());
   }
   return params;
 }

@@ -8,10 +8,14 @@ namespace switchyard::reference {
 
 double activate(Act act, double x) {
   switch (act) {
-    case Act::kRelu: return x > 0 ? x : 0;
-    case Act::kGelu: return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
-    case Act::kSilu: return x / (1 + std::exp(-x));
-    case Act::kNone: return x;
+    case Act::kRelu:
+      return x > 0 ? x : 0;
+    case Act::kGelu:
+      return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+    case Act::kSilu:
+      return x / (1 + std::exp(-x));
+    case Act::kNone:
+      return x;
   }
   return x;
 }
@@ -35,15 +39,18 @@ std::vector<double> gemm(const std::vector<double>& a, const std::vector<double>
 int64_t capacity(int64_t tokens, int64_t experts, int64_t top_k, double cf, int64_t max_count, int64_t alignment) {
   int64_t spe = (tokens + experts - 1) / experts;
   int64_t c = 0;
-  if (cf > 0) c = top_k * static_cast<int64_t>(std::floor(cf * static_cast<double>(spe)));
-  else if (cf == 0) c = max_count;
-  else c = std::min(max_count, top_k * static_cast<int64_t>(std::floor(-cf * static_cast<double>(spe))));
+  if (cf > 0)
+    c = top_k * static_cast<int64_t>(std::floor(cf * static_cast<double>(spe)));
+  else if (cf == 0)
+    c = max_count;
+  else
+    c = std::min(max_count, top_k * static_cast<int64_t>(std::floor(-cf * static_cast<double>(spe))));
   if (alignment > 1 && c % alignment != 0) c = (c / alignment + 1) * alignment;
   return c;
 }
 
-Routing route(const std::vector<double>& logits, int64_t s, int64_t e, int64_t k, double cf, bool normalize,
-              bool bpr, int64_t alignment) {
+Routing route(const std::vector<double>& logits, int64_t s, int64_t e, int64_t k, double cf, bool normalize, bool bpr,
+              int64_t alignment) {
   Routing r;
   r.scores.resize(s * e);
   r.indices.assign(k * s, 0);
@@ -55,7 +62,8 @@ Routing route(const std::vector<double>& logits, int64_t s, int64_t e, int64_t k
     for (int64_t x = 0; x < e; ++x) r.scores[t * e + x] = std::exp(logits[t * e + x] - mx) / sum;
     std::vector<int> order(e);
     std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int p, int q) { return r.scores[t * e + p] > r.scores[t * e + q]; });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int p, int q) { return r.scores[t * e + p] > r.scores[t * e + q]; });
     double total = 0;
     for (int64_t j = 0; j < k; ++j) {
       r.indices[j * s + t] = order[j];

@@ -42,8 +42,8 @@ TYPED_TEST(GemmCpuTest, MatchesReference) {
     bool trans_b, bias;
     Act act;
   };
-  const Case cases[] = {{1, 5, 3, 4, false, false, Act::kNone},  {3, 17, 64, 128, false, true, Act::kRelu},
-                        {2, 13, 33, 70, true, true, Act::kGelu}, {4, 1, 8, 32, false, true, Act::kSilu},
+  const Case cases[] = {{1, 5, 3, 4, false, false, Act::kNone},   {3, 17, 64, 128, false, true, Act::kRelu},
+                        {2, 13, 33, 70, true, true, Act::kGelu},  {4, 1, 8, 32, false, true, Act::kSilu},
                         {2, 40, 96, 96, true, false, Act::kNone}, {1, 0, 4, 4, false, false, Act::kNone}};
   const kernels::GemmActivation acts[] = {kernels::kActNone, kernels::kActRelu, kernels::kActGelu, kernels::kActSilu};
   for (const auto& c : cases) {
@@ -59,7 +59,8 @@ TYPED_TEST(GemmCpuTest, MatchesReference) {
     options.bias = c.bias ? &bias_t : nullptr;
     options.activation = acts[static_cast<int>(c.act)];
     batched_gemm(Context::global(), Tensor(ta.data(), dt, {c.batch, c.rows, c.k}),
-                 Tensor(tw.data(), dt, c.trans_b ? std::vector<int64_t>{c.batch, c.n, c.k} : std::vector<int64_t>{c.batch, c.k, c.n}),
+                 Tensor(tw.data(), dt,
+                        c.trans_b ? std::vector<int64_t>{c.batch, c.n, c.k} : std::vector<int64_t>{c.batch, c.k, c.n}),
                  Tensor(out.data(), dt, {c.batch, c.rows, c.n}), options);
     const std::vector<double> stored_bias = cast<double>(tb);  // the values the kernel sees
     auto want = reference::gemm(cast<double>(ta), cast<double>(tw), c.bias ? &stored_bias : nullptr, c.batch, c.rows,
@@ -98,16 +99,20 @@ TEST(GemmCpu, GroupedRowsAndSwiglu) {
 
 TEST(GemmCpu, BadOperandsAreNamed) {
   std::vector<float> a(2 * 3 * 4), w(2 * 4 * 5), c(2 * 3 * 5);
-  auto call = [&](const Tensor& ta, const Tensor& tw, const Tensor& tc) { batched_gemm(Context::global(), ta, tw, tc); };
-  Tensor ta(a.data(), DType::kFloat32, {2, 3, 4}), tw(w.data(), DType::kFloat32, {2, 4, 5}), tc(c.data(), DType::kFloat32, {2, 3, 5});
+  auto call = [&](const Tensor& ta, const Tensor& tw, const Tensor& tc) {
+    batched_gemm(Context::global(), ta, tw, tc);
+  };
+  Tensor ta(a.data(), DType::kFloat32, {2, 3, 4}), tw(w.data(), DType::kFloat32, {2, 4, 5}),
+      tc(c.data(), DType::kFloat32, {2, 3, 5});
   EXPECT_THROW(call(ta, Tensor(w.data(), DType::kFloat32, {2, 5, 4}), tc), UserError);
   EXPECT_THROW(call(ta, tw, Tensor(c.data(), DType::kFloat64, {2, 3, 5})), UserError);
   EXPECT_THROW(call(Tensor(a.data(), DType::kFloat32, {6, 4}), tw, tc), UserError);
   try {
     call(ta, tw, Tensor(c.data(), DType::kFloat32, {2, 3, 6}));
   } catch (const UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("gemm output is float32[2, 3, 6] on cpu; expected contiguous float32[2, 3, 5]"),
-              std::string::npos)
+    EXPECT_NE(
+        std::string(e.what()).find("gemm output is float32[2, 3, 6] on cpu; expected contiguous float32[2, 3, 5]"),
+        std::string::npos)
         << e.what();
   }
 }

@@ -5,43 +5,19 @@
 #include <cstring>
 #include <random>
 
-#include "core/half.h"
 #include "runtime/dispatch_ops.h"
 #include "tests/reference/dispatch_reference.h"
+#include "tests/support/dtype_values.h"
 
 namespace switchyard {
 namespace {
 
-// Host copies of one dtype's values as raw bytes, with conversions to and from double.
+// Host copies of one dtype's values as raw bytes.
 struct HostValues {
   DType dtype;
-  std::vector<char> bytes;
-  HostValues(DType d, const std::vector<double>& values) : dtype(d), bytes(values.size() * dtype_size(d)) {
-    for (size_t i = 0; i < values.size(); ++i) set(i, values[i]);
-  }
-  void set(size_t i, double v) {
-    float f = static_cast<float>(v);
-    uint16_t h = dtype == DType::kFloat16 ? float_to_half_bits(f) : float_to_bf16_bits(f);
-    if (dtype == DType::kFloat32)
-      std::memcpy(&bytes[i * 4], &f, 4);
-    else
-      std::memcpy(&bytes[i * 2], &h, 2);
-  }
-  double get(size_t i) const {
-    if (dtype == DType::kFloat32) {
-      float f;
-      std::memcpy(&f, &bytes[i * 4], 4);
-      return f;
-    }
-    uint16_t h;
-    std::memcpy(&h, &bytes[i * 2], 2);
-    return dtype == DType::kFloat16 ? half_bits_to_float(h) : bf16_bits_to_float(h);
-  }
-  std::vector<double> all() const {
-    std::vector<double> v(bytes.size() / dtype_size(dtype));
-    for (size_t i = 0; i < v.size(); ++i) v[i] = get(i);
-    return v;
-  }
+  std::string bytes;
+  HostValues(DType d, const std::vector<double>& values) : dtype(d), bytes(testing::encode_values(values, d)) {}
+  std::vector<double> all() const { return testing::decode_values(bytes, dtype); }
 };
 
 class GpuDispatch : public ::testing::TestWithParam<DType> {

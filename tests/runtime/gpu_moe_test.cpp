@@ -6,43 +6,19 @@
 #include <cstring>
 #include <random>
 
-#include "core/half.h"
 #include "runtime/gemm_ops.h"
 #include "runtime/moe_layer.h"
 #include "runtime/safetensors.h"
 #include "tests/reference/layer_reference.h"
 #include "tests/reference/moe_reference.h"
+#include "tests/support/dtype_values.h"
 #include "tests/support/test_support.h"
 
 namespace switchyard {
 namespace {
 
-std::string encode(const std::vector<double>& v, DType dtype) {
-  std::string bytes(v.size() * dtype_size(dtype), '\0');
-  for (size_t i = 0; i < v.size(); ++i) {
-    float f = static_cast<float>(v[i]);
-    uint16_t h = dtype == DType::kFloat16 ? float_to_half_bits(f) : float_to_bf16_bits(f);
-    if (dtype == DType::kFloat32) std::memcpy(&bytes[i * 4], &f, 4);
-    else std::memcpy(&bytes[i * 2], &h, 2);
-  }
-  return bytes;
-}
-
-std::vector<double> decode(const std::string& bytes, DType dtype) {
-  std::vector<double> v(bytes.size() / dtype_size(dtype));
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (dtype == DType::kFloat32) {
-      float f;
-      std::memcpy(&f, &bytes[i * 4], 4);
-      v[i] = f;
-    } else {
-      uint16_t h;
-      std::memcpy(&h, &bytes[i * 2], 2);
-      v[i] = dtype == DType::kFloat16 ? half_bits_to_float(h) : bf16_bits_to_float(h);
-    }
-  }
-  return v;
-}
+using testing::decode_values;
+using testing::encode_values;
 
 class GpuMoe : public ::testing::TestWithParam<DType> {
  protected:
@@ -68,7 +44,7 @@ TEST_P(GpuMoe, GemmMatchesReference) {
     std::vector<double> a(c.batch * c.rows * c.k), w(c.batch * c.k * c.n), bias(c.batch * c.n);
     for (auto* v : {&a, &w, &bias})
       for (auto& x : *v) x = u(rng);
-    std::string ha = encode(a, dt), hw = encode(w, dt), hb = encode(bias, dt);
+    std::string ha = encode_values(a, dt), hw = encode_values(w, dt), hb = encode_values(bias, dt);
     Buffer da(gpu, ha.size()), dw(gpu, hw.size()), db(gpu, hb.size()), dc(gpu, c.batch * c.rows * c.n * dtype_size(dt));
     gpu.copy_from_host(da.data(), ha.data(), ha.size());
     gpu.copy_from_host(dw.data(), hw.data(), hw.size());
@@ -81,10 +57,10 @@ TEST_P(GpuMoe, GemmMatchesReference) {
                  dc.view(dt, {c.batch, c.rows, c.n}), options);
     std::string out(dc.bytes(), '\0');
     gpu.copy_to_host(out.data(), dc.data(), out.size());
-    auto bias_used = decode(hb, dt);
-    auto want = reference::gemm(decode(ha, dt), decode(hw, dt), c.bias ? &bias_used : nullptr, c.batch, c.rows, c.k,
-                                c.n, false, reference::Act::kRelu);
-    auto got = decode(out, dt);
+    auto bias_used = decode_values(hb, dt);
+    auto want = reference::gemm(decode_values(ha, dt), decode_values(hw, dt), c.bias ? &bias_used : nullptr, c.batch,
+                                c.rows, c.k, c.n, false, reference::Act::kRelu);
+    auto got = decode_values(out, dt);
     // NOTE: fp32 accumulation of exact products; the error is the final rounding to the dtype.
     const double tol = dt == DType::kFloat32 ? 1e-4 : dt == DType::kFloat16 ? 4e-3 : 3e-2;
     for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], tol * (1 + std::abs(want[i]))) << i;
@@ -103,10 +79,11 @@ TEST_P(GpuMoe, LayerMatchesReference) {
   // Weights drawn here, rounded to the dtype; the reference takes the rounded values.
   std::mt19937 rng(5);
   std::uniform_real_distribution<double> u(-0.09, 0.09);
-  const std::map<std::string, std::vector<int64_t>> shapes = {
-      {"gates.0.wg.weight", {4, 128}},        {"experts.batched_fc1_w", {4, 256, 128}},
-      {"experts.batched_fc2_w", {4, 256, 128}}, {"experts.batched_fc1_bias", {4, 256}},
-      {"experts.batched_fc2_bias", {4, 128}}};
+  const std::map<std::string, std::vector<int64_t>> shapes = {{"gates.0.wg.weight", {4, 128}},
+                                                              {"experts.batched_fc1_w", {4, 256, 128}},
+                                                              {"experts.batched_fc2_w", {4, 256, 128}},
+                                                              {"experts.batched_fc1_bias", {4, 256}},
+                                                              {"experts.batched_fc2_bias", {4, 128}}};
   TensorFile file;
   reference::LayerParams params;
   for (const auto& [name, shape] : shapes) {
@@ -114,9 +91,9 @@ TEST_P(GpuMoe, LayerMatchesReference) {
     for (int64_t d : shape) n *= d;
     std::vector<double> v(n);
     for (auto& x : v) x = u(rng);
-    std::string bytes = encode(v, dt);
+    std::string bytes = encode_values(v, dt);
     file[name] = {dt == DType::kFloat32 ? "F32" : dt == DType::kFloat16 ? "F16" : "BF16", shape, bytes};
-    params[name] = decode(bytes, dt);
+    params[name] = decode_values(bytes, dt);
   }
   write_safetensors(dir / "gpu.safetensors", file);
   MoeLayer layer(context, context.cuda(0), config);
@@ -126,7 +103,7 @@ TEST_P(GpuMoe, LayerMatchesReference) {
   std::normal_distribution<double> normal;
   std::vector<double> x(s * config.model_dim);
   for (auto& v : x) v = normal(rng);
-  std::string hx = encode(x, dt);
+  std::string hx = encode_values(x, dt);
   Buffer dx(context.cuda(0), hx.size());
   context.cuda(0).copy_from_host(dx.data(), hx.data(), hx.size());
   for (bool grouped : {false, true}) {
@@ -134,12 +111,12 @@ TEST_P(GpuMoe, LayerMatchesReference) {
     o.capacity_factor = grouped ? 0.0 : 1.0;
     o.dropless_grouped = grouped;
     double l_aux = 0;
-    auto want = reference::layer_forward(config, params, decode(hx, dt), s, o, &l_aux);
+    auto want = reference::layer_forward(config, params, decode_values(hx, dt), s, o, &l_aux);
     ForwardResult got = layer.forward(dx.view(dt, {s, config.model_dim}), o);
     EXPECT_NEAR(got.l_aux, l_aux, 1e-3);
     std::string out(got.output.nbytes(), '\0');
     context.cuda(0).copy_to_host(out.data(), got.output.data(), out.size());
-    auto g = decode(out, dt);
+    auto g = decode_values(out, dt);
     // NOTE: besides rounding, a token whose top-2 scores nearly tie may route differently in
     // low precision; allow a few such tokens, none in fp32.
     const double tol = dt == DType::kFloat32 ? 1e-4 : dt == DType::kFloat16 ? 1e-2 : 5e-2;

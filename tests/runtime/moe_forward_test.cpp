@@ -17,7 +17,6 @@
 namespace switchyard {
 namespace {
 
-
 std::vector<double> read_all(const Tensor& t) {
   if (t.dtype() == DType::kFloat64) return std::vector<double>(t.data_as<double>(), t.data_as<double>() + t.numel());
   return std::vector<double>(t.data_as<float>(), t.data_as<float>() + t.numel());
@@ -66,11 +65,12 @@ TYPED_TEST(MoeForwardTest, RandomConfigsMatchReference) {
     o.megablocks_size = trial % 6 == 5 ? 4 : 0;
     const int64_t s = 5 + trial * 3;
     auto x = random_input<T>(rng, s * config.model_dim);
-    SCOPED_TRACE("trial " + std::to_string(trial) + " k=" + std::to_string(o.top_k) + " cf=" + std::to_string(o.capacity_factor));
+    SCOPED_TRACE("trial " + std::to_string(trial) + " k=" + std::to_string(o.top_k) +
+                 " cf=" + std::to_string(o.capacity_factor));
     ForwardResult got = layer.forward(Tensor(x.data(), dt, {s, config.model_dim}), o);
     double l_aux = 0;
-    auto want = reference::layer_forward(config, reference::layer_params(layer), std::vector<double>(x.begin(), x.end()),
-                                         s, o, &l_aux);
+    auto want = reference::layer_forward(config, reference::layer_params(layer),
+                                         std::vector<double>(x.begin(), x.end()), s, o, &l_aux);
     auto out = read_all(got.output);
     ASSERT_EQ(out.size(), want.size());
     for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(out[i], want[i], tol * (1 + std::abs(want[i]))) << i;
@@ -176,7 +176,8 @@ TEST(MoeForward, SafetensorsRoundTripAndBadFiles) {
   MoeLayer b(Context::global(), Context::global().cpu(), small_config());
   b.init_parameters(2);
   b.load(dir / "layer.safetensors");
-  for (const auto& name : a.parameter_names()) EXPECT_EQ(read_all(a.parameter(name)), read_all(b.parameter(name))) << name;
+  for (const auto& name : a.parameter_names())
+    EXPECT_EQ(read_all(a.parameter(name)), read_all(b.parameter(name))) << name;
 
   auto before = read_all(b.parameter("experts.batched_fc1_w"));
   auto expect_rejected = [&](const std::string& file, const std::string& needle) {

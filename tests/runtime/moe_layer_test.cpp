@@ -34,19 +34,21 @@ std::vector<double> values_of(const Tensor& t) {
 TEST(Capacity, HandComputedCases) {
   // tutel-semantics 1.3 worked examples: S=10, E=4, k=2 -> spe = 3.
   EXPECT_EQ(moe_capacity(10, 4, 2, 1.0, 9, 1), 6);
-  EXPECT_EQ(moe_capacity(10, 4, 2, 1.25, 9, 1), 6);   // 2 * floor(3.75)
-  EXPECT_EQ(moe_capacity(10, 4, 2, -0.5, 9, 1), 2);   // min(9, 2 * floor(1.5))
-  EXPECT_EQ(moe_capacity(10, 4, 2, -0.5, 1, 1), 1);   // bounded by the largest count
-  EXPECT_EQ(moe_capacity(10, 4, 2, 1.0, 9, 4), 8);    // 6 rounded up to the alignment
-  EXPECT_EQ(moe_capacity(10, 4, 1, 0.3, 9, 1), 0);    // no minimum: every token dropped
-  EXPECT_EQ(moe_capacity(10, 4, 2, 0.0, 7, 1), 7);    // dropless: the largest count
+  EXPECT_EQ(moe_capacity(10, 4, 2, 1.25, 9, 1), 6);  // 2 * floor(3.75)
+  EXPECT_EQ(moe_capacity(10, 4, 2, -0.5, 9, 1), 2);  // min(9, 2 * floor(1.5))
+  EXPECT_EQ(moe_capacity(10, 4, 2, -0.5, 1, 1), 1);  // bounded by the largest count
+  EXPECT_EQ(moe_capacity(10, 4, 2, 1.0, 9, 4), 8);   // 6 rounded up to the alignment
+  EXPECT_EQ(moe_capacity(10, 4, 1, 0.3, 9, 1), 0);   // no minimum: every token dropped
+  EXPECT_EQ(moe_capacity(10, 4, 2, 0.0, 7, 1), 7);   // dropless: the largest count
   EXPECT_EQ(moe_capacity(10, 4, 2, 0.0, 7, 4), 8);
   EXPECT_EQ(moe_alignment(1, 1, 0), 1);
-  EXPECT_EQ(moe_alignment(2, 3, 4), 8);               // ceil(6 / 4) * 4
-  EXPECT_EQ(moe_alignment(300, 1, 0), 384);           // above 256: a multiple of 128
+  EXPECT_EQ(moe_alignment(2, 3, 4), 8);      // ceil(6 / 4) * 4
+  EXPECT_EQ(moe_alignment(300, 1, 0), 384);  // above 256: a multiple of 128
 }
 
-Tensor host_tensor(std::vector<float>& v, std::vector<int64_t> shape) { return Tensor(v.data(), DType::kFloat32, std::move(shape)); }
+Tensor host_tensor(std::vector<float>& v, std::vector<int64_t> shape) {
+  return Tensor(v.data(), DType::kFloat32, std::move(shape));
+}
 
 TEST(Routing, HandComputedLocationsWithOffsetsAndPriority) {
   // 4 tokens, 3 experts, top-2. Scores chosen so token order and priority order differ.

@@ -40,7 +40,7 @@ std::string switchyard_bin() {
 
 std::string source_dir() {
   const char* dir = std::getenv("SWITCHYARD_SOURCE_DIR");
-  return dir ? dir : ".";
+  return dir ? dir : SY_SOURCE_DIR;
 }
 
 ScopedEnv::ScopedEnv(std::string name, const char* value) : name_(std::move(name)) {

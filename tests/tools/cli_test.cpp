@@ -116,7 +116,8 @@ TEST(Cli, ReadOnlyAndMissingCacheDirectoriesStillRun) {
   auto ro = sy(cache.path(), "warm " + tiny() + " --target cpu --target sm_80 --json", "SWITCHYARD_CACHE=ro");
   EXPECT_EQ(ro.exit_code, 0) << ro.output;
   EXPECT_EQ(json_of(ro)["compiled"].get<int>(), kTinyCudaKernels) << "only the sm_80 kernels were missing";
-  EXPECT_EQ(json_of(sy(cache.path(), "cache stats --json"))["entries"].get<int>(), kTinyCpuKernels) << "read-only wrote nothing";
+  EXPECT_EQ(json_of(sy(cache.path(), "cache stats --json"))["entries"].get<int>(), kTinyCpuKernels)
+      << "read-only wrote nothing";
   // No HOME, no XDG_CACHE_HOME, no SWITCHYARD_CACHE_DIR: memory only, with a warning.
   auto homeless = run_command("env -u HOME -u XDG_CACHE_HOME -u SWITCHYARD_CACHE_DIR '" + testing::switchyard_bin() +
                               "' warm " + tiny() + " --target cpu");
@@ -183,7 +184,8 @@ TEST(Cli, DumpDirEnvironmentDumpsEveryKernelUsed) {
   ASSERT_EQ(sy(cache.path(), "warm " + tiny() + " --target cpu").exit_code, 0);
   auto r = sy(cache.path(), "warm " + tiny() + " --target cpu", "SWITCHYARD_DUMP_DIR='" + dumps.path() + "'");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(fs::list_directory(dumps / "cpu").size(), static_cast<size_t>(kTinyCpuKernels)) << "dumped on cache hits too";
+  EXPECT_EQ(fs::list_directory(dumps / "cpu").size(), static_cast<size_t>(kTinyCpuKernels))
+      << "dumped on cache hits too";
 }
 
 struct BadInput {

@@ -2,6 +2,8 @@
 // the CPU and CUDA templates, so it includes nothing and uses only fixed-layout types.
 #pragma once
 
+#include <switchyard/common/macros.h>
+
 namespace switchyard {
 namespace kernels {
 
@@ -16,6 +18,15 @@ struct DispatchArgs {
   int capacity;          // C
   int num_experts;       // E
 };
+
+// Row (expert * C + slot) of the [E * C, M] buffer that choice j of token s uses, or -1 when
+// the choice is skipped: a negative or out-of-range expert, or a slot outside [0, C).
+SY_HOST_DEVICE long dispatch_row(const DispatchArgs& args, int j, long s) {
+  const int expert = args.indices[j * static_cast<long>(args.tokens) + s];
+  const int slot = args.locations[j * static_cast<long>(args.tokens) + s];
+  if (expert < 0 || expert >= args.num_experts || slot < 0 || slot >= args.capacity) return -1;
+  return static_cast<long>(expert) * args.capacity + slot;
+}
 
 }  // namespace kernels
 }  // namespace switchyard

@@ -25,16 +25,16 @@ constexpr int kGemmMmaTileN = 128;
 constexpr int kGemmMmaTileK = 32;
 
 struct GemmArgs {
-  const void* a;         // [batch][rows_stride, K]
-  const void* b;         // [batch][K, N] or [batch][N, K] (trans_b)
-  const void* bias;      // [batch][N] or null (only read when specialized with bias)
-  const void* aux;       // [batch][rows_stride, N] for kActSwiglu, else null
-  void* c;               // [batch][rows_stride, N]
-  const int* row_counts; // [batch] rows actually used per batch (grouped GEMM), or null = rows
-  long a_batch_stride;   // elements between batches of A (and of C/aux per their own strides)
+  const void* a;          // [batch][rows_stride, K]
+  const void* b;          // [batch][K, N] or [batch][N, K] (trans_b)
+  const void* bias;       // [batch][N] or null (only read when specialized with bias)
+  const void* aux;        // [batch][rows_stride, N] for kActSwiglu, else null
+  void* c;                // [batch][rows_stride, N]
+  const int* row_counts;  // [batch] rows actually used per batch (grouped GEMM), or null = rows
+  long a_batch_stride;    // elements between batches of A (and of C/aux per their own strides)
   long b_batch_stride;
   long c_batch_stride;
-  int rows;              // rows per batch (upper bound when row_counts is given)
+  int rows;  // rows per batch (upper bound when row_counts is given)
   int batch;
 };
 

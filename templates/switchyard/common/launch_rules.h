@@ -2,11 +2,7 @@
 // threads), so the two can never disagree.
 #pragma once
 
-#if defined(__CUDACC__)
-#define SY_HOST_DEVICE __host__ __device__
-#else
-#define SY_HOST_DEVICE
-#endif
+#include <switchyard/common/macros.h>
 
 namespace switchyard {
 namespace kernels {

@@ -23,11 +23,10 @@ void combine_decode(const kernels::DispatchArgs& args, unsigned block, unsigned 
     T* __restrict dst = output + s * kModelDim;
     for (int m = 0; m < kModelDim; ++m) dst[m] = T(0);
     for (int j = 0; j < kTopK; ++j) {
-      const int expert = args.indices[j * tokens + s];
-      const int slot = args.locations[j * tokens + s];
-      if (expert < 0 || expert >= args.num_experts || slot < 0 || slot >= args.capacity) continue;
+      const long row_index = kernels::dispatch_row(args, j, s);
+      if (row_index < 0) continue;
       const T gamma = kApplyGate ? gates[j * tokens + s] : T(1);
-      const T* __restrict src = slots + (static_cast<long>(expert) * args.capacity + slot) * kModelDim;
+      const T* __restrict src = slots + row_index * kModelDim;
       for (int m = 0; m < kModelDim; ++m) dst[m] += gamma * src[m];
     }
   }

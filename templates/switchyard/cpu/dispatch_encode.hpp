@@ -22,11 +22,10 @@ void dispatch_encode(const kernels::DispatchArgs& args, unsigned block, unsigned
   for (long s = begin; s < end; ++s) {
     const T* __restrict row = input + s * kModelDim;
     for (int j = 0; j < kTopK; ++j) {
-      const int expert = args.indices[j * tokens + s];
-      const int slot = args.locations[j * tokens + s];
-      if (expert < 0 || expert >= args.num_experts || slot < 0 || slot >= args.capacity) continue;
+      const long row_index = kernels::dispatch_row(args, j, s);
+      if (row_index < 0) continue;
       const T gamma = kApplyGate ? gates[j * tokens + s] : T(1);
-      T* __restrict dst = output + (static_cast<long>(expert) * args.capacity + slot) * kModelDim;
+      T* __restrict dst = output + row_index * kModelDim;
       for (int m = 0; m < kModelDim; ++m) dst[m] = gamma * row[m];
     }
   }

@@ -56,7 +56,8 @@ inline void gemm_block(const T* __restrict a, const T* __restrict b, T* __restri
 template <typename T, int kN, int kK, bool kTransB>
 inline T gemm_dot(const T* a_row, const T* b, int n) {
   T sum = T(0);
-  for (int k = 0; k < kK; ++k) sum += a_row[k] * (kTransB ? b[static_cast<long>(n) * kK + k] : b[static_cast<long>(k) * kN + n]);
+  for (int k = 0; k < kK; ++k)
+    sum += a_row[k] * (kTransB ? b[static_cast<long>(n) * kK + k] : b[static_cast<long>(k) * kN + n]);
   return sum;
 }
 
@@ -96,8 +97,10 @@ void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
         for (int t = g; t < g_end; ++t) {
           const int m0 = t * kRowTile;
           const int live = rows - m0 < kRowTile ? rows - m0 : kRowTile;
-          if (live == kRowTile) gemm_block<T, kN, kK, kTransB, kLanes, kRowTile, true>(a, b, tile, m0, live, n0, k0, k1);
-          else gemm_block<T, kN, kK, kTransB, kLanes, kRowTile, false>(a, b, tile, m0, live, n0, k0, k1);
+          if (live == kRowTile)
+            gemm_block<T, kN, kK, kTransB, kLanes, kRowTile, true>(a, b, tile, m0, live, n0, k0, k1);
+          else
+            gemm_block<T, kN, kK, kTransB, kLanes, kRowTile, false>(a, b, tile, m0, live, n0, k0, k1);
           for (int r = 0; r < live; ++r) {
             T* out = c + static_cast<long>(m0 + r) * kN + n0;
             const T* part = tile + r * kColTile;

@@ -12,10 +12,18 @@ double erf(double);
 namespace switchyard {
 namespace cpu {
 
-inline float math_exp(float x) { return expf(x); }
-inline double math_exp(double x) { return exp(x); }
-inline float math_erf(float x) { return erff(x); }
-inline double math_erf(double x) { return erf(x); }
+inline float math_exp(float x) {
+  return expf(x);
+}
+inline double math_exp(double x) {
+  return exp(x);
+}
+inline float math_erf(float x) {
+  return erff(x);
+}
+inline double math_erf(double x) {
+  return erf(x);
+}
 
 template <typename T>
 inline T relu(T x) {

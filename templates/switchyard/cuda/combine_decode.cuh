@@ -23,13 +23,11 @@ __global__ void __launch_bounds__(kernels::kDispatchThreadsPerBlock) combine_dec
   const int lane = threadIdx.x % kThreads;
   if (s >= args.tokens) return;
   const float* gates = static_cast<const float*>(args.gates);
-  int experts[kTopK];
-  int slots[kTopK];
+  long rows[kTopK];
   float gammas[kTopK];
 #pragma unroll
   for (int j = 0; j < kTopK; ++j) {
-    experts[j] = args.indices[j * args.tokens + s];
-    slots[j] = args.locations[j * args.tokens + s];
+    rows[j] = kernels::dispatch_row(args, j, s);
     gammas[j] = kApplyGate ? gates[j * args.tokens + s] : 1.0f;
   }
   P* out = reinterpret_cast<P*>(static_cast<T*>(args.output) + static_cast<long>(s) * kModelDim);
@@ -39,9 +37,8 @@ __global__ void __launch_bounds__(kernels::kDispatchThreadsPerBlock) combine_dec
     for (int v = 0; v < kVec; ++v) acc[v] = 0.0f;
 #pragma unroll
     for (int j = 0; j < kTopK; ++j) {
-      if (experts[j] < 0 || experts[j] >= args.num_experts || slots[j] < 0 || slots[j] >= args.capacity) continue;
-      const P* src = reinterpret_cast<const P*>(static_cast<const T*>(args.input) +
-                                                (static_cast<long>(experts[j]) * args.capacity + slots[j]) * kModelDim);
+      if (rows[j] < 0) continue;
+      const P* src = reinterpret_cast<const P*>(static_cast<const T*>(args.input) + rows[j] * kModelDim);
       const P pack = src[p];
 #pragma unroll
       for (int v = 0; v < kVec; ++v) acc[v] += gammas[j] * to_float(pack.v[v]);

@@ -27,11 +27,9 @@ __global__ void __launch_bounds__(kernels::kDispatchThreadsPerBlock) dispatch_en
   const float* gates = static_cast<const float*>(args.gates);
 #pragma unroll
   for (int j = 0; j < kTopK; ++j) {
-    const int expert = args.indices[j * args.tokens + s];
-    const int slot = args.locations[j * args.tokens + s];
-    if (expert < 0 || expert >= args.num_experts || slot < 0 || slot >= args.capacity) continue;
-    P* dst = reinterpret_cast<P*>(static_cast<T*>(args.output) +
-                                  (static_cast<long>(expert) * args.capacity + slot) * kModelDim);
+    const long row_index = kernels::dispatch_row(args, j, s);
+    if (row_index < 0) continue;
+    P* dst = reinterpret_cast<P*>(static_cast<T*>(args.output) + row_index * kModelDim);
     if (kApplyGate) {
       const float gamma = gates[j * args.tokens + s];
       for (int p = lane; p < kPacks; p += kThreads) {

@@ -122,8 +122,7 @@ __global__ void __launch_bounds__(256) route_locations(kernels::LocationsArgs ar
       sc += score_sums[w];
     }
     args.counts[e] = running;
-    static_cast<float*>(args.loss_terms)[e] =
-        tokens > 0 ? (static_cast<float>(f) / tokens) * (sc / tokens) : 0.0f;
+    static_cast<float*>(args.loss_terms)[e] = tokens > 0 ? (static_cast<float>(f) / tokens) * (sc / tokens) : 0.0f;
   }
 }
 

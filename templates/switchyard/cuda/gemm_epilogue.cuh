@@ -16,6 +16,29 @@ __device__ __forceinline__ float gemm_activate(float v, float aux) {
   return v;
 }
 
+// The C tile of this block: blocks are numbered batch-major, then row tiles, then column tiles.
+struct GemmTile {
+  int batch;
+  int rows;  // rows of this batch (row_counts[batch] for grouped GEMMs)
+  int m0;
+  int n0;
+};
+
+template <int kTileM, int kTileN, int kN>
+__device__ __forceinline__ GemmTile gemm_tile(const kernels::GemmArgs& args) {
+  constexpr int kTilesN = (kN + kTileN - 1) / kTileN;
+  const int tiles_m = (args.rows + kTileM - 1) / kTileM;
+  int block = blockIdx.x;
+  const int tn = block % kTilesN;
+  block /= kTilesN;
+  GemmTile tile;
+  tile.batch = block / tiles_m;
+  tile.rows = args.row_counts ? args.row_counts[tile.batch] : args.rows;
+  tile.m0 = (block % tiles_m) * kTileM;
+  tile.n0 = tn * kTileN;
+  return tile;
+}
+
 // Stores one output element: C[m, n] = act(v + bias[n]).
 template <typename T, int kN, bool kBias, int kAct>
 __device__ __forceinline__ void gemm_store(const kernels::GemmArgs& args, int batch, int m, int n, float v) {

@@ -18,17 +18,11 @@ __global__ void __launch_bounds__(kernels::kGemmThreads) gemm_mma(kernels::GemmA
   static_assert(sizeof(T) == 2, "gemm_mma: float16 or bfloat16 only");
   static_assert(kN % kBN == 0 && kK % kBK == 0, "gemm_mma: N % 128 == 0 and K % 32 == 0");
   constexpr int kAStride = kBK + 8, kBStride = kBN + 8;  // padded rows (16-byte multiples)
-  constexpr int kTilesN = kN / kBN;
   __shared__ alignas(16) unsigned short a_smem[2][kBM * kAStride];
   __shared__ alignas(16) unsigned short b_smem[2][kBK * kBStride];
 
-  const int tiles_m = (args.rows + kBM - 1) / kBM;
-  int block = blockIdx.x;
-  const int tn = block % kTilesN;
-  block /= kTilesN;
-  const int tm = block % tiles_m, batch = block / tiles_m;
-  const int rows = args.row_counts ? args.row_counts[batch] : args.rows;
-  const int m0 = tm * kBM, n0 = tn * kBN;
+  const GemmTile tile = gemm_tile<kBM, kBN, kN>(args);
+  const int batch = tile.batch, rows = tile.rows, m0 = tile.m0, n0 = tile.n0;
   if (m0 >= rows) return;  // the whole block: before any barrier
   const T* a = static_cast<const T*>(args.a) + args.a_batch_stride * batch;
   const T* b = static_cast<const T*>(args.b) + args.b_batch_stride * batch;

@@ -12,16 +12,10 @@ template <typename T, int kN, int kK, bool kTransB, bool kBias, int kAct>
 __global__ void __launch_bounds__(kernels::kGemmThreads) gemm_simt(kernels::GemmArgs args) {
   static_assert(kN > 0 && kK > 0, "gemm_simt: N and K must be positive");
   constexpr int kTile = kernels::kGemmSimtTile, kStep = 16;
-  constexpr int kTilesN = (kN + kTile - 1) / kTile;
   __shared__ float a_tile[kStep][kTile + 1];  // [k][m], padded against bank conflicts
   __shared__ float b_tile[kStep][kTile + 1];  // [k][n]
-  const int tiles_m = (args.rows + kTile - 1) / kTile;
-  int block = blockIdx.x;
-  const int tn = block % kTilesN;
-  block /= kTilesN;
-  const int tm = block % tiles_m, batch = block / tiles_m;
-  const int rows = args.row_counts ? args.row_counts[batch] : args.rows;
-  const int m0 = tm * kTile, n0 = tn * kTile;
+  const GemmTile tile = gemm_tile<kTile, kTile, kN>(args);
+  const int batch = tile.batch, rows = tile.rows, m0 = tile.m0, n0 = tile.n0;
   if (m0 >= rows) return;  // the whole block: before any barrier
   const T* a = static_cast<const T*>(args.a) + args.a_batch_stride * batch;
   const T* b = static_cast<const T*>(args.b) + args.b_batch_stride * batch;
