@@ -2,11 +2,15 @@
 #include <algorithm>
 #include <cmath>
 
+#include <cstring>
+
 #include "core/error.h"
+#include "core/half.h"
 #include "runtime/capacity.h"
 #include "runtime/dispatch_ops.h"
 #include "runtime/gating_ops.h"
 #include "runtime/gemm_ops.h"
+#include "runtime/losses.h"
 #include "runtime/moe_layer.h"
 
 namespace switchyard {
@@ -32,6 +36,8 @@ void MoeLayer::check_options(const Tensor& x, const ForwardOptions& o) const {
       << "top_k = " << o.top_k << "; expected 1 to num_experts (" << config_.num_experts << ")";
   SY_CHECK(std::isfinite(o.capacity_factor))
       << "capacity_factor = " << o.capacity_factor << "; expected a finite number";
+  SY_CHECK(o.is_gshard_loss || (o.gate_noise > 0 && std::isfinite(o.gate_noise)))
+      << "gate_noise = " << o.gate_noise << "; load_importance_loss (is_gshard_loss = false) needs gate_noise > 0";
   SY_CHECK(o.megablocks_size >= 0) << "megablocks_size = " << o.megablocks_size << "; expected 0 or more";
   if (o.check_finite && !device_.is_cuda()) {
     if (x.dtype() == DType::kFloat64)
@@ -81,16 +87,38 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
   batched_gemm(context_, t2, parameter("experts.W_fc3"), out, fc);
 }
 
+double MoeLayer::importance_loss(const Tensor& logits, const Tensor& scores, int64_t top_k, double gate_noise) {
+  // NOTE: computed on the host from [S, E] values: small next to the expert GEMMs.
+  auto host = [&](const Tensor& t) {
+    std::string bytes(t.nbytes(), '\0');
+    device_.copy_to_host(bytes.data(), t.data(), bytes.size());
+    std::vector<double> v(static_cast<size_t>(t.numel()));
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (t.dtype() == DType::kFloat64)
+        std::memcpy(&v[i], &bytes[i * 8], 8);
+      else if (t.dtype() == DType::kFloat32)
+        v[i] = reinterpret_cast<const float*>(bytes.data())[i];
+      else {
+        uint16_t h;
+        std::memcpy(&h, &bytes[i * 2], 2);
+        v[i] = t.dtype() == DType::kFloat16 ? half_bits_to_float(h) : bf16_bits_to_float(h);
+      }
+    }
+    return v;
+  };
+  return load_importance_loss(host(scores), host(logits), logits.dim(0), logits.dim(1), top_k, gate_noise);
+}
+
 ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) {
   check_options(x, options);
   const int64_t s = x.dim(0), m = config_.model_dim, e = config_.num_experts, k = options.top_k;
   const size_t el = dtype_size(config_.dtype);
   Buffer logits_space(device_, static_cast<size_t>(s * e) * el);
-  RoutedTokens routed = route_tokens(context_, gate_logits(x, logits_space), k, options.normalize_gate,
-                                     options.batch_prioritized_routing);
+  Tensor logits = gate_logits(x, logits_space);
+  RoutedTokens routed = route_tokens(context_, logits, k, options.normalize_gate, options.batch_prioritized_routing);
   ForwardResult result;
   result.expert_counts = routed.counts;
-  result.l_aux = routed.l_aux;
+  result.l_aux = options.is_gshard_loss ? routed.l_aux : importance_loss(logits, routed.scores, k, options.gate_noise);
   const int64_t max_count = *std::max_element(routed.counts.begin(), routed.counts.end());
   result.capacity =
       moe_capacity(s, e, k, options.capacity_factor, max_count, moe_alignment(1, 1, options.megablocks_size));

@@ -40,12 +40,14 @@ struct ForwardOptions {
   bool batch_prioritized_routing = false;
   int64_t megablocks_size = 0;  // alignment unit of the capacity (Tutel's megablocks_size)
   bool check_finite = true;     // reject NaN/Inf in the input with a UserError
+  bool is_gshard_loss = true;   // false: Tutel's load_importance_loss (needs gate_noise > 0)
+  double gate_noise = 0.0;      // sigma of the load estimate (no noise is added outside training)
 };
 
 struct ForwardResult {
   std::unique_ptr<Buffer> storage;
   Tensor output;     // [S, M] on the layer's device
-  double l_aux = 0;  // gshard_loss
+  double l_aux = 0;  // gshard_loss, or load_importance_loss when !is_gshard_loss
   int64_t capacity = 0;
   std::vector<int> expert_counts;  // (token, choice) pairs routed to each expert, before drops
 };
@@ -80,6 +82,7 @@ class MoeLayer {
   void check_options(const Tensor& x, const ForwardOptions& options) const;
   Tensor gate_logits(const Tensor& x, Buffer& workspace);
   void run_experts(const Tensor& dispatched, const Tensor& out, const Tensor* row_counts);
+  double importance_loss(const Tensor& logits, const Tensor& scores, int64_t top_k, double gate_noise);
 
   Context& context_;
   Device& device_;

@@ -102,4 +102,28 @@ Routing route(const std::vector<double>& logits, int64_t s, int64_t e, int64_t k
   return r;
 }
 
+double load_importance_loss(const std::vector<double>& probs, const std::vector<double>& logits, int64_t s, int64_t e,
+                            int64_t k, double noise) {
+  auto cv2 = [](const std::vector<double>& v) {
+    double sum = 0, sum_sq = 0, n = static_cast<double>(v.size());
+    for (double x : v) {
+      sum += x;
+      sum_sq += x * x;
+    }
+    double mean = sum / n, unbiased = (sum_sq - n * mean * mean) / (n - 1);
+    return unbiased / (mean * mean + 1e-10);
+  };
+  std::vector<double> importance(e, 0), load(e, 0);
+  for (int64_t t = 0; t < s; ++t) {
+    std::vector<double> sorted(logits.begin() + t * e, logits.begin() + (t + 1) * e);
+    std::sort(sorted.rbegin(), sorted.rend());
+    for (int64_t x = 0; x < e; ++x) {
+      importance[x] += probs[t * e + x];
+      double z = (probs[t * e + x] - sorted[k - 1]) / (noise / static_cast<double>(e));
+      load[x] += 0.5 * (1 + std::erf(z / std::sqrt(2.0)));
+    }
+  }
+  return (cv2(importance) + cv2(load)) / 2;
+}
+
 }  // namespace switchyard::reference

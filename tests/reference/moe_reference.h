@@ -34,4 +34,8 @@ Routing route(const std::vector<double>& logits, int64_t tokens, int64_t experts
 int64_t capacity(int64_t tokens, int64_t experts, int64_t top_k, double capacity_factor, int64_t max_count,
                  int64_t alignment);
 
+/// tutel-semantics 3 load_importance_loss, from clean probabilities and (noise-free) logits.
+double load_importance_loss(const std::vector<double>& probs, const std::vector<double>& logits, int64_t tokens,
+                            int64_t experts, int64_t top_k, double noise);
+
 }  // namespace switchyard::reference

@@ -12,6 +12,7 @@
 #include "runtime/safetensors.h"
 #include "tests/reference/dispatch_reference.h"
 #include "tests/reference/layer_reference.h"
+#include "tests/reference/moe_reference.h"
 #include "tests/support/test_support.h"
 
 namespace switchyard {
@@ -243,6 +244,30 @@ TEST(MoeForward, BadOptionsAndInputs) {
   MoeLayerConfig bad = small_config();
   bad.num_experts = 0;
   EXPECT_THROW(MoeLayer(Context::global(), Context::global().cpu(), bad), UserError);
+}
+
+TEST(MoeForward, LoadImportanceLossMatchesReference) {
+  MoeLayer layer(Context::global(), Context::global().cpu(), small_config());
+  layer.init_parameters(12);
+  std::mt19937 rng(13);
+  const int64_t s = 37;
+  auto x = random_input<double>(rng, s * 16);
+  std::vector<float> xf(x.begin(), x.end());
+  std::vector<double> stored(xf.begin(), xf.end());
+  for (int64_t k : {1, 2}) {
+    ForwardOptions o;
+    o.top_k = k;
+    o.is_gshard_loss = false;
+    o.gate_noise = 1.0;
+    ForwardResult got = layer.forward(Tensor(xf.data(), DType::kFloat32, {s, 16}), o);
+    auto logits = reference::gemm(stored, reference::layer_params(layer).at("gates.0.wg.weight"), nullptr, 1, s, 16, 4,
+                                  true, reference::Act::kNone);
+    auto routed = reference::route(logits, s, 4, k, 1.0, true, false, 1);
+    EXPECT_NEAR(got.l_aux, reference::load_importance_loss(routed.scores, logits, s, 4, k, 1.0), 1e-5);
+  }
+  ForwardOptions no_noise;
+  no_noise.is_gshard_loss = false;
+  EXPECT_THROW(layer.forward(Tensor(xf.data(), DType::kFloat32, {s, 16}), no_noise), UserError);
 }
 
 TEST(MoeForward, TinyCapacityDropsEverything) {
