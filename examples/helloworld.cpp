@@ -109,6 +109,7 @@ int run(const Flags& f) {
   config.num_experts = std::max(1, f.num_local_experts);
   config.dtype = parse_dtype(f.dtype);
   config.expert_type = f.expert_type == "ffn" ? ExpertType::kFfn : ExpertType::kSwiglu;
+  config.fp32_gate = f.fp32_gate;
   MoeLayer layer(context, device, config);
   if (!f.load_weights.empty()) layer.load(f.load_weights);
   if (!f.checkpoint_path.empty()) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "jit/kernels/cast.h"
 #include "jit/kernels/dispatch.h"
 #include "jit/kernels/gating.h"
 #include "jit/kernels/gemm.h"
@@ -10,10 +11,14 @@
 namespace switchyard {
 
 const std::vector<KernelFamily>& kernel_families() {
-  static const std::vector<KernelFamily> families = {
-      kernels::dispatch_encode_family(), kernels::combine_decode_family(),  kernels::gemm_family(),
-      kernels::gate_topk_family(),       kernels::route_locations_family(), kernels::gemm_simt_family(),
-      kernels::gemm_mma_family()};
+  static const std::vector<KernelFamily> families = {kernels::dispatch_encode_family(),
+                                                     kernels::combine_decode_family(),
+                                                     kernels::gemm_family(),
+                                                     kernels::gate_topk_family(),
+                                                     kernels::route_locations_family(),
+                                                     kernels::gemm_simt_family(),
+                                                     kernels::gemm_mma_family(),
+                                                     kernels::cast_family()};
   return families;
 }
 

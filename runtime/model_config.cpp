@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "jit/kernel_family.h"
+#include "jit/kernels/cast.h"
 #include "jit/kernels/dispatch.h"
 #include "jit/kernels/gating.h"
 #include "jit/kernels/gemm.h"
@@ -18,8 +19,10 @@ namespace {
 
 using nlohmann::json;
 
-const std::set<std::string> kKnownFields = {"name",  "model_dim",    "hidden_size",     "num_experts", "top_k",
-                                            "dtype", "is_postscore", "capacity_factor", "description"};
+const std::set<std::string> kKnownFields = {"name",         "model_dim",      "hidden_size",  "num_experts",
+                                            "top_k",        "dtype",          "is_postscore", "capacity_factor",
+                                            "description",  "normalize_gate", "expert_type",  "activation",
+                                            "has_fc1_bias", "has_fc2_bias",   "fp32_gate"};
 
 // A field that may be one value or a list of values; returns the list.
 std::vector<json> one_or_many(const json& doc, const char* field, const std::string& origin) {
@@ -94,18 +97,20 @@ void read_expert(const json& doc, ModelConfig& c, const std::string& origin) {
   } catch (const UserError& e) {
     SY_THROW(UserError) << origin << ": " << e.what();
   }
-  for (const char* flag : {"has_fc1_bias", "has_fc2_bias"}) {
+  for (const char* flag : {"has_fc1_bias", "has_fc2_bias", "fp32_gate"}) {
     if (!doc.contains(flag)) continue;
     SY_CHECK(doc[flag].is_boolean()) << origin << ": " << flag << " " << doc[flag].dump() << " is not true or false";
   }
   c.has_fc1_bias = doc.value("has_fc1_bias", true);
   c.has_fc2_bias = doc.value("has_fc2_bias", true);
+  c.fp32_gate = doc.value("fp32_gate", false);
 }
 
 // The layer's GEMMs: the gate, then fc1/fc2 (ffn) or W1/W2/W3 (swiglu).
 std::vector<kernels::GemmShape> layer_gemms(const ModelConfig& c, DType dtype) {
   using kernels::GemmShape;
-  std::vector<GemmShape> shapes = {{dtype, c.num_experts, c.model_dim, false, false, kernels::kActNone}};
+  const DType gate = c.fp32_gate ? DType::kFloat32 : dtype;
+  std::vector<GemmShape> shapes = {{gate, c.num_experts, c.model_dim, false, false, kernels::kActNone}};
   if (c.expert_type == "ffn") {
     shapes.push_back(
         {dtype, c.hidden_size, c.model_dim, false, c.has_fc1_bias, kernels::parse_activation(c.activation)});
@@ -134,7 +139,7 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
     SY_CHECK(kKnownFields.count(key)) << origin << ": unknown field \"" << key
                                       << "\"; known: name, model_dim, hidden_size, num_experts, top_k, dtype, "
                                          "is_postscore, capacity_factor, normalize_gate, expert_type, activation, "
-                                         "has_fc1_bias, has_fc2_bias, description";
+                                         "has_fc1_bias, has_fc2_bias, fp32_gate, description";
   }
   ModelConfig c;
   c.name = doc.value("name", std::string("model"));
@@ -163,10 +168,15 @@ void add_layer_kernels(const ModelConfig& config, DType dtype, const Target& tar
   // Every layer dtype a target's dispatch supports has gating and GEMM templates there too.
   if (!family_supports("gate_topk", dtype, target)) return;
   for (const auto& shape : layer_gemms(config, dtype)) add(kernels::gemm_spec(shape, target));
+  const DType gate = config.fp32_gate ? DType::kFloat32 : dtype;
+  if (gate != dtype) {
+    add(kernels::cast_spec(dtype, gate, target));                                // the gate's copy of the input
+    if (dtype == DType::kFloat64) add(kernels::cast_spec(gate, dtype, target));  // gates back for dispatch
+  }
   for (int64_t k : config.top_k) {
     for (bool normalize : config.normalize_gate)
-      add(kernels::gate_topk_spec(dtype, config.num_experts, k, normalize, target));
-    add(kernels::route_locations_spec(kernels::score_dtype_for(dtype), config.num_experts, k, target));
+      add(kernels::gate_topk_spec(gate, config.num_experts, k, normalize, target));
+    add(kernels::route_locations_spec(kernels::score_dtype_for(gate), config.num_experts, k, target));
   }
 }
 

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "runtime/capacity.h"
+#include "runtime/cast_ops.h"
 #include "runtime/dispatch_ops.h"
 #include "runtime/gating_ops.h"
 #include "runtime/gemm_ops.h"
@@ -49,11 +50,19 @@ void MoeLayer::check_options(const Tensor& x, const ForwardOptions& o) const {
 
 Tensor MoeLayer::gate_logits(const Tensor& x, Buffer& workspace) {
   const int64_t s = x.dim(0), m = config_.model_dim, e = config_.num_experts;
-  Tensor logits = workspace.view(config_.dtype, {1, s, e});
+  const DType g = gate_dtype();
+  Tensor logits = workspace.view(g, {1, s, e});
   const Param& wg_t = packed_.at("wg_t");
-  batched_gemm(context_, Tensor(x.data(), x.dtype(), {1, s, m}, x.device()),
-               wg_t.buffer->view(config_.dtype, wg_t.shape), logits);
-  return Tensor(logits.data(), config_.dtype, {s, e}, logits.device());
+  Tensor input(x.data(), x.dtype(), {1, s, m}, x.device());
+  std::unique_ptr<Buffer> converted;
+  if (g != x.dtype()) {  // fp32_gate: the gate reads a float32 copy of the input
+    converted = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * dtype_size(g));
+    Tensor copy = converted->view(g, {1, s, m});
+    cast_tensor(context_, input, copy);
+    input = copy;
+  }
+  batched_gemm(context_, input, wg_t.buffer->view(g, wg_t.shape), logits);
+  return Tensor(logits.data(), g, {s, e}, logits.device());
 }
 
 void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Tensor* row_counts) {
@@ -113,7 +122,7 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
   check_options(x, options);
   const int64_t s = x.dim(0), m = config_.model_dim, e = config_.num_experts, k = options.top_k;
   const size_t el = dtype_size(config_.dtype);
-  Buffer logits_space(device_, static_cast<size_t>(s * e) * el);
+  Buffer logits_space(device_, static_cast<size_t>(s * e) * dtype_size(gate_dtype()));
   Tensor logits = gate_logits(x, logits_space);
   RoutedTokens routed = route_tokens(context_, logits, k, options.normalize_gate, options.batch_prioritized_routing);
   ForwardResult result;
@@ -125,6 +134,13 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
   const int64_t c = result.capacity;
 
   Routing routing{routed.indices, routed.locations, routed.gates, c, e};
+  std::unique_ptr<Buffer> wide_gates;
+  if (routed.gates.dtype() != gate_dtype_for(config_.dtype)) {  // fp32_gate on a float64 layer
+    wide_gates =
+        std::make_unique<Buffer>(device_, static_cast<size_t>(k * s) * dtype_size(gate_dtype_for(config_.dtype)));
+    routing.gates = wide_gates->view(gate_dtype_for(config_.dtype), {k, s});
+    cast_tensor(context_, routed.gates, routing.gates);
+  }
   Buffer slots(device_, static_cast<size_t>(e * c * m) * el), expert_out(device_, static_cast<size_t>(e * c * m) * el);
   Tensor dispatched = slots.view(config_.dtype, {e, c, m}), processed = expert_out.view(config_.dtype, {e, c, m});
   dispatch_encode(context_, x, routing, options.is_postscore, dispatched);

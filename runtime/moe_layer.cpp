@@ -87,23 +87,24 @@ MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config)
       << "a " << dtype_name(config_.dtype) << " layer cannot run on " << device_.name()
       << "; supported there: " << (device_.is_cuda() ? "float32, float16, bfloat16" : "float32, float64");
   const int64_t e = config_.num_experts, m = config_.model_dim, h = config_.hidden_size;
-  add_param("gates.0.wg.weight", {e, m});
+  add_param("gates.0.wg.weight", {e, m}, gate_dtype());
   if (config_.expert_type == ExpertType::kFfn) {
-    add_param("experts.batched_fc1_w", {e, h, m});
-    add_param("experts.batched_fc2_w", {e, h, m});
-    if (config_.has_fc1_bias) add_param("experts.batched_fc1_bias", {e, h});
-    if (config_.has_fc2_bias) add_param("experts.batched_fc2_bias", {e, m});
+    add_param("experts.batched_fc1_w", {e, h, m}, config_.dtype);
+    add_param("experts.batched_fc2_w", {e, h, m}, config_.dtype);
+    if (config_.has_fc1_bias) add_param("experts.batched_fc1_bias", {e, h}, config_.dtype);
+    if (config_.has_fc2_bias) add_param("experts.batched_fc2_bias", {e, m}, config_.dtype);
   } else {
-    add_param("experts.W_fc1", {e, m, h});
-    add_param("experts.W_fc2", {e, m, h});
-    add_param("experts.W_fc3", {e, h, m});
+    add_param("experts.W_fc1", {e, m, h}, config_.dtype);
+    add_param("experts.W_fc2", {e, m, h}, config_.dtype);
+    add_param("experts.W_fc3", {e, h, m}, config_.dtype);
   }
   init_parameters(1);
 }
 
-void MoeLayer::add_param(const std::string& name, std::vector<int64_t> shape) {
+void MoeLayer::add_param(const std::string& name, std::vector<int64_t> shape, DType dtype) {
   Param p;
-  p.buffer = std::make_unique<Buffer>(device_, static_cast<size_t>(numel(shape)) * dtype_size(config_.dtype));
+  p.dtype = dtype;
+  p.buffer = std::make_unique<Buffer>(device_, static_cast<size_t>(numel(shape)) * dtype_size(dtype));
   p.shape = std::move(shape);
   params_[name] = std::move(p);
 }
@@ -117,7 +118,7 @@ std::vector<std::string> MoeLayer::parameter_names() const {
 Tensor MoeLayer::parameter(const std::string& name) const {
   auto it = params_.find(name);
   SY_CHECK(it != params_.end()) << "the layer has no parameter '" << name << "'";
-  return it->second.buffer->view(config_.dtype, it->second.shape);
+  return it->second.buffer->view(it->second.dtype, it->second.shape);
 }
 
 int64_t MoeLayer::expert_parameter_count() const {
@@ -145,7 +146,7 @@ void MoeLayer::init_parameters(uint64_t seed) {
       std::uniform_real_distribution<double> uniform(-bound, bound);
       for (auto& v : values) v = uniform(rng);
     }
-    std::string bytes = encode_values(values, config_.dtype);
+    std::string bytes = encode_values(values, p.dtype);
     device_.copy_from_host(p.buffer->data(), bytes.data(), bytes.size());
   }
   refresh_packed();
@@ -163,9 +164,9 @@ void MoeLayer::load(const std::string& path) {
   for (const auto& [name, p] : params_) {
     auto it = file.find(name);
     SY_CHECK(it != file.end()) << path << " has no tensor '" << name << "'";
-    SY_CHECK(it->second.dtype == safetensors_dtype(config_.dtype))
+    SY_CHECK(it->second.dtype == safetensors_dtype(p.dtype))
         << path << ": tensor '" << name << "' is " << it->second.dtype << "; the layer expects "
-        << safetensors_dtype(config_.dtype) << " (" << dtype_name(config_.dtype) << ")";
+        << safetensors_dtype(p.dtype) << " (" << dtype_name(p.dtype) << ")";
     SY_CHECK(it->second.shape == p.shape)
         << path << ": tensor '" << name << "' has shape " << shape_text(it->second.shape) << "; the layer expects "
         << shape_text(p.shape);
@@ -181,7 +182,7 @@ void MoeLayer::save(const std::string& path) const {
   TensorFile file;
   for (const auto& [name, p] : params_) {
     StoredTensor t;
-    t.dtype = safetensors_dtype(config_.dtype);
+    t.dtype = safetensors_dtype(p.dtype);
     t.shape = p.shape;
     t.bytes.resize(p.buffer->bytes());
     device_.copy_to_host(t.bytes.data(), p.buffer->data(), t.bytes.size());
@@ -201,7 +202,7 @@ void MoeLayer::refresh_packed() {
     const Param& src = params_.at(from);
     const int64_t batch = src.shape.size() == 3 ? src.shape[0] : 1;
     const int64_t rows = src.shape[src.shape.size() - 2], cols = src.shape.back();
-    const size_t el = dtype_size(config_.dtype);
+    const size_t el = dtype_size(src.dtype);
     std::string in(src.buffer->bytes(), '\0'), out(in.size(), '\0');
     device_.copy_to_host(in.data(), src.buffer->data(), in.size());
     for (int64_t b = 0; b < batch; ++b)
@@ -209,6 +210,7 @@ void MoeLayer::refresh_packed() {
         for (int64_t c = 0; c < cols; ++c)
           std::memcpy(&out[((b * cols + c) * rows + r) * el], &in[((b * rows + r) * cols + c) * el], el);
     Param packed;
+    packed.dtype = src.dtype;
     packed.shape = {batch, cols, rows};
     packed.buffer = std::make_unique<Buffer>(device_, out.size());
     device_.copy_from_host(packed.buffer->data(), out.data(), out.size());

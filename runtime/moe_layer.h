@@ -26,6 +26,7 @@ struct MoeLayerConfig {
   kernels::GemmActivation activation = kernels::kActRelu;  // ffn only
   bool has_fc1_bias = true;
   bool has_fc2_bias = true;
+  bool fp32_gate = false;  // gate weight, gate input and routing in float32 whatever the dtype
   /// Throws UserError naming the first bad field.
   void validate() const;
 };
@@ -74,10 +75,12 @@ class MoeLayer {
 
  private:
   struct Param {
+    DType dtype = DType::kFloat32;
     std::vector<int64_t> shape;
     std::unique_ptr<Buffer> buffer;
   };
-  void add_param(const std::string& name, std::vector<int64_t> shape);
+  void add_param(const std::string& name, std::vector<int64_t> shape, DType dtype);
+  DType gate_dtype() const { return config_.fp32_gate ? DType::kFloat32 : config_.dtype; }
   void refresh_packed();
   void check_options(const Tensor& x, const ForwardOptions& options) const;
   Tensor gate_logits(const Tensor& x, Buffer& workspace);

@@ -1,6 +1,8 @@
 // KernelSpec text form, validation and source generation.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "jit/kernels/dispatch.h"
 #include "jit/source.h"
@@ -74,10 +76,35 @@ TEST(ModelConfig, SampleConfigsExpandToTheirKernelSets) {
   EXPECT_EQ(mixtral.model_dim, 4096);
   EXPECT_EQ(mixtral.hidden_size, 14336);
   KernelSet mixtral_cuda = kernel_set(mixtral, Target::cuda(80));
-  EXPECT_EQ(mixtral_cuda.specs.size(), 6u + 3 * 4u + 1u);
+  // fp32_gate: one float32 gate GEMM, gate_topk and route_locations shared by the three dtypes,
+  // a cast to float32 for float16 and bfloat16, and fc1/fc2 per dtype.
+  EXPECT_EQ(mixtral_cuda.specs.size(), 6u + 1u + 1u + 1u + 2u + 3 * 2u);
   int tensor_core = 0;
   for (const auto& spec : mixtral_cuda.specs) tensor_core += spec.family == "gemm_mma";
   EXPECT_EQ(tensor_core, 4) << "fc1 and fc2 of float16 and bfloat16 run on tensor cores";
+}
+
+TEST(ModelConfig, ExpertFieldsSelectTheExpertKernels) {
+  ModelConfig swiglu = ModelConfig::from_json_text(
+      R"({"model_dim": 32, "hidden_size": 64, "num_experts": 4, "expert_type": "swiglu", "dtype": "float64",
+          "fp32_gate": true, "normalize_gate": [true, false]})",
+      "inline");
+  std::vector<std::string> texts;
+  for (const auto& spec : kernel_set(swiglu, Target::cpu()).specs) texts.push_back(spec.to_string());
+  auto has = [&](const std::string& needle) {
+    return std::any_of(texts.begin(), texts.end(),
+                       [&](const std::string& t) { return t.find(needle) != std::string::npos; });
+  };
+  EXPECT_TRUE(has("gemm<dtype=float32,n=4,k=32,"));                                        // the fp32 gate
+  EXPECT_TRUE(has("gemm<dtype=float64,n=64,k=32,trans_b=false,bias=false,activation=4"));  // SwiGLU product
+  EXPECT_TRUE(has("cast<dtype=float64,to=float32>"));
+  EXPECT_TRUE(has("cast<dtype=float32,to=float64>"));
+  EXPECT_TRUE(has("gate_topk<dtype=float32,experts=4,top_k=1,normalize=false>"));
+  for (const char* bad : {R"({"model_dim": 8, "hidden_size": 8, "num_experts": 2, "expert_type": "moe"})",
+                          R"({"model_dim": 8, "hidden_size": 8, "num_experts": 2, "activation": "tanh"})",
+                          R"({"model_dim": 8, "hidden_size": 8, "num_experts": 2, "fp32_gate": "yes"})"}) {
+    EXPECT_THROW(ModelConfig::from_json_text(bad, "inline"), UserError) << bad;
+  }
 }
 
 }  // namespace

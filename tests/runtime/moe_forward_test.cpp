@@ -270,6 +270,37 @@ TEST(MoeForward, LoadImportanceLossMatchesReference) {
   EXPECT_THROW(layer.forward(Tensor(xf.data(), DType::kFloat32, {s, 16}), no_noise), UserError);
 }
 
+TEST(MoeForward, Fp32GateOnAFloat64Layer) {
+  MoeLayerConfig config = small_config();
+  config.dtype = DType::kFloat64;
+  config.fp32_gate = true;
+  MoeLayer layer(Context::global(), Context::global().cpu(), config);
+  EXPECT_EQ(layer.parameter("gates.0.wg.weight").dtype(), DType::kFloat32);
+  EXPECT_EQ(layer.parameter("experts.batched_fc1_w").dtype(), DType::kFloat64);
+  std::mt19937 rng(21);
+  const int64_t s = 29;
+  auto x = random_input<double>(rng, s * 16);
+  ForwardOptions o;
+  ForwardResult got = layer.forward(Tensor(x.data(), DType::kFloat64, {s, 16}), o);
+  // Reference: the gate sees the input rounded to float32 (and its float32 weight).
+  std::vector<double> x32(x.size());
+  for (size_t i = 0; i < x.size(); ++i) x32[i] = static_cast<float>(x[i]);
+  auto params = reference::layer_params(layer);
+  auto logits = reference::gemm(x32, params.at("gates.0.wg.weight"), nullptr, 1, s, 16, 4, true, reference::Act::kNone);
+  auto routed = reference::route(logits, s, 4, o.top_k, o.capacity_factor, true, false, 1);
+  EXPECT_EQ(got.expert_counts, routed.counts);
+  double l_aux = 0;
+  auto want = reference::layer_forward(config, params, x, s, o, &l_aux);
+  auto out = read_all(got.output);
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(out[i], want[i], 1e-5 * (1 + std::abs(want[i]))) << i;
+  testing::TempDir dir;
+  layer.save(dir / "fp32gate.safetensors");
+  EXPECT_EQ(read_safetensors(dir / "fp32gate.safetensors").at("gates.0.wg.weight").dtype, "F32");
+  MoeLayer again(Context::global(), Context::global().cpu(), config);
+  again.load(dir / "fp32gate.safetensors");
+  EXPECT_EQ(read_all(again.forward(Tensor(x.data(), DType::kFloat64, {s, 16}), o).output), out);
+}
+
 TEST(MoeForward, TinyCapacityDropsEverything) {
   MoeLayer layer(Context::global(), Context::global().cpu(), small_config());
   std::mt19937 rng(1);
