@@ -110,6 +110,7 @@ int run(const Flags& f) {
   config.dtype = parse_dtype(f.dtype);
   config.expert_type = f.expert_type == "ffn" ? ExpertType::kFfn : ExpertType::kSwiglu;
   config.fp32_gate = f.fp32_gate;
+  config.allow_tf32 = f.use_tensorcore;
   MoeLayer layer(context, device, config);
   if (!f.load_weights.empty()) layer.load(f.load_weights);
   if (!f.checkpoint_path.empty()) {

@@ -15,7 +15,8 @@ void cast_tensor(Context& context, const Tensor& input, const Tensor& output) {
       << "cast from " << input.describe() << " to " << output.describe()
       << ": expected contiguous tensors of one shape on one device";
   Device& device = context.device(input.device());
-  const LoadedKernel& kernel = context.kernel(device, kernels::cast_spec(input.dtype(), output.dtype(), device.target()));
+  const LoadedKernel& kernel =
+      context.kernel(device, kernels::cast_spec(input.dtype(), output.dtype(), device.target()));
   const long count = static_cast<long>(input.numel());
   if (count == 0) return;
   kernels::CastArgs args{input.data(), output.data(), count};

@@ -50,7 +50,8 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
     max_rows = *std::max_element(counts, counts + batch);
   }
   Device& device = context.device(a.device());
-  kernels::GemmShape shape{a.dtype(), n, k, options.trans_b, options.bias != nullptr, options.activation};
+  kernels::GemmShape shape{a.dtype(),         n, k, options.trans_b, options.bias != nullptr, options.activation,
+                           options.allow_tf32};
   const KernelSpec spec = kernels::gemm_spec(shape, device.target());
   const LoadedKernel& kernel = context.kernel(device, spec);
   if (max_rows == 0) return;
@@ -75,8 +76,9 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
   void* params[] = {&args};
   LaunchConfig config;
   if (device.is_cuda()) {
-    const int64_t tile_m = spec.family == "gemm_mma" ? kernels::kGemmMmaTileM : kernels::kGemmSimtTile;
-    const int64_t tile_n = spec.family == "gemm_mma" ? kernels::kGemmMmaTileN : kernels::kGemmSimtTile;
+    const bool tensor_cores = spec.family != "gemm_simt";
+    const int64_t tile_m = tensor_cores ? kernels::kGemmMmaTileM : kernels::kGemmSimtTile;
+    const int64_t tile_n = tensor_cores ? kernels::kGemmMmaTileN : kernels::kGemmSimtTile;
     config.grid = static_cast<unsigned>(batch * ((rows + tile_m - 1) / tile_m) * ((n + tile_n - 1) / tile_n));
     config.block = kernels::kGemmThreads;
   } else {

@@ -15,6 +15,7 @@ struct GemmOptions {
   const Tensor* bias = nullptr;        // [B, N]
   const Tensor* aux = nullptr;         // [B, R, N], the gate input of kActSwiglu
   const Tensor* row_counts = nullptr;  // int32 [B] on the host: rows used per batch (grouped GEMM)
+  bool allow_tf32 = false;             // float32 on CUDA may use TF32 tensor cores
 };
 
 /// a [B, R, K], w [B, K, N] (or [B, N, K] with trans_b), c [B, R, N]; all contiguous, one dtype,

@@ -22,7 +22,7 @@ using nlohmann::json;
 const std::set<std::string> kKnownFields = {"name",         "model_dim",      "hidden_size",  "num_experts",
                                             "top_k",        "dtype",          "is_postscore", "capacity_factor",
                                             "description",  "normalize_gate", "expert_type",  "activation",
-                                            "has_fc1_bias", "has_fc2_bias",   "fp32_gate"};
+                                            "has_fc1_bias", "has_fc2_bias",   "fp32_gate",    "allow_tf32"};
 
 // A field that may be one value or a list of values; returns the list.
 std::vector<json> one_or_many(const json& doc, const char* field, const std::string& origin) {
@@ -97,13 +97,14 @@ void read_expert(const json& doc, ModelConfig& c, const std::string& origin) {
   } catch (const UserError& e) {
     SY_THROW(UserError) << origin << ": " << e.what();
   }
-  for (const char* flag : {"has_fc1_bias", "has_fc2_bias", "fp32_gate"}) {
+  for (const char* flag : {"has_fc1_bias", "has_fc2_bias", "fp32_gate", "allow_tf32"}) {
     if (!doc.contains(flag)) continue;
     SY_CHECK(doc[flag].is_boolean()) << origin << ": " << flag << " " << doc[flag].dump() << " is not true or false";
   }
   c.has_fc1_bias = doc.value("has_fc1_bias", true);
   c.has_fc2_bias = doc.value("has_fc2_bias", true);
   c.fp32_gate = doc.value("fp32_gate", false);
+  c.allow_tf32 = doc.value("allow_tf32", false);
 }
 
 // The layer's GEMMs: the gate, then fc1/fc2 (ffn) or W1/W2/W3 (swiglu).
@@ -112,13 +113,13 @@ std::vector<kernels::GemmShape> layer_gemms(const ModelConfig& c, DType dtype) {
   const DType gate = c.fp32_gate ? DType::kFloat32 : dtype;
   std::vector<GemmShape> shapes = {{gate, c.num_experts, c.model_dim, false, false, kernels::kActNone}};
   if (c.expert_type == "ffn") {
-    shapes.push_back(
-        {dtype, c.hidden_size, c.model_dim, false, c.has_fc1_bias, kernels::parse_activation(c.activation)});
-    shapes.push_back({dtype, c.model_dim, c.hidden_size, false, c.has_fc2_bias, kernels::kActNone});
+    shapes.push_back({dtype, c.hidden_size, c.model_dim, false, c.has_fc1_bias, kernels::parse_activation(c.activation),
+                      c.allow_tf32});
+    shapes.push_back({dtype, c.model_dim, c.hidden_size, false, c.has_fc2_bias, kernels::kActNone, c.allow_tf32});
   } else {
-    shapes.push_back({dtype, c.hidden_size, c.model_dim, false, false, kernels::kActNone});
-    shapes.push_back({dtype, c.hidden_size, c.model_dim, false, false, kernels::kActSwiglu});
-    shapes.push_back({dtype, c.model_dim, c.hidden_size, false, false, kernels::kActNone});
+    shapes.push_back({dtype, c.hidden_size, c.model_dim, false, false, kernels::kActNone, c.allow_tf32});
+    shapes.push_back({dtype, c.hidden_size, c.model_dim, false, false, kernels::kActSwiglu, c.allow_tf32});
+    shapes.push_back({dtype, c.model_dim, c.hidden_size, false, false, kernels::kActNone, c.allow_tf32});
   }
   return shapes;
 }
@@ -139,7 +140,7 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
     SY_CHECK(kKnownFields.count(key)) << origin << ": unknown field \"" << key
                                       << "\"; known: name, model_dim, hidden_size, num_experts, top_k, dtype, "
                                          "is_postscore, capacity_factor, normalize_gate, expert_type, activation, "
-                                         "has_fc1_bias, has_fc2_bias, fp32_gate, description";
+                                         "has_fc1_bias, has_fc2_bias, fp32_gate, allow_tf32, description";
   }
   ModelConfig c;
   c.name = doc.value("name", std::string("model"));

@@ -70,6 +70,7 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
   const size_t hidden_bytes = static_cast<size_t>(e * c * h) * dtype_size(config_.dtype);
   GemmOptions fc;
   fc.row_counts = row_counts;
+  fc.allow_tf32 = config_.allow_tf32;
   if (config_.expert_type == ExpertType::kFfn) {
     Buffer hidden(device_, hidden_bytes);
     Tensor hid = hidden.view(config_.dtype, {e, c, h});

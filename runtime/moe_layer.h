@@ -26,7 +26,8 @@ struct MoeLayerConfig {
   kernels::GemmActivation activation = kernels::kActRelu;  // ffn only
   bool has_fc1_bias = true;
   bool has_fc2_bias = true;
-  bool fp32_gate = false;  // gate weight, gate input and routing in float32 whatever the dtype
+  bool fp32_gate = false;   // gate weight, gate input and routing in float32 whatever the dtype
+  bool allow_tf32 = false;  // float32 expert GEMMs on CUDA may use TF32 tensor cores (--use_tensorcore)
   /// Throws UserError naming the first bad field.
   void validate() const;
 };

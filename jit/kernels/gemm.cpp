@@ -71,16 +71,29 @@ KernelFamily gemm_mma_family() {
   return cuda_gemm_family("gemm_mma", false);
 }
 
+KernelFamily gemm_tf32_family() {
+  KernelFamily f = cuda_gemm_family("gemm_tf32", false);
+  f.cuda_dtypes = {DType::kFloat32};
+  f.check = [](const KernelSpec& spec) {
+    SY_CHECK(spec.int_param("n") % kGemmMmaTileN == 0 && spec.int_param("k") % 16 == 0)
+        << "kernel spec " << spec.to_string() << ": the TF32 GEMM needs n % 128 == 0 and k % 16 == 0";
+    SY_CHECK(spec.target.sm >= 80) << "kernel spec " << spec.to_string() << ": mma.sync tf32 needs sm_80 or newer";
+  };
+  return f;
+}
+
 bool uses_tensor_cores(const GemmShape& shape, const Target& target) {
-  return target.is_cuda() && target.sm >= 80 && (shape.dtype == DType::kFloat16 || shape.dtype == DType::kBFloat16) &&
-         !shape.trans_b && shape.n % kGemmMmaTileN == 0 && shape.k % kGemmMmaTileK == 0;
+  if (!target.is_cuda() || target.sm < 80 || shape.trans_b || shape.n % kGemmMmaTileN != 0) return false;
+  if (shape.dtype == DType::kFloat16 || shape.dtype == DType::kBFloat16) return shape.k % kGemmMmaTileK == 0;
+  return shape.dtype == DType::kFloat32 && shape.allow_tf32 && shape.k % 16 == 0;
 }
 
 KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
   if (target.is_cuda()) {
     KernelSpec spec;
     spec.target = target;
-    spec.family = uses_tensor_cores(shape, target) ? "gemm_mma" : "gemm_simt";
+    const bool tensor_cores = uses_tensor_cores(shape, target);
+    spec.family = !tensor_cores ? "gemm_simt" : shape.dtype == DType::kFloat32 ? "gemm_tf32" : "gemm_mma";
     spec.params = {{"dtype", shape.dtype}, {"n", shape.n}, {"k", shape.k}};
     if (spec.family == "gemm_simt") spec.params.push_back({"trans_b", shape.trans_b});
     spec.params.push_back({"bias", shape.bias});

@@ -11,6 +11,7 @@ namespace switchyard::kernels {
 KernelFamily gemm_family();       // CPU
 KernelFamily gemm_simt_family();  // CUDA cores, any dtype and layout
 KernelFamily gemm_mma_family();   // tensor cores, float16/bfloat16, n % 128 == 0, k % 32 == 0
+KernelFamily gemm_tf32_family();  // tensor cores in TF32, float32 when allowed, n % 128 == 0, k % 16 == 0
 
 struct GemmShape {
   DType dtype = DType::kFloat32;
@@ -19,6 +20,7 @@ struct GemmShape {
   bool trans_b = false;
   bool bias = false;
   GemmActivation activation = kActNone;
+  bool allow_tf32 = false;  // float32 on CUDA may run on tensor cores in TF32
 };
 
 /// The spec for `shape` on `target`, by a deterministic rule. CPU: vectors as wide as the host's
@@ -27,8 +29,8 @@ struct GemmShape {
 /// kernel where uses_tensor_cores() holds, else the SIMT kernel.
 KernelSpec gemm_spec(const GemmShape& shape, const Target& target);
 
-/// True when `shape` runs on tensor cores on `target` (sm_80+, f16/bf16, B not transposed,
-/// n % 128 == 0, k % 32 == 0).
+/// True when `shape` runs on tensor cores on `target`: sm_80+, B not transposed, n % 128 == 0,
+/// and f16/bf16 with k % 32 == 0, or f32 with allow_tf32 and k % 16 == 0.
 bool uses_tensor_cores(const GemmShape& shape, const Target& target);
 
 /// Parses "relu", "gelu", "silu", "none"; throws UserError naming the text otherwise.

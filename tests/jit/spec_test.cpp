@@ -100,6 +100,11 @@ TEST(ModelConfig, ExpertFieldsSelectTheExpertKernels) {
   EXPECT_TRUE(has("cast<dtype=float64,to=float32>"));
   EXPECT_TRUE(has("cast<dtype=float32,to=float64>"));
   EXPECT_TRUE(has("gate_topk<dtype=float32,experts=4,top_k=1,normalize=false>"));
+  ModelConfig tf32 = ModelConfig::from_json_text(
+      R"({"model_dim": 256, "hidden_size": 512, "num_experts": 4, "allow_tf32": true})", "inline");
+  int tensor_core = 0;
+  for (const auto& spec : kernel_set(tf32, Target::cuda(90)).specs) tensor_core += spec.family == "gemm_tf32";
+  EXPECT_EQ(tensor_core, 2) << "fc1 and fc2 in TF32; the gate (n = 4) stays on CUDA cores";
   for (const char* bad : {R"({"model_dim": 8, "hidden_size": 8, "num_experts": 2, "expert_type": "moe"})",
                           R"({"model_dim": 8, "hidden_size": 8, "num_experts": 2, "activation": "tanh"})",
                           R"({"model_dim": 8, "hidden_size": 8, "num_experts": 2, "fp32_gate": "yes"})"}) {

@@ -50,20 +50,26 @@ TEST_P(GpuMoe, GemmMatchesReference) {
     gpu.copy_from_host(dw.data(), hw.data(), hw.size());
     gpu.copy_from_host(db.data(), hb.data(), hb.size());
     Tensor tb = db.view(dt, {c.batch, c.n});
-    GemmOptions options;
-    options.bias = c.bias ? &tb : nullptr;
-    options.activation = kernels::kActRelu;
-    batched_gemm(context, da.view(dt, {c.batch, c.rows, c.k}), dw.view(dt, {c.batch, c.k, c.n}),
-                 dc.view(dt, {c.batch, c.rows, c.n}), options);
-    std::string out(dc.bytes(), '\0');
-    gpu.copy_to_host(out.data(), dc.data(), out.size());
-    auto bias_used = decode_values(hb, dt);
-    auto want = reference::gemm(decode_values(ha, dt), decode_values(hw, dt), c.bias ? &bias_used : nullptr, c.batch,
-                                c.rows, c.k, c.n, false, reference::Act::kRelu);
-    auto got = decode_values(out, dt);
-    // NOTE: fp32 accumulation of exact products; the error is the final rounding to the dtype.
-    const double tol = dt == DType::kFloat32 ? 1e-4 : dt == DType::kFloat16 ? 4e-3 : 3e-2;
-    for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], tol * (1 + std::abs(want[i]))) << i;
+    // float32 runs twice: on CUDA cores, then on tensor cores in TF32 where the shape allows.
+    for (bool tf32 : {false, true}) {
+      if (tf32 && dt != DType::kFloat32) continue;
+      GemmOptions options;
+      options.bias = c.bias ? &tb : nullptr;
+      options.activation = kernels::kActRelu;
+      options.allow_tf32 = tf32;
+      batched_gemm(context, da.view(dt, {c.batch, c.rows, c.k}), dw.view(dt, {c.batch, c.k, c.n}),
+                   dc.view(dt, {c.batch, c.rows, c.n}), options);
+      std::string out(dc.bytes(), '\0');
+      gpu.copy_to_host(out.data(), dc.data(), out.size());
+      auto bias_used = decode_values(hb, dt);
+      auto want = reference::gemm(decode_values(ha, dt), decode_values(hw, dt), c.bias ? &bias_used : nullptr, c.batch,
+                                  c.rows, c.k, c.n, false, reference::Act::kRelu);
+      auto got = decode_values(out, dt);
+      // NOTE: fp32 accumulation of exact products; the error is the final rounding to the dtype.
+      // TF32 keeps 10 mantissa bits of each input: about 1e-3 per product, summed over K.
+      const double tol = dt == DType::kFloat32 ? (tf32 ? 2e-2 : 1e-4) : dt == DType::kFloat16 ? 4e-3 : 3e-2;
+      for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], tol * (1 + std::abs(want[i]))) << i;
+    }
   }
 }
 

@@ -1,0 +1,115 @@
+// Batched float32 GEMM on tensor cores in TF32 (sm_80+), used when a layer allows TF32 (Tutel's
+// --use_tensorcore): 128x128x16 block tiles in 8 warps of 64x32, mma.sync m16n8k8 with fp32
+// accumulators, fragments read from shared memory and rounded with cvt.rna.tf32, and a
+// two-stage cp.async pipeline. Requires N % 128 == 0 and K % 16 == 0.
+#pragma once
+
+#include <switchyard/common/gemm_args.h>
+#include <switchyard/cuda/gemm_epilogue.cuh>
+#include <switchyard/cuda/mma.cuh>
+
+namespace switchyard {
+namespace cuda {
+
+__device__ __forceinline__ unsigned to_tf32(float value) {
+  unsigned bits;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(bits) : "f"(value));
+  return bits;
+}
+
+__device__ __forceinline__ void mma_1688_tf32(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+template <typename T, int kN, int kK, bool kBias, int kAct>
+__global__ void __launch_bounds__(kernels::kGemmThreads) gemm_tf32(kernels::GemmArgs args) {
+  static_assert(sizeof(T) == 4, "gemm_tf32: float32 data only");
+  constexpr int kBM = kernels::kGemmMmaTileM, kBN = kernels::kGemmMmaTileN, kBK = 16;
+  static_assert(kN % kBN == 0 && kK % kBK == 0, "gemm_tf32: N % 128 == 0 and K % 16 == 0");
+  constexpr int kAStride = kBK + 4, kBStride = kBN + 4;  // padded rows (16-byte multiples)
+  __shared__ alignas(16) float a_smem[2][kBM * kAStride];
+  __shared__ alignas(16) float b_smem[2][kBK * kBStride];
+
+  const GemmTile tile = gemm_tile<kBM, kBN, kN>(args);
+  const int batch = tile.batch, rows = tile.rows, m0 = tile.m0, n0 = tile.n0;
+  if (m0 >= rows) return;  // the whole block: before any barrier
+  const float* a = static_cast<const float*>(args.a) + args.a_batch_stride * batch;
+  const float* b = static_cast<const float*>(args.b) + args.b_batch_stride * batch;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int warp_m = (warp / 4) * 64, warp_n = (warp % 4) * 32;
+  const int group = lane / 4, thread_in_group = lane % 4;
+
+  auto load_stage = [&](int stage, int k0) {
+    for (int chunk = threadIdx.x; chunk < kBM * kBK / 4; chunk += kernels::kGemmThreads) {
+      const int r = chunk / (kBK / 4), c = (chunk % (kBK / 4)) * 4, gm = m0 + r;
+      const float* src = a + static_cast<long>(gm < rows ? gm : 0) * kK + k0 + c;
+      cp_async_16(shared_address(&a_smem[stage][r * kAStride + c]), src, gm < rows ? 16 : 0);
+    }
+    for (int chunk = threadIdx.x; chunk < kBK * kBN / 4; chunk += kernels::kGemmThreads) {
+      const int r = chunk / (kBN / 4), c = (chunk % (kBN / 4)) * 4;
+      cp_async_16(shared_address(&b_smem[stage][r * kBStride + c]), b + static_cast<long>(k0 + r) * kN + n0 + c, 16);
+    }
+    cp_async_commit();
+  };
+
+  float acc[4][4][4] = {};
+  constexpr int kSteps = kK / kBK;
+  load_stage(0, 0);
+  for (int step = 0; step < kSteps; ++step) {
+    const int stage = step & 1;
+    if (step + 1 < kSteps) {
+      load_stage(stage ^ 1, (step + 1) * kBK);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const float* as = a_smem[stage];
+    const float* bs = b_smem[stage];
+#pragma unroll
+    for (int kk = 0; kk < kBK; kk += 8) {
+      unsigned af[4][4], bf[4][2];
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi) {
+        const int row = warp_m + mi * 16 + group;
+        af[mi][0] = to_tf32(as[row * kAStride + kk + thread_in_group]);
+        af[mi][1] = to_tf32(as[(row + 8) * kAStride + kk + thread_in_group]);
+        af[mi][2] = to_tf32(as[row * kAStride + kk + thread_in_group + 4]);
+        af[mi][3] = to_tf32(as[(row + 8) * kAStride + kk + thread_in_group + 4]);
+      }
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni) {
+        const int col = warp_n + ni * 8 + group;
+        bf[ni][0] = to_tf32(bs[(kk + thread_in_group) * kBStride + col]);
+        bf[ni][1] = to_tf32(bs[(kk + thread_in_group + 4) * kBStride + col]);
+      }
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni) mma_1688_tf32(acc[mi][ni], af[mi], bf[ni]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int mi = 0; mi < 4; ++mi) {
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni) {
+      const int row = m0 + warp_m + mi * 16 + group, col = n0 + warp_n + ni * 8 + thread_in_group * 2;
+      if (row < rows) {
+        gemm_store<float, kN, kBias, kAct>(args, batch, row, col, acc[mi][ni][0]);
+        gemm_store<float, kN, kBias, kAct>(args, batch, row, col + 1, acc[mi][ni][1]);
+      }
+      if (row + 8 < rows) {
+        gemm_store<float, kN, kBias, kAct>(args, batch, row + 8, col, acc[mi][ni][2]);
+        gemm_store<float, kN, kBias, kAct>(args, batch, row + 8, col + 1, acc[mi][ni][3]);
+      }
+    }
+  }
+}
+
+}  // namespace cuda
+}  // namespace switchyard
