@@ -48,5 +48,28 @@ __device__ __forceinline__ void gemm_store(const kernels::GemmArgs& args, int ba
   static_cast<T*>(args.c)[at] = from_float<T>(gemm_activate<kAct>(v, aux));
 }
 
+// Stores a warp's 64x32 block of mma accumulators (4 x 4 tiles of 16x8, fp32 fragments in the
+// m16n8 layout: lane/4 picks the row, lane%4 the column pair, +8 rows for the second half).
+template <typename T, int kN, bool kBias, int kAct>
+__device__ __forceinline__ void store_mma_tiles(const kernels::GemmArgs& args, int batch, int rows, int row0, int col0,
+                                                const float (&acc)[4][4][4]) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int mi = 0; mi < 4; ++mi) {
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni) {
+      const int row = row0 + mi * 16 + lane / 4, col = col0 + ni * 8 + (lane % 4) * 2;
+      if (row < rows) {
+        gemm_store<T, kN, kBias, kAct>(args, batch, row, col, acc[mi][ni][0]);
+        gemm_store<T, kN, kBias, kAct>(args, batch, row, col + 1, acc[mi][ni][1]);
+      }
+      if (row + 8 < rows) {
+        gemm_store<T, kN, kBias, kAct>(args, batch, row + 8, col, acc[mi][ni][2]);
+        gemm_store<T, kN, kBias, kAct>(args, batch, row + 8, col + 1, acc[mi][ni][3]);
+      }
+    }
+  }
+}
+
 }  // namespace cuda
 }  // namespace switchyard

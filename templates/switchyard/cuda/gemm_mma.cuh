@@ -74,21 +74,7 @@ __global__ void __launch_bounds__(kernels::kGemmThreads) gemm_mma(kernels::GemmA
     }
     __syncthreads();
   }
-#pragma unroll
-  for (int mi = 0; mi < 4; ++mi) {
-#pragma unroll
-    for (int ni = 0; ni < 4; ++ni) {
-      const int row = m0 + warp_m + mi * 16 + lane / 4, col = n0 + warp_n + ni * 8 + (lane % 4) * 2;
-      if (row < rows) {
-        gemm_store<T, kN, kBias, kAct>(args, batch, row, col, acc[mi][ni][0]);
-        gemm_store<T, kN, kBias, kAct>(args, batch, row, col + 1, acc[mi][ni][1]);
-      }
-      if (row + 8 < rows) {
-        gemm_store<T, kN, kBias, kAct>(args, batch, row + 8, col, acc[mi][ni][2]);
-        gemm_store<T, kN, kBias, kAct>(args, batch, row + 8, col + 1, acc[mi][ni][3]);
-      }
-    }
-  }
+  store_mma_tiles<T, kN, kBias, kAct>(args, batch, rows, m0 + warp_m, n0 + warp_n, acc);
 }
 
 }  // namespace cuda
