@@ -169,8 +169,7 @@ int run(const Flags& f) {
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     times.push_back(seconds);
     if (step == 0 && !f.save_output.empty()) {
-      const char* names[] = {"F32", "F64", "F16", "BF16"};
-      StoredTensor out{names[static_cast<int>(config.dtype)], {b, t, m}, std::string(result.output.nbytes(), '\0')};
+      StoredTensor out{safetensors_dtype_name(config.dtype), {b, t, m}, std::string(result.output.nbytes(), '\0')};
       device.copy_to_host(out.bytes.data(), result.output.data(), out.bytes.size());
       write_safetensors(f.save_output, {{"output", out}});
     }

@@ -12,22 +12,6 @@
 namespace switchyard {
 namespace {
 
-std::string safetensors_dtype(DType dtype) {
-  switch (dtype) {
-    case DType::kFloat32:
-      return "F32";
-    case DType::kFloat64:
-      return "F64";
-    case DType::kFloat16:
-      return "F16";
-    case DType::kBFloat16:
-      return "BF16";
-    case DType::kInt32:
-      return "I32";
-  }
-  return "?";
-}
-
 std::string shape_text(const std::vector<int64_t>& shape) {
   std::string text = "[";
   for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
@@ -164,9 +148,9 @@ void MoeLayer::load(const std::string& path) {
   for (const auto& [name, p] : params_) {
     auto it = file.find(name);
     SY_CHECK(it != file.end()) << path << " has no tensor '" << name << "'";
-    SY_CHECK(it->second.dtype == safetensors_dtype(p.dtype))
+    SY_CHECK(it->second.dtype == safetensors_dtype_name(p.dtype))
         << path << ": tensor '" << name << "' is " << it->second.dtype << "; the layer expects "
-        << safetensors_dtype(p.dtype) << " (" << dtype_name(p.dtype) << ")";
+        << safetensors_dtype_name(p.dtype) << " (" << dtype_name(p.dtype) << ")";
     SY_CHECK(it->second.shape == p.shape)
         << path << ": tensor '" << name << "' has shape " << shape_text(it->second.shape) << "; the layer expects "
         << shape_text(p.shape);
@@ -182,7 +166,7 @@ void MoeLayer::save(const std::string& path) const {
   TensorFile file;
   for (const auto& [name, p] : params_) {
     StoredTensor t;
-    t.dtype = safetensors_dtype(p.dtype);
+    t.dtype = safetensors_dtype_name(p.dtype);
     t.shape = p.shape;
     t.bytes.resize(p.buffer->bytes());
     device_.copy_to_host(t.bytes.data(), p.buffer->data(), t.bytes.size());

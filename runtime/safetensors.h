@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "jit/dtype.h"
+
 namespace switchyard {
 
 struct StoredTensor {
@@ -23,6 +25,8 @@ TensorFile read_safetensors(const std::string& path);
 /// Writes atomically (temporary file, fsync, rename).
 void write_safetensors(const std::string& path, const TensorFile& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+/// The safetensors name of a dtype: F32, F64, F16, BF16, I32.
+std::string safetensors_dtype_name(DType dtype);
 /// Bytes per element of a safetensors dtype name, 0 when unknown.
 size_t safetensors_element_size(const std::string& dtype);
 

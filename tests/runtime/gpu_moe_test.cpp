@@ -98,7 +98,7 @@ TEST_P(GpuMoe, LayerMatchesReference) {
     std::vector<double> v(n);
     for (auto& x : v) x = u(rng);
     std::string bytes = encode_values(v, dt);
-    file[name] = {dt == DType::kFloat32 ? "F32" : dt == DType::kFloat16 ? "F16" : "BF16", shape, bytes};
+    file[name] = {safetensors_dtype_name(dt), shape, bytes};
     params[name] = decode_values(bytes, dt);
   }
   write_safetensors(dir / "gpu.safetensors", file);
