@@ -67,8 +67,6 @@ void run(Context& context, bool encode, const Tensor& input, const Routing& rout
     vec = 1;
   }
   const LoadedKernel& kernel = context.kernel(device, spec);
-  if (encode) device.fill_zero(out.data(), out.nbytes());
-  if (tokens == 0) return;
   kernels::DispatchArgs args{input.data(),
                              routing.indices.data_as<const int>(),
                              routing.locations.data_as<const int>(),
@@ -76,7 +74,23 @@ void run(Context& context, bool encode, const Tensor& input, const Routing& rout
                              out.data(),
                              static_cast<int>(tokens),
                              static_cast<int>(routing.capacity),
-                             static_cast<int>(routing.num_experts)};
+                             static_cast<int>(routing.num_experts),
+                             nullptr};
+  // NOTE: on the CPU the kernel zeroes only the rows no choice writes (flags from one pass over
+  // the routing), so each output row is written once instead of zero-filled and then written.
+  std::vector<unsigned char> used_rows;
+  if (encode && !device.is_cuda() && tokens > 0) {
+    used_rows.assign(static_cast<size_t>(routing.num_experts * routing.capacity), 0);
+    for (int j = 0; j < k; ++j)
+      for (int64_t s = 0; s < tokens; ++s) {
+        const long row = kernels::dispatch_row(args, j, s);
+        if (row >= 0) used_rows[static_cast<size_t>(row)] = 1;
+      }
+    args.used_rows = used_rows.data();
+  } else if (encode) {
+    device.fill_zero(out.data(), out.nbytes());
+  }
+  if (tokens == 0) return;
   void* params[] = {&args};
   LaunchConfig config;
   if (device.is_cuda()) {
@@ -84,7 +98,7 @@ void run(Context& context, bool encode, const Tensor& input, const Routing& rout
     config.grid = static_cast<unsigned>((tokens + per_block - 1) / per_block);
     config.block = kernels::kDispatchThreadsPerBlock;
   } else {
-    config.grid = static_cast<unsigned>(std::min<int64_t>(tokens, int64_t{device.parallelism()} * 4));
+    config.grid = device.parallelism() * 4;  // blocks split the tokens (and the rows to zero) evenly
   }
   device.launch(kernel, config, params);
 }

@@ -17,6 +17,10 @@ struct DispatchArgs {
   int tokens;            // S
   int capacity;          // C
   int num_experts;       // E
+  // Encode on the CPU: [E * C] flags, 1 for rows some kept choice writes. When given, each block
+  // also zeroes the unused rows of its share, so the output needs no separate zero fill (each
+  // row is written exactly once). Null: the caller zeroed the output.
+  const unsigned char* used_rows;
 };
 
 // Row (expert * C + slot) of the [E * C, M] buffer that choice j of token s uses, or -1 when

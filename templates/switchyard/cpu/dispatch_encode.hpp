@@ -19,6 +19,14 @@ void dispatch_encode(const kernels::DispatchArgs& args, unsigned block, unsigned
   const long tokens = args.tokens;
   const long begin = tokens * block / grid;
   const long end = tokens * (block + 1) / grid;
+  if (args.used_rows != nullptr) {
+    const long rows = static_cast<long>(args.num_experts) * args.capacity;
+    for (long r = rows * block / grid; r < rows * (block + 1) / grid; ++r) {
+      if (args.used_rows[r]) continue;
+      T* __restrict dst = output + r * kModelDim;
+      for (int m = 0; m < kModelDim; ++m) dst[m] = T(0);
+    }
+  }
   for (long s = begin; s < end; ++s) {
     const T* __restrict row = input + s * kModelDim;
     for (int j = 0; j < kTopK; ++j) {
