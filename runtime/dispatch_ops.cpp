@@ -24,7 +24,7 @@ void check_shape(const Tensor& t, const std::vector<int64_t>& expected, const ch
 int64_t check_routing(const Routing& r, int64_t tokens, DType data, const DeviceRef& device) {
   SY_CHECK(r.indices.ndim() == 2) << "routing indices are " << r.indices.describe() << "; expected int32[k, S]";
   int64_t k = r.indices.dim(0);
-  SY_CHECK(k >= 1 && k <= 64) << "routing has top_k = " << k << " choices; expected 1 to 64";
+  SY_CHECK(k >= 1 && k <= 4096) << "routing has top_k = " << k << " choices; expected 1 to 4096";
   SY_CHECK(r.num_experts >= 1 && r.num_experts <= std::numeric_limits<int>::max())
       << "num_experts = " << r.num_experts << "; expected a positive count";
   SY_CHECK(r.capacity >= 0 && r.capacity <= std::numeric_limits<int>::max())

@@ -44,10 +44,9 @@ void read_options(const json& doc, ModelConfig& c, const std::string& origin) {
   if (doc.contains("top_k")) {
     c.top_k.clear();
     for (const auto& v : one_or_many(doc, "top_k", origin)) {
-      SY_CHECK(v.is_number_integer() && v.get<int64_t>() >= 1 &&
-               v.get<int64_t>() <= std::min<int64_t>(c.num_experts, 64))
+      SY_CHECK(v.is_number_integer() && v.get<int64_t>() >= 1 && v.get<int64_t>() <= c.num_experts)
           << origin << ": top_k " << v.dump() << " is invalid; expected an integer from 1 to num_experts ("
-          << c.num_experts << ", at most 64)";
+          << c.num_experts << ")";
       c.top_k.push_back(v.get<int64_t>());
     }
   }

@@ -10,7 +10,7 @@ KernelFamily base_family(const std::string& name) {
   f.name = name;
   f.params = {{"dtype", ParamDecl::Kind::kDType},
               {"model_dim", ParamDecl::Kind::kInt, 1, 1 << 20},
-              {"top_k", ParamDecl::Kind::kInt, 1, 64},
+              {"top_k", ParamDecl::Kind::kInt, 1, 4096},
               {"apply_gate", ParamDecl::Kind::kBool},
               {"vec", ParamDecl::Kind::kInt, 1, 8}};
   f.cpu_header = "switchyard/cpu/" + name + ".hpp";

@@ -12,7 +12,7 @@ KernelFamily base(const std::string& name, bool with_normalize) {
   f.name = name;
   f.params = {{"dtype", ParamDecl::Kind::kDType},
               {"experts", ParamDecl::Kind::kInt, 1, 4096},
-              {"top_k", ParamDecl::Kind::kInt, 1, 64}};
+              {"top_k", ParamDecl::Kind::kInt, 1, 4096}};
   if (with_normalize) f.params.push_back({"normalize", ParamDecl::Kind::kBool});
   f.cpu_header = "switchyard/cpu/gating.hpp";
   f.cpu_function = "switchyard::cpu::" + name;

@@ -42,7 +42,7 @@ TEST(KernelSpec, BadSpecsAreUserErrors) {
                UserError);
   // model_dim not a multiple of vec; top_k out of range; a pack wider than 16 bytes.
   for (const char* text : {"dispatch_encode<dtype=float32,model_dim=6,top_k=1,apply_gate=true,vec=4>@sm_90",
-                           "dispatch_encode<dtype=float32,model_dim=64,top_k=65,apply_gate=true,vec=1>@cpu",
+                           "dispatch_encode<dtype=float32,model_dim=64,top_k=4097,apply_gate=true,vec=1>@cpu",
                            "dispatch_encode<dtype=float32,model_dim=64,top_k=1,apply_gate=true,vec=8>@sm_90",
                            "dispatch_encode<dtype=float16,model_dim=64,top_k=1,apply_gate=true,vec=1>@cpu"}) {
     EXPECT_THROW(generate_source(KernelSpec::parse(text)), UserError) << text;

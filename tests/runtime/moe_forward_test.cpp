@@ -301,6 +301,28 @@ TEST(MoeForward, Fp32GateOnAFloat64Layer) {
   EXPECT_EQ(read_all(again.forward(Tensor(x.data(), DType::kFloat64, {s, 16}), o).output), out);
 }
 
+TEST(MoeForward, TopKUpToTheNumberOfExperts) {
+  // Any k from 1 to E (Tutel's range), here well past the 64 of earlier templates.
+  MoeLayerConfig config = small_config();
+  config.num_experts = 80;
+  MoeLayer layer(Context::global(), Context::global().cpu(), config);
+  std::mt19937 rng(31);
+  const int64_t s = 12;
+  auto x = random_input<float>(rng, s * 16);
+  for (int64_t k : {70, 80}) {
+    ForwardOptions o;
+    o.top_k = k;
+    o.capacity_factor = 0;
+    ForwardResult got = layer.forward(Tensor(x.data(), DType::kFloat32, {s, 16}), o);
+    double l_aux = 0;
+    auto want = reference::layer_forward(config, reference::layer_params(layer),
+                                         std::vector<double>(x.begin(), x.end()), s, o, &l_aux);
+    auto out = read_all(got.output);
+    for (size_t i = 0; i < want.size(); ++i)
+      ASSERT_NEAR(out[i], want[i], 2e-4 * (1 + std::abs(want[i]))) << k << " " << i;
+  }
+}
+
 TEST(MoeForward, TinyCapacityDropsEverything) {
   MoeLayer layer(Context::global(), Context::global().cpu(), small_config());
   std::mt19937 rng(1);

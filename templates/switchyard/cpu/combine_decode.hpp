@@ -12,7 +12,7 @@ template <typename T, int kModelDim, int kTopK, bool kApplyGate, int kVec>
 void combine_decode(const kernels::DispatchArgs& args, unsigned block, unsigned grid) {
   static_assert(kModelDim > 0, "combine_decode: model_dim must be positive");
   static_assert(kVec == 1, "combine_decode: the CPU template leaves vectorization to the compiler (vec=1)");
-  static_assert(kTopK >= 1 && kTopK <= 64, "combine_decode: top_k must be in [1, 64]");
+  static_assert(kTopK >= 1 && kTopK <= 4096, "combine_decode: top_k must be in [1, 4096]");
   const T* __restrict slots = static_cast<const T*>(args.input);
   const T* gates = static_cast<const T*>(args.gates);
   T* __restrict output = static_cast<T*>(args.output);

@@ -12,7 +12,7 @@ template <typename T, int kModelDim, int kTopK, bool kApplyGate, int kVec>
 void dispatch_encode(const kernels::DispatchArgs& args, unsigned block, unsigned grid) {
   static_assert(kModelDim > 0, "dispatch_encode: model_dim must be positive");
   static_assert(kVec == 1, "dispatch_encode: the CPU template leaves vectorization to the compiler (vec=1)");
-  static_assert(kTopK >= 1 && kTopK <= 64, "dispatch_encode: top_k must be in [1, 64]");
+  static_assert(kTopK >= 1 && kTopK <= 4096, "dispatch_encode: top_k must be in [1, 4096]");
   const T* __restrict input = static_cast<const T*>(args.input);
   const T* gates = static_cast<const T*>(args.gates);
   T* __restrict output = static_cast<T*>(args.output);

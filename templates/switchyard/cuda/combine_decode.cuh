@@ -13,7 +13,7 @@ template <typename T, int kModelDim, int kTopK, bool kApplyGate, int kVec>
 __global__ void __launch_bounds__(kernels::kDispatchThreadsPerBlock) combine_decode(kernels::DispatchArgs args) {
   static_assert(kModelDim > 0 && kModelDim % kVec == 0, "combine_decode: model_dim must be a multiple of vec");
   static_assert(kVec >= 1 && sizeof(T) * kVec <= 16, "combine_decode: a pack is at most 16 bytes");
-  static_assert(kTopK >= 1 && kTopK <= 64, "combine_decode: top_k must be in [1, 64]");
+  static_assert(kTopK >= 1 && kTopK <= 4096, "combine_decode: top_k must be in [1, 4096]");
   constexpr int kPacks = kModelDim / kVec;
   constexpr int kThreads = kernels::dispatch_threads_per_token(kModelDim, kVec);
   constexpr int kTokensPerBlock = kernels::dispatch_tokens_per_block(kModelDim, kVec);

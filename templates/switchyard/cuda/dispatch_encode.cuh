@@ -14,7 +14,7 @@ template <typename T, int kModelDim, int kTopK, bool kApplyGate, int kVec>
 __global__ void __launch_bounds__(kernels::kDispatchThreadsPerBlock) dispatch_encode(kernels::DispatchArgs args) {
   static_assert(kModelDim > 0 && kModelDim % kVec == 0, "dispatch_encode: model_dim must be a multiple of vec");
   static_assert(kVec >= 1 && sizeof(T) * kVec <= 16, "dispatch_encode: a pack is at most 16 bytes");
-  static_assert(kTopK >= 1 && kTopK <= 64, "dispatch_encode: top_k must be in [1, 64]");
+  static_assert(kTopK >= 1 && kTopK <= 4096, "dispatch_encode: top_k must be in [1, 4096]");
   constexpr int kPacks = kModelDim / kVec;
   constexpr int kThreads = kernels::dispatch_threads_per_token(kModelDim, kVec);
   constexpr int kTokensPerBlock = kernels::dispatch_tokens_per_block(kModelDim, kVec);
