@@ -96,6 +96,45 @@ std::vector<double> to_doubles(const Tensor& t, Device& device) {
   return v;
 }
 
+// x ~ N(0, 1) [S, M] from the fixed seed 0, in the layer's dtype, on the device.
+Buffer make_input(Device& device, DType dtype, int64_t s, int64_t m) {
+  std::mt19937_64 rng(0);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::string host(static_cast<size_t>(s * m) * dtype_size(dtype), '\0');
+  for (int64_t i = 0; i < s * m; ++i) {
+    const double v = normal(rng);
+    const float x = static_cast<float>(v);
+    const uint16_t half = dtype == DType::kFloat16 ? float_to_half_bits(x) : float_to_bf16_bits(x);
+    if (dtype == DType::kFloat64)
+      std::memcpy(&host[i * 8], &v, 8);
+    else if (dtype == DType::kFloat32)
+      std::memcpy(&host[i * 4], &x, 4);
+    else
+      std::memcpy(&host[i * 2], &half, 2);
+  }
+  Buffer input(device, host.size());
+  device.copy_from_host(input.data(), host.data(), host.size());
+  return input;
+}
+
+// Tutel's [Statistics] line, the model description and the [Benchmark] line.
+void print_header(const Flags& f, const MoeLayer& layer, Device& device) {
+  const auto& config = layer.config();
+  const int64_t m = config.model_dim;
+  std::cout << "[Statistics] param count for MoE local_experts = " << layer.expert_parameter_count()
+            << ", param count for MoE gate = " << layer.gate_parameter_count() << ".\n\n";
+  std::cout << "ExampleModel(\n  (_moe_layer): MoeLayer(\n    Top-K(s) = ['k=" << f.top
+            << ", noise=0.0'], Total-Experts = " << config.num_experts
+            << " [managed by 1 device(s)],\n    (experts): " << f.expert_type << "(model_dim=" << m
+            << ", hidden_size=" << f.hidden_size << ", output_dim=" << m
+            << ", num_experts_per_device=" << config.num_experts << ")\n  )\n)\n";
+  std::cout << "[Benchmark] world_size = 1, dtype = " << f.dtype << ", model_dim = " << m
+            << ", hidden_size = " << f.hidden_size << ", samples = " << int64_t{f.batch_size} * f.num_tokens
+            << ", num_local_experts = " << f.num_local_experts << ", topK = " << f.top
+            << ", a2a_ffn_overlap_degree = " << f.a2a_ffn_overlap_degree << ", parallel_type = `" << f.parallel_type
+            << "`, device = `" << device.name() << "`\n";
+}
+
 int run(const Flags& f) {
   SY_CHECK(f.eval) << "training needs the backward pass, which this build does not have yet; run with --eval";
   SY_CHECK(f.num_local_experts >= 1 || f.num_local_experts == -1)
@@ -123,36 +162,9 @@ int run(const Flags& f) {
   if (!f.save_weights.empty()) layer.save(f.save_weights);
 
   const int64_t b = f.batch_size, t = f.num_tokens, m = f.model_dim, s = b * t;
-  std::mt19937_64 rng(0);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  std::string host(static_cast<size_t>(s * m) * dtype_size(config.dtype), '\0');
-  for (int64_t i = 0; i < s * m; ++i) {
-    const double v = normal(rng);
-    const float x = static_cast<float>(v);
-    uint16_t half = config.dtype == DType::kFloat16 ? float_to_half_bits(x) : float_to_bf16_bits(x);
-    if (config.dtype == DType::kFloat64)
-      std::memcpy(&host[i * 8], &v, 8);
-    else if (config.dtype == DType::kFloat32)
-      std::memcpy(&host[i * 4], &x, 4);
-    else
-      std::memcpy(&host[i * 2], &half, 2);
-  }
-  Buffer input(device, host.size());
-  device.copy_from_host(input.data(), host.data(), host.size());
+  Buffer input = make_input(device, config.dtype, s, m);
   Tensor x = input.view(config.dtype, {s, m});
-
-  std::cout << "[Statistics] param count for MoE local_experts = " << layer.expert_parameter_count()
-            << ", param count for MoE gate = " << layer.gate_parameter_count() << ".\n\n";
-  std::cout << "ExampleModel(\n  (_moe_layer): MoeLayer(\n    Top-K(s) = ['k=" << f.top
-            << ", noise=0.0'], Total-Experts = " << config.num_experts
-            << " [managed by 1 device(s)],\n    (experts): " << f.expert_type << "(model_dim=" << m
-            << ", hidden_size=" << f.hidden_size << ", output_dim=" << m
-            << ", num_experts_per_device=" << config.num_experts << ")\n  )\n)\n";
-  std::cout << "[Benchmark] world_size = 1, dtype = " << f.dtype << ", model_dim = " << m
-            << ", hidden_size = " << f.hidden_size << ", samples = " << s
-            << ", num_local_experts = " << f.num_local_experts << ", topK = " << f.top
-            << ", a2a_ffn_overlap_degree = " << f.a2a_ffn_overlap_degree << ", parallel_type = `" << f.parallel_type
-            << "`, device = `" << device.name() << "`\n";
+  print_header(f, layer, device);
   ForwardOptions options;
   options.top_k = f.top;
   options.capacity_factor = f.capacity_factor;
