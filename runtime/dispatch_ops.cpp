@@ -13,10 +13,7 @@ namespace switchyard {
 namespace {
 
 void check_shape(const Tensor& t, const std::vector<int64_t>& expected, const char* what) {
-  std::string want = "[";
-  for (size_t i = 0; i < expected.size(); ++i) want += (i ? ", " : "") + std::to_string(expected[i]);
-  want += "]";
-  SY_CHECK(t.shape() == expected) << what << " is " << t.describe() << "; expected shape " << want;
+  SY_CHECK(t.shape() == expected) << what << " is " << t.describe() << "; expected shape " << shape_string(expected);
   SY_CHECK(t.is_contiguous()) << what << " is " << t.describe() << "; it must be contiguous";
 }
 

@@ -10,16 +10,10 @@
 namespace switchyard {
 namespace {
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string text = "[";
-  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
-  return text + "]";
-}
-
 void expect(const Tensor& t, const std::vector<int64_t>& shape, DType dtype, DeviceRef device, const char* what) {
   SY_CHECK(t.shape() == shape && t.dtype() == dtype && t.device() == device && t.is_contiguous())
-      << "gemm " << what << " is " << t.describe() << "; expected contiguous " << dtype_name(dtype) << shape_text(shape)
-      << " on " << device.to_string();
+      << "gemm " << what << " is " << t.describe() << "; expected contiguous " << dtype_name(dtype)
+      << shape_string(shape) << " on " << device.to_string();
 }
 
 }  // namespace

@@ -12,12 +12,6 @@
 namespace switchyard {
 namespace {
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string text = "[";
-  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
-  return text + "]";
-}
-
 int64_t numel(const std::vector<int64_t>& shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -152,8 +146,8 @@ void MoeLayer::load(const std::string& path) {
         << path << ": tensor '" << name << "' is " << it->second.dtype << "; the layer expects "
         << safetensors_dtype_name(p.dtype) << " (" << dtype_name(p.dtype) << ")";
     SY_CHECK(it->second.shape == p.shape)
-        << path << ": tensor '" << name << "' has shape " << shape_text(it->second.shape) << "; the layer expects "
-        << shape_text(p.shape);
+        << path << ": tensor '" << name << "' has shape " << shape_string(it->second.shape) << "; the layer expects "
+        << shape_string(p.shape);
   }
   for (auto& [name, p] : params_) {
     const std::string& bytes = file.at(name).bytes;

@@ -10,6 +10,12 @@
 
 namespace switchyard {
 
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
 std::string DeviceRef::to_string() const {
   return kind == Kind::kCpu ? "cpu" : "cuda:" + std::to_string(index);
 }
@@ -46,9 +52,7 @@ bool Tensor::is_contiguous() const {
 
 std::string Tensor::describe() const {
   std::ostringstream out;
-  out << dtype_name(dtype_) << "[";
-  for (size_t i = 0; i < shape_.size(); ++i) out << (i ? ", " : "") << shape_[i];
-  out << "] on " << device_.to_string();
+  out << dtype_name(dtype_) << shape_string(shape_) << " on " << device_.to_string();
   if (!is_contiguous()) out << " (strided)";
   return out.str();
 }

@@ -14,6 +14,9 @@ namespace switchyard {
 
 class Device;
 
+/// "[2, 3, 4]": the one spelling of a shape in every message.
+std::string shape_string(const std::vector<int64_t>& shape);
+
 struct DeviceRef {
   enum class Kind { kCpu, kCuda };
   Kind kind = Kind::kCpu;
