@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "runtime/dispatch_ops.h"
 #include "tests/reference/dispatch_reference.h"
+#include "tests/support/test_support.h"
 
 namespace switchyard {
 namespace {
@@ -46,14 +47,6 @@ Case<T> make_case(std::mt19937& rng) {
 }
 
 template <typename T>
-std::vector<T> random_values(std::mt19937& rng, size_t n) {
-  std::normal_distribution<double> normal(0.0, 1.0);
-  std::vector<T> v(n);
-  for (auto& x : v) x = static_cast<T>(normal(rng));
-  return v;
-}
-
-template <typename T>
 class DispatchCpuTest : public ::testing::Test {};
 using Types = ::testing::Types<float, double>;
 TYPED_TEST_SUITE(DispatchCpuTest, Types);
@@ -73,7 +66,7 @@ TYPED_TEST(DispatchCpuTest, EncodeAndDecodeMatchReference) {
     SCOPED_TRACE("trial " + std::to_string(trial) + ": S=" + std::to_string(r.tokens) + " M=" +
                  std::to_string(r.model_dim) + " E=" + std::to_string(r.experts) + " k=" + std::to_string(r.top_k) +
                  " C=" + std::to_string(r.capacity) + (postscore ? " postscore" : " prescore"));
-    std::vector<T> x = random_values<T>(rng, r.tokens * r.model_dim);
+    std::vector<T> x = testing::random_normal<T>(rng, r.tokens * r.model_dim);
     std::vector<T> dispatched(r.experts * r.capacity * r.model_dim, T(7));  // stale data must be overwritten
     Routing view = c.view();
     dispatch_encode(context, Tensor(x.data(), dtype, {r.tokens, r.model_dim}), view, postscore,
@@ -82,7 +75,7 @@ TYPED_TEST(DispatchCpuTest, EncodeAndDecodeMatchReference) {
     for (size_t i = 0; i < expected.size(); ++i)
       ASSERT_EQ(dispatched[i], static_cast<T>(expected[i])) << "slot element " << i;
 
-    std::vector<T> y = random_values<T>(rng, dispatched.size());
+    std::vector<T> y = testing::random_normal<T>(rng, dispatched.size());
     std::vector<T> combined(r.tokens * r.model_dim, T(7));
     combine_decode(context, Tensor(y.data(), dtype, {r.experts, r.capacity, r.model_dim}), view, postscore,
                    Tensor(combined.data(), dtype, {r.tokens, r.model_dim}));

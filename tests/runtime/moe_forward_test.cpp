@@ -24,14 +24,6 @@ std::vector<double> read_all(const Tensor& t) {
 }
 
 template <typename T>
-std::vector<T> random_input(std::mt19937& rng, size_t n) {
-  std::normal_distribution<double> normal(0, 1);
-  std::vector<T> v(n);
-  for (auto& x : v) x = static_cast<T>(normal(rng));
-  return v;
-}
-
-template <typename T>
 class MoeForwardTest : public ::testing::Test {};
 using LayerTypes = ::testing::Types<float, double>;
 TYPED_TEST_SUITE(MoeForwardTest, LayerTypes);
@@ -65,7 +57,7 @@ TYPED_TEST(MoeForwardTest, RandomConfigsMatchReference) {
     o.batch_prioritized_routing = trial % 4 == 3;
     o.megablocks_size = trial % 6 == 5 ? 4 : 0;
     const int64_t s = 5 + trial * 3;
-    auto x = random_input<T>(rng, s * config.model_dim);
+    auto x = testing::random_normal<T>(rng, s * config.model_dim);
     SCOPED_TRACE("trial " + std::to_string(trial) + " k=" + std::to_string(o.top_k) +
                  " cf=" + std::to_string(o.capacity_factor));
     ForwardResult got = layer.forward(Tensor(x.data(), dt, {s, config.model_dim}), o);
@@ -90,7 +82,7 @@ MoeLayerConfig small_config() {
 TEST(MoeForward, DroplessGroupedEqualsPadded) {
   MoeLayer layer(Context::global(), Context::global().cpu(), small_config());
   std::mt19937 rng(5);
-  auto x = random_input<float>(rng, 40 * 16);
+  auto x = testing::random_normal<float>(rng, 40 * 16);
   ForwardOptions padded;
   padded.capacity_factor = 0;
   ForwardOptions grouped = padded;
@@ -104,7 +96,7 @@ TEST(MoeForward, SwitchingOptionsEqualsAFreshLayerAndCompilesNothing) {
   MoeLayer layer(Context::global(), Context::global().cpu(), small_config());
   layer.init_parameters(9);
   std::mt19937 rng(6);
-  auto x = random_input<float>(rng, 24 * 16);
+  auto x = testing::random_normal<float>(rng, 24 * 16);
   Tensor tx(x.data(), DType::kFloat32, {24, 16});
   std::vector<ForwardOptions> sequence(4);
   sequence[1].top_k = 1;
@@ -251,7 +243,7 @@ TEST(MoeForward, LoadImportanceLossMatchesReference) {
   layer.init_parameters(12);
   std::mt19937 rng(13);
   const int64_t s = 37;
-  auto x = random_input<double>(rng, s * 16);
+  auto x = testing::random_normal<double>(rng, s * 16);
   std::vector<float> xf(x.begin(), x.end());
   std::vector<double> stored(xf.begin(), xf.end());
   for (int64_t k : {1, 2}) {
@@ -279,7 +271,7 @@ TEST(MoeForward, Fp32GateOnAFloat64Layer) {
   EXPECT_EQ(layer.parameter("experts.batched_fc1_w").dtype(), DType::kFloat64);
   std::mt19937 rng(21);
   const int64_t s = 29;
-  auto x = random_input<double>(rng, s * 16);
+  auto x = testing::random_normal<double>(rng, s * 16);
   ForwardOptions o;
   ForwardResult got = layer.forward(Tensor(x.data(), DType::kFloat64, {s, 16}), o);
   // Reference: the gate sees the input rounded to float32 (and its float32 weight).
@@ -308,7 +300,7 @@ TEST(MoeForward, TopKUpToTheNumberOfExperts) {
   MoeLayer layer(Context::global(), Context::global().cpu(), config);
   std::mt19937 rng(31);
   const int64_t s = 12;
-  auto x = random_input<float>(rng, s * 16);
+  auto x = testing::random_normal<float>(rng, s * 16);
   for (int64_t k : {70, 80}) {
     ForwardOptions o;
     o.top_k = k;
@@ -326,7 +318,7 @@ TEST(MoeForward, TopKUpToTheNumberOfExperts) {
 TEST(MoeForward, TinyCapacityDropsEverything) {
   MoeLayer layer(Context::global(), Context::global().cpu(), small_config());
   std::mt19937 rng(1);
-  auto x = random_input<float>(rng, 10 * 16);
+  auto x = testing::random_normal<float>(rng, 10 * 16);
   ForwardOptions o;
   o.top_k = 1;
   o.capacity_factor = 0.3;  // spe = 3, floor(0.9) = 0 -> C = 0

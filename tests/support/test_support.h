@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdlib>
+#include <random>
 #include <string>
+#include <vector>
 
 namespace switchyard::testing {
 
@@ -45,5 +47,14 @@ class ScopedEnv {
   bool had_ = false;
   std::string old_;
 };
+
+/// n values drawn from N(0, 1), converted to T.
+template <typename T>
+std::vector<T> random_normal(std::mt19937& rng, size_t n) {
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<T> v(n);
+  for (auto& x : v) x = static_cast<T>(normal(rng));
+  return v;
+}
 
 }  // namespace switchyard::testing
