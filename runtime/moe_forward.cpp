@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "jit/kernels/gemm.h"
 #include "runtime/capacity.h"
 #include "runtime/cast_ops.h"
 #include "runtime/dispatch_ops.h"
@@ -119,8 +120,39 @@ double MoeLayer::importance_loss(const Tensor& logits, const Tensor& scores, int
   return load_importance_loss(host(scores), host(logits), logits.dim(0), logits.dim(1), top_k, gate_noise);
 }
 
+ModelConfig MoeLayer::model_config(const ForwardOptions& options) const {
+  ModelConfig model;
+  model.name = "layer";
+  model.model_dim = config_.model_dim;
+  model.hidden_size = config_.hidden_size;
+  model.num_experts = config_.num_experts;
+  model.top_k = {options.top_k};
+  model.dtypes = {config_.dtype};
+  model.is_postscore = {options.is_postscore};
+  model.capacity_factor = {options.capacity_factor};
+  model.normalize_gate = {options.normalize_gate};
+  model.expert_type = config_.expert_type == ExpertType::kFfn ? "ffn" : "swiglu";
+  model.activation = kernels::activation_name(config_.activation);
+  model.has_fc1_bias = config_.has_fc1_bias;
+  model.has_fc2_bias = config_.has_fc2_bias;
+  model.fp32_gate = config_.fp32_gate;
+  model.allow_tf32 = config_.allow_tf32;
+  return model;
+}
+
+size_t MoeLayer::prepare(const ForwardOptions& options) {
+  SY_CHECK(options.top_k >= 1 && options.top_k <= config_.num_experts)
+      << "top_k = " << options.top_k << "; expected 1 to num_experts (" << config_.num_experts << ")";
+  const auto key = std::make_tuple(options.top_k, options.normalize_gate, options.is_postscore);
+  if (auto it = plans_.find(key); it != plans_.end()) return it->second;
+  const KernelSet set = kernel_set(model_config(options), device_.target());
+  for (const auto& spec : set.specs) context_.kernel(device_, spec);
+  return plans_[key] = set.specs.size();
+}
+
 ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) {
   check_options(x, options);
+  prepare(options);
   const int64_t s = x.dim(0), m = config_.model_dim, e = config_.num_experts, k = options.top_k;
   const size_t el = dtype_size(config_.dtype);
   Buffer logits_space(device_, static_cast<size_t>(s * e) * dtype_size(gate_dtype()));

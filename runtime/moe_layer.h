@@ -6,11 +6,13 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <switchyard/common/gemm_args.h>
 
 #include "runtime/context.h"
+#include "runtime/model_config.h"
 #include "runtime/tensor.h"
 
 namespace switchyard {
@@ -67,6 +69,13 @@ class MoeLayer {
   /// x: [S, M] of the layer's dtype on its device. Throws UserError for bad options or shapes.
   ForwardResult forward(const Tensor& x, const ForwardOptions& options);
 
+  /// Loads every kernel that forward with `options` can request (the plan of that option set),
+  /// once per distinct set; forward prepares on its own, a server calls it before its first
+  /// request so that request loads nothing. Returns the number of kernels in the plan.
+  size_t prepare(const ForwardOptions& options);
+  /// The layer as a model config with exactly the option values of `options`.
+  ModelConfig model_config(const ForwardOptions& options) const;
+
   const MoeLayerConfig& config() const { return config_; }
   /// Parameter names in Tutel's spelling, e.g. "gates.0.wg.weight", "experts.batched_fc1_w".
   std::vector<std::string> parameter_names() const;
@@ -93,6 +102,8 @@ class MoeLayer {
   MoeLayerConfig config_;
   std::map<std::string, Param> params_;
   std::map<std::string, Param> packed_;  // layouts the kernels read (transposed copies)
+  // Plans already loaded, by the options that select kernels (top_k, normalize_gate, is_postscore).
+  std::map<std::tuple<int64_t, bool, bool>, size_t> plans_;
 };
 
 }  // namespace switchyard

@@ -161,6 +161,28 @@ TEST(MoeForward, AfterWarmingTheConfigAnySwitchCompilesNothing) {
   EXPECT_GT(context.counters().store.disk_hits, 0u);
 }
 
+TEST(MoeForward, PrepareLoadsThePlanOnceAndForwardThenLoadsNothing) {
+  testing::TempDir cache;
+  Settings settings = Settings::from_environment();
+  settings.cache_dir = cache.path();
+  Context context(settings);
+  MoeLayer layer(context, context.cpu(), small_config());
+  ForwardOptions top1;
+  top1.top_k = 1;
+  const size_t planned = layer.prepare(top1);
+  EXPECT_GE(planned, 7u);  // gate GEMM, top-k, locations, encode, fc1, fc2, decode
+  EXPECT_EQ(context.counters().loads, planned);
+  EXPECT_EQ(layer.prepare(top1), planned);
+  std::vector<float> x(5 * small_config().model_dim, 0.25f);
+  top1.capacity_factor = -2;  // capacity and dropless switch no kernel
+  top1.dropless_grouped = true;
+  layer.forward(Tensor(x.data(), DType::kFloat32, {5, small_config().model_dim}), top1);
+  EXPECT_EQ(context.counters().loads, planned) << "forward loaded a kernel its plan did not hold";
+  ForwardOptions bad;
+  bad.top_k = 0;
+  EXPECT_THROW(layer.prepare(bad), UserError);
+}
+
 TEST(MoeForward, SafetensorsRoundTripAndBadFiles) {
   testing::TempDir dir;
   MoeLayer a(Context::global(), Context::global().cpu(), small_config());
