@@ -3,6 +3,7 @@
 #include <switchyard/common/dispatch_args.h>
 #include <switchyard/common/launch_rules.h>
 
+#include <algorithm>
 #include <limits>
 #include <vector>
 
@@ -72,6 +73,7 @@ void run(Context& context, bool encode, const Tensor& input, const Routing& rout
                              static_cast<int>(tokens),
                              static_cast<int>(routing.capacity),
                              static_cast<int>(routing.num_experts),
+                             nullptr,
                              nullptr};
   // NOTE: on the CPU the kernel zeroes only the rows no choice writes (flags from one pass over
   // the routing), so each output row is written once instead of zero-filled and then written.
@@ -132,6 +134,47 @@ void combine_decode(Context& context, const Tensor& slots, const Routing& routin
       << "combine_decode output is " << out.describe() << "; expected " << dtype_name(slots.dtype()) << " on "
       << slots.device().to_string();
   run(context, false, slots, routing, is_postscore, out, s, m, k);
+}
+
+void dispatch_gate_grad(Context& context, const Tensor& slots, const Tensor& other, const Routing& routing,
+                        const Tensor& out) {
+  SY_CHECK(slots.ndim() == 3 && other.ndim() == 2)
+      << "gate_grad operands are " << slots.describe() << " and " << other.describe() << "; expected [E, C, M] and [S, M]";
+  const int64_t s = other.dim(0), m = other.dim(1);
+  check_shape(slots, {routing.num_experts, routing.capacity, m}, "gate_grad slots");
+  check_shape(other, {s, m}, "gate_grad tokens");
+  const int64_t k = check_routing(routing, s, slots.dtype(), slots.device());
+  check_shape(out, {k, s}, "gate_grad output");
+  SY_CHECK(other.dtype() == slots.dtype() && other.device() == slots.device() &&
+           out.dtype() == gate_dtype_for(slots.dtype()) && out.device() == slots.device())
+      << "gate_grad tensors " << slots.describe() << ", " << other.describe() << ", " << out.describe()
+      << ": expected one data dtype, a " << dtype_name(gate_dtype_for(slots.dtype())) << " output, one device";
+  Device& device = context.device(slots.device());
+  KernelSpec spec = kernels::gate_grad_spec(slots.dtype(), m, k, device.target());
+  const size_t pack_bytes = static_cast<size_t>(spec.int_param("vec")) * dtype_size(slots.dtype());
+  if (!(aligned(slots.data(), pack_bytes) && aligned(other.data(), pack_bytes)))
+    spec.params.back().second = int64_t{1};  // misaligned views fall back to scalar loads
+  const LoadedKernel& kernel = context.kernel(device, spec);
+  if (s == 0) return;
+  kernels::DispatchArgs args{slots.data(),
+                             routing.indices.data_as<const int>(),
+                             routing.locations.data_as<const int>(),
+                             routing.gates.data(),
+                             out.data(),
+                             static_cast<int>(s),
+                             static_cast<int>(routing.capacity),
+                             static_cast<int>(routing.num_experts),
+                             nullptr,
+                             other.data()};
+  void* params[] = {&args};
+  LaunchConfig config;
+  if (device.is_cuda()) {
+    config.grid = static_cast<unsigned>((s + kernels::kGateGradTokensPerBlock - 1) / kernels::kGateGradTokensPerBlock);
+    config.block = kernels::kGateGradTokensPerBlock * 32;
+  } else {
+    config.grid = static_cast<unsigned>(std::min<int64_t>(s, int64_t{device.parallelism()} * 4));
+  }
+  device.launch(kernel, config, params);
 }
 
 }  // namespace switchyard

@@ -26,6 +26,12 @@ DType gate_dtype_for(DType data);
 void dispatch_encode(Context& context, const Tensor& tokens, const Routing& routing, bool is_postscore,
                      const Tensor& out);
 
+/// out[k, S] (gate dtype) = <slots[e_j(s), l_j(s)], other[s]> for kept choices, 0 otherwise: the
+/// gate gradient of decode (slots = its input, other = dOut) or of pre-score encode (slots = dD,
+/// other = the tokens).
+void dispatch_gate_grad(Context& context, const Tensor& slots, const Tensor& other, const Routing& routing,
+                        const Tensor& out);
+
 /// out[S, M] = sum over kept choices of slots[E, C, M], scaled by the gate when is_postscore.
 void combine_decode(Context& context, const Tensor& slots, const Routing& routing, bool is_postscore,
                     const Tensor& out);

@@ -101,4 +101,35 @@ RoutedTokens route_tokens(Context& context, const Tensor& logits, int64_t top_k,
   return r;
 }
 
+void gate_backward(Context& context, const RoutedTokens& routed, const Tensor& grad_gates, const Tensor* aux_grad,
+                   bool normalize_gate, const Tensor& grad_logits) {
+  const int64_t s = routed.scores.dim(0), e = routed.scores.dim(1), k = routed.indices.dim(0);
+  const DType g = routed.scores.dtype();
+  SY_CHECK(grad_gates.shape() == std::vector<int64_t>({k, s}) && grad_gates.dtype() == g && grad_gates.is_contiguous())
+      << "gate_backward gate gradient is " << grad_gates.describe() << "; expected contiguous " << dtype_name(g)
+      << shape_string({k, s});
+  SY_CHECK(!aux_grad || (aux_grad->shape() == std::vector<int64_t>{e} && aux_grad->dtype() == g))
+      << "gate_backward aux gradient is " << aux_grad->describe() << "; expected " << dtype_name(g) << "[" << e << "]";
+  SY_CHECK(grad_logits.shape() == std::vector<int64_t>({s, e}) && grad_logits.is_contiguous() &&
+           kernels::score_dtype_for(grad_logits.dtype()) == g)
+      << "gate_backward output is " << grad_logits.describe() << "; expected contiguous [" << s << ", " << e
+      << "] of the logits' dtype";
+  Device& device = context.device(routed.scores.device());
+  const LoadedKernel& kernel = context.kernel(
+      device, kernels::gate_backward_spec(grad_logits.dtype(), e, k, normalize_gate, device.target()));
+  if (s == 0) return;
+  kernels::GateBackwardArgs args{routed.scores.data(),   routed.indices.data_as<const int>(),
+                                 grad_gates.data(),      aux_grad ? aux_grad->data() : nullptr,
+                                 grad_logits.data(),     static_cast<int>(s)};
+  void* params[] = {&args};
+  LaunchConfig config;
+  if (device.is_cuda()) {
+    config.block = 128;
+    config.grid = static_cast<unsigned>((s + 127) / 128);
+  } else {
+    config.grid = static_cast<unsigned>(std::clamp<int64_t>(s, 1, int64_t{device.parallelism()} * 4));
+  }
+  device.launch(kernel, config, params);
+}
+
 }  // namespace switchyard

@@ -20,6 +20,12 @@ struct RoutedTokens {
   double l_aux = 0;
 };
 
+/// Backward of route_tokens' gates and gshard_loss: grad_logits [S, E] (the logits' dtype) from
+/// grad_gates [k, S] (the scores' dtype), the forward's scores and indices, and aux_grad [E]
+/// (dL/dscores[s, e] of the aux loss, the same for every token; may be null).
+void gate_backward(Context& context, const RoutedTokens& routed, const Tensor& grad_gates, const Tensor* aux_grad,
+                   bool normalize_gate, const Tensor& grad_logits);
+
 /// logits: [S, E], float32 or float64, contiguous. top_k in [1, E].
 RoutedTokens route_tokens(Context& context, const Tensor& logits, int64_t top_k, bool normalize_gate,
                           bool batch_prioritized);

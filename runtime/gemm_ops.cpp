@@ -25,13 +25,18 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
   const int64_t n = options.trans_b ? w.dim(1) : w.dim(2);
   SY_CHECK(batch >= 1 && rows <= std::numeric_limits<int>::max())
       << "gemm batch " << batch << " x rows " << rows << " is out of range";
+  SY_CHECK(!options.trans_a || (!options.trans_b && !options.bias && options.activation == kernels::kActNone))
+      << "gemm: the weight-gradient form (trans_a) takes no trans_b, bias or activation";
   expect(a, {batch, rows, k}, a.dtype(), a.device(), "input a");
-  expect(w, options.trans_b ? std::vector<int64_t>{batch, n, k} : std::vector<int64_t>{batch, k, n}, a.dtype(),
-         a.device(), "weight");
-  expect(c, {batch, rows, n}, a.dtype(), a.device(), "output");
+  const std::vector<int64_t> w_shape = options.trans_a   ? std::vector<int64_t>{batch, rows, n}
+                                       : options.trans_b ? std::vector<int64_t>{batch, n, k}
+                                                         : std::vector<int64_t>{batch, k, n};
+  expect(w, w_shape, a.dtype(), a.device(), "weight");
+  expect(c, options.trans_a ? std::vector<int64_t>{batch, k, n} : std::vector<int64_t>{batch, rows, n}, a.dtype(),
+         a.device(), "output");
   if (options.bias) expect(*options.bias, {batch, n}, a.dtype(), a.device(), "bias");
-  SY_CHECK((options.activation == kernels::kActSwiglu) == (options.aux != nullptr))
-      << "gemm: the swiglu epilogue takes an aux tensor, and only it does";
+  SY_CHECK(kernels::gemm_uses_aux(options.activation) == (options.aux != nullptr))
+      << "gemm: the swiglu and gradient epilogues take an aux tensor, and only they do";
   if (options.aux) expect(*options.aux, {batch, rows, n}, a.dtype(), a.device(), "swiglu gate input");
   int64_t max_rows = rows;
   if (options.row_counts) {
@@ -44,11 +49,17 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
     max_rows = *std::max_element(counts, counts + batch);
   }
   Device& device = context.device(a.device());
-  kernels::GemmShape shape{a.dtype(),         n, k, options.trans_b, options.bias != nullptr, options.activation,
-                           options.allow_tf32};
+  const kernels::GemmShape shape{.dtype = a.dtype(),
+                                 .n = n,
+                                 .k = k,
+                                 .trans_b = options.trans_b,
+                                 .bias = options.bias != nullptr,
+                                 .activation = options.activation,
+                                 .allow_tf32 = options.allow_tf32,
+                                 .trans_a = options.trans_a};
   const KernelSpec spec = kernels::gemm_spec(shape, device.target());
   const LoadedKernel& kernel = context.kernel(device, spec);
-  if (max_rows == 0) return;
+  if (max_rows == 0 && !options.trans_a) return;
   std::unique_ptr<Buffer> device_counts;
   const int* counts = options.row_counts ? options.row_counts->data_as<const int>() : nullptr;
   if (counts != nullptr && device.is_cuda()) {
@@ -63,20 +74,29 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
                          c.data(),
                          counts,
                          rows * k,
-                         n * k,
-                         rows * n,
+                         options.trans_a ? rows * n : n * k,
+                         options.trans_a ? k * n : rows * n,
                          static_cast<int>(rows),
                          static_cast<int>(batch)};
   void* params[] = {&args};
   LaunchConfig config;
-  if (device.is_cuda()) {
+  if (options.trans_a) {  // the output is [K, N]: tiles of K take the place of row tiles
+    const int64_t tile = device.is_cuda() ? kernels::kGemmSimtTile : spec.int_param("row_tile");
+    const int64_t k_tiles = (k + tile - 1) / tile;
+    const int64_t per_batch =
+        device.is_cuda() ? k_tiles * ((n + tile - 1) / tile)
+                         : std::clamp<int64_t>((int64_t{device.parallelism()} * 2 + batch - 1) / batch, 1, k_tiles);
+    config.grid = static_cast<unsigned>(batch * per_batch);
+    if (device.is_cuda()) config.block = kernels::kGemmThreads;
+  } else if (device.is_cuda()) {
     const bool tensor_cores = spec.family != "gemm_simt";
     const int64_t tile_m = tensor_cores ? kernels::kGemmMmaTileM : kernels::kGemmSimtTile;
     const int64_t tile_n = tensor_cores ? kernels::kGemmMmaTileN : kernels::kGemmSimtTile;
     config.grid = static_cast<unsigned>(batch * ((rows + tile_m - 1) / tile_m) * ((n + tile_n - 1) / tile_n));
     config.block = kernels::kGemmThreads;
   } else {
-    const int64_t row_tiles = (max_rows + 5) / 6;
+    const int64_t row_tile = spec.int_param("row_tile");
+    const int64_t row_tiles = (max_rows + row_tile - 1) / row_tile;
     const int64_t per_batch =
         std::clamp<int64_t>((int64_t{device.parallelism()} * 2 + batch - 1) / batch, 1, row_tiles);
     config.grid = static_cast<unsigned>(batch * per_batch);

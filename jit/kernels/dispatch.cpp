@@ -42,6 +42,21 @@ KernelFamily combine_decode_family() {
   return base_family("combine_decode");
 }
 
+KernelFamily gate_grad_family() {
+  KernelFamily f = base_family("gate_grad");
+  f.params.erase(f.params.begin() + 3);  // no apply_gate: the gates are not read
+  return f;
+}
+
+KernelSpec gate_grad_spec(DType dtype, int64_t model_dim, int64_t top_k, const Target& target) {
+  return {"gate_grad",
+          {{"dtype", dtype},
+           {"model_dim", model_dim},
+           {"top_k", top_k},
+           {"vec", static_cast<int64_t>(dispatch_vec_width(dtype, model_dim, target))}},
+          target};
+}
+
 int dispatch_vec_width(DType dtype, int64_t model_dim, const Target& target) {
   if (target.is_cpu()) return 1;
   int64_t element = static_cast<int64_t>(dtype_size(dtype));

@@ -9,6 +9,10 @@ namespace switchyard::kernels {
 
 KernelFamily dispatch_encode_family();
 KernelFamily combine_decode_family();
+/// dg[j, s] = <slots[e_j(s), l_j(s)], other[s]>: the gate gradient of encode (pre-score) or decode
+/// (post-score). Parameters: dtype, model_dim, top_k, vec.
+KernelFamily gate_grad_family();
+KernelSpec gate_grad_spec(DType dtype, int64_t model_dim, int64_t top_k, const Target& target);
 
 /// The vector width (elements per load) for a row of `model_dim` elements of `dtype` on
 /// `target`: the widest of 16/8/4/2/1 bytes that divides the row. Always 1 on the CPU, where

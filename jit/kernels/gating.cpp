@@ -16,7 +16,9 @@ KernelFamily base(const std::string& name, bool with_normalize) {
   if (with_normalize) f.params.push_back({"normalize", ParamDecl::Kind::kBool});
   f.cpu_header = "switchyard/cpu/gating.hpp";
   f.cpu_function = "switchyard::cpu::" + name;
-  f.args_type = with_normalize ? "switchyard::kernels::GateTopkArgs" : "switchyard::kernels::LocationsArgs";
+  f.args_type = name == "gate_backward" ? "switchyard::kernels::GateBackwardArgs"
+                : with_normalize         ? "switchyard::kernels::GateTopkArgs"
+                                         : "switchyard::kernels::LocationsArgs";
   f.cpu_dtypes = {DType::kFloat32, DType::kFloat64};
   f.cuda_header = "switchyard/cuda/gating.cuh";
   f.cuda_function = "switchyard::cuda::" + name;
@@ -37,6 +39,16 @@ KernelFamily gate_topk_family() {
 }
 KernelFamily route_locations_family() {
   return base("route_locations", false);
+}
+
+KernelFamily gate_backward_family() {
+  return base("gate_backward", true);
+}
+
+KernelSpec gate_backward_spec(DType gate_dtype, int64_t experts, int64_t top_k, bool normalize, const Target& target) {
+  return {"gate_backward",
+          {{"dtype", gate_dtype}, {"experts", experts}, {"top_k", top_k}, {"normalize", normalize}},
+          target};
 }
 
 KernelSpec gate_topk_spec(DType gate_dtype, int64_t experts, int64_t top_k, bool normalize, const Target& target) {

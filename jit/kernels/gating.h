@@ -8,10 +8,13 @@ namespace switchyard::kernels {
 
 KernelFamily gate_topk_family();
 KernelFamily route_locations_family();
+/// Backward of gate_topk and gshard_loss: dL/dlogits. Parameters as gate_topk.
+KernelFamily gate_backward_family();
 
 KernelSpec gate_topk_spec(DType gate_dtype, int64_t experts, int64_t top_k, bool normalize, const Target& target);
 /// `score_dtype`: float64 for float64 layers, float32 otherwise (CUDA scores are always fp32).
 KernelSpec route_locations_spec(DType score_dtype, int64_t experts, int64_t top_k, const Target& target);
+KernelSpec gate_backward_spec(DType gate_dtype, int64_t experts, int64_t top_k, bool normalize, const Target& target);
 /// The dtype gate scores are kept in for a layer of `dtype`.
 DType score_dtype_for(DType dtype);
 

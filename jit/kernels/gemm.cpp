@@ -15,15 +15,23 @@ int host_vector_bytes() {
 
 }  // namespace
 
+// The weight-gradient form (trans_a) has no B transpose, bias or epilogue.
+void check_trans_a(const KernelSpec& spec) {
+  SY_CHECK(!spec.bool_param("trans_a") ||
+           (!spec.bool_param("trans_b") && !spec.bool_param("bias") && spec.int_param("activation") == kActNone))
+      << "kernel spec " << spec.to_string() << ": trans_a takes no trans_b, bias or activation";
+}
+
 KernelFamily gemm_family() {
   KernelFamily f;
   f.name = "gemm";
   f.params = {{"dtype", ParamDecl::Kind::kDType},
               {"n", ParamDecl::Kind::kInt, 1, 1 << 20},
               {"k", ParamDecl::Kind::kInt, 1, 1 << 20},
+              {"trans_a", ParamDecl::Kind::kBool},
               {"trans_b", ParamDecl::Kind::kBool},
               {"bias", ParamDecl::Kind::kBool},
-              {"activation", ParamDecl::Kind::kInt, kActNone, kActSwiglu},
+              {"activation", ParamDecl::Kind::kInt, kActNone, kActSiluGrad},
               {"vec_bytes", ParamDecl::Kind::kInt, 16, 64},
               {"row_tile", ParamDecl::Kind::kInt, 1, 8}};
   f.cpu_header = "switchyard/cpu/gemm.hpp";
@@ -34,6 +42,7 @@ KernelFamily gemm_family() {
     int64_t v = spec.int_param("vec_bytes");
     SY_CHECK(v == 16 || v == 32 || v == 64) << "kernel spec " << spec.to_string() << ": vec_bytes must be 16, 32 or 64";
     SY_CHECK(spec.target.is_cpu()) << "kernel spec " << spec.to_string() << ": gemm is a CPU family";
+    check_trans_a(spec);
   };
   return f;
 }
@@ -44,14 +53,18 @@ KernelFamily cuda_gemm_family(const std::string& name, bool with_trans_b) {
   f.params = {{"dtype", ParamDecl::Kind::kDType},
               {"n", ParamDecl::Kind::kInt, 1, 1 << 20},
               {"k", ParamDecl::Kind::kInt, 1, 1 << 20}};
-  if (with_trans_b) f.params.push_back({"trans_b", ParamDecl::Kind::kBool});
+  if (with_trans_b) {
+    f.params.push_back({"trans_a", ParamDecl::Kind::kBool});
+    f.params.push_back({"trans_b", ParamDecl::Kind::kBool});
+  }
   f.params.push_back({"bias", ParamDecl::Kind::kBool});
-  f.params.push_back({"activation", ParamDecl::Kind::kInt, kActNone, kActSwiglu});
+  f.params.push_back({"activation", ParamDecl::Kind::kInt, kActNone, kActSiluGrad});
   f.cuda_header = "switchyard/cuda/" + name + ".cuh";
   f.cuda_function = "switchyard::cuda::" + name;
   f.args_type = "switchyard::kernels::GemmArgs";
   if (with_trans_b) {
     f.cuda_dtypes = {DType::kFloat32, DType::kFloat16, DType::kBFloat16};
+    f.check = check_trans_a;
   } else {
     f.cuda_dtypes = {DType::kFloat16, DType::kBFloat16};
     f.check = [](const KernelSpec& spec) {
@@ -83,7 +96,8 @@ KernelFamily gemm_tf32_family() {
 }
 
 bool uses_tensor_cores(const GemmShape& shape, const Target& target) {
-  if (!target.is_cuda() || target.sm < 80 || shape.trans_b || shape.n % kGemmMmaTileN != 0) return false;
+  if (!target.is_cuda() || target.sm < 80 || shape.trans_a || shape.trans_b || shape.n % kGemmMmaTileN != 0)
+    return false;
   if (shape.dtype == DType::kFloat16 || shape.dtype == DType::kBFloat16) return shape.k % kGemmMmaTileK == 0;
   return shape.dtype == DType::kFloat32 && shape.allow_tf32 && shape.k % 16 == 0;
 }
@@ -95,7 +109,10 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
     const bool tensor_cores = uses_tensor_cores(shape, target);
     spec.family = !tensor_cores ? "gemm_simt" : shape.dtype == DType::kFloat32 ? "gemm_tf32" : "gemm_mma";
     spec.params = {{"dtype", shape.dtype}, {"n", shape.n}, {"k", shape.k}};
-    if (spec.family == "gemm_simt") spec.params.push_back({"trans_b", shape.trans_b});
+    if (spec.family == "gemm_simt") {
+      spec.params.push_back({"trans_a", shape.trans_a});
+      spec.params.push_back({"trans_b", shape.trans_b});
+    }
     spec.params.push_back({"bias", shape.bias});
     spec.params.push_back({"activation", static_cast<int64_t>(shape.activation)});
     return spec;
@@ -106,6 +123,7 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
   spec.params = {{"dtype", shape.dtype},
                  {"n", shape.n},
                  {"k", shape.k},
+                 {"trans_a", shape.trans_a},
                  {"trans_b", shape.trans_b},
                  {"bias", shape.bias},
                  {"activation", static_cast<int64_t>(shape.activation)},
@@ -135,6 +153,12 @@ const char* activation_name(GemmActivation activation) {
       return "silu";
     case kActSwiglu:
       return "swiglu";
+    case kActReluGrad:
+      return "relu_grad";
+    case kActGeluGrad:
+      return "gelu_grad";
+    case kActSiluGrad:
+      return "silu_grad";
   }
   return "?";
 }

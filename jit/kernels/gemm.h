@@ -1,5 +1,5 @@
 // The batched GEMM family (CPU): C = epilogue(A * B + bias), N and K fixed per model.
-// Parameters: dtype, n, k, trans_b, bias, activation, vec_bytes, row_tile.
+// Parameters: dtype, n, k, trans_a, trans_b, bias, activation, vec_bytes, row_tile.
 #pragma once
 
 #include <switchyard/common/gemm_args.h>
@@ -21,6 +21,7 @@ struct GemmShape {
   bool bias = false;
   GemmActivation activation = kActNone;
   bool allow_tf32 = false;  // float32 on CUDA may run on tensor cores in TF32
+  bool trans_a = false;     // the weight gradient C [K, N] = A^T B, reducing over the rows
 };
 
 /// The spec for `shape` on `target`, by a deterministic rule. CPU: vectors as wide as the host's
@@ -29,7 +30,7 @@ struct GemmShape {
 /// kernel where uses_tensor_cores() holds, else the SIMT kernel.
 KernelSpec gemm_spec(const GemmShape& shape, const Target& target);
 
-/// True when `shape` runs on tensor cores on `target`: sm_80+, B not transposed, n % 128 == 0,
+/// True when `shape` runs on tensor cores on `target`: sm_80+, neither A nor B transposed, n % 128 == 0,
 /// and f16/bf16 with k % 32 == 0, or f32 with allow_tf32 and k % 16 == 0.
 bool uses_tensor_cores(const GemmShape& shape, const Target& target);
 

@@ -21,7 +21,13 @@ struct DispatchArgs {
   // also zeroes the unused rows of its share, so the output needs no separate zero fill (each
   // row is written exactly once). Null: the caller zeroed the output.
   const unsigned char* used_rows;
+  // gate_grad: the [S, M] operand whose rows are dotted with the slots (output [k, S] of gate
+  // dtype). Unused by encode and decode.
+  const void* other;
 };
+
+// Tokens of one gate_grad block on CUDA: a warp per token.
+constexpr int kGateGradTokensPerBlock = 4;
 
 // Row (expert * C + slot) of the [E * C, M] buffer that choice j of token s uses, or -1 when
 // the choice is skipped: a negative or out-of-range expert, or a slot outside [0, C).

@@ -25,5 +25,15 @@ struct LocationsArgs {
   int tokens;
 };
 
+// Backward of softmax + top-k + normalization (+ gshard_loss): dL/dlogits from dL/dgates.
+struct GateBackwardArgs {
+  const void* scores;      // G [S, E]: the forward softmax
+  const int* indices;      // [k, S]
+  const void* grad_gates;  // G [k, S]: dL/dg_j(s) for the gates as dispatch used them
+  const void* aux_grad;    // G [E]: dL/dscores[s, e] from the aux loss, the same for every token; or null
+  void* grad_logits;       // [S, E] in the logits' dtype
+  int tokens;
+};
+
 }  // namespace kernels
 }  // namespace switchyard

@@ -2,6 +2,8 @@
 // For each batch b: C[b][m, n] = epilogue(sum_k A[b][m, k] * B[b](k, n) + bias[b][n]),
 // with B[b](k, n) = B[b][k * N + n], or B[b][n * K + k] when the kernel is specialized
 // with trans_b. Rows are run-time (tokens, capacity); N and K are template parameters.
+// Specialized with trans_a (the weight gradient of such a GEMM), the reduction runs over the
+// rows instead: C[b][k, n] = sum_r A[b][r, k] * B[b][r, n], A [rows, K], B [rows, N], C [K, N].
 #pragma once
 
 namespace switchyard {
@@ -14,7 +16,16 @@ enum GemmActivation : int {
   kActGelu = 2,    // exact (erf) GELU, as torch.nn.functional.gelu
   kActSilu = 3,    // x * sigmoid(x)
   kActSwiglu = 4,  // silu(aux[m, n]) * x: the gated product of a SwiGLU expert
+  // Backward epilogues: x * act'(aux[m, n]), aux holding the forward pre-activation.
+  kActReluGrad = 5,
+  kActGeluGrad = 6,
+  kActSiluGrad = 7,
 };
+
+// True for the epilogues that read aux.
+constexpr bool gemm_uses_aux(int activation) {
+  return activation >= kActSwiglu;
+}
 
 // CUDA launch shapes (256 threads a block): the SIMT kernel covers 64x64 of C per block, the
 // tensor-core kernel 128x128. Blocks are numbered batch-major, then row tiles, then column tiles.

@@ -75,5 +75,41 @@ void route_locations(const kernels::LocationsArgs& args, unsigned, unsigned) {
   }
 }
 
+// Backward of gate_topk (+ the gshard_loss term) per token s, with P = scores[s]:
+// dP[e] = aux[e] + the gate terms (g_j = P[i_j] / max(sum_j P[i_j], eps) when normalized:
+// dP[i_j] += (dg_j - sum_l dg_l g_l) / denom, or dg_j / eps when the clamp is active), then
+// dlogit[e] = P[e] (dP[e] - sum_e' P[e'] dP[e']). No [E] temporary: the chosen experts' terms
+// are added after the dense part.
+template <typename G, int kExperts, int kTopK, bool kNormalize>
+void gate_backward(const kernels::GateBackwardArgs& args, unsigned block, unsigned grid) {
+  static_assert(kExperts >= 1 && kTopK >= 1 && kTopK <= kExperts, "gate_backward: need 1 <= top_k <= experts");
+  const long tokens = args.tokens;
+  const long begin = tokens * block / grid, end = tokens * (block + 1) / grid;
+  const G* aux = static_cast<const G*>(args.aux_grad);
+  const G* dg = static_cast<const G*>(args.grad_gates);
+  const G eps = sizeof(G) == 4 ? G(1.1920928955078125e-07) : G(2.220446049250313e-16);
+  for (long s = begin; s < end; ++s) {
+    const G* p = static_cast<const G*>(args.scores) + s * kExperts;
+    G* out = static_cast<G*>(args.grad_logits) + s * kExperts;
+    G total = G(0), weighted = G(0);
+    for (int j = 0; j < kTopK; ++j) total += p[args.indices[j * tokens + s]];
+    const bool normalized = kNormalize && kTopK > 1;
+    const G denom = normalized ? (total > eps ? total : eps) : G(1);
+    for (int j = 0; j < kTopK; ++j) weighted += dg[j * tokens + s] * p[args.indices[j * tokens + s]] / denom;
+    const G shift = normalized && total > eps ? weighted : G(0);  // sum_l dg_l g_l
+    G dot = G(0);  // sum_e P[e] dP[e]
+    for (int e = 0; e < kExperts; ++e) dot += aux ? p[e] * aux[e] : G(0);
+    for (int j = 0; j < kTopK; ++j) {
+      const int e = args.indices[j * tokens + s];
+      dot += p[e] * (dg[j * tokens + s] - shift) / denom;
+    }
+    for (int e = 0; e < kExperts; ++e) out[e] = p[e] * ((aux ? aux[e] : G(0)) - dot);
+    for (int j = 0; j < kTopK; ++j) {
+      const int e = args.indices[j * tokens + s];
+      out[e] += p[e] * (dg[j * tokens + s] - shift) / denom;
+    }
+  }
+}
+
 }  // namespace cpu
 }  // namespace switchyard

@@ -1,7 +1,9 @@
 // Batched GEMM on the CPU with a fused bias + activation epilogue (see common/gemm_args.h).
-// Register-blocked: a kRowTile x (2 vectors) block of C lives in registers while the whole K
-// loop runs; vectors are GCC/clang vector extensions of kVecBytes (the host's widest). One call
-// handles one block of the grid: a slice of row tiles of one batch.
+// Register-blocked: a kRowTile x (2 vectors) block of C lives in registers while a K chunk
+// runs; vectors are GCC/clang vector extensions of kVecBytes (the host's widest). One call
+// handles one block of the grid: a slice of row tiles of one batch. The same micro-kernel
+// serves the three layouts: A B (forward), A B^T (B packed per panel) and A^T B (weight
+// gradients, the reduction over the run-time rows).
 #pragma once
 
 #include <switchyard/common/gemm_args.h>
@@ -16,33 +18,30 @@ inline T gemm_epilogue(T value, const T* aux) {
   if (kAct == kernels::kActGelu) return gelu(value);
   if (kAct == kernels::kActSilu) return silu(value);
   if (kAct == kernels::kActSwiglu) return silu(*aux) * value;
+  if (kAct == kernels::kActReluGrad) return value * relu_grad(*aux);
+  if (kAct == kernels::kActGeluGrad) return value * gelu_grad(*aux);
+  if (kAct == kernels::kActSiluGrad) return value * silu_grad(*aux);
   return value;
 }
 
-// Sums A[m0 + r, k] * B(k, n0 + j) over k in [k0, k1) for a kRowTile x (2 * kLanes) block into
-// `tile`. kFull: all kRowTile rows exist (no per-row test in the inner loop).
-template <typename T, int kN, int kK, bool kTransB, int kLanes, int kRowTile, bool kFull>
-inline void gemm_block(const T* __restrict a, const T* __restrict b, T* __restrict tile, int m0, int live, int n0,
-                       int k0, int k1) {
+// Sums A(r, kk) * B(kk, j) over kk in [0, k_len) for a kRowTile x (2 * kLanes) block into
+// `tile`, where A(r, kk) = a[r * kLda + kk], or a[kk * kLda + r] with kTransA, and
+// B(kk, j) = b[kk * kLdb + j]; a and b point at the block's first element. kFull: all
+// kRowTile rows exist (no per-row test in the inner loop).
+template <typename T, int kLda, int kLdb, bool kTransA, int kLanes, int kRowTile, bool kFull>
+inline void gemm_block(const T* __restrict a, const T* __restrict b, T* __restrict tile, int live, int k_len) {
   typedef T Vec __attribute__((vector_size(sizeof(T) * kLanes)));
   Vec acc[kRowTile][2];
   for (int r = 0; r < kRowTile; ++r) acc[r][0] = acc[r][1] = Vec{};
-  const T* rows[kRowTile];
-  for (int r = 0; r < kRowTile; ++r) rows[r] = a + static_cast<long>(m0 + (kFull || r < live ? r : 0)) * kK;
-  for (int k = k0; k < k1; ++k) {
+  int row_of[kRowTile];  // rows past `live` repeat row 0 so every load stays in bounds
+  for (int r = 0; r < kRowTile; ++r) row_of[r] = kFull || r < live ? r : 0;
+  for (int kk = 0; kk < k_len; ++kk) {
     Vec b0, b1;
-    if (kTransB) {
-      for (int l = 0; l < kLanes; ++l) {
-        b0[l] = b[static_cast<long>(n0 + l) * kK + k];
-        b1[l] = b[static_cast<long>(n0 + kLanes + l) * kK + k];
-      }
-    } else {
-      __builtin_memcpy(&b0, b + static_cast<long>(k) * kN + n0, sizeof(Vec));
-      __builtin_memcpy(&b1, b + static_cast<long>(k) * kN + n0 + kLanes, sizeof(Vec));
-    }
+    __builtin_memcpy(&b0, b + static_cast<long>(kk) * kLdb, sizeof(Vec));
+    __builtin_memcpy(&b1, b + static_cast<long>(kk) * kLdb + kLanes, sizeof(Vec));
 #pragma GCC unroll 8
     for (int r = 0; r < kRowTile; ++r) {
-      const T x = rows[r][k];
+      const T x = kTransA ? a[static_cast<long>(kk) * kLda + row_of[r]] : a[static_cast<long>(row_of[r]) * kLda + kk];
       acc[r][0] += x * b0;
       acc[r][1] += x * b1;
     }
@@ -61,56 +60,54 @@ inline T gemm_dot(const T* a_row, const T* b, int n) {
   return sum;
 }
 
-template <typename T, int kN, int kK, bool kTransB, bool kBias, int kAct, int kVecBytes, int kRowTile>
-void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
-  static_assert(kN > 0 && kK > 0, "gemm: N and K must be positive");
-  static_assert(kVecBytes % sizeof(T) == 0 && kVecBytes >= 16 && kVecBytes <= 64, "gemm: vec_bytes is 16, 32 or 64");
-  static_assert(kRowTile >= 1 && kRowTile <= 8, "gemm: row tile must be in [1, 8]");
-  static_assert(kAct >= kernels::kActNone && kAct <= kernels::kActSwiglu, "gemm: unknown activation");
-  constexpr int kLanes = kVecBytes / static_cast<int>(sizeof(T));
+// The share of `tiles` row tiles that block `part` of `per_batch` takes.
+struct TileRange {
+  int begin;
+  int end;
+};
+inline TileRange tile_range(int tiles, unsigned part, unsigned per_batch) {
+  return {static_cast<int>(static_cast<long>(tiles) * part / per_batch),
+          static_cast<int>(static_cast<long>(tiles) * (part + 1) / per_batch)};
+}
+
+// NOTE: the reduction is cut into chunks and rows into groups of tiles so that the A rows of a
+// group and the B panel of a chunk stay in cache while every column tile reuses them.
+constexpr int kGemmChunk = 256;
+constexpr int kGemmTileGroup = 8;
+
+// C = epilogue(A op(B) + bias) for rows [range.begin, range.end) tiles of one batch.
+template <typename T, int kN, int kK, bool kTransB, bool kBias, int kAct, int kLanes, int kRowTile>
+void gemm_rows(const T* a, const T* b, const T* bias, const T* aux, T* c, int rows, TileRange range) {
   constexpr int kColTile = 2 * kLanes;
-  // Blocks are laid out batch-major; each takes an equal share of its batch's row tiles.
-  const unsigned per_batch = grid / static_cast<unsigned>(args.batch);
-  const int batch = static_cast<int>(block / per_batch);
-  const unsigned part = block % per_batch;
-  const int rows = args.row_counts ? args.row_counts[batch] : args.rows;
-  const int tiles = (rows + kRowTile - 1) / kRowTile;
-  const int tile_begin = static_cast<int>(static_cast<long>(tiles) * part / per_batch);
-  const int tile_end = static_cast<int>(static_cast<long>(tiles) * (part + 1) / per_batch);
-  const T* a = static_cast<const T*>(args.a) + args.a_batch_stride * batch;
-  const T* b = static_cast<const T*>(args.b) + args.b_batch_stride * batch;
-  const T* bias = kBias ? static_cast<const T*>(args.bias) + static_cast<long>(kN) * batch : nullptr;
-  const T* aux = kAct == kernels::kActSwiglu ? static_cast<const T*>(args.aux) + args.c_batch_stride * batch : nullptr;
-  T* c = static_cast<T*>(args.c) + args.c_batch_stride * batch;
-  T tile[kRowTile * kColTile];
+  constexpr int kChunk = kK < kGemmChunk ? kK : kGemmChunk;
   constexpr int kFullCols = kN / kColTile * kColTile;
-  // NOTE: K is cut into chunks and rows into groups of tiles so that the A rows of a group and
-  // the B panel of a chunk stay in cache while every column tile reuses them; partial sums
-  // accumulate in C, and the epilogue runs once the last chunk is in.
-  constexpr int kChunk = kK < 256 ? kK : 256;
-  constexpr int kTileGroup = 8;
+  T tile[kRowTile * kColTile];
+  T panel[kTransB ? kChunk * kColTile : 1];  // B^T of one chunk and column tile, packed as [k][j]
   for (int k0 = 0; k0 < kK; k0 += kChunk) {
     const int k1 = k0 + kChunk < kK ? k0 + kChunk : kK;
-    for (int g = tile_begin; g < tile_end; g += kTileGroup) {
-      const int g_end = g + kTileGroup < tile_end ? g + kTileGroup : tile_end;
+    for (int g = range.begin; g < range.end; g += kGemmTileGroup) {
+      const int g_end = g + kGemmTileGroup < range.end ? g + kGemmTileGroup : range.end;
       for (int n0 = 0; n0 < kFullCols; n0 += kColTile) {
+        if (kTransB) {
+          for (int kk = k0; kk < k1; ++kk)
+            for (int j = 0; j < kColTile; ++j) panel[(kk - k0) * kColTile + j] = b[static_cast<long>(n0 + j) * kK + kk];
+        }
+        const T* b_block = kTransB ? panel : b + static_cast<long>(k0) * kN + n0;
+        constexpr int kLdb = kTransB ? kColTile : kN;
         for (int t = g; t < g_end; ++t) {
           const int m0 = t * kRowTile;
           const int live = rows - m0 < kRowTile ? rows - m0 : kRowTile;
+          const T* a_block = a + static_cast<long>(m0) * kK + k0;
           if (live == kRowTile)
-            gemm_block<T, kN, kK, kTransB, kLanes, kRowTile, true>(a, b, tile, m0, live, n0, k0, k1);
+            gemm_block<T, kK, kLdb, false, kLanes, kRowTile, true>(a_block, b_block, tile, live, k1 - k0);
           else
-            gemm_block<T, kN, kK, kTransB, kLanes, kRowTile, false>(a, b, tile, m0, live, n0, k0, k1);
+            gemm_block<T, kK, kLdb, false, kLanes, kRowTile, false>(a_block, b_block, tile, live, k1 - k0);
           for (int r = 0; r < live; ++r) {
-            T* out = c + static_cast<long>(m0 + r) * kN + n0;
+            const long at = static_cast<long>(m0 + r) * kN + n0;
+            T* out = c + at;
             const T* part = tile + r * kColTile;
-            if (k0 == 0) {
-              for (int j = 0; j < kColTile; ++j) out[j] = part[j];
-            } else {
-              for (int j = 0; j < kColTile; ++j) out[j] += part[j];
-            }
+            for (int j = 0; j < kColTile; ++j) out[j] = k0 == 0 ? part[j] : out[j] + part[j];
             if (k1 == kK) {
-              const long at = static_cast<long>(m0 + r) * kN + n0;
               for (int j = 0; j < kColTile; ++j) {
                 out[j] = gemm_epilogue<T, kAct>(out[j] + (kBias ? bias[n0 + j] : T(0)), aux ? aux + at + j : nullptr);
               }
@@ -121,13 +118,80 @@ void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
     }
   }
   // Columns past the last full tile (N not a multiple of the tile): plain dot products.
-  for (int m = tile_begin * kRowTile; m < tile_end * kRowTile && m < rows; ++m) {
+  for (int m = range.begin * kRowTile; m < range.end * kRowTile && m < rows; ++m) {
     for (int n = kFullCols; n < kN; ++n) {
       const long at = static_cast<long>(m) * kN + n;
       T v = gemm_dot<T, kN, kK, kTransB>(a + static_cast<long>(m) * kK, b, n) + (kBias ? bias[n] : T(0));
       c[at] = gemm_epilogue<T, kAct>(v, aux ? aux + at : nullptr);
     }
   }
+}
+
+// C [K, N] = A^T B over `reduce` rows (A [reduce, K], B [reduce, N]) for output row tiles
+// [range.begin, range.end): the weight gradient of a forward GEMM with these N and K.
+template <typename T, int kN, int kK, int kLanes, int kRowTile>
+void gemm_rows_tn(const T* a, const T* b, T* c, int reduce, TileRange range) {
+  constexpr int kColTile = 2 * kLanes;
+  constexpr int kFullCols = kN / kColTile * kColTile;
+  T tile[kRowTile * kColTile];
+  const int first = range.begin * kRowTile, last = range.end * kRowTile < kK ? range.end * kRowTile : kK;
+  for (long i = static_cast<long>(first) * kN; i < static_cast<long>(last) * kN; ++i) c[i] = T(0);
+  for (int r0 = 0; r0 < reduce; r0 += kGemmChunk) {
+    const int r1 = r0 + kGemmChunk < reduce ? r0 + kGemmChunk : reduce;
+    for (int g = range.begin; g < range.end; g += kGemmTileGroup) {
+      const int g_end = g + kGemmTileGroup < range.end ? g + kGemmTileGroup : range.end;
+      for (int n0 = 0; n0 < kFullCols; n0 += kColTile) {
+        for (int t = g; t < g_end; ++t) {
+          const int m0 = t * kRowTile;
+          const int live = kK - m0 < kRowTile ? kK - m0 : kRowTile;
+          const T* a_block = a + static_cast<long>(r0) * kK + m0;
+          const T* b_block = b + static_cast<long>(r0) * kN + n0;
+          if (live == kRowTile)
+            gemm_block<T, kK, kN, true, kLanes, kRowTile, true>(a_block, b_block, tile, live, r1 - r0);
+          else
+            gemm_block<T, kK, kN, true, kLanes, kRowTile, false>(a_block, b_block, tile, live, r1 - r0);
+          for (int r = 0; r < live; ++r) {
+            T* out = c + static_cast<long>(m0 + r) * kN + n0;
+            for (int j = 0; j < kColTile; ++j) out[j] += tile[r * kColTile + j];
+          }
+        }
+      }
+    }
+  }
+  for (int m = first; m < last; ++m) {
+    for (int n = kFullCols; n < kN; ++n) {
+      T sum = T(0);
+      for (int r = 0; r < reduce; ++r) sum += a[static_cast<long>(r) * kK + m] * b[static_cast<long>(r) * kN + n];
+      c[static_cast<long>(m) * kN + n] = sum;
+    }
+  }
+}
+
+template <typename T, int kN, int kK, bool kTransA, bool kTransB, bool kBias, int kAct, int kVecBytes, int kRowTile>
+void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
+  static_assert(kN > 0 && kK > 0, "gemm: N and K must be positive");
+  static_assert(kVecBytes % sizeof(T) == 0 && kVecBytes >= 16 && kVecBytes <= 64, "gemm: vec_bytes is 16, 32 or 64");
+  static_assert(kRowTile >= 1 && kRowTile <= 8, "gemm: row tile must be in [1, 8]");
+  static_assert(kAct >= kernels::kActNone && kAct <= kernels::kActSiluGrad, "gemm: unknown activation");
+  static_assert(!kTransA || (!kTransB && !kBias && kAct == kernels::kActNone),
+                "gemm: the trans_a (weight gradient) form has no B transpose, bias or epilogue");
+  constexpr int kLanes = kVecBytes / static_cast<int>(sizeof(T));
+  // Blocks are laid out batch-major; each takes an equal share of its batch's row tiles.
+  const unsigned per_batch = grid / static_cast<unsigned>(args.batch);
+  const int batch = static_cast<int>(block / per_batch);
+  const unsigned part = block % per_batch;
+  const int rows = args.row_counts ? args.row_counts[batch] : args.rows;
+  const T* a = static_cast<const T*>(args.a) + args.a_batch_stride * batch;
+  const T* b = static_cast<const T*>(args.b) + args.b_batch_stride * batch;
+  T* c = static_cast<T*>(args.c) + args.c_batch_stride * batch;
+  if (kTransA) {
+    gemm_rows_tn<T, kN, kK, kLanes, kRowTile>(a, b, c, rows, tile_range((kK + kRowTile - 1) / kRowTile, part, per_batch));
+    return;
+  }
+  const T* bias = kBias ? static_cast<const T*>(args.bias) + static_cast<long>(kN) * batch : nullptr;
+  const T* aux = kernels::gemm_uses_aux(kAct) ? static_cast<const T*>(args.aux) + args.c_batch_stride * batch : nullptr;
+  gemm_rows<T, kN, kK, kTransB, kBias, kAct, kLanes, kRowTile>(
+      a, b, bias, aux, c, rows, tile_range((rows + kRowTile - 1) / kRowTile, part, per_batch));
 }
 
 }  // namespace cpu

@@ -38,5 +38,21 @@ inline T silu(T x) {
   return x / (T(1) + math_exp(-x));
 }
 
+// Derivatives at the pre-activation x, for the backward epilogues.
+template <typename T>
+inline T relu_grad(T x) {
+  return x > T(0) ? T(1) : T(0);
+}
+template <typename T>
+inline T gelu_grad(T x) {
+  const T cdf = T(0.5) * (T(1) + math_erf(x * T(0.70710678118654752440)));
+  return cdf + x * T(0.39894228040143267794) * math_exp(T(-0.5) * x * x);
+}
+template <typename T>
+inline T silu_grad(T x) {
+  const T s = T(1) / (T(1) + math_exp(-x));
+  return s * (T(1) + x * (T(1) - s));
+}
+
 }  // namespace cpu
 }  // namespace switchyard

@@ -52,6 +52,41 @@ __global__ void __launch_bounds__(128) gate_topk(kernels::GateTopkArgs args) {
   }
 }
 
+// Backward of gate_topk (+ the gshard_loss term), one thread per token, in fp32; the formulas
+// of the CPU template (cpu/gating.hpp). Scores are fp32; the output has the logits' type T.
+template <typename T, int kExperts, int kTopK, bool kNormalize>
+__global__ void __launch_bounds__(128) gate_backward(kernels::GateBackwardArgs args) {
+  static_assert(kExperts >= 1 && kTopK >= 1 && kTopK <= kExperts, "gate_backward: need 1 <= top_k <= experts");
+  const int s = blockIdx.x * blockDim.x + threadIdx.x;
+  if (s >= args.tokens) return;
+  const float* p = static_cast<const float*>(args.scores) + static_cast<long>(s) * kExperts;
+  const float* aux = static_cast<const float*>(args.aux_grad);
+  const float* dg = static_cast<const float*>(args.grad_gates);
+  T* out = static_cast<T*>(args.grad_logits) + static_cast<long>(s) * kExperts;
+  const long n = args.tokens;
+  float total = 0.0f, weighted = 0.0f;
+  for (int j = 0; j < kTopK; ++j) total += p[args.indices[j * n + s]];
+  const bool normalized = kNormalize && kTopK > 1;
+  const float eps = 1.1920928955078125e-07f;
+  const float denom = normalized ? fmaxf(total, eps) : 1.0f;
+  for (int j = 0; j < kTopK; ++j) weighted += dg[j * n + s] * p[args.indices[j * n + s]] / denom;
+  const float shift = normalized && total > eps ? weighted : 0.0f;
+  float dot = 0.0f;
+  if (aux)
+    for (int e = 0; e < kExperts; ++e) dot += p[e] * aux[e];
+  for (int j = 0; j < kTopK; ++j) {
+    const int e = args.indices[j * n + s];
+    dot += p[e] * (dg[j * n + s] - shift) / denom;
+  }
+  // Chosen experts get their gate term in the same pass (k is small next to E).
+  for (int e = 0; e < kExperts; ++e) {
+    float d = aux ? aux[e] : 0.0f;
+    for (int j = 0; j < kTopK; ++j)
+      if (args.indices[j * n + s] == e) d += (dg[j * n + s] - shift) / denom;
+    out[e] = from_float<T>(p[e] * (d - dot));
+  }
+}
+
 // Inclusive prefix sum of `value` over the block (blockDim.x == 256); `total` gets the sum.
 __device__ __forceinline__ int block_inclusive_scan(int value, int* warp_sums, int& total) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;

@@ -13,6 +13,13 @@ __device__ __forceinline__ float gemm_activate(float v, float aux) {
   if (kAct == kernels::kActGelu) return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
   if (kAct == kernels::kActSilu) return v / (1.0f + __expf(-v));
   if (kAct == kernels::kActSwiglu) return aux / (1.0f + __expf(-aux)) * v;
+  if (kAct == kernels::kActReluGrad) return aux > 0.0f ? v : 0.0f;
+  if (kAct == kernels::kActGeluGrad)
+    return v * (0.5f * (1.0f + erff(aux * 0.70710678118654752f)) + aux * 0.3989422804f * __expf(-0.5f * aux * aux));
+  if (kAct == kernels::kActSiluGrad) {
+    const float s = 1.0f / (1.0f + __expf(-aux));
+    return v * s * (1.0f + aux * (1.0f - s));
+  }
   return v;
 }
 
@@ -44,7 +51,7 @@ template <typename T, int kN, bool kBias, int kAct>
 __device__ __forceinline__ void gemm_store(const kernels::GemmArgs& args, int batch, int m, int n, float v) {
   const long at = args.c_batch_stride * batch + static_cast<long>(m) * kN + n;
   if (kBias) v += to_float(static_cast<const T*>(args.bias)[static_cast<long>(kN) * batch + n]);
-  const float aux = kAct == kernels::kActSwiglu ? to_float(static_cast<const T*>(args.aux)[at]) : 0.0f;
+  const float aux = kernels::gemm_uses_aux(kAct) ? to_float(static_cast<const T*>(args.aux)[at]) : 0.0f;
   static_cast<T*>(args.c)[at] = from_float<T>(gemm_activate<kAct>(v, aux));
 }
 

@@ -1,0 +1,37 @@
+#include "jit/kernels/elementwise.h"
+
+#include "core/error.h"
+
+namespace switchyard::kernels {
+
+KernelFamily elementwise_family() {
+  KernelFamily f;
+  f.name = "elementwise";
+  f.params = {{"dtype", ParamDecl::Kind::kDType},
+              {"op", ParamDecl::Kind::kInt, kEwActivate, kEwSumRows},
+              {"activation", ParamDecl::Kind::kInt, kActNone, kActSilu}};
+  f.cpu_header = "switchyard/cpu/elementwise.hpp";
+  f.cpu_function = "switchyard::cpu::elementwise";
+  f.cuda_header = "switchyard/cuda/elementwise.cuh";
+  f.cuda_function = "switchyard::cuda::elementwise";
+  f.args_type = "switchyard::kernels::ElementwiseArgs";
+  f.cpu_dtypes = {DType::kFloat32, DType::kFloat64};
+  f.cuda_dtypes = {DType::kFloat32, DType::kFloat16, DType::kBFloat16};
+  f.check = [](const KernelSpec& spec) {
+    const bool activate = spec.int_param("op") == kEwActivate;
+    const int64_t act = spec.int_param("activation");
+    SY_CHECK(activate ? act != kActNone : act == kActNone)
+        << "kernel spec " << spec.to_string() << ": op 0 (activate) takes relu, gelu or silu; other ops take none";
+  };
+  return f;
+}
+
+KernelSpec elementwise_spec(DType dtype, ElementwiseOp op, GemmActivation activation, const Target& target) {
+  return {"elementwise",
+          {{"dtype", dtype},
+           {"op", static_cast<int64_t>(op)},
+           {"activation", static_cast<int64_t>(op == kEwActivate ? activation : kActNone)}},
+          target};
+}
+
+}  // namespace switchyard::kernels

@@ -1,0 +1,148 @@
+#include "runtime/elementwise_ops.h"
+
+#include <switchyard/common/elementwise_args.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "jit/kernels/elementwise.h"
+#include "jit/kernels/gemm.h"
+
+namespace switchyard {
+namespace {
+
+void expect_like(const Tensor& t, const Tensor& like, const char* what, const char* op) {
+  SY_CHECK(t.shape() == like.shape() && t.dtype() == like.dtype() && t.device() == like.device() &&
+           t.is_contiguous())
+      << op << ": " << what << " is " << t.describe() << "; expected contiguous " << dtype_name(like.dtype())
+      << shape_string(like.shape()) << " on " << like.device().to_string();
+}
+
+void launch(Context& context, const Tensor& like, kernels::ElementwiseOp op, kernels::GemmActivation act,
+            kernels::ElementwiseArgs args, long work = -1) {
+  SY_CHECK(like.is_contiguous() && like.dtype() != DType::kInt32)
+      << "element-wise op on " << like.describe() << ": expected a contiguous floating tensor";
+  Device& device = context.device(like.device());
+  const LoadedKernel& kernel = context.kernel(device, kernels::elementwise_spec(like.dtype(), op, act, device.target()));
+  if (args.count == 0) return;
+  void* params[] = {&args};
+  LaunchConfig config;
+  if (device.is_cuda()) {
+    config.block = 256;
+    config.grid = static_cast<unsigned>((args.count + 255) / 256);
+  } else {
+    // Blocks split the output; `work` (elements read) sizes the split when it exceeds the output.
+    const long per_thread = std::max(work, args.count) / 8192;
+    config.grid = static_cast<unsigned>(std::clamp<long>(std::min(per_thread, args.count), 1, long{device.parallelism()}));
+  }
+  device.launch(kernel, config, params);
+}
+
+}  // namespace
+
+void activate(Context& context, const Tensor& x, kernels::GemmActivation act, const Tensor& out) {
+  SY_CHECK(act == kernels::kActRelu || act == kernels::kActGelu || act == kernels::kActSilu)
+      << "activate: activation " << kernels::activation_name(act) << " is not relu, gelu or silu";
+  expect_like(out, x, "output", "activate");
+  kernels::ElementwiseArgs args{};
+  args.x = x.data();
+  args.out = out.data();
+  args.count = static_cast<long>(x.numel());
+  launch(context, x, kernels::kEwActivate, act, args);
+}
+
+void swiglu(Context& context, const Tensor& gate, const Tensor& up, const Tensor& out) {
+  expect_like(up, gate, "up projection", "swiglu");
+  expect_like(out, gate, "output", "swiglu");
+  kernels::ElementwiseArgs args{};
+  args.x = gate.data();
+  args.y = up.data();
+  args.out = out.data();
+  args.count = static_cast<long>(gate.numel());
+  launch(context, gate, kernels::kEwSwiglu, kernels::kActNone, args);
+}
+
+void swiglu_backward(Context& context, const Tensor& gate, const Tensor& up, const Tensor& grad, const Tensor& d_gate,
+                     const Tensor& d_up) {
+  for (const auto& [t, what] : {std::pair{&up, "up projection"}, {&grad, "gradient"}, {&d_gate, "gate gradient"},
+                                {&d_up, "up gradient"}})
+    expect_like(*t, gate, what, "swiglu_backward");
+  kernels::ElementwiseArgs args{};
+  args.x = gate.data();
+  args.y = up.data();
+  args.z = grad.data();
+  args.out = d_gate.data();
+  args.out2 = d_up.data();
+  args.count = static_cast<long>(gate.numel());
+  launch(context, gate, kernels::kEwSwigluBackward, kernels::kActNone, args);
+}
+
+void add(Context& context, const Tensor& a, const Tensor& b, const Tensor& out) {
+  expect_like(b, a, "second operand", "add");
+  expect_like(out, a, "output", "add");
+  kernels::ElementwiseArgs args{};
+  args.x = a.data();
+  args.y = b.data();
+  args.out = out.data();
+  args.count = static_cast<long>(a.numel());
+  launch(context, a, kernels::kEwAdd, kernels::kActNone, args);
+}
+
+void sum_rows(Context& context, const Tensor& x, const Tensor& out, const Tensor* row_counts) {
+  SY_CHECK(x.ndim() == 3) << "sum_rows input is " << x.describe() << "; expected [B, R, C]";
+  const int64_t batch = x.dim(0), rows = x.dim(1), cols = x.dim(2);
+  SY_CHECK(out.shape() == std::vector<int64_t>({batch, cols}) && out.dtype() == x.dtype() &&
+           out.device() == x.device() && out.is_contiguous())
+      << "sum_rows output is " << out.describe() << "; expected contiguous " << dtype_name(x.dtype())
+      << shape_string({batch, cols});
+  kernels::ElementwiseArgs args{};
+  args.x = x.data();
+  args.out = out.data();
+  args.count = static_cast<long>(batch * cols);
+  args.rows = static_cast<int>(rows);
+  args.cols = static_cast<int>(cols);
+  args.batch = static_cast<int>(batch);
+  std::unique_ptr<Buffer> device_counts;
+  if (row_counts) {
+    SY_CHECK(row_counts->shape() == std::vector<int64_t>{batch} && row_counts->dtype() == DType::kInt32 &&
+             row_counts->device() == DeviceRef{})
+        << "sum_rows row counts are " << row_counts->describe() << "; expected int32[" << batch << "] on the host";
+    const int* counts = row_counts->data_as<const int>();
+    for (int64_t b = 0; b < batch; ++b)
+      SY_CHECK(counts[b] >= 0 && counts[b] <= rows)
+          << "sum_rows row count " << counts[b] << " of batch " << b << " is outside [0, " << rows << "]";
+    args.row_counts = counts;
+    Device& device = context.device(x.device());
+    if (device.is_cuda()) {
+      device_counts = std::make_unique<Buffer>(device, static_cast<size_t>(batch) * 4);
+      device.copy_from_host(device_counts->data(), counts, static_cast<size_t>(batch) * 4);
+      args.row_counts = static_cast<const int*>(device_counts->data());
+    }
+  }
+  launch(context, x, kernels::kEwSumRows, kernels::kActNone, args, static_cast<long>(x.numel()));
+}
+
+void sgd_step(Context& context, const Tensor& param, const Tensor& grad, const Tensor* velocity,
+              const SgdOptions& options) {
+  SY_CHECK(std::isfinite(options.lr) && options.lr >= 0) << "sgd lr = " << options.lr << "; expected a finite lr >= 0";
+  SY_CHECK(std::isfinite(options.momentum) && options.momentum >= 0)
+      << "sgd momentum = " << options.momentum << "; expected a finite value >= 0";
+  SY_CHECK(std::isfinite(options.weight_decay) && options.weight_decay >= 0)
+      << "sgd weight_decay = " << options.weight_decay << "; expected a finite value >= 0";
+  SY_CHECK(options.momentum == 0 || velocity != nullptr) << "sgd with momentum " << options.momentum
+                                                         << " needs a velocity buffer";
+  expect_like(grad, param, "gradient", "sgd");
+  if (velocity) expect_like(*velocity, param, "velocity", "sgd");
+  kernels::ElementwiseArgs args{};
+  args.y = grad.data();
+  args.out = param.data();
+  args.out2 = options.momentum != 0 ? velocity->data() : nullptr;
+  args.count = static_cast<long>(param.numel());
+  args.lr = options.lr;
+  args.momentum = options.momentum;
+  args.weight_decay = options.weight_decay;
+  launch(context, param, kernels::kEwSgd, kernels::kActNone, args);
+}
+
+}  // namespace switchyard

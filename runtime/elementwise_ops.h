@@ -1,0 +1,35 @@
+// Element-wise ops of the training path: activations, the SwiGLU product and its backward, add,
+// the SGD step, and the row sums that give bias gradients. Every tensor contiguous, one dtype,
+// one device; each throws UserError naming the tensor that does not fit.
+#pragma once
+
+#include <switchyard/common/gemm_args.h>
+
+#include "runtime/context.h"
+#include "runtime/tensor.h"
+
+namespace switchyard {
+
+/// out = act(x), act relu, gelu or silu.
+void activate(Context& context, const Tensor& x, kernels::GemmActivation act, const Tensor& out);
+/// out = silu(gate) * up.
+void swiglu(Context& context, const Tensor& gate, const Tensor& up, const Tensor& out);
+/// Backward of swiglu: d_gate = grad * up * silu'(gate), d_up = grad * silu(gate).
+void swiglu_backward(Context& context, const Tensor& gate, const Tensor& up, const Tensor& grad, const Tensor& d_gate,
+                     const Tensor& d_up);
+/// out = a + b (out may be a).
+void add(Context& context, const Tensor& a, const Tensor& b, const Tensor& out);
+/// out [B, C] = sum over the first row_counts[b] (default all) rows of x [B, R, C].
+void sum_rows(Context& context, const Tensor& x, const Tensor& out, const Tensor* row_counts = nullptr);
+
+struct SgdOptions {
+  double lr = 1e-5;
+  double momentum = 0;
+  double weight_decay = 0;
+};
+/// param -= lr * v with v = momentum * v + (grad + weight_decay * param) (torch.optim.SGD without
+/// dampening or Nesterov); `velocity` (same shape, starting at zero) is needed when momentum != 0.
+void sgd_step(Context& context, const Tensor& param, const Tensor& grad, const Tensor* velocity,
+              const SgdOptions& options);
+
+}  // namespace switchyard

@@ -1,0 +1,72 @@
+// The element-wise family on the CPU (see common/elementwise_args.h). One call handles one
+// block of the grid: a contiguous range of the output.
+#pragma once
+
+#include <switchyard/common/elementwise_args.h>
+#include <switchyard/common/gemm_args.h>
+#include <switchyard/cpu/math.hpp>
+
+namespace switchyard {
+namespace cpu {
+
+template <typename T, int kAct>
+inline T activate(T x) {
+  if (kAct == kernels::kActRelu) return relu(x);
+  if (kAct == kernels::kActGelu) return gelu(x);
+  if (kAct == kernels::kActSilu) return silu(x);
+  return x;
+}
+
+// Column sums of each batch's [rows, cols] block, for outputs [begin, end) of [batch, cols].
+template <typename T>
+void sum_rows(const kernels::ElementwiseArgs& args, long begin, long end) {
+  const T* x = static_cast<const T*>(args.x);
+  T* out = static_cast<T*>(args.out);
+  while (begin < end) {
+    const long b = begin / args.cols, c0 = begin % args.cols;
+    const long c1 = end - b * args.cols < args.cols ? end - b * args.cols : args.cols;
+    const int rows = args.row_counts ? args.row_counts[b] : args.rows;
+    T* dst = out + b * args.cols;
+    for (long c = c0; c < c1; ++c) dst[c] = T(0);
+    for (int r = 0; r < rows; ++r) {
+      const T* src = x + (b * args.rows + r) * args.cols;
+      for (long c = c0; c < c1; ++c) dst[c] += src[c];
+    }
+    begin = b * args.cols + c1;
+  }
+}
+
+template <typename T, int kOp, int kAct>
+void elementwise(const kernels::ElementwiseArgs& args, unsigned block, unsigned grid) {
+  static_assert(kOp >= kernels::kEwActivate && kOp <= kernels::kEwSumRows, "elementwise: unknown op");
+  static_assert(kOp != kernels::kEwActivate || (kAct >= kernels::kActRelu && kAct <= kernels::kActSilu),
+                "elementwise: activate takes relu, gelu or silu");
+  const long begin = args.count * block / grid, end = args.count * (block + 1) / grid;
+  if (kOp == kernels::kEwSumRows) {
+    sum_rows<T>(args, begin, end);
+    return;
+  }
+  const T* x = static_cast<const T*>(args.x);
+  const T* y = static_cast<const T*>(args.y);
+  const T* z = static_cast<const T*>(args.z);
+  T* out = static_cast<T*>(args.out);
+  T* out2 = static_cast<T*>(args.out2);
+  for (long i = begin; i < end; ++i) {
+    if (kOp == kernels::kEwActivate) out[i] = activate<T, kAct>(x[i]);
+    if (kOp == kernels::kEwSwiglu) out[i] = silu(x[i]) * y[i];
+    if (kOp == kernels::kEwSwigluBackward) {
+      const T gate = x[i], grad = z[i];
+      out2[i] = grad * silu(gate);
+      out[i] = grad * y[i] * silu_grad(gate);
+    }
+    if (kOp == kernels::kEwAdd) out[i] = x[i] + y[i];
+    if (kOp == kernels::kEwSgd) {
+      T step = y[i] + static_cast<T>(args.weight_decay) * out[i];
+      if (out2) step = out2[i] = static_cast<T>(args.momentum) * out2[i] + step;
+      out[i] -= static_cast<T>(args.lr) * step;
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace switchyard
