@@ -12,6 +12,7 @@
 #include "jit/kernels/cast.h"
 #include "jit/kernels/dispatch.h"
 #include "jit/kernels/gating.h"
+#include "jit/kernels/elementwise.h"
 #include "jit/kernels/gemm.h"
 
 namespace switchyard {
@@ -22,7 +23,8 @@ using nlohmann::json;
 const std::set<std::string> kKnownFields = {"name",         "model_dim",      "hidden_size",  "num_experts",
                                             "top_k",        "dtype",          "is_postscore", "capacity_factor",
                                             "description",  "normalize_gate", "expert_type",  "activation",
-                                            "has_fc1_bias", "has_fc2_bias",   "fp32_gate",    "allow_tf32"};
+                                            "has_fc1_bias", "has_fc2_bias",   "fp32_gate",    "allow_tf32",
+                                            "training"};
 
 // A field that may be one value or a list of values; returns the list.
 std::vector<json> one_or_many(const json& doc, const char* field, const std::string& origin) {
@@ -96,7 +98,7 @@ void read_expert(const json& doc, ModelConfig& c, const std::string& origin) {
   } catch (const UserError& e) {
     SY_THROW(UserError) << origin << ": " << e.what();
   }
-  for (const char* flag : {"has_fc1_bias", "has_fc2_bias", "fp32_gate", "allow_tf32"}) {
+  for (const char* flag : {"has_fc1_bias", "has_fc2_bias", "fp32_gate", "allow_tf32", "training"}) {
     if (!doc.contains(flag)) continue;
     SY_CHECK(doc[flag].is_boolean()) << origin << ": " << flag << " " << doc[flag].dump() << " is not true or false";
   }
@@ -104,6 +106,7 @@ void read_expert(const json& doc, ModelConfig& c, const std::string& origin) {
   c.has_fc2_bias = doc.value("has_fc2_bias", true);
   c.fp32_gate = doc.value("fp32_gate", false);
   c.allow_tf32 = doc.value("allow_tf32", false);
+  c.training = doc.value("training", false);
 }
 
 // The layer's GEMMs: the gate, then fc1/fc2 (ffn) or W1/W2/W3 (swiglu).
@@ -119,6 +122,32 @@ std::vector<kernels::GemmShape> layer_gemms(const ModelConfig& c, DType dtype) {
     shapes.push_back({dtype, c.hidden_size, c.model_dim, false, false, kernels::kActNone, c.allow_tf32});
     shapes.push_back({dtype, c.hidden_size, c.model_dim, false, false, kernels::kActSwiglu, c.allow_tf32});
     shapes.push_back({dtype, c.model_dim, c.hidden_size, false, false, kernels::kActNone, c.allow_tf32});
+  }
+  return shapes;
+}
+
+// The GEMMs training adds (MoeLayer::backward and the saving forward): data gradients A W^T,
+// weight gradients A^T B (trans_a), and the unfused fc1 that keeps its pre-activation.
+std::vector<kernels::GemmShape> training_gemms(const ModelConfig& c, DType dtype) {
+  using kernels::GemmShape;
+  const DType gate = c.fp32_gate ? DType::kFloat32 : dtype;
+  const int64_t m = c.model_dim, h = c.hidden_size;
+  std::vector<GemmShape> shapes = {
+      {.dtype = gate, .n = m, .k = c.num_experts},                  // d(gate input)
+      {.dtype = gate, .n = m, .k = c.num_experts, .trans_a = true}  // d(gate weight)
+  };
+  const auto act = kernels::parse_activation(c.activation);
+  if (c.expert_type == "ffn") {
+    shapes.push_back({.dtype = dtype, .n = h, .k = m, .bias = c.has_fc1_bias, .allow_tf32 = c.allow_tf32});
+    shapes.push_back(
+        {.dtype = dtype, .n = h, .k = m, .trans_b = true, .activation = kernels::activation_derivative(act), .allow_tf32 = c.allow_tf32});
+    shapes.push_back({.dtype = dtype, .n = m, .k = h, .allow_tf32 = c.allow_tf32});
+    shapes.push_back({.dtype = dtype, .n = m, .k = h, .trans_a = true});
+  } else {
+    shapes.push_back({.dtype = dtype, .n = h, .k = m, .trans_b = true, .allow_tf32 = c.allow_tf32});
+    shapes.push_back({.dtype = dtype, .n = m, .k = h, .trans_b = true, .allow_tf32 = c.allow_tf32});
+    shapes.push_back({.dtype = dtype, .n = m, .k = h, .trans_a = true});
+    shapes.push_back({.dtype = dtype, .n = h, .k = m, .trans_a = true});
   }
   return shapes;
 }
@@ -139,7 +168,7 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
     SY_CHECK(kKnownFields.count(key)) << origin << ": unknown field \"" << key
                                       << "\"; known: name, model_dim, hidden_size, num_experts, top_k, dtype, "
                                          "is_postscore, capacity_factor, normalize_gate, expert_type, activation, "
-                                         "has_fc1_bias, has_fc2_bias, fp32_gate, allow_tf32, description";
+                                         "has_fc1_bias, has_fc2_bias, fp32_gate, allow_tf32, training, description";
   }
   ModelConfig c;
   c.name = doc.value("name", std::string("model"));
@@ -177,6 +206,33 @@ void add_layer_kernels(const ModelConfig& config, DType dtype, const Target& tar
     for (bool normalize : config.normalize_gate)
       add(kernels::gate_topk_spec(gate, config.num_experts, k, normalize, target));
     add(kernels::route_locations_spec(kernels::score_dtype_for(gate), config.num_experts, k, target));
+  }
+  if (!config.training) return;
+  for (const auto& shape : training_gemms(config, dtype)) add(kernels::gemm_spec(shape, target));
+  for (int64_t k : config.top_k) {
+    for (bool normalize : config.normalize_gate)
+      add(kernels::gate_backward_spec(gate, config.num_experts, k, normalize, target));
+    add(kernels::gate_grad_spec(dtype, config.model_dim, k, target));
+    for (bool postscore : config.is_postscore) {  // the transposes: encode <-> decode, gate flipped
+      add(kernels::dispatch_spec(true, dtype, config.model_dim, k, !postscore, target));
+      add(kernels::dispatch_spec(false, dtype, config.model_dim, k, !postscore, target));
+    }
+  }
+  using kernels::elementwise_spec;
+  const auto act = kernels::parse_activation(config.activation);
+  if (config.expert_type == "ffn" && act != kernels::kActNone)
+    add(elementwise_spec(dtype, kernels::kEwActivate, act, target));
+  if (config.expert_type == "ffn" && (config.has_fc1_bias || config.has_fc2_bias))
+    add(elementwise_spec(dtype, kernels::kEwSumRows, kernels::kActNone, target));
+  if (config.expert_type == "swiglu") {
+    add(elementwise_spec(dtype, kernels::kEwSwiglu, kernels::kActNone, target));
+    add(elementwise_spec(dtype, kernels::kEwSwigluBackward, kernels::kActNone, target));
+  }
+  add(elementwise_spec(dtype, kernels::kEwAdd, kernels::kActNone, target));
+  add(elementwise_spec(dtype, kernels::kEwSgd, kernels::kActNone, target));
+  if (gate != dtype) {
+    add(elementwise_spec(gate, kernels::kEwSgd, kernels::kActNone, target));
+    add(kernels::cast_spec(gate, dtype, target));  // the fp32 gate's input gradient
   }
 }
 

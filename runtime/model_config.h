@@ -26,6 +26,7 @@ struct ModelConfig {
   bool has_fc2_bias = true;
   bool fp32_gate = false;
   bool allow_tf32 = false;
+  bool training = false;  // also the backward and SGD kernels (MoeLayer::backward, sgd_step)
 
   /// Parses and validates; throws UserError naming the field, its value and what was expected
   /// (unknown fields are errors too, so a typo is never silently ignored).

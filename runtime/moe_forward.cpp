@@ -14,6 +14,7 @@
 #include "runtime/gemm_ops.h"
 #include "runtime/losses.h"
 #include "runtime/moe_layer.h"
+#include "runtime/moe_saved.h"
 
 namespace switchyard {
 namespace {
@@ -49,16 +50,15 @@ void MoeLayer::check_options(const Tensor& x, const ForwardOptions& o) const {
   }
 }
 
-Tensor MoeLayer::gate_logits(const Tensor& x, Buffer& workspace) {
+Tensor MoeLayer::gate_logits(const Tensor& x, Buffer& workspace, std::unique_ptr<Buffer>& gate_input) {
   const int64_t s = x.dim(0), m = config_.model_dim, e = config_.num_experts;
   const DType g = gate_dtype();
   Tensor logits = workspace.view(g, {1, s, e});
   const Param& wg_t = packed_.at("wg_t");
   Tensor input(x.data(), x.dtype(), {1, s, m}, x.device());
-  std::unique_ptr<Buffer> converted;
   if (g != x.dtype()) {  // fp32_gate: the gate reads a float32 copy of the input
-    converted = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * dtype_size(g));
-    Tensor copy = converted->view(g, {1, s, m});
+    gate_input = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * dtype_size(g));
+    Tensor copy = gate_input->view(g, {1, s, m});
     cast_tensor(context_, input, copy);
     input = copy;
   }
@@ -66,7 +66,8 @@ Tensor MoeLayer::gate_logits(const Tensor& x, Buffer& workspace) {
   return Tensor(logits.data(), g, {s, e}, logits.device());
 }
 
-void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Tensor* row_counts) {
+void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Tensor* row_counts,
+                           std::unique_ptr<Buffer>* saved) {
   const int64_t e = config_.num_experts, c = dispatched.dim(1), h = config_.hidden_size;
   const size_t hidden_bytes = static_cast<size_t>(e * c * h) * dtype_size(config_.dtype);
   GemmOptions fc;
@@ -77,10 +78,22 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
     Tensor hid = hidden.view(config_.dtype, {e, c, h});
     Tensor b1 = config_.has_fc1_bias ? parameter("experts.batched_fc1_bias") : Tensor();
     Tensor b2 = config_.has_fc2_bias ? parameter("experts.batched_fc2_bias") : Tensor();
-    fc.activation = config_.activation;
     fc.bias = config_.has_fc1_bias ? &b1 : nullptr;
     const Param& w1 = packed_.at("fc1_t");
-    batched_gemm(context_, dispatched, w1.buffer->view(config_.dtype, w1.shape), hid, fc);
+    if (saved != nullptr) {
+      // Training keeps the pre-activation for the activation's derivative; the activated
+      // copy is only needed until fc2 has read it.
+      *saved = std::make_unique<Buffer>(device_, hidden_bytes);
+      Tensor pre = (*saved)->view(config_.dtype, {e, c, h});
+      batched_gemm(context_, dispatched, w1.buffer->view(config_.dtype, w1.shape), pre, fc);
+      if (config_.activation == kernels::kActNone)
+        hid = pre;
+      else
+        activate(context_, pre, config_.activation, hid);
+    } else {
+      fc.activation = config_.activation;
+      batched_gemm(context_, dispatched, w1.buffer->view(config_.dtype, w1.shape), hid, fc);
+    }
     fc.activation = kernels::kActNone;
     fc.bias = config_.has_fc2_bias ? &b2 : nullptr;
     batched_gemm(context_, hid, parameter("experts.batched_fc2_w"), out, fc);
@@ -89,12 +102,22 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
   // SwiGLU (Tutel's llama_ffn): silu(x W1) * (x W2), then W3.
   Buffer first(device_, hidden_bytes), gated(device_, hidden_bytes);
   Tensor t1 = first.view(config_.dtype, {e, c, h}), t2 = gated.view(config_.dtype, {e, c, h});
-  batched_gemm(context_, dispatched, parameter("experts.W_fc1"), t1, fc);
-  fc.activation = kernels::kActSwiglu;
-  fc.aux = &t1;
-  batched_gemm(context_, dispatched, parameter("experts.W_fc2"), t2, fc);
-  fc.activation = kernels::kActNone;
-  fc.aux = nullptr;
+  if (saved != nullptr) {  // training keeps both projections: [0] = x W1, [1] = x W2
+    *saved = std::make_unique<Buffer>(device_, 2 * hidden_bytes);
+    Tensor both = (*saved)->view(config_.dtype, {2, e, c, h});
+    Tensor gate(both.data(), config_.dtype, {e, c, h}, both.device());
+    Tensor up(static_cast<char*>(both.data()) + hidden_bytes, config_.dtype, {e, c, h}, both.device());
+    batched_gemm(context_, dispatched, parameter("experts.W_fc1"), gate, fc);
+    batched_gemm(context_, dispatched, parameter("experts.W_fc2"), up, fc);
+    swiglu(context_, gate, up, t2);
+  } else {
+    batched_gemm(context_, dispatched, parameter("experts.W_fc1"), t1, fc);
+    fc.activation = kernels::kActSwiglu;
+    fc.aux = &t1;
+    batched_gemm(context_, dispatched, parameter("experts.W_fc2"), t2, fc);
+    fc.activation = kernels::kActNone;
+    fc.aux = nullptr;
+  }
   batched_gemm(context_, t2, parameter("experts.W_fc3"), out, fc);
 }
 
@@ -137,13 +160,15 @@ ModelConfig MoeLayer::model_config(const ForwardOptions& options) const {
   model.has_fc2_bias = config_.has_fc2_bias;
   model.fp32_gate = config_.fp32_gate;
   model.allow_tf32 = config_.allow_tf32;
+  model.training = options.save_for_backward;
   return model;
 }
 
 size_t MoeLayer::prepare(const ForwardOptions& options) {
   SY_CHECK(options.top_k >= 1 && options.top_k <= config_.num_experts)
       << "top_k = " << options.top_k << "; expected 1 to num_experts (" << config_.num_experts << ")";
-  const auto key = std::make_tuple(options.top_k, options.normalize_gate, options.is_postscore);
+  const auto key =
+      std::make_tuple(options.top_k, options.normalize_gate, options.is_postscore, options.save_for_backward);
   if (auto it = plans_.find(key); it != plans_.end()) return it->second;
   const KernelSet set = kernel_set(model_config(options), device_.target());
   for (const auto& spec : set.specs) context_.kernel(device_, spec);
@@ -156,7 +181,9 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
   const int64_t s = x.dim(0), m = config_.model_dim, e = config_.num_experts, k = options.top_k;
   const size_t el = dtype_size(config_.dtype);
   Buffer logits_space(device_, static_cast<size_t>(s * e) * dtype_size(gate_dtype()));
-  Tensor logits = gate_logits(x, logits_space);
+  auto saved = options.save_for_backward ? std::make_unique<Saved>() : nullptr;
+  std::unique_ptr<Buffer> gate_input;
+  Tensor logits = gate_logits(x, logits_space, gate_input);
   RoutedTokens routed = route_tokens(context_, logits, k, options.normalize_gate, options.batch_prioritized_routing);
   ForwardResult result;
   result.expert_counts = routed.counts;
@@ -174,17 +201,32 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
     routing.gates = wide_gates->view(gate_dtype_for(config_.dtype), {k, s});
     cast_tensor(context_, routed.gates, routing.gates);
   }
-  Buffer slots(device_, static_cast<size_t>(e * c * m) * el), expert_out(device_, static_cast<size_t>(e * c * m) * el);
-  Tensor dispatched = slots.view(config_.dtype, {e, c, m}), processed = expert_out.view(config_.dtype, {e, c, m});
+  auto slots = std::make_unique<Buffer>(device_, static_cast<size_t>(e * c * m) * el);
+  auto expert_out = std::make_unique<Buffer>(device_, static_cast<size_t>(e * c * m) * el);
+  Tensor dispatched = slots->view(config_.dtype, {e, c, m}), processed = expert_out->view(config_.dtype, {e, c, m});
   dispatch_encode(context_, x, routing, options.is_postscore, dispatched);
   // Grouped GEMM: each expert computes only the slots that hold tokens (its count, up to C).
   std::vector<int> used(static_cast<size_t>(e));
   for (int64_t i = 0; i < e; ++i) used[i] = static_cast<int>(std::min<int64_t>(routed.counts[i], c));
   Tensor used_t(used.data(), DType::kInt32, {e});
-  run_experts(dispatched, processed, options.dropless_grouped ? &used_t : nullptr);
+  run_experts(dispatched, processed, options.dropless_grouped ? &used_t : nullptr, saved ? &saved->pre : nullptr);
   result.storage = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * el);
   result.output = result.storage->view(config_.dtype, {s, m});
   combine_decode(context_, processed, routing, options.is_postscore, result.output);
+  if (saved) {
+    saved->options = options;
+    saved->tokens = s;
+    saved->input = std::make_unique<Buffer>(device_, x.nbytes());
+    device_.copy_within(saved->input->data(), x.data(), x.nbytes());
+    saved->gate_input = std::move(gate_input);
+    saved->routed = std::move(routed);
+    saved->wide_gates = std::move(wide_gates);
+    saved->routing = routing;
+    saved->used = std::move(used);
+    saved->dispatched = std::move(slots);
+    if (options.is_postscore) saved->expert_out = std::move(expert_out);
+  }
+  if (saved) saved_ = std::move(saved);  // a forward without saving (evaluation) keeps the last save
   return result;
 }
 

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "runtime/moe_saved.h"
 #include "runtime/safetensors.h"
 
 namespace switchyard {
@@ -78,6 +79,8 @@ MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config)
   }
   init_parameters(1);
 }
+
+MoeLayer::~MoeLayer() = default;
 
 void MoeLayer::add_param(const std::string& name, std::vector<int64_t> shape, DType dtype) {
   Param p;

@@ -12,6 +12,9 @@
 #include <switchyard/common/gemm_args.h>
 
 #include "runtime/context.h"
+#include "runtime/dispatch_ops.h"
+#include "runtime/elementwise_ops.h"
+#include "runtime/gating_ops.h"
 #include "runtime/model_config.h"
 #include "runtime/tensor.h"
 
@@ -46,6 +49,12 @@ struct ForwardOptions {
   bool check_finite = true;     // reject NaN/Inf in the input with a UserError
   bool is_gshard_loss = true;   // false: Tutel's load_importance_loss (needs gate_noise > 0)
   double gate_noise = 0.0;      // sigma of the load estimate (no noise is added outside training)
+  bool save_for_backward = false;  // keep what backward() needs (training); replaces any earlier save
+};
+
+struct BackwardResult {
+  std::unique_ptr<Buffer> storage;
+  Tensor grad_input;  // [S, M]: dL/dx of the saved forward
 };
 
 struct ForwardResult {
@@ -59,6 +68,9 @@ struct ForwardResult {
 class MoeLayer {
  public:
   MoeLayer(Context& context, Device& device, MoeLayerConfig config);
+  ~MoeLayer();
+  MoeLayer(const MoeLayer&) = delete;
+  MoeLayer& operator=(const MoeLayer&) = delete;
 
   /// Deterministic initialisation like torch.nn.Linear (uniform in +-1/sqrt(fan_in)).
   void init_parameters(uint64_t seed);
@@ -68,6 +80,19 @@ class MoeLayer {
 
   /// x: [S, M] of the layer's dtype on its device. Throws UserError for bad options or shapes.
   ForwardResult forward(const Tensor& x, const ForwardOptions& options);
+
+  /// Gradients of the forward saved by forward(x, {.save_for_backward = true}) for
+  /// dL/doutput = grad_output [S, M] and L += l_aux_weight * l_aux: returns dL/dx and stores the
+  /// gradient of every parameter (gradient(name)). The saved state is released, so a second
+  /// backward needs a new forward. Throws UserError when nothing is saved or shapes differ.
+  BackwardResult backward(const Tensor& grad_output, double l_aux_weight = 0.0);
+  /// dL/d(parameter `name`) of the last backward, same shape and dtype as the parameter.
+  Tensor gradient(const std::string& name) const;
+  /// Bytes forward keeps for backward, per token, for the last saved forward (0 when none).
+  double saved_bytes_per_token() const;
+  /// One SGD step on every parameter from the last backward's gradients (momentum buffers are
+  /// created on first use); the kernels' packed weight copies are refreshed.
+  void sgd_step(const SgdOptions& options);
 
   /// Loads every kernel that forward with `options` can request (the plan of that option set),
   /// once per distinct set; forward prepares on its own, a server calls it before its first
@@ -91,10 +116,15 @@ class MoeLayer {
   };
   void add_param(const std::string& name, std::vector<int64_t> shape, DType dtype);
   DType gate_dtype() const { return config_.fp32_gate ? DType::kFloat32 : config_.dtype; }
+  struct Saved;  // what forward keeps for backward (runtime/moe_saved.h)
   void refresh_packed();
+  void backward_experts(const Tensor& grad_slots, const Tensor& grad_dispatched, const Tensor* row_counts);
+  void backward_gate(const Tensor& grad_gates, double l_aux_weight, const Tensor& grad_input);
+  Tensor gate_logits(const Tensor& x, Buffer& workspace, std::unique_ptr<Buffer>& gate_input);
   void check_options(const Tensor& x, const ForwardOptions& options) const;
-  Tensor gate_logits(const Tensor& x, Buffer& workspace);
-  void run_experts(const Tensor& dispatched, const Tensor& out, const Tensor* row_counts);
+  /// Saving: the pre-activations (FFN: fc1's, SwiGLU: both projections') go to `saved`.
+  void run_experts(const Tensor& dispatched, const Tensor& out, const Tensor* row_counts,
+                   std::unique_ptr<Buffer>* saved = nullptr);
   double importance_loss(const Tensor& logits, const Tensor& scores, int64_t top_k, double gate_noise);
 
   Context& context_;
@@ -102,8 +132,12 @@ class MoeLayer {
   MoeLayerConfig config_;
   std::map<std::string, Param> params_;
   std::map<std::string, Param> packed_;  // layouts the kernels read (transposed copies)
-  // Plans already loaded, by the options that select kernels (top_k, normalize_gate, is_postscore).
-  std::map<std::tuple<int64_t, bool, bool>, size_t> plans_;
+  std::map<std::string, Param> grads_;   // dL/dparam of the last backward, by parameter name
+  std::map<std::string, Param> velocity_;  // SGD momentum buffers
+  std::unique_ptr<Saved> saved_;
+  // Plans already loaded, by the options that select kernels (top_k, normalize_gate, is_postscore,
+  // save_for_backward: a training plan also holds the backward's kernels).
+  std::map<std::tuple<int64_t, bool, bool, bool>, size_t> plans_;
 };
 
 }  // namespace switchyard

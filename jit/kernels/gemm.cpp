@@ -133,6 +133,19 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
   return spec;
 }
 
+GemmActivation activation_derivative(GemmActivation activation) {
+  switch (activation) {
+    case kActRelu:
+      return kActReluGrad;
+    case kActGelu:
+      return kActGeluGrad;
+    case kActSilu:
+      return kActSiluGrad;
+    default:
+      return kActNone;
+  }
+}
+
 GemmActivation parse_activation(const std::string& text) {
   if (text == "none" || text == "identity") return kActNone;
   if (text == "relu") return kActRelu;

@@ -37,5 +37,7 @@ bool uses_tensor_cores(const GemmShape& shape, const Target& target);
 /// Parses "relu", "gelu", "silu", "none"; throws UserError naming the text otherwise.
 GemmActivation parse_activation(const std::string& text);
 const char* activation_name(GemmActivation activation);
+/// The backward epilogue of `activation` (relu -> relu_grad, ...); kActNone for none.
+GemmActivation activation_derivative(GemmActivation activation);
 
 }  // namespace switchyard::kernels

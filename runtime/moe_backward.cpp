@@ -1,0 +1,202 @@
+// MoeLayer::backward (tutel-semantics 2.3 and 3): combine decode -> experts -> dispatch encode ->
+// gate, each step the transpose of its forward, reusing what forward saved; and the SGD step.
+#include <cmath>
+
+#include "core/error.h"
+#include "jit/kernels/gemm.h"
+#include "runtime/cast_ops.h"
+#include "runtime/gemm_ops.h"
+#include "runtime/moe_layer.h"
+#include "runtime/moe_saved.h"
+
+namespace switchyard {
+namespace {
+
+// A [R, C] tensor as the single batch [1, R, C] the GEMMs take.
+Tensor one_batch(const Tensor& t) {
+  return Tensor(t.data(), t.dtype(), {1, t.dim(0), t.dim(1)}, t.device());
+}
+
+}  // namespace
+
+Tensor MoeLayer::gradient(const std::string& name) const {
+  SY_CHECK(params_.count(name)) << "the layer has no parameter '" << name << "'";
+  auto it = grads_.find(name);
+  SY_CHECK(it != grads_.end()) << "no gradient of '" << name << "' yet: run forward (save_for_backward) and backward";
+  return it->second.buffer->view(it->second.dtype, it->second.shape);
+}
+
+double MoeLayer::saved_bytes_per_token() const {
+  if (!saved_ || saved_->tokens == 0) return 0;
+  return static_cast<double>(saved_->bytes()) / static_cast<double>(saved_->tokens);
+}
+
+void MoeLayer::backward_experts(const Tensor& grad_slots, const Tensor& grad_dispatched, const Tensor* row_counts) {
+  const Saved& sv = *saved_;
+  const int64_t e = config_.num_experts, c = grad_slots.dim(1), h = config_.hidden_size;
+  const DType dt = config_.dtype;
+  const size_t hidden_bytes = static_cast<size_t>(e * c * h) * dtype_size(dt);
+  const Tensor dispatched = sv.dispatched->view(dt, {e, c, config_.model_dim});
+  GemmOptions data, weight;  // data gradients (A W^T), weight gradients (A^T B)
+  data.row_counts = weight.row_counts = row_counts;
+  data.allow_tf32 = config_.allow_tf32;
+  data.trans_b = weight.trans_a = true;
+  if (config_.expert_type == ExpertType::kFfn) {
+    const Tensor pre = sv.pre->view(dt, {e, c, h});
+    Buffer dz_space(device_, hidden_bytes);
+    const Tensor dz = dz_space.view(dt, {e, c, h});
+    data.activation = kernels::activation_derivative(config_.activation);  // dZ = (dY W2^T) * act'(Z), fused
+    data.aux = data.activation == kernels::kActNone ? nullptr : &pre;
+    batched_gemm(context_, grad_slots, parameter("experts.batched_fc2_w"), dz, data);
+    Buffer hidden_space(device_, config_.activation == kernels::kActNone ? 0 : hidden_bytes);
+    Tensor hidden = pre;  // the activation is recomputed rather than saved
+    if (config_.activation != kernels::kActNone) {
+      hidden = hidden_space.view(dt, {e, c, h});
+      activate(context_, pre, config_.activation, hidden);
+    }
+    batched_gemm(context_, hidden, grad_slots, gradient("experts.batched_fc2_w"), weight);
+    batched_gemm(context_, dz, dispatched, gradient("experts.batched_fc1_w"), weight);
+    if (config_.has_fc2_bias) sum_rows(context_, grad_slots, gradient("experts.batched_fc2_bias"), row_counts);
+    if (config_.has_fc1_bias) sum_rows(context_, dz, gradient("experts.batched_fc1_bias"), row_counts);
+    GemmOptions plain;
+    plain.row_counts = row_counts;
+    plain.allow_tf32 = config_.allow_tf32;
+    batched_gemm(context_, dz, parameter("experts.batched_fc1_w"), grad_dispatched, plain);
+    return;
+  }
+  // SwiGLU: out = (silu(x W1) * (x W2)) W3.
+  const Tensor both = sv.pre->view(dt, {2, e, c, h});
+  const Tensor gate(both.data(), dt, {e, c, h}, both.device());
+  const Tensor up(static_cast<char*>(both.data()) + hidden_bytes, dt, {e, c, h}, both.device());
+  Buffer space(device_, 4 * hidden_bytes);
+  auto slice = [&](int i) { return Tensor(static_cast<char*>(space.data()) + i * hidden_bytes, dt, {e, c, h}, both.device()); };
+  const Tensor d_product = slice(0), product = slice(1), d_gate = slice(2), d_up = slice(3);
+  batched_gemm(context_, grad_slots, parameter("experts.W_fc3"), d_product, data);
+  swiglu(context_, gate, up, product);
+  batched_gemm(context_, product, grad_slots, gradient("experts.W_fc3"), weight);
+  swiglu_backward(context_, gate, up, d_product, d_gate, d_up);
+  batched_gemm(context_, dispatched, d_gate, gradient("experts.W_fc1"), weight);
+  batched_gemm(context_, dispatched, d_up, gradient("experts.W_fc2"), weight);
+  Buffer other_space(device_, grad_dispatched.nbytes());
+  const Tensor other = other_space.view(dt, grad_dispatched.shape());
+  batched_gemm(context_, d_gate, parameter("experts.W_fc1"), grad_dispatched, data);
+  batched_gemm(context_, d_up, parameter("experts.W_fc2"), other, data);
+  add(context_, grad_dispatched, other, grad_dispatched);
+}
+
+void MoeLayer::backward_gate(const Tensor& grad_gates, double l_aux_weight, const Tensor& grad_input) {
+  const Saved& sv = *saved_;
+  const int64_t s = sv.tokens, m = config_.model_dim, e = config_.num_experts;
+  const DType g = gate_dtype(), score = sv.routed.scores.dtype();
+  Tensor dg = grad_gates;
+  std::unique_ptr<Buffer> narrow;
+  if (dg.dtype() != score) {  // fp32_gate on a float64 layer: back to the scores' dtype
+    narrow = std::make_unique<Buffer>(device_, static_cast<size_t>(dg.numel()) * dtype_size(score));
+    dg = narrow->view(score, dg.shape());
+    cast_tensor(context_, grad_gates, dg);
+  }
+  // gshard_loss = E * sum_e f_e * mean_s P[s, e]: dL/dP[s, e] = w * E * f_e / S, f_e the top-1 share.
+  std::unique_ptr<Buffer> aux;
+  if (l_aux_weight != 0 && s > 0) {
+    std::vector<int> first(static_cast<size_t>(s));
+    device_.copy_to_host(first.data(), sv.routed.indices.data(), first.size() * 4);
+    std::vector<double> coefficient(static_cast<size_t>(e), 0.0);
+    const double scale = l_aux_weight * static_cast<double>(e) / (static_cast<double>(s) * static_cast<double>(s));
+    for (int expert : first) coefficient[static_cast<size_t>(expert)] += scale;
+    aux = std::make_unique<Buffer>(device_, static_cast<size_t>(e) * dtype_size(score));
+    if (score == DType::kFloat64) {
+      device_.copy_from_host(aux->data(), coefficient.data(), aux->bytes());
+    } else {
+      std::vector<float> narrow_values(coefficient.begin(), coefficient.end());
+      device_.copy_from_host(aux->data(), narrow_values.data(), aux->bytes());
+    }
+  }
+  Tensor aux_t = aux ? aux->view(score, {e}) : Tensor();
+  Buffer logits_space(device_, static_cast<size_t>(s * e) * dtype_size(g));
+  const Tensor d_logits = logits_space.view(g, {s, e});
+  gate_backward(context_, sv.routed, dg, aux ? &aux_t : nullptr, sv.options.normalize_gate, d_logits);
+  const Tensor gate_input = sv.gate_input ? sv.gate_input->view(g, {1, s, m}) : one_batch(sv.x(g, m));
+  GemmOptions weight;
+  weight.trans_a = true;
+  batched_gemm(context_, one_batch(d_logits), gate_input, one_batch(gradient("gates.0.wg.weight")), weight);
+  Buffer dx_space(device_, static_cast<size_t>(s * m) * dtype_size(g));
+  const Tensor dx = dx_space.view(g, {1, s, m});
+  batched_gemm(context_, one_batch(d_logits), one_batch(parameter("gates.0.wg.weight")), dx);
+  Tensor dx_data(dx.data(), g, {s, m}, dx.device());
+  std::unique_ptr<Buffer> wide;
+  if (g != config_.dtype) {  // the fp32 gate's input gradient, in the data's dtype
+    wide = std::make_unique<Buffer>(device_, grad_input.nbytes());
+    Tensor converted = wide->view(config_.dtype, {s, m});
+    cast_tensor(context_, dx_data, converted);
+    dx_data = converted;
+  }
+  add(context_, grad_input, dx_data, grad_input);
+}
+
+BackwardResult MoeLayer::backward(const Tensor& grad_output, double l_aux_weight) {
+  SY_CHECK(saved_) << "backward needs a forward with save_for_backward = true first (each backward uses up the "
+                      "forward it differentiates)";
+  const Saved& sv = *saved_;
+  const int64_t s = sv.tokens, m = config_.model_dim, e = config_.num_experts;
+  SY_CHECK(grad_output.shape() == std::vector<int64_t>({s, m}) && grad_output.dtype() == config_.dtype &&
+           grad_output.device() == device_.ref() && grad_output.is_contiguous())
+      << "grad_output is " << grad_output.describe() << "; the saved forward expects contiguous "
+      << dtype_name(config_.dtype) << shape_string({s, m}) << " on " << device_.name();
+  SY_CHECK(std::isfinite(l_aux_weight)) << "l_aux_weight = " << l_aux_weight << "; expected a finite number";
+  SY_CHECK(l_aux_weight == 0 || sv.options.is_gshard_loss)
+      << "l_aux_weight = " << l_aux_weight
+      << " with load_importance_loss: its backward is not implemented; use gshard_loss or weight 0";
+  for (const auto& [name, p] : params_) {
+    if (!grads_.count(name)) {
+      Param grad;
+      grad.dtype = p.dtype;
+      grad.shape = p.shape;
+      grad.buffer = std::make_unique<Buffer>(device_, p.buffer->bytes());
+      grads_[name] = std::move(grad);
+    }
+  }
+  const int64_t c = sv.routing.capacity;
+  const size_t slot_bytes = static_cast<size_t>(e * c * m) * dtype_size(config_.dtype);
+  const bool post = sv.options.is_postscore;
+  Tensor used_t(const_cast<int*>(sv.used.data()), DType::kInt32, {e});
+  const Tensor* rows = sv.options.dropless_grouped ? &used_t : nullptr;
+  // The transpose of decode is encode with the gate applied where decode applied it, and back.
+  Buffer slots_space(device_, slot_bytes), dispatched_space(device_, slot_bytes);
+  const Tensor d_slots = slots_space.view(config_.dtype, {e, c, m});
+  const Tensor d_dispatched = dispatched_space.view(config_.dtype, {e, c, m});
+  dispatch_encode(context_, grad_output, sv.routing, !post, d_slots);
+  Buffer gates_space(device_, sv.routing.gates.nbytes());
+  const Tensor d_gates = gates_space.view(sv.routing.gates.dtype(), sv.routing.gates.shape());
+  if (post) dispatch_gate_grad(context_, sv.expert_out->view(config_.dtype, {e, c, m}), grad_output, sv.routing, d_gates);
+  backward_experts(d_slots, d_dispatched, rows);
+  BackwardResult result;
+  result.storage = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * dtype_size(config_.dtype));
+  result.grad_input = result.storage->view(config_.dtype, {s, m});
+  combine_decode(context_, d_dispatched, sv.routing, !post, result.grad_input);
+  if (!post) dispatch_gate_grad(context_, d_dispatched, sv.x(config_.dtype, m), sv.routing, d_gates);
+  backward_gate(d_gates, l_aux_weight, result.grad_input);
+  saved_.reset();
+  return result;
+}
+
+void MoeLayer::sgd_step(const SgdOptions& options) {
+  SY_CHECK(!grads_.empty()) << "sgd_step needs the gradients of a backward first";
+  for (auto& [name, p] : params_) {
+    const Tensor param = p.buffer->view(p.dtype, p.shape);
+    Tensor velocity;
+    if (options.momentum != 0) {
+      auto [it, fresh] = velocity_.try_emplace(name);
+      if (fresh) {
+        it->second.dtype = p.dtype;
+        it->second.shape = p.shape;
+        it->second.buffer = std::make_unique<Buffer>(device_, p.buffer->bytes());
+        device_.fill_zero(it->second.buffer->data(), p.buffer->bytes());
+      }
+      velocity = it->second.buffer->view(p.dtype, p.shape);
+    }
+    switchyard::sgd_step(context_, param, gradient(name), options.momentum != 0 ? &velocity : nullptr, options);
+  }
+  refresh_packed();
+}
+
+}  // namespace switchyard
