@@ -2,6 +2,8 @@
 // (no GPU needed), and failed compiles of both compilers produce actionable errors.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "core/error.h"
 #include "jit/clang_compiler.h"
 #include "jit/kernels/dispatch.h"
@@ -36,6 +38,42 @@ TEST(NvrtcCompile, EverySampleConfigKernelCompilesForSm80AndSm90) {
     }
   }
   EXPECT_EQ(compiled, 2u * (41u + 17u));
+}
+
+// The kernels training adds (backward, SGD) for a config, leaving out its forward kernels.
+std::vector<KernelSpec> training_only(ModelConfig config, const Target& target) {
+  std::set<std::string> forward;
+  for (const auto& spec : kernel_set(config, target).specs) forward.insert(spec.to_string());
+  config.training = true;
+  std::vector<KernelSpec> extra;
+  for (const auto& spec : kernel_set(config, target).specs)
+    if (!forward.count(spec.to_string())) extra.push_back(spec);
+  return extra;
+}
+
+TEST(NvrtcCompile, TrainingKernelsCompile) {
+  ASSERT_TRUE(NvrtcLibrary::available());
+  NvrtcCompiler nvrtc;
+  ModelConfig tiny = ModelConfig::load(testing::source_dir() + "/examples/models/tiny.json");
+  ModelConfig swiglu = ModelConfig::from_json_text(
+      R"({"model_dim": 128, "hidden_size": 256, "num_experts": 8, "top_k": 2, "expert_type": "swiglu",
+          "dtype": ["float16", "bfloat16"], "fp32_gate": true, "allow_tf32": true})",
+      "inline");
+  auto tiny_extra = training_only(tiny, Target::cuda(90));
+  // Per dtype (f32, f16, bf16): 6 GEMMs, a gate_backward and a gate_grad per top_k (4), and
+  // activate, sum_rows, add, sgd (4).
+  EXPECT_EQ(tiny_extra.size(), 3u * (6u + 4u + 4u));
+  auto swiglu_extra = training_only(swiglu, Target::cuda(80));
+  for (const auto* set : {&tiny_extra, &swiglu_extra}) {
+    for (const KernelSpec& spec : *set) {
+      Binary binary = nvrtc.compile(spec, generate_source(spec));
+      EXPECT_EQ(binary.artifacts.at("kernel.cubin").substr(0, 4),
+                "\x7f"
+                "ELF")
+          << spec.to_string();
+    }
+  }
+  EXPECT_GT(swiglu_extra.size(), 10u);
 }
 
 TEST(NvrtcCompile, FailureShowsNumberedSourceOptionsAndLog) {

@@ -84,6 +84,31 @@ TEST(ModelConfig, SampleConfigsExpandToTheirKernelSets) {
   EXPECT_EQ(tensor_core, 4) << "fc1 and fc2 of float16 and bfloat16 run on tensor cores";
 }
 
+TEST(ModelConfig, TrainingAddsTheBackwardKernels) {
+  ModelConfig tiny = ModelConfig::load(testing::source_dir() + "/examples/models/tiny.json");
+  tiny.training = true;
+  KernelSet cpu = kernel_set(tiny, Target::cpu());
+  // Per CPU dtype: 6 GEMMs (gate input and weight gradients, fc1 without its fused relu, fc2's
+  // data gradient with relu' fused, fc1's data gradient, the expert weight gradient: fc1 and fc2
+  // share N = M, K = H), per top_k a gate_backward and a gate_grad (4), and activate, sum_rows,
+  // add, sgd (4); the flipped encode/decode are already there (both is_postscore values).
+  EXPECT_EQ(cpu.specs.size(), 30u + 2 * (6u + 4u + 4u));
+  std::vector<std::string> texts;
+  for (const auto& spec : cpu.specs) texts.push_back(spec.to_string());
+  for (const char* needle : {"gemm<dtype=float32,n=64,k=128,trans_a=true,", "gemm<dtype=float64,n=64,k=4,trans_a=true,",
+                             "gemm<dtype=float32,n=128,k=64,trans_a=false,trans_b=true,bias=false,activation=5,",
+                             "gate_backward<dtype=float32,experts=4,top_k=2,normalize=true>",
+                             "gate_grad<dtype=float64,model_dim=64,top_k=1,vec=1>",
+                             "elementwise<dtype=float32,op=4,activation=0>"}) {
+    EXPECT_TRUE(std::any_of(texts.begin(), texts.end(),
+                            [&](const std::string& t) { return t.find(needle) != std::string::npos; }))
+        << needle;
+  }
+  EXPECT_THROW(ModelConfig::from_json_text(R"({"model_dim": 8, "hidden_size": 8, "num_experts": 2, "training": 1})",
+                                           "inline"),
+               UserError);
+}
+
 TEST(ModelConfig, ExpertFieldsSelectTheExpertKernels) {
   ModelConfig swiglu = ModelConfig::from_json_text(
       R"({"model_dim": 32, "hidden_size": 64, "num_experts": 4, "expert_type": "swiglu", "dtype": "float64",
@@ -96,7 +121,7 @@ TEST(ModelConfig, ExpertFieldsSelectTheExpertKernels) {
                        [&](const std::string& t) { return t.find(needle) != std::string::npos; });
   };
   EXPECT_TRUE(has("gemm<dtype=float32,n=4,k=32,"));                                        // the fp32 gate
-  EXPECT_TRUE(has("gemm<dtype=float64,n=64,k=32,trans_b=false,bias=false,activation=4"));  // SwiGLU product
+  EXPECT_TRUE(has("gemm<dtype=float64,n=64,k=32,trans_a=false,trans_b=false,bias=false,activation=4"));  // SwiGLU product
   EXPECT_TRUE(has("cast<dtype=float64,to=float32>"));
   EXPECT_TRUE(has("cast<dtype=float32,to=float64>"));
   EXPECT_TRUE(has("gate_topk<dtype=float32,experts=4,top_k=1,normalize=false>"));

@@ -6,6 +6,8 @@
 // rows instead: C[b][k, n] = sum_r A[b][r, k] * B[b][r, n], A [rows, K], B [rows, N], C [K, N].
 #pragma once
 
+#include <switchyard/common/macros.h>
+
 namespace switchyard {
 namespace kernels {
 
@@ -23,7 +25,7 @@ enum GemmActivation : int {
 };
 
 // True for the epilogues that read aux.
-constexpr bool gemm_uses_aux(int activation) {
+SY_HOST_DEVICE constexpr bool gemm_uses_aux(int activation) {
   return activation >= kActSwiglu;
 }
 
