@@ -1,6 +1,6 @@
 // Tutel's helloworld (tutel-semantics 8.1) on Switchyard: one MoE layer, output summed over
-// model_dim, log-softmax over tokens, NLL against label 0; prints Tutel's lines.
-// This issue runs --eval (forward only); training arrives with the backward pass.
+// model_dim, log-softmax over tokens, NLL against label 0 (+ l_aux_wt * l_aux), trained by SGD
+// (lr 1e-5) unless --eval; prints Tutel's lines.
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -26,7 +26,7 @@ struct Flags {
   int num_local_experts = 2, top = 2, a2a_ffn_overlap_degree = 1, allreduce_degree = 1, num_steps = 100;
   int megablocks_size = 0;
   std::string dtype = "float32", parallel_type = "adaptive:1", checkpoint_path, device, expert_type = "ffn";
-  std::string load_weights, save_weights, save_output;
+  std::string load_weights, save_weights, save_output, losses;
   bool fp32_gate = false, use_2dh = false, eval = false, use_tensorcore = false;
   double l_aux_wt = 0.0, capacity_factor = 1.0;
 };
@@ -58,11 +58,14 @@ void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--load-weights", f.load_weights, "safetensors file of the layer's parameters");
   app.add_option("--save-weights", f.save_weights, "write the layer's parameters (safetensors) before the first step");
   app.add_option("--save-output", f.save_output, "write the first step's layer output (safetensors)");
+  app.add_option("--losses", f.losses, "write every step's loss to FILE, one per line, exactly (%.17g)");
 }
 
-// Loss of Tutel's ExampleModel on the layer output y [B, T, M].
-double example_loss(const std::vector<double>& y, int b, int t, int m) {
+// Loss of Tutel's ExampleModel on the layer output y [B, T, M], and its gradient dL/dy when
+// `grad` is given: (softmax over tokens - onehot(0)) / B, the same for every m.
+double example_loss(const std::vector<double>& y, int b, int t, int m, std::vector<double>* grad) {
   double loss = 0;
+  if (grad) grad->assign(y.size(), 0.0);
   for (int i = 0; i < b; ++i) {
     std::vector<double> logits(t, 0.0);
     for (int j = 0; j < t; ++j)
@@ -70,6 +73,11 @@ double example_loss(const std::vector<double>& y, int b, int t, int m) {
     double mx = *std::max_element(logits.begin(), logits.end()), sum = 0;
     for (double v : logits) sum += std::exp(v - mx);
     loss += -(logits[0] - mx - std::log(sum));  // label 0 for every sample
+    if (!grad) continue;
+    for (int j = 0; j < t; ++j) {
+      const double d = (std::exp(logits[j] - mx) / sum - (j == 0 ? 1.0 : 0.0)) / b;
+      for (int k = 0; k < m; ++k) (*grad)[(static_cast<int64_t>(i) * t + j) * m + k] = d;
+    }
   }
   return loss / b;
 }
@@ -96,13 +104,11 @@ std::vector<double> to_doubles(const Tensor& t, Device& device) {
   return v;
 }
 
-// x ~ N(0, 1) [S, M] from the fixed seed 0, in the layer's dtype, on the device.
-Buffer make_input(Device& device, DType dtype, int64_t s, int64_t m) {
-  std::mt19937_64 rng(0);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  std::string host(static_cast<size_t>(s * m) * dtype_size(dtype), '\0');
-  for (int64_t i = 0; i < s * m; ++i) {
-    const double v = normal(rng);
+// `values` in `dtype` on the device (rounded to nearest even for the half types).
+Buffer upload(Device& device, DType dtype, const std::vector<double>& values) {
+  std::string host(values.size() * dtype_size(dtype), '\0');
+  for (size_t i = 0; i < values.size(); ++i) {
+    const double v = values[i];
     const float x = static_cast<float>(v);
     const uint16_t half = dtype == DType::kFloat16 ? float_to_half_bits(x) : float_to_bf16_bits(x);
     if (dtype == DType::kFloat64)
@@ -112,9 +118,18 @@ Buffer make_input(Device& device, DType dtype, int64_t s, int64_t m) {
     else
       std::memcpy(&host[i * 2], &half, 2);
   }
-  Buffer input(device, host.size());
-  device.copy_from_host(input.data(), host.data(), host.size());
-  return input;
+  Buffer buffer(device, host.size());
+  device.copy_from_host(buffer.data(), host.data(), host.size());
+  return buffer;
+}
+
+// x ~ N(0, 1) [S, M] from the fixed seed 0, in the layer's dtype, on the device.
+Buffer make_input(Device& device, DType dtype, int64_t s, int64_t m) {
+  std::mt19937_64 rng(0);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<double> values(static_cast<size_t>(s * m));
+  for (auto& v : values) v = normal(rng);
+  return upload(device, dtype, values);
 }
 
 // Tutel's [Statistics] line, the model description and the [Benchmark] line.
@@ -136,7 +151,6 @@ void print_header(const Flags& f, const MoeLayer& layer, Device& device) {
 }
 
 int run(const Flags& f) {
-  SY_CHECK(f.eval) << "training needs the backward pass, which this build does not have yet; run with --eval";
   SY_CHECK(f.num_local_experts >= 1 || f.num_local_experts == -1)
       << "--num_local_experts " << f.num_local_experts << " needs more than one rank (world size is 1)";
   Context& context = Context::global();
@@ -170,13 +184,23 @@ int run(const Flags& f) {
   options.capacity_factor = f.capacity_factor;
   options.dropless_grouped = f.megablocks_size > 0;
   options.megablocks_size = f.megablocks_size;
-  std::vector<double> times;
+  options.save_for_backward = !f.eval;
+  SgdOptions sgd;  // Tutel's torch.optim.SGD(lr=1e-5): no momentum, no weight decay
+  sgd.lr = 1e-5;
+  std::vector<double> times, grad;
+  std::string losses;
   const double cap = std::min<int64_t>(f.top, config.num_experts);
   for (int step = 0; step < f.num_steps; ++step) {
     auto start = std::chrono::steady_clock::now();
     ForwardResult result = layer.forward(x, options);
-    double loss = example_loss(to_doubles(result.output, device), f.batch_size, f.num_tokens, f.model_dim) +
+    double loss = example_loss(to_doubles(result.output, device), f.batch_size, f.num_tokens, f.model_dim,
+                               f.eval ? nullptr : &grad) +
                   f.l_aux_wt * result.l_aux;
+    if (!f.eval) {
+      Buffer grad_output = upload(device, config.dtype, grad);
+      layer.backward(grad_output.view(config.dtype, {s, m}), f.l_aux_wt);
+      layer.sgd_step(sgd);
+    }
     device.synchronize();
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     times.push_back(seconds);
@@ -185,12 +209,18 @@ int run(const Flags& f) {
       device.copy_to_host(out.bytes.data(), result.output.data(), out.bytes.size());
       write_safetensors(f.save_output, {{"output", out}});
     }
-    double tflops = static_cast<double>(s) * m * f.hidden_size * 4 * 1 * cap * 1e-12 / seconds;
+    const int passes = f.eval ? 1 : 3;  // Tutel's formula: 3 GEMM passes when training
+    double tflops = static_cast<double>(s) * m * f.hidden_size * 4 * passes * cap * 1e-12 / seconds;
     std::printf("STEP-%d: loss = %.5f, step_time = %.6f sec, perf = %.2f tflops.\n", step, loss, seconds, tflops);
+    char exact[32];
+    std::snprintf(exact, sizeof exact, "%.17g\n", loss);
+    losses += exact;
   }
+  if (!f.losses.empty()) fs::write_file(f.losses, losses);
   double last = 0;
   for (size_t i = times.size() > 10 ? times.size() - 10 : 0; i < times.size(); ++i) last += times[i];
   std::printf("\n[Summary] Average synchronized step_time = %g sec.\n", last / 10);  // Tutel divides by 10
+  if (!f.checkpoint_path.empty()) layer.save(f.checkpoint_path);
   return 0;
 }
 

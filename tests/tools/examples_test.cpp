@@ -3,6 +3,7 @@
 
 #include <regex>
 
+#include "core/fs.h"
 #include "runtime/safetensors.h"
 #include "tests/support/test_support.h"
 
@@ -45,10 +46,55 @@ TEST(Helloworld, PrintsTutelsLinesAndSavesOutput) {
   EXPECT_NE(embed.output.find("output float32[4, 16] on cpu"), std::string::npos) << embed.output;
 }
 
+std::vector<std::string> read_lines(const std::string& path) {
+  std::string text;
+  EXPECT_TRUE(fs::try_read_file(path, text)) << path;
+  std::vector<std::string> lines;
+  for (size_t at = 0, end; (end = text.find('\n', at)) != std::string::npos; at = end + 1)
+    lines.push_back(text.substr(at, end - at));
+  return lines;
+}
+
+TEST(Helloworld, TrainingLowersTheLossDeterministically) {
+  testing::TempDir dir;
+  const std::string train = bin("helloworld") + kSmall + " --num_steps 20 --l_aux_wt 0.01 --losses ";
+  auto first = run_command(train + dir / "a.txt");
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_NE(first.output.find("perf = "), std::string::npos);
+  auto losses = read_lines(dir / "a.txt");
+  ASSERT_EQ(losses.size(), 20u);
+  for (size_t i = 1; i < losses.size(); ++i)
+    EXPECT_LT(std::stod(losses[i]), std::stod(losses[i - 1])) << "step " << i << " did not lower the loss";
+  auto second = run_command(train + dir / "b.txt");
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_EQ(read_lines(dir / "b.txt"), losses) << "two runs on the same threads give bit-identical losses";
+}
+
+TEST(Helloworld, CheckpointResumesWhereTrainingStopped) {
+  testing::TempDir dir;
+  const std::string ckpt = dir / "ckpt.safetensors";
+  auto straight = run_command(bin("helloworld") + kSmall + " --num_steps 4 --losses " + dir / "straight.txt");
+  ASSERT_EQ(straight.exit_code, 0) << straight.output;
+  auto part1 = run_command(bin("helloworld") + kSmall + " --num_steps 3 --checkpoint_path " + ckpt);
+  ASSERT_EQ(part1.exit_code, 0) << part1.output;
+  EXPECT_NE(part1.output.find("Checkpoint not loaded: file `" + ckpt +
+                              "` is not found. Will train the model from start."),
+            std::string::npos)
+      << part1.output;
+  auto part2 = run_command(bin("helloworld") + kSmall + " --num_steps 1 --checkpoint_path " + ckpt + " --losses " +
+                           dir / "resumed.txt");
+  ASSERT_EQ(part2.exit_code, 0) << part2.output;
+  EXPECT_EQ(part2.output.find("Checkpoint not loaded"), std::string::npos);
+  EXPECT_EQ(read_lines(dir / "resumed.txt").at(0), read_lines(dir / "straight.txt").at(3))
+      << "step 0 after loading the step-3 checkpoint is step 3 of an uninterrupted run";
+  auto other = run_command(bin("helloworld") + " --batch_size 2 --num_tokens 32 --model_dim 32 --hidden_size 24 "
+                                               "--device cpu --num_steps 1 --checkpoint_path " +
+                           ckpt);
+  EXPECT_EQ(other.exit_code, 1);
+  EXPECT_NE(other.output.find("has shape [2, 24, 16]; the layer expects [2, 24, 32]"), std::string::npos) << other.output;
+}
+
 TEST(Helloworld, BadFlagsFailClearly) {
-  auto no_eval = run_command(bin("helloworld") + kSmall + " --num_steps 1");
-  EXPECT_EQ(no_eval.exit_code, 1);
-  EXPECT_NE(no_eval.output.find("run with --eval"), std::string::npos) << no_eval.output;
   auto big_k = run_command(bin("helloworld") + kSmall + " --eval --top 3 --num_steps 1");
   EXPECT_EQ(big_k.exit_code, 1);
   EXPECT_NE(big_k.output.find("top_k = 3; expected 1 to num_experts (2)"), std::string::npos) << big_k.output;
@@ -61,11 +107,9 @@ TEST(Helloworld, BadFlagsFailClearly) {
       run_command(bin("helloworld") + kSmall + " --eval --num_steps 1 --load-weights /nonexistent.safetensors");
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.output.find("cannot read safetensors file"), std::string::npos) << missing.output;
-  auto checkpoint =
-      run_command(bin("helloworld") + kSmall + " --eval --num_steps 1 --checkpoint_path /nonexistent.ckpt");
-  EXPECT_NE(checkpoint.output.find(
-                "Checkpoint not loaded: file `/nonexistent.ckpt` is not found. Will train the model from start."),
-            std::string::npos);
+  auto bad_grad_weight = run_command(bin("helloworld") + kSmall + " --num_steps 1 --l_aux_wt nan");
+  EXPECT_EQ(bad_grad_weight.exit_code, 1);
+  EXPECT_NE(bad_grad_weight.output.find("l_aux_weight = nan"), std::string::npos) << bad_grad_weight.output;
 }
 
 }  // namespace
