@@ -18,6 +18,7 @@ namespace {
 
 struct WarmOptions {
   std::string model;
+  bool training = false;  // also the backward kernels (overrides the config's "training")
   std::vector<std::string> targets;
   unsigned jobs = 1;
   bool json = false;
@@ -32,6 +33,7 @@ std::string target_list(const std::vector<Target>& targets) {
 void run_warm(const WarmOptions& options) {
   auto start = std::chrono::steady_clock::now();
   ModelConfig config = ModelConfig::load(options.model);
+  config.training = config.training || options.training;
   std::vector<Target> targets = resolve_targets(options.targets);
   std::vector<std::string> skipped;
   std::vector<KernelSpec> specs = plan_kernels(config, targets, skipped);
@@ -61,12 +63,14 @@ void run_warm(const WarmOptions& options) {
 
 struct DumpOptions {
   std::string model;
+  bool training = false;  // also the backward kernels (overrides the config's "training")
   std::string out;
   std::vector<std::string> targets;
 };
 
 void run_dump(const DumpOptions& options) {
   ModelConfig config = ModelConfig::load(options.model);
+  config.training = config.training || options.training;
   std::vector<Target> targets = resolve_targets(options.targets);
   std::vector<std::string> skipped;
   std::vector<KernelSpec> specs = plan_kernels(config, targets, skipped);
@@ -96,6 +100,7 @@ void add_warm_command(CLI::App& app) {
   cmd->add_option("--target", options->targets, "cpu or sm_XX; repeatable (default: cpu and the local GPU)");
   cmd->add_option("--jobs,-j", options->jobs, "Parallel compiles")->check(CLI::Range(1u, 256u));
   cmd->add_flag("--json", options->json, "Print a JSON summary");
+  cmd->add_flag("--training", options->training, "Also the backward and SGD kernels (as \"training\": true)");
   cmd->callback([options] { run_warm(*options); });
 }
 
@@ -104,6 +109,7 @@ void add_dump_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("dump", "Write every kernel's source and binaries, plus manifest.json");
   cmd->add_option("model", options->model, "Model config (JSON)")->required();
   cmd->add_option("--out", options->out, "Output directory")->required();
+  cmd->add_flag("--training", options->training, "Also the backward and SGD kernels (as \"training\": true)");
   cmd->add_option("--target", options->targets, "cpu or sm_XX; repeatable (default: cpu and the local GPU)");
   cmd->callback([options] { run_dump(*options); });
 }

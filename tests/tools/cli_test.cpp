@@ -44,6 +44,25 @@ TEST(Cli, SecondProcessCompilesNothing) {
   EXPECT_EQ(second["cached"], first["kernels"]);
 }
 
+TEST(Cli, WarmTrainingCoversATrainingRun) {
+  TempDir cache;
+  const std::string train = "env -u SWITCHYARD_CACHE SWITCHYARD_CACHE_DIR='" + cache.path() +
+                            "' SWITCHYARD_LOG=info " + std::string(SY_EXAMPLES_DIR) +
+                            "/helloworld --device cpu --batch_size 2 --num_tokens 16 --model_dim 64 "
+                            "--hidden_size 128 --num_local_experts 4 --num_steps 2";
+  auto forward_only = json_of(sy(cache.path(), "warm " + tiny() + " --target cpu --json"));
+  EXPECT_EQ(forward_only["kernels"], kTinyCpuKernels);
+  auto missing = run_command(train);
+  ASSERT_EQ(missing.exit_code, 0) << missing.output;
+  EXPECT_NE(missing.output.find("cache miss"), std::string::npos) << "training needs kernels a forward warm lacks";
+  TempDir fresh;
+  auto training = json_of(sy(fresh.path(), "warm " + tiny() + " --target cpu --training --json"));
+  EXPECT_EQ(training["kernels"], kTinyCpuKernels + 28);  // spec_test breaks the 28 down
+  auto covered = run_command("env SWITCHYARD_CACHE_DIR='" + fresh.path() + "' " + train.substr(train.find(" SWITCHYARD_LOG")));
+  ASSERT_EQ(covered.exit_code, 0) << covered.output;
+  EXPECT_EQ(covered.output.find("cache miss"), std::string::npos) << covered.output;
+}
+
 TEST(Cli, EightProcessesOnAColdCacheCompileEachKernelOnce) {
   TempDir cache, out;
   std::string command;
