@@ -10,6 +10,7 @@
 #include "bench/fma_peak.h"
 #include "runtime/gemm_ops.h"
 #include "runtime/moe_layer.h"
+#include "tests/reference/backward_reference.h"
 #include "tests/reference/moe_reference.h"
 
 extern "C" {
@@ -81,6 +82,20 @@ nlohmann::json layer_case(const char* name, int64_t s, int64_t m, int64_t h, int
   ForwardOptions options;
   options.top_k = k;
   double forward = best_seconds(3, [&] { layer.forward(tx, options); });
+  // Training: forward keeping what backward needs, then backward (Tutel's 3 GEMM passes); the
+  // SGD step (and the refresh of the kernels' transposed weight copies) is timed apart.
+  ForwardOptions train = options;
+  train.save_for_backward = true;
+  std::vector<float> grad(s * m, 1e-3f);
+  Tensor tg(grad.data(), DType::kFloat32, {s, m});
+  double saved_per_token = 0;
+  double training = best_seconds(3, [&] {
+    layer.forward(tx, train);
+    saved_per_token = layer.saved_bytes_per_token();
+    layer.backward(tg, 0.01);
+  });
+  SgdOptions sgd;
+  double sgd_step = best_seconds(3, [&] { layer.sgd_step(sgd); });
   // Dense FFN with the same FLOPs per token: hidden k * H, one expert, every token.
   std::vector<float> w1(m * k * h, 0.01f), w2(k * h * m, 0.01f), hid(s * k * h), out(s * m);
   double dense = best_seconds(3, [&] {
@@ -97,7 +112,11 @@ nlohmann::json layer_case(const char* name, int64_t s, int64_t m, int64_t h, int
                            {"top_k", k},
                            {"forward_ms", forward * 1e3},
                            {"dense_ffn_ms", dense * 1e3},
-                           {"vs_dense_ffn", forward / dense}};
+                           {"vs_dense_ffn", forward / dense},
+                           {"train_step_ms", training * 1e3},
+                           {"train_vs_forward", training / forward},
+                           {"sgd_step_ms", sgd_step * 1e3},
+                           {"saved_bytes_per_token", saved_per_token}};
   if (with_reference) {
     std::vector<double> xd(x.begin(), x.end()), wd(m * h, 0.01);
     auto start = Clock::now();
@@ -106,6 +125,13 @@ nlohmann::json layer_case(const char* name, int64_t s, int64_t m, int64_t h, int
     double reference_s = 2 * std::chrono::duration<double>(Clock::now() - start).count();
     result["reference_ms"] = reference_s * 1e3;
     result["speedup_vs_reference"] = reference_s / forward;
+    // The reference's training GEMMs: forward, data gradient (same cost) and weight gradient.
+    std::vector<double> gd(s * k * h, 0.01);
+    start = Clock::now();
+    reference::weight_grad(xd, gd, 1, s * k, m, h, nullptr);
+    double weight_s = 2 * std::chrono::duration<double>(Clock::now() - start).count();
+    result["reference_train_ms"] = (2 * reference_s + weight_s) * 1e3;
+    result["train_speedup_vs_reference"] = (2 * reference_s + weight_s) / training;
   }
   return result;
 }

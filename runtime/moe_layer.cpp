@@ -1,6 +1,7 @@
 // MoeLayer construction, parameters and safetensors I/O. The forward pass is in moe_forward.cpp.
 #include "runtime/moe_layer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -45,6 +46,34 @@ std::string encode_values(const std::vector<double>& values, DType dtype) {
     }
   }
   return bytes;
+}
+
+// out[b] = in[b]^T for [rows, cols] matrices of `el`-byte elements, in cache-sized blocks.
+template <typename Word>
+void transpose_words(const Word* in, Word* out, int64_t batch, int64_t rows, int64_t cols) {
+  constexpr int64_t kBlock = 32;
+  for (int64_t b = 0; b < batch; ++b) {
+    const Word* src = in + b * rows * cols;
+    Word* dst = out + b * rows * cols;
+    for (int64_t r0 = 0; r0 < rows; r0 += kBlock)
+      for (int64_t c0 = 0; c0 < cols; c0 += kBlock)
+        for (int64_t r = r0; r < std::min(rows, r0 + kBlock); ++r)
+          for (int64_t c = c0; c < std::min(cols, c0 + kBlock); ++c) dst[c * rows + r] = src[r * cols + c];
+  }
+}
+
+void transpose_batches(const char* in, char* out, int64_t batch, int64_t rows, int64_t cols, size_t el) {
+  switch (el) {
+    case 2:
+      return transpose_words(reinterpret_cast<const uint16_t*>(in), reinterpret_cast<uint16_t*>(out), batch, rows,
+                             cols);
+    case 4:
+      return transpose_words(reinterpret_cast<const uint32_t*>(in), reinterpret_cast<uint32_t*>(out), batch, rows,
+                             cols);
+    default:
+      return transpose_words(reinterpret_cast<const uint64_t*>(in), reinterpret_cast<uint64_t*>(out), batch, rows,
+                             cols);
+  }
 }
 
 }  // namespace
@@ -178,24 +207,28 @@ void MoeLayer::save(const std::string& path) const {
 
 void MoeLayer::refresh_packed() {
   // The CPU GEMM reads B as [K, N]: keep transposed copies of the weights stored as
-  // nn.Linear [out, in] (the gate and fc1).
+  // nn.Linear [out, in] (the gate and fc1). On the CPU the transpose runs in place of the
+  // buffers; a CUDA layer stages it through the host.
   auto transpose = [&](const std::string& from, const std::string& to) {
     const Param& src = params_.at(from);
     const int64_t batch = src.shape.size() == 3 ? src.shape[0] : 1;
     const int64_t rows = src.shape[src.shape.size() - 2], cols = src.shape.back();
+    Param& packed = packed_[to];
+    if (!packed.buffer) {
+      packed.dtype = src.dtype;
+      packed.shape = {batch, cols, rows};
+      packed.buffer = std::make_unique<Buffer>(device_, src.buffer->bytes());
+    }
     const size_t el = dtype_size(src.dtype);
+    if (!device_.is_cuda()) {
+      transpose_batches(static_cast<const char*>(src.buffer->data()), static_cast<char*>(packed.buffer->data()), batch,
+                        rows, cols, el);
+      return;
+    }
     std::string in(src.buffer->bytes(), '\0'), out(in.size(), '\0');
     device_.copy_to_host(in.data(), src.buffer->data(), in.size());
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c)
-          std::memcpy(&out[((b * cols + c) * rows + r) * el], &in[((b * rows + r) * cols + c) * el], el);
-    Param packed;
-    packed.dtype = src.dtype;
-    packed.shape = {batch, cols, rows};
-    packed.buffer = std::make_unique<Buffer>(device_, out.size());
+    transpose_batches(in.data(), out.data(), batch, rows, cols, el);
     device_.copy_from_host(packed.buffer->data(), out.data(), out.size());
-    packed_[to] = std::move(packed);
   };
   transpose("gates.0.wg.weight", "wg_t");
   if (config_.expert_type == ExpertType::kFfn) transpose("experts.batched_fc1_w", "fc1_t");
