@@ -4,6 +4,9 @@
 # dlpack, xxhash and GoogleTest's sources) for machines that cannot install packages, such as
 # the lent GPU machine; there the CPU JIT (LLVM) is left out with SY_WITH_CPU_JIT=OFF.
 find_package(Threads REQUIRED)
+# OpenMPI for CPU ranks (comm/); optional so that a machine without it (the lent GPU machine)
+# still builds everything else.
+find_package(MPI COMPONENTS CXX)
 
 if(SY_BUNDLED_DEPS)
   foreach(name nlohmann_json::nlohmann_json CLI11::CLI11 dlpack::dlpack)

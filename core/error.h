@@ -26,6 +26,13 @@ class BackendError : public Error {
   explicit BackendError(const std::string& what) : Error(what) {}
 };
 
+/// A collective could not complete: a peer stalled past the watchdog's timeout, died, or the
+/// communicator broke earlier. The communicator is unusable afterwards.
+class CommError : public Error {
+ public:
+  explicit CommError(const std::string& what) : Error(what) {}
+};
+
 /// A kernel failed to compile; what() holds the numbered source excerpt, options and log.
 class CompileError : public Error {
  public:

@@ -1,0 +1,55 @@
+// One interface for the collectives of expert parallelism (tutel-semantics 5.2, 5.5). Engines:
+// MPI (CPU memory; comm/mpi_communicator.h). Every collective is bounded by a watchdog: a peer
+// that stalls or dies makes it throw CommError naming the collective and the ranks that did not
+// answer, after SWITCHYARD_COMM_TIMEOUT_SEC, instead of hanging.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace switchyard::comm {
+
+enum class Element { kByte, kInt32, kInt64, kFloat32, kFloat64 };
+enum class ReduceOp { kSum, kMax };
+
+size_t element_bytes(Element element);
+const char* element_name(Element element);
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  /// e.g. "mpi world (rank 1 of 4)".
+  virtual std::string describe() const = 0;
+
+  /// send and recv hold size() blocks of `count` elements; block q of send goes to rank q, block
+  /// q of recv comes from rank q.
+  virtual void all_to_all(const void* send, void* recv, size_t count, Element element) = 0;
+  /// send_counts[q] elements go to rank q and recv_counts[q] come from it, both packed in rank
+  /// order. Zero counts are allowed; the counts must agree pairwise (see exchange_counts).
+  virtual void all_to_all_v(const void* send, const std::vector<size_t>& send_counts, void* recv,
+                            const std::vector<size_t>& recv_counts, Element element) = 0;
+  /// Every rank's `count` elements, concatenated in rank order; counts[q] is rank q's count.
+  virtual void all_gather_v(const void* send, size_t count, void* recv, const std::vector<size_t>& counts,
+                            Element element) = 0;
+  /// recv = op over ranks of send (recv may be send). Bit-identical on every rank: the terms
+  /// are combined in rank order.
+  virtual void all_reduce(const void* send, void* recv, size_t count, Element element, ReduceOp op) = 0;
+  /// send holds size() blocks of `count`; recv gets block rank() reduced over the ranks.
+  virtual void reduce_scatter(const void* send, void* recv, size_t count, Element element, ReduceOp op) = 0;
+  virtual void barrier() = 0;
+  /// The ranks passing the same color, ordered by key then rank, as a new communicator.
+  /// Collective over this communicator.
+  virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
+};
+
+/// The counts each rank will receive from every peer, given what this rank sends to each
+/// (an all_to_all of the counts).
+std::vector<size_t> exchange_counts(Communicator& comm, const std::vector<size_t>& send_counts);
+/// Every rank's count (an all-gather of one number).
+std::vector<size_t> gather_counts(Communicator& comm, size_t count);
+
+}  // namespace switchyard::comm

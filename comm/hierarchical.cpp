@@ -1,0 +1,43 @@
+#include "comm/hierarchical.h"
+
+#include <cstring>
+
+#include "core/error.h"
+
+namespace switchyard::comm {
+
+HierarchicalAllToAll::HierarchicalAllToAll(Communicator& world, int local_size)
+    : world_(world), local_size_(local_size), nodes_(local_size > 0 ? world.size() / local_size : 0) {
+  SY_CHECK(local_size >= 1 && world.size() % local_size == 0)
+      << "2DH all-to-all: local size " << local_size << " does not divide the world size " << world.size();
+  const int node = world.rank() / local_size, local = world.rank() % local_size;
+  local_ = world.split(node, local);
+  cross_ = world.split(local_size + local, node);  // colors past the node ids keep the two splits apart
+}
+
+void HierarchicalAllToAll::run(const void* send, void* recv, size_t count, Element element) {
+  const int l_size = local_size_, n_size = nodes_;
+  if (l_size == 1 || n_size == 1) return world_.all_to_all(send, recv, count, element);
+  const size_t block = count * element_bytes(element);
+  const size_t total = block * static_cast<size_t>(world_.size());
+  first_.resize(total);
+  second_.resize(total);
+  // 1. Across nodes: the L blocks for node n (contiguous, node-major) go to that node's rank of
+  //    this local index. first_ = [source node][destination local].
+  cross_->all_to_all(send, first_.data(), count * static_cast<size_t>(l_size), element);
+  // 2. Transpose to [destination local][source node].
+  for (int n = 0; n < n_size; ++n)
+    for (int l = 0; l < l_size; ++l)
+      std::memcpy(&second_[(static_cast<size_t>(l) * n_size + n) * block],
+                  &first_[(static_cast<size_t>(n) * l_size + l) * block], block);
+  // 3. Inside the node: the N blocks for local rank l go to it. first_ = [source local][source node].
+  local_->all_to_all(second_.data(), first_.data(), count * static_cast<size_t>(n_size), element);
+  // 4. Source-rank order: rank = node * L + local.
+  char* out = static_cast<char*>(recv);
+  for (int l = 0; l < l_size; ++l)
+    for (int n = 0; n < n_size; ++n)
+      std::memcpy(out + (static_cast<size_t>(n) * l_size + l) * block,
+                  &first_[(static_cast<size_t>(l) * n_size + n) * block], block);
+}
+
+}  // namespace switchyard::comm

@@ -1,0 +1,32 @@
+// The 2DH all-to-all (tutel-semantics 5.3): ranks are node-major (rank = node * L + local); an
+// all-to-all across nodes between ranks of one local index, a local transpose, an all-to-all
+// inside each node, and a reorder to source-rank order. The result equals the flat all_to_all;
+// large worlds gain because each rank talks to N + L peers instead of N * L.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "comm/communicator.h"
+
+namespace switchyard::comm {
+
+class HierarchicalAllToAll {
+ public:
+  /// Collective over `world`: builds the intra-node and cross-node groups. local_size must
+  /// divide world.size() (UserError otherwise).
+  HierarchicalAllToAll(Communicator& world, int local_size);
+  /// Same contract as Communicator::all_to_all.
+  void run(const void* send, void* recv, size_t count, Element element);
+  int local_size() const { return local_size_; }
+
+ private:
+  Communicator& world_;
+  int local_size_;
+  int nodes_;
+  std::unique_ptr<Communicator> local_;  // the L ranks of this node, by local index
+  std::unique_ptr<Communicator> cross_;  // the N ranks of this local index, by node
+  std::vector<char> first_, second_;
+};
+
+}  // namespace switchyard::comm
