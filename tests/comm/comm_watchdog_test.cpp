@@ -1,0 +1,44 @@
+// A peer that stalls or dies mid-collective: the other ranks fail with a clear error within the
+// configured timeout, and the run (bounded by `timeout`) never hangs.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <regex>
+
+#include "tests/support/test_support.h"
+
+namespace switchyard {
+namespace {
+
+testing::CommandResult launch(const std::string& mode, double* seconds) {
+  const auto start = std::chrono::steady_clock::now();
+  auto result = testing::run_command("SWITCHYARD_COMM_TIMEOUT_SEC=2 timeout 120 " + std::string(SY_MPIRUN) +
+                                     " -np 2 " + SY_COMM_FAULT + " " + mode);
+  *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+TEST(CommWatchdog, AStalledPeerIsNamedWithinTheTimeout) {
+  double seconds = 0;
+  auto r = launch("stall", &seconds);
+  EXPECT_NE(r.exit_code, 0);
+  std::smatch match;
+  const std::regex line(R"(rank 0: error after ([0-9.]+) s: all_to_all on mpi world \(rank 0 of 2\): rank\(s\) 1 did )"
+                        R"(not answer within 2 s \(SWITCHYARD_COMM_TIMEOUT_SEC\))");
+  ASSERT_TRUE(std::regex_search(r.output, match, line)) << r.output;
+  EXPECT_GE(std::stod(match[1]), 1.9);
+  EXPECT_LT(std::stod(match[1]), 5.0);
+  EXPECT_LT(seconds, 60) << "the run must end soon after the timeout";
+}
+
+TEST(CommWatchdog, ADeadPeerEndsTheRunWithAnError) {
+  double seconds = 0;
+  auto r = launch("exit", &seconds);
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.find("rank 0: all_to_all completed"), std::string::npos) << r.output;
+  EXPECT_NE(r.exit_code, 124) << "timeout(1) had to stop it: a hang\n" << r.output;
+  EXPECT_LT(seconds, 60) << r.output;
+}
+
+}  // namespace
+}  // namespace switchyard
