@@ -31,12 +31,13 @@ double MoeLayer::saved_bytes_per_token() const {
   return static_cast<double>(saved_->bytes()) / static_cast<double>(saved_->tokens);
 }
 
-void MoeLayer::backward_experts(const Tensor& grad_slots, const Tensor& grad_dispatched, const Tensor* row_counts) {
+void MoeLayer::backward_experts(const Tensor& grad_slots, const Tensor& grad_dispatched, const Tensor* row_counts,
+                                const ExpertTensors& weights, const ExpertTensors& grads) {
   const Saved& sv = *saved_;
-  const int64_t e = config_.num_experts, c = grad_slots.dim(1), h = config_.hidden_size;
+  const int64_t e = grad_slots.dim(0), c = grad_slots.dim(1), h = config_.hidden_size;
   const DType dt = config_.dtype;
   const size_t hidden_bytes = static_cast<size_t>(e * c * h) * dtype_size(dt);
-  const Tensor dispatched = sv.dispatched->view(dt, {e, c, config_.model_dim});
+  const Tensor dispatched = sv.dispatched->view(dt, sv.expert_shape);
   GemmOptions data, weight;  // data gradients (A W^T), weight gradients (A^T B)
   data.row_counts = weight.row_counts = row_counts;
   data.allow_tf32 = config_.allow_tf32;
@@ -47,21 +48,21 @@ void MoeLayer::backward_experts(const Tensor& grad_slots, const Tensor& grad_dis
     const Tensor dz = dz_space.view(dt, {e, c, h});
     data.activation = kernels::activation_derivative(config_.activation);  // dZ = (dY W2^T) * act'(Z), fused
     data.aux = data.activation == kernels::kActNone ? nullptr : &pre;
-    batched_gemm(context_, grad_slots, parameter("experts.batched_fc2_w"), dz, data);
+    batched_gemm(context_, grad_slots, weights.at("experts.batched_fc2_w"), dz, data);
     Buffer hidden_space(device_, config_.activation == kernels::kActNone ? 0 : hidden_bytes);
     Tensor hidden = pre;  // the activation is recomputed rather than saved
     if (config_.activation != kernels::kActNone) {
       hidden = hidden_space.view(dt, {e, c, h});
       activate(context_, pre, config_.activation, hidden);
     }
-    batched_gemm(context_, hidden, grad_slots, gradient("experts.batched_fc2_w"), weight);
-    batched_gemm(context_, dz, dispatched, gradient("experts.batched_fc1_w"), weight);
-    if (config_.has_fc2_bias) sum_rows(context_, grad_slots, gradient("experts.batched_fc2_bias"), row_counts);
-    if (config_.has_fc1_bias) sum_rows(context_, dz, gradient("experts.batched_fc1_bias"), row_counts);
+    batched_gemm(context_, hidden, grad_slots, grads.at("experts.batched_fc2_w"), weight);
+    batched_gemm(context_, dz, dispatched, grads.at("experts.batched_fc1_w"), weight);
+    if (config_.has_fc2_bias) sum_rows(context_, grad_slots, grads.at("experts.batched_fc2_bias"), row_counts);
+    if (config_.has_fc1_bias) sum_rows(context_, dz, grads.at("experts.batched_fc1_bias"), row_counts);
     GemmOptions plain;
     plain.row_counts = row_counts;
     plain.allow_tf32 = config_.allow_tf32;
-    batched_gemm(context_, dz, parameter("experts.batched_fc1_w"), grad_dispatched, plain);
+    batched_gemm(context_, dz, weights.at("experts.batched_fc1_w"), grad_dispatched, plain);
     return;
   }
   // SwiGLU: out = (silu(x W1) * (x W2)) W3.
@@ -71,16 +72,16 @@ void MoeLayer::backward_experts(const Tensor& grad_slots, const Tensor& grad_dis
   Buffer space(device_, 4 * hidden_bytes);
   auto slice = [&](int i) { return Tensor(static_cast<char*>(space.data()) + i * hidden_bytes, dt, {e, c, h}, both.device()); };
   const Tensor d_product = slice(0), product = slice(1), d_gate = slice(2), d_up = slice(3);
-  batched_gemm(context_, grad_slots, parameter("experts.W_fc3"), d_product, data);
+  batched_gemm(context_, grad_slots, weights.at("experts.W_fc3"), d_product, data);
   swiglu(context_, gate, up, product);
-  batched_gemm(context_, product, grad_slots, gradient("experts.W_fc3"), weight);
+  batched_gemm(context_, product, grad_slots, grads.at("experts.W_fc3"), weight);
   swiglu_backward(context_, gate, up, d_product, d_gate, d_up);
-  batched_gemm(context_, dispatched, d_gate, gradient("experts.W_fc1"), weight);
-  batched_gemm(context_, dispatched, d_up, gradient("experts.W_fc2"), weight);
+  batched_gemm(context_, dispatched, d_gate, grads.at("experts.W_fc1"), weight);
+  batched_gemm(context_, dispatched, d_up, grads.at("experts.W_fc2"), weight);
   Buffer other_space(device_, grad_dispatched.nbytes());
   const Tensor other = other_space.view(dt, grad_dispatched.shape());
-  batched_gemm(context_, d_gate, parameter("experts.W_fc1"), grad_dispatched, data);
-  batched_gemm(context_, d_up, parameter("experts.W_fc2"), other, data);
+  batched_gemm(context_, d_gate, weights.at("experts.W_fc1"), grad_dispatched, data);
+  batched_gemm(context_, d_up, weights.at("experts.W_fc2"), other, data);
   add(context_, grad_dispatched, other, grad_dispatched);
 }
 
@@ -159,16 +160,32 @@ BackwardResult MoeLayer::backward(const Tensor& grad_output, double l_aux_weight
   const size_t slot_bytes = static_cast<size_t>(e * c * m) * dtype_size(config_.dtype);
   const bool post = sv.options.is_postscore;
   Tensor used_t(const_cast<int*>(sv.used.data()), DType::kInt32, {e});
-  const Tensor* rows = sv.options.dropless_grouped ? &used_t : nullptr;
+  const Tensor* rows = sv.options.dropless_grouped ? &used_t : nullptr;  // overridden below when exchanged
   // The transpose of decode is encode with the gate applied where decode applied it, and back.
   Buffer slots_space(device_, slot_bytes), dispatched_space(device_, slot_bytes);
   const Tensor d_slots = slots_space.view(config_.dtype, {e, c, m});
   const Tensor d_dispatched = dispatched_space.view(config_.dtype, {e, c, m});
   dispatch_encode(context_, grad_output, sv.routing, !post, d_slots);
+  const int r = sv.options.adaptive_r;
   Buffer gates_space(device_, sv.routing.gates.nbytes());
   const Tensor d_gates = gates_space.view(sv.routing.gates.dtype(), sv.routing.gates.shape());
   if (post) dispatch_gate_grad(context_, sv.expert_out->view(config_.dtype, {e, c, m}), grad_output, sv.routing, d_gates);
-  backward_experts(d_slots, d_dispatched, rows);
+  // The experts' part, in the layout the experts saw: the all-to-all's adjoint is its inverse.
+  std::vector<std::unique_ptr<Buffer>> storage;
+  const ExpertTensors weights = expert_weights(r, storage);
+  const ExpertTensors grads = expert_gradients(r, storage);
+  std::unique_ptr<Buffer> exchanged;
+  const Tensor d_expert_out = to_experts(d_slots, r, exchanged);
+  if (exchanged) {
+    rows = nullptr;  // as in forward: the exchanged layout runs padded
+    Buffer d_in_space(device_, d_expert_out.nbytes());
+    const Tensor d_expert_in = d_in_space.view(config_.dtype, d_expert_out.shape());
+    backward_experts(d_expert_out, d_expert_in, rows, weights, grads);
+    from_experts(d_expert_in, d_dispatched, r);
+  } else {
+    backward_experts(d_slots, d_dispatched, rows, weights, grads);
+  }
+  scatter_expert_gradients(grads);
   BackwardResult result;
   result.storage = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * dtype_size(config_.dtype));
   result.grad_input = result.storage->view(config_.dtype, {s, m});

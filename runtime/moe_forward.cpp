@@ -1,6 +1,7 @@
 // MoeLayer::forward: gate GEMM -> routing -> capacity -> dispatch -> experts -> combine.
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include <cstring>
 
@@ -42,6 +43,11 @@ void MoeLayer::check_options(const Tensor& x, const ForwardOptions& o) const {
   SY_CHECK(o.is_gshard_loss || (o.gate_noise > 0 && std::isfinite(o.gate_noise)))
       << "gate_noise = " << o.gate_noise << "; load_importance_loss (is_gshard_loss = false) needs gate_noise > 0";
   SY_CHECK(o.megablocks_size >= 0) << "megablocks_size = " << o.megablocks_size << "; expected 0 or more";
+  SY_CHECK(o.overlap_degree >= 1 && o.overlap_degree <= 32)
+      << "a2a_ffn_overlap_degree = " << o.overlap_degree << "; expected 1 to 32";
+  // With one expert (or more) per rank, s = 1: adaptive_r is 0 (data parallel) or 1 (experts).
+  SY_CHECK(o.adaptive_r == 0 || o.adaptive_r == 1)
+      << "adaptive_r = " << o.adaptive_r << " does not divide s = 1 (experts are not sharded); valid: 0, 1";
   if (o.check_finite && !device_.is_cuda()) {
     if (x.dtype() == DType::kFloat64)
       check_finite_values(x.data_as<const double>(), x.dim(0), x.dim(1));
@@ -67,8 +73,8 @@ Tensor MoeLayer::gate_logits(const Tensor& x, Buffer& workspace, std::unique_ptr
 }
 
 void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Tensor* row_counts,
-                           std::unique_ptr<Buffer>* saved) {
-  const int64_t e = config_.num_experts, c = dispatched.dim(1), h = config_.hidden_size;
+                           const ExpertTensors& weights, std::unique_ptr<Buffer>* saved) {
+  const int64_t e = dispatched.dim(0), c = dispatched.dim(1), h = config_.hidden_size;
   const size_t hidden_bytes = static_cast<size_t>(e * c * h) * dtype_size(config_.dtype);
   GemmOptions fc;
   fc.row_counts = row_counts;
@@ -76,27 +82,27 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
   if (config_.expert_type == ExpertType::kFfn) {
     Buffer hidden(device_, hidden_bytes);
     Tensor hid = hidden.view(config_.dtype, {e, c, h});
-    Tensor b1 = config_.has_fc1_bias ? parameter("experts.batched_fc1_bias") : Tensor();
-    Tensor b2 = config_.has_fc2_bias ? parameter("experts.batched_fc2_bias") : Tensor();
+    Tensor b1 = config_.has_fc1_bias ? weights.at("experts.batched_fc1_bias") : Tensor();
+    Tensor b2 = config_.has_fc2_bias ? weights.at("experts.batched_fc2_bias") : Tensor();
     fc.bias = config_.has_fc1_bias ? &b1 : nullptr;
-    const Param& w1 = packed_.at("fc1_t");
+    const Tensor& w1 = weights.at("fc1_t");
     if (saved != nullptr) {
       // Training keeps the pre-activation for the activation's derivative; the activated
       // copy is only needed until fc2 has read it.
       *saved = std::make_unique<Buffer>(device_, hidden_bytes);
       Tensor pre = (*saved)->view(config_.dtype, {e, c, h});
-      batched_gemm(context_, dispatched, w1.buffer->view(config_.dtype, w1.shape), pre, fc);
+      batched_gemm(context_, dispatched, w1, pre, fc);
       if (config_.activation == kernels::kActNone)
         hid = pre;
       else
         activate(context_, pre, config_.activation, hid);
     } else {
       fc.activation = config_.activation;
-      batched_gemm(context_, dispatched, w1.buffer->view(config_.dtype, w1.shape), hid, fc);
+      batched_gemm(context_, dispatched, w1, hid, fc);
     }
     fc.activation = kernels::kActNone;
     fc.bias = config_.has_fc2_bias ? &b2 : nullptr;
-    batched_gemm(context_, hid, parameter("experts.batched_fc2_w"), out, fc);
+    batched_gemm(context_, hid, weights.at("experts.batched_fc2_w"), out, fc);
     return;
   }
   // SwiGLU (Tutel's llama_ffn): silu(x W1) * (x W2), then W3.
@@ -107,18 +113,18 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
     Tensor both = (*saved)->view(config_.dtype, {2, e, c, h});
     Tensor gate(both.data(), config_.dtype, {e, c, h}, both.device());
     Tensor up(static_cast<char*>(both.data()) + hidden_bytes, config_.dtype, {e, c, h}, both.device());
-    batched_gemm(context_, dispatched, parameter("experts.W_fc1"), gate, fc);
-    batched_gemm(context_, dispatched, parameter("experts.W_fc2"), up, fc);
+    batched_gemm(context_, dispatched, weights.at("experts.W_fc1"), gate, fc);
+    batched_gemm(context_, dispatched, weights.at("experts.W_fc2"), up, fc);
     swiglu(context_, gate, up, t2);
   } else {
-    batched_gemm(context_, dispatched, parameter("experts.W_fc1"), t1, fc);
+    batched_gemm(context_, dispatched, weights.at("experts.W_fc1"), t1, fc);
     fc.activation = kernels::kActSwiglu;
     fc.aux = &t1;
-    batched_gemm(context_, dispatched, parameter("experts.W_fc2"), t2, fc);
+    batched_gemm(context_, dispatched, weights.at("experts.W_fc2"), t2, fc);
     fc.activation = kernels::kActNone;
     fc.aux = nullptr;
   }
-  batched_gemm(context_, t2, parameter("experts.W_fc3"), out, fc);
+  batched_gemm(context_, t2, weights.at("experts.W_fc3"), out, fc);
 }
 
 double MoeLayer::importance_loss(const Tensor& logits, const Tensor& scores, int64_t top_k, double gate_noise) {
@@ -188,9 +194,11 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
   ForwardResult result;
   result.expert_counts = routed.counts;
   result.l_aux = options.is_gshard_loss ? routed.l_aux : importance_loss(logits, routed.scores, k, options.gate_noise);
-  const int64_t max_count = *std::max_element(routed.counts.begin(), routed.counts.end());
-  result.capacity =
-      moe_capacity(s, e, k, options.capacity_factor, max_count, moe_alignment(1, 1, options.megablocks_size));
+  int64_t max_count = *std::max_element(routed.counts.begin(), routed.counts.end());
+  int64_t capacity_tokens = s;  // a group agrees on the largest token count and expert count
+  if (group_ != nullptr && group_->size() > 1) std::tie(capacity_tokens, max_count) = agree_on_call(s, max_count, options);
+  result.capacity = moe_capacity(capacity_tokens, e, k, options.capacity_factor, max_count,
+                                 moe_alignment(1, options.overlap_degree, options.megablocks_size));
   const int64_t c = result.capacity;
 
   Routing routing{routed.indices, routed.locations, routed.gates, c, e};
@@ -209,7 +217,21 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
   std::vector<int> used(static_cast<size_t>(e));
   for (int64_t i = 0; i < e; ++i) used[i] = static_cast<int>(std::min<int64_t>(routed.counts[i], c));
   Tensor used_t(used.data(), DType::kInt32, {e});
-  run_experts(dispatched, processed, options.dropless_grouped ? &used_t : nullptr, saved ? &saved->pre : nullptr);
+  std::vector<std::unique_ptr<Buffer>> gathered;
+  const ExpertTensors weights = expert_weights(options.adaptive_r, gathered);
+  std::unique_ptr<Buffer> exchanged;
+  const Tensor expert_in = to_experts(dispatched, options.adaptive_r, exchanged);
+  // NOTE: after the all-to-all a local expert's rows hold W blocks of C slots; the grouped
+  // row counts no longer describe them, so those GEMMs run padded (unused slots are zero).
+  const Tensor* rows = options.dropless_grouped && !exchanged ? &used_t : nullptr;
+  std::unique_ptr<Buffer> expert_out_space;
+  Tensor expert_result = processed;
+  if (exchanged) {
+    expert_out_space = std::make_unique<Buffer>(device_, expert_in.nbytes());
+    expert_result = expert_out_space->view(config_.dtype, expert_in.shape());
+  }
+  run_experts(expert_in, expert_result, rows, weights, saved ? &saved->pre : nullptr);
+  if (exchanged) from_experts(expert_result, processed, options.adaptive_r);
   result.storage = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * el);
   result.output = result.storage->view(config_.dtype, {s, m});
   combine_decode(context_, processed, routing, options.is_postscore, result.output);
@@ -223,7 +245,8 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
     saved->wide_gates = std::move(wide_gates);
     saved->routing = routing;
     saved->used = std::move(used);
-    saved->dispatched = std::move(slots);
+    saved->dispatched = exchanged ? std::move(exchanged) : std::move(slots);
+    saved->expert_shape = expert_in.shape();
     if (options.is_postscore) saved->expert_out = std::move(expert_out);
   }
   if (saved) saved_ = std::move(saved);  // a forward without saving (evaluation) keeps the last save

@@ -86,16 +86,27 @@ void MoeLayerConfig::validate() const {
   SY_CHECK(dtype != DType::kInt32) << "a layer's dtype must be a floating type, not int32";
 }
 
-MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config)
-    : context_(context), device_(device), config_(config) {
+MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm::Communicator* group)
+    : context_(context), device_(device), config_(config), group_(group) {
   config_.validate();
+  local_experts_ = config_.num_experts;
+  if (group_ != nullptr && group_->size() > 1) {
+    check_group_config();  // first: a rank with another config must not pick a different path
+    const int64_t w = group_->size();
+    SY_CHECK(config_.num_experts % w == 0)
+        << "num_experts = " << config_.num_experts << " does not fit a group of " << w << " ranks: expected a multiple of "
+        << w << (w % config_.num_experts == 0 ? " (experts sharded across ranks, E < W, are not supported yet)" : "");
+    SY_CHECK(!device_.is_cuda()) << "a CUDA layer in a group of " << w
+                                 << " ranks needs NCCL, which this build does not have; MPI moves host memory";
+    local_experts_ = config_.num_experts / w;
+  }
   const bool cpu_dtype = config_.dtype == DType::kFloat32 || config_.dtype == DType::kFloat64;
   const bool cuda_dtype = config_.dtype != DType::kFloat64;
   SY_CHECK(device_.is_cuda() ? cuda_dtype : cpu_dtype)
       << "a " << dtype_name(config_.dtype) << " layer cannot run on " << device_.name()
       << "; supported there: " << (device_.is_cuda() ? "float32, float16, bfloat16" : "float32, float64");
-  const int64_t e = config_.num_experts, m = config_.model_dim, h = config_.hidden_size;
-  add_param("gates.0.wg.weight", {e, m}, gate_dtype());
+  const int64_t e = local_experts_, m = config_.model_dim, h = config_.hidden_size;
+  add_param("gates.0.wg.weight", {config_.num_experts, m}, gate_dtype());
   if (config_.expert_type == ExpertType::kFfn) {
     add_param("experts.batched_fc1_w", {e, h, m}, config_.dtype);
     add_param("experts.batched_fc2_w", {e, h, m}, config_.dtype);
@@ -148,13 +159,23 @@ void MoeLayer::init_parameters(uint64_t seed) {
     // Fan-in of the nn.Linear each tensor belongs to: fc2 (and W_fc3) read the hidden units.
     bool hidden_in = name == "experts.batched_fc2_w" || name == "experts.batched_fc2_bias" || name == "experts.W_fc3";
     double bound = 1.0 / std::sqrt(hidden_in ? h : m);
-    std::vector<double> values(static_cast<size_t>(numel(p.shape)));
+    // Expert tensors are drawn whole (all E experts) and this rank keeps its slice, so a group
+    // starts from the same global weights as a single-rank layer with the same seed.
+    const bool expert = name.rfind("experts.", 0) == 0;
+    const size_t local = static_cast<size_t>(numel(p.shape));
+    const size_t ranks = expert ? static_cast<size_t>(config_.num_experts / local_experts_) : 1;
+    std::vector<double> values(local * ranks);
     if (config_.expert_type == ExpertType::kSwiglu && name.rfind("experts.", 0) == 0) {
       std::normal_distribution<double> normal(0.0, 0.01);
       for (auto& v : values) v = normal(rng);
     } else {
       std::uniform_real_distribution<double> uniform(-bound, bound);
       for (auto& v : values) v = uniform(rng);
+    }
+    if (ranks > 1) {
+      const size_t first = static_cast<size_t>(group_->rank()) * local;
+      values = std::vector<double>(values.begin() + static_cast<std::ptrdiff_t>(first),
+                                   values.begin() + static_cast<std::ptrdiff_t>(first + local));
     }
     std::string bytes = encode_values(values, p.dtype);
     device_.copy_from_host(p.buffer->data(), bytes.data(), bytes.size());

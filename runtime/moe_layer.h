@@ -11,6 +11,7 @@
 
 #include <switchyard/common/gemm_args.h>
 
+#include "comm/communicator.h"
 #include "runtime/context.h"
 #include "runtime/dispatch_ops.h"
 #include "runtime/elementwise_ops.h"
@@ -50,6 +51,9 @@ struct ForwardOptions {
   bool is_gshard_loss = true;   // false: Tutel's load_importance_loss (needs gate_noise > 0)
   double gate_noise = 0.0;      // sigma of the load estimate (no noise is added outside training)
   bool save_for_backward = false;  // keep what backward() needs (training); replaces any earlier save
+  // Expert parallelism (a layer with a communicator of W > 1 ranks; tutel-semantics 4.4, 4.5):
+  int adaptive_r = 1;     // 0: all-gather the experts' weights, no all-to-all; 1: all-to-all the tokens
+  int overlap_degree = 1;  // a2a_ffn_overlap_degree d (1-32): the capacity is aligned to a multiple of d
 };
 
 struct BackwardResult {
@@ -67,7 +71,10 @@ struct ForwardResult {
 
 class MoeLayer {
  public:
-  MoeLayer(Context& context, Device& device, MoeLayerConfig config);
+  /// With `group` (W ranks), config.num_experts is the global E and this rank holds experts
+  /// [rank * E / W, (rank + 1) * E / W): E must be a multiple of W. Collective over the group:
+  /// every rank must pass the same config (a UserError on every rank names the difference).
+  MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm::Communicator* group = nullptr);
   ~MoeLayer();
   MoeLayer(const MoeLayer&) = delete;
   MoeLayer& operator=(const MoeLayer&) = delete;
@@ -106,6 +113,9 @@ class MoeLayer {
   std::vector<std::string> parameter_names() const;
   Tensor parameter(const std::string& name) const;
   int64_t expert_parameter_count() const;
+  /// Experts held by this rank (num_experts without a group).
+  int64_t local_experts() const { return local_experts_; }
+  comm::Communicator* group() const { return group_; }
   int64_t gate_parameter_count() const;
 
  private:
@@ -118,18 +128,34 @@ class MoeLayer {
   DType gate_dtype() const { return config_.fp32_gate ? DType::kFloat32 : config_.dtype; }
   struct Saved;  // what forward keeps for backward (runtime/moe_saved.h)
   void refresh_packed();
-  void backward_experts(const Tensor& grad_slots, const Tensor& grad_dispatched, const Tensor* row_counts);
   void backward_gate(const Tensor& grad_gates, double l_aux_weight, const Tensor& grad_input);
   Tensor gate_logits(const Tensor& x, Buffer& workspace, std::unique_ptr<Buffer>& gate_input);
   void check_options(const Tensor& x, const ForwardOptions& options) const;
+  // Expert tensors by name ("experts.*" and the packed "fc1_t"): this rank's, or every rank's
+  // gathered (adaptive_r = 0); `storage` owns gathered copies.
+  using ExpertTensors = std::map<std::string, Tensor>;
+  ExpertTensors expert_weights(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage);
+  ExpertTensors expert_gradients(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage);
+  void scatter_expert_gradients(const ExpertTensors& full);
+  // [E, C, M] slots -> [E_local, W * C, M] by all-to-all (adaptive_r = 1 and W > 1), else `slots`.
+  Tensor to_experts(const Tensor& slots, int adaptive_r, std::unique_ptr<Buffer>& storage);
+  // The inverse: expert-major [E_local, W * C, M] back into slots [E, C, M].
+  void from_experts(const Tensor& expert_major, const Tensor& slots, int adaptive_r);
+  // Checks the group agrees on the options and returns {max tokens, max expert count} over it.
+  std::pair<int64_t, int64_t> agree_on_call(int64_t tokens, int64_t max_count, const ForwardOptions& options);
+  void check_group_config();
   /// Saving: the pre-activations (FFN: fc1's, SwiGLU: both projections') go to `saved`.
-  void run_experts(const Tensor& dispatched, const Tensor& out, const Tensor* row_counts,
+  void run_experts(const Tensor& dispatched, const Tensor& out, const Tensor* row_counts, const ExpertTensors& weights,
                    std::unique_ptr<Buffer>* saved = nullptr);
+  void backward_experts(const Tensor& grad_slots, const Tensor& grad_dispatched, const Tensor* row_counts,
+                        const ExpertTensors& weights, const ExpertTensors& grads);
   double importance_loss(const Tensor& logits, const Tensor& scores, int64_t top_k, double gate_noise);
 
   Context& context_;
   Device& device_;
   MoeLayerConfig config_;
+  comm::Communicator* group_ = nullptr;
+  int64_t local_experts_ = 0;
   std::map<std::string, Param> params_;
   std::map<std::string, Param> packed_;  // layouts the kernels read (transposed copies)
   std::map<std::string, Param> grads_;   // dL/dparam of the last backward, by parameter name

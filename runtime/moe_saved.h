@@ -18,7 +18,8 @@ struct MoeLayer::Saved {
   std::unique_ptr<Buffer> wide_gates;  // the gates in the data's gate dtype, where that differs
   Routing routing;                     // views of the two above, as dispatch used them
   std::vector<int> used;               // slots holding tokens per expert (the grouped GEMMs' rows)
-  std::unique_ptr<Buffer> dispatched;  // [E, C, M]
+  std::unique_ptr<Buffer> dispatched;  // what the experts read: [E, C, M], or [E_local, W * C, M] after the all-to-all
+  std::vector<int64_t> expert_shape;   // its shape
   std::unique_ptr<Buffer> pre;         // FFN: fc1's pre-activation [E, C, H]; SwiGLU: both projections [2, E, C, H]
   std::unique_ptr<Buffer> expert_out;  // [E, C, M] (only read for the post-score gate gradient)
 
