@@ -34,7 +34,8 @@ std::vector<int64_t> gather_and_compare(comm::Communicator& group, const std::ve
         return std::to_string(d);
       };
       SY_THROW(UserError) << "the ranks of " << group.describe() << " disagree on " << what << ": rank " << q
-                          << " has " << names[i] << " = " << shown(all[q * n + i]) << ", rank 0 has " << shown(all[i]);
+                          << " has " << names[i] << " = " << shown(all[q * n + i]) << ", rank 0 has " << names[i]
+                          << " = " << shown(all[i]);
     }
   return all;
 }

@@ -1,0 +1,163 @@
+// MoeLayer over MPI ranks (run under mpirun with 2 and 4 ranks): for every valid adaptive_r and
+// overlap degree, outputs and gradients equal those of a single-rank layer holding all the
+// experts (the same global weights) on each rank's own tokens; switching r and d compiles and
+// moves nothing; mismatched configs and options fail on every rank with a clear error.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+
+#include "comm/mpi_communicator.h"
+#include "core/error.h"
+#include "runtime/moe_layer.h"
+#include "tests/support/test_support.h"
+
+namespace switchyard {
+namespace {
+
+comm::MpiCommunicator* g_world = nullptr;
+
+std::vector<double> values(const Tensor& t) {
+  return std::vector<double>(t.data_as<double>(), t.data_as<double>() + t.numel());
+}
+
+MoeLayerConfig global_config(int64_t experts) {
+  MoeLayerConfig c;
+  c.model_dim = 8;
+  c.hidden_size = 12;
+  c.num_experts = experts;
+  c.dtype = DType::kFloat64;
+  c.activation = kernels::kActGelu;
+  return c;
+}
+
+// This rank's slice [rank * E_local, ...) of a global expert tensor.
+std::vector<double> my_slice(const std::vector<double>& global, int64_t experts, int64_t local_experts) {
+  const size_t per_expert = global.size() / static_cast<size_t>(experts);
+  const size_t first = static_cast<size_t>(g_world->rank() * local_experts) * per_expert;
+  return std::vector<double>(global.begin() + static_cast<std::ptrdiff_t>(first),
+                             global.begin() + static_cast<std::ptrdiff_t>(first + per_expert * local_experts));
+}
+
+void expect_near(const std::vector<double>& got, const std::vector<double>& want, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-11 * (1 + std::abs(want[i]))) << what << "[" << i << "]";
+}
+
+TEST(MoeParallel, EveryRAndDMatchesTheSingleRankLayer) {
+  comm::Communicator& w = *g_world;
+  for (int64_t per_rank : {1, 2}) {
+    const int64_t experts = per_rank * w.size();
+    SCOPED_TRACE(std::to_string(experts) + " experts");
+    MoeLayer single(Context::global(), Context::global().cpu(), global_config(experts));
+    MoeLayer dist(Context::global(), Context::global().cpu(), global_config(experts), &w);
+    single.init_parameters(5);
+    dist.init_parameters(5);
+    ASSERT_EQ(dist.local_experts(), per_rank);
+    for (const auto& name : dist.parameter_names()) {
+      const auto global = values(single.parameter(name));
+      expect_near(values(dist.parameter(name)),
+                  name.rfind("experts.", 0) == 0 ? my_slice(global, experts, per_rank) : global, "initial " + name);
+    }
+    std::map<std::string, std::pair<const void*, std::vector<double>>> before;
+    for (const auto& name : dist.parameter_names()) before[name] = {dist.parameter(name).data(), values(dist.parameter(name))};
+    std::mt19937 rng(100 + w.rank());
+    uint64_t loads_after_first_round = 0;
+    for (int round = 0; round < 2; ++round) {
+      int trial = 0;
+      for (int r : {0, 1})
+        for (int d : {1, 2})
+          for (double cf : {1.0, 0.0, -1.25}) {
+            ++trial;
+            ForwardOptions o;
+            o.adaptive_r = r;
+            o.overlap_degree = d;
+            o.capacity_factor = cf;
+            o.top_k = 1 + trial % 2;
+            o.is_postscore = trial % 3 != 0;
+            o.save_for_backward = true;
+            // Unequal token counts with cf = 0: the group agrees on the largest expert count and
+            // drops nothing, as the single-rank layer does. (Otherwise capacity follows the
+            // group's largest token count, Tutel's inequivalent_tokens, which a single rank
+            // with fewer tokens does not see.)
+            const int64_t s = cf == 0 ? 9 + 3 * w.rank() : 12;
+            SCOPED_TRACE("r=" + std::to_string(r) + " d=" + std::to_string(d) + " cf=" + std::to_string(cf) +
+                         " k=" + std::to_string(o.top_k));
+            auto x = testing::random_normal<double>(rng, s * 8), g = testing::random_normal<double>(rng, s * 8);
+            ForwardResult got = dist.forward(Tensor(x.data(), DType::kFloat64, {s, 8}), o);
+            ForwardResult want = single.forward(Tensor(x.data(), DType::kFloat64, {s, 8}), o);
+            expect_near(values(got.output), values(want.output), "output");
+            EXPECT_NEAR(got.l_aux, want.l_aux, 1e-12);
+            auto dx = values(dist.backward(Tensor(g.data(), DType::kFloat64, {s, 8}), 0.1).grad_input);
+            expect_near(dx, values(single.backward(Tensor(g.data(), DType::kFloat64, {s, 8}), 0.1).grad_input), "dx");
+            for (const auto& name : dist.parameter_names()) {
+              auto full = values(single.gradient(name));
+              if (name.rfind("experts.", 0) == 0) {  // every rank's tokens reach the expert: sum them
+                w.all_reduce(full.data(), full.data(), full.size(), comm::Element::kFloat64, comm::ReduceOp::kSum);
+                full = my_slice(full, experts, per_rank);
+              }
+              expect_near(values(dist.gradient(name)), full, "d " + name);
+            }
+          }
+      if (round == 0) loads_after_first_round = Context::global().counters().loads;
+    }
+    EXPECT_EQ(Context::global().counters().loads, loads_after_first_round) << "switching r, d, k, cf loaded a kernel";
+    for (const auto& name : dist.parameter_names()) {
+      EXPECT_EQ(dist.parameter(name).data(), before[name].first) << name << " moved";
+      EXPECT_EQ(values(dist.parameter(name)), before[name].second) << name << " changed";
+    }
+  }
+}
+
+TEST(MoeParallel, CapacityFollowsTheGroupsLargestTokenCount) {
+  comm::Communicator& w = *g_world;
+  const int64_t experts = 2 * w.size();
+  MoeLayer layer(Context::global(), Context::global().cpu(), global_config(experts), &w);
+  const int64_t s = 6 + 5 * w.rank(), largest = 6 + 5 * (w.size() - 1);
+  std::vector<double> x(s * 8, 0.1);
+  ForwardOptions o;  // top_k 2, capacity_factor 1: C = 2 * floor(ceil(largest / E))
+  EXPECT_EQ(layer.forward(Tensor(x.data(), DType::kFloat64, {s, 8}), o).capacity, 2 * ((largest + experts - 1) / experts));
+}
+
+std::string error_of(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(MoeParallel, DisagreementsFailOnEveryRank) {
+  comm::Communicator& w = *g_world;
+  MoeLayerConfig mine = global_config(2 * w.size());
+  if (w.rank() == 1) mine.model_dim = 16;
+  auto config_error = error_of([&] { MoeLayer(Context::global(), Context::global().cpu(), mine, &w); });
+  EXPECT_NE(config_error.find("rank 1 has model_dim = 16, rank 0 has model_dim = 8"), std::string::npos) << config_error;
+  auto fit_error =
+      error_of([&] { MoeLayer(Context::global(), Context::global().cpu(), global_config(w.size() + 1), &w); });
+  EXPECT_NE(fit_error.find("does not fit a group of " + std::to_string(w.size()) + " ranks"), std::string::npos)
+      << fit_error;
+  MoeLayer layer(Context::global(), Context::global().cpu(), global_config(2 * w.size()), &w);
+  std::vector<double> x(5 * 8, 0.3);
+  ForwardOptions o;
+  o.adaptive_r = 2;
+  auto r_error = error_of([&] { layer.forward(Tensor(x.data(), DType::kFloat64, {5, 8}), o); });
+  EXPECT_NE(r_error.find("adaptive_r = 2 does not divide s = 1"), std::string::npos) << r_error;
+  o.adaptive_r = 1;
+  o.top_k = w.rank() == 1 ? 1 : 2;
+  auto k_error = error_of([&] { layer.forward(Tensor(x.data(), DType::kFloat64, {5, 8}), o); });
+  EXPECT_NE(k_error.find("rank 1 has top_k = 1, rank 0 has top_k = 2"), std::string::npos) << k_error;
+  o.top_k = 2;
+  layer.forward(Tensor(x.data(), DType::kFloat64, {5, 8}), o);  // the group still works
+}
+
+}  // namespace
+}  // namespace switchyard
+
+int main(int argc, char** argv) {
+  switchyard::comm::MpiSession session(&argc, &argv);
+  switchyard::g_world = &session.world();
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
