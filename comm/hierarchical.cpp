@@ -1,5 +1,6 @@
 #include "comm/hierarchical.h"
 
+#include <cstdlib>
 #include <cstring>
 
 #include "core/error.h"
@@ -38,6 +39,18 @@ void HierarchicalAllToAll::run(const void* send, void* recv, size_t count, Eleme
     for (int n = 0; n < n_size; ++n)
       std::memcpy(out + (static_cast<size_t>(n) * l_size + l) * block,
                   &first_[(static_cast<size_t>(l) * n_size + n) * block], block);
+}
+
+int local_size_from_environment(int fallback) {
+  for (const char* name : {"LOCAL_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE"}) {
+    const char* value = std::getenv(name);
+    if (value == nullptr || *value == '\0') continue;
+    char* end = nullptr;
+    const long size = std::strtol(value, &end, 10);
+    SY_CHECK(*end == '\0' && size >= 1) << name << "='" << value << "' is not a positive number of ranks per node";
+    return static_cast<int>(size);
+  }
+  return fallback;
 }
 
 }  // namespace switchyard::comm

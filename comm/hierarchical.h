@@ -29,4 +29,8 @@ class HierarchicalAllToAll {
   std::vector<char> first_, second_;
 };
 
+/// Ranks per node: LOCAL_SIZE (Tutel's variable, to override), else the launcher's
+/// OMPI_COMM_WORLD_LOCAL_SIZE, else `fallback`. UserError for a value that is not a positive count.
+int local_size_from_environment(int fallback);
+
 }  // namespace switchyard::comm

@@ -247,16 +247,4 @@ bool MpiSession::launched_by_mpirun() {
   return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr || std::getenv("PMI_SIZE") != nullptr;
 }
 
-int local_size_from_environment(int fallback) {
-  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "LOCAL_SIZE"}) {
-    const char* value = std::getenv(name);
-    if (value == nullptr || *value == '\0') continue;
-    char* end = nullptr;
-    const long size = std::strtol(value, &end, 10);
-    SY_CHECK(*end == '\0' && size >= 1) << name << "='" << value << "' is not a positive number of ranks per node";
-    return static_cast<int>(size);
-  }
-  return fallback;
-}
-
 }  // namespace switchyard::comm

@@ -77,8 +77,4 @@ class MpiSession {
   std::unique_ptr<MpiCommunicator> world_;
 };
 
-/// The ranks per node the launcher reports (OMPI_COMM_WORLD_LOCAL_SIZE, else LOCAL_SIZE), or
-/// `fallback` when neither is set.
-int local_size_from_environment(int fallback);
-
 }  // namespace switchyard::comm

@@ -10,6 +10,10 @@
 #include <iostream>
 #include <random>
 
+#include "comm/communicator.h"
+#if SY_WITH_MPI
+#include "comm/mpi_communicator.h"
+#endif
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/half.h"
@@ -133,58 +137,107 @@ Buffer make_input(Device& device, DType dtype, int64_t s, int64_t m) {
 }
 
 // Tutel's [Statistics] line, the model description and the [Benchmark] line.
-void print_header(const Flags& f, const MoeLayer& layer, Device& device) {
+void print_header(const Flags& f, const MoeLayer& layer, Device& device, int world_size) {
   const auto& config = layer.config();
   const int64_t m = config.model_dim;
   std::cout << "[Statistics] param count for MoE local_experts = " << layer.expert_parameter_count()
             << ", param count for MoE gate = " << layer.gate_parameter_count() << ".\n\n";
   std::cout << "ExampleModel(\n  (_moe_layer): MoeLayer(\n    Top-K(s) = ['k=" << f.top
             << ", noise=0.0'], Total-Experts = " << config.num_experts
-            << " [managed by 1 device(s)],\n    (experts): " << f.expert_type << "(model_dim=" << m
-            << ", hidden_size=" << f.hidden_size << ", output_dim=" << m
-            << ", num_experts_per_device=" << config.num_experts << ")\n  )\n)\n";
-  std::cout << "[Benchmark] world_size = 1, dtype = " << f.dtype << ", model_dim = " << m
+            << " [managed by " << world_size << " device(s)],\n    (experts): " << f.expert_type
+            << "(model_dim=" << m << ", hidden_size=" << f.hidden_size << ", output_dim=" << m
+            << ", num_experts_per_device=" << layer.local_experts() << ")\n  )\n)\n";
+  std::cout << "[Benchmark] world_size = " << world_size << ", dtype = " << f.dtype << ", model_dim = " << m
             << ", hidden_size = " << f.hidden_size << ", samples = " << int64_t{f.batch_size} * f.num_tokens
             << ", num_local_experts = " << f.num_local_experts << ", topK = " << f.top
             << ", a2a_ffn_overlap_degree = " << f.a2a_ffn_overlap_degree << ", parallel_type = `" << f.parallel_type
             << "`, device = `" << device.name() << "`\n";
 }
 
-int run(const Flags& f) {
-  SY_CHECK(f.num_local_experts >= 1 || f.num_local_experts == -1)
-      << "--num_local_experts " << f.num_local_experts << " needs more than one rank (world size is 1)";
+// --parallel_type: data (r = 0), model (r = s = 1 with whole experts), adaptive:R.
+int parse_parallel_type(const std::string& text) {
+  if (text == "data") return 0;
+  if (text == "model") return 1;
+  if (text.rfind("adaptive:", 0) == 0) {
+    try {
+      size_t used = 0;
+      const int r = std::stoi(text.substr(9), &used);
+      if (used == text.size() - 9) return r;
+    } catch (const std::exception&) {
+    }
+  }
+  SY_THROW(UserError) << "--parallel_type '" << text << "'; expected data, model or adaptive:R";
+}
+
+// Tutel's {rank} and {size} in a checkpoint path.
+std::string checkpoint_for_rank(std::string path, int rank, int size) {
+  for (const auto& [key, value] : {std::pair{std::string("{rank}"), rank}, {std::string("{size}"), size}})
+    for (size_t at; (at = path.find(key)) != std::string::npos;) path.replace(at, key.size(), std::to_string(value));
+  return path;
+}
+
+// As Tutel's helloworld: the gradients of shared (non-expert) parameters are averaged over the
+// ranks (grad /= W, then all-reduce SUM); --allreduce_degree -1 skips it.
+void allreduce_shared_gradients(MoeLayer& layer, comm::Communicator* group, int degree) {
+  if (group == nullptr || group->size() == 1 || degree == -1) return;
+  for (const auto& name : layer.parameter_names()) {
+    if (name.rfind("experts.", 0) == 0) continue;
+    Tensor g = layer.gradient(name);
+    const bool wide = g.dtype() == DType::kFloat64;
+    const double scale = 1.0 / group->size();
+    for (int64_t i = 0; i < g.numel(); ++i) {
+      if (wide)
+        g.data_as<double>()[i] *= scale;
+      else
+        g.data_as<float>()[i] *= static_cast<float>(scale);
+    }
+    group->all_reduce(g.data(), g.data(), static_cast<size_t>(g.numel()),
+                      wide ? comm::Element::kFloat64 : comm::Element::kFloat32, comm::ReduceOp::kSum);
+  }
+}
+
+int run(const Flags& f, comm::Communicator* group) {
+  const int world = group ? group->size() : 1, rank = group ? group->rank() : 0;
+  if (rank != 0) std::cout.setstate(std::ios::failbit);  // Tutel prints on rank 0 only
+  SY_CHECK(f.num_local_experts >= 1)
+      << "--num_local_experts " << f.num_local_experts
+      << ": experts sharded across ranks (negative values) are not supported yet; expected 1 or more";
   Context& context = Context::global();
   std::string device_name = f.device.empty() ? (Context::cuda_unavailable_reason().empty() ? "cuda" : "cpu") : f.device;
   Device& device = device_name == "cuda" ? context.cuda(0) : context.cpu();
   MoeLayerConfig config;
   config.model_dim = f.model_dim;
   config.hidden_size = f.hidden_size;
-  config.num_experts = std::max(1, f.num_local_experts);
+  config.num_experts = int64_t{f.num_local_experts} * world;
   config.dtype = parse_dtype(f.dtype);
   config.expert_type = f.expert_type == "ffn" ? ExpertType::kFfn : ExpertType::kSwiglu;
   config.fp32_gate = f.fp32_gate;
   config.allow_tf32 = f.use_tensorcore;
-  MoeLayer layer(context, device, config);
+  MoeLayer layer(context, device, config, group);
   if (!f.load_weights.empty()) layer.load(f.load_weights);
-  if (!f.checkpoint_path.empty()) {
-    if (fs::exists(f.checkpoint_path))
-      layer.load(f.checkpoint_path);
-    else
-      std::cout << "Checkpoint not loaded: file `" << f.checkpoint_path
-                << "` is not found. Will train the model from start.\n";
+  const std::string checkpoint = checkpoint_for_rank(f.checkpoint_path, rank, world);
+  if (!checkpoint.empty()) {
+    if (fs::exists(checkpoint))
+      layer.load(checkpoint);
+    else  // every rank says it, as Tutel's plain print does
+      std::printf("Checkpoint not loaded: file `%s` is not found. Will train the model from start.\n",
+                  checkpoint.c_str());
   }
   if (!f.save_weights.empty()) layer.save(f.save_weights);
 
   const int64_t b = f.batch_size, t = f.num_tokens, m = f.model_dim, s = b * t;
   Buffer input = make_input(device, config.dtype, s, m);
   Tensor x = input.view(config.dtype, {s, m});
-  print_header(f, layer, device);
+  print_header(f, layer, device, world);
   ForwardOptions options;
   options.top_k = f.top;
   options.capacity_factor = f.capacity_factor;
   options.dropless_grouped = f.megablocks_size > 0;
   options.megablocks_size = f.megablocks_size;
   options.save_for_backward = !f.eval;
+  options.adaptive_r = parse_parallel_type(f.parallel_type);
+  options.overlap_degree = f.a2a_ffn_overlap_degree;
+  options.use_2dh = f.use_2dh;
   SgdOptions sgd;  // Tutel's torch.optim.SGD(lr=1e-5): no momentum, no weight decay
   sgd.lr = 1e-5;
   std::vector<double> times, grad;
@@ -199,6 +252,7 @@ int run(const Flags& f) {
     if (!f.eval) {
       Buffer grad_output = upload(device, config.dtype, grad);
       layer.backward(grad_output.view(config.dtype, {s, m}), f.l_aux_wt);
+      allreduce_shared_gradients(layer, group, f.allreduce_degree);
       layer.sgd_step(sgd);
     }
     device.synchronize();
@@ -211,16 +265,19 @@ int run(const Flags& f) {
     }
     const int passes = f.eval ? 1 : 3;  // Tutel's formula: 3 GEMM passes when training
     double tflops = static_cast<double>(s) * m * f.hidden_size * 4 * passes * cap * 1e-12 / seconds;
-    std::printf("STEP-%d: loss = %.5f, step_time = %.6f sec, perf = %.2f tflops.\n", step, loss, seconds, tflops);
+    char line[160];
+    std::snprintf(line, sizeof line, "STEP-%d: loss = %.5f, step_time = %.6f sec, perf = %.2f tflops.\n", step, loss,
+                  seconds, tflops);
+    std::cout << line << std::flush;
     char exact[32];
     std::snprintf(exact, sizeof exact, "%.17g\n", loss);
     losses += exact;
   }
-  if (!f.losses.empty()) fs::write_file(f.losses, losses);
+  if (!f.losses.empty() && rank == 0) fs::write_file(f.losses, losses);
   double last = 0;
   for (size_t i = times.size() > 10 ? times.size() - 10 : 0; i < times.size(); ++i) last += times[i];
-  std::printf("\n[Summary] Average synchronized step_time = %g sec.\n", last / 10);  // Tutel divides by 10
-  if (!f.checkpoint_path.empty()) layer.save(f.checkpoint_path);
+  std::cout << "\n[Summary] Average synchronized step_time = " << last / 10 << " sec.\n";  // Tutel divides by 10
+  if (!checkpoint.empty()) layer.save(checkpoint);
   return 0;
 }
 
@@ -232,7 +289,13 @@ int main(int argc, char** argv) {
   add_flags(app, flags);
   CLI11_PARSE(app, argc, argv);
   try {
-    return run(flags);
+#if SY_WITH_MPI
+    if (comm::MpiSession::launched_by_mpirun()) {  // under mpirun: one rank of the group
+      comm::MpiSession mpi(&argc, &argv);
+      return run(flags, &mpi.world());
+    }
+#endif
+    return run(flags, nullptr);
   } catch (const Error& e) {
     std::cerr << "helloworld: error: " << e.what() << "\n";
     return 1;

@@ -175,13 +175,13 @@ BackwardResult MoeLayer::backward(const Tensor& grad_output, double l_aux_weight
   const ExpertTensors weights = expert_weights(r, storage);
   const ExpertTensors grads = expert_gradients(r, storage);
   std::unique_ptr<Buffer> exchanged;
-  const Tensor d_expert_out = to_experts(d_slots, r, exchanged);
+  const Tensor d_expert_out = to_experts(d_slots, sv.options, exchanged);
   if (exchanged) {
     rows = nullptr;  // as in forward: the exchanged layout runs padded
     Buffer d_in_space(device_, d_expert_out.nbytes());
     const Tensor d_expert_in = d_in_space.view(config_.dtype, d_expert_out.shape());
     backward_experts(d_expert_out, d_expert_in, rows, weights, grads);
-    from_experts(d_expert_in, d_dispatched, r);
+    from_experts(d_expert_in, d_dispatched, sv.options);
   } else {
     backward_experts(d_slots, d_dispatched, rows, weights, grads);
   }

@@ -220,7 +220,7 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
   std::vector<std::unique_ptr<Buffer>> gathered;
   const ExpertTensors weights = expert_weights(options.adaptive_r, gathered);
   std::unique_ptr<Buffer> exchanged;
-  const Tensor expert_in = to_experts(dispatched, options.adaptive_r, exchanged);
+  const Tensor expert_in = to_experts(dispatched, options, exchanged);
   // NOTE: after the all-to-all a local expert's rows hold W blocks of C slots; the grouped
   // row counts no longer describe them, so those GEMMs run padded (unused slots are zero).
   const Tensor* rows = options.dropless_grouped && !exchanged ? &used_t : nullptr;
@@ -231,7 +231,7 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
     expert_result = expert_out_space->view(config_.dtype, expert_in.shape());
   }
   run_experts(expert_in, expert_result, rows, weights, saved ? &saved->pre : nullptr);
-  if (exchanged) from_experts(expert_result, processed, options.adaptive_r);
+  if (exchanged) from_experts(expert_result, processed, options);
   result.storage = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * el);
   result.output = result.storage->view(config_.dtype, {s, m});
   combine_decode(context_, processed, routing, options.is_postscore, result.output);

@@ -12,6 +12,7 @@
 #include <switchyard/common/gemm_args.h>
 
 #include "comm/communicator.h"
+#include "comm/hierarchical.h"
 #include "runtime/context.h"
 #include "runtime/dispatch_ops.h"
 #include "runtime/elementwise_ops.h"
@@ -54,6 +55,7 @@ struct ForwardOptions {
   // Expert parallelism (a layer with a communicator of W > 1 ranks; tutel-semantics 4.4, 4.5):
   int adaptive_r = 1;     // 0: all-gather the experts' weights, no all-to-all; 1: all-to-all the tokens
   int overlap_degree = 1;  // a2a_ffn_overlap_degree d (1-32): the capacity is aligned to a multiple of d
+  bool use_2dh = false;    // all-to-all in two stages, across then within nodes (LOCAL_SIZE ranks per node)
 };
 
 struct BackwardResult {
@@ -138,9 +140,10 @@ class MoeLayer {
   ExpertTensors expert_gradients(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage);
   void scatter_expert_gradients(const ExpertTensors& full);
   // [E, C, M] slots -> [E_local, W * C, M] by all-to-all (adaptive_r = 1 and W > 1), else `slots`.
-  Tensor to_experts(const Tensor& slots, int adaptive_r, std::unique_ptr<Buffer>& storage);
+  Tensor to_experts(const Tensor& slots, const ForwardOptions& options, std::unique_ptr<Buffer>& storage);
   // The inverse: expert-major [E_local, W * C, M] back into slots [E, C, M].
-  void from_experts(const Tensor& expert_major, const Tensor& slots, int adaptive_r);
+  void from_experts(const Tensor& expert_major, const Tensor& slots, const ForwardOptions& options);
+  void all_to_all(const void* send, void* recv, size_t bytes_per_rank, bool use_2dh);
   // Checks the group agrees on the options and returns {max tokens, max expert count} over it.
   std::pair<int64_t, int64_t> agree_on_call(int64_t tokens, int64_t max_count, const ForwardOptions& options);
   void check_group_config();
@@ -155,6 +158,7 @@ class MoeLayer {
   Device& device_;
   MoeLayerConfig config_;
   comm::Communicator* group_ = nullptr;
+  std::unique_ptr<comm::HierarchicalAllToAll> two_d_;  // created on the first use_2dh call
   int64_t local_experts_ = 0;
   std::map<std::string, Param> params_;
   std::map<std::string, Param> packed_;  // layouts the kernels read (transposed copies)

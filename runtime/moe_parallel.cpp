@@ -64,11 +64,11 @@ std::pair<int64_t, int64_t> MoeLayer::agree_on_call(int64_t tokens, int64_t max_
   std::memcpy(&cf_bits, &o.capacity_factor, 8);
   const std::vector<int64_t> mine = {tokens,           max_count,         o.top_k,          cf_bits,
                                      o.adaptive_r,     o.overlap_degree,  o.is_postscore,   o.normalize_gate,
-                                     o.dropless_grouped, o.megablocks_size, o.save_for_backward};
+                                     o.dropless_grouped, o.megablocks_size, o.save_for_backward, o.use_2dh};
   const auto all = gather_and_compare(*group_, mine,
                                       {"tokens", "max_count", "top_k", "capacity_factor", "adaptive_r",
                                        "a2a_ffn_overlap_degree", "is_postscore", "normalize_gate", "dropless_grouped",
-                                       "megablocks_size", "save_for_backward"},
+                                       "megablocks_size", "save_for_backward", "use_2dh"},
                                       2, "the forward options");
   int64_t most_tokens = 0, most_count = 0;
   for (size_t q = 0; q < all.size(); q += mine.size()) {
@@ -126,14 +126,21 @@ void MoeLayer::scatter_expert_gradients(const ExpertTensors& full) {
   }
 }
 
-Tensor MoeLayer::to_experts(const Tensor& slots, int adaptive_r, std::unique_ptr<Buffer>& storage) {
-  if (adaptive_r == 0 || group_ == nullptr || group_->size() == 1) return slots;
+void MoeLayer::all_to_all(const void* send, void* recv, size_t bytes_per_rank, bool use_2dh) {
+  if (!use_2dh) return group_->all_to_all(send, recv, bytes_per_rank, comm::Element::kByte);
+  if (!two_d_)  // collective; every rank gets here in the same call (use_2dh is agreed on)
+    two_d_ = std::make_unique<comm::HierarchicalAllToAll>(*group_, comm::local_size_from_environment(group_->size()));
+  two_d_->run(send, recv, bytes_per_rank, comm::Element::kByte);
+}
+
+Tensor MoeLayer::to_experts(const Tensor& slots, const ForwardOptions& options, std::unique_ptr<Buffer>& storage) {
+  if (options.adaptive_r == 0 || group_ == nullptr || group_->size() == 1) return slots;
   const int64_t w = group_->size(), local = local_experts_, c = slots.dim(1), m = slots.dim(2);
   const size_t row = static_cast<size_t>(c * m) * dtype_size(slots.dtype());  // one expert's C slots
   // Rank q receives the slots of its experts from every rank: [W, E_local, C, M], then
   // expert-major [E_local, W, C, M] (Tutel's [E_local, W * C, M]).
   std::vector<char> received(row * static_cast<size_t>(w * local));
-  group_->all_to_all(slots.data(), received.data(), row * static_cast<size_t>(local), comm::Element::kByte);
+  all_to_all(slots.data(), received.data(), row * static_cast<size_t>(local), options.use_2dh);
   storage = std::make_unique<Buffer>(device_, received.size());
   char* out = static_cast<char*>(storage->data());
   for (int64_t q = 0; q < w; ++q)
@@ -143,8 +150,8 @@ Tensor MoeLayer::to_experts(const Tensor& slots, int adaptive_r, std::unique_ptr
   return storage->view(slots.dtype(), {local, w * c, m});
 }
 
-void MoeLayer::from_experts(const Tensor& expert_major, const Tensor& slots, int adaptive_r) {
-  SY_CHECK(adaptive_r != 0 && group_ != nullptr && group_->size() > 1) << "from_experts without an exchange";
+void MoeLayer::from_experts(const Tensor& expert_major, const Tensor& slots, const ForwardOptions& options) {
+  SY_CHECK(options.adaptive_r != 0 && group_ != nullptr && group_->size() > 1) << "from_experts without an exchange";
   const int64_t w = group_->size(), local = local_experts_, c = slots.dim(1), m = slots.dim(2);
   const size_t row = static_cast<size_t>(c * m) * dtype_size(slots.dtype());
   std::vector<char> outgoing(row * static_cast<size_t>(w * local));
@@ -153,7 +160,7 @@ void MoeLayer::from_experts(const Tensor& expert_major, const Tensor& slots, int
     for (int64_t e = 0; e < local; ++e)
       std::memcpy(outgoing.data() + static_cast<size_t>(q * local + e) * row, in + static_cast<size_t>(e * w + q) * row,
                   row);
-  group_->all_to_all(outgoing.data(), slots.data(), row * static_cast<size_t>(local), comm::Element::kByte);
+  all_to_all(outgoing.data(), slots.data(), row * static_cast<size_t>(local), options.use_2dh);
 }
 
 }  // namespace switchyard
