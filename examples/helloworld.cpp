@@ -1,6 +1,8 @@
 // Tutel's helloworld (tutel-semantics 8.1) on Switchyard: one MoE layer, output summed over
 // model_dim, log-softmax over tokens, NLL against label 0 (+ l_aux_wt * l_aux), trained by SGD
-// (lr 1e-5) unless --eval; prints Tutel's lines.
+// (lr 1e-5) unless --eval; prints Tutel's lines. Built a second time with SY_HELLOWORLD_SWITCH as
+// helloworld_switch (tutel-semantics 8.2): every step switches adaptive_r and the overlap degree
+// (and, beyond Tutel, top_k and the capacity factor), printing " (f = .., r = .., o = ..)".
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -154,6 +156,24 @@ void print_header(const Flags& f, const MoeLayer& layer, Device& device, int wor
             << "`, device = `" << device.name() << "`\n";
 }
 
+#ifdef SY_HELLOWORLD_SWITCH
+constexpr bool kSwitching = true;
+#else
+constexpr bool kSwitching = false;
+#endif
+
+// helloworld_switch's schedule for step i (Tutel's idx = i - 1): r = valid_rs[(idx / 8) % 2] with
+// valid_rs = {0, 1}, o = idx % 8 + 1; then every 16 steps the capacity factor cycles through
+// --capacity_factor, 0 (dropless) and its negative, and every 48 steps top_k through 1..--top.
+void switch_options(int step, const Flags& f, int64_t experts, ForwardOptions& options) {
+  const int idx = step - 1 < 0 ? 15 : step - 1;  // step 0 runs like Tutel's first call (last r, o = 8)
+  options.adaptive_r = (idx / 8) % 2;
+  options.overlap_degree = idx % 8 + 1;
+  const double factors[] = {f.capacity_factor, 0.0, -std::abs(f.capacity_factor)};
+  options.capacity_factor = factors[(idx / 16) % 3];
+  options.top_k = 1 + (idx / 48) % std::min<int64_t>(f.top, experts);
+}
+
 // --parallel_type: data (r = 0), model (r = s = 1 with whole experts), adaptive:R.
 int parse_parallel_type(const std::string& text) {
   if (text == "data") return 0;
@@ -235,7 +255,7 @@ int run(const Flags& f, comm::Communicator* group) {
   options.dropless_grouped = f.megablocks_size > 0;
   options.megablocks_size = f.megablocks_size;
   options.save_for_backward = !f.eval;
-  options.adaptive_r = parse_parallel_type(f.parallel_type);
+  options.adaptive_r = kSwitching ? 0 : parse_parallel_type(f.parallel_type);
   options.overlap_degree = f.a2a_ffn_overlap_degree;
   options.use_2dh = f.use_2dh;
   SgdOptions sgd;  // Tutel's torch.optim.SGD(lr=1e-5): no momentum, no weight decay
@@ -244,6 +264,7 @@ int run(const Flags& f, comm::Communicator* group) {
   std::string losses;
   const double cap = std::min<int64_t>(f.top, config.num_experts);
   for (int step = 0; step < f.num_steps; ++step) {
+    if (kSwitching) switch_options(step, f, config.num_experts, options);
     auto start = std::chrono::steady_clock::now();
     ForwardResult result = layer.forward(x, options);
     double loss = example_loss(to_doubles(result.output, device), f.batch_size, f.num_tokens, f.model_dim,
@@ -266,9 +287,15 @@ int run(const Flags& f, comm::Communicator* group) {
     const int passes = f.eval ? 1 : 3;  // Tutel's formula: 3 GEMM passes when training
     double tflops = static_cast<double>(s) * m * f.hidden_size * 4 * passes * cap * 1e-12 / seconds;
     char line[160];
-    std::snprintf(line, sizeof line, "STEP-%d: loss = %.5f, step_time = %.6f sec, perf = %.2f tflops.\n", step, loss,
+    std::snprintf(line, sizeof line, "STEP-%d: loss = %.5f, step_time = %.6f sec, perf = %.2f tflops.", step, loss,
                   seconds, tflops);
-    std::cout << line << std::flush;
+    std::cout << line;
+    if (kSwitching) {
+      std::snprintf(line, sizeof line, " (f = %.1f, r = %d, o = %d)", options.capacity_factor, options.adaptive_r,
+                    options.overlap_degree);
+      std::cout << line;
+    }
+    std::cout << "\n" << std::flush;
     char exact[32];
     std::snprintf(exact, sizeof exact, "%.17g\n", loss);
     losses += exact;

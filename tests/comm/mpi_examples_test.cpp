@@ -1,0 +1,87 @@
+// The distributed examples as users run them under mpirun: helloworld's parallel types give the
+// same losses, helloworld_switch prints Tutel's suffix, the variable-size collective examples
+// print Tutel's expected values, and bad flags fail on every rank.
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "core/fs.h"
+#include "tests/support/test_support.h"
+
+namespace switchyard {
+namespace {
+
+testing::CommandResult mpirun(int ranks, const std::string& program, const std::string& args) {
+  return testing::run_command("timeout 300 " + std::string(SY_MPIRUN) + " -np " + std::to_string(ranks) + " " +
+                              SY_EXAMPLES_DIR + "/" + program + " " + args);
+}
+
+const std::string kSmall =
+    "--device cpu --batch_size 2 --num_tokens 32 --model_dim 32 --hidden_size 48 --num_local_experts 2 ";
+
+std::vector<double> losses(const std::string& path) {
+  std::string text;
+  EXPECT_TRUE(fs::try_read_file(path, text)) << path;
+  std::vector<double> values;
+  for (size_t at = 0, end; (end = text.find('\n', at)) != std::string::npos; at = end + 1)
+    values.push_back(std::stod(text.substr(at, end - at)));
+  return values;
+}
+
+TEST(MpiExamples, HelloworldParallelTypesGiveTheSameLosses) {
+  testing::TempDir dir;
+  std::vector<std::vector<double>> runs;
+  for (const char* type : {"data", "model", "adaptive:1"}) {
+    auto r = mpirun(2, "helloworld", kSmall + "--num_steps 6 --parallel_type " + type + " --losses " + dir / type);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const std::string banner = "[Benchmark] world_size = 2, dtype = float32";
+    EXPECT_NE(r.output.find(banner), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find(banner), r.output.rfind(banner)) << "rank 0 prints, the others stay quiet";
+    EXPECT_NE(r.output.find("Total-Experts = 4 [managed by 2 device(s)]"), std::string::npos) << r.output;
+    runs.push_back(losses(dir / type));
+  }
+  ASSERT_EQ(runs[0].size(), 6u);
+  for (size_t i = 1; i < 6; ++i) EXPECT_LT(runs[0][i], runs[0][i - 1]) << "training lowers the loss";
+  for (const auto& run : runs) {
+    ASSERT_EQ(run.size(), runs[0].size());
+    // NOTE: r = 0 sums expert gradients by reduce-scatter, r = 1 inside one GEMM: the same sums
+    // in another order, so float32 losses agree to rounding, not bit for bit.
+    for (size_t i = 0; i < run.size(); ++i) EXPECT_NEAR(run[i], runs[0][i], 1e-6 * std::abs(runs[0][i]));
+  }
+}
+
+TEST(MpiExamples, HelloworldSwitchPrintsTutelsSuffix) {
+  auto r = mpirun(2, "helloworld_switch", kSmall + "--num_steps 18");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find(" (f = 1.0, r = 1, o = 8)\n"), std::string::npos) << r.output;  // step 0
+  EXPECT_NE(r.output.find(" (f = 1.0, r = 0, o = 1)\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" (f = 0.0, r = 0, o = 1)\n"), std::string::npos) << r.output;  // step 17
+  std::regex step(R"(STEP-9: loss = \d+\.\d{5}, step_time = \d+\.\d{6} sec, perf = \d+\.\d{2} tflops\. \(f = 1\.0, r = 1, o = 1\))");
+  EXPECT_TRUE(std::regex_search(r.output, step)) << r.output;
+}
+
+TEST(MpiExamples, VariableSizeCollectives) {
+  auto a2a = mpirun(2, "all_to_all_v", "");
+  ASSERT_EQ(a2a.exit_code, 0) << a2a.output;
+  EXPECT_NE(a2a.output.find("Device-0 recvs: [10, 20, 20]"), std::string::npos) << a2a.output;
+  EXPECT_NE(a2a.output.find("Device-1 recvs: [10, 10, 10, 10, 20]"), std::string::npos) << a2a.output;
+  auto gather = mpirun(2, "all_gather_v", "");
+  ASSERT_EQ(gather.exit_code, 0) << gather.output;
+  EXPECT_NE(gather.output.find("Device-1 recvs: [10, 10, 10, 10, 10, 20, 20, 20]"), std::string::npos) << gather.output;
+  auto three = mpirun(3, "all_to_all_v", "");
+  EXPECT_NE(three.exit_code, 0);
+  EXPECT_NE(three.output.find("runs on 2 ranks"), std::string::npos) << three.output;
+}
+
+TEST(MpiExamples, BadFlagsFailOnEveryRank) {
+  auto r = mpirun(2, "helloworld", kSmall + "--num_steps 1 --parallel_type adaptive:2");
+  EXPECT_NE(r.exit_code, 0);
+  const std::string message = "adaptive_r = 2 does not divide s = 1";
+  EXPECT_NE(r.output.find(message), std::string::npos) << r.output;
+  auto negative = mpirun(2, "helloworld", "--device cpu --num_steps 1 --num_local_experts -2 --model_dim 16");
+  EXPECT_NE(negative.exit_code, 0);
+  EXPECT_NE(negative.output.find("not supported yet"), std::string::npos) << negative.output;
+}
+
+}  // namespace
+}  // namespace switchyard
