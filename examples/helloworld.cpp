@@ -20,6 +20,7 @@
 #include "core/fs.h"
 #include "core/half.h"
 #include "jit/kernels/gemm.h"
+#include "runtime/checkpoint_reshard.h"
 #include "runtime/moe_layer.h"
 #include "runtime/safetensors.h"
 
@@ -189,13 +190,6 @@ int parse_parallel_type(const std::string& text) {
   SY_THROW(UserError) << "--parallel_type '" << text << "'; expected data, model or adaptive:R";
 }
 
-// Tutel's {rank} and {size} in a checkpoint path.
-std::string checkpoint_for_rank(std::string path, int rank, int size) {
-  for (const auto& [key, value] : {std::pair{std::string("{rank}"), rank}, {std::string("{size}"), size}})
-    for (size_t at; (at = path.find(key)) != std::string::npos;) path.replace(at, key.size(), std::to_string(value));
-  return path;
-}
-
 // As Tutel's helloworld: the gradients of shared (non-expert) parameters are averaged over the
 // ranks (grad /= W, then all-reduce SUM); --allreduce_degree -1 skips it.
 void allreduce_shared_gradients(MoeLayer& layer, comm::Communicator* group, int degree) {
@@ -235,7 +229,7 @@ int run(const Flags& f, comm::Communicator* group) {
   config.allow_tf32 = f.use_tensorcore;
   MoeLayer layer(context, device, config, group);
   if (!f.load_weights.empty()) layer.load(f.load_weights);
-  const std::string checkpoint = checkpoint_for_rank(f.checkpoint_path, rank, world);
+  const std::string checkpoint = checkpoint_path(f.checkpoint_path, rank, world);
   if (!checkpoint.empty()) {
     if (fs::exists(checkpoint))
       layer.load(checkpoint);

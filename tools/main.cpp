@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   switchyard::tools::add_warm_command(app);
   switchyard::tools::add_dump_command(app);
   switchyard::tools::add_cache_command(app);
+  switchyard::tools::add_ckpt_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "core/fs.h"
+#include "runtime/safetensors.h"
 #include "tests/support/test_support.h"
 
 namespace switchyard {
@@ -71,6 +72,46 @@ TEST(MpiExamples, VariableSizeCollectives) {
   auto three = mpirun(3, "all_to_all_v", "");
   EXPECT_NE(three.exit_code, 0);
   EXPECT_NE(three.output.find("runs on 2 ranks"), std::string::npos) << three.output;
+}
+
+TEST(MpiExamples, ReshardedCheckpointsGiveTheSameOutput) {
+  testing::TempDir dir;
+  const std::string eval = "--device cpu --batch_size 2 --num_tokens 32 --model_dim 32 --hidden_size 48 --eval "
+                           "--num_steps 1 ";
+  auto single = testing::run_command(std::string(SY_EXAMPLES_DIR) + "/helloworld " + eval +
+                                     "--num_local_experts 4 --save-weights " + dir / "one.st --losses " +
+                                     dir / "single.txt");
+  ASSERT_EQ(single.exit_code, 0) << single.output;
+  auto sy = [&](const std::string& args) { return testing::run_command(testing::switchyard_bin() + " ckpt convert " + args); };
+  auto to_two = sy(dir / "one.st " + dir / "two_{rank}.st --from-ranks 1 --to-ranks 2");
+  ASSERT_EQ(to_two.exit_code, 0) << to_two.output;
+  auto dist = mpirun(2, "helloworld",
+                     eval + "--num_local_experts 2 --checkpoint_path " + dir / "two_{rank}.st --losses " + dir / "dist.txt");
+  ASSERT_EQ(dist.exit_code, 0) << dist.output;
+  EXPECT_EQ(dist.output.find("Checkpoint not loaded"), std::string::npos) << dist.output;
+  ASSERT_EQ(losses(dir / "dist.txt").size(), 1u);
+  EXPECT_NEAR(losses(dir / "dist.txt")[0], losses(dir / "single.txt")[0], 1e-9 * std::abs(losses(dir / "single.txt")[0]));
+  // 2 -> 4 -> 1 gives back the original tensors, byte for byte.
+  ASSERT_EQ(sy(dir / "two_{rank}.st " + dir / "four_{rank}_of_{size}.st --from-ranks 2 --to-ranks 4").exit_code, 0);
+  ASSERT_TRUE(fs::exists(dir / "four_3_of_4.st"));
+  ASSERT_EQ(sy(dir / "four_{rank}_of_{size}.st " + dir / "back.st --from-ranks 4 --to-ranks 1").exit_code, 0);
+  const TensorFile original = read_safetensors(dir / "one.st"), back = read_safetensors(dir / "back.st");
+  ASSERT_EQ(original.size(), back.size());
+  for (const auto& [name, t] : original) {
+    ASSERT_TRUE(back.count(name)) << name;
+    EXPECT_EQ(back.at(name).dtype, t.dtype) << name;
+    EXPECT_EQ(back.at(name).shape, t.shape) << name;
+    EXPECT_TRUE(back.at(name).bytes == t.bytes) << name;
+  }
+  auto three = sy(dir / "one.st " + dir / "x_{rank}.st --from-ranks 1 --to-ranks 3");
+  EXPECT_EQ(three.exit_code, 1);
+  EXPECT_NE(three.output.find("4 experts cannot be split over 3 ranks"), std::string::npos) << three.output;
+  EXPECT_FALSE(fs::exists(dir / "x_0.st")) << "nothing is written when a check fails";
+  auto missing = sy(dir / "two_{rank}.st " + dir / "y.st --from-ranks 3 --to-ranks 1");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.output.find("two_2.st"), std::string::npos) << missing.output;
+  auto no_rank = sy(dir / "one.st " + dir / "z.st --from-ranks 1 --to-ranks 2");
+  EXPECT_NE(no_rank.output.find("has no {rank}"), std::string::npos) << no_rank.output;
 }
 
 TEST(MpiExamples, BadFlagsFailOnEveryRank) {
