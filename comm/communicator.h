@@ -17,6 +17,14 @@ enum class ReduceOp { kSum, kMax };
 size_t element_bytes(Element element);
 const char* element_name(Element element);
 
+/// A collective in flight; wait() completes it (under the watchdog) and must be called before
+/// its buffers are touched. Destroying it unwaited waits first.
+class PendingOp {
+ public:
+  virtual ~PendingOp() = default;
+  virtual void wait() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -28,6 +36,9 @@ class Communicator {
   /// send and recv hold size() blocks of `count` elements; block q of send goes to rank q, block
   /// q of recv comes from rank q.
   virtual void all_to_all(const void* send, void* recv, size_t count, Element element) = 0;
+  /// all_to_all started in the background (for overlapping it with computation). Collectives,
+  /// started or not, must be issued in the same order on every rank.
+  virtual std::unique_ptr<PendingOp> start_all_to_all(const void* send, void* recv, size_t count, Element element) = 0;
   /// send_counts[q] elements go to rank q and recv_counts[q] come from it, both packed in rank
   /// order. Zero counts are allowed; the counts must agree pairwise (see exchange_counts).
   virtual void all_to_all_v(const void* send, const std::vector<size_t>& send_counts, void* recv,

@@ -101,11 +101,39 @@ void MpiCommunicator::wait(const char* op, std::vector<MPI_Request>& requests, c
   }
 }
 
+class MpiCommunicator::Pending : public PendingOp {
+ public:
+  Pending(MpiCommunicator& owner, Posted posted) : owner_(owner), posted_(std::move(posted)) {}
+  ~Pending() override {
+    try {
+      wait();
+    } catch (const Error&) {  // the communicator is marked broken; the next collective reports it
+    }
+  }
+  void wait() override {
+    if (done_) return;
+    done_ = true;
+    owner_.wait(posted_.op, posted_.requests, posted_.peers);
+  }
+
+ private:
+  MpiCommunicator& owner_;
+  Posted posted_;
+  bool done_ = false;
+};
+
 void MpiCommunicator::exchange(const char* op, const std::vector<Piece>& sends, const std::vector<Piece>& recvs) {
+  Posted posted = post(op, sends, recvs);
+  wait(op, posted.requests, posted.peers);
+}
+
+MpiCommunicator::Posted MpiCommunicator::post(const char* op, const std::vector<Piece>& sends,
+                                              const std::vector<Piece>& recvs) {
   check_usable(op);
   const int tag = 1 + (next_tag_++ % 30000);  // collectives run in the same order on every rank
-  std::vector<MPI_Request> requests;
-  std::vector<int> peers;
+  Posted posted{op, {}, {}};
+  std::vector<MPI_Request>& requests = posted.requests;
+  std::vector<int>& peers = posted.peers;
   for (const Piece& r : recvs) {
     if (r.peer == rank_) continue;
     for (size_t at = 0; at < r.bytes || (r.bytes == 0 && at == 0); at += kMaxMessage) {
@@ -130,17 +158,29 @@ void MpiCommunicator::exchange(const char* op, const std::vector<Piece>& sends, 
       if (s.bytes == 0) break;
     }
   }
-  wait(op, requests, peers);
+  return posted;
 }
 
-void MpiCommunicator::all_to_all(const void* send, void* recv, size_t count, Element element) {
+void MpiCommunicator::all_to_all_pieces(const void* send, void* recv, size_t count, Element element,
+                                        std::vector<Piece>& sends, std::vector<Piece>& recvs) const {
   const size_t bytes = count * element_bytes(element);
-  std::vector<Piece> sends, recvs;
   for (int q = 0; q < size_; ++q) {
     sends.push_back({q, const_cast<char*>(static_cast<const char*>(send)) + q * bytes, bytes});
     recvs.push_back({q, static_cast<char*>(recv) + q * bytes, bytes});
   }
+}
+
+void MpiCommunicator::all_to_all(const void* send, void* recv, size_t count, Element element) {
+  std::vector<Piece> sends, recvs;
+  all_to_all_pieces(send, recv, count, element, sends, recvs);
   exchange("all_to_all", sends, recvs);
+}
+
+std::unique_ptr<PendingOp> MpiCommunicator::start_all_to_all(const void* send, void* recv, size_t count,
+                                                             Element element) {
+  std::vector<Piece> sends, recvs;
+  all_to_all_pieces(send, recv, count, element, sends, recvs);
+  return std::make_unique<Pending>(*this, post("all_to_all", sends, recvs));
 }
 
 void MpiCommunicator::all_to_all_v(const void* send, const std::vector<size_t>& send_counts, void* recv,

@@ -25,6 +25,7 @@ class MpiCommunicator : public Communicator {
   int size() const override { return size_; }
   std::string describe() const override;
   void all_to_all(const void* send, void* recv, size_t count, Element element) override;
+  std::unique_ptr<PendingOp> start_all_to_all(const void* send, void* recv, size_t count, Element element) override;
   void all_to_all_v(const void* send, const std::vector<size_t>& send_counts, void* recv,
                     const std::vector<size_t>& recv_counts, Element element) override;
   void all_gather_v(const void* send, size_t count, void* recv, const std::vector<size_t>& counts,
@@ -42,9 +43,19 @@ class MpiCommunicator : public Communicator {
     char* data;
     size_t bytes;
   };
-  // Posts every receive, then every send (self pieces are copied), and waits under the watchdog.
+  struct Posted {
+    const char* op;
+    std::vector<MPI_Request> requests;
+    std::vector<int> peers;
+  };
+  class Pending;
+  // Posts every receive, then every send (self pieces are copied).
+  Posted post(const char* op, const std::vector<Piece>& sends, const std::vector<Piece>& recvs);
+  // post() and wait under the watchdog.
   void exchange(const char* op, const std::vector<Piece>& sends, const std::vector<Piece>& recvs);
   void wait(const char* op, std::vector<MPI_Request>& requests, const std::vector<int>& peers);
+  void all_to_all_pieces(const void* send, void* recv, size_t count, Element element, std::vector<Piece>& sends,
+                         std::vector<Piece>& recvs) const;
   void check(int code, const char* op, const char* call);
   void check_usable(const char* op) const;
 
