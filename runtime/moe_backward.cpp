@@ -32,18 +32,17 @@ double MoeLayer::saved_bytes_per_token() const {
 }
 
 void MoeLayer::backward_experts(const Tensor& grad_slots, const Tensor& grad_dispatched, const Tensor* row_counts,
-                                const ExpertTensors& weights, const ExpertTensors& grads) {
-  const Saved& sv = *saved_;
+                                const ExpertTensors& weights, const ExpertTensors& grads, const Tensor& dispatched,
+                                const Tensor& saved_pre) {
   const int64_t e = grad_slots.dim(0), c = grad_slots.dim(1), h = config_.hidden_size;
   const DType dt = config_.dtype;
   const size_t hidden_bytes = static_cast<size_t>(e * c * h) * dtype_size(dt);
-  const Tensor dispatched = sv.dispatched->view(dt, sv.expert_shape);
   GemmOptions data, weight;  // data gradients (A W^T), weight gradients (A^T B)
   data.row_counts = weight.row_counts = row_counts;
   data.allow_tf32 = config_.allow_tf32;
   data.trans_b = weight.trans_a = true;
   if (config_.expert_type == ExpertType::kFfn) {
-    const Tensor pre = sv.pre->view(dt, {e, c, h});
+    const Tensor pre(saved_pre.data(), dt, {e, c, h}, saved_pre.device());
     Buffer dz_space(device_, hidden_bytes);
     const Tensor dz = dz_space.view(dt, {e, c, h});
     data.activation = kernels::activation_derivative(config_.activation);  // dZ = (dY W2^T) * act'(Z), fused
@@ -66,7 +65,7 @@ void MoeLayer::backward_experts(const Tensor& grad_slots, const Tensor& grad_dis
     return;
   }
   // SwiGLU: out = (silu(x W1) * (x W2)) W3.
-  const Tensor both = sv.pre->view(dt, {2, e, c, h});
+  const Tensor both(saved_pre.data(), dt, {2, e, c, h}, saved_pre.device());
   const Tensor gate(both.data(), dt, {e, c, h}, both.device());
   const Tensor up(static_cast<char*>(both.data()) + hidden_bytes, dt, {e, c, h}, both.device());
   Buffer space(device_, 4 * hidden_bytes);
@@ -160,7 +159,7 @@ BackwardResult MoeLayer::backward(const Tensor& grad_output, double l_aux_weight
   const size_t slot_bytes = static_cast<size_t>(e * c * m) * dtype_size(config_.dtype);
   const bool post = sv.options.is_postscore;
   Tensor used_t(const_cast<int*>(sv.used.data()), DType::kInt32, {e});
-  const Tensor* rows = sv.options.dropless_grouped ? &used_t : nullptr;  // overridden below when exchanged
+  const Tensor* rows = sv.options.dropless_grouped ? &used_t : nullptr;
   // The transpose of decode is encode with the gate applied where decode applied it, and back.
   Buffer slots_space(device_, slot_bytes), dispatched_space(device_, slot_bytes);
   const Tensor d_slots = slots_space.view(config_.dtype, {e, c, m});
@@ -174,17 +173,7 @@ BackwardResult MoeLayer::backward(const Tensor& grad_output, double l_aux_weight
   std::vector<std::unique_ptr<Buffer>> storage;
   const ExpertTensors weights = expert_weights(r, storage);
   const ExpertTensors grads = expert_gradients(r, storage);
-  std::unique_ptr<Buffer> exchanged;
-  const Tensor d_expert_out = to_experts(d_slots, sv.options, exchanged);
-  if (exchanged) {
-    rows = nullptr;  // as in forward: the exchanged layout runs padded
-    Buffer d_in_space(device_, d_expert_out.nbytes());
-    const Tensor d_expert_in = d_in_space.view(config_.dtype, d_expert_out.shape());
-    backward_experts(d_expert_out, d_expert_in, rows, weights, grads);
-    from_experts(d_expert_in, d_dispatched, sv.options);
-  } else {
-    backward_experts(d_slots, d_dispatched, rows, weights, grads);
-  }
+  experts_backward(d_slots, d_dispatched, rows, weights, grads);
   scatter_expert_gradients(grads);
   BackwardResult result;
   result.storage = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * dtype_size(config_.dtype));

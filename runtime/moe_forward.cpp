@@ -73,7 +73,7 @@ Tensor MoeLayer::gate_logits(const Tensor& x, Buffer& workspace, std::unique_ptr
 }
 
 void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Tensor* row_counts,
-                           const ExpertTensors& weights, std::unique_ptr<Buffer>* saved) {
+                           const ExpertTensors& weights, const Tensor* saved_pre) {
   const int64_t e = dispatched.dim(0), c = dispatched.dim(1), h = config_.hidden_size;
   const size_t hidden_bytes = static_cast<size_t>(e * c * h) * dtype_size(config_.dtype);
   GemmOptions fc;
@@ -86,11 +86,10 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
     Tensor b2 = config_.has_fc2_bias ? weights.at("experts.batched_fc2_bias") : Tensor();
     fc.bias = config_.has_fc1_bias ? &b1 : nullptr;
     const Tensor& w1 = weights.at("fc1_t");
-    if (saved != nullptr) {
+    if (saved_pre != nullptr) {
       // Training keeps the pre-activation for the activation's derivative; the activated
       // copy is only needed until fc2 has read it.
-      *saved = std::make_unique<Buffer>(device_, hidden_bytes);
-      Tensor pre = (*saved)->view(config_.dtype, {e, c, h});
+      const Tensor& pre = *saved_pre;
       batched_gemm(context_, dispatched, w1, pre, fc);
       if (config_.activation == kernels::kActNone)
         hid = pre;
@@ -108,9 +107,8 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
   // SwiGLU (Tutel's llama_ffn): silu(x W1) * (x W2), then W3.
   Buffer first(device_, hidden_bytes), gated(device_, hidden_bytes);
   Tensor t1 = first.view(config_.dtype, {e, c, h}), t2 = gated.view(config_.dtype, {e, c, h});
-  if (saved != nullptr) {  // training keeps both projections: [0] = x W1, [1] = x W2
-    *saved = std::make_unique<Buffer>(device_, 2 * hidden_bytes);
-    Tensor both = (*saved)->view(config_.dtype, {2, e, c, h});
+  if (saved_pre != nullptr) {  // training keeps both projections: [0] = x W1, [1] = x W2
+    const Tensor& both = *saved_pre;
     Tensor gate(both.data(), config_.dtype, {e, c, h}, both.device());
     Tensor up(static_cast<char*>(both.data()) + hidden_bytes, config_.dtype, {e, c, h}, both.device());
     batched_gemm(context_, dispatched, weights.at("experts.W_fc1"), gate, fc);
@@ -219,19 +217,9 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
   Tensor used_t(used.data(), DType::kInt32, {e});
   std::vector<std::unique_ptr<Buffer>> gathered;
   const ExpertTensors weights = expert_weights(options.adaptive_r, gathered);
-  std::unique_ptr<Buffer> exchanged;
-  const Tensor expert_in = to_experts(dispatched, options, exchanged);
-  // NOTE: after the all-to-all a local expert's rows hold W blocks of C slots; the grouped
-  // row counts no longer describe them, so those GEMMs run padded (unused slots are zero).
-  const Tensor* rows = options.dropless_grouped && !exchanged ? &used_t : nullptr;
-  std::unique_ptr<Buffer> expert_out_space;
-  Tensor expert_result = processed;
-  if (exchanged) {
-    expert_out_space = std::make_unique<Buffer>(device_, expert_in.nbytes());
-    expert_result = expert_out_space->view(config_.dtype, expert_in.shape());
-  }
-  run_experts(expert_in, expert_result, rows, weights, saved ? &saved->pre : nullptr);
-  if (exchanged) from_experts(expert_result, processed, options);
+  ExpertsSaved kept;
+  experts_forward(dispatched, processed, options.dropless_grouped ? &used_t : nullptr, weights, options,
+                  saved ? &kept : nullptr);
   result.storage = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * el);
   result.output = result.storage->view(config_.dtype, {s, m});
   combine_decode(context_, processed, routing, options.is_postscore, result.output);
@@ -245,8 +233,10 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
     saved->wide_gates = std::move(wide_gates);
     saved->routing = routing;
     saved->used = std::move(used);
-    saved->dispatched = exchanged ? std::move(exchanged) : std::move(slots);
-    saved->expert_shape = expert_in.shape();
+    saved->dispatched = kept.input ? std::move(kept.input) : std::move(slots);
+    saved->pre = std::move(kept.pre);
+    saved->expert_shape = kept.chunk_shape;
+    saved->chunks = kept.chunks;
     if (options.is_postscore) saved->expert_out = std::move(expert_out);
   }
   if (saved) saved_ = std::move(saved);  // a forward without saving (evaluation) keeps the last save

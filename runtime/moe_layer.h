@@ -139,19 +139,33 @@ class MoeLayer {
   ExpertTensors expert_weights(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage);
   ExpertTensors expert_gradients(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage);
   void scatter_expert_gradients(const ExpertTensors& full);
-  // [E, C, M] slots -> [E_local, W * C, M] by all-to-all (adaptive_r = 1 and W > 1), else `slots`.
-  Tensor to_experts(const Tensor& slots, const ForwardOptions& options, std::unique_ptr<Buffer>& storage);
-  // The inverse: expert-major [E_local, W * C, M] back into slots [E, C, M].
-  void from_experts(const Tensor& expert_major, const Tensor& slots, const ForwardOptions& options);
-  void all_to_all(const void* send, void* recv, size_t bytes_per_rank, bool use_2dh);
+  // What experts_forward keeps for backward: the experts' input and pre-activations, in chunks.
+  struct ExpertsSaved {
+    std::unique_ptr<Buffer> input;  // null: the experts read the slots themselves
+    std::unique_ptr<Buffer> pre;
+    std::vector<int64_t> chunk_shape;
+    int64_t chunks = 1;
+  };
+  // slots [E, C, M] -> processed [E, C, M] through the experts. With adaptive_r = 1 and W > 1 the
+  // slots go to their experts' ranks by all-to-all, the capacity axis cut into d chunks whose
+  // exchanges run while the previous chunk's GEMMs do.
+  void experts_forward(const Tensor& slots, const Tensor& processed, const Tensor* rows, const ExpertTensors& weights,
+                       const ForwardOptions& options, ExpertsSaved* saved);
+  // The transpose of experts_forward for the saved forward: d_processed -> d_slots, filling `grads`.
+  void experts_backward(const Tensor& d_processed, const Tensor& d_slots, const Tensor* rows,
+                        const ExpertTensors& weights, const ExpertTensors& grads);
+  std::unique_ptr<comm::PendingOp> start_exchange(const void* send, void* recv, size_t bytes_per_rank, bool use_2dh);
+  // Bytes of pre-activations per chunk of `rows` rows of `experts` experts.
+  size_t pre_bytes(int64_t experts, int64_t rows) const;
   // Checks the group agrees on the options and returns {max tokens, max expert count} over it.
   std::pair<int64_t, int64_t> agree_on_call(int64_t tokens, int64_t max_count, const ForwardOptions& options);
   void check_group_config();
-  /// Saving: the pre-activations (FFN: fc1's, SwiGLU: both projections') go to `saved`.
+  /// Saving: the pre-activations (FFN: fc1's, SwiGLU: both projections') go to `saved_pre`.
   void run_experts(const Tensor& dispatched, const Tensor& out, const Tensor* row_counts, const ExpertTensors& weights,
-                   std::unique_ptr<Buffer>* saved = nullptr);
+                   const Tensor* saved_pre = nullptr);
   void backward_experts(const Tensor& grad_slots, const Tensor& grad_dispatched, const Tensor* row_counts,
-                        const ExpertTensors& weights, const ExpertTensors& grads);
+                        const ExpertTensors& weights, const ExpertTensors& grads, const Tensor& dispatched,
+                        const Tensor& pre);
   double importance_loss(const Tensor& logits, const Tensor& scores, int64_t top_k, double gate_noise);
 
   Context& context_;

@@ -18,9 +18,12 @@ struct MoeLayer::Saved {
   std::unique_ptr<Buffer> wide_gates;  // the gates in the data's gate dtype, where that differs
   Routing routing;                     // views of the two above, as dispatch used them
   std::vector<int> used;               // slots holding tokens per expert (the grouped GEMMs' rows)
-  std::unique_ptr<Buffer> dispatched;  // what the experts read: [E, C, M], or [E_local, W * C, M] after the all-to-all
-  std::vector<int64_t> expert_shape;   // its shape
-  std::unique_ptr<Buffer> pre;         // FFN: fc1's pre-activation [E, C, H]; SwiGLU: both projections [2, E, C, H]
+  // What the experts read, in `chunks` blocks of expert_shape: [E, C, M] (one block), or after
+  // the all-to-all d chunks of [E_local, W * C / d, M] (see MoeLayer::experts_forward).
+  std::unique_ptr<Buffer> dispatched;
+  std::vector<int64_t> expert_shape;
+  int64_t chunks = 1;
+  std::unique_ptr<Buffer> pre;  // per chunk, FFN: fc1's pre-activation [E_x, R, H]; SwiGLU: both projections [2, E_x, R, H]
   std::unique_ptr<Buffer> expert_out;  // [E, C, M] (only read for the post-score gate gradient)
 
   Tensor x(DType dtype, int64_t model_dim) const { return input->view(dtype, {tokens, model_dim}); }

@@ -66,7 +66,7 @@ TEST(MoeParallel, EveryRAndDMatchesTheSingleRankLayer) {
     for (int round = 0; round < 2; ++round) {
       int trial = 0;
       for (int r : {0, 1})
-        for (int d : {1, 2})
+        for (int d : {1, 2, 3})
           for (double cf : {1.0, 0.0, -1.25}) {
             ++trial;
             ForwardOptions o;
