@@ -35,16 +35,17 @@ nlohmann::json plain_case(comm::Communicator& world, size_t bytes_per_peer) {
   const int w = world.size();
   std::vector<char> send(bytes_per_peer * w, 1), recv(send.size());
   const int iterations = bytes_per_peer >= (1 << 20) ? 5 : 50;
-  const double ours = best_seconds(iterations, [&] {
-    world.all_to_all(send.data(), recv.data(), bytes_per_peer, comm::Element::kByte);
-  });
+  const double ours = best_seconds(
+      iterations, [&] { world.all_to_all(send.data(), recv.data(), bytes_per_peer, comm::Element::kByte); });
   const double mpi = best_seconds(iterations, [&] {
     MPI_Alltoall(send.data(), static_cast<int>(bytes_per_peer), MPI_BYTE, recv.data(), static_cast<int>(bytes_per_peer),
                  MPI_BYTE, MPI_COMM_WORLD);
   });
   const double moved = 2.0 * static_cast<double>(bytes_per_peer) * (w - 1);
-  return {{"bytes_per_peer", bytes_per_peer}, {"switchyard_gbps", moved / ours * 1e-9},
-          {"mpi_gbps", moved / mpi * 1e-9}, {"vs_mpi", mpi / ours}};
+  return {{"bytes_per_peer", bytes_per_peer},
+          {"switchyard_gbps", moved / ours * 1e-9},
+          {"mpi_gbps", moved / mpi * 1e-9},
+          {"vs_mpi", mpi / ours}};
 }
 
 nlohmann::json uneven_case(comm::Communicator& world, size_t base) {
@@ -72,7 +73,9 @@ nlohmann::json uneven_case(comm::Communicator& world, size_t base) {
                   MPI_COMM_WORLD);
   });
   const double moved = static_cast<double>(send_total - send_counts[me] + recv_total - recv_counts[me]);
-  return {{"base_bytes", base}, {"switchyard_gbps", moved / ours * 1e-9}, {"mpi_gbps", moved / mpi * 1e-9},
+  return {{"base_bytes", base},
+          {"switchyard_gbps", moved / ours * 1e-9},
+          {"mpi_gbps", moved / mpi * 1e-9},
           {"vs_mpi", mpi / ours}};
 }
 

@@ -21,7 +21,8 @@ constexpr size_t kMaxMessage = size_t{1} << 30;
 
 template <typename T>
 void reduce_into(T* acc, const T* term, size_t count, ReduceOp op) {
-  for (size_t i = 0; i < count; ++i) acc[i] = op == ReduceOp::kSum ? acc[i] + term[i] : (term[i] > acc[i] ? term[i] : acc[i]);
+  for (size_t i = 0; i < count; ++i)
+    acc[i] = op == ReduceOp::kSum ? acc[i] + term[i] : (term[i] > acc[i] ? term[i] : acc[i]);
 }
 
 void reduce_typed(void* acc, const void* term, size_t count, Element element, ReduceOp op) {
@@ -67,7 +68,8 @@ void MpiCommunicator::check(int code, const char* op, const char* call) {
 }
 
 void MpiCommunicator::check_usable(const char* op) const {
-  if (!broken_.empty()) SY_THROW(CommError) << op << " on " << describe() << ": the communicator broke earlier (" << broken_ << ")";
+  if (!broken_.empty())
+    SY_THROW(CommError) << op << " on " << describe() << ": the communicator broke earlier (" << broken_ << ")";
 }
 
 void MpiCommunicator::wait(const char* op, std::vector<MPI_Request>& requests, const std::vector<int>& peers) {
@@ -274,8 +276,8 @@ MpiSession::MpiSession(int* argc, char*** argv) {
       SY_THROW(BackendError) << "MPI_Init_thread failed";
     initialized_here_ = true;
   }
-  world_ = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, "world", Settings::from_environment().comm_timeout_sec,
-                                             false);
+  world_ =
+      std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, "world", Settings::from_environment().comm_timeout_sec, false);
 }
 
 MpiSession::~MpiSession() {

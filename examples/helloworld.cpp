@@ -146,9 +146,9 @@ void print_header(const Flags& f, const MoeLayer& layer, Device& device, int wor
   std::cout << "[Statistics] param count for MoE local_experts = " << layer.expert_parameter_count()
             << ", param count for MoE gate = " << layer.gate_parameter_count() << ".\n\n";
   std::cout << "ExampleModel(\n  (_moe_layer): MoeLayer(\n    Top-K(s) = ['k=" << f.top
-            << ", noise=0.0'], Total-Experts = " << config.num_experts
-            << " [managed by " << world_size << " device(s)],\n    (experts): " << f.expert_type
-            << "(model_dim=" << m << ", hidden_size=" << f.hidden_size << ", output_dim=" << m
+            << ", noise=0.0'], Total-Experts = " << config.num_experts << " [managed by " << world_size
+            << " device(s)],\n    (experts): " << f.expert_type << "(model_dim=" << m
+            << ", hidden_size=" << f.hidden_size << ", output_dim=" << m
             << ", num_experts_per_device=" << layer.local_experts() << ")\n  )\n)\n";
   std::cout << "[Benchmark] world_size = " << world_size << ", dtype = " << f.dtype << ", model_dim = " << m
             << ", hidden_size = " << f.hidden_size << ", samples = " << int64_t{f.batch_size} * f.num_tokens

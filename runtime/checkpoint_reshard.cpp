@@ -44,13 +44,14 @@ void check_alike(const TensorFile& first, const TensorFile& other, const std::st
 
 std::string checkpoint_path(std::string pattern, int rank, int size) {
   for (const auto& [key, value] : {std::pair{std::string("{rank}"), rank}, {std::string("{size}"), size}})
-    for (size_t at; (at = pattern.find(key)) != std::string::npos;) pattern.replace(at, key.size(), std::to_string(value));
+    for (size_t at; (at = pattern.find(key)) != std::string::npos;)
+      pattern.replace(at, key.size(), std::to_string(value));
   return pattern;
 }
 
 void reshard_checkpoint(const std::string& in_pattern, const std::string& out_pattern, int from_ranks, int to_ranks) {
-  SY_CHECK(from_ranks >= 1 && to_ranks >= 1) << "--from-ranks " << from_ranks << " and --to-ranks " << to_ranks
-                                             << ": expected positive rank counts";
+  SY_CHECK(from_ranks >= 1 && to_ranks >= 1)
+      << "--from-ranks " << from_ranks << " and --to-ranks " << to_ranks << ": expected positive rank counts";
   SY_CHECK(from_ranks == 1 || in_pattern.find("{rank}") != std::string::npos)
       << "input pattern '" << in_pattern << "' has no {rank} for " << from_ranks << " ranks";
   SY_CHECK(to_ranks == 1 || out_pattern.find("{rank}") != std::string::npos)

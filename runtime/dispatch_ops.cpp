@@ -138,8 +138,8 @@ void combine_decode(Context& context, const Tensor& slots, const Routing& routin
 
 void dispatch_gate_grad(Context& context, const Tensor& slots, const Tensor& other, const Routing& routing,
                         const Tensor& out) {
-  SY_CHECK(slots.ndim() == 3 && other.ndim() == 2)
-      << "gate_grad operands are " << slots.describe() << " and " << other.describe() << "; expected [E, C, M] and [S, M]";
+  SY_CHECK(slots.ndim() == 3 && other.ndim() == 2) << "gate_grad operands are " << slots.describe() << " and "
+                                                   << other.describe() << "; expected [E, C, M] and [S, M]";
   const int64_t s = other.dim(0), m = other.dim(1);
   check_shape(slots, {routing.num_experts, routing.capacity, m}, "gate_grad slots");
   check_shape(other, {s, m}, "gate_grad tokens");

@@ -13,8 +13,7 @@ namespace switchyard {
 namespace {
 
 void expect_like(const Tensor& t, const Tensor& like, const char* what, const char* op) {
-  SY_CHECK(t.shape() == like.shape() && t.dtype() == like.dtype() && t.device() == like.device() &&
-           t.is_contiguous())
+  SY_CHECK(t.shape() == like.shape() && t.dtype() == like.dtype() && t.device() == like.device() && t.is_contiguous())
       << op << ": " << what << " is " << t.describe() << "; expected contiguous " << dtype_name(like.dtype())
       << shape_string(like.shape()) << " on " << like.device().to_string();
 }
@@ -24,7 +23,8 @@ void launch(Context& context, const Tensor& like, kernels::ElementwiseOp op, ker
   SY_CHECK(like.is_contiguous() && like.dtype() != DType::kInt32)
       << "element-wise op on " << like.describe() << ": expected a contiguous floating tensor";
   Device& device = context.device(like.device());
-  const LoadedKernel& kernel = context.kernel(device, kernels::elementwise_spec(like.dtype(), op, act, device.target()));
+  const LoadedKernel& kernel =
+      context.kernel(device, kernels::elementwise_spec(like.dtype(), op, act, device.target()));
   if (args.count == 0) return;
   void* params[] = {&args};
   LaunchConfig config;
@@ -34,7 +34,8 @@ void launch(Context& context, const Tensor& like, kernels::ElementwiseOp op, ker
   } else {
     // Blocks split the output; `work` (elements read) sizes the split when it exceeds the output.
     const long per_thread = std::max(work, args.count) / 8192;
-    config.grid = static_cast<unsigned>(std::clamp<long>(std::min(per_thread, args.count), 1, long{device.parallelism()}));
+    config.grid =
+        static_cast<unsigned>(std::clamp<long>(std::min(per_thread, args.count), 1, long{device.parallelism()}));
   }
   device.launch(kernel, config, params);
 }
@@ -65,8 +66,8 @@ void swiglu(Context& context, const Tensor& gate, const Tensor& up, const Tensor
 
 void swiglu_backward(Context& context, const Tensor& gate, const Tensor& up, const Tensor& grad, const Tensor& d_gate,
                      const Tensor& d_up) {
-  for (const auto& [t, what] : {std::pair{&up, "up projection"}, {&grad, "gradient"}, {&d_gate, "gate gradient"},
-                                {&d_up, "up gradient"}})
+  for (const auto& [t, what] :
+       {std::pair{&up, "up projection"}, {&grad, "gradient"}, {&d_gate, "gate gradient"}, {&d_up, "up gradient"}})
     expect_like(*t, gate, what, "swiglu_backward");
   kernels::ElementwiseArgs args{};
   args.x = gate.data();
@@ -130,8 +131,8 @@ void sgd_step(Context& context, const Tensor& param, const Tensor& grad, const T
       << "sgd momentum = " << options.momentum << "; expected a finite value >= 0";
   SY_CHECK(std::isfinite(options.weight_decay) && options.weight_decay >= 0)
       << "sgd weight_decay = " << options.weight_decay << "; expected a finite value >= 0";
-  SY_CHECK(options.momentum == 0 || velocity != nullptr) << "sgd with momentum " << options.momentum
-                                                         << " needs a velocity buffer";
+  SY_CHECK(options.momentum == 0 || velocity != nullptr)
+      << "sgd with momentum " << options.momentum << " needs a velocity buffer";
   expect_like(grad, param, "gradient", "sgd");
   if (velocity) expect_like(*velocity, param, "velocity", "sgd");
   kernels::ElementwiseArgs args{};

@@ -115,12 +115,12 @@ void gate_backward(Context& context, const RoutedTokens& routed, const Tensor& g
       << "gate_backward output is " << grad_logits.describe() << "; expected contiguous [" << s << ", " << e
       << "] of the logits' dtype";
   Device& device = context.device(routed.scores.device());
-  const LoadedKernel& kernel = context.kernel(
-      device, kernels::gate_backward_spec(grad_logits.dtype(), e, k, normalize_gate, device.target()));
+  const LoadedKernel& kernel =
+      context.kernel(device, kernels::gate_backward_spec(grad_logits.dtype(), e, k, normalize_gate, device.target()));
   if (s == 0) return;
-  kernels::GateBackwardArgs args{routed.scores.data(),   routed.indices.data_as<const int>(),
-                                 grad_gates.data(),      aux_grad ? aux_grad->data() : nullptr,
-                                 grad_logits.data(),     static_cast<int>(s)};
+  kernels::GateBackwardArgs args{routed.scores.data(), routed.indices.data_as<const int>(),
+                                 grad_gates.data(),    aux_grad ? aux_grad->data() : nullptr,
+                                 grad_logits.data(),   static_cast<int>(s)};
   void* params[] = {&args};
   LaunchConfig config;
   if (device.is_cuda()) {

@@ -11,8 +11,8 @@
 #include "jit/kernel_family.h"
 #include "jit/kernels/cast.h"
 #include "jit/kernels/dispatch.h"
-#include "jit/kernels/gating.h"
 #include "jit/kernels/elementwise.h"
+#include "jit/kernels/gating.h"
 #include "jit/kernels/gemm.h"
 
 namespace switchyard {
@@ -20,11 +20,10 @@ namespace {
 
 using nlohmann::json;
 
-const std::set<std::string> kKnownFields = {"name",         "model_dim",      "hidden_size",  "num_experts",
-                                            "top_k",        "dtype",          "is_postscore", "capacity_factor",
-                                            "description",  "normalize_gate", "expert_type",  "activation",
-                                            "has_fc1_bias", "has_fc2_bias",   "fp32_gate",    "allow_tf32",
-                                            "training"};
+const std::set<std::string> kKnownFields = {
+    "name",         "model_dim",       "hidden_size", "num_experts",    "top_k",       "dtype",
+    "is_postscore", "capacity_factor", "description", "normalize_gate", "expert_type", "activation",
+    "has_fc1_bias", "has_fc2_bias",    "fp32_gate",   "allow_tf32",     "training"};
 
 // A field that may be one value or a list of values; returns the list.
 std::vector<json> one_or_many(const json& doc, const char* field, const std::string& origin) {
@@ -139,8 +138,12 @@ std::vector<kernels::GemmShape> training_gemms(const ModelConfig& c, DType dtype
   const auto act = kernels::parse_activation(c.activation);
   if (c.expert_type == "ffn") {
     shapes.push_back({.dtype = dtype, .n = h, .k = m, .bias = c.has_fc1_bias, .allow_tf32 = c.allow_tf32});
-    shapes.push_back(
-        {.dtype = dtype, .n = h, .k = m, .trans_b = true, .activation = kernels::activation_derivative(act), .allow_tf32 = c.allow_tf32});
+    shapes.push_back({.dtype = dtype,
+                      .n = h,
+                      .k = m,
+                      .trans_b = true,
+                      .activation = kernels::activation_derivative(act),
+                      .allow_tf32 = c.allow_tf32});
     shapes.push_back({.dtype = dtype, .n = m, .k = h, .allow_tf32 = c.allow_tf32});
     shapes.push_back({.dtype = dtype, .n = m, .k = h, .trans_a = true});
   } else {

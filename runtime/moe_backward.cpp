@@ -69,7 +69,9 @@ void MoeLayer::backward_experts(const Tensor& grad_slots, const Tensor& grad_dis
   const Tensor gate(both.data(), dt, {e, c, h}, both.device());
   const Tensor up(static_cast<char*>(both.data()) + hidden_bytes, dt, {e, c, h}, both.device());
   Buffer space(device_, 4 * hidden_bytes);
-  auto slice = [&](int i) { return Tensor(static_cast<char*>(space.data()) + i * hidden_bytes, dt, {e, c, h}, both.device()); };
+  auto slice = [&](int i) {
+    return Tensor(static_cast<char*>(space.data()) + i * hidden_bytes, dt, {e, c, h}, both.device());
+  };
   const Tensor d_product = slice(0), product = slice(1), d_gate = slice(2), d_up = slice(3);
   batched_gemm(context_, grad_slots, weights.at("experts.W_fc3"), d_product, data);
   swiglu(context_, gate, up, product);
@@ -168,7 +170,8 @@ BackwardResult MoeLayer::backward(const Tensor& grad_output, double l_aux_weight
   const int r = sv.options.adaptive_r;
   Buffer gates_space(device_, sv.routing.gates.nbytes());
   const Tensor d_gates = gates_space.view(sv.routing.gates.dtype(), sv.routing.gates.shape());
-  if (post) dispatch_gate_grad(context_, sv.expert_out->view(config_.dtype, {e, c, m}), grad_output, sv.routing, d_gates);
+  if (post)
+    dispatch_gate_grad(context_, sv.expert_out->view(config_.dtype, {e, c, m}), grad_output, sv.routing, d_gates);
   // The experts' part, in the layout the experts saw: the all-to-all's adjoint is its inverse.
   std::vector<std::unique_ptr<Buffer>> storage;
   const ExpertTensors weights = expert_weights(r, storage);

@@ -194,7 +194,8 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
   result.l_aux = options.is_gshard_loss ? routed.l_aux : importance_loss(logits, routed.scores, k, options.gate_noise);
   int64_t max_count = *std::max_element(routed.counts.begin(), routed.counts.end());
   int64_t capacity_tokens = s;  // a group agrees on the largest token count and expert count
-  if (group_ != nullptr && group_->size() > 1) std::tie(capacity_tokens, max_count) = agree_on_call(s, max_count, options);
+  if (group_ != nullptr && group_->size() > 1)
+    std::tie(capacity_tokens, max_count) = agree_on_call(s, max_count, options);
   result.capacity = moe_capacity(capacity_tokens, e, k, options.capacity_factor, max_count,
                                  moe_alignment(1, options.overlap_degree, options.megablocks_size));
   const int64_t c = result.capacity;

@@ -94,8 +94,9 @@ MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm
     check_group_config();  // first: a rank with another config must not pick a different path
     const int64_t w = group_->size();
     SY_CHECK(config_.num_experts % w == 0)
-        << "num_experts = " << config_.num_experts << " does not fit a group of " << w << " ranks: expected a multiple of "
-        << w << (w % config_.num_experts == 0 ? " (experts sharded across ranks, E < W, are not supported yet)" : "");
+        << "num_experts = " << config_.num_experts << " does not fit a group of " << w
+        << " ranks: expected a multiple of " << w
+        << (w % config_.num_experts == 0 ? " (experts sharded across ranks, E < W, are not supported yet)" : "");
     SY_CHECK(!device_.is_cuda()) << "a CUDA layer in a group of " << w
                                  << " ranks needs NCCL, which this build does not have; MPI moves host memory";
     local_experts_ = config_.num_experts / w;

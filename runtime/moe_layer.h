@@ -47,13 +47,13 @@ struct ForwardOptions {
   bool is_postscore = true;
   bool normalize_gate = true;
   bool batch_prioritized_routing = false;
-  int64_t megablocks_size = 0;  // alignment unit of the capacity (Tutel's megablocks_size)
-  bool check_finite = true;     // reject NaN/Inf in the input with a UserError
-  bool is_gshard_loss = true;   // false: Tutel's load_importance_loss (needs gate_noise > 0)
-  double gate_noise = 0.0;      // sigma of the load estimate (no noise is added outside training)
+  int64_t megablocks_size = 0;     // alignment unit of the capacity (Tutel's megablocks_size)
+  bool check_finite = true;        // reject NaN/Inf in the input with a UserError
+  bool is_gshard_loss = true;      // false: Tutel's load_importance_loss (needs gate_noise > 0)
+  double gate_noise = 0.0;         // sigma of the load estimate (no noise is added outside training)
   bool save_for_backward = false;  // keep what backward() needs (training); replaces any earlier save
   // Expert parallelism (a layer with a communicator of W > 1 ranks; tutel-semantics 4.4, 4.5):
-  int adaptive_r = 1;     // 0: all-gather the experts' weights, no all-to-all; 1: all-to-all the tokens
+  int adaptive_r = 1;      // 0: all-gather the experts' weights, no all-to-all; 1: all-to-all the tokens
   int overlap_degree = 1;  // a2a_ffn_overlap_degree d (1-32): the capacity is aligned to a multiple of d
   bool use_2dh = false;    // all-to-all in two stages, across then within nodes (LOCAL_SIZE ranks per node)
 };
@@ -175,8 +175,8 @@ class MoeLayer {
   std::unique_ptr<comm::HierarchicalAllToAll> two_d_;  // created on the first use_2dh call
   int64_t local_experts_ = 0;
   std::map<std::string, Param> params_;
-  std::map<std::string, Param> packed_;  // layouts the kernels read (transposed copies)
-  std::map<std::string, Param> grads_;   // dL/dparam of the last backward, by parameter name
+  std::map<std::string, Param> packed_;    // layouts the kernels read (transposed copies)
+  std::map<std::string, Param> grads_;     // dL/dparam of the last backward, by parameter name
   std::map<std::string, Param> velocity_;  // SGD momentum buffers
   std::unique_ptr<Saved> saved_;
   // Plans already loaded, by the options that select kernels (top_k, normalize_gate, is_postscore,

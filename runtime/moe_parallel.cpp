@@ -21,8 +21,7 @@ comm::Element reduce_element(DType dtype) {
 // Every rank's `mine`, rank-major; throws on every rank when an entry from `first_checked` on
 // differs from rank 0's (the same data reaches every rank, so every rank decides alike).
 std::vector<int64_t> gather_and_compare(comm::Communicator& group, const std::vector<int64_t>& mine,
-                                        const std::vector<const char*>& names, size_t first_checked,
-                                        const char* what) {
+                                        const std::vector<const char*>& names, size_t first_checked, const char* what) {
   const size_t n = mine.size(), w = static_cast<size_t>(group.size());
   std::vector<int64_t> all(n * w);
   group.all_gather_v(mine.data(), n, all.data(), std::vector<size_t>(w, n), comm::Element::kInt64);
@@ -35,9 +34,9 @@ std::vector<int64_t> gather_and_compare(comm::Communicator& group, const std::ve
         std::memcpy(&d, &v, 8);
         return std::to_string(d);
       };
-      SY_THROW(UserError) << "the ranks of " << group.describe() << " disagree on " << what << ": rank " << q
-                          << " has " << names[i] << " = " << shown(all[q * n + i]) << ", rank 0 has " << names[i]
-                          << " = " << shown(all[i]);
+      SY_THROW(UserError) << "the ranks of " << group.describe() << " disagree on " << what << ": rank " << q << " has "
+                          << names[i] << " = " << shown(all[q * n + i]) << ", rank 0 has " << names[i] << " = "
+                          << shown(all[i]);
     }
   return all;
 }
@@ -64,14 +63,23 @@ void MoeLayer::check_group_config() {
 std::pair<int64_t, int64_t> MoeLayer::agree_on_call(int64_t tokens, int64_t max_count, const ForwardOptions& o) {
   int64_t cf_bits = 0;
   std::memcpy(&cf_bits, &o.capacity_factor, 8);
-  const std::vector<int64_t> mine = {tokens,           max_count,         o.top_k,          cf_bits,
-                                     o.adaptive_r,     o.overlap_degree,  o.is_postscore,   o.normalize_gate,
-                                     o.dropless_grouped, o.megablocks_size, o.save_for_backward, o.use_2dh};
-  const auto all = gather_and_compare(*group_, mine,
-                                      {"tokens", "max_count", "top_k", "capacity_factor", "adaptive_r",
-                                       "a2a_ffn_overlap_degree", "is_postscore", "normalize_gate", "dropless_grouped",
-                                       "megablocks_size", "save_for_backward", "use_2dh"},
-                                      2, "the forward options");
+  const std::vector<int64_t> mine = {tokens,
+                                     max_count,
+                                     o.top_k,
+                                     cf_bits,
+                                     o.adaptive_r,
+                                     o.overlap_degree,
+                                     o.is_postscore,
+                                     o.normalize_gate,
+                                     o.dropless_grouped,
+                                     o.megablocks_size,
+                                     o.save_for_backward,
+                                     o.use_2dh};
+  const auto all = gather_and_compare(
+      *group_, mine,
+      {"tokens", "max_count", "top_k", "capacity_factor", "adaptive_r", "a2a_ffn_overlap_degree", "is_postscore",
+       "normalize_gate", "dropless_grouped", "megablocks_size", "save_for_backward", "use_2dh"},
+      2, "the forward options");
   int64_t most_tokens = 0, most_count = 0;
   for (size_t q = 0; q < all.size(); q += mine.size()) {
     most_tokens = std::max(most_tokens, all[q]);
@@ -185,7 +193,8 @@ void MoeLayer::experts_forward(const Tensor& slots, const Tensor& processed, con
   const int64_t h = config_.hidden_size;
   auto pre_view = [&](int64_t chunk, int64_t experts, int64_t n) {
     char* base = static_cast<char*>(saved->pre->data()) + static_cast<size_t>(chunk) * pre_bytes(experts, n);
-    return swiglu ? Tensor(base, dt, {2, experts, n, h}, slots.device()) : Tensor(base, dt, {experts, n, h}, slots.device());
+    return swiglu ? Tensor(base, dt, {2, experts, n, h}, slots.device())
+                  : Tensor(base, dt, {experts, n, h}, slots.device());
   };
   if (o.adaptive_r == 0 || group_ == nullptr || group_->size() == 1) {
     const int64_t e = slots.dim(0), c = slots.dim(1);
@@ -283,8 +292,8 @@ void MoeLayer::experts_backward(const Tensor& d_processed, const Tensor& d_slots
       for (const auto& [name, g] : grads) add(context_, g, partial.at(name), g);
     swap_blocks(static_cast<char*>(in_space.data()), staging[i].back_send.data(), local, w,
                 static_cast<size_t>(cd) * row);
-    back[i] = start_exchange(staging[i].back_send.data(), staging[i].back_recv.data(), chunk_bytes / w,
-                             sv.options.use_2dh);
+    back[i] =
+        start_exchange(staging[i].back_send.data(), staging[i].back_recv.data(), chunk_bytes / w, sv.options.use_2dh);
   }
   for (int64_t i = 0; i < d; ++i) {
     back[i]->wait();

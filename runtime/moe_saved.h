@@ -23,7 +23,8 @@ struct MoeLayer::Saved {
   std::unique_ptr<Buffer> dispatched;
   std::vector<int64_t> expert_shape;
   int64_t chunks = 1;
-  std::unique_ptr<Buffer> pre;  // per chunk, FFN: fc1's pre-activation [E_x, R, H]; SwiGLU: both projections [2, E_x, R, H]
+  std::unique_ptr<Buffer>
+      pre;  // per chunk, FFN: fc1's pre-activation [E_x, R, H]; SwiGLU: both projections [2, E_x, R, H]
   std::unique_ptr<Buffer> expert_out;  // [E, C, M] (only read for the post-score gate gradient)
 
   Tensor x(DType dtype, int64_t model_dim) const { return input->view(dtype, {tokens, model_dim}); }

@@ -17,8 +17,8 @@ KernelFamily base(const std::string& name, bool with_normalize) {
   f.cpu_header = "switchyard/cpu/gating.hpp";
   f.cpu_function = "switchyard::cpu::" + name;
   f.args_type = name == "gate_backward" ? "switchyard::kernels::GateBackwardArgs"
-                : with_normalize         ? "switchyard::kernels::GateTopkArgs"
-                                         : "switchyard::kernels::LocationsArgs";
+                : with_normalize        ? "switchyard::kernels::GateTopkArgs"
+                                        : "switchyard::kernels::LocationsArgs";
   f.cpu_dtypes = {DType::kFloat32, DType::kFloat64};
   f.cuda_header = "switchyard/cuda/gating.cuh";
   f.cuda_function = "switchyard::cuda::" + name;

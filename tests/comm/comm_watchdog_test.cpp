@@ -12,8 +12,8 @@ namespace {
 
 testing::CommandResult launch(const std::string& mode, double* seconds) {
   const auto start = std::chrono::steady_clock::now();
-  auto result = testing::run_command("SWITCHYARD_COMM_TIMEOUT_SEC=2 timeout 120 " + std::string(SY_MPIRUN) +
-                                     " -np 2 " + SY_COMM_FAULT + " " + mode);
+  auto result = testing::run_command("SWITCHYARD_COMM_TIMEOUT_SEC=2 timeout 120 " + std::string(SY_MPIRUN) + " -np 2 " +
+                                     SY_COMM_FAULT + " " + mode);
   *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

@@ -41,7 +41,8 @@ std::vector<double> my_slice(const std::vector<double>& global, int64_t experts,
 
 void expect_near(const std::vector<double>& got, const std::vector<double>& want, const std::string& what) {
   ASSERT_EQ(got.size(), want.size()) << what;
-  for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-11 * (1 + std::abs(want[i]))) << what << "[" << i << "]";
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], 1e-11 * (1 + std::abs(want[i]))) << what << "[" << i << "]";
 }
 
 TEST(MoeParallel, EveryRAndDMatchesTheSingleRankLayer) {
@@ -60,7 +61,8 @@ TEST(MoeParallel, EveryRAndDMatchesTheSingleRankLayer) {
                   name.rfind("experts.", 0) == 0 ? my_slice(global, experts, per_rank) : global, "initial " + name);
     }
     std::map<std::string, std::pair<const void*, std::vector<double>>> before;
-    for (const auto& name : dist.parameter_names()) before[name] = {dist.parameter(name).data(), values(dist.parameter(name))};
+    for (const auto& name : dist.parameter_names())
+      before[name] = {dist.parameter(name).data(), values(dist.parameter(name))};
     std::mt19937 rng(100 + w.rank());
     uint64_t loads_after_first_round = 0;
     for (int round = 0; round < 2; ++round) {
@@ -117,7 +119,8 @@ TEST(MoeParallel, CapacityFollowsTheGroupsLargestTokenCount) {
   const int64_t s = 6 + 5 * w.rank(), largest = 6 + 5 * (w.size() - 1);
   std::vector<double> x(s * 8, 0.1);
   ForwardOptions o;  // top_k 2, capacity_factor 1: C = 2 * floor(ceil(largest / E))
-  EXPECT_EQ(layer.forward(Tensor(x.data(), DType::kFloat64, {s, 8}), o).capacity, 2 * ((largest + experts - 1) / experts));
+  EXPECT_EQ(layer.forward(Tensor(x.data(), DType::kFloat64, {s, 8}), o).capacity,
+            2 * ((largest + experts - 1) / experts));
 }
 
 std::string error_of(const std::function<void()>& call) {
@@ -134,7 +137,8 @@ TEST(MoeParallel, DisagreementsFailOnEveryRank) {
   MoeLayerConfig mine = global_config(2 * w.size());
   if (w.rank() == 1) mine.model_dim = 16;
   auto config_error = error_of([&] { MoeLayer(Context::global(), Context::global().cpu(), mine, &w); });
-  EXPECT_NE(config_error.find("rank 1 has model_dim = 16, rank 0 has model_dim = 8"), std::string::npos) << config_error;
+  EXPECT_NE(config_error.find("rank 1 has model_dim = 16, rank 0 has model_dim = 8"), std::string::npos)
+      << config_error;
   auto fit_error =
       error_of([&] { MoeLayer(Context::global(), Context::global().cpu(), global_config(w.size() + 1), &w); });
   EXPECT_NE(fit_error.find("does not fit a group of " + std::to_string(w.size()) + " ranks"), std::string::npos)

@@ -57,7 +57,8 @@ TEST(MpiExamples, HelloworldSwitchPrintsTutelsSuffix) {
   EXPECT_NE(r.output.find(" (f = 1.0, r = 1, o = 8)\n"), std::string::npos) << r.output;  // step 0
   EXPECT_NE(r.output.find(" (f = 1.0, r = 0, o = 1)\n"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find(" (f = 0.0, r = 0, o = 1)\n"), std::string::npos) << r.output;  // step 17
-  std::regex step(R"(STEP-9: loss = \d+\.\d{5}, step_time = \d+\.\d{6} sec, perf = \d+\.\d{2} tflops\. \(f = 1\.0, r = 1, o = 1\))");
+  std::regex step(
+      R"(STEP-9: loss = \d+\.\d{5}, step_time = \d+\.\d{6} sec, perf = \d+\.\d{2} tflops\. \(f = 1\.0, r = 1, o = 1\))");
   EXPECT_TRUE(std::regex_search(r.output, step)) << r.output;
 }
 
@@ -76,21 +77,26 @@ TEST(MpiExamples, VariableSizeCollectives) {
 
 TEST(MpiExamples, ReshardedCheckpointsGiveTheSameOutput) {
   testing::TempDir dir;
-  const std::string eval = "--device cpu --batch_size 2 --num_tokens 32 --model_dim 32 --hidden_size 48 --eval "
-                           "--num_steps 1 ";
-  auto single = testing::run_command(std::string(SY_EXAMPLES_DIR) + "/helloworld " + eval +
-                                     "--num_local_experts 4 --save-weights " + dir / "one.st --losses " +
-                                     dir / "single.txt");
+  const std::string eval =
+      "--device cpu --batch_size 2 --num_tokens 32 --model_dim 32 --hidden_size 48 --eval "
+      "--num_steps 1 ";
+  auto single =
+      testing::run_command(std::string(SY_EXAMPLES_DIR) + "/helloworld " + eval +
+                           "--num_local_experts 4 --save-weights " + dir / "one.st --losses " + dir / "single.txt");
   ASSERT_EQ(single.exit_code, 0) << single.output;
-  auto sy = [&](const std::string& args) { return testing::run_command(testing::switchyard_bin() + " ckpt convert " + args); };
+  auto sy = [&](const std::string& args) {
+    return testing::run_command(testing::switchyard_bin() + " ckpt convert " + args);
+  };
   auto to_two = sy(dir / "one.st " + dir / "two_{rank}.st --from-ranks 1 --to-ranks 2");
   ASSERT_EQ(to_two.exit_code, 0) << to_two.output;
-  auto dist = mpirun(2, "helloworld",
-                     eval + "--num_local_experts 2 --checkpoint_path " + dir / "two_{rank}.st --losses " + dir / "dist.txt");
+  auto dist =
+      mpirun(2, "helloworld",
+             eval + "--num_local_experts 2 --checkpoint_path " + dir / "two_{rank}.st --losses " + dir / "dist.txt");
   ASSERT_EQ(dist.exit_code, 0) << dist.output;
   EXPECT_EQ(dist.output.find("Checkpoint not loaded"), std::string::npos) << dist.output;
   ASSERT_EQ(losses(dir / "dist.txt").size(), 1u);
-  EXPECT_NEAR(losses(dir / "dist.txt")[0], losses(dir / "single.txt")[0], 1e-9 * std::abs(losses(dir / "single.txt")[0]));
+  EXPECT_NEAR(losses(dir / "dist.txt")[0], losses(dir / "single.txt")[0],
+              1e-9 * std::abs(losses(dir / "single.txt")[0]));
   // 2 -> 4 -> 1 gives back the original tensors, byte for byte.
   ASSERT_EQ(sy(dir / "two_{rank}.st " + dir / "four_{rank}_of_{size}.st --from-ranks 2 --to-ranks 4").exit_code, 0);
   ASSERT_TRUE(fs::exists(dir / "four_3_of_4.st"));

@@ -95,18 +95,18 @@ TEST(ModelConfig, TrainingAddsTheBackwardKernels) {
   EXPECT_EQ(cpu.specs.size(), 30u + 2 * (6u + 4u + 4u));
   std::vector<std::string> texts;
   for (const auto& spec : cpu.specs) texts.push_back(spec.to_string());
-  for (const char* needle : {"gemm<dtype=float32,n=64,k=128,trans_a=true,", "gemm<dtype=float64,n=64,k=4,trans_a=true,",
-                             "gemm<dtype=float32,n=128,k=64,trans_a=false,trans_b=true,bias=false,activation=5,",
-                             "gate_backward<dtype=float32,experts=4,top_k=2,normalize=true>",
-                             "gate_grad<dtype=float64,model_dim=64,top_k=1,vec=1>",
-                             "elementwise<dtype=float32,op=4,activation=0>"}) {
-    EXPECT_TRUE(std::any_of(texts.begin(), texts.end(),
-                            [&](const std::string& t) { return t.find(needle) != std::string::npos; }))
-        << needle;
+  for (const char* needle :
+       {"gemm<dtype=float32,n=64,k=128,trans_a=true,", "gemm<dtype=float64,n=64,k=4,trans_a=true,",
+        "gemm<dtype=float32,n=128,k=64,trans_a=false,trans_b=true,bias=false,activation=5,",
+        "gate_backward<dtype=float32,experts=4,top_k=2,normalize=true>",
+        "gate_grad<dtype=float64,model_dim=64,top_k=1,vec=1>", "elementwise<dtype=float32,op=4,activation=0>"}) {
+    EXPECT_TRUE(std::any_of(texts.begin(), texts.end(), [&](const std::string& t) {
+      return t.find(needle) != std::string::npos;
+    })) << needle;
   }
-  EXPECT_THROW(ModelConfig::from_json_text(R"({"model_dim": 8, "hidden_size": 8, "num_experts": 2, "training": 1})",
-                                           "inline"),
-               UserError);
+  EXPECT_THROW(
+      ModelConfig::from_json_text(R"({"model_dim": 8, "hidden_size": 8, "num_experts": 2, "training": 1})", "inline"),
+      UserError);
 }
 
 TEST(ModelConfig, ExpertFieldsSelectTheExpertKernels) {
@@ -120,8 +120,9 @@ TEST(ModelConfig, ExpertFieldsSelectTheExpertKernels) {
     return std::any_of(texts.begin(), texts.end(),
                        [&](const std::string& t) { return t.find(needle) != std::string::npos; });
   };
-  EXPECT_TRUE(has("gemm<dtype=float32,n=4,k=32,"));                                        // the fp32 gate
-  EXPECT_TRUE(has("gemm<dtype=float64,n=64,k=32,trans_a=false,trans_b=false,bias=false,activation=4"));  // SwiGLU product
+  EXPECT_TRUE(has("gemm<dtype=float32,n=4,k=32,"));  // the fp32 gate
+  EXPECT_TRUE(
+      has("gemm<dtype=float64,n=64,k=32,trans_a=false,trans_b=false,bias=false,activation=4"));  // SwiGLU product
   EXPECT_TRUE(has("cast<dtype=float64,to=float32>"));
   EXPECT_TRUE(has("cast<dtype=float32,to=float64>"));
   EXPECT_TRUE(has("gate_topk<dtype=float32,experts=4,top_k=1,normalize=false>"));

@@ -20,8 +20,8 @@ double activate_grad(Act act, double x) {
   return 1;
 }
 
-std::vector<double> weight_grad(const std::vector<double>& a, const std::vector<double>& g, int64_t batch,
-                                int64_t rows, int64_t k, int64_t n, const std::vector<int>* row_counts) {
+std::vector<double> weight_grad(const std::vector<double>& a, const std::vector<double>& g, int64_t batch, int64_t rows,
+                                int64_t k, int64_t n, const std::vector<int>* row_counts) {
   std::vector<double> c(batch * k * n, 0.0);
   for (int64_t b = 0; b < batch; ++b) {
     const int64_t used = row_counts ? (*row_counts)[b] : rows;
@@ -32,7 +32,8 @@ std::vector<double> weight_grad(const std::vector<double>& a, const std::vector<
   return c;
 }
 
-std::vector<double> gate_grad(const RoutingCase& r, const std::vector<double>& slots, const std::vector<double>& other) {
+std::vector<double> gate_grad(const RoutingCase& r, const std::vector<double>& slots,
+                              const std::vector<double>& other) {
   std::vector<double> dg(r.top_k * r.tokens, 0.0);
   for (int64_t j = 0; j < r.top_k; ++j)
     for (int64_t s = 0; s < r.tokens; ++s) {

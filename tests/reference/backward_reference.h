@@ -14,8 +14,8 @@ namespace switchyard::reference {
 double activate_grad(Act act, double x);
 
 /// c[b] = a[b]^T g[b] over the first rows[b] rows: a [B, R, K], g [B, R, N], c [B, K, N].
-std::vector<double> weight_grad(const std::vector<double>& a, const std::vector<double>& g, int64_t batch,
-                                int64_t rows, int64_t k, int64_t n, const std::vector<int>* row_counts);
+std::vector<double> weight_grad(const std::vector<double>& a, const std::vector<double>& g, int64_t batch, int64_t rows,
+                                int64_t k, int64_t n, const std::vector<int>* row_counts);
 
 /// dg[j, s] = keep_j(s) * <slots[e_j(s), l_j(s)], other[s]>.
 std::vector<double> gate_grad(const RoutingCase& r, const std::vector<double>& slots, const std::vector<double>& other);

@@ -109,8 +109,8 @@ TYPED_TEST(BackwardKernelTest, GateGradDotsKeptChoices) {
     std::vector<T> gates(r.gates.begin(), r.gates.end()), out(k * s, T(-9));
     Routing routing{Tensor(r.indices.data(), DType::kInt32, {k, s}), Tensor(r.locations.data(), DType::kInt32, {k, s}),
                     Tensor(gates.data(), dt, {k, s}), r.capacity, e};
-    dispatch_gate_grad(Context::global(), Tensor(slots.data(), dt, {e, r.capacity, m}), Tensor(other.data(), dt, {s, m}),
-                       routing, Tensor(out.data(), dt, {k, s}));
+    dispatch_gate_grad(Context::global(), Tensor(slots.data(), dt, {e, r.capacity, m}),
+                       Tensor(other.data(), dt, {s, m}), routing, Tensor(out.data(), dt, {k, s}));
     auto want = reference::gate_grad(r, wide(slots), wide(other));
     for (size_t i = 0; i < want.size(); ++i)
       ASSERT_NEAR(out[i], want[i], (std::is_same_v<T, double> ? 1e-12 : 1e-5) * (1 + std::abs(want[i]))) << i;
@@ -146,9 +146,9 @@ TYPED_TEST(BackwardKernelTest, GateBackwardMatchesReferenceAndFiniteDifferences)
       auto plus = logits, minus = logits;
       plus[i] += 1e-6;
       minus[i] -= 1e-6;
-      const double fd = (gate_objective(plus, s, e, k, normalize, dg, aux) -
-                         gate_objective(minus, s, e, k, normalize, dg, aux)) /
-                        2e-6;
+      const double fd =
+          (gate_objective(plus, s, e, k, normalize, dg, aux) - gate_objective(minus, s, e, k, normalize, dg, aux)) /
+          2e-6;
       ASSERT_NEAR(want[i], fd, 1e-7 * (1 + std::abs(fd))) << "reference at " << i;
     }
     // The kernel, from the kernel-side forward's scores and indices.
@@ -197,15 +197,15 @@ TYPED_TEST(BackwardKernelTest, ElementwiseOps) {
       for (int r = 0; r < counts[b]; ++r) want += y[(b * rows + r) * cols + c];
       ASSERT_NEAR(sums[b * cols + c], want, eps * 50) << b << "," << c;
     }
-  EXPECT_THROW(activate(Context::global(), Tensor(x.data(), dt, shape), kernels::kActSwiglu,
-                        Tensor(out.data(), dt, shape)),
-               UserError);
+  EXPECT_THROW(
+      activate(Context::global(), Tensor(x.data(), dt, shape), kernels::kActSwiglu, Tensor(out.data(), dt, shape)),
+      UserError);
   EXPECT_THROW(sum_rows(Context::global(), Tensor(y.data(), dt, shape), Tensor(sums.data(), dt, {batch, cols + 1})),
                UserError);
   counts[1] = rows + 1;
-  EXPECT_THROW(sum_rows(Context::global(), Tensor(y.data(), dt, shape), Tensor(sums.data(), dt, {batch, cols}),
-                        &counts_t),
-               UserError);
+  EXPECT_THROW(
+      sum_rows(Context::global(), Tensor(y.data(), dt, shape), Tensor(sums.data(), dt, {batch, cols}), &counts_t),
+      UserError);
   SgdOptions bad;
   bad.momentum = 0.9;
   EXPECT_THROW(sgd_step(Context::global(), Tensor(x.data(), dt, shape), Tensor(y.data(), dt, shape), nullptr, bad),

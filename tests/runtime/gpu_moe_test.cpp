@@ -203,7 +203,9 @@ TEST_P(GpuMoe, TrainingStepMatchesTheCpuBackward) {
       gpu.copy_to_host(bytes.data(), t.data(), bytes.size());
       return decode_values(bytes, t.dtype());
     };
-    auto cpu_values = [](const Tensor& t) { return std::vector<double>(t.data_as<double>(), t.data_as<double>() + t.numel()); };
+    auto cpu_values = [](const Tensor& t) {
+      return std::vector<double>(t.data_as<double>(), t.data_as<double>() + t.numel());
+    };
     // NOTE: fp32 accumulation everywhere; the error is the storage rounding of activations and
     // gradients (2^-24, 2^-11, 2^-8 relative) compounded over three GEMMs.
     const double tol = dt == DType::kFloat32 ? 1e-4 : dt == DType::kFloat16 ? 2e-2 : 8e-2;
@@ -221,7 +223,8 @@ TEST_P(GpuMoe, TrainingStepMatchesTheCpuBackward) {
     std::string bytes(on_gpu.parameter(name).nbytes(), '\0');
     gpu.copy_to_host(bytes.data(), on_gpu.parameter(name).data(), bytes.size());
     const Tensor p = on_cpu.parameter(name);
-    EXPECT_LT(relative_error(decode_values(bytes, dt), std::vector<double>(p.data_as<double>(), p.data_as<double>() + p.numel())),
+    EXPECT_LT(relative_error(decode_values(bytes, dt),
+                             std::vector<double>(p.data_as<double>(), p.data_as<double>() + p.numel())),
               dt == DType::kFloat32 ? 1e-6 : 1e-2)
         << name << " after one SGD step";
   }

@@ -283,30 +283,38 @@ TEST(MoeBackward, BadCallsAreClearErrors) {
     }
     return std::string("no error");
   };
-  EXPECT_NE(message([&] { layer.backward(Tensor(r.data(), DType::kFloat64, {s, m})); }).find("backward needs a forward"),
+  EXPECT_NE(message([&] {
+              layer.backward(Tensor(r.data(), DType::kFloat64, {s, m}));
+            }).find("backward needs a forward"),
             std::string::npos);
   EXPECT_NE(message([&] { layer.sgd_step({}); }).find("needs the gradients"), std::string::npos);
   EXPECT_NE(message([&] { layer.gradient("experts.batched_fc1_w"); }).find("no gradient"), std::string::npos);
   ForwardOptions o;
   o.save_for_backward = true;
   layer.forward(Tensor(x.data(), DType::kFloat64, {s, m}), o);
-  EXPECT_NE(message([&] { layer.backward(Tensor(short_r.data(), DType::kFloat64, {s - 1, m})); })
-                .find("grad_output is float64[5, 8] on cpu; the saved forward expects contiguous float64[6, 8]"),
+  EXPECT_NE(message([&] {
+              layer.backward(Tensor(short_r.data(), DType::kFloat64, {s - 1, m}));
+            }).find("grad_output is float64[5, 8] on cpu; the saved forward expects contiguous float64[6, 8]"),
             std::string::npos);
-  EXPECT_NE(message([&] { layer.backward(Tensor(r.data(), DType::kFloat64, {s, m}), NAN); }).find("l_aux_weight"),
+  EXPECT_NE(message([&] {
+              layer.backward(Tensor(r.data(), DType::kFloat64, {s, m}), NAN);
+            }).find("l_aux_weight"),
             std::string::npos);
   EXPECT_GT(layer.saved_bytes_per_token(), 0);
   layer.backward(Tensor(r.data(), DType::kFloat64, {s, m}));  // the save survived the bad calls
   EXPECT_EQ(layer.saved_bytes_per_token(), 0);
-  EXPECT_NE(message([&] { layer.backward(Tensor(r.data(), DType::kFloat64, {s, m})); }).find("backward needs a forward"),
+  EXPECT_NE(message([&] {
+              layer.backward(Tensor(r.data(), DType::kFloat64, {s, m}));
+            }).find("backward needs a forward"),
             std::string::npos)
       << "a second backward of one forward";
   EXPECT_NE(message([&] { layer.gradient("no.such"); }).find("no parameter 'no.such'"), std::string::npos);
   o.is_gshard_loss = false;
   o.gate_noise = 1;
   layer.forward(Tensor(x.data(), DType::kFloat64, {s, m}), o);
-  EXPECT_NE(message([&] { layer.backward(Tensor(r.data(), DType::kFloat64, {s, m}), 0.5); })
-                .find("load_importance_loss"),
+  EXPECT_NE(message([&] {
+              layer.backward(Tensor(r.data(), DType::kFloat64, {s, m}), 0.5);
+            }).find("load_importance_loss"),
             std::string::npos);
   layer.backward(Tensor(r.data(), DType::kFloat64, {s, m}), 0);  // weight 0 needs no loss backward
 }

@@ -46,8 +46,8 @@ TEST(Cli, SecondProcessCompilesNothing) {
 
 TEST(Cli, WarmTrainingCoversATrainingRun) {
   TempDir cache;
-  const std::string train = "env -u SWITCHYARD_CACHE SWITCHYARD_CACHE_DIR='" + cache.path() +
-                            "' SWITCHYARD_LOG=info " + std::string(SY_EXAMPLES_DIR) +
+  const std::string train = "env -u SWITCHYARD_CACHE SWITCHYARD_CACHE_DIR='" + cache.path() + "' SWITCHYARD_LOG=info " +
+                            std::string(SY_EXAMPLES_DIR) +
                             "/helloworld --device cpu --batch_size 2 --num_tokens 16 --model_dim 64 "
                             "--hidden_size 128 --num_local_experts 4 --num_steps 2";
   auto forward_only = json_of(sy(cache.path(), "warm " + tiny() + " --target cpu --json"));
@@ -58,7 +58,8 @@ TEST(Cli, WarmTrainingCoversATrainingRun) {
   TempDir fresh;
   auto training = json_of(sy(fresh.path(), "warm " + tiny() + " --target cpu --training --json"));
   EXPECT_EQ(training["kernels"], kTinyCpuKernels + 28);  // spec_test breaks the 28 down
-  auto covered = run_command("env SWITCHYARD_CACHE_DIR='" + fresh.path() + "' " + train.substr(train.find(" SWITCHYARD_LOG")));
+  auto covered =
+      run_command("env SWITCHYARD_CACHE_DIR='" + fresh.path() + "' " + train.substr(train.find(" SWITCHYARD_LOG")));
   ASSERT_EQ(covered.exit_code, 0) << covered.output;
   EXPECT_EQ(covered.output.find("cache miss"), std::string::npos) << covered.output;
 }

@@ -77,9 +77,9 @@ TEST(Helloworld, CheckpointResumesWhereTrainingStopped) {
   ASSERT_EQ(straight.exit_code, 0) << straight.output;
   auto part1 = run_command(bin("helloworld") + kSmall + " --num_steps 3 --checkpoint_path " + ckpt);
   ASSERT_EQ(part1.exit_code, 0) << part1.output;
-  EXPECT_NE(part1.output.find("Checkpoint not loaded: file `" + ckpt +
-                              "` is not found. Will train the model from start."),
-            std::string::npos)
+  EXPECT_NE(
+      part1.output.find("Checkpoint not loaded: file `" + ckpt + "` is not found. Will train the model from start."),
+      std::string::npos)
       << part1.output;
   auto part2 = run_command(bin("helloworld") + kSmall + " --num_steps 1 --checkpoint_path " + ckpt + " --losses " +
                            dir / "resumed.txt");
@@ -87,11 +87,13 @@ TEST(Helloworld, CheckpointResumesWhereTrainingStopped) {
   EXPECT_EQ(part2.output.find("Checkpoint not loaded"), std::string::npos);
   EXPECT_EQ(read_lines(dir / "resumed.txt").at(0), read_lines(dir / "straight.txt").at(3))
       << "step 0 after loading the step-3 checkpoint is step 3 of an uninterrupted run";
-  auto other = run_command(bin("helloworld") + " --batch_size 2 --num_tokens 32 --model_dim 32 --hidden_size 24 "
-                                               "--device cpu --num_steps 1 --checkpoint_path " +
+  auto other = run_command(bin("helloworld") +
+                           " --batch_size 2 --num_tokens 32 --model_dim 32 --hidden_size 24 "
+                           "--device cpu --num_steps 1 --checkpoint_path " +
                            ckpt);
   EXPECT_EQ(other.exit_code, 1);
-  EXPECT_NE(other.output.find("has shape [2, 24, 16]; the layer expects [2, 24, 32]"), std::string::npos) << other.output;
+  EXPECT_NE(other.output.find("has shape [2, 24, 16]; the layer expects [2, 24, 32]"), std::string::npos)
+      << other.output;
 }
 
 TEST(Helloworld, BadFlagsFailClearly) {

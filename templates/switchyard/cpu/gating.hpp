@@ -97,7 +97,7 @@ void gate_backward(const kernels::GateBackwardArgs& args, unsigned block, unsign
     const G denom = normalized ? (total > eps ? total : eps) : G(1);
     for (int j = 0; j < kTopK; ++j) weighted += dg[j * tokens + s] * p[args.indices[j * tokens + s]] / denom;
     const G shift = normalized && total > eps ? weighted : G(0);  // sum_l dg_l g_l
-    G dot = G(0);  // sum_e P[e] dP[e]
+    G dot = G(0);                                                 // sum_e P[e] dP[e]
     for (int e = 0; e < kExperts; ++e) dot += aux ? p[e] * aux[e] : G(0);
     for (int j = 0; j < kTopK; ++j) {
       const int e = args.indices[j * tokens + s];

@@ -185,7 +185,8 @@ void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
   const T* b = static_cast<const T*>(args.b) + args.b_batch_stride * batch;
   T* c = static_cast<T*>(args.c) + args.c_batch_stride * batch;
   if (kTransA) {
-    gemm_rows_tn<T, kN, kK, kLanes, kRowTile>(a, b, c, rows, tile_range((kK + kRowTile - 1) / kRowTile, part, per_batch));
+    gemm_rows_tn<T, kN, kK, kLanes, kRowTile>(a, b, c, rows,
+                                              tile_range((kK + kRowTile - 1) / kRowTile, part, per_batch));
     return;
   }
   const T* bias = kBias ? static_cast<const T*>(args.bias) + static_cast<long>(kN) * batch : nullptr;
