@@ -175,10 +175,10 @@ void switch_options(int step, const Flags& f, int64_t experts, ForwardOptions& o
   options.top_k = 1 + (idx / 48) % std::min<int64_t>(f.top, experts);
 }
 
-// --parallel_type: data (r = 0), model (r = s = 1 with whole experts), adaptive:R.
-int parse_parallel_type(const std::string& text) {
+// --parallel_type: data (r = 0), model (r = s, the ranks sharing an expert), adaptive:R.
+int parse_parallel_type(const std::string& text, int shards) {
   if (text == "data") return 0;
-  if (text == "model") return 1;
+  if (text == "model") return shards;
   if (text.rfind("adaptive:", 0) == 0) {
     try {
       size_t used = 0;
@@ -213,16 +213,18 @@ void allreduce_shared_gradients(MoeLayer& layer, comm::Communicator* group, int 
 int run(const Flags& f, comm::Communicator* group) {
   const int world = group ? group->size() : 1, rank = group ? group->rank() : 0;
   if (rank != 0) std::cout.setstate(std::ios::failbit);  // Tutel prints on rank 0 only
-  SY_CHECK(f.num_local_experts >= 1)
-      << "--num_local_experts " << f.num_local_experts
-      << ": experts sharded across ranks (negative values) are not supported yet; expected 1 or more";
+  // Tutel's num_local_experts: n > 0 experts per rank, or -s: one expert shared by s ranks.
+  SY_CHECK(f.num_local_experts >= 1 || (f.num_local_experts <= -1 && world % -f.num_local_experts == 0))
+      << "--num_local_experts " << f.num_local_experts << " does not fit " << world
+      << " rank(s): expected n >= 1, or -s with s dividing the world size";
+  const int shards = f.num_local_experts < 0 ? -f.num_local_experts : 1;
   Context& context = Context::global();
   std::string device_name = f.device.empty() ? (Context::cuda_unavailable_reason().empty() ? "cuda" : "cpu") : f.device;
   Device& device = device_name == "cuda" ? context.cuda(0) : context.cpu();
   MoeLayerConfig config;
   config.model_dim = f.model_dim;
   config.hidden_size = f.hidden_size;
-  config.num_experts = int64_t{f.num_local_experts} * world;
+  config.num_experts = f.num_local_experts > 0 ? int64_t{f.num_local_experts} * world : world / shards;
   config.dtype = parse_dtype(f.dtype);
   config.expert_type = f.expert_type == "ffn" ? ExpertType::kFfn : ExpertType::kSwiglu;
   config.fp32_gate = f.fp32_gate;
@@ -249,7 +251,7 @@ int run(const Flags& f, comm::Communicator* group) {
   options.dropless_grouped = f.megablocks_size > 0;
   options.megablocks_size = f.megablocks_size;
   options.save_for_backward = !f.eval;
-  options.adaptive_r = kSwitching ? 0 : parse_parallel_type(f.parallel_type);
+  options.adaptive_r = kSwitching ? 0 : parse_parallel_type(f.parallel_type, shards);
   options.overlap_degree = f.a2a_ffn_overlap_degree;
   options.use_2dh = f.use_2dh;
   SgdOptions sgd;  // Tutel's torch.optim.SGD(lr=1e-5): no momentum, no weight decay

@@ -34,7 +34,7 @@ double MoeLayer::saved_bytes_per_token() const {
 void MoeLayer::backward_experts(const Tensor& grad_slots, const Tensor& grad_dispatched, const Tensor* row_counts,
                                 const ExpertTensors& weights, const ExpertTensors& grads, const Tensor& dispatched,
                                 const Tensor& saved_pre) {
-  const int64_t e = grad_slots.dim(0), c = grad_slots.dim(1), h = config_.hidden_size;
+  const int64_t e = grad_slots.dim(0), c = grad_slots.dim(1), h = hidden_of(weights);
   const DType dt = config_.dtype;
   const size_t hidden_bytes = static_cast<size_t>(e * c * h) * dtype_size(dt);
   GemmOptions data, weight;  // data gradients (A W^T), weight gradients (A^T B)
@@ -177,7 +177,7 @@ BackwardResult MoeLayer::backward(const Tensor& grad_output, double l_aux_weight
   const ExpertTensors weights = expert_weights(r, storage);
   const ExpertTensors grads = expert_gradients(r, storage);
   experts_backward(d_slots, d_dispatched, rows, weights, grads);
-  scatter_expert_gradients(grads);
+  scatter_expert_gradients(grads, r);
   BackwardResult result;
   result.storage = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * dtype_size(config_.dtype));
   result.grad_input = result.storage->view(config_.dtype, {s, m});

@@ -45,9 +45,10 @@ void MoeLayer::check_options(const Tensor& x, const ForwardOptions& o) const {
   SY_CHECK(o.megablocks_size >= 0) << "megablocks_size = " << o.megablocks_size << "; expected 0 or more";
   SY_CHECK(o.overlap_degree >= 1 && o.overlap_degree <= 32)
       << "a2a_ffn_overlap_degree = " << o.overlap_degree << "; expected 1 to 32";
-  // With one expert (or more) per rank, s = 1: adaptive_r is 0 (data parallel) or 1 (experts).
-  SY_CHECK(o.adaptive_r == 0 || o.adaptive_r == 1)
-      << "adaptive_r = " << o.adaptive_r << " does not divide s = 1 (experts are not sharded); valid: 0, 1";
+  // s ranks share an expert (s = 1 with whole experts): adaptive_r is 0 or a divisor of s.
+  SY_CHECK(o.adaptive_r == 0 || (o.adaptive_r >= 1 && shards_ % o.adaptive_r == 0))
+      << "adaptive_r = " << o.adaptive_r << " does not divide s = " << shards_
+      << (shards_ == 1 ? " (experts are not sharded); valid: 0, 1" : "; valid: 0 and the divisors of s");
   if (o.check_finite && !device_.is_cuda()) {
     if (x.dtype() == DType::kFloat64)
       check_finite_values(x.data_as<const double>(), x.dim(0), x.dim(1));
@@ -74,7 +75,7 @@ Tensor MoeLayer::gate_logits(const Tensor& x, Buffer& workspace, std::unique_ptr
 
 void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Tensor* row_counts,
                            const ExpertTensors& weights, const Tensor* saved_pre) {
-  const int64_t e = dispatched.dim(0), c = dispatched.dim(1), h = config_.hidden_size;
+  const int64_t e = dispatched.dim(0), c = dispatched.dim(1), h = hidden_of(weights);
   const size_t hidden_bytes = static_cast<size_t>(e * c * h) * dtype_size(config_.dtype);
   GemmOptions fc;
   fc.row_counts = row_counts;
@@ -197,7 +198,7 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
   if (group_ != nullptr && group_->size() > 1)
     std::tie(capacity_tokens, max_count) = agree_on_call(s, max_count, options);
   result.capacity = moe_capacity(capacity_tokens, e, k, options.capacity_factor, max_count,
-                                 moe_alignment(1, options.overlap_degree, options.megablocks_size));
+                                 moe_alignment(shards_, options.overlap_degree, options.megablocks_size));
   const int64_t c = result.capacity;
 
   Routing routing{routed.indices, routed.locations, routed.gates, c, e};

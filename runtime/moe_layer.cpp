@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "runtime/moe_saved.h"
+#include "runtime/transpose.h"
 #include "runtime/safetensors.h"
 
 namespace switchyard {
@@ -48,34 +49,6 @@ std::string encode_values(const std::vector<double>& values, DType dtype) {
   return bytes;
 }
 
-// out[b] = in[b]^T for [rows, cols] matrices of `el`-byte elements, in cache-sized blocks.
-template <typename Word>
-void transpose_words(const Word* in, Word* out, int64_t batch, int64_t rows, int64_t cols) {
-  constexpr int64_t kBlock = 32;
-  for (int64_t b = 0; b < batch; ++b) {
-    const Word* src = in + b * rows * cols;
-    Word* dst = out + b * rows * cols;
-    for (int64_t r0 = 0; r0 < rows; r0 += kBlock)
-      for (int64_t c0 = 0; c0 < cols; c0 += kBlock)
-        for (int64_t r = r0; r < std::min(rows, r0 + kBlock); ++r)
-          for (int64_t c = c0; c < std::min(cols, c0 + kBlock); ++c) dst[c * rows + r] = src[r * cols + c];
-  }
-}
-
-void transpose_batches(const char* in, char* out, int64_t batch, int64_t rows, int64_t cols, size_t el) {
-  switch (el) {
-    case 2:
-      return transpose_words(reinterpret_cast<const uint16_t*>(in), reinterpret_cast<uint16_t*>(out), batch, rows,
-                             cols);
-    case 4:
-      return transpose_words(reinterpret_cast<const uint32_t*>(in), reinterpret_cast<uint32_t*>(out), batch, rows,
-                             cols);
-    default:
-      return transpose_words(reinterpret_cast<const uint64_t*>(in), reinterpret_cast<uint64_t*>(out), batch, rows,
-                             cols);
-  }
-}
-
 }  // namespace
 
 void MoeLayerConfig::validate() const {
@@ -92,27 +65,33 @@ MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm
   local_experts_ = config_.num_experts;
   if (group_ != nullptr && group_->size() > 1) {
     check_group_config();  // first: a rank with another config must not pick a different path
-    const int64_t w = group_->size();
-    SY_CHECK(config_.num_experts % w == 0)
-        << "num_experts = " << config_.num_experts << " does not fit a group of " << w
-        << " ranks: expected a multiple of " << w
-        << (w % config_.num_experts == 0 ? " (experts sharded across ranks, E < W, are not supported yet)" : "");
+    const int64_t w = group_->size(), e = config_.num_experts;
+    SY_CHECK(e % w == 0 || w % e == 0) << "num_experts = " << e << " does not fit a group of " << w
+                                       << " ranks: expected a multiple or a divisor of " << w;
     SY_CHECK(!device_.is_cuda()) << "a CUDA layer in a group of " << w
                                  << " ranks needs NCCL, which this build does not have; MPI moves host memory";
-    local_experts_ = config_.num_experts / w;
+    local_experts_ = std::max<int64_t>(e / w, 1);
+    shards_ = e < w ? w / e : 1;
+    // Fewer experts than ranks: rank e * s + q holds slice q of expert e's hidden units
+    // (tutel-semantics 4.4) and of its fc2 bias, padded to s * ceil(M / s).
+    SY_CHECK(shards_ == 1 || config_.hidden_size % shards_ == 0)
+        << "hidden_size = " << config_.hidden_size << " cannot be cut into the " << shards_
+        << " slices of an expert shared by " << shards_ << " ranks";
+    SY_CHECK(shards_ == 1 || config_.expert_type == ExpertType::kFfn)
+        << "SwiGLU experts sharded across ranks (num_experts " << e << " < " << w << " ranks) are not supported yet";
   }
   const bool cpu_dtype = config_.dtype == DType::kFloat32 || config_.dtype == DType::kFloat64;
   const bool cuda_dtype = config_.dtype != DType::kFloat64;
   SY_CHECK(device_.is_cuda() ? cuda_dtype : cpu_dtype)
       << "a " << dtype_name(config_.dtype) << " layer cannot run on " << device_.name()
       << "; supported there: " << (device_.is_cuda() ? "float32, float16, bfloat16" : "float32, float64");
-  const int64_t e = local_experts_, m = config_.model_dim, h = config_.hidden_size;
+  const int64_t e = local_experts_, m = config_.model_dim, h = config_.hidden_size / shards_;
   add_param("gates.0.wg.weight", {config_.num_experts, m}, gate_dtype());
   if (config_.expert_type == ExpertType::kFfn) {
     add_param("experts.batched_fc1_w", {e, h, m}, config_.dtype);
     add_param("experts.batched_fc2_w", {e, h, m}, config_.dtype);
     if (config_.has_fc1_bias) add_param("experts.batched_fc1_bias", {e, h}, config_.dtype);
-    if (config_.has_fc2_bias) add_param("experts.batched_fc2_bias", {e, m}, config_.dtype);
+    if (config_.has_fc2_bias) add_param("experts.batched_fc2_bias", {e, (m + shards_ - 1) / shards_}, config_.dtype);
   } else {
     add_param("experts.W_fc1", {e, m, h}, config_.dtype);
     add_param("experts.W_fc2", {e, m, h}, config_.dtype);
@@ -163,8 +142,9 @@ void MoeLayer::init_parameters(uint64_t seed) {
     // Expert tensors are drawn whole (all E experts) and this rank keeps its slice, so a group
     // starts from the same global weights as a single-rank layer with the same seed.
     const bool expert = name.rfind("experts.", 0) == 0;
-    const size_t local = static_cast<size_t>(numel(p.shape));
-    const size_t ranks = expert ? static_cast<size_t>(config_.num_experts / local_experts_) : 1;
+    const bool padded_bias = shards_ > 1 && name == "experts.batched_fc2_bias";
+    const size_t local = padded_bias ? static_cast<size_t>(config_.model_dim) : static_cast<size_t>(numel(p.shape));
+    const size_t ranks = !expert ? 1 : padded_bias ? static_cast<size_t>(config_.num_experts) : group_size();
     std::vector<double> values(local * ranks);
     if (config_.expert_type == ExpertType::kSwiglu && name.rfind("experts.", 0) == 0) {
       std::normal_distribution<double> normal(0.0, 0.01);
@@ -173,7 +153,13 @@ void MoeLayer::init_parameters(uint64_t seed) {
       std::uniform_real_distribution<double> uniform(-bound, bound);
       for (auto& v : values) v = uniform(rng);
     }
-    if (ranks > 1) {
+    if (padded_bias) {  // slice q of expert e's bias, zero past M
+      const int64_t slice = p.shape[1], expert_id = group_->rank() / shards_, q = group_->rank() % shards_;
+      std::vector<double> mine(static_cast<size_t>(slice), 0.0);
+      for (int64_t j = 0; j < slice && q * slice + j < config_.model_dim; ++j)
+        mine[j] = values[static_cast<size_t>(expert_id * config_.model_dim + q * slice + j)];
+      values = mine;
+    } else if (ranks > 1) {
       const size_t first = static_cast<size_t>(group_->rank()) * local;
       values = std::vector<double>(values.begin() + static_cast<std::ptrdiff_t>(first),
                                    values.begin() + static_cast<std::ptrdiff_t>(first + local));

@@ -138,7 +138,12 @@ class MoeLayer {
   using ExpertTensors = std::map<std::string, Tensor>;
   ExpertTensors expert_weights(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage);
   ExpertTensors expert_gradients(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage);
-  void scatter_expert_gradients(const ExpertTensors& full);
+  void scatter_expert_gradients(const ExpertTensors& full, int adaptive_r);
+  void scatter_sharded_gradient(const std::string& name, const Tensor& full, const Tensor& mine, int adaptive_r);
+  // Hidden units the expert tensors in `weights` cover (H, or a slice of it when sharded).
+  int64_t hidden_of(const ExpertTensors& weights) const;
+  // The consecutive blocks of `ranks` ranks of the group (teams, an expert's ranks), made once.
+  comm::Communicator& block_group(int64_t ranks);
   // What experts_forward keeps for backward: the experts' input and pre-activations, in chunks.
   struct ExpertsSaved {
     std::unique_ptr<Buffer> input;  // null: the experts read the slots themselves
@@ -156,7 +161,14 @@ class MoeLayer {
                         const ExpertTensors& weights, const ExpertTensors& grads);
   std::unique_ptr<comm::PendingOp> start_exchange(const void* send, void* recv, size_t bytes_per_rank, bool use_2dh);
   // Bytes of pre-activations per chunk of `rows` rows of `experts` experts.
-  size_t pre_bytes(int64_t experts, int64_t rows) const;
+  size_t pre_bytes(int64_t experts, int64_t rows, int64_t hidden) const;
+  ExpertTensors sharded_weights(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage);
+  // slots [E, C, M] -> processed for experts shared by s ranks (adaptive_r >= 1): r copies of
+  // the slots cut into s pieces per expert, partial sums over the hidden slices added back.
+  void sharded_forward(const Tensor& slots, const Tensor& processed, const ExpertTensors& weights,
+                       const ForwardOptions& options, ExpertsSaved* saved);
+  void sharded_backward(const Tensor& d_processed, const Tensor& d_slots, const ExpertTensors& weights,
+                        const ExpertTensors& grads);
   // Checks the group agrees on the options and returns {max tokens, max expert count} over it.
   std::pair<int64_t, int64_t> agree_on_call(int64_t tokens, int64_t max_count, const ForwardOptions& options);
   void check_group_config();
@@ -174,6 +186,9 @@ class MoeLayer {
   comm::Communicator* group_ = nullptr;
   std::unique_ptr<comm::HierarchicalAllToAll> two_d_;  // created on the first use_2dh call
   int64_t local_experts_ = 0;
+  int64_t shards_ = 1;  // ranks sharing one expert (s = W / E when E < W)
+  size_t group_size() const { return group_ ? static_cast<size_t>(group_->size()) : 1; }
+  std::map<int64_t, std::unique_ptr<comm::Communicator>> block_groups_;
   std::map<std::string, Param> params_;
   std::map<std::string, Param> packed_;    // layouts the kernels read (transposed copies)
   std::map<std::string, Param> grads_;     // dL/dparam of the last backward, by parameter name

@@ -8,6 +8,7 @@
 #include "runtime/elementwise_ops.h"
 #include "runtime/moe_layer.h"
 #include "runtime/moe_saved.h"
+#include "runtime/transpose.h"
 
 namespace switchyard {
 namespace {
@@ -89,6 +90,7 @@ std::pair<int64_t, int64_t> MoeLayer::agree_on_call(int64_t tokens, int64_t max_
 }
 
 MoeLayer::ExpertTensors MoeLayer::expert_weights(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage) {
+  if (shards_ > 1) return sharded_weights(adaptive_r, storage);
   ExpertTensors local;
   for (const auto& [name, p] : params_)
     if (name.rfind("experts.", 0) == 0) local[name] = p.buffer->view(p.dtype, p.shape);
@@ -111,6 +113,22 @@ MoeLayer::ExpertTensors MoeLayer::expert_weights(int adaptive_r, std::vector<std
 
 MoeLayer::ExpertTensors MoeLayer::expert_gradients(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage) {
   ExpertTensors grads;
+  if (shards_ > 1) {  // the shapes the experts ran with: all experts (r = 0) or the team's slice
+    const int64_t e = adaptive_r == 0 ? config_.num_experts : 1, m = config_.model_dim;
+    const int64_t h = adaptive_r == 0 ? config_.hidden_size : config_.hidden_size / adaptive_r;
+    const std::map<std::string, std::vector<int64_t>> shapes = {{"experts.batched_fc1_w", {e, h, m}},
+                                                                {"experts.batched_fc2_w", {e, h, m}},
+                                                                {"experts.batched_fc1_bias", {e, h}},
+                                                                {"experts.batched_fc2_bias", {e, m}}};
+    for (const auto& [name, g] : grads_) {
+      if (!shapes.count(name)) continue;
+      int64_t count = 1;
+      for (int64_t dim : shapes.at(name)) count *= dim;
+      storage.push_back(std::make_unique<Buffer>(device_, static_cast<size_t>(count) * dtype_size(g.dtype)));
+      grads[name] = storage.back()->view(g.dtype, shapes.at(name));
+    }
+    return grads;
+  }
   const bool gathered = adaptive_r == 0 && group_ != nullptr && group_->size() > 1;
   for (const auto& [name, g] : grads_) {
     if (name.rfind("experts.", 0) != 0) continue;
@@ -126,10 +144,14 @@ MoeLayer::ExpertTensors MoeLayer::expert_gradients(int adaptive_r, std::vector<s
   return grads;
 }
 
-void MoeLayer::scatter_expert_gradients(const ExpertTensors& full) {
+void MoeLayer::scatter_expert_gradients(const ExpertTensors& full, int adaptive_r) {
   for (const auto& [name, t] : full) {
     const Tensor mine = gradient(name);
     if (t.data() == mine.data()) continue;  // already this rank's shard
+    if (shards_ > 1) {
+      scatter_sharded_gradient(name, t, mine, adaptive_r);
+      continue;
+    }
     // Every rank computed all experts' gradients from its own tokens: sum them per shard.
     group_->reduce_scatter(t.data(), mine.data(), static_cast<size_t>(mine.numel()), reduce_element(t.dtype()),
                            comm::ReduceOp::kSum);
@@ -181,25 +203,30 @@ std::unique_ptr<comm::PendingOp> MoeLayer::start_exchange(const void* send, void
   return std::make_unique<Done>();
 }
 
-size_t MoeLayer::pre_bytes(int64_t experts, int64_t rows) const {
+size_t MoeLayer::pre_bytes(int64_t experts, int64_t rows, int64_t hidden) const {
   const int64_t copies = config_.expert_type == ExpertType::kSwiglu ? 2 : 1;
-  return static_cast<size_t>(copies * experts * rows * config_.hidden_size) * dtype_size(config_.dtype);
+  return static_cast<size_t>(copies * experts * rows * hidden) * dtype_size(config_.dtype);
+}
+
+int64_t MoeLayer::hidden_of(const ExpertTensors& weights) const {
+  return config_.expert_type == ExpertType::kFfn ? weights.at("fc1_t").dim(2) : weights.at("experts.W_fc1").dim(2);
 }
 
 void MoeLayer::experts_forward(const Tensor& slots, const Tensor& processed, const Tensor* rows,
                                const ExpertTensors& weights, const ForwardOptions& o, ExpertsSaved* saved) {
   const DType dt = config_.dtype;
   const bool swiglu = config_.expert_type == ExpertType::kSwiglu;
-  const int64_t h = config_.hidden_size;
+  const int64_t h = hidden_of(weights);
+  if (shards_ > 1 && o.adaptive_r >= 1) return sharded_forward(slots, processed, weights, o, saved);
   auto pre_view = [&](int64_t chunk, int64_t experts, int64_t n) {
-    char* base = static_cast<char*>(saved->pre->data()) + static_cast<size_t>(chunk) * pre_bytes(experts, n);
+    char* base = static_cast<char*>(saved->pre->data()) + static_cast<size_t>(chunk) * pre_bytes(experts, n, h);
     return swiglu ? Tensor(base, dt, {2, experts, n, h}, slots.device())
                   : Tensor(base, dt, {experts, n, h}, slots.device());
   };
   if (o.adaptive_r == 0 || group_ == nullptr || group_->size() == 1) {
     const int64_t e = slots.dim(0), c = slots.dim(1);
     if (saved) {
-      saved->pre = std::make_unique<Buffer>(device_, pre_bytes(e, c));
+      saved->pre = std::make_unique<Buffer>(device_, pre_bytes(e, c, h));
       saved->chunk_shape = slots.shape();
     }
     const Tensor pre = saved ? pre_view(0, e, c) : Tensor();
@@ -212,7 +239,7 @@ void MoeLayer::experts_forward(const Tensor& slots, const Tensor& processed, con
   const int64_t d = o.overlap_degree, cd = c / d, n = w * cd;  // C is a multiple of d (alignment)
   const size_t row = static_cast<size_t>(m) * dtype_size(dt), chunk_bytes = static_cast<size_t>(e * cd) * row;
   auto input = std::make_unique<Buffer>(device_, chunk_bytes * static_cast<size_t>(d));
-  if (saved) saved->pre = std::make_unique<Buffer>(device_, pre_bytes(local, n) * static_cast<size_t>(d));
+  if (saved) saved->pre = std::make_unique<Buffer>(device_, pre_bytes(local, n, h) * static_cast<size_t>(d));
   Buffer out_space(device_, chunk_bytes);
   std::vector<ChunkStaging> staging(static_cast<size_t>(d), ChunkStaging(chunk_bytes));
   std::vector<std::unique_ptr<comm::PendingOp>> to(static_cast<size_t>(d)), back(static_cast<size_t>(d));
@@ -248,10 +275,11 @@ void MoeLayer::experts_forward(const Tensor& slots, const Tensor& processed, con
 void MoeLayer::experts_backward(const Tensor& d_processed, const Tensor& d_slots, const Tensor* rows,
                                 const ExpertTensors& weights, const ExpertTensors& grads) {
   const Saved& sv = *saved_;
+  if (shards_ > 1 && sv.options.adaptive_r >= 1) return sharded_backward(d_processed, d_slots, weights, grads);
   const DType dt = config_.dtype;
   const std::vector<int64_t>& shape = sv.expert_shape;
   const size_t in_bytes = static_cast<size_t>(shape[0] * shape[1] * shape[2]) * dtype_size(dt);
-  const size_t pre_chunk = pre_bytes(shape[0], shape[1]);
+  const size_t pre_chunk = pre_bytes(shape[0], shape[1], hidden_of(weights));
   auto saved_input = [&](int64_t i) {
     return Tensor(static_cast<char*>(sv.dispatched->data()) + static_cast<size_t>(i) * in_bytes, dt, shape,
                   d_slots.device());
@@ -299,6 +327,160 @@ void MoeLayer::experts_backward(const Tensor& d_processed, const Tensor& d_slots
     back[i]->wait();
     copy_chunk(staging[i].back_recv.data(), static_cast<char*>(d_slots.data()), e, c, cd, i, row, false);
   }
+}
+
+namespace {
+
+// out[g] = sum over t < copies of in[g][t] (blocks of `count` elements), in copy order.
+template <typename T>
+void sum_copies_typed(const T* in, T* out, int64_t groups, int64_t copies, int64_t count) {
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t i = 0; i < count; ++i) {
+      T sum = in[(g * copies) * count + i];
+      for (int64_t t = 1; t < copies; ++t) sum += in[(g * copies + t) * count + i];
+      out[g * count + i] = sum;
+    }
+}
+
+void sum_copies(const char* in, void* out, int64_t groups, int64_t copies, int64_t count, DType dtype) {
+  if (dtype == DType::kFloat64)
+    sum_copies_typed(reinterpret_cast<const double*>(in), static_cast<double*>(out), groups, copies, count);
+  else
+    sum_copies_typed(reinterpret_cast<const float*>(in), static_cast<float*>(out), groups, copies, count);
+}
+
+void scale(void* data, int64_t count, double factor, DType dtype) {
+  for (int64_t i = 0; i < count; ++i) {
+    if (dtype == DType::kFloat64)
+      static_cast<double*>(data)[i] *= factor;
+    else
+      static_cast<float*>(data)[i] *= static_cast<float>(factor);
+  }
+}
+
+// [groups, copies * count]: each group's `count` bytes repeated `copies` times.
+std::vector<char> replicate(const void* in, int64_t groups, int64_t copies, size_t count) {
+  std::vector<char> out(static_cast<size_t>(groups * copies) * count);
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t t = 0; t < copies; ++t)
+      std::memcpy(out.data() + static_cast<size_t>(g * copies + t) * count,
+                  static_cast<const char*>(in) + static_cast<size_t>(g) * count, count);
+  return out;
+}
+
+}  // namespace
+
+comm::Communicator& MoeLayer::block_group(int64_t ranks) {
+  std::unique_ptr<comm::Communicator>& block = block_groups_[ranks];
+  if (!block) block = group_->split(static_cast<int>(group_->rank() / ranks), group_->rank());  // collective
+  return *block;
+}
+
+MoeLayer::ExpertTensors MoeLayer::sharded_weights(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage) {
+  const DType dt = config_.dtype;
+  const size_t el = dtype_size(dt);
+  const int64_t s = shards_, m = config_.model_dim, padded = (m + s - 1) / s;
+  // r = 0: every rank rebuilds every expert; r >= 1: a team of s / r ranks pools its slices.
+  comm::Communicator& hidden_group = adaptive_r == 0 ? *group_ : block_group(s / adaptive_r);
+  const int64_t e_out = adaptive_r == 0 ? config_.num_experts : 1;
+  const int64_t h_out = adaptive_r == 0 ? config_.hidden_size : config_.hidden_size / adaptive_r;
+  ExpertTensors w;
+  auto gather = [&](comm::Communicator& g, const std::string& name) {
+    const Tensor mine = parameter(name);
+    storage.push_back(std::make_unique<Buffer>(device_, mine.nbytes() * static_cast<size_t>(g.size())));
+    g.all_gather_v(mine.data(), mine.nbytes(), storage.back()->data(),
+                   std::vector<size_t>(static_cast<size_t>(g.size()), mine.nbytes()), comm::Element::kByte);
+    return static_cast<char*>(storage.back()->data());
+  };
+  // Slices gather in rank order: [E][s][H/s] = [E][H] for the whole group, [H/r] for a team.
+  for (const char* name : {"experts.batched_fc1_w", "experts.batched_fc2_w"})
+    w[name] = Tensor(gather(hidden_group, name), dt, {e_out, h_out, m}, device_.ref());
+  if (config_.has_fc1_bias)
+    w["experts.batched_fc1_bias"] =
+        Tensor(gather(hidden_group, "experts.batched_fc1_bias"), dt, {e_out, h_out}, device_.ref());
+  storage.push_back(std::make_unique<Buffer>(device_, w.at("experts.batched_fc1_w").nbytes()));
+  transpose_batches(static_cast<const char*>(w.at("experts.batched_fc1_w").data()),
+                    static_cast<char*>(storage.back()->data()), e_out, h_out, m, el);
+  w["fc1_t"] = storage.back()->view(dt, {e_out, m, h_out});
+  if (config_.has_fc2_bias) {  // whole biases from the padded slices; each of r copies adds b / r
+    const char* slices = gather(adaptive_r == 0 ? *group_ : block_group(s), "experts.batched_fc2_bias");
+    storage.push_back(std::make_unique<Buffer>(device_, static_cast<size_t>(e_out * m) * el));
+    char* bias = static_cast<char*>(storage.back()->data());
+    for (int64_t g = 0; g < e_out; ++g)
+      std::memcpy(bias + static_cast<size_t>(g * m) * el, slices + static_cast<size_t>(g * s * padded) * el,
+                  static_cast<size_t>(m) * el);
+    if (adaptive_r > 1) scale(bias, e_out * m, 1.0 / adaptive_r, dt);
+    w["experts.batched_fc2_bias"] = storage.back()->view(dt, {e_out, m});
+  }
+  return w;
+}
+
+void MoeLayer::scatter_sharded_gradient(const std::string& name, const Tensor& full, const Tensor& mine,
+                                        int adaptive_r) {
+  const comm::Element element = reduce_element(full.dtype());
+  const int64_t s = shards_;
+  if (name != "experts.batched_fc2_bias") {
+    (adaptive_r == 0 ? *group_ : block_group(s / adaptive_r))
+        .reduce_scatter(full.data(), mine.data(), static_cast<size_t>(mine.numel()), element, comm::ReduceOp::kSum);
+    return;
+  }
+  // The bias gradient per expert [e, M] -> padded [e][s][ceil(M / s)], then summed over the
+  // expert's ranks (r copies each used b / r) into this rank's slice.
+  const size_t el = dtype_size(full.dtype());
+  const int64_t e = full.dim(0), m = full.dim(1), padded = mine.dim(1);
+  std::vector<char> spread(static_cast<size_t>(e * s * padded) * el, 0);
+  for (int64_t g = 0; g < e; ++g)
+    std::memcpy(spread.data() + static_cast<size_t>(g * s * padded) * el,
+                static_cast<const char*>(full.data()) + static_cast<size_t>(g * m) * el, static_cast<size_t>(m) * el);
+  if (adaptive_r > 1) scale(spread.data(), e * s * padded, 1.0 / adaptive_r, full.dtype());
+  (adaptive_r == 0 ? *group_ : block_group(s))
+      .reduce_scatter(spread.data(), mine.data(), static_cast<size_t>(padded), element, comm::ReduceOp::kSum);
+}
+
+void MoeLayer::sharded_forward(const Tensor& slots, const Tensor& processed, const ExpertTensors& weights,
+                               const ForwardOptions& o, ExpertsSaved* saved) {
+  const DType dt = config_.dtype;
+  const int64_t w = group_->size(), e = slots.dim(0), c = slots.dim(1), m = slots.dim(2), r = o.adaptive_r;
+  const int64_t piece = r * c / shards_, n = w * piece, h = hidden_of(weights);  // C % s == 0 (alignment)
+  const size_t row = static_cast<size_t>(m) * dtype_size(dt);
+  // r copies of each expert's C slots, cut into s pieces: piece q to the expert's rank q.
+  const std::vector<char> send = replicate(slots.data(), e, r, static_cast<size_t>(c) * row);
+  auto input = std::make_unique<Buffer>(device_, static_cast<size_t>(n) * row);
+  start_exchange(send.data(), input->data(), static_cast<size_t>(piece) * row, o.use_2dh)->wait();
+  const Tensor in = input->view(dt, {1, n, m});
+  Tensor pre;
+  if (saved) {
+    saved->pre = std::make_unique<Buffer>(device_, pre_bytes(1, n, h));
+    pre = saved->pre->view(dt, {1, n, h});  // sharded experts are FFN experts
+  }
+  Buffer out(device_, static_cast<size_t>(n) * row);
+  run_experts(in, out.view(dt, {1, n, m}), nullptr, weights, saved ? &pre : nullptr);
+  std::vector<char> back(send.size());
+  start_exchange(out.data(), back.data(), static_cast<size_t>(piece) * row, o.use_2dh)->wait();
+  sum_copies(back.data(), processed.data(), e, r, c * m, dt);  // the hidden slices' partial sums
+  if (saved) {
+    saved->input = std::move(input);
+    saved->chunk_shape = {1, n, m};
+    saved->chunks = 1;
+  }
+}
+
+void MoeLayer::sharded_backward(const Tensor& d_processed, const Tensor& d_slots, const ExpertTensors& weights,
+                                const ExpertTensors& grads) {
+  const Saved& sv = *saved_;
+  const DType dt = config_.dtype;
+  const int64_t w = group_->size(), e = d_slots.dim(0), c = d_slots.dim(1), m = d_slots.dim(2);
+  const int64_t r = sv.options.adaptive_r, piece = r * c / shards_, n = w * piece;
+  const size_t row = static_cast<size_t>(m) * dtype_size(dt);
+  const std::vector<char> send = replicate(d_processed.data(), e, r, static_cast<size_t>(c) * row);
+  Buffer d_out(device_, static_cast<size_t>(n) * row), d_in(device_, static_cast<size_t>(n) * row);
+  start_exchange(send.data(), d_out.data(), static_cast<size_t>(piece) * row, sv.options.use_2dh)->wait();
+  const Tensor pre(sv.pre->data(), dt, {static_cast<int64_t>(sv.pre->bytes() / dtype_size(dt))}, d_slots.device());
+  backward_experts(d_out.view(dt, {1, n, m}), d_in.view(dt, {1, n, m}), nullptr, weights, grads,
+                   sv.dispatched->view(dt, {1, n, m}), pre);
+  std::vector<char> back(send.size());
+  start_exchange(d_in.data(), back.data(), static_cast<size_t>(piece) * row, sv.options.use_2dh)->wait();
+  sum_copies(back.data(), d_slots.data(), e, r, c * m, dt);  // the r copies' gradients add up
 }
 
 }  // namespace switchyard

@@ -112,6 +112,74 @@ TEST(MoeParallel, EveryRAndDMatchesTheSingleRankLayer) {
   }
 }
 
+// This rank's shard of a global expert gradient when s ranks share each expert: a contiguous
+// hidden slice, or slice q of the bias padded to s * ceil(M / s).
+std::vector<double> my_shard(const std::string& name, const std::vector<double>& global, int64_t s, int64_t m) {
+  const int rank = g_world->rank();
+  if (name != "experts.batched_fc2_bias") {
+    const size_t local = global.size() / static_cast<size_t>(g_world->size());
+    return std::vector<double>(global.begin() + static_cast<std::ptrdiff_t>(rank * local),
+                               global.begin() + static_cast<std::ptrdiff_t>((rank + 1) * local));
+  }
+  const int64_t padded = (m + s - 1) / s, expert = rank / s, q = rank % s;
+  std::vector<double> slice(static_cast<size_t>(padded), 0.0);
+  for (int64_t j = 0; j < padded && q * padded + j < m; ++j) slice[j] = global[expert * m + q * padded + j];
+  return slice;
+}
+
+TEST(MoeParallel, ShardedExpertsMatchTheSingleRankLayerForEveryR) {
+  comm::Communicator& w = *g_world;
+  for (int64_t s : {2, 4}) {
+    if (w.size() % s != 0) continue;
+    const int64_t experts = w.size() / s;
+    SCOPED_TRACE(std::to_string(experts) + " experts over " + std::to_string(w.size()) + " ranks");
+    MoeLayerConfig config = global_config(experts);
+    config.model_dim = 7;  // not a multiple of s: the fc2 bias slices are padded
+    MoeLayer single(Context::global(), Context::global().cpu(), config);
+    MoeLayer dist(Context::global(), Context::global().cpu(), config, &w);
+    single.init_parameters(8);
+    dist.init_parameters(8);
+    for (const auto& name : dist.parameter_names()) {
+      const auto global = values(single.parameter(name));
+      expect_near(values(dist.parameter(name)), name.rfind("experts.", 0) == 0 ? my_shard(name, global, s, 7) : global,
+                  "initial " + name);
+    }
+    std::vector<int> rs{0};
+    for (int r = 1; r <= s; ++r)
+      if (s % r == 0) rs.push_back(r);
+    std::mt19937 rng(7 + w.rank());
+    for (int r : rs)
+      for (int d : {1, 2})
+        for (double cf : {0.0, 4.0}) {  // capacity without drops: the alignment differs from one rank's
+          SCOPED_TRACE("r=" + std::to_string(r) + " d=" + std::to_string(d) + " cf=" + std::to_string(cf));
+          ForwardOptions o;
+          o.adaptive_r = r;
+          o.overlap_degree = d;
+          o.capacity_factor = cf;
+          o.top_k = std::min<int64_t>(2, experts);
+          o.save_for_backward = true;
+          const int64_t tokens = 10 + w.rank();
+          auto x = testing::random_normal<double>(rng, tokens * 7), g = testing::random_normal<double>(rng, tokens * 7);
+          ForwardResult got = dist.forward(Tensor(x.data(), DType::kFloat64, {tokens, 7}), o);
+          ForwardOptions whole = o;  // one rank holds whole experts: s = 1, r is 0 or 1 there
+          whole.adaptive_r = 1;
+          ForwardResult want = single.forward(Tensor(x.data(), DType::kFloat64, {tokens, 7}), whole);
+          expect_near(values(got.output), values(want.output), "output");
+          auto dx = values(dist.backward(Tensor(g.data(), DType::kFloat64, {tokens, 7}), 0.1).grad_input);
+          expect_near(dx, values(single.backward(Tensor(g.data(), DType::kFloat64, {tokens, 7}), 0.1).grad_input),
+                      "dx");
+          for (const auto& name : dist.parameter_names()) {
+            auto full = values(single.gradient(name));
+            if (name.rfind("experts.", 0) == 0) {
+              w.all_reduce(full.data(), full.data(), full.size(), comm::Element::kFloat64, comm::ReduceOp::kSum);
+              full = my_shard(name, full, s, 7);
+            }
+            expect_near(values(dist.gradient(name)), full, "d " + name);
+          }
+        }
+  }
+}
+
 TEST(MoeParallel, CapacityFollowsTheGroupsLargestTokenCount) {
   comm::Communicator& w = *g_world;
   const int64_t experts = 2 * w.size();

@@ -51,6 +51,23 @@ TEST(MpiExamples, HelloworldParallelTypesGiveTheSameLosses) {
   }
 }
 
+TEST(MpiExamples, ShardedExpertParallelTypesGiveTheSameLosses) {
+  testing::TempDir dir;
+  const std::string sharded = "--device cpu --batch_size 2 --num_tokens 32 --model_dim 32 --hidden_size 48 "
+                              "--num_local_experts -2 --top 1 --num_steps 4 ";
+  std::vector<std::vector<double>> runs;
+  for (const char* type : {"data", "model", "adaptive:1", "adaptive:2"}) {
+    auto r = mpirun(2, "helloworld", sharded + "--parallel_type " + type + " --losses " + dir / type);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("Total-Experts = 1 [managed by 2 device(s)]"), std::string::npos) << r.output;
+    runs.push_back(losses(dir / type));
+  }
+  for (const auto& run : runs) {
+    ASSERT_EQ(run.size(), 4u);
+    for (size_t i = 0; i < run.size(); ++i) EXPECT_NEAR(run[i], runs[0][i], 1e-6 * std::abs(runs[0][i]));
+  }
+}
+
 TEST(MpiExamples, HelloworldSwitchPrintsTutelsSuffix) {
   auto r = mpirun(2, "helloworld_switch", kSmall + "--num_steps 18");
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -125,9 +142,9 @@ TEST(MpiExamples, BadFlagsFailOnEveryRank) {
   EXPECT_NE(r.exit_code, 0);
   const std::string message = "adaptive_r = 2 does not divide s = 1";
   EXPECT_NE(r.output.find(message), std::string::npos) << r.output;
-  auto negative = mpirun(2, "helloworld", "--device cpu --num_steps 1 --num_local_experts -2 --model_dim 16");
-  EXPECT_NE(negative.exit_code, 0);
-  EXPECT_NE(negative.output.find("not supported yet"), std::string::npos) << negative.output;
+  auto misfit = mpirun(2, "helloworld", "--device cpu --num_steps 1 --num_local_experts -3 --model_dim 16");
+  EXPECT_NE(misfit.exit_code, 0);
+  EXPECT_NE(misfit.output.find("--num_local_experts -3 does not fit 2 rank(s)"), std::string::npos) << misfit.output;
 }
 
 }  // namespace
