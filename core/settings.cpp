@@ -50,6 +50,16 @@ const std::vector<std::string>& known_environment_variables() {
   return names;
 }
 
+std::vector<std::string> cuda_roots() {
+  std::vector<std::string> roots;
+  for (const char* name : {"SWITCHYARD_CUDA_HOME", "CUDA_HOME", "CUDA_PATH"}) {
+    const char* value = std::getenv(name);
+    if (value != nullptr && *value != '\0') roots.emplace_back(value);
+  }
+  roots.emplace_back("/usr/local/cuda");
+  return roots;
+}
+
 std::string default_cache_dir() {
   std::string dir = env_or_empty("SWITCHYARD_CACHE_DIR");
   if (!dir.empty()) return dir;

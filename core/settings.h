@@ -27,6 +27,10 @@ struct Settings {
   static Settings from_environment();
 };
 
+/// Where a CUDA toolkit may be, in order: $SWITCHYARD_CUDA_HOME, $CUDA_HOME, $CUDA_PATH,
+/// /usr/local/cuda (NVRTC, nvdisasm and NCCL are looked for under these).
+std::vector<std::string> cuda_roots();
+
 /// Default cache directory: $SWITCHYARD_CACHE_DIR, $XDG_CACHE_HOME/switchyard, ~/.cache/switchyard.
 std::string default_cache_dir();
 CacheMode parse_cache_mode(const std::string& text);

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "core/error.h"
+#include "core/settings.h"
 #include "core/fs.h"
 
 namespace switchyard {
@@ -38,10 +39,7 @@ std::string find_nvdisasm() {
       pos = colon + 1;
     }
   }
-  for (const char* name : {"SWITCHYARD_CUDA_HOME", "CUDA_HOME"}) {
-    if (const char* root = std::getenv(name)) dirs.push_back(std::string(root) + "/bin");
-  }
-  dirs.emplace_back("/usr/local/cuda/bin");
+  for (const std::string& root : cuda_roots()) dirs.push_back(root + "/bin");
   for (const auto& dir : dirs) {
     std::string candidate = fs::join(dir, "nvdisasm");
     if (!dir.empty() && ::access(candidate.c_str(), X_OK) == 0) return candidate;

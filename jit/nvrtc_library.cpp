@@ -7,19 +7,10 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/settings.h"
 
 namespace switchyard {
 namespace {
-
-std::vector<std::string> cuda_roots() {
-  std::vector<std::string> roots;
-  for (const char* name : {"SWITCHYARD_CUDA_HOME", "CUDA_HOME", "CUDA_PATH"}) {
-    const char* value = std::getenv(name);
-    if (value != nullptr && *value != '\0') roots.emplace_back(value);
-  }
-  roots.emplace_back("/usr/local/cuda");
-  return roots;
-}
 
 // NOTE: NVRTC dlopens libnvrtc-builtins by soname; loading it first, by path, with RTLD_GLOBAL
 // makes that lookup succeed without LD_LIBRARY_PATH.

@@ -107,6 +107,14 @@ void CudaDevice::copy_within(void* dst, const void* src, size_t bytes) {
              "cuMemcpyDtoDAsync");
 }
 
+int CudaDevice::query_stream() const {
+  make_current();
+  const CUresult result = driver_.cuStreamQuery(stream_);
+  constexpr CUresult kSuccess = 0, kNotReady = 600;  // CUDA_SUCCESS, CUDA_ERROR_NOT_READY
+  if (result == kSuccess) return 0;
+  return result == kNotReady ? 1 : -1;
+}
+
 void CudaDevice::synchronize() {
   make_current();
   cuda_check(driver_.cuStreamSynchronize(stream_), "cuStreamSynchronize");

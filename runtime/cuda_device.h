@@ -29,6 +29,10 @@ class CudaDevice final : public Device {
   void synchronize() override;
   unsigned parallelism() const override { return multiprocessors_; }
   const std::string& device_name() const { return device_name_; }
+  /// The stream every launch and copy goes to, and a poll of it (0 done, 1 running, -1 failed):
+  /// what a communicator engine on this device enqueues on and waits for.
+  void* stream() const { return stream_; }
+  int query_stream() const;
 
  private:
   void make_current() const;

@@ -42,6 +42,7 @@ inline constexpr int kCuAttrMultiprocessorCount = 16;
   X(cuStreamCreate, CUresult, (CUstream*, unsigned))                                                              \
   X(cuStreamDestroy_v2, CUresult, (CUstream))                                                                     \
   X(cuStreamSynchronize, CUresult, (CUstream))                                                                    \
+  X(cuStreamQuery, CUresult, (CUstream))                                                                          \
   X(cuMemAlloc_v2, CUresult, (CUdeviceptr*, size_t))                                                              \
   X(cuMemFree_v2, CUresult, (CUdeviceptr))                                                                        \
   X(cuMemsetD8Async, CUresult, (CUdeviceptr, unsigned char, size_t, CUstream))                                    \
