@@ -5,8 +5,8 @@
 #include <cstdlib>
 
 #include "core/error.h"
-#include "core/settings.h"
 #include "core/fs.h"
+#include "core/settings.h"
 
 namespace switchyard {
 namespace {

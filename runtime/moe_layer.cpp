@@ -9,8 +9,8 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "runtime/moe_saved.h"
-#include "runtime/transpose.h"
 #include "runtime/safetensors.h"
+#include "runtime/transpose.h"
 
 namespace switchyard {
 namespace {

@@ -35,5 +35,4 @@ void transpose_batches(const char* in, char* out, int64_t batch, int64_t rows, i
   }
 }
 
-
 }  // namespace switchyard

@@ -53,8 +53,9 @@ TEST(MpiExamples, HelloworldParallelTypesGiveTheSameLosses) {
 
 TEST(MpiExamples, ShardedExpertParallelTypesGiveTheSameLosses) {
   testing::TempDir dir;
-  const std::string sharded = "--device cpu --batch_size 2 --num_tokens 32 --model_dim 32 --hidden_size 48 "
-                              "--num_local_experts -2 --top 1 --num_steps 4 ";
+  const std::string sharded =
+      "--device cpu --batch_size 2 --num_tokens 32 --model_dim 32 --hidden_size 48 "
+      "--num_local_experts -2 --top 1 --num_steps 4 ";
   std::vector<std::vector<double>> runs;
   for (const char* type : {"data", "model", "adaptive:1", "adaptive:2"}) {
     auto r = mpirun(2, "helloworld", sharded + "--parallel_type " + type + " --losses " + dir / type);
