@@ -139,6 +139,12 @@ Buffer make_input(Device& device, DType dtype, int64_t s, int64_t m) {
   return upload(device, dtype, values);
 }
 
+#ifdef SY_HELLOWORLD_SWITCH
+constexpr bool kSwitching = true;
+#else
+constexpr bool kSwitching = false;
+#endif
+
 // Tutel's [Statistics] line, the model description and the [Benchmark] line.
 void print_header(const Flags& f, const MoeLayer& layer, Device& device, int world_size) {
   const auto& config = layer.config();
@@ -153,15 +159,10 @@ void print_header(const Flags& f, const MoeLayer& layer, Device& device, int wor
   std::cout << "[Benchmark] world_size = " << world_size << ", dtype = " << f.dtype << ", model_dim = " << m
             << ", hidden_size = " << f.hidden_size << ", samples = " << int64_t{f.batch_size} * f.num_tokens
             << ", num_local_experts = " << f.num_local_experts << ", topK = " << f.top
-            << ", a2a_ffn_overlap_degree = " << f.a2a_ffn_overlap_degree << ", parallel_type = `" << f.parallel_type
-            << "`, device = `" << device.name() << "`\n";
+            << ", a2a_ffn_overlap_degree = " << f.a2a_ffn_overlap_degree;
+  if (!kSwitching) std::cout << ", parallel_type = `" << f.parallel_type << "`";  // helloworld_switch has none
+  std::cout << ", device = `" << device.name() << "`\n";
 }
-
-#ifdef SY_HELLOWORLD_SWITCH
-constexpr bool kSwitching = true;
-#else
-constexpr bool kSwitching = false;
-#endif
 
 // helloworld_switch's schedule for step i (Tutel's idx = i - 1): r = valid_rs[(idx / 8) % 2] with
 // valid_rs = {0, 1}, o = idx % 8 + 1; then every 16 steps the capacity factor cycles through

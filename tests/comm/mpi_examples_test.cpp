@@ -72,6 +72,9 @@ TEST(MpiExamples, ShardedExpertParallelTypesGiveTheSameLosses) {
 TEST(MpiExamples, HelloworldSwitchPrintsTutelsSuffix) {
   auto r = mpirun(2, "helloworld_switch", kSmall + "--num_steps 18");
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("a2a_ffn_overlap_degree = 1, device = `cpu`"), std::string::npos)
+      << "Tutel's helloworld_switch banner has no parallel_type\n"
+      << r.output;
   EXPECT_NE(r.output.find(" (f = 1.0, r = 1, o = 8)\n"), std::string::npos) << r.output;  // step 0
   EXPECT_NE(r.output.find(" (f = 1.0, r = 0, o = 1)\n"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find(" (f = 0.0, r = 0, o = 1)\n"), std::string::npos) << r.output;  // step 17
