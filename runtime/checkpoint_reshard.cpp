@@ -1,5 +1,6 @@
 #include "runtime/checkpoint_reshard.h"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -40,6 +41,77 @@ void check_alike(const TensorFile& first, const TensorFile& other, const std::st
   }
 }
 
+// Ranks sharing one expert at this world size: 1 when every rank holds whole experts.
+int64_t shards_for(int64_t experts, int ranks, const char* flag) {
+  SY_CHECK(experts % ranks == 0 || ranks % experts == 0)
+      << experts << " experts cannot be split over " << ranks << " ranks (" << flag
+      << "): expected a multiple or a divisor of the expert count";
+  return experts < ranks ? ranks / experts : 1;
+}
+
+// The whole expert tensors ([E, H, M], [E, H], fc2 bias [E, M]) from per-rank files: slices
+// concatenate in rank order (whole experts, or hidden slices of an expert shared by s ranks);
+// shared fc2 bias slices are padded to s * ceil(M / s).
+TensorFile gather_experts(const std::vector<TensorFile>& inputs, const std::vector<std::string>& paths, int64_t experts,
+                          int64_t s) {
+  const int64_t ranks = static_cast<int64_t>(inputs.size());
+  TensorFile whole = inputs[0];
+  for (auto& [name, t] : whole) {
+    if (!is_expert(name)) continue;
+    const bool shared = s > 1;
+    SY_CHECK(t.shape.size() >= 2 && (shared ? t.shape[0] == 1 : t.shape[0] * ranks == experts))
+        << paths[0] << ": tensor '" << name << "' has shape " << shape_string(t.shape) << "; " << ranks
+        << " ranks of it do not make the " << experts << " experts of _num_global_experts";
+    for (int64_t r = 1; r < ranks; ++r) t.bytes += inputs[r].at(name).bytes;
+    t.shape[0] = experts;
+    if (!shared) continue;
+    if (name != "experts.batched_fc2_bias") {
+      t.shape[1] *= s;  // hidden slices, in order
+      continue;
+    }
+    const int64_t m = inputs[0].at("gates.0.wg.weight").shape.at(1), padded = t.shape[1];
+    const size_t el = safetensors_element_size(t.dtype);
+    std::string bias(static_cast<size_t>(experts * m) * el, '\0');
+    for (int64_t g = 0; g < experts; ++g)
+      bias.replace(static_cast<size_t>(g * m) * el, static_cast<size_t>(m) * el,
+                   t.bytes.substr(static_cast<size_t>(g * s * padded) * el, static_cast<size_t>(m) * el));
+    t.bytes = std::move(bias);
+    t.shape[1] = m;
+  }
+  return whole;
+}
+
+// Rank r's file of `ranks` from the whole tensors (the inverse of gather_experts).
+TensorFile scatter_experts(const TensorFile& whole, int64_t experts, int64_t s, int r, int ranks) {
+  TensorFile out = whole;
+  for (auto& [name, t] : out) {
+    if (!is_expert(name)) continue;
+    if (s > 1 && name == "experts.batched_fc2_bias") {
+      const int64_t m = t.shape[1], padded = (m + s - 1) / s, g = r / s, q = r % s;
+      const size_t el = safetensors_element_size(t.dtype);
+      std::string slice(static_cast<size_t>(padded) * el, '\0');
+      const int64_t kept = std::max<int64_t>(0, std::min(padded, m - q * padded));
+      slice.replace(
+          0, static_cast<size_t>(kept) * el,
+          whole.at(name).bytes.substr(static_cast<size_t>(g * m + q * padded) * el, static_cast<size_t>(kept) * el));
+      t.bytes = std::move(slice);
+      t.shape = {1, padded};
+      continue;
+    }
+    SY_CHECK(s == 1 || t.shape[1] % s == 0)
+        << "tensor '" << name << "' has " << t.shape[1] << " hidden units, which " << s << " ranks cannot share evenly";
+    const size_t slice = t.bytes.size() / static_cast<size_t>(ranks);  // whole experts, or an expert's hidden slice
+    t.bytes = t.bytes.substr(static_cast<size_t>(r) * slice, slice);
+    if (s == 1) {
+      t.shape[0] = experts / ranks;
+    } else {
+      t.shape[0] = 1;
+      t.shape[1] /= s;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string checkpoint_path(std::string pattern, int rank, int size) {
@@ -64,33 +136,13 @@ void reshard_checkpoint(const std::string& in_pattern, const std::string& out_pa
     if (r > 0) check_alike(inputs[0], inputs[r], paths[0], paths[r]);
   }
   const int64_t experts = global_experts(inputs[0], paths[0]);
-  for (const auto& [name, t] : inputs[0]) {
-    if (!is_expert(name)) continue;
-    SY_CHECK(!t.shape.empty() && t.shape[0] * from_ranks == experts)
-        << paths[0] << ": tensor '" << name << "' holds " << (t.shape.empty() ? 0 : t.shape[0]) << " experts; "
-        << from_ranks << " ranks of it make " << (t.shape.empty() ? 0 : t.shape[0] * from_ranks) << ", not the "
-        << experts << " of _num_global_experts";
-  }
-  SY_CHECK(experts % to_ranks == 0) << experts << " experts cannot be split over " << to_ranks
-                                    << " ranks (experts sharded across ranks are not supported yet)";
-  // Gather: whole expert tensors, in rank order along the expert axis.
-  TensorFile whole = inputs[0];
-  for (auto& [name, t] : whole) {
-    if (!is_expert(name)) continue;
-    t.shape[0] = experts;
-    for (int r = 1; r < from_ranks; ++r) t.bytes += inputs[r].at(name).bytes;
-  }
-  // Scatter: each output rank's slice; shared tensors as rank 0 had them.
-  for (int r = 0; r < to_ranks; ++r) {
-    TensorFile out = whole;
-    for (auto& [name, t] : out) {
-      if (!is_expert(name)) continue;
-      const size_t slice = t.bytes.size() / static_cast<size_t>(to_ranks);
-      t.bytes = t.bytes.substr(static_cast<size_t>(r) * slice, slice);
-      t.shape[0] = experts / to_ranks;
-    }
-    write_safetensors(checkpoint_path(out_pattern, r, to_ranks), out, {{"format", "switchyard-moe"}});
-  }
+  const int64_t s_in = shards_for(experts, from_ranks, "--from-ranks"),
+                s_out = shards_for(experts, to_ranks, "--to-ranks");
+  const TensorFile whole = gather_experts(inputs, paths, experts, s_in);
+  std::vector<TensorFile> outputs;  // every check passes before the first file is written
+  for (int r = 0; r < to_ranks; ++r) outputs.push_back(scatter_experts(whole, experts, s_out, r, to_ranks));
+  for (int r = 0; r < to_ranks; ++r)
+    write_safetensors(checkpoint_path(out_pattern, r, to_ranks), outputs[r], {{"format", "switchyard-moe"}});
 }
 
 }  // namespace switchyard

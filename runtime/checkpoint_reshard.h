@@ -13,7 +13,8 @@ std::string checkpoint_path(std::string pattern, int rank, int size);
 
 /// Reads the `from_ranks` files of in_pattern, checks them (same tensor names, dtypes and shapes
 /// across ranks, expert counts adding up to _num_global_experts), and writes `to_ranks` files of
-/// out_pattern. to_ranks must divide the expert count. Nothing is written when a check fails
+/// out_pattern. Either world size may hold whole experts per rank or share each expert among s
+/// ranks (hidden slices; the fc2 bias padded to s * ceil(M / s)). Nothing is written when a check fails
 /// (UserError naming the file and the problem); each output is written atomically.
 void reshard_checkpoint(const std::string& in_pattern, const std::string& out_pattern, int from_ranks, int to_ranks);
 

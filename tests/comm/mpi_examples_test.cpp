@@ -133,6 +133,24 @@ TEST(MpiExamples, ReshardedCheckpointsGiveTheSameOutput) {
   auto three = sy(dir / "one.st " + dir / "x_{rank}.st --from-ranks 1 --to-ranks 3");
   EXPECT_EQ(three.exit_code, 1);
   EXPECT_NE(three.output.find("4 experts cannot be split over 3 ranks"), std::string::npos) << three.output;
+  // One expert shared by 2 ranks (hidden slices, M = 30 padded per slice), and back.
+  const std::string shared_eval =
+      "--device cpu --batch_size 2 --num_tokens 32 --model_dim 30 --hidden_size 48 "
+      "--eval --num_steps 1 --top 1 ";
+  auto one_expert =
+      testing::run_command(std::string(SY_EXAMPLES_DIR) + "/helloworld " + shared_eval +
+                           "--num_local_experts 1 --save-weights " + dir / "e1.st --losses " + dir / "e1.txt");
+  ASSERT_EQ(one_expert.exit_code, 0) << one_expert.output;
+  ASSERT_EQ(sy(dir / "e1.st " + dir / "half_{rank}.st --from-ranks 1 --to-ranks 2").exit_code, 0);
+  EXPECT_EQ(read_safetensors(dir / "half_1.st").at("experts.batched_fc2_bias").shape, (std::vector<int64_t>{1, 15}));
+  auto shared = mpirun(
+      2, "helloworld",
+      shared_eval + "--num_local_experts -2 --checkpoint_path " + dir / "half_{rank}.st --losses " + dir / "half.txt");
+  ASSERT_EQ(shared.exit_code, 0) << shared.output;
+  EXPECT_NEAR(losses(dir / "half.txt")[0], losses(dir / "e1.txt")[0], 1e-9 * std::abs(losses(dir / "e1.txt")[0]));
+  ASSERT_EQ(sy(dir / "half_{rank}.st " + dir / "e1_back.st --from-ranks 2 --to-ranks 1").exit_code, 0);
+  const TensorFile e1 = read_safetensors(dir / "e1.st"), e1_back = read_safetensors(dir / "e1_back.st");
+  for (const auto& [name, t] : e1) EXPECT_TRUE(e1_back.at(name).bytes == t.bytes) << name;
   EXPECT_FALSE(fs::exists(dir / "x_0.st")) << "nothing is written when a check fails";
   auto missing = sy(dir / "two_{rank}.st " + dir / "y.st --from-ranks 3 --to-ranks 1");
   EXPECT_EQ(missing.exit_code, 1);
