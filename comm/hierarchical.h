@@ -18,6 +18,9 @@ class HierarchicalAllToAll {
   HierarchicalAllToAll(Communicator& world, int local_size);
   /// Same contract as Communicator::all_to_all.
   void run(const void* send, void* recv, size_t count, Element element);
+  /// Started in the background: the cross-node stage travels until wait(), which then runs the
+  /// intra-node stage. Several may be in flight (each has its own staging).
+  std::unique_ptr<PendingOp> start(const void* send, void* recv, size_t count, Element element);
   int local_size() const { return local_size_; }
 
  private:
@@ -26,7 +29,7 @@ class HierarchicalAllToAll {
   int nodes_;
   std::unique_ptr<Communicator> local_;  // the L ranks of this node, by local index
   std::unique_ptr<Communicator> cross_;  // the N ranks of this local index, by node
-  std::vector<char> first_, second_;
+  class Pending;
 };
 
 /// Ranks per node: LOCAL_SIZE (Tutel's variable, to override), else the launcher's

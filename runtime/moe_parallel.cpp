@@ -181,11 +181,6 @@ void swap_blocks(const char* in, char* out, int64_t a, int64_t b, size_t block) 
       std::memcpy(out + static_cast<size_t>(j * a + i) * block, in + static_cast<size_t>(i * b + j) * block, block);
 }
 
-class Done : public comm::PendingOp {
- public:
-  void wait() override {}
-};
-
 // Send, receive and permute staging of one chunk: [W][E_local][cd][M] each.
 struct ChunkStaging {
   std::vector<char> send, recv, back_send, back_recv;
@@ -199,8 +194,7 @@ std::unique_ptr<comm::PendingOp> MoeLayer::start_exchange(const void* send, void
   if (!use_2dh) return group_->start_all_to_all(send, recv, bytes_per_rank, comm::Element::kByte);
   if (!two_d_)  // collective; every rank gets here in the same call (use_2dh is agreed on)
     two_d_ = std::make_unique<comm::HierarchicalAllToAll>(*group_, comm::local_size_from_environment(group_->size()));
-  two_d_->run(send, recv, bytes_per_rank, comm::Element::kByte);  // NOTE: the 2DH exchange does not overlap yet
-  return std::make_unique<Done>();
+  return two_d_->start(send, recv, bytes_per_rank, comm::Element::kByte);
 }
 
 size_t MoeLayer::pre_bytes(int64_t experts, int64_t rows, int64_t hidden) const {

@@ -144,6 +144,13 @@ TEST(Mpi, HierarchicalAllToAllEqualsTheFlatOne) {
     w.all_to_all(send.data(), flat.data(), count, Element::kFloat64);
     two_d.run(send.data(), hier.data(), count, Element::kFloat64);
     EXPECT_EQ(hier, flat);
+    std::vector<double> first(send.size()), second(send.size());  // two in flight at once
+    auto a = two_d.start(send.data(), first.data(), count, Element::kFloat64);
+    auto b = two_d.start(send.data(), second.data(), count, Element::kFloat64);
+    a->wait();
+    b->wait();
+    EXPECT_EQ(first, flat);
+    EXPECT_EQ(second, flat);
   }
   EXPECT_THROW(HierarchicalAllToAll(w, w.size() + 1), UserError);
 }
