@@ -34,12 +34,12 @@ CommandResult run_command(const std::string& command) {
 }
 
 std::string switchyard_bin() {
-  const char* bin = std::getenv("SWITCHYARD_BIN");
+  const char* bin = std::getenv("SY_TEST_SWITCHYARD_BIN");
   return bin ? bin : "switchyard";
 }
 
 std::string source_dir() {
-  const char* dir = std::getenv("SWITCHYARD_SOURCE_DIR");
+  const char* dir = std::getenv("SY_TEST_SOURCE_DIR");
   return dir ? dir : SY_SOURCE_DIR;
 }
 
