@@ -54,16 +54,18 @@ bool aligned(const void* p, size_t bytes) {
   return reinterpret_cast<uintptr_t>(p) % bytes == 0;
 }
 
+// Views not aligned to the spec's packs fall back to scalar loads (vec, the last parameter, = 1).
+void scalar_if_misaligned(KernelSpec& spec, DType dtype, const void* a, const void* b) {
+  const size_t pack_bytes = static_cast<size_t>(spec.int_param("vec")) * dtype_size(dtype);
+  if (!aligned(a, pack_bytes) || !aligned(b, pack_bytes)) spec.params.back().second = int64_t{1};
+}
+
 void run(Context& context, bool encode, const Tensor& input, const Routing& routing, bool is_postscore,
          const Tensor& out, int64_t tokens, int64_t model_dim, int64_t k) {
   Device& device = context.device(input.device());
   KernelSpec spec = kernels::dispatch_spec(encode, input.dtype(), model_dim, k, is_postscore, device.target());
-  int64_t vec = spec.int_param("vec");
-  size_t pack_bytes = static_cast<size_t>(vec) * dtype_size(input.dtype());
-  if (vec > 1 && !(aligned(input.data(), pack_bytes) && aligned(out.data(), pack_bytes))) {
-    spec.params.back().second = int64_t{1};  // misaligned views fall back to scalar loads
-    vec = 1;
-  }
+  scalar_if_misaligned(spec, input.dtype(), input.data(), out.data());
+  const int64_t vec = spec.int_param("vec");
   const LoadedKernel& kernel = context.kernel(device, spec);
   kernels::DispatchArgs args{input.data(),
                              routing.indices.data_as<const int>(),
@@ -151,9 +153,7 @@ void dispatch_gate_grad(Context& context, const Tensor& slots, const Tensor& oth
       << ": expected one data dtype, a " << dtype_name(gate_dtype_for(slots.dtype())) << " output, one device";
   Device& device = context.device(slots.device());
   KernelSpec spec = kernels::gate_grad_spec(slots.dtype(), m, k, device.target());
-  const size_t pack_bytes = static_cast<size_t>(spec.int_param("vec")) * dtype_size(slots.dtype());
-  if (!(aligned(slots.data(), pack_bytes) && aligned(other.data(), pack_bytes)))
-    spec.params.back().second = int64_t{1};  // misaligned views fall back to scalar loads
+  scalar_if_misaligned(spec, slots.dtype(), slots.data(), other.data());
   const LoadedKernel& kernel = context.kernel(device, spec);
   if (s == 0) return;
   kernels::DispatchArgs args{slots.data(),

@@ -28,6 +28,18 @@ std::vector<int> priority_order(Device& device, const Tensor& top_score) {
   return order;
 }
 
+// The gating kernels' launch: a CUDA thread per token (blocks of 128), or CPU blocks of tokens.
+LaunchConfig per_token_launch(Device& device, int64_t tokens) {
+  LaunchConfig config;
+  if (device.is_cuda()) {
+    config.block = 128;
+    config.grid = static_cast<unsigned>((tokens + 127) / 128);
+  } else {
+    config.grid = static_cast<unsigned>(std::clamp<int64_t>(tokens, 1, int64_t{device.parallelism()} * 4));
+  }
+  return config;
+}
+
 }  // namespace
 
 RoutedTokens route_tokens(Context& context, const Tensor& logits, int64_t top_k, bool normalize_gate,
@@ -58,13 +70,7 @@ RoutedTokens route_tokens(Context& context, const Tensor& logits, int64_t top_k,
   kernels::GateTopkArgs topk{logits.data(),  r.scores.data(), r.indices.data_as<int>(),
                              r.gates.data(), top.data(),      static_cast<int>(s)};
   void* topk_params[] = {&topk};
-  LaunchConfig config;
-  if (device.is_cuda()) {
-    config.block = 128;
-    config.grid = static_cast<unsigned>((s + 127) / 128);
-  } else {
-    config.grid = static_cast<unsigned>(std::clamp<int64_t>(s, 1, int64_t{device.parallelism()} * 4));
-  }
+  LaunchConfig config = per_token_launch(device, s);
   const KernelSpec topk_spec = kernels::gate_topk_spec(logits.dtype(), e, top_k, normalize_gate, device.target());
   if (s > 0) device.launch(context.kernel(device, topk_spec), config, topk_params);
   bool use_order = batch_prioritized && s > 0;
@@ -122,13 +128,7 @@ void gate_backward(Context& context, const RoutedTokens& routed, const Tensor& g
                                  grad_gates.data(),    aux_grad ? aux_grad->data() : nullptr,
                                  grad_logits.data(),   static_cast<int>(s)};
   void* params[] = {&args};
-  LaunchConfig config;
-  if (device.is_cuda()) {
-    config.block = 128;
-    config.grid = static_cast<unsigned>((s + 127) / 128);
-  } else {
-    config.grid = static_cast<unsigned>(std::clamp<int64_t>(s, 1, int64_t{device.parallelism()} * 4));
-  }
+  LaunchConfig config = per_token_launch(device, s);
   device.launch(kernel, config, params);
 }
 

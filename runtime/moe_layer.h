@@ -3,6 +3,7 @@
 // safetensors load/save. Single rank here; the distributed issue adds expert parallelism.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -160,6 +161,17 @@ class MoeLayer {
   void experts_backward(const Tensor& d_processed, const Tensor& d_slots, const Tensor* rows,
                         const ExpertTensors& weights, const ExpertTensors& grads);
   std::unique_ptr<comm::PendingOp> start_exchange(const void* send, void* recv, size_t bytes_per_rank, bool use_2dh);
+  // compute(chunk, input [E_x, R, M], output [E_x, R, M]) of one exchanged chunk.
+  using ChunkCompute = std::function<void(int64_t, const Tensor&, const Tensor&)>;
+  // The exchanged expert stage of forward and backward: chunk i of `from` [E, C, M] goes to its
+  // experts' ranks (expert-major, into input_of(i)), compute runs while chunk i + 1 travels, and
+  // its output comes back into `to` [E, C, M].
+  void pipelined_exchange(const Tensor& from, const Tensor& to, int64_t chunks, bool use_2dh,
+                          const std::function<char*(int64_t)>& input_of, const ChunkCompute& compute);
+  // The same for experts shared by s ranks: r copies of the slots cut into s pieces (into
+  // `input`), compute, and the r copies of the output added back into `to`.
+  void sharded_exchange(const Tensor& from, const Tensor& to, int adaptive_r, bool use_2dh, char* input,
+                        const ChunkCompute& compute);
   // Bytes of pre-activations per chunk of `rows` rows of `experts` experts.
   size_t pre_bytes(int64_t experts, int64_t rows, int64_t hidden) const;
   ExpertTensors sharded_weights(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage);

@@ -3,6 +3,7 @@
 // expert's weights and keeps its tokens (adaptive_r = 0; the weight gradients come back by
 // reduce-scatter). Parameter shards never move: r only changes transient exchanges.
 #include <cstring>
+#include <functional>
 
 #include "core/error.h"
 #include "runtime/elementwise_ops.h"
@@ -229,39 +230,20 @@ void MoeLayer::experts_forward(const Tensor& slots, const Tensor& processed, con
   }
   // NOTE: after the all-to-all a local expert's rows hold W blocks of slots; the grouped row
   // counts no longer describe them, so those GEMMs run padded (unused slots are zero).
-  const int64_t w = group_->size(), local = local_experts_, e = slots.dim(0), c = slots.dim(1), m = slots.dim(2);
-  const int64_t d = o.overlap_degree, cd = c / d, n = w * cd;  // C is a multiple of d (alignment)
-  const size_t row = static_cast<size_t>(m) * dtype_size(dt), chunk_bytes = static_cast<size_t>(e * cd) * row;
-  auto input = std::make_unique<Buffer>(device_, chunk_bytes * static_cast<size_t>(d));
-  if (saved) saved->pre = std::make_unique<Buffer>(device_, pre_bytes(local, n, h) * static_cast<size_t>(d));
-  Buffer out_space(device_, chunk_bytes);
-  std::vector<ChunkStaging> staging(static_cast<size_t>(d), ChunkStaging(chunk_bytes));
-  std::vector<std::unique_ptr<comm::PendingOp>> to(static_cast<size_t>(d)), back(static_cast<size_t>(d));
-  char* slot_bytes = static_cast<char*>(slots.data());
-  auto start_to = [&](int64_t i) {
-    copy_chunk(staging[i].send.data(), slot_bytes, e, c, cd, i, row, true);
-    to[i] = start_exchange(staging[i].send.data(), staging[i].recv.data(), chunk_bytes / w, o.use_2dh);
-  };
-  start_to(0);
-  for (int64_t i = 0; i < d; ++i) {
-    to[i]->wait();
-    if (i + 1 < d) start_to(i + 1);  // the next chunk travels while this one computes
-    char* in = static_cast<char*>(input->data()) + static_cast<size_t>(i) * chunk_bytes;
-    swap_blocks(staging[i].recv.data(), in, w, local, static_cast<size_t>(cd) * row);  // [W][E_l] -> [E_l][W]
-    const Tensor pre = saved ? pre_view(i, local, n) : Tensor();
-    run_experts(Tensor(in, dt, {local, n, m}, slots.device()), out_space.view(dt, {local, n, m}), nullptr, weights,
-                saved ? &pre : nullptr);
-    swap_blocks(static_cast<char*>(out_space.data()), staging[i].back_send.data(), local, w,
-                static_cast<size_t>(cd) * row);
-    back[i] = start_exchange(staging[i].back_send.data(), staging[i].back_recv.data(), chunk_bytes / w, o.use_2dh);
-  }
-  for (int64_t i = 0; i < d; ++i) {
-    back[i]->wait();
-    copy_chunk(staging[i].back_recv.data(), static_cast<char*>(processed.data()), e, c, cd, i, row, false);
-  }
+  const int64_t d = o.overlap_degree, n = group_->size() * slots.dim(1) / d, m = slots.dim(2);
+  const size_t chunk_bytes = slots.nbytes() / static_cast<size_t>(d);  // one chunk, any layout
+  auto input = std::make_unique<Buffer>(device_, slots.nbytes());
+  if (saved) saved->pre = std::make_unique<Buffer>(device_, pre_bytes(local_experts_, n, h) * static_cast<size_t>(d));
+  pipelined_exchange(
+      slots, processed, d, o.use_2dh,
+      [&](int64_t i) { return static_cast<char*>(input->data()) + static_cast<size_t>(i) * chunk_bytes; },
+      [&](int64_t i, const Tensor& in, const Tensor& out) {
+        const Tensor pre = saved ? pre_view(i, local_experts_, n) : Tensor();
+        run_experts(in, out, nullptr, weights, saved ? &pre : nullptr);
+      });
   if (saved) {
     saved->input = std::move(input);
-    saved->chunk_shape = {local, n, m};
+    saved->chunk_shape = {local_experts_, n, m};
     saved->chunks = d;
   }
 }
@@ -286,12 +268,6 @@ void MoeLayer::experts_backward(const Tensor& d_processed, const Tensor& d_slots
     backward_experts(d_processed, d_slots, rows, weights, grads, saved_input(0), saved_pre(0));
     return;
   }
-  const int64_t w = group_->size(), local = local_experts_, e = d_slots.dim(0), c = d_slots.dim(1), m = d_slots.dim(2);
-  const int64_t d = sv.chunks, cd = c / d, n = w * cd;
-  const size_t row = static_cast<size_t>(m) * dtype_size(dt), chunk_bytes = static_cast<size_t>(e * cd) * row;
-  Buffer out_space(device_, chunk_bytes), in_space(device_, chunk_bytes);
-  std::vector<ChunkStaging> staging(static_cast<size_t>(d), ChunkStaging(chunk_bytes));
-  std::vector<std::unique_ptr<comm::PendingOp>> to(static_cast<size_t>(d)), back(static_cast<size_t>(d));
   // Chunks after the first add their weight gradients to the first's.
   std::vector<std::unique_ptr<Buffer>> partial_space;
   ExpertTensors partial;
@@ -299,27 +275,43 @@ void MoeLayer::experts_backward(const Tensor& d_processed, const Tensor& d_slots
     partial_space.push_back(std::make_unique<Buffer>(device_, g.nbytes()));
     partial[name] = partial_space.back()->view(g.dtype(), g.shape());
   }
-  auto start_to = [&](int64_t i) {
-    copy_chunk(staging[i].send.data(), static_cast<char*>(d_processed.data()), e, c, cd, i, row, true);
-    to[i] = start_exchange(staging[i].send.data(), staging[i].recv.data(), chunk_bytes / w, sv.options.use_2dh);
+  Buffer received(device_, in_bytes);
+  pipelined_exchange(
+      d_processed, d_slots, sv.chunks, sv.options.use_2dh, [&](int64_t) { return static_cast<char*>(received.data()); },
+      [&](int64_t i, const Tensor& d_out, const Tensor& d_in) {
+        backward_experts(d_out, d_in, nullptr, weights, i == 0 ? grads : partial, saved_input(i), saved_pre(i));
+        if (i > 0)
+          for (const auto& [name, g] : grads) add(context_, g, partial.at(name), g);
+      });
+}
+
+void MoeLayer::pipelined_exchange(const Tensor& from, const Tensor& to, int64_t d, bool use_2dh,
+                                  const std::function<char*(int64_t)>& input_of, const ChunkCompute& compute) {
+  const DType dt = from.dtype();
+  const int64_t w = group_->size(), local = local_experts_, e = from.dim(0), c = from.dim(1), m = from.dim(2);
+  const int64_t cd = c / d, n = w * cd;  // C is a multiple of d (alignment)
+  const size_t row = static_cast<size_t>(m) * dtype_size(dt), chunk_bytes = static_cast<size_t>(e * cd) * row;
+  const size_t block = static_cast<size_t>(cd) * row;  // one expert's rows of one chunk from one rank
+  Buffer out_space(device_, chunk_bytes);
+  std::vector<ChunkStaging> staging(static_cast<size_t>(d), ChunkStaging(chunk_bytes));
+  std::vector<std::unique_ptr<comm::PendingOp>> there(static_cast<size_t>(d)), back(static_cast<size_t>(d));
+  auto send = [&](int64_t i) {
+    copy_chunk(staging[i].send.data(), static_cast<char*>(from.data()), e, c, cd, i, row, true);
+    there[i] = start_exchange(staging[i].send.data(), staging[i].recv.data(), chunk_bytes / w, use_2dh);
   };
-  start_to(0);
+  send(0);
   for (int64_t i = 0; i < d; ++i) {
-    to[i]->wait();
-    if (i + 1 < d) start_to(i + 1);
-    swap_blocks(staging[i].recv.data(), static_cast<char*>(out_space.data()), w, local, static_cast<size_t>(cd) * row);
-    backward_experts(out_space.view(dt, {local, n, m}), in_space.view(dt, {local, n, m}), nullptr, weights,
-                     i == 0 ? grads : partial, saved_input(i), saved_pre(i));
-    if (i > 0)
-      for (const auto& [name, g] : grads) add(context_, g, partial.at(name), g);
-    swap_blocks(static_cast<char*>(in_space.data()), staging[i].back_send.data(), local, w,
-                static_cast<size_t>(cd) * row);
-    back[i] =
-        start_exchange(staging[i].back_send.data(), staging[i].back_recv.data(), chunk_bytes / w, sv.options.use_2dh);
+    there[i]->wait();
+    if (i + 1 < d) send(i + 1);  // the next chunk travels while this one computes
+    char* in = input_of(i);
+    swap_blocks(staging[i].recv.data(), in, w, local, block);  // [W][E_l] -> [E_l][W]
+    compute(i, Tensor(in, dt, {local, n, m}, from.device()), out_space.view(dt, {local, n, m}));
+    swap_blocks(static_cast<char*>(out_space.data()), staging[i].back_send.data(), local, w, block);
+    back[i] = start_exchange(staging[i].back_send.data(), staging[i].back_recv.data(), chunk_bytes / w, use_2dh);
   }
   for (int64_t i = 0; i < d; ++i) {
     back[i]->wait();
-    copy_chunk(staging[i].back_recv.data(), static_cast<char*>(d_slots.data()), e, c, cd, i, row, false);
+    copy_chunk(staging[i].back_recv.data(), static_cast<char*>(to.data()), e, c, cd, i, row, false);
   }
 }
 
@@ -431,27 +423,35 @@ void MoeLayer::scatter_sharded_gradient(const std::string& name, const Tensor& f
       .reduce_scatter(spread.data(), mine.data(), static_cast<size_t>(padded), element, comm::ReduceOp::kSum);
 }
 
-void MoeLayer::sharded_forward(const Tensor& slots, const Tensor& processed, const ExpertTensors& weights,
-                               const ForwardOptions& o, ExpertsSaved* saved) {
-  const DType dt = config_.dtype;
-  const int64_t w = group_->size(), e = slots.dim(0), c = slots.dim(1), m = slots.dim(2), r = o.adaptive_r;
-  const int64_t piece = r * c / shards_, n = w * piece, h = hidden_of(weights);  // C % s == 0 (alignment)
+void MoeLayer::sharded_exchange(const Tensor& from, const Tensor& to, int adaptive_r, bool use_2dh, char* input,
+                                const ChunkCompute& compute) {
+  const DType dt = from.dtype();
+  const int64_t w = group_->size(), e = from.dim(0), c = from.dim(1), m = from.dim(2), r = adaptive_r;
+  const int64_t piece = r * c / shards_, n = w * piece;  // C % s == 0 (alignment)
   const size_t row = static_cast<size_t>(m) * dtype_size(dt);
   // r copies of each expert's C slots, cut into s pieces: piece q to the expert's rank q.
-  const std::vector<char> send = replicate(slots.data(), e, r, static_cast<size_t>(c) * row);
-  auto input = std::make_unique<Buffer>(device_, static_cast<size_t>(n) * row);
-  start_exchange(send.data(), input->data(), static_cast<size_t>(piece) * row, o.use_2dh)->wait();
-  const Tensor in = input->view(dt, {1, n, m});
+  const std::vector<char> send = replicate(from.data(), e, r, static_cast<size_t>(c) * row);
+  start_exchange(send.data(), input, static_cast<size_t>(piece) * row, use_2dh)->wait();
+  Buffer out(device_, static_cast<size_t>(n) * row);
+  compute(0, Tensor(input, dt, {1, n, m}, from.device()), out.view(dt, {1, n, m}));
+  std::vector<char> back(send.size());
+  start_exchange(out.data(), back.data(), static_cast<size_t>(piece) * row, use_2dh)->wait();
+  sum_copies(back.data(), to.data(), e, r, c * m, dt);  // the hidden slices' partial sums; in backward the copies'
+}
+
+void MoeLayer::sharded_forward(const Tensor& slots, const Tensor& processed, const ExpertTensors& weights,
+                               const ForwardOptions& o, ExpertsSaved* saved) {
+  const int64_t n = group_->size() * o.adaptive_r * slots.dim(1) / shards_, m = slots.dim(2);
+  auto input = std::make_unique<Buffer>(device_, static_cast<size_t>(n * m) * dtype_size(config_.dtype));
   Tensor pre;
   if (saved) {
-    saved->pre = std::make_unique<Buffer>(device_, pre_bytes(1, n, h));
-    pre = saved->pre->view(dt, {1, n, h});  // sharded experts are FFN experts
+    saved->pre = std::make_unique<Buffer>(device_, pre_bytes(1, n, hidden_of(weights)));
+    pre = saved->pre->view(config_.dtype, {1, n, hidden_of(weights)});  // sharded experts are FFN experts
   }
-  Buffer out(device_, static_cast<size_t>(n) * row);
-  run_experts(in, out.view(dt, {1, n, m}), nullptr, weights, saved ? &pre : nullptr);
-  std::vector<char> back(send.size());
-  start_exchange(out.data(), back.data(), static_cast<size_t>(piece) * row, o.use_2dh)->wait();
-  sum_copies(back.data(), processed.data(), e, r, c * m, dt);  // the hidden slices' partial sums
+  sharded_exchange(slots, processed, o.adaptive_r, o.use_2dh, static_cast<char*>(input->data()),
+                   [&](int64_t, const Tensor& in, const Tensor& out) {
+                     run_experts(in, out, nullptr, weights, saved ? &pre : nullptr);
+                   });
   if (saved) {
     saved->input = std::move(input);
     saved->chunk_shape = {1, n, m};
@@ -463,18 +463,13 @@ void MoeLayer::sharded_backward(const Tensor& d_processed, const Tensor& d_slots
                                 const ExpertTensors& grads) {
   const Saved& sv = *saved_;
   const DType dt = config_.dtype;
-  const int64_t w = group_->size(), e = d_slots.dim(0), c = d_slots.dim(1), m = d_slots.dim(2);
-  const int64_t r = sv.options.adaptive_r, piece = r * c / shards_, n = w * piece;
-  const size_t row = static_cast<size_t>(m) * dtype_size(dt);
-  const std::vector<char> send = replicate(d_processed.data(), e, r, static_cast<size_t>(c) * row);
-  Buffer d_out(device_, static_cast<size_t>(n) * row), d_in(device_, static_cast<size_t>(n) * row);
-  start_exchange(send.data(), d_out.data(), static_cast<size_t>(piece) * row, sv.options.use_2dh)->wait();
+  Buffer received(device_, sv.dispatched->bytes());
   const Tensor pre(sv.pre->data(), dt, {static_cast<int64_t>(sv.pre->bytes() / dtype_size(dt))}, d_slots.device());
-  backward_experts(d_out.view(dt, {1, n, m}), d_in.view(dt, {1, n, m}), nullptr, weights, grads,
-                   sv.dispatched->view(dt, {1, n, m}), pre);
-  std::vector<char> back(send.size());
-  start_exchange(d_in.data(), back.data(), static_cast<size_t>(piece) * row, sv.options.use_2dh)->wait();
-  sum_copies(back.data(), d_slots.data(), e, r, c * m, dt);  // the r copies' gradients add up
+  sharded_exchange(d_processed, d_slots, sv.options.adaptive_r, sv.options.use_2dh, static_cast<char*>(received.data()),
+                   [&](int64_t, const Tensor& d_out, const Tensor& d_in) {
+                     backward_experts(d_out, d_in, nullptr, weights, grads, sv.dispatched->view(dt, d_out.shape()),
+                                      pre);
+                   });
 }
 
 }  // namespace switchyard
