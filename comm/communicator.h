@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +14,18 @@ namespace switchyard::comm {
 
 enum class Element { kByte, kInt32, kInt64, kFloat32, kFloat64 };
 enum class ReduceOp { kSum, kMax };
+/// Where the buffers given to a communicator live: host memory (MPI) or one GPU's (NCCL).
+enum class Memory { kHost, kDevice };
+
+/// How comm/ allocates scratch and moves bytes in a communicator's memory (the permutes of 2DH).
+struct MemoryOps {
+  std::function<std::shared_ptr<void>(size_t bytes)> allocate;
+  /// `rows` rows of `width` bytes from src + i * src_pitch to dst + i * dst_pitch.
+  std::function<void(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows)>
+      copy_2d;
+};
+/// MemoryOps for host memory (new[] and memcpy).
+MemoryOps host_memory_ops();
 
 size_t element_bytes(Element element);
 const char* element_name(Element element);
@@ -32,6 +45,11 @@ class Communicator {
   virtual int size() const = 0;
   /// e.g. "mpi world (rank 1 of 4)".
   virtual std::string describe() const = 0;
+  /// Where the buffers of every collective below must be.
+  virtual Memory memory() const { return Memory::kHost; }
+  /// The same ranks in the same order over host memory, for small control messages (counts,
+  /// options): this communicator for a host engine, the one that bootstrapped it otherwise.
+  virtual Communicator& control() { return *this; }
 
   /// send and recv hold size() blocks of `count` elements; block q of send goes to rank q, block
   /// q of recv comes from rank q.
@@ -58,9 +76,9 @@ class Communicator {
 };
 
 /// The counts each rank will receive from every peer, given what this rank sends to each
-/// (an all_to_all of the counts).
+/// (an all_to_all of the counts, over comm.control()).
 std::vector<size_t> exchange_counts(Communicator& comm, const std::vector<size_t>& send_counts);
-/// Every rank's count (an all-gather of one number).
+/// Every rank's count (an all-gather of one number, over comm.control()).
 std::vector<size_t> gather_counts(Communicator& comm, size_t count);
 
 }  // namespace switchyard::comm

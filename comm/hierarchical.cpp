@@ -1,14 +1,17 @@
 #include "comm/hierarchical.h"
 
 #include <cstdlib>
-#include <cstring>
+#include <utility>
 
 #include "core/error.h"
 
 namespace switchyard::comm {
 
-HierarchicalAllToAll::HierarchicalAllToAll(Communicator& world, int local_size)
-    : world_(world), local_size_(local_size), nodes_(local_size > 0 ? world.size() / local_size : 0) {
+HierarchicalAllToAll::HierarchicalAllToAll(Communicator& world, int local_size, MemoryOps memory)
+    : world_(world),
+      memory_(std::move(memory)),
+      local_size_(local_size),
+      nodes_(local_size > 0 ? world.size() / local_size : 0) {
   SY_CHECK(local_size >= 1 && world.size() % local_size == 0)
       << "2DH all-to-all: local size " << local_size << " does not divide the world size " << world.size();
   const int node = world.rank() / local_size, local = world.rank() % local_size;
@@ -22,12 +25,12 @@ class HierarchicalAllToAll::Pending : public PendingOp {
   Pending(HierarchicalAllToAll& owner, const void* send, void* recv, size_t count, Element element)
       : owner_(owner), recv_(recv), count_(count), element_(element) {
     const size_t total = count * element_bytes(element) * static_cast<size_t>(owner.world_.size());
-    first_.resize(total);
-    second_.resize(total);
+    first_ = owner.memory_.allocate(total);
+    second_ = owner.memory_.allocate(total);
     // 1. Across nodes: the L blocks for node n (contiguous, node-major) go to that node's rank of
     //    this local index. first_ = [source node][destination local].
     cross_ =
-        owner.cross_->start_all_to_all(send, first_.data(), count * static_cast<size_t>(owner.local_size_), element);
+        owner.cross_->start_all_to_all(send, first_.get(), count * static_cast<size_t>(owner.local_size_), element);
   }
   ~Pending() override {
     try {
@@ -41,19 +44,18 @@ class HierarchicalAllToAll::Pending : public PendingOp {
     cross_->wait();
     const int l_size = owner_.local_size_, n_size = owner_.nodes_;
     const size_t block = count_ * element_bytes(element_);
-    // 2. Transpose to [destination local][source node].
-    for (int n = 0; n < n_size; ++n)
-      for (int l = 0; l < l_size; ++l)
-        std::memcpy(&second_[(static_cast<size_t>(l) * n_size + n) * block],
-                    &first_[(static_cast<size_t>(n) * l_size + l) * block], block);
-    // 3. Inside the node: the N blocks for local rank l go to it. first_ = [source local][source node].
-    owner_.local_->all_to_all(second_.data(), first_.data(), count_ * static_cast<size_t>(n_size), element_);
+    char* first = static_cast<char*>(first_.get());
+    char* second = static_cast<char*>(second_.get());
+    const size_t nodes = static_cast<size_t>(n_size), locals = static_cast<size_t>(l_size);
+    // 2. Transpose to [destination local][source node]: node n's L blocks go to column n.
+    for (size_t n = 0; n < nodes; ++n)
+      owner_.memory_.copy_2d(second + n * block, nodes * block, first + n * locals * block, block, block, locals);
+    // 3. Inside the node: the N blocks for local rank l go to it. first = [source local][source node].
+    owner_.local_->all_to_all(second, first, count_ * nodes, element_);
     // 4. Source-rank order: rank = node * L + local.
     char* out = static_cast<char*>(recv_);
-    for (int l = 0; l < l_size; ++l)
-      for (int n = 0; n < n_size; ++n)
-        std::memcpy(out + (static_cast<size_t>(n) * l_size + l) * block,
-                    &first_[(static_cast<size_t>(l) * n_size + n) * block], block);
+    for (size_t l = 0; l < locals; ++l)
+      owner_.memory_.copy_2d(out + l * block, locals * block, first + l * nodes * block, block, block, nodes);
   }
 
  private:
@@ -61,7 +63,7 @@ class HierarchicalAllToAll::Pending : public PendingOp {
   void* recv_;
   size_t count_;
   Element element_;
-  std::vector<char> first_, second_;
+  std::shared_ptr<void> first_, second_;  // staging in the world's memory
   std::unique_ptr<PendingOp> cross_;
   bool done_ = false;
 };

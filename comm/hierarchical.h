@@ -14,8 +14,9 @@ namespace switchyard::comm {
 class HierarchicalAllToAll {
  public:
   /// Collective over `world`: builds the intra-node and cross-node groups. local_size must
-  /// divide world.size() (UserError otherwise).
-  HierarchicalAllToAll(Communicator& world, int local_size);
+  /// divide world.size() (UserError otherwise). `memory` allocates and permutes in the memory of
+  /// world's buffers (host memory by default).
+  HierarchicalAllToAll(Communicator& world, int local_size, MemoryOps memory = host_memory_ops());
   /// Same contract as Communicator::all_to_all.
   void run(const void* send, void* recv, size_t count, Element element);
   /// Started in the background: the cross-node stage travels until wait(), which then runs the
@@ -25,6 +26,7 @@ class HierarchicalAllToAll {
 
  private:
   Communicator& world_;
+  MemoryOps memory_;
   int local_size_;
   int nodes_;
   std::unique_ptr<Communicator> local_;  // the L ranks of this node, by local index

@@ -30,6 +30,8 @@ class NcclCommunicator : public Communicator {
   int rank() const override { return bootstrap_.rank(); }
   int size() const override { return bootstrap_.size(); }
   std::string describe() const override;
+  Memory memory() const override { return Memory::kDevice; }
+  Communicator& control() override { return bootstrap_; }
   void all_to_all(const void* send, void* recv, size_t count, Element element) override;
   std::unique_ptr<PendingOp> start_all_to_all(const void* send, void* recv, size_t count, Element element) override;
   void all_to_all_v(const void* send, const std::vector<size_t>& send_counts, void* recv,

@@ -68,6 +68,20 @@ void CpuDevice::copy_to_host(void* host_dst, const void* device_src, size_t byte
   if (bytes > 0) std::memcpy(host_dst, device_src, bytes);
 }
 
+void CpuDevice::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) {
+  SY_CHECK(dst_pitch >= width && src_pitch >= width)
+      << "copy_2d: pitches " << dst_pitch << " and " << src_pitch << " must be at least the width " << width;
+  auto copy_rows = [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i)
+      std::memcpy(static_cast<char*>(dst) + i * dst_pitch, static_cast<const char*>(src) + i * src_pitch, width);
+  };
+  constexpr size_t kSerialBytes = 1 << 18;  // below this a pool dispatch costs more than the copy
+  if (width * rows < kSerialBytes || pool_.size() == 1 || rows < pool_.size()) return copy_rows(0, rows);
+  const size_t chunk = (rows + pool_.size() - 1) / pool_.size();
+  pool_.parallel_for(pool_.size(),
+                     [&](uint32_t i) { copy_rows(std::min(rows, i * chunk), std::min(rows, (i + 1) * chunk)); });
+}
+
 void CpuDevice::copy_within(void* dst, const void* src, size_t bytes) {
   // Split across the pool, like a kernel launch, so it is a fair memcpy baseline.
   const size_t chunk = (bytes + pool_.size() - 1) / pool_.size();

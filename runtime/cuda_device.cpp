@@ -107,6 +107,23 @@ void CudaDevice::copy_within(void* dst, const void* src, size_t bytes) {
              "cuMemcpyDtoDAsync");
 }
 
+void CudaDevice::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) {
+  SY_CHECK(dst_pitch >= width && src_pitch >= width)
+      << "copy_2d: pitches " << dst_pitch << " and " << src_pitch << " must be at least the width " << width;
+  if (width == 0 || rows == 0) return;
+  make_current();
+  CudaMemcpy2D copy{};
+  copy.srcMemoryType = kCuMemoryTypeDevice;
+  copy.srcDevice = reinterpret_cast<CUdeviceptr>(src);
+  copy.srcPitch = src_pitch;
+  copy.dstMemoryType = kCuMemoryTypeDevice;
+  copy.dstDevice = reinterpret_cast<CUdeviceptr>(dst);
+  copy.dstPitch = dst_pitch;
+  copy.WidthInBytes = width;
+  copy.Height = rows;
+  cuda_check(driver_.cuMemcpy2DAsync_v2(&copy, stream_), "cuMemcpy2DAsync");
+}
+
 int CudaDevice::query_stream() const {
   make_current();
   const CUresult result = driver_.cuStreamQuery(stream_);

@@ -20,6 +20,27 @@ using CUevent = struct CUevent_st*;
 inline constexpr int kCuAttrComputeCapabilityMajor = 75;
 inline constexpr int kCuAttrComputeCapabilityMinor = 76;
 inline constexpr int kCuAttrMultiprocessorCount = 16;
+inline constexpr int kCuMemoryTypeDevice = 2;  // CU_MEMORYTYPE_DEVICE
+
+/// CUDA_MEMCPY2D, field for field (tests/runtime/cuda_abi_test.cpp compares it with cuda.h).
+struct CudaMemcpy2D {
+  size_t srcXInBytes;
+  size_t srcY;
+  int srcMemoryType;
+  const void* srcHost;
+  CUdeviceptr srcDevice;
+  void* srcArray;
+  size_t srcPitch;
+  size_t dstXInBytes;
+  size_t dstY;
+  int dstMemoryType;
+  void* dstHost;
+  CUdeviceptr dstDevice;
+  void* dstArray;
+  size_t dstPitch;
+  size_t WidthInBytes;
+  size_t Height;
+};
 
 #define SY_CUDA_FUNCTIONS(X)                                                                                      \
   X(cuInit, CUresult, (unsigned))                                                                                 \
@@ -48,7 +69,8 @@ inline constexpr int kCuAttrMultiprocessorCount = 16;
   X(cuMemsetD8Async, CUresult, (CUdeviceptr, unsigned char, size_t, CUstream))                                    \
   X(cuMemcpyHtoD_v2, CUresult, (CUdeviceptr, const void*, size_t))                                                \
   X(cuMemcpyDtoH_v2, CUresult, (void*, CUdeviceptr, size_t))                                                      \
-  X(cuMemcpyDtoDAsync_v2, CUresult, (CUdeviceptr, CUdeviceptr, size_t, CUstream))
+  X(cuMemcpyDtoDAsync_v2, CUresult, (CUdeviceptr, CUdeviceptr, size_t, CUstream))                                 \
+  X(cuMemcpy2DAsync_v2, CUresult, (const CudaMemcpy2D*, CUstream))
 
 struct CudaDriver {
 #define SY_DECLARE(name, ret, args) ret(*name) args = nullptr;

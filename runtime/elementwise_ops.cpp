@@ -90,6 +90,36 @@ void add(Context& context, const Tensor& a, const Tensor& b, const Tensor& out) 
   launch(context, a, kernels::kEwAdd, kernels::kActNone, args);
 }
 
+void scale(Context& context, const Tensor& x, double factor, const Tensor& out) {
+  SY_CHECK(std::isfinite(factor)) << "scale: factor " << factor << " is not finite";
+  expect_like(out, x, "output", "scale");
+  kernels::ElementwiseArgs args{};
+  args.x = x.data();
+  args.out = out.data();
+  args.count = static_cast<long>(x.numel());
+  args.scale = factor;
+  launch(context, x, kernels::kEwScale, kernels::kActNone, args);
+}
+
+void transpose(Context& context, const Tensor& x, const Tensor& out) {
+  SY_CHECK(x.ndim() == 2 || x.ndim() == 3) << "transpose input is " << x.describe() << "; expected [R, C] or [B, R, C]";
+  const int64_t batch = x.ndim() == 3 ? x.dim(0) : 1, rows = x.dim(x.ndim() - 2), cols = x.dim(x.ndim() - 1);
+  std::vector<int64_t> shape = {cols, rows};
+  if (x.ndim() == 3) shape.insert(shape.begin(), batch);
+  SY_CHECK(out.shape() == shape && out.dtype() == x.dtype() && out.device() == x.device() && out.is_contiguous())
+      << "transpose output is " << out.describe() << "; expected contiguous " << dtype_name(x.dtype())
+      << shape_string(shape) << " on " << x.device().to_string();
+  SY_CHECK(x.data() != out.data()) << "transpose cannot run in place (input and output share " << x.describe() << ")";
+  kernels::ElementwiseArgs args{};
+  args.x = x.data();
+  args.out = out.data();
+  args.count = static_cast<long>(x.numel());
+  args.rows = static_cast<int>(rows);
+  args.cols = static_cast<int>(cols);
+  args.batch = static_cast<int>(batch);
+  launch(context, x, kernels::kEwTranspose, kernels::kActNone, args);
+}
+
 void sum_rows(Context& context, const Tensor& x, const Tensor& out, const Tensor* row_counts) {
   SY_CHECK(x.ndim() == 3) << "sum_rows input is " << x.describe() << "; expected [B, R, C]";
   const int64_t batch = x.dim(0), rows = x.dim(1), cols = x.dim(2);

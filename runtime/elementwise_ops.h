@@ -1,6 +1,6 @@
-// Element-wise ops of the training path: activations, the SwiGLU product and its backward, add,
-// the SGD step, and the row sums that give bias gradients. Every tensor contiguous, one dtype,
-// one device; each throws UserError naming the tensor that does not fit.
+// Element-wise ops: activations, the SwiGLU product and its backward, add, scale, the SGD step,
+// the row sums that give bias gradients, and the batched transpose of weight copies. Every tensor contiguous, one
+// dtype, one device; each throws UserError naming the tensor that does not fit.
 #pragma once
 
 #include <switchyard/common/gemm_args.h>
@@ -19,6 +19,10 @@ void swiglu_backward(Context& context, const Tensor& gate, const Tensor& up, con
                      const Tensor& d_up);
 /// out = a + b (out may be a).
 void add(Context& context, const Tensor& a, const Tensor& b, const Tensor& out);
+/// out = factor * x (out may be x).
+void scale(Context& context, const Tensor& x, double factor, const Tensor& out);
+/// out [B, C, R] = x [B, R, C] transposed per batch (a 2-D x is one batch; out is then [C, R]).
+void transpose(Context& context, const Tensor& x, const Tensor& out);
 /// out [B, C] = sum over the first row_counts[b] (default all) rows of x [B, R, C].
 void sum_rows(Context& context, const Tensor& x, const Tensor& out, const Tensor* row_counts = nullptr);
 

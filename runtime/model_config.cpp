@@ -205,6 +205,15 @@ void add_layer_kernels(const ModelConfig& config, DType dtype, const Target& tar
     add(kernels::cast_spec(dtype, gate, target));                                // the gate's copy of the input
     if (dtype == DType::kFloat64) add(kernels::cast_spec(gate, dtype, target));  // gates back for dispatch
   }
+  // The layer's transposed weight copies (the gate's and fc1's); experts shared by several ranks
+  // (E < W) add their copies' partial sums and scale their fc2 bias.
+  using kernels::elementwise_spec;
+  add(elementwise_spec(gate, kernels::kEwTranspose, kernels::kActNone, target));
+  if (config.expert_type == "ffn") {
+    add(elementwise_spec(dtype, kernels::kEwTranspose, kernels::kActNone, target));
+    add(elementwise_spec(dtype, kernels::kEwSumRows, kernels::kActNone, target));
+    add(elementwise_spec(dtype, kernels::kEwScale, kernels::kActNone, target));
+  }
   for (int64_t k : config.top_k) {
     for (bool normalize : config.normalize_gate)
       add(kernels::gate_topk_spec(gate, config.num_experts, k, normalize, target));
@@ -221,12 +230,9 @@ void add_layer_kernels(const ModelConfig& config, DType dtype, const Target& tar
       add(kernels::dispatch_spec(false, dtype, config.model_dim, k, !postscore, target));
     }
   }
-  using kernels::elementwise_spec;
   const auto act = kernels::parse_activation(config.activation);
   if (config.expert_type == "ffn" && act != kernels::kActNone)
     add(elementwise_spec(dtype, kernels::kEwActivate, act, target));
-  if (config.expert_type == "ffn" && (config.has_fc1_bias || config.has_fc2_bias))
-    add(elementwise_spec(dtype, kernels::kEwSumRows, kernels::kActNone, target));
   if (config.expert_type == "swiglu") {
     add(elementwise_spec(dtype, kernels::kEwSwiglu, kernels::kActNone, target));
     add(elementwise_spec(dtype, kernels::kEwSwigluBackward, kernels::kActNone, target));

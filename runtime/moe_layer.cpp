@@ -10,7 +10,7 @@
 #include "core/half.h"
 #include "runtime/moe_saved.h"
 #include "runtime/safetensors.h"
-#include "runtime/transpose.h"
+#include "runtime/staged_communicator.h"
 
 namespace switchyard {
 namespace {
@@ -60,7 +60,7 @@ void MoeLayerConfig::validate() const {
 }
 
 MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm::Communicator* group)
-    : context_(context), device_(device), config_(config), group_(group) {
+    : context_(context), device_(device), config_(config), group_(group), user_group_(group) {
   config_.validate();
   local_experts_ = config_.num_experts;
   if (group_ != nullptr && group_->size() > 1) {
@@ -68,8 +68,13 @@ MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm
     const int64_t w = group_->size(), e = config_.num_experts;
     SY_CHECK(e % w == 0 || w % e == 0) << "num_experts = " << e << " does not fit a group of " << w
                                        << " ranks: expected a multiple or a divisor of " << w;
-    SY_CHECK(!device_.is_cuda()) << "a CUDA layer in a group of " << w
-                                 << " ranks needs NCCL, which this build does not have; MPI moves host memory";
+    SY_CHECK(device_.is_cuda() || group_->memory() == comm::Memory::kHost)
+        << "a CPU layer cannot exchange through " << group_->describe()
+        << ": it takes GPU memory; pass a host-memory (MPI) communicator";
+    if (device_.is_cuda() && group_->memory() == comm::Memory::kHost) {  // no NCCL: stage through the host
+      staged_group_ = std::make_unique<StagedCommunicator>(*group_, device_);
+      group_ = staged_group_.get();
+    }
     local_experts_ = std::max<int64_t>(e / w, 1);
     shards_ = e < w ? w / e : 1;
     // Fewer experts than ranks: rank e * s + q holds slice q of expert e's hidden units
@@ -214,10 +219,9 @@ void MoeLayer::save(const std::string& path) const {
 }
 
 void MoeLayer::refresh_packed() {
-  // The CPU GEMM reads B as [K, N]: keep transposed copies of the weights stored as
-  // nn.Linear [out, in] (the gate and fc1). On the CPU the transpose runs in place of the
-  // buffers; a CUDA layer stages it through the host.
-  auto transpose = [&](const std::string& from, const std::string& to) {
+  // The tensor-core GEMMs read B as [K, N]: keep transposed copies of the weights stored as
+  // nn.Linear [out, in] (the gate and fc1), made on the layer's device.
+  auto refresh = [&](const std::string& from, const std::string& to) {
     const Param& src = params_.at(from);
     const int64_t batch = src.shape.size() == 3 ? src.shape[0] : 1;
     const int64_t rows = src.shape[src.shape.size() - 2], cols = src.shape.back();
@@ -227,19 +231,11 @@ void MoeLayer::refresh_packed() {
       packed.shape = {batch, cols, rows};
       packed.buffer = std::make_unique<Buffer>(device_, src.buffer->bytes());
     }
-    const size_t el = dtype_size(src.dtype);
-    if (!device_.is_cuda()) {
-      transpose_batches(static_cast<const char*>(src.buffer->data()), static_cast<char*>(packed.buffer->data()), batch,
-                        rows, cols, el);
-      return;
-    }
-    std::string in(src.buffer->bytes(), '\0'), out(in.size(), '\0');
-    device_.copy_to_host(in.data(), src.buffer->data(), in.size());
-    transpose_batches(in.data(), out.data(), batch, rows, cols, el);
-    device_.copy_from_host(packed.buffer->data(), out.data(), out.size());
+    transpose(context_, src.buffer->view(src.dtype, {batch, rows, cols}),
+              packed.buffer->view(packed.dtype, packed.shape));
   };
-  transpose("gates.0.wg.weight", "wg_t");
-  if (config_.expert_type == ExpertType::kFfn) transpose("experts.batched_fc1_w", "fc1_t");
+  refresh("gates.0.wg.weight", "wg_t");
+  if (config_.expert_type == ExpertType::kFfn) refresh("experts.batched_fc1_w", "fc1_t");
 }
 
 }  // namespace switchyard

@@ -1,6 +1,6 @@
 // MoeLayer: one Mixture-of-Experts layer with Tutel's parameter names and layouts
 // (tutel-semantics 4.2, 6.1, 6.2), a forward whose options switch on every call, and
-// safetensors load/save. Single rank here; the distributed issue adds expert parallelism.
+// safetensors load/save. With a communicator, experts spread over its ranks (moe_parallel.cpp).
 #pragma once
 
 #include <functional>
@@ -75,8 +75,11 @@ struct ForwardResult {
 class MoeLayer {
  public:
   /// With `group` (W ranks), config.num_experts is the global E and this rank holds experts
-  /// [rank * E / W, (rank + 1) * E / W): E must be a multiple of W. Collective over the group:
-  /// every rank must pass the same config (a UserError on every rank names the difference).
+  /// [rank * E / W, (rank + 1) * E / W) (E a multiple of W), or a slice of expert rank / (W / E)
+  /// (W a multiple of E). Collective over the group: every rank must pass the same config (a
+  /// UserError on every rank names the difference). A CUDA layer exchanges GPU memory directly
+  /// through a device-memory group (NCCL) and stages a host-memory group (MPI) through the host;
+  /// a CPU layer needs a host-memory group. The group must outlive the layer.
   MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm::Communicator* group = nullptr);
   ~MoeLayer();
   MoeLayer(const MoeLayer&) = delete;
@@ -118,7 +121,8 @@ class MoeLayer {
   int64_t expert_parameter_count() const;
   /// Experts held by this rank (num_experts without a group).
   int64_t local_experts() const { return local_experts_; }
-  comm::Communicator* group() const { return group_; }
+  /// The communicator the layer was given.
+  comm::Communicator* group() const { return user_group_; }
   int64_t gate_parameter_count() const;
 
  private:
@@ -195,7 +199,9 @@ class MoeLayer {
   Context& context_;
   Device& device_;
   MoeLayerConfig config_;
-  comm::Communicator* group_ = nullptr;
+  comm::Communicator* group_ = nullptr;                // what the exchanges use: user_group_, or its staged wrapper
+  comm::Communicator* user_group_ = nullptr;           // what the constructor was given
+  std::unique_ptr<comm::Communicator> staged_group_;   // a host group seen from a CUDA layer's memory
   std::unique_ptr<comm::HierarchicalAllToAll> two_d_;  // created on the first use_2dh call
   int64_t local_experts_ = 0;
   int64_t shards_ = 1;  // ranks sharing one expert (s = W / E when E < W)

@@ -9,14 +9,15 @@
 #include "runtime/elementwise_ops.h"
 #include "runtime/moe_layer.h"
 #include "runtime/moe_saved.h"
-#include "runtime/transpose.h"
+#include "runtime/staged_communicator.h"
 
 namespace switchyard {
 namespace {
 
 comm::Element reduce_element(DType dtype) {
   SY_CHECK(dtype == DType::kFloat32 || dtype == DType::kFloat64)
-      << "gradient reduction over MPI takes float32 or float64, not " << dtype_name(dtype);
+      << "summing gradients across ranks takes float32 or float64, not " << dtype_name(dtype) << " (train a "
+      << dtype_name(dtype) << " layer in a group with adaptive_r = 1 and E >= W)";
   return dtype == DType::kFloat32 ? comm::Element::kFloat32 : comm::Element::kFloat64;
 }
 
@@ -26,7 +27,7 @@ std::vector<int64_t> gather_and_compare(comm::Communicator& group, const std::ve
                                         const std::vector<const char*>& names, size_t first_checked, const char* what) {
   const size_t n = mine.size(), w = static_cast<size_t>(group.size());
   std::vector<int64_t> all(n * w);
-  group.all_gather_v(mine.data(), n, all.data(), std::vector<size_t>(w, n), comm::Element::kInt64);
+  group.control().all_gather_v(mine.data(), n, all.data(), std::vector<size_t>(w, n), comm::Element::kInt64);
   for (size_t q = 1; q < w; ++q)
     for (size_t i = first_checked; i < n; ++i) {
       if (all[q * n + i] == all[i]) continue;
@@ -163,29 +164,30 @@ namespace {
 
 // Chunk i of the capacity axis of slots [E, C, M] (rows [i * cd, (i + 1) * cd) of every expert)
 // to or from a packed [E, cd, M].
-void copy_chunk(char* packed, char* slots, int64_t experts, int64_t c, int64_t cd, int64_t i, size_t row,
-                bool to_packed) {
-  for (int64_t g = 0; g < experts; ++g) {
-    char* at_slots = slots + static_cast<size_t>(g * c + i * cd) * row;
-    char* at_packed = packed + static_cast<size_t>(g * cd) * row;
-    if (to_packed)
-      std::memcpy(at_packed, at_slots, static_cast<size_t>(cd) * row);
-    else
-      std::memcpy(at_slots, at_packed, static_cast<size_t>(cd) * row);
-  }
+void copy_chunk(Device& device, void* packed, void* slots, int64_t experts, int64_t c, int64_t cd, int64_t i,
+                size_t row, bool to_packed) {
+  const size_t width = static_cast<size_t>(cd) * row, slots_pitch = static_cast<size_t>(c) * row;
+  char* at_slots = static_cast<char*>(slots) + static_cast<size_t>(i) * width;
+  const auto rows = static_cast<size_t>(experts);
+  if (to_packed)
+    device.copy_2d(packed, width, at_slots, slots_pitch, width, rows);
+  else
+    device.copy_2d(at_slots, slots_pitch, packed, width, width, rows);
 }
 
-// [a][b] blocks of `block` bytes -> [b][a].
-void swap_blocks(const char* in, char* out, int64_t a, int64_t b, size_t block) {
+// [a][b] blocks of `block` bytes -> [b][a]: row i of blocks becomes column i.
+void swap_blocks(Device& device, const void* in, void* out, int64_t a, int64_t b, size_t block) {
   for (int64_t i = 0; i < a; ++i)
-    for (int64_t j = 0; j < b; ++j)
-      std::memcpy(out + static_cast<size_t>(j * a + i) * block, in + static_cast<size_t>(i * b + j) * block, block);
+    device.copy_2d(static_cast<char*>(out) + static_cast<size_t>(i) * block, static_cast<size_t>(a) * block,
+                   static_cast<const char*>(in) + static_cast<size_t>(i * b) * block, block, block,
+                   static_cast<size_t>(b));
 }
 
 // Send, receive and permute staging of one chunk: [W][E_local][cd][M] each.
 struct ChunkStaging {
-  std::vector<char> send, recv, back_send, back_recv;
-  explicit ChunkStaging(size_t bytes) : send(bytes), recv(bytes), back_send(bytes), back_recv(bytes) {}
+  Buffer send, recv, back_send, back_recv;
+  ChunkStaging(Device& device, size_t bytes)
+      : send(device, bytes), recv(device, bytes), back_send(device, bytes), back_recv(device, bytes) {}
 };
 
 }  // namespace
@@ -194,7 +196,8 @@ std::unique_ptr<comm::PendingOp> MoeLayer::start_exchange(const void* send, void
                                                           bool use_2dh) {
   if (!use_2dh) return group_->start_all_to_all(send, recv, bytes_per_rank, comm::Element::kByte);
   if (!two_d_)  // collective; every rank gets here in the same call (use_2dh is agreed on)
-    two_d_ = std::make_unique<comm::HierarchicalAllToAll>(*group_, comm::local_size_from_environment(group_->size()));
+    two_d_ = std::make_unique<comm::HierarchicalAllToAll>(*group_, comm::local_size_from_environment(group_->size()),
+                                                          device_memory_ops(device_));
   return two_d_->start(send, recv, bytes_per_rank, comm::Element::kByte);
 }
 
@@ -293,10 +296,11 @@ void MoeLayer::pipelined_exchange(const Tensor& from, const Tensor& to, int64_t 
   const size_t row = static_cast<size_t>(m) * dtype_size(dt), chunk_bytes = static_cast<size_t>(e * cd) * row;
   const size_t block = static_cast<size_t>(cd) * row;  // one expert's rows of one chunk from one rank
   Buffer out_space(device_, chunk_bytes);
-  std::vector<ChunkStaging> staging(static_cast<size_t>(d), ChunkStaging(chunk_bytes));
+  std::vector<ChunkStaging> staging;
+  for (int64_t i = 0; i < d; ++i) staging.emplace_back(device_, chunk_bytes);
   std::vector<std::unique_ptr<comm::PendingOp>> there(static_cast<size_t>(d)), back(static_cast<size_t>(d));
   auto send = [&](int64_t i) {
-    copy_chunk(staging[i].send.data(), static_cast<char*>(from.data()), e, c, cd, i, row, true);
+    copy_chunk(device_, staging[i].send.data(), from.data(), e, c, cd, i, row, true);
     there[i] = start_exchange(staging[i].send.data(), staging[i].recv.data(), chunk_bytes / w, use_2dh);
   };
   send(0);
@@ -304,53 +308,34 @@ void MoeLayer::pipelined_exchange(const Tensor& from, const Tensor& to, int64_t 
     there[i]->wait();
     if (i + 1 < d) send(i + 1);  // the next chunk travels while this one computes
     char* in = input_of(i);
-    swap_blocks(staging[i].recv.data(), in, w, local, block);  // [W][E_l] -> [E_l][W]
+    swap_blocks(device_, staging[i].recv.data(), in, w, local, block);  // [W][E_l] -> [E_l][W]
     compute(i, Tensor(in, dt, {local, n, m}, from.device()), out_space.view(dt, {local, n, m}));
-    swap_blocks(static_cast<char*>(out_space.data()), staging[i].back_send.data(), local, w, block);
+    swap_blocks(device_, out_space.data(), staging[i].back_send.data(), local, w, block);
     back[i] = start_exchange(staging[i].back_send.data(), staging[i].back_recv.data(), chunk_bytes / w, use_2dh);
   }
   for (int64_t i = 0; i < d; ++i) {
     back[i]->wait();
-    copy_chunk(staging[i].back_recv.data(), static_cast<char*>(to.data()), e, c, cd, i, row, false);
+    copy_chunk(device_, staging[i].back_recv.data(), to.data(), e, c, cd, i, row, false);
   }
 }
 
 namespace {
 
-// out[g] = sum over t < copies of in[g][t] (blocks of `count` elements), in copy order.
-template <typename T>
-void sum_copies_typed(const T* in, T* out, int64_t groups, int64_t copies, int64_t count) {
-  for (int64_t g = 0; g < groups; ++g)
-    for (int64_t i = 0; i < count; ++i) {
-      T sum = in[(g * copies) * count + i];
-      for (int64_t t = 1; t < copies; ++t) sum += in[(g * copies + t) * count + i];
-      out[g * count + i] = sum;
-    }
-}
-
-void sum_copies(const char* in, void* out, int64_t groups, int64_t copies, int64_t count, DType dtype) {
-  if (dtype == DType::kFloat64)
-    sum_copies_typed(reinterpret_cast<const double*>(in), static_cast<double*>(out), groups, copies, count);
-  else
-    sum_copies_typed(reinterpret_cast<const float*>(in), static_cast<float*>(out), groups, copies, count);
-}
-
-void scale(void* data, int64_t count, double factor, DType dtype) {
-  for (int64_t i = 0; i < count; ++i) {
-    if (dtype == DType::kFloat64)
-      static_cast<double*>(data)[i] *= factor;
-    else
-      static_cast<float*>(data)[i] *= static_cast<float>(factor);
-  }
-}
-
 // [groups, copies * count]: each group's `count` bytes repeated `copies` times.
-std::vector<char> replicate(const void* in, int64_t groups, int64_t copies, size_t count) {
-  std::vector<char> out(static_cast<size_t>(groups * copies) * count);
-  for (int64_t g = 0; g < groups; ++g)
-    for (int64_t t = 0; t < copies; ++t)
-      std::memcpy(out.data() + static_cast<size_t>(g * copies + t) * count,
-                  static_cast<const char*>(in) + static_cast<size_t>(g) * count, count);
+std::unique_ptr<Buffer> replicate(Device& device, const void* in, int64_t groups, int64_t copies, size_t count) {
+  auto out = std::make_unique<Buffer>(device, static_cast<size_t>(groups * copies) * count);
+  for (int64_t t = 0; t < copies; ++t)
+    device.copy_2d(static_cast<char*>(out->data()) + static_cast<size_t>(t) * count,
+                   static_cast<size_t>(copies) * count, in, count, count, static_cast<size_t>(groups));
+  return out;
+}
+
+// [groups, width] rows of `width` bytes, each placed at the start of a `pitch`-byte row of a
+// zeroed [groups, pitch] (a whole bias gradient into its padded slices).
+std::unique_ptr<Buffer> spread_rows(Device& device, const void* in, int64_t groups, size_t width, size_t pitch) {
+  auto out = std::make_unique<Buffer>(device, static_cast<size_t>(groups) * pitch);
+  device.fill_zero(out->data(), out->bytes());
+  device.copy_2d(out->data(), pitch, in, width, width, static_cast<size_t>(groups));
   return out;
 }
 
@@ -385,18 +370,16 @@ MoeLayer::ExpertTensors MoeLayer::sharded_weights(int adaptive_r, std::vector<st
     w["experts.batched_fc1_bias"] =
         Tensor(gather(hidden_group, "experts.batched_fc1_bias"), dt, {e_out, h_out}, device_.ref());
   storage.push_back(std::make_unique<Buffer>(device_, w.at("experts.batched_fc1_w").nbytes()));
-  transpose_batches(static_cast<const char*>(w.at("experts.batched_fc1_w").data()),
-                    static_cast<char*>(storage.back()->data()), e_out, h_out, m, el);
   w["fc1_t"] = storage.back()->view(dt, {e_out, m, h_out});
+  transpose(context_, w.at("experts.batched_fc1_w"), w.at("fc1_t"));
   if (config_.has_fc2_bias) {  // whole biases from the padded slices; each of r copies adds b / r
     const char* slices = gather(adaptive_r == 0 ? *group_ : block_group(s), "experts.batched_fc2_bias");
     storage.push_back(std::make_unique<Buffer>(device_, static_cast<size_t>(e_out * m) * el));
-    char* bias = static_cast<char*>(storage.back()->data());
-    for (int64_t g = 0; g < e_out; ++g)
-      std::memcpy(bias + static_cast<size_t>(g * m) * el, slices + static_cast<size_t>(g * s * padded) * el,
-                  static_cast<size_t>(m) * el);
-    if (adaptive_r > 1) scale(bias, e_out * m, 1.0 / adaptive_r, dt);
-    w["experts.batched_fc2_bias"] = storage.back()->view(dt, {e_out, m});
+    device_.copy_2d(storage.back()->data(), static_cast<size_t>(m) * el, slices, static_cast<size_t>(s * padded) * el,
+                    static_cast<size_t>(m) * el, static_cast<size_t>(e_out));
+    const Tensor bias = storage.back()->view(dt, {e_out, m});
+    if (adaptive_r > 1) scale(context_, bias, 1.0 / adaptive_r, bias);
+    w["experts.batched_fc2_bias"] = bias;
   }
   return w;
 }
@@ -414,13 +397,12 @@ void MoeLayer::scatter_sharded_gradient(const std::string& name, const Tensor& f
   // expert's ranks (r copies each used b / r) into this rank's slice.
   const size_t el = dtype_size(full.dtype());
   const int64_t e = full.dim(0), m = full.dim(1), padded = mine.dim(1);
-  std::vector<char> spread(static_cast<size_t>(e * s * padded) * el, 0);
-  for (int64_t g = 0; g < e; ++g)
-    std::memcpy(spread.data() + static_cast<size_t>(g * s * padded) * el,
-                static_cast<const char*>(full.data()) + static_cast<size_t>(g * m) * el, static_cast<size_t>(m) * el);
-  if (adaptive_r > 1) scale(spread.data(), e * s * padded, 1.0 / adaptive_r, full.dtype());
+  const auto spread =
+      spread_rows(device_, full.data(), e, static_cast<size_t>(m) * el, static_cast<size_t>(s * padded) * el);
+  const Tensor spread_t = spread->view(full.dtype(), {e * s * padded});
+  if (adaptive_r > 1) scale(context_, spread_t, 1.0 / adaptive_r, spread_t);
   (adaptive_r == 0 ? *group_ : block_group(s))
-      .reduce_scatter(spread.data(), mine.data(), static_cast<size_t>(padded), element, comm::ReduceOp::kSum);
+      .reduce_scatter(spread->data(), mine.data(), static_cast<size_t>(padded), element, comm::ReduceOp::kSum);
 }
 
 void MoeLayer::sharded_exchange(const Tensor& from, const Tensor& to, int adaptive_r, bool use_2dh, char* input,
@@ -430,13 +412,14 @@ void MoeLayer::sharded_exchange(const Tensor& from, const Tensor& to, int adapti
   const int64_t piece = r * c / shards_, n = w * piece;  // C % s == 0 (alignment)
   const size_t row = static_cast<size_t>(m) * dtype_size(dt);
   // r copies of each expert's C slots, cut into s pieces: piece q to the expert's rank q.
-  const std::vector<char> send = replicate(from.data(), e, r, static_cast<size_t>(c) * row);
-  start_exchange(send.data(), input, static_cast<size_t>(piece) * row, use_2dh)->wait();
+  const auto send = replicate(device_, from.data(), e, r, static_cast<size_t>(c) * row);
+  start_exchange(send->data(), input, static_cast<size_t>(piece) * row, use_2dh)->wait();
   Buffer out(device_, static_cast<size_t>(n) * row);
   compute(0, Tensor(input, dt, {1, n, m}, from.device()), out.view(dt, {1, n, m}));
-  std::vector<char> back(send.size());
+  Buffer back(device_, send->bytes());
   start_exchange(out.data(), back.data(), static_cast<size_t>(piece) * row, use_2dh)->wait();
-  sum_copies(back.data(), to.data(), e, r, c * m, dt);  // the hidden slices' partial sums; in backward the copies'
+  // The hidden slices' partial sums (in backward: the copies' input gradients), in copy order.
+  sum_rows(context_, back.view(dt, {e, r, c * m}), Tensor(to.data(), dt, {e, c * m}, to.device()));
 }
 
 void MoeLayer::sharded_forward(const Tensor& slots, const Tensor& processed, const ExpertTensors& weights,

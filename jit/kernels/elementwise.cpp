@@ -8,7 +8,7 @@ KernelFamily elementwise_family() {
   KernelFamily f;
   f.name = "elementwise";
   f.params = {{"dtype", ParamDecl::Kind::kDType},
-              {"op", ParamDecl::Kind::kInt, kEwActivate, kEwSumRows},
+              {"op", ParamDecl::Kind::kInt, kEwActivate, kEwTranspose},
               {"activation", ParamDecl::Kind::kInt, kActNone, kActSilu}};
   f.cpu_header = "switchyard/cpu/elementwise.hpp";
   f.cpu_function = "switchyard::cpu::elementwise";

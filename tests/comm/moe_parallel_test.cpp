@@ -7,9 +7,11 @@
 #include <cstring>
 #include <random>
 
+#include "comm/hierarchical.h"
 #include "comm/mpi_communicator.h"
 #include "core/error.h"
 #include "runtime/moe_layer.h"
+#include "runtime/staged_communicator.h"
 #include "tests/support/test_support.h"
 
 namespace switchyard {
@@ -198,6 +200,112 @@ std::string error_of(const std::function<void()>& call) {
     return e.what();
   }
   return "no error";
+}
+
+// A staged group (what a CUDA layer without NCCL exchanges through) over the CPU device: the
+// same collectives and the same layer results, bit for bit, as the host group it wraps, with
+// its exchanges, 2DH permutes, sub-groups and started all-to-alls going through the device's
+// copies.
+TEST(MoeParallel, StagedGroupMatchesTheHostGroup) {
+  comm::Communicator& w = *g_world;
+  Device& cpu = Context::global().cpu();
+  StagedCommunicator staged(w, cpu);
+  EXPECT_EQ(&staged.control(), &w.control());
+  EXPECT_EQ(staged.memory(), comm::Memory::kHost) << "CPU device memory is host memory";
+  const size_t ranks = static_cast<size_t>(w.size()), me = static_cast<size_t>(w.rank());
+  std::vector<size_t> send_counts(ranks), recv_counts(ranks);
+  for (size_t q = 0; q < ranks; ++q) {
+    send_counts[q] = (me + 2 * q) % 3;  // zero counts included
+    recv_counts[q] = (q + 2 * me) % 3;
+  }
+  std::vector<double> send(12 * ranks);
+  for (size_t i = 0; i < send.size(); ++i) send[i] = 100.0 * me + static_cast<double>(i);
+  auto both = [&](auto&& collective, size_t out_size) {
+    std::vector<double> plain(out_size, -1), through(out_size, -1);
+    collective(static_cast<comm::Communicator&>(w), plain.data());
+    collective(static_cast<comm::Communicator&>(staged), through.data());
+    EXPECT_EQ(through, plain);
+  };
+  both([&](comm::Communicator& c,
+           double* out) { c.all_to_all_v(send.data(), send_counts, out, recv_counts, comm::Element::kFloat64); },
+       2 * ranks);
+  both(
+      [&](comm::Communicator& c, double* out) {
+        c.all_gather_v(send.data(), 3, out, std::vector<size_t>(ranks, 3), comm::Element::kFloat64);
+      },
+      3 * ranks);
+  both([&](comm::Communicator& c,
+           double* out) { c.all_reduce(send.data(), out, 12, comm::Element::kFloat64, comm::ReduceOp::kSum); },
+       12);
+  both([&](comm::Communicator& c,
+           double* out) { c.reduce_scatter(send.data(), out, 12, comm::Element::kFloat64, comm::ReduceOp::kMax); },
+       12);
+  both(
+      [&](comm::Communicator& c, double* out) {
+        auto first = c.start_all_to_all(send.data(), out, 6, comm::Element::kFloat64);
+        auto second = c.start_all_to_all(send.data(), out + 6 * ranks, 6, comm::Element::kFloat64);
+        second->wait();  // completed in the other order
+        first->wait();
+      },
+      12 * ranks);
+  both(
+      [&](comm::Communicator& c, double* out) {
+        comm::HierarchicalAllToAll two_d(c, comm::local_size_from_environment(c.size()), device_memory_ops(cpu));
+        two_d.run(send.data(), out, 12, comm::Element::kFloat64);
+      },
+      12 * ranks);
+  both(
+      [&](comm::Communicator& c, double* out) {
+        auto half = c.split(c.rank() % 2, c.rank());
+        half->all_reduce(send.data(), out, 12, comm::Element::kFloat64, comm::ReduceOp::kSum);
+      },
+      12);
+
+  for (int64_t experts : {2 * w.size(), std::max(1, w.size() / 2)}) {  // spread, and shared by 2 ranks
+    SCOPED_TRACE(std::to_string(experts) + " experts");
+    MoeLayer plain(Context::global(), cpu, global_config(experts), &w);
+    MoeLayer through(Context::global(), cpu, global_config(experts), &staged);
+    plain.init_parameters(3);
+    through.init_parameters(3);
+    std::mt19937 rng(40 + w.rank());
+    const int64_t s = 10;
+    for (int r : {0, 1, 2})
+      for (int d : {1, 2}) {
+        if (r == 2 && experts >= w.size()) continue;  // r > 1 needs shared experts
+        ForwardOptions o;
+        o.adaptive_r = r;
+        o.overlap_degree = d;
+        o.use_2dh = d == 2;
+        o.top_k = std::min<int64_t>(2, experts);
+        o.save_for_backward = true;
+        SCOPED_TRACE("r=" + std::to_string(r) + " d=" + std::to_string(d));
+        auto x = testing::random_normal<double>(rng, s * 8), g = testing::random_normal<double>(rng, s * 8);
+        EXPECT_EQ(values(through.forward(Tensor(x.data(), DType::kFloat64, {s, 8}), o).output),
+                  values(plain.forward(Tensor(x.data(), DType::kFloat64, {s, 8}), o).output));
+        EXPECT_EQ(values(through.backward(Tensor(g.data(), DType::kFloat64, {s, 8})).grad_input),
+                  values(plain.backward(Tensor(g.data(), DType::kFloat64, {s, 8})).grad_input));
+        for (const auto& name : plain.parameter_names())
+          EXPECT_EQ(values(through.gradient(name)), values(plain.gradient(name))) << name;
+      }
+  }
+}
+
+// A group that takes GPU memory (as NCCL does), to check what a CPU layer says about it.
+class GpuMemoryGroup : public StagedCommunicator {
+ public:
+  using StagedCommunicator::StagedCommunicator;
+  comm::Memory memory() const override { return comm::Memory::kDevice; }
+};
+
+TEST(MoeParallel, GroupsOfTheWrongMemoryAreRefused) {
+  comm::Communicator& w = *g_world;
+  GpuMemoryGroup gpu_group(w, Context::global().cpu());
+  auto layer_error =
+      error_of([&] { MoeLayer(Context::global(), Context::global().cpu(), global_config(2 * w.size()), &gpu_group); });
+  EXPECT_NE(layer_error.find("a CPU layer cannot exchange through"), std::string::npos) << layer_error;
+  EXPECT_NE(layer_error.find("pass a host-memory (MPI) communicator"), std::string::npos) << layer_error;
+  auto staging_error = error_of([&] { StagedCommunicator(gpu_group, Context::global().cpu()); });
+  EXPECT_NE(staging_error.find("needs a host-memory communicator"), std::string::npos) << staging_error;
 }
 
 TEST(MoeParallel, DisagreementsFailOnEveryRank) {

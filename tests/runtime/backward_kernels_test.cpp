@@ -216,5 +216,54 @@ TYPED_TEST(BackwardKernelTest, ElementwiseOps) {
                UserError);
 }
 
+// scale and transpose over shapes that split into several CPU blocks (a partial strip of rows
+// at each block's edge), against plain index arithmetic.
+TYPED_TEST(BackwardKernelTest, ScaleAndTransposeCoverEveryElement) {
+  using T = TypeParam;
+  const DType dt = dtype_of<T>();
+  std::mt19937 rng(5);
+  const int64_t batch = 3, rows = 97, cols = 131;
+  auto x = testing::random_normal<T>(rng, batch * rows * cols);
+  std::vector<T> out(x.size(), T(-7));
+  transpose(Context::global(), Tensor(x.data(), dt, {batch, rows, cols}), Tensor(out.data(), dt, {batch, cols, rows}));
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        ASSERT_EQ(out[(b * cols + c) * rows + r], x[(b * rows + r) * cols + c]) << b << "," << r << "," << c;
+  std::vector<T> matrix_t(static_cast<size_t>(rows * cols));
+  transpose(Context::global(), Tensor(x.data(), dt, {rows, cols}), Tensor(matrix_t.data(), dt, {cols, rows}));
+  EXPECT_EQ(matrix_t[5 * rows + 3], x[3 * cols + 5]) << "a 2-D input is one matrix";
+  const std::vector<T> before = x;
+  scale(Context::global(), Tensor(x.data(), dt, {batch * rows * cols}), 0.25,
+        Tensor(x.data(), dt, {batch * rows * cols}));
+  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(x[i], static_cast<T>(before[i] * T(0.25))) << "in place, " << i;
+
+  const Tensor in(x.data(), dt, {batch, rows, cols});
+  EXPECT_THROW(transpose(Context::global(), in, Tensor(out.data(), dt, {batch, rows, cols})), UserError)
+      << "the output must be [B, C, R]";
+  EXPECT_THROW(transpose(Context::global(), in, Tensor(x.data(), dt, {batch, cols, rows})), UserError)
+      << "not in place";
+  const auto n = static_cast<int64_t>(x.size());
+  EXPECT_THROW(transpose(Context::global(), Tensor(x.data(), dt, {n}), Tensor(out.data(), dt, {n})), UserError);
+  EXPECT_THROW(scale(Context::global(), in, INFINITY, in), UserError);
+  EXPECT_THROW(scale(Context::global(), in, 2.0, Tensor(out.data(), dt, {batch, cols, rows})), UserError);
+}
+
+// Device::copy_2d on the CPU: rows from one pitch to another, the gaps left as they were.
+TEST(CpuDevice, Copy2dMovesRowsBetweenPitches) {
+  Device& cpu = Context::global().cpu();
+  for (size_t rows : {3, 5000}) {  // serial, and split across the pool
+    const size_t width = 96, src_pitch = 160, dst_pitch = 128;
+    std::vector<unsigned char> src(rows * src_pitch), dst(rows * dst_pitch, 0xAB);
+    for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<unsigned char>(i * 7 + i / 251);
+    cpu.copy_2d(dst.data(), dst_pitch, src.data(), src_pitch, width, rows);
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t b = 0; b < dst_pitch; ++b)
+        ASSERT_EQ(dst[r * dst_pitch + b], b < width ? src[r * src_pitch + b] : 0xAB) << "row " << r << " byte " << b;
+  }
+  std::vector<char> a(64), b(64);
+  EXPECT_THROW(cpu.copy_2d(a.data(), 8, b.data(), 16, 12, 2), UserError) << "a pitch below the width";
+}
+
 }  // namespace
 }  // namespace switchyard

@@ -1,5 +1,6 @@
 // Arguments of the element-wise family (activations, the SwiGLU product and its backward, add,
-// the SGD step) and of its row reduction (bias gradients), shared by host code and templates.
+// scale, the SGD step), its row reduction (bias gradients) and its batched transpose (weights'
+// transposed copies), shared by host code and templates.
 #pragma once
 
 namespace switchyard {
@@ -12,6 +13,8 @@ enum ElementwiseOp : int {
   kEwAdd = 3,             // out = x + y (out may be x)
   kEwSgd = 4,             // SGD on out (the parameter) with gradient y; out2 the momentum buffer or null
   kEwSumRows = 5,         // out[b][c] = sum over r < rows_b of x[b][r][c]
+  kEwScale = 6,           // out = scale * x (out may be x)
+  kEwTranspose = 7,       // out[b][c][r] = x[b][r][c] for batch [rows, cols] matrices
 };
 
 struct ElementwiseArgs {
@@ -22,9 +25,10 @@ struct ElementwiseArgs {
   void* out2;
   const int* row_counts;  // kEwSumRows: rows used per batch, or null = rows
   long count;             // elements of out (kEwSumRows: batch * cols)
-  int rows;               // kEwSumRows
-  int cols;               // kEwSumRows
-  int batch;              // kEwSumRows
+  int rows;               // kEwSumRows, kEwTranspose
+  int cols;               // kEwSumRows, kEwTranspose
+  int batch;              // kEwSumRows, kEwTranspose
+  double scale;           // kEwScale
   double lr;              // kEwSgd: p -= lr * v, v = momentum * v + (g + weight_decay * p)
   double momentum;
   double weight_decay;

@@ -36,14 +36,39 @@ void sum_rows(const kernels::ElementwiseArgs& args, long begin, long end) {
   }
 }
 
+// Rows [begin, end) of the [batch * cols, rows] output of a batched transpose, 16 output rows
+// at a time so that each input row is read contiguously.
+template <typename T>
+void transpose_rows(const kernels::ElementwiseArgs& args, long begin, long end) {
+  constexpr long kRows = 16;
+  const T* x = static_cast<const T*>(args.x);
+  T* out = static_cast<T*>(args.out);
+  for (long row = begin; row < end;) {
+    const long b = row / args.cols, c0 = row % args.cols;
+    long c1 = c0 + kRows;
+    if (c1 > args.cols) c1 = args.cols;
+    if (c1 - c0 > end - row) c1 = c0 + (end - row);
+    const T* src = x + b * args.rows * args.cols;
+    T* dst = out + b * args.rows * args.cols;
+    for (long r = 0; r < args.rows; ++r)
+      for (long c = c0; c < c1; ++c) dst[c * args.rows + r] = src[r * args.cols + c];
+    row += c1 - c0;
+  }
+}
+
 template <typename T, int kOp, int kAct>
 void elementwise(const kernels::ElementwiseArgs& args, unsigned block, unsigned grid) {
-  static_assert(kOp >= kernels::kEwActivate && kOp <= kernels::kEwSumRows, "elementwise: unknown op");
+  static_assert(kOp >= kernels::kEwActivate && kOp <= kernels::kEwTranspose, "elementwise: unknown op");
   static_assert(kOp != kernels::kEwActivate || (kAct >= kernels::kActRelu && kAct <= kernels::kActSilu),
                 "elementwise: activate takes relu, gelu or silu");
   const long begin = args.count * block / grid, end = args.count * (block + 1) / grid;
   if (kOp == kernels::kEwSumRows) {
     sum_rows<T>(args, begin, end);
+    return;
+  }
+  if (kOp == kernels::kEwTranspose) {  // blocks split the output rows
+    const long rows = static_cast<long>(args.batch) * args.cols;
+    transpose_rows<T>(args, rows * block / grid, rows * (block + 1) / grid);
     return;
   }
   const T* x = static_cast<const T*>(args.x);
@@ -60,6 +85,7 @@ void elementwise(const kernels::ElementwiseArgs& args, unsigned block, unsigned 
       out[i] = grad * y[i] * silu_grad(gate);
     }
     if (kOp == kernels::kEwAdd) out[i] = x[i] + y[i];
+    if (kOp == kernels::kEwScale) out[i] = static_cast<T>(args.scale) * x[i];
     if (kOp == kernels::kEwSgd) {
       T step = y[i] + static_cast<T>(args.weight_decay) * out[i];
       if (out2) step = out2[i] = static_cast<T>(args.momentum) * out2[i] + step;

@@ -16,7 +16,7 @@ __device__ __forceinline__ float silu_of(float v) {
 
 template <typename T, int kOp, int kAct>
 __global__ void __launch_bounds__(kElementwiseThreads) elementwise(kernels::ElementwiseArgs args) {
-  static_assert(kOp >= kernels::kEwActivate && kOp <= kernels::kEwSumRows, "elementwise: unknown op");
+  static_assert(kOp >= kernels::kEwActivate && kOp <= kernels::kEwTranspose, "elementwise: unknown op");
   static_assert(kOp != kernels::kEwActivate || (kAct >= kernels::kActRelu && kAct <= kernels::kActSilu),
                 "elementwise: activate takes relu, gelu or silu");
   const long i = static_cast<long>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -41,6 +41,12 @@ __global__ void __launch_bounds__(kElementwiseThreads) elementwise(kernels::Elem
     out[i] = from_float<T>(gemm_activate<kernels::kActSiluGrad>(grad * to_float(y[i]), gate));
   }
   if (kOp == kernels::kEwAdd) out[i] = from_float<T>(to_float(x[i]) + to_float(y[i]));
+  if (kOp == kernels::kEwScale) out[i] = from_float<T>(static_cast<float>(args.scale) * to_float(x[i]));
+  if (kOp == kernels::kEwTranspose) {  // a thread per output element: coalesced writes
+    const long per_matrix = static_cast<long>(args.rows) * args.cols;
+    const long b = i / per_matrix, c = i % per_matrix / args.rows, r = i % args.rows;
+    out[i] = x[b * per_matrix + r * args.cols + c];
+  }
   if (kOp == kernels::kEwSgd) {
     const float p = to_float(out[i]);
     float step = to_float(y[i]) + static_cast<float>(args.weight_decay) * p;

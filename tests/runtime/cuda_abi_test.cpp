@@ -1,0 +1,43 @@
+// The driver ABI that runtime/cuda_driver.h mirrors (it loads libcuda with dlopen and declares no
+// CUDA headers) against the toolkit's cuda.h: a field out of place would corrupt a copy silently.
+#include <cuda.h>
+#include <gtest/gtest.h>
+
+#include <cstddef>
+
+#include "runtime/cuda_driver.h"
+
+namespace switchyard {
+namespace {
+
+#define SY_SAME_FIELD(field) \
+  static_assert(offsetof(CudaMemcpy2D, field) == offsetof(CUDA_MEMCPY2D, field), #field " is out of place")
+SY_SAME_FIELD(srcXInBytes);
+SY_SAME_FIELD(srcY);
+SY_SAME_FIELD(srcMemoryType);
+SY_SAME_FIELD(srcHost);
+SY_SAME_FIELD(srcDevice);
+SY_SAME_FIELD(srcArray);
+SY_SAME_FIELD(srcPitch);
+SY_SAME_FIELD(dstXInBytes);
+SY_SAME_FIELD(dstY);
+SY_SAME_FIELD(dstMemoryType);
+SY_SAME_FIELD(dstHost);
+SY_SAME_FIELD(dstDevice);
+SY_SAME_FIELD(dstArray);
+SY_SAME_FIELD(dstPitch);
+SY_SAME_FIELD(WidthInBytes);
+SY_SAME_FIELD(Height);
+#undef SY_SAME_FIELD
+static_assert(sizeof(CudaMemcpy2D) == sizeof(CUDA_MEMCPY2D));
+static_assert(sizeof(CUdeviceptr) == sizeof(::CUdeviceptr));
+
+TEST(CudaAbi, ConstantsMatchCudaH) {
+  EXPECT_EQ(kCuMemoryTypeDevice, CU_MEMORYTYPE_DEVICE);
+  EXPECT_EQ(kCuAttrComputeCapabilityMajor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
+  EXPECT_EQ(kCuAttrComputeCapabilityMinor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
+  EXPECT_EQ(kCuAttrMultiprocessorCount, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
+}
+
+}  // namespace
+}  // namespace switchyard
