@@ -13,16 +13,21 @@
 #include <random>
 
 #include "comm/communicator.h"
+#include "comm/hierarchical.h"
 #if SY_WITH_MPI
 #include "comm/mpi_communicator.h"
+#include "comm/nccl_communicator.h"
 #endif
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/half.h"
 #include "jit/kernels/gemm.h"
 #include "runtime/checkpoint_reshard.h"
+#include "runtime/cuda_device.h"
+#include "runtime/cuda_driver.h"
 #include "runtime/moe_layer.h"
 #include "runtime/safetensors.h"
+#include "runtime/staged_communicator.h"
 
 using namespace switchyard;
 
@@ -33,6 +38,7 @@ struct Flags {
   int num_local_experts = 2, top = 2, a2a_ffn_overlap_degree = 1, allreduce_degree = 1, num_steps = 100;
   int megablocks_size = 0;
   std::string dtype = "float32", parallel_type = "adaptive:1", checkpoint_path, device, expert_type = "ffn";
+  std::string comm = "auto";
   std::string load_weights, save_weights, save_output, losses;
   bool fp32_gate = false, use_2dh = false, eval = false, use_tensorcore = false;
   double l_aux_wt = 0.0, capacity_factor = 1.0;
@@ -55,6 +61,10 @@ void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--parallel_type", f.parallel_type);
   app.add_option("--checkpoint_path", f.checkpoint_path);
   app.add_option("--device", f.device)->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--comm", f.comm,
+                 "GPU ranks under mpirun: nccl, mpi (staged through the host), or auto (nccl when it loads and "
+                 "every rank of a node has its own GPU)")
+      ->check(CLI::IsMember({"auto", "nccl", "mpi"}));
   app.add_flag("--use_2dh", f.use_2dh);
   app.add_flag("--eval", f.eval);
   app.add_option("--capacity_factor", f.capacity_factor, "0.0 for dMoE (dropless), negative for no-padded");
@@ -193,22 +203,50 @@ int parse_parallel_type(const std::string& text, int shards) {
 
 // As Tutel's helloworld: the gradients of shared (non-expert) parameters are averaged over the
 // ranks (grad /= W, then all-reduce SUM); --allreduce_degree -1 skips it.
+// `group` takes the layer device's memory.
 void allreduce_shared_gradients(MoeLayer& layer, comm::Communicator* group, int degree) {
   if (group == nullptr || group->size() == 1 || degree == -1) return;
   for (const auto& name : layer.parameter_names()) {
     if (name.rfind("experts.", 0) == 0) continue;
     Tensor g = layer.gradient(name);
-    const bool wide = g.dtype() == DType::kFloat64;
-    const double scale = 1.0 / group->size();
-    for (int64_t i = 0; i < g.numel(); ++i) {
-      if (wide)
-        g.data_as<double>()[i] *= scale;
-      else
-        g.data_as<float>()[i] *= static_cast<float>(scale);
-    }
+    SY_CHECK(g.dtype() == DType::kFloat32 || g.dtype() == DType::kFloat64)
+        << "averaging the " << dtype_name(g.dtype()) << " gradient of " << name
+        << " across ranks is not supported (float32 or float64): pass --fp32_gate or --allreduce_degree -1";
+    scale(Context::global(), g, 1.0 / group->size(), g);
     group->all_reduce(g.data(), g.data(), static_cast<size_t>(g.numel()),
-                      wide ? comm::Element::kFloat64 : comm::Element::kFloat32, comm::ReduceOp::kSum);
+                      g.dtype() == DType::kFloat64 ? comm::Element::kFloat64 : comm::Element::kFloat32,
+                      comm::ReduceOp::kSum);
   }
+}
+
+// This rank's device: the CPU, or the GPU of its index within the node (ranks are node-major).
+Device& rank_device(const std::string& wanted, comm::Communicator* group) {
+  Context& context = Context::global();
+  const bool cuda = wanted.empty() ? Context::cuda_unavailable_reason().empty() : wanted == "cuda";
+  if (!cuda) return context.cpu();
+  if (group == nullptr) return context.cuda(0);
+  const int local = group->rank() % comm::local_size_from_environment(group->size());
+  return context.cuda(local % CudaDriver::get().device_count);
+}
+
+// What the layer exchanges through: for a GPU rank, NCCL or the MPI group staged through the
+// host (--comm); null for the CPU, which uses the MPI group itself.
+std::unique_ptr<comm::Communicator> gpu_group(const Flags& f, Device& device, comm::Communicator* group) {
+  if (group == nullptr || !device.is_cuda()) return nullptr;
+#if SY_WITH_MPI
+  const bool own_gpu = comm::local_size_from_environment(group->size()) <= CudaDriver::get().device_count;
+  const std::string nccl_missing = comm::NcclLibrary::unavailable_reason();
+  SY_CHECK(f.comm != "nccl" || (nccl_missing.empty() && own_gpu))
+      << "--comm nccl: "
+      << (nccl_missing.empty() ? "NCCL needs a GPU per rank; this node has more ranks than GPUs" : nccl_missing);
+  if (f.comm == "nccl" || (f.comm == "auto" && nccl_missing.empty() && own_gpu)) {
+    auto& gpu = dynamic_cast<CudaDevice&>(device);
+    return std::make_unique<comm::NcclCommunicator>(
+        dynamic_cast<comm::MpiCommunicator&>(*group),
+        comm::CudaStreamHooks{gpu.stream(), [&gpu] { return gpu.query_stream(); }});
+  }
+#endif
+  return std::make_unique<StagedCommunicator>(*group, device);
 }
 
 int run(const Flags& f, comm::Communicator* group) {
@@ -220,8 +258,9 @@ int run(const Flags& f, comm::Communicator* group) {
       << " rank(s): expected n >= 1, or -s with s dividing the world size";
   const int shards = f.num_local_experts < 0 ? -f.num_local_experts : 1;
   Context& context = Context::global();
-  std::string device_name = f.device.empty() ? (Context::cuda_unavailable_reason().empty() ? "cuda" : "cpu") : f.device;
-  Device& device = device_name == "cuda" ? context.cuda(0) : context.cpu();
+  Device& device = rank_device(f.device, group);
+  const std::unique_ptr<comm::Communicator> gpu_exchange = gpu_group(f, device, group);
+  if (gpu_exchange) group = gpu_exchange.get();
   MoeLayerConfig config;
   config.model_dim = f.model_dim;
   config.hidden_size = f.hidden_size;

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "runtime/moe_layer.h"
 #include "runtime/staged_communicator.h"
+#include "tests/comm/rank_part.h"
 #include "tests/support/test_support.h"
 
 namespace switchyard {
@@ -33,12 +34,10 @@ MoeLayerConfig global_config(int64_t experts) {
   return c;
 }
 
-// This rank's slice [rank * E_local, ...) of a global expert tensor.
-std::vector<double> my_slice(const std::vector<double>& global, int64_t experts, int64_t local_experts) {
-  const size_t per_expert = global.size() / static_cast<size_t>(experts);
-  const size_t first = static_cast<size_t>(g_world->rank() * local_experts) * per_expert;
-  return std::vector<double>(global.begin() + static_cast<std::ptrdiff_t>(first),
-                             global.begin() + static_cast<std::ptrdiff_t>(first + per_expert * local_experts));
+// This rank's part of the global expert tensor `name` (tests/comm/rank_part.h).
+std::vector<double> my_part(const std::string& name, const std::vector<double>& global, int64_t experts,
+                            int64_t model_dim) {
+  return testing::rank_part(name, global, g_world->rank(), g_world->size(), experts, model_dim);
 }
 
 void expect_near(const std::vector<double>& got, const std::vector<double>& want, const std::string& what) {
@@ -60,7 +59,7 @@ TEST(MoeParallel, EveryRAndDMatchesTheSingleRankLayer) {
     for (const auto& name : dist.parameter_names()) {
       const auto global = values(single.parameter(name));
       expect_near(values(dist.parameter(name)),
-                  name.rfind("experts.", 0) == 0 ? my_slice(global, experts, per_rank) : global, "initial " + name);
+                  name.rfind("experts.", 0) == 0 ? my_part(name, global, experts, 8) : global, "initial " + name);
     }
     std::map<std::string, std::pair<const void*, std::vector<double>>> before;
     for (const auto& name : dist.parameter_names())
@@ -99,7 +98,7 @@ TEST(MoeParallel, EveryRAndDMatchesTheSingleRankLayer) {
               auto full = values(single.gradient(name));
               if (name.rfind("experts.", 0) == 0) {  // every rank's tokens reach the expert: sum them
                 w.all_reduce(full.data(), full.data(), full.size(), comm::Element::kFloat64, comm::ReduceOp::kSum);
-                full = my_slice(full, experts, per_rank);
+                full = my_part(name, full, experts, 8);
               }
               expect_near(values(dist.gradient(name)), full, "d " + name);
             }
@@ -112,21 +111,6 @@ TEST(MoeParallel, EveryRAndDMatchesTheSingleRankLayer) {
       EXPECT_EQ(values(dist.parameter(name)), before[name].second) << name << " changed";
     }
   }
-}
-
-// This rank's shard of a global expert gradient when s ranks share each expert: a contiguous
-// hidden slice, or slice q of the bias padded to s * ceil(M / s).
-std::vector<double> my_shard(const std::string& name, const std::vector<double>& global, int64_t s, int64_t m) {
-  const int rank = g_world->rank();
-  if (name != "experts.batched_fc2_bias") {
-    const size_t local = global.size() / static_cast<size_t>(g_world->size());
-    return std::vector<double>(global.begin() + static_cast<std::ptrdiff_t>(rank * local),
-                               global.begin() + static_cast<std::ptrdiff_t>((rank + 1) * local));
-  }
-  const int64_t padded = (m + s - 1) / s, expert = rank / s, q = rank % s;
-  std::vector<double> slice(static_cast<size_t>(padded), 0.0);
-  for (int64_t j = 0; j < padded && q * padded + j < m; ++j) slice[j] = global[expert * m + q * padded + j];
-  return slice;
 }
 
 TEST(MoeParallel, ShardedExpertsMatchTheSingleRankLayerForEveryR) {
@@ -143,8 +127,8 @@ TEST(MoeParallel, ShardedExpertsMatchTheSingleRankLayerForEveryR) {
     dist.init_parameters(8);
     for (const auto& name : dist.parameter_names()) {
       const auto global = values(single.parameter(name));
-      expect_near(values(dist.parameter(name)), name.rfind("experts.", 0) == 0 ? my_shard(name, global, s, 7) : global,
-                  "initial " + name);
+      expect_near(values(dist.parameter(name)),
+                  name.rfind("experts.", 0) == 0 ? my_part(name, global, experts, 7) : global, "initial " + name);
     }
     std::vector<int> rs{0};
     for (int r = 1; r <= s; ++r)
@@ -174,7 +158,7 @@ TEST(MoeParallel, ShardedExpertsMatchTheSingleRankLayerForEveryR) {
             auto full = values(single.gradient(name));
             if (name.rfind("experts.", 0) == 0) {
               w.all_reduce(full.data(), full.data(), full.size(), comm::Element::kFloat64, comm::ReduceOp::kSum);
-              full = my_shard(name, full, s, 7);
+              full = my_part(name, full, experts, 7);
             }
             expect_near(values(dist.gradient(name)), full, "d " + name);
           }

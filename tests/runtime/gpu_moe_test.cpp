@@ -20,6 +20,7 @@ namespace {
 
 using testing::decode_values;
 using testing::encode_values;
+using testing::relative_error;
 
 class GpuMoe : public ::testing::TestWithParam<DType> {
  protected:
@@ -138,17 +139,6 @@ TEST_P(GpuMoe, LayerMatchesReference) {
     }
     EXPECT_LE(bad_tokens, dt == DType::kFloat32 ? 0 : 3) << "tokens off the reference (grouped=" << grouped << ")";
   }
-}
-
-// ||got - want|| / ||want||: low-precision rounding spreads over many elements, and a few
-// tokens routed differently near a score tie move the norm only a little.
-double relative_error(const std::vector<double>& got, const std::vector<double>& want) {
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    diff += (got[i] - want[i]) * (got[i] - want[i]);
-    norm += want[i] * want[i];
-  }
-  return std::sqrt(diff / std::max(norm, 1e-300));
 }
 
 TEST_P(GpuMoe, TrainingStepMatchesTheCpuBackward) {

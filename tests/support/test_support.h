@@ -48,6 +48,10 @@ class ScopedEnv {
   std::string old_;
 };
 
+/// ||got - want|| / ||want|| (infinite when the sizes differ): low-precision rounding spreads
+/// over many elements, and a few tokens routed differently near a score tie move the norm only a little.
+double relative_error(const std::vector<double>& got, const std::vector<double>& want);
+
 /// n values drawn from N(0, 1), converted to T.
 template <typename T>
 std::vector<T> random_normal(std::mt19937& rng, size_t n) {
