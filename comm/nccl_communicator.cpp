@@ -37,7 +37,7 @@ const char* at(const void* base, size_t elements, Element element) {
 
 class NcclCommunicator::Pending : public PendingOp {
  public:
-  explicit Pending(NcclCommunicator& owner) : owner_(owner) {}
+  Pending(NcclCommunicator& owner, std::function<int()> poll) : owner_(owner), poll_(std::move(poll)) {}
   ~Pending() override {
     try {
       wait();
@@ -45,12 +45,13 @@ class NcclCommunicator::Pending : public PendingOp {
     }
   }
   void wait() override {
-    if (!done_) owner_.wait("all_to_all");
+    if (!done_) owner_.wait("all_to_all", poll_);
     done_ = true;
   }
 
  private:
   NcclCommunicator& owner_;
+  std::function<int()> poll_;  // this collective's work only (or the whole stream)
   bool done_ = false;
 };
 
@@ -90,10 +91,14 @@ void NcclCommunicator::check_usable(const char* op) const {
     SY_THROW(CommError) << op << " on " << describe() << ": the communicator broke earlier (" << broken_ << ")";
 }
 
-void NcclCommunicator::wait(const char* op) {
+void NcclCommunicator::fence() const {
+  if (hooks_.after_compute) hooks_.after_compute();
+}
+
+void NcclCommunicator::wait(const char* op, const std::function<int()>& poll) {
   const auto start = std::chrono::steady_clock::now();
   for (int spin = 0;; ++spin) {
-    const int state = hooks_.query();
+    const int state = poll ? poll() : hooks_.query();
     if (state == 0) return;
     if (state < 0) {
       broken_ = "the CUDA stream reported an error";
@@ -116,6 +121,7 @@ void NcclCommunicator::wait(const char* op) {
 
 void NcclCommunicator::enqueue_all_to_all(const void* send, void* recv, size_t count, Element element) {
   check_usable("all_to_all");
+  fence();
   check(nccl_.group_start(), "all_to_all", "ncclGroupStart");
   for (int q = 0; q < size(); ++q) {
     const size_t offset = static_cast<size_t>(q) * count;
@@ -135,7 +141,7 @@ void NcclCommunicator::all_to_all(const void* send, void* recv, size_t count, El
 std::unique_ptr<PendingOp> NcclCommunicator::start_all_to_all(const void* send, void* recv, size_t count,
                                                               Element element) {
   enqueue_all_to_all(send, recv, count, element);
-  return std::make_unique<Pending>(*this);
+  return std::make_unique<Pending>(*this, hooks_.mark ? hooks_.mark() : nullptr);
 }
 
 void NcclCommunicator::all_to_all_v(const void* send, const std::vector<size_t>& send_counts, void* recv,
@@ -143,6 +149,7 @@ void NcclCommunicator::all_to_all_v(const void* send, const std::vector<size_t>&
   SY_CHECK(send_counts.size() == static_cast<size_t>(size()) && recv_counts.size() == static_cast<size_t>(size()))
       << "all_to_all_v on " << describe() << ": expected one send and one receive count per rank (" << size() << ")";
   check_usable("all_to_all_v");
+  fence();
   check(nccl_.group_start(), "all_to_all_v", "ncclGroupStart");
   size_t send_at = 0, recv_at = 0;
   for (int q = 0; q < size(); ++q) {
@@ -165,6 +172,7 @@ void NcclCommunicator::all_gather_v(const void* send, size_t count, void* recv, 
   SY_CHECK(counts.size() == static_cast<size_t>(size()) && counts[static_cast<size_t>(rank())] == count)
       << "all_gather_v on " << describe() << ": counts must have one entry per rank and this rank's must be " << count;
   check_usable("all_gather_v");
+  fence();
   check(nccl_.group_start(), "all_gather_v", "ncclGroupStart");
   size_t recv_at = 0;
   for (int q = 0; q < size(); ++q) {
@@ -182,6 +190,7 @@ void NcclCommunicator::all_gather_v(const void* send, size_t count, void* recv, 
 
 void NcclCommunicator::all_reduce(const void* send, void* recv, size_t count, Element element, ReduceOp op) {
   check_usable("all_reduce");
+  fence();
   check(nccl_.all_reduce(send, recv, count, data_type(element), reduce_op(op), comm_, hooks_.stream), "all_reduce",
         "ncclAllReduce");
   wait("all_reduce");
@@ -189,6 +198,7 @@ void NcclCommunicator::all_reduce(const void* send, void* recv, size_t count, El
 
 void NcclCommunicator::reduce_scatter(const void* send, void* recv, size_t count, Element element, ReduceOp op) {
   check_usable("reduce_scatter");
+  fence();
   check(nccl_.reduce_scatter(send, recv, count, data_type(element), reduce_op(op), comm_, hooks_.stream),
         "reduce_scatter", "ncclReduceScatter");
   wait("reduce_scatter");
@@ -196,6 +206,7 @@ void NcclCommunicator::reduce_scatter(const void* send, void* recv, size_t count
 
 void NcclCommunicator::barrier() {
   check_usable("barrier");
+  fence();
   wait("barrier");  // this rank's enqueued work first, then every rank's
   bootstrap_.barrier();
 }

@@ -1,23 +1,20 @@
-// The NCCL engine: collectives on GPU buffers, enqueued on the caller's CUDA stream. Each call
-// returns when its work has completed, polled under the same watchdog as the MPI engine (a
-// timeout aborts the NCCL communicator and throws CommError). MPI bootstraps it: rank 0 makes
-// the unique id and every rank joins.
+// The NCCL engine: collectives on GPU buffers, enqueued on the stream the hooks give
+// (CudaDevice::communication_hooks(): a stream of its own, ordered after the compute stream's
+// work at each collective, so a started all-to-all overlaps the kernels launched after it).
+// Each call returns when its work has completed, polled under the same watchdog as the MPI
+// engine (a timeout aborts the NCCL communicator and throws CommError). MPI bootstraps it: rank
+// 0 makes the unique id and every rank joins.
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <string>
 
+#include "comm/cuda_stream_hooks.h"
 #include "comm/mpi_communicator.h"
 #include "comm/nccl_library.h"
 
 namespace switchyard::comm {
-
-/// How the engine sees the caller's CUDA stream (comm/ does not know the CUDA driver).
-struct CudaStreamHooks {
-  void* stream = nullptr;      // CUstream / cudaStream_t of the device that holds the buffers
-  std::function<int()> query;  // 0: the stream's work is done, 1: still running, < 0: it failed
-};
 
 class NcclCommunicator : public Communicator {
  public:
@@ -48,8 +45,11 @@ class NcclCommunicator : public Communicator {
   void enqueue_all_to_all(const void* send, void* recv, size_t count, Element element);
   void check(int result, const char* op, const char* call);
   void check_usable(const char* op) const;
-  // Polls the stream and NCCL's async error until the enqueued work is done, or the timeout.
-  void wait(const char* op);
+  // Orders the engine's stream after the compute stream's work (hooks_.after_compute).
+  void fence() const;
+  // Polls `poll` (default: the whole stream) and NCCL's async error until the work is done, or
+  // the timeout.
+  void wait(const char* op, const std::function<int()>& poll = nullptr);
 
   const NcclLibrary& nccl_;
   MpiCommunicator& bootstrap_;

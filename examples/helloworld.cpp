@@ -241,9 +241,8 @@ std::unique_ptr<comm::Communicator> gpu_group(const Flags& f, Device& device, co
       << (nccl_missing.empty() ? "NCCL needs a GPU per rank; this node has more ranks than GPUs" : nccl_missing);
   if (f.comm == "nccl" || (f.comm == "auto" && nccl_missing.empty() && own_gpu)) {
     auto& gpu = dynamic_cast<CudaDevice&>(device);
-    return std::make_unique<comm::NcclCommunicator>(
-        dynamic_cast<comm::MpiCommunicator&>(*group),
-        comm::CudaStreamHooks{gpu.stream(), [&gpu] { return gpu.query_stream(); }});
+    return std::make_unique<comm::NcclCommunicator>(dynamic_cast<comm::MpiCommunicator&>(*group),
+                                                    gpu.communication_hooks());
   }
 #endif
   return std::make_unique<StagedCommunicator>(*group, device);

@@ -1,5 +1,7 @@
 #include "runtime/cuda_device.h"
 
+#include <memory>
+
 #include "core/error.h"
 
 namespace switchyard {
@@ -36,13 +38,17 @@ CudaDevice::CudaDevice(int ordinal) : driver_(CudaDriver::get()), ordinal_(ordin
   cuda_check(driver_.cuDevicePrimaryCtxRetain(&context_, device_), "cuDevicePrimaryCtxRetain");
   make_current();
   cuda_check(driver_.cuStreamCreate(&stream_, 0), "cuStreamCreate");
+  cuda_check(driver_.cuStreamCreate(&comm_stream_, 0), "cuStreamCreate");
+  cuda_check(driver_.cuEventCreate(&fence_, kCuEventDisableTiming), "cuEventCreate");
 }
 
 CudaDevice::~CudaDevice() {
-  if (stream_ != nullptr) {
-    driver_.cuStreamSynchronize(stream_);
-    driver_.cuStreamDestroy_v2(stream_);
+  for (CUstream stream : {comm_stream_, stream_}) {
+    if (stream == nullptr) continue;
+    driver_.cuStreamSynchronize(stream);
+    driver_.cuStreamDestroy_v2(stream);
   }
+  if (fence_ != nullptr) driver_.cuEventDestroy_v2(fence_);
   if (context_ != nullptr) driver_.cuDevicePrimaryCtxRelease_v2(device_);
 }
 
@@ -124,12 +130,46 @@ void CudaDevice::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t sr
   cuda_check(driver_.cuMemcpy2DAsync_v2(&copy, stream_), "cuMemcpy2DAsync");
 }
 
-int CudaDevice::query_stream() const {
-  make_current();
-  const CUresult result = driver_.cuStreamQuery(stream_);
+namespace {
+
+// A stream or event query as 0 (done), 1 (still running) or -1 (failed).
+int poll_result(CUresult result) {
   constexpr CUresult kSuccess = 0, kNotReady = 600;  // CUDA_SUCCESS, CUDA_ERROR_NOT_READY
   if (result == kSuccess) return 0;
   return result == kNotReady ? 1 : -1;
+}
+
+}  // namespace
+
+int CudaDevice::query_stream() const {
+  make_current();
+  return poll_result(driver_.cuStreamQuery(stream_));
+}
+
+comm::CudaStreamHooks CudaDevice::communication_hooks() {
+  comm::CudaStreamHooks hooks;
+  hooks.stream = comm_stream_;
+  hooks.query = [this] {
+    make_current();
+    return poll_result(driver_.cuStreamQuery(comm_stream_));
+  };
+  hooks.after_compute = [this] {
+    make_current();
+    cuda_check(driver_.cuEventRecord(fence_, stream_), "cuEventRecord");
+    cuda_check(driver_.cuStreamWaitEvent(comm_stream_, fence_, 0), "cuStreamWaitEvent");
+  };
+  hooks.mark = [this]() -> std::function<int()> {
+    make_current();
+    CUevent raw = nullptr;
+    cuda_check(driver_.cuEventCreate(&raw, kCuEventDisableTiming), "cuEventCreate");
+    std::shared_ptr<CUevent_st> event(raw, [&driver = driver_](CUevent e) { driver.cuEventDestroy_v2(e); });
+    cuda_check(driver_.cuEventRecord(raw, comm_stream_), "cuEventRecord");
+    return [this, event] {
+      make_current();
+      return poll_result(driver_.cuEventQuery(event.get()));
+    };
+  };
+  return hooks;
 }
 
 void CudaDevice::synchronize() {

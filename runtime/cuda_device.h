@@ -1,6 +1,10 @@
-// A CUDA device through the driver API: its primary context, one stream, CUBIN modules.
+// A CUDA device through the driver API: its primary context, a compute stream (every launch
+// and copy), a communication stream (NCCL), CUBIN modules.
 #pragma once
 
+#include <functional>
+
+#include "comm/cuda_stream_hooks.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/device.h"
 
@@ -30,10 +34,13 @@ class CudaDevice final : public Device {
   void synchronize() override;
   unsigned parallelism() const override { return multiprocessors_; }
   const std::string& device_name() const { return device_name_; }
-  /// The stream every launch and copy goes to, and a poll of it (0 done, 1 running, -1 failed):
-  /// what a communicator engine on this device enqueues on and waits for.
+  /// The stream every launch and copy goes to, and a poll of it (0 done, 1 running, -1 failed).
   void* stream() const { return stream_; }
   int query_stream() const;
+  /// What a GPU communicator (NCCL) on this device enqueues on and waits for: the communication
+  /// stream, made to wait for the compute stream's work before each collective, and events that
+  /// mark single collectives. Valid while the device lives.
+  comm::CudaStreamHooks communication_hooks();
 
  private:
   void make_current() const;
@@ -43,6 +50,8 @@ class CudaDevice final : public Device {
   CUdevice device_ = 0;
   CUcontext context_ = nullptr;
   CUstream stream_ = nullptr;
+  CUstream comm_stream_ = nullptr;
+  CUevent fence_ = nullptr;  // compute -> communication ordering, re-recorded at each collective
   int sm_ = 0;
   unsigned multiprocessors_ = 0;
   std::string device_name_;

@@ -20,7 +20,8 @@ using CUevent = struct CUevent_st*;
 inline constexpr int kCuAttrComputeCapabilityMajor = 75;
 inline constexpr int kCuAttrComputeCapabilityMinor = 76;
 inline constexpr int kCuAttrMultiprocessorCount = 16;
-inline constexpr int kCuMemoryTypeDevice = 2;  // CU_MEMORYTYPE_DEVICE
+inline constexpr int kCuMemoryTypeDevice = 2;         // CU_MEMORYTYPE_DEVICE
+inline constexpr unsigned kCuEventDisableTiming = 2;  // CU_EVENT_DISABLE_TIMING
 
 /// CUDA_MEMCPY2D, field for field (tests/runtime/cuda_abi_test.cpp compares it with cuda.h).
 struct CudaMemcpy2D {
@@ -64,6 +65,11 @@ struct CudaMemcpy2D {
   X(cuStreamDestroy_v2, CUresult, (CUstream))                                                                     \
   X(cuStreamSynchronize, CUresult, (CUstream))                                                                    \
   X(cuStreamQuery, CUresult, (CUstream))                                                                          \
+  X(cuStreamWaitEvent, CUresult, (CUstream, CUevent, unsigned))                                                   \
+  X(cuEventCreate, CUresult, (CUevent*, unsigned))                                                                \
+  X(cuEventRecord, CUresult, (CUevent, CUstream))                                                                 \
+  X(cuEventQuery, CUresult, (CUevent))                                                                            \
+  X(cuEventDestroy_v2, CUresult, (CUevent))                                                                       \
   X(cuMemAlloc_v2, CUresult, (CUdeviceptr*, size_t))                                                              \
   X(cuMemFree_v2, CUresult, (CUdeviceptr))                                                                        \
   X(cuMemsetD8Async, CUresult, (CUdeviceptr, unsigned char, size_t, CUstream))                                    \

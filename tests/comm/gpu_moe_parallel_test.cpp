@@ -57,8 +57,7 @@ TEST_P(GpuMoeParallel, EveryRAndDMatchesTheSingleRankLayer) {
   comm::Communicator* group = &w;  // a CUDA layer stages a host group itself
   if (GetParam() == "nccl") {
     auto& cuda = dynamic_cast<CudaDevice&>(gpu);
-    nccl = std::make_unique<comm::NcclCommunicator>(
-        w, comm::CudaStreamHooks{cuda.stream(), [&cuda] { return cuda.query_stream(); }});
+    nccl = std::make_unique<comm::NcclCommunicator>(w, cuda.communication_hooks());
     group = nccl.get();
   }
   const int64_t m = 64;

@@ -8,6 +8,7 @@
 #include "comm/nccl_communicator.h"
 #include "runtime/context.h"
 #include "runtime/cuda_device.h"
+#include "runtime/elementwise_ops.h"
 #include "runtime/tensor.h"
 
 namespace switchyard::comm {
@@ -29,7 +30,7 @@ TEST_F(GpuNccl, CollectivesOnDeviceBuffers) {
   static char** argv = args;
   static MpiSession mpi(&argc, &argv);  // MPI bootstraps NCCL (a singleton world here)
   auto& gpu = dynamic_cast<CudaDevice&>(Context::global().cuda(0));
-  NcclCommunicator nccl(mpi.world(), {gpu.stream(), [&gpu] { return gpu.query_stream(); }});
+  NcclCommunicator nccl(mpi.world(), gpu.communication_hooks());
   ASSERT_EQ(nccl.size(), mpi.world().size());
   const size_t n = 1000 * static_cast<size_t>(nccl.size());
   std::vector<float> host(n), back(n);
@@ -39,6 +40,14 @@ TEST_F(GpuNccl, CollectivesOnDeviceBuffers) {
   nccl.all_to_all(a.data(), b.data(), n / nccl.size(), Element::kFloat32);
   gpu.copy_to_host(back.data(), b.data(), n * 4);
   EXPECT_EQ(back, host) << "one rank: the all-to-all is a copy";
+  // A kernel still running on the compute stream when the collective is enqueued on the
+  // communication stream: the collective must read what the kernel writes.
+  scale(Context::global(), a.view(DType::kFloat32, {static_cast<int64_t>(n)}), 2.0,
+        b.view(DType::kFloat32, {static_cast<int64_t>(n)}));
+  nccl.all_to_all(b.data(), a.data(), n / nccl.size(), Element::kFloat32);
+  gpu.copy_to_host(back.data(), a.data(), n * 4);
+  for (size_t i = 0; i < n; ++i) ASSERT_EQ(back[i], 2 * host[i]) << "the exchange ran before the kernel, at " << i;
+  gpu.copy_from_host(a.data(), host.data(), n * 4);
   nccl.all_reduce(a.data(), b.data(), n, Element::kFloat32, ReduceOp::kSum);
   gpu.copy_to_host(back.data(), b.data(), n * 4);
   EXPECT_EQ(back[17], host[17] * static_cast<float>(nccl.size()));

@@ -34,6 +34,7 @@ static_assert(sizeof(CUdeviceptr) == sizeof(::CUdeviceptr));
 
 TEST(CudaAbi, ConstantsMatchCudaH) {
   EXPECT_EQ(kCuMemoryTypeDevice, CU_MEMORYTYPE_DEVICE);
+  EXPECT_EQ(kCuEventDisableTiming, static_cast<unsigned>(CU_EVENT_DISABLE_TIMING));
   EXPECT_EQ(kCuAttrComputeCapabilityMajor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
   EXPECT_EQ(kCuAttrComputeCapabilityMinor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
   EXPECT_EQ(kCuAttrMultiprocessorCount, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
