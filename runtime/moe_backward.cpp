@@ -174,9 +174,8 @@ BackwardResult MoeLayer::backward(const Tensor& grad_output, double l_aux_weight
     dispatch_gate_grad(context_, sv.expert_out->view(config_.dtype, {e, c, m}), grad_output, sv.routing, d_gates);
   // The experts' part, in the layout the experts saw: the all-to-all's adjoint is its inverse.
   std::vector<std::unique_ptr<Buffer>> storage;
-  const ExpertTensors weights = expert_weights(r, storage);
   const ExpertTensors grads = expert_gradients(r, storage);
-  experts_backward(d_slots, d_dispatched, rows, weights, grads);
+  experts_backward(d_slots, d_dispatched, rows, sv.expert_weights, grads);
   scatter_expert_gradients(grads, r);
   BackwardResult result;
   result.storage = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * dtype_size(config_.dtype));

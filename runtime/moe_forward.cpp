@@ -240,6 +240,8 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
     saved->expert_shape = kept.chunk_shape;
     saved->chunks = kept.chunks;
     if (options.is_postscore) saved->expert_out = std::move(expert_out);
+    saved->expert_weights = weights;  // views stay valid: the buffers move, their memory does not
+    saved->gathered_weights = std::move(gathered);
   }
   if (saved) saved_ = std::move(saved);  // a forward without saving (evaluation) keeps the last save
   return result;

@@ -26,6 +26,10 @@ struct MoeLayer::Saved {
   std::unique_ptr<Buffer>
       pre;  // per chunk, FFN: fc1's pre-activation [E_x, R, H]; SwiGLU: both projections [2, E_x, R, H]
   std::unique_ptr<Buffer> expert_out;  // [E, C, M] (only read for the post-score gate gradient)
+  // The expert weights as the experts ran: views of the parameters, or of copies gathered from
+  // the group (adaptive_r = 0, shared experts) that backward reuses instead of gathering again.
+  ExpertTensors expert_weights;
+  std::vector<std::unique_ptr<Buffer>> gathered_weights;
 
   Tensor x(DType dtype, int64_t model_dim) const { return input->view(dtype, {tokens, model_dim}); }
   size_t bytes() const {
@@ -33,6 +37,7 @@ struct MoeLayer::Saved {
     for (const Buffer* b : {input.get(), gate_input.get(), routed.storage.get(), wide_gates.get(), dispatched.get(),
                             pre.get(), expert_out.get()})
       total += b ? b->bytes() : 0;
+    for (const auto& b : gathered_weights) total += b->bytes();
     return total;
   }
 };
