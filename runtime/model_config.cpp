@@ -109,13 +109,17 @@ void read_expert(const json& doc, ModelConfig& c, const std::string& origin) {
 }
 
 // The layer's GEMMs: the gate, then fc1/fc2 (ffn) or W1/W2/W3 (swiglu).
-std::vector<kernels::GemmShape> layer_gemms(const ModelConfig& c, DType dtype) {
+std::vector<kernels::GemmShape> layer_gemms(const ModelConfig& c, DType dtype, const Target& target) {
   using kernels::GemmShape;
   const DType gate = c.fp32_gate ? DType::kFloat32 : dtype;
-  std::vector<GemmShape> shapes = {{gate, c.num_experts, c.model_dim, false, false, kernels::kActNone}};
+  // The gate and fc1 weights are stored as nn.Linear [out, in]: the CPU GEMM reads them as they
+  // are (trans_b: it packs B^T panels itself); CUDA reads the layer's transposed copies, as the
+  // tensor-core kernels take B as [K, N].
+  const bool linear = target.is_cpu();
+  std::vector<GemmShape> shapes = {{gate, c.num_experts, c.model_dim, linear, false, kernels::kActNone}};
   if (c.expert_type == "ffn") {
-    shapes.push_back({dtype, c.hidden_size, c.model_dim, false, c.has_fc1_bias, kernels::parse_activation(c.activation),
-                      c.allow_tf32});
+    shapes.push_back({dtype, c.hidden_size, c.model_dim, linear, c.has_fc1_bias,
+                      kernels::parse_activation(c.activation), c.allow_tf32});
     shapes.push_back({dtype, c.model_dim, c.hidden_size, false, c.has_fc2_bias, kernels::kActNone, c.allow_tf32});
   } else {
     shapes.push_back({dtype, c.hidden_size, c.model_dim, false, false, kernels::kActNone, c.allow_tf32});
@@ -127,7 +131,7 @@ std::vector<kernels::GemmShape> layer_gemms(const ModelConfig& c, DType dtype) {
 
 // The GEMMs training adds (MoeLayer::backward and the saving forward): data gradients A W^T,
 // weight gradients A^T B (trans_a), and the unfused fc1 that keeps its pre-activation.
-std::vector<kernels::GemmShape> training_gemms(const ModelConfig& c, DType dtype) {
+std::vector<kernels::GemmShape> training_gemms(const ModelConfig& c, DType dtype, const Target& target) {
   using kernels::GemmShape;
   const DType gate = c.fp32_gate ? DType::kFloat32 : dtype;
   const int64_t m = c.model_dim, h = c.hidden_size;
@@ -136,8 +140,13 @@ std::vector<kernels::GemmShape> training_gemms(const ModelConfig& c, DType dtype
       {.dtype = gate, .n = m, .k = c.num_experts, .trans_a = true}  // d(gate weight)
   };
   const auto act = kernels::parse_activation(c.activation);
-  if (c.expert_type == "ffn") {
-    shapes.push_back({.dtype = dtype, .n = h, .k = m, .bias = c.has_fc1_bias, .allow_tf32 = c.allow_tf32});
+  if (c.expert_type == "ffn") {  // fc1 keeping its pre-activation reads fc1 as the forward does
+    shapes.push_back({.dtype = dtype,
+                      .n = h,
+                      .k = m,
+                      .trans_b = target.is_cpu(),
+                      .bias = c.has_fc1_bias,
+                      .allow_tf32 = c.allow_tf32});
     shapes.push_back({.dtype = dtype,
                       .n = h,
                       .k = m,
@@ -199,18 +208,18 @@ void add_layer_kernels(const ModelConfig& config, DType dtype, const Target& tar
   };
   // Every layer dtype a target's dispatch supports has gating and GEMM templates there too.
   if (!family_supports("gate_topk", dtype, target)) return;
-  for (const auto& shape : layer_gemms(config, dtype)) add(kernels::gemm_spec(shape, target));
+  for (const auto& shape : layer_gemms(config, dtype, target)) add(kernels::gemm_spec(shape, target));
   const DType gate = config.fp32_gate ? DType::kFloat32 : dtype;
   if (gate != dtype) {
     add(kernels::cast_spec(dtype, gate, target));                                // the gate's copy of the input
     if (dtype == DType::kFloat64) add(kernels::cast_spec(gate, dtype, target));  // gates back for dispatch
   }
-  // The layer's transposed weight copies (the gate's and fc1's); experts shared by several ranks
+  // CUDA layers' transposed weight copies (the gate's and fc1's); experts shared by several ranks
   // (E < W) add their copies' partial sums and scale their fc2 bias.
   using kernels::elementwise_spec;
-  add(elementwise_spec(gate, kernels::kEwTranspose, kernels::kActNone, target));
+  if (target.is_cuda()) add(elementwise_spec(gate, kernels::kEwTranspose, kernels::kActNone, target));
   if (config.expert_type == "ffn") {
-    add(elementwise_spec(dtype, kernels::kEwTranspose, kernels::kActNone, target));
+    if (target.is_cuda()) add(elementwise_spec(dtype, kernels::kEwTranspose, kernels::kActNone, target));
     add(elementwise_spec(dtype, kernels::kEwSumRows, kernels::kActNone, target));
     add(elementwise_spec(dtype, kernels::kEwScale, kernels::kActNone, target));
   }
@@ -220,7 +229,7 @@ void add_layer_kernels(const ModelConfig& config, DType dtype, const Target& tar
     add(kernels::route_locations_spec(kernels::score_dtype_for(gate), config.num_experts, k, target));
   }
   if (!config.training) return;
-  for (const auto& shape : training_gemms(config, dtype)) add(kernels::gemm_spec(shape, target));
+  for (const auto& shape : training_gemms(config, dtype, target)) add(kernels::gemm_spec(shape, target));
   for (int64_t k : config.top_k) {
     for (bool normalize : config.normalize_gate)
       add(kernels::gate_backward_spec(gate, config.num_experts, k, normalize, target));

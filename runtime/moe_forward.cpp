@@ -61,7 +61,6 @@ Tensor MoeLayer::gate_logits(const Tensor& x, Buffer& workspace, std::unique_ptr
   const int64_t s = x.dim(0), m = config_.model_dim, e = config_.num_experts;
   const DType g = gate_dtype();
   Tensor logits = workspace.view(g, {1, s, e});
-  const Param& wg_t = packed_.at("wg_t");
   Tensor input(x.data(), x.dtype(), {1, s, m}, x.device());
   if (g != x.dtype()) {  // fp32_gate: the gate reads a float32 copy of the input
     gate_input = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * dtype_size(g));
@@ -69,7 +68,12 @@ Tensor MoeLayer::gate_logits(const Tensor& x, Buffer& workspace, std::unique_ptr
     cast_tensor(context_, input, copy);
     input = copy;
   }
-  batched_gemm(context_, input, wg_t.buffer->view(g, wg_t.shape), logits);
+  GemmOptions linear;  // no transposed copy (CPU): read the [E, M] weight transposed
+  const auto packed = packed_.find("wg_t");
+  linear.trans_b = packed == packed_.end();
+  const Tensor w = linear.trans_b ? Tensor(parameter("gates.0.wg.weight").data(), g, {1, e, m}, x.device())
+                                  : packed->second.buffer->view(g, packed->second.shape);
+  batched_gemm(context_, input, w, logits, linear);
   return Tensor(logits.data(), g, {s, e}, logits.device());
 }
 
@@ -86,7 +90,9 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
     Tensor b1 = config_.has_fc1_bias ? weights.at("experts.batched_fc1_bias") : Tensor();
     Tensor b2 = config_.has_fc2_bias ? weights.at("experts.batched_fc2_bias") : Tensor();
     fc.bias = config_.has_fc1_bias ? &b1 : nullptr;
-    const Tensor& w1 = weights.at("fc1_t");
+    // fc1 [E, H, M] read transposed, or its transposed copy [E, M, H] (CUDA)
+    fc.trans_b = weights.count("fc1_t") == 0;
+    const Tensor& w1 = fc.trans_b ? weights.at("experts.batched_fc1_w") : weights.at("fc1_t");
     if (saved_pre != nullptr) {
       // Training keeps the pre-activation for the activation's derivative; the activated
       // copy is only needed until fc2 has read it.
@@ -101,6 +107,7 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
       batched_gemm(context_, dispatched, w1, hid, fc);
     }
     fc.activation = kernels::kActNone;
+    fc.trans_b = false;
     fc.bias = config_.has_fc2_bias ? &b2 : nullptr;
     batched_gemm(context_, hid, weights.at("experts.batched_fc2_w"), out, fc);
     return;

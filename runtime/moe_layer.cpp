@@ -219,8 +219,10 @@ void MoeLayer::save(const std::string& path) const {
 }
 
 void MoeLayer::refresh_packed() {
-  // The tensor-core GEMMs read B as [K, N]: keep transposed copies of the weights stored as
-  // nn.Linear [out, in] (the gate and fc1), made on the layer's device.
+  // The tensor-core GEMMs read B as [K, N]: a CUDA layer keeps transposed copies of the weights
+  // stored as nn.Linear [out, in] (the gate and fc1). The CPU GEMM reads them as they are
+  // (trans_b), packing B^T panels itself.
+  if (!device_.is_cuda()) return;
   auto refresh = [&](const std::string& from, const std::string& to) {
     const Param& src = params_.at(from);
     const int64_t batch = src.shape.size() == 3 ? src.shape[0] : 1;

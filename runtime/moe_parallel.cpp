@@ -207,7 +207,8 @@ size_t MoeLayer::pre_bytes(int64_t experts, int64_t rows, int64_t hidden) const 
 }
 
 int64_t MoeLayer::hidden_of(const ExpertTensors& weights) const {
-  return config_.expert_type == ExpertType::kFfn ? weights.at("fc1_t").dim(2) : weights.at("experts.W_fc1").dim(2);
+  return config_.expert_type == ExpertType::kFfn ? weights.at("experts.batched_fc1_w").dim(1)
+                                                 : weights.at("experts.W_fc1").dim(2);
 }
 
 void MoeLayer::experts_forward(const Tensor& slots, const Tensor& processed, const Tensor* rows,
@@ -369,9 +370,11 @@ MoeLayer::ExpertTensors MoeLayer::sharded_weights(int adaptive_r, std::vector<st
   if (config_.has_fc1_bias)
     w["experts.batched_fc1_bias"] =
         Tensor(gather(hidden_group, "experts.batched_fc1_bias"), dt, {e_out, h_out}, device_.ref());
-  storage.push_back(std::make_unique<Buffer>(device_, w.at("experts.batched_fc1_w").nbytes()));
-  w["fc1_t"] = storage.back()->view(dt, {e_out, m, h_out});
-  transpose(context_, w.at("experts.batched_fc1_w"), w.at("fc1_t"));
+  if (device_.is_cuda()) {  // the tensor cores' layout, as refresh_packed keeps it
+    storage.push_back(std::make_unique<Buffer>(device_, w.at("experts.batched_fc1_w").nbytes()));
+    w["fc1_t"] = storage.back()->view(dt, {e_out, m, h_out});
+    transpose(context_, w.at("experts.batched_fc1_w"), w.at("fc1_t"));
+  }
   if (config_.has_fc2_bias) {  // whole biases from the padded slices; each of r copies adds b / r
     const char* slices = gather(adaptive_r == 0 ? *group_ : block_group(s), "experts.batched_fc2_bias");
     storage.push_back(std::make_unique<Buffer>(device_, static_cast<size_t>(e_out * m) * el));

@@ -66,12 +66,20 @@ TEST(ModelConfig, SampleConfigsExpandToTheirKernelSets) {
   ModelConfig tiny = ModelConfig::load(testing::source_dir() + "/examples/models/tiny.json");
   KernelSet cpu = kernel_set(tiny, Target::cpu());
   // Dispatch: {f32, f64} x top_k {1, 2} x postscore {T, F} x {encode, decode} = 16; per dtype,
-  // 3 GEMMs (gate, fc1, fc2) and per top_k a gate_topk and a route_locations = 7, and the
-  // element-wise transpose (weight copies), sum_rows and scale (experts shared by ranks) = 3.
-  EXPECT_EQ(cpu.specs.size(), 16u + 2 * (7u + 3u));
+  // 3 GEMMs (gate and fc1 read nn.Linear weights transposed, fc2) and per top_k a gate_topk and
+  // a route_locations = 7, and the element-wise sum_rows and scale (experts shared by ranks) = 2.
+  EXPECT_EQ(cpu.specs.size(), 16u + 2 * (7u + 2u));
+  auto read_transposed = [](const KernelSet& set) {
+    int count = 0;
+    for (const auto& spec : set.specs) count += spec.to_string().find("trans_b=true") != std::string::npos;
+    return count;
+  };
+  EXPECT_EQ(read_transposed(cpu), 2 * 2) << "each dtype's gate and fc1 GEMMs read the [out, in] weights transposed";
+  EXPECT_EQ(read_transposed(kernel_set(tiny, Target::cuda(90))), 0) << "CUDA reads the layer's transposed copies";
   EXPECT_EQ(cpu.skipped.size(), 2u);
   // CUDA: dispatch 24; per dtype (f32, f16, bf16) 3 GEMMs + a gate_topk per top_k = 5 and
-  // transpose, sum_rows, scale = 3; and route_locations (fp32 scores for every dtype) per top_k = 2.
+  // transpose (the gate's and fc1's transposed copies), sum_rows, scale = 3; and route_locations (fp32 scores for every
+  // dtype) per top_k = 2.
   EXPECT_EQ(kernel_set(tiny, Target::cuda(90)).specs.size(), 24u + 3 * (5u + 3u) + 2u);
   ModelConfig mixtral = ModelConfig::load(testing::source_dir() + "/examples/models/mixtral-8x7b.json");
   EXPECT_EQ(mixtral.model_dim, 4096);
@@ -95,7 +103,7 @@ TEST(ModelConfig, TrainingAddsTheBackwardKernels) {
   // share N = M, K = H), per top_k a gate_backward and a gate_grad (4), and activate, add, sgd
   // (3; sum_rows is a forward kernel); the flipped encode/decode are already there (both
   // is_postscore values).
-  EXPECT_EQ(cpu.specs.size(), 36u + 2 * (6u + 4u + 3u));
+  EXPECT_EQ(cpu.specs.size(), 34u + 2 * (6u + 4u + 3u));
   std::vector<std::string> texts;
   for (const auto& spec : cpu.specs) texts.push_back(spec.to_string());
   for (const char* needle :

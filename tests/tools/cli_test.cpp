@@ -14,7 +14,7 @@ using testing::run_command;
 using testing::TempDir;
 
 // Kernels of examples/models/tiny.json on the CPU (see spec_test for the breakdown).
-constexpr int kTinyCpuKernels = 36;
+constexpr int kTinyCpuKernels = 34;
 constexpr int kTinyCudaKernels = 50;
 
 std::string tiny() {
