@@ -1,0 +1,69 @@
+// The data movement a GPU rank of the distributed layer does on the device: strided copies
+// (Device::copy_2d, cuMemcpy2DAsync), and the scale and transpose kernels, against host
+// arithmetic. Skips, saying why, without a CUDA device.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "core/error.h"
+#include "runtime/context.h"
+#include "runtime/elementwise_ops.h"
+#include "tests/support/dtype_values.h"
+
+namespace switchyard {
+namespace {
+
+class GpuDeviceOps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string reason = Context::cuda_unavailable_reason();
+    if (!reason.empty()) GTEST_SKIP() << "GPU test skipped: " << reason;
+  }
+};
+
+TEST_F(GpuDeviceOps, Copy2dMovesRowsBetweenPitches) {
+  Device& gpu = Context::global().cuda(0);
+  const size_t rows = 300, width = 96, src_pitch = 160, dst_pitch = 128;
+  std::vector<unsigned char> src(rows * src_pitch), dst(rows * dst_pitch, 0xAB);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<unsigned char>(i * 7 + i / 251);
+  Buffer a(gpu, src.size()), b(gpu, dst.size());
+  gpu.copy_from_host(a.data(), src.data(), src.size());
+  gpu.copy_from_host(b.data(), dst.data(), dst.size());
+  gpu.copy_2d(b.data(), dst_pitch, a.data(), src_pitch, width, rows);
+  gpu.copy_to_host(dst.data(), b.data(), dst.size());
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t i = 0; i < dst_pitch; ++i)
+      ASSERT_EQ(dst[r * dst_pitch + i], i < width ? src[r * src_pitch + i] : 0xAB) << "row " << r << " byte " << i;
+  EXPECT_THROW(gpu.copy_2d(b.data(), 8, a.data(), 16, 12, 2), UserError) << "a pitch below the width";
+}
+
+TEST_F(GpuDeviceOps, ScaleAndTransposeMatchTheHost) {
+  Device& gpu = Context::global().cuda(0);
+  const int64_t batch = 3, rows = 97, cols = 131, n = batch * rows * cols;
+  std::mt19937 rng(3);
+  std::normal_distribution<double> normal;
+  std::vector<double> x(static_cast<size_t>(n));
+  for (auto& v : x) v = normal(rng);
+  for (DType dt : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+    SCOPED_TRACE(dtype_name(dt));
+    const std::string bytes = testing::encode_values(x, dt);
+    const std::vector<double> stored = testing::decode_values(bytes, dt);
+    Buffer in(gpu, bytes.size()), out(gpu, bytes.size());
+    gpu.copy_from_host(in.data(), bytes.data(), bytes.size());
+    transpose(Context::global(), in.view(dt, {batch, rows, cols}), out.view(dt, {batch, cols, rows}));
+    std::string back(bytes.size(), '\0');
+    gpu.copy_to_host(back.data(), out.data(), back.size());
+    const std::vector<double> t = testing::decode_values(back, dt);
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c)
+          ASSERT_EQ(t[(b * cols + c) * rows + r], stored[(b * rows + r) * cols + c]) << b << "," << r << "," << c;
+    scale(Context::global(), in.view(dt, {n}), 0.5, in.view(dt, {n}));  // in place; exact in every dtype
+    gpu.copy_to_host(back.data(), in.data(), back.size());
+    const std::vector<double> halved = testing::decode_values(back, dt);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(halved[i], stored[i] * 0.5) << i;
+  }
+}
+
+}  // namespace
+}  // namespace switchyard
