@@ -11,6 +11,9 @@ size_t element_bytes(Element element) {
   switch (element) {
     case Element::kByte:
       return 1;
+    case Element::kFloat16:
+    case Element::kBFloat16:
+      return 2;
     case Element::kInt32:
     case Element::kFloat32:
       return 4;
@@ -33,6 +36,10 @@ const char* element_name(Element element) {
       return "float32";
     case Element::kFloat64:
       return "float64";
+    case Element::kFloat16:
+      return "float16";
+    case Element::kBFloat16:
+      return "bfloat16";
   }
   return "?";
 }

@@ -12,7 +12,7 @@
 
 namespace switchyard::comm {
 
-enum class Element { kByte, kInt32, kInt64, kFloat32, kFloat64 };
+enum class Element { kByte, kInt32, kInt64, kFloat32, kFloat64, kFloat16, kBFloat16 };
 enum class ReduceOp { kSum, kMax };
 /// Where the buffers given to a communicator live: host memory (MPI) or one GPU's (NCCL).
 enum class Memory { kHost, kDevice };

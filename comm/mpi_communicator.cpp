@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/half.h"
 #include "core/settings.h"
 
 namespace switchyard::comm {
@@ -25,8 +26,23 @@ void reduce_into(T* acc, const T* term, size_t count, ReduceOp op) {
     acc[i] = op == ReduceOp::kSum ? acc[i] + term[i] : (term[i] > acc[i] ? term[i] : acc[i]);
 }
 
+// The half types reduce in float, rounding each partial result back to the type (nearest even).
+template <float (*kToFloat)(uint16_t), uint16_t (*kFromFloat)(float)>
+void reduce_half(uint16_t* acc, const uint16_t* term, size_t count, ReduceOp op) {
+  for (size_t i = 0; i < count; ++i) {
+    const float a = kToFloat(acc[i]), t = kToFloat(term[i]);
+    acc[i] = kFromFloat(op == ReduceOp::kSum ? a + t : (t > a ? t : a));
+  }
+}
+
 void reduce_typed(void* acc, const void* term, size_t count, Element element, ReduceOp op) {
   switch (element) {
+    case Element::kFloat16:
+      return reduce_half<half_bits_to_float, float_to_half_bits>(static_cast<uint16_t*>(acc),
+                                                                 static_cast<const uint16_t*>(term), count, op);
+    case Element::kBFloat16:
+      return reduce_half<bf16_bits_to_float, float_to_bf16_bits>(static_cast<uint16_t*>(acc),
+                                                                 static_cast<const uint16_t*>(term), count, op);
     case Element::kInt32:
       return reduce_into(static_cast<int32_t*>(acc), static_cast<const int32_t*>(term), count, op);
     case Element::kInt64:

@@ -21,6 +21,10 @@ int data_type(Element element) {
       return nccl::kFloat32;
     case Element::kFloat64:
       return nccl::kFloat64;
+    case Element::kFloat16:
+      return nccl::kFloat16;
+    case Element::kBFloat16:
+      return nccl::kBFloat16;
   }
   return nccl::kInt8;
 }

@@ -14,7 +14,7 @@ struct UniqueId {
   char internal[128];
 };
 enum Result : int { kSuccess = 0, kInProgress = 7 };
-enum DataType : int { kInt8 = 0, kInt32 = 2, kInt64 = 4, kFloat32 = 7, kFloat64 = 8 };
+enum DataType : int { kInt8 = 0, kInt32 = 2, kInt64 = 4, kFloat16 = 6, kFloat32 = 7, kFloat64 = 8, kBFloat16 = 9 };
 enum RedOp : int { kSum = 0, kMax = 2 };
 }  // namespace nccl
 

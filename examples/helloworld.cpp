@@ -23,6 +23,7 @@
 #include "core/half.h"
 #include "jit/kernels/gemm.h"
 #include "runtime/checkpoint_reshard.h"
+#include "runtime/comm_element.h"
 #include "runtime/cuda_device.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/moe_layer.h"
@@ -209,12 +210,8 @@ void allreduce_shared_gradients(MoeLayer& layer, comm::Communicator* group, int 
   for (const auto& name : layer.parameter_names()) {
     if (name.rfind("experts.", 0) == 0) continue;
     Tensor g = layer.gradient(name);
-    SY_CHECK(g.dtype() == DType::kFloat32 || g.dtype() == DType::kFloat64)
-        << "averaging the " << dtype_name(g.dtype()) << " gradient of " << name
-        << " across ranks is not supported (float32 or float64): pass --fp32_gate or --allreduce_degree -1";
     scale(Context::global(), g, 1.0 / group->size(), g);
-    group->all_reduce(g.data(), g.data(), static_cast<size_t>(g.numel()),
-                      g.dtype() == DType::kFloat64 ? comm::Element::kFloat64 : comm::Element::kFloat32,
+    group->all_reduce(g.data(), g.data(), static_cast<size_t>(g.numel()), comm_element(g.dtype()),
                       comm::ReduceOp::kSum);
   }
 }

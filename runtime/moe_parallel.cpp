@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "core/error.h"
+#include "runtime/comm_element.h"
 #include "runtime/elementwise_ops.h"
 #include "runtime/moe_layer.h"
 #include "runtime/moe_saved.h"
@@ -13,13 +14,6 @@
 
 namespace switchyard {
 namespace {
-
-comm::Element reduce_element(DType dtype) {
-  SY_CHECK(dtype == DType::kFloat32 || dtype == DType::kFloat64)
-      << "summing gradients across ranks takes float32 or float64, not " << dtype_name(dtype) << " (train a "
-      << dtype_name(dtype) << " layer in a group with adaptive_r = 1 and E >= W)";
-  return dtype == DType::kFloat32 ? comm::Element::kFloat32 : comm::Element::kFloat64;
-}
 
 // Every rank's `mine`, rank-major; throws on every rank when an entry from `first_checked` on
 // differs from rank 0's (the same data reaches every rank, so every rank decides alike).
@@ -155,7 +149,7 @@ void MoeLayer::scatter_expert_gradients(const ExpertTensors& full, int adaptive_
       continue;
     }
     // Every rank computed all experts' gradients from its own tokens: sum them per shard.
-    group_->reduce_scatter(t.data(), mine.data(), static_cast<size_t>(mine.numel()), reduce_element(t.dtype()),
+    group_->reduce_scatter(t.data(), mine.data(), static_cast<size_t>(mine.numel()), comm_element(t.dtype()),
                            comm::ReduceOp::kSum);
   }
 }
@@ -389,7 +383,7 @@ MoeLayer::ExpertTensors MoeLayer::sharded_weights(int adaptive_r, std::vector<st
 
 void MoeLayer::scatter_sharded_gradient(const std::string& name, const Tensor& full, const Tensor& mine,
                                         int adaptive_r) {
-  const comm::Element element = reduce_element(full.dtype());
+  const comm::Element element = comm_element(full.dtype());
   const int64_t s = shards_;
   if (name != "experts.batched_fc2_bias") {
     (adaptive_r == 0 ? *group_ : block_group(s / adaptive_r))

@@ -9,6 +9,7 @@
 #include "comm/hierarchical.h"
 #include "comm/mpi_communicator.h"
 #include "core/error.h"
+#include "core/half.h"
 
 namespace switchyard::comm {
 namespace {
@@ -113,6 +114,45 @@ TEST(Mpi, AllReduceAndReduceScatter) {
     EXPECT_EQ(mine[i], want);
   }
   w.barrier();
+}
+
+// float16 and bfloat16 (gradients of half-precision layers): summed in float in rank order,
+// each partial sum rounded back to the type, bit-identical on every rank.
+TEST(Mpi, HalfTypesReduceInFloatInRankOrder) {
+  Communicator& w = *g_world;
+  const size_t n = 257;
+  struct Half {
+    Element element;
+    uint16_t (*from_float)(float);
+    float (*to_float)(uint16_t);
+  };
+  for (const Half& h : {Half{Element::kFloat16, float_to_half_bits, half_bits_to_float},
+                        Half{Element::kBFloat16, float_to_bf16_bits, bf16_bits_to_float}}) {
+    SCOPED_TRACE(element_name(h.element));
+    auto term = [&](int rank, size_t i) { return h.from_float(static_cast<float>(value(rank, 1, i) * 0.37)); };
+    std::vector<uint16_t> mine(n), sum(n), max(n);
+    for (size_t i = 0; i < n; ++i) mine[i] = term(w.rank(), i);
+    w.all_reduce(mine.data(), sum.data(), n, h.element, ReduceOp::kSum);
+    w.all_reduce(mine.data(), max.data(), n, h.element, ReduceOp::kMax);
+    for (size_t i = 0; i < n; ++i) {
+      uint16_t want_sum = term(0, i), want_max = term(0, i);
+      for (int q = 1; q < w.size(); ++q) {
+        want_sum = h.from_float(h.to_float(want_sum) + h.to_float(term(q, i)));
+        if (h.to_float(term(q, i)) > h.to_float(want_max)) want_max = term(q, i);
+      }
+      ASSERT_EQ(sum[i], want_sum) << i;
+      ASSERT_EQ(max[i], want_max) << i;
+    }
+    std::vector<uint16_t> blocks(2 * static_cast<size_t>(w.size())), block(2);
+    for (size_t i = 0; i < blocks.size(); ++i) blocks[i] = term(w.rank(), i);
+    w.reduce_scatter(blocks.data(), block.data(), 2, h.element, ReduceOp::kSum);
+    for (size_t i = 0; i < 2; ++i) {
+      const size_t at = static_cast<size_t>(w.rank()) * 2 + i;
+      uint16_t want = term(0, at);
+      for (int q = 1; q < w.size(); ++q) want = h.from_float(h.to_float(want) + h.to_float(term(q, at)));
+      EXPECT_EQ(block[i], want) << i;
+    }
+  }
 }
 
 TEST(Mpi, SubGroupsCommunicateAmongThemselves) {

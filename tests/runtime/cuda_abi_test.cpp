@@ -1,10 +1,13 @@
-// The driver ABI that runtime/cuda_driver.h mirrors (it loads libcuda with dlopen and declares no
-// CUDA headers) against the toolkit's cuda.h: a field out of place would corrupt a copy silently.
+// The driver and NCCL ABIs that runtime/cuda_driver.h and comm/nccl_library.h mirror (both load
+// their library with dlopen and declare no CUDA headers) against the toolkit's cuda.h and
+// nccl.h: a field or constant out of place would corrupt data silently.
 #include <cuda.h>
 #include <gtest/gtest.h>
+#include <nccl.h>
 
 #include <cstddef>
 
+#include "comm/nccl_library.h"
 #include "runtime/cuda_driver.h"
 
 namespace switchyard {
@@ -38,6 +41,22 @@ TEST(CudaAbi, ConstantsMatchCudaH) {
   EXPECT_EQ(kCuAttrComputeCapabilityMajor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
   EXPECT_EQ(kCuAttrComputeCapabilityMinor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
   EXPECT_EQ(kCuAttrMultiprocessorCount, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
+}
+
+TEST(NcclAbi, ConstantsMatchNcclH) {
+  namespace n = comm::nccl;
+  EXPECT_EQ(n::kSuccess, ncclSuccess);
+  EXPECT_EQ(n::kInProgress, ncclInProgress);
+  EXPECT_EQ(n::kInt8, ncclInt8);
+  EXPECT_EQ(n::kInt32, ncclInt32);
+  EXPECT_EQ(n::kInt64, ncclInt64);
+  EXPECT_EQ(n::kFloat16, ncclFloat16);
+  EXPECT_EQ(n::kFloat32, ncclFloat32);
+  EXPECT_EQ(n::kFloat64, ncclFloat64);
+  EXPECT_EQ(n::kBFloat16, ncclBfloat16);
+  EXPECT_EQ(n::kSum, ncclSum);
+  EXPECT_EQ(n::kMax, ncclMax);
+  EXPECT_EQ(sizeof(n::UniqueId), sizeof(ncclUniqueId));
 }
 
 }  // namespace
