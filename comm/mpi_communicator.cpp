@@ -301,6 +301,15 @@ MpiSession::~MpiSession() {
   if (initialized_here_ && !g_any_broken) MPI_Finalize();
 }
 
+std::string MpiSession::library_version() {
+  char text[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+  int length = 0;
+  MPI_Get_library_version(text, &length);
+  std::string version(text, static_cast<size_t>(length));
+  if (const size_t end = version.find_first_of(",\n"); end != std::string::npos) version.resize(end);
+  return version;
+}
+
 bool MpiSession::launched_by_mpirun() {
   return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr || std::getenv("PMI_SIZE") != nullptr;
 }

@@ -82,6 +82,8 @@ class MpiSession {
   MpiCommunicator& world() { return *world_; }
   /// True when this process was started by mpirun (OMPI_COMM_WORLD_SIZE is set).
   static bool launched_by_mpirun();
+  /// The MPI library's own description (MPI_Get_library_version; needs no MPI_Init).
+  static std::string library_version();
 
  private:
   bool initialized_here_ = false;

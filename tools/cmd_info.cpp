@@ -3,6 +3,10 @@
 
 #include <iostream>
 
+#include "comm/nccl_library.h"
+#if SY_WITH_MPI
+#include "comm/mpi_communicator.h"
+#endif
 #include "jit/clang_compiler.h"
 #include "jit/nvrtc_library.h"
 #include "runtime/context.h"
@@ -37,6 +41,17 @@ nlohmann::json collect_info() {
   }
   info["cuda_devices"] = gpus;
   info["cuda_status"] = CudaDriver::available() ? "ok" : CudaDriver::unavailable_reason();
+  // The communicator engines: a string when usable, null with the reason otherwise.
+#if SY_WITH_MPI
+  info["mpi"] = comm::MpiSession::library_version();
+  info["mpi_status"] = "ok";
+#else
+  info["mpi"] = nullptr;
+  info["mpi_status"] = "built without MPI (libopenmpi-dev was not found)";
+#endif
+  const std::string nccl_missing = comm::NcclLibrary::unavailable_reason();
+  info["nccl"] = nccl_missing.empty() ? nlohmann::json(comm::NcclLibrary::get().version()) : nlohmann::json(nullptr);
+  info["nccl_status"] = nccl_missing.empty() ? "ok" : nccl_missing;
   auto& disk = context.store().disk();
   auto entries = disk.list();
   uint64_t bytes = 0;
@@ -60,6 +75,13 @@ void print_text(const nlohmann::json& info) {
   if (info["cuda_devices"].empty()) std::cout << "  cuda: none (" << info["cuda_status"].get<std::string>() << ")\n";
   std::cout << "compilers:\n  llvm " << info["llvm"].get<std::string>() << "\n  nvrtc "
             << (info["nvrtc"].is_null() ? std::string("not found") : info["nvrtc"].get<std::string>()) << "\n"
+            << "communicators:\n  mpi "
+            << (info["mpi"].is_null() ? "none (" + info["mpi_status"].get<std::string>() + ")"
+                                      : info["mpi"].get<std::string>())
+            << "\n  nccl "
+            << (info["nccl"].is_null() ? "none (" + info["nccl_status"].get<std::string>() + ")"
+                                       : info["nccl"].get<std::string>())
+            << "\n"
             << "host cpu features: " << info["cpu"]["features"].get<std::string>() << "\n"
             << "cache:\n  dir " << info["cache"]["dir"].get<std::string>() << "\n  mode "
             << info["cache"]["mode"].get<std::string>()
@@ -70,7 +92,7 @@ void print_text(const nlohmann::json& info) {
 }  // namespace
 
 void add_info_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("info", "Version, devices, compilers, host CPU features and the cache");
+  auto* cmd = app.add_subcommand("info", "Version, devices, compilers, communicators, host CPU features and the cache");
   auto json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "Print JSON");
   cmd->callback([json] {

@@ -271,6 +271,12 @@ TEST(Cli, InfoReportsDevicesAndCompilers) {
   auto info = json_of(r);
   EXPECT_EQ(info["llvm"], "16.0.6");
   EXPECT_TRUE(info["nvrtc"].is_string());
+  EXPECT_NE(info["mpi"].get<std::string>().find("Open MPI"), std::string::npos) << info["mpi"];
+  // NCCL comes with CUDA 13 here; where it is missing the reason says what was tried.
+  if (info["nccl"].is_null())
+    EXPECT_NE(info["nccl_status"].get<std::string>().find("libnccl.so.2"), std::string::npos);
+  else
+    EXPECT_EQ(info["nccl"].get<std::string>().substr(0, 2), "2.");
   EXPECT_EQ(info["cache"]["dir"], cache.path());
   if (info["cuda_devices"].empty()) {
     EXPECT_NE(info["cuda_status"].get<std::string>().find("no CUDA"), std::string::npos);
