@@ -2,9 +2,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "core/error.h"
@@ -275,12 +277,49 @@ void MpiCommunicator::barrier() {
 
 std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key) {
   check_usable("split");
-  // NOTE: MPI_Comm_split blocks without a timeout; a barrier first makes a missing peer a
-  // watchdog error rather than a hang.
-  barrier();
+  barrier();  // a peer missing from the start is named by the watchdog here
   MPI_Comm sub = MPI_COMM_NULL;
-  check(MPI_Comm_split(comm_, color, key, &sub), "split", "MPI_Comm_split");
+  int threads = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&threads);
+  if (threads < MPI_THREAD_SERIALIZED) {  // MPI only on this thread: split here, unbounded
+    check(MPI_Comm_split(comm_, color, key, &sub), "split", "MPI_Comm_split");
+  } else {
+    sub = split_within_timeout(color, key);
+  }
   return std::make_unique<MpiCommunicator>(sub, name_ + "/" + std::to_string(color), timeout_sec_, true);
+}
+
+MPI_Comm MpiCommunicator::split_within_timeout(int color, int key) {
+  // NOTE: MPI_Comm_split has no non-blocking form. It runs on a helper thread that this one
+  // waits for under the timeout; one that never returns (a peer stalled or died between the
+  // barrier and the split) is left behind and the communicator marked broken, as MPI cannot
+  // cancel the call. This thread makes no MPI call meanwhile (MPI_THREAD_SERIALIZED holds).
+  struct State {
+    std::mutex mutex;
+    std::condition_variable finished;
+    bool done = false;
+    int code = MPI_SUCCESS;
+    MPI_Comm sub = MPI_COMM_NULL;
+  };
+  auto state = std::make_shared<State>();
+  std::thread([state, comm = comm_, color, key] {
+    MPI_Comm sub = MPI_COMM_NULL;
+    const int code = MPI_Comm_split(comm, color, key, &sub);
+    const std::lock_guard<std::mutex> lock(state->mutex);
+    state->code = code;
+    state->sub = sub;
+    state->done = true;
+    state->finished.notify_all();
+  }).detach();
+  std::unique_lock<std::mutex> lock(state->mutex);
+  if (!state->finished.wait_for(lock, std::chrono::duration<double>(timeout_sec_), [&] { return state->done; })) {
+    broken_ = "MPI_Comm_split timed out";
+    g_any_broken = true;
+    SY_THROW(CommError) << "split on " << describe() << ": MPI_Comm_split did not complete within " << timeout_sec_
+                        << " s (SWITCHYARD_COMM_TIMEOUT_SEC); a peer stalled or died after the barrier before it";
+  }
+  check(state->code, "split", "MPI_Comm_split");
+  return state->sub;
 }
 
 MpiSession::MpiSession(int* argc, char*** argv) {

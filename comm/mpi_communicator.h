@@ -58,6 +58,7 @@ class MpiCommunicator : public Communicator {
                          std::vector<Piece>& recvs) const;
   void check(int code, const char* op, const char* call);
   void check_usable(const char* op) const;
+  MPI_Comm split_within_timeout(int color, int key);
 
   MPI_Comm comm_;
   std::string name_;

@@ -1,5 +1,7 @@
-// A worker for comm_watchdog_test: `comm_fault stall|exit` under mpirun. Rank 1 stalls (sleeps
-// three timeouts) or exits before an all_to_all; every rank prints how its all_to_all ended.
+// A worker for comm_watchdog_test: `comm_fault stall|exit|split-stall|split-exit` under mpirun.
+// Rank 1 stalls (sleeps three timeouts) or exits before an all_to_all, or, in the split modes,
+// after the barrier that opens a split (between it and MPI_Comm_split); every other rank prints
+// how its collective ended.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -18,8 +20,28 @@ int main(int argc, char** argv) {
   comm::MpiSession session(&argc, &argv);
   comm::Communicator& world = session.world();
   world.barrier();
+  const double timeout = Settings::from_environment().comm_timeout_sec;
+  if (mode.rfind("split-", 0) == 0) {
+    if (world.rank() == 1) {
+      world.barrier();  // the barrier split() opens with, then nothing
+      if (mode == "split-exit") std::_Exit(0);
+      std::this_thread::sleep_for(std::chrono::duration<double>(3 * timeout));
+      return 0;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      world.split(0, world.rank());
+      std::printf("rank %d: split completed\n", world.rank());
+    } catch (const Error& e) {
+      const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::printf("rank %d: error after %.1f s: %s\n", world.rank(), waited, e.what());
+      std::fflush(stdout);
+      return 3;
+    }
+    return 0;
+  }
   if (world.rank() == 1 && mode == "stall") {
-    std::this_thread::sleep_for(std::chrono::duration<double>(3 * Settings::from_environment().comm_timeout_sec));
+    std::this_thread::sleep_for(std::chrono::duration<double>(3 * timeout));
   }
   if (world.rank() == 1 && mode == "exit") std::_Exit(0);
   const auto start = std::chrono::steady_clock::now();

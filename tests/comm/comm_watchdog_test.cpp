@@ -47,5 +47,39 @@ TEST(CommWatchdog, ADeadPeerIsNamedWithinTheTimeout) {
   expect_named_within_timeout(r, seconds);
 }
 
+// MPI_Comm_split has no timeout of its own: a peer that passes split's opening barrier and then
+// stalls or dies leaves the others inside MPI_Comm_split. They still fail within the timeout.
+void expect_split_timeout(const testing::CommandResult& r, double seconds) {
+  EXPECT_NE(r.exit_code, 124) << "timeout(1) had to stop it: a hang\n" << r.output;
+  EXPECT_EQ(r.output.find("rank 0: split completed"), std::string::npos) << r.output;
+  std::smatch match;
+  const std::regex line(
+      R"(rank 0: error after ([0-9.]+) s: split on mpi world \(rank 0 of 2\): MPI_Comm_split did not complete )"
+      R"(within 2 s \(SWITCHYARD_COMM_TIMEOUT_SEC\))");
+  ASSERT_TRUE(std::regex_search(r.output, match, line)) << r.output;
+  EXPECT_GE(std::stod(match[1]), 1.9);
+  EXPECT_LT(std::stod(match[1]), 5.0);
+  EXPECT_LT(seconds, 60) << "the run must end soon after the timeout";
+}
+
+TEST(CommWatchdog, APeerStallingInsideSplitFailsTheOthersWithinTheTimeout) {
+  double seconds = 0;
+  auto r = launch("split-stall", &seconds);
+  expect_split_timeout(r, seconds);
+}
+
+TEST(CommWatchdog, APeerDyingInsideSplitFailsTheOthersWithinTheTimeout) {
+  double seconds = 0;
+  auto r = launch("split-exit", &seconds);
+  // NOTE: MPI itself may notice the death first and fail MPI_Comm_split; either way rank 0 reports
+  // an error on split within the timeout and nothing hangs.
+  EXPECT_NE(r.exit_code, 124) << "timeout(1) had to stop it: a hang\n" << r.output;
+  std::smatch match;
+  const std::regex line(R"(rank 0: error after ([0-9.]+) s: split on mpi world \(rank 0 of 2\))");
+  ASSERT_TRUE(std::regex_search(r.output, match, line)) << r.output;
+  EXPECT_LT(std::stod(match[1]), 5.0);
+  EXPECT_LT(seconds, 60);
+}
+
 }  // namespace
 }  // namespace switchyard
