@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -14,6 +15,26 @@
 #include "core/settings.h"
 
 using namespace switchyard;
+
+namespace {
+
+// Runs `collective`, printing how it ended ("rank R: NAME completed" or the error and when);
+// the exit status is 3 on an error.
+int report(int rank, const char* name, const std::function<void()>& collective) {
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    collective();
+    std::printf("rank %d: %s completed\n", rank, name);
+    return 0;
+  } catch (const Error& e) {
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("rank %d: error after %.1f s: %s\n", rank, waited, e.what());
+    std::fflush(stdout);
+    return 3;
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
@@ -28,32 +49,11 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::duration<double>(3 * timeout));
       return 0;
     }
-    const auto start = std::chrono::steady_clock::now();
-    try {
-      world.split(0, world.rank());
-      std::printf("rank %d: split completed\n", world.rank());
-    } catch (const Error& e) {
-      const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::printf("rank %d: error after %.1f s: %s\n", world.rank(), waited, e.what());
-      std::fflush(stdout);
-      return 3;
-    }
-    return 0;
+    return report(world.rank(), "split", [&] { world.split(0, world.rank()); });
   }
-  if (world.rank() == 1 && mode == "stall") {
-    std::this_thread::sleep_for(std::chrono::duration<double>(3 * timeout));
-  }
+  if (world.rank() == 1 && mode == "stall") std::this_thread::sleep_for(std::chrono::duration<double>(3 * timeout));
   if (world.rank() == 1 && mode == "exit") std::_Exit(0);
-  const auto start = std::chrono::steady_clock::now();
   std::vector<double> send(1000 * world.size(), 1.0), recv(send.size());
-  try {
-    world.all_to_all(send.data(), recv.data(), 1000, comm::Element::kFloat64);
-    std::printf("rank %d: all_to_all completed\n", world.rank());
-  } catch (const Error& e) {
-    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::printf("rank %d: error after %.1f s: %s\n", world.rank(), waited, e.what());
-    std::fflush(stdout);
-    return 3;
-  }
-  return 0;
+  return report(world.rank(), "all_to_all",
+                [&] { world.all_to_all(send.data(), recv.data(), 1000, comm::Element::kFloat64); });
 }

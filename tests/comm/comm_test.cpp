@@ -10,18 +10,17 @@
 #include "comm/mpi_communicator.h"
 #include "core/error.h"
 #include "core/half.h"
+#include "tests/support/mpi_test_world.h"
 
 namespace switchyard::comm {
 namespace {
-
-MpiCommunicator* g_world = nullptr;
 
 double value(int source, int destination, size_t i) {
   return source * 1000.0 + destination * 10.0 + static_cast<double>(i) * 0.5;
 }
 
 TEST(Mpi, AllToAllDeliversEveryBlock) {
-  Communicator& w = *g_world;
+  Communicator& w = testing::mpi_world();
   for (size_t count : {size_t{0}, size_t{1}, size_t{37}, size_t{100000}}) {
     std::vector<double> send(count * w.size()), recv(send.size(), -1);
     for (int q = 0; q < w.size(); ++q)
@@ -33,7 +32,7 @@ TEST(Mpi, AllToAllDeliversEveryBlock) {
 }
 
 TEST(Mpi, StartedAllToAllsCompleteInAnyOrder) {
-  Communicator& w = *g_world;
+  Communicator& w = testing::mpi_world();
   const size_t count = 5000;
   std::vector<std::vector<double>> send(3, std::vector<double>(count * w.size())), recv = send;
   for (int op = 0; op < 3; ++op)
@@ -55,7 +54,7 @@ size_t uneven(int source, int destination) {
 }
 
 TEST(Mpi, AllToAllVWithZeroAndUnevenCounts) {
-  Communicator& w = *g_world;
+  Communicator& w = testing::mpi_world();
   std::vector<size_t> send_counts(w.size());
   for (int q = 0; q < w.size(); ++q) send_counts[q] = uneven(w.rank(), q);
   std::vector<size_t> recv_counts = exchange_counts(w, send_counts);
@@ -70,7 +69,7 @@ TEST(Mpi, AllToAllVWithZeroAndUnevenCounts) {
 }
 
 TEST(Mpi, AllGatherVConcatenatesInRankOrder) {
-  Communicator& w = *g_world;
+  Communicator& w = testing::mpi_world();
   const size_t mine = static_cast<size_t>(w.rank() % 3) * 5;  // rank 0 contributes nothing
   std::vector<int64_t> send(mine);
   for (size_t i = 0; i < mine; ++i) send[i] = w.rank() * 100 + static_cast<int64_t>(i);
@@ -85,7 +84,7 @@ TEST(Mpi, AllGatherVConcatenatesInRankOrder) {
 }
 
 TEST(Mpi, AllReduceAndReduceScatter) {
-  Communicator& w = *g_world;
+  Communicator& w = testing::mpi_world();
   const size_t n = 1001;
   std::vector<double> x(n), sum(n), max(n);
   for (size_t i = 0; i < n; ++i) x[i] = value(w.rank(), 0, i) * (i % 2 ? 1 : -1);
@@ -119,7 +118,7 @@ TEST(Mpi, AllReduceAndReduceScatter) {
 // float16 and bfloat16 (gradients of half-precision layers): summed in float in rank order,
 // each partial sum rounded back to the type, bit-identical on every rank.
 TEST(Mpi, HalfTypesReduceInFloatInRankOrder) {
-  Communicator& w = *g_world;
+  Communicator& w = testing::mpi_world();
   const size_t n = 257;
   struct Half {
     Element element;
@@ -156,7 +155,7 @@ TEST(Mpi, HalfTypesReduceInFloatInRankOrder) {
 }
 
 TEST(Mpi, SubGroupsCommunicateAmongThemselves) {
-  Communicator& w = *g_world;
+  Communicator& w = testing::mpi_world();
   auto group = w.split(w.rank() % 2, -w.rank());  // odd and even ranks, in reverse order
   int expected_size = 0;
   for (int q = 0; q < w.size(); ++q) expected_size += q % 2 == w.rank() % 2;
@@ -172,7 +171,7 @@ TEST(Mpi, SubGroupsCommunicateAmongThemselves) {
 }
 
 TEST(Mpi, HierarchicalAllToAllEqualsTheFlatOne) {
-  Communicator& w = *g_world;
+  Communicator& w = testing::mpi_world();
   for (int local = 1; local <= w.size(); ++local) {
     if (w.size() % local != 0) continue;
     SCOPED_TRACE("local size " + std::to_string(local));
@@ -196,7 +195,7 @@ TEST(Mpi, HierarchicalAllToAllEqualsTheFlatOne) {
 }
 
 TEST(Mpi, BadCountsAreClearErrors) {
-  Communicator& w = *g_world;
+  Communicator& w = testing::mpi_world();
   std::vector<size_t> wrong(w.size() + 1, 0);
   EXPECT_THROW(w.all_to_all_v(nullptr, wrong, nullptr, wrong, Element::kByte), UserError);
   EXPECT_THROW(exchange_counts(w, wrong), UserError);
@@ -208,10 +207,3 @@ TEST(Mpi, BadCountsAreClearErrors) {
 
 }  // namespace
 }  // namespace switchyard::comm
-
-int main(int argc, char** argv) {
-  switchyard::comm::MpiSession session(&argc, &argv);
-  switchyard::comm::g_world = &session.world();
-  ::testing::InitGoogleTest(&argc, argv);
-  return RUN_ALL_TESTS();
-}

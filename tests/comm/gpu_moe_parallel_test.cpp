@@ -16,12 +16,11 @@
 #include "runtime/moe_layer.h"
 #include "tests/comm/rank_part.h"
 #include "tests/support/dtype_values.h"
+#include "tests/support/mpi_test_world.h"
 #include "tests/support/test_support.h"
 
 namespace switchyard {
 namespace {
-
-comm::MpiCommunicator* g_world = nullptr;
 
 std::vector<double> host_values(const Tensor& t) {
   std::string bytes(t.nbytes(), '\0');
@@ -31,7 +30,7 @@ std::vector<double> host_values(const Tensor& t) {
 
 // This rank's GPU: its index within the node, over the GPUs there are.
 Device& rank_gpu() {
-  const int local = g_world->rank() % comm::local_size_from_environment(g_world->size());
+  const int local = testing::mpi_world().rank() % comm::local_size_from_environment(testing::mpi_world().size());
   return Context::global().cuda(local % CudaDriver::get().device_count);
 }
 
@@ -41,7 +40,7 @@ class GpuMoeParallel : public ::testing::TestWithParam<std::string> {  // the en
     std::string reason = Context::cuda_unavailable_reason();
     if (reason.empty() && GetParam() == "nccl") {
       reason = comm::NcclLibrary::unavailable_reason();
-      const int ranks_here = comm::local_size_from_environment(g_world->size());
+      const int ranks_here = comm::local_size_from_environment(testing::mpi_world().size());
       if (reason.empty() && CudaDriver::get().device_count < ranks_here)
         reason = "NCCL needs a GPU per rank: " + std::to_string(ranks_here) + " ranks share " +
                  std::to_string(CudaDriver::get().device_count) + " GPU(s) here (the MPI variant covers this machine)";
@@ -51,7 +50,7 @@ class GpuMoeParallel : public ::testing::TestWithParam<std::string> {  // the en
 };
 
 TEST_P(GpuMoeParallel, EveryRAndDMatchesTheSingleRankLayer) {
-  comm::MpiCommunicator& w = *g_world;
+  comm::MpiCommunicator& w = testing::mpi_world();
   Device& gpu = rank_gpu();
   std::unique_ptr<comm::Communicator> nccl;
   comm::Communicator* group = &w;  // a CUDA layer stages a host group itself
@@ -133,15 +132,3 @@ INSTANTIATE_TEST_SUITE_P(Engines, GpuMoeParallel, ::testing::Values("mpi", "nccl
 
 }  // namespace
 }  // namespace switchyard
-
-int main(int argc, char** argv) {
-  switchyard::comm::MpiSession session(&argc, &argv);
-  switchyard::g_world = &session.world();
-  ::testing::InitGoogleTest(&argc, argv);
-  const int result = RUN_ALL_TESTS();
-  const auto* unit = ::testing::UnitTest::GetInstance();
-  // As tests/support/gpu_test_main.cpp: every test skipped (no device) exits 77, "Skipped" in CTest.
-  if (result == 0 && unit->test_to_run_count() > 0 && unit->skipped_test_count() == unit->test_to_run_count())
-    return 77;
-  return result;
-}

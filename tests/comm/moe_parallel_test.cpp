@@ -13,12 +13,11 @@
 #include "runtime/moe_layer.h"
 #include "runtime/staged_communicator.h"
 #include "tests/comm/rank_part.h"
+#include "tests/support/mpi_test_world.h"
 #include "tests/support/test_support.h"
 
 namespace switchyard {
 namespace {
-
-comm::MpiCommunicator* g_world = nullptr;
 
 std::vector<double> values(const Tensor& t) {
   return std::vector<double>(t.data_as<double>(), t.data_as<double>() + t.numel());
@@ -37,7 +36,7 @@ MoeLayerConfig global_config(int64_t experts) {
 // This rank's part of the global expert tensor `name` (tests/comm/rank_part.h).
 std::vector<double> my_part(const std::string& name, const std::vector<double>& global, int64_t experts,
                             int64_t model_dim) {
-  return testing::rank_part(name, global, g_world->rank(), g_world->size(), experts, model_dim);
+  return testing::rank_part(name, global, testing::mpi_world().rank(), testing::mpi_world().size(), experts, model_dim);
 }
 
 void expect_near(const std::vector<double>& got, const std::vector<double>& want, const std::string& what) {
@@ -47,7 +46,7 @@ void expect_near(const std::vector<double>& got, const std::vector<double>& want
 }
 
 TEST(MoeParallel, EveryRAndDMatchesTheSingleRankLayer) {
-  comm::Communicator& w = *g_world;
+  comm::Communicator& w = testing::mpi_world();
   for (int64_t per_rank : {1, 2}) {
     const int64_t experts = per_rank * w.size();
     SCOPED_TRACE(std::to_string(experts) + " experts");
@@ -114,7 +113,7 @@ TEST(MoeParallel, EveryRAndDMatchesTheSingleRankLayer) {
 }
 
 TEST(MoeParallel, ShardedExpertsMatchTheSingleRankLayerForEveryR) {
-  comm::Communicator& w = *g_world;
+  comm::Communicator& w = testing::mpi_world();
   for (int64_t s : {2, 4}) {
     if (w.size() % s != 0) continue;
     const int64_t experts = w.size() / s;
@@ -167,7 +166,7 @@ TEST(MoeParallel, ShardedExpertsMatchTheSingleRankLayerForEveryR) {
 }
 
 TEST(MoeParallel, CapacityFollowsTheGroupsLargestTokenCount) {
-  comm::Communicator& w = *g_world;
+  comm::Communicator& w = testing::mpi_world();
   const int64_t experts = 2 * w.size();
   MoeLayer layer(Context::global(), Context::global().cpu(), global_config(experts), &w);
   const int64_t s = 6 + 5 * w.rank(), largest = 6 + 5 * (w.size() - 1);
@@ -191,7 +190,7 @@ std::string error_of(const std::function<void()>& call) {
 // its exchanges, 2DH permutes, sub-groups and started all-to-alls going through the device's
 // copies.
 TEST(MoeParallel, StagedGroupMatchesTheHostGroup) {
-  comm::Communicator& w = *g_world;
+  comm::Communicator& w = testing::mpi_world();
   Device& cpu = Context::global().cpu();
   StagedCommunicator staged(w, cpu);
   EXPECT_EQ(&staged.control(), &w.control());
@@ -282,7 +281,7 @@ class GpuMemoryGroup : public StagedCommunicator {
 };
 
 TEST(MoeParallel, GroupsOfTheWrongMemoryAreRefused) {
-  comm::Communicator& w = *g_world;
+  comm::Communicator& w = testing::mpi_world();
   GpuMemoryGroup gpu_group(w, Context::global().cpu());
   auto layer_error =
       error_of([&] { MoeLayer(Context::global(), Context::global().cpu(), global_config(2 * w.size()), &gpu_group); });
@@ -293,7 +292,7 @@ TEST(MoeParallel, GroupsOfTheWrongMemoryAreRefused) {
 }
 
 TEST(MoeParallel, DisagreementsFailOnEveryRank) {
-  comm::Communicator& w = *g_world;
+  comm::Communicator& w = testing::mpi_world();
   MoeLayerConfig mine = global_config(2 * w.size());
   if (w.rank() == 1) mine.model_dim = 16;
   auto config_error = error_of([&] { MoeLayer(Context::global(), Context::global().cpu(), mine, &w); });
@@ -319,10 +318,3 @@ TEST(MoeParallel, DisagreementsFailOnEveryRank) {
 
 }  // namespace
 }  // namespace switchyard
-
-int main(int argc, char** argv) {
-  switchyard::comm::MpiSession session(&argc, &argv);
-  switchyard::g_world = &session.world();
-  ::testing::InitGoogleTest(&argc, argv);
-  return RUN_ALL_TESTS();
-}
