@@ -229,6 +229,8 @@ Device& rank_device(const std::string& wanted, comm::Communicator* group) {
 // What the layer exchanges through: for a GPU rank, NCCL or the MPI group staged through the
 // host (--comm); null for the CPU, which uses the MPI group itself.
 std::unique_ptr<comm::Communicator> gpu_group(const Flags& f, Device& device, comm::Communicator* group) {
+  SY_CHECK(f.comm != "nccl" || device.is_cuda())
+      << "--comm nccl exchanges GPU memory; this rank runs on " << device.name() << " (pass --device cuda)";
   if (group == nullptr || !device.is_cuda()) return nullptr;
 #if SY_WITH_MPI
   const bool own_gpu = comm::local_size_from_environment(group->size()) <= CudaDriver::get().device_count;

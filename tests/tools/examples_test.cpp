@@ -112,6 +112,11 @@ TEST(Helloworld, BadFlagsFailClearly) {
   auto bad_grad_weight = run_command(bin("helloworld") + kSmall + " --num_steps 1 --l_aux_wt nan");
   EXPECT_EQ(bad_grad_weight.exit_code, 1);
   EXPECT_NE(bad_grad_weight.output.find("l_aux_weight = nan"), std::string::npos) << bad_grad_weight.output;
+  auto nccl_on_cpu = run_command(bin("helloworld") + kSmall + " --eval --num_steps 1 --comm nccl");
+  EXPECT_EQ(nccl_on_cpu.exit_code, 1);
+  EXPECT_NE(nccl_on_cpu.output.find("--comm nccl exchanges GPU memory; this rank runs on cpu"), std::string::npos)
+      << nccl_on_cpu.output;
+  EXPECT_NE(run_command(bin("helloworld") + kSmall + " --eval --num_steps 1 --comm gloo").exit_code, 0);
 }
 
 }  // namespace
