@@ -298,6 +298,13 @@ TEST(MoeParallel, DisagreementsFailOnEveryRank) {
   auto config_error = error_of([&] { MoeLayer(Context::global(), Context::global().cpu(), mine, &w); });
   EXPECT_NE(config_error.find("rank 1 has model_dim = 16, rank 0 has model_dim = 8"), std::string::npos)
       << config_error;
+  MoeLayerConfig other_e = global_config(2 * w.size());
+  if (w.rank() == 1) other_e.num_experts = w.size();
+  auto experts_error = error_of([&] { MoeLayer(Context::global(), Context::global().cpu(), other_e, &w); });
+  EXPECT_NE(experts_error.find("rank 1 has num_experts = " + std::to_string(w.size()) +
+                               ", rank 0 has num_experts = " + std::to_string(2 * w.size())),
+            std::string::npos)
+      << experts_error;
   auto fit_error =
       error_of([&] { MoeLayer(Context::global(), Context::global().cpu(), global_config(w.size() + 1), &w); });
   EXPECT_NE(fit_error.find("does not fit a group of " + std::to_string(w.size()) + " ranks"), std::string::npos)
