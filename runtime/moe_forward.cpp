@@ -202,8 +202,12 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
   result.l_aux = options.is_gshard_loss ? routed.l_aux : importance_loss(logits, routed.scores, k, options.gate_noise);
   int64_t max_count = *std::max_element(routed.counts.begin(), routed.counts.end());
   int64_t capacity_tokens = s;  // a group agrees on the largest token count and expert count
-  if (group_ != nullptr && group_->size() > 1)
-    std::tie(capacity_tokens, max_count) = agree_on_call(s, max_count, options);
+  GroupCounts agreed;
+  if (group_ != nullptr && group_->size() > 1) {
+    agreed = agree_on_call(s, routed.counts, options);
+    capacity_tokens = agreed.most_tokens;
+    max_count = agreed.most_count;
+  }
   result.capacity = moe_capacity(capacity_tokens, e, k, options.capacity_factor, max_count,
                                  moe_alignment(shards_, options.overlap_degree, options.megablocks_size));
   const int64_t c = result.capacity;
@@ -224,11 +228,18 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
   std::vector<int> used(static_cast<size_t>(e));
   for (int64_t i = 0; i < e; ++i) used[i] = static_cast<int>(std::min<int64_t>(routed.counts[i], c));
   Tensor used_t(used.data(), DType::kInt32, {e});
+  std::vector<int> source_rows;  // [W][E_local]: what each rank's tokens fill of this rank's experts
+  if (options.dropless_grouped && options.adaptive_r == 1 && shards_ == 1 && !agreed.counts.empty()) {
+    const int64_t first = group_->rank() * local_experts_;
+    for (int64_t q = 0; q < group_->size(); ++q)
+      for (int64_t i = 0; i < local_experts_; ++i)
+        source_rows.push_back(static_cast<int>(std::min<int64_t>(agreed.counts[q * e + first + i], c)));
+  }
   std::vector<std::unique_ptr<Buffer>> gathered;
   const ExpertTensors weights = expert_weights(options.adaptive_r, gathered);
   ExpertsSaved kept;
   experts_forward(dispatched, processed, options.dropless_grouped ? &used_t : nullptr, weights, options,
-                  saved ? &kept : nullptr);
+                  saved ? &kept : nullptr, source_rows);
   result.storage = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * el);
   result.output = result.storage->view(config_.dtype, {s, m});
   combine_decode(context_, processed, routing, options.is_postscore, result.output);
@@ -246,6 +257,7 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
     saved->pre = std::move(kept.pre);
     saved->expert_shape = kept.chunk_shape;
     saved->chunks = kept.chunks;
+    saved->source_rows = std::move(source_rows);
     if (options.is_postscore) saved->expert_out = std::move(expert_out);
     saved->expert_weights = weights;  // views stay valid: the buffers move, their memory does not
     saved->gathered_weights = std::move(gathered);

@@ -158,9 +158,14 @@ class MoeLayer {
   };
   // slots [E, C, M] -> processed [E, C, M] through the experts. With adaptive_r = 1 and W > 1 the
   // slots go to their experts' ranks by all-to-all, the capacity axis cut into d chunks whose
-  // exchanges run while the previous chunk's GEMMs do.
+  // exchanges run while the previous chunk's GEMMs do. `source_rows` ([W][E_local], dropless
+  // grouped only): the slots holding tokens that each rank sends to each local expert; the GEMMs
+  // then run per source rank on those rows alone.
   void experts_forward(const Tensor& slots, const Tensor& processed, const Tensor* rows, const ExpertTensors& weights,
-                       const ForwardOptions& options, ExpertsSaved* saved);
+                       const ForwardOptions& options, ExpertsSaved* saved, const std::vector<int>& source_rows);
+  // Per source rank (pieces of `source_rows`): the rows each local expert computes in chunk
+  // `chunk` of `chunks` of a capacity of `c` (rows [chunk * c / chunks, ...) of each source's slots).
+  std::vector<int> piece_rows(const std::vector<int>& source_rows, int64_t piece, int64_t chunks, int64_t c) const;
   // The transpose of experts_forward for the saved forward: d_processed -> d_slots, filling `grads`.
   void experts_backward(const Tensor& d_processed, const Tensor& d_slots, const Tensor* rows,
                         const ExpertTensors& weights, const ExpertTensors& grads);
@@ -169,8 +174,10 @@ class MoeLayer {
   using ChunkCompute = std::function<void(int64_t, const Tensor&, const Tensor&)>;
   // The exchanged expert stage of forward and backward: chunk i of `from` [E, C, M] goes to its
   // experts' ranks (expert-major, into input_of(i)), compute runs while chunk i + 1 travels, and
-  // its output comes back into `to` [E, C, M].
-  void pipelined_exchange(const Tensor& from, const Tensor& to, int64_t chunks, bool use_2dh,
+  // its output comes back into `to` [E, C, M]. `by_source`: chunk i lands in input_of(i) as it
+  // arrives, [W][E_local][C / chunks][M], and compute runs once per source rank q on piece
+  // i * W + q, [E_local, C / chunks, M], writing straight into what goes back.
+  void pipelined_exchange(const Tensor& from, const Tensor& to, int64_t chunks, bool use_2dh, bool by_source,
                           const std::function<char*(int64_t)>& input_of, const ChunkCompute& compute);
   // The same for experts shared by s ranks: r copies of the slots cut into s pieces (into
   // `input`), compute, and the r copies of the output added back into `to`.
@@ -185,8 +192,15 @@ class MoeLayer {
                        const ForwardOptions& options, ExpertsSaved* saved);
   void sharded_backward(const Tensor& d_processed, const Tensor& d_slots, const ExpertTensors& weights,
                         const ExpertTensors& grads);
-  // Checks the group agrees on the options and returns {max tokens, max expert count} over it.
-  std::pair<int64_t, int64_t> agree_on_call(int64_t tokens, int64_t max_count, const ForwardOptions& options);
+  // What a group agrees on in a forward: the largest token count and expert count, and every
+  // rank's count per expert ([W][E], before capacity).
+  struct GroupCounts {
+    int64_t most_tokens = 0;
+    int64_t most_count = 0;
+    std::vector<int64_t> counts;
+  };
+  // Checks the group agrees on the options and gathers the counts of this call.
+  GroupCounts agree_on_call(int64_t tokens, const std::vector<int>& counts, const ForwardOptions& options);
   void check_group_config();
   /// Saving: the pre-activations (FFN: fc1's, SwiGLU: both projections') go to `saved_pre`.
   void run_experts(const Tensor& dispatched, const Tensor& out, const Tensor* row_counts, const ExpertTensors& weights,

@@ -15,15 +15,16 @@
 namespace switchyard {
 namespace {
 
-// Every rank's `mine`, rank-major; throws on every rank when an entry from `first_checked` on
-// differs from rank 0's (the same data reaches every rank, so every rank decides alike).
+// Every rank's `mine`, rank-major; throws on every rank when an entry from `first_checked` up to
+// names.size() differs from rank 0's (the same data reaches every rank, so every rank decides
+// alike). Entries past the names are gathered unchecked.
 std::vector<int64_t> gather_and_compare(comm::Communicator& group, const std::vector<int64_t>& mine,
                                         const std::vector<const char*>& names, size_t first_checked, const char* what) {
   const size_t n = mine.size(), w = static_cast<size_t>(group.size());
   std::vector<int64_t> all(n * w);
   group.control().all_gather_v(mine.data(), n, all.data(), std::vector<size_t>(w, n), comm::Element::kInt64);
   for (size_t q = 1; q < w; ++q)
-    for (size_t i = first_checked; i < n; ++i) {
+    for (size_t i = first_checked; i < names.size(); ++i) {
       if (all[q * n + i] == all[i]) continue;
       auto shown = [&](int64_t v) {
         if (std::string(names[i]) != "capacity_factor") return std::to_string(v);
@@ -57,32 +58,36 @@ void MoeLayer::check_group_config() {
                      0, "the layer config");
 }
 
-std::pair<int64_t, int64_t> MoeLayer::agree_on_call(int64_t tokens, int64_t max_count, const ForwardOptions& o) {
+MoeLayer::GroupCounts MoeLayer::agree_on_call(int64_t tokens, const std::vector<int>& counts, const ForwardOptions& o) {
   int64_t cf_bits = 0;
   std::memcpy(&cf_bits, &o.capacity_factor, 8);
-  const std::vector<int64_t> mine = {tokens,
-                                     max_count,
-                                     o.top_k,
-                                     cf_bits,
-                                     o.adaptive_r,
-                                     o.overlap_degree,
-                                     o.is_postscore,
-                                     o.normalize_gate,
-                                     o.dropless_grouped,
-                                     o.megablocks_size,
-                                     o.save_for_backward,
-                                     o.use_2dh};
+  std::vector<int64_t> mine = {tokens,
+                               *std::max_element(counts.begin(), counts.end()),
+                               o.top_k,
+                               cf_bits,
+                               o.adaptive_r,
+                               o.overlap_degree,
+                               o.is_postscore,
+                               o.normalize_gate,
+                               o.dropless_grouped,
+                               o.megablocks_size,
+                               o.save_for_backward,
+                               o.use_2dh};
+  const size_t options_size = mine.size();
+  mine.insert(mine.end(), counts.begin(), counts.end());  // every expert's count, gathered unchecked
   const auto all = gather_and_compare(
       *group_, mine,
       {"tokens", "max_count", "top_k", "capacity_factor", "adaptive_r", "a2a_ffn_overlap_degree", "is_postscore",
        "normalize_gate", "dropless_grouped", "megablocks_size", "save_for_backward", "use_2dh"},
       2, "the forward options");
-  int64_t most_tokens = 0, most_count = 0;
+  GroupCounts agreed;
   for (size_t q = 0; q < all.size(); q += mine.size()) {
-    most_tokens = std::max(most_tokens, all[q]);
-    most_count = std::max(most_count, all[q + 1]);
+    agreed.most_tokens = std::max(agreed.most_tokens, all[q]);
+    agreed.most_count = std::max(agreed.most_count, all[q + 1]);
+    agreed.counts.insert(agreed.counts.end(), all.begin() + static_cast<std::ptrdiff_t>(q + options_size),
+                         all.begin() + static_cast<std::ptrdiff_t>(q + mine.size()));
   }
-  return {most_tokens, most_count};
+  return agreed;
 }
 
 MoeLayer::ExpertTensors MoeLayer::expert_weights(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage) {
@@ -205,8 +210,18 @@ int64_t MoeLayer::hidden_of(const ExpertTensors& weights) const {
                                                  : weights.at("experts.W_fc1").dim(2);
 }
 
+std::vector<int> MoeLayer::piece_rows(const std::vector<int>& source_rows, int64_t piece, int64_t chunks,
+                                      int64_t c) const {
+  const int64_t w = group_->size(), cd = c / chunks, chunk = piece / w, q = piece % w;
+  std::vector<int> rows(static_cast<size_t>(local_experts_));
+  for (int64_t e = 0; e < local_experts_; ++e)
+    rows[e] = static_cast<int>(std::clamp<int64_t>(source_rows[q * local_experts_ + e] - chunk * cd, 0, cd));
+  return rows;
+}
+
 void MoeLayer::experts_forward(const Tensor& slots, const Tensor& processed, const Tensor* rows,
-                               const ExpertTensors& weights, const ForwardOptions& o, ExpertsSaved* saved) {
+                               const ExpertTensors& weights, const ForwardOptions& o, ExpertsSaved* saved,
+                               const std::vector<int>& source_rows) {
   const DType dt = config_.dtype;
   const bool swiglu = config_.expert_type == ExpertType::kSwiglu;
   const int64_t h = hidden_of(weights);
@@ -226,23 +241,28 @@ void MoeLayer::experts_forward(const Tensor& slots, const Tensor& processed, con
     run_experts(slots, processed, rows, weights, saved ? &pre : nullptr);
     return;
   }
-  // NOTE: after the all-to-all a local expert's rows hold W blocks of slots; the grouped row
-  // counts no longer describe them, so those GEMMs run padded (unused slots are zero).
-  const int64_t d = o.overlap_degree, n = group_->size() * slots.dim(1) / d, m = slots.dim(2);
+  // Padded, the W blocks of slots a local expert receives are one batch of W * C / d rows; dropless
+  // grouped, each source rank's block is its own grouped GEMM over the slots that hold tokens.
+  const bool by_source = !source_rows.empty();
+  const int64_t d = o.overlap_degree, c = slots.dim(1), m = slots.dim(2);
+  const int64_t pieces = by_source ? d * group_->size() : d, n = by_source ? c / d : group_->size() * c / d;
   const size_t chunk_bytes = slots.nbytes() / static_cast<size_t>(d);  // one chunk, any layout
   auto input = std::make_unique<Buffer>(device_, slots.nbytes());
-  if (saved) saved->pre = std::make_unique<Buffer>(device_, pre_bytes(local_experts_, n, h) * static_cast<size_t>(d));
+  if (saved)
+    saved->pre = std::make_unique<Buffer>(device_, pre_bytes(local_experts_, n, h) * static_cast<size_t>(pieces));
   pipelined_exchange(
-      slots, processed, d, o.use_2dh,
+      slots, processed, d, o.use_2dh, by_source,
       [&](int64_t i) { return static_cast<char*>(input->data()) + static_cast<size_t>(i) * chunk_bytes; },
-      [&](int64_t i, const Tensor& in, const Tensor& out) {
-        const Tensor pre = saved ? pre_view(i, local_experts_, n) : Tensor();
-        run_experts(in, out, nullptr, weights, saved ? &pre : nullptr);
+      [&](int64_t p, const Tensor& in, const Tensor& out) {
+        const Tensor pre = saved ? pre_view(p, local_experts_, n) : Tensor();
+        std::vector<int> used = by_source ? piece_rows(source_rows, p, d, c) : std::vector<int>();
+        const Tensor used_t(used.data(), DType::kInt32, {local_experts_});
+        run_experts(in, out, by_source ? &used_t : nullptr, weights, saved ? &pre : nullptr);
       });
   if (saved) {
     saved->input = std::move(input);
     saved->chunk_shape = {local_experts_, n, m};
-    saved->chunks = d;
+    saved->chunks = pieces;
   }
 }
 
@@ -266,24 +286,34 @@ void MoeLayer::experts_backward(const Tensor& d_processed, const Tensor& d_slots
     backward_experts(d_processed, d_slots, rows, weights, grads, saved_input(0), saved_pre(0));
     return;
   }
-  // Chunks after the first add their weight gradients to the first's.
+  // Pieces after the first add their weight gradients to the first's.
   std::vector<std::unique_ptr<Buffer>> partial_space;
   ExpertTensors partial;
   for (const auto& [name, g] : grads) {
     partial_space.push_back(std::make_unique<Buffer>(device_, g.nbytes()));
     partial[name] = partial_space.back()->view(g.dtype(), g.shape());
   }
-  Buffer received(device_, in_bytes);
+  // Per source rank, each chunk lands where it is read (the next one arrives meanwhile): d chunks.
+  const bool by_source = !sv.source_rows.empty();
+  const int64_t d = sv.options.overlap_degree, c = d_slots.dim(1);
+  const size_t chunk_bytes = d_slots.nbytes() / static_cast<size_t>(d);
+  Buffer received(device_, by_source ? d_slots.nbytes() : in_bytes);
   pipelined_exchange(
-      d_processed, d_slots, sv.chunks, sv.options.use_2dh, [&](int64_t) { return static_cast<char*>(received.data()); },
-      [&](int64_t i, const Tensor& d_out, const Tensor& d_in) {
-        backward_experts(d_out, d_in, nullptr, weights, i == 0 ? grads : partial, saved_input(i), saved_pre(i));
-        if (i > 0)
+      d_processed, d_slots, d, sv.options.use_2dh, by_source,
+      [&](int64_t i) {
+        return static_cast<char*>(received.data()) + (by_source ? static_cast<size_t>(i) * chunk_bytes : 0);
+      },
+      [&](int64_t p, const Tensor& d_out, const Tensor& d_in) {
+        std::vector<int> used = by_source ? piece_rows(sv.source_rows, p, d, c) : std::vector<int>();
+        const Tensor used_t(used.data(), DType::kInt32, {local_experts_});
+        backward_experts(d_out, d_in, by_source ? &used_t : nullptr, weights, p == 0 ? grads : partial, saved_input(p),
+                         saved_pre(p));
+        if (p > 0)
           for (const auto& [name, g] : grads) add(context_, g, partial.at(name), g);
       });
 }
 
-void MoeLayer::pipelined_exchange(const Tensor& from, const Tensor& to, int64_t d, bool use_2dh,
+void MoeLayer::pipelined_exchange(const Tensor& from, const Tensor& to, int64_t d, bool use_2dh, bool by_source,
                                   const std::function<char*(int64_t)>& input_of, const ChunkCompute& compute) {
   const DType dt = from.dtype();
   const int64_t w = group_->size(), local = local_experts_, e = from.dim(0), c = from.dim(1), m = from.dim(2);
@@ -296,16 +326,25 @@ void MoeLayer::pipelined_exchange(const Tensor& from, const Tensor& to, int64_t 
   std::vector<std::unique_ptr<comm::PendingOp>> there(static_cast<size_t>(d)), back(static_cast<size_t>(d));
   auto send = [&](int64_t i) {
     copy_chunk(device_, staging[i].send.data(), from.data(), e, c, cd, i, row, true);
-    there[i] = start_exchange(staging[i].send.data(), staging[i].recv.data(), chunk_bytes / w, use_2dh);
+    void* arrival = by_source ? input_of(i) : staging[i].recv.data();
+    there[i] = start_exchange(staging[i].send.data(), arrival, chunk_bytes / w, use_2dh);
   };
   send(0);
   for (int64_t i = 0; i < d; ++i) {
     there[i]->wait();
     if (i + 1 < d) send(i + 1);  // the next chunk travels while this one computes
     char* in = input_of(i);
-    swap_blocks(device_, staging[i].recv.data(), in, w, local, block);  // [W][E_l] -> [E_l][W]
-    compute(i, Tensor(in, dt, {local, n, m}, from.device()), out_space.view(dt, {local, n, m}));
-    swap_blocks(device_, out_space.data(), staging[i].back_send.data(), local, w, block);
+    if (by_source) {  // [W][E_l][cd][M] as it arrived and as it goes back
+      const size_t piece = chunk_bytes / static_cast<size_t>(w);
+      char* back_send = static_cast<char*>(staging[i].back_send.data());
+      for (int64_t q = 0; q < w; ++q)
+        compute(i * w + q, Tensor(in + static_cast<size_t>(q) * piece, dt, {local, cd, m}, from.device()),
+                Tensor(back_send + static_cast<size_t>(q) * piece, dt, {local, cd, m}, from.device()));
+    } else {
+      swap_blocks(device_, staging[i].recv.data(), in, w, local, block);  // [W][E_l] -> [E_l][W]
+      compute(i, Tensor(in, dt, {local, n, m}, from.device()), out_space.view(dt, {local, n, m}));
+      swap_blocks(device_, out_space.data(), staging[i].back_send.data(), local, w, block);
+    }
     back[i] = start_exchange(staging[i].back_send.data(), staging[i].back_recv.data(), chunk_bytes / w, use_2dh);
   }
   for (int64_t i = 0; i < d; ++i) {

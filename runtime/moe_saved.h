@@ -23,6 +23,7 @@ struct MoeLayer::Saved {
   std::unique_ptr<Buffer> dispatched;
   std::vector<int64_t> expert_shape;
   int64_t chunks = 1;
+  std::vector<int> source_rows;  // dropless grouped in a group: [W][E_local] (experts_forward)
   std::unique_ptr<Buffer>
       pre;  // per chunk, FFN: fc1's pre-activation [E_x, R, H]; SwiGLU: both projections [2, E_x, R, H]
   std::unique_ptr<Buffer> expert_out;  // [E, C, M] (only read for the post-score gate gradient)

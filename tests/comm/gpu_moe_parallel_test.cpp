@@ -96,6 +96,7 @@ TEST_P(GpuMoeParallel, EveryRAndDMatchesTheSingleRankLayer) {
         o.overlap_degree = d;
         o.use_2dh = d == 2;
         o.capacity_factor = 0.0;  // dropless: unequal token counts, and no capacity the single rank lacks
+        o.dropless_grouped = d == 2;  // per source rank: only the slots that hold tokens
         o.top_k = std::min<int64_t>(2, experts);
         o.save_for_backward = true;
         const int64_t s = 96 + 16 * w.rank();

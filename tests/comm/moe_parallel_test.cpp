@@ -78,6 +78,8 @@ TEST(MoeParallel, EveryRAndDMatchesTheSingleRankLayer) {
             o.top_k = 1 + trial % 2;
             o.is_postscore = trial % 3 != 0;
             o.use_2dh = trial % 2 == 0;  // LOCAL_SIZE=2 (ctest): with 4 ranks, 2 nodes of 2
+            // Dropless grouped: each source rank's slots are their own GEMM rows (with and without 2DH).
+            o.dropless_grouped = cf == 0 && trial % 4 < 2;
             o.save_for_backward = true;
             // Unequal token counts with cf = 0: the group agrees on the largest expert count and
             // drops nothing, as the single-rank layer does. (Otherwise capacity follows the
