@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "core/error.h"
 #include "jit/kernels/elementwise.h"
@@ -110,6 +111,9 @@ void transpose(Context& context, const Tensor& x, const Tensor& out) {
       << "transpose output is " << out.describe() << "; expected contiguous " << dtype_name(x.dtype())
       << shape_string(shape) << " on " << x.device().to_string();
   SY_CHECK(x.data() != out.data()) << "transpose cannot run in place (input and output share " << x.describe() << ")";
+  constexpr int64_t kMaxDim = std::numeric_limits<int>::max();
+  SY_CHECK(batch <= kMaxDim && rows <= kMaxDim && cols <= kMaxDim)
+      << "transpose input " << x.describe() << " has a dimension past " << kMaxDim;
   kernels::ElementwiseArgs args{};
   args.x = x.data();
   args.out = out.data();
