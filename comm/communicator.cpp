@@ -44,6 +44,13 @@ const char* element_name(Element element) {
   return "?";
 }
 
+void PendingOp::wait_quietly() noexcept {
+  try {
+    wait();
+  } catch (const Error&) {
+  }
+}
+
 MemoryOps host_memory_ops() {
   MemoryOps ops;
   ops.allocate = [](size_t bytes) { return std::shared_ptr<void>(new char[bytes], std::default_delete<char[]>()); };

@@ -35,7 +35,21 @@ const char* element_name(Element element);
 class PendingOp {
  public:
   virtual ~PendingOp() = default;
-  virtual void wait() = 0;
+  /// Completes the collective; later calls return at once.
+  void wait() {
+    if (done_) return;
+    done_ = true;
+    complete();
+  }
+
+ protected:
+  virtual void complete() = 0;
+  /// For an engine's destructor: wait(), leaving a failure to the next collective (the engine
+  /// is marked broken and reports it there).
+  void wait_quietly() noexcept;
+
+ private:
+  bool done_ = false;
 };
 
 class Communicator {

@@ -32,21 +32,15 @@ class HierarchicalAllToAll::Pending : public PendingOp {
     cross_ =
         owner.cross_->start_all_to_all(send, first_.get(), count * static_cast<size_t>(owner.local_size_), element);
   }
-  ~Pending() override {
-    try {
-      wait();
-    } catch (const Error&) {  // the communicators are marked broken; the next collective reports it
-    }
-  }
-  void wait() override {
-    if (done_) return;
-    done_ = true;
+  ~Pending() override { wait_quietly(); }
+
+ protected:
+  void complete() override {
     cross_->wait();
-    const int l_size = owner_.local_size_, n_size = owner_.nodes_;
     const size_t block = count_ * element_bytes(element_);
+    const auto nodes = static_cast<size_t>(owner_.nodes_), locals = static_cast<size_t>(owner_.local_size_);
     char* first = static_cast<char*>(first_.get());
     char* second = static_cast<char*>(second_.get());
-    const size_t nodes = static_cast<size_t>(n_size), locals = static_cast<size_t>(l_size);
     // 2. Transpose to [destination local][source node]: node n's L blocks go to column n.
     for (size_t n = 0; n < nodes; ++n)
       owner_.memory_.copy_2d(second + n * block, nodes * block, first + n * locals * block, block, block, locals);
@@ -65,7 +59,6 @@ class HierarchicalAllToAll::Pending : public PendingOp {
   Element element_;
   std::shared_ptr<void> first_, second_;  // staging in the world's memory
   std::unique_ptr<PendingOp> cross_;
-  bool done_ = false;
 };
 
 std::unique_ptr<PendingOp> HierarchicalAllToAll::start(const void* send, void* recv, size_t count, Element element) {

@@ -124,22 +124,14 @@ void MpiCommunicator::wait(const char* op, std::vector<MPI_Request>& requests, c
 class MpiCommunicator::Pending : public PendingOp {
  public:
   Pending(MpiCommunicator& owner, Posted posted) : owner_(owner), posted_(std::move(posted)) {}
-  ~Pending() override {
-    try {
-      wait();
-    } catch (const Error&) {  // the communicator is marked broken; the next collective reports it
-    }
-  }
-  void wait() override {
-    if (done_) return;
-    done_ = true;
-    owner_.wait(posted_.op, posted_.requests, posted_.peers);
-  }
+  ~Pending() override { wait_quietly(); }
+
+ protected:
+  void complete() override { owner_.wait(posted_.op, posted_.requests, posted_.peers); }
 
  private:
   MpiCommunicator& owner_;
   Posted posted_;
-  bool done_ = false;
 };
 
 void MpiCommunicator::exchange(const char* op, const std::vector<Piece>& sends, const std::vector<Piece>& recvs) {
@@ -152,31 +144,28 @@ MpiCommunicator::Posted MpiCommunicator::post(const char* op, const std::vector<
   check_usable(op);
   const int tag = 1 + (next_tag_++ % 30000);  // collectives run in the same order on every rank
   Posted posted{op, {}, {}};
-  std::vector<MPI_Request>& requests = posted.requests;
-  std::vector<int>& peers = posted.peers;
-  for (const Piece& r : recvs) {
-    if (r.peer == rank_) continue;
-    for (size_t at = 0; at < r.bytes || (r.bytes == 0 && at == 0); at += kMaxMessage) {
-      const int bytes = static_cast<int>(std::min(kMaxMessage, r.bytes - at));
-      requests.emplace_back();
-      peers.push_back(r.peer);
-      check(MPI_Irecv(r.data + at, bytes, MPI_BYTE, r.peer, tag, comm_, &requests.back()), op, "MPI_Irecv");
-      if (r.bytes == 0) break;
+  // One request per part of at most kMaxMessage bytes (one empty message for an empty piece).
+  auto post_parts = [&](const Piece& p, bool receive) {
+    for (size_t at = 0; at == 0 || at < p.bytes; at += kMaxMessage) {
+      const int bytes = static_cast<int>(std::min(kMaxMessage, p.bytes - at));
+      posted.requests.emplace_back();
+      posted.peers.push_back(p.peer);
+      MPI_Request* request = &posted.requests.back();
+      if (receive)
+        check(MPI_Irecv(p.data + at, bytes, MPI_BYTE, p.peer, tag, comm_, request), op, "MPI_Irecv");
+      else
+        check(MPI_Isend(p.data + at, bytes, MPI_BYTE, p.peer, tag, comm_, request), op, "MPI_Isend");
     }
-  }
+  };
+  for (const Piece& r : recvs)
+    if (r.peer != rank_) post_parts(r, true);
   for (const Piece& s : sends) {
-    if (s.peer == rank_) {
-      for (const Piece& r : recvs)
-        if (r.peer == rank_ && s.bytes > 0) std::memmove(r.data, s.data, s.bytes);
+    if (s.peer != rank_) {
+      post_parts(s, false);
       continue;
     }
-    for (size_t at = 0; at < s.bytes || (s.bytes == 0 && at == 0); at += kMaxMessage) {
-      const int bytes = static_cast<int>(std::min(kMaxMessage, s.bytes - at));
-      requests.emplace_back();
-      peers.push_back(s.peer);
-      check(MPI_Isend(s.data + at, bytes, MPI_BYTE, s.peer, tag, comm_, &requests.back()), op, "MPI_Isend");
-      if (s.bytes == 0) break;
-    }
+    for (const Piece& r : recvs)
+      if (r.peer == rank_ && s.bytes > 0) std::memmove(r.data, s.data, s.bytes);
   }
   return posted;
 }

@@ -42,21 +42,14 @@ const char* at(const void* base, size_t elements, Element element) {
 class NcclCommunicator::Pending : public PendingOp {
  public:
   Pending(NcclCommunicator& owner, std::function<int()> poll) : owner_(owner), poll_(std::move(poll)) {}
-  ~Pending() override {
-    try {
-      wait();
-    } catch (const Error&) {  // marked broken; the next collective reports it
-    }
-  }
-  void wait() override {
-    if (!done_) owner_.wait("all_to_all", poll_);
-    done_ = true;
-  }
+  ~Pending() override { wait_quietly(); }
+
+ protected:
+  void complete() override { owner_.wait("all_to_all", poll_); }
 
  private:
   NcclCommunicator& owner_;
   std::function<int()> poll_;  // this collective's work only (or the whole stream)
-  bool done_ = false;
 };
 
 NcclCommunicator::NcclCommunicator(MpiCommunicator& bootstrap, CudaStreamHooks hooks)

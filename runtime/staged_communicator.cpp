@@ -24,15 +24,10 @@ class StagedCommunicator::Pending : public comm::PendingOp {
     recv_host_.resize(bytes);
     inner_ = owner.host_.start_all_to_all(send_.data(), recv_host_.data(), count, element);
   }
-  ~Pending() override {
-    try {
-      wait();
-    } catch (const Error&) {  // the host engine is marked broken; its next collective reports it
-    }
-  }
-  void wait() override {
-    if (done_) return;
-    done_ = true;
+  ~Pending() override { wait_quietly(); }
+
+ protected:
+  void complete() override {
     inner_->wait();
     owner_.device_.copy_from_host(recv_, recv_host_.data(), recv_host_.size());
   }
@@ -42,7 +37,6 @@ class StagedCommunicator::Pending : public comm::PendingOp {
   void* recv_;
   std::vector<char> send_, recv_host_;
   std::unique_ptr<comm::PendingOp> inner_;
-  bool done_ = false;
 };
 
 StagedCommunicator::StagedCommunicator(comm::Communicator& host, Device& device) : host_(host), device_(device) {
