@@ -143,6 +143,8 @@ class MoeLayer {
   using ExpertTensors = std::map<std::string, Tensor>;
   ExpertTensors expert_weights(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage);
   ExpertTensors expert_gradients(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage);
+  // Where the layer keeps fc1's transposed copy (CUDA), the copy of gathered fc1 weights.
+  void add_transposed_fc1(ExpertTensors& weights, std::vector<std::unique_ptr<Buffer>>& storage);
   void scatter_expert_gradients(const ExpertTensors& full, int adaptive_r);
   void scatter_sharded_gradient(const std::string& name, const Tensor& full, const Tensor& mine, int adaptive_r);
   // Hidden units the expert tensors in `weights` cover (H, or a slice of it when sharded).

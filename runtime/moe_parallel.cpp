@@ -102,6 +102,7 @@ MoeLayer::ExpertTensors MoeLayer::expert_weights(int adaptive_r, std::vector<std
   const size_t w = static_cast<size_t>(group_->size());
   ExpertTensors full;
   for (const auto& [name, t] : local) {
+    if (name == "fc1_t") continue;  // made from the gathered fc1 below, not gathered twice
     std::vector<int64_t> shape = t.shape();
     shape[0] *= static_cast<int64_t>(w);
     storage.push_back(std::make_unique<Buffer>(device_, t.nbytes() * w));
@@ -109,7 +110,16 @@ MoeLayer::ExpertTensors MoeLayer::expert_weights(int adaptive_r, std::vector<std
                          comm::Element::kByte);
     full[name] = storage.back()->view(t.dtype(), shape);
   }
+  add_transposed_fc1(full, storage);
   return full;
+}
+
+void MoeLayer::add_transposed_fc1(ExpertTensors& weights, std::vector<std::unique_ptr<Buffer>>& storage) {
+  if (packed_.count("fc1_t") == 0) return;  // the CPU reads fc1 as stored
+  const Tensor& fc1 = weights.at("experts.batched_fc1_w");
+  storage.push_back(std::make_unique<Buffer>(device_, fc1.nbytes()));
+  weights["fc1_t"] = storage.back()->view(fc1.dtype(), {fc1.dim(0), fc1.dim(2), fc1.dim(1)});
+  transpose(context_, fc1, weights.at("fc1_t"));
 }
 
 MoeLayer::ExpertTensors MoeLayer::expert_gradients(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage) {
@@ -182,11 +192,12 @@ void swap_blocks(Device& device, const void* in, void* out, int64_t a, int64_t b
                    static_cast<size_t>(b));
 }
 
-// Send, receive and permute staging of one chunk: [W][E_local][cd][M] each.
+// Send, receive and permute staging of one chunk: [W][E_local][cd][M] each. `recv` only when
+// the chunk is permuted after it arrives (not by source rank, where it lands in its input).
 struct ChunkStaging {
   Buffer send, recv, back_send, back_recv;
-  ChunkStaging(Device& device, size_t bytes)
-      : send(device, bytes), recv(device, bytes), back_send(device, bytes), back_recv(device, bytes) {}
+  ChunkStaging(Device& device, size_t bytes, bool permuted)
+      : send(device, bytes), recv(device, permuted ? bytes : 0), back_send(device, bytes), back_recv(device, bytes) {}
 };
 
 }  // namespace
@@ -319,10 +330,10 @@ void MoeLayer::pipelined_exchange(const Tensor& from, const Tensor& to, int64_t 
   const int64_t w = group_->size(), local = local_experts_, e = from.dim(0), c = from.dim(1), m = from.dim(2);
   const int64_t cd = c / d, n = w * cd;  // C is a multiple of d (alignment)
   const size_t row = static_cast<size_t>(m) * dtype_size(dt), chunk_bytes = static_cast<size_t>(e * cd) * row;
-  const size_t block = static_cast<size_t>(cd) * row;  // one expert's rows of one chunk from one rank
-  Buffer out_space(device_, chunk_bytes);
+  const size_t block = static_cast<size_t>(cd) * row;      // one expert's rows of one chunk from one rank
+  Buffer out_space(device_, by_source ? 0 : chunk_bytes);  // by source, compute writes what goes back
   std::vector<ChunkStaging> staging;
-  for (int64_t i = 0; i < d; ++i) staging.emplace_back(device_, chunk_bytes);
+  for (int64_t i = 0; i < d; ++i) staging.emplace_back(device_, chunk_bytes, !by_source);
   std::vector<std::unique_ptr<comm::PendingOp>> there(static_cast<size_t>(d)), back(static_cast<size_t>(d));
   auto send = [&](int64_t i) {
     copy_chunk(device_, staging[i].send.data(), from.data(), e, c, cd, i, row, true);
@@ -403,11 +414,7 @@ MoeLayer::ExpertTensors MoeLayer::sharded_weights(int adaptive_r, std::vector<st
   if (config_.has_fc1_bias)
     w["experts.batched_fc1_bias"] =
         Tensor(gather(hidden_group, "experts.batched_fc1_bias"), dt, {e_out, h_out}, device_.ref());
-  if (device_.is_cuda()) {  // the tensor cores' layout, as refresh_packed keeps it
-    storage.push_back(std::make_unique<Buffer>(device_, w.at("experts.batched_fc1_w").nbytes()));
-    w["fc1_t"] = storage.back()->view(dt, {e_out, m, h_out});
-    transpose(context_, w.at("experts.batched_fc1_w"), w.at("fc1_t"));
-  }
+  add_transposed_fc1(w, storage);
   if (config_.has_fc2_bias) {  // whole biases from the padded slices; each of r copies adds b / r
     const char* slices = gather(adaptive_r == 0 ? *group_ : block_group(s), "experts.batched_fc2_bias");
     storage.push_back(std::make_unique<Buffer>(device_, static_cast<size_t>(e_out * m) * el));
