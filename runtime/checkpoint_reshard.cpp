@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "runtime/moe_layer.h"
 #include "runtime/safetensors.h"
 #include "runtime/tensor.h"
 
@@ -39,14 +40,6 @@ void check_alike(const TensorFile& first, const TensorFile& other, const std::st
     SY_CHECK(same) << other_path << ": tensor '" << name << "' is " << o.dtype << shape_string(o.shape) << ", "
                    << first_path << " has " << t.dtype << shape_string(t.shape);
   }
-}
-
-// Ranks sharing one expert at this world size: 1 when every rank holds whole experts.
-int64_t shards_for(int64_t experts, int ranks, const char* flag) {
-  SY_CHECK(experts % ranks == 0 || ranks % experts == 0)
-      << experts << " experts cannot be split over " << ranks << " ranks (" << flag
-      << "): expected a multiple or a divisor of the expert count";
-  return experts < ranks ? ranks / experts : 1;
 }
 
 // The whole expert tensors ([E, H, M], [E, H], fc2 bias [E, M]) from per-rank files: slices
@@ -136,8 +129,7 @@ void reshard_checkpoint(const std::string& in_pattern, const std::string& out_pa
     if (r > 0) check_alike(inputs[0], inputs[r], paths[0], paths[r]);
   }
   const int64_t experts = global_experts(inputs[0], paths[0]);
-  const int64_t s_in = shards_for(experts, from_ranks, "--from-ranks"),
-                s_out = shards_for(experts, to_ranks, "--to-ranks");
+  const int64_t s_in = expert_shards(experts, from_ranks), s_out = expert_shards(experts, to_ranks);
   const TensorFile whole = gather_experts(inputs, paths, experts, s_in);
   std::vector<TensorFile> outputs;  // every check passes before the first file is written
   for (int r = 0; r < to_ranks; ++r) outputs.push_back(scatter_experts(whole, experts, s_out, r, to_ranks));

@@ -59,6 +59,13 @@ void MoeLayerConfig::validate() const {
   SY_CHECK(dtype != DType::kInt32) << "a layer's dtype must be a floating type, not int32";
 }
 
+int64_t expert_shards(int64_t experts, int64_t ranks) {
+  SY_CHECK(experts >= 1 && ranks >= 1 && (experts % ranks == 0 || ranks % experts == 0))
+      << "num_experts = " << experts << " does not fit a group of " << ranks << " ranks (" << experts
+      << " experts cannot be split over " << ranks << " ranks: expected a multiple or a divisor of " << ranks << ")";
+  return experts < ranks ? ranks / experts : 1;
+}
+
 MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm::Communicator* group)
     : context_(context), device_(device), config_(config), group_(group), user_group_(group) {
   config_.validate();
@@ -66,8 +73,7 @@ MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm
   if (group_ != nullptr && group_->size() > 1) {
     check_group_config();  // first: a rank with another config must not pick a different path
     const int64_t w = group_->size(), e = config_.num_experts;
-    SY_CHECK(e % w == 0 || w % e == 0) << "num_experts = " << e << " does not fit a group of " << w
-                                       << " ranks: expected a multiple or a divisor of " << w;
+    shards_ = expert_shards(e, w);
     SY_CHECK(device_.is_cuda() || group_->memory() == comm::Memory::kHost)
         << "a CPU layer cannot exchange through " << group_->describe()
         << ": it takes GPU memory; pass a host-memory (MPI) communicator";
@@ -76,7 +82,6 @@ MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm
       group_ = staged_group_.get();
     }
     local_experts_ = std::max<int64_t>(e / w, 1);
-    shards_ = e < w ? w / e : 1;
     // Fewer experts than ranks: rank e * s + q holds slice q of expert e's hidden units
     // (tutel-semantics 4.4) and of its fc2 bias, padded to s * ceil(M / s).
     SY_CHECK(shards_ == 1 || config_.hidden_size % shards_ == 0)

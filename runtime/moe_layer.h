@@ -40,6 +40,11 @@ struct MoeLayerConfig {
   void validate() const;
 };
 
+/// Ranks sharing one expert when `experts` experts spread over `ranks` ranks (tutel-semantics
+/// 4.4): 1 when E is a multiple of W (whole experts per rank), W / E when E divides W (each
+/// expert's hidden units sliced over W / E ranks). UserError naming both otherwise.
+int64_t expert_shards(int64_t experts, int64_t ranks);
+
 /// Per-call options (Tutel's forward arguments). Unlike Tutel, 0 and -0.0 mean what they say.
 struct ForwardOptions {
   int64_t top_k = 2;
