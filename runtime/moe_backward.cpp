@@ -175,7 +175,7 @@ BackwardResult MoeLayer::backward(const Tensor& grad_output, double l_aux_weight
   // The experts' part, in the layout the experts saw: the all-to-all's adjoint is its inverse.
   std::vector<std::unique_ptr<Buffer>> storage;
   const ExpertTensors grads = expert_gradients(r, storage);
-  experts_backward(d_slots, d_dispatched, rows, sv.expert_weights, grads);
+  experts_backward(d_slots, d_dispatched, rows, sv.experts.weights, grads);
   scatter_expert_gradients(grads, r);
   BackwardResult result;
   result.storage = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * dtype_size(config_.dtype));

@@ -1,7 +1,6 @@
 // MoeLayer::forward: gate GEMM -> routing -> capacity -> dispatch -> experts -> combine.
 #include <algorithm>
 #include <cmath>
-#include <tuple>
 
 #include <cstring>
 
@@ -253,14 +252,11 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
     saved->wide_gates = std::move(wide_gates);
     saved->routing = routing;
     saved->used = std::move(used);
-    saved->dispatched = kept.input ? std::move(kept.input) : std::move(slots);
-    saved->pre = std::move(kept.pre);
-    saved->expert_shape = kept.chunk_shape;
-    saved->chunks = kept.chunks;
-    saved->source_rows = std::move(source_rows);
+    if (!kept.input) kept.input = std::move(slots);
+    kept.weights = weights;  // views stay valid: the buffers move, their memory does not
+    kept.gathered = std::move(gathered);
+    saved->experts = std::move(kept);
     if (options.is_postscore) saved->expert_out = std::move(expert_out);
-    saved->expert_weights = weights;  // views stay valid: the buffers move, their memory does not
-    saved->gathered_weights = std::move(gathered);
   }
   if (saved) saved_ = std::move(saved);  // a forward without saving (evaluation) keeps the last save
   return result;

@@ -158,10 +158,18 @@ class MoeLayer {
   comm::Communicator& block_group(int64_t ranks);
   // What experts_forward keeps for backward: the experts' input and pre-activations, in chunks.
   struct ExpertsSaved {
-    std::unique_ptr<Buffer> input;  // null: the experts read the slots themselves
-    std::unique_ptr<Buffer> pre;
+    // What the experts read, in `chunks` blocks of chunk_shape: [E, C, M] (one block; null until
+    // forward moves the slots in), or after the all-to-all d chunks of [E_local, W * C / d, M]
+    // (dropless grouped: d * W pieces of [E_local, C / d, M], one per chunk and source rank).
+    std::unique_ptr<Buffer> input;
+    std::unique_ptr<Buffer> pre;  // per block, FFN: fc1's pre-activation; SwiGLU: both projections
     std::vector<int64_t> chunk_shape;
     int64_t chunks = 1;
+    std::vector<int> source_rows;  // dropless grouped in a group: [W][E_local]
+    // The weights as the experts ran: views of the parameters, or of copies gathered from the
+    // group (adaptive_r = 0, shared experts) that backward reuses instead of gathering again.
+    ExpertTensors weights;
+    std::vector<std::unique_ptr<Buffer>> gathered;
   };
   // slots [E, C, M] -> processed [E, C, M] through the experts. With adaptive_r = 1 and W > 1 the
   // slots go to their experts' ranks by all-to-all, the capacity axis cut into d chunks whose

@@ -274,6 +274,7 @@ void MoeLayer::experts_forward(const Tensor& slots, const Tensor& processed, con
     saved->input = std::move(input);
     saved->chunk_shape = {local_experts_, n, m};
     saved->chunks = pieces;
+    saved->source_rows = source_rows;
   }
 }
 
@@ -282,18 +283,18 @@ void MoeLayer::experts_backward(const Tensor& d_processed, const Tensor& d_slots
   const Saved& sv = *saved_;
   if (shards_ > 1 && sv.options.adaptive_r >= 1) return sharded_backward(d_processed, d_slots, weights, grads);
   const DType dt = config_.dtype;
-  const std::vector<int64_t>& shape = sv.expert_shape;
+  const std::vector<int64_t>& shape = sv.experts.chunk_shape;
   const size_t in_bytes = static_cast<size_t>(shape[0] * shape[1] * shape[2]) * dtype_size(dt);
   const size_t pre_chunk = pre_bytes(shape[0], shape[1], hidden_of(weights));
   auto saved_input = [&](int64_t i) {
-    return Tensor(static_cast<char*>(sv.dispatched->data()) + static_cast<size_t>(i) * in_bytes, dt, shape,
+    return Tensor(static_cast<char*>(sv.experts.input->data()) + static_cast<size_t>(i) * in_bytes, dt, shape,
                   d_slots.device());
   };
   auto saved_pre = [&](int64_t i) {
-    return Tensor(static_cast<char*>(sv.pre->data()) + static_cast<size_t>(i) * pre_chunk, dt,
+    return Tensor(static_cast<char*>(sv.experts.pre->data()) + static_cast<size_t>(i) * pre_chunk, dt,
                   {static_cast<int64_t>(pre_chunk / dtype_size(dt))}, d_slots.device());
   };
-  if (sv.chunks == 1 && (sv.options.adaptive_r == 0 || group_ == nullptr || group_->size() == 1)) {
+  if (sv.experts.chunks == 1 && (sv.options.adaptive_r == 0 || group_ == nullptr || group_->size() == 1)) {
     backward_experts(d_processed, d_slots, rows, weights, grads, saved_input(0), saved_pre(0));
     return;
   }
@@ -305,7 +306,7 @@ void MoeLayer::experts_backward(const Tensor& d_processed, const Tensor& d_slots
     partial[name] = partial_space.back()->view(g.dtype(), g.shape());
   }
   // Per source rank, each chunk lands where it is read (the next one arrives meanwhile): d chunks.
-  const bool by_source = !sv.source_rows.empty();
+  const bool by_source = !sv.experts.source_rows.empty();
   const int64_t d = sv.options.overlap_degree, c = d_slots.dim(1);
   const size_t chunk_bytes = d_slots.nbytes() / static_cast<size_t>(d);
   Buffer received(device_, by_source ? d_slots.nbytes() : in_bytes);
@@ -315,7 +316,7 @@ void MoeLayer::experts_backward(const Tensor& d_processed, const Tensor& d_slots
         return static_cast<char*>(received.data()) + (by_source ? static_cast<size_t>(i) * chunk_bytes : 0);
       },
       [&](int64_t p, const Tensor& d_out, const Tensor& d_in) {
-        std::vector<int> used = by_source ? piece_rows(sv.source_rows, p, d, c) : std::vector<int>();
+        std::vector<int> used = by_source ? piece_rows(sv.experts.source_rows, p, d, c) : std::vector<int>();
         const Tensor used_t(used.data(), DType::kInt32, {local_experts_});
         backward_experts(d_out, d_in, by_source ? &used_t : nullptr, weights, p == 0 ? grads : partial, saved_input(p),
                          saved_pre(p));
@@ -489,11 +490,12 @@ void MoeLayer::sharded_backward(const Tensor& d_processed, const Tensor& d_slots
                                 const ExpertTensors& grads) {
   const Saved& sv = *saved_;
   const DType dt = config_.dtype;
-  Buffer received(device_, sv.dispatched->bytes());
-  const Tensor pre(sv.pre->data(), dt, {static_cast<int64_t>(sv.pre->bytes() / dtype_size(dt))}, d_slots.device());
+  Buffer received(device_, sv.experts.input->bytes());
+  const Tensor pre(sv.experts.pre->data(), dt, {static_cast<int64_t>(sv.experts.pre->bytes() / dtype_size(dt))},
+                   d_slots.device());
   sharded_exchange(d_processed, d_slots, sv.options.adaptive_r, sv.options.use_2dh, static_cast<char*>(received.data()),
                    [&](int64_t, const Tensor& d_out, const Tensor& d_in) {
-                     backward_experts(d_out, d_in, nullptr, weights, grads, sv.dispatched->view(dt, d_out.shape()),
+                     backward_experts(d_out, d_in, nullptr, weights, grads, sv.experts.input->view(dt, d_out.shape()),
                                       pre);
                    });
 }
