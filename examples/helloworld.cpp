@@ -28,7 +28,6 @@
 #include "runtime/cuda_driver.h"
 #include "runtime/moe_layer.h"
 #include "runtime/safetensors.h"
-#include "runtime/staged_communicator.h"
 
 using namespace switchyard;
 
@@ -204,8 +203,8 @@ int parse_parallel_type(const std::string& text, int shards) {
 
 // As Tutel's helloworld: the gradients of shared (non-expert) parameters are averaged over the
 // ranks (grad /= W, then all-reduce SUM); --allreduce_degree -1 skips it.
-// `group` takes the layer device's memory.
-void allreduce_shared_gradients(MoeLayer& layer, comm::Communicator* group, int degree) {
+void allreduce_shared_gradients(MoeLayer& layer, int degree) {
+  comm::Communicator* group = layer.exchange_group();  // it takes the gradients' memory
   if (group == nullptr || group->size() == 1 || degree == -1) return;
   for (const auto& name : layer.parameter_names()) {
     if (name.rfind("experts.", 0) == 0) continue;
@@ -226,9 +225,9 @@ Device& rank_device(const std::string& wanted, comm::Communicator* group) {
   return context.cuda(local % CudaDriver::get().device_count);
 }
 
-// What the layer exchanges through: for a GPU rank, NCCL or the MPI group staged through the
-// host (--comm); null for the CPU, which uses the MPI group itself.
-std::unique_ptr<comm::Communicator> gpu_group(const Flags& f, Device& device, comm::Communicator* group) {
+// NCCL for a GPU rank where --comm picks it; null otherwise: the layer uses the MPI group
+// (a CUDA layer stages it through the host itself).
+std::unique_ptr<comm::Communicator> nccl_group(const Flags& f, Device& device, comm::Communicator* group) {
   SY_CHECK(f.comm != "nccl" || device.is_cuda())
       << "--comm nccl exchanges GPU memory; this rank runs on " << device.name() << " (pass --device cuda)";
   if (group == nullptr || !device.is_cuda()) return nullptr;
@@ -244,7 +243,7 @@ std::unique_ptr<comm::Communicator> gpu_group(const Flags& f, Device& device, co
                                                     gpu.communication_hooks());
   }
 #endif
-  return std::make_unique<StagedCommunicator>(*group, device);
+  return nullptr;
 }
 
 int run(const Flags& f, comm::Communicator* group) {
@@ -257,8 +256,8 @@ int run(const Flags& f, comm::Communicator* group) {
   const int shards = f.num_local_experts < 0 ? -f.num_local_experts : 1;
   Context& context = Context::global();
   Device& device = rank_device(f.device, group);
-  const std::unique_ptr<comm::Communicator> gpu_exchange = gpu_group(f, device, group);
-  if (gpu_exchange) group = gpu_exchange.get();
+  const std::unique_ptr<comm::Communicator> nccl = nccl_group(f, device, group);
+  if (nccl) group = nccl.get();
   MoeLayerConfig config;
   config.model_dim = f.model_dim;
   config.hidden_size = f.hidden_size;
@@ -307,7 +306,7 @@ int run(const Flags& f, comm::Communicator* group) {
     if (!f.eval) {
       Buffer grad_output = upload(device, config.dtype, grad);
       layer.backward(grad_output.view(config.dtype, {s, m}), f.l_aux_wt);
-      allreduce_shared_gradients(layer, group, f.allreduce_degree);
+      allreduce_shared_gradients(layer, f.allreduce_degree);
       layer.sgd_step(sgd);
     }
     device.synchronize();

@@ -128,6 +128,9 @@ class MoeLayer {
   int64_t local_experts() const { return local_experts_; }
   /// The communicator the layer was given.
   comm::Communicator* group() const { return user_group_; }
+  /// What the layer's exchanges go through, taking the layer device's memory: the group, or for a
+  /// CUDA layer given a host group, that group staged through the host.
+  comm::Communicator* exchange_group() const { return group_; }
   int64_t gate_parameter_count() const;
 
  private:
