@@ -116,18 +116,30 @@ void NcclCommunicator::wait(const char* op, const std::function<int()>& poll) {
   }
 }
 
-void NcclCommunicator::enqueue_all_to_all(const void* send, void* recv, size_t count, Element element) {
-  check_usable("all_to_all");
+void NcclCommunicator::enqueue_exchange(const char* op, const void* send, const std::vector<size_t>& send_counts,
+                                        bool same_send, void* recv, const std::vector<size_t>& recv_counts,
+                                        Element element) {
+  check_usable(op);
   fence();
-  check(nccl_.group_start(), "all_to_all", "ncclGroupStart");
+  check(nccl_.group_start(), op, "ncclGroupStart");
+  size_t send_at = 0, recv_at = 0;
   for (int q = 0; q < size(); ++q) {
-    const size_t offset = static_cast<size_t>(q) * count;
-    check(nccl_.send(at(send, offset, element), count, data_type(element), q, comm_, hooks_.stream), "all_to_all",
-          "ncclSend");
-    check(nccl_.recv(const_cast<char*>(at(recv, offset, element)), count, data_type(element), q, comm_, hooks_.stream),
-          "all_to_all", "ncclRecv");
+    if (send_counts[q] > 0)
+      check(nccl_.send(at(send, send_at, element), send_counts[q], data_type(element), q, comm_, hooks_.stream), op,
+            "ncclSend");
+    if (recv_counts[q] > 0)
+      check(nccl_.recv(const_cast<char*>(at(recv, recv_at, element)), recv_counts[q], data_type(element), q, comm_,
+                       hooks_.stream),
+            op, "ncclRecv");
+    if (!same_send) send_at += send_counts[q];
+    recv_at += recv_counts[q];
   }
-  check(nccl_.group_end(), "all_to_all", "ncclGroupEnd");
+  check(nccl_.group_end(), op, "ncclGroupEnd");
+}
+
+void NcclCommunicator::enqueue_all_to_all(const void* send, void* recv, size_t count, Element element) {
+  const std::vector<size_t> counts(static_cast<size_t>(size()), count);
+  enqueue_exchange("all_to_all", send, counts, false, recv, counts, element);
 }
 
 void NcclCommunicator::all_to_all(const void* send, void* recv, size_t count, Element element) {
@@ -145,22 +157,7 @@ void NcclCommunicator::all_to_all_v(const void* send, const std::vector<size_t>&
                                     const std::vector<size_t>& recv_counts, Element element) {
   SY_CHECK(send_counts.size() == static_cast<size_t>(size()) && recv_counts.size() == static_cast<size_t>(size()))
       << "all_to_all_v on " << describe() << ": expected one send and one receive count per rank (" << size() << ")";
-  check_usable("all_to_all_v");
-  fence();
-  check(nccl_.group_start(), "all_to_all_v", "ncclGroupStart");
-  size_t send_at = 0, recv_at = 0;
-  for (int q = 0; q < size(); ++q) {
-    if (send_counts[q] > 0)
-      check(nccl_.send(at(send, send_at, element), send_counts[q], data_type(element), q, comm_, hooks_.stream),
-            "all_to_all_v", "ncclSend");
-    if (recv_counts[q] > 0)
-      check(nccl_.recv(const_cast<char*>(at(recv, recv_at, element)), recv_counts[q], data_type(element), q, comm_,
-                       hooks_.stream),
-            "all_to_all_v", "ncclRecv");
-    send_at += send_counts[q];
-    recv_at += recv_counts[q];
-  }
-  check(nccl_.group_end(), "all_to_all_v", "ncclGroupEnd");
+  enqueue_exchange("all_to_all_v", send, send_counts, false, recv, recv_counts, element);
   wait("all_to_all_v");
 }
 
@@ -168,20 +165,8 @@ void NcclCommunicator::all_gather_v(const void* send, size_t count, void* recv, 
                                     Element element) {
   SY_CHECK(counts.size() == static_cast<size_t>(size()) && counts[static_cast<size_t>(rank())] == count)
       << "all_gather_v on " << describe() << ": counts must have one entry per rank and this rank's must be " << count;
-  check_usable("all_gather_v");
-  fence();
-  check(nccl_.group_start(), "all_gather_v", "ncclGroupStart");
-  size_t recv_at = 0;
-  for (int q = 0; q < size(); ++q) {
-    if (count > 0)
-      check(nccl_.send(send, count, data_type(element), q, comm_, hooks_.stream), "all_gather_v", "ncclSend");
-    if (counts[q] > 0)
-      check(nccl_.recv(const_cast<char*>(at(recv, recv_at, element)), counts[q], data_type(element), q, comm_,
-                       hooks_.stream),
-            "all_gather_v", "ncclRecv");
-    recv_at += counts[q];
-  }
-  check(nccl_.group_end(), "all_gather_v", "ncclGroupEnd");
+  // This rank's block goes to every rank, each receiving every rank's in rank order.
+  enqueue_exchange("all_gather_v", send, std::vector<size_t>(counts.size(), count), true, recv, counts, element);
   wait("all_gather_v");
 }
 

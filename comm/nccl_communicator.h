@@ -42,6 +42,10 @@ class NcclCommunicator : public Communicator {
 
  private:
   class Pending;
+  // One grouped round of sends and receives: send_counts[q] elements to rank q (each from the
+  // start of `send` when same_send, else packed in rank order), recv_counts[q] from it.
+  void enqueue_exchange(const char* op, const void* send, const std::vector<size_t>& send_counts, bool same_send,
+                        void* recv, const std::vector<size_t>& recv_counts, Element element);
   void enqueue_all_to_all(const void* send, void* recv, size_t count, Element element);
   void check(int result, const char* op, const char* call);
   void check_usable(const char* op) const;
