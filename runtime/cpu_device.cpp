@@ -68,9 +68,7 @@ void CpuDevice::copy_to_host(void* host_dst, const void* device_src, size_t byte
   if (bytes > 0) std::memcpy(host_dst, device_src, bytes);
 }
 
-void CpuDevice::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) {
-  SY_CHECK(dst_pitch >= width && src_pitch >= width)
-      << "copy_2d: pitches " << dst_pitch << " and " << src_pitch << " must be at least the width " << width;
+void CpuDevice::copy_rows(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) {
   auto copy_rows = [&](size_t begin, size_t end) {
     for (size_t i = begin; i < end; ++i)
       std::memcpy(static_cast<char*>(dst) + i * dst_pitch, static_cast<const char*>(src) + i * src_pitch, width);

@@ -113,10 +113,7 @@ void CudaDevice::copy_within(void* dst, const void* src, size_t bytes) {
              "cuMemcpyDtoDAsync");
 }
 
-void CudaDevice::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) {
-  SY_CHECK(dst_pitch >= width && src_pitch >= width)
-      << "copy_2d: pitches " << dst_pitch << " and " << src_pitch << " must be at least the width " << width;
-  if (width == 0 || rows == 0) return;
+void CudaDevice::copy_rows(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) {
   make_current();
   CudaMemcpy2D copy{};
   copy.srcMemoryType = kCuMemoryTypeDevice;

@@ -30,7 +30,6 @@ class CudaDevice final : public Device {
   void copy_from_host(void* device_dst, const void* host_src, size_t bytes) override;
   void copy_to_host(void* host_dst, const void* device_src, size_t bytes) override;
   void copy_within(void* dst, const void* src, size_t bytes) override;
-  void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) override;
   void synchronize() override;
   unsigned parallelism() const override { return multiprocessors_; }
   const std::string& device_name() const { return device_name_; }
@@ -41,6 +40,9 @@ class CudaDevice final : public Device {
   /// stream, made to wait for the compute stream's work before each collective, and events that
   /// mark single collectives. Valid while the device lives.
   comm::CudaStreamHooks communication_hooks();
+
+ protected:
+  void copy_rows(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) override;
 
  private:
   void make_current() const;

@@ -49,11 +49,15 @@ class Device {
   /// Device-to-device copy (the memcpy baseline of the benchmarks); ordered like launches.
   virtual void copy_within(void* dst, const void* src, size_t bytes) = 0;
   /// `rows` rows of `width` bytes, device to device: row i from src + i * src_pitch to
-  /// dst + i * dst_pitch (the pitches are at least `width`); ordered like launches.
-  virtual void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) = 0;
+  /// dst + i * dst_pitch; ordered like launches. UserError when a pitch is below the width.
+  void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows);
   virtual void synchronize() = 0;
   /// Threads (CPU) or multiprocessors (CUDA): what launch shapes are sized by.
   virtual unsigned parallelism() const = 0;
+
+ protected:
+  /// copy_2d with its arguments checked and at least one byte to move.
+  virtual void copy_rows(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) = 0;
 };
 
 }  // namespace switchyard
