@@ -21,6 +21,7 @@ struct Settings {
   std::string dump_dir;      // "" = no dumping
   unsigned num_threads = 0;  // 0 = hardware concurrency
   double comm_timeout_sec = 1800.0;
+  std::string cpu;  // SWITCHYARD_CPU: the CPU the CPU JIT compiles for ("" = this host)
 
   /// Reads the environment. Throws UserError naming the variable for a malformed value; warns
   /// (once) about unknown SWITCHYARD_* names.

@@ -7,13 +7,11 @@
 #include <clang/Frontend/CompilerInvocation.h>
 #include <clang/Frontend/TextDiagnosticPrinter.h>
 #include <llvm/ADT/SmallString.h>
-#include <llvm/ADT/StringMap.h>
 #include <llvm/Config/llvm-config.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Module.h>
 #include <llvm/MC/TargetRegistry.h>
-#include <llvm/Support/Host.h>
 #include <llvm/Support/MemoryBuffer.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/VirtualFileSystem.h>
@@ -21,7 +19,6 @@
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/Transforms/Utils/Cloning.h>
 
-#include <algorithm>
 #include <chrono>
 #include <mutex>
 
@@ -45,27 +42,14 @@ void initialize_llvm_once() {
   });
 }
 
-std::string host_feature_string() {
-  llvm::StringMap<bool> features;
-  llvm::sys::getHostCPUFeatures(features);
-  std::vector<std::string> enabled;
-  for (const auto& entry : features) {
-    if (entry.getValue()) enabled.push_back("+" + entry.getKey().str());
-  }
-  std::sort(enabled.begin(), enabled.end());
-  std::string text;
-  for (const auto& f : enabled) text += (text.empty() ? "" : ",") + f;
-  return text;
-}
-
-std::unique_ptr<llvm::TargetMachine> make_target_machine(const std::string& cpu, const std::string& features) {
-  std::string triple = llvm::sys::getProcessTriple();
+std::unique_ptr<llvm::TargetMachine> make_target_machine(const CpuTarget& cpu) {
   std::string error;
-  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, error);
-  if (target == nullptr) SY_THROW(BackendError) << "LLVM has no target for " << triple << ": " << error;
+  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(cpu.triple, error);
+  if (target == nullptr) SY_THROW(BackendError) << "LLVM has no target for " << cpu.triple << ": " << error;
   llvm::TargetOptions options;
-  return std::unique_ptr<llvm::TargetMachine>(target->createTargetMachine(
-      triple, cpu, features, options, llvm::Reloc::PIC_, std::nullopt, llvm::CodeGenOpt::Aggressive));
+  return std::unique_ptr<llvm::TargetMachine>(
+      target->createTargetMachine(cpu.triple, cpu.cpu, cpu.feature_string(), options, llvm::Reloc::PIC_, std::nullopt,
+                                  llvm::CodeGenOpt::Aggressive));
 }
 
 std::string emit(llvm::TargetMachine& machine, llvm::Module& module, llvm::CodeGenFileType kind) {
@@ -98,15 +82,25 @@ std::string llvm_version() {
   return LLVM_VERSION_STRING;
 }
 
-ClangCompiler::ClangCompiler() {
+ClangCompiler::ClangCompiler(const std::string& requested_cpu)
+    : ClangCompiler(resolve_cpu_target(HostCpu::detect(), requested_cpu)) {}
+
+ClangCompiler::ClangCompiler(CpuTarget target) : target_(std::move(target)) {
   initialize_llvm_once();
-  cpu_ = llvm::sys::getHostCPUName().str();
-  features_ = host_feature_string();
 }
 
 std::string ClangCompiler::identity() const {
-  return "clang-llvm-" + llvm_version() + " " + llvm::sys::getProcessTriple() + " cpu=" + cpu_ +
-         " features=" + features_;
+  return "clang-llvm-" + llvm_version() + " " + target_.triple + " cpu=" + target_.cpu +
+         " features=" + target_.feature_string();
+}
+
+std::string ClangCompiler::why_kernels_cannot_run_here() const {
+  if (target_.missing_on_host.empty()) return {};
+  std::string missing;
+  for (const auto& feature : target_.missing_on_host) missing += (missing.empty() ? "" : ",") + feature;
+  return "CPU kernels are compiled for " + target_.reason + ", which needs " + missing +
+         " that this host lacks; they can be warmed and exported here but not run (unset SWITCHYARD_CPU "
+         "to compile for this host)";
 }
 
 std::vector<std::string> ClangCompiler::options(const Target& target) const {
@@ -128,18 +122,15 @@ std::vector<std::string> ClangCompiler::options(const Target& target) const {
 Binary ClangCompiler::compile(const KernelSpec& spec, const Source& source) const {
   auto start = std::chrono::steady_clock::now();
   std::vector<std::string> args = options(spec.target);
-  std::string triple = llvm::sys::getProcessTriple();
   for (const std::string& extra :
-       {std::string("-triple"), triple, std::string("-target-cpu"), cpu_, std::string("-I"), std::string(kIncludeRoot),
+       {std::string("-triple"), target_.triple, std::string("-target-cpu"), target_.cpu, std::string("-I"), std::string(kIncludeRoot),
         std::string("-x"), std::string("c++"), std::string(kSourceRoot) + source.file_name}) {
     args.push_back(extra);
   }
   std::vector<std::string> feature_args;
-  for (size_t pos = 0; pos < features_.size();) {
-    size_t comma = features_.find(',', pos);
+  for (const std::string& feature : target_.features) {
     feature_args.push_back("-target-feature");
-    feature_args.push_back(features_.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
-    pos = comma == std::string::npos ? features_.size() : comma + 1;
+    feature_args.push_back(feature);
   }
   args.insert(args.end() - 1, feature_args.begin(), feature_args.end());
   std::vector<const char*> argv;
@@ -163,7 +154,7 @@ Binary ClangCompiler::compile(const KernelSpec& spec, const Source& source) cons
   log_stream.flush();
   if (module == nullptr) throw_compile_error("clang", spec, source, join_options(options(spec.target)), log);
 
-  auto machine = make_target_machine(cpu_, features_);
+  auto machine = make_target_machine(target_);
   module->setDataLayout(machine->createDataLayout());
   Binary binary;
   binary.spec_text = spec.to_string();

@@ -3,23 +3,26 @@
 #pragma once
 
 #include "jit/compiler.h"
+#include "jit/cpu_target.h"
 
 namespace switchyard {
 
 class ClangCompiler final : public Compiler {
  public:
-  ClangCompiler();
+  /// Compiles for `requested_cpu` (SWITCHYARD_CPU; "" = the host), see resolve_cpu_target.
+  explicit ClangCompiler(const std::string& requested_cpu = "");
+  /// Compiles for exactly `target` (tests inject unknown host CPUs this way).
+  explicit ClangCompiler(CpuTarget target);
   std::string identity() const override;
   std::vector<std::string> options(const Target& target) const override;
   Binary compile(const KernelSpec& spec, const Source& source) const override;
+  std::string why_kernels_cannot_run_here() const override;
 
-  /// Host CPU name and sorted feature string (+avx2,+fma,...), as LLVM sees them.
-  const std::string& host_cpu() const { return cpu_; }
-  const std::string& host_features() const { return features_; }
+  /// The CPU name and features every kernel is compiled for, and why they were chosen.
+  const CpuTarget& cpu_target() const { return target_; }
 
  private:
-  std::string cpu_;
-  std::string features_;
+  CpuTarget target_;
 };
 
 /// "16.0.6" of the LLVM this library links.

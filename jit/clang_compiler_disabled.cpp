@@ -9,7 +9,13 @@ std::string llvm_version() {
   return "not built (SY_WITH_CPU_JIT=OFF)";
 }
 
-ClangCompiler::ClangCompiler() : cpu_("unknown"), features_("") {}
+ClangCompiler::ClangCompiler(const std::string&) : ClangCompiler(CpuTarget{"", "none", {}, "no CPU JIT in this build", {}}) {}
+
+ClangCompiler::ClangCompiler(CpuTarget target) : target_(std::move(target)) {}
+
+std::string ClangCompiler::why_kernels_cannot_run_here() const {
+  return {};
+}
 
 std::string ClangCompiler::identity() const {
   return "none";

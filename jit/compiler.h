@@ -29,6 +29,9 @@ class Compiler {
   virtual std::vector<std::string> options(const Target& target) const = 0;
   /// Compiles; throws CompileError (numbered source, options, log) on failure.
   virtual Binary compile(const KernelSpec& spec, const Source& source) const = 0;
+  /// Why this process cannot run what this compiler produces ("" when it can): a CPU compiler
+  /// told to target features the host lacks still compiles (to warm a fleet's cache).
+  virtual std::string why_kernels_cannot_run_here() const { return {}; }
 };
 
 /// Joins options with spaces, for keys and messages.

@@ -51,7 +51,7 @@ const Compiler& KernelStore::compiler_for(const Target& target) {
   auto& slot = target.is_cpu() ? clang_ : nvrtc_;
   if (!slot) {
     if (target.is_cpu())
-      slot = std::make_unique<ClangCompiler>();
+      slot = std::make_unique<ClangCompiler>(settings_.cpu);
     else
       slot = std::make_unique<NvrtcCompiler>();
   }

@@ -73,6 +73,8 @@ const LoadedKernel& Context::kernel(Device& device, const KernelSpec& spec) {
   }
   SY_CHECK(spec.target == device.target()) << "kernel " << spec.to_string() << " targets " << spec.target.to_string()
                                            << " but device " << device.name() << " is " << device.target().to_string();
+  std::string cannot_run = store_.compiler_for(spec.target).why_kernels_cannot_run_here();
+  SY_CHECK(cannot_run.empty()) << "cannot run " << spec.to_string() << " on " << device.name() << ": " << cannot_run;
   ObtainResult obtained = store_.obtain(spec);
   std::unique_ptr<LoadedKernel> loaded = device.load(obtained.binary);
   ++loads_;

@@ -21,10 +21,13 @@ nlohmann::json collect_info() {
   Context& context = Context::global();
   nlohmann::json info;
   info["version"] = SY_VERSION;
-  ClangCompiler clang;
+  ClangCompiler clang(context.settings().cpu);
+  const CpuTarget& cpu = clang.cpu_target();
   info["llvm"] = llvm_version();
-  info["cpu"] = {
-      {"name", clang.host_cpu()}, {"threads", context.cpu().parallelism()}, {"features", clang.host_features()}};
+  info["cpu"] = {{"name", cpu.cpu},
+                 {"chosen_by", cpu.reason},
+                 {"threads", context.cpu().parallelism()},
+                 {"features", cpu.feature_string()}};
   info["nvrtc"] =
       NvrtcLibrary::available()
           ? nlohmann::json(std::to_string(NvrtcLibrary::get().major) + "." + std::to_string(NvrtcLibrary::get().minor))
@@ -66,8 +69,8 @@ nlohmann::json collect_info() {
 
 void print_text(const nlohmann::json& info) {
   std::cout << "switchyard " << info["version"].get<std::string>() << "\n"
-            << "devices:\n  cpu: " << info["cpu"]["name"].get<std::string>() << ", " << info["cpu"]["threads"]
-            << " threads\n";
+            << "devices:\n  cpu: " << info["cpu"]["name"].get<std::string>() << " ("
+            << info["cpu"]["chosen_by"].get<std::string>() << "), " << info["cpu"]["threads"] << " threads\n";
   for (const auto& gpu : info["cuda_devices"]) {
     std::cout << "  " << gpu["name"].get<std::string>() << ": " << gpu["device"].get<std::string>() << " ("
               << gpu["target"].get<std::string>() << ", " << gpu["multiprocessors"] << " SMs)\n";
@@ -82,7 +85,7 @@ void print_text(const nlohmann::json& info) {
             << (info["nccl"].is_null() ? "none (" + info["nccl_status"].get<std::string>() + ")"
                                        : info["nccl"].get<std::string>())
             << "\n"
-            << "host cpu features: " << info["cpu"]["features"].get<std::string>() << "\n"
+            << "cpu kernels compiled for features: " << info["cpu"]["features"].get<std::string>() << "\n"
             << "cache:\n  dir " << info["cache"]["dir"].get<std::string>() << "\n  mode "
             << info["cache"]["mode"].get<std::string>()
             << (info["cache"]["writable"].get<bool>() ? "" : " (not writable)") << "\n  entries "

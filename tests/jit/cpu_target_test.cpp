@@ -1,0 +1,141 @@
+// The CPU JIT compiles for any host LLVM 16 can target, whether or not it knows the CPU's name,
+// and SWITCHYARD_CPU picks a CPU for a fleet's shared cache.
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "core/error.h"
+#include "jit/clang_compiler.h"
+#include "jit/kernels/elementwise.h"
+#include "runtime/context.h"
+#include "runtime/cpu_device.h"
+#include "tests/support/test_support.h"
+
+namespace switchyard {
+namespace {
+
+bool host_is_x86() {
+  return HostCpu::detect().triple.rfind("x86_64", 0) == 0;
+}
+
+// True when the assembly holds at least one packed (vector) floating-point or integer move,
+// whatever the register width: xmm, ymm and zmm on x86-64, q or v registers on AArch64.
+bool has_vector_code(const std::string& assembly) {
+  static const std::regex x86(R"(\bv?mov(u|a)p[sd]\b|\bv?movdq[au](8|16|32|64)?\b|\bv?(add|mul|fmadd\w*)p[sd]\b)");
+  static const std::regex arm(R"(\bq[0-9]+\b|\bv[0-9]+\.(4s|2d|8h)\b)");
+  return std::regex_search(assembly, x86) || std::regex_search(assembly, arm);
+}
+
+// Compiles out = 0.5 * x with `compiler` and runs it on the CPU: the code loads and computes.
+void compile_and_run_scale(const ClangCompiler& compiler) {
+  KernelSpec spec = kernels::elementwise_spec(DType::kFloat32, kernels::kEwScale, kernels::kActNone, Target::cpu());
+  Binary binary = compiler.compile(spec, generate_source(spec));
+  EXPECT_TRUE(has_vector_code(binary.artifacts.at("kernel.s"))) << "the element-wise loop is vectorized";
+  CpuDevice cpu(1);
+  auto kernel = cpu.load(binary);
+  std::vector<float> x(1000), out(1000, -1.0f);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i) - 300.0f;
+  kernels::ElementwiseArgs args{};
+  args.x = x.data();
+  args.out = out.data();
+  args.count = static_cast<long>(x.size());
+  args.scale = 0.5;
+  void* params[] = {&args};
+  cpu.launch(*kernel, LaunchConfig{}, params);
+  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(out[i], 0.5f * x[i]) << "element " << i;
+}
+
+TEST(CpuTarget, KnownHostKeepsItsNameAndFeatures) {
+  HostCpu host = HostCpu::detect();
+  CpuTarget target = resolve_cpu_target(host, "");
+  std::string features;
+  for (const auto& [name, present] : host.features)
+    if (present) features += (features.empty() ? "+" : ",+") + name;
+  EXPECT_EQ(target.feature_string(), features);
+  EXPECT_TRUE(target.missing_on_host.empty());
+  if (host.name != "generic") {
+    EXPECT_EQ(target.cpu, host.name);
+  }
+}
+
+TEST(CpuTarget, UnknownHostCpuCompilesAndRunsAKernel) {
+  // What LLVM 16 reports on a CPU newer than itself (AMD Zen 5): "generic", which clang refuses
+  // as an x86-64 -target-cpu. Also a name no LLVM has ever known.
+  for (const char* unknown : {"generic", "znver9"}) {
+    HostCpu host = HostCpu::detect();
+    host.name = unknown;
+    CpuTarget target = resolve_cpu_target(host, "");
+    EXPECT_EQ(target.cpu, host_is_x86() ? "x86-64" : "generic") << unknown;
+    EXPECT_EQ(target.feature_string(), resolve_cpu_target(HostCpu::detect(), "").feature_string())
+        << "the host's features are kept: they decide the code's quality";
+    EXPECT_NE(target.reason.find(unknown), std::string::npos) << target.reason;
+    ClangCompiler compiler(target);
+    EXPECT_NE(compiler.identity().find("cpu=" + target.cpu + " "), std::string::npos) << compiler.identity();
+    compile_and_run_scale(compiler);
+  }
+}
+
+TEST(CpuTarget, RequestedCpuCompilesForExactlyItsFeatures) {
+  if (!host_is_x86()) GTEST_SKIP() << "x86-64 CPU names";
+  CpuTarget v3 = resolve_cpu_target(HostCpu::detect(), "x86-64-v3");
+  EXPECT_EQ(v3.cpu, "x86-64-v3");
+  std::string features = v3.feature_string();
+  EXPECT_NE(features.find("+avx2"), std::string::npos) << features;
+  EXPECT_NE(features.find("+fma"), std::string::npos) << features;
+  EXPECT_EQ(features.find("+avx512f"), std::string::npos) << features;
+  ClangCompiler compiler(v3);
+  EXPECT_NE(compiler.identity().find("cpu=x86-64-v3 features=" + features), std::string::npos);
+  if (compiler.why_kernels_cannot_run_here().empty()) compile_and_run_scale(compiler);
+}
+
+TEST(CpuTarget, RequestedCpuTheHostCannotRunCompilesButSaysWhy) {
+  if (!host_is_x86()) GTEST_SKIP() << "x86-64 CPU names";
+  HostCpu host = HostCpu::detect();
+  host.features["avx512f"] = false;  // a host without AVX-512 asked for x86-64-v4
+  ClangCompiler compiler(resolve_cpu_target(host, "x86-64-v4"));
+  EXPECT_NE(compiler.why_kernels_cannot_run_here().find("+avx512f"), std::string::npos)
+      << compiler.why_kernels_cannot_run_here();
+  EXPECT_NE(compiler.why_kernels_cannot_run_here().find("SWITCHYARD_CPU=x86-64-v4"), std::string::npos);
+  KernelSpec spec = kernels::elementwise_spec(DType::kFloat32, kernels::kEwScale, kernels::kActNone, Target::cpu());
+  EXPECT_FALSE(compiler.compile(spec, generate_source(spec)).artifacts.at("kernel.o").empty());
+}
+
+TEST(CpuTarget, UnknownRequestedCpuIsAClearError) {
+  try {
+    resolve_cpu_target(HostCpu::detect(), "pentium-9000");
+    FAIL() << "expected a UserError";
+  } catch (const UserError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("SWITCHYARD_CPU='pentium-9000'"), std::string::npos) << what;
+    EXPECT_NE(what.find("expected host or one of"), std::string::npos) << what;
+  }
+}
+
+TEST(CpuTarget, TheContextRefusesToRunKernelsTheHostCannotRun) {
+  if (!host_is_x86()) GTEST_SKIP() << "x86-64 CPU names";
+  // A CPU with a feature this host lacks: Intel hosts lack AMD's sse4a, AMD hosts Intel's AMX.
+  std::string foreign;
+  for (const char* name : {"x86-64-v4", "znver4", "graniterapids"}) {
+    if (!resolve_cpu_target(HostCpu::detect(), name).missing_on_host.empty()) {
+      foreign = name;
+      break;
+    }
+  }
+  if (foreign.empty()) GTEST_SKIP() << "this host has every feature of x86-64-v4, znver4 and graniterapids";
+  testing::TempDir dir;
+  Settings settings;
+  settings.cache_dir = dir.path();
+  settings.cpu = foreign;
+  Context context(settings);
+  KernelSpec spec = kernels::elementwise_spec(DType::kFloat32, kernels::kEwScale, kernels::kActNone, Target::cpu());
+  try {
+    context.kernel(context.cpu(), spec);
+    FAIL() << "expected a UserError for SWITCHYARD_CPU=" << foreign;
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("this host lacks"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(context.counters().store.compiles, 0u) << "nothing was compiled for a kernel that cannot run";
+}
+
+}  // namespace
+}  // namespace switchyard
