@@ -1,5 +1,6 @@
 #include "core/half.h"
 
+#include <cmath>
 #include <cstring>
 
 namespace switchyard {
@@ -30,6 +31,25 @@ float half_bits_to_float(uint16_t bits) {
   _Float16 h;
   std::memcpy(&h, &bits, 2);
   return static_cast<float>(h);
+}
+
+float round_to_odd_float(double value) {
+  float f = static_cast<float>(value);
+  if (std::isnan(value) || static_cast<double>(f) == value) return f;
+  if (std::fabs(static_cast<double>(f)) > std::fabs(value)) f = std::nextafter(f, 0.0f);  // now truncated
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u |= 1u;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+uint16_t double_to_half_bits(double value) {
+  return float_to_half_bits(round_to_odd_float(value));
+}
+
+uint16_t double_to_bf16_bits(double value) {
+  return float_to_bf16_bits(round_to_odd_float(value));
 }
 
 }  // namespace switchyard

@@ -47,9 +47,9 @@ std::unique_ptr<llvm::TargetMachine> make_target_machine(const CpuTarget& cpu) {
   const llvm::Target* target = llvm::TargetRegistry::lookupTarget(cpu.triple, error);
   if (target == nullptr) SY_THROW(BackendError) << "LLVM has no target for " << cpu.triple << ": " << error;
   llvm::TargetOptions options;
-  return std::unique_ptr<llvm::TargetMachine>(
-      target->createTargetMachine(cpu.triple, cpu.cpu, cpu.feature_string(), options, llvm::Reloc::PIC_, std::nullopt,
-                                  llvm::CodeGenOpt::Aggressive));
+  return std::unique_ptr<llvm::TargetMachine>(target->createTargetMachine(cpu.triple, cpu.cpu, cpu.feature_string(),
+                                                                          options, llvm::Reloc::PIC_, std::nullopt,
+                                                                          llvm::CodeGenOpt::Aggressive));
 }
 
 std::string emit(llvm::TargetMachine& machine, llvm::Module& module, llvm::CodeGenFileType kind) {
@@ -80,6 +80,10 @@ llvm::IntrusiveRefCntPtr<llvm::vfs::InMemoryFileSystem> source_tree(const Source
 
 std::string llvm_version() {
   return LLVM_VERSION_STRING;
+}
+
+bool cpu_jit_built() {
+  return true;
 }
 
 ClangCompiler::ClangCompiler(const std::string& requested_cpu)
@@ -122,9 +126,9 @@ std::vector<std::string> ClangCompiler::options(const Target& target) const {
 Binary ClangCompiler::compile(const KernelSpec& spec, const Source& source) const {
   auto start = std::chrono::steady_clock::now();
   std::vector<std::string> args = options(spec.target);
-  for (const std::string& extra :
-       {std::string("-triple"), target_.triple, std::string("-target-cpu"), target_.cpu, std::string("-I"), std::string(kIncludeRoot),
-        std::string("-x"), std::string("c++"), std::string(kSourceRoot) + source.file_name}) {
+  for (const std::string& extra : {std::string("-triple"), target_.triple, std::string("-target-cpu"), target_.cpu,
+                                   std::string("-I"), std::string(kIncludeRoot), std::string("-x"), std::string("c++"),
+                                   std::string(kSourceRoot) + source.file_name}) {
     args.push_back(extra);
   }
   std::vector<std::string> feature_args;

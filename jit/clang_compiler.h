@@ -27,5 +27,7 @@ class ClangCompiler final : public Compiler {
 
 /// "16.0.6" of the LLVM this library links.
 std::string llvm_version();
+/// False in builds configured with SY_WITH_CPU_JIT=OFF, which cannot compile for `cpu`.
+bool cpu_jit_built();
 
 }  // namespace switchyard

@@ -9,7 +9,12 @@ std::string llvm_version() {
   return "not built (SY_WITH_CPU_JIT=OFF)";
 }
 
-ClangCompiler::ClangCompiler(const std::string&) : ClangCompiler(CpuTarget{"", "none", {}, "no CPU JIT in this build", {}}) {}
+bool cpu_jit_built() {
+  return false;
+}
+
+ClangCompiler::ClangCompiler(const std::string&)
+    : ClangCompiler(CpuTarget{"", "none", {}, "no CPU JIT in this build", {}}) {}
 
 ClangCompiler::ClangCompiler(CpuTarget target) : target_(std::move(target)) {}
 

@@ -71,10 +71,12 @@ std::string baseline_cpu(const ClangTargetInfo& clang, const std::string& triple
 
 CpuTarget requested_target(ClangTargetInfo& clang, const HostCpu& host, const std::string& requested) {
   SY_CHECK(clang.knows(requested)) << "SWITCHYARD_CPU='" << requested << "' is not a CPU name clang knows for "
-                                   << host.triple << "; expected host or one of "
-                                   << clang.some_valid_names();
-  CpuTarget target{host.triple, requested, clang.implied_features(requested),
-                   "SWITCHYARD_CPU=" + requested + " (the host is " + host.name + ")", {}};
+                                   << host.triple << "; expected host or one of " << clang.some_valid_names();
+  CpuTarget target{host.triple,
+                   requested,
+                   clang.implied_features(requested),
+                   "SWITCHYARD_CPU=" + requested + " (the host is " + host.name + ")",
+                   {}};
   for (const std::string& feature : target.features) {
     auto found = host.features.find(feature.substr(1));
     if (found != host.features.end() && !found->second) target.missing_on_host.push_back(feature);
@@ -105,7 +107,9 @@ CpuTarget resolve_cpu_target(const HostCpu& host, const std::string& requested) 
   if (!requested.empty() && requested != "host") return requested_target(clang, host, requested);
   if (clang.knows(host.name)) return {host.triple, host.name, enabled_features(host), "the host CPU", {}};
   std::string baseline = baseline_cpu(clang, host.triple);
-  return {host.triple, baseline, enabled_features(host),
+  return {host.triple,
+          baseline,
+          enabled_features(host),
           "LLVM 16 does not know this CPU (it reports '" + host.name + "'): " + baseline + " with the host's features",
           {}};
 }

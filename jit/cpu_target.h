@@ -19,9 +19,9 @@ struct HostCpu {
 
 struct CpuTarget {
   std::string triple;
-  std::string cpu;                    // what clang gets as -target-cpu
-  std::vector<std::string> features;  // "+avx2", ... sorted
-  std::string reason;                 // how `cpu` was chosen, for `switchyard info` and logs
+  std::string cpu;                           // what clang gets as -target-cpu
+  std::vector<std::string> features;         // "+avx2", ... sorted
+  std::string reason;                        // how `cpu` was chosen, for `switchyard info` and logs
   std::vector<std::string> missing_on_host;  // features compiled for that the host lacks ("" = none)
 
   /// "+a,+b,...": the form the cache key and `switchyard info` show.

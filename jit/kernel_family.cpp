@@ -20,7 +20,7 @@ const std::vector<KernelFamily>& kernel_families() {
   return families;
 }
 
-const KernelFamily& find_kernel_family(const std::string& name) {
+const KernelFamily& find_kernel_family(std::string_view name) {
   for (const auto& family : kernel_families()) {
     if (family.name == name) return family;
   }

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "jit/kernel_spec.h"
@@ -33,7 +34,9 @@ struct KernelFamily {
 };
 
 /// The family with this name; throws UserError listing the known families otherwise.
-const KernelFamily& find_kernel_family(const std::string& name);
+// NOTE: a string_view, not a const std::string&: GCC 13 flags a reference bound to the result
+// of a call whose reference parameter took a temporary (-Wdangling-reference), as a literal does.
+const KernelFamily& find_kernel_family(std::string_view name);
 const std::vector<KernelFamily>& kernel_families();
 
 ParamValue parse_param_value(const ParamDecl& decl, const std::string& text);

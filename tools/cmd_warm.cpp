@@ -34,7 +34,8 @@ void run_warm(const WarmOptions& options) {
   auto start = std::chrono::steady_clock::now();
   ModelConfig config = ModelConfig::load(options.model);
   config.training = config.training || options.training;
-  std::vector<Target> targets = resolve_targets(options.targets);
+  TargetChoice choice = resolve_targets(options.targets);
+  const std::vector<Target>& targets = choice.targets;
   std::vector<std::string> skipped;
   std::vector<KernelSpec> specs = plan_kernels(config, targets, skipped);
   size_t compiled = 0, cached = 0;
@@ -51,11 +52,12 @@ void run_warm(const WarmOptions& options) {
     nlohmann::json out = {{"model", config.name},    {"targets", nlohmann::json::array()},
                           {"kernels", specs.size()}, {"compiled", compiled},
                           {"cached", cached},        {"seconds", seconds},
-                          {"skipped", skipped}};
+                          {"skipped", skipped},      {"left_out", choice.left_out}};
     for (const auto& t : targets) out["targets"].push_back(t.to_string());
     std::cout << out.dump(2) << "\n";
     return;
   }
+  for (const auto& s : choice.left_out) std::cout << "left out " << s << "\n";
   for (const auto& s : skipped) std::cout << "skipped " << s << "\n";
   std::cout << "warmed " << specs.size() << " kernels of " << config.name << " for " << target_list(targets) << ": "
             << compiled << " compiled, " << cached << " already cached (" << seconds << " s)\n";
@@ -71,7 +73,8 @@ struct DumpOptions {
 void run_dump(const DumpOptions& options) {
   ModelConfig config = ModelConfig::load(options.model);
   config.training = config.training || options.training;
-  std::vector<Target> targets = resolve_targets(options.targets);
+  TargetChoice choice = resolve_targets(options.targets);
+  const std::vector<Target>& targets = choice.targets;
   std::vector<std::string> skipped;
   std::vector<KernelSpec> specs = plan_kernels(config, targets, skipped);
   SY_CHECK(fs::make_directories(options.out) && fs::is_writable_directory(options.out))
@@ -86,6 +89,8 @@ void run_dump(const DumpOptions& options) {
   });
   for (auto& item : items) manifest["kernels"].push_back(std::move(item));
   manifest["skipped"] = skipped;
+  manifest["left_out"] = choice.left_out;
+  for (const auto& s : choice.left_out) std::cout << "left out " << s << "\n";
   fs::write_file(fs::join(options.out, "manifest.json"), manifest.dump(2));
   std::cout << "dumped " << specs.size() << " kernels of " << config.name << " for " << target_list(targets) << " to "
             << options.out << "\n";
@@ -97,7 +102,8 @@ void add_warm_command(CLI::App& app) {
   auto options = std::make_shared<WarmOptions>();
   auto* cmd = app.add_subcommand("warm", "Compile every kernel a model config can request into the cache");
   cmd->add_option("model", options->model, "Model config (JSON)")->required();
-  cmd->add_option("--target", options->targets, "cpu or sm_XX; repeatable (default: cpu and the local GPU)");
+  cmd->add_option("--target", options->targets,
+                  "cpu or sm_XX; repeatable (default: what this build and machine can compile)");
   cmd->add_option("--jobs,-j", options->jobs, "Parallel compiles")->check(CLI::Range(1u, 256u));
   cmd->add_flag("--json", options->json, "Print a JSON summary");
   cmd->add_flag("--training", options->training, "Also the backward and SGD kernels (as \"training\": true)");
@@ -110,7 +116,8 @@ void add_dump_command(CLI::App& app) {
   cmd->add_option("model", options->model, "Model config (JSON)")->required();
   cmd->add_option("--out", options->out, "Output directory")->required();
   cmd->add_flag("--training", options->training, "Also the backward and SGD kernels (as \"training\": true)");
-  cmd->add_option("--target", options->targets, "cpu or sm_XX; repeatable (default: cpu and the local GPU)");
+  cmd->add_option("--target", options->targets,
+                  "cpu or sm_XX; repeatable (default: what this build and machine can compile)");
   cmd->callback([options] { run_dump(*options); });
 }
 

@@ -6,22 +6,69 @@
 #include <mutex>
 #include <thread>
 
+#include "core/error.h"
+#include "jit/clang_compiler.h"
+#include "jit/nvrtc_library.h"
 #include "runtime/context.h"
 #include "runtime/cuda_driver.h"
 
 namespace switchyard::tools {
 
-std::vector<Target> resolve_targets(const std::vector<std::string>& texts) {
-  std::vector<Target> targets;
+namespace {
+
+const char* kNoCpuJit =
+    "this build has no CPU JIT (configured with -DSY_WITH_CPU_JIT=OFF; reconfigure with -DSY_WITH_CPU_JIT=ON, "
+    "which needs LLVM 16 and clang 16)";
+
+void add_once(std::vector<Target>& targets, const Target& target) {
+  if (std::find(targets.begin(), targets.end(), target) == targets.end()) targets.push_back(target);
+}
+
+// Why `target` cannot be compiled by this build on this machine, or "".
+std::string why_not_compilable(const Target& target) {
+  if (target.is_cpu()) return cpu_jit_built() ? "" : kNoCpuJit;
+  if (NvrtcLibrary::available()) return "";
+  return "NVRTC is not on this machine (looked under $SWITCHYARD_CUDA_HOME, $CUDA_HOME, $CUDA_PATH and "
+         "/usr/local/cuda for CUDA 13's lib64/libnvrtc.so.13)";
+}
+
+TargetChoice default_targets() {
+  TargetChoice choice;
+  if (cpu_jit_built())
+    choice.targets.push_back(Target::cpu());
+  else
+    choice.left_out.push_back(std::string("cpu: ") + kNoCpuJit);
+  if (!CudaDriver::available()) {
+    choice.left_out.push_back("local GPUs: none (" + CudaDriver::unavailable_reason() + ")");
+  } else if (std::string why = why_not_compilable(Target::cuda(80)); !why.empty()) {
+    choice.left_out.push_back("local GPUs: " + why);
+  } else {
+    for (int i = 0; i < CudaDriver::get().device_count; ++i)
+      add_once(choice.targets, Context::global().cuda(i).target());
+  }
+  if (choice.targets.empty() && why_not_compilable(Target::cuda(80)).empty()) {
+    // NOTE: nothing here can run kernels; warm what a data-center fleet runs, as NVRTC can.
+    choice.targets = {Target::cuda(80), Target::cuda(90)};
+    choice.left_out.push_back(
+        "no target of this machine can be compiled: compiling for sm_80 and sm_90 instead "
+        "(choose with --target)");
+  }
+  SY_CHECK(!choice.targets.empty()) << "this build and machine can compile for no target: " << choice.left_out.front();
+  return choice;
+}
+
+}  // namespace
+
+TargetChoice resolve_targets(const std::vector<std::string>& texts) {
+  if (texts.empty()) return default_targets();
+  TargetChoice choice;
   for (const auto& text : texts) {
-    Target t = Target::parse(text);
-    if (std::find(targets.begin(), targets.end(), t) == targets.end()) targets.push_back(t);
+    Target target = Target::parse(text);
+    std::string why = why_not_compilable(target);
+    SY_CHECK(why.empty()) << "--target " << text << ": " << why;
+    add_once(choice.targets, target);
   }
-  if (targets.empty()) {
-    targets.push_back(Target::cpu());
-    if (CudaDriver::available()) targets.push_back(Context::global().cuda(0).target());
-  }
-  return targets;
+  return choice;
 }
 
 std::vector<KernelSpec> plan_kernels(const ModelConfig& config, const std::vector<Target>& targets,

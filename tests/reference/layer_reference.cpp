@@ -6,7 +6,6 @@
 #include "tests/reference/moe_reference.h"
 
 namespace switchyard::reference {
-namespace {
 
 Act reference_act(kernels::GemmActivation a) {
   return a == kernels::kActRelu   ? Act::kRelu
@@ -14,8 +13,6 @@ Act reference_act(kernels::GemmActivation a) {
          : a == kernels::kActSilu ? Act::kSilu
                                   : Act::kNone;
 }
-
-}  // namespace
 
 LayerParams layer_params(const MoeLayer& layer) {
   LayerParams params;

@@ -6,10 +6,14 @@
 #include <vector>
 
 #include "runtime/moe_layer.h"
+#include "tests/reference/moe_reference.h"
 
 namespace switchyard::reference {
 
 using LayerParams = std::map<std::string, std::vector<double>>;
+
+/// The reference's activation for a layer's.
+Act reference_act(kernels::GemmActivation activation);
 
 /// Output [S, M] of a layer with `config` and `params` (Tutel names) on x [S, M].
 std::vector<double> layer_forward(const MoeLayerConfig& config, const LayerParams& params, const std::vector<double>& x,

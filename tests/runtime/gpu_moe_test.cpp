@@ -1,6 +1,6 @@
-// The layer's CUDA kernels on a GPU: the GEMMs (SIMT and tensor-core) against the reference,
-// and the whole layer against the CPU backend with the same weights. Skips, printing why,
-// without a CUDA device.
+// The layer's CUDA kernels on a GPU: the GEMMs (SIMT and tensor-core), the layer's forward and
+// its training step, each against the host reference (plain C++, no JIT: the GPU build has no
+// CPU layer). Skips, printing why, without a CUDA device.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,6 +10,7 @@
 #include "runtime/gemm_ops.h"
 #include "runtime/moe_layer.h"
 #include "runtime/safetensors.h"
+#include "tests/reference/layer_backward_reference.h"
 #include "tests/reference/layer_reference.h"
 #include "tests/reference/moe_reference.h"
 #include "tests/support/dtype_values.h"
@@ -141,82 +142,75 @@ TEST_P(GpuMoe, LayerMatchesReference) {
   }
 }
 
-TEST_P(GpuMoe, TrainingStepMatchesTheCpuBackward) {
+// Forward + backward + SGD on the GPU against the host reference's gradients (plain C++, so
+// this runs in the CUDA-only build), for FFN and SwiGLU experts, with and without capacity.
+TEST_P(GpuMoe, TrainingStepMatchesTheReferenceBackward) {
   const DType dt = GetParam();
   Context& context = Context::global();
   Device& gpu = context.cuda(0);
-  testing::TempDir dir;
-  MoeLayerConfig config;
-  config.model_dim = 128;
-  config.hidden_size = 256;
-  config.num_experts = 4;
-  config.activation = kernels::kActGelu;
-  config.dtype = dt;
-  MoeLayer on_gpu(context, gpu, config);
-  on_gpu.init_parameters(4);
-  on_gpu.save(dir / "gpu.safetensors");
-  // The CPU layer in float64 takes the GPU layer's rounded values exactly.
-  TensorFile file = read_safetensors(dir / "gpu.safetensors");
-  for (auto& [name, t] : file) {
-    if (name.front() == '_') continue;
-    t.bytes = encode_values(decode_values(t.bytes, dt), DType::kFloat64);
-    t.dtype = safetensors_dtype_name(DType::kFloat64);
-  }
-  write_safetensors(dir / "cpu.safetensors", file);
-  MoeLayerConfig wide = config;
-  wide.dtype = DType::kFloat64;
-  MoeLayer on_cpu(context, context.cpu(), wide);
-  on_cpu.load(dir / "cpu.safetensors");
-  const int64_t s = 300, m = config.model_dim;
-  std::mt19937 rng(12);
-  std::normal_distribution<double> normal;
-  std::vector<double> x(s * m), r(s * m);
-  for (auto* v : {&x, &r})
-    for (auto& e : *v) e = normal(rng);
-  const std::string hx = encode_values(x, dt), hr = encode_values(r, dt);
-  auto wx = decode_values(hx, dt), wr = decode_values(hr, dt);
-  Buffer dx(gpu, hx.size()), dr(gpu, hr.size());
-  gpu.copy_from_host(dx.data(), hx.data(), hx.size());
-  gpu.copy_from_host(dr.data(), hr.data(), hr.size());
-  for (bool grouped : {false, true}) {
-    SCOPED_TRACE(grouped ? "dropless grouped" : "capacity 1.0");
-    ForwardOptions o;
-    o.save_for_backward = true;
-    o.capacity_factor = grouped ? 0.0 : 1.0;
-    o.dropless_grouped = grouped;
-    on_gpu.forward(dx.view(dt, {s, m}), o);
-    on_cpu.forward(Tensor(wx.data(), DType::kFloat64, {s, m}), o);
-    BackwardResult g = on_gpu.backward(dr.view(dt, {s, m}), 0.1);
-    BackwardResult c = on_cpu.backward(Tensor(wr.data(), DType::kFloat64, {s, m}), 0.1);
+  for (ExpertType expert : {ExpertType::kFfn, ExpertType::kSwiglu}) {
+    SCOPED_TRACE(expert == ExpertType::kFfn ? "ffn gelu" : "swiglu");
+    testing::TempDir dir;
+    MoeLayerConfig config;
+    config.model_dim = 128;
+    config.hidden_size = 256;
+    config.num_experts = 4;
+    config.activation = kernels::kActGelu;
+    config.expert_type = expert;
+    config.dtype = dt;
+    MoeLayer on_gpu(context, gpu, config);
+    on_gpu.init_parameters(4);
+    on_gpu.save(dir / "gpu.safetensors");
+    // The reference takes the GPU layer's rounded values exactly.
+    reference::LayerParams params;
+    for (const auto& [name, t] : read_safetensors(dir / "gpu.safetensors"))
+      if (name.front() != '_') params[name] = decode_values(t.bytes, dt);
+    const int64_t s = 300, m = config.model_dim;
+    std::mt19937 rng(12);
+    std::normal_distribution<double> normal;
+    std::vector<double> x(s * m), r(s * m);
+    for (auto* v : {&x, &r})
+      for (auto& e : *v) e = normal(rng);
+    const std::string hx = encode_values(x, dt), hr = encode_values(r, dt);
+    const auto wx = decode_values(hx, dt), wr = decode_values(hr, dt);
+    Buffer dx(gpu, hx.size()), dr(gpu, hr.size());
+    gpu.copy_from_host(dx.data(), hx.data(), hx.size());
+    gpu.copy_from_host(dr.data(), hr.data(), hr.size());
     auto host = [&](const Tensor& t) {
       std::string bytes(t.nbytes(), '\0');
       gpu.copy_to_host(bytes.data(), t.data(), bytes.size());
       return decode_values(bytes, t.dtype());
     };
-    auto cpu_values = [](const Tensor& t) {
-      return std::vector<double>(t.data_as<double>(), t.data_as<double>() + t.numel());
-    };
-    // NOTE: fp32 accumulation everywhere; the error is the storage rounding of activations and
-    // gradients (2^-24, 2^-11, 2^-8 relative) compounded over three GEMMs.
-    const double tol = dt == DType::kFloat32 ? 1e-4 : dt == DType::kFloat16 ? 2e-2 : 8e-2;
-    EXPECT_LT(relative_error(host(g.grad_input), cpu_values(c.grad_input)), tol) << "grad_input";
-    for (const auto& name : on_cpu.parameter_names()) {
-      EXPECT_LT(relative_error(host(on_gpu.gradient(name)), cpu_values(on_cpu.gradient(name))), tol) << name;
+    const double aux_weight = 0.1;
+    reference::LayerGradients want;
+    for (bool grouped : {false, true}) {
+      SCOPED_TRACE(grouped ? "dropless grouped" : "capacity 1.0");
+      ForwardOptions o;
+      o.save_for_backward = true;
+      o.capacity_factor = grouped ? 0.0 : 1.0;
+      o.dropless_grouped = grouped;
+      on_gpu.forward(dx.view(dt, {s, m}), o);
+      BackwardResult g = on_gpu.backward(dr.view(dt, {s, m}), aux_weight);
+      want = reference::layer_backward(config, params, wx, wr, s, o, aux_weight);
+      // NOTE: fp32 accumulation everywhere; the error is the storage rounding of activations and
+      // gradients (2^-24, 2^-11, 2^-8 relative) compounded over three GEMMs.
+      const double tol = dt == DType::kFloat32 ? 1e-4 : dt == DType::kFloat16 ? 2e-2 : 8e-2;
+      EXPECT_LT(relative_error(host(g.grad_input), want.input), tol) << "grad_input";
+      ASSERT_EQ(want.params.size(), on_gpu.parameter_names().size());
+      for (const auto& name : on_gpu.parameter_names())
+        EXPECT_LT(relative_error(host(on_gpu.gradient(name)), want.params.at(name)), tol) << name;
     }
-  }
-  SgdOptions sgd;
-  sgd.lr = 0.01;
-  sgd.momentum = 0.5;
-  on_gpu.sgd_step(sgd);
-  on_cpu.sgd_step(sgd);
-  for (const auto& name : on_cpu.parameter_names()) {
-    std::string bytes(on_gpu.parameter(name).nbytes(), '\0');
-    gpu.copy_to_host(bytes.data(), on_gpu.parameter(name).data(), bytes.size());
-    const Tensor p = on_cpu.parameter(name);
-    EXPECT_LT(relative_error(decode_values(bytes, dt),
-                             std::vector<double>(p.data_as<double>(), p.data_as<double>() + p.numel())),
-              dt == DType::kFloat32 ? 1e-6 : 1e-2)
-        << name << " after one SGD step";
+    // One SGD step from zero momentum moves each parameter by -lr * gradient (the last backward's).
+    SgdOptions sgd;
+    sgd.lr = 0.01;
+    sgd.momentum = 0.5;
+    on_gpu.sgd_step(sgd);
+    for (const auto& name : on_gpu.parameter_names()) {
+      std::vector<double> moved = params.at(name);
+      for (size_t i = 0; i < moved.size(); ++i) moved[i] -= sgd.lr * want.params.at(name)[i];
+      EXPECT_LT(relative_error(host(on_gpu.parameter(name)), moved), dt == DType::kFloat32 ? 1e-6 : 1e-2)
+          << name << " after one SGD step";
+    }
   }
 }
 

@@ -11,7 +11,7 @@ std::string encode_values(const std::vector<double>& values, DType dtype) {
   std::string bytes(values.size() * dtype_size(dtype), '\0');
   for (size_t i = 0; i < values.size(); ++i) {
     const float f = static_cast<float>(values[i]);
-    const uint16_t h = dtype == DType::kFloat16 ? float_to_half_bits(f) : float_to_bf16_bits(f);
+    const uint16_t h = dtype == DType::kFloat16 ? double_to_half_bits(values[i]) : double_to_bf16_bits(values[i]);
     if (dtype == DType::kFloat64)
       std::memcpy(&bytes[i * 8], &values[i], 8);
     else if (dtype == DType::kFloat32)

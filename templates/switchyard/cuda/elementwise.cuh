@@ -41,7 +41,10 @@ __global__ void __launch_bounds__(kElementwiseThreads) elementwise(kernels::Elem
     out[i] = from_float<T>(gemm_activate<kernels::kActSiluGrad>(grad * to_float(y[i]), gate));
   }
   if (kOp == kernels::kEwAdd) out[i] = from_float<T>(to_float(x[i]) + to_float(y[i]));
-  if (kOp == kernels::kEwScale) out[i] = from_float<T>(static_cast<float>(args.scale) * to_float(x[i]));
+  // NOTE: the exact product of the float scale and x (at most 48 bits: exact in double), rounded
+  // once to T, as the host and the CPU template (float product, rounded once) compute it.
+  if (kOp == kernels::kEwScale)
+    out[i] = from_double<T>(static_cast<double>(static_cast<float>(args.scale)) * to_float(x[i]));
   if (kOp == kernels::kEwTranspose) {  // a thread per output element: coalesced writes
     const long per_matrix = static_cast<long>(args.rows) * args.cols;
     const long b = i / per_matrix, c = i % per_matrix / args.rows, r = i % args.rows;

@@ -55,6 +55,19 @@ __device__ __forceinline__ bf16_t from_float<bf16_t>(float f) {
   return h;
 }
 
+// `d` rounded once to T (nearest even): through float rounded to odd, whose 24 bits leave the
+// final rounding to float16 or bfloat16 exact (core/half.cpp's double_to_half_bits is the host's).
+template <typename T>
+__device__ __forceinline__ T from_double(double d) {
+  float f = __double2float_rz(d);
+  if (static_cast<double>(f) != d) f = __uint_as_float(__float_as_uint(f) | 1u);
+  return from_float<T>(f);
+}
+template <>
+__device__ __forceinline__ float from_double<float>(double d) {
+  return __double2float_rn(d);
+}
+
 // kVec consecutive elements moved as one aligned load or store (up to 16 bytes).
 template <typename T, int kVec>
 struct alignas(sizeof(T) * kVec) Pack {
