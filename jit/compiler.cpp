@@ -1,11 +1,25 @@
 #include "jit/compiler.h"
 
+#include "jit/cpu_target.h"
+
 namespace switchyard {
+namespace {
+
+std::string join(const std::vector<std::string>& parts, const char* separator) {
+  std::string text;
+  for (const auto& part : parts) text += (text.empty() ? "" : separator) + part;
+  return text;
+}
+
+}  // namespace
 
 std::string join_options(const std::vector<std::string>& options) {
-  std::string text;
-  for (const auto& option : options) text += (text.empty() ? "" : " ") + option;
-  return text;
+  return join(options, " ");
+}
+
+// NOTE: here, not in cpu_target.cpp, because builds without the CPU JIT report it too.
+std::string CpuTarget::feature_string() const {
+  return join(features, ",");
 }
 
 }  // namespace switchyard

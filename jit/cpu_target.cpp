@@ -96,12 +96,6 @@ HostCpu HostCpu::detect() {
   return host;
 }
 
-std::string CpuTarget::feature_string() const {
-  std::string text;
-  for (const auto& feature : features) text += (text.empty() ? "" : ",") + feature;
-  return text;
-}
-
 CpuTarget resolve_cpu_target(const HostCpu& host, const std::string& requested) {
   ClangTargetInfo clang(host.triple);
   if (!requested.empty() && requested != "host") return requested_target(clang, host, requested);
