@@ -1,11 +1,13 @@
 // Dispatch encode and combine decode throughput, against a device memcpy of the same bytes
-// measured in the same run. JSON on stdout. Usage: dispatch_bench [cpu|cuda] [dtype...]
+// measured in the same run, on random data. JSON on stdout at the end, a line per case on stderr
+// as it is measured. Usage: dispatch_bench [cpu|cuda] [dtype...]
 #include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <iostream>
 #include <random>
 
+#include "bench/random_fill.h"
 #include "core/error.h"
 #include "runtime/dispatch_ops.h"
 
@@ -48,7 +50,7 @@ nlohmann::json run_shape(Context& context, Device& device, const Shape& shape, D
   size_t el = dtype_size(dtype), token_bytes = s * m * el, slot_bytes = e * capacity * m * el;
   Buffer x(device, token_bytes), slots(device, slot_bytes), out(device, token_bytes);
   Buffer bi(device, idx.size() * 4), bl(device, loc.size() * 4), bg(device, gates.size() * 4);
-  device.fill_zero(x.data(), token_bytes);
+  bench::fill_random(device, x.data(), token_bytes, dtype, 3);
   device.copy_from_host(bi.data(), idx.data(), idx.size() * 4);
   device.copy_from_host(bl.data(), loc.data(), loc.size() * 4);
   device.copy_from_host(bg.data(), gates.data(), gates.size() * 4);
@@ -69,6 +71,8 @@ nlohmann::json run_shape(Context& context, Device& device, const Shape& shape, D
       time_per_call(device, iterations, [&] { device.copy_within(copy_dst.data(), slots.data(), slot_bytes); });
   double copy_gbps = 2.0 * static_cast<double>(slot_bytes) / copy / 1e9;
   double encode_gbps = encode_bytes / encode / 1e9, decode_gbps = decode_bytes / decode / 1e9;
+  std::cerr << "dispatch_bench: " << shape.name << " " << dtype_name(dtype) << " encode " << encode_gbps / copy_gbps
+            << ", decode " << decode_gbps / copy_gbps << " of memcpy (" << copy_gbps << " GB/s)" << std::endl;
   return {{"shape", shape.name},
           {"dtype", dtype_name(dtype)},
           {"tokens", s},

@@ -1,5 +1,7 @@
 // Expert GEMM TFLOP/s on a CUDA device against cuBLAS (loaded at run time) on the same shapes
-// and dtypes, measured in the same run. JSON on stdout; exits 2 without a GPU or cuBLAS.
+// and dtypes, measured in the same run on random data. JSON on stdout at the end, and a line per
+// case on stderr as it is measured (a run cut short still shows its figures). Exits 2 without a
+// GPU or cuBLAS.
 #include <dlfcn.h>
 
 #include <nlohmann/json.hpp>
@@ -7,6 +9,7 @@
 #include <chrono>
 #include <iostream>
 
+#include "bench/random_fill.h"
 #include "core/error.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/gemm_ops.h"
@@ -54,8 +57,8 @@ nlohmann::json run_case(Context& context, const Cublas& cublas, const char* name
   Device& gpu = context.cuda(0);
   const size_t el = dtype_size(dt);
   Buffer a(gpu, batch * rows * k * el), w(gpu, batch * k * n * el), c(gpu, batch * rows * n * el);
-  gpu.fill_zero(a.data(), a.bytes());
-  gpu.fill_zero(w.data(), w.bytes());
+  bench::fill_random(gpu, a.data(), a.bytes(), dt, 1);
+  bench::fill_random(gpu, w.data(), w.bytes(), dt, 2);
   Tensor ta = a.view(dt, {batch, rows, k}), tw = w.view(dt, {batch, k, n}), tc = c.view(dt, {batch, rows, n});
   double ours = seconds_per_call([&] { batched_gemm(context, ta, tw, tc); });
   const float one = 1.0f, zero = 0.0f;
@@ -67,6 +70,8 @@ nlohmann::json run_case(Context& context, const Cublas& cublas, const char* name
                 68 /*COMPUTE_32F*/, -1);
   });
   double flops = 2.0 * batch * rows * k * n;
+  std::cerr << "gpu_gemm_bench: " << name << " " << dtype_name(dt) << " " << flops / ours / 1e12 << " TFLOP/s, cuBLAS "
+            << flops / theirs / 1e12 << " (" << theirs / ours << "x)" << std::endl;
   return {{"name", name},
           {"dtype", dtype_name(dt)},
           {"switchyard_tflops", flops / ours / 1e12},

@@ -37,7 +37,7 @@ CommandResult run_command(const std::string& command) {
 
 std::string switchyard_bin() {
   const char* bin = std::getenv("SY_TEST_SWITCHYARD_BIN");
-  return bin ? bin : "switchyard";
+  return bin ? bin : SY_SWITCHYARD_BIN;  // run outside CTest (scripts/device-check): this build's
 }
 
 std::string source_dir() {

@@ -29,7 +29,7 @@ struct CommandResult {
 
 /// Runs a shell command line and captures its output.
 CommandResult run_command(const std::string& command);
-/// The path of the built `switchyard` binary ($SY_TEST_SWITCHYARD_BIN, set by CTest).
+/// The path of the built `switchyard` binary ($SY_TEST_SWITCHYARD_BIN, set by CTest, else this build's).
 std::string switchyard_bin();
 /// The source tree ($SY_TEST_SOURCE_DIR, set by CTest).
 std::string source_dir();
