@@ -58,7 +58,7 @@ nlohmann::json cold_compiles(const ModelConfig& config, const std::string& cache
 nlohmann::json disk_hits(const ModelConfig& config, const std::string& cache_dir) {
   Context context(settings_for(cache_dir));  // a fresh registry: nothing in memory
   std::vector<double> read_ms, load_ms;
-  for (const auto& spec : kernel_set(config, Target::cpu()).specs) {
+  for (const auto& spec : kernel_set(config, Context::global().cpu().target()).specs) {
     auto start = Clock::now();
     context.kernel(context.cpu(), spec);  // disk read + verify + ORC link
     load_ms.push_back(ms_since(start));
@@ -75,7 +75,7 @@ nlohmann::json disk_hits(const ModelConfig& config, const std::string& cache_dir
 
 nlohmann::json memory_hits(const ModelConfig& config, const std::string& cache_dir) {
   Context context(settings_for(cache_dir));
-  auto specs = kernel_set(config, Target::cpu()).specs;
+  auto specs = kernel_set(config, Context::global().cpu().target()).specs;
   for (const auto& spec : specs) context.kernel(context.cpu(), spec);
   const int rounds = 200000;
   auto start = Clock::now();

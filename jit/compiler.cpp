@@ -2,6 +2,8 @@
 
 #include "jit/cpu_target.h"
 
+#include <algorithm>
+
 namespace switchyard {
 namespace {
 
@@ -20,6 +22,13 @@ std::string join_options(const std::vector<std::string>& options) {
 // NOTE: here, not in cpu_target.cpp, because builds without the CPU JIT report it too.
 std::string CpuTarget::feature_string() const {
   return join(features, ",");
+}
+
+int CpuTarget::vector_bytes() const {
+  auto has = [&](const char* feature) {
+    return std::find(features.begin(), features.end(), feature) != features.end();
+  };
+  return has("+avx512f") ? 64 : has("+avx") ? 32 : 16;
 }
 
 }  // namespace switchyard

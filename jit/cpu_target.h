@@ -26,6 +26,8 @@ struct CpuTarget {
 
   /// "+a,+b,...": the form the cache key and `switchyard info` show.
   std::string feature_string() const;
+  /// The widest vector registers of these features: 64 with AVX-512, 32 with AVX, else 16.
+  int vector_bytes() const;
 };
 
 /// Chooses the CPU to compile for. `requested` is SWITCHYARD_CPU ("" or "host": the host).

@@ -58,6 +58,10 @@ const Compiler& KernelStore::compiler_for(const Target& target) {
   return *slot;
 }
 
+const CpuTarget& KernelStore::cpu_target() {
+  return static_cast<const ClangCompiler&>(compiler_for(Target::cpu())).cpu_target();
+}
+
 cache::KeyParts KernelStore::key_parts(const KernelSpec& spec, const Source& source) {
   const Compiler& compiler = compiler_for(spec.target);
   cache::KeyParts parts;

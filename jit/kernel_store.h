@@ -12,6 +12,7 @@
 #include "cache/disk_cache.h"
 #include "core/settings.h"
 #include "jit/compiler.h"
+#include "jit/cpu_target.h"
 
 namespace switchyard {
 
@@ -42,6 +43,8 @@ class KernelStore {
   cache::KeyParts key_parts(const KernelSpec& spec, const Source& source);
 
   const Compiler& compiler_for(const Target& target);
+  /// The CPU the CPU JIT compiles for (SWITCHYARD_CPU or this host), and its features.
+  const CpuTarget& cpu_target();
   cache::DiskCache& disk() { return disk_; }
   const Settings& settings() const { return settings_; }
   StoreCounters counters() const;

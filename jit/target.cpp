@@ -20,6 +20,11 @@ Target Target::parse(const std::string& text) {
   return cuda(sm, suffix == "a");
 }
 
+bool Target::runs_on(const Target& device) const {
+  if (kind != device.kind) return false;
+  return is_cpu() || (sm == device.sm && (!arch_specific || device.arch_specific));
+}
+
 std::string Target::to_string() const {
   if (is_cpu()) return "cpu";
   return "sm_" + std::to_string(sm) + (arch_specific ? "a" : "");

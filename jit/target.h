@@ -10,17 +10,28 @@ struct Target {
   Kind kind = Kind::kCpu;
   int sm = 0;                  // compute capability as 10*major+minor, e.g. 90
   bool arch_specific = false;  // the "a" suffix: sm_90a
+  // CPU: the widest vectors (bytes) of the CPU the JIT compiles for, which kernel families size
+  // their specs by; 0 = this host's. A choice hint, not identity: specs name what they use.
+  int vector_bytes = 0;
 
-  static Target cpu() { return Target{}; }
-  static Target cuda(int sm, bool arch_specific = false) { return Target{Kind::kCuda, sm, arch_specific}; }
+  static Target cpu(int vector_bytes = 0) { return Target{Kind::kCpu, 0, false, vector_bytes}; }
+  static Target cuda(int sm, bool arch_specific = false) { return Target{Kind::kCuda, sm, arch_specific, 0}; }
   /// Parses "cpu", "sm_80", "sm_90a"; throws UserError naming the text otherwise.
   static Target parse(const std::string& text);
+
+  /// Whether code compiled for this target runs on a device whose target is `device`: CPU code
+  /// on the CPU; a CUDA CUBIN on a device of its compute capability, where an sm_XXa CUBIN
+  /// (arch-specific instructions such as wgmma) needs a device that reports sm_XXa, and a plain
+  /// sm_XX one runs on both.
+  bool runs_on(const Target& device) const;
 
   bool is_cpu() const { return kind == Kind::kCpu; }
   bool is_cuda() const { return kind == Kind::kCuda; }
   /// "cpu" or "sm_XX[a]".
   std::string to_string() const;
-  bool operator==(const Target& other) const = default;
+  bool operator==(const Target& other) const {
+    return kind == other.kind && sm == other.sm && arch_specific == other.arch_specific;
+  }
 };
 
 }  // namespace switchyard

@@ -29,7 +29,7 @@ Device& Context::cpu() {
   auto& slot = slots_["cpu"];
   if (!slot) {
     slot = std::make_unique<DeviceSlot>();
-    slot->device = std::make_unique<CpuDevice>(settings_.num_threads);
+    slot->device = std::make_unique<CpuDevice>(settings_.num_threads, Target::cpu(store_.cpu_target().vector_bytes()));
   }
   return *slot->device;
 }
@@ -71,8 +71,9 @@ const LoadedKernel& Context::kernel(Device& device, const KernelSpec& spec) {
     auto it = slot.kernels.find(spec);
     if (it != slot.kernels.end()) return *it->second;
   }
-  SY_CHECK(spec.target == device.target()) << "kernel " << spec.to_string() << " targets " << spec.target.to_string()
-                                           << " but device " << device.name() << " is " << device.target().to_string();
+  SY_CHECK(spec.target.runs_on(device.target()))
+      << "kernel " << spec.to_string() << " targets " << spec.target.to_string() << ", which device " << device.name()
+      << " (" << device.target().to_string() << ") cannot run";
   std::string cannot_run = store_.compiler_for(spec.target).why_kernels_cannot_run_here();
   SY_CHECK(cannot_run.empty()) << "cannot run " << spec.to_string() << " on " << device.name() << ": " << cannot_run;
   ObtainResult obtained = store_.obtain(spec);

@@ -19,7 +19,7 @@ constexpr size_t kCpuAlignment = 64;
 
 }  // namespace
 
-CpuDevice::CpuDevice(unsigned threads) : pool_(threads) {}
+CpuDevice::CpuDevice(unsigned threads, Target target) : pool_(threads), target_(target) {}
 
 std::unique_ptr<LoadedKernel> CpuDevice::load(const Binary& binary) {
   SY_INTERNAL_CHECK(binary.loadable == "kernel.o") << "CPU device cannot load " << binary.loadable;

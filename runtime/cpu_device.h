@@ -10,11 +10,12 @@ namespace switchyard {
 
 class CpuDevice final : public Device {
  public:
-  explicit CpuDevice(unsigned threads = 0);
+  /// `target`: what kernels for this device are compiled for (its vector width sizes specs).
+  explicit CpuDevice(unsigned threads = 0, Target target = Target::cpu());
   std::string name() const override { return "cpu"; }
   bool is_cuda() const override { return false; }
   DeviceRef ref() const override { return {}; }
-  Target target() const override { return Target::cpu(); }
+  Target target() const override { return target_; }
   std::unique_ptr<LoadedKernel> load(const Binary& binary) override;
   void launch(const LoadedKernel& kernel, const LaunchConfig& config, void** params) override;
   void* allocate(size_t bytes) override;
@@ -31,6 +32,7 @@ class CpuDevice final : public Device {
 
  private:
   ThreadPool pool_;
+  Target target_;
   OrcLoader loader_;
 };
 

@@ -21,7 +21,9 @@ class CudaDevice final : public Device {
   std::string name() const override { return "cuda:" + std::to_string(ordinal_); }
   bool is_cuda() const override { return true; }
   DeviceRef ref() const override { return {DeviceRef::Kind::kCuda, ordinal_}; }
-  Target target() const override { return Target::cuda(sm_); }
+  /// sm_XX of the device; sm_90a on Hopper (compute capability 9.0), whose wgmma and setmaxnreg
+  /// instructions exist only in arch-specific code, which every 9.0 device runs.
+  Target target() const override { return Target::cuda(sm_, sm_ == 90); }
   std::unique_ptr<LoadedKernel> load(const Binary& binary) override;
   void launch(const LoadedKernel& kernel, const LaunchConfig& config, void** params) override;
   void* allocate(size_t bytes) override;

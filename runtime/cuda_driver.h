@@ -20,8 +20,22 @@ using CUevent = struct CUevent_st*;
 inline constexpr int kCuAttrComputeCapabilityMajor = 75;
 inline constexpr int kCuAttrComputeCapabilityMinor = 76;
 inline constexpr int kCuAttrMultiprocessorCount = 16;
-inline constexpr int kCuMemoryTypeDevice = 2;         // CU_MEMORYTYPE_DEVICE
-inline constexpr unsigned kCuEventDisableTiming = 2;  // CU_EVENT_DISABLE_TIMING
+inline constexpr int kCuMemoryTypeDevice = 2;               // CU_MEMORYTYPE_DEVICE
+inline constexpr unsigned kCuEventDisableTiming = 2;        // CU_EVENT_DISABLE_TIMING
+inline constexpr int kCuFuncAttrMaxDynamicSharedBytes = 8;  // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+
+/// CUtensorMap: the opaque TMA descriptor kernels take as a __grid_constant__ parameter.
+struct alignas(128) CuTensorMap {
+  unsigned long long opaque[16];
+};
+// CUtensorMap* enums (cuda.h), as the values cuTensorMapEncodeTiled takes.
+inline constexpr int kCuTensorMapFloat16 = 6;   // CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+inline constexpr int kCuTensorMapFloat32 = 7;   // CU_TENSOR_MAP_DATA_TYPE_FLOAT32
+inline constexpr int kCuTensorMapBFloat16 = 9;  // CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+inline constexpr int kCuTensorMapInterleaveNone = 0;
+inline constexpr int kCuTensorMapSwizzle128B = 3;  // CU_TENSOR_MAP_SWIZZLE_128B
+inline constexpr int kCuTensorMapL2Promotion256B = 3;
+inline constexpr int kCuTensorMapOobFillNone = 0;
 
 /// CUDA_MEMCPY2D, field for field (tests/runtime/cuda_abi_test.cpp compares it with cuda.h).
 struct CudaMemcpy2D {
@@ -76,7 +90,11 @@ struct CudaMemcpy2D {
   X(cuMemcpyHtoD_v2, CUresult, (CUdeviceptr, const void*, size_t))                                                \
   X(cuMemcpyDtoH_v2, CUresult, (void*, CUdeviceptr, size_t))                                                      \
   X(cuMemcpyDtoDAsync_v2, CUresult, (CUdeviceptr, CUdeviceptr, size_t, CUstream))                                 \
-  X(cuMemcpy2DAsync_v2, CUresult, (const CudaMemcpy2D*, CUstream))
+  X(cuMemcpy2DAsync_v2, CUresult, (const CudaMemcpy2D*, CUstream))                                                \
+  X(cuFuncSetAttribute, CUresult, (CUfunction, int, int))                                                         \
+  X(cuTensorMapEncodeTiled, CUresult,                                                                             \
+    (CuTensorMap*, int, unsigned, void*, const unsigned long long*, const unsigned long long*, const unsigned*,   \
+     const unsigned*, int, int, int, int))
 
 struct CudaDriver {
 #define SY_DECLARE(name, ret, args) ret(*name) args = nullptr;

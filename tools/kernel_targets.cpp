@@ -35,7 +35,7 @@ std::string why_not_compilable(const Target& target) {
 TargetChoice default_targets() {
   TargetChoice choice;
   if (cpu_jit_built())
-    choice.targets.push_back(Target::cpu());
+    choice.targets.push_back(Context::global().cpu().target());
   else
     choice.left_out.push_back(std::string("cpu: ") + kNoCpuJit);
   if (!CudaDriver::available()) {
@@ -64,6 +64,7 @@ TargetChoice resolve_targets(const std::vector<std::string>& texts) {
   TargetChoice choice;
   for (const auto& text : texts) {
     Target target = Target::parse(text);
+    if (target.is_cpu()) target = Context::global().cpu().target();  // with the compiled-for CPU's vectors
     std::string why = why_not_compilable(target);
     SY_CHECK(why.empty()) << "--target " << text << ": " << why;
     add_once(choice.targets, target);

@@ -19,7 +19,7 @@ struct TargetChoice {
 /// Parses --target values; a target this build cannot compile is a UserError naming the build
 /// option. With none given, what this build and machine can compile and run: cpu (when the
 /// build has the CPU JIT) and each local GPU's sm_XX (when NVRTC is there); with neither,
-/// sm_80 and sm_90, which NVRTC compiles without a GPU.
+/// sm_80 and sm_90a (what A100s and H100/H200s run), which NVRTC compiles without a GPU.
 TargetChoice resolve_targets(const std::vector<std::string>& texts);
 /// Every kernel of `config` for every target; skipped combinations are returned in `skipped`.
 std::vector<KernelSpec> plan_kernels(const ModelConfig& config, const std::vector<Target>& targets,

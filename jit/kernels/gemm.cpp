@@ -117,7 +117,9 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
     spec.params.push_back({"activation", static_cast<int64_t>(shape.activation)});
     return spec;
   }
-  int vec_bytes = host_vector_bytes();
+  // NOTE: the vectors of the CPU compiled for (SWITCHYARD_CPU may name a narrower one than this
+  // host's), so that every machine of a fleet sharing a cache asks for the same specs.
+  const int vec_bytes = target.vector_bytes != 0 ? target.vector_bytes : host_vector_bytes();
   KernelSpec spec;
   spec.family = "gemm";
   spec.params = {{"dtype", shape.dtype},

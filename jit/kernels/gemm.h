@@ -24,8 +24,8 @@ struct GemmShape {
   bool trans_a = false;     // the weight gradient C [K, N] = A^T B, reducing over the rows
 };
 
-/// The spec for `shape` on `target`, by a deterministic rule. CPU: vectors as wide as the host's
-/// widest (64 bytes with AVX-512, 32 with AVX2, else 16) and as many rows as keep the
+/// The spec for `shape` on `target`, by a deterministic rule. CPU: vectors as wide as the
+/// target CPU's widest (target.vector_bytes; the host's when 0: 64 bytes with AVX-512, 32 with AVX2, else 16) and as many rows as keep the
 /// accumulators in registers (6 with 32 vector registers, 4 with 16). CUDA: the tensor-core
 /// kernel where uses_tensor_cores() holds, else the SIMT kernel.
 KernelSpec gemm_spec(const GemmShape& shape, const Target& target);

@@ -3,7 +3,7 @@
 // GPU of its own, outputs and gradients for every valid adaptive_r and overlap degree equal
 // those of a single-rank CUDA layer holding every expert (the same global weights) on the same
 // tokens, within float32 reassociation. gpu_moe_test checks that single-rank layer against the
-// CPU. Skips, saying why, without a CUDA device (exit 77 when every test skipped).
+// host reference. Skips, saying why, without a CUDA device (exit 77 when every test skipped).
 #include <gtest/gtest.h>
 
 #include <random>

@@ -16,7 +16,7 @@
 namespace switchyard {
 namespace {
 
-TEST(NvrtcCompile, EverySampleConfigKernelCompilesForSm80AndSm90) {
+TEST(NvrtcCompile, EverySampleConfigKernelCompilesForSm80Sm90AndSm90a) {
   ASSERT_TRUE(NvrtcLibrary::available())
       << "NVRTC is required to check the CUDA templates (CUDA 13 at /usr/local/cuda)";
   NvrtcCompiler nvrtc;
@@ -24,21 +24,22 @@ TEST(NvrtcCompile, EverySampleConfigKernelCompilesForSm80AndSm90) {
   size_t compiled = 0;
   for (const char* model : {"tiny.json", "mixtral-8x7b.json"}) {
     ModelConfig config = ModelConfig::load(root + "/examples/models/" + model);
-    for (int sm : {80, 90}) {
-      for (const KernelSpec& spec : kernel_set(config, Target::cuda(sm)).specs) {
+    for (const Target& target : {Target::cuda(80), Target::cuda(90), Target::cuda(90, true)}) {
+      for (const KernelSpec& spec : kernel_set(config, target).specs) {
         Binary binary = nvrtc.compile(spec, generate_source(spec));
         EXPECT_EQ(binary.artifacts.at("kernel.cubin").substr(0, 4),
                   "\x7f"
                   "ELF")
             << spec.to_string();
-        EXPECT_NE(binary.artifacts.at("kernel.ptx").find(".target sm_" + std::to_string(sm)), std::string::npos);
+        EXPECT_NE(binary.artifacts.at("kernel.ptx").find(".target " + target.to_string() + "\n"), std::string::npos)
+            << spec.to_string();
         EXPECT_NE(binary.log.find("spill"), std::string::npos) << "ptxas resource usage is in the log";
         EXPECT_FALSE(binary.symbol.empty());
         ++compiled;
       }
     }
   }
-  EXPECT_EQ(compiled, 2u * (50u + 26u));  // the counts spec_test explains
+  EXPECT_EQ(compiled, 3u * (50u + 26u));  // the counts spec_test explains
 }
 
 // The kernels training adds (backward, SGD) for a config, leaving out its forward kernels.

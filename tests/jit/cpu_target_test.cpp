@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "jit/clang_compiler.h"
 #include "jit/kernels/elementwise.h"
+#include "jit/kernels/gemm.h"
 #include "runtime/context.h"
 #include "runtime/cpu_device.h"
 #include "tests/support/test_support.h"
@@ -135,6 +136,32 @@ TEST(CpuTarget, TheContextRefusesToRunKernelsTheHostCannotRun) {
     EXPECT_NE(std::string(e.what()).find("this host lacks"), std::string::npos) << e.what();
   }
   EXPECT_EQ(context.counters().store.compiles, 0u) << "nothing was compiled for a kernel that cannot run";
+}
+
+// A fleet's shared cache works only if every machine asks for the same specs: the GEMM's vector
+// width follows the CPU compiled for, not the host it is chosen on.
+TEST(CpuTarget, TheCpuCompiledForDecidesTheGemmVectors) {
+  if (!host_is_x86()) GTEST_SKIP() << "x86-64 CPU names";
+  const kernels::GemmShape shape{.dtype = DType::kFloat32, .n = 256, .k = 64};
+  for (const auto& [cpu, bytes] :
+       std::vector<std::pair<std::string, int>>{{"x86-64", 16}, {"x86-64-v3", 32}, {"x86-64-v4", 64}}) {
+    testing::TempDir dir;
+    Settings settings;
+    settings.cache_dir = dir.path();
+    settings.cpu = cpu;
+    Context context(settings);
+    const Target target = context.cpu().target();
+    EXPECT_EQ(target.vector_bytes, bytes) << cpu;
+    KernelSpec spec = kernels::gemm_spec(shape, target);
+    EXPECT_EQ(spec.int_param("vec_bytes"), bytes) << cpu;
+    EXPECT_EQ(spec.int_param("row_tile"), bytes == 64 ? 6 : 4) << cpu;
+  }
+  CpuTarget host = resolve_cpu_target(HostCpu::detect(), "");
+  testing::TempDir dir;
+  Settings settings;
+  settings.cache_dir = dir.path();
+  Context context(settings);
+  EXPECT_EQ(context.cpu().target().vector_bytes, host.vector_bytes()) << "unset: this host's widest vectors";
 }
 
 }  // namespace

@@ -25,6 +25,18 @@ TEST(KernelSpec, TextRoundTripsForEveryTarget) {
             "combine_decode<dtype=float32,model_dim=64,top_k=1,apply_gate=true,vec=4>@sm_90");
 }
 
+TEST(Target, WhichCodeRunsOnWhichDevice) {
+  const Target sm90 = Target::parse("sm_90"), sm90a = Target::parse("sm_90a"), sm80 = Target::parse("sm_80");
+  EXPECT_TRUE(sm90.runs_on(sm90a)) << "plain sm_90 CUBINs stay valid on a Hopper device (which reports sm_90a)";
+  EXPECT_TRUE(sm90a.runs_on(sm90a));
+  EXPECT_FALSE(sm90a.runs_on(sm90)) << "wgmma code needs a device that reports the arch-specific target";
+  EXPECT_FALSE(sm80.runs_on(sm90a)) << "a CUBIN runs on its own compute capability only";
+  EXPECT_FALSE(sm90.runs_on(sm80));
+  EXPECT_TRUE(Target::cpu().runs_on(Target::cpu()));
+  EXPECT_FALSE(Target::cpu().runs_on(sm90a));
+  EXPECT_FALSE(sm90a.runs_on(Target::cpu()));
+}
+
 TEST(KernelSpec, VectorWidthRule) {
   EXPECT_EQ(kernels::dispatch_vec_width(DType::kFloat16, 4096, Target::cuda(90)), 8);
   EXPECT_EQ(kernels::dispatch_vec_width(DType::kFloat32, 4096, Target::cuda(90)), 4);
