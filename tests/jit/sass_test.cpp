@@ -1,0 +1,83 @@
+// The CUDA templates' machine code for Hopper, read without a GPU (nvdisasm 13 from PyPI, which
+// scripts/setup-deps installs into .tools/): every kernel the sample configs need, forward and
+// training, keeps to registers (no local-memory loads or stores, no spills in ptxas's report),
+// and the tensor-core families really issue tensor-core instructions.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <regex>
+#include <thread>
+#include <vector>
+
+#include <switchyard/common/gemm_args.h>
+
+#include "core/fs.h"
+#include "runtime/context.h"
+#include "runtime/model_config.h"
+#include "tests/support/test_support.h"
+
+namespace switchyard {
+namespace {
+
+// SASS of `cubin`, through a file in `dir` (one directory per thread).
+std::string disassemble(const std::string& cubin, const testing::TempDir& dir) {
+  const std::string path = dir / "kernel.cubin";
+  fs::write_file(path, cubin);
+  testing::CommandResult r = testing::run_command(std::string("'") + SY_NVDISASM + "' -c '" + path + "'");
+  return r.exit_code == 0 ? r.output : "nvdisasm failed: " + r.output;
+}
+
+// NOTE: the one known exception: ptxas spills 4 bytes (a shared-memory address across the tile
+// load, "SpillRefill") in the SIMT GEMM for 16-bit types when N is under one 64-wide tile, e.g.
+// tiny.json's half-precision gate. Asserted to still spill, so the fix announces itself.
+bool known_spill(const KernelSpec& spec) {
+  const DType dtype = std::get<DType>(spec.param("dtype"));
+  return spec.family == "gemm_simt" && dtype != DType::kFloat32 && spec.int_param("n") < kernels::kGemmSimtTile;
+}
+
+TEST(Sass, SampleConfigKernelsForSm90aKeepToRegistersAndUseTheirUnits) {
+  const Target hopper = Target::cuda(90, true);
+  const std::regex local_memory(R"(\b(LDL|STL)(\.\S+)?\s)");
+  const std::regex spills(R"(([1-9][0-9]*) bytes spill (stores|loads))");
+  std::vector<KernelSpec> specs;
+  for (const char* model : {"tiny.json", "mixtral-8x7b.json"}) {
+    ModelConfig config = ModelConfig::load(testing::source_dir() + "/examples/models/" + model);
+    config.training = true;
+    for (const KernelSpec& spec : kernel_set(config, hopper).specs) specs.push_back(spec);
+  }
+  // NOTE: nvdisasm dominates the time: one process per kernel, as many at once as there are cores.
+  std::vector<Binary> binaries;
+  for (const KernelSpec& spec : specs) binaries.push_back(Context::global().store().obtain(spec).binary);
+  std::vector<std::string> sass(specs.size());
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> workers;
+  for (unsigned t = 0; t < std::max(1u, std::thread::hardware_concurrency()); ++t) {
+    workers.emplace_back([&] {
+      testing::TempDir dir;
+      for (size_t i = next++; i < specs.size(); i = next++)
+        sass[i] = disassemble(binaries[i].artifacts.at("kernel.cubin"), dir);
+    });
+  }
+  for (auto& w : workers) w.join();
+  size_t tensor_core = 0;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const KernelSpec& spec = specs[i];
+    SCOPED_TRACE(spec.to_string());
+    const std::string& log = binaries[i].log;
+    ASSERT_NE(log.find("bytes spill stores"), std::string::npos) << "ptxas -v reports spills: " << log;
+    ASSERT_NE(sass[i].find(".text."), std::string::npos) << "nvdisasm printed no code: " << sass[i].substr(0, 500);
+    const bool exception = known_spill(spec);
+    EXPECT_EQ(std::regex_search(log, spills), exception) << log;
+    EXPECT_EQ(std::regex_search(sass[i], local_memory), exception) << "local-memory traffic";
+    if (spec.family == "gemm_mma" || spec.family == "gemm_tf32") {
+      EXPECT_NE(sass[i].find("HMMA"), std::string::npos) << "a tensor-core family without tensor-core instructions";
+      ++tensor_core;
+    }
+  }
+  EXPECT_GT(specs.size(), 100u);
+  EXPECT_GT(tensor_core, 0u) << "the sample configs exercise the tensor-core GEMMs";
+}
+
+}  // namespace
+}  // namespace switchyard
