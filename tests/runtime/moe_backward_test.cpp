@@ -119,18 +119,32 @@ std::vector<size_t> sample(size_t n, size_t count) {
   return picked;
 }
 
+// A trial's forward (saving for backward) and backward on random x and output gradient r.
+struct Pass {
+  std::vector<double> x, r;
+  BackwardResult grads;
+};
+
+Pass forward_backward(MoeLayer& layer, const Trial& t, unsigned seed) {
+  const int64_t s = t.tokens, m = t.config.model_dim;
+  std::mt19937 rng(seed);
+  Pass pass;
+  pass.x = testing::random_normal<double>(rng, s * m);
+  pass.r = testing::random_normal<double>(rng, s * m);
+  ForwardOptions train = t.options;
+  train.save_for_backward = true;
+  layer.forward(Tensor(pass.x.data(), DType::kFloat64, {s, m}), train);
+  pass.grads = layer.backward(Tensor(pass.r.data(), DType::kFloat64, {s, m}), t.aux_weight);
+  return pass;
+}
+
 TEST(MoeBackward, GradientsMatchFiniteDifferencesOfTheReference) {
   for (const Trial& t : trials()) {
     SCOPED_TRACE(t.name);
-    const int64_t s = t.tokens, m = t.config.model_dim;
+    const int64_t s = t.tokens;
     MoeLayer layer(Context::global(), Context::global().cpu(), t.config);
     layer.init_parameters(7);
-    std::mt19937 rng(11);
-    auto x = testing::random_normal<double>(rng, s * m), r = testing::random_normal<double>(rng, s * m);
-    ForwardOptions train = t.options;
-    train.save_for_backward = true;
-    layer.forward(Tensor(x.data(), DType::kFloat64, {s, m}), train);
-    BackwardResult grads = layer.backward(Tensor(r.data(), DType::kFloat64, {s, m}), t.aux_weight);
+    const auto [x, r, grads] = forward_backward(layer, t, 11);
     const reference::LayerParams params = reference::layer_params(layer);
     // L = <r, output> + w * l_aux: its gradient wrt the output is r.
     auto loss = [&](const reference::LayerParams& p, const std::vector<double>& input) {
@@ -174,16 +188,11 @@ TEST(MoeBackward, GradientsMatchFiniteDifferencesOfTheReference) {
 TEST(MoeBackward, TheReferenceBackwardMatchesTheLayer) {
   for (const Trial& t : trials()) {
     SCOPED_TRACE(t.name);
-    const int64_t s = t.tokens, m = t.config.model_dim;
     MoeLayer layer(Context::global(), Context::global().cpu(), t.config);
     layer.init_parameters(3);
-    std::mt19937 rng(5);
-    auto x = testing::random_normal<double>(rng, s * m), r = testing::random_normal<double>(rng, s * m);
-    ForwardOptions train = t.options;
-    train.save_for_backward = true;
-    layer.forward(Tensor(x.data(), DType::kFloat64, {s, m}), train);
-    BackwardResult grads = layer.backward(Tensor(r.data(), DType::kFloat64, {s, m}), t.aux_weight);
-    auto want = reference::layer_backward(t.config, reference::layer_params(layer), x, r, s, t.options, t.aux_weight);
+    const auto [x, r, grads] = forward_backward(layer, t, 5);
+    auto want =
+        reference::layer_backward(t.config, reference::layer_params(layer), x, r, t.tokens, t.options, t.aux_weight);
     EXPECT_LT(testing::relative_error(values(grads.grad_input), want.input), 1e-12) << "dL/dx";
     ASSERT_EQ(want.params.size(), layer.parameter_names().size());
     for (const auto& name : layer.parameter_names()) {
