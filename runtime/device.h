@@ -7,16 +7,11 @@
 #include <string>
 
 #include "jit/compiler.h"
+#include "jit/launch_config.h"
 #include "jit/target.h"
 #include "runtime/tensor.h"
 
 namespace switchyard {
-
-struct LaunchConfig {
-  unsigned grid = 1;   // blocks (x only: every Switchyard kernel uses a 1-D grid)
-  unsigned block = 1;  // threads per block (CUDA); ignored on the CPU
-  unsigned shared_bytes = 0;
-};
 
 /// A kernel loaded on one device. Owned by the registry; lives as long as the device.
 class LoadedKernel {

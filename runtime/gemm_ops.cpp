@@ -79,28 +79,9 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
                          static_cast<int>(rows),
                          static_cast<int>(batch)};
   void* params[] = {&args};
-  LaunchConfig config;
-  if (options.trans_a) {  // the output is [K, N]: tiles of K take the place of row tiles
-    const int64_t tile = device.is_cuda() ? kernels::kGemmSimtTile : spec.int_param("row_tile");
-    const int64_t k_tiles = (k + tile - 1) / tile;
-    const int64_t per_batch =
-        device.is_cuda() ? k_tiles * ((n + tile - 1) / tile)
-                         : std::clamp<int64_t>((int64_t{device.parallelism()} * 2 + batch - 1) / batch, 1, k_tiles);
-    config.grid = static_cast<unsigned>(batch * per_batch);
-    if (device.is_cuda()) config.block = kernels::kGemmThreads;
-  } else if (device.is_cuda()) {
-    const bool tensor_cores = spec.family != "gemm_simt";
-    const int64_t tile_m = tensor_cores ? kernels::kGemmMmaTileM : kernels::kGemmSimtTile;
-    const int64_t tile_n = tensor_cores ? kernels::kGemmMmaTileN : kernels::kGemmSimtTile;
-    config.grid = static_cast<unsigned>(batch * ((rows + tile_m - 1) / tile_m) * ((n + tile_n - 1) / tile_n));
-    config.block = kernels::kGemmThreads;
-  } else {
-    const int64_t row_tile = spec.int_param("row_tile");
-    const int64_t row_tiles = (max_rows + row_tile - 1) / row_tile;
-    const int64_t per_batch =
-        std::clamp<int64_t>((int64_t{device.parallelism()} * 2 + batch - 1) / batch, 1, row_tiles);
-    config.grid = static_cast<unsigned>(batch * per_batch);
-  }
+  const kernels::GemmProblem problem{
+      .batch = batch, .rows = rows, .max_rows = max_rows, .k = k, .n = n, .parallelism = device.parallelism()};
+  const LaunchConfig config = kernels::gemm_launch_config(spec, problem);
   device.launch(kernel, config, params);
 }
 

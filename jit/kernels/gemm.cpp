@@ -1,5 +1,7 @@
 #include "jit/kernels/gemm.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace switchyard::kernels {
@@ -133,6 +135,32 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
                  {"row_tile", int64_t{vec_bytes == 64 ? 6 : 4}}};
   spec.target = target;
   return spec;
+}
+
+GemmTileShape gemm_tile_shape(const KernelSpec& spec) {
+  if (spec.family == "gemm") return {spec.int_param("row_tile"), spec.int_param("n")};
+  if (spec.family == "gemm_simt") return {kGemmSimtTile, kGemmSimtTile};
+  SY_INTERNAL_CHECK(spec.family == "gemm_mma" || spec.family == "gemm_tf32") << spec.to_string();
+  return {kGemmMmaTileM, kGemmMmaTileN};
+}
+
+LaunchConfig gemm_launch_config(const KernelSpec& spec, const GemmProblem& p) {
+  const GemmTileShape tile = gemm_tile_shape(spec);
+  const bool trans_a = spec.family != "gemm_mma" && spec.family != "gemm_tf32" && spec.bool_param("trans_a");
+  // trans_a: the output is [K, N], so tiles of K take the place of row tiles.
+  const int64_t out_rows = trans_a ? p.k : p.max_rows;
+  auto tiles = [](int64_t extent, int64_t size) { return (extent + size - 1) / size; };
+  LaunchConfig config;
+  if (spec.target.is_cuda()) {
+    config.grid = static_cast<unsigned>(p.batch * tiles(trans_a ? p.k : p.rows, tile.m) * tiles(p.n, tile.n));
+    config.block = kGemmThreads;
+    return config;
+  }
+  // CPU: whole rows of C per tile; about two blocks per thread over the batch.
+  const int64_t per_batch = std::clamp<int64_t>((int64_t{p.parallelism} * 2 + p.batch - 1) / p.batch, 1,
+                                                std::max<int64_t>(tiles(out_rows, tile.m), 1));
+  config.grid = static_cast<unsigned>(p.batch * per_batch);
+  return config;
 }
 
 GemmActivation activation_derivative(GemmActivation activation) {

@@ -5,6 +5,7 @@
 #include <switchyard/common/gemm_args.h>
 
 #include "jit/kernel_family.h"
+#include "jit/launch_config.h"
 
 namespace switchyard::kernels {
 
@@ -25,10 +26,32 @@ struct GemmShape {
 };
 
 /// The spec for `shape` on `target`, by a deterministic rule. CPU: vectors as wide as the
-/// target CPU's widest (target.vector_bytes; the host's when 0: 64 bytes with AVX-512, 32 with AVX2, else 16) and as many rows as keep the
-/// accumulators in registers (6 with 32 vector registers, 4 with 16). CUDA: the tensor-core
+/// target CPU's widest (target.vector_bytes; the host's when 0: 64 bytes with AVX-512, 32 with AVX2, else 16) and as
+/// many rows as keep the accumulators in registers (6 with 32 vector registers, 4 with 16). CUDA: the tensor-core
 /// kernel where uses_tensor_cores() holds, else the SIMT kernel.
 KernelSpec gemm_spec(const GemmShape& shape, const Target& target);
+
+/// What one batched GEMM call covers, for its launch.
+struct GemmProblem {
+  int64_t batch = 1;
+  int64_t rows = 0;      // rows of A (the reduction length of the trans_a form)
+  int64_t max_rows = 0;  // the largest per-batch row count (rows when counts are not given)
+  int64_t k = 0;
+  int64_t n = 0;
+  unsigned parallelism = 1;  // the device's: CPU threads, CUDA multiprocessors
+};
+
+/// The output tile one block of `spec` computes: rows x columns of C ([K, N] for trans_a).
+struct GemmTileShape {
+  int64_t m = 1;
+  int64_t n = 1;
+};
+GemmTileShape gemm_tile_shape(const KernelSpec& spec);
+
+/// The launch of `spec` (from gemm_spec) for `problem`, from its family's tile constants, which
+/// its template reads too. CUDA: a block per output tile of each batch. CPU: the row tiles of
+/// each batch split over about twice the threads.
+LaunchConfig gemm_launch_config(const KernelSpec& spec, const GemmProblem& problem);
 
 /// True when `shape` runs on tensor cores on `target`: sm_80+, neither A nor B transposed, n % 128 == 0,
 /// and f16/bf16 with k % 32 == 0, or f32 with allow_tf32 and k % 16 == 0.

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "jit/kernels/dispatch.h"
+#include "jit/kernels/gemm.h"
 #include "jit/source.h"
 #include "runtime/model_config.h"
 #include "tests/support/test_support.h"
@@ -35,6 +36,45 @@ TEST(Target, WhichCodeRunsOnWhichDevice) {
   EXPECT_TRUE(Target::cpu().runs_on(Target::cpu()));
   EXPECT_FALSE(Target::cpu().runs_on(sm90a));
   EXPECT_FALSE(sm90a.runs_on(Target::cpu()));
+}
+
+// Each GEMM family's launch comes from its own tiles: on CUDA one block per output tile of every
+// batch (the tensor-core families' 128x128, the SIMT kernel's 64x64, over [K, N] for the weight
+// gradient); on the CPU every batch gets at least one block and no more than its row tiles.
+TEST(GemmLaunch, EveryOutputTileGetsABlockInEveryFamily) {
+  using kernels::GemmShape;
+  const kernels::GemmProblem problem{.batch = 3, .rows = 200, .max_rows = 150, .k = 96, .n = 256, .parallelism = 132};
+  struct Case {
+    GemmShape shape;
+    const char* family;
+  };
+  for (const Case& c : {Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 96}, "gemm_mma"},
+                        Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 96, .allow_tf32 = true}, "gemm_tf32"},
+                        Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 96}, "gemm_simt"},
+                        Case{GemmShape{.dtype = DType::kFloat16, .n = 256, .k = 96, .trans_a = true}, "gemm_simt"}}) {
+    const KernelSpec spec = kernels::gemm_spec(c.shape, Target::cuda(90, true));
+    SCOPED_TRACE(spec.to_string());
+    ASSERT_EQ(spec.family, c.family);
+    const kernels::GemmTileShape tile = kernels::gemm_tile_shape(spec);
+    const int64_t out_rows = c.shape.trans_a ? problem.k : problem.rows;
+    const int64_t tiles = ((out_rows + tile.m - 1) / tile.m) * ((problem.n + tile.n - 1) / tile.n);
+    const LaunchConfig config = kernels::gemm_launch_config(spec, problem);
+    EXPECT_EQ(config.grid, problem.batch * tiles);
+    EXPECT_EQ(config.block, static_cast<unsigned>(kernels::kGemmThreads));
+    EXPECT_EQ(tile.m * tile.n, spec.family == "gemm_simt" ? 64 * 64 : 128 * 128);
+  }
+  for (bool trans_a : {false, true}) {
+    const KernelSpec spec = kernels::gemm_spec(GemmShape{.n = 256, .k = 96, .trans_a = trans_a}, Target::cpu(64));
+    const int64_t row_tiles = ((trans_a ? problem.k : problem.max_rows) + 5) / 6;  // row_tile 6 with 64-byte vectors
+    for (unsigned threads : {1u, 2u, 64u}) {
+      kernels::GemmProblem p = problem;
+      p.parallelism = threads;
+      const unsigned grid = kernels::gemm_launch_config(spec, p).grid;
+      EXPECT_GE(grid, problem.batch) << threads << " threads";
+      EXPECT_LE(grid, problem.batch * row_tiles) << threads << " threads";
+      EXPECT_EQ(grid % problem.batch, 0u) << "the same split for every batch";
+    }
+  }
 }
 
 TEST(KernelSpec, VectorWidthRule) {
