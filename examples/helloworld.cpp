@@ -26,6 +26,7 @@
 #include "runtime/comm_element.h"
 #include "runtime/cuda_device.h"
 #include "runtime/cuda_driver.h"
+#include "runtime/example_loss.h"
 #include "runtime/moe_layer.h"
 #include "runtime/safetensors.h"
 
@@ -76,49 +77,6 @@ void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--save-weights", f.save_weights, "write the layer's parameters (safetensors) before the first step");
   app.add_option("--save-output", f.save_output, "write the first step's layer output (safetensors)");
   app.add_option("--losses", f.losses, "write every step's loss to FILE, one per line, exactly (%.17g)");
-}
-
-// Loss of Tutel's ExampleModel on the layer output y [B, T, M], and its gradient dL/dy when
-// `grad` is given: (softmax over tokens - onehot(0)) / B, the same for every m.
-double example_loss(const std::vector<double>& y, int b, int t, int m, std::vector<double>* grad) {
-  double loss = 0;
-  if (grad) grad->assign(y.size(), 0.0);
-  for (int i = 0; i < b; ++i) {
-    std::vector<double> logits(t, 0.0);
-    for (int j = 0; j < t; ++j)
-      for (int k = 0; k < m; ++k) logits[j] += y[(static_cast<int64_t>(i) * t + j) * m + k];
-    double mx = *std::max_element(logits.begin(), logits.end()), sum = 0;
-    for (double v : logits) sum += std::exp(v - mx);
-    loss += -(logits[0] - mx - std::log(sum));  // label 0 for every sample
-    if (!grad) continue;
-    for (int j = 0; j < t; ++j) {
-      const double d = (std::exp(logits[j] - mx) / sum - (j == 0 ? 1.0 : 0.0)) / b;
-      for (int k = 0; k < m; ++k) (*grad)[(static_cast<int64_t>(i) * t + j) * m + k] = d;
-    }
-  }
-  return loss / b;
-}
-
-std::vector<double> to_doubles(const Tensor& t, Device& device) {
-  std::string bytes(t.nbytes(), '\0');
-  device.copy_to_host(bytes.data(), t.data(), bytes.size());
-  std::vector<double> v(static_cast<size_t>(t.numel()));
-  for (size_t i = 0; i < v.size(); ++i) {
-    float f = 0;
-    uint16_t half = 0;
-    if (t.dtype() == DType::kFloat64) {
-      std::memcpy(&v[i], &bytes[i * 8], 8);
-      continue;
-    }
-    if (t.dtype() == DType::kFloat32)
-      std::memcpy(&f, &bytes[i * 4], 4);
-    else
-      std::memcpy(&half, &bytes[i * 2], 2);
-    v[i] = t.dtype() == DType::kFloat32   ? f
-           : t.dtype() == DType::kFloat16 ? half_bits_to_float(half)
-                                          : bf16_bits_to_float(half);
-  }
-  return v;
 }
 
 // `values` in `dtype` on the device (rounded to nearest even for the half types).
@@ -293,19 +251,20 @@ int run(const Flags& f, comm::Communicator* group) {
   options.use_2dh = f.use_2dh;
   SgdOptions sgd;  // Tutel's torch.optim.SGD(lr=1e-5): no momentum, no weight decay
   sgd.lr = 1e-5;
-  std::vector<double> times, grad;
+  // NOTE: the loss and its gradient stay on the layer's device; only B per-sample losses come back.
+  ExampleLoss example_loss(context, device, b, t, m);
+  Buffer grad_buffer(device, f.eval ? 0 : static_cast<size_t>(s * m) * dtype_size(config.dtype));
+  const Tensor grad_output = f.eval ? Tensor() : grad_buffer.view(config.dtype, {s, m});
+  std::vector<double> times;
   std::string losses;
   const double cap = std::min<int64_t>(f.top, config.num_experts);
   for (int step = 0; step < f.num_steps; ++step) {
     if (kSwitching) switch_options(step, f, config.num_experts, options);
     auto start = std::chrono::steady_clock::now();
     ForwardResult result = layer.forward(x, options);
-    double loss = example_loss(to_doubles(result.output, device), f.batch_size, f.num_tokens, f.model_dim,
-                               f.eval ? nullptr : &grad) +
-                  f.l_aux_wt * result.l_aux;
+    double loss = example_loss(result.output, f.eval ? nullptr : &grad_output) + f.l_aux_wt * result.l_aux;
     if (!f.eval) {
-      Buffer grad_output = upload(device, config.dtype, grad);
-      layer.backward(grad_output.view(config.dtype, {s, m}), f.l_aux_wt);
+      layer.backward(grad_output, f.l_aux_wt);
       allreduce_shared_gradients(layer, f.allreduce_degree);
       layer.sgd_step(sgd);
     }

@@ -6,6 +6,7 @@
 #include "jit/kernels/cast.h"
 #include "jit/kernels/dispatch.h"
 #include "jit/kernels/elementwise.h"
+#include "jit/kernels/example_loss.h"
 #include "jit/kernels/gating.h"
 #include "jit/kernels/gemm.h"
 
@@ -16,7 +17,8 @@ const std::vector<KernelFamily>& kernel_families() {
       kernels::dispatch_encode_family(), kernels::combine_decode_family(),  kernels::gemm_family(),
       kernels::gate_topk_family(),       kernels::route_locations_family(), kernels::gemm_simt_family(),
       kernels::gemm_mma_family(),        kernels::gemm_tf32_family(),       kernels::cast_family(),
-      kernels::gate_grad_family(),       kernels::gate_backward_family(),   kernels::elementwise_family()};
+      kernels::gate_grad_family(),       kernels::gate_backward_family(),   kernels::elementwise_family(),
+      kernels::example_loss_family()};
   return families;
 }
 

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "jit/clang_compiler.h"
 #include "jit/kernels/dispatch.h"
+#include "jit/kernels/example_loss.h"
 #include "jit/nvrtc_compiler.h"
 #include "jit/nvrtc_library.h"
 #include "runtime/model_config.h"
@@ -51,6 +52,20 @@ std::vector<KernelSpec> training_only(ModelConfig config, const Target& target) 
   for (const auto& spec : kernel_set(config, target).specs)
     if (!forward.count(spec.to_string())) extra.push_back(spec);
   return extra;
+}
+
+// helloworld's loss kernels are no layer's, so no kernel_set compiles them: compiled here.
+TEST(NvrtcCompile, ExampleLossKernelsCompile) {
+  ASSERT_TRUE(NvrtcLibrary::available());
+  NvrtcCompiler nvrtc;
+  for (const Target& target : {Target::cuda(80), Target::cuda(90, true)})
+    for (DType dt : {DType::kFloat32, DType::kFloat16, DType::kBFloat16})
+      for (auto op : {kernels::kLossLogits, kernels::kLossSoftmax, kernels::kLossGrad}) {
+        const KernelSpec spec = kernels::example_loss_spec(dt, op, target);
+        const Binary binary = nvrtc.compile(spec, generate_source(spec));
+        EXPECT_FALSE(binary.symbol.empty()) << spec.to_string();
+        EXPECT_NE(binary.log.find("0 bytes spill stores"), std::string::npos) << spec.to_string() << binary.log;
+      }
 }
 
 TEST(NvrtcCompile, TrainingKernelsCompile) {

@@ -3,11 +3,14 @@
 // arithmetic. Skips, saying why, without a CUDA device.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 
 #include "core/error.h"
 #include "runtime/context.h"
 #include "runtime/elementwise_ops.h"
+#include "runtime/example_loss.h"
+#include "tests/reference/example_loss_reference.h"
 #include "tests/support/dtype_values.h"
 
 namespace switchyard {
@@ -70,6 +73,33 @@ TEST_F(GpuDeviceOps, ScaleAndTransposeMatchTheHost) {
       const std::vector<double> want = testing::decode_values(testing::encode_values(exact, dt), dt);
       for (int64_t i = 0; i < n; ++i) ASSERT_EQ(got[i], want[i]) << "scale " << factor << ", element " << i;
     }
+  }
+}
+
+// Helloworld's loss on the GPU: the loss to double rounding of the host reference, the gradient
+// to the rounding of the layer's dtype.
+TEST_F(GpuDeviceOps, ExampleLossMatchesTheHost) {
+  Device& gpu = Context::global().cuda(0);
+  const int b = 16, t = 512, m = 96;
+  std::mt19937 rng(9);
+  std::normal_distribution<double> normal;
+  std::vector<double> y(static_cast<size_t>(b) * t * m);
+  for (auto& v : y) v = normal(rng);
+  for (DType dt : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+    SCOPED_TRACE(dtype_name(dt));
+    const std::string bytes = testing::encode_values(y, dt);
+    std::vector<double> want_grad;
+    const double want = reference::example_loss(testing::decode_values(bytes, dt), b, t, m, &want_grad);
+    Buffer dy(gpu, bytes.size()), dg(gpu, bytes.size());
+    gpu.copy_from_host(dy.data(), bytes.data(), bytes.size());
+    ExampleLoss loss(Context::global(), gpu, b, t, m);
+    const Tensor grad = dg.view(dt, {int64_t{b} * t, m});
+    EXPECT_NEAR(loss(dy.view(dt, {int64_t{b} * t, m}), &grad), want, 1e-12 * std::abs(want));
+    std::string back(bytes.size(), '\0');
+    gpu.copy_to_host(back.data(), dg.data(), back.size());
+    const std::vector<double> got = testing::decode_values(back, dt);
+    const double ulp = dt == DType::kFloat32 ? 0x1p-23 : dt == DType::kFloat16 ? 0x1p-10 : 0x1p-7;
+    for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want_grad[i], ulp * std::abs(want_grad[i])) << i;
   }
 }
 
