@@ -43,6 +43,8 @@ class ClangTargetInfo {
   std::string some_valid_names() const {
     llvm::SmallVector<llvm::StringRef, 128> names;
     info_->fillValidCPUList(names);
+    // The architecture levels first (x86-64-v2 ...): what a fleet's shared cache names.
+    std::stable_partition(names.begin(), names.end(), [](llvm::StringRef n) { return n.startswith("x86-64"); });
     std::string text;
     for (size_t i = 0; i < names.size() && i < 24; ++i) text += (i ? ", " : "") + names[i].str();
     return text + (names.size() > 24 ? ", ..." : "");

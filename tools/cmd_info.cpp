@@ -21,8 +21,7 @@ nlohmann::json collect_info() {
   Context& context = Context::global();
   nlohmann::json info;
   info["version"] = SY_VERSION;
-  ClangCompiler clang(context.settings().cpu);
-  const CpuTarget& cpu = clang.cpu_target();
+  const CpuTarget& cpu = context.store().cpu_target();
   info["llvm"] = llvm_version();
   info["cpu"] = {{"name", cpu.cpu},
                  {"chosen_by", cpu.reason},
