@@ -48,9 +48,9 @@ TargetChoice default_targets() {
   }
   if (choice.targets.empty() && why_not_compilable(Target::cuda(80)).empty()) {
     // NOTE: nothing here can run kernels; warm what a data-center fleet runs, as NVRTC can.
-    choice.targets = {Target::cuda(80), Target::cuda(90)};
+    choice.targets = {Target::cuda(80), Target::cuda(90, true)};
     choice.left_out.push_back(
-        "no target of this machine can be compiled: compiling for sm_80 and sm_90 instead "
+        "no target of this machine can be compiled: compiling for sm_80 and sm_90a (A100, H100/H200) instead "
         "(choose with --target)");
   }
   SY_CHECK(!choice.targets.empty()) << "this build and machine can compile for no target: " << choice.left_out.front();
