@@ -12,6 +12,7 @@
 #include "jit/kernels/cast.h"
 #include "jit/kernels/dispatch.h"
 #include "jit/kernels/elementwise.h"
+#include "jit/kernels/example_loss.h"
 #include "jit/kernels/gating.h"
 #include "jit/kernels/gemm.h"
 
@@ -208,6 +209,10 @@ void add_layer_kernels(const ModelConfig& config, DType dtype, const Target& tar
   };
   // Every layer dtype a target's dispatch supports has gating and GEMM templates there too.
   if (!family_supports("gate_topk", dtype, target)) return;
+  // helloworld's ExampleModel loss on the output (runtime/example_loss.h): a warm covers the main job.
+  add(kernels::example_loss_spec(dtype, kernels::kLossLogits, target));
+  add(kernels::example_loss_spec(dtype, kernels::kLossSoftmax, target));
+  if (config.training) add(kernels::example_loss_spec(dtype, kernels::kLossGrad, target));
   for (const auto& shape : layer_gemms(config, dtype, target)) add(kernels::gemm_spec(shape, target));
   const DType gate = config.fp32_gate ? DType::kFloat32 : dtype;
   if (gate != dtype) {
