@@ -85,7 +85,7 @@ Buffer upload(Device& device, DType dtype, const std::vector<double>& values) {
   for (size_t i = 0; i < values.size(); ++i) {
     const double v = values[i];
     const float x = static_cast<float>(v);
-    const uint16_t half = dtype == DType::kFloat16 ? float_to_half_bits(x) : float_to_bf16_bits(x);
+    const uint16_t half = dtype == DType::kFloat16 ? double_to_half_bits(v) : double_to_bf16_bits(v);
     if (dtype == DType::kFloat64)
       std::memcpy(&host[i * 8], &v, 8);
     else if (dtype == DType::kFloat32)
