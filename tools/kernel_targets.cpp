@@ -38,15 +38,16 @@ TargetChoice default_targets() {
     choice.targets.push_back(Context::global().cpu().target());
   else
     choice.left_out.push_back(std::string("cpu: ") + kNoCpuJit);
+  const std::string nvrtc_missing = why_not_compilable(Target::cuda(80));
   if (!CudaDriver::available()) {
     choice.left_out.push_back("local GPUs: none (" + CudaDriver::unavailable_reason() + ")");
-  } else if (std::string why = why_not_compilable(Target::cuda(80)); !why.empty()) {
-    choice.left_out.push_back("local GPUs: " + why);
+  } else if (!nvrtc_missing.empty()) {
+    choice.left_out.push_back("local GPUs: " + nvrtc_missing);
   } else {
     for (int i = 0; i < CudaDriver::get().device_count; ++i)
       add_once(choice.targets, Context::global().cuda(i).target());
   }
-  if (choice.targets.empty() && why_not_compilable(Target::cuda(80)).empty()) {
+  if (choice.targets.empty() && nvrtc_missing.empty()) {
     // NOTE: nothing here can run kernels; warm what a data-center fleet runs, as NVRTC can.
     choice.targets = {Target::cuda(80), Target::cuda(90, true)};
     choice.left_out.push_back(

@@ -7,10 +7,12 @@
 namespace switchyard::kernels {
 namespace {
 
+// The host's widest vectors, for targets that do not say (Target::cpu() without a width): the
+// same rule as CpuTarget::vector_bytes, which the CPU device's target carries.
 int host_vector_bytes() {
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx512f")) return 64;
-  if (__builtin_cpu_supports("avx2")) return 32;
+  if (__builtin_cpu_supports("avx")) return 32;
 #endif
   return 16;
 }

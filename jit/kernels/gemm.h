@@ -26,7 +26,7 @@ struct GemmShape {
 };
 
 /// The spec for `shape` on `target`, by a deterministic rule. CPU: vectors as wide as the
-/// target CPU's widest (target.vector_bytes; the host's when 0: 64 bytes with AVX-512, 32 with AVX2, else 16) and as
+/// target CPU's widest (target.vector_bytes; the host's when 0: 64 bytes with AVX-512, 32 with AVX, else 16) and as
 /// many rows as keep the accumulators in registers (6 with 32 vector registers, 4 with 16). CUDA: the tensor-core
 /// kernel where uses_tensor_cores() holds, else the SIMT kernel.
 KernelSpec gemm_spec(const GemmShape& shape, const Target& target);
