@@ -11,6 +11,7 @@
 
 #include "bench/random_fill.h"
 #include "core/error.h"
+#include "jit/kernels/gemm.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/gemm_ops.h"
 
@@ -52,28 +53,35 @@ double seconds_per_call(F body) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / iterations;
 }
 
+// C [batch, rows, n] = A [batch, rows, k] W, W [batch, k, n], or W^T with trans_b (W [batch, n, k]:
+// the data-gradient form).
 nlohmann::json run_case(Context& context, const Cublas& cublas, const char* name, DType dt, int64_t batch, int64_t rows,
-                        int64_t k, int64_t n) {
+                        int64_t k, int64_t n, bool trans_b = false) {
   Device& gpu = context.cuda(0);
   const size_t el = dtype_size(dt);
   Buffer a(gpu, batch * rows * k * el), w(gpu, batch * k * n * el), c(gpu, batch * rows * n * el);
   bench::fill_random(gpu, a.data(), a.bytes(), dt, 1);
   bench::fill_random(gpu, w.data(), w.bytes(), dt, 2);
-  Tensor ta = a.view(dt, {batch, rows, k}), tw = w.view(dt, {batch, k, n}), tc = c.view(dt, {batch, rows, n});
-  double ours = seconds_per_call([&] { batched_gemm(context, ta, tw, tc); });
+  Tensor ta = a.view(dt, {batch, rows, k}), tc = c.view(dt, {batch, rows, n});
+  Tensor tw = trans_b ? w.view(dt, {batch, n, k}) : w.view(dt, {batch, k, n});
+  GemmOptions options;
+  options.trans_b = trans_b;
+  const std::string family = kernels::gemm_spec({.dtype = dt, .n = n, .k = k, .trans_b = trans_b}, gpu.target()).family;
+  double ours = seconds_per_call([&] { batched_gemm(context, ta, tw, tc, options); });
   const float one = 1.0f, zero = 0.0f;
   // Row-major C = A W is column-major C^T = W^T A^T: cuBLAS m = n, n = rows.
   double theirs = seconds_per_call([&] {
-    cublas.gemm(cublas.handle, 0, 0, static_cast<int>(n), static_cast<int>(rows), static_cast<int>(k), &one, w.data(),
-                cuda_type(dt), static_cast<int>(n), k * n, a.data(), cuda_type(dt), static_cast<int>(k), rows * k,
-                &zero, c.data(), cuda_type(dt), static_cast<int>(n), rows * n, static_cast<int>(batch),
-                68 /*COMPUTE_32F*/, -1);
+    cublas.gemm(cublas.handle, trans_b ? 1 : 0, 0, static_cast<int>(n), static_cast<int>(rows), static_cast<int>(k),
+                &one, w.data(), cuda_type(dt), static_cast<int>(trans_b ? k : n), k * n, a.data(), cuda_type(dt),
+                static_cast<int>(k), rows * k, &zero, c.data(), cuda_type(dt), static_cast<int>(n), rows * n,
+                static_cast<int>(batch), 68 /*COMPUTE_32F*/, -1);
   });
   double flops = 2.0 * batch * rows * k * n;
   std::cerr << "gpu_gemm_bench: " << name << " " << dtype_name(dt) << " " << flops / ours / 1e12 << " TFLOP/s, cuBLAS "
-            << flops / theirs / 1e12 << " (" << theirs / ours << "x)" << std::endl;
+            << flops / theirs / 1e12 << " (" << theirs / ours << "x) [" << family << "]" << std::endl;
   return {{"name", name},
           {"dtype", dtype_name(dt)},
+          {"kernel", family},
           {"switchyard_tflops", flops / ours / 1e12},
           {"cublas_tflops", flops / theirs / 1e12},
           {"vs_cublas", theirs / ours}};
@@ -99,6 +107,7 @@ int main() {
       results.push_back(run_case(context, cublas, "mid fc1", dt, 8, 1024, 1024, 4096));
       results.push_back(run_case(context, cublas, "mid fc2", dt, 8, 1024, 4096, 1024));
       results.push_back(run_case(context, cublas, "mixtral fc1", dt, 8, 2048, 4096, 14336));
+      results.push_back(run_case(context, cublas, "mixtral fc1 dgrad", dt, 8, 2048, 14336, 4096, true));
     }
     std::cout << nlohmann::json{{"device", context.cuda(0).name()}, {"results", results}}.dump(2) << "\n";
     return 0;

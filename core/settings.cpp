@@ -46,7 +46,7 @@ const std::vector<std::string>& known_environment_variables() {
   static const std::vector<std::string> names = {
       "SWITCHYARD_CACHE_DIR", "SWITCHYARD_CACHE", "SWITCHYARD_CACHE_MAX_BYTES",  "SWITCHYARD_FORCE_COMPILE",
       "SWITCHYARD_DUMP_DIR",  "SWITCHYARD_LOG",   "SWITCHYARD_COMM_TIMEOUT_SEC", "SWITCHYARD_NUM_THREADS",
-      "SWITCHYARD_CUDA_HOME", "SWITCHYARD_CPU"};
+      "SWITCHYARD_CUDA_HOME", "SWITCHYARD_CPU", "SWITCHYARD_GEMM"};
   return names;
 }
 

@@ -16,7 +16,7 @@ const std::vector<KernelFamily>& kernel_families() {
   static const std::vector<KernelFamily> families = {
       kernels::dispatch_encode_family(), kernels::combine_decode_family(),  kernels::gemm_family(),
       kernels::gate_topk_family(),       kernels::route_locations_family(), kernels::gemm_simt_family(),
-      kernels::gemm_mma_family(),        kernels::gemm_tf32_family(),       kernels::cast_family(),
+      kernels::gemm_mma_family(),        kernels::gemm_tf32_family(),       kernels::gemm_wgmma_family(),       kernels::cast_family(),
       kernels::gate_grad_family(),       kernels::gate_backward_family(),   kernels::elementwise_family(),
       kernels::example_loss_family()};
   return families;

@@ -26,7 +26,7 @@ struct KernelFamily {
   std::string cpu_function;       // qualified template, called as f<...>(args, block, grid)
   std::string cuda_header;
   std::string cuda_function;  // qualified __global__ template taking the args struct
-  std::string args_type;      // qualified argument struct
+  std::string args_type;      // qualified argument struct (with its qualifiers, e.g. __grid_constant__)
   std::vector<DType> cpu_dtypes;
   std::vector<DType> cuda_dtypes;
   // Extra checks that tie parameters together (e.g. model_dim % vec); throws UserError.

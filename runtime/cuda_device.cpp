@@ -18,6 +18,7 @@ class CudaKernel final : public LoadedKernel {
   const CudaDriver& driver_;
   CUmodule module_;
   CUfunction function = nullptr;
+  mutable unsigned shared_limit = 48 * 1024;  // dynamic shared memory the function may take
 };
 
 }  // namespace
@@ -71,6 +72,14 @@ std::unique_ptr<LoadedKernel> CudaDevice::load(const Binary& binary) {
 void CudaDevice::launch(const LoadedKernel& kernel, const LaunchConfig& config, void** params) {
   make_current();
   const auto& k = static_cast<const CudaKernel&>(kernel);
+  if (config.shared_bytes > k.shared_limit) {  // more than 48 KB: the function must opt in
+    cuda_check(
+        driver_.cuFuncSetAttribute(k.function, kCuFuncAttrMaxDynamicSharedBytes, static_cast<int>(config.shared_bytes)),
+        ("cuFuncSetAttribute(" + kernel.spec_text + ", " + std::to_string(config.shared_bytes) +
+         " bytes of shared memory)")
+            .c_str());
+    k.shared_limit = config.shared_bytes;
+  }
   cuda_check(driver_.cuLaunchKernel(k.function, config.grid, 1, 1, config.block, 1, 1, config.shared_bytes, stream_,
                                     params, nullptr),
              ("cuLaunchKernel(" + kernel.spec_text + ")").c_str());
@@ -172,6 +181,23 @@ comm::CudaStreamHooks CudaDevice::communication_hooks() {
 void CudaDevice::synchronize() {
   make_current();
   cuda_check(driver_.cuStreamSynchronize(stream_), "cuStreamSynchronize");
+}
+
+kernels::TmaDescriptor CudaDevice::tma_descriptor(DType dtype, const void* base, const unsigned long long (&dims)[3],
+                                                  const unsigned long long (&strides)[2],
+                                                  const unsigned (&box)[3]) const {
+  SY_INTERNAL_CHECK(dtype == DType::kFloat16 || dtype == DType::kBFloat16) << "tma_descriptor " << dtype_name(dtype);
+  kernels::TmaDescriptor map{};
+  const unsigned element_strides[3] = {1, 1, 1};
+  const CUresult result = driver_.cuTensorMapEncodeTiled(
+      &map, dtype == DType::kFloat16 ? kCuTensorMapFloat16 : kCuTensorMapBFloat16, 3, const_cast<void*>(base), dims,
+      strides, box, element_strides, kCuTensorMapInterleaveNone, kCuTensorMapSwizzle128B, kCuTensorMapL2Promotion256B,
+      kCuTensorMapOobFillNone);
+  SY_CHECK(result == 0) << "cuTensorMapEncodeTiled refused a " << dtype_name(dtype) << " tensor at " << base
+                        << " of dims [" << dims[2] << ", " << dims[1] << ", " << dims[0] << "] with byte strides ["
+                        << strides[1] << ", " << strides[0] << "] (error " << result
+                        << "); the base and strides must be multiples of 16 bytes";
+  return map;
 }
 
 }  // namespace switchyard

@@ -2,6 +2,8 @@
 // machines without a driver, and say why there is no CUDA device instead of failing to start.
 #pragma once
 
+#include <switchyard/common/gemm_wgmma_args.h>
+
 #include <cstddef>
 #include <string>
 
@@ -24,10 +26,9 @@ inline constexpr int kCuMemoryTypeDevice = 2;               // CU_MEMORYTYPE_DEV
 inline constexpr unsigned kCuEventDisableTiming = 2;        // CU_EVENT_DISABLE_TIMING
 inline constexpr int kCuFuncAttrMaxDynamicSharedBytes = 8;  // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
 
-/// CUtensorMap: the opaque TMA descriptor kernels take as a __grid_constant__ parameter.
-struct alignas(128) CuTensorMap {
-  unsigned long long opaque[16];
-};
+/// CUtensorMap: the opaque TMA descriptor kernels take as a __grid_constant__ parameter (the
+/// templates' kernels::TmaDescriptor, so that an encoded map goes straight into kernel arguments).
+using CuTensorMap = kernels::TmaDescriptor;
 // CUtensorMap* enums (cuda.h), as the values cuTensorMapEncodeTiled takes.
 inline constexpr int kCuTensorMapFloat16 = 6;   // CU_TENSOR_MAP_DATA_TYPE_FLOAT16
 inline constexpr int kCuTensorMapFloat32 = 7;   // CU_TENSOR_MAP_DATA_TYPE_FLOAT32

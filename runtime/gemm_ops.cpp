@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "jit/kernels/gemm.h"
+#include "runtime/cuda_device.h"
 
 namespace switchyard {
 namespace {
@@ -14,6 +15,33 @@ void expect(const Tensor& t, const std::vector<int64_t>& shape, DType dtype, Dev
   SY_CHECK(t.shape() == shape && t.dtype() == dtype && t.device() == device && t.is_contiguous())
       << "gemm " << what << " is " << t.describe() << "; expected contiguous " << dtype_name(dtype)
       << shape_string(shape) << " on " << device.to_string();
+}
+
+bool aligned_16(const void* pointer) {
+  return reinterpret_cast<uintptr_t>(pointer) % 16 == 0;
+}
+
+// The Hopper kernel's arguments: TMA descriptors of A [B, R, K] and of B, [B, N, K] (trans_b,
+// boxes of 64 K x tile_n rows) or [B, K, N] (boxes of 64 columns x 64 K), and its work items.
+kernels::GemmWgmmaArgs wgmma_args(const CudaDevice& device, const KernelSpec& spec, const Tensor& a, const Tensor& w,
+                                  const kernels::GemmArgs& gemm) {
+  const unsigned long long batch = gemm.batch, rows = gemm.rows, k = spec.int_param("k"), n = spec.int_param("n");
+  const auto tile_n = static_cast<unsigned>(spec.int_param("tile_n"));
+  kernels::GemmWgmmaArgs args{};
+  args.a = device.tma_descriptor(a.dtype(), a.data(), {k, rows, batch}, {k * 2, rows * k * 2},
+                                 {kernels::kWgmmaTileK, kernels::kWgmmaTileM, 1});
+  if (spec.bool_param("trans_b")) {
+    args.b = device.tma_descriptor(w.dtype(), w.data(), {k, n, batch}, {k * 2, n * k * 2},
+                                   {kernels::kWgmmaTileK, tile_n, 1});
+  } else {
+    args.b =
+        device.tma_descriptor(w.dtype(), w.data(), {n, k, batch}, {n * 2, n * k * 2}, {64, kernels::kWgmmaTileK, 1});
+  }
+  args.gemm = gemm;
+  args.tiles_m = static_cast<int>((rows + kernels::kWgmmaTileM - 1) / kernels::kWgmmaTileM);
+  args.tiles_n = static_cast<int>(n / tile_n);
+  args.tiles = static_cast<int>(batch) * args.tiles_m * args.tiles_n;
+  return args;
 }
 
 }  // namespace
@@ -56,7 +84,8 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
                                  .bias = options.bias != nullptr,
                                  .activation = options.activation,
                                  .allow_tf32 = options.allow_tf32,
-                                 .trans_a = options.trans_a};
+                                 .trans_a = options.trans_a,
+                                 .aligned_16 = aligned_16(a.data()) && aligned_16(w.data())};
   const KernelSpec spec = kernels::gemm_spec(shape, device.target());
   const LoadedKernel& kernel = context.kernel(device, spec);
   if (max_rows == 0 && !options.trans_a) return;
@@ -78,10 +107,16 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
                          options.trans_a ? k * n : rows * n,
                          static_cast<int>(rows),
                          static_cast<int>(batch)};
-  void* params[] = {&args};
   const kernels::GemmProblem problem{
       .batch = batch, .rows = rows, .max_rows = max_rows, .k = k, .n = n, .parallelism = device.parallelism()};
   const LaunchConfig config = kernels::gemm_launch_config(spec, problem);
+  if (spec.family == "gemm_wgmma") {
+    kernels::GemmWgmmaArgs wgmma = wgmma_args(static_cast<CudaDevice&>(device), spec, a, w, args);
+    void* params[] = {&wgmma};
+    device.launch(kernel, config, params);
+    return;
+  }
+  void* params[] = {&args};
   device.launch(kernel, config, params);
 }
 

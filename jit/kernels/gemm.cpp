@@ -1,6 +1,8 @@
 #include "jit/kernels/gemm.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "core/error.h"
 
@@ -15,6 +17,22 @@ int host_vector_bytes() {
   if (__builtin_cpu_supports("avx")) return 32;
 #endif
   return 16;
+}
+
+// SWITCHYARD_GEMM: the best GEMM candidate a CUDA target may use ("auto": wgmma on sm_90a, then
+// mma.sync, then SIMT; "mma": no wgmma; "simt": CUDA cores only), read once per process so that
+// warm and the run it serves choose the same kernels.
+enum class GemmCeiling { kAuto, kMma, kSimt };
+GemmCeiling gemm_ceiling() {
+  static const GemmCeiling ceiling = [] {
+    const char* raw = std::getenv("SWITCHYARD_GEMM");
+    const std::string text = raw ? raw : "";
+    if (text.empty() || text == "auto") return GemmCeiling::kAuto;
+    if (text == "mma") return GemmCeiling::kMma;
+    if (text == "simt") return GemmCeiling::kSimt;
+    SY_THROW(UserError) << "SWITCHYARD_GEMM='" << text << "' is not a GEMM choice; expected auto, mma or simt";
+  }();
+  return ceiling;
 }
 
 }  // namespace
@@ -99,8 +117,41 @@ KernelFamily gemm_tf32_family() {
   return f;
 }
 
+KernelFamily gemm_wgmma_family() {
+  KernelFamily f;
+  f.name = "gemm_wgmma";
+  f.params = {{"dtype", ParamDecl::Kind::kDType},
+              {"n", ParamDecl::Kind::kInt, 1, 1 << 20},
+              {"k", ParamDecl::Kind::kInt, 1, 1 << 20},
+              {"bias", ParamDecl::Kind::kBool},
+              {"activation", ParamDecl::Kind::kInt, kActNone, kActSiluGrad},
+              {"trans_b", ParamDecl::Kind::kBool},
+              {"tile_n", ParamDecl::Kind::kInt, 128, 256}};
+  f.cuda_header = "switchyard/cuda/gemm_wgmma.cuh";
+  f.cuda_function = "switchyard::cuda::gemm_wgmma";
+  // TMA reads its descriptors from parameter space: the whole struct is a __grid_constant__.
+  f.args_type = "const __grid_constant__ switchyard::kernels::GemmWgmmaArgs";
+  f.cuda_dtypes = {DType::kFloat16, DType::kBFloat16};
+  f.check = [](const KernelSpec& spec) {
+    const int64_t tile_n = spec.int_param("tile_n");
+    SY_CHECK(tile_n == 128 || tile_n == 256) << "kernel spec " << spec.to_string() << ": tile_n must be 128 or 256";
+    SY_CHECK(spec.int_param("n") % tile_n == 0 && spec.int_param("k") % kWgmmaTileK == 0)
+        << "kernel spec " << spec.to_string() << ": the wgmma GEMM needs n % tile_n == 0 and k % 64 == 0";
+    SY_CHECK(spec.target.sm == 90 && spec.target.arch_specific)
+        << "kernel spec " << spec.to_string() << ": wgmma and setmaxnreg need sm_90a";
+  };
+  return f;
+}
+
+bool uses_wgmma(const GemmShape& shape, const Target& target) {
+  return target.is_cuda() && target.sm == 90 && target.arch_specific && !shape.trans_a &&
+         (shape.dtype == DType::kFloat16 || shape.dtype == DType::kBFloat16) && shape.n % 128 == 0 &&
+         shape.k % kWgmmaTileK == 0 && shape.aligned_16 && gemm_ceiling() == GemmCeiling::kAuto;
+}
+
 bool uses_tensor_cores(const GemmShape& shape, const Target& target) {
-  if (!target.is_cuda() || target.sm < 80 || shape.trans_a || shape.trans_b || shape.n % kGemmMmaTileN != 0)
+  if (!target.is_cuda() || target.sm < 80 || gemm_ceiling() == GemmCeiling::kSimt || !shape.aligned_16 ||
+      shape.trans_a || shape.trans_b || shape.n % kGemmMmaTileN != 0)
     return false;
   if (shape.dtype == DType::kFloat16 || shape.dtype == DType::kBFloat16) return shape.k % kGemmMmaTileK == 0;
   return shape.dtype == DType::kFloat32 && shape.allow_tf32 && shape.k % 16 == 0;
@@ -110,9 +161,17 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
   if (target.is_cuda()) {
     KernelSpec spec;
     spec.target = target;
+    spec.params = {{"dtype", shape.dtype}, {"n", shape.n}, {"k", shape.k}};
+    if (uses_wgmma(shape, target)) {
+      spec.family = "gemm_wgmma";
+      spec.params.push_back({"bias", shape.bias});
+      spec.params.push_back({"activation", static_cast<int64_t>(shape.activation)});
+      spec.params.push_back({"trans_b", shape.trans_b});
+      spec.params.push_back({"tile_n", int64_t{shape.n % 256 == 0 ? 256 : 128}});
+      return spec;
+    }
     const bool tensor_cores = uses_tensor_cores(shape, target);
     spec.family = !tensor_cores ? "gemm_simt" : shape.dtype == DType::kFloat32 ? "gemm_tf32" : "gemm_mma";
-    spec.params = {{"dtype", shape.dtype}, {"n", shape.n}, {"k", shape.k}};
     if (spec.family == "gemm_simt") {
       spec.params.push_back({"trans_a", shape.trans_a});
       spec.params.push_back({"trans_b", shape.trans_b});
@@ -142,17 +201,25 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
 GemmTileShape gemm_tile_shape(const KernelSpec& spec) {
   if (spec.family == "gemm") return {spec.int_param("row_tile"), spec.int_param("n")};
   if (spec.family == "gemm_simt") return {kGemmSimtTile, kGemmSimtTile};
+  if (spec.family == "gemm_wgmma") return {kWgmmaTileM, spec.int_param("tile_n")};
   SY_INTERNAL_CHECK(spec.family == "gemm_mma" || spec.family == "gemm_tf32") << spec.to_string();
   return {kGemmMmaTileM, kGemmMmaTileN};
 }
 
 LaunchConfig gemm_launch_config(const KernelSpec& spec, const GemmProblem& p) {
   const GemmTileShape tile = gemm_tile_shape(spec);
-  const bool trans_a = spec.family != "gemm_mma" && spec.family != "gemm_tf32" && spec.bool_param("trans_a");
+  const bool trans_a = (spec.family == "gemm" || spec.family == "gemm_simt") && spec.bool_param("trans_a");
   // trans_a: the output is [K, N], so tiles of K take the place of row tiles.
   const int64_t out_rows = trans_a ? p.k : p.max_rows;
   auto tiles = [](int64_t extent, int64_t size) { return (extent + size - 1) / size; };
   LaunchConfig config;
+  if (spec.family == "gemm_wgmma") {  // persistent: at most one block per multiprocessor
+    const int64_t work = p.batch * tiles(p.rows, tile.m) * tiles(p.n, tile.n);
+    config.grid = static_cast<unsigned>(std::clamp<int64_t>(work, 1, std::max(p.parallelism, 1u)));
+    config.block = kWgmmaThreads;
+    config.shared_bytes = static_cast<unsigned>(wgmma_shared_bytes(static_cast<int>(tile.n)));
+    return config;
+  }
   if (spec.target.is_cuda()) {
     config.grid = static_cast<unsigned>(p.batch * tiles(trans_a ? p.k : p.rows, tile.m) * tiles(p.n, tile.n));
     config.block = kGemmThreads;

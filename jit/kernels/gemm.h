@@ -3,16 +3,18 @@
 #pragma once
 
 #include <switchyard/common/gemm_args.h>
+#include <switchyard/common/gemm_wgmma_args.h>
 
 #include "jit/kernel_family.h"
 #include "jit/launch_config.h"
 
 namespace switchyard::kernels {
 
-KernelFamily gemm_family();       // CPU
-KernelFamily gemm_simt_family();  // CUDA cores, any dtype and layout
-KernelFamily gemm_mma_family();   // tensor cores, float16/bfloat16, n % 128 == 0, k % 32 == 0
-KernelFamily gemm_tf32_family();  // tensor cores in TF32, float32 when allowed, n % 128 == 0, k % 16 == 0
+KernelFamily gemm_family();        // CPU
+KernelFamily gemm_simt_family();   // CUDA cores, any dtype and layout
+KernelFamily gemm_mma_family();    // tensor cores, float16/bfloat16, n % 128 == 0, k % 32 == 0
+KernelFamily gemm_tf32_family();   // tensor cores in TF32, float32 when allowed, n % 128 == 0, k % 16 == 0
+KernelFamily gemm_wgmma_family();  // Hopper (sm_90a): TMA + wgmma, float16/bfloat16, n % 128 == 0, k % 64 == 0
 
 struct GemmShape {
   DType dtype = DType::kFloat32;
@@ -23,9 +25,11 @@ struct GemmShape {
   GemmActivation activation = kActNone;
   bool allow_tf32 = false;  // float32 on CUDA may run on tensor cores in TF32
   bool trans_a = false;     // the weight gradient C [K, N] = A^T B, reducing over the rows
+  bool aligned_16 = true;   // A and B start on 16-byte boundaries (TMA and cp.async read 16 bytes)
 };
 
-/// The spec for `shape` on `target`, by a deterministic rule. CPU: vectors as wide as the
+/// The spec for `shape` on `target`, by a deterministic rule: on CUDA the first candidate that
+/// can implement it of gemm_wgmma (sm_90a), gemm_mma / gemm_tf32 (sm_80+), gemm_simt. CPU: vectors as wide as the
 /// target CPU's widest (target.vector_bytes; the host's when 0: 64 bytes with AVX-512, 32 with AVX, else 16) and as
 /// many rows as keep the accumulators in registers (6 with 32 vector registers, 4 with 16). CUDA: the tensor-core
 /// kernel where uses_tensor_cores() holds, else the SIMT kernel.
@@ -53,7 +57,13 @@ GemmTileShape gemm_tile_shape(const KernelSpec& spec);
 /// each batch split over about twice the threads.
 LaunchConfig gemm_launch_config(const KernelSpec& spec, const GemmProblem& problem);
 
-/// True when `shape` runs on tensor cores on `target`: sm_80+, neither A nor B transposed, n % 128 == 0,
+/// True when `shape` runs on the Hopper kernel (gemm_wgmma): sm_90a, float16/bfloat16, not
+/// trans_a, n % 128 == 0, k % 64 == 0 and 16-byte aligned operands, unless SWITCHYARD_GEMM says
+/// mma or simt.
+bool uses_wgmma(const GemmShape& shape, const Target& target);
+
+/// True when `shape` runs on the mma.sync tensor-core kernels on `target`: sm_80+, 16-byte aligned
+/// operands, neither A nor B transposed, n % 128 == 0,
 /// and f16/bf16 with k % 32 == 0, or f32 with allow_tf32 and k % 16 == 0.
 bool uses_tensor_cores(const GemmShape& shape, const Target& target);
 

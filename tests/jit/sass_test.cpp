@@ -1,7 +1,8 @@
 // The CUDA templates' machine code for Hopper, read without a GPU (nvdisasm 13 from PyPI, which
 // scripts/setup-deps installs into .tools/): every kernel the sample configs need, forward and
 // training, keeps to registers (no local-memory loads or stores, no spills in ptxas's report),
-// and the tensor-core families really issue tensor-core instructions.
+// and the tensor-core families really issue tensor-core instructions (HGMMA and TMA for the
+// Hopper GEMM).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -70,6 +71,13 @@ TEST(Sass, SampleConfigKernelsForSm90aKeepToRegistersAndUseTheirUnits) {
     const bool exception = known_spill(spec);
     EXPECT_EQ(std::regex_search(log, spills), exception) << log;
     EXPECT_EQ(std::regex_search(sass[i], local_memory), exception) << "local-memory traffic";
+    if (spec.family == "gemm_wgmma") {
+      // warpgroup MMAs from shared memory, tiles by the copy engine, registers moved to the
+      // consumer warpgroups
+      for (const char* unit : {"HGMMA.64x", "UTMALDG.3D", "USETMAXREG"})
+        EXPECT_NE(sass[i].find(unit), std::string::npos) << "the Hopper GEMM without " << unit;
+      ++tensor_core;
+    }
     if (spec.family == "gemm_mma" || spec.family == "gemm_tf32") {
       EXPECT_NE(sass[i].find("HMMA"), std::string::npos) << "a tensor-core family without tensor-core instructions";
       ++tensor_core;

@@ -77,6 +77,55 @@ TEST(GemmLaunch, EveryOutputTileGetsABlockInEveryFamily) {
   }
 }
 
+// The candidates in order on each target: wgmma where sm_90a, the dtype, the shapes and the
+// operands' alignment allow, else mma.sync, else SIMT.
+TEST(GemmSelect, HopperTakesWgmmaWhereItCanImplementTheShape) {
+  using kernels::GemmShape;
+  const Target hopper = Target::cuda(90, true);
+  struct Case {
+    GemmShape shape;
+    Target target;
+    const char* family;
+    int64_t tile_n;
+  };
+  for (const Case& c :
+       {Case{GemmShape{.dtype = DType::kBFloat16, .n = 14336, .k = 4096}, hopper, "gemm_wgmma", 256},
+        Case{GemmShape{.dtype = DType::kFloat16, .n = 384, .k = 256, .trans_b = true}, hopper, "gemm_wgmma", 128},
+        Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64}, Target::cuda(90), "gemm_mma", 0},  // plain sm_90
+        Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64}, Target::cuda(80), "gemm_mma", 0},
+        Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 96}, hopper, "gemm_mma", 0},  // k % 64 != 0
+        Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64, .aligned_16 = false}, hopper, "gemm_simt", 0},
+        Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64, .trans_a = true}, hopper, "gemm_simt", 0},
+        Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 64, .allow_tf32 = true}, hopper, "gemm_tf32", 0},
+        Case{GemmShape{.dtype = DType::kBFloat16, .n = 192, .k = 64}, hopper, "gemm_simt", 0}}) {
+    const KernelSpec spec = kernels::gemm_spec(c.shape, c.target);
+    SCOPED_TRACE(spec.to_string());
+    EXPECT_EQ(spec.family, c.family);
+    EXPECT_NO_THROW(validate_spec(spec));
+    if (c.tile_n != 0) {
+      EXPECT_EQ(spec.int_param("tile_n"), c.tile_n);
+    }
+  }
+}
+
+// The persistent Hopper grid: one block per multiprocessor at most, never more blocks than
+// work items, 384 threads, the ring's shared memory.
+TEST(GemmLaunch, HopperGridIsPersistent) {
+  const KernelSpec spec = kernels::gemm_spec({.dtype = DType::kBFloat16, .n = 4096, .k = 1024}, Target::cuda(90, true));
+  ASSERT_EQ(spec.family, "gemm_wgmma");
+  const kernels::GemmProblem big{.batch = 8, .rows = 1024, .max_rows = 1024, .k = 1024, .n = 4096, .parallelism = 132};
+  LaunchConfig config = kernels::gemm_launch_config(spec, big);
+  EXPECT_EQ(config.grid, 132u);
+  EXPECT_EQ(config.block, static_cast<unsigned>(kernels::kWgmmaThreads));
+  EXPECT_EQ(config.shared_bytes, static_cast<unsigned>(kernels::wgmma_shared_bytes(256)));
+  EXPECT_LE(config.shared_bytes, 227u * 1024) << "over the H100/H200 per-block limit";
+  kernels::GemmProblem small = big;
+  small.batch = 2;
+  small.rows = 100;
+  config = kernels::gemm_launch_config(spec, small);
+  EXPECT_EQ(config.grid, 2u * 1 * (4096 / 256));
+}
+
 TEST(KernelSpec, VectorWidthRule) {
   EXPECT_EQ(kernels::dispatch_vec_width(DType::kFloat16, 4096, Target::cuda(90)), 8);
   EXPECT_EQ(kernels::dispatch_vec_width(DType::kFloat32, 4096, Target::cuda(90)), 4);

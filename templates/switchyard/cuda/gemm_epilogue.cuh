@@ -55,6 +55,28 @@ __device__ __forceinline__ void gemm_store(const kernels::GemmArgs& args, int ba
   static_cast<T*>(args.c)[at] = from_float<T>(gemm_activate<kAct>(v, aux));
 }
 
+// Stores C[m, n] and C[m, n + 1] (n even) of a 16-bit C in one 4-byte store.
+template <typename T, int kN, bool kBias, int kAct>
+__device__ __forceinline__ void gemm_store_pair(const kernels::GemmArgs& args, int batch, int m, int n, float v0,
+                                                float v1) {
+  static_assert(sizeof(T) == 2, "gemm_store_pair: 16-bit C");
+  const long at = args.c_batch_stride * batch + static_cast<long>(m) * kN + n;
+  if (kBias) {
+    const T* bias = static_cast<const T*>(args.bias) + static_cast<long>(kN) * batch + n;
+    v0 += to_float(bias[0]);
+    v1 += to_float(bias[1]);
+  }
+  float aux0 = 0.0f, aux1 = 0.0f;
+  if (kernels::gemm_uses_aux(kAct)) {
+    const T* aux = static_cast<const T*>(args.aux) + at;
+    aux0 = to_float(aux[0]);
+    aux1 = to_float(aux[1]);
+  }
+  const unsigned low = from_float<T>(gemm_activate<kAct>(v0, aux0)).bits;
+  const unsigned high = from_float<T>(gemm_activate<kAct>(v1, aux1)).bits;
+  *reinterpret_cast<unsigned*>(static_cast<T*>(args.c) + at) = low | (high << 16);  // little-endian: n first
+}
+
 // Stores a warp's 64x32 block of mma accumulators (4 x 4 tiles of 16x8, fp32 fragments in the
 // m16n8 layout: lane/4 picks the row, lane%4 the column pair, +8 rows for the second half).
 template <typename T, int kN, bool kBias, int kAct>

@@ -1,0 +1,49 @@
+// Arguments of the Hopper batched GEMM (gemm_wgmma, sm_90a), shared verbatim by host code and
+// the template: the batched GEMM's arguments plus the TMA descriptors of A and B, all passed by
+// value as one __grid_constant__ parameter (TMA reads its descriptors from parameter space).
+//
+// Block: a producer warpgroup (one thread issues the TMA loads) and two consumer warpgroups,
+// each computing 64 rows x tile_n columns of a 128 x tile_n output tile with wgmma. The grid is
+// persistent: block i takes tiles i, i + grid, ... of batch-major, then grouped row/column order.
+#pragma once
+
+#include <switchyard/common/gemm_args.h>
+
+namespace switchyard {
+namespace kernels {
+
+constexpr int kWgmmaThreads = 384;
+constexpr int kWgmmaTileM = 128;
+constexpr int kWgmmaTileK = 64;          // 64 16-bit values: one row of the 128-byte swizzle
+constexpr int kWgmmaGroupRows = 8;       // row tiles walked together, so that B tiles stay in L2
+constexpr int kWgmmaBarrierBytes = 256;  // the ring's mbarriers, after the stages
+
+// Shared-memory stages of the load ring for a tile width (about 192 KB either way).
+SY_HOST_DEVICE constexpr int wgmma_stages(int tile_n) {
+  return tile_n == 256 ? 4 : 6;
+}
+SY_HOST_DEVICE constexpr int wgmma_stage_bytes(int tile_n) {
+  return (kWgmmaTileM + tile_n) * kWgmmaTileK * 2;
+}
+// Dynamic shared memory of a block: the stages, 1024 bytes to align them (the swizzle's period),
+// and the barriers.
+SY_HOST_DEVICE constexpr int wgmma_shared_bytes(int tile_n) {
+  return wgmma_stages(tile_n) * wgmma_stage_bytes(tile_n) + 1024 + kWgmmaBarrierBytes;
+}
+
+// CUtensorMap's size and alignment (runtime/cuda_driver.h checks that they agree).
+struct alignas(128) TmaDescriptor {
+  unsigned long long opaque[16];
+};
+
+struct alignas(128) GemmWgmmaArgs {
+  TmaDescriptor a;  // A [batch, rows, K]: box K 64 x rows 128
+  TmaDescriptor b;  // B [batch, N, K] (trans_b): box K 64 x N tile_n; B [batch, K, N]: box N 64 x K 64
+  GemmArgs gemm;    // pointers for the epilogue (bias, aux, C), row counts and strides
+  int tiles_m;      // row tiles per batch (of gemm.rows)
+  int tiles_n;
+  int tiles;  // batch * tiles_m * tiles_n
+};
+
+}  // namespace kernels
+}  // namespace switchyard

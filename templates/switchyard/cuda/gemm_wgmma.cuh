@@ -1,0 +1,140 @@
+// Batched GEMM on Hopper tensor cores (sm_90a) for float16 and bfloat16, fp32 accumulation:
+// C[b] = epilogue(A[b] * op(B[b]) + bias[b]) with A [rows, K] and B [N, K] (trans_b) or [K, N].
+// TMA loads 128 x 64 tiles of A and tile_n x 64 of B into a ring of shared-memory stages that
+// complete on mbarriers; one producer thread keeps the ring full while two consumer warpgroups
+// (setmaxnreg gives them the registers) multiply with wgmma straight from shared memory and
+// release each stage. The grid is persistent over (batch, row tile, column tile) work items, so
+// the next tile's loads overlap this tile's epilogue. Rows past a batch's count and K past the
+// end read as zeros (TMA bounds); the epilogue (bias, activation, SwiGLU) stores guarded rows.
+#pragma once
+
+#include <switchyard/common/gemm_wgmma_args.h>
+#include <switchyard/cuda/gemm_epilogue.cuh>
+#include <switchyard/cuda/hopper.cuh>
+#include <switchyard/cuda/wgmma_ops.cuh>
+
+namespace switchyard {
+namespace cuda {
+
+// Work item t of the persistent grid: batch-major, then groups of kWgmmaGroupRows row tiles
+// walked column by column, so that the blocks running at once share A and B tiles in L2.
+__device__ __forceinline__ GemmTile wgmma_tile(const kernels::GemmWgmmaArgs& p, int t, int tile_n) {
+  const int per_batch = p.tiles_m * p.tiles_n;
+  GemmTile tile;
+  tile.batch = t / per_batch;
+  const int r = t % per_batch, span = kernels::kWgmmaGroupRows * p.tiles_n;
+  const int first_m = (r / span) * kernels::kWgmmaGroupRows;
+  const int group = min(kernels::kWgmmaGroupRows, p.tiles_m - first_m);
+  const int in_group = r % span;
+  tile.m0 = (first_m + in_group % group) * kernels::kWgmmaTileM;
+  tile.n0 = (in_group / group) * tile_n;
+  tile.rows = p.gemm.row_counts ? p.gemm.row_counts[tile.batch] : p.gemm.rows;
+  return tile;
+}
+
+template <typename T, int kN, int kK, bool kBias, int kAct, bool kTransB, int kTileN>
+__global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
+    gemm_wgmma(const __grid_constant__ kernels::GemmWgmmaArgs p) {
+  static_assert(sizeof(T) == 2, "gemm_wgmma: float16 or bfloat16 only");
+  static_assert(kTileN == 128 || kTileN == 256, "gemm_wgmma: tiles of 128 or 256 columns");
+  static_assert(kN % kTileN == 0 && kK % 8 == 0, "gemm_wgmma: N % tile_n == 0 and K % 8 == 0");
+  constexpr int kBM = kernels::kWgmmaTileM, kBK = kernels::kWgmmaTileK;
+  constexpr int kStages = kernels::wgmma_stages(kTileN);
+  constexpr int kABytes = kBM * kBK * 2, kStageBytes = kernels::wgmma_stage_bytes(kTileN);
+  constexpr int kKBlocks = (kK + kBK - 1) / kBK;
+  constexpr int kChunkBytes = kBK * 64 * 2;  // an N-major B box: 64 rows of K, 64 columns
+
+  extern __shared__ unsigned char shared_raw[];
+  unsigned char* shared = reinterpret_cast<unsigned char*>((reinterpret_cast<unsigned long long>(shared_raw) + 1023) &
+                                                           ~static_cast<unsigned long long>(1023));
+  unsigned long long* full = reinterpret_cast<unsigned long long*>(shared + kStages * kStageBytes);
+  unsigned long long* empty = full + kStages;
+  const int warpgroup = threadIdx.x / 128;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      mbarrier_init(&full[s], 1);
+      mbarrier_init(&empty[s], 8);  // each consumer warp releases the stage
+    }
+    mbarrier_init_fence();
+    tma_prefetch_descriptor(&p.a);
+    tma_prefetch_descriptor(&p.b);
+  }
+  __syncthreads();
+
+  if (warpgroup == 0) {  // producer
+    setmaxnreg_dec<40>();
+    if (threadIdx.x != 0) return;
+    int stage = 0;
+    unsigned phase = 0;
+    for (int t = blockIdx.x; t < p.tiles; t += gridDim.x) {
+      const GemmTile tile = wgmma_tile(p, t, kTileN);
+      if (tile.m0 >= tile.rows) continue;
+      for (int kb = 0; kb < kKBlocks; ++kb) {
+        mbarrier_wait(&empty[stage], phase ^ 1);
+        unsigned char* slot = shared + stage * kStageBytes;
+        mbarrier_arrive_expect_tx(&full[stage], kStageBytes);
+        tma_load_3d(slot, &p.a, &full[stage], kb * kBK, tile.m0, tile.batch);
+        if (kTransB) {
+          tma_load_3d(slot + kABytes, &p.b, &full[stage], kb * kBK, tile.n0, tile.batch);
+        } else {
+#pragma unroll
+          for (int j = 0; j < kTileN / 64; ++j)
+            tma_load_3d(slot + kABytes + j * kChunkBytes, &p.b, &full[stage], tile.n0 + j * 64, kb * kBK, tile.batch);
+        }
+        if (++stage == kStages) {
+          stage = 0;
+          phase ^= 1;
+        }
+      }
+    }
+    return;
+  }
+
+  // consumers: warpgroup 1 takes rows 0-63 of the tile, warpgroup 2 rows 64-127
+  setmaxnreg_inc<232>();
+  const int half = warpgroup - 1, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
+  float acc[kTileN / 2];
+  int stage = 0;
+  unsigned phase = 0;
+  for (int t = blockIdx.x; t < p.tiles; t += gridDim.x) {
+    const GemmTile tile = wgmma_tile(p, t, kTileN);
+    if (tile.m0 >= tile.rows) continue;
+    for (int kb = 0; kb < kKBlocks; ++kb) {
+      mbarrier_wait(&full[stage], phase);
+      const unsigned a_base = shared_address(shared + stage * kStageBytes) + half * 64 * 128;
+      const unsigned b_base = shared_address(shared + stage * kStageBytes + kABytes);
+      wgmma_fence_registers(acc);
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < kBK / 16; ++kk) {
+        const unsigned long long da = wgmma_descriptor(a_base + kk * 32, 16, 1024);
+        // K-major B advances 16 values (32 bytes) along its 128-byte rows; N-major B 16 rows.
+        const unsigned long long db = kTransB ? wgmma_descriptor(b_base + kk * 32, 16, 1024)
+                                              : wgmma_descriptor(b_base + kk * 16 * 128, kChunkBytes, 1024);
+        Wgmma<T, kTileN, kTransB>::mma(acc, da, db, (kb | kk) != 0);
+      }
+      wgmma_commit();
+      wgmma_wait<0>();
+      wgmma_fence_registers(acc);
+      if (lane == 0) mbarrier_arrive(&empty[stage]);
+      if (++stage == kStages) {
+        stage = 0;
+        phase ^= 1;
+      }
+    }
+    // Accumulator layout of m64nNk16: warp w holds rows 16w..16w+15; per 8 columns i, a thread
+    // holds (row lane/4, columns 2*(lane%4) + 0, 1) and the same 8 rows below.
+    const int row = tile.m0 + half * 64 + warp * 16 + lane / 4;
+#pragma unroll
+    for (int i = 0; i < kTileN / 8; ++i) {
+      const int col = tile.n0 + i * 8 + (lane % 4) * 2;
+      if (row < tile.rows)
+        gemm_store_pair<T, kN, kBias, kAct>(p.gemm, tile.batch, row, col, acc[4 * i], acc[4 * i + 1]);
+      if (row + 8 < tile.rows)
+        gemm_store_pair<T, kN, kBias, kAct>(p.gemm, tile.batch, row + 8, col, acc[4 * i + 2], acc[4 * i + 3]);
+    }
+  }
+}
+
+}  // namespace cuda
+}  // namespace switchyard

@@ -1,0 +1,152 @@
+// The expert GEMMs on the GPU against the double reference, in the shapes that take each
+// candidate: on a Hopper GPU the wgmma kernel (both B layouts, both tile widths, K deep enough
+// to wrap its shared-memory ring, ragged and grouped rows, every epilogue), elsewhere the
+// mma.sync kernel these shapes fall back to. Skips, saying why, without a CUDA device.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+
+#include "jit/kernels/gemm.h"
+#include "runtime/context.h"
+#include "runtime/gemm_ops.h"
+#include "tests/reference/moe_reference.h"
+#include "tests/support/dtype_values.h"
+
+namespace switchyard {
+namespace {
+
+using testing::decode_values;
+using testing::encode_values;
+
+class GpuGemm : public ::testing::TestWithParam<DType> {
+ protected:
+  void SetUp() override {
+    const std::string reason = Context::cuda_unavailable_reason();
+    if (!reason.empty()) GTEST_SKIP() << "GPU test skipped: " << reason;
+  }
+};
+
+struct Case {
+  int64_t batch, rows, k, n;
+  bool trans_b;
+  kernels::GemmActivation act;  // kActNone, kActGelu (with bias) or kActSwiglu (aux)
+  bool grouped;                 // row counts per batch, one of them 0
+};
+
+std::vector<double> uniform(std::mt19937& rng, size_t count) {
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<double> v(count);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+double silu(double x) {
+  return x / (1 + std::exp(-x));
+}
+
+TEST_P(GpuGemm, HopperShapesMatchTheReference) {
+  const DType dt = GetParam();
+  Context& context = Context::global();
+  Device& gpu = context.cuda(0);
+  const bool hopper = gpu.target().sm == 90 && gpu.target().arch_specific;
+  std::mt19937 rng(31);
+  for (const Case c : {Case{2, 300, 1152, 256, false, kernels::kActGelu, false},  // 18 K blocks: the ring wraps
+                       Case{3, 200, 256, 384, true, kernels::kActNone, false},    // tile_n 128, B [N, K]
+                       Case{4, 260, 512, 512, false, kernels::kActSwiglu, true},  // grouped, SwiGLU epilogue
+                       Case{2, 129, 64, 128, true, kernels::kActGelu, true}}) {   // one K block, 129 rows
+    SCOPED_TRACE(::testing::Message() << c.batch << "x" << c.rows << "x" << c.k << "x" << c.n
+                                      << (c.trans_b ? " trans_b" : "") << " act " << c.act
+                                      << (c.grouped ? " grouped" : ""));
+    const bool bias = c.act == kernels::kActGelu;
+    const kernels::GemmShape shape{
+        .dtype = dt, .n = c.n, .k = c.k, .trans_b = c.trans_b, .bias = bias, .activation = c.act};
+    if (hopper) {
+      EXPECT_EQ(kernels::gemm_spec(shape, gpu.target()).family, "gemm_wgmma");
+    }
+    const std::string ha = encode_values(uniform(rng, c.batch * c.rows * c.k), dt);
+    const std::string hw = encode_values(uniform(rng, c.batch * c.k * c.n), dt);
+    const std::string hb = encode_values(uniform(rng, c.batch * c.n), dt);
+    const std::string hx = encode_values(uniform(rng, c.batch * c.rows * c.n), dt);  // SwiGLU's gate input
+    std::vector<int> counts(c.batch, static_cast<int>(c.rows));
+    if (c.grouped)
+      for (int64_t b = 0; b < c.batch; ++b) counts[b] = static_cast<int>((b * 97 + 13) % (c.rows + 1)) * (b != 1);
+    const size_t out_bytes = c.batch * c.rows * c.n * dtype_size(dt);
+    Buffer da(gpu, ha.size()), dw(gpu, hw.size()), db(gpu, hb.size()), dx(gpu, hx.size()), dc(gpu, out_bytes);
+    gpu.copy_from_host(da.data(), ha.data(), ha.size());
+    gpu.copy_from_host(dw.data(), hw.data(), hw.size());
+    gpu.copy_from_host(db.data(), hb.data(), hb.size());
+    gpu.copy_from_host(dx.data(), hx.data(), hx.size());
+    const std::string poison(out_bytes, '\x7b');  // rows past a batch's count must keep it
+    gpu.copy_from_host(dc.data(), poison.data(), poison.size());
+    const Tensor tb = db.view(dt, {c.batch, c.n}), tx = dx.view(dt, {c.batch, c.rows, c.n});
+    const Tensor tcounts(counts.data(), DType::kInt32, {c.batch});
+    GemmOptions options;
+    options.trans_b = c.trans_b;
+    options.activation = c.act;
+    options.bias = bias ? &tb : nullptr;
+    options.aux = c.act == kernels::kActSwiglu ? &tx : nullptr;
+    options.row_counts = c.grouped ? &tcounts : nullptr;
+    batched_gemm(
+        context, da.view(dt, {c.batch, c.rows, c.k}),
+        dw.view(dt, c.trans_b ? std::vector<int64_t>{c.batch, c.n, c.k} : std::vector<int64_t>{c.batch, c.k, c.n}),
+        dc.view(dt, {c.batch, c.rows, c.n}), options);
+    std::string out(out_bytes, '\0');
+    gpu.copy_to_host(out.data(), dc.data(), out.size());
+    const auto got = decode_values(out, dt), poisoned = decode_values(poison, dt);
+    const auto bias_values = decode_values(hb, dt), aux = decode_values(hx, dt);
+    auto want = reference::gemm(decode_values(ha, dt), decode_values(hw, dt), bias ? &bias_values : nullptr, c.batch,
+                                c.rows, c.k, c.n, c.trans_b,
+                                c.act == kernels::kActGelu ? reference::Act::kGelu : reference::Act::kNone);
+    if (c.act == kernels::kActSwiglu)
+      for (size_t i = 0; i < want.size(); ++i) want[i] *= silu(aux[i]);
+    // NOTE: fp32 accumulation of exact products; the error is the final rounding to the dtype
+    // (sums of K products of values in [-1, 1] reach about sqrt(K)).
+    const double tol = dt == DType::kFloat16 ? 2e-3 : 1e-2;
+    for (int64_t b = 0; b < c.batch; ++b)
+      for (int64_t r = 0; r < c.rows; ++r)
+        for (int64_t j = 0; j < c.n; ++j) {
+          const size_t i = (b * c.rows + r) * c.n + j;
+          if (r >= counts[b]) {
+            ASSERT_EQ(got[i], poisoned[i])
+                << "batch " << b << " row " << r << " (count " << counts[b] << ") was written";
+          } else {
+            ASSERT_NEAR(got[i], want[i], tol * (1 + std::abs(want[i])))
+                << "batch " << b << " row " << r << " col " << j;
+          }
+        }
+  }
+}
+
+// A GEMM whose operands are not 16-byte aligned cannot be read by TMA or cp.async: it still
+// computes, on the SIMT kernel, the same values.
+TEST_P(GpuGemm, UnalignedOperandsTakeTheSimtKernelAndAgree) {
+  const DType dt = GetParam();
+  Context& context = Context::global();
+  Device& gpu = context.cuda(0);
+  std::mt19937 rng(32);
+  const int64_t rows = 70, k = 128, n = 128;
+  const std::string ha = encode_values(uniform(rng, rows * k + 1), dt), hw = encode_values(uniform(rng, k * n), dt);
+  Buffer da(gpu, ha.size()), dw(gpu, hw.size()), dc(gpu, rows * n * dtype_size(dt));
+  gpu.copy_from_host(da.data(), ha.data(), ha.size());
+  gpu.copy_from_host(dw.data(), hw.data(), hw.size());
+  // A starts one element (2 bytes) into its buffer.
+  const Tensor a(static_cast<char*>(da.data()) + dtype_size(dt), dt, {1, rows, k}, gpu.ref());
+  EXPECT_EQ(kernels::gemm_spec({.dtype = dt, .n = n, .k = k, .aligned_16 = false}, gpu.target()).family, "gemm_simt");
+  batched_gemm(context, a, dw.view(dt, {1, k, n}), dc.view(dt, {1, rows, n}));
+  std::string out(dc.bytes(), '\0');
+  gpu.copy_to_host(out.data(), dc.data(), out.size());
+  auto av = decode_values(ha, dt);
+  av.erase(av.begin());
+  const auto want = reference::gemm(av, decode_values(hw, dt), nullptr, 1, rows, k, n, false, reference::Act::kNone);
+  const auto got = decode_values(out, dt);
+  const double tol = dt == DType::kFloat16 ? 2e-3 : 1e-2;
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], tol * (1 + std::abs(want[i]))) << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(HalfTypes, GpuGemm, ::testing::Values(DType::kFloat16, DType::kBFloat16),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+}  // namespace
+}  // namespace switchyard
