@@ -296,6 +296,11 @@ int run(const Flags& f, comm::Communicator* group) {
   double last = 0;
   for (size_t i = times.size() > 10 ? times.size() - 10 : 0; i < times.size(); ++i) last += times[i];
   std::cout << "\n[Summary] Average synchronized step_time = " << last / 10 << " sec.\n";  // Tutel divides by 10
+  if (device.is_cuda()) {
+    const CudaDevice::MemoryHighWater high = dynamic_cast<CudaDevice&>(device).memory_high_water();
+    std::printf("[Memory] %s: buffers peaked at %.1f MiB (the pool reserved %.1f MiB)\n", device.name().c_str(),
+                static_cast<double>(high.used) / (1 << 20), static_cast<double>(high.reserved) / (1 << 20));
+  }
   if (!checkpoint.empty()) layer.save(checkpoint);
   return 0;
 }

@@ -41,6 +41,12 @@ CudaDevice::CudaDevice(int ordinal) : driver_(CudaDriver::get()), ordinal_(ordin
   cuda_check(driver_.cuStreamCreate(&stream_, 0), "cuStreamCreate");
   cuda_check(driver_.cuStreamCreate(&comm_stream_, 0), "cuStreamCreate");
   cuda_check(driver_.cuEventCreate(&fence_, kCuEventDisableTiming), "cuEventCreate");
+  // NOTE: the default release threshold (0) hands freed memory back to the driver at every
+  // synchronization, so each step would allocate from the driver again; keep it all instead.
+  cuda_check(driver_.cuDeviceGetDefaultMemPool(&pool_, device_), "cuDeviceGetDefaultMemPool");
+  unsigned long long keep_everything = ~0ull;
+  cuda_check(driver_.cuMemPoolSetAttribute(pool_, kCuMemPoolAttrReleaseThreshold, &keep_everything),
+             "cuMemPoolSetAttribute(release threshold)");
 }
 
 CudaDevice::~CudaDevice() {
@@ -88,12 +94,33 @@ void CudaDevice::launch(const LoadedKernel& kernel, const LaunchConfig& config, 
 void* CudaDevice::allocate(size_t bytes) {
   make_current();
   CUdeviceptr pointer = 0;
-  cuda_check(driver_.cuMemAlloc_v2(&pointer, bytes == 0 ? 256 : bytes), "cuMemAlloc");
+  const CUresult result = driver_.cuMemAllocAsync(&pointer, bytes == 0 ? 256 : bytes, stream_);
+  if (result != 0) {
+    const std::string call = "cuMemAllocAsync(" + std::to_string(bytes) + " bytes on " + name() +
+                             "; this process's buffers peaked at " + std::to_string(memory_high_water().used) +
+                             " bytes)";
+    cuda_check(result, call.c_str());
+  }
   return reinterpret_cast<void*>(pointer);
 }
 
+// Ordered after every launch and copy already on the compute stream, which is where every user
+// of a buffer runs (communication waits on it before each collective).
 void CudaDevice::release(void* pointer) noexcept {
-  if (pointer != nullptr) driver_.cuMemFree_v2(reinterpret_cast<CUdeviceptr>(pointer));
+  if (pointer != nullptr) driver_.cuMemFreeAsync(reinterpret_cast<CUdeviceptr>(pointer), stream_);
+}
+
+void CudaDevice::reset_memory_high_water() {
+  unsigned long long zero = 0;  // the only value the driver takes: back to the current level
+  cuda_check(driver_.cuMemPoolSetAttribute(pool_, kCuMemPoolAttrUsedMemHigh, &zero), "cuMemPoolSetAttribute");
+  cuda_check(driver_.cuMemPoolSetAttribute(pool_, kCuMemPoolAttrReservedMemHigh, &zero), "cuMemPoolSetAttribute");
+}
+
+CudaDevice::MemoryHighWater CudaDevice::memory_high_water() const {
+  MemoryHighWater high;
+  driver_.cuMemPoolGetAttribute(pool_, kCuMemPoolAttrUsedMemHigh, &high.used);
+  driver_.cuMemPoolGetAttribute(pool_, kCuMemPoolAttrReservedMemHigh, &high.reserved);
+  return high;
 }
 
 void CudaDevice::fill_zero(void* pointer, size_t bytes) {

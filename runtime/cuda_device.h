@@ -26,6 +26,8 @@ class CudaDevice final : public Device {
   Target target() const override { return Target::cuda(sm_, sm_ == 90); }
   std::unique_ptr<LoadedKernel> load(const Binary& binary) override;
   void launch(const LoadedKernel& kernel, const LaunchConfig& config, void** params) override;
+  /// Stream-ordered, from the device's memory pool, which keeps what is freed for the next
+  /// allocation (no driver call that synchronizes once a step's sizes have been seen).
   void* allocate(size_t bytes) override;
   void release(void* pointer) noexcept override;
   void fill_zero(void* pointer, size_t bytes) override;
@@ -46,6 +48,15 @@ class CudaDevice final : public Device {
   /// first; strides in bytes of dims 1 and 2), read in boxes of `box` elements through the
   /// 128-byte swizzle; reads out of bounds give zeros. UserError naming the tensor when the
   /// driver refuses it (a base or stride not a multiple of 16 bytes).
+  /// The most device memory this process's buffers held at once, and the most the pool reserved
+  /// from the driver for them, in bytes.
+  struct MemoryHighWater {
+    unsigned long long used = 0;
+    unsigned long long reserved = 0;
+  };
+  MemoryHighWater memory_high_water() const;
+  /// Starts both marks again from what is in use and reserved now.
+  void reset_memory_high_water();
   kernels::TmaDescriptor tma_descriptor(DType dtype, const void* base, const unsigned long long (&dims)[3],
                                         const unsigned long long (&strides)[2], const unsigned (&box)[3]) const;
 
@@ -61,7 +72,9 @@ class CudaDevice final : public Device {
   CUcontext context_ = nullptr;
   CUstream stream_ = nullptr;
   CUstream comm_stream_ = nullptr;
-  CUevent fence_ = nullptr;  // compute -> communication ordering, re-recorded at each collective
+  CUevent fence_ = nullptr;
+  CUmemoryPool pool_ = nullptr;  // the device's default pool, told to keep what is freed  // compute -> communication
+                                 // ordering, re-recorded at each collective
   int sm_ = 0;
   unsigned multiprocessors_ = 0;
   std::string device_name_;

@@ -15,6 +15,7 @@ using CUdevice = int;
 using CUdeviceptr = unsigned long long;
 using CUcontext = struct CUctx_st*;
 using CUmodule = struct CUmod_st*;
+using CUmemoryPool = struct CUmemPoolHandle_st*;
 using CUfunction = struct CUfunc_st*;
 using CUstream = struct CUstream_st*;
 using CUevent = struct CUevent_st*;
@@ -25,6 +26,9 @@ inline constexpr int kCuAttrMultiprocessorCount = 16;
 inline constexpr int kCuMemoryTypeDevice = 2;               // CU_MEMORYTYPE_DEVICE
 inline constexpr unsigned kCuEventDisableTiming = 2;        // CU_EVENT_DISABLE_TIMING
 inline constexpr int kCuFuncAttrMaxDynamicSharedBytes = 8;  // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+inline constexpr int kCuMemPoolAttrReleaseThreshold = 4;    // CU_MEMPOOL_ATTR_RELEASE_THRESHOLD
+inline constexpr int kCuMemPoolAttrReservedMemHigh = 6;     // CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH
+inline constexpr int kCuMemPoolAttrUsedMemHigh = 8;         // CU_MEMPOOL_ATTR_USED_MEM_HIGH
 
 /// CUtensorMap: the opaque TMA descriptor kernels take as a __grid_constant__ parameter (the
 /// templates' kernels::TmaDescriptor, so that an encoded map goes straight into kernel arguments).
@@ -92,6 +96,11 @@ struct CudaMemcpy2D {
   X(cuMemcpyDtoH_v2, CUresult, (void*, CUdeviceptr, size_t))                                                      \
   X(cuMemcpyDtoDAsync_v2, CUresult, (CUdeviceptr, CUdeviceptr, size_t, CUstream))                                 \
   X(cuMemcpy2DAsync_v2, CUresult, (const CudaMemcpy2D*, CUstream))                                                \
+  X(cuDeviceGetDefaultMemPool, CUresult, (CUmemoryPool*, CUdevice))                                               \
+  X(cuMemPoolSetAttribute, CUresult, (CUmemoryPool, int, void*))                                                  \
+  X(cuMemPoolGetAttribute, CUresult, (CUmemoryPool, int, void*))                                                  \
+  X(cuMemAllocAsync, CUresult, (CUdeviceptr*, size_t, CUstream))                                                  \
+  X(cuMemFreeAsync, CUresult, (CUdeviceptr, CUstream))                                                            \
   X(cuFuncSetAttribute, CUresult, (CUfunction, int, int))                                                         \
   X(cuTensorMapEncodeTiled, CUresult,                                                                             \
     (CuTensorMap*, int, unsigned, void*, const unsigned long long*, const unsigned long long*, const unsigned*,   \

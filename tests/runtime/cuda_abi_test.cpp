@@ -47,6 +47,9 @@ TEST(CudaAbi, ConstantsMatchCudaH) {
   EXPECT_EQ(kCuAttrComputeCapabilityMinor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
   EXPECT_EQ(kCuAttrMultiprocessorCount, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
   EXPECT_EQ(kCuFuncAttrMaxDynamicSharedBytes, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES);
+  EXPECT_EQ(kCuMemPoolAttrReleaseThreshold, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD);
+  EXPECT_EQ(kCuMemPoolAttrReservedMemHigh, CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH);
+  EXPECT_EQ(kCuMemPoolAttrUsedMemHigh, CU_MEMPOOL_ATTR_USED_MEM_HIGH);
   EXPECT_EQ(kCuTensorMapFloat16, CU_TENSOR_MAP_DATA_TYPE_FLOAT16);
   EXPECT_EQ(kCuTensorMapFloat32, CU_TENSOR_MAP_DATA_TYPE_FLOAT32);
   EXPECT_EQ(kCuTensorMapBFloat16, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16);
@@ -72,8 +75,7 @@ constexpr bool same_arguments(std::index_sequence<I...>) {
   using FA = typename Signature<F>::Args;
   using GA = typename Signature<G>::Args;
   return ((sizeof(std::tuple_element_t<I, FA>) == sizeof(std::tuple_element_t<I, GA>) &&
-           std::is_pointer_v<std::tuple_element_t<I, FA>> == std::is_pointer_v<std::tuple_element_t<I, GA>>) &&
-          ...);
+           std::is_pointer_v<std::tuple_element_t<I, FA>> == std::is_pointer_v<std::tuple_element_t<I, GA>>)&&...);
 }
 
 template <typename Ours, typename Theirs>
@@ -89,6 +91,11 @@ constexpr bool same_abi() {
 
 static_assert(same_abi<decltype(CudaDriver::cuTensorMapEncodeTiled), decltype(&::cuTensorMapEncodeTiled)>());
 static_assert(same_abi<decltype(CudaDriver::cuFuncSetAttribute), decltype(&::cuFuncSetAttribute)>());
+static_assert(same_abi<decltype(CudaDriver::cuDeviceGetDefaultMemPool), decltype(&::cuDeviceGetDefaultMemPool)>());
+static_assert(same_abi<decltype(CudaDriver::cuMemPoolSetAttribute), decltype(&::cuMemPoolSetAttribute)>());
+static_assert(same_abi<decltype(CudaDriver::cuMemPoolGetAttribute), decltype(&::cuMemPoolGetAttribute)>());
+static_assert(same_abi<decltype(CudaDriver::cuMemAllocAsync), decltype(&::cuMemAllocAsync)>());
+static_assert(same_abi<decltype(CudaDriver::cuMemFreeAsync), decltype(&::cuMemFreeAsync)>());
 static_assert(same_abi<decltype(CudaDriver::cuMemcpy2DAsync_v2), decltype(&::cuMemcpy2DAsync_v2)>());
 static_assert(!same_abi<decltype(CudaDriver::cuFuncSetAttribute), decltype(&::cuMemcpy2DAsync_v2)>(),
               "the check tells signatures apart");

@@ -9,6 +9,7 @@
 #include <functional>
 #include <random>
 
+#include "runtime/cuda_device.h"
 #include "runtime/gemm_ops.h"
 #include "runtime/moe_layer.h"
 #include "runtime/safetensors.h"
@@ -247,6 +248,50 @@ TEST_P(GpuMoe, TrainingStepMatchesTheReferenceBackward) {
           << name << " after one SGD step";
     }
   }
+}
+
+// Once a training step has run, the next steps of the same shapes reuse the pool's memory: the
+// driver is asked for nothing more (the pool's reservation stays put) and the buffers in use never
+// peak higher (nothing accumulates from step to step).
+TEST_P(GpuMoe, SteadyStateStepsTakeNoNewMemoryFromTheDriver) {
+  const DType dt = GetParam();
+  Context& context = Context::global();
+  auto& gpu = dynamic_cast<CudaDevice&>(context.cuda(0));
+  MoeLayerConfig config;
+  config.model_dim = 128;
+  config.hidden_size = 256;
+  config.num_experts = 4;
+  config.dtype = dt;
+  MoeLayer layer(context, gpu, config);
+  layer.init_parameters(6);
+  const int64_t s = 512, m = config.model_dim;
+  std::mt19937 rng(13);
+  std::normal_distribution<double> normal;
+  std::vector<double> x(s * m);
+  for (auto& v : x) v = normal(rng);
+  const std::string hx = encode_values(x, dt);
+  Buffer dx(gpu, hx.size()), dy(gpu, hx.size());
+  gpu.copy_from_host(dx.data(), hx.data(), hx.size());
+  gpu.copy_from_host(dy.data(), hx.data(), hx.size());
+  auto step = [&] {
+    ForwardOptions o;
+    o.save_for_backward = true;
+    layer.forward(dx.view(dt, {s, m}), o);
+    layer.backward(dy.view(dt, {s, m}), 0.01);
+    layer.sgd_step(SgdOptions{});
+  };
+  gpu.synchronize();
+  gpu.reset_memory_high_water();  // earlier tests' peaks out of the way
+  for (int i = 0; i < 2; ++i) step();
+  gpu.synchronize();
+  const CudaDevice::MemoryHighWater warm = gpu.memory_high_water();
+  gpu.reset_memory_high_water();
+  for (int i = 0; i < 5; ++i) step();
+  gpu.synchronize();
+  const CudaDevice::MemoryHighWater later = gpu.memory_high_water();
+  EXPECT_GT(warm.used, 0u);
+  EXPECT_EQ(later.reserved, warm.reserved) << "the pool asked the driver for more memory in a steady state";
+  EXPECT_EQ(later.used, warm.used) << "the buffers in use peaked higher than in the first steps";
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, GpuMoe, ::testing::Values(DType::kFloat32, DType::kFloat16, DType::kBFloat16),
