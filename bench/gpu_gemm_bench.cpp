@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <regex>
 
 #include "bench/random_fill.h"
 #include "core/error.h"
@@ -53,35 +54,71 @@ double seconds_per_call(F body) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / iterations;
 }
 
-// C [batch, rows, n] = A [batch, rows, k] W, W [batch, k, n], or W^T with trans_b (W [batch, n, k]:
-// the data-gradient form).
+enum class Form { kForward, kDataGradient, kWeightGradient };
+
+// What the chosen kernel costs a multiprocessor: registers per thread (ptxas), dynamic shared
+// memory per block, and how many blocks fit at once by those two.
+nlohmann::json kernel_resources(Context& context, const KernelSpec& spec, const LaunchConfig& launch) {
+  const std::string& log = context.store().obtain(spec).binary.log;
+  std::smatch match;
+  const int registers = std::regex_search(log, match, std::regex(R"(Used (\d+) registers)")) ? std::stoi(match[1]) : 0;
+  const int threads = static_cast<int>(launch.block);
+  int blocks = registers > 0 ? 65536 / (registers * threads) : 0;
+  if (launch.shared_bytes > 0) blocks = std::min(blocks, static_cast<int>(233472 / (launch.shared_bytes + 1024)));
+  return {{"registers", registers},
+          {"threads", threads},
+          {"shared_bytes", launch.shared_bytes},
+          {"blocks_per_sm", std::min(blocks, 2048 / threads)}};
+}
+
+// kForward: C [batch, rows, n] = A [batch, rows, k] W, W [batch, k, n]. kDataGradient: the same
+// with W^T (W [batch, n, k]). kWeightGradient: C [batch, k, n] = A^T B, B [batch, rows, n],
+// reducing over the rows.
 nlohmann::json run_case(Context& context, const Cublas& cublas, const char* name, DType dt, int64_t batch, int64_t rows,
-                        int64_t k, int64_t n, bool trans_b = false) {
+                        int64_t k, int64_t n, Form form = Form::kForward) {
   Device& gpu = context.cuda(0);
   const size_t el = dtype_size(dt);
-  Buffer a(gpu, batch * rows * k * el), w(gpu, batch * k * n * el), c(gpu, batch * rows * n * el);
+  const bool trans_a = form == Form::kWeightGradient, trans_b = form == Form::kDataGradient;
+  const int64_t c_rows = trans_a ? k : rows, w_rows = trans_a ? rows : k;
+  Buffer a(gpu, batch * rows * k * el), w(gpu, batch * w_rows * n * el), c(gpu, batch * c_rows * n * el);
   bench::fill_random(gpu, a.data(), a.bytes(), dt, 1);
   bench::fill_random(gpu, w.data(), w.bytes(), dt, 2);
-  Tensor ta = a.view(dt, {batch, rows, k}), tc = c.view(dt, {batch, rows, n});
-  Tensor tw = trans_b ? w.view(dt, {batch, n, k}) : w.view(dt, {batch, k, n});
+  Tensor ta = a.view(dt, {batch, rows, k}), tc = c.view(dt, {batch, c_rows, n});
+  Tensor tw = trans_b ? w.view(dt, {batch, n, k}) : w.view(dt, {batch, w_rows, n});
   GemmOptions options;
+  options.trans_a = trans_a;
   options.trans_b = trans_b;
-  const std::string family = kernels::gemm_spec({.dtype = dt, .n = n, .k = k, .trans_b = trans_b}, gpu.target()).family;
+  const KernelSpec spec =
+      kernels::gemm_spec({.dtype = dt, .n = n, .k = k, .trans_b = trans_b, .trans_a = trans_a}, gpu.target());
+  const LaunchConfig launch = kernels::gemm_launch_config(
+      spec, {.batch = batch, .rows = rows, .max_rows = rows, .k = k, .n = n, .parallelism = gpu.parallelism()});
   double ours = seconds_per_call([&] { batched_gemm(context, ta, tw, tc, options); });
   const float one = 1.0f, zero = 0.0f;
-  // Row-major C = A W is column-major C^T = W^T A^T: cuBLAS m = n, n = rows.
+  const int ct = cuda_type(dt);
+  // Row-major C = A op(W) is column-major C^T = op(W)^T A^T: cuBLAS m = n, n = rows. The weight
+  // gradient C^T [n, k] = B^T A: m = n, n = k, reducing over the rows (A transposed).
   double theirs = seconds_per_call([&] {
+    if (trans_a) {
+      cublas.gemm(cublas.handle, 0, 1, static_cast<int>(n), static_cast<int>(k), static_cast<int>(rows), &one, w.data(),
+                  ct, static_cast<int>(n), rows * n, a.data(), ct, static_cast<int>(k), rows * k, &zero, c.data(), ct,
+                  static_cast<int>(n), k * n, static_cast<int>(batch), 68 /*COMPUTE_32F*/, -1);
+      return;
+    }
     cublas.gemm(cublas.handle, trans_b ? 1 : 0, 0, static_cast<int>(n), static_cast<int>(rows), static_cast<int>(k),
-                &one, w.data(), cuda_type(dt), static_cast<int>(trans_b ? k : n), k * n, a.data(), cuda_type(dt),
-                static_cast<int>(k), rows * k, &zero, c.data(), cuda_type(dt), static_cast<int>(n), rows * n,
-                static_cast<int>(batch), 68 /*COMPUTE_32F*/, -1);
+                &one, w.data(), ct, static_cast<int>(trans_b ? k : n), k * n, a.data(), ct, static_cast<int>(k),
+                rows * k, &zero, c.data(), ct, static_cast<int>(n), rows * n, static_cast<int>(batch),
+                68 /*COMPUTE_32F*/, -1);
   });
   double flops = 2.0 * batch * rows * k * n;
+  const nlohmann::json resources = kernel_resources(context, spec, launch);
   std::cerr << "gpu_gemm_bench: " << name << " " << dtype_name(dt) << " " << flops / ours / 1e12 << " TFLOP/s, cuBLAS "
-            << flops / theirs / 1e12 << " (" << theirs / ours << "x) [" << family << "]" << std::endl;
+            << flops / theirs / 1e12 << " (" << theirs / ours << "x) [" << spec.family << ", " << resources["registers"]
+            << " registers, " << resources["shared_bytes"] << " B shared, " << resources["blocks_per_sm"]
+            << " block(s)/SM]" << std::endl;
   return {{"name", name},
           {"dtype", dtype_name(dt)},
-          {"kernel", family},
+          {"kernel", spec.family},
+          {"resources", resources},
           {"switchyard_tflops", flops / ours / 1e12},
           {"cublas_tflops", flops / theirs / 1e12},
           {"vs_cublas", theirs / ours}};
@@ -107,7 +144,9 @@ int main() {
       results.push_back(run_case(context, cublas, "mid fc1", dt, 8, 1024, 1024, 4096));
       results.push_back(run_case(context, cublas, "mid fc2", dt, 8, 1024, 4096, 1024));
       results.push_back(run_case(context, cublas, "mixtral fc1", dt, 8, 2048, 4096, 14336));
-      results.push_back(run_case(context, cublas, "mixtral fc1 dgrad", dt, 8, 2048, 14336, 4096, true));
+      results.push_back(run_case(context, cublas, "mixtral fc1 dgrad", dt, 8, 2048, 14336, 4096, Form::kDataGradient));
+      results.push_back(
+          run_case(context, cublas, "mixtral fc2 wgrad", dt, 8, 2048, 14336, 4096, Form::kWeightGradient));
     }
     std::cout << nlohmann::json{{"device", context.cuda(0).name()}, {"results", results}}.dump(2) << "\n";
     return 0;

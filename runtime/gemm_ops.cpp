@@ -28,9 +28,19 @@ kernels::GemmWgmmaArgs wgmma_args(const CudaDevice& device, const KernelSpec& sp
   const unsigned long long batch = gemm.batch, rows = gemm.rows, k = spec.int_param("k"), n = spec.int_param("n");
   const auto tile_n = static_cast<unsigned>(spec.int_param("tile_n"));
   kernels::GemmWgmmaArgs args{};
-  args.a = device.tma_descriptor(a.dtype(), a.data(), {k, rows, batch}, {k * 2, rows * k * 2},
-                                 {kernels::kWgmmaTileK, kernels::kWgmmaTileM, 1});
-  if (spec.bool_param("trans_b")) {
+  const bool trans_a = spec.bool_param("trans_a");
+  // trans_a reads A^T in 64-column boxes (64 output rows by 64 rows of the reduction)
+  if (trans_a) {
+    args.a = device.tma_descriptor(a.dtype(), a.data(), {k, rows, batch}, {k * 2, rows * k * 2},
+                                   {64, kernels::kWgmmaTileK, 1});
+  } else {
+    args.a = device.tma_descriptor(a.dtype(), a.data(), {k, rows, batch}, {k * 2, rows * k * 2},
+                                   {kernels::kWgmmaTileK, kernels::kWgmmaTileM, 1});
+  }
+  if (trans_a) {  // B [B, R, N]: boxes of 64 columns x 64 rows of the reduction
+    args.b = device.tma_descriptor(w.dtype(), w.data(), {n, rows, batch}, {n * 2, rows * n * 2},
+                                   {64, kernels::kWgmmaTileK, 1});
+  } else if (spec.bool_param("trans_b")) {
     args.b = device.tma_descriptor(w.dtype(), w.data(), {k, n, batch}, {k * 2, n * k * 2},
                                    {kernels::kWgmmaTileK, tile_n, 1});
   } else {
@@ -38,7 +48,8 @@ kernels::GemmWgmmaArgs wgmma_args(const CudaDevice& device, const KernelSpec& sp
         device.tma_descriptor(w.dtype(), w.data(), {n, k, batch}, {n * 2, n * k * 2}, {64, kernels::kWgmmaTileK, 1});
   }
   args.gemm = gemm;
-  args.tiles_m = static_cast<int>((rows + kernels::kWgmmaTileM - 1) / kernels::kWgmmaTileM);
+  const unsigned long long out_rows = trans_a ? k : rows;
+  args.tiles_m = static_cast<int>((out_rows + kernels::kWgmmaTileM - 1) / kernels::kWgmmaTileM);
   args.tiles_n = static_cast<int>(n / tile_n);
   args.tiles = static_cast<int>(batch) * args.tiles_m * args.tiles_n;
   return args;
@@ -85,7 +96,8 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
                                  .activation = options.activation,
                                  .allow_tf32 = options.allow_tf32,
                                  .trans_a = options.trans_a,
-                                 .aligned_16 = aligned_16(a.data()) && aligned_16(w.data())};
+                                 .aligned_16 = aligned_16(a.data()) && aligned_16(w.data()),
+                                 .grouped = options.row_counts != nullptr};
   const KernelSpec spec = kernels::gemm_spec(shape, device.target());
   const LoadedKernel& kernel = context.kernel(device, spec);
   if (max_rows == 0 && !options.trans_a) return;

@@ -162,6 +162,14 @@ std::vector<kernels::GemmShape> training_gemms(const ModelConfig& c, DType dtype
     shapes.push_back({.dtype = dtype, .n = m, .k = h, .trans_a = true});
     shapes.push_back({.dtype = dtype, .n = h, .k = m, .trans_a = true});
   }
+  // Dropless grouped layers reduce weight gradients over each expert's count, which not every
+  // kernel can (gemm_spec sends those elsewhere): both forms, the same spec where they agree.
+  const size_t plain = shapes.size();
+  for (size_t i = 0; i < plain; ++i) {
+    if (!shapes[i].trans_a) continue;
+    shapes.push_back(shapes[i]);
+    shapes.back().grouped = true;
+  }
   return shapes;
 }
 

@@ -126,7 +126,8 @@ KernelFamily gemm_wgmma_family() {
               {"bias", ParamDecl::Kind::kBool},
               {"activation", ParamDecl::Kind::kInt, kActNone, kActSiluGrad},
               {"trans_b", ParamDecl::Kind::kBool},
-              {"tile_n", ParamDecl::Kind::kInt, 128, 256}};
+              {"tile_n", ParamDecl::Kind::kInt, 128, 256},
+              {"trans_a", ParamDecl::Kind::kBool}};
   f.cuda_header = "switchyard/cuda/gemm_wgmma.cuh";
   f.cuda_function = "switchyard::cuda::gemm_wgmma";
   // TMA reads its descriptors from parameter space: the whole struct is a __grid_constant__.
@@ -139,12 +140,15 @@ KernelFamily gemm_wgmma_family() {
         << "kernel spec " << spec.to_string() << ": the wgmma GEMM needs n % tile_n == 0 and k % 64 == 0";
     SY_CHECK(spec.target.sm == 90 && spec.target.arch_specific)
         << "kernel spec " << spec.to_string() << ": wgmma and setmaxnreg need sm_90a";
+    check_trans_a(spec);
   };
   return f;
 }
 
 bool uses_wgmma(const GemmShape& shape, const Target& target) {
-  return target.is_cuda() && target.sm == 90 && target.arch_specific && !shape.trans_a &&
+  // NOTE: the weight gradient over grouped rows would read rows past each batch's count (TMA
+  // cannot mask them): it stays on the SIMT kernel.
+  return target.is_cuda() && target.sm == 90 && target.arch_specific && !(shape.trans_a && shape.grouped) &&
          (shape.dtype == DType::kFloat16 || shape.dtype == DType::kBFloat16) && shape.n % 128 == 0 &&
          shape.k % kWgmmaTileK == 0 && shape.aligned_16 && gemm_ceiling() == GemmCeiling::kAuto;
 }
@@ -168,6 +172,7 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
       spec.params.push_back({"activation", static_cast<int64_t>(shape.activation)});
       spec.params.push_back({"trans_b", shape.trans_b});
       spec.params.push_back({"tile_n", int64_t{shape.n % 256 == 0 ? 256 : 128}});
+      spec.params.push_back({"trans_a", shape.trans_a});
       return spec;
     }
     const bool tensor_cores = uses_tensor_cores(shape, target);
@@ -214,7 +219,7 @@ LaunchConfig gemm_launch_config(const KernelSpec& spec, const GemmProblem& p) {
   auto tiles = [](int64_t extent, int64_t size) { return (extent + size - 1) / size; };
   LaunchConfig config;
   if (spec.family == "gemm_wgmma") {  // persistent: at most one block per multiprocessor
-    const int64_t work = p.batch * tiles(p.rows, tile.m) * tiles(p.n, tile.n);
+    const int64_t work = p.batch * tiles(spec.bool_param("trans_a") ? p.k : p.rows, tile.m) * tiles(p.n, tile.n);
     config.grid = static_cast<unsigned>(std::clamp<int64_t>(work, 1, std::max(p.parallelism, 1u)));
     config.block = kWgmmaThreads;
     config.shared_bytes = static_cast<unsigned>(wgmma_shared_bytes(static_cast<int>(tile.n)));

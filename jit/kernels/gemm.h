@@ -26,6 +26,7 @@ struct GemmShape {
   bool allow_tf32 = false;  // float32 on CUDA may run on tensor cores in TF32
   bool trans_a = false;     // the weight gradient C [K, N] = A^T B, reducing over the rows
   bool aligned_16 = true;   // A and B start on 16-byte boundaries (TMA and cp.async read 16 bytes)
+  bool grouped = false;     // row counts bound the rows (the trans_a form's reduction)
 };
 
 /// The spec for `shape` on `target`, by a deterministic rule: on CUDA the first candidate that
@@ -57,8 +58,8 @@ GemmTileShape gemm_tile_shape(const KernelSpec& spec);
 /// each batch split over about twice the threads.
 LaunchConfig gemm_launch_config(const KernelSpec& spec, const GemmProblem& problem);
 
-/// True when `shape` runs on the Hopper kernel (gemm_wgmma): sm_90a, float16/bfloat16, not
-/// trans_a, n % 128 == 0, k % 64 == 0 and 16-byte aligned operands, unless SWITCHYARD_GEMM says
+/// True when `shape` runs on the Hopper kernel (gemm_wgmma): sm_90a, float16/bfloat16, not the
+/// grouped trans_a form, n % 128 == 0, k % 64 == 0 and 16-byte aligned operands, unless SWITCHYARD_GEMM says
 /// mma or simt.
 bool uses_wgmma(const GemmShape& shape, const Target& target);
 

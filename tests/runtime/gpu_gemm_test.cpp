@@ -119,6 +119,61 @@ TEST_P(GpuGemm, HopperShapesMatchTheReference) {
   }
 }
 
+// The weight gradient C [K, N] = A^T B over the rows: on Hopper the wgmma kernel reads both
+// operands M/N-major; rows not a multiple of its 64-row slices (read as zeros past the end) and
+// K not a multiple of its 128-row tiles. Grouped rows bound the reduction per batch (another
+// kernel: rows past a count may hold anything, here NaN, and must not count).
+TEST_P(GpuGemm, WeightGradientMatchesTheReference) {
+  const DType dt = GetParam();
+  Context& context = Context::global();
+  Device& gpu = context.cuda(0);
+  const bool hopper = gpu.target().sm == 90 && gpu.target().arch_specific;
+  std::mt19937 rng(33);
+  struct WgradCase {
+    int64_t batch, rows, k, n;
+    bool grouped;
+  };
+  for (const WgradCase c :
+       {WgradCase{3, 300, 192, 256, false}, WgradCase{2, 64, 128, 128, false}, WgradCase{3, 200, 128, 256, true}}) {
+    SCOPED_TRACE(::testing::Message() << c.batch << "x" << c.rows << "x" << c.k << "x" << c.n
+                                      << (c.grouped ? " grouped" : ""));
+    const kernels::GemmShape shape{.dtype = dt, .n = c.n, .k = c.k, .trans_a = true, .grouped = c.grouped};
+    if (hopper) {
+      EXPECT_EQ(kernels::gemm_spec(shape, gpu.target()).family, c.grouped ? "gemm_simt" : "gemm_wgmma");
+    }
+    std::vector<double> a = uniform(rng, c.batch * c.rows * c.k), b = uniform(rng, c.batch * c.rows * c.n);
+    std::vector<int> counts(c.batch, static_cast<int>(c.rows));
+    if (c.grouped) {
+      counts = {77, 0, static_cast<int>(c.rows)};
+      for (int64_t bi = 0; bi < c.batch; ++bi)
+        for (int64_t r = counts[bi]; r < c.rows; ++r) a[(bi * c.rows + r) * c.k] = b[(bi * c.rows + r) * c.n] = NAN;
+    }
+    const std::string ha = encode_values(a, dt), hb = encode_values(b, dt);
+    Buffer da(gpu, ha.size()), db(gpu, hb.size()), dc(gpu, c.batch * c.k * c.n * dtype_size(dt));
+    gpu.copy_from_host(da.data(), ha.data(), ha.size());
+    gpu.copy_from_host(db.data(), hb.data(), hb.size());
+    const Tensor tcounts(counts.data(), DType::kInt32, {c.batch});
+    GemmOptions options;
+    options.trans_a = true;
+    options.row_counts = c.grouped ? &tcounts : nullptr;
+    batched_gemm(context, da.view(dt, {c.batch, c.rows, c.k}), db.view(dt, {c.batch, c.rows, c.n}),
+                 dc.view(dt, {c.batch, c.k, c.n}), options);
+    std::string out(dc.bytes(), '\0');
+    gpu.copy_to_host(out.data(), dc.data(), out.size());
+    const auto got = decode_values(out, dt), av = decode_values(ha, dt), bv = decode_values(hb, dt);
+    const double tol = dt == DType::kFloat16 ? 2e-3 : 1e-2;
+    for (int64_t bi = 0; bi < c.batch; ++bi)
+      for (int64_t i = 0; i < c.k; ++i)
+        for (int64_t j = 0; j < c.n; ++j) {
+          double want = 0;
+          for (int64_t r = 0; r < counts[bi]; ++r)
+            want += av[(bi * c.rows + r) * c.k + i] * bv[(bi * c.rows + r) * c.n + j];
+          ASSERT_NEAR(got[(bi * c.k + i) * c.n + j], want, tol * (1 + std::abs(want)))
+              << "batch " << bi << " row " << i << " col " << j;
+        }
+  }
+}
+
 // A GEMM whose operands are not 16-byte aligned cannot be read by TMA or cp.async: it still
 // computes, on the SIMT kernel, the same values.
 TEST_P(GpuGemm, UnalignedOperandsTakeTheSimtKernelAndAgree) {

@@ -1,5 +1,7 @@
 // Batched GEMM on Hopper tensor cores (sm_90a) for float16 and bfloat16, fp32 accumulation:
-// C[b] = epilogue(A[b] * op(B[b]) + bias[b]) with A [rows, K] and B [N, K] (trans_b) or [K, N].
+// C[b] = epilogue(A[b] * op(B[b]) + bias[b]) with A [rows, K] and B [N, K] (trans_b) or [K, N];
+// or the weight gradient (trans_a) C[b] [K, N] = A[b]^T B[b], A [rows, K], B [rows, N], reducing
+// over the run-time rows (both operands M/N-major in shared memory, wgmma's transpose flags).
 // TMA loads 128 x 64 tiles of A and tile_n x 64 of B into a ring of shared-memory stages that
 // complete on mbarriers; one producer thread keeps the ring full while two consumer warpgroups
 // (setmaxnreg gives them the registers) multiply with wgmma straight from shared memory and
@@ -18,7 +20,7 @@ namespace cuda {
 
 // Work item t of the persistent grid: batch-major, then groups of kWgmmaGroupRows row tiles
 // walked column by column, so that the blocks running at once share A and B tiles in L2.
-__device__ __forceinline__ GemmTile wgmma_tile(const kernels::GemmWgmmaArgs& p, int t, int tile_n) {
+__device__ __forceinline__ GemmTile wgmma_tile(const kernels::GemmWgmmaArgs& p, int t, int tile_n, int out_rows) {
   const int per_batch = p.tiles_m * p.tiles_n;
   GemmTile tile;
   tile.batch = t / per_batch;
@@ -28,21 +30,25 @@ __device__ __forceinline__ GemmTile wgmma_tile(const kernels::GemmWgmmaArgs& p, 
   const int in_group = r % span;
   tile.m0 = (first_m + in_group % group) * kernels::kWgmmaTileM;
   tile.n0 = (in_group / group) * tile_n;
-  tile.rows = p.gemm.row_counts ? p.gemm.row_counts[tile.batch] : p.gemm.rows;
+  tile.rows = p.gemm.row_counts ? p.gemm.row_counts[tile.batch] : out_rows;
   return tile;
 }
 
-template <typename T, int kN, int kK, bool kBias, int kAct, bool kTransB, int kTileN>
+template <typename T, int kN, int kK, bool kBias, int kAct, bool kTransB, int kTileN, bool kTransA>
 __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
     gemm_wgmma(const __grid_constant__ kernels::GemmWgmmaArgs p) {
   static_assert(sizeof(T) == 2, "gemm_wgmma: float16 or bfloat16 only");
   static_assert(kTileN == 128 || kTileN == 256, "gemm_wgmma: tiles of 128 or 256 columns");
   static_assert(kN % kTileN == 0 && kK % 8 == 0, "gemm_wgmma: N % tile_n == 0 and K % 8 == 0");
+  static_assert(!kTransA || (!kTransB && !kBias && kAct == kernels::kActNone),
+                "gemm_wgmma: the weight gradient has no B transpose and no epilogue");
   constexpr int kBM = kernels::kWgmmaTileM, kBK = kernels::kWgmmaTileK;
   constexpr int kStages = kernels::wgmma_stages(kTileN);
   constexpr int kABytes = kBM * kBK * 2, kStageBytes = kernels::wgmma_stage_bytes(kTileN);
-  constexpr int kKBlocks = (kK + kBK - 1) / kBK;
-  constexpr int kChunkBytes = kBK * 64 * 2;  // an N-major B box: 64 rows of K, 64 columns
+  constexpr int kChunkBytes = kBK * 64 * 2;  // an M/N-major box: 64 rows of the reduction, 64 columns
+  // trans_a: the output has K rows and the reduction runs over the rows of A and B.
+  const int out_rows = kTransA ? kK : p.gemm.rows;
+  const int k_blocks = kTransA ? (p.gemm.rows + kBK - 1) / kBK : (kK + kBK - 1) / kBK;
 
   extern __shared__ unsigned char shared_raw[];
   unsigned char* shared = reinterpret_cast<unsigned char*>((reinterpret_cast<unsigned long long>(shared_raw) + 1023) &
@@ -67,13 +73,18 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
     int stage = 0;
     unsigned phase = 0;
     for (int t = blockIdx.x; t < p.tiles; t += gridDim.x) {
-      const GemmTile tile = wgmma_tile(p, t, kTileN);
+      const GemmTile tile = wgmma_tile(p, t, kTileN, out_rows);
       if (tile.m0 >= tile.rows) continue;
-      for (int kb = 0; kb < kKBlocks; ++kb) {
+      for (int kb = 0; kb < k_blocks; ++kb) {
         mbarrier_wait(&empty[stage], phase ^ 1);
         unsigned char* slot = shared + stage * kStageBytes;
         mbarrier_arrive_expect_tx(&full[stage], kStageBytes);
-        tma_load_3d(slot, &p.a, &full[stage], kb * kBK, tile.m0, tile.batch);
+        if (kTransA) {  // two 64-column boxes of A^T: output rows m0..m0+63, m0+64..m0+127
+          tma_load_3d(slot, &p.a, &full[stage], tile.m0, kb * kBK, tile.batch);
+          tma_load_3d(slot + kChunkBytes, &p.a, &full[stage], tile.m0 + 64, kb * kBK, tile.batch);
+        } else {
+          tma_load_3d(slot, &p.a, &full[stage], kb * kBK, tile.m0, tile.batch);
+        }
         if (kTransB) {
           tma_load_3d(slot + kABytes, &p.b, &full[stage], kb * kBK, tile.n0, tile.batch);
         } else {
@@ -97,9 +108,9 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
   int stage = 0;
   unsigned phase = 0;
   for (int t = blockIdx.x; t < p.tiles; t += gridDim.x) {
-    const GemmTile tile = wgmma_tile(p, t, kTileN);
+    const GemmTile tile = wgmma_tile(p, t, kTileN, out_rows);
     if (tile.m0 >= tile.rows) continue;
-    for (int kb = 0; kb < kKBlocks; ++kb) {
+    for (int kb = 0; kb < k_blocks; ++kb) {
       mbarrier_wait(&full[stage], phase);
       const unsigned a_base = shared_address(shared + stage * kStageBytes) + half * 64 * 128;
       const unsigned b_base = shared_address(shared + stage * kStageBytes + kABytes);
@@ -107,11 +118,14 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
       wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < kBK / 16; ++kk) {
-        const unsigned long long da = wgmma_descriptor(a_base + kk * 32, 16, 1024);
+        // A K-major advances 32 bytes along its 128-byte rows; M-major A (trans_a: this
+        // warpgroup's 64-column box) 16 rows.
+        const unsigned long long da = kTransA ? wgmma_descriptor(a_base + kk * 16 * 128, kChunkBytes, 1024)
+                                              : wgmma_descriptor(a_base + kk * 32, 16, 1024);
         // K-major B advances 16 values (32 bytes) along its 128-byte rows; N-major B 16 rows.
         const unsigned long long db = kTransB ? wgmma_descriptor(b_base + kk * 32, 16, 1024)
                                               : wgmma_descriptor(b_base + kk * 16 * 128, kChunkBytes, 1024);
-        Wgmma<T, kTileN, kTransB>::mma(acc, da, db, (kb | kk) != 0);
+        Wgmma<T, kTileN, !kTransA, kTransB>::mma(acc, da, db, (kb | kk) != 0);
       }
       wgmma_commit();
       wgmma_wait<0>();
