@@ -2,8 +2,6 @@
 
 #include <switchyard/common/cast_args.h>
 
-#include <algorithm>
-
 #include "core/error.h"
 #include "jit/kernels/cast.h"
 
@@ -15,20 +13,13 @@ void cast_tensor(Context& context, const Tensor& input, const Tensor& output) {
       << "cast from " << input.describe() << " to " << output.describe()
       << ": expected contiguous tensors of one shape on one device";
   Device& device = context.device(input.device());
-  const LoadedKernel& kernel =
-      context.kernel(device, kernels::cast_spec(input.dtype(), output.dtype(), device.target()));
+  const KernelSpec spec = kernels::cast_spec(input.dtype(), output.dtype(), device.target());
+  const LoadedKernel& kernel = context.kernel(device, spec);
   const long count = static_cast<long>(input.numel());
   if (count == 0) return;
   kernels::CastArgs args{input.data(), output.data(), count};
   void* params[] = {&args};
-  LaunchConfig config;
-  if (device.is_cuda()) {
-    config.block = 256;
-    config.grid = static_cast<unsigned>((count + 255) / 256);
-  } else {
-    config.grid = static_cast<unsigned>(std::clamp<long>(count / 4096, 1, long{device.parallelism()}));
-  }
-  device.launch(kernel, config, params);
+  device.launch(kernel, kernels::cast_launch_config(spec, count, device.parallelism()), params);
 }
 
 }  // namespace switchyard

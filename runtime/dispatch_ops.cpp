@@ -1,9 +1,7 @@
 #include "runtime/dispatch_ops.h"
 
 #include <switchyard/common/dispatch_args.h>
-#include <switchyard/common/launch_rules.h>
 
-#include <algorithm>
 #include <limits>
 #include <vector>
 
@@ -65,7 +63,6 @@ void run(Context& context, bool encode, const Tensor& input, const Routing& rout
   Device& device = context.device(input.device());
   KernelSpec spec = kernels::dispatch_spec(encode, input.dtype(), model_dim, k, is_postscore, device.target());
   scalar_if_misaligned(spec, input.dtype(), input.data(), out.data());
-  const int64_t vec = spec.int_param("vec");
   const LoadedKernel& kernel = context.kernel(device, spec);
   kernels::DispatchArgs args{input.data(),
                              routing.indices.data_as<const int>(),
@@ -93,15 +90,7 @@ void run(Context& context, bool encode, const Tensor& input, const Routing& rout
   }
   if (tokens == 0) return;
   void* params[] = {&args};
-  LaunchConfig config;
-  if (device.is_cuda()) {
-    int64_t per_block = kernels::dispatch_tokens_per_block(static_cast<int>(model_dim), static_cast<int>(vec));
-    config.grid = static_cast<unsigned>((tokens + per_block - 1) / per_block);
-    config.block = kernels::kDispatchThreadsPerBlock;
-  } else {
-    config.grid = device.parallelism() * 4;  // blocks split the tokens (and the rows to zero) evenly
-  }
-  device.launch(kernel, config, params);
+  device.launch(kernel, kernels::dispatch_launch_config(spec, tokens, device.parallelism()), params);
 }
 
 }  // namespace
@@ -167,14 +156,7 @@ void dispatch_gate_grad(Context& context, const Tensor& slots, const Tensor& oth
                              nullptr,
                              other.data()};
   void* params[] = {&args};
-  LaunchConfig config;
-  if (device.is_cuda()) {
-    config.grid = static_cast<unsigned>((s + kernels::kGateGradTokensPerBlock - 1) / kernels::kGateGradTokensPerBlock);
-    config.block = kernels::kGateGradTokensPerBlock * 32;
-  } else {
-    config.grid = static_cast<unsigned>(std::min<int64_t>(s, int64_t{device.parallelism()} * 4));
-  }
-  device.launch(kernel, config, params);
+  device.launch(kernel, kernels::gate_grad_launch_config(spec, s, device.parallelism()), params);
 }
 
 }  // namespace switchyard

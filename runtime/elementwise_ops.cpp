@@ -2,7 +2,6 @@
 
 #include <switchyard/common/elementwise_args.h>
 
-#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -24,21 +23,11 @@ void launch(Context& context, const Tensor& like, kernels::ElementwiseOp op, ker
   SY_CHECK(like.is_contiguous() && like.dtype() != DType::kInt32)
       << "element-wise op on " << like.describe() << ": expected a contiguous floating tensor";
   Device& device = context.device(like.device());
-  const LoadedKernel& kernel =
-      context.kernel(device, kernels::elementwise_spec(like.dtype(), op, act, device.target()));
+  const KernelSpec spec = kernels::elementwise_spec(like.dtype(), op, act, device.target());
+  const LoadedKernel& kernel = context.kernel(device, spec);
   if (args.count == 0) return;
   void* params[] = {&args};
-  LaunchConfig config;
-  if (device.is_cuda()) {
-    config.block = 256;
-    config.grid = static_cast<unsigned>((args.count + 255) / 256);
-  } else {
-    // Blocks split the output; `work` (elements read) sizes the split when it exceeds the output.
-    const long per_thread = std::max(work, args.count) / 8192;
-    config.grid =
-        static_cast<unsigned>(std::clamp<long>(std::min(per_thread, args.count), 1, long{device.parallelism()}));
-  }
-  device.launch(kernel, config, params);
+  device.launch(kernel, kernels::elementwise_launch_config(spec, args.count, work, device.parallelism()), params);
 }
 
 }  // namespace

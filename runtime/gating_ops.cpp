@@ -2,7 +2,6 @@
 
 #include <switchyard/common/gating_args.h>
 
-#include <algorithm>
 #include <numeric>
 
 #include "core/error.h"
@@ -26,18 +25,6 @@ std::vector<int> priority_order(Device& device, const Tensor& top_score) {
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return keys[a] > keys[b]; });
   return order;
-}
-
-// The gating kernels' launch: a CUDA thread per token (blocks of 128), or CPU blocks of tokens.
-LaunchConfig per_token_launch(Device& device, int64_t tokens) {
-  LaunchConfig config;
-  if (device.is_cuda()) {
-    config.block = 128;
-    config.grid = static_cast<unsigned>((tokens + 127) / 128);
-  } else {
-    config.grid = static_cast<unsigned>(std::clamp<int64_t>(tokens, 1, int64_t{device.parallelism()} * 4));
-  }
-  return config;
 }
 
 }  // namespace
@@ -70,9 +57,10 @@ RoutedTokens route_tokens(Context& context, const Tensor& logits, int64_t top_k,
   kernels::GateTopkArgs topk{logits.data(),  r.scores.data(), r.indices.data_as<int>(),
                              r.gates.data(), top.data(),      static_cast<int>(s)};
   void* topk_params[] = {&topk};
-  LaunchConfig config = per_token_launch(device, s);
   const KernelSpec topk_spec = kernels::gate_topk_spec(logits.dtype(), e, top_k, normalize_gate, device.target());
-  if (s > 0) device.launch(context.kernel(device, topk_spec), config, topk_params);
+  if (s > 0)
+    device.launch(context.kernel(device, topk_spec), kernels::gating_launch_config(topk_spec, s, device.parallelism()),
+                  topk_params);
   bool use_order = batch_prioritized && s > 0;
   if (use_order) {
     std::vector<int> host_order = priority_order(device, top);
@@ -86,9 +74,8 @@ RoutedTokens route_tokens(Context& context, const Tensor& logits, int64_t top_k,
                              loss,
                              static_cast<int>(s)};
   void* loc_params[] = {&loc};
-  config.grid = device.is_cuda() ? static_cast<unsigned>(e) : 1;
-  config.block = device.is_cuda() ? 256 : 1;
-  device.launch(context.kernel(device, kernels::route_locations_spec(g, e, top_k, device.target())), config,
+  const KernelSpec locations_spec = kernels::route_locations_spec(g, e, top_k, device.target());
+  device.launch(context.kernel(device, locations_spec), kernels::route_locations_launch_config(locations_spec, e),
                 loc_params);
   r.counts.resize(static_cast<size_t>(e));
   device.copy_to_host(r.counts.data(), counts, static_cast<size_t>(e) * 4);
@@ -121,15 +108,14 @@ void gate_backward(Context& context, const RoutedTokens& routed, const Tensor& g
       << "gate_backward output is " << grad_logits.describe() << "; expected contiguous [" << s << ", " << e
       << "] of the logits' dtype";
   Device& device = context.device(routed.scores.device());
-  const LoadedKernel& kernel =
-      context.kernel(device, kernels::gate_backward_spec(grad_logits.dtype(), e, k, normalize_gate, device.target()));
+  const KernelSpec spec = kernels::gate_backward_spec(grad_logits.dtype(), e, k, normalize_gate, device.target());
+  const LoadedKernel& kernel = context.kernel(device, spec);
   if (s == 0) return;
   kernels::GateBackwardArgs args{routed.scores.data(), routed.indices.data_as<const int>(),
                                  grad_gates.data(),    aux_grad ? aux_grad->data() : nullptr,
                                  grad_logits.data(),   static_cast<int>(s)};
   void* params[] = {&args};
-  LaunchConfig config = per_token_launch(device, s);
-  device.launch(kernel, config, params);
+  device.launch(kernel, kernels::gating_launch_config(spec, s, device.parallelism()), params);
 }
 
 }  // namespace switchyard

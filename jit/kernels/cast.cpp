@@ -1,5 +1,7 @@
 #include "jit/kernels/cast.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace switchyard::kernels {
@@ -26,4 +28,14 @@ KernelSpec cast_spec(DType from, DType to, const Target& target) {
   return {"cast", {{"dtype", from}, {"to", to}}, target};
 }
 
+LaunchConfig cast_launch_config(const KernelSpec& spec, int64_t count, unsigned parallelism) {
+  LaunchConfig config;
+  if (spec.target.is_cuda()) {
+    config.block = 256;
+    config.grid = static_cast<unsigned>((count + 255) / 256);
+  } else {
+    config.grid = static_cast<unsigned>(std::clamp<int64_t>(count / 4096, 1, int64_t{parallelism}));
+  }
+  return config;
+}
 }  // namespace switchyard::kernels

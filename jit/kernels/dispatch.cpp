@@ -1,5 +1,10 @@
 #include "jit/kernels/dispatch.h"
 
+#include <switchyard/common/dispatch_args.h>
+#include <switchyard/common/launch_rules.h>
+
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace switchyard::kernels {
@@ -81,4 +86,27 @@ KernelSpec dispatch_spec(bool encode, DType dtype, int64_t model_dim, int64_t to
   return spec;
 }
 
+LaunchConfig dispatch_launch_config(const KernelSpec& spec, int64_t tokens, unsigned parallelism) {
+  LaunchConfig config;
+  if (spec.target.is_cuda()) {
+    const int64_t per_block = dispatch_tokens_per_block(static_cast<int>(spec.int_param("model_dim")),
+                                                        static_cast<int>(spec.int_param("vec")));
+    config.grid = static_cast<unsigned>((tokens + per_block - 1) / per_block);
+    config.block = kDispatchThreadsPerBlock;
+  } else {
+    config.grid = parallelism * 4;  // blocks split the tokens (and the rows to zero) evenly
+  }
+  return config;
+}
+
+LaunchConfig gate_grad_launch_config(const KernelSpec& spec, int64_t tokens, unsigned parallelism) {
+  LaunchConfig config;
+  if (spec.target.is_cuda()) {
+    config.grid = static_cast<unsigned>((tokens + kGateGradTokensPerBlock - 1) / kGateGradTokensPerBlock);
+    config.block = kGateGradTokensPerBlock * 32;
+  } else {
+    config.grid = static_cast<unsigned>(std::min<int64_t>(tokens, int64_t{parallelism} * 4));
+  }
+  return config;
+}
 }  // namespace switchyard::kernels

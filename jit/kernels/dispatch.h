@@ -4,6 +4,7 @@
 #pragma once
 
 #include "jit/kernel_family.h"
+#include "jit/launch_config.h"
 
 namespace switchyard::kernels {
 
@@ -22,5 +23,13 @@ int dispatch_vec_width(DType dtype, int64_t model_dim, const Target& target);
 /// The spec of encode (or decode) for these settings, with the vector width of the rule above.
 KernelSpec dispatch_spec(bool encode, DType dtype, int64_t model_dim, int64_t top_k, bool is_postscore,
                          const Target& target);
+
+/// The launch of a dispatch_encode / combine_decode spec over `tokens`: CUDA, blocks of
+/// kDispatchThreadsPerBlock threads taking dispatch_tokens_per_block tokens each; CPU, four
+/// blocks per thread splitting the tokens (and the rows to zero) evenly.
+LaunchConfig dispatch_launch_config(const KernelSpec& spec, int64_t tokens, unsigned parallelism);
+/// The launch of a gate_grad spec over `tokens`: CUDA, a warp per token in blocks of
+/// kGateGradTokensPerBlock warps; CPU, up to four blocks per thread.
+LaunchConfig gate_grad_launch_config(const KernelSpec& spec, int64_t tokens, unsigned parallelism);
 
 }  // namespace switchyard::kernels

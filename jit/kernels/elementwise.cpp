@@ -1,5 +1,7 @@
 #include "jit/kernels/elementwise.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace switchyard::kernels {
@@ -34,4 +36,16 @@ KernelSpec elementwise_spec(DType dtype, ElementwiseOp op, GemmActivation activa
           target};
 }
 
+LaunchConfig elementwise_launch_config(const KernelSpec& spec, long count, long work, unsigned parallelism) {
+  LaunchConfig config;
+  if (spec.target.is_cuda()) {
+    config.block = 256;
+    config.grid = static_cast<unsigned>((count + 255) / 256);
+  } else {
+    // Blocks split the output; `work` (elements read) sizes the split when it exceeds the output.
+    const long per_thread = std::max(work, count) / 8192;
+    config.grid = static_cast<unsigned>(std::clamp<long>(std::min(per_thread, count), 1, long{parallelism}));
+  }
+  return config;
+}
 }  // namespace switchyard::kernels

@@ -6,11 +6,16 @@
 #include <switchyard/common/gemm_args.h>
 
 #include "jit/kernel_family.h"
+#include "jit/launch_config.h"
 
 namespace switchyard::kernels {
 
 KernelFamily elementwise_family();
 /// `activation` matters only for kEwActivate; it is kActNone in every other op's spec.
 KernelSpec elementwise_spec(DType dtype, ElementwiseOp op, GemmActivation activation, const Target& target);
+
+/// The launch of an element-wise spec writing `count` elements and reading `work` (-1: count):
+/// CUDA, a thread per output element in blocks of 256; CPU, blocks of at least 8192 elements read.
+LaunchConfig elementwise_launch_config(const KernelSpec& spec, long count, long work, unsigned parallelism);
 
 }  // namespace switchyard::kernels

@@ -1,5 +1,6 @@
 #include "jit/kernels/gating.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "core/error.h"
@@ -64,4 +65,21 @@ DType score_dtype_for(DType dtype) {
   return dtype == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
 }
 
+LaunchConfig gating_launch_config(const KernelSpec& spec, int64_t tokens, unsigned parallelism) {
+  LaunchConfig config;
+  if (spec.target.is_cuda()) {
+    config.block = 128;
+    config.grid = static_cast<unsigned>((tokens + 127) / 128);
+  } else {
+    config.grid = static_cast<unsigned>(std::clamp<int64_t>(tokens, 1, int64_t{parallelism} * 4));
+  }
+  return config;
+}
+
+LaunchConfig route_locations_launch_config(const KernelSpec& spec, int64_t experts) {
+  LaunchConfig config;
+  config.grid = spec.target.is_cuda() ? static_cast<unsigned>(experts) : 1;
+  config.block = spec.target.is_cuda() ? 256 : 1;
+  return config;
+}
 }  // namespace switchyard::kernels

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "jit/kernel_family.h"
+#include "jit/launch_config.h"
 
 namespace switchyard::kernels {
 
@@ -17,5 +18,12 @@ KernelSpec route_locations_spec(DType score_dtype, int64_t experts, int64_t top_
 KernelSpec gate_backward_spec(DType gate_dtype, int64_t experts, int64_t top_k, bool normalize, const Target& target);
 /// The dtype gate scores are kept in for a layer of `dtype`.
 DType score_dtype_for(DType dtype);
+
+/// The launch of gate_topk / gate_backward over `tokens`: CUDA, a thread per token in blocks of
+/// 128; CPU, up to four blocks of tokens per thread.
+LaunchConfig gating_launch_config(const KernelSpec& spec, int64_t tokens, unsigned parallelism);
+/// The launch of route_locations: CUDA, a block of 256 threads per expert (a scan over the
+/// tokens); CPU, one block (the locations are a sequential scan).
+LaunchConfig route_locations_launch_config(const KernelSpec& spec, int64_t experts);
 
 }  // namespace switchyard::kernels

@@ -1,10 +1,15 @@
 // KernelSpec text form, validation and source generation.
 #include <gtest/gtest.h>
 
+#include <switchyard/common/launch_rules.h>
+
 #include <algorithm>
 
 #include "core/error.h"
+#include "jit/kernels/cast.h"
 #include "jit/kernels/dispatch.h"
+#include "jit/kernels/elementwise.h"
+#include "jit/kernels/gating.h"
 #include "jit/kernels/gemm.h"
 #include "jit/source.h"
 #include "runtime/model_config.h"
@@ -126,6 +131,49 @@ TEST(GemmLaunch, HopperGridIsPersistent) {
   small.rows = 100;
   config = kernels::gemm_launch_config(spec, small);
   EXPECT_EQ(config.grid, 2u * 1 * (4096 / 256));
+}
+
+// Every family's launch covers its work: each token (or element) gets a CUDA thread, warp or
+// block share; CPU launches stay within a few blocks per thread.
+TEST(LaunchRules, EveryFamilyCoversItsWork) {
+  const Target gpu = Target::cuda(90, true), cpu = Target::cpu(64);
+  for (int64_t tokens : {1, 127, 4097}) {
+    SCOPED_TRACE(tokens);
+    for (bool encode : {true, false}) {
+      const KernelSpec spec = kernels::dispatch_spec(encode, DType::kBFloat16, 4096, 2, false, gpu);
+      const LaunchConfig c = kernels::dispatch_launch_config(spec, tokens, 132);
+      const int per_block = kernels::dispatch_tokens_per_block(4096, static_cast<int>(spec.int_param("vec")));
+      EXPECT_GE(int64_t{c.grid} * per_block, tokens);
+      EXPECT_LT((int64_t{c.grid} - 1) * per_block, tokens) << "a block with no token";
+      EXPECT_EQ(c.block, static_cast<unsigned>(kernels::kDispatchThreadsPerBlock));
+      EXPECT_EQ(
+          kernels::dispatch_launch_config(kernels::dispatch_spec(encode, DType::kFloat32, 64, 2, false, cpu), tokens, 2)
+              .grid,
+          8u);
+    }
+    const LaunchConfig grad =
+        kernels::gate_grad_launch_config(kernels::gate_grad_spec(DType::kFloat16, 4096, 2, gpu), tokens, 132);
+    EXPECT_GE(int64_t{grad.grid} * (grad.block / 32), tokens) << "a warp per token";
+    const LaunchConfig topk =
+        kernels::gating_launch_config(kernels::gate_topk_spec(DType::kFloat32, 8, 2, true, gpu), tokens, 132);
+    EXPECT_GE(int64_t{topk.grid} * topk.block, tokens);
+    const LaunchConfig cast =
+        kernels::cast_launch_config(kernels::cast_spec(DType::kBFloat16, DType::kFloat32, gpu), tokens, 132);
+    EXPECT_GE(int64_t{cast.grid} * cast.block, tokens);
+    const KernelSpec ew = kernels::elementwise_spec(DType::kFloat32, kernels::kEwAdd, kernels::kActNone, gpu);
+    const LaunchConfig add = kernels::elementwise_launch_config(ew, tokens, -1, 132);
+    EXPECT_GE(int64_t{add.grid} * add.block, tokens);
+    const KernelSpec ew_cpu = kernels::elementwise_spec(DType::kFloat32, kernels::kEwAdd, kernels::kActNone, cpu);
+    const unsigned cpu_grid = kernels::elementwise_launch_config(ew_cpu, tokens, -1, 2).grid;
+    EXPECT_GE(cpu_grid, 1u);
+    EXPECT_LE(cpu_grid, 2u);
+  }
+  const LaunchConfig locations =
+      kernels::route_locations_launch_config(kernels::route_locations_spec(DType::kFloat32, 8, 2, gpu), 8);
+  EXPECT_EQ(locations.grid, 8u) << "a block per expert";
+  EXPECT_EQ(kernels::route_locations_launch_config(kernels::route_locations_spec(DType::kFloat32, 8, 2, cpu), 8).grid,
+            1u)
+      << "one sequential scan on the CPU";
 }
 
 TEST(KernelSpec, VectorWidthRule) {
