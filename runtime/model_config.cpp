@@ -15,6 +15,7 @@
 #include "jit/kernels/example_loss.h"
 #include "jit/kernels/gating.h"
 #include "jit/kernels/gemm.h"
+#include "jit/kernels/init_random.h"
 
 namespace switchyard {
 namespace {
@@ -223,6 +224,8 @@ void add_layer_kernels(const ModelConfig& config, DType dtype, const Target& tar
   if (config.training) add(kernels::example_loss_spec(dtype, kernels::kLossGrad, target));
   for (const auto& shape : layer_gemms(config, dtype, target)) add(kernels::gemm_spec(shape, target));
   const DType gate = config.fp32_gate ? DType::kFloat32 : dtype;
+  add(kernels::init_random_spec(dtype, target));  // every layer draws its weights where they live
+  add(kernels::init_random_spec(gate, target));
   if (gate != dtype) {
     add(kernels::cast_spec(dtype, gate, target));                                // the gate's copy of the input
     if (dtype == DType::kFloat64) add(kernels::cast_spec(gate, dtype, target));  // gates back for dispatch

@@ -4,10 +4,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <random>
 
 #include "core/error.h"
-#include "core/half.h"
+#include "runtime/init_ops.h"
 #include "runtime/moe_saved.h"
 #include "runtime/safetensors.h"
 #include "runtime/staged_communicator.h"
@@ -19,34 +18,6 @@ int64_t numel(const std::vector<int64_t>& shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
-}
-
-// Host bytes of `values` in the layer dtype (rounded to nearest even for the half types).
-std::string encode_values(const std::vector<double>& values, DType dtype) {
-  std::string bytes(values.size() * dtype_size(dtype), '\0');
-  for (size_t i = 0; i < values.size(); ++i) {
-    const float f = static_cast<float>(values[i]);
-    uint16_t half = 0;
-    switch (dtype) {
-      case DType::kFloat64:
-        std::memcpy(&bytes[i * 8], &values[i], 8);
-        break;
-      case DType::kFloat32:
-        std::memcpy(&bytes[i * 4], &f, 4);
-        break;
-      case DType::kFloat16:
-        half = float_to_half_bits(f);
-        std::memcpy(&bytes[i * 2], &half, 2);
-        break;
-      case DType::kBFloat16:
-        half = float_to_bf16_bits(f);
-        std::memcpy(&bytes[i * 2], &half, 2);
-        break;
-      case DType::kInt32:
-        break;
-    }
-  }
-  return bytes;
 }
 
 }  // namespace
@@ -142,40 +113,30 @@ int64_t MoeLayer::gate_parameter_count() const {
   return numel(params_.at("gates.0.wg.weight").shape);
 }
 
+// Each tensor is drawn on the layer's device by the counter-based generator: element i of the
+// whole tensor (all E experts) is a function of (seed, name, i) alone, so every device agrees
+// and each rank draws only its slice of the same global weights a single-rank layer has.
 void MoeLayer::init_parameters(uint64_t seed) {
-  std::mt19937_64 rng(seed);
   const double m = static_cast<double>(config_.model_dim), h = static_cast<double>(config_.hidden_size);
   for (auto& [name, p] : params_) {
     // Fan-in of the nn.Linear each tensor belongs to: fc2 (and W_fc3) read the hidden units.
-    bool hidden_in = name == "experts.batched_fc2_w" || name == "experts.batched_fc2_bias" || name == "experts.W_fc3";
-    double bound = 1.0 / std::sqrt(hidden_in ? h : m);
-    // Expert tensors are drawn whole (all E experts) and this rank keeps its slice, so a group
-    // starts from the same global weights as a single-rank layer with the same seed.
+    const bool hidden_in =
+        name == "experts.batched_fc2_w" || name == "experts.batched_fc2_bias" || name == "experts.W_fc3";
     const bool expert = name.rfind("experts.", 0) == 0;
     const bool padded_bias = shards_ > 1 && name == "experts.batched_fc2_bias";
-    const size_t local = padded_bias ? static_cast<size_t>(config_.model_dim) : static_cast<size_t>(numel(p.shape));
-    const size_t ranks = !expert ? 1 : padded_bias ? static_cast<size_t>(config_.num_experts) : group_size();
-    std::vector<double> values(local * ranks);
-    if (config_.expert_type == ExpertType::kSwiglu && name.rfind("experts.", 0) == 0) {
-      std::normal_distribution<double> normal(0.0, 0.01);
-      for (auto& v : values) v = normal(rng);
-    } else {
-      std::uniform_real_distribution<double> uniform(-bound, bound);
-      for (auto& v : values) v = uniform(rng);
-    }
+    RandomFill fill{.seed = seed, .name = name};
+    fill.normal = config_.expert_type == ExpertType::kSwiglu && expert;
+    fill.scale = fill.normal ? 0.01 : 1.0 / std::sqrt(hidden_in ? h : m);
+    int64_t count = numel(p.shape);
     if (padded_bias) {  // slice q of expert e's bias, zero past M
       const int64_t slice = p.shape[1], expert_id = group_->rank() / shards_, q = group_->rank() % shards_;
-      std::vector<double> mine(static_cast<size_t>(slice), 0.0);
-      for (int64_t j = 0; j < slice && q * slice + j < config_.model_dim; ++j)
-        mine[j] = values[static_cast<size_t>(expert_id * config_.model_dim + q * slice + j)];
-      values = mine;
-    } else if (ranks > 1) {
-      const size_t first = static_cast<size_t>(group_->rank()) * local;
-      values = std::vector<double>(values.begin() + static_cast<std::ptrdiff_t>(first),
-                                   values.begin() + static_cast<std::ptrdiff_t>(first + local));
+      device_.fill_zero(p.buffer->data(), p.buffer->bytes());
+      fill.first = expert_id * config_.model_dim + q * slice;
+      count = std::clamp<int64_t>(config_.model_dim - q * slice, 0, slice);
+    } else if (expert && group_size() > 1) {
+      fill.first = static_cast<int64_t>(group_->rank()) * count;
     }
-    std::string bytes = encode_values(values, p.dtype);
-    device_.copy_from_host(p.buffer->data(), bytes.data(), bytes.size());
+    fill_random(context_, p.buffer->view(p.dtype, {count}), fill);
   }
   refresh_packed();
 }

@@ -8,9 +8,11 @@
 #include <random>
 
 #include "core/error.h"
+#include "jit/kernels/init_random.h"
 #include "runtime/context.h"
 #include "runtime/elementwise_ops.h"
 #include "runtime/example_loss.h"
+#include "runtime/init_ops.h"
 #include "tests/reference/example_loss_reference.h"
 #include "tests/support/dtype_values.h"
 
@@ -106,6 +108,27 @@ TEST_F(GpuDeviceOps, ExampleLossMatchesTheHost) {
     const double smallest = dt == DType::kFloat32 ? 0x1p-149 : dt == DType::kFloat16 ? 0x1p-24 : 0x1p-133;
     for (size_t i = 0; i < got.size(); ++i)
       ASSERT_NEAR(got[i], want_rounded[i], std::max(ulp * std::abs(want_rounded[i]), smallest)) << i;
+  }
+}
+
+// Weights drawn on the GPU are the CPU's values (the documented generator, checked bit for bit
+// on the CPU in init_random_test) rounded once to the dtype: every bit agrees, slices included.
+TEST_F(GpuDeviceOps, RandomFillMatchesTheHostGenerator) {
+  Device& gpu = Context::global().cuda(0);
+  const int64_t n = 70001, first = 12345;
+  for (DType dt : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+    for (bool normal : {false, true}) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + (normal ? " normal" : " uniform"));
+      const RandomFill fill{.seed = 5, .name = "experts.W_fc1", .first = first, .scale = 0.03, .normal = normal};
+      Buffer out(gpu, n * dtype_size(dt));
+      fill_random(Context::global(), out.view(dt, {n}), fill);
+      std::string back(out.bytes(), '\0');
+      gpu.copy_to_host(back.data(), out.data(), back.size());
+      const kernels::InitArgs args{nullptr, kernels::init_seed(5, fill.name), first, n, 0.03, normal ? 1 : 0};
+      std::vector<double> want(n);
+      for (int64_t i = 0; i < n; ++i) want[i] = kernels::init_value(args, first + i);
+      ASSERT_EQ(back, testing::encode_values(want, dt)) << "the GPU's bits differ from the host generator's";
+    }
   }
 }
 
