@@ -2,14 +2,13 @@
 // and dtypes, measured in the same run on random data. JSON on stdout at the end, and a line per
 // case on stderr as it is measured (a run cut short still shows its figures). Exits 2 without a
 // GPU or cuBLAS.
-#include <dlfcn.h>
-
 #include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <iostream>
 #include <regex>
 
+#include "bench/cublas.h"
 #include "bench/random_fill.h"
 #include "core/error.h"
 #include "jit/kernels/gemm.h"
@@ -17,30 +16,9 @@
 #include "runtime/gemm_ops.h"
 
 using namespace switchyard;
+using bench::Cublas;
 
 namespace {
-
-using CublasGemm = int (*)(void*, int, int, int, int, int, const void*, const void*, int, int, long long, const void*,
-                           int, int, long long, const void*, void*, int, int, long long, int, int, int);
-struct Cublas {
-  void* handle = nullptr;
-  CublasGemm gemm = nullptr;
-};
-
-Cublas load_cublas() {
-  Cublas c;
-  void* lib = dlopen("libcublas.so.13", RTLD_NOW);
-  if (lib == nullptr) lib = dlopen("/usr/local/cuda/lib64/libcublas.so.13", RTLD_NOW);
-  if (lib == nullptr) return c;
-  auto create = reinterpret_cast<int (*)(void**)>(dlsym(lib, "cublasCreate_v2"));
-  c.gemm = reinterpret_cast<CublasGemm>(dlsym(lib, "cublasGemmStridedBatchedEx"));
-  if (create == nullptr || c.gemm == nullptr || create(&c.handle) != 0) c.handle = nullptr;
-  return c;
-}
-
-int cuda_type(DType d) {
-  return d == DType::kFloat16 ? 2 : d == DType::kBFloat16 ? 14 : 0;
-}
 
 template <typename F>
 double seconds_per_call(F body) {
@@ -94,20 +72,20 @@ nlohmann::json run_case(Context& context, const Cublas& cublas, const char* name
       spec, {.batch = batch, .rows = rows, .max_rows = rows, .k = k, .n = n, .parallelism = gpu.parallelism()});
   double ours = seconds_per_call([&] { batched_gemm(context, ta, tw, tc, options); });
   const float one = 1.0f, zero = 0.0f;
-  const int ct = cuda_type(dt);
+  const int ct = bench::cublas_type(dt);
   // Row-major C = A op(W) is column-major C^T = op(W)^T A^T: cuBLAS m = n, n = rows. The weight
   // gradient C^T [n, k] = B^T A: m = n, n = k, reducing over the rows (A transposed).
   double theirs = seconds_per_call([&] {
     if (trans_a) {
       cublas.gemm(cublas.handle, 0, 1, static_cast<int>(n), static_cast<int>(k), static_cast<int>(rows), &one, w.data(),
                   ct, static_cast<int>(n), rows * n, a.data(), ct, static_cast<int>(k), rows * k, &zero, c.data(), ct,
-                  static_cast<int>(n), k * n, static_cast<int>(batch), 68 /*COMPUTE_32F*/, -1);
+                  static_cast<int>(n), k * n, static_cast<int>(batch), bench::kCublasCompute32F, -1);
       return;
     }
     cublas.gemm(cublas.handle, trans_b ? 1 : 0, 0, static_cast<int>(n), static_cast<int>(rows), static_cast<int>(k),
                 &one, w.data(), ct, static_cast<int>(trans_b ? k : n), k * n, a.data(), ct, static_cast<int>(k),
                 rows * k, &zero, c.data(), ct, static_cast<int>(n), rows * n, static_cast<int>(batch),
-                68 /*COMPUTE_32F*/, -1);
+                bench::kCublasCompute32F, -1);
   });
   double flops = 2.0 * batch * rows * k * n;
   const nlohmann::json resources = kernel_resources(context, spec, launch);
@@ -131,7 +109,7 @@ int main() {
     std::cerr << "gpu_gemm_bench: " << Context::cuda_unavailable_reason() << "\n";
     return 2;
   }
-  Cublas cublas = load_cublas();
+  Cublas cublas = bench::load_cublas();
   if (cublas.handle == nullptr) {
     std::cerr << "gpu_gemm_bench: cuBLAS (libcublas.so.13) not available\n";
     return 2;
