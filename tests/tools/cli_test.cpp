@@ -264,6 +264,17 @@ TEST(Cli, BadInputGivesAClearErrorAndNonZeroExit) {
   EXPECT_NE(unknown_env.output.find("unknown environment variable SWITCHYARD_CACHEDIR"), std::string::npos);
 }
 
+// SWITCHYARD_GEMM caps the CUDA GEMM candidates; a value it does not know is an error naming it
+// (before anything compiles), not a silent fallback to the default.
+TEST(Cli, UnknownGemmChoiceIsAClearError) {
+  testing::TempDir cache;
+  const std::string mixtral = testing::source_dir() + "/examples/models/mixtral-8x7b.json";
+  CommandResult bad = sy(cache.path(), "warm " + mixtral + " --target sm_90a", "SWITCHYARD_GEMM=fastest");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("SWITCHYARD_GEMM='fastest'"), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find("auto, mma or simt"), std::string::npos) << bad.output;
+}
+
 TEST(Cli, InfoReportsDevicesAndCompilers) {
   TempDir cache;
   auto r = sy(cache.path(), "info --json");
