@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/hash.h"
+
 namespace switchyard::kernels {
 
 KernelFamily init_random_family() {
@@ -23,9 +25,7 @@ KernelSpec init_random_spec(DType dtype, const Target& target) {
 }
 
 unsigned long long init_seed(unsigned long long seed, std::string_view name) {
-  unsigned long long h = 0xcbf29ce484222325ull;  // FNV-1a of the name
-  for (const char c : name) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
-  return init_mix(seed ^ init_mix(h));
+  return init_mix(seed ^ init_mix(hash64(name)));
 }
 
 LaunchConfig init_random_launch_config(const KernelSpec& spec, int64_t count, unsigned parallelism) {

@@ -1,8 +1,12 @@
 // Parameter initialization on the CPU against an independent statement of the documented
-// generator (splitmix64's published finalizer; uniform from 53 bits; normal from twelve 32-bit
-// uniforms), bit for bit; slices agree with the whole tensor; the distributions have the asked
-// bounds and spread; bad requests are clear errors. The GPU agreement is in gpu_device_ops_test.
+// generator (libxxhash's XXH3-64 of the name, splitmix64's published finalizer; uniform from 53
+// bits; normal from twelve 32-bit uniforms), bit for bit; slices agree with the whole tensor;
+// the distributions have the asked bounds and spread; bad requests are clear errors. The GPU
+// agreement is in gpu_device_ops_test.
 #include <gtest/gtest.h>
+
+#define XXH_INLINE_ALL  // the library itself, header-only: an oracle independent of core/hash
+#include <xxhash.h>
 
 #include <cmath>
 #include <cstdint>
@@ -24,9 +28,7 @@ uint64_t splitmix64_finalizer(uint64_t z) {
 
 // The documented value of element i of tensor `name` (docs/architecture.md, "initialization").
 double documented_value(uint64_t seed, const std::string& name, int64_t i, double scale, bool normal) {
-  uint64_t fnv = 14695981039346656037ull;
-  for (unsigned char c : name) fnv = (fnv ^ c) * 1099511628211ull;
-  const uint64_t key = splitmix64_finalizer(seed ^ splitmix64_finalizer(fnv));
+  const uint64_t key = splitmix64_finalizer(seed ^ splitmix64_finalizer(XXH3_64bits(name.data(), name.size())));
   auto bits = [&](int j) { return splitmix64_finalizer(key + splitmix64_finalizer(uint64_t(i) * 8 + j + 1)); };
   if (!normal) return (2.0 * std::ldexp(static_cast<double>(bits(0) >> 11), -53) - 1.0) * scale;
   int64_t sum = 0;
@@ -110,7 +112,9 @@ TEST(InitRandom, BadRequestsAreClearErrors) {
   std::vector<int> ints(4);
   EXPECT_THROW(fill_random(Context::global(), Tensor(ints.data(), DType::kInt32, {4}), {}), UserError);
   std::vector<float> out(4);
-  EXPECT_THROW(fill_random(Context::global(), Tensor(out.data(), DType::kFloat32, {4}), {.seed = 1, .name = "w", .first = -1}), UserError);
+  EXPECT_THROW(
+      fill_random(Context::global(), Tensor(out.data(), DType::kFloat32, {4}), {.seed = 1, .name = "w", .first = -1}),
+      UserError);
 }
 
 }  // namespace
