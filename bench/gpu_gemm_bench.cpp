@@ -4,33 +4,20 @@
 // GPU or cuBLAS.
 #include <nlohmann/json.hpp>
 
-#include <chrono>
 #include <iostream>
 #include <regex>
 
 #include "bench/cublas.h"
+#include "bench/cuda_timing.h"
 #include "bench/random_fill.h"
 #include "core/error.h"
 #include "jit/kernels/gemm.h"
-#include "runtime/cuda_driver.h"
 #include "runtime/gemm_ops.h"
 
 using namespace switchyard;
 using bench::Cublas;
 
 namespace {
-
-template <typename F>
-double seconds_per_call(F body) {
-  const CudaDriver& driver = CudaDriver::get();
-  body();
-  driver.cuCtxSynchronize();
-  const int iterations = 20;
-  auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < iterations; ++i) body();
-  driver.cuCtxSynchronize();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / iterations;
-}
 
 enum class Form { kForward, kDataGradient, kWeightGradient };
 
@@ -70,12 +57,12 @@ nlohmann::json run_case(Context& context, const Cublas& cublas, const char* name
       kernels::gemm_spec({.dtype = dt, .n = n, .k = k, .trans_b = trans_b, .trans_a = trans_a}, gpu.target());
   const LaunchConfig launch = kernels::gemm_launch_config(
       spec, {.batch = batch, .rows = rows, .max_rows = rows, .k = k, .n = n, .parallelism = gpu.parallelism()});
-  double ours = seconds_per_call([&] { batched_gemm(context, ta, tw, tc, options); });
+  double ours = bench::median_cuda_seconds(20, [&] { batched_gemm(context, ta, tw, tc, options); });
   const float one = 1.0f, zero = 0.0f;
   const int ct = bench::cublas_type(dt);
   // Row-major C = A op(W) is column-major C^T = op(W)^T A^T: cuBLAS m = n, n = rows. The weight
   // gradient C^T [n, k] = B^T A: m = n, n = k, reducing over the rows (A transposed).
-  double theirs = seconds_per_call([&] {
+  double theirs = bench::median_cuda_seconds(20, [&] {
     if (trans_a) {
       cublas.gemm(cublas.handle, 0, 1, static_cast<int>(n), static_cast<int>(k), static_cast<int>(rows), &one, w.data(),
                   ct, static_cast<int>(n), rows * n, a.data(), ct, static_cast<int>(k), rows * k, &zero, c.data(), ct,

@@ -6,13 +6,13 @@
 // at the end, a line per config on stderr as it is measured. Exits 2 without a GPU or cuBLAS.
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <memory>
 #include <vector>
 
 #include "bench/cublas.h"
+#include "bench/cuda_timing.h"
 #include "bench/random_fill.h"
 #include "core/error.h"
 #include "runtime/cuda_device.h"
@@ -34,22 +34,6 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// Median seconds of `body` over `reps` synchronized calls, after one warm-up call.
-template <typename F>
-double median_seconds(Device& device, int reps, F body) {
-  body();
-  device.synchronize();
-  std::vector<double> times;
-  for (int i = 0; i < reps; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    body();
-    device.synchronize();
-    times.push_back(seconds_since(start));
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
-
 // The forward's expert GEMMs through cuBLAS at capacity k * S / E: fc1 (and the SwiGLU gate's
 // twin) [E, C, M] x [M, H], fc2 [E, C, H] x [H, M].
 double cublas_floor_seconds(Device& gpu, const bench::Cublas& cublas, const LayerCase& c) {
@@ -67,7 +51,7 @@ double cublas_floor_seconds(Device& gpu, const bench::Cublas& cublas, const Laye
                 out_buffer.data(), t, static_cast<int>(n), capacity * n, static_cast<int>(e), bench::kCublasCompute32F,
                 -1);
   };
-  return median_seconds(gpu, 10, [&] {
+  return bench::median_cuda_seconds(10, [&] {
     gemm(x, w1, hid, m, h);
     if (c.expert == ExpertType::kSwiglu) gemm(x, w1, hid, m, h);
     gemm(hid, w2, out, h, m);
@@ -98,12 +82,12 @@ nlohmann::json run_case(Context& context, const bench::Cublas& cublas, const Lay
   layer->forward(tx, {});
   gpu.synchronize();
   const double first_forward_s = seconds_since(start);
-  const double forward_s = median_seconds(gpu, 10, [&] { layer->forward(tx, {}); });
+  const double forward_s = bench::median_cuda_seconds(10, [&] { layer->forward(tx, {}); });
   ForwardOptions train;
   train.save_for_backward = true;
   SgdOptions sgd;
   sgd.lr = 1e-5;
-  const double train_s = median_seconds(gpu, 5, [&] {
+  const double train_s = bench::median_cuda_seconds(5, [&] {
     layer->forward(tx, train);
     layer->backward(tdy, 0.0);
     layer->sgd_step(sgd);
