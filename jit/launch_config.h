@@ -2,6 +2,9 @@
 // problem: the same shape on the CPU (blocks of the grid run across the thread pool) and CUDA.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
+
 namespace switchyard {
 
 struct LaunchConfig {
@@ -9,5 +12,15 @@ struct LaunchConfig {
   unsigned block = 1;  // threads per block (CUDA); ignored on the CPU
   unsigned shared_bytes = 0;
 };
+
+/// CUDA: a thread per item, in blocks of `block` threads.
+inline LaunchConfig thread_per_item(int64_t items, unsigned block) {
+  return {static_cast<unsigned>((items + block - 1) / block), block, 0};
+}
+
+/// CPU: a block per `grain` items (at least one block, at most `max_blocks`).
+inline LaunchConfig cpu_blocks(int64_t items, int64_t grain, int64_t max_blocks) {
+  return {static_cast<unsigned>(std::clamp<int64_t>(items / grain, 1, std::max<int64_t>(max_blocks, 1))), 1, 0};
+}
 
 }  // namespace switchyard

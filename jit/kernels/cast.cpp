@@ -1,7 +1,5 @@
 #include "jit/kernels/cast.h"
 
-#include <algorithm>
-
 #include "core/error.h"
 
 namespace switchyard::kernels {
@@ -29,13 +27,6 @@ KernelSpec cast_spec(DType from, DType to, const Target& target) {
 }
 
 LaunchConfig cast_launch_config(const KernelSpec& spec, int64_t count, unsigned parallelism) {
-  LaunchConfig config;
-  if (spec.target.is_cuda()) {
-    config.block = 256;
-    config.grid = static_cast<unsigned>((count + 255) / 256);
-  } else {
-    config.grid = static_cast<unsigned>(std::clamp<int64_t>(count / 4096, 1, int64_t{parallelism}));
-  }
-  return config;
+  return spec.target.is_cuda() ? thread_per_item(count, 256) : cpu_blocks(count, 4096, parallelism);
 }
 }  // namespace switchyard::kernels

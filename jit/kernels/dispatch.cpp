@@ -3,8 +3,6 @@
 #include <switchyard/common/dispatch_args.h>
 #include <switchyard/common/launch_rules.h>
 
-#include <algorithm>
-
 #include "core/error.h"
 
 namespace switchyard::kernels {
@@ -100,13 +98,9 @@ LaunchConfig dispatch_launch_config(const KernelSpec& spec, int64_t tokens, unsi
 }
 
 LaunchConfig gate_grad_launch_config(const KernelSpec& spec, int64_t tokens, unsigned parallelism) {
-  LaunchConfig config;
-  if (spec.target.is_cuda()) {
-    config.grid = static_cast<unsigned>((tokens + kGateGradTokensPerBlock - 1) / kGateGradTokensPerBlock);
-    config.block = kGateGradTokensPerBlock * 32;
-  } else {
-    config.grid = static_cast<unsigned>(std::min<int64_t>(tokens, int64_t{parallelism} * 4));
-  }
-  return config;
+  if (!spec.target.is_cuda()) return cpu_blocks(tokens, 1, int64_t{parallelism} * 4);
+  // a warp per token
+  return {static_cast<unsigned>((tokens + kGateGradTokensPerBlock - 1) / kGateGradTokensPerBlock),
+          kGateGradTokensPerBlock * 32, 0};
 }
 }  // namespace switchyard::kernels

@@ -37,15 +37,8 @@ KernelSpec elementwise_spec(DType dtype, ElementwiseOp op, GemmActivation activa
 }
 
 LaunchConfig elementwise_launch_config(const KernelSpec& spec, long count, long work, unsigned parallelism) {
-  LaunchConfig config;
-  if (spec.target.is_cuda()) {
-    config.block = 256;
-    config.grid = static_cast<unsigned>((count + 255) / 256);
-  } else {
-    // Blocks split the output; `work` (elements read) sizes the split when it exceeds the output.
-    const long per_thread = std::max(work, count) / 8192;
-    config.grid = static_cast<unsigned>(std::clamp<long>(std::min(per_thread, count), 1, long{parallelism}));
-  }
-  return config;
+  if (spec.target.is_cuda()) return thread_per_item(count, 256);
+  // Blocks split the output; `work` (elements read) sizes the split when it exceeds the output.
+  return cpu_blocks(std::min(std::max(work, count) / 8192, count), 1, parallelism);
 }
 }  // namespace switchyard::kernels

@@ -1,6 +1,5 @@
 #include "jit/kernels/gating.h"
 
-#include <algorithm>
 #include <vector>
 
 #include "core/error.h"
@@ -66,14 +65,7 @@ DType score_dtype_for(DType dtype) {
 }
 
 LaunchConfig gating_launch_config(const KernelSpec& spec, int64_t tokens, unsigned parallelism) {
-  LaunchConfig config;
-  if (spec.target.is_cuda()) {
-    config.block = 128;
-    config.grid = static_cast<unsigned>((tokens + 127) / 128);
-  } else {
-    config.grid = static_cast<unsigned>(std::clamp<int64_t>(tokens, 1, int64_t{parallelism} * 4));
-  }
-  return config;
+  return spec.target.is_cuda() ? thread_per_item(tokens, 128) : cpu_blocks(tokens, 1, int64_t{parallelism} * 4);
 }
 
 LaunchConfig route_locations_launch_config(const KernelSpec& spec, int64_t experts) {

@@ -29,13 +29,9 @@ unsigned long long init_seed(unsigned long long seed, std::string_view name) {
 }
 
 LaunchConfig init_random_launch_config(const KernelSpec& spec, int64_t count, unsigned parallelism) {
-  LaunchConfig config;
-  if (spec.target.is_cuda()) {
-    config.block = 256;
-    config.grid = static_cast<unsigned>(std::clamp<int64_t>((count + 255) / 256, 1, int64_t{parallelism} * 8));
-  } else {
-    config.grid = static_cast<unsigned>(std::clamp<int64_t>(count / 16384, 1, int64_t{parallelism}));
-  }
+  if (!spec.target.is_cuda()) return cpu_blocks(count, 16384, parallelism);
+  LaunchConfig config = thread_per_item(count, 256);  // striding, so at most 8 blocks per multiprocessor
+  config.grid = std::clamp(config.grid, 1u, parallelism * 8);
   return config;
 }
 
