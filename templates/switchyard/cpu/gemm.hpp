@@ -24,44 +24,50 @@ inline T gemm_epilogue(T value, const T* aux) {
   return value;
 }
 
-// Sums A(r, kk) * B(kk, j) over kk in [0, k_len) for a kRowTile x (kVecs * kLanes) block into
+// Vectors per row of the register block. NOTE: 4 with zmm (a 6 x 4 block in 24 of the 32
+// registers, 128-deep panels) measured slower than 2 on a Sapphire Rapids VM (mid fc1 88 against
+// 128 GFLOP/s on 2 threads): the shallower panels doubled the passes over C.
+constexpr int kGemmVecs = 2;
+
+// Sums A(r, kk) * B(kk, j) over kk in [0, k_len) for a kRowTile x (kGemmVecs * kLanes) block into
 // `tile`, where A(r, kk) = a[r * kLda + kk], or a[kk * kLda + r] with kTransA, and
 // B(kk, j) = b[kk * kLdb + j]; a and b point at the block's first element. kFull: all
 // kRowTile rows exist (no per-row test in the inner loop).
-template <typename T, int kLda, int kLdb, bool kTransA, int kLanes, int kVecs, int kRowTile, bool kFull>
+template <typename T, int kLda, int kLdb, bool kTransA, int kLanes, int kRowTile, bool kFull>
 inline void gemm_block(const T* __restrict a, const T* __restrict b, T* __restrict tile, int live, int k_len) {
   typedef T Vec __attribute__((vector_size(sizeof(T) * kLanes)));
-  Vec acc[kRowTile][kVecs];
+  Vec acc[kRowTile][kGemmVecs];
 #pragma GCC unroll 8
   for (int r = 0; r < kRowTile; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < kVecs; ++v) acc[r][v] = Vec{};
+    for (int v = 0; v < kGemmVecs; ++v) acc[r][v] = Vec{};
   int row_of[kRowTile];  // rows past `live` repeat row 0 so every load stays in bounds
   for (int r = 0; r < kRowTile; ++r) row_of[r] = kFull || r < live ? r : 0;
   for (int kk = 0; kk < k_len; ++kk) {
-    Vec bv[kVecs];
+    Vec bv[kGemmVecs];
 #pragma GCC unroll 4
-    for (int v = 0; v < kVecs; ++v)
+    for (int v = 0; v < kGemmVecs; ++v)
       __builtin_memcpy(&bv[v], b + static_cast<long>(kk) * kLdb + v * kLanes, sizeof(Vec));
 #pragma GCC unroll 8
     for (int r = 0; r < kRowTile; ++r) {
       const T x = kTransA ? a[static_cast<long>(kk) * kLda + row_of[r]] : a[static_cast<long>(row_of[r]) * kLda + kk];
 #pragma GCC unroll 4
-      for (int v = 0; v < kVecs; ++v) acc[r][v] += x * bv[v];
+      for (int v = 0; v < kGemmVecs; ++v) acc[r][v] += x * bv[v];
     }
   }
 #pragma GCC unroll 8
   for (int r = 0; r < kRowTile; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < kVecs; ++v) __builtin_memcpy(tile + (r * kVecs + v) * kLanes, &acc[r][v], sizeof(Vec));
+    for (int v = 0; v < kGemmVecs; ++v) __builtin_memcpy(tile + (r * kGemmVecs + v) * kLanes, &acc[r][v], sizeof(Vec));
 }
 
-// Vectors per row of the register block. NOTE: 4 with zmm (a 6 x 4 block in 24 of the 32
-// registers, 128-deep panels) measured slower than 2 on a Sapphire Rapids VM (mid fc1 88 against
-// 128 GFLOP/s on 2 threads): the shallower panels doubled the passes over C.
-template <int kVecBytes>
-constexpr int gemm_vecs() {
-  return 2;
+// Sums the kRowTile x kGemmVecs block of the rows of A that exist (`live` of them) over k_len.
+template <typename T, int kLda, int kLdb, bool kTransA, int kLanes, int kRowTile>
+inline void gemm_block_rows(const T* a, const T* b, T* tile, int live, int k_len) {
+  if (live == kRowTile)
+    gemm_block<T, kLda, kLdb, kTransA, kLanes, kRowTile, true>(a, b, tile, live, k_len);
+  else
+    gemm_block<T, kLda, kLdb, kTransA, kLanes, kRowTile, false>(a, b, tile, live, k_len);
 }
 
 template <typename T, int kN, int kK, bool kTransB>
@@ -90,11 +96,10 @@ inline TileRange tile_range(int tiles, unsigned part, unsigned per_batch) {
 constexpr int kGemmChunk = 256;
 
 // C = epilogue(A op(B) + bias) for rows [range.begin, range.end) tiles of one batch.
-template <typename T, int kN, int kK, bool kTransB, bool kBias, int kAct, int kLanes, int kVecs, int kRowTile>
+template <typename T, int kN, int kK, bool kTransB, bool kBias, int kAct, int kLanes, int kRowTile>
 void gemm_rows(const T* a, const T* b, const T* bias, const T* aux, T* c, int rows, TileRange range) {
-  constexpr int kColTile = kVecs * kLanes;
-  constexpr int kDepth = kGemmChunk * 2 / kVecs;  // a panel of 32 KB of floats either way
-  constexpr int kChunk = kK < kDepth ? kK : kDepth;
+  constexpr int kColTile = kGemmVecs * kLanes;
+  constexpr int kChunk = kK < kGemmChunk ? kK : kGemmChunk;
   constexpr int kFullCols = kN / kColTile * kColTile;
   T tile[kRowTile * kColTile];
   alignas(64) T panel[kChunk * kColTile];  // op(B) of one chunk and column tile, packed as [k][j]
@@ -113,10 +118,7 @@ void gemm_rows(const T* a, const T* b, const T* bias, const T* aux, T* c, int ro
         const int m0 = t * kRowTile;
         const int live = rows - m0 < kRowTile ? rows - m0 : kRowTile;
         const T* a_block = a + static_cast<long>(m0) * kK + k0;
-        if (live == kRowTile)
-          gemm_block<T, kK, kColTile, false, kLanes, kVecs, kRowTile, true>(a_block, panel, tile, live, k1 - k0);
-        else
-          gemm_block<T, kK, kColTile, false, kLanes, kVecs, kRowTile, false>(a_block, panel, tile, live, k1 - k0);
+        gemm_block_rows<T, kK, kColTile, false, kLanes, kRowTile>(a_block, panel, tile, live, k1 - k0);
         for (int r = 0; r < live; ++r) {
           const long at = static_cast<long>(m0 + r) * kN + n0;
           T* out = c + at;
@@ -143,17 +145,16 @@ void gemm_rows(const T* a, const T* b, const T* bias, const T* aux, T* c, int ro
 
 // C [K, N] = A^T B over `reduce` rows (A [reduce, K], B [reduce, N]) for output row tiles
 // [range.begin, range.end): the weight gradient of a forward GEMM with these N and K.
-template <typename T, int kN, int kK, int kLanes, int kVecs, int kRowTile>
+template <typename T, int kN, int kK, int kLanes, int kRowTile>
 void gemm_rows_tn(const T* a, const T* b, T* c, int reduce, TileRange range) {
-  constexpr int kColTile = kVecs * kLanes;
-  constexpr int kDepth = kGemmChunk * 2 / kVecs;
+  constexpr int kColTile = kGemmVecs * kLanes;
   constexpr int kFullCols = kN / kColTile * kColTile;
   T tile[kRowTile * kColTile];
   const int first = range.begin * kRowTile, last = range.end * kRowTile < kK ? range.end * kRowTile : kK;
   for (long i = static_cast<long>(first) * kN; i < static_cast<long>(last) * kN; ++i) c[i] = T(0);
-  alignas(64) T panel[kDepth * kColTile];  // B's rows of one chunk and column tile, packed
-  for (int r0 = 0; r0 < reduce; r0 += kDepth) {
-    const int r1 = r0 + kDepth < reduce ? r0 + kDepth : reduce;
+  alignas(64) T panel[kGemmChunk * kColTile];  // B's rows of one chunk and column tile, packed
+  for (int r0 = 0; r0 < reduce; r0 += kGemmChunk) {
+    const int r1 = r0 + kGemmChunk < reduce ? r0 + kGemmChunk : reduce;
     for (int n0 = 0; n0 < kFullCols; n0 += kColTile) {
       for (int r = r0; r < r1; ++r)
         __builtin_memcpy(panel + (r - r0) * kColTile, b + static_cast<long>(r) * kN + n0, sizeof(T) * kColTile);
@@ -161,10 +162,7 @@ void gemm_rows_tn(const T* a, const T* b, T* c, int reduce, TileRange range) {
         const int m0 = t * kRowTile;
         const int live = kK - m0 < kRowTile ? kK - m0 : kRowTile;
         const T* a_block = a + static_cast<long>(r0) * kK + m0;
-        if (live == kRowTile)
-          gemm_block<T, kK, kColTile, true, kLanes, kVecs, kRowTile, true>(a_block, panel, tile, live, r1 - r0);
-        else
-          gemm_block<T, kK, kColTile, true, kLanes, kVecs, kRowTile, false>(a_block, panel, tile, live, r1 - r0);
+        gemm_block_rows<T, kK, kColTile, true, kLanes, kRowTile>(a_block, panel, tile, live, r1 - r0);
         for (int r = 0; r < live; ++r) {
           T* out = c + static_cast<long>(m0 + r) * kN + n0;
           for (int j = 0; j < kColTile; ++j) out[j] += tile[r * kColTile + j];
@@ -190,7 +188,6 @@ void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
   static_assert(!kTransA || (!kTransB && !kBias && kAct == kernels::kActNone),
                 "gemm: the trans_a (weight gradient) form has no B transpose, bias or epilogue");
   constexpr int kLanes = kVecBytes / static_cast<int>(sizeof(T));
-  constexpr int kVecs = gemm_vecs<kVecBytes>();
   // Blocks are laid out batch-major; each takes an equal share of its batch's row tiles.
   const unsigned per_batch = grid / static_cast<unsigned>(args.batch);
   const int batch = static_cast<int>(block / per_batch);
@@ -200,13 +197,13 @@ void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
   const T* b = static_cast<const T*>(args.b) + args.b_batch_stride * batch;
   T* c = static_cast<T*>(args.c) + args.c_batch_stride * batch;
   if (kTransA) {
-    gemm_rows_tn<T, kN, kK, kLanes, kVecs, kRowTile>(a, b, c, rows,
-                                                     tile_range((kK + kRowTile - 1) / kRowTile, part, per_batch));
+    gemm_rows_tn<T, kN, kK, kLanes, kRowTile>(a, b, c, rows,
+                                              tile_range((kK + kRowTile - 1) / kRowTile, part, per_batch));
     return;
   }
   const T* bias = kBias ? static_cast<const T*>(args.bias) + static_cast<long>(kN) * batch : nullptr;
   const T* aux = kernels::gemm_uses_aux(kAct) ? static_cast<const T*>(args.aux) + args.c_batch_stride * batch : nullptr;
-  gemm_rows<T, kN, kK, kTransB, kBias, kAct, kLanes, kVecs, kRowTile>(
+  gemm_rows<T, kN, kK, kTransB, kBias, kAct, kLanes, kRowTile>(
       a, b, bias, aux, c, rows, tile_range((rows + kRowTile - 1) / kRowTile, part, per_batch));
 }
 
