@@ -34,6 +34,20 @@ __device__ __forceinline__ GemmTile wgmma_tile(const kernels::GemmWgmmaArgs& p, 
   return tile;
 }
 
+// A slot of the ring of kStages shared-memory stages, and the parity of the pass over the ring
+// (what mbarrier waits compare with). Producer and consumers walk the same sequence.
+template <int kStages>
+struct RingSlot {
+  int stage = 0;
+  unsigned phase = 0;
+  __device__ __forceinline__ void advance() {
+    if (++stage == kStages) {
+      stage = 0;
+      phase ^= 1;
+    }
+  }
+};
+
 template <typename T, int kN, int kK, bool kBias, int kAct, bool kTransB, int kTileN, bool kTransA>
 __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
     gemm_wgmma(const __grid_constant__ kernels::GemmWgmmaArgs p) {
@@ -70,32 +84,29 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
   if (warpgroup == 0) {  // producer
     setmaxnreg_dec<40>();
     if (threadIdx.x != 0) return;
-    int stage = 0;
-    unsigned phase = 0;
+    RingSlot<kStages> ring;
     for (int t = blockIdx.x; t < p.tiles; t += gridDim.x) {
       const GemmTile tile = wgmma_tile(p, t, kTileN, out_rows);
       if (tile.m0 >= tile.rows) continue;
       for (int kb = 0; kb < k_blocks; ++kb) {
-        mbarrier_wait(&empty[stage], phase ^ 1);
-        unsigned char* slot = shared + stage * kStageBytes;
-        mbarrier_arrive_expect_tx(&full[stage], kStageBytes);
+        mbarrier_wait(&empty[ring.stage], ring.phase ^ 1);
+        unsigned char* slot = shared + ring.stage * kStageBytes;
+        mbarrier_arrive_expect_tx(&full[ring.stage], kStageBytes);
         if (kTransA) {  // two 64-column boxes of A^T: output rows m0..m0+63, m0+64..m0+127
-          tma_load_3d(slot, &p.a, &full[stage], tile.m0, kb * kBK, tile.batch);
-          tma_load_3d(slot + kChunkBytes, &p.a, &full[stage], tile.m0 + 64, kb * kBK, tile.batch);
+          tma_load_3d(slot, &p.a, &full[ring.stage], tile.m0, kb * kBK, tile.batch);
+          tma_load_3d(slot + kChunkBytes, &p.a, &full[ring.stage], tile.m0 + 64, kb * kBK, tile.batch);
         } else {
-          tma_load_3d(slot, &p.a, &full[stage], kb * kBK, tile.m0, tile.batch);
+          tma_load_3d(slot, &p.a, &full[ring.stage], kb * kBK, tile.m0, tile.batch);
         }
         if (kTransB) {
-          tma_load_3d(slot + kABytes, &p.b, &full[stage], kb * kBK, tile.n0, tile.batch);
+          tma_load_3d(slot + kABytes, &p.b, &full[ring.stage], kb * kBK, tile.n0, tile.batch);
         } else {
 #pragma unroll
           for (int j = 0; j < kTileN / 64; ++j)
-            tma_load_3d(slot + kABytes + j * kChunkBytes, &p.b, &full[stage], tile.n0 + j * 64, kb * kBK, tile.batch);
+            tma_load_3d(slot + kABytes + j * kChunkBytes, &p.b, &full[ring.stage], tile.n0 + j * 64, kb * kBK,
+                        tile.batch);
         }
-        if (++stage == kStages) {
-          stage = 0;
-          phase ^= 1;
-        }
+        ring.advance();
       }
     }
     return;
@@ -105,15 +116,14 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
   setmaxnreg_inc<232>();
   const int half = warpgroup - 1, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
   float acc[kTileN / 2];
-  int stage = 0;
-  unsigned phase = 0;
+  RingSlot<kStages> ring;
   for (int t = blockIdx.x; t < p.tiles; t += gridDim.x) {
     const GemmTile tile = wgmma_tile(p, t, kTileN, out_rows);
     if (tile.m0 >= tile.rows) continue;
     for (int kb = 0; kb < k_blocks; ++kb) {
-      mbarrier_wait(&full[stage], phase);
-      const unsigned a_base = shared_address(shared + stage * kStageBytes) + half * 64 * 128;
-      const unsigned b_base = shared_address(shared + stage * kStageBytes + kABytes);
+      mbarrier_wait(&full[ring.stage], ring.phase);
+      const unsigned a_base = shared_address(shared + ring.stage * kStageBytes) + half * 64 * 128;
+      const unsigned b_base = shared_address(shared + ring.stage * kStageBytes + kABytes);
       wgmma_fence_registers(acc);
       wgmma_fence();
 #pragma unroll
@@ -130,11 +140,8 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
       wgmma_commit();
       wgmma_wait<0>();
       wgmma_fence_registers(acc);
-      if (lane == 0) mbarrier_arrive(&empty[stage]);
-      if (++stage == kStages) {
-        stage = 0;
-        phase ^= 1;
-      }
+      if (lane == 0) mbarrier_arrive(&empty[ring.stage]);
+      ring.advance();
     }
     // Accumulator layout of m64nNk16: warp w holds rows 16w..16w+15; per 8 columns i, a thread
     // holds (row lane/4, columns 2*(lane%4) + 0, 1) and the same 8 rows below.
