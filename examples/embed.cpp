@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
     ForwardResult result = layer.forward(Tensor(x.data(), DType::kFloat32, {tokens, config.model_dim}), options);
 
     const float* y = result.output.data_as<const float>();
-    std::cout << "output " << result.output.describe() << ", l_aux = " << result.l_aux
+    std::cout << "output " << result.output.describe() << ", l_aux = " << result.l_aux()
               << ", capacity = " << result.capacity << ", y[0][0..3] = " << y[0] << " " << y[1] << " " << y[2] << " "
               << y[3] << "\n";
     return 0;

@@ -262,7 +262,7 @@ int run(const Flags& f, comm::Communicator* group) {
     if (kSwitching) switch_options(step, f, config.num_experts, options);
     auto start = std::chrono::steady_clock::now();
     ForwardResult result = layer.forward(x, options);
-    double loss = example_loss(result.output, f.eval ? nullptr : &grad_output) + f.l_aux_wt * result.l_aux;
+    double loss = example_loss(result.output, f.eval ? nullptr : &grad_output) + f.l_aux_wt * result.l_aux();
     if (!f.eval) {
       layer.backward(grad_output, f.l_aux_wt);
       allreduce_shared_gradients(layer, f.allreduce_degree);

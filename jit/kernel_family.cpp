@@ -19,6 +19,7 @@ const std::vector<KernelFamily>& kernel_families() {
                                                      kernels::gemm_family(),
                                                      kernels::gate_topk_family(),
                                                      kernels::route_locations_family(),
+                                                     kernels::route_priority_family(),
                                                      kernels::gemm_simt_family(),
                                                      kernels::gemm_mma_family(),
                                                      kernels::gemm_tf32_family(),

@@ -60,11 +60,11 @@ void CpuDevice::fill_zero(void* pointer, size_t bytes) {
   });
 }
 
-void CpuDevice::copy_from_host(void* device_dst, const void* host_src, size_t bytes) {
+void CpuDevice::write_from_host(void* device_dst, const void* host_src, size_t bytes) {
   if (bytes > 0) std::memcpy(device_dst, host_src, bytes);
 }
 
-void CpuDevice::copy_to_host(void* host_dst, const void* device_src, size_t bytes) {
+void CpuDevice::read_to_host(void* host_dst, const void* device_src, size_t bytes) {
   if (bytes > 0) std::memcpy(host_dst, device_src, bytes);
 }
 

@@ -21,14 +21,14 @@ class CpuDevice final : public Device {
   void* allocate(size_t bytes) override;
   void release(void* pointer) noexcept override;
   void fill_zero(void* pointer, size_t bytes) override;
-  void copy_from_host(void* device_dst, const void* host_src, size_t bytes) override;
-  void copy_to_host(void* host_dst, const void* device_src, size_t bytes) override;
   void copy_within(void* dst, const void* src, size_t bytes) override;
-  void synchronize() override {}
   unsigned parallelism() const override { return pool_.size(); }
 
  protected:
   void copy_rows(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) override;
+  void write_from_host(void* device_dst, const void* host_src, size_t bytes) override;
+  void read_to_host(void* host_dst, const void* device_src, size_t bytes) override;
+  void wait_idle() override {}
 
  private:
   ThreadPool pool_;

@@ -129,15 +129,15 @@ void CudaDevice::fill_zero(void* pointer, size_t bytes) {
   cuda_check(driver_.cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(pointer), 0, bytes, stream_), "cuMemsetD8Async");
 }
 
-void CudaDevice::copy_from_host(void* device_dst, const void* host_src, size_t bytes) {
+void CudaDevice::write_from_host(void* device_dst, const void* host_src, size_t bytes) {
   if (bytes == 0) return;
-  synchronize();
+  wait_idle();
   cuda_check(driver_.cuMemcpyHtoD_v2(reinterpret_cast<CUdeviceptr>(device_dst), host_src, bytes), "cuMemcpyHtoD");
 }
 
-void CudaDevice::copy_to_host(void* host_dst, const void* device_src, size_t bytes) {
+void CudaDevice::read_to_host(void* host_dst, const void* device_src, size_t bytes) {
   if (bytes == 0) return;
-  synchronize();
+  wait_idle();
   cuda_check(driver_.cuMemcpyDtoH_v2(host_dst, reinterpret_cast<CUdeviceptr>(device_src), bytes), "cuMemcpyDtoH");
 }
 
@@ -205,7 +205,7 @@ comm::CudaStreamHooks CudaDevice::communication_hooks() {
   return hooks;
 }
 
-void CudaDevice::synchronize() {
+void CudaDevice::wait_idle() {
   make_current();
   cuda_check(driver_.cuStreamSynchronize(stream_), "cuStreamSynchronize");
 }

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "jit/kernels/elementwise.h"
 #include "jit/kernels/gemm.h"
+#include "runtime/row_counts.h"
 
 namespace switchyard {
 namespace {
@@ -127,23 +128,8 @@ void sum_rows(Context& context, const Tensor& x, const Tensor& out, const Tensor
   args.rows = static_cast<int>(rows);
   args.cols = static_cast<int>(cols);
   args.batch = static_cast<int>(batch);
-  std::unique_ptr<Buffer> device_counts;
-  if (row_counts) {
-    SY_CHECK(row_counts->shape() == std::vector<int64_t>{batch} && row_counts->dtype() == DType::kInt32 &&
-             row_counts->device() == DeviceRef{})
-        << "sum_rows row counts are " << row_counts->describe() << "; expected int32[" << batch << "] on the host";
-    const int* counts = row_counts->data_as<const int>();
-    for (int64_t b = 0; b < batch; ++b)
-      SY_CHECK(counts[b] >= 0 && counts[b] <= rows)
-          << "sum_rows row count " << counts[b] << " of batch " << b << " is outside [0, " << rows << "]";
-    args.row_counts = counts;
-    Device& device = context.device(x.device());
-    if (device.is_cuda()) {
-      device_counts = std::make_unique<Buffer>(device, static_cast<size_t>(batch) * 4);
-      device.copy_from_host(device_counts->data(), counts, static_cast<size_t>(batch) * 4);
-      args.row_counts = static_cast<const int*>(device_counts->data());
-    }
-  }
+  const RowCounts counts(context.device(x.device()), row_counts, batch, rows, "sum_rows");
+  args.row_counts = counts.data();
   launch(context, x, kernels::kEwSumRows, kernels::kActNone, args, static_cast<long>(x.numel()));
 }
 

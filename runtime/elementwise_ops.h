@@ -23,7 +23,8 @@ void add(Context& context, const Tensor& a, const Tensor& b, const Tensor& out);
 void scale(Context& context, const Tensor& x, double factor, const Tensor& out);
 /// out [B, C, R] = x [B, R, C] transposed per batch (a 2-D x is one batch; out is then [C, R]).
 void transpose(Context& context, const Tensor& x, const Tensor& out);
-/// out [B, C] = sum over the first row_counts[b] (default all) rows of x [B, R, C].
+/// out [B, C] = sum over the first min(row_counts[b], R) (default all) rows of x [B, R, C];
+/// row_counts as GemmOptions::row_counts.
 void sum_rows(Context& context, const Tensor& x, const Tensor& out, const Tensor* row_counts = nullptr);
 
 struct SgdOptions {

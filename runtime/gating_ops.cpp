@@ -2,32 +2,33 @@
 
 #include <switchyard/common/gating_args.h>
 
-#include <numeric>
+#include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 #include "jit/kernels/gating.h"
 
 namespace switchyard {
-namespace {
-
-// Visiting order of batch-prioritized routing: descending top score, stable (ties keep token order).
-std::vector<int> priority_order(Device& device, const Tensor& top_score) {
-  const int64_t s = top_score.dim(0);
-  std::vector<double> keys(static_cast<size_t>(s));
-  if (top_score.dtype() == DType::kFloat64) {
-    device.copy_to_host(keys.data(), top_score.data(), s * 8);
-  } else {
-    std::vector<float> f(static_cast<size_t>(s));
-    device.copy_to_host(f.data(), top_score.data(), s * 4);
-    std::copy(f.begin(), f.end(), keys.begin());
-  }
-  std::vector<int> order(static_cast<size_t>(s));
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return keys[a] > keys[b]; });
-  return order;
+std::vector<int> read_counts(const Buffer& storage, const Tensor& counts) {
+  std::vector<int> host(static_cast<size_t>(counts.numel()));
+  storage.device().copy_to_host(host.data(), counts.data(), host.size() * 4);
+  return host;
 }
 
-}  // namespace
+double read_gshard_loss(const Buffer& storage, const Tensor& loss_terms) {
+  const size_t e = static_cast<size_t>(loss_terms.numel());
+  std::vector<double> terms(e);
+  if (loss_terms.dtype() == DType::kFloat64) {
+    storage.device().copy_to_host(terms.data(), loss_terms.data(), e * 8);
+  } else {
+    std::vector<float> f(e);
+    storage.device().copy_to_host(f.data(), loss_terms.data(), e * 4);
+    std::copy(f.begin(), f.end(), terms.begin());
+  }
+  double sum = 0;
+  for (double t : terms) sum += t;
+  return static_cast<double>(e) * sum;
+}
 
 RoutedTokens route_tokens(Context& context, const Tensor& logits, int64_t top_k, bool normalize_gate,
                           bool batch_prioritized) {
@@ -38,21 +39,24 @@ RoutedTokens route_tokens(Context& context, const Tensor& logits, int64_t top_k,
   Device& device = context.device(logits.device());
   const DType g = kernels::score_dtype_for(logits.dtype());
   const size_t gs = dtype_size(g);
-  // One allocation: scores, gates, top score, loss terms (G), then indices, locations, counts, order (int32).
+  // One allocation: scores, gates, top score, loss terms (G), then indices, locations, counts,
+  // top-1 counts, the BPR order and its scratch (int32).
   const size_t g_count = static_cast<size_t>(s * e + top_k * s + s + e);
-  const size_t i_count = static_cast<size_t>(2 * top_k * s + e + s);
+  const size_t i_count = static_cast<size_t>(2 * top_k * s + 2 * e + 2 * s);
   RoutedTokens r;
-  r.storage = std::make_unique<Buffer>(device, g_count * gs + i_count * 4);
+  r.storage = std::make_shared<Buffer>(device, g_count * gs + i_count * 4);
   char* base = static_cast<char*>(r.storage->data());
   r.scores = Tensor(base, g, {s, e}, logits.device());
   r.gates = Tensor(base + s * e * gs, g, {top_k, s}, logits.device());
   Tensor top(base + (s * e + top_k * s) * gs, g, {s}, logits.device());
-  void* loss = base + (s * e + top_k * s + s) * gs;
+  r.loss_terms = Tensor(base + (s * e + top_k * s + s) * gs, g, {e}, logits.device());
   int* ints = reinterpret_cast<int*>(base + g_count * gs);
   r.indices = Tensor(ints, DType::kInt32, {top_k, s}, logits.device());
   r.locations = Tensor(ints + top_k * s, DType::kInt32, {top_k, s}, logits.device());
-  int* counts = ints + 2 * top_k * s;
-  int* order = counts + e;
+  r.counts = Tensor(ints + 2 * top_k * s, DType::kInt32, {e}, logits.device());
+  r.top1_counts = Tensor(ints + 2 * top_k * s + e, DType::kInt32, {e}, logits.device());
+  int* order = ints + 2 * top_k * s + 2 * e;
+  int* scratch = order + s;
 
   kernels::GateTopkArgs topk{logits.data(),  r.scores.data(), r.indices.data_as<int>(),
                              r.gates.data(), top.data(),      static_cast<int>(s)};
@@ -61,48 +65,32 @@ RoutedTokens route_tokens(Context& context, const Tensor& logits, int64_t top_k,
   if (s > 0)
     device.launch(context.kernel(device, topk_spec), kernels::gating_launch_config(topk_spec, s, device.parallelism()),
                   topk_params);
-  bool use_order = batch_prioritized && s > 0;
+  const bool use_order = batch_prioritized && s > 0;
   if (use_order) {
-    std::vector<int> host_order = priority_order(device, top);
-    device.copy_from_host(order, host_order.data(), host_order.size() * 4);
+    kernels::PriorityArgs priority{top.data(), order, scratch, static_cast<int>(s)};
+    void* priority_params[] = {&priority};
+    const KernelSpec priority_spec = kernels::route_priority_spec(g, device.target());
+    device.launch(context.kernel(device, priority_spec), kernels::route_priority_launch_config(priority_spec, s),
+                  priority_params);
   }
-  kernels::LocationsArgs loc{r.indices.data_as<const int>(),
-                             use_order ? order : nullptr,
-                             r.scores.data(),
-                             r.locations.data_as<int>(),
-                             counts,
-                             loss,
-                             static_cast<int>(s)};
+  kernels::LocationsArgs loc{
+      r.indices.data_as<const int>(), use_order ? order : nullptr,  r.scores.data(),     r.locations.data_as<int>(),
+      r.counts.data_as<int>(),        r.top1_counts.data_as<int>(), r.loss_terms.data(), static_cast<int>(s)};
   void* loc_params[] = {&loc};
   const KernelSpec locations_spec = kernels::route_locations_spec(g, e, top_k, device.target());
   device.launch(context.kernel(device, locations_spec), kernels::route_locations_launch_config(locations_spec, e),
                 loc_params);
-  r.counts.resize(static_cast<size_t>(e));
-  device.copy_to_host(r.counts.data(), counts, static_cast<size_t>(e) * 4);
-  // Sum the per-expert terms here, in expert order, so the loss is deterministic on every device.
-  std::vector<double> terms(static_cast<size_t>(e));
-  if (g == DType::kFloat64) {
-    device.copy_to_host(terms.data(), loss, static_cast<size_t>(e) * 8);
-  } else {
-    std::vector<float> f(static_cast<size_t>(e));
-    device.copy_to_host(f.data(), loss, static_cast<size_t>(e) * 4);
-    std::copy(f.begin(), f.end(), terms.begin());
-  }
-  double sum = 0;
-  for (double t : terms) sum += t;
-  r.l_aux = static_cast<double>(e) * sum;
   return r;
 }
 
-void gate_backward(Context& context, const RoutedTokens& routed, const Tensor& grad_gates, const Tensor* aux_grad,
+void gate_backward(Context& context, const RoutedTokens& routed, const Tensor& grad_gates, double aux_weight,
                    bool normalize_gate, const Tensor& grad_logits) {
   const int64_t s = routed.scores.dim(0), e = routed.scores.dim(1), k = routed.indices.dim(0);
   const DType g = routed.scores.dtype();
   SY_CHECK(grad_gates.shape() == std::vector<int64_t>({k, s}) && grad_gates.dtype() == g && grad_gates.is_contiguous())
       << "gate_backward gate gradient is " << grad_gates.describe() << "; expected contiguous " << dtype_name(g)
       << shape_string({k, s});
-  SY_CHECK(!aux_grad || (aux_grad->shape() == std::vector<int64_t>{e} && aux_grad->dtype() == g))
-      << "gate_backward aux gradient is " << aux_grad->describe() << "; expected " << dtype_name(g) << "[" << e << "]";
+  SY_CHECK(std::isfinite(aux_weight)) << "gate_backward aux weight = " << aux_weight << "; expected a finite number";
   SY_CHECK(grad_logits.shape() == std::vector<int64_t>({s, e}) && grad_logits.is_contiguous() &&
            kernels::score_dtype_for(grad_logits.dtype()) == g)
       << "gate_backward output is " << grad_logits.describe() << "; expected contiguous [" << s << ", " << e
@@ -111,9 +99,15 @@ void gate_backward(Context& context, const RoutedTokens& routed, const Tensor& g
   const KernelSpec spec = kernels::gate_backward_spec(grad_logits.dtype(), e, k, normalize_gate, device.target());
   const LoadedKernel& kernel = context.kernel(device, spec);
   if (s == 0) return;
-  kernels::GateBackwardArgs args{routed.scores.data(), routed.indices.data_as<const int>(),
-                                 grad_gates.data(),    aux_grad ? aux_grad->data() : nullptr,
-                                 grad_logits.data(),   static_cast<int>(s)};
+  // gshard_loss = E * sum_e f_e * mean_s P[s, e], f_e = top1_e / S: dL/dP[s, e] = w * E * top1_e / S^2.
+  const double aux_scale = aux_weight * static_cast<double>(e) / (static_cast<double>(s) * static_cast<double>(s));
+  kernels::GateBackwardArgs args{routed.scores.data(),
+                                 routed.indices.data_as<const int>(),
+                                 grad_gates.data(),
+                                 aux_weight != 0 ? routed.top1_counts.data_as<const int>() : nullptr,
+                                 aux_scale,
+                                 grad_logits.data(),
+                                 static_cast<int>(s)};
   void* params[] = {&args};
   device.launch(kernel, kernels::gating_launch_config(spec, s, device.parallelism()), params);
 }

@@ -11,22 +11,30 @@
 namespace switchyard {
 
 struct RoutedTokens {
-  std::unique_ptr<Buffer> storage;
-  Tensor scores;            // [S, E] softmax
-  Tensor indices;           // int32 [k, S]
-  Tensor gates;             // [k, S]
-  Tensor locations;         // int32 [k, S]
-  std::vector<int> counts;  // [E] on the host: true counts (never the BPR miscount of Tutel)
-  double l_aux = 0;
+  std::shared_ptr<Buffer> storage;  // every tensor below; shared with the forward's result
+  Tensor scores;                    // [S, E] softmax
+  Tensor indices;                   // int32 [k, S]
+  Tensor gates;                     // [k, S]
+  Tensor locations;                 // int32 [k, S]
+  Tensor counts;                    // int32 [E]: true counts, before drops (never the BPR miscount of Tutel)
+  Tensor top1_counts;               // int32 [E]: tokens whose first choice is the expert
+  Tensor loss_terms;                // [E] of the scores' dtype: gshard_loss = E * their sum
 };
 
-/// Backward of route_tokens' gates and gshard_loss: grad_logits [S, E] (the logits' dtype) from
-/// grad_gates [k, S] (the scores' dtype), the forward's scores and indices, and aux_grad [E]
-/// (dL/dscores[s, e] of the aux loss, the same for every token; may be null).
-void gate_backward(Context& context, const RoutedTokens& routed, const Tensor& grad_gates, const Tensor* aux_grad,
+/// The counts, copied to the host (waits for the device).
+std::vector<int> read_counts(const Buffer& storage, const Tensor& counts);
+/// gshard_loss from its per-expert terms, summed on the host in expert order so the loss is
+/// the same on every device (waits for the device).
+double read_gshard_loss(const Buffer& storage, const Tensor& loss_terms);
+
+/// Backward of route_tokens' gates and gshard_loss (weighted by `aux_weight`; 0 = no aux term):
+/// grad_logits [S, E] (the logits' dtype) from grad_gates [k, S] (the scores' dtype) and the
+/// forward's scores, indices and top-1 counts. Reads nothing back to the host.
+void gate_backward(Context& context, const RoutedTokens& routed, const Tensor& grad_gates, double aux_weight,
                    bool normalize_gate, const Tensor& grad_logits);
 
-/// logits: [S, E], float32 or float64, contiguous. top_k in [1, E].
+/// logits: [S, E], float32 or float64, contiguous. top_k in [1, E]. Everything stays on the
+/// logits' device: no copy to the host, no wait.
 RoutedTokens route_tokens(Context& context, const Tensor& logits, int64_t top_k, bool normalize_gate,
                           bool batch_prioritized);
 

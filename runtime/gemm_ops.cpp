@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "jit/kernels/gemm.h"
 #include "runtime/cuda_device.h"
+#include "runtime/row_counts.h"
 
 namespace switchyard {
 namespace {
@@ -77,16 +78,6 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
   SY_CHECK(kernels::gemm_uses_aux(options.activation) == (options.aux != nullptr))
       << "gemm: the swiglu and gradient epilogues take an aux tensor, and only they do";
   if (options.aux) expect(*options.aux, {batch, rows, n}, a.dtype(), a.device(), "swiglu gate input");
-  int64_t max_rows = rows;
-  if (options.row_counts) {
-    expect(*options.row_counts, {batch}, DType::kInt32, DeviceRef{}, "row counts");
-    const int* counts = options.row_counts->data_as<const int>();
-    for (int64_t b = 0; b < batch; ++b) {
-      SY_CHECK(counts[b] >= 0 && counts[b] <= rows)
-          << "gemm row count " << counts[b] << " of batch " << b << " is outside [0, " << rows << "]";
-    }
-    max_rows = *std::max_element(counts, counts + batch);
-  }
   Device& device = context.device(a.device());
   const kernels::GemmShape shape{.dtype = a.dtype(),
                                  .n = n,
@@ -100,20 +91,15 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
                                  .grouped = options.row_counts != nullptr};
   const KernelSpec spec = kernels::gemm_spec(shape, device.target());
   const LoadedKernel& kernel = context.kernel(device, spec);
+  const RowCounts counts(device, options.row_counts, batch, rows, "gemm");
+  const int64_t max_rows = counts.max_rows();
   if (max_rows == 0 && !options.trans_a) return;
-  std::unique_ptr<Buffer> device_counts;
-  const int* counts = options.row_counts ? options.row_counts->data_as<const int>() : nullptr;
-  if (counts != nullptr && device.is_cuda()) {
-    device_counts = std::make_unique<Buffer>(device, static_cast<size_t>(batch) * 4);
-    device.copy_from_host(device_counts->data(), counts, static_cast<size_t>(batch) * 4);
-    counts = static_cast<const int*>(device_counts->data());
-  }
   kernels::GemmArgs args{a.data(),
                          w.data(),
                          options.bias ? options.bias->data() : nullptr,
                          options.aux ? options.aux->data() : nullptr,
                          c.data(),
-                         counts,
+                         counts.data(),
                          rows * k,
                          options.trans_a ? rows * n : n * k,
                          options.trans_a ? k * n : rows * n,

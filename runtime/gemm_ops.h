@@ -15,13 +15,13 @@ struct GemmOptions {
   kernels::GemmActivation activation = kernels::kActNone;
   const Tensor* bias = nullptr;        // [B, N]
   const Tensor* aux = nullptr;         // [B, R, N]: the gate input of kActSwiglu, the pre-activation of *Grad
-  const Tensor* row_counts = nullptr;  // int32 [B] on the host: rows used per batch (grouped GEMM)
+  const Tensor* row_counts = nullptr;  // int32 [B], host or device: rows used per batch, clamped to R
   bool allow_tf32 = false;             // float32 on CUDA may use TF32 tensor cores
 };
 
 /// a [B, R, K], w [B, K, N] (or [B, N, K] with trans_b), c [B, R, N]; all contiguous, one dtype,
-/// one device. With row_counts, batch b computes only its first row_counts[b] rows (the rest of
-/// c is left untouched); with trans_a they bound the reduction instead (c is whole).
+/// one device. With row_counts, batch b computes only its first min(row_counts[b], R) rows (the
+/// rest of c is left untouched); with trans_a they bound the reduction instead (c is whole).
 /// Throws UserError naming the offending tensor.
 void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tensor& c, const GemmOptions& options = {});
 

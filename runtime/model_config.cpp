@@ -244,6 +244,7 @@ void add_layer_kernels(const ModelConfig& config, DType dtype, const Target& tar
       add(kernels::gate_topk_spec(gate, config.num_experts, k, normalize, target));
     add(kernels::route_locations_spec(kernels::score_dtype_for(gate), config.num_experts, k, target));
   }
+  add(kernels::route_priority_spec(kernels::score_dtype_for(gate), target));  // batch_prioritized_routing
   if (!config.training) return;
   for (const auto& shape : training_gemms(config, dtype, target)) add(kernels::gemm_spec(shape, target));
   for (int64_t k : config.top_k) {

@@ -97,26 +97,9 @@ void MoeLayer::backward_gate(const Tensor& grad_gates, double l_aux_weight, cons
     dg = narrow->view(score, dg.shape());
     cast_tensor(context_, grad_gates, dg);
   }
-  // gshard_loss = E * sum_e f_e * mean_s P[s, e]: dL/dP[s, e] = w * E * f_e / S, f_e the top-1 share.
-  std::unique_ptr<Buffer> aux;
-  if (l_aux_weight != 0 && s > 0) {
-    std::vector<int> first(static_cast<size_t>(s));
-    device_.copy_to_host(first.data(), sv.routed.indices.data(), first.size() * 4);
-    std::vector<double> coefficient(static_cast<size_t>(e), 0.0);
-    const double scale = l_aux_weight * static_cast<double>(e) / (static_cast<double>(s) * static_cast<double>(s));
-    for (int expert : first) coefficient[static_cast<size_t>(expert)] += scale;
-    aux = std::make_unique<Buffer>(device_, static_cast<size_t>(e) * dtype_size(score));
-    if (score == DType::kFloat64) {
-      device_.copy_from_host(aux->data(), coefficient.data(), aux->bytes());
-    } else {
-      std::vector<float> narrow_values(coefficient.begin(), coefficient.end());
-      device_.copy_from_host(aux->data(), narrow_values.data(), aux->bytes());
-    }
-  }
-  Tensor aux_t = aux ? aux->view(score, {e}) : Tensor();
   Buffer logits_space(device_, static_cast<size_t>(s * e) * dtype_size(g));
   const Tensor d_logits = logits_space.view(g, {s, e});
-  gate_backward(context_, sv.routed, dg, aux ? &aux_t : nullptr, sv.options.normalize_gate, d_logits);
+  gate_backward(context_, sv.routed, dg, s > 0 ? l_aux_weight : 0.0, sv.options.normalize_gate, d_logits);
   const Tensor gate_input = sv.gate_input ? sv.gate_input->view(g, {1, s, m}) : one_batch(sv.x(g, m));
   GemmOptions weight;
   weight.trans_a = true;
@@ -160,8 +143,7 @@ BackwardResult MoeLayer::backward(const Tensor& grad_output, double l_aux_weight
   const int64_t c = sv.routing.capacity;
   const size_t slot_bytes = static_cast<size_t>(e * c * m) * dtype_size(config_.dtype);
   const bool post = sv.options.is_postscore;
-  Tensor used_t(const_cast<int*>(sv.used.data()), DType::kInt32, {e});
-  const Tensor* rows = sv.options.dropless_grouped ? &used_t : nullptr;
+  const Tensor* rows = sv.options.dropless_grouped ? &sv.routed.counts : nullptr;  // clamped to C by the kernels
   // The transpose of decode is encode with the gate applied where decode applied it, and back.
   Buffer slots_space(device_, slot_bytes), dispatched_space(device_, slot_bytes);
   const Tensor d_slots = slots_space.view(config_.dtype, {e, c, m});

@@ -29,6 +29,15 @@ void check_finite_values(const T* values, int64_t tokens, int64_t dim) {
 
 }  // namespace
 
+double ForwardResult::l_aux() const {
+  return loss_terms.data() != nullptr ? read_gshard_loss(*routing, loss_terms) : host_l_aux;
+}
+
+std::vector<int> ForwardResult::expert_counts() const {
+  SY_CHECK(routing) << "expert_counts() of a ForwardResult that no forward filled";
+  return read_counts(*routing, counts);
+}
+
 void MoeLayer::check_options(const Tensor& x, const ForwardOptions& o) const {
   SY_CHECK(x.ndim() == 2 && x.dim(1) == config_.model_dim && x.is_contiguous())
       << "forward input is " << x.describe() << "; expected contiguous [tokens, " << config_.model_dim << "]";
@@ -197,13 +206,22 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
   Tensor logits = gate_logits(x, logits_space, gate_input);
   RoutedTokens routed = route_tokens(context_, logits, k, options.normalize_gate, options.batch_prioritized_routing);
   ForwardResult result;
-  result.expert_counts = routed.counts;
-  result.l_aux = options.is_gshard_loss ? routed.l_aux : importance_loss(logits, routed.scores, k, options.gate_noise);
-  int64_t max_count = *std::max_element(routed.counts.begin(), routed.counts.end());
+  result.routing = routed.storage;
+  result.counts = routed.counts;
+  if (options.is_gshard_loss)
+    result.loss_terms = routed.loss_terms;
+  else
+    result.host_l_aux = importance_loss(logits, routed.scores, k, options.gate_noise);
+  // A positive capacity factor takes the capacity from the shapes: nothing waits for the device.
+  // Dropless capacities (factor <= 0) and a group's agreement read the counts: one small copy.
+  const bool in_group = group_ != nullptr && group_->size() > 1;
+  std::vector<int> counts;
+  if (options.capacity_factor <= 0 || in_group) counts = read_counts(*routed.storage, routed.counts);
+  int64_t max_count = counts.empty() ? 0 : *std::max_element(counts.begin(), counts.end());
   int64_t capacity_tokens = s;  // a group agrees on the largest token count and expert count
   GroupCounts agreed;
-  if (group_ != nullptr && group_->size() > 1) {
-    agreed = agree_on_call(s, routed.counts, options);
+  if (in_group) {
+    agreed = agree_on_call(s, counts, options);
     capacity_tokens = agreed.most_tokens;
     max_count = agreed.most_count;
   }
@@ -223,10 +241,8 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
   auto expert_out = std::make_unique<Buffer>(device_, static_cast<size_t>(e * c * m) * el);
   Tensor dispatched = slots->view(config_.dtype, {e, c, m}), processed = expert_out->view(config_.dtype, {e, c, m});
   dispatch_encode(context_, x, routing, options.is_postscore, dispatched);
-  // Grouped GEMM: each expert computes only the slots that hold tokens (its count, up to C).
-  std::vector<int> used(static_cast<size_t>(e));
-  for (int64_t i = 0; i < e; ++i) used[i] = static_cast<int>(std::min<int64_t>(routed.counts[i], c));
-  Tensor used_t(used.data(), DType::kInt32, {e});
+  // Grouped GEMM: each expert computes only the slots that hold tokens (its count, up to C: the
+  // kernels clamp the device's counts to their rows).
   std::vector<int> source_rows;  // [W][E_local]: what each rank's tokens fill of this rank's experts
   if (options.dropless_grouped && options.adaptive_r == 1 && shards_ == 1 && !agreed.counts.empty()) {
     const int64_t first = group_->rank() * local_experts_;
@@ -237,7 +253,7 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
   std::vector<std::unique_ptr<Buffer>> gathered;
   const ExpertTensors weights = expert_weights(options.adaptive_r, gathered);
   ExpertsSaved kept;
-  experts_forward(dispatched, processed, options.dropless_grouped ? &used_t : nullptr, weights, options,
+  experts_forward(dispatched, processed, options.dropless_grouped ? &routed.counts : nullptr, weights, options,
                   saved ? &kept : nullptr, source_rows);
   result.storage = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * el);
   result.output = result.storage->view(config_.dtype, {s, m});
@@ -251,7 +267,6 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
     saved->routed = std::move(routed);
     saved->wide_gates = std::move(wide_gates);
     saved->routing = routing;
-    saved->used = std::move(used);
     if (!kept.input) kept.input = std::move(slots);
     kept.weights = weights;  // views stay valid: the buffers move, their memory does not
     kept.gathered = std::move(gathered);

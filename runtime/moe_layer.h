@@ -69,12 +69,25 @@ struct BackwardResult {
   Tensor grad_input;  // [S, M]: dL/dx of the saved forward
 };
 
+/// What a forward returns. Its routing statistics stay on the layer's device: reading them on
+/// the host (l_aux(), expert_counts()) waits for the device, so a hot loop that does not print
+/// them never synchronizes.
 struct ForwardResult {
   std::unique_ptr<Buffer> storage;
-  Tensor output;     // [S, M] on the layer's device
-  double l_aux = 0;  // gshard_loss, or load_importance_loss when !is_gshard_loss
+  Tensor output;  // [S, M] on the layer's device
   int64_t capacity = 0;
-  std::vector<int> expert_counts;  // (token, choice) pairs routed to each expert, before drops
+  Tensor counts;  // int32 [E] on the layer's device: (token, choice) pairs per expert, before drops
+
+  /// gshard_loss, or load_importance_loss when !is_gshard_loss. Waits for the device.
+  double l_aux() const;
+  /// `counts` copied to the host. Waits for the device.
+  std::vector<int> expert_counts() const;
+
+  // Set by the layer: what owns `counts`, and where l_aux comes from (the gshard loss's
+  // per-expert terms on the device, or a value the host already computed).
+  std::shared_ptr<Buffer> routing;
+  Tensor loss_terms;
+  double host_l_aux = 0;
 };
 
 class MoeLayer {

@@ -14,10 +14,9 @@ struct MoeLayer::Saved {
   int64_t tokens = 0;
   std::unique_ptr<Buffer> input;       // x [S, M]
   std::unique_ptr<Buffer> gate_input;  // the float32 copy of x read by an fp32 gate; null: the gate read x
-  RoutedTokens routed;                 // scores, indices, gates, locations, counts
+  RoutedTokens routed;                 // scores, indices, gates, locations, counts (the grouped rows)
   std::unique_ptr<Buffer> wide_gates;  // the gates in the data's gate dtype, where that differs
   Routing routing;                     // views of the two above, as dispatch used them
-  std::vector<int> used;               // slots holding tokens per expert (the grouped GEMMs' rows)
   ExpertsSaved experts;                // the experts' input, pre-activations and weights
   std::unique_ptr<Buffer> expert_out;  // [E, C, M] (only read for the post-score gate gradient)
 

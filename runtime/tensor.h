@@ -74,6 +74,8 @@ class Buffer {
 
   void* data() const { return data_; }
   size_t bytes() const { return bytes_; }
+  /// Where the memory lives (what copies out of it go through).
+  Device& device() const { return *device_; }
   /// A contiguous tensor view of the buffer; throws if it does not fit.
   Tensor view(DType dtype, std::vector<int64_t> shape) const;
 

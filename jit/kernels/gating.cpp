@@ -41,6 +41,20 @@ KernelFamily route_locations_family() {
   return base("route_locations", false);
 }
 
+KernelFamily route_priority_family() {
+  KernelFamily f;
+  f.name = "route_priority";
+  f.params = {{"dtype", ParamDecl::Kind::kDType}};
+  f.cpu_header = "switchyard/cpu/gating.hpp";
+  f.cpu_function = "switchyard::cpu::route_priority";
+  f.args_type = "switchyard::kernels::PriorityArgs";
+  f.cpu_dtypes = {DType::kFloat32, DType::kFloat64};
+  f.cuda_header = "switchyard/cuda/gating.cuh";
+  f.cuda_function = "switchyard::cuda::route_priority";
+  f.cuda_dtypes = {DType::kFloat32};
+  return f;
+}
+
 KernelFamily gate_backward_family() {
   return base("gate_backward", true);
 }
@@ -60,6 +74,10 @@ KernelSpec route_locations_spec(DType gate_dtype, int64_t experts, int64_t top_k
   return {"route_locations", {{"dtype", gate_dtype}, {"experts", experts}, {"top_k", top_k}}, target};
 }
 
+KernelSpec route_priority_spec(DType score_dtype, const Target& target) {
+  return {"route_priority", {{"dtype", score_dtype}}, target};
+}
+
 DType score_dtype_for(DType dtype) {
   return dtype == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
 }
@@ -74,4 +92,9 @@ LaunchConfig route_locations_launch_config(const KernelSpec& spec, int64_t exper
   config.block = spec.target.is_cuda() ? 256 : 1;
   return config;
 }
+
+LaunchConfig route_priority_launch_config(const KernelSpec& spec, int64_t tokens) {
+  return spec.target.is_cuda() ? thread_per_item(tokens, 256) : LaunchConfig{1, 1, 0};
+}
+
 }  // namespace switchyard::kernels

@@ -92,7 +92,7 @@ TEST(MoeParallel, EveryRAndDMatchesTheSingleRankLayer) {
             ForwardResult got = dist.forward(Tensor(x.data(), DType::kFloat64, {s, 8}), o);
             ForwardResult want = single.forward(Tensor(x.data(), DType::kFloat64, {s, 8}), o);
             expect_near(values(got.output), values(want.output), "output");
-            EXPECT_NEAR(got.l_aux, want.l_aux, 1e-12);
+            EXPECT_NEAR(got.l_aux(), want.l_aux(), 1e-12);
             auto dx = values(dist.backward(Tensor(g.data(), DType::kFloat64, {s, 8}), 0.1).grad_input);
             expect_near(dx, values(single.backward(Tensor(g.data(), DType::kFloat64, {s, 8}), 0.1).grad_input), "dx");
             for (const auto& name : dist.parameter_names()) {

@@ -219,8 +219,9 @@ TEST(ModelConfig, SampleConfigsExpandToTheirKernelSets) {
   // Dispatch: {f32, f64} x top_k {1, 2} x postscore {T, F} x {encode, decode} = 16; per dtype,
   // 3 GEMMs (gate and fc1 read nn.Linear weights transposed, fc2) and per top_k a gate_topk and
   // a route_locations = 7, the element-wise sum_rows and scale (experts shared by ranks) = 2,
-  // helloworld's example loss (logits, softmax) = 2, and the weights' initialization = 1.
-  EXPECT_EQ(cpu.specs.size(), 16u + 2 * (7u + 2u + 2u + 1u));
+  // helloworld's example loss (logits, softmax) = 2, the weights' initialization = 1 and the
+  // batch-prioritized order (route_priority) = 1.
+  EXPECT_EQ(cpu.specs.size(), 16u + 2 * (7u + 2u + 2u + 1u + 1u));
   auto read_transposed = [](const KernelSet& set) {
     int count = 0;
     for (const auto& spec : set.specs) count += spec.to_string().find("trans_b=true") != std::string::npos;
@@ -231,17 +232,18 @@ TEST(ModelConfig, SampleConfigsExpandToTheirKernelSets) {
   EXPECT_EQ(cpu.skipped.size(), 2u);
   // CUDA: dispatch 24; per dtype (f32, f16, bf16) 3 GEMMs + a gate_topk per top_k = 5 and
   // transpose (the gate's and fc1's transposed copies), sum_rows, scale = 3; and route_locations (fp32 scores for every
-  // dtype) per top_k = 2; and the example loss (logits, softmax) and initialization per dtype.
-  EXPECT_EQ(kernel_set(tiny, Target::cuda(90)).specs.size(), 24u + 3 * (5u + 3u + 2u + 1u) + 2u);
+  // dtype) per top_k = 2 and route_priority once; and the example loss (logits, softmax) and
+  // initialization per dtype.
+  EXPECT_EQ(kernel_set(tiny, Target::cuda(90)).specs.size(), 24u + 3 * (5u + 3u + 2u + 1u) + 2u + 1u);
   ModelConfig mixtral = ModelConfig::load(testing::source_dir() + "/examples/models/mixtral-8x7b.json");
   EXPECT_EQ(mixtral.model_dim, 4096);
   EXPECT_EQ(mixtral.hidden_size, 14336);
   KernelSet mixtral_cuda = kernel_set(mixtral, Target::cuda(80));
-  // fp32_gate: one float32 gate GEMM, gate_topk and route_locations shared by the three dtypes,
+  // fp32_gate: one float32 gate GEMM, gate_topk, route_locations and route_priority shared by the three dtypes,
   // a cast to float32 for float16 and bfloat16, and fc1/fc2 per dtype; transpose, sum_rows and
   // scale per dtype (the float32 gate's transpose is float32's); the example loss (2) and the
   // initialization (the float32 gate's is float32's) per dtype.
-  EXPECT_EQ(mixtral_cuda.specs.size(), 6u + 1u + 1u + 1u + 2u + 3 * 2u + 3 * 3u + 3 * 2u + 3u);
+  EXPECT_EQ(mixtral_cuda.specs.size(), 6u + 1u + 1u + 1u + 1u + 2u + 3 * 2u + 3 * 3u + 3 * 2u + 3u);
   int tensor_core = 0;
   for (const auto& spec : mixtral_cuda.specs) tensor_core += spec.family == "gemm_mma";
   EXPECT_EQ(tensor_core, 4) << "fc1 and fc2 of float16 and bfloat16 run on tensor cores";
@@ -256,7 +258,7 @@ TEST(ModelConfig, TrainingAddsTheBackwardKernels) {
   // share N = M, K = H), per top_k a gate_backward and a gate_grad (4), and activate, add, sgd
   // (3; sum_rows is a forward kernel), and the example loss's gradient fill (1); the flipped
   // encode/decode are already there (both is_postscore values).
-  EXPECT_EQ(cpu.specs.size(), 40u + 2 * (6u + 4u + 3u + 1u));
+  EXPECT_EQ(cpu.specs.size(), 42u + 2 * (6u + 4u + 3u + 1u));
   std::vector<std::string> texts;
   for (const auto& spec : cpu.specs) texts.push_back(spec.to_string());
   for (const char* needle :

@@ -138,8 +138,13 @@ TYPED_TEST(BackwardKernelTest, GateBackwardMatchesReferenceAndFiniteDifferences)
     const bool normalize = trial % 4 != 3;
     SCOPED_TRACE("trial " + std::to_string(trial));
     auto logits = testing::random_normal<double>(rng, s * e);
-    auto dg = testing::random_normal<double>(rng, k * s), aux = testing::random_normal<double>(rng, e);
+    auto dg = testing::random_normal<double>(rng, k * s);
     auto routed = reference::route(logits, s, e, k, 1.0, normalize, false, 1);
+    // gshard_loss weighted by w: dL/dscores[t, x] = w * E * (tokens whose first choice is x) / S^2.
+    const double weight = 0.5 + 0.25 * trial;
+    std::vector<double> aux(static_cast<size_t>(e), 0.0);
+    for (int64_t t = 0; t < s; ++t)
+      aux[static_cast<size_t>(routed.indices[t])] += weight * static_cast<double>(e) / static_cast<double>(s * s);
     auto want = reference::gate_backward(routed.scores, routed.indices, dg, aux, s, e, k, normalize);
     // The reference against finite differences of route() (fp64, exact to ~1e-9).
     for (size_t i = 0; i < logits.size(); i += 3) {
@@ -154,9 +159,8 @@ TYPED_TEST(BackwardKernelTest, GateBackwardMatchesReferenceAndFiniteDifferences)
     // The kernel, from the kernel-side forward's scores and indices.
     std::vector<T> tl(logits.begin(), logits.end());
     RoutedTokens fwd = route_tokens(Context::global(), Tensor(tl.data(), dt, {s, e}), k, normalize, false);
-    std::vector<T> tdg(dg.begin(), dg.end()), taux(aux.begin(), aux.end()), out(s * e);
-    Tensor aux_t(taux.data(), dt, {e});
-    gate_backward(Context::global(), fwd, Tensor(tdg.data(), dt, {k, s}), &aux_t, normalize,
+    std::vector<T> tdg(dg.begin(), dg.end()), out(s * e);
+    gate_backward(Context::global(), fwd, Tensor(tdg.data(), dt, {k, s}), weight, normalize,
                   Tensor(out.data(), dt, {s, e}));
     for (size_t i = 0; i < want.size(); ++i)
       ASSERT_NEAR(out[i], want[i], (std::is_same_v<T, double> ? 1e-12 : 1e-5) * (1 + std::abs(want[i]))) << i;
@@ -202,7 +206,14 @@ TYPED_TEST(BackwardKernelTest, ElementwiseOps) {
       UserError);
   EXPECT_THROW(sum_rows(Context::global(), Tensor(y.data(), dt, shape), Tensor(sums.data(), dt, {batch, cols + 1})),
                UserError);
-  counts[1] = rows + 1;
+  counts[1] = static_cast<int>(rows) + 5;  // a count past the rows (a layer's true count above C) is clamped
+  sum_rows(Context::global(), Tensor(y.data(), dt, shape), Tensor(sums.data(), dt, {batch, cols}), &counts_t);
+  for (int64_t c = 0; c < cols; ++c) {
+    double want = 0;
+    for (int64_t r = 0; r < rows; ++r) want += y[(rows + r) * cols + c];
+    ASSERT_NEAR(sums[cols + c], want, eps * 50) << "clamped count, column " << c;
+  }
+  counts[1] = -1;
   EXPECT_THROW(
       sum_rows(Context::global(), Tensor(y.data(), dt, shape), Tensor(sums.data(), dt, {batch, cols}), &counts_t),
       UserError);

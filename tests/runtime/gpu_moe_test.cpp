@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <numeric>
 #include <random>
 
 #include "runtime/cuda_device.h"
@@ -156,7 +157,7 @@ TEST_P(GpuMoe, LayerMatchesReference) {
     double l_aux = 0;
     auto want = reference::layer_forward(config, params, decode_values(hx, dt), s, o, &l_aux);
     ForwardResult got = layer.forward(dx.view(dt, {s, config.model_dim}), o);
-    EXPECT_NEAR(got.l_aux, l_aux, 1e-3);
+    EXPECT_NEAR(got.l_aux(), l_aux, 1e-3);
     std::string out(got.output.nbytes(), '\0');
     context.cuda(0).copy_to_host(out.data(), got.output.data(), out.size());
     auto g = decode_values(out, dt);
@@ -292,6 +293,48 @@ TEST_P(GpuMoe, SteadyStateStepsTakeNoNewMemoryFromTheDriver) {
   EXPECT_GT(warm.used, 0u);
   EXPECT_EQ(later.reserved, warm.reserved) << "the pool asked the driver for more memory in a steady state";
   EXPECT_EQ(later.used, warm.used) << "the buffers in use peaked higher than in the first steps";
+}
+
+// Issue 12: the hot path never makes the host wait for the GPU with a positive capacity factor
+// (counts, capacity, BPR order, grouped rows and the aux gradient stay on the device).
+TEST_P(GpuMoe, SteadyStateStepsNeverWaitForTheDevice) {
+  const DType dt = GetParam();
+  Context& context = Context::global();
+  Device& gpu = context.cuda(0);
+  MoeLayerConfig config;
+  config.model_dim = 128;
+  config.hidden_size = 256;
+  config.num_experts = 4;
+  config.dtype = dt;
+  MoeLayer layer(context, gpu, config);
+  layer.init_parameters(7);
+  const int64_t s = 512, m = config.model_dim;
+  std::mt19937 rng(14);
+  std::normal_distribution<double> normal;
+  std::vector<double> x(s * m);
+  for (auto& v : x) v = normal(rng);
+  const std::string hx = encode_values(x, dt);
+  Buffer dx(gpu, hx.size()), dy(gpu, hx.size());
+  gpu.copy_from_host(dx.data(), hx.data(), hx.size());
+  gpu.copy_from_host(dy.data(), hx.data(), hx.size());
+  ForwardOptions o;
+  o.save_for_backward = true;
+  o.batch_prioritized_routing = true;
+  o.dropless_grouped = true;
+  auto step = [&] {
+    ForwardResult r = layer.forward(dx.view(dt, {s, m}), o);
+    layer.backward(dy.view(dt, {s, m}), 0.01);
+    layer.sgd_step(SgdOptions{});
+    return r;
+  };
+  step();
+  const uint64_t before = gpu.host_waits();
+  ForwardResult last;
+  for (int i = 0; i < 3; ++i) last = step();
+  EXPECT_EQ(gpu.host_waits(), before) << "a steady-state step made the host wait for the GPU";
+  const std::vector<int> counts = last.expert_counts();
+  EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), 0), 2 * s);
+  EXPECT_TRUE(std::isfinite(last.l_aux()));
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, GpuMoe, ::testing::Values(DType::kFloat32, DType::kFloat16, DType::kBFloat16),

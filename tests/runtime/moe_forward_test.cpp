@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <numeric>
 #include <random>
 
 #include "core/error.h"
@@ -67,7 +68,7 @@ TYPED_TEST(MoeForwardTest, RandomConfigsMatchReference) {
     auto out = read_all(got.output);
     ASSERT_EQ(out.size(), want.size());
     for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(out[i], want[i], tol * (1 + std::abs(want[i]))) << i;
-    EXPECT_NEAR(got.l_aux, l_aux, tol);
+    EXPECT_NEAR(got.l_aux(), l_aux, tol);
   }
 }
 
@@ -77,6 +78,46 @@ MoeLayerConfig small_config() {
   c.hidden_size = 32;
   c.num_experts = 4;
   return c;
+}
+
+// The routing statistics, the capacity, the BPR order, the grouped rows and the aux loss's
+// gradient stay where the layer is: a steady-state training step with a positive capacity factor
+// copies nothing between host and device (the same calls wait for a GPU). Reading the results
+// and a dropless capacity are the documented copies.
+TEST(MoeForward, SteadyStateStepCopiesNothingToOrFromTheHost) {
+  Device& cpu = Context::global().cpu();
+  MoeLayer layer(Context::global(), cpu, small_config());
+  layer.init_parameters(3);
+  std::mt19937 rng(8);
+  auto x = testing::random_normal<float>(rng, 40 * 16), dy = testing::random_normal<float>(rng, 40 * 16);
+  ForwardOptions o;
+  o.save_for_backward = true;
+  o.batch_prioritized_routing = true;
+  o.dropless_grouped = true;
+  o.capacity_factor = 1.5;
+  auto step = [&] {
+    ForwardResult r = layer.forward(Tensor(x.data(), DType::kFloat32, {40, 16}), o);
+    layer.backward(Tensor(dy.data(), DType::kFloat32, {40, 16}), 0.01);
+    layer.sgd_step(SgdOptions{});
+    return r;
+  };
+  step();  // the first step prepares the plan
+  const uint64_t before = cpu.host_waits();
+  ForwardResult r = step();
+  EXPECT_EQ(cpu.host_waits(), before) << "a steady-state step copied between host and device";
+  const std::vector<int> counts = r.expert_counts();
+  EXPECT_EQ(cpu.host_waits(), before + 1) << "reading the counts is one copy";
+  EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), 0), 2 * 40) << "every (token, choice) pair is counted";
+  EXPECT_GT(r.l_aux(), 0.0);
+  EXPECT_EQ(cpu.host_waits(), before + 2) << "reading l_aux is one copy";
+  ForwardOptions dropless = o;
+  dropless.capacity_factor = 0;
+  dropless.save_for_backward = false;
+  layer.forward(Tensor(x.data(), DType::kFloat32, {40, 16}), dropless);  // may prepare its plan
+  const uint64_t padded = cpu.host_waits();
+  const ForwardResult d = layer.forward(Tensor(x.data(), DType::kFloat32, {40, 16}), dropless);
+  EXPECT_EQ(cpu.host_waits(), padded + 1) << "a dropless capacity reads the counts once";
+  EXPECT_EQ(d.capacity, *std::max_element(counts.begin(), counts.end()));
 }
 
 TEST(MoeForward, DroplessGroupedEqualsPadded) {
@@ -277,7 +318,7 @@ TEST(MoeForward, LoadImportanceLossMatchesReference) {
     auto logits = reference::gemm(stored, reference::layer_params(layer).at("gates.0.wg.weight"), nullptr, 1, s, 16, 4,
                                   true, reference::Act::kNone);
     auto routed = reference::route(logits, s, 4, k, 1.0, true, false, 1);
-    EXPECT_NEAR(got.l_aux, reference::load_importance_loss(routed.scores, logits, s, 4, k, 1.0), 1e-5);
+    EXPECT_NEAR(got.l_aux(), reference::load_importance_loss(routed.scores, logits, s, 4, k, 1.0), 1e-5);
   }
   ForwardOptions no_noise;
   no_noise.is_gshard_loss = false;
@@ -302,7 +343,7 @@ TEST(MoeForward, Fp32GateOnAFloat64Layer) {
   auto params = reference::layer_params(layer);
   auto logits = reference::gemm(x32, params.at("gates.0.wg.weight"), nullptr, 1, s, 16, 4, true, reference::Act::kNone);
   auto routed = reference::route(logits, s, 4, o.top_k, o.capacity_factor, true, false, 1);
-  EXPECT_EQ(got.expert_counts, routed.counts);
+  EXPECT_EQ(got.expert_counts(), routed.counts);
   double l_aux = 0;
   auto want = reference::layer_forward(config, params, x, s, o, &l_aux);
   auto out = read_all(got.output);

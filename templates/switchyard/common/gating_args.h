@@ -21,7 +21,17 @@ struct LocationsArgs {
   const void* scores;  // G [S, E]
   int* locations;      // [k, S]: running count per expert, choice j after every earlier choice
   int* counts;         // [E]: (token, choice) pairs per expert, before any capacity drop
-  void* loss_terms;    // G [E]: frac_top1(e) * mean_score(e); gshard_loss = E * their sum (host)
+  int* top1_counts;    // [E]: tokens whose first choice is the expert (gshard_loss's backward)
+  void* loss_terms;    // G [E]: frac_top1(e) * mean_score(e); gshard_loss = E * their sum
+  int tokens;
+};
+
+// Batch-prioritized routing's visiting order: tokens by descending top score, ties in token
+// order (a stable sort), computed where the scores are.
+struct PriorityArgs {
+  const void* top_score;  // G [S]
+  int* order;             // [S]: order[i] = the token visited i-th
+  int* scratch;           // [S]: working space (the CPU's merge sort)
   int tokens;
 };
 
@@ -30,8 +40,12 @@ struct GateBackwardArgs {
   const void* scores;      // G [S, E]: the forward softmax
   const int* indices;      // [k, S]
   const void* grad_gates;  // G [k, S]: dL/dg_j(s) for the gates as dispatch used them
-  const void* aux_grad;    // G [E]: dL/dscores[s, e] from the aux loss, the same for every token; or null
-  void* grad_logits;       // [S, E] in the logits' dtype
+  // dL/dscores[s, e] of the aux loss, the same for every token: aux_scale * top1_counts[e]
+  // (gshard_loss = E * sum_e top1_e / S * mean_s P[s, e], times its weight w: aux_scale =
+  // w * E / S^2). Null top1_counts: no aux term.
+  const int* top1_counts;  // [E], from route_locations
+  double aux_scale;
+  void* grad_logits;  // [S, E] in the logits' dtype
   int tokens;
 };
 

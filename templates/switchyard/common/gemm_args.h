@@ -43,13 +43,21 @@ struct GemmArgs {
   const void* bias;       // [batch][N] or null (only read when specialized with bias)
   const void* aux;        // [batch][rows_stride, N] for kActSwiglu, else null
   void* c;                // [batch][rows_stride, N]
-  const int* row_counts;  // [batch] rows actually used per batch (grouped GEMM), or null = rows
+  const int* row_counts;  // [batch] rows used per batch (grouped GEMM), clamped to rows; or null = rows
   long a_batch_stride;    // elements between batches of A (and of C/aux per their own strides)
   long b_batch_stride;
   long c_batch_stride;
   int rows;  // rows per batch (upper bound when row_counts is given)
   int batch;
 };
+
+// The rows batch `b` uses: its count clamped to the batch's rows (a layer passes its experts'
+// true counts, which may exceed the capacity), or all rows.
+SY_HOST_DEVICE int rows_used(const int* row_counts, int b, int rows) {
+  if (row_counts == nullptr) return rows;
+  const int count = row_counts[b];
+  return count < rows ? count : rows;
+}
 
 }  // namespace kernels
 }  // namespace switchyard

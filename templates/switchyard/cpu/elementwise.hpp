@@ -25,7 +25,7 @@ void sum_rows(const kernels::ElementwiseArgs& args, long begin, long end) {
   while (begin < end) {
     const long b = begin / args.cols, c0 = begin % args.cols;
     const long c1 = end - b * args.cols < args.cols ? end - b * args.cols : args.cols;
-    const int rows = args.row_counts ? args.row_counts[b] : args.rows;
+    const int rows = (args.row_counts && args.row_counts[b] < args.rows ? args.row_counts[b] : args.rows);
     T* dst = out + b * args.cols;
     for (long c = c0; c < c1; ++c) dst[c] = T(0);
     for (int r = 0; r < rows; ++r) {

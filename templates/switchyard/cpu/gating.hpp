@@ -71,8 +71,35 @@ void route_locations(const kernels::LocationsArgs& args, unsigned, unsigned) {
   G* terms = static_cast<G*>(args.loss_terms);
   for (int e = 0; e < kExperts; ++e) {
     args.counts[e] = count[e];
+    args.top1_counts[e] = first[e];
     terms[e] = tokens > 0 ? (G(first[e]) / G(tokens)) * (mean[e] / G(tokens)) : G(0);
   }
+}
+
+// Batch-prioritized routing's order (one block): a stable bottom-up merge sort of the tokens by
+// descending top score, ping-ponging between order and scratch. NaN sorts as -inf, as on CUDA.
+template <typename G>
+void route_priority(const kernels::PriorityArgs& args, unsigned, unsigned) {
+  const long n = args.tokens;
+  const G* score = static_cast<const G*>(args.top_score);
+  auto key = [&](int token) { return score[token] == score[token] ? score[token] : -__builtin_inf(); };
+  int* from = args.order;
+  int* to = args.scratch;
+  for (long i = 0; i < n; ++i) from[i] = static_cast<int>(i);
+  for (long width = 1; width < n; width *= 2) {
+    for (long lo = 0; lo < n; lo += 2 * width) {
+      const long mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
+      long a = lo, b = mid, out = lo;
+      while (a < mid && b < hi) to[out++] = key(from[b]) > key(from[a]) ? from[b++] : from[a++];  // ties: a
+      while (a < mid) to[out++] = from[a++];
+      while (b < hi) to[out++] = from[b++];
+    }
+    int* swapped = from;
+    from = to;
+    to = swapped;
+  }
+  if (from != args.order)
+    for (long i = 0; i < n; ++i) args.order[i] = from[i];
 }
 
 // Backward of gate_topk (+ the gshard_loss term) per token s, with P = scores[s]:
@@ -85,7 +112,10 @@ void gate_backward(const kernels::GateBackwardArgs& args, unsigned block, unsign
   static_assert(kExperts >= 1 && kTopK >= 1 && kTopK <= kExperts, "gate_backward: need 1 <= top_k <= experts");
   const long tokens = args.tokens;
   const long begin = tokens * block / grid, end = tokens * (block + 1) / grid;
-  const G* aux = static_cast<const G*>(args.aux_grad);
+  // The aux term per expert, as the host would narrow it: G(scale * top1).
+  G aux[kExperts];
+  const bool has_aux = args.top1_counts != nullptr;
+  for (int e = 0; e < kExperts; ++e) aux[e] = has_aux ? G(args.aux_scale * args.top1_counts[e]) : G(0);
   const G* dg = static_cast<const G*>(args.grad_gates);
   const G eps = sizeof(G) == 4 ? G(1.1920928955078125e-07) : G(2.220446049250313e-16);
   for (long s = begin; s < end; ++s) {
@@ -98,12 +128,12 @@ void gate_backward(const kernels::GateBackwardArgs& args, unsigned block, unsign
     for (int j = 0; j < kTopK; ++j) weighted += dg[j * tokens + s] * p[args.indices[j * tokens + s]] / denom;
     const G shift = normalized && total > eps ? weighted : G(0);  // sum_l dg_l g_l
     G dot = G(0);                                                 // sum_e P[e] dP[e]
-    for (int e = 0; e < kExperts; ++e) dot += aux ? p[e] * aux[e] : G(0);
+    for (int e = 0; e < kExperts; ++e) dot += has_aux ? p[e] * aux[e] : G(0);
     for (int j = 0; j < kTopK; ++j) {
       const int e = args.indices[j * tokens + s];
       dot += p[e] * (dg[j * tokens + s] - shift) / denom;
     }
-    for (int e = 0; e < kExperts; ++e) out[e] = p[e] * ((aux ? aux[e] : G(0)) - dot);
+    for (int e = 0; e < kExperts; ++e) out[e] = p[e] * (aux[e] - dot);
     for (int j = 0; j < kTopK; ++j) {
       const int e = args.indices[j * tokens + s];
       out[e] += p[e] * (dg[j * tokens + s] - shift) / denom;

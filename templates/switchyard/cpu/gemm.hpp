@@ -192,7 +192,7 @@ void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
   const unsigned per_batch = grid / static_cast<unsigned>(args.batch);
   const int batch = static_cast<int>(block / per_batch);
   const unsigned part = block % per_batch;
-  const int rows = args.row_counts ? args.row_counts[batch] : args.rows;
+  const int rows = kernels::rows_used(args.row_counts, batch, args.rows);
   const T* a = static_cast<const T*>(args.a) + args.a_batch_stride * batch;
   const T* b = static_cast<const T*>(args.b) + args.b_batch_stride * batch;
   T* c = static_cast<T*>(args.c) + args.c_batch_stride * batch;

@@ -28,7 +28,7 @@ __global__ void __launch_bounds__(kElementwiseThreads) elementwise(kernels::Elem
   T* out2 = static_cast<T*>(args.out2);
   if (kOp == kernels::kEwSumRows) {  // one thread per (batch, column): coalesced along columns
     const long b = i / args.cols, c = i % args.cols;
-    const int rows = args.row_counts ? args.row_counts[b] : args.rows;
+    const int rows = (args.row_counts && args.row_counts[b] < args.rows ? args.row_counts[b] : args.rows);
     float sum = 0.0f;
     for (int r = 0; r < rows; ++r) sum += to_float(x[(b * args.rows + r) * args.cols + c]);
     out[i] = from_float<T>(sum);

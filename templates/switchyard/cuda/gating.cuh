@@ -60,7 +60,7 @@ __global__ void __launch_bounds__(128) gate_backward(kernels::GateBackwardArgs a
   const int s = blockIdx.x * blockDim.x + threadIdx.x;
   if (s >= args.tokens) return;
   const float* p = static_cast<const float*>(args.scores) + static_cast<long>(s) * kExperts;
-  const float* aux = static_cast<const float*>(args.aux_grad);
+  const int* top1 = args.top1_counts;  // the aux term, as the host would narrow it: float(scale * top1)
   const float* dg = static_cast<const float*>(args.grad_gates);
   T* out = static_cast<T*>(args.grad_logits) + static_cast<long>(s) * kExperts;
   const long n = args.tokens;
@@ -72,19 +72,43 @@ __global__ void __launch_bounds__(128) gate_backward(kernels::GateBackwardArgs a
   for (int j = 0; j < kTopK; ++j) weighted += dg[j * n + s] * p[args.indices[j * n + s]] / denom;
   const float shift = normalized && total > eps ? weighted : 0.0f;
   float dot = 0.0f;
-  if (aux)
-    for (int e = 0; e < kExperts; ++e) dot += p[e] * aux[e];
+  if (top1)
+    for (int e = 0; e < kExperts; ++e) dot += p[e] * static_cast<float>(args.aux_scale * top1[e]);
   for (int j = 0; j < kTopK; ++j) {
     const int e = args.indices[j * n + s];
     dot += p[e] * (dg[j * n + s] - shift) / denom;
   }
   // Chosen experts get their gate term in the same pass (k is small next to E).
   for (int e = 0; e < kExperts; ++e) {
-    float d = aux ? aux[e] : 0.0f;
+    float d = top1 ? static_cast<float>(args.aux_scale * top1[e]) : 0.0f;
     for (int j = 0; j < kTopK; ++j)
       if (args.indices[j * n + s] == e) d += (dg[j * n + s] - shift) / denom;
     out[e] = from_float<T>(p[e] * (d - dot));
   }
+}
+
+// Batch-prioritized routing's order: a thread per token counts the tokens visited before it
+// (a higher top score, or an equal one earlier: a stable sort) and writes itself there. The keys
+// stream through shared memory in tiles; O(S^2) comparisons, 67 M for S = 8192. NaN sorts as
+// -inf, so the ranks stay a permutation whatever the scores hold.
+template <typename G>
+__global__ void __launch_bounds__(256) route_priority(kernels::PriorityArgs args) {
+  static_assert(sizeof(G) == 4, "route_priority on CUDA takes float scores");
+  __shared__ float tile[256];
+  const int n = args.tokens;
+  const int i = blockIdx.x * 256 + threadIdx.x;
+  const float* score = static_cast<const float*>(args.top_score);
+  auto key = [&](int token) { return score[token] == score[token] ? score[token] : -__int_as_float(0x7f800000); };
+  const float mine = i < n ? key(i) : 0.0f;
+  int rank = 0;
+  for (int base = 0; base < n; base += 256) {
+    if (base + static_cast<int>(threadIdx.x) < n) tile[threadIdx.x] = key(base + threadIdx.x);
+    __syncthreads();
+    const int count = min(256, n - base);
+    for (int t = 0; t < count; ++t) rank += tile[t] > mine || (tile[t] == mine && base + t < i);
+    __syncthreads();
+  }
+  if (i < n) args.order[rank] = i;
 }
 
 // Inclusive prefix sum of `value` over the block (blockDim.x == 256); `total` gets the sum.
@@ -157,6 +181,7 @@ __global__ void __launch_bounds__(256) route_locations(kernels::LocationsArgs ar
       sc += score_sums[w];
     }
     args.counts[e] = running;
+    args.top1_counts[e] = f;
     static_cast<float*>(args.loss_terms)[e] = tokens > 0 ? (static_cast<float>(f) / tokens) * (sc / tokens) : 0.0f;
   }
 }

@@ -40,7 +40,7 @@ __device__ __forceinline__ GemmTile gemm_tile(const kernels::GemmArgs& args) {
   block /= kTilesN;
   GemmTile tile;
   tile.batch = block / tiles_m;
-  tile.rows = args.row_counts ? args.row_counts[tile.batch] : args.rows;
+  tile.rows = kernels::rows_used(args.row_counts, tile.batch, args.rows);
   tile.m0 = (block % tiles_m) * kTileM;
   tile.n0 = tn * kTileN;
   return tile;

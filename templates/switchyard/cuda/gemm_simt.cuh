@@ -38,7 +38,7 @@ __device__ __forceinline__ void gemm_simt_tn(const kernels::GemmArgs& args, Simt
   const int n0 = (block % kTilesN) * kTile;
   block /= kTilesN;
   const int m0 = (block % kTilesM) * kTile, batch = block / kTilesM;
-  const int reduce = args.row_counts ? args.row_counts[batch] : args.rows;
+  const int reduce = kernels::rows_used(args.row_counts, batch, args.rows);
   const T* a = static_cast<const T*>(args.a) + args.a_batch_stride * batch;
   const T* b = static_cast<const T*>(args.b) + args.b_batch_stride * batch;
   float acc[4][4] = {};

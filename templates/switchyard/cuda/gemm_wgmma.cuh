@@ -30,7 +30,7 @@ __device__ __forceinline__ GemmTile wgmma_tile(const kernels::GemmWgmmaArgs& p, 
   const int in_group = r % span;
   tile.m0 = (first_m + in_group % group) * kernels::kWgmmaTileM;
   tile.n0 = (in_group / group) * tile_n;
-  tile.rows = p.gemm.row_counts ? p.gemm.row_counts[tile.batch] : out_rows;
+  tile.rows = kernels::rows_used(p.gemm.row_counts, tile.batch, out_rows);
   return tile;
 }
 

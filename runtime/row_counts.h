@@ -1,0 +1,31 @@
+// Per-batch row counts of grouped GEMMs and sum_rows: int32 [batch], where a forward's routing
+// left them (on the op's device) or on the host. Each count is clamped to the rows of its batch
+// by the kernels, so a layer passes its experts' true counts straight from routing.
+#pragma once
+
+#include <memory>
+
+#include "runtime/device.h"
+#include "runtime/tensor.h"
+
+namespace switchyard {
+
+class RowCounts {
+ public:
+  /// `counts` may be null (every batch uses all `rows`). Host counts are checked (no negative
+  /// count) and, for a CUDA device, uploaded; device counts are read where they are, unchecked.
+  /// Throws UserError naming `op` for a wrong shape, dtype or device.
+  RowCounts(Device& device, const Tensor* counts, int64_t batch, int64_t rows, const char* op);
+
+  /// What the kernel reads, or null.
+  const int* data() const { return data_; }
+  /// The launch's bound: the largest host count (clamped to rows), or rows for device counts.
+  int64_t max_rows() const { return max_rows_; }
+
+ private:
+  std::unique_ptr<Buffer> upload_;
+  const int* data_ = nullptr;
+  int64_t max_rows_ = 0;
+};
+
+}  // namespace switchyard
