@@ -1,56 +1,13 @@
-// The one exception hierarchy of the public API. Every error carries a message that names the
-// bad value and what was expected; CompileError also carries the compiler's log and options.
+// Switchyard's checks: the public exception hierarchy (switchyard/error.h) and the macros that
+// throw it with a streamed message.
 #pragma once
 
 #include <sstream>
-#include <stdexcept>
 #include <string>
 
+#include <switchyard/error.h>
+
 namespace switchyard {
-
-/// Base of every exception Switchyard throws.
-class Error : public std::runtime_error {
- public:
-  explicit Error(const std::string& what) : std::runtime_error(what) {}
-};
-
-/// The caller passed something invalid (bad option, shape, file, config).
-class UserError : public Error {
- public:
-  explicit UserError(const std::string& what) : Error(what) {}
-};
-
-/// A foreign library (NVRTC, CUDA driver, LLVM, MPI, the OS) reported a failure.
-class BackendError : public Error {
- public:
-  explicit BackendError(const std::string& what) : Error(what) {}
-};
-
-/// A collective could not complete: a peer stalled past the watchdog's timeout, died, or the
-/// communicator broke earlier. The communicator is unusable afterwards.
-class CommError : public Error {
- public:
-  explicit CommError(const std::string& what) : Error(what) {}
-};
-
-/// A kernel failed to compile; what() holds the numbered source excerpt, options and log.
-class CompileError : public Error {
- public:
-  CompileError(const std::string& what, std::string log, std::string options)
-      : Error(what), log_(std::move(log)), options_(std::move(options)) {}
-  const std::string& log() const { return log_; }
-  const std::string& options() const { return options_; }
-
- private:
-  std::string log_;
-  std::string options_;
-};
-
-/// A broken invariant inside Switchyard itself.
-class InternalError : public Error {
- public:
-  explicit InternalError(const std::string& what) : Error(what) {}
-};
 
 namespace detail {
 

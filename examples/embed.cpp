@@ -1,11 +1,11 @@
-// The smallest embedding of Switchyard: load a layer's weights and run forward on your buffer.
+// The smallest embedding of Switchyard, through the public API only (<switchyard/switchyard.h>):
+// load a layer's weights and run forward on your buffer.
 // Usage: embed WEIGHTS.safetensors [tokens]   (weights as written by helloworld --save-weights)
+#include <switchyard/switchyard.h>
+
+#include <algorithm>
 #include <iostream>
 #include <vector>
-
-#include "core/error.h"
-#include "runtime/moe_layer.h"
-#include "runtime/safetensors.h"
 
 int main(int argc, char** argv) {
   using namespace switchyard;
@@ -14,14 +14,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    // The shapes come from the file: gates.0.wg.weight is [E, M], experts.batched_fc1_w [E, H, M].
-    TensorFile weights = read_safetensors(argv[1]);
-    SY_CHECK(weights.count("experts.batched_fc1_w")) << argv[1] << " has no experts.batched_fc1_w";
-    const auto& fc1 = weights.at("experts.batched_fc1_w").shape;
-    MoeLayerConfig config;
-    config.num_experts = fc1[0];
-    config.hidden_size = fc1[1];
-    config.model_dim = fc1[2];
+    // E, H, M, the expert type and the biases come from the file's tensors (Tutel's names).
+    const MoeLayerConfig config = layer_config_from_safetensors(argv[1]);
     Context& context = Context::global();
     MoeLayer layer(context, context.cpu(), config);
     layer.load(argv[1]);

@@ -1,17 +1,4 @@
-// Element types a kernel can be specialized for.
+// The element types: public (switchyard/dtype.h).
 #pragma once
 
-#include <cstddef>
-#include <string>
-
-namespace switchyard {
-
-enum class DType { kFloat32, kFloat64, kFloat16, kBFloat16, kInt32 };
-
-/// Canonical name: float32, float64, float16, bfloat16, int32 (int32 only for index tensors).
-const char* dtype_name(DType dtype);
-/// Accepts the canonical names and the short forms f32, fp32, f64, fp64, f16, fp16, bf16.
-DType parse_dtype(const std::string& text);
-size_t dtype_size(DType dtype);
-
-}  // namespace switchyard
+#include <switchyard/dtype.h>

@@ -3,6 +3,8 @@
 // compile each kernel once. Knows no device: loading is the runtime's job.
 #pragma once
 
+#include <switchyard/cache_stats.h>
+
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -15,14 +17,6 @@
 #include "jit/cpu_target.h"
 
 namespace switchyard {
-
-struct StoreCounters {
-  uint64_t disk_hits = 0;
-  uint64_t misses = 0;
-  uint64_t compiles = 0;
-  double compile_ms = 0;
-  uint64_t corrupt_entries = 0;
-};
 
 struct ObtainResult {
   Binary binary;

@@ -7,7 +7,13 @@
 
 namespace switchyard {
 
-Context::Context(Settings settings) : settings_(std::move(settings)), store_(settings_) {}
+struct Context::DeviceSlot {
+  std::unique_ptr<Device> device;
+  std::unordered_map<KernelSpec, std::unique_ptr<LoadedKernel>, KernelSpecHash> kernels;
+};
+
+Context::Context(Settings settings)
+    : settings_(std::make_unique<Settings>(std::move(settings))), store_(std::make_unique<KernelStore>(*settings_)) {}
 
 Context::~Context() = default;
 
@@ -29,7 +35,8 @@ Device& Context::cpu() {
   auto& slot = slots_["cpu"];
   if (!slot) {
     slot = std::make_unique<DeviceSlot>();
-    slot->device = std::make_unique<CpuDevice>(settings_.num_threads, Target::cpu(store_.cpu_target().vector_bytes()));
+    slot->device =
+        std::make_unique<CpuDevice>(settings_->num_threads, Target::cpu(store_->cpu_target().vector_bytes()));
   }
   return *slot->device;
 }
@@ -74,9 +81,9 @@ const LoadedKernel& Context::kernel(Device& device, const KernelSpec& spec) {
   SY_CHECK(spec.target.runs_on(device.target()))
       << "kernel " << spec.to_string() << " targets " << spec.target.to_string() << ", which device " << device.name()
       << " (" << device.target().to_string() << ") cannot run";
-  std::string cannot_run = store_.compiler_for(spec.target).why_kernels_cannot_run_here();
+  std::string cannot_run = store_->compiler_for(spec.target).why_kernels_cannot_run_here();
   SY_CHECK(cannot_run.empty()) << "cannot run " << spec.to_string() << " on " << device.name() << ": " << cannot_run;
-  ObtainResult obtained = store_.obtain(spec);
+  ObtainResult obtained = store_->obtain(spec);
   std::unique_ptr<LoadedKernel> loaded = device.load(obtained.binary);
   ++loads_;
   std::unique_lock<std::shared_mutex> write(kernels_mutex_);
@@ -89,7 +96,7 @@ RuntimeCounters Context::counters() const {
   RuntimeCounters c;
   c.memory_hits = memory_hits_.load();
   c.loads = loads_.load();
-  c.store = store_.counters();
+  c.store = store_->counters();
   return c;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <switchyard/common/gemm_args.h>
+#include <switchyard/sgd_options.h>
 
 #include "runtime/context.h"
 #include "runtime/tensor.h"
@@ -27,11 +28,6 @@ void transpose(Context& context, const Tensor& x, const Tensor& out);
 /// row_counts as GemmOptions::row_counts.
 void sum_rows(Context& context, const Tensor& x, const Tensor& out, const Tensor* row_counts = nullptr);
 
-struct SgdOptions {
-  double lr = 1e-5;
-  double momentum = 0;
-  double weight_decay = 0;
-};
 /// param -= lr * v with v = momentum * v + (grad + weight_decay * param) (torch.optim.SGD without
 /// dampening or Nesterov); `velocity` (same shape, starting at zero) is needed when momentum != 0.
 void sgd_step(Context& context, const Tensor& param, const Tensor& grad, const Tensor* velocity,

@@ -81,7 +81,46 @@ MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm
   init_parameters(1);
 }
 
+MoeLayerConfig layer_config_from_safetensors(const std::string& path) {
+  const TensorFile file = read_safetensors(path);
+  auto find = [&](const char* name) -> const StoredTensor* {
+    auto it = file.find(name);
+    return it == file.end() ? nullptr : &it->second;
+  };
+  auto dtype_of = [&](const StoredTensor& t) {
+    for (DType d : {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16})
+      if (safetensors_dtype_name(d) == t.dtype) return d;
+    SY_THROW(UserError) << path << ": weights of dtype " << t.dtype << "; a layer needs F32, F64, F16 or BF16";
+  };
+  MoeLayerConfig c;
+  const StoredTensor* ffn = find("experts.batched_fc1_w");
+  const StoredTensor* swiglu = find("experts.W_fc1");
+  SY_CHECK((ffn != nullptr) != (swiglu != nullptr)) << path << " holds "
+                                                    << (ffn ? "both experts.batched_fc1_w and experts.W_fc1"
+                                                            : "neither experts.batched_fc1_w "
+                                                              "(ffn) nor experts.W_fc1 (swiglu)");
+  const StoredTensor& first = ffn ? *ffn : *swiglu;
+  SY_CHECK(first.shape.size() == 3) << path << ": the first expert weight has shape " << shape_string(first.shape)
+                                    << "; expected [E, H, M] (ffn) or [E, M, H] (swiglu)";
+  c.expert_type = ffn ? ExpertType::kFfn : ExpertType::kSwiglu;
+  c.num_experts = first.shape[0];
+  c.hidden_size = ffn ? first.shape[1] : first.shape[2];
+  c.model_dim = ffn ? first.shape[2] : first.shape[1];
+  c.dtype = dtype_of(first);
+  c.has_fc1_bias = ffn && find("experts.batched_fc1_bias") != nullptr;
+  c.has_fc2_bias = ffn && find("experts.batched_fc2_bias") != nullptr;
+  const StoredTensor* gate = find("gates.0.wg.weight");
+  SY_CHECK(gate != nullptr) << path << " has no gates.0.wg.weight";
+  c.fp32_gate = dtype_of(*gate) == DType::kFloat32 && c.dtype != DType::kFloat32;
+  c.validate();
+  return c;
+}
+
 MoeLayer::~MoeLayer() = default;
+
+size_t MoeLayer::group_size() const {
+  return group_ ? static_cast<size_t>(group_->size()) : 1;
+}
 
 void MoeLayer::add_param(const std::string& name, std::vector<int64_t> shape, DType dtype) {
   Param p;

@@ -1,5 +1,7 @@
 #include "runtime/tensor.h"
 
+#include <memory>
+
 #include <dlpack/dlpack.h>
 
 #include <sstream>
@@ -90,6 +92,7 @@ struct DlpackHolder {
   DLManagedTensor managed{};
   std::vector<int64_t> shape;
   std::vector<int64_t> strides;
+  std::unique_ptr<Buffer> owner;  // the memory, when the DLPack tensor owns it
 };
 
 }  // namespace
@@ -127,6 +130,12 @@ DLManagedTensor* Tensor::to_dlpack() const {
   holder->managed.manager_ctx = holder;
   holder->managed.deleter = [](DLManagedTensor* self) { delete static_cast<DlpackHolder*>(self->manager_ctx); };
   return &holder->managed;
+}
+
+DLManagedTensor* to_dlpack_owning(std::unique_ptr<Buffer> storage, const Tensor& view) {
+  DLManagedTensor* managed = view.to_dlpack();
+  static_cast<DlpackHolder*>(managed->manager_ctx)->owner = std::move(storage);
+  return managed;
 }
 
 Buffer::Buffer(Device& device, size_t bytes) : device_(&device), data_(device.allocate(bytes)), bytes_(bytes) {}

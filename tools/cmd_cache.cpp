@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/settings.h"
 #include "runtime/context.h"
+#include "switchyard/cache.h"
 #include "tools/commands.h"
 
 namespace switchyard::tools {
@@ -15,24 +16,21 @@ cache::DiskCache& disk() {
 }
 
 void stats(bool json) {
-  auto entries = disk().list();
-  uint64_t bytes = 0;
-  for (const auto& e : entries) bytes += e.bytes;
+  const CacheStats stats = cache_stats();
   const Settings& s = Context::global().settings();
   nlohmann::json out = {
-      {"dir", disk().root()},
-      {"mode", cache_mode_name(disk().mode())},
-      {"writable", disk().writable()},
-      {"entries", entries.size()},
-      {"bytes", bytes},
+      {"dir", stats.dir},
+      {"mode", stats.mode},
+      {"writable", stats.writable},
+      {"entries", stats.entries},
+      {"bytes", stats.bytes},
       {"max_bytes", s.cache_max_bytes ? nlohmann::json(*s.cache_max_bytes) : nlohmann::json(nullptr)}};
   if (json) {
     std::cout << out.dump(2) << "\n";
     return;
   }
-  std::cout << "cache " << disk().root() << " (" << cache_mode_name(disk().mode())
-            << (disk().writable() ? "" : ", not writable") << "): " << entries.size() << " entries, " << bytes
-            << " bytes";
+  std::cout << "cache " << stats.dir << " (" << stats.mode << (stats.writable ? "" : ", not writable")
+            << "): " << stats.entries << " entries, " << stats.bytes << " bytes";
   if (s.cache_max_bytes) std::cout << ", cap " << *s.cache_max_bytes << " bytes";
   std::cout << "\n";
 }
@@ -101,11 +99,10 @@ void add_cache_command(CLI::App& app) {
   });
   auto* exp = cmd->add_subcommand("export", "Write every entry into one bundle file");
   exp->add_option("file", *file, "Bundle path")->required();
-  exp->callback([file] { std::cout << "exported " << disk().export_bundle(*file) << " entries to " << *file << "\n"; });
+  exp->callback([file] { std::cout << "exported " << export_cache(*file) << " entries to " << *file << "\n"; });
   auto* imp = cmd->add_subcommand("import", "Publish every entry of a bundle into this cache");
   imp->add_option("file", *file, "Bundle path")->required();
-  imp->callback(
-      [file] { std::cout << "imported " << disk().import_bundle(*file) << " entries from " << *file << "\n"; });
+  imp->callback([file] { std::cout << "imported " << import_cache(*file) << " entries from " << *file << "\n"; });
 }
 
 }  // namespace switchyard::tools

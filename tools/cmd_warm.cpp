@@ -10,13 +10,15 @@
 #include "core/fs.h"
 #include "jit/dump.h"
 #include "runtime/context.h"
+#include "runtime/kernel_targets.h"
+#include "switchyard/cache.h"
 #include "tools/commands.h"
-#include "tools/kernel_targets.h"
 
 namespace switchyard::tools {
 namespace {
 
-struct WarmOptions {
+// The warm command's flags (the library's WarmOptions plus the file and the output form).
+struct WarmCommand {
   std::string model;
   bool training = false;  // also the backward kernels (overrides the config's "training")
   std::vector<std::string> targets;
@@ -30,37 +32,31 @@ std::string target_list(const std::vector<Target>& targets) {
   return text;
 }
 
-void run_warm(const WarmOptions& options) {
-  auto start = std::chrono::steady_clock::now();
-  ModelConfig config = ModelConfig::load(options.model);
-  config.training = config.training || options.training;
-  TargetChoice choice = resolve_targets(options.targets);
-  const std::vector<Target>& targets = choice.targets;
-  std::vector<std::string> skipped;
-  std::vector<KernelSpec> specs = plan_kernels(config, targets, skipped);
-  size_t compiled = 0, cached = 0;
-  bool tty = ::isatty(STDERR_FILENO) && !options.json;
-  obtain_all(specs, options.jobs, [&](size_t, const ObtainResult& result) {
-    (result.compiled ? compiled : cached)++;
-    if (tty)
-      std::cerr << "\r[" << compiled + cached << "/" << specs.size() << "] " << result.binary.spec_text << "\x1b[K"
-                << std::flush;
-  });
+void run_warm(const WarmCommand& command) {
+  const bool tty = ::isatty(STDERR_FILENO) && !command.json;
+  WarmOptions options;
+  options.targets = command.targets;
+  options.training = command.training;
+  options.jobs = command.jobs;
+  if (tty)
+    options.progress = [](size_t done, size_t total, const std::string& spec) {
+      std::cerr << "\r[" << done << "/" << total << "] " << spec << "\x1b[K" << std::flush;
+    };
+  const WarmReport report = warm(command.model, options);
   if (tty) std::cerr << "\r\x1b[K";
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (options.json) {
-    nlohmann::json out = {{"model", config.name},    {"targets", nlohmann::json::array()},
-                          {"kernels", specs.size()}, {"compiled", compiled},
-                          {"cached", cached},        {"seconds", seconds},
-                          {"skipped", skipped},      {"left_out", choice.left_out}};
-    for (const auto& t : targets) out["targets"].push_back(t.to_string());
+  if (command.json) {
+    nlohmann::json out = {{"model", report.model},       {"targets", report.targets},  {"kernels", report.kernels},
+                          {"compiled", report.compiled}, {"cached", report.cached},    {"seconds", report.seconds},
+                          {"skipped", report.skipped},   {"left_out", report.left_out}};
     std::cout << out.dump(2) << "\n";
     return;
   }
-  for (const auto& s : choice.left_out) std::cout << "left out " << s << "\n";
-  for (const auto& s : skipped) std::cout << "skipped " << s << "\n";
-  std::cout << "warmed " << specs.size() << " kernels of " << config.name << " for " << target_list(targets) << ": "
-            << compiled << " compiled, " << cached << " already cached (" << seconds << " s)\n";
+  for (const auto& s : report.left_out) std::cout << "left out " << s << "\n";
+  for (const auto& s : report.skipped) std::cout << "skipped " << s << "\n";
+  std::string targets;
+  for (const auto& t : report.targets) targets += (targets.empty() ? "" : ", ") + t;
+  std::cout << "warmed " << report.kernels << " kernels of " << report.model << " for " << targets << ": "
+            << report.compiled << " compiled, " << report.cached << " already cached (" << report.seconds << " s)\n";
 }
 
 struct DumpOptions {
@@ -99,7 +95,7 @@ void run_dump(const DumpOptions& options) {
 }  // namespace
 
 void add_warm_command(CLI::App& app) {
-  auto options = std::make_shared<WarmOptions>();
+  auto options = std::make_shared<WarmCommand>();
   auto* cmd = app.add_subcommand("warm", "Compile every kernel a model config can request into the cache");
   cmd->add_option("model", options->model, "Model config (JSON)")->required();
   cmd->add_option("--target", options->targets,

@@ -6,23 +6,11 @@
 // rows instead: C[b][k, n] = sum_r A[b][r, k] * B[b][r, n], A [rows, K], B [rows, N], C [K, N].
 #pragma once
 
+#include <switchyard/common/activation.h>
 #include <switchyard/common/macros.h>
 
 namespace switchyard {
 namespace kernels {
-
-// The epilogue applied to each element after the bias.
-enum GemmActivation : int {
-  kActNone = 0,
-  kActRelu = 1,
-  kActGelu = 2,    // exact (erf) GELU, as torch.nn.functional.gelu
-  kActSilu = 3,    // x * sigmoid(x)
-  kActSwiglu = 4,  // silu(aux[m, n]) * x: the gated product of a SwiGLU expert
-  // Backward epilogues: x * act'(aux[m, n]), aux holding the forward pre-activation.
-  kActReluGrad = 5,
-  kActGeluGrad = 6,
-  kActSiluGrad = 7,
-};
 
 // True for the epilogues that read aux.
 SY_HOST_DEVICE constexpr bool gemm_uses_aux(int activation) {

@@ -1,4 +1,4 @@
-#include "tools/kernel_targets.h"
+#include "runtime/kernel_targets.h"
 
 #include <algorithm>
 #include <atomic>
@@ -12,7 +12,7 @@
 #include "runtime/context.h"
 #include "runtime/cuda_driver.h"
 
-namespace switchyard::tools {
+namespace switchyard {
 
 namespace {
 
@@ -110,4 +110,4 @@ void obtain_all(const std::vector<KernelSpec>& specs, unsigned jobs,
   if (error) std::rethrow_exception(error);
 }
 
-}  // namespace switchyard::tools
+}  // namespace switchyard

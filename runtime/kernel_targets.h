@@ -9,7 +9,7 @@
 #include "jit/kernel_store.h"
 #include "runtime/model_config.h"
 
-namespace switchyard::tools {
+namespace switchyard {
 
 struct TargetChoice {
   std::vector<Target> targets;
@@ -29,4 +29,4 @@ std::vector<KernelSpec> plan_kernels(const ModelConfig& config, const std::vecto
 void obtain_all(const std::vector<KernelSpec>& specs, unsigned jobs,
                 const std::function<void(size_t, const ObtainResult&)>& done);
 
-}  // namespace switchyard::tools
+}  // namespace switchyard

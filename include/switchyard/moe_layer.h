@@ -1,0 +1,275 @@
+// MoeLayer: one Mixture-of-Experts layer with Tutel's parameter names and layouts
+// (tutel-semantics 4.2, 6.1, 6.2), a forward whose options switch on every call, and
+// safetensors load/save. With a communicator, experts spread over its ranks (moe_parallel.cpp).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <switchyard/common/activation.h>
+#include <switchyard/context.h>
+#include <switchyard/export.h>
+#include <switchyard/sgd_options.h>
+#include <switchyard/tensor.h>
+
+namespace switchyard {
+
+// Internal to the library: the layer only holds them by pointer.
+namespace comm {
+class Communicator;
+class PendingOp;
+class HierarchicalAllToAll;
+}  // namespace comm
+struct ModelConfig;
+
+enum class ExpertType { kFfn, kSwiglu };
+
+struct SWITCHYARD_API MoeLayerConfig {
+  int64_t model_dim = 0;    // M
+  int64_t hidden_size = 0;  // H per expert
+  int64_t num_experts = 0;  // E
+  DType dtype = DType::kFloat32;
+  ExpertType expert_type = ExpertType::kFfn;
+  kernels::GemmActivation activation = kernels::kActRelu;  // ffn only
+  bool has_fc1_bias = true;
+  bool has_fc2_bias = true;
+  bool fp32_gate = false;   // gate weight, gate input and routing in float32 whatever the dtype
+  bool allow_tf32 = false;  // float32 expert GEMMs on CUDA may use TF32 tensor cores (--use_tensorcore)
+  /// Throws UserError naming the first bad field.
+  void validate() const;
+};
+
+/// The config of the layer a safetensors file holds (Tutel's names, as MoeLayer::save writes
+/// them): E, H, M from the expert weights' shapes, the expert type from their names, the biases
+/// present, the dtype of the experts and fp32_gate when the gate is float32 beside them. The
+/// activation is not in the file: relu unless changed. UserError naming what is missing.
+SWITCHYARD_API MoeLayerConfig layer_config_from_safetensors(const std::string& path);
+
+/// Ranks sharing one expert when `experts` experts spread over `ranks` ranks (tutel-semantics
+/// 4.4): 1 when E is a multiple of W (whole experts per rank), W / E when E divides W (each
+/// expert's hidden units sliced over W / E ranks). UserError naming both otherwise.
+SWITCHYARD_API int64_t expert_shards(int64_t experts, int64_t ranks);
+
+/// Per-call options (Tutel's forward arguments). Unlike Tutel, 0 and -0.0 mean what they say.
+struct SWITCHYARD_API ForwardOptions {
+  int64_t top_k = 2;
+  double capacity_factor = 1.0;   // > 0 capacity, 0 dropless padded to the largest count, < 0 bounded
+  bool dropless_grouped = false;  // compute only each expert's real tokens (no padding work)
+  bool is_postscore = true;
+  bool normalize_gate = true;
+  bool batch_prioritized_routing = false;
+  int64_t megablocks_size = 0;     // alignment unit of the capacity (Tutel's megablocks_size)
+  bool check_finite = true;        // reject NaN/Inf in the input with a UserError
+  bool is_gshard_loss = true;      // false: Tutel's load_importance_loss (needs gate_noise > 0)
+  double gate_noise = 0.0;         // sigma of the load estimate (no noise is added outside training)
+  bool save_for_backward = false;  // keep what backward() needs (training); replaces any earlier save
+  // Expert parallelism (a layer with a communicator of W > 1 ranks; tutel-semantics 4.4, 4.5):
+  int adaptive_r = 1;      // 0: all-gather the experts' weights, no all-to-all; 1: all-to-all the tokens
+  int overlap_degree = 1;  // a2a_ffn_overlap_degree d (1-32): the capacity is aligned to a multiple of d
+  bool use_2dh = false;    // all-to-all in two stages, across then within nodes (LOCAL_SIZE ranks per node)
+};
+
+struct SWITCHYARD_API BackwardResult {
+  std::unique_ptr<Buffer> storage;
+  Tensor grad_input;  // [S, M]: dL/dx of the saved forward
+};
+
+/// What a forward returns. Its routing statistics stay on the layer's device: reading them on
+/// the host (l_aux(), expert_counts()) waits for the device, so a hot loop that does not print
+/// them never synchronizes.
+struct SWITCHYARD_API ForwardResult {
+  std::unique_ptr<Buffer> storage;
+  Tensor output;  // [S, M] on the layer's device
+  int64_t capacity = 0;
+  Tensor counts;  // int32 [E] on the layer's device: (token, choice) pairs per expert, before drops
+
+  /// gshard_loss, or load_importance_loss when !is_gshard_loss. Waits for the device.
+  double l_aux() const;
+  /// `counts` copied to the host. Waits for the device.
+  std::vector<int> expert_counts() const;
+
+  // Set by the layer: what owns `counts`, and where l_aux comes from (the gshard loss's
+  // per-expert terms on the device, or a value the host already computed).
+  std::shared_ptr<Buffer> routing;
+  Tensor loss_terms;
+  double host_l_aux = 0;
+};
+
+class SWITCHYARD_API MoeLayer {
+ public:
+  /// With `group` (W ranks), config.num_experts is the global E and this rank holds experts
+  /// [rank * E / W, (rank + 1) * E / W) (E a multiple of W), or a slice of expert rank / (W / E)
+  /// (W a multiple of E). Collective over the group: every rank must pass the same config (a
+  /// UserError on every rank names the difference). A CUDA layer exchanges GPU memory directly
+  /// through a device-memory group (NCCL) and stages a host-memory group (MPI) through the host;
+  /// a CPU layer needs a host-memory group. The group must outlive the layer.
+  MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm::Communicator* group = nullptr);
+  ~MoeLayer();
+  MoeLayer(const MoeLayer&) = delete;
+  MoeLayer& operator=(const MoeLayer&) = delete;
+
+  /// Deterministic initialisation like torch.nn.Linear (uniform in +-1/sqrt(fan_in)).
+  void init_parameters(uint64_t seed);
+  /// Replaces every parameter from a safetensors file; on any error the layer is unchanged.
+  void load(const std::string& path);
+  void save(const std::string& path) const;
+
+  /// x: [S, M] of the layer's dtype on its device. Throws UserError for bad options or shapes.
+  ForwardResult forward(const Tensor& x, const ForwardOptions& options);
+
+  /// Gradients of the forward saved by forward(x, {.save_for_backward = true}) for
+  /// dL/doutput = grad_output [S, M] and L += l_aux_weight * l_aux: returns dL/dx and stores the
+  /// gradient of every parameter (gradient(name)). The saved state is released, so a second
+  /// backward needs a new forward. Throws UserError when nothing is saved or shapes differ.
+  BackwardResult backward(const Tensor& grad_output, double l_aux_weight = 0.0);
+  /// dL/d(parameter `name`) of the last backward, same shape and dtype as the parameter.
+  Tensor gradient(const std::string& name) const;
+  /// Bytes forward keeps for backward, per token, for the last saved forward (0 when none).
+  double saved_bytes_per_token() const;
+  /// One SGD step on every parameter from the last backward's gradients (momentum buffers are
+  /// created on first use); the kernels' packed weight copies are refreshed.
+  void sgd_step(const SgdOptions& options);
+
+  /// Loads every kernel that forward with `options` can request (the plan of that option set),
+  /// once per distinct set; forward prepares on its own, a server calls it before its first
+  /// request so that request loads nothing. Returns the number of kernels in the plan.
+  size_t prepare(const ForwardOptions& options);
+  /// The layer as a model config with exactly the option values of `options`.
+  ModelConfig model_config(const ForwardOptions& options) const;
+
+  const MoeLayerConfig& config() const { return config_; }
+  /// Parameter names in Tutel's spelling, e.g. "gates.0.wg.weight", "experts.batched_fc1_w".
+  std::vector<std::string> parameter_names() const;
+  Tensor parameter(const std::string& name) const;
+  int64_t expert_parameter_count() const;
+  /// Experts held by this rank (num_experts without a group).
+  int64_t local_experts() const { return local_experts_; }
+  /// The communicator the layer was given.
+  comm::Communicator* group() const { return user_group_; }
+  /// What the layer's exchanges go through, taking the layer device's memory: the group, or for a
+  /// CUDA layer given a host group, that group staged through the host.
+  comm::Communicator* exchange_group() const { return group_; }
+  int64_t gate_parameter_count() const;
+
+ private:
+  struct Param {
+    DType dtype = DType::kFloat32;
+    std::vector<int64_t> shape;
+    std::unique_ptr<Buffer> buffer;
+  };
+  void add_param(const std::string& name, std::vector<int64_t> shape, DType dtype);
+  DType gate_dtype() const { return config_.fp32_gate ? DType::kFloat32 : config_.dtype; }
+  struct Saved;  // what forward keeps for backward (runtime/moe_saved.h)
+  void refresh_packed();
+  void backward_gate(const Tensor& grad_gates, double l_aux_weight, const Tensor& grad_input);
+  Tensor gate_logits(const Tensor& x, Buffer& workspace, std::unique_ptr<Buffer>& gate_input);
+  void check_options(const Tensor& x, const ForwardOptions& options) const;
+  // Expert tensors by name ("experts.*" and the packed "fc1_t"): this rank's, or every rank's
+  // gathered (adaptive_r = 0); `storage` owns gathered copies.
+  using ExpertTensors = std::map<std::string, Tensor>;
+  ExpertTensors expert_weights(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage);
+  ExpertTensors expert_gradients(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage);
+  // Where the layer keeps fc1's transposed copy (CUDA), the copy of gathered fc1 weights.
+  void add_transposed_fc1(ExpertTensors& weights, std::vector<std::unique_ptr<Buffer>>& storage);
+  void scatter_expert_gradients(const ExpertTensors& full, int adaptive_r);
+  void scatter_sharded_gradient(const std::string& name, const Tensor& full, const Tensor& mine, int adaptive_r);
+  // Hidden units the expert tensors in `weights` cover (H, or a slice of it when sharded).
+  int64_t hidden_of(const ExpertTensors& weights) const;
+  // The consecutive blocks of `ranks` ranks of the group (teams, an expert's ranks), made once.
+  comm::Communicator& block_group(int64_t ranks);
+  // What experts_forward keeps for backward: the experts' input and pre-activations, in chunks.
+  struct ExpertsSaved {
+    // What the experts read, in `chunks` blocks of chunk_shape: [E, C, M] (one block; null until
+    // forward moves the slots in), or after the all-to-all d chunks of [E_local, W * C / d, M]
+    // (dropless grouped: d * W pieces of [E_local, C / d, M], one per chunk and source rank).
+    std::unique_ptr<Buffer> input;
+    std::unique_ptr<Buffer> pre;  // per block, FFN: fc1's pre-activation; SwiGLU: both projections
+    std::vector<int64_t> chunk_shape;
+    int64_t chunks = 1;
+    std::vector<int> source_rows;  // dropless grouped in a group: [W][E_local]
+    // The weights as the experts ran: views of the parameters, or of copies gathered from the
+    // group (adaptive_r = 0, shared experts) that backward reuses instead of gathering again.
+    ExpertTensors weights;
+    std::vector<std::unique_ptr<Buffer>> gathered;
+  };
+  // slots [E, C, M] -> processed [E, C, M] through the experts. With adaptive_r = 1 and W > 1 the
+  // slots go to their experts' ranks by all-to-all, the capacity axis cut into d chunks whose
+  // exchanges run while the previous chunk's GEMMs do. `source_rows` ([W][E_local], dropless
+  // grouped only): the slots holding tokens that each rank sends to each local expert; the GEMMs
+  // then run per source rank on those rows alone.
+  void experts_forward(const Tensor& slots, const Tensor& processed, const Tensor* rows, const ExpertTensors& weights,
+                       const ForwardOptions& options, ExpertsSaved* saved, const std::vector<int>& source_rows);
+  // Per source rank (pieces of `source_rows`): the rows each local expert computes in chunk
+  // `chunk` of `chunks` of a capacity of `c` (rows [chunk * c / chunks, ...) of each source's slots).
+  std::vector<int> piece_rows(const std::vector<int>& source_rows, int64_t piece, int64_t chunks, int64_t c) const;
+  // The transpose of experts_forward for the saved forward: d_processed -> d_slots, filling `grads`.
+  void experts_backward(const Tensor& d_processed, const Tensor& d_slots, const Tensor* rows,
+                        const ExpertTensors& weights, const ExpertTensors& grads);
+  std::unique_ptr<comm::PendingOp> start_exchange(const void* send, void* recv, size_t bytes_per_rank, bool use_2dh);
+  // compute(chunk, input [E_x, R, M], output [E_x, R, M]) of one exchanged chunk.
+  using ChunkCompute = std::function<void(int64_t, const Tensor&, const Tensor&)>;
+  // The exchanged expert stage of forward and backward: chunk i of `from` [E, C, M] goes to its
+  // experts' ranks (expert-major, into input_of(i)), compute runs while chunk i + 1 travels, and
+  // its output comes back into `to` [E, C, M]. `by_source`: chunk i lands in input_of(i) as it
+  // arrives, [W][E_local][C / chunks][M], and compute runs once per source rank q on piece
+  // i * W + q, [E_local, C / chunks, M], writing straight into what goes back.
+  void pipelined_exchange(const Tensor& from, const Tensor& to, int64_t chunks, bool use_2dh, bool by_source,
+                          const std::function<char*(int64_t)>& input_of, const ChunkCompute& compute);
+  // The same for experts shared by s ranks: r copies of the slots cut into s pieces (into
+  // `input`), compute, and the r copies of the output added back into `to`.
+  void sharded_exchange(const Tensor& from, const Tensor& to, int adaptive_r, bool use_2dh, char* input,
+                        const ChunkCompute& compute);
+  // Bytes of pre-activations per chunk of `rows` rows of `experts` experts.
+  size_t pre_bytes(int64_t experts, int64_t rows, int64_t hidden) const;
+  ExpertTensors sharded_weights(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage);
+  // slots [E, C, M] -> processed for experts shared by s ranks (adaptive_r >= 1): r copies of
+  // the slots cut into s pieces per expert, partial sums over the hidden slices added back.
+  void sharded_forward(const Tensor& slots, const Tensor& processed, const ExpertTensors& weights,
+                       const ForwardOptions& options, ExpertsSaved* saved);
+  void sharded_backward(const Tensor& d_processed, const Tensor& d_slots, const ExpertTensors& weights,
+                        const ExpertTensors& grads);
+  // What a group agrees on in a forward: the largest token count and expert count, and every
+  // rank's count per expert ([W][E], before capacity).
+  struct GroupCounts {
+    int64_t most_tokens = 0;
+    int64_t most_count = 0;
+    std::vector<int64_t> counts;
+  };
+  // Checks the group agrees on the options and gathers the counts of this call.
+  GroupCounts agree_on_call(int64_t tokens, const std::vector<int>& counts, const ForwardOptions& options);
+  void check_group_config();
+  /// Saving: the pre-activations (FFN: fc1's, SwiGLU: both projections') go to `saved_pre`.
+  void run_experts(const Tensor& dispatched, const Tensor& out, const Tensor* row_counts, const ExpertTensors& weights,
+                   const Tensor* saved_pre = nullptr);
+  void backward_experts(const Tensor& grad_slots, const Tensor& grad_dispatched, const Tensor* row_counts,
+                        const ExpertTensors& weights, const ExpertTensors& grads, const Tensor& dispatched,
+                        const Tensor& pre);
+  double importance_loss(const Tensor& logits, const Tensor& scores, int64_t top_k, double gate_noise);
+
+  Context& context_;
+  Device& device_;
+  MoeLayerConfig config_;
+  comm::Communicator* group_ = nullptr;                // what the exchanges use: user_group_, or its staged wrapper
+  comm::Communicator* user_group_ = nullptr;           // what the constructor was given
+  std::unique_ptr<comm::Communicator> staged_group_;   // a host group seen from a CUDA layer's memory
+  std::unique_ptr<comm::HierarchicalAllToAll> two_d_;  // created on the first use_2dh call
+  int64_t local_experts_ = 0;
+  int64_t shards_ = 1;  // ranks sharing one expert (s = W / E when E < W)
+  size_t group_size() const;
+  std::map<int64_t, std::unique_ptr<comm::Communicator>> block_groups_;
+  std::map<std::string, Param> params_;
+  std::map<std::string, Param> packed_;    // layouts the kernels read (transposed copies)
+  std::map<std::string, Param> grads_;     // dL/dparam of the last backward, by parameter name
+  std::map<std::string, Param> velocity_;  // SGD momentum buffers
+  std::unique_ptr<Saved> saved_;
+  // Plans already loaded, by the options that select kernels (top_k, normalize_gate, is_postscore,
+  // save_for_backward: a training plan also holds the backward's kernels).
+  std::map<std::tuple<int64_t, bool, bool, bool>, size_t> plans_;
+};
+
+}  // namespace switchyard

@@ -1,0 +1,88 @@
+#include "runtime/layer_json.h"
+
+#include <functional>
+#include <map>
+
+#include "core/error.h"
+#include "jit/kernels/gemm.h"
+
+namespace switchyard {
+namespace {
+
+// Reads each field of `object` through its setter; an unknown field is an error naming it.
+using Setters = std::map<std::string, std::function<void(const nlohmann::json&)>>;
+
+void apply(const nlohmann::json& object, const Setters& setters, const char* what) {
+  SY_CHECK(object.is_object()) << what << " is " << object.dump() << "; expected a JSON object";
+  for (const auto& [key, value] : object.items()) {
+    auto it = setters.find(key);
+    if (it == setters.end()) {
+      std::string known;
+      for (const auto& [name, setter] : setters) known += (known.empty() ? "" : ", ") + name;
+      SY_THROW(UserError) << what << " has an unknown field \"" << key << "\"; known: " << known;
+    }
+    try {
+      it->second(value);
+    } catch (const nlohmann::json::exception&) {
+      SY_THROW(UserError) << what << " field \"" << key << "\" is " << value.dump() << "; wrong type";
+    }
+  }
+}
+
+template <typename T>
+std::function<void(const nlohmann::json&)> set(T& field) {
+  return [&field](const nlohmann::json& v) { field = v.get<T>(); };
+}
+
+}  // namespace
+
+nlohmann::json parse_json_object(const std::string& text, const char* what) {
+  nlohmann::json parsed = nlohmann::json::parse(text, nullptr, false);
+  SY_CHECK(!parsed.is_discarded() && parsed.is_object()) << what << " is not a JSON object: " << text;
+  return parsed;
+}
+
+MoeLayerConfig layer_config_from_json(const nlohmann::json& object) {
+  MoeLayerConfig c;
+  Setters setters = {
+      {"model_dim", set(c.model_dim)},
+      {"hidden_size", set(c.hidden_size)},
+      {"num_experts", set(c.num_experts)},
+      {"dtype", [&](const nlohmann::json& v) { c.dtype = parse_dtype(v.get<std::string>()); }},
+      {"expert_type",
+       [&](const nlohmann::json& v) {
+         const std::string type = v.get<std::string>();
+         SY_CHECK(type == "ffn" || type == "swiglu") << "expert_type \"" << type << "\"; expected ffn or swiglu";
+         c.expert_type = type == "ffn" ? ExpertType::kFfn : ExpertType::kSwiglu;
+       }},
+      {"activation", [&](const nlohmann::json& v) { c.activation = kernels::parse_activation(v.get<std::string>()); }},
+      {"has_fc1_bias", set(c.has_fc1_bias)},
+      {"has_fc2_bias", set(c.has_fc2_bias)},
+      {"fp32_gate", set(c.fp32_gate)},
+      {"allow_tf32", set(c.allow_tf32)}};
+  apply(object, setters, "the layer config");
+  c.validate();
+  return c;
+}
+
+ForwardOptions forward_options_from_json(const nlohmann::json& object) {
+  ForwardOptions o;
+  Setters setters = {{"top_k", set(o.top_k)},
+                     {"capacity_factor", set(o.capacity_factor)},
+                     {"dropless_grouped", set(o.dropless_grouped)},
+                     {"is_postscore", set(o.is_postscore)},
+                     {"normalize_gate", set(o.normalize_gate)},
+                     {"batch_prioritized_routing", set(o.batch_prioritized_routing)},
+                     {"megablocks_size", set(o.megablocks_size)},
+                     {"check_finite", set(o.check_finite)},
+                     {"is_gshard_loss", set(o.is_gshard_loss)},
+                     {"gate_noise", set(o.gate_noise)},
+                     {"save_for_backward", set(o.save_for_backward)},
+                     {"adaptive_r", set(o.adaptive_r)},
+                     {"a2a_ffn_overlap_degree", set(o.overlap_degree)},
+                     {"use_2dh", set(o.use_2dh)}};
+  apply(object, setters, "the forward options");
+  return o;
+}
+
+}  // namespace switchyard
