@@ -7,6 +7,9 @@
 
 namespace switchyard::comm {
 
+PendingOp::~PendingOp() = default;
+Communicator::~Communicator() = default;
+
 size_t element_bytes(Element element) {
   switch (element) {
     case Element::kByte:

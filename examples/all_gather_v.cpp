@@ -6,14 +6,13 @@
 #include <string>
 #include <vector>
 
-#include "comm/mpi_communicator.h"
-#include "core/error.h"
+#include <switchyard/switchyard.h>
 
 using namespace switchyard;
 
 int main(int argc, char** argv) {
   try {
-    comm::MpiSession mpi(&argc, &argv);
+    MpiWorld mpi(&argc, &argv);  // the public API: MPI_Init .. MPI_Finalize, and the world group
     comm::Communicator& world = mpi.world();
     std::vector<float> mine(world.rank() % 2 == 0 ? 5 : 3, 10.f * static_cast<float>(world.rank() + 1));
     const std::vector<size_t> counts = comm::gather_counts(world, mine.size());

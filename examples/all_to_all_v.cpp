@@ -6,16 +6,16 @@
 #include <string>
 #include <vector>
 
-#include "comm/mpi_communicator.h"
-#include "core/error.h"
+#include <switchyard/switchyard.h>
 
 using namespace switchyard;
 
 int main(int argc, char** argv) {
   try {
-    comm::MpiSession mpi(&argc, &argv);
+    MpiWorld mpi(&argc, &argv);  // the public API: MPI_Init .. MPI_Finalize, and the world group
     comm::Communicator& world = mpi.world();
-    SY_CHECK(world.size() == 2) << "all_to_all_v runs on 2 ranks (mpirun -np 2); this world has " << world.size();
+    if (world.size() != 2)
+      throw UserError("all_to_all_v runs on 2 ranks (mpirun -np 2); this world has " + std::to_string(world.size()));
     const bool first = world.rank() == 0;
     const std::vector<size_t> send_counts = first ? std::vector<size_t>{1, 4} : std::vector<size_t>{2, 1};
     std::vector<float> send(std::accumulate(send_counts.begin(), send_counts.end(), size_t{0}), first ? 10.f : 20.f);

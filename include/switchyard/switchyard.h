@@ -1,9 +1,11 @@
 // Switchyard's public C++ API in one include: errors, tensors (DLPack in and out), devices and
-// the context, the MoE layer, the kernel cache, and the C API with the version. Everything an
-// application needs; nothing else in the library is stable or exported.
+// the context, the MoE layer, the groups of a distributed layer (MPI, NCCL), the kernel cache, and the C API with the
+// version. Everything an application needs; nothing else in the library is stable or exported.
 #pragma once
 
 #include <switchyard/cache.h>
+#include <switchyard/comm.h>
+#include <switchyard/communicator.h>
 #include <switchyard/context.h>
 #include <switchyard/device.h>
 #include <switchyard/dtype.h>
