@@ -8,8 +8,7 @@
 #include <iostream>
 #include <random>
 
-#include "core/error.h"
-#include "runtime/dispatch_ops.h"
+#include <switchyard/switchyard.h>
 
 using namespace switchyard;
 
@@ -26,7 +25,8 @@ int main(int argc, char** argv) {
   app.add_option("--device", device_name)->check(CLI::IsMember({"cpu", "cuda"}));
   CLI11_PARSE(app, argc, argv);
   try {
-    SY_CHECK(top_k <= experts) << "--top " << top_k << " exceeds --num_experts " << experts;
+    if (top_k > experts)
+      throw UserError("--top " + std::to_string(top_k) + " exceeds --num_experts " + std::to_string(experts));
     Context& context = Context::global();
     Device& device = device_name == "cuda" ? context.cuda(0) : context.cpu();
     // Routing: k distinct random experts per token; locations in Tutel's order.

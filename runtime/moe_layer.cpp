@@ -82,24 +82,24 @@ MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm
 }
 
 MoeLayerConfig layer_config_from_safetensors(const std::string& path) {
-  const TensorFile file = read_safetensors(path);
-  auto find = [&](const char* name) -> const StoredTensor* {
+  const TensorIndex file = read_safetensors_index(path);  // the header only: shapes and dtypes
+  auto find = [&](const char* name) -> const TensorSlice* {
     auto it = file.find(name);
     return it == file.end() ? nullptr : &it->second;
   };
-  auto dtype_of = [&](const StoredTensor& t) {
+  auto dtype_of = [&](const TensorSlice& t) {
     for (DType d : {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16})
       if (safetensors_dtype_name(d) == t.dtype) return d;
     SY_THROW(UserError) << path << ": weights of dtype " << t.dtype << "; a layer needs F32, F64, F16 or BF16";
   };
   MoeLayerConfig c;
-  const StoredTensor* ffn = find("experts.batched_fc1_w");
-  const StoredTensor* swiglu = find("experts.W_fc1");
+  const TensorSlice* ffn = find("experts.batched_fc1_w");
+  const TensorSlice* swiglu = find("experts.W_fc1");
   SY_CHECK((ffn != nullptr) != (swiglu != nullptr)) << path << " holds "
                                                     << (ffn ? "both experts.batched_fc1_w and experts.W_fc1"
                                                             : "neither experts.batched_fc1_w "
                                                               "(ffn) nor experts.W_fc1 (swiglu)");
-  const StoredTensor& first = ffn ? *ffn : *swiglu;
+  const TensorSlice& first = ffn ? *ffn : *swiglu;
   SY_CHECK(first.shape.size() == 3) << path << ": the first expert weight has shape " << shape_string(first.shape)
                                     << "; expected [E, H, M] (ffn) or [E, M, H] (swiglu)";
   c.expert_type = ffn ? ExpertType::kFfn : ExpertType::kSwiglu;
@@ -109,7 +109,7 @@ MoeLayerConfig layer_config_from_safetensors(const std::string& path) {
   c.dtype = dtype_of(first);
   c.has_fc1_bias = ffn && find("experts.batched_fc1_bias") != nullptr;
   c.has_fc2_bias = ffn && find("experts.batched_fc2_bias") != nullptr;
-  const StoredTensor* gate = find("gates.0.wg.weight");
+  const TensorSlice* gate = find("gates.0.wg.weight");
   SY_CHECK(gate != nullptr) << path << " has no gates.0.wg.weight";
   c.fp32_gate = dtype_of(*gate) == DType::kFloat32 && c.dtype != DType::kFloat32;
   c.validate();
@@ -181,10 +181,11 @@ void MoeLayer::init_parameters(uint64_t seed) {
 }
 
 void MoeLayer::load(const std::string& path) {
-  TensorFile file = read_safetensors(path);
+  const TensorIndex file = read_safetensors_index(path);
+  SafetensorsReader reader(path);
   if (auto it = file.find("_num_global_experts"); it != file.end()) {
     int64_t stored = 0;
-    if (it->second.dtype == "I64" && it->second.bytes.size() == 8) std::memcpy(&stored, it->second.bytes.data(), 8);
+    if (it->second.dtype == "I64" && it->second.bytes == 8) reader.read(it->second, &stored);
     SY_CHECK(stored == config_.num_experts)
         << path << " holds a layer with " << stored << " experts; this layer has " << config_.num_experts;
   }
@@ -199,10 +200,14 @@ void MoeLayer::load(const std::string& path) {
         << path << ": tensor '" << name << "' has shape " << shape_string(it->second.shape) << "; the layer expects "
         << shape_string(p.shape);
   }
-  for (auto& [name, p] : params_) {
-    const std::string& bytes = file.at(name).bytes;
-    device_.copy_from_host(p.buffer->data(), bytes.data(), bytes.size());
+  // The data streams from the file into fresh device memory in chunks; the parameters take it
+  // (device to device) only once every read succeeded, so a file cut short changes nothing.
+  std::map<std::string, Buffer> fresh;
+  for (const auto& [name, p] : params_) {
+    Buffer& b = fresh.emplace(name, Buffer(device_, p.buffer->bytes())).first->second;
+    reader.read_into(device_, file.at(name), b.data());
   }
+  for (auto& [name, p] : params_) device_.copy_within(p.buffer->data(), fresh.at(name).data(), p.buffer->bytes());
   refresh_packed();
 }
 

@@ -2,7 +2,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 
 #include "core/error.h"
@@ -35,14 +40,16 @@ size_t safetensors_element_size(const std::string& dtype) {
 
 namespace {
 
-StoredTensor parse_entry(const std::string& path, const std::string& name, const nlohmann::json& info,
-                         const std::string& data, std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
+TensorSlice parse_entry(const std::string& path, const std::string& name, const nlohmann::json& info,
+                        uint64_t data_offset, uint64_t data_bytes) {
   SY_CHECK(info.is_object() && info.contains("dtype") && info.contains("shape") && info.contains("data_offsets"))
       << path << ": tensor '" << name << "' lacks dtype, shape or data_offsets";
-  StoredTensor t;
+  TensorSlice t;
+  SY_CHECK(info["dtype"].is_string()) << path << ": tensor '" << name << "' has a bad dtype " << info["dtype"].dump();
   t.dtype = info["dtype"].get<std::string>();
   size_t element = safetensors_element_size(t.dtype);
   SY_CHECK(element > 0) << path << ": tensor '" << name << "' has unsupported dtype " << t.dtype;
+  SY_CHECK(info["shape"].is_array()) << path << ": tensor '" << name << "' has a bad shape " << info["shape"].dump();
   uint64_t numel = 1;
   for (const auto& d : info["shape"]) {
     SY_CHECK(d.is_number_integer() && d.get<int64_t>() >= 0 && d.get<int64_t>() < (int64_t{1} << 40))
@@ -55,40 +62,115 @@ StoredTensor parse_entry(const std::string& path, const std::string& name, const
            offsets[1].is_number_unsigned())
       << path << ": tensor '" << name << "' has bad data_offsets " << offsets.dump();
   uint64_t begin = offsets[0].get<uint64_t>(), end = offsets[1].get<uint64_t>();
-  SY_CHECK(begin <= end && end <= data.size())
+  SY_CHECK(begin <= end && end <= data_bytes)
       << path << ": tensor '" << name << "' claims bytes [" << begin << ", " << end << ") but the file has "
-      << data.size() << " data bytes (truncated or lying header)";
+      << data_bytes << " data bytes (truncated or lying header)";
   SY_CHECK(end - begin == numel * element)
       << path << ": tensor '" << name << "' has " << end - begin << " bytes but its shape needs " << numel * element;
-  ranges.emplace_back(begin, end);
-  t.bytes = data.substr(begin, end - begin);
+  t.offset = data_offset + begin;
+  t.bytes = end - begin;
   return t;
+}
+
+// An open file descriptor, closed on scope exit.
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+uint64_t file_size(int fd, const std::string& path) {
+  struct stat st {};
+  SY_CHECK(::fstat(fd, &st) == 0) << "cannot stat safetensors file '" << path << "'";
+  return static_cast<uint64_t>(st.st_size);
+}
+
+// `bytes` bytes at `offset` of `fd`; UserError (a file cut short under us) when they are not there.
+void read_fully(int fd, const std::string& path, uint64_t offset, char* out, size_t bytes) {
+  while (bytes > 0) {
+    const ssize_t got = ::pread(fd, out, bytes, static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    SY_CHECK(got > 0) << "cannot read " << bytes << " bytes at offset " << offset << " of safetensors file '" << path
+                      << "'" << (got == 0 ? " (the file is shorter than its header says)" : "");
+    out += got;
+    offset += static_cast<uint64_t>(got);
+    bytes -= static_cast<size_t>(got);
+  }
 }
 
 }  // namespace
 
-TensorFile read_safetensors(const std::string& path) {
-  std::string file;
-  SY_CHECK(fs::try_read_file(path, file)) << "cannot read safetensors file '" << path << "'";
-  SY_CHECK(file.size() >= 8) << path << " is too short to be a safetensors file (" << file.size() << " bytes)";
+TensorIndex read_safetensors_index(const std::string& path) {
+  Fd file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  SY_CHECK(file.fd >= 0) << "cannot read safetensors file '" << path << "'";
+  const uint64_t size = file_size(file.fd, path);
+  SY_CHECK(size >= 8) << path << " is too short to be a safetensors file (" << size << " bytes)";
+  unsigned char length[8];
+  read_fully(file.fd, path, 0, reinterpret_cast<char*>(length), 8);
   uint64_t header_size = 0;
-  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | static_cast<unsigned char>(file[i]);
-  SY_CHECK(header_size <= file.size() - 8 && header_size <= (100u << 20))
-      << path << ": header length " << header_size << " does not fit the file's " << file.size() << " bytes";
-  auto header = nlohmann::json::parse(file.substr(8, header_size), nullptr, false);
+  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | length[i];
+  SY_CHECK(header_size <= size - 8 && header_size <= (100u << 20))
+      << path << ": header length " << header_size << " does not fit the file's " << size << " bytes";
+  std::string text(header_size, '\0');
+  read_fully(file.fd, path, 8, text.data(), text.size());
+  auto header = nlohmann::json::parse(text, nullptr, false);
   SY_CHECK(!header.is_discarded() && header.is_object()) << path << ": the header is not a JSON object";
-  std::string data = file.substr(8 + header_size);
-  TensorFile tensors;
+  TensorIndex index;
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (const auto& [name, info] : header.items()) {
     if (name == "__metadata__") continue;
-    tensors[name] = parse_entry(path, name, info, data, ranges);
+    TensorSlice slice = parse_entry(path, name, info, 8 + header_size, size - 8 - header_size);
+    ranges.emplace_back(slice.offset, slice.offset + slice.bytes);
+    index[name] = std::move(slice);
   }
   std::sort(ranges.begin(), ranges.end());
   for (size_t i = 1; i < ranges.size(); ++i) {
     SY_CHECK(ranges[i].first >= ranges[i - 1].second) << path << ": tensors overlap in the data area (lying header)";
   }
+  return index;
+}
+
+TensorFile read_safetensors(const std::string& path) {
+  const TensorIndex index = read_safetensors_index(path);
+  SafetensorsReader reader(path);
+  TensorFile tensors;
+  for (const auto& [name, slice] : index) {
+    StoredTensor& t = tensors[name];
+    t.dtype = slice.dtype;
+    t.shape = slice.shape;
+    t.bytes.resize(slice.bytes);
+    reader.read(slice, t.bytes.data());
+  }
   return tensors;
+}
+
+SafetensorsReader::SafetensorsReader(const std::string& path, size_t chunk_bytes)
+    : path_(path), fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)), chunk_bytes_(chunk_bytes) {
+  SY_CHECK(fd_ >= 0) << "cannot read safetensors file '" << path << "'";
+  SY_CHECK(chunk_bytes_ > 0) << "safetensors chunk of 0 bytes";
+}
+
+SafetensorsReader::~SafetensorsReader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void SafetensorsReader::read(const TensorSlice& slice, void* host_dst) {
+  read_fully(fd_, path_, slice.offset, static_cast<char*>(host_dst), slice.bytes);
+}
+
+void SafetensorsReader::read_into(Device& device, const TensorSlice& slice, void* device_dst) {
+  if (!device.is_cuda()) {  // the CPU device's memory is host memory: no staging
+    read(slice, device_dst);
+    return;
+  }
+  staging_.resize(std::min<uint64_t>(chunk_bytes_, slice.bytes));
+  for (uint64_t done = 0; done < slice.bytes;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(staging_.size(), slice.bytes - done));
+    read_fully(fd_, path_, slice.offset + done, staging_.data(), n);
+    device.copy_from_host(static_cast<char*>(device_dst) + done, staging_.data(), n);
+    done += n;
+  }
 }
 
 void write_safetensors(const std::string& path, const TensorFile& tensors,

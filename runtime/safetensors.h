@@ -1,5 +1,6 @@
 // safetensors files: an 8-byte little-endian header length, a JSON header naming each tensor's
-// dtype, shape and byte range, then the data. Reading validates everything before returning.
+// dtype, shape and byte range, then the data. Reading validates the header before any data is
+// read; layers stream the data into device memory in chunks (SafetensorsReader).
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "jit/dtype.h"
+#include "runtime/device.h"
 
 namespace switchyard {
 
@@ -19,9 +21,41 @@ struct StoredTensor {
 
 using TensorFile = std::map<std::string, StoredTensor>;
 
-/// Reads and validates `path`: header within the file, known dtypes, byte ranges inside the data
-/// and matching the shapes, no overlaps. Throws UserError naming the file and the problem.
+/// Where one tensor's bytes lie in a safetensors file.
+struct TensorSlice {
+  std::string dtype;  // safetensors name
+  std::vector<int64_t> shape;
+  uint64_t offset = 0;  // from the start of the file
+  uint64_t bytes = 0;
+};
+using TensorIndex = std::map<std::string, TensorSlice>;
+
+/// The header of `path`, validated: within the file, known dtypes, byte ranges inside the data
+/// and matching the shapes, no overlaps. Reads the header only. Throws UserError naming the file
+/// and the problem.
+TensorIndex read_safetensors_index(const std::string& path);
+/// The index and every tensor's bytes (validated as read_safetensors_index).
 TensorFile read_safetensors(const std::string& path);
+
+/// Reads tensors of an open safetensors file in chunks: into host memory, or into a device's
+/// memory through one host buffer of `chunk_bytes` (straight into the memory on the CPU device),
+/// so a file of any size needs no more host memory than one chunk.
+class SafetensorsReader {
+ public:
+  explicit SafetensorsReader(const std::string& path, size_t chunk_bytes = size_t{64} << 20);
+  ~SafetensorsReader();
+  SafetensorsReader(const SafetensorsReader&) = delete;
+  SafetensorsReader& operator=(const SafetensorsReader&) = delete;
+
+  void read(const TensorSlice& slice, void* host_dst);
+  void read_into(Device& device, const TensorSlice& slice, void* device_dst);
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  size_t chunk_bytes_;
+  std::vector<char> staging_;
+};
 /// Writes atomically (temporary file, fsync, rename).
 void write_safetensors(const std::string& path, const TensorFile& tensors,
                        const std::map<std::string, std::string>& metadata = {});

@@ -1,6 +1,6 @@
 // Switchyard's public C++ API in one include: errors, tensors (DLPack in and out), devices and
-// the context, the MoE layer, the groups of a distributed layer (MPI, NCCL), the kernel cache, and the C API with the
-// version. Everything an application needs; nothing else in the library is stable or exported.
+// the context, dispatch and combine, the MoE layer, the groups of a distributed layer (MPI, NCCL), the kernel cache,
+// and the C API with the version. Everything an application needs; nothing else in the library is stable or exported.
 #pragma once
 
 #include <switchyard/cache.h>
@@ -8,6 +8,7 @@
 #include <switchyard/communicator.h>
 #include <switchyard/context.h>
 #include <switchyard/device.h>
+#include <switchyard/dispatch.h>
 #include <switchyard/dtype.h>
 #include <switchyard/error.h>
 #include <switchyard/moe_layer.h>

@@ -337,6 +337,41 @@ TEST_P(GpuMoe, SteadyStateStepsNeverWaitForTheDevice) {
   EXPECT_TRUE(std::isfinite(last.l_aux()));
 }
 
+// Issue 12: weights stream from the file into GPU memory in chunks (here 1000 bytes, so every
+// tensor takes several), equal to the file's bytes; a layer loads the same way.
+TEST_P(GpuMoe, SafetensorsStreamIntoDeviceMemoryInChunks) {
+  const DType dt = GetParam();
+  Context& context = Context::global();
+  Device& gpu = context.cuda(0);
+  testing::TempDir dir;
+  MoeLayerConfig config;
+  config.model_dim = 64;
+  config.hidden_size = 96;
+  config.num_experts = 4;
+  config.dtype = dt;
+  MoeLayer a(context, gpu, config), b(context, gpu, config);
+  a.init_parameters(21);
+  b.init_parameters(22);
+  a.save(dir / "a.safetensors");
+  const TensorFile bytes = read_safetensors(dir / "a.safetensors");
+  SafetensorsReader reader(dir / "a.safetensors", 1000);
+  for (const auto& [name, slice] : read_safetensors_index(dir / "a.safetensors")) {
+    Buffer on_gpu(gpu, slice.bytes);
+    reader.read_into(gpu, slice, on_gpu.data());
+    std::string back(slice.bytes, '\0');
+    gpu.copy_to_host(back.data(), on_gpu.data(), back.size());
+    EXPECT_EQ(back, bytes.at(name).bytes) << name;
+  }
+  b.load(dir / "a.safetensors");
+  for (const auto& name : a.parameter_names()) {
+    const Tensor pa = a.parameter(name), pb = b.parameter(name);
+    std::string ha(pa.nbytes(), '\0'), hb(pb.nbytes(), '\0');
+    gpu.copy_to_host(ha.data(), pa.data(), ha.size());
+    gpu.copy_to_host(hb.data(), pb.data(), hb.size());
+    EXPECT_EQ(ha, hb) << name;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Dtypes, GpuMoe, ::testing::Values(DType::kFloat32, DType::kFloat16, DType::kBFloat16),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 

@@ -1,8 +1,10 @@
 // Whole-layer forward against a reference composed from the reference ops.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <numeric>
 #include <random>
 
@@ -271,6 +273,31 @@ TEST(MoeForward, SafetensorsRoundTripAndBadFiles) {
   fs::write_file(dir / "lying.safetensors", lying);
   expect_rejected(dir / "lying.safetensors", "does not fit");
   expect_rejected(dir / "absent.safetensors", "cannot read");
+  // The index reads the header only; the reader then fetches any tensor's bytes.
+  const TensorIndex index = read_safetensors_index(dir / "layer.safetensors");
+  EXPECT_EQ(index.size(), file.size());
+  SafetensorsReader reader(dir / "layer.safetensors");
+  for (const auto& [name, slice] : index) {
+    EXPECT_EQ(slice.shape, file.at(name).shape) << name;
+    std::string got(slice.bytes, '\0');
+    reader.read(slice, got.data());
+    EXPECT_EQ(got, file.at(name).bytes) << name;
+  }
+  // A file cut short after its header was read: the read fails, saying so.
+  fs::write_file(dir / "shrinking.safetensors", bytes);
+  const TensorIndex before_cut = read_safetensors_index(dir / "shrinking.safetensors");
+  SafetensorsReader cut(dir / "shrinking.safetensors");
+  std::filesystem::resize_file(std::string(dir / "shrinking.safetensors"), bytes.size() / 2);  // the same inode
+  const TensorSlice& last = std::max_element(before_cut.begin(), before_cut.end(), [](const auto& x, const auto& y) {
+                              return x.second.offset < y.second.offset;
+                            })->second;
+  std::string sink(last.bytes, '\0');
+  try {
+    cut.read(last, sink.data());
+    ADD_FAILURE() << "a read past the end of the file succeeded";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("shorter than its header says"), std::string::npos) << e.what();
+  }
 }
 
 TEST(MoeForward, BadOptionsAndInputs) {

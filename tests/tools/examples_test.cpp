@@ -1,4 +1,4 @@
-// The helloworld and embed examples as a user runs them.
+// The helloworld, embed and dispatch examples as a user runs them.
 #include <gtest/gtest.h>
 
 #include <regex>
@@ -44,6 +44,21 @@ TEST(Helloworld, PrintsTutelsLinesAndSavesOutput) {
   auto embed = run_command(bin("embed") + " " + dir.path() + "/w.safetensors 4");
   EXPECT_EQ(embed.exit_code, 0) << embed.output;
   EXPECT_NE(embed.output.find("output float32[4, 16] on cpu"), std::string::npos) << embed.output;
+}
+
+// The dispatch example on the public API (the shared library): encode + decode of random routing
+// must give each token back scaled by its kept gates; a bad flag is a clear error.
+TEST(DispatchRoundtrip, RecoversEveryTokenThroughThePublicApi) {
+  auto r = run_command(bin("dispatch_roundtrip") +
+                       " --device cpu --num_tokens 300 --model_dim 24 --num_experts 5 --top 2 --capacity_factor 0.6");
+  ASSERT_EQ(r.exit_code, 0) << r.output;  // it exits 1 when any output is off by 1e-5 or more
+  EXPECT_NE(r.output.find("max |error| = "), std::string::npos) << r.output;
+  std::smatch kept;
+  ASSERT_TRUE(std::regex_search(r.output, kept, std::regex(R"(kept (\d+) of 600 choices)"))) << r.output;
+  EXPECT_LT(std::stoi(kept[1]), 600) << "capacity factor 0.6 must drop choices";
+  auto bad = run_command(bin("dispatch_roundtrip") + " --device cpu --num_experts 2 --top 3");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("--top 3 exceeds --num_experts 2"), std::string::npos) << bad.output;
 }
 
 std::vector<std::string> read_lines(const std::string& path) {
