@@ -251,36 +251,51 @@ TEST_P(GpuMoe, TrainingStepMatchesTheReferenceBackward) {
   }
 }
 
+// A small layer on the GPU with inputs and output gradients already there: what the
+// steady-state tests step through (forward, backward, SGD) without any host work in between.
+struct GpuTrainingSteps {
+  GpuTrainingSteps(Device& gpu, DType dt, uint64_t seed)
+      : dt(dt), layer(Context::global(), gpu, config_of(dt)), dx(gpu, bytes(dt)), dy(gpu, bytes(dt)) {
+    layer.init_parameters(seed);
+    std::mt19937 rng(static_cast<unsigned>(seed) + 7);
+    std::normal_distribution<double> normal;
+    std::vector<double> x(kTokens * kModelDim);
+    for (auto& v : x) v = normal(rng);
+    const std::string hx = encode_values(x, dt);
+    gpu.copy_from_host(dx.data(), hx.data(), hx.size());
+    gpu.copy_from_host(dy.data(), hx.data(), hx.size());
+  }
+  ForwardResult step(ForwardOptions o) {
+    o.save_for_backward = true;
+    ForwardResult r = layer.forward(dx.view(dt, {kTokens, kModelDim}), o);
+    layer.backward(dy.view(dt, {kTokens, kModelDim}), 0.01);
+    layer.sgd_step(SgdOptions{});
+    return r;
+  }
+
+  static constexpr int64_t kTokens = 512, kModelDim = 128;
+  static MoeLayerConfig config_of(DType dt) {
+    MoeLayerConfig config;
+    config.model_dim = kModelDim;
+    config.hidden_size = 256;
+    config.num_experts = 4;
+    config.dtype = dt;
+    return config;
+  }
+  static size_t bytes(DType dt) { return static_cast<size_t>(kTokens * kModelDim) * dtype_size(dt); }
+
+  DType dt;
+  MoeLayer layer;
+  Buffer dx, dy;
+};
+
 // Once a training step has run, the next steps of the same shapes reuse the pool's memory: the
 // driver is asked for nothing more (the pool's reservation stays put) and the buffers in use never
 // peak higher (nothing accumulates from step to step).
 TEST_P(GpuMoe, SteadyStateStepsTakeNoNewMemoryFromTheDriver) {
-  const DType dt = GetParam();
-  Context& context = Context::global();
-  auto& gpu = dynamic_cast<CudaDevice&>(context.cuda(0));
-  MoeLayerConfig config;
-  config.model_dim = 128;
-  config.hidden_size = 256;
-  config.num_experts = 4;
-  config.dtype = dt;
-  MoeLayer layer(context, gpu, config);
-  layer.init_parameters(6);
-  const int64_t s = 512, m = config.model_dim;
-  std::mt19937 rng(13);
-  std::normal_distribution<double> normal;
-  std::vector<double> x(s * m);
-  for (auto& v : x) v = normal(rng);
-  const std::string hx = encode_values(x, dt);
-  Buffer dx(gpu, hx.size()), dy(gpu, hx.size());
-  gpu.copy_from_host(dx.data(), hx.data(), hx.size());
-  gpu.copy_from_host(dy.data(), hx.data(), hx.size());
-  auto step = [&] {
-    ForwardOptions o;
-    o.save_for_backward = true;
-    layer.forward(dx.view(dt, {s, m}), o);
-    layer.backward(dy.view(dt, {s, m}), 0.01);
-    layer.sgd_step(SgdOptions{});
-  };
+  auto& gpu = dynamic_cast<CudaDevice&>(Context::global().cuda(0));
+  GpuTrainingSteps steps(gpu, GetParam(), 6);
+  auto step = [&] { steps.step(ForwardOptions{}); };
   gpu.synchronize();
   gpu.reset_memory_high_water();  // earlier tests' peaks out of the way
   for (int i = 0; i < 2; ++i) step();
@@ -298,42 +313,19 @@ TEST_P(GpuMoe, SteadyStateStepsTakeNoNewMemoryFromTheDriver) {
 // Issue 12: the hot path never makes the host wait for the GPU with a positive capacity factor
 // (counts, capacity, BPR order, grouped rows and the aux gradient stay on the device).
 TEST_P(GpuMoe, SteadyStateStepsNeverWaitForTheDevice) {
-  const DType dt = GetParam();
-  Context& context = Context::global();
-  Device& gpu = context.cuda(0);
-  MoeLayerConfig config;
-  config.model_dim = 128;
-  config.hidden_size = 256;
-  config.num_experts = 4;
-  config.dtype = dt;
-  MoeLayer layer(context, gpu, config);
-  layer.init_parameters(7);
-  const int64_t s = 512, m = config.model_dim;
-  std::mt19937 rng(14);
-  std::normal_distribution<double> normal;
-  std::vector<double> x(s * m);
-  for (auto& v : x) v = normal(rng);
-  const std::string hx = encode_values(x, dt);
-  Buffer dx(gpu, hx.size()), dy(gpu, hx.size());
-  gpu.copy_from_host(dx.data(), hx.data(), hx.size());
-  gpu.copy_from_host(dy.data(), hx.data(), hx.size());
+  Device& gpu = Context::global().cuda(0);
+  GpuTrainingSteps steps(gpu, GetParam(), 7);
   ForwardOptions o;
-  o.save_for_backward = true;
   o.batch_prioritized_routing = true;
   o.dropless_grouped = true;
-  auto step = [&] {
-    ForwardResult r = layer.forward(dx.view(dt, {s, m}), o);
-    layer.backward(dy.view(dt, {s, m}), 0.01);
-    layer.sgd_step(SgdOptions{});
-    return r;
-  };
+  auto step = [&] { return steps.step(o); };
   step();
   const uint64_t before = gpu.host_waits();
   ForwardResult last;
   for (int i = 0; i < 3; ++i) last = step();
   EXPECT_EQ(gpu.host_waits(), before) << "a steady-state step made the host wait for the GPU";
   const std::vector<int> counts = last.expert_counts();
-  EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), 0), 2 * s);
+  EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), 0), 2 * GpuTrainingSteps::kTokens);
   EXPECT_TRUE(std::isfinite(last.l_aux()));
 }
 
