@@ -86,6 +86,10 @@ MoeLayer& layer_of(sy_layer* handle) {
   return *required(handle, "the layer").layer;
 }
 
+const MoeLayer& layer_of(const sy_layer* handle) {
+  return *required(handle, "the layer").layer;
+}
+
 std::vector<std::string> split_targets(const char* targets) {
   std::vector<std::string> list;
   if (targets == nullptr) return list;
@@ -153,8 +157,7 @@ sy_status sy_layer_load(sy_layer* layer, const char* safetensors_path) {
 }
 
 sy_status sy_layer_save(const sy_layer* layer, const char* safetensors_path) {
-  return guarded(
-      [&] { layer_of(const_cast<sy_layer*>(layer)).save(text_arg(safetensors_path, "the safetensors path")); });
+  return guarded([&] { layer_of(layer).save(text_arg(safetensors_path, "the safetensors path")); });
 }
 
 sy_status sy_layer_forward(sy_layer* layer, const DLTensor* x, const char* options_json, DLManagedTensor** output,

@@ -27,7 +27,8 @@ bool aligned_16(const void* pointer) {
 kernels::GemmWgmmaArgs wgmma_args(const CudaDevice& device, const KernelSpec& spec, const Tensor& a, const Tensor& w,
                                   const kernels::GemmArgs& gemm) {
   const unsigned long long batch = gemm.batch, rows = gemm.rows, k = spec.int_param("k"), n = spec.int_param("n");
-  const auto tile_n = static_cast<unsigned>(spec.int_param("tile_n"));
+  const kernels::GemmTileShape tile = kernels::gemm_tile_shape(spec);  // the family's rule, as the launch uses it
+  const auto tile_n = static_cast<unsigned>(tile.n);
   kernels::GemmWgmmaArgs args{};
   const bool trans_a = spec.bool_param("trans_a");
   // trans_a reads A^T in 64-column boxes (64 output rows by 64 rows of the reduction)
@@ -50,8 +51,8 @@ kernels::GemmWgmmaArgs wgmma_args(const CudaDevice& device, const KernelSpec& sp
   }
   args.gemm = gemm;
   const unsigned long long out_rows = trans_a ? k : rows;
-  args.tiles_m = static_cast<int>((out_rows + kernels::kWgmmaTileM - 1) / kernels::kWgmmaTileM);
-  args.tiles_n = static_cast<int>(n / tile_n);
+  args.tiles_m = static_cast<int>((out_rows + tile.m - 1) / tile.m);
+  args.tiles_n = static_cast<int>(n / tile.n);
   args.tiles = static_cast<int>(batch) * args.tiles_m * args.tiles_n;
   return args;
 }

@@ -30,12 +30,12 @@ void check_finite_values(const T* values, int64_t tokens, int64_t dim) {
 }  // namespace
 
 double ForwardResult::l_aux() const {
-  return loss_terms.data() != nullptr ? read_gshard_loss(*routing, loss_terms) : host_l_aux;
+  return loss_terms_.data() != nullptr ? read_gshard_loss(*routing_, loss_terms_) : host_l_aux_;
 }
 
 std::vector<int> ForwardResult::expert_counts() const {
-  SY_CHECK(routing) << "expert_counts() of a ForwardResult that no forward filled";
-  return read_counts(*routing, counts);
+  SY_CHECK(routing_) << "expert_counts() of a ForwardResult that no forward filled";
+  return read_counts(*routing_, counts);
 }
 
 void MoeLayer::check_options(const Tensor& x, const ForwardOptions& o) const {
@@ -206,12 +206,12 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
   Tensor logits = gate_logits(x, logits_space, gate_input);
   RoutedTokens routed = route_tokens(context_, logits, k, options.normalize_gate, options.batch_prioritized_routing);
   ForwardResult result;
-  result.routing = routed.storage;
+  result.routing_ = routed.storage;
   result.counts = routed.counts;
   if (options.is_gshard_loss)
-    result.loss_terms = routed.loss_terms;
+    result.loss_terms_ = routed.loss_terms;
   else
-    result.host_l_aux = importance_loss(logits, routed.scores, k, options.gate_noise);
+    result.host_l_aux_ = importance_loss(logits, routed.scores, k, options.gate_noise);
   // A positive capacity factor takes the capacity from the shapes: nothing waits for the device.
   // Dropless capacities (factor <= 0) and a group's agreement read the counts: one small copy.
   const bool in_group = group_ != nullptr && group_->size() > 1;

@@ -181,8 +181,8 @@ void MoeLayer::init_parameters(uint64_t seed) {
 }
 
 void MoeLayer::load(const std::string& path) {
-  const TensorIndex file = read_safetensors_index(path);
-  SafetensorsReader reader(path);
+  SafetensorsReader reader(path);  // opens the file once: the index, then the data
+  const TensorIndex& file = reader.index();
   if (auto it = file.find("_num_global_experts"); it != file.end()) {
     int64_t stored = 0;
     if (it->second.dtype == "I64" && it->second.bytes == 8) reader.read(it->second, &stored);

@@ -72,14 +72,6 @@ TensorSlice parse_entry(const std::string& path, const std::string& name, const 
   return t;
 }
 
-// An open file descriptor, closed on scope exit.
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
 uint64_t file_size(int fd, const std::string& path) {
   struct stat st {};
   SY_CHECK(::fstat(fd, &st) == 0) << "cannot stat safetensors file '" << path << "'";
@@ -102,40 +94,13 @@ void read_fully(int fd, const std::string& path, uint64_t offset, char* out, siz
 }  // namespace
 
 TensorIndex read_safetensors_index(const std::string& path) {
-  Fd file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  SY_CHECK(file.fd >= 0) << "cannot read safetensors file '" << path << "'";
-  const uint64_t size = file_size(file.fd, path);
-  SY_CHECK(size >= 8) << path << " is too short to be a safetensors file (" << size << " bytes)";
-  unsigned char length[8];
-  read_fully(file.fd, path, 0, reinterpret_cast<char*>(length), 8);
-  uint64_t header_size = 0;
-  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | length[i];
-  SY_CHECK(header_size <= size - 8 && header_size <= (100u << 20))
-      << path << ": header length " << header_size << " does not fit the file's " << size << " bytes";
-  std::string text(header_size, '\0');
-  read_fully(file.fd, path, 8, text.data(), text.size());
-  auto header = nlohmann::json::parse(text, nullptr, false);
-  SY_CHECK(!header.is_discarded() && header.is_object()) << path << ": the header is not a JSON object";
-  TensorIndex index;
-  std::vector<std::pair<uint64_t, uint64_t>> ranges;
-  for (const auto& [name, info] : header.items()) {
-    if (name == "__metadata__") continue;
-    TensorSlice slice = parse_entry(path, name, info, 8 + header_size, size - 8 - header_size);
-    ranges.emplace_back(slice.offset, slice.offset + slice.bytes);
-    index[name] = std::move(slice);
-  }
-  std::sort(ranges.begin(), ranges.end());
-  for (size_t i = 1; i < ranges.size(); ++i) {
-    SY_CHECK(ranges[i].first >= ranges[i - 1].second) << path << ": tensors overlap in the data area (lying header)";
-  }
-  return index;
+  return SafetensorsReader(path).index();
 }
 
 TensorFile read_safetensors(const std::string& path) {
-  const TensorIndex index = read_safetensors_index(path);
   SafetensorsReader reader(path);
   TensorFile tensors;
-  for (const auto& [name, slice] : index) {
+  for (const auto& [name, slice] : reader.index()) {
     StoredTensor& t = tensors[name];
     t.dtype = slice.dtype;
     t.shape = slice.shape;
@@ -148,7 +113,41 @@ TensorFile read_safetensors(const std::string& path) {
 SafetensorsReader::SafetensorsReader(const std::string& path, size_t chunk_bytes)
     : path_(path), fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)), chunk_bytes_(chunk_bytes) {
   SY_CHECK(fd_ >= 0) << "cannot read safetensors file '" << path << "'";
-  SY_CHECK(chunk_bytes_ > 0) << "safetensors chunk of 0 bytes";
+  try {
+    SY_CHECK(chunk_bytes_ > 0) << "safetensors chunk of 0 bytes";
+    index_ = read_index();
+  } catch (...) {
+    ::close(fd_);  // the destructor does not run for a constructor that throws
+    throw;
+  }
+}
+
+TensorIndex SafetensorsReader::read_index() const {
+  const uint64_t size = file_size(fd_, path_);
+  SY_CHECK(size >= 8) << path_ << " is too short to be a safetensors file (" << size << " bytes)";
+  unsigned char length[8];
+  read_fully(fd_, path_, 0, reinterpret_cast<char*>(length), 8);
+  uint64_t header_size = 0;
+  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | length[i];
+  SY_CHECK(header_size <= size - 8 && header_size <= (100u << 20))
+      << path_ << ": header length " << header_size << " does not fit the file's " << size << " bytes";
+  std::string text(header_size, '\0');
+  read_fully(fd_, path_, 8, text.data(), text.size());
+  auto header = nlohmann::json::parse(text, nullptr, false);
+  SY_CHECK(!header.is_discarded() && header.is_object()) << path_ << ": the header is not a JSON object";
+  TensorIndex index;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (const auto& [name, info] : header.items()) {
+    if (name == "__metadata__") continue;
+    TensorSlice slice = parse_entry(path_, name, info, 8 + header_size, size - 8 - header_size);
+    ranges.emplace_back(slice.offset, slice.offset + slice.bytes);
+    index[name] = std::move(slice);
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i) {
+    SY_CHECK(ranges[i].first >= ranges[i - 1].second) << path_ << ": tensors overlap in the data area (lying header)";
+  }
+  return index;
 }
 
 SafetensorsReader::~SafetensorsReader() {

@@ -37,7 +37,8 @@ TensorIndex read_safetensors_index(const std::string& path);
 /// The index and every tensor's bytes (validated as read_safetensors_index).
 TensorFile read_safetensors(const std::string& path);
 
-/// Reads tensors of an open safetensors file in chunks: into host memory, or into a device's
+/// An open safetensors file: its index, read and validated on opening (as
+/// read_safetensors_index), and its tensors read in chunks: into host memory, or into a device's
 /// memory through one host buffer of `chunk_bytes` (straight into the memory on the CPU device),
 /// so a file of any size needs no more host memory than one chunk.
 class SafetensorsReader {
@@ -47,12 +48,16 @@ class SafetensorsReader {
   SafetensorsReader(const SafetensorsReader&) = delete;
   SafetensorsReader& operator=(const SafetensorsReader&) = delete;
 
+  const TensorIndex& index() const { return index_; }
   void read(const TensorSlice& slice, void* host_dst);
   void read_into(Device& device, const TensorSlice& slice, void* device_dst);
 
  private:
+  TensorIndex read_index() const;
+
   std::string path_;
   int fd_ = -1;
+  TensorIndex index_;
   size_t chunk_bytes_;
   std::vector<char> staging_;
 };

@@ -93,11 +93,13 @@ struct SWITCHYARD_API ForwardResult {
   /// `counts` copied to the host. Waits for the device.
   std::vector<int> expert_counts() const;
 
-  // Set by the layer: what owns `counts`, and where l_aux comes from (the gshard loss's
-  // per-expert terms on the device, or a value the host already computed).
-  std::shared_ptr<Buffer> routing;
-  Tensor loss_terms;
-  double host_l_aux = 0;
+ private:
+  friend class MoeLayer;
+  // What owns `counts`, and where l_aux comes from: the gshard loss's per-expert terms on the
+  // device, or a value the host already computed.
+  std::shared_ptr<Buffer> routing_;
+  Tensor loss_terms_;
+  double host_l_aux_ = 0;
 };
 
 class SWITCHYARD_API MoeLayer {
