@@ -125,8 +125,7 @@ sy_status sy_layer_create(const char* device, const char* config_json, sy_layer*
     const MoeLayerConfig config =
         layer_config_from_json(parse_json_object(text_arg(config_json, "the layer config"), "the layer config"));
     auto handle = std::make_unique<sy_layer>();
-    handle->layer = std::make_unique<MoeLayer>(Context::global(), device_named(device), config);
-    handle->layer->init_parameters(0);
+    handle->layer = std::make_unique<MoeLayer>(Context::global(), device_named(device), config);  // seed 1
     out = handle.release();
   });
 }

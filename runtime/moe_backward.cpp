@@ -99,7 +99,7 @@ void MoeLayer::backward_gate(const Tensor& grad_gates, double l_aux_weight, cons
   }
   Buffer logits_space(device_, static_cast<size_t>(s * e) * dtype_size(g));
   const Tensor d_logits = logits_space.view(g, {s, e});
-  gate_backward(context_, sv.routed, dg, s > 0 ? l_aux_weight : 0.0, sv.options.normalize_gate, d_logits);
+  gate_backward(context_, sv.routed, dg, l_aux_weight, sv.options.normalize_gate, d_logits);
   const Tensor gate_input = sv.gate_input ? sv.gate_input->view(g, {1, s, m}) : one_batch(sv.x(g, m));
   GemmOptions weight;
   weight.trans_a = true;
