@@ -7,6 +7,7 @@
 #include <chrono>
 #include <iostream>
 #include <random>
+#include <thread>
 
 #if SY_BENCH_ONEDNN
 #include <omp.h>
@@ -42,26 +43,54 @@ double best_seconds(int repeats, F body) {
   return best;
 }
 
-nlohmann::json gemm_case(const char* name, int64_t batch, int64_t rows, int64_t k, int64_t n, double peak) {
+// The three passes of an expert GEMM with weight W [k, n]: forward x [rows, k] W; data gradient
+// dy [rows, n] W^T (W read as [n, k], trans_b); weight gradient x^T dy, reduced over the rows.
+enum class Pass { kForward, kData, kWeight };
+
+struct GemmShape {
+  const char* name;
+  Pass pass;
+  int64_t batch, rows, k, n;  // the forward GEMM's shape; each pass derives its operands from it
+};
+
+nlohmann::json gemm_case(const GemmShape& shape, double peak) {
+  const auto [name, pass, batch, rows, k, n] = shape;
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> u(-1, 1);
-  std::vector<float> a(batch * rows * k), w(batch * k * n), c(batch * rows * n);
+  // Operand extents per batch: forward a [rows, k] b [k, n] c [rows, n]; data a [rows, n] b [k, n]
+  // (as [N', K'] = [k, n]) c [rows, k]; weight a [rows, k] b [rows, n] c [k, n].
+  const int64_t a_cols = pass == Pass::kData ? n : k, b_rows = pass == Pass::kWeight ? rows : k;
+  const int64_t c_rows = pass == Pass::kWeight ? k : rows, c_cols = pass == Pass::kData ? k : n;
+  std::vector<float> a(batch * rows * a_cols), w(batch * b_rows * n), c(batch * c_rows * c_cols);
   for (auto& v : a) v = u(rng);
   for (auto& v : w) v = u(rng);
   Context& context = Context::global();
-  Tensor ta(a.data(), DType::kFloat32, {batch, rows, k}), tw(w.data(), DType::kFloat32, {batch, k, n}),
-      tc(c.data(), DType::kFloat32, {batch, rows, n});
-  double flops = 2.0 * batch * rows * k * n;
-  int repeats = flops > 1e10 ? 2 : 10;
-  double ours = best_seconds(repeats, [&] { batched_gemm(context, ta, tw, tc); });
-  double blas = best_seconds(repeats, [&] {
+  GemmOptions options;
+  options.trans_b = pass == Pass::kData;
+  options.trans_a = pass == Pass::kWeight;
+  Tensor ta(a.data(), DType::kFloat32, {batch, rows, a_cols}),
+      tw(w.data(), DType::kFloat32,
+         pass == Pass::kData ? std::vector<int64_t>{batch, c_cols, a_cols} : std::vector<int64_t>{batch, b_rows, n}),
+      tc(c.data(), DType::kFloat32, {batch, c_rows, c_cols});
+  // Every pass does the forward's 2 * rows * k * n FLOPs.
+  const double flops = 2.0 * batch * rows * k * n;
+  const int repeats = flops > 1e10 ? 2 : 10;
+  const double ours = best_seconds(repeats, [&] { batched_gemm(context, ta, tw, tc, options); });
+  // The same product for the baselines (row-major): C [m, nn] = op(A) op(B) over kk.
+  const int m = static_cast<int>(c_rows), nn = static_cast<int>(c_cols);
+  const int kk = static_cast<int>(pass == Pass::kData ? n : pass == Pass::kWeight ? rows : k);
+  const bool at = pass == Pass::kWeight, bt = pass == Pass::kData;
+  const int lda = static_cast<int>(a_cols), ldb = static_cast<int>(pass == Pass::kData ? a_cols : n);
+  const double blas = best_seconds(repeats, [&] {
     for (int64_t b = 0; b < batch; ++b)
-      cblas_sgemm(101, 111, 111, static_cast<int>(rows), static_cast<int>(n), static_cast<int>(k), 1.0f,
-                  a.data() + b * rows * k, static_cast<int>(k), w.data() + b * k * n, static_cast<int>(n), 0.0f,
-                  c.data() + b * rows * n, static_cast<int>(n));
+      cblas_sgemm(101, at ? 112 : 111, bt ? 112 : 111, m, nn, kk, 1.0f, a.data() + b * rows * a_cols, lda,
+                  w.data() + b * b_rows * n, ldb, 0.0f, c.data() + b * c_rows * c_cols, nn);
   });
-  double ours_gflops = flops / ours / 1e9, blas_gflops = flops / blas / 1e9;
+  const double ours_gflops = flops / ours / 1e9, blas_gflops = flops / blas / 1e9;
   nlohmann::json result = {{"name", name},
+                           {"pass", pass == Pass::kForward ? "forward"
+                                    : pass == Pass::kData  ? "data_grad"
+                                                           : "weight_grad"},
                            {"batch", batch},
                            {"rows", rows},
                            {"k", k},
@@ -72,10 +101,10 @@ nlohmann::json gemm_case(const char* name, int64_t batch, int64_t rows, int64_t 
                            {"fraction_of_peak", ours_gflops / peak},
                            {"openblas_fraction_of_peak", blas_gflops / peak}};
 #if SY_BENCH_ONEDNN
-  double dnnl = best_seconds(repeats, [&] {
+  const double dnnl = best_seconds(repeats, [&] {
     for (int64_t b = 0; b < batch; ++b)
-      dnnl_sgemm('N', 'N', rows, n, k, 1.0f, a.data() + b * rows * k, k, w.data() + b * k * n, n, 0.0f,
-                 c.data() + b * rows * n, n);
+      dnnl_sgemm(at ? 'T' : 'N', bt ? 'T' : 'N', m, nn, kk, 1.0f, a.data() + b * rows * a_cols, lda,
+                 w.data() + b * b_rows * n, ldb, 0.0f, c.data() + b * c_rows * c_cols, nn);
   });
   const double dnnl_gflops = flops / dnnl / 1e9;
   result["onednn_gflops"] = dnnl_gflops;
@@ -91,7 +120,8 @@ nlohmann::json figures_above_peak(const nlohmann::json& gemms) {
   for (const auto& g : gemms)
     for (const auto& [key, value] : g.items())
       if (key.find("fraction_of_peak") != std::string::npos && value.get<double>() > 1.0)
-        above.push_back(g["name"].get<std::string>() + " " + key + " " + std::to_string(value.get<double>()));
+        above.push_back(g["name"].get<std::string>() + " " + g["pass"].get<std::string>() + " " + key + " " +
+                        std::to_string(value.get<double>()));
   return above;
 }
 
@@ -165,6 +195,59 @@ nlohmann::json layer_case(const char* name, int64_t s, int64_t m, int64_t h, int
   return result;
 }
 
+// GB/s of reading `bytes` once with the device's threads: the floor of a forward that must read
+// every expert weight once (small batches).
+double read_gbps(Context& context, size_t bytes) {
+  std::vector<float> data(bytes / sizeof(float), 1.0f);
+  const unsigned threads = context.cpu().parallelism();
+  std::vector<double> sums(threads);
+  const size_t chunk = (data.size() + threads - 1) / threads;
+  double seconds = best_seconds(3, [&] {
+    std::vector<std::thread> readers;
+    for (unsigned t = 0; t < threads; ++t)
+      readers.emplace_back([&, t] {
+        const size_t begin = std::min(data.size(), t * chunk), end = std::min(data.size(), begin + chunk);
+        float acc[16] = {};
+        for (size_t i = begin; i + 16 <= end; i += 16)
+          for (int j = 0; j < 16; ++j) acc[j] += data[i + j];
+        for (float v : acc) sums[t] += v;
+      });
+    for (auto& reader : readers) reader.join();
+  });
+  return static_cast<double>(bytes) / seconds / 1e9;
+}
+
+// A forward of a few tokens at Mixtral's dims (M 4096, H 14336, E 8, top-2, SwiGLU, float32):
+// every expert sees a handful of rows, so the time is bounded by reading the weights once.
+nlohmann::json small_batch_case(int64_t s) {
+  Context& context = Context::global();
+  MoeLayerConfig config;
+  config.model_dim = 4096;
+  config.hidden_size = 14336;
+  config.num_experts = 8;
+  config.expert_type = ExpertType::kSwiglu;
+  config.has_fc1_bias = config.has_fc2_bias = false;
+  MoeLayer layer(context, context.cpu(), config);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal;
+  std::vector<float> x(s * config.model_dim);
+  for (auto& v : x) v = normal(rng);
+  Tensor tx(x.data(), DType::kFloat32, {s, config.model_dim});
+  ForwardOptions options;
+  options.top_k = 2;
+  const double forward = best_seconds(3, [&] { layer.forward(tx, options); });
+  const size_t weight_bytes = 3 * sizeof(float) * config.num_experts * config.model_dim * config.hidden_size;
+  const double gbps = read_gbps(context, weight_bytes);
+  const double floor_s = static_cast<double>(weight_bytes) / (gbps * 1e9);
+  return {{"name", "mixtral small batch (float32 SwiGLU)"},
+          {"tokens", s},
+          {"weight_gb", weight_bytes / 1e9},
+          {"read_gbps", gbps},
+          {"read_weights_once_ms", floor_s * 1e3},
+          {"forward_ms", forward * 1e3},
+          {"vs_read_once", forward / floor_s}};
+}
+
 }  // namespace
 
 int main() {
@@ -186,10 +269,19 @@ int main() {
   out["onednn"] = "not built (libdnnl-dev or OpenMP missing)";
 #endif
   // tiny.json: M=64, H=128, E=4, k=2, S=2048 -> C = 2 * 512; mid: M=1024, H=4096, E=8, k=2, S=4096.
-  out["gemm"] = {gemm_case("tiny fc1", 4, 1024, 64, 128, peak), gemm_case("tiny fc2", 4, 1024, 128, 64, peak),
-                 gemm_case("mid fc1", 8, 1024, 1024, 4096, peak), gemm_case("mid fc2", 8, 1024, 4096, 1024, peak)};
+  out["gemm"] = nlohmann::json::array();
+  for (const GemmShape& shape :
+       {GemmShape{"tiny fc1", Pass::kForward, 4, 1024, 64, 128},
+        GemmShape{"tiny fc2", Pass::kForward, 4, 1024, 128, 64},
+        GemmShape{"mid fc1", Pass::kForward, 8, 1024, 1024, 4096},
+        GemmShape{"mid fc2", Pass::kForward, 8, 1024, 4096, 1024},
+        GemmShape{"mid fc1", Pass::kData, 8, 1024, 1024, 4096}, GemmShape{"mid fc2", Pass::kData, 8, 1024, 4096, 1024},
+        GemmShape{"mid fc1", Pass::kWeight, 8, 1024, 1024, 4096},
+        GemmShape{"mid fc2", Pass::kWeight, 8, 1024, 4096, 1024}})
+    out["gemm"].push_back(gemm_case(shape, peak));
   out["peak_exceeded"] = figures_above_peak(out["gemm"]);
   out["layer"] = {layer_case("tiny", 2048, 64, 128, 4, 2, true), layer_case("mid", 4096, 1024, 4096, 8, 2, false)};
+  out["small_batch"] = small_batch_case(64);
   std::cout << out.dump(2) << "\n";
   if (!out["peak_exceeded"].empty()) {
     std::cerr << "moe_bench: figures above the measured FMA peak (" << peak

@@ -31,4 +31,9 @@ int CpuTarget::vector_bytes() const {
   return has("+avx512f") ? 64 : has("+avx") ? 32 : 16;
 }
 
+long CpuTarget::l2_bytes() const {
+  constexpr long kRequestedCpuL2 = 1L << 20;
+  return requested ? kRequestedCpuL2 : host_l2_bytes();
+}
+
 }  // namespace switchyard

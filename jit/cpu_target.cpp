@@ -78,7 +78,8 @@ CpuTarget requested_target(ClangTargetInfo& clang, const HostCpu& host, const st
                    requested,
                    clang.implied_features(requested),
                    "SWITCHYARD_CPU=" + requested + " (the host is " + host.name + ")",
-                   {}};
+                   {},
+                   true};
   for (const std::string& feature : target.features) {
     auto found = host.features.find(feature.substr(1));
     if (found != host.features.end() && !found->second) target.missing_on_host.push_back(feature);

@@ -23,11 +23,15 @@ struct CpuTarget {
   std::vector<std::string> features;         // "+avx2", ... sorted
   std::string reason;                        // how `cpu` was chosen, for `switchyard info` and logs
   std::vector<std::string> missing_on_host;  // features compiled for that the host lacks ("" = none)
+  bool requested = false;                    // named by SWITCHYARD_CPU rather than this host
 
   /// "+a,+b,...": the form the cache key and `switchyard info` show.
   std::string feature_string() const;
   /// The widest vector registers of these features: 64 with AVX-512, 32 with AVX, else 16.
   int vector_bytes() const;
+  /// L2 bytes per core: this host's, or 1 MB (the smallest of current x86 and Arm server cores)
+  /// for a requested CPU, so that every machine of a fleet sharing a cache asks for the same specs.
+  long l2_bytes() const;
 };
 
 /// Chooses the CPU to compile for. `requested` is SWITCHYARD_CPU ("" or "host": the host).

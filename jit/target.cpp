@@ -1,10 +1,20 @@
 #include "jit/target.h"
 
+#include <unistd.h>
+
 #include <cctype>
 
 #include "core/error.h"
 
 namespace switchyard {
+
+long host_l2_bytes() {
+  static const long bytes = [] {
+    const long reported = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return reported > 0 ? reported : 1L << 20;
+  }();
+  return bytes;
+}
 
 Target Target::parse(const std::string& text) {
   if (text == "cpu") return cpu();

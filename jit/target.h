@@ -13,8 +13,13 @@ struct Target {
   // CPU: the widest vectors (bytes) of the CPU the JIT compiles for, which kernel families size
   // their specs by; 0 = this host's. A choice hint, not identity: specs name what they use.
   int vector_bytes = 0;
+  // CPU: the L2 bytes per core of the CPU the JIT compiles for, which the GEMM family sizes its
+  // packed blocks by; 0 = this host's (host_l2_bytes). A choice hint like vector_bytes.
+  long l2_bytes = 0;
 
-  static Target cpu(int vector_bytes = 0) { return Target{Kind::kCpu, 0, false, vector_bytes}; }
+  static Target cpu(int vector_bytes = 0, long l2_bytes = 0) {
+    return Target{Kind::kCpu, 0, false, vector_bytes, l2_bytes};
+  }
   static Target cuda(int sm, bool arch_specific = false) { return Target{Kind::kCuda, sm, arch_specific, 0}; }
   /// Parses "cpu", "sm_80", "sm_90a"; throws UserError naming the text otherwise.
   static Target parse(const std::string& text);
@@ -33,5 +38,8 @@ struct Target {
     return kind == other.kind && sm == other.sm && arch_specific == other.arch_specific;
   }
 };
+
+/// This host's L2 cache per core in bytes, or 1 MB where the C library cannot say.
+long host_l2_bytes();
 
 }  // namespace switchyard

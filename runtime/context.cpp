@@ -35,8 +35,8 @@ Device& Context::cpu() {
   auto& slot = slots_["cpu"];
   if (!slot) {
     slot = std::make_unique<DeviceSlot>();
-    slot->device =
-        std::make_unique<CpuDevice>(settings_->num_threads, Target::cpu(store_->cpu_target().vector_bytes()));
+    slot->device = std::make_unique<CpuDevice>(
+        settings_->num_threads, Target::cpu(store_->cpu_target().vector_bytes(), store_->cpu_target().l2_bytes()));
   }
   return *slot->device;
 }

@@ -19,6 +19,18 @@ int host_vector_bytes() {
   return 16;
 }
 
+// The CPU micro-kernel's rows: 6 x 4 zmm accumulators (24 of 32 registers), or 6 x 2 of the 16
+// ymm/xmm registers of AVX2 (the BLIS Haswell kernel's 6 x 16 floats).
+constexpr int kCpuRowTile = 6;
+
+// A's rows packed per chunk of the reduction: half of the L2 of the CPU compiled for
+// (CpuTarget::l2_bytes), the rest for B's panels and C.
+int64_t cpu_group_rows(const Target& target, DType dtype) {
+  const long l2 = target.l2_bytes != 0 ? target.l2_bytes : host_l2_bytes();
+  const int64_t rows = l2 / 2 / (kGemmCpuChunk * static_cast<int64_t>(dtype_size(dtype)));
+  return std::clamp<int64_t>(rows / kCpuRowTile * kCpuRowTile, 4 * kCpuRowTile, 4096);
+}
+
 // SWITCHYARD_GEMM: the best GEMM candidate a CUDA target may use ("auto": wgmma on sm_90a, then
 // mma.sync, then SIMT; "mma": no wgmma; "simt": CUDA cores only), read once per process so that
 // warm and the run it serves choose the same kernels.
@@ -55,7 +67,8 @@ KernelFamily gemm_family() {
               {"bias", ParamDecl::Kind::kBool},
               {"activation", ParamDecl::Kind::kInt, kActNone, kActSiluGrad},
               {"vec_bytes", ParamDecl::Kind::kInt, 16, 64},
-              {"row_tile", ParamDecl::Kind::kInt, 1, 8}};
+              {"row_tile", ParamDecl::Kind::kInt, 1, 8},
+              {"group_rows", ParamDecl::Kind::kInt, 1, 4096}};
   f.cpu_header = "switchyard/cpu/gemm.hpp";
   f.cpu_function = "switchyard::cpu::gemm";
   f.args_type = "switchyard::kernels::GemmArgs";
@@ -198,7 +211,8 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
                  {"bias", shape.bias},
                  {"activation", static_cast<int64_t>(shape.activation)},
                  {"vec_bytes", static_cast<int64_t>(vec_bytes)},
-                 {"row_tile", int64_t{vec_bytes == 64 ? 6 : 4}}};
+                 {"row_tile", int64_t{kCpuRowTile}},
+                 {"group_rows", cpu_group_rows(target, shape.dtype)}};
   spec.target = target;
   return spec;
 }

@@ -1,5 +1,5 @@
 // The batched GEMM family (CPU): C = epilogue(A * B + bias), N and K fixed per model.
-// Parameters: dtype, n, k, trans_a, trans_b, bias, activation, vec_bytes, row_tile.
+// Parameters: dtype, n, k, trans_a, trans_b, bias, activation, vec_bytes, row_tile, group_rows.
 #pragma once
 
 #include <switchyard/common/gemm_args.h>

@@ -154,7 +154,9 @@ TEST(CpuTarget, TheCpuCompiledForDecidesTheGemmVectors) {
     EXPECT_EQ(target.vector_bytes, bytes) << cpu;
     KernelSpec spec = kernels::gemm_spec(shape, target);
     EXPECT_EQ(spec.int_param("vec_bytes"), bytes) << cpu;
-    EXPECT_EQ(spec.int_param("row_tile"), bytes == 64 ? 6 : 4) << cpu;
+    EXPECT_EQ(spec.int_param("row_tile"), 6) << cpu;
+    // A requested CPU's L2 is taken as 1 MB: 512 rows of 256 floats fill half of it.
+    EXPECT_EQ(spec.int_param("group_rows"), 510) << cpu;
   }
   CpuTarget host = resolve_cpu_target(HostCpu::detect(), "");
   testing::TempDir dir;

@@ -41,9 +41,14 @@ TYPED_TEST(BackwardKernelTest, WeightGradientGemmMatchesReference) {
   struct Case {
     int64_t batch, rows, k, n;
     bool grouped;
+    bool one_block = false;  // the whole batch in one block of the grid
   };
   for (const Case c : {Case{1, 7, 5, 3, false}, Case{3, 300, 13, 70, true}, Case{2, 33, 64, 128, false},
-                       Case{4, 0, 6, 8, false}, Case{2, 9, 1, 40, true}}) {
+                       Case{4, 0, 6, 8, false}, Case{2, 9, 1, 40, true},
+                       // in one block, more output rows (K) than one packed group of A holds (1020
+                       // floats, 510 doubles on a 2 MB L2, stretched by up to a quarter); N = one
+                       // vector + a scalar tail
+                       Case{2, 20, 1400, 24, true, true}}) {
     SCOPED_TRACE(std::to_string(c.rows) + " rows, k " + std::to_string(c.k) + ", n " + std::to_string(c.n));
     auto a = testing::random_normal<T>(rng, c.batch * c.rows * c.k);
     auto g = testing::random_normal<T>(rng, c.batch * c.rows * c.n);
@@ -54,8 +59,9 @@ TYPED_TEST(BackwardKernelTest, WeightGradientGemmMatchesReference) {
     GemmOptions o;
     o.trans_a = true;
     o.row_counts = c.grouped ? &counts_t : nullptr;
-    batched_gemm(Context::global(), Tensor(a.data(), dt, {c.batch, c.rows, c.k}),
-                 Tensor(g.data(), dt, {c.batch, c.rows, c.n}), Tensor(out.data(), dt, {c.batch, c.k, c.n}), o);
+    batched_gemm(c.one_block ? testing::one_thread_context() : Context::global(),
+                 Tensor(a.data(), dt, {c.batch, c.rows, c.k}), Tensor(g.data(), dt, {c.batch, c.rows, c.n}),
+                 Tensor(out.data(), dt, {c.batch, c.k, c.n}), o);
     auto want = reference::weight_grad(wide(a), wide(g), c.batch, c.rows, c.k, c.n, c.grouped ? &counts : nullptr);
     for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(out[i], want[i], eps * (1 + std::abs(want[i]))) << i;
   }

@@ -9,6 +9,8 @@
 #include <stdexcept>
 
 #include "core/fs.h"
+#include "core/settings.h"
+#include "runtime/context.h"
 
 namespace switchyard::testing {
 
@@ -38,6 +40,17 @@ CommandResult run_command(const std::string& command) {
 std::string switchyard_bin() {
   const char* bin = std::getenv("SY_TEST_SWITCHYARD_BIN");
   return bin ? bin : SY_SWITCHYARD_BIN;  // run outside CTest (scripts/device-check): this build's
+}
+
+Context& one_thread_context() {
+  static TempDir dir;
+  static Context context([] {
+    Settings settings;
+    settings.cache_dir = dir.path();
+    settings.num_threads = 1;
+    return settings;
+  }());
+  return context;
 }
 
 std::string source_dir() {

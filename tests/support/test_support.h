@@ -6,7 +6,15 @@
 #include <string>
 #include <vector>
 
+namespace switchyard {
+class Context;
+}
+
 namespace switchyard::testing {
+
+/// A context of one CPU thread (and its own cache): its CPU GEMMs run one block of the grid per
+/// batch, so one block covers all of a batch's rows.
+Context& one_thread_context();
 
 /// A fresh directory under $TMPDIR, removed with everything in it on destruction.
 class TempDir {

@@ -25,6 +25,10 @@ constexpr int kGemmMmaTileM = 128;
 constexpr int kGemmMmaTileN = 128;
 constexpr int kGemmMmaTileK = 32;
 
+// The CPU kernel's chunk of the reduction (see cpu/gemm.hpp); the host sizes the packed groups
+// of A's rows by it.
+constexpr int kGemmCpuChunk = 256;
+
 struct GemmArgs {
   const void* a;          // [batch][rows_stride, K]
   const void* b;          // [batch][K, N] or [batch][N, K] (trans_b)

@@ -1,13 +1,16 @@
 // Batched GEMM on the CPU with a fused bias + activation epilogue (see common/gemm_args.h).
-// Register-blocked: a kRowTile x (2 vectors) block of C lives in registers while a K chunk
-// runs; vectors are GCC/clang vector extensions of kVecBytes (the host's widest). One call
-// handles one block of the grid: a slice of row tiles of one batch. The same micro-kernel
-// serves the three layouts: A B (forward), A B^T (B packed per panel) and A^T B (weight
-// gradients, the reduction over the run-time rows).
+// GotoBLAS-style: one call handles one block of the grid, a slice of row tiles of one batch. For
+// each chunk of the reduction, a group of A's rows is packed as [kk][row] (sized to half the L2),
+// and for each column tile B's panel is packed (sized to L1); a register-blocked micro-kernel
+// (kRowTile x 4 zmm, or x 2 narrower vectors, as GCC/clang vector extensions of kVecBytes) then
+// runs each row tile of the group past the panel, accumulating in C. The same micro-kernel serves
+// the three layouts: A B (forward), A B^T (data gradient) and A^T B (weight gradient, the
+// reduction over the run-time rows); packing absorbs the transposes.
 #pragma once
 
 #include <switchyard/common/gemm_args.h>
 #include <switchyard/cpu/math.hpp>
+#include <switchyard/cpu/memory.hpp>
 
 namespace switchyard {
 namespace cpu {
@@ -24,58 +27,11 @@ inline T gemm_epilogue(T value, const T* aux) {
   return value;
 }
 
-// Vectors per row of the register block. NOTE: 4 with zmm (a 6 x 4 block in 24 of the 32
-// registers, 128-deep panels) measured slower than 2 on a Sapphire Rapids VM (mid fc1 88 against
-// 128 GFLOP/s on 2 threads): the shallower panels doubled the passes over C.
-constexpr int kGemmVecs = 2;
-
-// Sums A(r, kk) * B(kk, j) over kk in [0, k_len) for a kRowTile x (kGemmVecs * kLanes) block into
-// `tile`, where A(r, kk) = a[r * kLda + kk], or a[kk * kLda + r] with kTransA, and
-// B(kk, j) = b[kk * kLdb + j]; a and b point at the block's first element. kFull: all
-// kRowTile rows exist (no per-row test in the inner loop).
-template <typename T, int kLda, int kLdb, bool kTransA, int kLanes, int kRowTile, bool kFull>
-inline void gemm_block(const T* __restrict a, const T* __restrict b, T* __restrict tile, int live, int k_len) {
-  typedef T Vec __attribute__((vector_size(sizeof(T) * kLanes)));
-  Vec acc[kRowTile][kGemmVecs];
-#pragma GCC unroll 8
-  for (int r = 0; r < kRowTile; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < kGemmVecs; ++v) acc[r][v] = Vec{};
-  int row_of[kRowTile];  // rows past `live` repeat row 0 so every load stays in bounds
-  for (int r = 0; r < kRowTile; ++r) row_of[r] = kFull || r < live ? r : 0;
-  for (int kk = 0; kk < k_len; ++kk) {
-    Vec bv[kGemmVecs];
-#pragma GCC unroll 4
-    for (int v = 0; v < kGemmVecs; ++v)
-      __builtin_memcpy(&bv[v], b + static_cast<long>(kk) * kLdb + v * kLanes, sizeof(Vec));
-#pragma GCC unroll 8
-    for (int r = 0; r < kRowTile; ++r) {
-      const T x = kTransA ? a[static_cast<long>(kk) * kLda + row_of[r]] : a[static_cast<long>(row_of[r]) * kLda + kk];
-#pragma GCC unroll 4
-      for (int v = 0; v < kGemmVecs; ++v) acc[r][v] += x * bv[v];
-    }
-  }
-#pragma GCC unroll 8
-  for (int r = 0; r < kRowTile; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < kGemmVecs; ++v) __builtin_memcpy(tile + (r * kGemmVecs + v) * kLanes, &acc[r][v], sizeof(Vec));
-}
-
-// Sums the kRowTile x kGemmVecs block of the rows of A that exist (`live` of them) over k_len.
-template <typename T, int kLda, int kLdb, bool kTransA, int kLanes, int kRowTile>
-inline void gemm_block_rows(const T* a, const T* b, T* tile, int live, int k_len) {
-  if (live == kRowTile)
-    gemm_block<T, kLda, kLdb, kTransA, kLanes, kRowTile, true>(a, b, tile, live, k_len);
-  else
-    gemm_block<T, kLda, kLdb, kTransA, kLanes, kRowTile, false>(a, b, tile, live, k_len);
-}
-
-template <typename T, int kN, int kK, bool kTransB>
-inline T gemm_dot(const T* a_row, const T* b, int n) {
-  T sum = T(0);
-  for (int k = 0; k < kK; ++k)
-    sum += a_row[k] * (kTransB ? b[static_cast<long>(n) * kK + k] : b[static_cast<long>(k) * kN + n]);
-  return sum;
+// Vectors per row of the register block: a kRowTile x 4 block of zmm accumulators (24 of the 32
+// registers with row_tile 6), or kRowTile x 2 with the 16 registers of AVX2 and NEON.
+template <int kVecBytes>
+constexpr int gemm_vecs() {
+  return kVecBytes == 64 ? 4 : 2;
 }
 
 // The share of `tiles` row tiles that block `part` of `per_batch` takes.
@@ -88,123 +44,227 @@ inline TileRange tile_range(int tiles, unsigned part, unsigned per_batch) {
           static_cast<int>(static_cast<long>(tiles) * (part + 1) / per_batch)};
 }
 
-// NOTE: the reduction is cut into chunks; for each chunk and column tile, B's panel (kChunk x 2
-// vectors, 32 KB of floats) is packed contiguously once and stays in L1 while every row tile of
-// the block's range streams its A rows past it (a chunk of A for a whole expert, about 1 MB,
-// stays in L2). Unpacked, B's rows lie N elements apart: for N = 4096 every row of a panel maps
-// to the same L1 sets, and the panel fell out of L1 on each row tile.
-constexpr int kGemmChunk = 256;
+// The reduction runs in chunks of kGemmChunk: a chunk of a group's A rows, packed, stays in L2
+// while the packed B panel of each column tile stays in L1 and every row tile streams past it.
+constexpr int kGemmChunk = kernels::kGemmCpuChunk;
 
-// C = epilogue(A op(B) + bias) for rows [range.begin, range.end) tiles of one batch.
-template <typename T, int kN, int kK, bool kTransB, bool kBias, int kAct, int kLanes, int kRowTile>
-void gemm_rows(const T* a, const T* b, const T* bias, const T* aux, T* c, int rows, TileRange range) {
-  constexpr int kColTile = kGemmVecs * kLanes;
-  constexpr int kChunk = kK < kGemmChunk ? kK : kGemmChunk;
-  constexpr int kFullCols = kN / kColTile * kColTile;
-  T tile[kRowTile * kColTile];
-  alignas(64) T panel[kChunk * kColTile];  // op(B) of one chunk and column tile, packed as [k][j]
-  for (int k0 = 0; k0 < kK; k0 += kChunk) {
-    const int k1 = k0 + kChunk < kK ? k0 + kChunk : kK;
-    for (int n0 = 0; n0 < kFullCols; n0 += kColTile) {
-      for (int kk = k0; kk < k1; ++kk) {
-        T* row = panel + (kk - k0) * kColTile;
-        if (kTransB) {
-          for (int j = 0; j < kColTile; ++j) row[j] = b[static_cast<long>(n0 + j) * kK + kk];
-        } else {
-          __builtin_memcpy(row, b + static_cast<long>(kk) * kN + n0, sizeof(T) * kColTile);
-        }
-      }
-      for (int t = range.begin; t < range.end; ++t) {
-        const int m0 = t * kRowTile;
-        const int live = rows - m0 < kRowTile ? rows - m0 : kRowTile;
-        const T* a_block = a + static_cast<long>(m0) * kK + k0;
-        gemm_block_rows<T, kK, kColTile, false, kLanes, kRowTile>(a_block, panel, tile, live, k1 - k0);
-        for (int r = 0; r < live; ++r) {
-          const long at = static_cast<long>(m0 + r) * kN + n0;
-          T* out = c + at;
-          const T* part = tile + r * kColTile;
-          for (int j = 0; j < kColTile; ++j) out[j] = k0 == 0 ? part[j] : out[j] + part[j];
-          if (k1 == kK) {
-            for (int j = 0; j < kColTile; ++j) {
-              out[j] = gemm_epilogue<T, kAct>(out[j] + (kBias ? bias[n0 + j] : T(0)), aux ? aux + at + j : nullptr);
-            }
-          }
-        }
-      }
+// acc = (load_c ? C : 0) + sum over kk of A(r, kk) * B(kk, j) for a kRowTile x kVecs vectors block
+// of C (row pitch ldc). `ap` is A packed as [kk][kRowTile], `bp` B's panel as [kk][kVecs * kLanes].
+template <typename T, int kLanes, int kRowTile, int kVecs>
+inline void gemm_micro(const T* __restrict ap, const T* __restrict bp, T* __restrict c, long ldc, int k_len,
+                       bool load_c) {
+  typedef T Vec __attribute__((vector_size(sizeof(T) * kLanes)));
+  Vec acc[kRowTile][kVecs];
+#pragma GCC unroll 8
+  for (int r = 0; r < kRowTile; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < kVecs; ++v) {
+      if (load_c)
+        __builtin_memcpy(&acc[r][v], c + r * ldc + v * kLanes, sizeof(Vec));
+      else
+        acc[r][v] = Vec{};
+    }
+  for (int kk = 0; kk < k_len; ++kk) {
+    Vec bv[kVecs];
+#pragma GCC unroll 4
+    for (int v = 0; v < kVecs; ++v)
+      __builtin_memcpy(&bv[v], bp + static_cast<long>(kk) * kVecs * kLanes + v * kLanes, sizeof(Vec));
+#pragma GCC unroll 8
+    for (int r = 0; r < kRowTile; ++r) {
+      const T x = ap[kk * kRowTile + r];
+#pragma GCC unroll 4
+      for (int v = 0; v < kVecs; ++v) acc[r][v] += x * bv[v];
     }
   }
-  // Columns past the last full tile (N not a multiple of the tile): plain dot products.
-  for (int m = range.begin * kRowTile; m < range.end * kRowTile && m < rows; ++m) {
-    for (int n = kFullCols; n < kN; ++n) {
-      const long at = static_cast<long>(m) * kN + n;
-      T v = gemm_dot<T, kN, kK, kTransB>(a + static_cast<long>(m) * kK, b, n) + (kBias ? bias[n] : T(0));
-      c[at] = gemm_epilogue<T, kAct>(v, aux ? aux + at : nullptr);
+#pragma GCC unroll 8
+  for (int r = 0; r < kRowTile; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < kVecs; ++v) __builtin_memcpy(c + r * ldc + v * kLanes, &acc[r][v], sizeof(Vec));
+}
+
+// Packs A(m0 + r, k0 + kk) for r < kRowTile, kk < k_len as out[kk * kRowTile + r], where
+// A(m, kk) = a[m * kLda + kk], or a[kk * kLda + m] with kTransA; rows from `live` on are zero.
+template <typename T, int kLda, bool kTransA, int kRowTile>
+inline void gemm_pack_a(const T* a, T* out, int m0, int live, int k0, int k_len) {
+  if (kTransA) {
+    for (int kk = 0; kk < k_len; ++kk) {
+      const T* src = a + static_cast<long>(k0 + kk) * kLda + m0;
+      for (int r = 0; r < kRowTile; ++r) out[kk * kRowTile + r] = r < live ? src[r] : T(0);
+    }
+    return;
+  }
+  for (int r = 0; r < kRowTile; ++r) {
+    const T* src = a + static_cast<long>(m0 + r) * kLda + k0;
+    for (int kk = 0; kk < k_len; ++kk) out[kk * kRowTile + r] = r < live ? src[kk] : T(0);
+  }
+}
+
+// Packs B(k0 + kk, n0 + j) for kk < k_len, j < kCols as panel[kk * kCols + j], where
+// B(kk, n) = b[kk * kN + n], or b[n * kLdb + kk] with kTransB (read 8 of a row's kk at a time:
+// one row's reads stay in one cache line while the writes go down 8 panel rows).
+template <typename T, int kN, int kLdb, bool kTransB, int kCols>
+inline void gemm_pack_b(const T* b, T* panel, int n0, int k0, int k_len) {
+  if (!kTransB) {
+    for (int kk = 0; kk < k_len; ++kk)
+      __builtin_memcpy(panel + kk * kCols, b + static_cast<long>(k0 + kk) * kN + n0, sizeof(T) * kCols);
+    return;
+  }
+  int kk0 = 0;
+  for (; kk0 + 8 <= k_len; kk0 += 8)
+    for (int j = 0; j < kCols; ++j) {
+      const T* src = b + static_cast<long>(n0 + j) * kLdb + k0 + kk0;
+#pragma GCC unroll 8
+      for (int q = 0; q < 8; ++q) panel[(kk0 + q) * kCols + j] = src[q];
+    }
+  for (; kk0 < k_len; ++kk0)
+    for (int j = 0; j < kCols; ++j) panel[kk0 * kCols + j] = b[static_cast<long>(n0 + j) * kLdb + k0 + kk0];
+}
+
+// What one call of gemm_rows computes. Forward and data gradient: C [out_rows, N] =
+// epilogue(A op(B) + bias) reducing over K. Weight gradient (kTransA): C [K, N] = A^T B reducing
+// over the run-time rows, so out_rows is K and `reduce` is the rows.
+template <typename T>
+struct GemmRowsArgs {
+  const T* a;
+  const T* b;
+  const T* bias;
+  const T* aux;
+  T* c;
+  int out_rows;
+  int reduce;
+};
+
+// One chunk of the reduction for the column tiles [n0, n_end) of kVecs vectors, over the packed
+// A tiles [t0, t1) of a group; `last` applies bias and epilogue.
+template <typename T, int kN, int kLdb, bool kTransB, bool kBias, int kAct, int kLanes, int kRowTile, int kVecs>
+void gemm_chunk_columns(const GemmRowsArgs<T>& g, const T* apack, T* panel, int t0, int t1, int n0, int n_end, int k0,
+                        int k_len) {
+  constexpr int kCols = kVecs * kLanes;
+  const bool first = k0 == 0, last = k0 + k_len == g.reduce;
+  T tile[kRowTile * kCols];
+  for (; n0 + kCols <= n_end; n0 += kCols) {
+    gemm_pack_b<T, kN, kLdb, kTransB, kCols>(g.b, panel, n0, k0, k_len);
+    for (int t = t0; t < t1; ++t) {
+      const int m0 = t * kRowTile;
+      const int live = g.out_rows - m0 < kRowTile ? g.out_rows - m0 : kRowTile;
+      T* block = g.c + static_cast<long>(m0) * kN + n0;
+      const T* ap = apack + (t - t0) * kRowTile * k_len;
+      if (live == kRowTile) {
+        gemm_micro<T, kLanes, kRowTile, kVecs>(ap, panel, block, kN, k_len, !first);
+      } else {  // the last tile: accumulate in `tile`, so rows past C's end are never touched
+        for (int r = 0; r < live; ++r)
+          for (int j = 0; j < kCols; ++j) tile[r * kCols + j] = first ? T(0) : block[static_cast<long>(r) * kN + j];
+        gemm_micro<T, kLanes, kRowTile, kVecs>(ap, panel, tile, kCols, k_len, true);
+        for (int r = 0; r < live; ++r)
+          for (int j = 0; j < kCols; ++j) block[static_cast<long>(r) * kN + j] = tile[r * kCols + j];
+      }
+      if (!last || (!kBias && kAct == kernels::kActNone)) continue;
+      for (int r = 0; r < live; ++r) {
+        const long at = static_cast<long>(m0 + r) * kN + n0;
+        for (int j = 0; j < kCols; ++j)
+          g.c[at + j] =
+              gemm_epilogue<T, kAct>(g.c[at + j] + (kBias ? g.bias[n0 + j] : T(0)), g.aux ? g.aux + at + j : nullptr);
+      }
     }
   }
 }
 
-// C [K, N] = A^T B over `reduce` rows (A [reduce, K], B [reduce, N]) for output row tiles
-// [range.begin, range.end): the weight gradient of a forward GEMM with these N and K.
-template <typename T, int kN, int kK, int kLanes, int kRowTile>
-void gemm_rows_tn(const T* a, const T* b, T* c, int reduce, TileRange range) {
-  constexpr int kColTile = kGemmVecs * kLanes;
-  constexpr int kFullCols = kN / kColTile * kColTile;
-  T tile[kRowTile * kColTile];
-  const int first = range.begin * kRowTile, last = range.end * kRowTile < kK ? range.end * kRowTile : kK;
-  for (long i = static_cast<long>(first) * kN; i < static_cast<long>(last) * kN; ++i) c[i] = T(0);
-  alignas(64) T panel[kGemmChunk * kColTile];  // B's rows of one chunk and column tile, packed
-  for (int r0 = 0; r0 < reduce; r0 += kGemmChunk) {
-    const int r1 = r0 + kGemmChunk < reduce ? r0 + kGemmChunk : reduce;
-    for (int n0 = 0; n0 < kFullCols; n0 += kColTile) {
-      for (int r = r0; r < r1; ++r)
-        __builtin_memcpy(panel + (r - r0) * kColTile, b + static_cast<long>(r) * kN + n0, sizeof(T) * kColTile);
-      for (int t = range.begin; t < range.end; ++t) {
-        const int m0 = t * kRowTile;
-        const int live = kK - m0 < kRowTile ? kK - m0 : kRowTile;
-        const T* a_block = a + static_cast<long>(r0) * kK + m0;
-        gemm_block_rows<T, kK, kColTile, true, kLanes, kRowTile>(a_block, panel, tile, live, r1 - r0);
-        for (int r = 0; r < live; ++r) {
-          T* out = c + static_cast<long>(m0 + r) * kN + n0;
-          for (int j = 0; j < kColTile; ++j) out[j] += tile[r * kColTile + j];
-        }
-      }
-    }
-  }
-  for (int m = first; m < last; ++m) {
-    for (int n = kFullCols; n < kN; ++n) {
+// Columns past the last whole vector: plain dot products.
+template <typename T, int kN, int kLda, int kLdb, bool kTransA, bool kTransB, bool kBias, int kAct>
+void gemm_tail_columns(const GemmRowsArgs<T>& g, int n_begin, int m_begin, int m_end) {
+  for (int m = m_begin; m < m_end; ++m)
+    for (int n = n_begin; n < kN; ++n) {
       T sum = T(0);
-      for (int r = 0; r < reduce; ++r) sum += a[static_cast<long>(r) * kK + m] * b[static_cast<long>(r) * kN + n];
-      c[static_cast<long>(m) * kN + n] = sum;
+      for (int kk = 0; kk < g.reduce; ++kk) {
+        const T av = kTransA ? g.a[static_cast<long>(kk) * kLda + m] : g.a[static_cast<long>(m) * kLda + kk];
+        const T bv = kTransB ? g.b[static_cast<long>(n) * kLdb + kk] : g.b[static_cast<long>(kk) * kN + n];
+        sum += av * bv;
+      }
+      const long at = static_cast<long>(m) * kN + n;
+      g.c[at] = gemm_epilogue<T, kAct>(sum + (kBias ? g.bias[n] : T(0)), g.aux ? g.aux + at : nullptr);
     }
-  }
 }
 
-template <typename T, int kN, int kK, bool kTransA, bool kTransB, bool kBias, int kAct, int kVecBytes, int kRowTile>
+// Tiles per group for `tiles` row tiles in groups of about `group` tiles: equal groups, and one
+// group fewer where that stretches them by at most a quarter (1024 rows in groups of 1020 would
+// read all of B again for the last 4 rows).
+inline int group_tiles_for(int tiles, int group) {
+  int groups = (tiles + group - 1) / group;
+  if (groups > 1 && 4 * tiles <= 5 * group * (groups - 1)) --groups;
+  return groups <= 1 ? (tiles > 0 ? tiles : 1) : (tiles + groups - 1) / groups;
+}
+
+// C's row tiles [range.begin, range.end), in groups of kGroupRows rows whose A chunk is packed
+// once (on the heap; with a small stack group if the heap has nothing to give) and reused by
+// every column tile.
+template <typename T, int kN, int kLda, int kLdb, bool kTransA, bool kTransB, bool kBias, int kAct, int kLanes,
+          int kRowTile, int kVecs, int kGroupRows>
+void gemm_rows(const GemmRowsArgs<T>& g, TileRange range) {
+  constexpr int kCols = kVecs * kLanes;
+  constexpr int kFullCols = kN / kCols * kCols, kVecCols = kN / kLanes * kLanes;
+  constexpr int kStackTiles = 4;
+  const int m_begin = range.begin * kRowTile,
+            m_end = range.end * kRowTile < g.out_rows ? range.end * kRowTile : g.out_rows;
+  if (g.reduce == 0) {  // a weight gradient over no rows
+    for (long i = static_cast<long>(m_begin) * kN; i < static_cast<long>(m_end) * kN; ++i) g.c[i] = T(0);
+    return;
+  }
+  alignas(64) T panel[kGemmChunk * kCols];
+  alignas(64) T stack_pack[kStackTiles * kRowTile * kGemmChunk];
+  const int wanted_tiles = group_tiles_for(range.end - range.begin, (kGroupRows + kRowTile - 1) / kRowTile);
+  T* heap_pack = static_cast<T*>(malloc(sizeof(T) * wanted_tiles * kRowTile * kGemmChunk));
+  T* apack = heap_pack ? heap_pack : stack_pack;
+  const int group_tiles = heap_pack ? wanted_tiles : kStackTiles;
+  for (int g0 = range.begin; g0 < range.end; g0 += group_tiles) {
+    const int g1 = g0 + group_tiles < range.end ? g0 + group_tiles : range.end;
+    for (int k0 = 0; k0 < g.reduce; k0 += kGemmChunk) {
+      const int k_len = g.reduce - k0 < kGemmChunk ? g.reduce - k0 : kGemmChunk;
+      for (int t = g0; t < g1; ++t) {
+        const int m0 = t * kRowTile;
+        const int live = g.out_rows - m0 < kRowTile ? g.out_rows - m0 : kRowTile;
+        gemm_pack_a<T, kLda, kTransA, kRowTile>(g.a, apack + (t - g0) * kRowTile * k_len, m0, live, k0, k_len);
+      }
+      gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, kVecs>(g, apack, panel, g0, g1, 0,
+                                                                                     kFullCols, k0, k_len);
+      if (kVecs > 1)  // whole vectors past the last full tile, one at a time
+        gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, 1>(g, apack, panel, g0, g1, kFullCols,
+                                                                                   kVecCols, k0, k_len);
+    }
+  }
+  free(heap_pack);
+  gemm_tail_columns<T, kN, kLda, kLdb, kTransA, kTransB, kBias, kAct>(g, kVecCols, m_begin, m_end);
+}
+
+template <typename T, int kN, int kK, bool kTransA, bool kTransB, bool kBias, int kAct, int kVecBytes, int kRowTile,
+          int kGroupRows>
 void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
   static_assert(kN > 0 && kK > 0, "gemm: N and K must be positive");
   static_assert(kVecBytes % sizeof(T) == 0 && kVecBytes >= 16 && kVecBytes <= 64, "gemm: vec_bytes is 16, 32 or 64");
   static_assert(kRowTile >= 1 && kRowTile <= 8, "gemm: row tile must be in [1, 8]");
+  static_assert(kGroupRows >= kRowTile, "gemm: a group holds at least one row tile");
   static_assert(kAct >= kernels::kActNone && kAct <= kernels::kActSiluGrad, "gemm: unknown activation");
   static_assert(!kTransA || (!kTransB && !kBias && kAct == kernels::kActNone),
                 "gemm: the trans_a (weight gradient) form has no B transpose, bias or epilogue");
   constexpr int kLanes = kVecBytes / static_cast<int>(sizeof(T));
+  constexpr int kVecs = gemm_vecs<kVecBytes>();
   // Blocks are laid out batch-major; each takes an equal share of its batch's row tiles.
   const unsigned per_batch = grid / static_cast<unsigned>(args.batch);
   const int batch = static_cast<int>(block / per_batch);
   const unsigned part = block % per_batch;
   const int rows = kernels::rows_used(args.row_counts, batch, args.rows);
-  const T* a = static_cast<const T*>(args.a) + args.a_batch_stride * batch;
-  const T* b = static_cast<const T*>(args.b) + args.b_batch_stride * batch;
-  T* c = static_cast<T*>(args.c) + args.c_batch_stride * batch;
-  if (kTransA) {
-    gemm_rows_tn<T, kN, kK, kLanes, kRowTile>(a, b, c, rows,
-                                              tile_range((kK + kRowTile - 1) / kRowTile, part, per_batch));
-    return;
-  }
-  const T* bias = kBias ? static_cast<const T*>(args.bias) + static_cast<long>(kN) * batch : nullptr;
-  const T* aux = kernels::gemm_uses_aux(kAct) ? static_cast<const T*>(args.aux) + args.c_batch_stride * batch : nullptr;
-  gemm_rows<T, kN, kK, kTransB, kBias, kAct, kLanes, kRowTile>(
-      a, b, bias, aux, c, rows, tile_range((rows + kRowTile - 1) / kRowTile, part, per_batch));
+  GemmRowsArgs<T> g{
+      static_cast<const T*>(args.a) + args.a_batch_stride * batch,
+      static_cast<const T*>(args.b) + args.b_batch_stride * batch,
+      kBias ? static_cast<const T*>(args.bias) + static_cast<long>(kN) * batch : nullptr,
+      kernels::gemm_uses_aux(kAct) ? static_cast<const T*>(args.aux) + args.c_batch_stride * batch : nullptr,
+      static_cast<T*>(args.c) + args.c_batch_stride * batch,
+      kTransA ? kK : rows,
+      kTransA ? rows : kK};
+  const TileRange range = tile_range((g.out_rows + kRowTile - 1) / kRowTile, part, per_batch);
+  if (kTransA)  // A^T: A is [rows, K], B [rows, N]
+    gemm_rows<T, kN, kK, kN, true, false, false, kernels::kActNone, kLanes, kRowTile, kVecs, kGroupRows>(g, range);
+  else
+    gemm_rows<T, kN, kK, kK, false, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kGroupRows>(g, range);
 }
 
 }  // namespace cpu
