@@ -1,0 +1,115 @@
+"""Switchyard's Mixture-of-Experts layer for PyTorch.
+
+Tensors pass through DLPack without copies: forward's input and output and backward's gradient
+share memory with the torch tensors. The layer owns its parameters and their gradients; after a
+backward, ``sgd_step`` updates them (the layer is not an ``nn.Parameter`` holder).
+"""
+import torch
+from torch.utils import dlpack as _dlpack
+
+from . import _switchyard as _core
+
+Error = _core.Error
+UserError = _core.UserError
+Config = _core.Config
+__version__ = _core.__version__
+
+_DTYPES = {torch.float32: "float32", torch.float64: "float64", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+
+
+def _capsule(tensor, what):
+    if not isinstance(tensor, torch.Tensor):
+        raise UserError(f"{what} must be a torch.Tensor, got {type(tensor).__name__}")
+    return _dlpack.to_dlpack(tensor.detach())
+
+
+class MoeLayer:
+    """One MoE layer (Tutel's moe_layer with a top-k gate and ffn or swiglu experts).
+
+    ``MoeLayer(Config(model_dim=..., hidden_size=..., num_experts=...), device="cpu")`` draws its
+    parameters from ``seed``; ``MoeLayer.from_safetensors(path)`` reads config and weights from a
+    file in Tutel's names.
+    """
+
+    def __init__(self, config, device="cpu", seed=1):
+        self.config = config
+        self.device = device
+        self._layer = _core.Layer(config, device, seed)
+
+    @classmethod
+    def from_safetensors(cls, path, device="cpu"):
+        layer = cls(Config.from_safetensors(path), device)
+        layer.load(path)
+        return layer
+
+    def forward(self, x, **options):
+        """y [S, M] and the routing (capacity, l_aux(), expert_counts()) for x [S, M].
+
+        Options are Tutel's forward arguments: top_k, capacity_factor, dropless_grouped,
+        is_postscore, normalize_gate, batch_prioritized_routing, megablocks_size, check_finite,
+        is_gshard_loss, gate_noise, save_for_backward.
+        """
+        capsule, routing = self._layer.forward(_capsule(x, "x"), options)
+        return _dlpack.from_dlpack(capsule), routing
+
+    __call__ = forward
+
+    def backward(self, grad_output, l_aux_weight=0.0):
+        """dL/dx of the forward saved with save_for_backward=True; parameter gradients stay in the layer."""
+        return _dlpack.from_dlpack(self._layer.backward(_capsule(grad_output, "grad_output"), l_aux_weight))
+
+    def gradient(self, name):
+        """A copy of dL/d(parameter `name`) from the last backward."""
+        return _dlpack.from_dlpack(self._layer.gradient(name)).clone()
+
+    def parameter(self, name):
+        """A copy of parameter `name` (Tutel's names, e.g. "experts.batched_fc1_w")."""
+        return _dlpack.from_dlpack(self._layer.parameter(name)).clone()
+
+    def parameter_names(self):
+        return self._layer.parameter_names()
+
+    def sgd_step(self, lr=1e-5, momentum=0.0, weight_decay=0.0):
+        self._layer.sgd_step(lr, momentum, weight_decay)
+
+    def init_parameters(self, seed):
+        self._layer.init_parameters(seed)
+
+    def save(self, path):
+        self._layer.save(path)
+
+    def load(self, path):
+        self._layer.load(path)
+
+    def warm(self, **options):
+        """Loads every kernel forward with these options can use; returns how many."""
+        return self._layer.prepare(options)
+
+
+class MoeFunction(torch.autograd.Function):
+    """y = layer(x) inside autograd: backward returns dL/dx and leaves the parameters' gradients
+    in the layer (call layer.sgd_step after loss.backward()). `anchor` is a tensor that requires
+    grad, so that backward runs even when x does not (the layer's parameters live outside torch)."""
+
+    @staticmethod
+    def forward(ctx, x, anchor, layer, options):
+        y, _ = layer.forward(x.contiguous(), save_for_backward=True, **options)
+        ctx.layer = layer
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return ctx.layer.backward(grad_output.contiguous()), None, None, None
+
+
+class MoeModule(torch.nn.Module):
+    """An nn.Module around a MoeLayer: forward(x) runs MoeFunction with the module's options."""
+
+    def __init__(self, layer, **options):
+        super().__init__()
+        self.layer = layer
+        self.options = options
+        self._anchor = torch.nn.Parameter(torch.empty(0))
+
+    def forward(self, x):
+        return MoeFunction.apply(x, self._anchor, self.layer, self.options)

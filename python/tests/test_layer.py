@@ -1,0 +1,159 @@
+"""The Python module against an independent float64 torch implementation of the same layer.
+
+With top_k = E and a capacity that drops nothing, Tutel's layer is y = sum_e softmax(x Wg^T)_e
+(relu(x W1_e^T + b1_e) W2_e + b2_e): autograd of that expression is the oracle for forward,
+dL/dx and every parameter's gradient.
+"""
+import os
+import tempfile
+import unittest
+
+import torch
+
+import switchyard
+
+
+def dense_reference(x, p):
+    """The layer in float64 torch from parameters `p` (Tutel's names), every token to every expert."""
+    scores = torch.softmax(x @ p["gates.0.wg.weight"].t(), dim=1)  # [S, E]
+    hidden = torch.relu(torch.einsum("sm,ehm->esh", x, p["experts.batched_fc1_w"]) + p["experts.batched_fc1_bias"][:, None, :])
+    out = torch.einsum("esh,ehm->esm", hidden, p["experts.batched_fc2_w"]) + p["experts.batched_fc2_bias"][:, None, :]
+    return torch.einsum("se,esm->sm", scores, out)
+
+
+def make_layer(dtype="float64", experts=2):
+    return switchyard.MoeLayer(switchyard.Config(model_dim=16, hidden_size=24, num_experts=experts, dtype=dtype), seed=3)
+
+
+class ForwardBackward(unittest.TestCase):
+    def test_forward_and_gradients_match_the_dense_reference(self):
+        layer = make_layer()
+        torch.manual_seed(0)
+        x = torch.randn(40, 16, dtype=torch.float64)
+        y, routing = layer.forward(x, top_k=2, capacity_factor=1.0, save_for_backward=True)
+        self.assertEqual(routing.capacity, 40)
+        params = {name: layer.parameter(name).requires_grad_() for name in layer.parameter_names()}
+        xr = x.clone().requires_grad_()
+        want = dense_reference(xr, params)
+        torch.testing.assert_close(y, want.detach(), rtol=1e-12, atol=1e-12)
+        grad = torch.randn_like(y)
+        want.backward(grad)
+        dx = layer.backward(grad)
+        torch.testing.assert_close(dx, xr.grad, rtol=1e-10, atol=1e-12)
+        for name, p in params.items():
+            torch.testing.assert_close(layer.gradient(name), p.grad, rtol=1e-10, atol=1e-12, msg=name)
+
+    def test_autograd_function_drops_into_a_model(self):
+        layer = make_layer()
+        module = switchyard.MoeModule(layer, top_k=2, capacity_factor=1.0)
+        params = {name: layer.parameter(name) for name in layer.parameter_names()}
+        torch.manual_seed(1)
+        x = torch.randn(12, 16, dtype=torch.float64, requires_grad=True)
+        loss = (module(x * 2.0) ** 2).sum()
+        loss.backward()
+        xr = x.detach().clone().requires_grad_()
+        (dense_reference(xr * 2.0, params) ** 2).sum().backward()
+        torch.testing.assert_close(x.grad, xr.grad, rtol=1e-10, atol=1e-12)
+
+    def test_sgd_step_moves_the_parameters_by_lr_times_gradient(self):
+        layer = make_layer()
+        x = torch.randn(8, 16, dtype=torch.float64)
+        y, _ = layer.forward(x, save_for_backward=True)
+        layer.backward(torch.ones_like(y))
+        before = layer.parameter("experts.batched_fc2_w")
+        grad = layer.gradient("experts.batched_fc2_w")
+        layer.sgd_step(lr=0.5)
+        torch.testing.assert_close(layer.parameter("experts.batched_fc2_w"), before - 0.5 * grad)
+
+    def test_training_a_tiny_model_lowers_its_loss(self):
+        layer = make_layer("float32", experts=4)
+        torch.manual_seed(2)
+        x = torch.randn(64, 16)
+        target = torch.randn(64, 16)
+        module = switchyard.MoeModule(layer, top_k=2, capacity_factor=2.0)
+        losses = []
+        for _ in range(20):
+            loss = ((module(x) - target) ** 2).mean()
+            loss.backward()
+            layer.sgd_step(lr=0.5)
+            losses.append(loss.item())
+        # Routing switches make the loss only piecewise smooth, so not every step lowers it; 20 do.
+        self.assertLess(losses[-1], 0.95 * losses[0], losses)
+
+
+class NoCopies(unittest.TestCase):
+    def test_input_and_output_share_memory_with_torch(self):
+        layer = make_layer("float32")
+        x = torch.randn(10, 16)
+        self.assertEqual(switchyard._core._data_pointer(torch.utils.dlpack.to_dlpack(x)), x.data_ptr())
+        y, routing = layer.forward(x)
+        self.assertEqual(y.data_ptr(), routing.output_pointer)
+        self.assertEqual(y.dtype, torch.float32)
+        self.assertEqual(tuple(y.shape), (10, 16))
+
+
+class BadInputs(unittest.TestCase):
+    def setUp(self):
+        self.layer = make_layer("float32")
+
+    def test_wrong_dtype_names_both(self):
+        with self.assertRaisesRegex(switchyard.UserError, "float64.*float32|float32.*float64"):
+            self.layer.forward(torch.randn(4, 16, dtype=torch.float64))
+
+    def test_wrong_shape_names_the_model_dim(self):
+        with self.assertRaisesRegex(switchyard.UserError, "16"):
+            self.layer.forward(torch.randn(4, 15))
+
+    def test_not_a_tensor(self):
+        with self.assertRaisesRegex(switchyard.UserError, "torch.Tensor"):
+            self.layer.forward([1.0, 2.0])
+
+    def test_unknown_option_is_named(self):
+        with self.assertRaisesRegex(switchyard.UserError, "unknown forward option 'topk'"):
+            self.layer.forward(torch.randn(4, 16), topk=2)
+
+    def test_non_finite_input(self):
+        x = torch.randn(4, 16)
+        x[1, 3] = float("nan")
+        with self.assertRaises(switchyard.UserError):
+            self.layer.forward(x)
+
+    def test_backward_without_a_saved_forward(self):
+        with self.assertRaisesRegex(switchyard.UserError, "save"):
+            self.layer.backward(torch.randn(4, 16))
+
+    def test_bad_config_and_errors_are_switchyard_errors(self):
+        with self.assertRaises(switchyard.UserError):
+            switchyard.Config(model_dim=0, hidden_size=4, num_experts=2)
+        with self.assertRaisesRegex(switchyard.UserError, "activation 'tanh'"):
+            switchyard.Config(model_dim=8, hidden_size=4, num_experts=2, activation="tanh")
+        self.assertTrue(issubclass(switchyard.UserError, switchyard.Error))
+
+    def test_cuda_tensor_on_a_cpu_layer(self):
+        if not torch.cuda.is_available():
+            self.skipTest("no CUDA device for torch here")
+        with self.assertRaises(switchyard.UserError):
+            self.layer.forward(torch.randn(4, 16, device="cuda"))
+
+
+class Files(unittest.TestCase):
+    def test_save_and_from_safetensors_round_trip(self):
+        layer = make_layer("float32")
+        x = torch.randn(6, 16)
+        y, _ = layer.forward(x)
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "layer.safetensors")
+            layer.save(path)
+            again = switchyard.MoeLayer.from_safetensors(path)
+            self.assertEqual(again.config.num_experts, 2)
+            y2, _ = again.forward(x)
+            torch.testing.assert_close(y2, y, rtol=0, atol=0)
+            with self.assertRaises(switchyard.UserError):
+                switchyard.MoeLayer.from_safetensors(os.path.join(d, "missing.safetensors"))
+
+    def test_warm_counts_kernels(self):
+        self.assertGreater(make_layer("float32").warm(top_k=1), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
