@@ -10,7 +10,6 @@
 
 #include "core/error.h"
 #include "runtime/context.h"
-#include "runtime/layer_json.h"
 #include "runtime/moe_layer.h"
 
 struct sy_layer {
@@ -62,26 +61,6 @@ const char* text_arg(const char* text, const char* what) {
   return text;
 }
 
-Device& device_named(const char* name) {
-  const std::string text = name == nullptr ? "cpu" : name;
-  Context& context = Context::global();
-  if (text == "cpu") return context.cpu();
-  if (text == "cuda") return context.cuda(0);
-  if (text.rfind("cuda:", 0) == 0) {
-    size_t used = 0;
-    int ordinal = -1;
-    try {
-      ordinal = std::stoi(text.substr(5), &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    SY_CHECK(used > 0 && used == text.size() - 5 && ordinal >= 0)
-        << "device \"" << text << "\"; expected cpu, cuda or cuda:N";
-    return context.cuda(ordinal);
-  }
-  SY_THROW(UserError) << "device \"" << text << "\"; expected cpu, cuda or cuda:N";
-}
-
 MoeLayer& layer_of(sy_layer* handle) {
   return *required(handle, "the layer").layer;
 }
@@ -122,10 +101,10 @@ sy_status sy_layer_create(const char* device, const char* config_json, sy_layer*
   return guarded([&] {
     sy_layer*& out = required(layer, "the layer pointer");
     out = nullptr;
-    const MoeLayerConfig config =
-        layer_config_from_json(parse_json_object(text_arg(config_json, "the layer config"), "the layer config"));
+    const MoeLayerConfig config = layer_config_from_json(text_arg(config_json, "the layer config"));
     auto handle = std::make_unique<sy_layer>();
-    handle->layer = std::make_unique<MoeLayer>(Context::global(), device_named(device), config);  // seed 1
+    handle->layer = std::make_unique<MoeLayer>(Context::global(), Context::global().device(device ? device : "cpu"),
+                                               config);  // seed 1
     out = handle.release();
   });
 }
@@ -136,8 +115,8 @@ sy_status sy_layer_open(const char* device, const char* safetensors_path, sy_lay
     out = nullptr;
     const std::string path = text_arg(safetensors_path, "the safetensors path");
     auto handle = std::make_unique<sy_layer>();
-    handle->layer =
-        std::make_unique<MoeLayer>(Context::global(), device_named(device), layer_config_from_safetensors(path));
+    handle->layer = std::make_unique<MoeLayer>(Context::global(), Context::global().device(device ? device : "cpu"),
+                                               layer_config_from_safetensors(path));
     handle->layer->load(path);
     out = handle.release();
   });
@@ -164,9 +143,7 @@ sy_status sy_layer_forward(sy_layer* layer, const DLTensor* x, const char* optio
   return guarded([&] {
     DLManagedTensor*& out = required(output, "the output pointer");
     out = nullptr;
-    const ForwardOptions options = options_json == nullptr
-                                       ? ForwardOptions{}
-                                       : forward_options_from_json(parse_json_object(options_json, "the options"));
+    const ForwardOptions options = options_json == nullptr ? ForwardOptions{} : forward_options_from_json(options_json);
     ForwardResult result = layer_of(layer).forward(Tensor::from_dlpack(required(x, "the input")), options);
     if (l_aux != nullptr) *l_aux = result.l_aux();
     out = to_dlpack_owning(std::move(result.storage), result.output);

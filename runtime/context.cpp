@@ -56,6 +56,23 @@ Device& Context::device(const DeviceRef& ref) {
   return ref.kind == DeviceRef::Kind::kCpu ? cpu() : cuda(ref.index);
 }
 
+Device& Context::device(const std::string& name) {
+  if (name == "cpu") return cpu();
+  if (name == "cuda") return cuda(0);
+  size_t used = 0;
+  int ordinal = -1;
+  if (name.rfind("cuda:", 0) == 0) {
+    try {
+      ordinal = std::stoi(name.substr(5), &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+  }
+  SY_CHECK(used > 0 && used == name.size() - 5 && ordinal >= 0)
+      << "device \"" << name << "\"; expected cpu, cuda or cuda:N";
+  return cuda(ordinal);
+}
+
 std::string Context::cuda_unavailable_reason() {
   return CudaDriver::unavailable_reason();
 }

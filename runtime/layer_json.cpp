@@ -1,10 +1,13 @@
-#include "runtime/layer_json.h"
+// The JSON readers of moe_layer.h: a layer's config and forward options from JSON objects with
+// Tutel's field names.
+#include <nlohmann/json.hpp>
 
 #include <functional>
 #include <map>
 
 #include "core/error.h"
 #include "jit/kernels/gemm.h"
+#include "runtime/moe_layer.h"
 
 namespace switchyard {
 namespace {
@@ -34,15 +37,17 @@ std::function<void(const nlohmann::json&)> set(T& field) {
   return [&field](const nlohmann::json& v) { field = v.get<T>(); };
 }
 
-}  // namespace
-
 nlohmann::json parse_json_object(const std::string& text, const char* what) {
   nlohmann::json parsed = nlohmann::json::parse(text, nullptr, false);
   SY_CHECK(!parsed.is_discarded() && parsed.is_object()) << what << " is not a JSON object: " << text;
   return parsed;
 }
 
-MoeLayerConfig layer_config_from_json(const nlohmann::json& object) {
+}  // namespace
+
+MoeLayerConfig layer_config_from_json(const std::string& json) {
+  constexpr const char* kWhat = "the layer config";
+  const nlohmann::json object = parse_json_object(json, kWhat);
   MoeLayerConfig c;
   Setters setters = {
       {"model_dim", set(c.model_dim)},
@@ -60,12 +65,14 @@ MoeLayerConfig layer_config_from_json(const nlohmann::json& object) {
       {"has_fc2_bias", set(c.has_fc2_bias)},
       {"fp32_gate", set(c.fp32_gate)},
       {"allow_tf32", set(c.allow_tf32)}};
-  apply(object, setters, "the layer config");
+  apply(object, setters, kWhat);
   c.validate();
   return c;
 }
 
-ForwardOptions forward_options_from_json(const nlohmann::json& object) {
+ForwardOptions forward_options_from_json(const std::string& json) {
+  constexpr const char* kWhat = "the forward options";
+  const nlohmann::json object = parse_json_object(json, kWhat);
   ForwardOptions o;
   Setters setters = {{"top_k", set(o.top_k)},
                      {"capacity_factor", set(o.capacity_factor)},
@@ -81,7 +88,7 @@ ForwardOptions forward_options_from_json(const nlohmann::json& object) {
                      {"adaptive_r", set(o.adaptive_r)},
                      {"a2a_ffn_overlap_degree", set(o.overlap_degree)},
                      {"use_2dh", set(o.use_2dh)}};
-  apply(object, setters, "the forward options");
+  apply(object, setters, kWhat);
   return o;
 }
 

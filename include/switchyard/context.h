@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <string>
 #include <unordered_map>
 
 #include <switchyard/cache_stats.h>
@@ -43,6 +44,8 @@ class SWITCHYARD_API Context {
   /// CUDA device `ordinal`; throws BackendError saying why when there is none.
   Device& cuda(int ordinal = 0);
   Device& device(const DeviceRef& ref);
+  /// The device called `name`: "cpu", "cuda" (ordinal 0) or "cuda:N"; UserError naming anything else.
+  Device& device(const std::string& name);
   /// Why CUDA is unavailable, or "" when a device is present.
   static std::string cuda_unavailable_reason();
 

@@ -74,6 +74,14 @@ struct SWITCHYARD_API ForwardOptions {
   bool use_2dh = false;    // all-to-all in two stages, across then within nodes (LOCAL_SIZE ranks per node)
 };
 
+/// A layer config and forward options from JSON objects with Tutel's field names (what the C API
+/// and the Python module take): {"model_dim": 1024, "hidden_size": 4096, "num_experts": 8,
+/// "dtype": "bfloat16", "expert_type": "ffn", "activation": "gelu", ...} and {"top_k": 2,
+/// "capacity_factor": 1.25, "a2a_ffn_overlap_degree": 2, ...}. Strict: text that is not a JSON
+/// object, an unknown field or a value of the wrong type is a UserError naming it.
+SWITCHYARD_API MoeLayerConfig layer_config_from_json(const std::string& json);
+SWITCHYARD_API ForwardOptions forward_options_from_json(const std::string& json);
+
 struct SWITCHYARD_API BackwardResult {
   std::unique_ptr<Buffer> storage;
   Tensor grad_input;  // [S, M]: dL/dx of the saved forward

@@ -4,6 +4,8 @@ Tensors pass through DLPack without copies: forward's input and output and backw
 share memory with the torch tensors. The layer owns its parameters and their gradients; after a
 backward, ``sgd_step`` updates them (the layer is not an ``nn.Parameter`` holder).
 """
+import json
+
 import torch
 from torch.utils import dlpack as _dlpack
 
@@ -11,10 +13,16 @@ from . import _switchyard as _core
 
 Error = _core.Error
 UserError = _core.UserError
-Config = _core.Config
 __version__ = _core.__version__
 
 _DTYPES = {torch.float32: "float32", torch.float64: "float64", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+
+
+def Config(**fields):
+    """A layer config from Tutel's field names: model_dim, hidden_size, num_experts, dtype
+    ("float32", "float64", "float16", "bfloat16"), expert_type ("ffn", "swiglu"), activation
+    ("relu", "gelu", "silu"), has_fc1_bias, has_fc2_bias, fp32_gate, allow_tf32."""
+    return _core.Config.from_json(json.dumps(fields))
 
 
 def _capsule(tensor, what):
@@ -35,12 +43,20 @@ class MoeLayer:
         self.config = config
         self.device = device
         self._layer = _core.Layer(config, device, seed)
+        self._options = {}  # parsed ForwardOptions per distinct set of keyword arguments
 
     @classmethod
     def from_safetensors(cls, path, device="cpu"):
-        layer = cls(Config.from_safetensors(path), device)
+        layer = cls(_core.Config.from_safetensors(path), device)
         layer.load(path)
         return layer
+
+    def _parsed(self, options):
+        key = tuple(sorted(options.items()))
+        parsed = self._options.get(key)
+        if parsed is None:
+            parsed = self._options[key] = _core.ForwardOptions.from_json(json.dumps(options))
+        return parsed
 
     def forward(self, x, **options):
         """y [S, M] and the routing (capacity, l_aux(), expert_counts()) for x [S, M].
@@ -49,7 +65,7 @@ class MoeLayer:
         is_postscore, normalize_gate, batch_prioritized_routing, megablocks_size, check_finite,
         is_gshard_loss, gate_noise, save_for_backward.
         """
-        capsule, routing = self._layer.forward(_capsule(x, "x"), options)
+        capsule, routing = self._layer.forward(_capsule(x, "x"), self._parsed(options))
         return _dlpack.from_dlpack(capsule), routing
 
     __call__ = forward
@@ -83,7 +99,7 @@ class MoeLayer:
 
     def warm(self, **options):
         """Loads every kernel forward with these options can use; returns how many."""
-        return self._layer.prepare(options)
+        return self._layer.prepare(self._parsed(options))
 
 
 class MoeFunction(torch.autograd.Function):

@@ -109,7 +109,7 @@ class BadInputs(unittest.TestCase):
             self.layer.forward([1.0, 2.0])
 
     def test_unknown_option_is_named(self):
-        with self.assertRaisesRegex(switchyard.UserError, "unknown forward option 'topk'"):
+        with self.assertRaisesRegex(switchyard.UserError, 'unknown field "topk"'):
             self.layer.forward(torch.randn(4, 16), topk=2)
 
     def test_non_finite_input(self):
@@ -128,6 +128,8 @@ class BadInputs(unittest.TestCase):
         with self.assertRaisesRegex(switchyard.UserError, "activation 'tanh'"):
             switchyard.Config(model_dim=8, hidden_size=4, num_experts=2, activation="tanh")
         self.assertTrue(issubclass(switchyard.UserError, switchyard.Error))
+        with self.assertRaisesRegex(switchyard.UserError, 'device "tpu"'):
+            switchyard.MoeLayer(switchyard.Config(model_dim=8, hidden_size=4, num_experts=2), device="tpu")
 
     def test_cuda_tensor_on_a_cpu_layer(self):
         if not torch.cuda.is_available():
