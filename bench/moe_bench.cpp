@@ -15,6 +15,7 @@
 #endif
 
 #include "bench/fma_peak.h"
+#include "core/half.h"
 #include "runtime/gemm_ops.h"
 #include "runtime/moe_layer.h"
 #include "tests/reference/backward_reference.h"
@@ -50,11 +51,20 @@ enum class Pass { kForward, kData, kWeight };
 struct GemmShape {
   const char* name;
   Pass pass;
-  int64_t batch, rows, k, n;  // the forward GEMM's shape; each pass derives its operands from it
+  int64_t batch, rows, k, n;      // the forward GEMM's shape; each pass derives its operands from it
+  DType dtype = DType::kFloat32;  // ours; the baselines are sgemm (float32) on the same shapes
 };
 
+// `values` in 16-bit storage (bfloat16 or float16), for our GEMM's operands.
+std::vector<uint16_t> narrow_copy(const std::vector<float>& values, DType dtype) {
+  std::vector<uint16_t> out(values.size());
+  for (size_t i = 0; i < values.size(); ++i)
+    out[i] = dtype == DType::kBFloat16 ? float_to_bf16_bits(values[i]) : float_to_half_bits(values[i]);
+  return out;
+}
+
 nlohmann::json gemm_case(const GemmShape& shape, double peak) {
-  const auto [name, pass, batch, rows, k, n] = shape;
+  const auto [name, pass, batch, rows, k, n, dtype] = shape;
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> u(-1, 1);
   // Operand extents per batch: forward a [rows, k] b [k, n] c [rows, n]; data a [rows, n] b [k, n]
@@ -68,10 +78,13 @@ nlohmann::json gemm_case(const GemmShape& shape, double peak) {
   GemmOptions options;
   options.trans_b = pass == Pass::kData;
   options.trans_a = pass == Pass::kWeight;
-  Tensor ta(a.data(), DType::kFloat32, {batch, rows, a_cols}),
-      tw(w.data(), DType::kFloat32,
+  const bool narrow = dtype != DType::kFloat32;
+  std::vector<uint16_t> a16 = narrow ? narrow_copy(a, dtype) : std::vector<uint16_t>{},
+                        w16 = narrow ? narrow_copy(w, dtype) : std::vector<uint16_t>{}, c16(narrow ? c.size() : 0);
+  Tensor ta(narrow ? static_cast<void*>(a16.data()) : a.data(), dtype, {batch, rows, a_cols}),
+      tw(narrow ? static_cast<void*>(w16.data()) : w.data(), dtype,
          pass == Pass::kData ? std::vector<int64_t>{batch, c_cols, a_cols} : std::vector<int64_t>{batch, b_rows, n}),
-      tc(c.data(), DType::kFloat32, {batch, c_rows, c_cols});
+      tc(narrow ? static_cast<void*>(c16.data()) : c.data(), dtype, {batch, c_rows, c_cols});
   // Every pass does the forward's 2 * rows * k * n FLOPs.
   const double flops = 2.0 * batch * rows * k * n;
   const int repeats = flops > 1e10 ? 2 : 10;
@@ -88,6 +101,7 @@ nlohmann::json gemm_case(const GemmShape& shape, double peak) {
   });
   const double ours_gflops = flops / ours / 1e9, blas_gflops = flops / blas / 1e9;
   nlohmann::json result = {{"name", name},
+                           {"dtype", dtype_name(dtype)},
                            {"pass", pass == Pass::kForward ? "forward"
                                     : pass == Pass::kData  ? "data_grad"
                                                            : "weight_grad"},
@@ -202,8 +216,8 @@ double read_weights_seconds(Context& context, const MoeLayer& layer) {
   const unsigned threads = context.cpu().parallelism();
   for (const std::string& name : layer.parameter_names()) {
     if (name.rfind("experts.", 0) != 0) continue;
-    const Tensor w = layer.parameter(name);
-    spans.emplace_back(static_cast<const float*>(w.data()), static_cast<size_t>(w.numel()));
+    const Tensor w = layer.parameter(name);  // read 4 bytes at a time whatever the dtype
+    spans.emplace_back(static_cast<const float*>(w.data()), w.nbytes() / sizeof(float));
   }
   std::vector<float> sums(threads);
   return best_seconds(3, [&] {
@@ -223,9 +237,9 @@ double read_weights_seconds(Context& context, const MoeLayer& layer) {
   });
 }
 
-// A forward of a few tokens at Mixtral's dims (M 4096, H 14336, E 8, top-2, SwiGLU, float32):
+// A forward of a few tokens at Mixtral's dims (M 4096, H 14336, E 8, top-2, SwiGLU) in `dtype`:
 // every expert sees a handful of rows, so the time is bounded by reading the weights once.
-nlohmann::json small_batch_case(int64_t s) {
+nlohmann::json small_batch_case(int64_t s, DType dtype) {
   Context& context = Context::global();
   MoeLayerConfig config;
   config.model_dim = 4096;
@@ -233,19 +247,21 @@ nlohmann::json small_batch_case(int64_t s) {
   config.num_experts = 8;
   config.expert_type = ExpertType::kSwiglu;
   config.has_fc1_bias = config.has_fc2_bias = false;
+  config.dtype = dtype;
   MoeLayer layer(context, context.cpu(), config);
   std::mt19937 rng(5);
   std::normal_distribution<float> normal;
   std::vector<float> x(s * config.model_dim);
   for (auto& v : x) v = normal(rng);
-  Tensor tx(x.data(), DType::kFloat32, {s, config.model_dim});
+  std::vector<uint16_t> x16 = dtype == DType::kFloat32 ? std::vector<uint16_t>{} : narrow_copy(x, dtype);
+  Tensor tx(dtype == DType::kFloat32 ? static_cast<void*>(x.data()) : x16.data(), dtype, {s, config.model_dim});
   ForwardOptions options;
   options.top_k = 2;
   const double forward = best_seconds(3, [&] { layer.forward(tx, options); });
-  const size_t weight_bytes = 3 * sizeof(float) * config.num_experts * config.model_dim * config.hidden_size;
+  const size_t weight_bytes = 3 * dtype_size(dtype) * config.num_experts * config.model_dim * config.hidden_size;
   const double floor_s = read_weights_seconds(context, layer);
   const double gbps = static_cast<double>(weight_bytes) / floor_s / 1e9;
-  return {{"name", "mixtral small batch (float32 SwiGLU)"},
+  return {{"name", std::string("mixtral small batch (") + dtype_name(dtype) + " SwiGLU)"},
           {"tokens", s},
           {"weight_gb", weight_bytes / 1e9},
           {"read_gbps", gbps},
@@ -283,11 +299,15 @@ int main() {
         GemmShape{"mid fc2", Pass::kForward, 8, 1024, 4096, 1024},
         GemmShape{"mid fc1", Pass::kData, 8, 1024, 1024, 4096}, GemmShape{"mid fc2", Pass::kData, 8, 1024, 4096, 1024},
         GemmShape{"mid fc1", Pass::kWeight, 8, 1024, 1024, 4096},
-        GemmShape{"mid fc2", Pass::kWeight, 8, 1024, 4096, 1024}})
+        GemmShape{"mid fc2", Pass::kWeight, 8, 1024, 4096, 1024},
+        GemmShape{"mid fc1", Pass::kForward, 8, 1024, 1024, 4096, DType::kBFloat16},
+        GemmShape{"mid fc2", Pass::kForward, 8, 1024, 4096, 1024, DType::kBFloat16},
+        GemmShape{"mid fc1", Pass::kData, 8, 1024, 1024, 4096, DType::kBFloat16},
+        GemmShape{"mid fc1", Pass::kWeight, 8, 1024, 1024, 4096, DType::kBFloat16}})
     out["gemm"].push_back(gemm_case(shape, peak));
   out["peak_exceeded"] = figures_above_peak(out["gemm"]);
   out["layer"] = {layer_case("tiny", 2048, 64, 128, 4, 2, true), layer_case("mid", 4096, 1024, 4096, 8, 2, false)};
-  out["small_batch"] = small_batch_case(64);
+  out["small_batch"] = {small_batch_case(64, DType::kFloat32), small_batch_case(64, DType::kBFloat16)};
   std::cout << out.dump(2) << "\n";
   if (!out["peak_exceeded"].empty()) {
     std::cerr << "moe_bench: figures above the measured FMA peak (" << peak

@@ -18,9 +18,9 @@ std::string cpp_type(DType dtype, const Target& target) {
     case DType::kFloat64:
       return "double";
     case DType::kFloat16:
-      return target.is_cpu() ? "_Float16" : "switchyard::cuda::half_t";
+      return target.is_cpu() ? "switchyard::cpu::half_t" : "switchyard::cuda::half_t";
     case DType::kBFloat16:
-      return target.is_cpu() ? "__bf16" : "switchyard::cuda::bf16_t";
+      return target.is_cpu() ? "switchyard::cpu::bf16_t" : "switchyard::cuda::bf16_t";
     case DType::kInt32:
       return "int";
   }

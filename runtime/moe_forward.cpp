@@ -19,11 +19,12 @@
 namespace switchyard {
 namespace {
 
-template <typename T>
-void check_finite_values(const T* values, int64_t tokens, int64_t dim) {
+// `value(i)` is element i as a double.
+template <typename Value>
+void check_finite_values(const Value& value, int64_t tokens, int64_t dim) {
   for (int64_t i = 0; i < tokens * dim; ++i) {
-    SY_CHECK(std::isfinite(values[i])) << "the input holds " << values[i] << " at token " << i / dim << ", element "
-                                       << i % dim << "; MoE routing needs finite inputs";
+    SY_CHECK(std::isfinite(value(i))) << "the input holds " << value(i) << " at token " << i / dim << ", element "
+                                      << i % dim << "; MoE routing needs finite inputs";
   }
 }
 
@@ -58,10 +59,23 @@ void MoeLayer::check_options(const Tensor& x, const ForwardOptions& o) const {
       << "adaptive_r = " << o.adaptive_r << " does not divide s = " << shards_
       << (shards_ == 1 ? " (experts are not sharded); valid: 0, 1" : "; valid: 0 and the divisors of s");
   if (o.check_finite && !device_.is_cuda()) {
-    if (x.dtype() == DType::kFloat64)
-      check_finite_values(x.data_as<const double>(), x.dim(0), x.dim(1));
-    else if (x.dtype() == DType::kFloat32)
-      check_finite_values(x.data_as<const float>(), x.dim(0), x.dim(1));
+    const void* data = x.data();
+    const auto* wide = static_cast<const double*>(data);
+    const auto* single = static_cast<const float*>(data);
+    const auto* bits = static_cast<const uint16_t*>(data);
+    switch (x.dtype()) {
+      case DType::kFloat64:
+        check_finite_values([&](int64_t i) { return wide[i]; }, x.dim(0), x.dim(1));
+        break;
+      case DType::kFloat32:
+        check_finite_values([&](int64_t i) { return double{single[i]}; }, x.dim(0), x.dim(1));
+        break;
+      case DType::kFloat16:
+        check_finite_values([&](int64_t i) { return double{half_bits_to_float(bits[i])}; }, x.dim(0), x.dim(1));
+        break;
+      default:
+        check_finite_values([&](int64_t i) { return double{bf16_bits_to_float(bits[i])}; }, x.dim(0), x.dim(1));
+    }
   }
 }
 

@@ -13,7 +13,7 @@ KernelFamily cast_family() {
   f.cuda_header = "switchyard/cuda/cast.cuh";
   f.cuda_function = "switchyard::cuda::cast";
   f.args_type = "switchyard::kernels::CastArgs";
-  f.cpu_dtypes = {DType::kFloat32, DType::kFloat64};
+  f.cpu_dtypes = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16};
   f.cuda_dtypes = {DType::kFloat32, DType::kFloat16, DType::kBFloat16};
   f.check = [](const KernelSpec& spec) {
     SY_CHECK(spec.dtype_param("dtype") != spec.dtype_param("to"))

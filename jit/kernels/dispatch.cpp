@@ -21,7 +21,7 @@ KernelFamily base_family(const std::string& name) {
   f.cuda_header = "switchyard/cuda/" + name + ".cuh";
   f.cuda_function = "switchyard::cuda::" + name;
   f.args_type = "switchyard::kernels::DispatchArgs";
-  f.cpu_dtypes = {DType::kFloat32, DType::kFloat64};
+  f.cpu_dtypes = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16};
   f.cuda_dtypes = {DType::kFloat32, DType::kFloat16, DType::kBFloat16};
   f.check = [](const KernelSpec& spec) {
     int64_t vec = spec.int_param("vec");

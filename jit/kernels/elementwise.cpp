@@ -17,7 +17,7 @@ KernelFamily elementwise_family() {
   f.cuda_header = "switchyard/cuda/elementwise.cuh";
   f.cuda_function = "switchyard::cuda::elementwise";
   f.args_type = "switchyard::kernels::ElementwiseArgs";
-  f.cpu_dtypes = {DType::kFloat32, DType::kFloat64};
+  f.cpu_dtypes = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16};
   f.cuda_dtypes = {DType::kFloat32, DType::kFloat16, DType::kBFloat16};
   f.check = [](const KernelSpec& spec) {
     const bool activate = spec.int_param("op") == kEwActivate;

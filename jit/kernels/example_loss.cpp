@@ -15,7 +15,7 @@ KernelFamily example_loss_family() {
   f.cuda_header = "switchyard/cuda/example_loss.cuh";
   f.cuda_function = "switchyard::cuda::example_loss";
   f.args_type = "switchyard::kernels::ExampleLossArgs";
-  f.cpu_dtypes = {DType::kFloat32, DType::kFloat64};
+  f.cpu_dtypes = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16};
   f.cuda_dtypes = {DType::kFloat32, DType::kFloat16, DType::kBFloat16};
   return f;
 }

@@ -19,7 +19,9 @@ KernelFamily base(const std::string& name, bool with_normalize) {
   f.args_type = name == "gate_backward" ? "switchyard::kernels::GateBackwardArgs"
                 : with_normalize        ? "switchyard::kernels::GateTopkArgs"
                                         : "switchyard::kernels::LocationsArgs";
-  f.cpu_dtypes = {DType::kFloat32, DType::kFloat64};
+  f.cpu_dtypes = with_normalize
+                     ? std::vector<DType>{DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16}
+                     : std::vector<DType>{DType::kFloat32, DType::kFloat64};
   f.cuda_header = "switchyard/cuda/gating.cuh";
   f.cuda_function = "switchyard::cuda::" + name;
   // gate_topk reads logits of any storage type; route_locations reads the fp32 scores.

@@ -24,10 +24,11 @@ int host_vector_bytes() {
 constexpr int kCpuRowTile = 6;
 
 // A's rows packed per chunk of the reduction: half of the L2 of the CPU compiled for
-// (CpuTarget::l2_bytes), the rest for B's panels and C.
+// (CpuTarget::l2_bytes), the rest for B's panels and C. 16-bit operands are packed as float.
 int64_t cpu_group_rows(const Target& target, DType dtype) {
   const long l2 = target.l2_bytes != 0 ? target.l2_bytes : host_l2_bytes();
-  const int64_t rows = l2 / 2 / (kGemmCpuChunk * static_cast<int64_t>(dtype_size(dtype)));
+  const int64_t packed_bytes = std::max<int64_t>(static_cast<int64_t>(dtype_size(dtype)), 4);
+  const int64_t rows = l2 / 2 / (kGemmCpuChunk * packed_bytes);
   return std::clamp<int64_t>(rows / kCpuRowTile * kCpuRowTile, 4 * kCpuRowTile, 4096);
 }
 
@@ -72,7 +73,7 @@ KernelFamily gemm_family() {
   f.cpu_header = "switchyard/cpu/gemm.hpp";
   f.cpu_function = "switchyard::cpu::gemm";
   f.args_type = "switchyard::kernels::GemmArgs";
-  f.cpu_dtypes = {DType::kFloat32, DType::kFloat64};
+  f.cpu_dtypes = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16};
   f.check = [](const KernelSpec& spec) {
     int64_t v = spec.int_param("vec_bytes");
     SY_CHECK(v == 16 || v == 32 || v == 64) << "kernel spec " << spec.to_string() << ": vec_bytes must be 16, 32 or 64";

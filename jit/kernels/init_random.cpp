@@ -15,7 +15,7 @@ KernelFamily init_random_family() {
   f.cuda_header = "switchyard/cuda/init_random.cuh";
   f.cuda_function = "switchyard::cuda::init_random";
   f.args_type = "switchyard::kernels::InitArgs";
-  f.cpu_dtypes = {DType::kFloat32, DType::kFloat64};
+  f.cpu_dtypes = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16};
   f.cuda_dtypes = {DType::kFloat32, DType::kFloat16, DType::kBFloat16};
   return f;
 }

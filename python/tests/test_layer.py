@@ -81,6 +81,20 @@ class ForwardBackward(unittest.TestCase):
         self.assertLess(losses[-1], 0.95 * losses[0], losses)
 
 
+class SixteenBit(unittest.TestCase):
+    def test_bfloat16_and_float16_layers_match_the_reference_to_their_rounding(self):
+        for dtype, torch_dtype, tol in (("bfloat16", torch.bfloat16, 3e-2), ("float16", torch.float16, 4e-3)):
+            layer = make_layer(dtype)
+            torch.manual_seed(4)
+            x = torch.randn(24, 16).to(torch_dtype)
+            y, _ = layer.forward(x, top_k=2, capacity_factor=1.0)
+            self.assertEqual(y.dtype, torch_dtype)
+            self.assertEqual(y.data_ptr(), switchyard._core._data_pointer(torch.utils.dlpack.to_dlpack(y)))
+            params = {name: layer.parameter(name).double() for name in layer.parameter_names()}
+            want = dense_reference(x.double(), params)
+            torch.testing.assert_close(y.double(), want, rtol=tol, atol=tol, msg=dtype)
+
+
 class NoCopies(unittest.TestCase):
     def test_input_and_output_share_memory_with_torch(self):
         layer = make_layer("float32")

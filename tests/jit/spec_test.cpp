@@ -195,7 +195,7 @@ TEST(KernelSpec, BadSpecsAreUserErrors) {
   for (const char* text : {"dispatch_encode<dtype=float32,model_dim=6,top_k=1,apply_gate=true,vec=4>@sm_90",
                            "dispatch_encode<dtype=float32,model_dim=64,top_k=4097,apply_gate=true,vec=1>@cpu",
                            "dispatch_encode<dtype=float32,model_dim=64,top_k=1,apply_gate=true,vec=8>@sm_90",
-                           "dispatch_encode<dtype=float16,model_dim=64,top_k=1,apply_gate=true,vec=1>@cpu"}) {
+                           "route_locations<dtype=bfloat16,experts=4,top_k=1>@cpu"}) {
     EXPECT_THROW(generate_source(KernelSpec::parse(text)), UserError) << text;
   }
   EXPECT_THROW(Target::parse("sm_"), UserError);
@@ -207,7 +207,7 @@ TEST(Source, GeneratedUnitIsTinyAndListsItsHeaders) {
   Source cpu = generate_source(kernels::dispatch_spec(true, DType::kFloat32, 64, 2, true, Target::cpu()));
   EXPECT_NE(cpu.text.find("extern \"C\" void sy_entry"), std::string::npos);
   EXPECT_EQ(cpu.headers, (std::vector<std::string>{"switchyard/common/dispatch_args.h", "switchyard/common/macros.h",
-                                                   "switchyard/cpu/dispatch_encode.hpp"}));
+                                                   "switchyard/cpu/dispatch_encode.hpp", "switchyard/cpu/types.hpp"}));
   Source cuda = generate_source(kernels::dispatch_spec(true, DType::kFloat16, 64, 2, true, Target::cuda(80)));
   EXPECT_EQ(cuda.entry, "&switchyard::cuda::dispatch_encode<switchyard::cuda::half_t, 64, 2, false, 8>");
   EXPECT_EQ(cuda.headers.size(), 5u);  // + launch_rules.h and cuda/types.cuh
@@ -216,20 +216,21 @@ TEST(Source, GeneratedUnitIsTinyAndListsItsHeaders) {
 TEST(ModelConfig, SampleConfigsExpandToTheirKernelSets) {
   ModelConfig tiny = ModelConfig::load(testing::source_dir() + "/examples/models/tiny.json");
   KernelSet cpu = kernel_set(tiny, Target::cpu());
-  // Dispatch: {f32, f64} x top_k {1, 2} x postscore {T, F} x {encode, decode} = 16; per dtype,
-  // 3 GEMMs (gate and fc1 read nn.Linear weights transposed, fc2) and per top_k a gate_topk and
-  // a route_locations = 7, the element-wise sum_rows and scale (experts shared by ranks) = 2,
-  // helloworld's example loss (logits, softmax) = 2, the weights' initialization = 1 and the
-  // batch-prioritized order (route_priority) = 1.
-  EXPECT_EQ(cpu.specs.size(), 16u + 2 * (7u + 2u + 2u + 1u + 1u));
+  // Dispatch: {f32, f64, f16, bf16} x top_k {1, 2} x postscore {T, F} x {encode, decode} = 32;
+  // per dtype, 3 GEMMs (gate and fc1 read nn.Linear weights transposed, fc2) and a gate_topk per
+  // top_k = 5, the element-wise sum_rows and scale (experts shared by ranks) = 2, helloworld's
+  // example loss (logits, softmax) = 2 and the weights' initialization = 1; per score dtype (f32
+  // serves f16 and bf16 too, f64) a route_locations per top_k and the batch-prioritized order
+  // (route_priority) = 3.
+  EXPECT_EQ(cpu.specs.size(), 32u + 4 * (5u + 2u + 2u + 1u) + 2 * 3u);
   auto read_transposed = [](const KernelSet& set) {
     int count = 0;
     for (const auto& spec : set.specs) count += spec.to_string().find("trans_b=true") != std::string::npos;
     return count;
   };
-  EXPECT_EQ(read_transposed(cpu), 2 * 2) << "each dtype's gate and fc1 GEMMs read the [out, in] weights transposed";
+  EXPECT_EQ(read_transposed(cpu), 4 * 2) << "each dtype's gate and fc1 GEMMs read the [out, in] weights transposed";
   EXPECT_EQ(read_transposed(kernel_set(tiny, Target::cuda(90))), 0) << "CUDA reads the layer's transposed copies";
-  EXPECT_EQ(cpu.skipped.size(), 2u);
+  EXPECT_TRUE(cpu.skipped.empty()) << "the CPU templates take every float dtype";
   // CUDA: dispatch 24; per dtype (f32, f16, bf16) 3 GEMMs + a gate_topk per top_k = 5 and
   // transpose (the gate's and fc1's transposed copies), sum_rows, scale = 3; and route_locations (fp32 scores for every
   // dtype) per top_k = 2 and route_priority once; and the example loss (logits, softmax) and
@@ -258,7 +259,7 @@ TEST(ModelConfig, TrainingAddsTheBackwardKernels) {
   // share N = M, K = H), per top_k a gate_backward and a gate_grad (4), and activate, add, sgd
   // (3; sum_rows is a forward kernel), and the example loss's gradient fill (1); the flipped
   // encode/decode are already there (both is_postscore values).
-  EXPECT_EQ(cpu.specs.size(), 42u + 2 * (6u + 4u + 3u + 1u));
+  EXPECT_EQ(cpu.specs.size(), 78u + 4 * (6u + 4u + 3u + 1u));
   std::vector<std::string> texts;
   for (const auto& spec : cpu.specs) texts.push_back(spec.to_string());
   for (const char* needle :

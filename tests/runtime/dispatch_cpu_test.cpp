@@ -122,8 +122,8 @@ TEST(DispatchCpuBadInput, RejectsWithClearErrors) {
   Routing bad_index = view;
   bad_index.indices = Tensor(out_of_range.data(), DType::kInt32, {2, 4});
   expect_error(bad_index, xt, ot, "routing index 3 at choice 1, token 1 is not below num_experts = 3");
-  expect_error(view, Tensor(x.data(), DType::kFloat16, {4, 8}), Tensor(out.data(), DType::kFloat16, {3, 4, 8}),
-               "does not support dtype float16 on target cpu");
+  expect_error(view, Tensor(x.data(), DType::kInt32, {4, 8}), Tensor(out.data(), DType::kInt32, {3, 4, 8}),
+               "does not support dtype int32 on target cpu");
   Routing negative_capacity = view;
   negative_capacity.capacity = -1;
   expect_error(negative_capacity, xt, ot, "capacity = -1");

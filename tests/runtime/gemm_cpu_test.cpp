@@ -2,11 +2,13 @@
 // layouts, bias, every activation, the SwiGLU epilogue and grouped (row-counted) batches.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 
 #include "core/error.h"
 #include "runtime/gemm_ops.h"
 #include "tests/reference/moe_reference.h"
+#include "tests/support/dtype_values.h"
 #include "tests/support/test_support.h"
 
 namespace switchyard {
@@ -107,6 +109,72 @@ TEST(GemmCpu, GroupedRowsAndSwiglu) {
           ASSERT_NEAR(out[i], reference::activate(Act::kSilu, gate[i]) * plain[i], 1e-5);
         }
       }
+}
+
+// float16 and bfloat16 operands are converted to float as they are packed and their sums kept in
+// float across every chunk of the reduction, rounded once: each output is within half a unit in
+// the last place of the exact result (plus float's own summation error), which summing or rounding
+// in 16 bits chunk by chunk would miss. Forward past one chunk and one capped group of 16-bit rows
+// (in one block), the data gradient (trans_b) with a K tail, the weight gradient (trans_a) over
+// run-time rows, grouped rows with the SwiGLU epilogue.
+TEST(GemmCpu, SixteenBitOperandsRoundOnceFromFloatSums) {
+  using testing::decode_values;
+  using testing::encode_values;
+  std::mt19937 rng(16);
+  struct Case {
+    int64_t batch, rows, k, n;
+    bool trans_a, trans_b, bias;
+    Act act;
+    bool one_block;
+  };
+  const Case cases[] = {{2, 600, 300, 2067, false, false, true, Act::kGelu, true},
+                        {2, 13, 520, 83, false, true, true, Act::kRelu, false},
+                        {2, 300, 70, 40, true, false, false, Act::kNone, false}};
+  const kernels::GemmActivation acts[] = {kernels::kActNone, kernels::kActRelu, kernels::kActGelu, kernels::kActSilu};
+  for (DType dt : {DType::kFloat16, DType::kBFloat16}) {
+    const int mantissa = dt == DType::kFloat16 ? 10 : 7;
+    auto half_ulp = [&](double v) { return v == 0 ? 0.0 : std::ldexp(1.0, std::ilogb(v) - mantissa - 1); };
+    for (const auto& c : cases) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " rows " + std::to_string(c.rows) + " k " + std::to_string(c.k) +
+                   " n " + std::to_string(c.n) +
+                   (c.trans_a   ? " trans_a"
+                    : c.trans_b ? " trans_b"
+                                : ""));
+      // trans_a: a [B, R, K] and w [B, R, N] give c [B, K, N]
+      const int64_t out_rows = c.trans_a ? c.k : c.rows, reduce = c.trans_a ? c.rows : c.k;
+      const std::string a = encode_values(random_vector(rng, c.batch * c.rows * c.k), dt),
+                        w = encode_values(random_vector(rng, c.batch * reduce * c.n), dt),
+                        bias = encode_values(random_vector(rng, c.batch * c.n), dt);
+      std::string out = encode_values(std::vector<double>(c.batch * out_rows * c.n, -99), dt);
+      std::string bias_copy = bias;
+      Tensor bias_t(bias_copy.data(), dt, {c.batch, c.n});
+      GemmOptions options;
+      options.trans_a = c.trans_a;
+      options.trans_b = c.trans_b;
+      options.bias = c.bias ? &bias_t : nullptr;
+      options.activation = acts[static_cast<int>(c.act)];
+      std::string a_copy = a, w_copy = w;
+      const std::vector<int64_t> w_shape = c.trans_a   ? std::vector<int64_t>{c.batch, c.rows, c.n}
+                                           : c.trans_b ? std::vector<int64_t>{c.batch, c.n, c.k}
+                                                       : std::vector<int64_t>{c.batch, c.k, c.n};
+      batched_gemm(c.one_block ? testing::one_thread_context() : Context::global(),
+                   Tensor(a_copy.data(), dt, {c.batch, c.rows, c.k}), Tensor(w_copy.data(), dt, w_shape),
+                   Tensor(out.data(), dt, {c.batch, out_rows, c.n}), options);
+      std::vector<double> da = decode_values(a, dt), stored_bias = decode_values(bias, dt);
+      if (c.trans_a) {  // the reference's a is A^T: [B, K, R]
+        std::vector<double> t(da.size());
+        for (int64_t b = 0; b < c.batch; ++b)
+          for (int64_t r = 0; r < c.rows; ++r)
+            for (int64_t kk = 0; kk < c.k; ++kk) t[(b * c.k + kk) * c.rows + r] = da[(b * c.rows + r) * c.k + kk];
+        da = t;
+      }
+      const auto want = reference::gemm(da, decode_values(w, dt), c.bias ? &stored_bias : nullptr, c.batch, out_rows,
+                                        reduce, c.n, c.trans_b, c.act);
+      const auto got = decode_values(out, dt);
+      for (size_t i = 0; i < want.size(); ++i)
+        ASSERT_LE(std::abs(got[i] - want[i]), half_ulp(want[i]) + 1e-5) << "element " << i << ": " << want[i];
+    }
+  }
 }
 
 TEST(GemmCpu, BadOperandsAreNamed) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <switchyard/common/dispatch_args.h>
+#include <switchyard/cpu/types.hpp>
 
 namespace switchyard {
 namespace cpu {
@@ -13,8 +14,9 @@ void dispatch_encode(const kernels::DispatchArgs& args, unsigned block, unsigned
   static_assert(kModelDim > 0, "dispatch_encode: model_dim must be positive");
   static_assert(kVec == 1, "dispatch_encode: the CPU template leaves vectorization to the compiler (vec=1)");
   static_assert(kTopK >= 1 && kTopK <= 4096, "dispatch_encode: top_k must be in [1, 4096]");
+  using C = compute_t<T>;  // the gates' type (float for 16-bit data)
   const T* __restrict input = static_cast<const T*>(args.input);
-  const T* gates = static_cast<const T*>(args.gates);
+  const C* gates = static_cast<const C*>(args.gates);
   T* __restrict output = static_cast<T*>(args.output);
   const long tokens = args.tokens;
   const long begin = tokens * block / grid;
@@ -24,7 +26,7 @@ void dispatch_encode(const kernels::DispatchArgs& args, unsigned block, unsigned
     for (long r = rows * block / grid; r < rows * (block + 1) / grid; ++r) {
       if (args.used_rows[r]) continue;
       T* __restrict dst = output + r * kModelDim;
-      for (int m = 0; m < kModelDim; ++m) dst[m] = T(0);
+      for (int m = 0; m < kModelDim; ++m) dst[m] = store<T>(C(0));
     }
   }
   for (long s = begin; s < end; ++s) {
@@ -32,9 +34,9 @@ void dispatch_encode(const kernels::DispatchArgs& args, unsigned block, unsigned
     for (int j = 0; j < kTopK; ++j) {
       const long row_index = kernels::dispatch_row(args, j, s);
       if (row_index < 0) continue;
-      const T gamma = kApplyGate ? gates[j * tokens + s] : T(1);
+      const C gamma = kApplyGate ? gates[j * tokens + s] : C(1);
       T* __restrict dst = output + row_index * kModelDim;
-      for (int m = 0; m < kModelDim; ++m) dst[m] = gamma * row[m];
+      for (int m = 0; m < kModelDim; ++m) dst[m] = store<T>(gamma * load(row[m]));
     }
   }
 }

@@ -5,6 +5,7 @@
 #include <switchyard/common/elementwise_args.h>
 #include <switchyard/common/gemm_args.h>
 #include <switchyard/cpu/math.hpp>
+#include <switchyard/cpu/types.hpp>
 
 namespace switchyard {
 namespace cpu {
@@ -17,20 +18,26 @@ inline T activate(T x) {
   return x;
 }
 
-// Column sums of each batch's [rows, cols] block, for outputs [begin, end) of [batch, cols].
+// Column sums of each batch's [rows, cols] block, for outputs [begin, end) of [batch, cols],
+// kept in the compute type across the rows, kColumns columns at a time.
 template <typename T>
 void sum_rows(const kernels::ElementwiseArgs& args, long begin, long end) {
+  constexpr long kColumns = 256;
+  using C = compute_t<T>;
   const T* x = static_cast<const T*>(args.x);
   T* out = static_cast<T*>(args.out);
   while (begin < end) {
     const long b = begin / args.cols, c0 = begin % args.cols;
     const long c1 = end - b * args.cols < args.cols ? end - b * args.cols : args.cols;
     const int rows = (args.row_counts && args.row_counts[b] < args.rows ? args.row_counts[b] : args.rows);
-    T* dst = out + b * args.cols;
-    for (long c = c0; c < c1; ++c) dst[c] = T(0);
-    for (int r = 0; r < rows; ++r) {
-      const T* src = x + (b * args.rows + r) * args.cols;
-      for (long c = c0; c < c1; ++c) dst[c] += src[c];
+    for (long cc = c0; cc < c1; cc += kColumns) {
+      const long width = c1 - cc < kColumns ? c1 - cc : kColumns;
+      C sum[kColumns] = {};
+      for (int r = 0; r < rows; ++r) {
+        const T* src = x + (b * args.rows + r) * args.cols + cc;
+        for (long c = 0; c < width; ++c) sum[c] += load(src[c]);
+      }
+      for (long c = 0; c < width; ++c) out[b * args.cols + cc + c] = store<T>(sum[c]);
     }
     begin = b * args.cols + c1;
   }
@@ -76,20 +83,31 @@ void elementwise(const kernels::ElementwiseArgs& args, unsigned block, unsigned 
   const T* z = static_cast<const T*>(args.z);
   T* out = static_cast<T*>(args.out);
   T* out2 = static_cast<T*>(args.out2);
+  using C = compute_t<T>;  // float for 16-bit storage: one rounding per stored value
   for (long i = begin; i < end; ++i) {
-    if (kOp == kernels::kEwActivate) out[i] = activate<T, kAct>(x[i]);
-    if (kOp == kernels::kEwSwiglu) out[i] = silu(x[i]) * y[i];
+    if (kOp == kernels::kEwActivate) out[i] = store<T>(activate<C, kAct>(load(x[i])));
+    if (kOp == kernels::kEwSwiglu) out[i] = store<T>(silu(load(x[i])) * load(y[i]));
     if (kOp == kernels::kEwSwigluBackward) {
-      const T gate = x[i], grad = z[i];
-      out2[i] = grad * silu(gate);
-      out[i] = grad * y[i] * silu_grad(gate);
+      const C gate = load(x[i]), grad = load(z[i]);
+      out2[i] = store<T>(grad * silu(gate));
+      out[i] = store<T>(grad * load(y[i]) * silu_grad(gate));
     }
-    if (kOp == kernels::kEwAdd) out[i] = x[i] + y[i];
-    if (kOp == kernels::kEwScale) out[i] = static_cast<T>(args.scale) * x[i];
+    if (kOp == kernels::kEwAdd) out[i] = store<T>(load(x[i]) + load(y[i]));
+    // NOTE: 16-bit: the exact product of the float scale and x, rounded once (as on CUDA).
+    if (kOp == kernels::kEwScale) {
+      if constexpr (kIsNarrow<T>)
+        out[i] = store_double<T>(static_cast<double>(static_cast<float>(args.scale)) * load(x[i]));
+      else
+        out[i] = static_cast<T>(args.scale) * x[i];
+    }
     if (kOp == kernels::kEwSgd) {
-      T step = y[i] + static_cast<T>(args.weight_decay) * out[i];
-      if (out2) step = out2[i] = static_cast<T>(args.momentum) * out2[i] + step;
-      out[i] -= static_cast<T>(args.lr) * step;
+      const C p = load(out[i]);
+      C step = load(y[i]) + static_cast<C>(args.weight_decay) * p;
+      if (out2) {
+        step = static_cast<C>(args.momentum) * load(out2[i]) + step;
+        out2[i] = store<T>(step);
+      }
+      out[i] = store<T>(p - static_cast<C>(args.lr) * step);
     }
   }
 }

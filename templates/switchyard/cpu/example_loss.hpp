@@ -3,6 +3,7 @@
 #pragma once
 
 #include <switchyard/common/example_loss_args.h>
+#include <switchyard/cpu/types.hpp>
 
 namespace switchyard {
 namespace cpu {
@@ -15,7 +16,7 @@ void example_loss(const kernels::ExampleLossArgs& args, unsigned block, unsigned
     const T* __restrict y = static_cast<const T*>(args.y);
     for (long r = rows * block / grid; r < rows * (block + 1) / grid; ++r) {
       double sum = 0;
-      for (long k = 0; k < m; ++k) sum += static_cast<double>(y[r * m + k]);
+      for (long k = 0; k < m; ++k) sum += static_cast<double>(load(y[r * m + k]));
       args.logits[r] = sum;
     }
   } else if (kOp == kernels::kLossSoftmax) {
@@ -32,7 +33,7 @@ void example_loss(const kernels::ExampleLossArgs& args, unsigned block, unsigned
     T* __restrict grad = static_cast<T*>(args.grad);
     const long count = rows * m;
     for (long e = count * block / grid; e < count * (block + 1) / grid; ++e)
-      grad[e] = static_cast<T>(args.logits[e / m]);
+      grad[e] = store_double<T>(args.logits[e / m]);
   }
 }
 

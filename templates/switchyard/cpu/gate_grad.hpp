@@ -4,6 +4,7 @@
 #pragma once
 
 #include <switchyard/common/dispatch_args.h>
+#include <switchyard/cpu/types.hpp>
 
 namespace switchyard {
 namespace cpu {
@@ -15,7 +16,8 @@ void gate_grad(const kernels::DispatchArgs& args, unsigned block, unsigned grid)
   static_assert(kTopK >= 1 && kTopK <= 4096, "gate_grad: top_k must be in [1, 4096]");
   const T* __restrict slots = static_cast<const T*>(args.input);
   const T* __restrict other = static_cast<const T*>(args.other);
-  T* __restrict grad = static_cast<T*>(args.output);
+  using C = compute_t<T>;  // the gradient's type: the gates' (float for 16-bit data)
+  C* __restrict grad = static_cast<C*>(args.output);
   const long tokens = args.tokens;
   const long begin = tokens * block / grid;
   const long end = tokens * (block + 1) / grid;
@@ -23,10 +25,10 @@ void gate_grad(const kernels::DispatchArgs& args, unsigned block, unsigned grid)
     const T* __restrict row = other + s * kModelDim;
     for (int j = 0; j < kTopK; ++j) {
       const long slot = kernels::dispatch_row(args, j, s);
-      T sum = T(0);
+      C sum = C(0);
       if (slot >= 0) {
         const T* __restrict src = slots + slot * kModelDim;
-        for (int m = 0; m < kModelDim; ++m) sum += src[m] * row[m];
+        for (int m = 0; m < kModelDim; ++m) sum += load(src[m]) * load(row[m]);
       }
       grad[j * tokens + s] = sum;
     }

@@ -4,27 +4,30 @@
 
 #include <switchyard/common/gating_args.h>
 #include <switchyard/cpu/math.hpp>
+#include <switchyard/cpu/types.hpp>
 
 namespace switchyard {
 namespace cpu {
 
-// One block = a contiguous range of tokens.
-template <typename G, int kExperts, int kTopK, bool kNormalize>
+// One block = a contiguous range of tokens. Logits of type L; scores, gates and the arithmetic in
+// L's compute type (float for 16-bit logits, as on CUDA).
+template <typename L, int kExperts, int kTopK, bool kNormalize>
 void gate_topk(const kernels::GateTopkArgs& args, unsigned block, unsigned grid) {
   static_assert(kExperts >= 1 && kTopK >= 1 && kTopK <= kExperts, "gate_topk: need 1 <= top_k <= experts");
+  using G = compute_t<L>;
   const long tokens = args.tokens;
   const long begin = tokens * block / grid, end = tokens * (block + 1) / grid;
-  const G* logits = static_cast<const G*>(args.logits);
+  const L* logits = static_cast<const L*>(args.logits);
   G* scores = static_cast<G*>(args.scores);
   G* gates = static_cast<G*>(args.gates);
   G* top = static_cast<G*>(args.top_score);
   for (long s = begin; s < end; ++s) {
-    const G* row = logits + s * kExperts;
+    const L* row = logits + s * kExperts;
     G* out = scores + s * kExperts;
-    G max = row[0];
-    for (int e = 1; e < kExperts; ++e) max = row[e] > max ? row[e] : max;
+    G max = load(row[0]);
+    for (int e = 1; e < kExperts; ++e) max = load(row[e]) > max ? load(row[e]) : max;
     G sum = G(0);
-    for (int e = 0; e < kExperts; ++e) sum += (out[e] = math_exp(row[e] - max));
+    for (int e = 0; e < kExperts; ++e) sum += (out[e] = math_exp(load(row[e]) - max));
     for (int e = 0; e < kExperts; ++e) out[e] /= sum;
     bool taken[kExperts] = {};
     G total = G(0);
@@ -106,10 +109,11 @@ void route_priority(const kernels::PriorityArgs& args, unsigned, unsigned) {
 // dP[e] = aux[e] + the gate terms (g_j = P[i_j] / max(sum_j P[i_j], eps) when normalized:
 // dP[i_j] += (dg_j - sum_l dg_l g_l) / denom, or dg_j / eps when the clamp is active), then
 // dlogit[e] = P[e] (dP[e] - sum_e' P[e'] dP[e']). No [E] temporary: the chosen experts' terms
-// are added after the dense part.
-template <typename G, int kExperts, int kTopK, bool kNormalize>
+// are added after the dense part. The output has the logits' type L; the rest is L's compute type.
+template <typename L, int kExperts, int kTopK, bool kNormalize>
 void gate_backward(const kernels::GateBackwardArgs& args, unsigned block, unsigned grid) {
   static_assert(kExperts >= 1 && kTopK >= 1 && kTopK <= kExperts, "gate_backward: need 1 <= top_k <= experts");
+  using G = compute_t<L>;
   const long tokens = args.tokens;
   const long begin = tokens * block / grid, end = tokens * (block + 1) / grid;
   // The aux term per expert, as the host would narrow it: G(scale * top1).
@@ -120,7 +124,7 @@ void gate_backward(const kernels::GateBackwardArgs& args, unsigned block, unsign
   const G eps = sizeof(G) == 4 ? G(1.1920928955078125e-07) : G(2.220446049250313e-16);
   for (long s = begin; s < end; ++s) {
     const G* p = static_cast<const G*>(args.scores) + s * kExperts;
-    G* out = static_cast<G*>(args.grad_logits) + s * kExperts;
+    L* out = static_cast<L*>(args.grad_logits) + s * kExperts;
     G total = G(0), weighted = G(0);
     for (int j = 0; j < kTopK; ++j) total += p[args.indices[j * tokens + s]];
     const bool normalized = kNormalize && kTopK > 1;
@@ -133,10 +137,19 @@ void gate_backward(const kernels::GateBackwardArgs& args, unsigned block, unsign
       const int e = args.indices[j * tokens + s];
       dot += p[e] * (dg[j * tokens + s] - shift) / denom;
     }
-    for (int e = 0; e < kExperts; ++e) out[e] = p[e] * (aux[e] - dot);
-    for (int j = 0; j < kTopK; ++j) {
-      const int e = args.indices[j * tokens + s];
-      out[e] += p[e] * (dg[j * tokens + s] - shift) / denom;
+    if constexpr (kIsNarrow<L>) {  // each expert's sum in float, rounded once (as on CUDA)
+      for (int e = 0; e < kExperts; ++e) {
+        G d = aux[e];
+        for (int j = 0; j < kTopK; ++j)
+          if (args.indices[j * tokens + s] == e) d += (dg[j * tokens + s] - shift) / denom;
+        out[e] = store<L>(p[e] * (d - dot));
+      }
+    } else {
+      for (int e = 0; e < kExperts; ++e) out[e] = p[e] * (aux[e] - dot);
+      for (int j = 0; j < kTopK; ++j) {
+        const int e = args.indices[j * tokens + s];
+        out[e] += p[e] * (dg[j * tokens + s] - shift) / denom;
+      }
     }
   }
 }

@@ -5,25 +5,29 @@
 // (kRowTile x 4 zmm, or x 2 narrower vectors, as GCC/clang vector extensions of kVecBytes) then
 // runs each row tile of the group past the panel, accumulating in C. The same micro-kernel serves
 // the three layouts: A B (forward), A B^T (data gradient) and A^T B (weight gradient, the
-// reduction over the run-time rows); packing absorbs the transposes.
+// reduction over the run-time rows); packing absorbs the transposes. 16-bit operands are converted
+// to float as they are packed, and their sums kept in a float accumulator of the group's rows
+// (capped at kNarrowAccBytes), rounded once in the epilogue.
 #pragma once
 
 #include <switchyard/common/gemm_args.h>
 #include <switchyard/cpu/math.hpp>
 #include <switchyard/cpu/memory.hpp>
+#include <switchyard/cpu/types.hpp>
 
 namespace switchyard {
 namespace cpu {
 
-template <typename T, int kAct>
-inline T gemm_epilogue(T value, const T* aux) {
+// `aux` is the SwiGLU gate input or the pre-activation of the gradient epilogues (else unused).
+template <typename A, int kAct>
+inline A gemm_epilogue(A value, A aux) {
   if (kAct == kernels::kActRelu) return relu(value);
   if (kAct == kernels::kActGelu) return gelu(value);
   if (kAct == kernels::kActSilu) return silu(value);
-  if (kAct == kernels::kActSwiglu) return silu(*aux) * value;
-  if (kAct == kernels::kActReluGrad) return value * relu_grad(*aux);
-  if (kAct == kernels::kActGeluGrad) return value * gelu_grad(*aux);
-  if (kAct == kernels::kActSiluGrad) return value * silu_grad(*aux);
+  if (kAct == kernels::kActSwiglu) return silu(aux) * value;
+  if (kAct == kernels::kActReluGrad) return value * relu_grad(aux);
+  if (kAct == kernels::kActGeluGrad) return value * gelu_grad(aux);
+  if (kAct == kernels::kActSiluGrad) return value * silu_grad(aux);
   return value;
 }
 
@@ -47,6 +51,8 @@ inline TileRange tile_range(int tiles, unsigned part, unsigned per_batch) {
 // The reduction runs in chunks of kGemmChunk: a chunk of a group's A rows, packed, stays in L2
 // while the packed B panel of each column tile stays in L1 and every row tile streams past it.
 constexpr int kGemmChunk = kernels::kGemmCpuChunk;
+// The float sums of a group of 16-bit C rows: at most this many bytes (fewer rows per group).
+constexpr long kNarrowAccBytes = 4l << 20;
 
 // acc = (load_c ? C : 0) + sum over kk of A(r, kk) * B(kk, j) for a kRowTile x kVecs vectors block
 // of C (row pitch ldc). `ap` is A packed as [kk][kRowTile], `bp` B's panel as [kk][kVecs * kLanes].
@@ -82,20 +88,22 @@ inline void gemm_micro(const T* __restrict ap, const T* __restrict bp, T* __rest
     for (int v = 0; v < kVecs; ++v) __builtin_memcpy(c + r * ldc + v * kLanes, &acc[r][v], sizeof(Vec));
 }
 
-// Packs A(m0 + r, k0 + kk) for r < kRowTile, kk < k_len as out[kk * kRowTile + r], where
-// A(m, kk) = a[m * kLda + kk], or a[kk * kLda + m] with kTransA; rows from `live` on are zero.
+// Packs A(m0 + r, k0 + kk) for r < kRowTile, kk < k_len as out[kk * kRowTile + r] (in the
+// compute type), where A(m, kk) = a[m * kLda + kk], or a[kk * kLda + m] with kTransA; rows from
+// `live` on are zero.
 template <typename T, int kLda, bool kTransA, int kRowTile>
-inline void gemm_pack_a(const T* a, T* out, int m0, int live, int k0, int k_len) {
+inline void gemm_pack_a(const T* a, compute_t<T>* out, int m0, int live, int k0, int k_len) {
+  using A = compute_t<T>;
   if (kTransA) {
     for (int kk = 0; kk < k_len; ++kk) {
       const T* src = a + static_cast<long>(k0 + kk) * kLda + m0;
-      for (int r = 0; r < kRowTile; ++r) out[kk * kRowTile + r] = r < live ? src[r] : T(0);
+      for (int r = 0; r < kRowTile; ++r) out[kk * kRowTile + r] = r < live ? load(src[r]) : A(0);
     }
     return;
   }
   for (int r = 0; r < kRowTile; ++r) {
     const T* src = a + static_cast<long>(m0 + r) * kLda + k0;
-    for (int kk = 0; kk < k_len; ++kk) out[kk * kRowTile + r] = r < live ? src[kk] : T(0);
+    for (int kk = 0; kk < k_len; ++kk) out[kk * kRowTile + r] = r < live ? load(src[kk]) : A(0);
   }
 }
 
@@ -103,10 +111,15 @@ inline void gemm_pack_a(const T* a, T* out, int m0, int live, int k0, int k_len)
 // B(kk, n) = b[kk * kN + n], or b[n * kLdb + kk] with kTransB (read 8 of a row's kk at a time:
 // one row's reads stay in one cache line while the writes go down 8 panel rows).
 template <typename T, int kN, int kLdb, bool kTransB, int kCols>
-inline void gemm_pack_b(const T* b, T* panel, int n0, int k0, int k_len) {
+inline void gemm_pack_b(const T* b, compute_t<T>* panel, int n0, int k0, int k_len) {
   if (!kTransB) {
-    for (int kk = 0; kk < k_len; ++kk)
-      __builtin_memcpy(panel + kk * kCols, b + static_cast<long>(k0 + kk) * kN + n0, sizeof(T) * kCols);
+    for (int kk = 0; kk < k_len; ++kk) {
+      const T* src = b + static_cast<long>(k0 + kk) * kN + n0;
+      if constexpr (kIsNarrow<T>)
+        for (int j = 0; j < kCols; ++j) panel[kk * kCols + j] = load(src[j]);
+      else
+        __builtin_memcpy(panel + kk * kCols, src, sizeof(T) * kCols);
+    }
     return;
   }
   int kk0 = 0;
@@ -114,10 +127,10 @@ inline void gemm_pack_b(const T* b, T* panel, int n0, int k0, int k_len) {
     for (int j = 0; j < kCols; ++j) {
       const T* src = b + static_cast<long>(n0 + j) * kLdb + k0 + kk0;
 #pragma GCC unroll 8
-      for (int q = 0; q < 8; ++q) panel[(kk0 + q) * kCols + j] = src[q];
+      for (int q = 0; q < 8; ++q) panel[(kk0 + q) * kCols + j] = load(src[q]);
     }
   for (; kk0 < k_len; ++kk0)
-    for (int j = 0; j < kCols; ++j) panel[kk0 * kCols + j] = b[static_cast<long>(n0 + j) * kLdb + k0 + kk0];
+    for (int j = 0; j < kCols; ++j) panel[kk0 * kCols + j] = load(b[static_cast<long>(n0 + j) * kLdb + k0 + kk0]);
 }
 
 // What one call of gemm_rows computes. Forward and data gradient: C [out_rows, N] =
@@ -135,35 +148,38 @@ struct GemmRowsArgs {
 };
 
 // One chunk of the reduction for the column tiles [n0, n_end) of kVecs vectors, over the packed
-// A tiles [t0, t1) of a group; `last` applies bias and epilogue.
+// A tiles [t0, t1) of a group, summing into `acc` (C itself, or the float sums of 16-bit C: the
+// group's rows with C's pitch); `last` applies bias and epilogue and writes C.
 template <typename T, int kN, int kLdb, bool kTransB, bool kBias, int kAct, int kLanes, int kRowTile, int kVecs>
-void gemm_chunk_columns(const GemmRowsArgs<T>& g, const T* apack, T* panel, int t0, int t1, int n0, int n_end, int k0,
-                        int k_len) {
+void gemm_chunk_columns(const GemmRowsArgs<T>& g, const compute_t<T>* apack, compute_t<T>* panel, compute_t<T>* acc,
+                        int t0, int t1, int n0, int n_end, int k0, int k_len) {
+  using A = compute_t<T>;
   constexpr int kCols = kVecs * kLanes;
   const bool first = k0 == 0, last = k0 + k_len == g.reduce;
-  T tile[kRowTile * kCols];
+  A tile[kRowTile * kCols];
   for (; n0 + kCols <= n_end; n0 += kCols) {
     gemm_pack_b<T, kN, kLdb, kTransB, kCols>(g.b, panel, n0, k0, k_len);
     for (int t = t0; t < t1; ++t) {
       const int m0 = t * kRowTile;
       const int live = g.out_rows - m0 < kRowTile ? g.out_rows - m0 : kRowTile;
-      T* block = g.c + static_cast<long>(m0) * kN + n0;
-      const T* ap = apack + (t - t0) * kRowTile * k_len;
+      A* block = acc + static_cast<long>(m0 - t0 * kRowTile) * kN + n0;
+      const A* ap = apack + (t - t0) * kRowTile * k_len;
       if (live == kRowTile) {
-        gemm_micro<T, kLanes, kRowTile, kVecs>(ap, panel, block, kN, k_len, !first);
+        gemm_micro<A, kLanes, kRowTile, kVecs>(ap, panel, block, kN, k_len, !first);
       } else {  // the last tile: accumulate in `tile`, so rows past C's end are never touched
         for (int r = 0; r < live; ++r)
-          for (int j = 0; j < kCols; ++j) tile[r * kCols + j] = first ? T(0) : block[static_cast<long>(r) * kN + j];
-        gemm_micro<T, kLanes, kRowTile, kVecs>(ap, panel, tile, kCols, k_len, true);
+          for (int j = 0; j < kCols; ++j) tile[r * kCols + j] = first ? A(0) : block[static_cast<long>(r) * kN + j];
+        gemm_micro<A, kLanes, kRowTile, kVecs>(ap, panel, tile, kCols, k_len, true);
         for (int r = 0; r < live; ++r)
           for (int j = 0; j < kCols; ++j) block[static_cast<long>(r) * kN + j] = tile[r * kCols + j];
       }
-      if (!last || (!kBias && kAct == kernels::kActNone)) continue;
+      if (!last || (!kIsNarrow<T> && !kBias && kAct == kernels::kActNone)) continue;
       for (int r = 0; r < live; ++r) {
         const long at = static_cast<long>(m0 + r) * kN + n0;
+        const A* sums = block + static_cast<long>(r) * kN;
         for (int j = 0; j < kCols; ++j)
-          g.c[at + j] =
-              gemm_epilogue<T, kAct>(g.c[at + j] + (kBias ? g.bias[n0 + j] : T(0)), g.aux ? g.aux + at + j : nullptr);
+          g.c[at + j] = store<T>(gemm_epilogue<A, kAct>(sums[j] + (kBias ? load(g.bias[n0 + j]) : A(0)),
+                                                        g.aux ? load(g.aux[at + j]) : A(0)));
       }
     }
   }
@@ -172,16 +188,18 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const T* apack, T* panel, int 
 // Columns past the last whole vector: plain dot products.
 template <typename T, int kN, int kLda, int kLdb, bool kTransA, bool kTransB, bool kBias, int kAct>
 void gemm_tail_columns(const GemmRowsArgs<T>& g, int n_begin, int m_begin, int m_end) {
+  using A = compute_t<T>;
   for (int m = m_begin; m < m_end; ++m)
     for (int n = n_begin; n < kN; ++n) {
-      T sum = T(0);
+      A sum = A(0);
       for (int kk = 0; kk < g.reduce; ++kk) {
         const T av = kTransA ? g.a[static_cast<long>(kk) * kLda + m] : g.a[static_cast<long>(m) * kLda + kk];
         const T bv = kTransB ? g.b[static_cast<long>(n) * kLdb + kk] : g.b[static_cast<long>(kk) * kN + n];
-        sum += av * bv;
+        sum += load(av) * load(bv);
       }
       const long at = static_cast<long>(m) * kN + n;
-      g.c[at] = gemm_epilogue<T, kAct>(sum + (kBias ? g.bias[n] : T(0)), g.aux ? g.aux + at : nullptr);
+      g.c[at] =
+          store<T>(gemm_epilogue<A, kAct>(sum + (kBias ? load(g.bias[n]) : A(0)), g.aux ? load(g.aux[at]) : A(0)));
     }
 }
 
@@ -196,27 +214,37 @@ inline int group_tiles_for(int tiles, int group) {
 
 // C's row tiles [range.begin, range.end), in groups of kGroupRows rows whose A chunk is packed
 // once (on the heap; with a small stack group if the heap has nothing to give) and reused by
-// every column tile.
+// every column tile. 16-bit C sums a group in a float accumulator (heap, or one tile on the stack).
 template <typename T, int kN, int kLda, int kLdb, bool kTransA, bool kTransB, bool kBias, int kAct, int kLanes,
           int kRowTile, int kVecs, int kGroupRows>
 void gemm_rows(const GemmRowsArgs<T>& g, TileRange range) {
+  using A = compute_t<T>;
   constexpr int kCols = kVecs * kLanes;
   constexpr int kFullCols = kN / kCols * kCols, kVecCols = kN / kLanes * kLanes;
   constexpr int kStackTiles = 4;
   const int m_begin = range.begin * kRowTile,
             m_end = range.end * kRowTile < g.out_rows ? range.end * kRowTile : g.out_rows;
   if (g.reduce == 0) {  // a weight gradient over no rows
-    for (long i = static_cast<long>(m_begin) * kN; i < static_cast<long>(m_end) * kN; ++i) g.c[i] = T(0);
+    for (long i = static_cast<long>(m_begin) * kN; i < static_cast<long>(m_end) * kN; ++i) g.c[i] = store<T>(A(0));
     return;
   }
-  alignas(64) T panel[kGemmChunk * kCols];
-  alignas(64) T stack_pack[kStackTiles * kRowTile * kGemmChunk];
-  const int wanted_tiles = group_tiles_for(range.end - range.begin, (kGroupRows + kRowTile - 1) / kRowTile);
-  T* heap_pack = static_cast<T*>(malloc(sizeof(T) * wanted_tiles * kRowTile * kGemmChunk));
-  T* apack = heap_pack ? heap_pack : stack_pack;
-  const int group_tiles = heap_pack ? wanted_tiles : kStackTiles;
+  alignas(64) A panel[kGemmChunk * kCols];
+  alignas(64) A stack_pack[kStackTiles * kRowTile * kGemmChunk];
+  alignas(64) A stack_acc[kIsNarrow<T> ? kRowTile * kN : 1];
+  int wanted_tiles = group_tiles_for(range.end - range.begin, (kGroupRows + kRowTile - 1) / kRowTile);
+  if (kIsNarrow<T>) {
+    const long cap = kNarrowAccBytes / (static_cast<long>(sizeof(A)) * kRowTile * kN);
+    wanted_tiles = wanted_tiles < cap ? wanted_tiles : (cap > 1 ? static_cast<int>(cap) : 1);
+  }
+  const long pack_count = static_cast<long>(wanted_tiles) * kRowTile * kGemmChunk;
+  const long acc_count = kIsNarrow<T> ? static_cast<long>(wanted_tiles) * kRowTile * kN : 0;
+  A* heap = static_cast<A*>(malloc(sizeof(A) * (pack_count + acc_count)));
+  A* apack = heap ? heap : stack_pack;
+  A* narrow_acc = heap ? heap + pack_count : stack_acc;
+  const int group_tiles = heap ? wanted_tiles : kIsNarrow<T> ? 1 : kStackTiles;
   for (int g0 = range.begin; g0 < range.end; g0 += group_tiles) {
     const int g1 = g0 + group_tiles < range.end ? g0 + group_tiles : range.end;
+    A* acc = kIsNarrow<T> ? narrow_acc : reinterpret_cast<A*>(g.c) + static_cast<long>(g0) * kRowTile * kN;
     for (int k0 = 0; k0 < g.reduce; k0 += kGemmChunk) {
       const int k_len = g.reduce - k0 < kGemmChunk ? g.reduce - k0 : kGemmChunk;
       for (int t = g0; t < g1; ++t) {
@@ -224,14 +252,14 @@ void gemm_rows(const GemmRowsArgs<T>& g, TileRange range) {
         const int live = g.out_rows - m0 < kRowTile ? g.out_rows - m0 : kRowTile;
         gemm_pack_a<T, kLda, kTransA, kRowTile>(g.a, apack + (t - g0) * kRowTile * k_len, m0, live, k0, k_len);
       }
-      gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, kVecs>(g, apack, panel, g0, g1, 0,
+      gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, kVecs>(g, apack, panel, acc, g0, g1, 0,
                                                                                      kFullCols, k0, k_len);
       if (kVecs > 1)  // whole vectors past the last full tile, one at a time
-        gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, 1>(g, apack, panel, g0, g1, kFullCols,
-                                                                                   kVecCols, k0, k_len);
+        gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, 1>(g, apack, panel, acc, g0, g1,
+                                                                                   kFullCols, kVecCols, k0, k_len);
     }
   }
-  free(heap_pack);
+  free(heap);
   gemm_tail_columns<T, kN, kLda, kLdb, kTransA, kTransB, kBias, kAct>(g, kVecCols, m_begin, m_end);
 }
 
@@ -239,13 +267,13 @@ template <typename T, int kN, int kK, bool kTransA, bool kTransB, bool kBias, in
           int kGroupRows>
 void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
   static_assert(kN > 0 && kK > 0, "gemm: N and K must be positive");
-  static_assert(kVecBytes % sizeof(T) == 0 && kVecBytes >= 16 && kVecBytes <= 64, "gemm: vec_bytes is 16, 32 or 64");
+  static_assert(kVecBytes >= 16 && kVecBytes <= 64, "gemm: vec_bytes is 16, 32 or 64");
   static_assert(kRowTile >= 1 && kRowTile <= 8, "gemm: row tile must be in [1, 8]");
   static_assert(kGroupRows >= kRowTile, "gemm: a group holds at least one row tile");
   static_assert(kAct >= kernels::kActNone && kAct <= kernels::kActSiluGrad, "gemm: unknown activation");
   static_assert(!kTransA || (!kTransB && !kBias && kAct == kernels::kActNone),
                 "gemm: the trans_a (weight gradient) form has no B transpose, bias or epilogue");
-  constexpr int kLanes = kVecBytes / static_cast<int>(sizeof(T));
+  constexpr int kLanes = kVecBytes / static_cast<int>(sizeof(compute_t<T>));  // packed operands
   constexpr int kVecs = gemm_vecs<kVecBytes>();
   // Blocks are laid out batch-major; each takes an equal share of its batch's row tiles.
   const unsigned per_batch = grid / static_cast<unsigned>(args.batch);

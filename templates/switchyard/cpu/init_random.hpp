@@ -2,6 +2,7 @@
 #pragma once
 
 #include <switchyard/common/init_args.h>
+#include <switchyard/cpu/types.hpp>
 
 namespace switchyard {
 namespace cpu {
@@ -10,7 +11,7 @@ template <typename T>
 void init_random(const kernels::InitArgs& args, unsigned block, unsigned grid) {
   T* __restrict out = static_cast<T*>(args.out);
   const long begin = args.count * block / grid, end = args.count * (block + 1) / grid;
-  for (long i = begin; i < end; ++i) out[i] = static_cast<T>(kernels::init_value(args, args.first + i));
+  for (long i = begin; i < end; ++i) out[i] = store_double<T>(kernels::init_value(args, args.first + i));
 }
 
 }  // namespace cpu

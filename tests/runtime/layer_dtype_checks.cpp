@@ -1,0 +1,188 @@
+#include "tests/runtime/layer_dtype_checks.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <random>
+
+#include "runtime/moe_layer.h"
+#include "runtime/safetensors.h"
+#include "tests/reference/layer_backward_reference.h"
+#include "tests/reference/layer_reference.h"
+#include "tests/support/dtype_values.h"
+#include "tests/support/test_support.h"
+
+namespace switchyard {
+namespace testing {
+namespace {
+
+// The relative spacing of a dtype's values (its unit roundoff times two).
+double epsilon(DType dt) {
+  return dt == DType::kFloat32 ? 0x1p-23 : dt == DType::kFloat16 ? 0x1p-10 : 0x1p-7;
+}
+
+// Routing is a discontinuous function of the gate logits: a token whose k-th and (k+1)-th logits
+// lie within the dtype's rounding of each other may go to another expert on the GPU than in the
+// double reference, which moves that token's whole contribution to the gate gradient (one token
+// in 300 is about 6% of it). Such tokens are drawn again, so that the comparison measures how the
+// gradients round, not a coin flip of the routing. x [S, M] holds values the dtype represents.
+void redraw_near_ties(std::vector<double>& x, const std::vector<double>& wg, int64_t m, int64_t experts, int64_t top_k,
+                      DType dt, std::mt19937& rng) {
+  std::normal_distribution<double> normal;
+  const int64_t s = static_cast<int64_t>(x.size()) / m;
+  for (int64_t t = 0; t < s; ++t) {
+    for (int attempt = 0;; ++attempt) {
+      ASSERT_LT(attempt, 100) << "token " << t << " keeps a near tie in its gate logits";
+      std::vector<double> logits(experts);
+      for (int64_t e = 0; e < experts; ++e)
+        for (int64_t i = 0; i < m; ++i) logits[e] += wg[e * m + i] * x[t * m + i];
+      std::sort(logits.begin(), logits.end(), std::greater<>());
+      const double margin = 8 * epsilon(dt) * std::max(1.0, std::abs(logits[top_k - 1]));
+      if (logits[top_k - 1] - logits[top_k] >= margin) break;
+      std::vector<double> token(m);
+      for (auto& v : token) v = normal(rng);
+      const auto rounded = decode_values(encode_values(token, dt), dt);
+      std::copy(rounded.begin(), rounded.end(), x.begin() + t * m);
+    }
+  }
+}
+
+}  // namespace
+
+void expect_layer_matches_reference(Context& context, Device& device, DType dt) {
+  testing::TempDir dir;
+  MoeLayerConfig config;
+  config.model_dim = 128;
+  config.hidden_size = 256;
+  config.num_experts = 4;
+  config.dtype = dt;
+  // Weights drawn here, rounded to the dtype; the reference takes the rounded values.
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> u(-0.09, 0.09);
+  const std::map<std::string, std::vector<int64_t>> shapes = {{"gates.0.wg.weight", {4, 128}},
+                                                              {"experts.batched_fc1_w", {4, 256, 128}},
+                                                              {"experts.batched_fc2_w", {4, 256, 128}},
+                                                              {"experts.batched_fc1_bias", {4, 256}},
+                                                              {"experts.batched_fc2_bias", {4, 128}}};
+  TensorFile file;
+  reference::LayerParams params;
+  for (const auto& [name, shape] : shapes) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    std::vector<double> v(n);
+    for (auto& x : v) x = u(rng);
+    std::string bytes = encode_values(v, dt);
+    file[name] = {safetensors_dtype_name(dt), shape, bytes};
+    params[name] = decode_values(bytes, dt);
+  }
+  write_safetensors(dir / "layer.safetensors", file);
+  MoeLayer layer(context, device, config);
+  layer.load(dir / "layer.safetensors");
+
+  const int64_t s = 300;
+  std::normal_distribution<double> normal;
+  std::vector<double> x(s * config.model_dim);
+  for (auto& v : x) v = normal(rng);
+  std::string hx = encode_values(x, dt);
+  Buffer dx(device, hx.size());
+  device.copy_from_host(dx.data(), hx.data(), hx.size());
+  for (bool grouped : {false, true}) {
+    ForwardOptions o;
+    o.capacity_factor = grouped ? 0.0 : 1.0;
+    o.dropless_grouped = grouped;
+    double l_aux = 0;
+    auto want = reference::layer_forward(config, params, decode_values(hx, dt), s, o, &l_aux);
+    ForwardResult got = layer.forward(dx.view(dt, {s, config.model_dim}), o);
+    EXPECT_NEAR(got.l_aux(), l_aux, 1e-3);
+    std::string out(got.output.nbytes(), '\0');
+    device.copy_to_host(out.data(), got.output.data(), out.size());
+    auto g = decode_values(out, dt);
+    // NOTE: besides rounding, a token whose top-2 scores nearly tie may route differently in
+    // low precision; allow a few such tokens, none in fp32.
+    const double tol = dt == DType::kFloat32 ? 1e-4 : dt == DType::kFloat16 ? 1e-2 : 5e-2;
+    int64_t bad_tokens = 0;
+    for (int64_t t = 0; t < s; ++t) {
+      bool bad = false;
+      for (int64_t m = 0; m < config.model_dim; ++m) {
+        size_t i = t * config.model_dim + m;
+        bad |= std::abs(g[i] - want[i]) > tol * (1 + std::abs(want[i]));
+      }
+      bad_tokens += bad;
+    }
+    EXPECT_LE(bad_tokens, dt == DType::kFloat32 ? 0 : 3) << "tokens off the reference (grouped=" << grouped << ")";
+  }
+}
+
+void expect_training_step_matches_reference(Context& context, Device& device, DType dt) {
+  for (ExpertType expert : {ExpertType::kFfn, ExpertType::kSwiglu}) {
+    SCOPED_TRACE(expert == ExpertType::kFfn ? "ffn gelu" : "swiglu");
+    testing::TempDir dir;
+    MoeLayerConfig config;
+    config.model_dim = 128;
+    config.hidden_size = 256;
+    config.num_experts = 4;
+    config.activation = kernels::kActGelu;
+    config.expert_type = expert;
+    config.dtype = dt;
+    MoeLayer layer(context, device, config);
+    layer.init_parameters(4);
+    layer.save(dir / "layer.safetensors");
+    // The reference takes the layer's rounded values exactly.
+    reference::LayerParams params;
+    for (const auto& [name, t] : read_safetensors(dir / "layer.safetensors"))
+      if (name.front() != '_') params[name] = decode_values(t.bytes, dt);
+    const int64_t s = 300, m = config.model_dim;
+    std::mt19937 rng(12);
+    std::normal_distribution<double> normal;
+    std::vector<double> x(s * m), r(s * m);
+    for (auto* v : {&x, &r})
+      for (auto& e : *v) e = normal(rng);
+    std::vector<double> wx = decode_values(encode_values(x, dt), dt);
+    redraw_near_ties(wx, params.at("gates.0.wg.weight"), m, config.num_experts, ForwardOptions{}.top_k, dt, rng);
+    const std::string hx = encode_values(wx, dt), hr = encode_values(r, dt);
+    const auto wr = decode_values(hr, dt);
+    Buffer dx(device, hx.size()), dr(device, hr.size());
+    device.copy_from_host(dx.data(), hx.data(), hx.size());
+    device.copy_from_host(dr.data(), hr.data(), hr.size());
+    auto host = [&](const Tensor& t) {
+      std::string bytes(t.nbytes(), '\0');
+      device.copy_to_host(bytes.data(), t.data(), bytes.size());
+      return decode_values(bytes, t.dtype());
+    };
+    const double aux_weight = 0.1;
+    reference::LayerGradients want;
+    for (bool grouped : {false, true}) {
+      SCOPED_TRACE(grouped ? "dropless grouped" : "capacity 1.0");
+      ForwardOptions o;
+      o.save_for_backward = true;
+      o.capacity_factor = grouped ? 0.0 : 1.0;
+      o.dropless_grouped = grouped;
+      layer.forward(dx.view(dt, {s, m}), o);
+      BackwardResult g = layer.backward(dr.view(dt, {s, m}), aux_weight);
+      want = reference::layer_backward(config, params, wx, wr, s, o, aux_weight);
+      // NOTE: fp32 accumulation everywhere; the error is the storage rounding of activations and
+      // gradients (2^-24, 2^-11, 2^-8 relative) compounded over three GEMMs.
+      const double tol = dt == DType::kFloat32 ? 1e-4 : dt == DType::kFloat16 ? 2e-2 : 8e-2;
+      EXPECT_LT(relative_error(host(g.grad_input), want.input), tol) << "grad_input";
+      ASSERT_EQ(want.params.size(), layer.parameter_names().size());
+      for (const auto& name : layer.parameter_names())
+        EXPECT_LT(relative_error(host(layer.gradient(name)), want.params.at(name)), tol) << name;
+    }
+    // One SGD step from zero momentum moves each parameter by -lr * gradient (the last backward's).
+    SgdOptions sgd;
+    sgd.lr = 0.01;
+    sgd.momentum = 0.5;
+    layer.sgd_step(sgd);
+    for (const auto& name : layer.parameter_names()) {
+      std::vector<double> moved = params.at(name);
+      for (size_t i = 0; i < moved.size(); ++i) moved[i] -= sgd.lr * want.params.at(name)[i];
+      EXPECT_LT(relative_error(host(layer.parameter(name)), moved), dt == DType::kFloat32 ? 1e-6 : 1e-2)
+          << name << " after one SGD step";
+    }
+  }
+}
+
+}  // namespace testing
+}  // namespace switchyard
