@@ -45,13 +45,17 @@ struct LayerRouting {
 class Layer {
  public:
   Layer(const MoeLayerConfig& config, const std::string& device, uint64_t seed)
-      : layer_(Context::global(), Context::global().device(device), config) {
-    layer_.init_parameters(seed);
+      : layer_(std::make_unique<MoeLayer>(Context::global(), Context::global().device(device), config)) {
+    if (seed != 1) layer_->init_parameters(seed);  // the constructor draws seed 1
+  }
+  explicit Layer(std::unique_ptr<MoeLayer> layer) : layer_(std::move(layer)) {}
+  static Layer open(const std::string& path, const std::string& device) {
+    return Layer(MoeLayer::open(Context::global(), Context::global().device(device), path));
   }
 
   py::tuple forward(const py::capsule& x, const ForwardOptions& options) {
     auto routing = std::make_shared<LayerRouting>();
-    routing->result = layer_.forward(view_of(x), options);
+    routing->result = layer_->forward(view_of(x), options);
     ForwardResult& r = routing->result;
     routing->output_pointer = reinterpret_cast<uintptr_t>(r.output.data());
     py::capsule y = to_capsule(to_dlpack_owning(std::move(r.storage), r.output));
@@ -59,19 +63,19 @@ class Layer {
   }
 
   py::capsule backward(const py::capsule& grad_output, double l_aux_weight) {
-    BackwardResult r = layer_.backward(view_of(grad_output), l_aux_weight);
+    BackwardResult r = layer_->backward(view_of(grad_output), l_aux_weight);
     return to_capsule(to_dlpack_owning(std::move(r.storage), r.grad_input));
   }
 
   // Views valid until the next backward (gradients) or sgd_step/load (parameters): the Python
   // side clones them.
-  py::capsule gradient(const std::string& name) const { return to_capsule(layer_.gradient(name).to_dlpack()); }
-  py::capsule parameter(const std::string& name) const { return to_capsule(layer_.parameter(name).to_dlpack()); }
+  py::capsule gradient(const std::string& name) const { return to_capsule(layer_->gradient(name).to_dlpack()); }
+  py::capsule parameter(const std::string& name) const { return to_capsule(layer_->parameter(name).to_dlpack()); }
 
-  MoeLayer& layer() { return layer_; }
+  MoeLayer& layer() { return *layer_; }
 
  private:
-  MoeLayer layer_;
+  std::unique_ptr<MoeLayer> layer_;
 };
 
 }  // namespace
@@ -118,6 +122,7 @@ PYBIND11_MODULE(_switchyard, m) {
   py::class_<Layer>(m, "Layer")
       .def(py::init<const MoeLayerConfig&, const std::string&, uint64_t>(), py::arg("config"),
            py::arg("device") = "cpu", py::arg("seed") = 1)
+      .def_static("open", &Layer::open, py::arg("path"), py::arg("device") = "cpu")
       .def("forward", &Layer::forward)
       .def("backward", &Layer::backward, py::arg("grad_output"), py::arg("l_aux_weight") = 0.0)
       .def("gradient", &Layer::gradient)

@@ -115,9 +115,7 @@ sy_status sy_layer_open(const char* device, const char* safetensors_path, sy_lay
     out = nullptr;
     const std::string path = text_arg(safetensors_path, "the safetensors path");
     auto handle = std::make_unique<sy_layer>();
-    handle->layer = std::make_unique<MoeLayer>(Context::global(), Context::global().device(device ? device : "cpu"),
-                                               layer_config_from_safetensors(path));
-    handle->layer->load(path);
+    handle->layer = MoeLayer::open(Context::global(), Context::global().device(device ? device : "cpu"), path);
     out = handle.release();
   });
 }

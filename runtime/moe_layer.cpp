@@ -38,6 +38,22 @@ int64_t expert_shards(int64_t experts, int64_t ranks) {
 }
 
 MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm::Communicator* group)
+    : MoeLayer(context, device, std::move(config), group, Undrawn{}) {
+  init_parameters(1);
+}
+
+std::unique_ptr<MoeLayer> MoeLayer::open(Context& context, Device& device, const std::string& path,
+                                         comm::Communicator* group) {
+  SafetensorsReader reader(path);
+  std::unique_ptr<MoeLayer> layer(new MoeLayer(context, device, layer_config_from_safetensors(path), group, Undrawn{}));
+  layer->check_file(reader, path);
+  // A failed read throws away the half-filled layer: nothing to keep intact, so no staging copy.
+  for (auto& [name, p] : layer->params_) reader.read_into(device, reader.index().at(name), p.buffer->data());
+  layer->refresh_packed();
+  return layer;
+}
+
+MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm::Communicator* group, Undrawn)
     : context_(context), device_(device), config_(config), group_(group), user_group_(group) {
   config_.validate();
   local_experts_ = config_.num_experts;
@@ -76,7 +92,6 @@ MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm
     add_param("experts.W_fc2", {e, m, h}, config_.dtype);
     add_param("experts.W_fc3", {e, h, m}, config_.dtype);
   }
-  init_parameters(1);
 }
 
 MoeLayerConfig layer_config_from_safetensors(const std::string& path) {
@@ -178,8 +193,7 @@ void MoeLayer::init_parameters(uint64_t seed) {
   refresh_packed();
 }
 
-void MoeLayer::load(const std::string& path) {
-  SafetensorsReader reader(path);  // opens the file once: the index, then the data
+void MoeLayer::check_file(SafetensorsReader& reader, const std::string& path) const {
   const TensorIndex& file = reader.index();
   if (auto it = file.find("_num_global_experts"); it != file.end()) {
     int64_t stored = 0;
@@ -187,7 +201,6 @@ void MoeLayer::load(const std::string& path) {
     SY_CHECK(stored == config_.num_experts)
         << path << " holds a layer with " << stored << " experts; this layer has " << config_.num_experts;
   }
-  // Check everything before changing anything, so a bad file leaves the layer as it was.
   for (const auto& [name, p] : params_) {
     auto it = file.find(name);
     SY_CHECK(it != file.end()) << path << " has no tensor '" << name << "'";
@@ -198,6 +211,12 @@ void MoeLayer::load(const std::string& path) {
         << path << ": tensor '" << name << "' has shape " << shape_string(it->second.shape) << "; the layer expects "
         << shape_string(p.shape);
   }
+}
+
+void MoeLayer::load(const std::string& path) {
+  SafetensorsReader reader(path);  // opens the file once: the index, then the data
+  check_file(reader, path);        // everything checked before anything changes
+  const TensorIndex& file = reader.index();
   // The data streams from the file into fresh device memory in chunks; the parameters take it
   // (device to device) only once every read succeeded, so a file cut short changes nothing.
   std::map<std::string, Buffer> fresh;

@@ -26,6 +26,7 @@ class PendingOp;
 class HierarchicalAllToAll;
 }  // namespace comm
 struct ModelConfig;
+class SafetensorsReader;
 
 enum class ExpertType { kFfn, kSwiglu };
 
@@ -119,6 +120,14 @@ class SWITCHYARD_API MoeLayer {
   /// through a device-memory group (NCCL) and stages a host-memory group (MPI) through the host;
   /// a CPU layer needs a host-memory group. The group must outlive the layer.
   MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm::Communicator* group = nullptr);
+  /// A layer whose config and parameters come from a safetensors file in Tutel's names (the
+  /// config as layer_config_from_safetensors reads it; a group as for the constructor, the file
+  /// holding this rank's parameters). Nothing is drawn and the weights stream from the file
+  /// straight into the parameters, so start-up costs one read of the file (the constructor and
+  /// load would draw every weight, then read the file into fresh memory and copy it in). Throws
+  /// UserError naming what the file lacks; no layer is returned then.
+  static std::unique_ptr<MoeLayer> open(Context& context, Device& device, const std::string& path,
+                                        comm::Communicator* group = nullptr);
   ~MoeLayer();
   MoeLayer(const MoeLayer&) = delete;
   MoeLayer& operator=(const MoeLayer&) = delete;
@@ -167,6 +176,11 @@ class SWITCHYARD_API MoeLayer {
   int64_t gate_parameter_count() const;
 
  private:
+  // The constructor without the initial draw (open() fills the parameters from a file).
+  struct Undrawn {};
+  MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm::Communicator* group, Undrawn);
+  // Throws unless the file holds every parameter with its dtype and shape (and this E).
+  void check_file(SafetensorsReader& reader, const std::string& path) const;
   struct Param {
     DType dtype = DType::kFloat32;
     std::vector<int64_t> shape;

@@ -39,17 +39,16 @@ class MoeLayer:
     file in Tutel's names.
     """
 
-    def __init__(self, config, device="cpu", seed=1):
+    def __init__(self, config, device="cpu", seed=1, _layer=None):
         self.config = config
         self.device = device
-        self._layer = _core.Layer(config, device, seed)
+        self._layer = _layer if _layer is not None else _core.Layer(config, device, seed)
         self._options = {}  # parsed ForwardOptions per distinct set of keyword arguments
 
     @classmethod
     def from_safetensors(cls, path, device="cpu"):
-        layer = cls(_core.Config.from_safetensors(path), device)
-        layer.load(path)
-        return layer
+        # Nothing drawn: the weights stream from the file straight into the layer.
+        return cls(_core.Config.from_safetensors(path), device, _layer=_core.Layer.open(path, device))
 
     def _parsed(self, options):
         key = tuple(sorted(options.items()))

@@ -300,6 +300,41 @@ TEST(MoeForward, SafetensorsRoundTripAndBadFiles) {
   }
 }
 
+// open() builds a layer from a file alone: the same config and bit-identical weights as the layer
+// that saved it, and no kernel runs (no initial draw to throw away); bad files are errors.
+TEST(MoeForward, OpenTakesConfigAndWeightsFromTheFileWithoutDrawing) {
+  testing::TempDir dir;
+  Context& context = Context::global();
+  MoeLayerConfig config = small_config();
+  config.dtype = DType::kBFloat16;
+  MoeLayer a(context, context.cpu(), config);
+  a.init_parameters(9);
+  a.save(dir / "layer.safetensors");
+  const RuntimeCounters before = context.counters();
+  std::unique_ptr<MoeLayer> b = MoeLayer::open(context, context.cpu(), dir / "layer.safetensors");
+  const RuntimeCounters after = context.counters();
+  EXPECT_EQ(after.memory_hits + after.loads, before.memory_hits + before.loads) << "open launched kernels";
+  EXPECT_EQ(b->config().model_dim, config.model_dim);
+  EXPECT_EQ(b->config().hidden_size, config.hidden_size);
+  EXPECT_EQ(b->config().num_experts, config.num_experts);
+  EXPECT_EQ(b->config().dtype, DType::kBFloat16);
+  EXPECT_EQ(b->parameter_names(), a.parameter_names());
+  auto bytes_of = [](const Tensor& t) { return std::string(t.data_as<const char>(), t.nbytes()); };
+  for (const auto& name : a.parameter_names()) EXPECT_EQ(bytes_of(a.parameter(name)), bytes_of(b->parameter(name)));
+  for (const auto& [file, needle] :
+       std::vector<std::pair<std::string, std::string>>{{dir / "absent.safetensors", "cannot read"}}) {
+    try {
+      MoeLayer::open(context, context.cpu(), file);
+      ADD_FAILURE() << "opening " << file << " should fail";
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  }
+  const std::string bytes = fs::read_file(dir / "layer.safetensors");
+  fs::write_file(dir / "truncated.safetensors", bytes.substr(0, bytes.size() - 100));
+  EXPECT_THROW(MoeLayer::open(context, context.cpu(), dir / "truncated.safetensors"), UserError);
+}
+
 TEST(MoeForward, BadOptionsAndInputs) {
   MoeLayer layer(Context::global(), Context::global().cpu(), small_config());
   std::vector<float> x(8 * 16, 0.5f);
