@@ -39,7 +39,9 @@ struct Flags {
   int num_local_experts = 2, top = 2, a2a_ffn_overlap_degree = 1, allreduce_degree = 1, num_steps = 100;
   int megablocks_size = 0;
   std::string dtype = "float32", parallel_type = "adaptive:1", checkpoint_path, device, expert_type = "ffn";
-  std::string comm = "auto";
+  std::string comm = "auto", gate = "top";
+  int proj_dim = 256;
+  double init_t = 0.5;
   std::string load_weights, save_weights, save_output, losses;
   bool fp32_gate = false, use_2dh = false, eval = false, use_tensorcore = false;
   double l_aux_wt = 0.0, capacity_factor = 1.0;
@@ -73,6 +75,11 @@ void add_flags(CLI::App& app, Flags& f) {
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--use_tensorcore", f.use_tensorcore);
   app.add_option("--expert_type", f.expert_type)->check(CLI::IsMember({"ffn", "llama_ffn"}));
+  app.add_option("--gate", f.gate, "top, or cosine_top (Swin-MoE's cosine router)")
+      ->check(CLI::IsMember({"top", "cosine_top"}));
+  app.add_option("--proj_dim", f.proj_dim, "cosine_top: the projector's width")->check(CLI::PositiveNumber);
+  app.add_option("--init_t", f.init_t, "cosine_top: the initial temperature (the parameter starts at log(1/init_t))")
+      ->check(CLI::PositiveNumber);
   app.add_option("--load-weights", f.load_weights, "safetensors file of the layer's parameters");
   app.add_option("--save-weights", f.save_weights, "write the layer's parameters (safetensors) before the first step");
   app.add_option("--save-output", f.save_output, "write the first step's layer output (safetensors)");
@@ -81,18 +88,7 @@ void add_flags(CLI::App& app, Flags& f) {
 
 // `values` in `dtype` on the device (rounded to nearest even for the half types).
 Buffer upload(Device& device, DType dtype, const std::vector<double>& values) {
-  std::string host(values.size() * dtype_size(dtype), '\0');
-  for (size_t i = 0; i < values.size(); ++i) {
-    const double v = values[i];
-    const float x = static_cast<float>(v);
-    const uint16_t half = dtype == DType::kFloat16 ? double_to_half_bits(v) : double_to_bf16_bits(v);
-    if (dtype == DType::kFloat64)
-      std::memcpy(&host[i * 8], &v, 8);
-    else if (dtype == DType::kFloat32)
-      std::memcpy(&host[i * 4], &x, 4);
-    else
-      std::memcpy(&host[i * 2], &half, 2);
-  }
+  const std::string host = encode_host_values(values, dtype);
   Buffer buffer(device, host.size());
   device.copy_from_host(buffer.data(), host.data(), host.size());
   return buffer;
@@ -224,6 +220,9 @@ int run(const Flags& f, comm::Communicator* group) {
   config.expert_type = f.expert_type == "ffn" ? ExpertType::kFfn : ExpertType::kSwiglu;
   config.fp32_gate = f.fp32_gate;
   config.allow_tf32 = f.use_tensorcore;
+  config.gate_type = parse_gate_type(f.gate);
+  config.proj_dim = f.proj_dim;
+  config.init_t = f.init_t;
   MoeLayer layer(context, device, config, group);
   if (!f.load_weights.empty()) layer.load(f.load_weights);
   const std::string checkpoint = checkpoint_path(f.checkpoint_path, rank, world);

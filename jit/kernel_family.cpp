@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "jit/kernels/cast.h"
+#include "jit/kernels/cosine.h"
 #include "jit/kernels/dispatch.h"
 #include "jit/kernels/elementwise.h"
 #include "jit/kernels/example_loss.h"
@@ -29,7 +30,8 @@ const std::vector<KernelFamily>& kernel_families() {
                                                      kernels::gate_backward_family(),
                                                      kernels::elementwise_family(),
                                                      kernels::example_loss_family(),
-                                                     kernels::init_random_family()};
+                                                     kernels::init_random_family(),
+                                                     kernels::cosine_family()};
   return families;
 }
 

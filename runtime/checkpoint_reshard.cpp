@@ -62,7 +62,8 @@ TensorFile gather_experts(const std::vector<TensorFile>& inputs, const std::vect
       t.shape[1] *= s;  // hidden slices, in order
       continue;
     }
-    const int64_t m = inputs[0].at("gates.0.wg.weight").shape.at(1), padded = t.shape[1];
+    // M from fc1's [E, H, M] (whatever the gate type: a cosine gate has no wg.weight)
+    const int64_t m = inputs[0].at("experts.batched_fc1_w").shape.at(2), padded = t.shape[1];
     const size_t el = safetensors_element_size(t.dtype);
     std::string bias(static_cast<size_t>(experts * m) * el, '\0');
     for (int64_t g = 0; g < experts; ++g)

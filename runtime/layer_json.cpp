@@ -64,7 +64,10 @@ MoeLayerConfig layer_config_from_json(const std::string& json) {
       {"has_fc1_bias", set(c.has_fc1_bias)},
       {"has_fc2_bias", set(c.has_fc2_bias)},
       {"fp32_gate", set(c.fp32_gate)},
-      {"allow_tf32", set(c.allow_tf32)}};
+      {"allow_tf32", set(c.allow_tf32)},
+      {"gate_type", [&](const nlohmann::json& v) { c.gate_type = parse_gate_type(v.get<std::string>()); }},
+      {"proj_dim", set(c.proj_dim)},
+      {"init_t", set(c.init_t)}};
   apply(object, setters, kWhat);
   c.validate();
   return c;

@@ -10,6 +10,7 @@
 #include "core/fs.h"
 #include "jit/kernel_family.h"
 #include "jit/kernels/cast.h"
+#include "jit/kernels/cosine.h"
 #include "jit/kernels/dispatch.h"
 #include "jit/kernels/elementwise.h"
 #include "jit/kernels/example_loss.h"
@@ -22,10 +23,11 @@ namespace {
 
 using nlohmann::json;
 
-const std::set<std::string> kKnownFields = {
-    "name",         "model_dim",       "hidden_size", "num_experts",    "top_k",       "dtype",
-    "is_postscore", "capacity_factor", "description", "normalize_gate", "expert_type", "activation",
-    "has_fc1_bias", "has_fc2_bias",    "fp32_gate",   "allow_tf32",     "training"};
+const std::set<std::string> kKnownFields = {"name",         "model_dim",      "hidden_size",  "num_experts",
+                                            "top_k",        "dtype",          "is_postscore", "capacity_factor",
+                                            "description",  "normalize_gate", "expert_type",  "activation",
+                                            "has_fc1_bias", "has_fc2_bias",   "fp32_gate",    "allow_tf32",
+                                            "training",     "gate_type",      "proj_dim",     "init_t"};
 
 // A field that may be one value or a list of values; returns the list.
 std::vector<json> one_or_many(const json& doc, const char* field, const std::string& origin) {
@@ -108,6 +110,19 @@ void read_expert(const json& doc, ModelConfig& c, const std::string& origin) {
   c.fp32_gate = doc.value("fp32_gate", false);
   c.allow_tf32 = doc.value("allow_tf32", false);
   c.training = doc.value("training", false);
+  if (doc.contains("gate_type")) {
+    SY_CHECK(doc["gate_type"].is_string())
+        << origin << ": gate_type " << doc["gate_type"].dump() << " is not a string; expected top or cosine_top";
+    c.gate_type = doc["gate_type"].get<std::string>();
+    SY_CHECK(c.gate_type == "top" || c.gate_type == "cosine_top")
+        << origin << ": gate_type \"" << c.gate_type << "\" is unknown; expected top or cosine_top";
+  }
+  if (doc.contains("proj_dim")) c.proj_dim = positive_int(doc, "proj_dim", origin);
+  // init_t only sets a parameter's first value (no kernel depends on it): checked, not kept.
+  if (doc.contains("init_t")) {
+    SY_CHECK(doc["init_t"].is_number() && doc["init_t"].get<double>() > 0)
+        << origin << ": init_t " << doc["init_t"].dump() << " is not a positive number";
+  }
 }
 
 // The layer's GEMMs: the gate, then fc1/fc2 (ffn) or W1/W2/W3 (swiglu).
@@ -118,7 +133,12 @@ std::vector<kernels::GemmShape> layer_gemms(const ModelConfig& c, DType dtype, c
   // are (trans_b: it packs B^T panels itself); CUDA reads the layer's transposed copies, as the
   // tensor-core kernels take B as [K, N].
   const bool linear = target.is_cpu();
-  std::vector<GemmShape> shapes = {{gate, c.num_experts, c.model_dim, linear, false, kernels::kActNone}};
+  std::vector<GemmShape> shapes;
+  if (c.gate_type == "cosine_top")  // the projector (nn.Linear with bias), then normalized rows x columns
+    shapes = {{.dtype = gate, .n = c.proj_dim, .k = c.model_dim, .trans_b = true, .bias = true},
+              {.dtype = gate, .n = c.num_experts, .k = c.proj_dim}};
+  else
+    shapes = {{gate, c.num_experts, c.model_dim, linear, false, kernels::kActNone}};
   if (c.expert_type == "ffn") {
     shapes.push_back({dtype, c.hidden_size, c.model_dim, linear, c.has_fc1_bias,
                       kernels::parse_activation(c.activation), c.allow_tf32});
@@ -141,6 +161,13 @@ std::vector<kernels::GemmShape> training_gemms(const ModelConfig& c, DType dtype
       {.dtype = gate, .n = m, .k = c.num_experts},                  // d(gate input)
       {.dtype = gate, .n = m, .k = c.num_experts, .trans_a = true}  // d(gate weight)
   };
+  if (c.gate_type == "cosine_top") {
+    const int64_t p = c.proj_dim, e = c.num_experts;
+    shapes = {{.dtype = gate, .n = p, .k = e, .trans_b = true},  // d(normalized projections)
+              {.dtype = gate, .n = e, .k = p, .trans_a = true},  // d(normalized columns)
+              {.dtype = gate, .n = m, .k = p, .trans_a = true},  // d(projector weight)
+              {.dtype = gate, .n = m, .k = p}};                  // d(gate input)
+  }
   const auto act = kernels::parse_activation(c.activation);
   if (c.expert_type == "ffn") {  // fc1 keeping its pre-activation reads fc1 as the forward does
     shapes.push_back({.dtype = dtype,
@@ -190,7 +217,8 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
     SY_CHECK(kKnownFields.count(key)) << origin << ": unknown field \"" << key
                                       << "\"; known: name, model_dim, hidden_size, num_experts, top_k, dtype, "
                                          "is_postscore, capacity_factor, normalize_gate, expert_type, activation, "
-                                         "has_fc1_bias, has_fc2_bias, fp32_gate, allow_tf32, training, description";
+                                         "has_fc1_bias, has_fc2_bias, fp32_gate, allow_tf32, training, gate_type, "
+                                         "proj_dim, init_t, description";
   }
   ModelConfig c;
   c.name = doc.value("name", std::string("model"));
@@ -234,6 +262,10 @@ void add_layer_kernels(const ModelConfig& config, DType dtype, const Target& tar
   // (E < W) add their copies' partial sums and scale their fc2 bias.
   using kernels::elementwise_spec;
   if (target.is_cuda()) add(elementwise_spec(gate, kernels::kEwTranspose, kernels::kActNone, target));
+  if (config.gate_type == "cosine_top") {  // normalization and the temperature (moe_cosine_gate.cpp)
+    add(kernels::cosine_spec(gate, kernels::kCosNormalize, target));
+    add(kernels::cosine_spec(gate, kernels::kCosScale, target));
+  }
   if (config.expert_type == "ffn") {
     if (target.is_cuda()) add(elementwise_spec(dtype, kernels::kEwTranspose, kernels::kActNone, target));
     add(elementwise_spec(dtype, kernels::kEwSumRows, kernels::kActNone, target));
@@ -265,6 +297,11 @@ void add_layer_kernels(const ModelConfig& config, DType dtype, const Target& tar
   }
   add(elementwise_spec(dtype, kernels::kEwAdd, kernels::kActNone, target));
   add(elementwise_spec(dtype, kernels::kEwSgd, kernels::kActNone, target));
+  if (config.gate_type == "cosine_top") {  // and the projector bias's gradient
+    add(kernels::cosine_spec(gate, kernels::kCosNormalizeBackward, target));
+    add(kernels::cosine_spec(gate, kernels::kCosScaleBackward, target));
+    add(elementwise_spec(gate, kernels::kEwSumRows, kernels::kActNone, target));
+  }
   if (gate != dtype) {
     add(elementwise_spec(gate, kernels::kEwSgd, kernels::kActNone, target));
     add(kernels::cast_spec(gate, dtype, target));  // the fp32 gate's input gradient

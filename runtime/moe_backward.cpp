@@ -101,12 +101,16 @@ void MoeLayer::backward_gate(const Tensor& grad_gates, double l_aux_weight, cons
   const Tensor d_logits = logits_space.view(g, {s, e});
   gate_backward(context_, sv.routed, dg, l_aux_weight, sv.options.normalize_gate, d_logits);
   const Tensor gate_input = sv.gate_input ? sv.gate_input->view(g, {1, s, m}) : one_batch(sv.x(g, m));
-  GemmOptions weight;
-  weight.trans_a = true;
-  batched_gemm(context_, one_batch(d_logits), gate_input, one_batch(gradient("gates.0.wg.weight")), weight);
   Buffer dx_space(device_, static_cast<size_t>(s * m) * dtype_size(g));
   const Tensor dx = dx_space.view(g, {1, s, m});
-  batched_gemm(context_, one_batch(d_logits), one_batch(parameter("gates.0.wg.weight")), dx);
+  if (config_.gate_type == GateType::kCosineTop) {
+    cosine_backward(one_batch(d_logits), gate_input, *sv.cosine_gate, dx);
+  } else {
+    GemmOptions weight;
+    weight.trans_a = true;
+    batched_gemm(context_, one_batch(d_logits), gate_input, one_batch(gradient("gates.0.wg.weight")), weight);
+    batched_gemm(context_, one_batch(d_logits), one_batch(parameter("gates.0.wg.weight")), dx);
+  }
   Tensor dx_data(dx.data(), g, {s, m}, dx.device());
   std::unique_ptr<Buffer> wide;
   if (g != config_.dtype) {  // the fp32 gate's input gradient, in the data's dtype

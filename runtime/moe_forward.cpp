@@ -79,7 +79,8 @@ void MoeLayer::check_options(const Tensor& x, const ForwardOptions& o) const {
   }
 }
 
-Tensor MoeLayer::gate_logits(const Tensor& x, Buffer& workspace, std::unique_ptr<Buffer>& gate_input) {
+Tensor MoeLayer::gate_logits(const Tensor& x, Buffer& workspace, std::unique_ptr<Buffer>& gate_input,
+                             std::unique_ptr<Buffer>* cosine_kept) {
   const int64_t s = x.dim(0), m = config_.model_dim, e = config_.num_experts;
   const DType g = gate_dtype();
   Tensor logits = workspace.view(g, {1, s, e});
@@ -89,6 +90,10 @@ Tensor MoeLayer::gate_logits(const Tensor& x, Buffer& workspace, std::unique_ptr
     Tensor copy = gate_input->view(g, {1, s, m});
     cast_tensor(context_, input, copy);
     input = copy;
+  }
+  if (config_.gate_type == GateType::kCosineTop) {
+    cosine_logits(input, logits, cosine_kept);
+    return Tensor(logits.data(), g, {s, e}, logits.device());
   }
   GemmOptions linear;  // no transposed copy (CPU): read the [E, M] weight transposed
   const auto packed = packed_.find("wg_t");
@@ -185,6 +190,8 @@ ModelConfig MoeLayer::model_config(const ForwardOptions& options) const {
   model.num_experts = config_.num_experts;
   model.top_k = {options.top_k};
   model.dtypes = {config_.dtype};
+  model.gate_type = gate_type_name(config_.gate_type);
+  model.proj_dim = config_.proj_dim;
   model.is_postscore = {options.is_postscore};
   model.capacity_factor = {options.capacity_factor};
   model.normalize_gate = {options.normalize_gate};
@@ -217,7 +224,8 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
   Buffer logits_space(device_, static_cast<size_t>(s * e) * dtype_size(gate_dtype()));
   auto saved = options.save_for_backward ? std::make_unique<Saved>() : nullptr;
   std::unique_ptr<Buffer> gate_input;
-  Tensor logits = gate_logits(x, logits_space, gate_input);
+  std::unique_ptr<Buffer> cosine_kept;
+  Tensor logits = gate_logits(x, logits_space, gate_input, saved ? &cosine_kept : nullptr);
   RoutedTokens routed = route_tokens(context_, logits, k, options.normalize_gate, options.batch_prioritized_routing);
   ForwardResult result;
   result.routing_ = routed.storage;
@@ -278,6 +286,7 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
     saved->input = std::make_unique<Buffer>(device_, x.nbytes());
     device_.copy_within(saved->input->data(), x.data(), x.nbytes());
     saved->gate_input = std::move(gate_input);
+    saved->cosine_gate = std::move(cosine_kept);
     saved->routed = std::move(routed);
     saved->wide_gates = std::move(wide_gates);
     saved->routing = routing;

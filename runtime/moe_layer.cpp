@@ -28,6 +28,18 @@ void MoeLayerConfig::validate() const {
       << "hidden_size = " << hidden_size << "; expected 1 to 4194304";
   SY_CHECK(num_experts >= 1 && num_experts <= 4096) << "num_experts = " << num_experts << "; expected 1 to 4096";
   SY_CHECK(dtype != DType::kInt32) << "a layer's dtype must be a floating type, not int32";
+  SY_CHECK(proj_dim >= 1 && proj_dim <= 65536) << "proj_dim = " << proj_dim << "; expected 1 to 65536";
+  SY_CHECK(init_t > 0 && std::isfinite(init_t)) << "init_t = " << init_t << "; expected a positive temperature";
+}
+
+GateType parse_gate_type(const std::string& text) {
+  if (text == "top") return GateType::kTop;
+  if (text == "cosine_top") return GateType::kCosineTop;
+  SY_THROW(UserError) << "gate type '" << text << "'; expected top or cosine_top";
+}
+
+const char* gate_type_name(GateType type) {
+  return type == GateType::kTop ? "top" : "cosine_top";
 }
 
 int64_t expert_shards(int64_t experts, int64_t ranks) {
@@ -81,7 +93,14 @@ MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm
       << "a " << dtype_name(config_.dtype) << " layer cannot run on " << device_.name()
       << "; supported there: float32, float16, bfloat16";
   const int64_t e = local_experts_, m = config_.model_dim, h = config_.hidden_size / shards_;
-  add_param("gates.0.wg.weight", {config_.num_experts, m}, gate_dtype());
+  if (config_.gate_type == GateType::kTop) {
+    add_param("gates.0.wg.weight", {config_.num_experts, m}, gate_dtype());
+  } else {
+    add_param("gates.0.cosine_projector.weight", {config_.proj_dim, m}, gate_dtype());
+    add_param("gates.0.cosine_projector.bias", {config_.proj_dim}, gate_dtype());
+    add_param("gates.0.sim_matrix", {config_.proj_dim, config_.num_experts}, gate_dtype());
+    add_param("gates.0.temperature", {1}, gate_dtype());
+  }
   if (config_.expert_type == ExpertType::kFfn) {
     add_param("experts.batched_fc1_w", {e, h, m}, config_.dtype);
     add_param("experts.batched_fc2_w", {e, h, m}, config_.dtype);
@@ -123,8 +142,18 @@ MoeLayerConfig layer_config_from_safetensors(const std::string& path) {
   c.has_fc1_bias = ffn && find("experts.batched_fc1_bias") != nullptr;
   c.has_fc2_bias = ffn && find("experts.batched_fc2_bias") != nullptr;
   const TensorSlice* gate = find("gates.0.wg.weight");
-  SY_CHECK(gate != nullptr) << path << " has no gates.0.wg.weight";
-  c.fp32_gate = dtype_of(*gate) == DType::kFloat32 && c.dtype != DType::kFloat32;
+  const TensorSlice* sim = find("gates.0.sim_matrix");
+  SY_CHECK((gate != nullptr) != (sim != nullptr))
+      << path << " holds " << (gate ? "both gates.0.wg.weight and gates.0.sim_matrix" : "no gate")
+      << "; expected gates.0.wg.weight (top) or gates.0.sim_matrix and its companions (cosine_top)";
+  if (sim != nullptr) {
+    SY_CHECK(sim->shape.size() == 2 && sim->shape[1] == c.num_experts)
+        << path << ": gates.0.sim_matrix has shape " << shape_string(sim->shape) << "; expected [proj_dim, "
+        << c.num_experts << "]";
+    c.gate_type = GateType::kCosineTop;
+    c.proj_dim = sim->shape[0];
+  }
+  c.fp32_gate = dtype_of(gate ? *gate : *sim) == DType::kFloat32 && c.dtype != DType::kFloat32;
   c.validate();
   return c;
 }
@@ -162,7 +191,9 @@ int64_t MoeLayer::expert_parameter_count() const {
 }
 
 int64_t MoeLayer::gate_parameter_count() const {
-  return numel(params_.at("gates.0.wg.weight").shape);
+  int64_t n = 0;
+  for (const auto& [name, p] : params_) n += name.rfind("gates.", 0) == 0 ? numel(p.shape) : 0;
+  return n;
 }
 
 // Each tensor is drawn on the layer's device by the counter-based generator: element i of the
@@ -176,8 +207,14 @@ void MoeLayer::init_parameters(uint64_t seed) {
         name == "experts.batched_fc2_w" || name == "experts.batched_fc2_bias" || name == "experts.W_fc3";
     const bool expert = name.rfind("experts.", 0) == 0;
     const bool padded_bias = shards_ > 1 && name == "experts.batched_fc2_bias";
+    if (name == "gates.0.temperature") {  // a constant: log(1 / init_t)
+      const std::string bytes = encode_host_values({std::log(1.0 / config_.init_t)}, p.dtype);
+      device_.copy_from_host(p.buffer->data(), bytes.data(), bytes.size());
+      continue;
+    }
     RandomFill fill{.seed = seed, .name = name};
-    fill.normal = config_.expert_type == ExpertType::kSwiglu && expert;
+    // SwiGLU experts and the cosine gate's sim_matrix are N(0, 0.01^2) (Tutel's inits).
+    fill.normal = (config_.expert_type == ExpertType::kSwiglu && expert) || name == "gates.0.sim_matrix";
     fill.scale = fill.normal ? 0.01 : 1.0 / std::sqrt(hidden_in ? h : m);
     int64_t count = numel(p.shape);
     if (padded_bias) {  // slice q of expert e's bias, zero past M
@@ -263,7 +300,7 @@ void MoeLayer::refresh_packed() {
     transpose(context_, src.buffer->view(src.dtype, {batch, rows, cols}),
               packed.buffer->view(packed.dtype, packed.shape));
   };
-  refresh("gates.0.wg.weight", "wg_t");
+  if (config_.gate_type == GateType::kTop) refresh("gates.0.wg.weight", "wg_t");
   if (config_.expert_type == ExpertType::kFfn) refresh("experts.batched_fc1_w", "fc1_t");
 }
 

@@ -7,7 +7,10 @@
 #include <sstream>
 #include <utility>
 
+#include <cstring>
+
 #include "core/error.h"
+#include "core/half.h"
 #include "runtime/device.h"
 
 namespace switchyard {
@@ -164,6 +167,23 @@ Tensor Buffer::view(DType dtype, std::vector<int64_t> shape) const {
   SY_CHECK(t.nbytes() <= bytes_) << "a " << t.describe() << " view needs " << t.nbytes() << " bytes; the buffer has "
                                  << bytes_;
   return t;
+}
+
+std::string encode_host_values(const std::vector<double>& values, DType dtype) {
+  SY_INTERNAL_CHECK(dtype != DType::kInt32) << "encode_host_values takes a floating dtype";
+  const size_t size = dtype_size(dtype);
+  std::string host(values.size() * size, '\0');
+  for (size_t i = 0; i < values.size(); ++i) {
+    const double v = values[i];
+    const float x = static_cast<float>(v);
+    const uint16_t half = dtype == DType::kFloat16 ? double_to_half_bits(v) : double_to_bf16_bits(v);
+    std::memcpy(&host[i * size],
+                dtype == DType::kFloat64   ? static_cast<const void*>(&v)
+                : dtype == DType::kFloat32 ? static_cast<const void*>(&x)
+                                           : static_cast<const void*>(&half),
+                size);
+  }
+  return host;
 }
 
 }  // namespace switchyard

@@ -29,6 +29,14 @@ struct ModelConfig;
 class SafetensorsReader;
 
 enum class ExpertType { kFfn, kSwiglu };
+/// Tutel's gate types: "top" (Linear(M, E) without bias, `gates.0.wg.weight`) and "cosine_top"
+/// (Swin-MoE's router: logits = normalize(rows of x Wp^T + bp) . normalize(columns of sim_matrix)
+/// * exp(min(temperature, log 100)); `gates.0.cosine_projector.{weight,bias}`,
+/// `gates.0.sim_matrix` [proj_dim, E], `gates.0.temperature` [1]).
+enum class GateType { kTop, kCosineTop };
+/// "top" or "cosine_top"; UserError naming anything else.
+SWITCHYARD_API GateType parse_gate_type(const std::string& text);
+SWITCHYARD_API const char* gate_type_name(GateType type);
 
 struct SWITCHYARD_API MoeLayerConfig {
   int64_t model_dim = 0;    // M
@@ -41,6 +49,9 @@ struct SWITCHYARD_API MoeLayerConfig {
   bool has_fc2_bias = true;
   bool fp32_gate = false;   // gate weight, gate input and routing in float32 whatever the dtype
   bool allow_tf32 = false;  // float32 expert GEMMs on CUDA may use TF32 tensor cores (--use_tensorcore)
+  GateType gate_type = GateType::kTop;
+  int64_t proj_dim = 256;  // cosine_top: the projector's width
+  double init_t = 0.5;     // cosine_top: the temperature starts at log(1 / init_t)
   /// Throws UserError naming the first bad field.
   void validate() const;
 };
@@ -190,8 +201,15 @@ class SWITCHYARD_API MoeLayer {
   DType gate_dtype() const { return config_.fp32_gate ? DType::kFloat32 : config_.dtype; }
   struct Saved;  // what forward keeps for backward (runtime/moe_saved.h)
   void refresh_packed();
+  // The cosine_top gate (moe_cosine_gate.cpp): logits [1, S, E] from the gate's input [1, S, M];
+  // with `kept`, what its backward reads. The backward stores the gate's parameter gradients and
+  // writes the gate input's gradient dx [1, S, M] from d_logits [S, E].
+  void cosine_logits(const Tensor& input, const Tensor& logits, std::unique_ptr<Buffer>* kept);
+  void cosine_backward(const Tensor& d_logits, const Tensor& input, const Buffer& kept, const Tensor& dx);
   void backward_gate(const Tensor& grad_gates, double l_aux_weight, const Tensor& grad_input);
-  Tensor gate_logits(const Tensor& x, Buffer& workspace, std::unique_ptr<Buffer>& gate_input);
+  // `cosine_kept` (null when nothing is saved) receives what a cosine gate's backward reads.
+  Tensor gate_logits(const Tensor& x, Buffer& workspace, std::unique_ptr<Buffer>& gate_input,
+                     std::unique_ptr<Buffer>* cosine_kept);
   void check_options(const Tensor& x, const ForwardOptions& options) const;
   // Expert tensors by name ("experts.*" and the packed "fc1_t"): this rank's, or every rank's
   // gathered (adaptive_r = 0); `storage` owns gathered copies.

@@ -4,6 +4,7 @@ With top_k = E and a capacity that drops nothing, Tutel's layer is y = sum_e sof
 (relu(x W1_e^T + b1_e) W2_e + b2_e): autograd of that expression is the oracle for forward,
 dL/dx and every parameter's gradient.
 """
+import math
 import os
 import tempfile
 import unittest
@@ -13,9 +14,19 @@ import torch
 import switchyard
 
 
+def gate_logits(x, p):
+    """Tutel's gates: LinearTopKGate (gates.0.wg.weight) or CosineTopKGate (Swin-MoE's router)."""
+    if "gates.0.wg.weight" in p:
+        return x @ p["gates.0.wg.weight"].t()
+    proj = torch.nn.functional.linear(x, p["gates.0.cosine_projector.weight"], p["gates.0.cosine_projector.bias"])
+    sim = p["gates.0.sim_matrix"]
+    scale = torch.clamp(p["gates.0.temperature"], max=math.log(100.0)).exp()
+    return torch.nn.functional.normalize(proj, dim=1) @ torch.nn.functional.normalize(sim, dim=0) * scale
+
+
 def dense_reference(x, p):
     """The layer in float64 torch from parameters `p` (Tutel's names), every token to every expert."""
-    scores = torch.softmax(x @ p["gates.0.wg.weight"].t(), dim=1)  # [S, E]
+    scores = torch.softmax(gate_logits(x, p), dim=1)  # [S, E]
     hidden = torch.relu(torch.einsum("sm,ehm->esh", x, p["experts.batched_fc1_w"]) + p["experts.batched_fc1_bias"][:, None, :])
     out = torch.einsum("esh,ehm->esm", hidden, p["experts.batched_fc2_w"]) + p["experts.batched_fc2_bias"][:, None, :]
     return torch.einsum("se,esm->sm", scores, out)
@@ -40,6 +51,24 @@ class ForwardBackward(unittest.TestCase):
         want.backward(grad)
         dx = layer.backward(grad)
         torch.testing.assert_close(dx, xr.grad, rtol=1e-10, atol=1e-12)
+        for name, p in params.items():
+            torch.testing.assert_close(layer.gradient(name), p.grad, rtol=1e-10, atol=1e-12, msg=name)
+
+    def test_cosine_gate_forward_and_gradients_match_torch(self):
+        config = switchyard.Config(model_dim=16, hidden_size=24, num_experts=2, dtype="float64",
+                                   gate_type="cosine_top", proj_dim=8, init_t=0.25)
+        layer = switchyard.MoeLayer(config, seed=5)
+        torch.manual_seed(2)
+        x = torch.randn(30, 16, dtype=torch.float64)
+        y, _ = layer.forward(x, top_k=2, capacity_factor=1.0, save_for_backward=True)
+        params = {name: layer.parameter(name).requires_grad_() for name in layer.parameter_names()}
+        self.assertAlmostEqual(params["gates.0.temperature"].item(), math.log(4.0), places=12)
+        xr = x.clone().requires_grad_()
+        want = dense_reference(xr, params)
+        torch.testing.assert_close(y, want.detach(), rtol=1e-12, atol=1e-12)
+        grad = torch.randn_like(y)
+        want.backward(grad)
+        torch.testing.assert_close(layer.backward(grad), xr.grad, rtol=1e-10, atol=1e-12)
         for name, p in params.items():
             torch.testing.assert_close(layer.gradient(name), p.grad, rtol=1e-10, atol=1e-12, msg=name)
 

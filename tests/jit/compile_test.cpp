@@ -78,6 +78,34 @@ TEST(NvrtcCompile, TrainingKernelsCompile) {
   EXPECT_GT(swiglu_extra.size(), 10u);
 }
 
+// The cosine_top gate's kernels (normalization, the temperature scale, their backward and the
+// gate's GEMMs), what a cosine config adds to a top config, in both dtypes of the Swin-MoE sample.
+TEST(NvrtcCompile, CosineGateKernelsCompile) {
+  ASSERT_TRUE(NvrtcLibrary::available());
+  NvrtcCompiler nvrtc;
+  ModelConfig cosine = ModelConfig::load(testing::source_dir() + "/examples/models/swin-moe-cosine.json");
+  cosine.training = true;
+  ModelConfig top = cosine;
+  top.gate_type = "top";
+  for (const Target& target : {Target::cuda(80), Target::cuda(90, true)}) {
+    std::set<std::string> plain;
+    for (const auto& spec : kernel_set(top, target).specs) plain.insert(spec.to_string());
+    size_t added = 0;
+    for (const auto& spec : kernel_set(cosine, target).specs) {
+      if (plain.count(spec.to_string())) continue;
+      Binary binary = nvrtc.compile(spec, generate_source(spec));
+      EXPECT_EQ(binary.artifacts.at("kernel.cubin").substr(0, 4),
+                "\x7f"
+                "ELF")
+          << spec.to_string();
+      ++added;
+    }
+    // per dtype: 4 cosine ops, the projector and logits GEMMs and 4 backward GEMMs (some shared
+    // with the top gate's), the bias's row sums
+    EXPECT_GE(added, 2u * 4u) << target.to_string();
+  }
+}
+
 TEST(NvrtcCompile, FailureShowsNumberedSourceOptionsAndLog) {
   ASSERT_TRUE(NvrtcLibrary::available());
   KernelSpec spec = kernels::dispatch_spec(true, DType::kFloat32, 64, 1, true, Target::cuda(90));

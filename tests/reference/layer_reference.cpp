@@ -1,6 +1,7 @@
 #include "tests/reference/layer_reference.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "tests/reference/dispatch_reference.h"
 #include "tests/reference/moe_reference.h"
@@ -25,10 +26,41 @@ LayerParams layer_params(const MoeLayer& layer) {
   return params;
 }
 
+std::vector<double> gate_logits(const MoeLayerConfig& c, const LayerParams& p, const std::vector<double>& x,
+                                int64_t s) {
+  const int64_t m = c.model_dim, e = c.num_experts, d = c.proj_dim;
+  if (c.gate_type == GateType::kTop) return gemm(x, p.at("gates.0.wg.weight"), nullptr, 1, s, m, e, true, Act::kNone);
+  const auto& wp = p.at("gates.0.cosine_projector.weight");  // [P, M]
+  const auto& bp = p.at("gates.0.cosine_projector.bias");
+  const auto& sim = p.at("gates.0.sim_matrix");  // [P, E]
+  const double scale = std::exp(std::min(p.at("gates.0.temperature").at(0), std::log(100.0)));
+  std::vector<double> col_norm(e);
+  for (int64_t j = 0; j < e; ++j) {
+    for (int64_t q = 0; q < d; ++q) col_norm[j] += sim[q * e + j] * sim[q * e + j];
+    col_norm[j] = std::max(std::sqrt(col_norm[j]), 1e-12);
+  }
+  std::vector<double> logits(s * e), proj(d);
+  for (int64_t t = 0; t < s; ++t) {
+    double norm = 0;
+    for (int64_t q = 0; q < d; ++q) {
+      proj[q] = bp[q];
+      for (int64_t i = 0; i < m; ++i) proj[q] += x[t * m + i] * wp[q * m + i];
+      norm += proj[q] * proj[q];
+    }
+    norm = std::max(std::sqrt(norm), 1e-12);
+    for (int64_t j = 0; j < e; ++j) {
+      double dot = 0;
+      for (int64_t q = 0; q < d; ++q) dot += proj[q] / norm * (sim[q * e + j] / col_norm[j]);
+      logits[t * e + j] = dot * scale;
+    }
+  }
+  return logits;
+}
+
 std::vector<double> layer_forward(const MoeLayerConfig& c, const LayerParams& p, const std::vector<double>& x,
                                   int64_t s, const ForwardOptions& o, double* l_aux) {
   const int64_t m = c.model_dim, h = c.hidden_size, e = c.num_experts;
-  auto logits = gemm(x, p.at("gates.0.wg.weight"), nullptr, 1, s, m, e, true, Act::kNone);
+  auto logits = gate_logits(c, p, x, s);
   auto r = route(logits, s, e, o.top_k, o.capacity_factor, o.normalize_gate, o.batch_prioritized_routing,
                  std::max<int64_t>(o.megablocks_size, 1));
   *l_aux = r.l_aux;

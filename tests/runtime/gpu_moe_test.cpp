@@ -88,6 +88,17 @@ TEST_P(GpuMoe, TrainingStepMatchesTheReferenceBackward) {
   testing::expect_training_step_matches_reference(Context::global(), Context::global().cuda(0), GetParam());
 }
 
+// The cosine_top gate on the GPU (cuda/cosine.cuh and the gate's GEMMs): the forward in every
+// dtype, and in float32 every gate parameter's gradient against differences of the reference.
+TEST_P(GpuMoe, CosineGateMatchesTheReference) {
+  Context& context = Context::global();
+  testing::expect_cosine_forward_matches_reference(context, context.cuda(0), GetParam());
+  if (GetParam() == DType::kFloat32) {
+    testing::expect_cosine_gradients_match_differences(context, context.cuda(0), DType::kFloat32, {});
+    testing::expect_cosine_gradients_match_differences(context, context.cuda(0), DType::kFloat32, 5.0);
+  }
+}
+
 // A small layer on the GPU with inputs and output gradients already there: what the
 // steady-state tests step through (forward, backward, SGD) without any host work in between.
 struct GpuTrainingSteps {

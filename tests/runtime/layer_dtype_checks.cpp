@@ -184,5 +184,141 @@ void expect_training_step_matches_reference(Context& context, Device& device, DT
   }
 }
 
+namespace {
+
+// x [S, M] drawn normal and rounded to `dt`: the values the layer sees, as doubles.
+std::vector<double> rounded_normal(std::mt19937& rng, size_t n, DType dt) {
+  std::normal_distribution<double> normal;
+  std::vector<double> v(n);
+  for (auto& x : v) x = normal(rng);
+  return decode_values(encode_values(v, dt), dt);
+}
+
+std::vector<double> host_values(Device& device, const Tensor& t) {
+  std::string bytes(t.nbytes(), '\0');
+  device.copy_to_host(bytes.data(), t.data(), bytes.size());
+  return decode_values(bytes, t.dtype());
+}
+
+reference::LayerParams host_params(Device& device, const MoeLayer& layer) {
+  reference::LayerParams params;
+  for (const auto& name : layer.parameter_names()) params[name] = host_values(device, layer.parameter(name));
+  return params;
+}
+
+}  // namespace
+
+MoeLayerConfig cosine_test_config() {
+  MoeLayerConfig c;
+  c.model_dim = 8;
+  c.hidden_size = 12;
+  c.num_experts = 4;
+  c.activation = kernels::kActGelu;
+  c.gate_type = GateType::kCosineTop;
+  c.proj_dim = 6;
+  return c;
+}
+
+void expect_cosine_forward_matches_reference(Context& context, Device& device, DType dt) {
+  SCOPED_TRACE(std::string("cosine forward, ") + dtype_name(dt));
+  MoeLayerConfig config = cosine_test_config();
+  config.dtype = dt;
+  MoeLayer layer(context, device, config);
+  layer.init_parameters(3);
+  const reference::LayerParams params = host_params(device, layer);
+  EXPECT_NEAR(params.at("gates.0.temperature").at(0), std::log(2.0), 1e-2) << "log(1 / init_t)";
+  std::mt19937 rng(4);
+  const int64_t s = 20, m = config.model_dim;
+  const auto x = rounded_normal(rng, s * m, dt);
+  const std::string hx = encode_values(x, dt);
+  Buffer dx(device, hx.size());
+  device.copy_from_host(dx.data(), hx.data(), hx.size());
+  for (bool postscore : {true, false}) {
+    ForwardOptions o;
+    o.top_k = 2;
+    o.is_postscore = postscore;
+    double want_aux = 0;
+    const auto want = reference::layer_forward(config, params, x, s, o, &want_aux);
+    const ForwardResult got = layer.forward(dx.view(dt, {s, m}), o);
+    const auto y = host_values(device, got.output);
+    const double tol = dt == DType::kFloat64 ? 1e-12 : dt == DType::kFloat32 ? 2e-5 : 3e-2;
+    EXPECT_NEAR(got.l_aux(), want_aux, dt == DType::kFloat64 ? 1e-12 : 1e-3);
+    // NOTE: in 16 bits a token whose top-2 scores nearly tie may route differently: allow two.
+    int64_t off = 0;
+    for (int64_t t = 0; t < s; ++t) {
+      bool bad = false;
+      for (int64_t i = 0; i < m; ++i)
+        bad |= std::abs(y[t * m + i] - want[t * m + i]) > tol * (1 + std::abs(want[t * m + i]));
+      off += bad;
+    }
+    EXPECT_LE(off, dt == DType::kFloat64 || dt == DType::kFloat32 ? 0 : 2)
+        << "tokens off (post-score " << postscore << ")";
+  }
+}
+
+void expect_cosine_gradients_match_differences(Context& context, Device& device, DType dt,
+                                               std::optional<double> temperature) {
+  SCOPED_TRACE(std::string("cosine gradients, ") + dtype_name(dt));
+  MoeLayerConfig config = cosine_test_config();
+  config.dtype = dt;
+  MoeLayer layer(context, device, config);
+  layer.init_parameters(5);
+  if (temperature) {
+    const std::string t = encode_values({*temperature}, dt);
+    device.copy_from_host(layer.parameter("gates.0.temperature").data(), t.data(), t.size());
+  }
+  const int64_t s = 12, m = config.model_dim;
+  const double aux_weight = 0.1;
+  std::mt19937 rng(7);
+  const auto x = rounded_normal(rng, s * m, dt), r = rounded_normal(rng, s * m, dt);
+  const std::string hx = encode_values(x, dt), hr = encode_values(r, dt);
+  Buffer dx(device, hx.size()), dr(device, hr.size());
+  device.copy_from_host(dx.data(), hx.data(), hx.size());
+  device.copy_from_host(dr.data(), hr.data(), hr.size());
+  ForwardOptions o;
+  o.top_k = config.num_experts;
+  o.capacity_factor = 0;
+  o.save_for_backward = true;
+  layer.forward(dx.view(dt, {s, m}), o);
+  const BackwardResult got = layer.backward(dr.view(dt, {s, m}), aux_weight);
+  o.save_for_backward = false;
+  reference::LayerParams params = host_params(device, layer);
+  auto loss = [&](const std::vector<double>& input) {
+    double l_aux = 0;
+    const auto y = reference::layer_forward(config, params, input, s, o, &l_aux);
+    double total = aux_weight * l_aux;
+    for (size_t i = 0; i < y.size(); ++i) total += r[i] * y[i];
+    return total;
+  };
+  const double h = 1e-6, tol = dt == DType::kFloat64 ? 1e-6 : 2e-4;
+  auto central = [&](std::vector<double>& values, size_t i, const std::vector<double>& input) {
+    const double kept = values[i];
+    values[i] = kept + h;
+    const double up = loss(input);
+    values[i] = kept - h;
+    const double down = loss(input);
+    values[i] = kept;
+    return (up - down) / (2 * h);
+  };
+  for (const char* name : {"gates.0.cosine_projector.weight", "gates.0.cosine_projector.bias", "gates.0.sim_matrix",
+                           "gates.0.temperature"}) {
+    const auto grad = host_values(device, layer.gradient(name));
+    std::vector<double>& values = params.at(name);
+    for (size_t i = 0; i < values.size(); ++i) {
+      const double want = central(values, i, x);
+      ASSERT_NEAR(grad[i], want, tol * (1 + std::abs(want))) << name << " element " << i;
+    }
+  }
+  if (temperature && *temperature > std::log(100.0)) {
+    EXPECT_EQ(host_values(device, layer.gradient("gates.0.temperature")).at(0), 0.0) << "past the clamp";
+  }
+  const auto grad_x = host_values(device, got.grad_input);
+  std::vector<double> xs = x;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double want = central(xs, i, xs);
+    ASSERT_NEAR(grad_x[i], want, tol * (1 + std::abs(want))) << "x element " << i;
+  }
+}
+
 }  // namespace testing
 }  // namespace switchyard

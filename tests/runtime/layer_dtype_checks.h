@@ -2,7 +2,10 @@
 // the CPU suites and the GPU suites call the same checks (gtest assertions inside).
 #pragma once
 
+#include <optional>
+
 #include "runtime/context.h"
+#include "runtime/moe_layer.h"
 
 namespace switchyard {
 namespace testing {
@@ -13,6 +16,18 @@ void expect_layer_matches_reference(Context& context, Device& device, DType dt);
 /// Forward + backward + one SGD step, FFN (gelu) and SwiGLU experts, capacity 1.0 and dropless
 /// grouped, against reference::layer_backward: the input's and every parameter's gradient.
 void expect_training_step_matches_reference(Context& context, Device& device, DType dt);
+
+/// The cosine_top layer the cosine checks use: M 8, H 12, E 4, proj_dim 6, gelu (dtype float32).
+MoeLayerConfig cosine_test_config();
+/// Forward of a cosine_top layer in `dt` (top-2, post- and pre-score) against reference::layer_forward
+/// on the layer's own rounded weights and inputs.
+void expect_cosine_forward_matches_reference(Context& context, Device& device, DType dt);
+/// Every token to every expert (top_k = E, dropless: the loss <r, y> + 0.1 l_aux is smooth): every
+/// cosine gate parameter's gradient and the input's against central differences of the float64
+/// reference's loss at the layer's weights. `temperature`, when given, is set first (past log 100
+/// the scale stays 100 and the temperature's gradient must be 0). float64 and float32 layers.
+void expect_cosine_gradients_match_differences(Context& context, Device& device, DType dt,
+                                               std::optional<double> temperature);
 
 }  // namespace testing
 }  // namespace switchyard

@@ -105,6 +105,24 @@ TEST(Helloworld, SixteenBitTrainingRunsOnTheCpu) {
   }
 }
 
+// --gate cosine_top (Swin-MoE's router) trains: every step lowers the loss, and the parameter
+// count line counts the projector, the similarity matrix and the temperature.
+TEST(Helloworld, CosineGateTrains) {
+  testing::TempDir dir;
+  auto run = run_command(bin("helloworld") + kSmall + " --num_steps 10 --gate cosine_top --proj_dim 8 --losses " +
+                         dir / "losses.txt");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("param count for MoE gate = " + std::to_string(8 * 16 + 8 + 8 * 2 + 1)), std::string::npos)
+      << run.output;
+  const auto losses = read_lines(dir / "losses.txt");
+  ASSERT_EQ(losses.size(), 10u);
+  for (size_t i = 1; i < losses.size(); ++i)
+    EXPECT_LT(std::stod(losses[i]), std::stod(losses[i - 1])) << "step " << i << " did not lower the loss";
+  auto bad = run_command(bin("helloworld") + kSmall + " --num_steps 1 --gate cosine");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("cosine_top"), std::string::npos) << bad.output;
+}
+
 TEST(Helloworld, CheckpointResumesWhereTrainingStopped) {
   testing::TempDir dir;
   const std::string ckpt = dir / "ckpt.safetensors";

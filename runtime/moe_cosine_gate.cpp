@@ -1,0 +1,96 @@
+// The cosine_top gate (Swin-MoE's router, tutel-semantics 1.1) of MoeLayer: logits =
+// normalize(rows of x Wp^T + bp) . normalize(columns of sim) * exp(min(t, log 100)), and its
+// backward through the same steps in reverse. GEMMs are the gemm family's; normalization and the
+// temperature scale are the cosine family's.
+#include "core/error.h"
+#include "jit/kernels/gating.h"
+#include "runtime/cosine_ops.h"
+#include "runtime/elementwise_ops.h"
+#include "runtime/gemm_ops.h"
+#include "runtime/moe_layer.h"
+
+namespace switchyard {
+namespace {
+
+// What the cosine gate keeps for its backward, in one buffer: the normalized projections
+// pn [S, P], the normalized similarity columns sn [P, E], the unscaled logits u [S, E] (gate
+// dtype) and the norms of the projections [S] and of the columns [E] (compute dtype).
+struct CosineKept {
+  int64_t s, p, e;
+  DType gate, compute;
+
+  static size_t aligned(size_t bytes) { return (bytes + 63) / 64 * 64; }
+  size_t pn_at() const { return 0; }
+  size_t sn_at() const { return pn_at() + aligned(static_cast<size_t>(s * p) * dtype_size(gate)); }
+  size_t u_at() const { return sn_at() + aligned(static_cast<size_t>(p * e) * dtype_size(gate)); }
+  size_t row_norms_at() const { return u_at() + aligned(static_cast<size_t>(s * e) * dtype_size(gate)); }
+  size_t col_norms_at() const { return row_norms_at() + aligned(static_cast<size_t>(s) * dtype_size(compute)); }
+  size_t bytes() const { return col_norms_at() + static_cast<size_t>(e) * dtype_size(compute); }
+
+  Tensor view(const Buffer& b, size_t at, DType dtype, std::vector<int64_t> shape) const {
+    return Tensor(static_cast<char*>(b.data()) + at, dtype, std::move(shape), b.device().ref());
+  }
+  Tensor pn(const Buffer& b) const { return view(b, pn_at(), gate, {1, s, p}); }
+  Tensor sn(const Buffer& b) const { return view(b, sn_at(), gate, {1, p, e}); }
+  Tensor u(const Buffer& b) const { return view(b, u_at(), gate, {1, s, e}); }
+  Tensor row_norms(const Buffer& b) const { return view(b, row_norms_at(), compute, {s}); }
+  Tensor col_norms(const Buffer& b) const { return view(b, col_norms_at(), compute, {e}); }
+};
+
+CosineKept kept_layout(int64_t s, const MoeLayerConfig& config, DType gate) {
+  return {s, config.proj_dim, config.num_experts, gate, kernels::score_dtype_for(gate)};
+}
+
+Tensor one_batch(const Tensor& t) {
+  return Tensor(t.data(), t.dtype(), {1, t.dim(0), t.dim(1)}, t.device());
+}
+
+}  // namespace
+
+void MoeLayer::cosine_logits(const Tensor& input, const Tensor& logits, std::unique_ptr<Buffer>* kept) {
+  const int64_t s = input.dim(1), m = config_.model_dim, p = config_.proj_dim, e = config_.num_experts;
+  const DType g = gate_dtype();
+  const CosineKept layout = kept_layout(s, config_, g);
+  auto space = std::make_unique<Buffer>(device_, layout.bytes());
+  const Tensor pn = layout.pn(*space), sn = layout.sn(*space), u = layout.u(*space);
+  // proj = x Wp^T + bp, normalized in place per token
+  const Tensor bias(parameter("gates.0.cosine_projector.bias").data(), g, {1, p}, input.device());
+  GemmOptions projector;
+  projector.trans_b = true;
+  projector.bias = &bias;
+  batched_gemm(context_, input,
+               Tensor(parameter("gates.0.cosine_projector.weight").data(), g, {1, p, m}, input.device()), pn,
+               projector);
+  normalize_vectors(context_, pn, pn, layout.row_norms(*space), {s, p, p, 1});
+  normalize_vectors(context_, parameter("gates.0.sim_matrix"), sn, layout.col_norms(*space), {e, p, 1, e});
+  batched_gemm(context_, pn, sn, u);
+  scale_by_temperature(context_, u, parameter("gates.0.temperature"), logits);
+  if (kept) *kept = std::move(space);
+}
+
+void MoeLayer::cosine_backward(const Tensor& d_logits, const Tensor& input, const Buffer& kept, const Tensor& dx) {
+  const int64_t s = input.dim(1), m = config_.model_dim, p = config_.proj_dim, e = config_.num_experts;
+  const DType g = gate_dtype();
+  const CosineKept layout = kept_layout(s, config_, g);
+  const Tensor pn = layout.pn(kept), sn = layout.sn(kept);
+  Buffer du_space(device_, static_cast<size_t>(s * e) * dtype_size(g));
+  const Tensor du = du_space.view(g, {1, s, e});
+  scale_by_temperature_backward(context_, layout.u(kept), d_logits, parameter("gates.0.temperature"), du,
+                                gradient("gates.0.temperature"));
+  Buffer d_pn_space(device_, static_cast<size_t>(s * p) * dtype_size(g)),
+      d_sn_space(device_, static_cast<size_t>(p * e) * dtype_size(g));
+  const Tensor d_pn = d_pn_space.view(g, {1, s, p}), d_sn = d_sn_space.view(g, {1, p, e});
+  GemmOptions data, weight;
+  data.trans_b = true;
+  weight.trans_a = true;
+  batched_gemm(context_, du, Tensor(sn.data(), g, {1, p, e}, sn.device()), d_pn, data);        // du sn^T
+  batched_gemm(context_, pn, du, d_sn, weight);                                                // pn^T du
+  normalize_vectors_backward(context_, pn, d_pn, layout.row_norms(kept), d_pn, {s, p, p, 1});  // now d(proj)
+  normalize_vectors_backward(context_, sn, d_sn, layout.col_norms(kept), gradient("gates.0.sim_matrix"), {e, p, 1, e});
+  batched_gemm(context_, d_pn, input, one_batch(gradient("gates.0.cosine_projector.weight")), weight);
+  sum_rows(context_, d_pn, Tensor(gradient("gates.0.cosine_projector.bias").data(), g, {1, p}, dx.device()));
+  batched_gemm(context_, d_pn, Tensor(parameter("gates.0.cosine_projector.weight").data(), g, {1, p, m}, dx.device()),
+               dx);
+}
+
+}  // namespace switchyard
