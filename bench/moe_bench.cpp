@@ -289,7 +289,22 @@ nlohmann::json small_batch_case(int64_t s, DType dtype) {
 
 }  // namespace
 
-int main() {
+// Sections to run: the arguments (gemm, layer, small_batch), or all of them.
+bool wanted(int argc, char** argv, const char* section) {
+  if (argc <= 1) return true;
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == section) return true;
+  return false;
+}
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg != "gemm" && arg != "layer" && arg != "small_batch") {
+      std::cerr << "moe_bench: unknown section '" << arg << "'; expected gemm, layer or small_batch (none: all)\n";
+      return 2;
+    }
+  }
   unsigned threads = Context::global().cpu().parallelism();
   openblas_set_num_threads(static_cast<int>(threads));
 #if SY_BENCH_ONEDNN
@@ -310,21 +325,26 @@ int main() {
   // tiny.json: M=64, H=128, E=4, k=2, S=2048 -> C = 2 * 512; mid: M=1024, H=4096, E=8, k=2, S=4096.
   out["gemm"] = nlohmann::json::array();
   for (const GemmShape& shape :
-       {GemmShape{"tiny fc1", Pass::kForward, 4, 1024, 64, 128},
-        GemmShape{"tiny fc2", Pass::kForward, 4, 1024, 128, 64},
-        GemmShape{"mid fc1", Pass::kForward, 8, 1024, 1024, 4096},
-        GemmShape{"mid fc2", Pass::kForward, 8, 1024, 4096, 1024},
-        GemmShape{"mid fc1", Pass::kData, 8, 1024, 1024, 4096}, GemmShape{"mid fc2", Pass::kData, 8, 1024, 4096, 1024},
-        GemmShape{"mid fc1", Pass::kWeight, 8, 1024, 1024, 4096},
-        GemmShape{"mid fc2", Pass::kWeight, 8, 1024, 4096, 1024},
-        GemmShape{"mid fc1", Pass::kForward, 8, 1024, 1024, 4096, DType::kBFloat16},
-        GemmShape{"mid fc2", Pass::kForward, 8, 1024, 4096, 1024, DType::kBFloat16},
-        GemmShape{"mid fc1", Pass::kData, 8, 1024, 1024, 4096, DType::kBFloat16},
-        GemmShape{"mid fc1", Pass::kWeight, 8, 1024, 1024, 4096, DType::kBFloat16}})
+       wanted(argc, argv, "gemm")
+           ? std::vector<GemmShape>{GemmShape{"tiny fc1", Pass::kForward, 4, 1024, 64, 128},
+                                    GemmShape{"tiny fc2", Pass::kForward, 4, 1024, 128, 64},
+                                    GemmShape{"mid fc1", Pass::kForward, 8, 1024, 1024, 4096},
+                                    GemmShape{"mid fc2", Pass::kForward, 8, 1024, 4096, 1024},
+                                    GemmShape{"mid fc1", Pass::kData, 8, 1024, 1024, 4096},
+                                    GemmShape{"mid fc2", Pass::kData, 8, 1024, 4096, 1024},
+                                    GemmShape{"mid fc1", Pass::kWeight, 8, 1024, 1024, 4096},
+                                    GemmShape{"mid fc2", Pass::kWeight, 8, 1024, 4096, 1024},
+                                    GemmShape{"mid fc1", Pass::kForward, 8, 1024, 1024, 4096, DType::kBFloat16},
+                                    GemmShape{"mid fc2", Pass::kForward, 8, 1024, 4096, 1024, DType::kBFloat16},
+                                    GemmShape{"mid fc1", Pass::kData, 8, 1024, 1024, 4096, DType::kBFloat16},
+                                    GemmShape{"mid fc1", Pass::kWeight, 8, 1024, 1024, 4096, DType::kBFloat16}}
+           : std::vector<GemmShape>{})
     out["gemm"].push_back(gemm_case(shape, peak));
   out["peak_exceeded"] = figures_above_peak(out["gemm"]);
-  out["layer"] = {layer_case("tiny", 2048, 64, 128, 4, 2, true), layer_case("mid", 4096, 1024, 4096, 8, 2, false)};
-  out["small_batch"] = {small_batch_case(64, DType::kFloat32), small_batch_case(64, DType::kBFloat16)};
+  if (wanted(argc, argv, "layer"))
+    out["layer"] = {layer_case("tiny", 2048, 64, 128, 4, 2, true), layer_case("mid", 4096, 1024, 4096, 8, 2, false)};
+  if (wanted(argc, argv, "small_batch"))
+    out["small_batch"] = {small_batch_case(64, DType::kFloat32), small_batch_case(64, DType::kBFloat16)};
   std::cout << out.dump(2) << "\n";
   if (!out["peak_exceeded"].empty()) {
     std::cerr << "moe_bench: figures above the measured FMA peak (" << peak
