@@ -220,9 +220,7 @@ int run(const Flags& f, comm::Communicator* group) {
   config.expert_type = f.expert_type == "ffn" ? ExpertType::kFfn : ExpertType::kSwiglu;
   config.fp32_gate = f.fp32_gate;
   config.allow_tf32 = f.use_tensorcore;
-  config.gate_type = parse_gate_type(f.gate);
-  config.proj_dim = f.proj_dim;
-  config.init_t = f.init_t;
+  config.gates = {GateConfig{parse_gate_type(f.gate), f.proj_dim, f.init_t}};
   MoeLayer layer(context, device, config, group);
   if (!f.load_weights.empty()) layer.load(f.load_weights);
   const std::string checkpoint = checkpoint_path(f.checkpoint_path, rank, world);

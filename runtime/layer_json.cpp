@@ -43,12 +43,24 @@ nlohmann::json parse_json_object(const std::string& text, const char* what) {
   return parsed;
 }
 
+// Tutel's gate dict: {"type": "top" | "cosine_top", "proj_dim": P, "init_t": t}.
+GateConfig gate_from_json(const nlohmann::json& object) {
+  GateConfig gate;
+  std::string type = "top";
+  Setters setters = {{"type", set(type)}, {"proj_dim", set(gate.proj_dim)}, {"init_t", set(gate.init_t)}};
+  apply(object, setters, "a gate of the layer config");
+  gate.type = parse_gate_type(type);
+  return gate;
+}
+
 }  // namespace
 
 MoeLayerConfig layer_config_from_json(const std::string& json) {
   constexpr const char* kWhat = "the layer config";
   const nlohmann::json object = parse_json_object(json, kWhat);
   MoeLayerConfig c;
+  GateConfig single;  // gate_type/proj_dim/init_t: one gate; "gates": a list of them
+  bool single_given = false, list_given = false;
   Setters setters = {
       {"model_dim", set(c.model_dim)},
       {"hidden_size", set(c.hidden_size)},
@@ -65,10 +77,32 @@ MoeLayerConfig layer_config_from_json(const std::string& json) {
       {"has_fc2_bias", set(c.has_fc2_bias)},
       {"fp32_gate", set(c.fp32_gate)},
       {"allow_tf32", set(c.allow_tf32)},
-      {"gate_type", [&](const nlohmann::json& v) { c.gate_type = parse_gate_type(v.get<std::string>()); }},
-      {"proj_dim", set(c.proj_dim)},
-      {"init_t", set(c.init_t)}};
+      {"gate_type",
+       [&](const nlohmann::json& v) {
+         single.type = parse_gate_type(v.get<std::string>());
+         single_given = true;
+       }},
+      {"proj_dim",
+       [&](const nlohmann::json& v) {
+         single.proj_dim = v.get<int64_t>();
+         single_given = true;
+       }},
+      {"init_t",
+       [&](const nlohmann::json& v) {
+         single.init_t = v.get<double>();
+         single_given = true;
+       }},
+      {"gates", [&](const nlohmann::json& v) {
+         SY_CHECK(v.is_array() && !v.empty())
+             << kWhat << " field \"gates\" is " << v.dump() << "; expected a non-empty list of gate objects";
+         std::vector<GateConfig> gates;
+         for (const auto& g : v) gates.push_back(gate_from_json(g));
+         list_given = true;
+         c.gates = std::move(gates);
+       }}};
   apply(object, setters, kWhat);
+  SY_CHECK(!(single_given && list_given)) << kWhat << " gives both \"gates\" and gate_type/proj_dim/init_t; use one";
+  if (!list_given) c.gates = {single};
   c.validate();
   return c;
 }
@@ -88,6 +122,7 @@ ForwardOptions forward_options_from_json(const std::string& json) {
                      {"is_gshard_loss", set(o.is_gshard_loss)},
                      {"gate_noise", set(o.gate_noise)},
                      {"save_for_backward", set(o.save_for_backward)},
+                     {"gate_index", set(o.gate_index)},
                      {"adaptive_r", set(o.adaptive_r)},
                      {"a2a_ffn_overlap_degree", set(o.overlap_degree)},
                      {"use_2dh", set(o.use_2dh)}};

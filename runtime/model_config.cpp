@@ -23,11 +23,11 @@ namespace {
 
 using nlohmann::json;
 
-const std::set<std::string> kKnownFields = {"name",         "model_dim",      "hidden_size",  "num_experts",
-                                            "top_k",        "dtype",          "is_postscore", "capacity_factor",
-                                            "description",  "normalize_gate", "expert_type",  "activation",
-                                            "has_fc1_bias", "has_fc2_bias",   "fp32_gate",    "allow_tf32",
-                                            "training",     "gate_type",      "proj_dim",     "init_t"};
+const std::set<std::string> kKnownFields = {
+    "name",         "model_dim",       "hidden_size", "num_experts",    "top_k",       "dtype",
+    "is_postscore", "capacity_factor", "description", "normalize_gate", "expert_type", "activation",
+    "has_fc1_bias", "has_fc2_bias",    "fp32_gate",   "allow_tf32",     "training",    "gate_type",
+    "proj_dim",     "init_t",          "gates"};
 
 // A field that may be one value or a list of values; returns the list.
 std::vector<json> one_or_many(const json& doc, const char* field, const std::string& origin) {
@@ -84,6 +84,46 @@ void read_options(const json& doc, ModelConfig& c, const std::string& origin) {
   }
 }
 
+// One gate from an object with "type" (or "gate_type" at the top level), "proj_dim", "init_t".
+ModelConfig::Gate read_gate(const json& doc, const char* type_field, const std::string& origin) {
+  ModelConfig::Gate gate;
+  if (doc.contains(type_field)) {
+    SY_CHECK(doc[type_field].is_string()) << origin << ": " << type_field << " " << doc[type_field].dump()
+                                          << " is not a string; expected top or cosine_top";
+    gate.type = doc[type_field].get<std::string>();
+    SY_CHECK(gate.type == "top" || gate.type == "cosine_top")
+        << origin << ": " << type_field << " \"" << gate.type << "\" is unknown; expected top or cosine_top";
+  }
+  if (doc.contains("proj_dim")) gate.proj_dim = positive_int(doc, "proj_dim", origin);
+  // init_t only sets a parameter's first value (no kernel depends on it): checked, not kept.
+  if (doc.contains("init_t")) {
+    SY_CHECK(doc["init_t"].is_number() && doc["init_t"].get<double>() > 0)
+        << origin << ": init_t " << doc["init_t"].dump() << " is not a positive number";
+  }
+  return gate;
+}
+
+// "gates": [{"type": ..., "proj_dim": ..., "init_t": ...}, ...] (Tutel's list), or one gate from
+// the top-level "gate_type", "proj_dim", "init_t".
+void read_gates(const json& doc, ModelConfig& c, const std::string& origin) {
+  const bool single = doc.contains("gate_type") || doc.contains("proj_dim") || doc.contains("init_t");
+  if (!doc.contains("gates")) {
+    c.gates = {read_gate(doc, "gate_type", origin)};
+    return;
+  }
+  SY_CHECK(!single) << origin << ": \"gates\" and gate_type/proj_dim/init_t both given; use one";
+  SY_CHECK(doc["gates"].is_array() && !doc["gates"].empty())
+      << origin << ": gates " << doc["gates"].dump() << " is not a non-empty list of gate objects";
+  c.gates.clear();
+  for (const auto& g : doc["gates"]) {
+    SY_CHECK(g.is_object()) << origin << ": gate " << g.dump() << " is not an object";
+    for (const auto& [key, value] : g.items())
+      SY_CHECK(key == "type" || key == "proj_dim" || key == "init_t")
+          << origin << ": a gate has an unknown field \"" << key << "\"; known: type, proj_dim, init_t";
+    c.gates.push_back(read_gate(g, "type", origin));
+  }
+}
+
 void read_expert(const json& doc, ModelConfig& c, const std::string& origin) {
   if (doc.contains("normalize_gate")) {
     c.normalize_gate.clear();
@@ -110,19 +150,7 @@ void read_expert(const json& doc, ModelConfig& c, const std::string& origin) {
   c.fp32_gate = doc.value("fp32_gate", false);
   c.allow_tf32 = doc.value("allow_tf32", false);
   c.training = doc.value("training", false);
-  if (doc.contains("gate_type")) {
-    SY_CHECK(doc["gate_type"].is_string())
-        << origin << ": gate_type " << doc["gate_type"].dump() << " is not a string; expected top or cosine_top";
-    c.gate_type = doc["gate_type"].get<std::string>();
-    SY_CHECK(c.gate_type == "top" || c.gate_type == "cosine_top")
-        << origin << ": gate_type \"" << c.gate_type << "\" is unknown; expected top or cosine_top";
-  }
-  if (doc.contains("proj_dim")) c.proj_dim = positive_int(doc, "proj_dim", origin);
-  // init_t only sets a parameter's first value (no kernel depends on it): checked, not kept.
-  if (doc.contains("init_t")) {
-    SY_CHECK(doc["init_t"].is_number() && doc["init_t"].get<double>() > 0)
-        << origin << ": init_t " << doc["init_t"].dump() << " is not a positive number";
-  }
+  read_gates(doc, c, origin);
 }
 
 // The layer's GEMMs: the gate, then fc1/fc2 (ffn) or W1/W2/W3 (swiglu).
@@ -134,11 +162,14 @@ std::vector<kernels::GemmShape> layer_gemms(const ModelConfig& c, DType dtype, c
   // tensor-core kernels take B as [K, N].
   const bool linear = target.is_cpu();
   std::vector<GemmShape> shapes;
-  if (c.gate_type == "cosine_top")  // the projector (nn.Linear with bias), then normalized rows x columns
-    shapes = {{.dtype = gate, .n = c.proj_dim, .k = c.model_dim, .trans_b = true, .bias = true},
-              {.dtype = gate, .n = c.num_experts, .k = c.proj_dim}};
-  else
-    shapes = {{gate, c.num_experts, c.model_dim, linear, false, kernels::kActNone}};
+  for (const auto& g : c.gates) {
+    if (g.type == "cosine_top") {  // the projector (nn.Linear with bias), then normalized rows x columns
+      shapes.push_back({.dtype = gate, .n = g.proj_dim, .k = c.model_dim, .trans_b = true, .bias = true});
+      shapes.push_back({.dtype = gate, .n = c.num_experts, .k = g.proj_dim});
+    } else {
+      shapes.push_back({gate, c.num_experts, c.model_dim, linear, false, kernels::kActNone});
+    }
+  }
   if (c.expert_type == "ffn") {
     shapes.push_back({dtype, c.hidden_size, c.model_dim, linear, c.has_fc1_bias,
                       kernels::parse_activation(c.activation), c.allow_tf32});
@@ -157,16 +188,18 @@ std::vector<kernels::GemmShape> training_gemms(const ModelConfig& c, DType dtype
   using kernels::GemmShape;
   const DType gate = c.fp32_gate ? DType::kFloat32 : dtype;
   const int64_t m = c.model_dim, h = c.hidden_size;
-  std::vector<GemmShape> shapes = {
-      {.dtype = gate, .n = m, .k = c.num_experts},                  // d(gate input)
-      {.dtype = gate, .n = m, .k = c.num_experts, .trans_a = true}  // d(gate weight)
-  };
-  if (c.gate_type == "cosine_top") {
-    const int64_t p = c.proj_dim, e = c.num_experts;
-    shapes = {{.dtype = gate, .n = p, .k = e, .trans_b = true},  // d(normalized projections)
-              {.dtype = gate, .n = e, .k = p, .trans_a = true},  // d(normalized columns)
-              {.dtype = gate, .n = m, .k = p, .trans_a = true},  // d(projector weight)
-              {.dtype = gate, .n = m, .k = p}};                  // d(gate input)
+  std::vector<GemmShape> shapes;
+  for (const auto& g : c.gates) {
+    const int64_t p = g.proj_dim, e = c.num_experts;
+    if (g.type == "cosine_top") {
+      shapes.push_back({.dtype = gate, .n = p, .k = e, .trans_b = true});  // d(normalized projections)
+      shapes.push_back({.dtype = gate, .n = e, .k = p, .trans_a = true});  // d(normalized columns)
+      shapes.push_back({.dtype = gate, .n = m, .k = p, .trans_a = true});  // d(projector weight)
+      shapes.push_back({.dtype = gate, .n = m, .k = p});                   // d(gate input)
+    } else {
+      shapes.push_back({.dtype = gate, .n = m, .k = e});                   // d(gate input)
+      shapes.push_back({.dtype = gate, .n = m, .k = e, .trans_a = true});  // d(gate weight)
+    }
   }
   const auto act = kernels::parse_activation(c.activation);
   if (c.expert_type == "ffn") {  // fc1 keeping its pre-activation reads fc1 as the forward does
@@ -218,7 +251,7 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
                                       << "\"; known: name, model_dim, hidden_size, num_experts, top_k, dtype, "
                                          "is_postscore, capacity_factor, normalize_gate, expert_type, activation, "
                                          "has_fc1_bias, has_fc2_bias, fp32_gate, allow_tf32, training, gate_type, "
-                                         "proj_dim, init_t, description";
+                                         "proj_dim, init_t, gates, description";
   }
   ModelConfig c;
   c.name = doc.value("name", std::string("model"));
@@ -262,7 +295,9 @@ void add_layer_kernels(const ModelConfig& config, DType dtype, const Target& tar
   // (E < W) add their copies' partial sums and scale their fc2 bias.
   using kernels::elementwise_spec;
   if (target.is_cuda()) add(elementwise_spec(gate, kernels::kEwTranspose, kernels::kActNone, target));
-  if (config.gate_type == "cosine_top") {  // normalization and the temperature (moe_cosine_gate.cpp)
+  const bool cosine = std::any_of(config.gates.begin(), config.gates.end(),
+                                  [](const ModelConfig::Gate& g) { return g.type == "cosine_top"; });
+  if (cosine) {  // normalization and the temperature (moe_cosine_gate.cpp)
     add(kernels::cosine_spec(gate, kernels::kCosNormalize, target));
     add(kernels::cosine_spec(gate, kernels::kCosScale, target));
   }
@@ -297,7 +332,7 @@ void add_layer_kernels(const ModelConfig& config, DType dtype, const Target& tar
   }
   add(elementwise_spec(dtype, kernels::kEwAdd, kernels::kActNone, target));
   add(elementwise_spec(dtype, kernels::kEwSgd, kernels::kActNone, target));
-  if (config.gate_type == "cosine_top") {  // and the projector bias's gradient
+  if (cosine) {  // and the projector bias's gradient
     add(kernels::cosine_spec(gate, kernels::kCosNormalizeBackward, target));
     add(kernels::cosine_spec(gate, kernels::kCosScaleBackward, target));
     add(elementwise_spec(gate, kernels::kEwSumRows, kernels::kActNone, target));

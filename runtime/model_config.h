@@ -26,9 +26,12 @@ struct ModelConfig {
   bool has_fc2_bias = true;
   bool fp32_gate = false;
   bool allow_tf32 = false;
-  bool training = false;          // also the backward and SGD kernels (MoeLayer::backward, sgd_step)
-  std::string gate_type = "top";  // top or cosine_top
-  int64_t proj_dim = 256;         // cosine_top's projector width
+  bool training = false;  // also the backward and SGD kernels (MoeLayer::backward, sgd_step)
+  struct Gate {
+    std::string type = "top";  // top or cosine_top
+    int64_t proj_dim = 256;    // cosine_top's projector width
+  };
+  std::vector<Gate> gates{Gate{}};  // every gate a call may pick (gate_index)
 
   /// Parses and validates; throws UserError naming the field, its value and what was expected
   /// (unknown fields are errors too, so a typo is never silently ignored).

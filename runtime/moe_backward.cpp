@@ -103,13 +103,14 @@ void MoeLayer::backward_gate(const Tensor& grad_gates, double l_aux_weight, cons
   const Tensor gate_input = sv.gate_input ? sv.gate_input->view(g, {1, s, m}) : one_batch(sv.x(g, m));
   Buffer dx_space(device_, static_cast<size_t>(s * m) * dtype_size(g));
   const Tensor dx = dx_space.view(g, {1, s, m});
-  if (config_.gate_type == GateType::kCosineTop) {
-    cosine_backward(one_batch(d_logits), gate_input, *sv.cosine_gate, dx);
+  const auto gate = static_cast<size_t>(sv.options.gate_index);
+  if (config_.gates[gate].type == GateType::kCosineTop) {
+    cosine_backward(gate, one_batch(d_logits), gate_input, *sv.cosine_gate, dx);
   } else {
     GemmOptions weight;
     weight.trans_a = true;
-    batched_gemm(context_, one_batch(d_logits), gate_input, one_batch(gradient("gates.0.wg.weight")), weight);
-    batched_gemm(context_, one_batch(d_logits), one_batch(parameter("gates.0.wg.weight")), dx);
+    batched_gemm(context_, one_batch(d_logits), gate_input, one_batch(gradient(gate_param(gate, "wg.weight"))), weight);
+    batched_gemm(context_, one_batch(d_logits), one_batch(parameter(gate_param(gate, "wg.weight"))), dx);
   }
   Tensor dx_data(dx.data(), g, {s, m}, dx.device());
   std::unique_ptr<Buffer> wide;
@@ -135,6 +136,9 @@ BackwardResult MoeLayer::backward(const Tensor& grad_output, double l_aux_weight
   SY_CHECK(l_aux_weight == 0 || sv.options.is_gshard_loss)
       << "l_aux_weight = " << l_aux_weight
       << " with load_importance_loss: its backward is not implemented; use gshard_loss or weight 0";
+  // Only the gate this forward used gets a gradient; the others' read zero and SGD skips them
+  // (torch leaves their .grad at None).
+  const std::string used_gate = gate_param(static_cast<size_t>(sv.options.gate_index), "");
   for (const auto& [name, p] : params_) {
     if (!grads_.count(name)) {
       Param grad;
@@ -143,7 +147,10 @@ BackwardResult MoeLayer::backward(const Tensor& grad_output, double l_aux_weight
       grad.buffer = std::make_unique<Buffer>(device_, p.buffer->bytes());
       grads_[name] = std::move(grad);
     }
+    if (name.rfind("gates.", 0) == 0 && name.rfind(used_gate, 0) != 0)
+      device_.fill_zero(grads_.at(name).buffer->data(), grads_.at(name).buffer->bytes());
   }
+  last_gate_ = sv.options.gate_index;
   const int64_t c = sv.routing.capacity;
   const size_t slot_bytes = static_cast<size_t>(e * c * m) * dtype_size(config_.dtype);
   const bool post = sv.options.is_postscore;
@@ -175,7 +182,9 @@ BackwardResult MoeLayer::backward(const Tensor& grad_output, double l_aux_weight
 
 void MoeLayer::sgd_step(const SgdOptions& options) {
   SY_CHECK(!grads_.empty()) << "sgd_step needs the gradients of a backward first";
+  const std::string used_gate = gate_param(static_cast<size_t>(last_gate_), "");
   for (auto& [name, p] : params_) {
+    if (name.rfind("gates.", 0) == 0 && name.rfind(used_gate, 0) != 0) continue;  // a gate the step did not use
     const Tensor param = p.buffer->view(p.dtype, p.shape);
     Tensor velocity;
     if (options.momentum != 0) {

@@ -37,8 +37,8 @@ struct CosineKept {
   Tensor col_norms(const Buffer& b) const { return view(b, col_norms_at(), compute, {e}); }
 };
 
-CosineKept kept_layout(int64_t s, const MoeLayerConfig& config, DType gate) {
-  return {s, config.proj_dim, config.num_experts, gate, kernels::score_dtype_for(gate)};
+CosineKept kept_layout(int64_t s, const GateConfig& gate, int64_t experts, DType dtype) {
+  return {s, gate.proj_dim, experts, dtype, kernels::score_dtype_for(dtype)};
 }
 
 Tensor one_batch(const Tensor& t) {
@@ -47,36 +47,37 @@ Tensor one_batch(const Tensor& t) {
 
 }  // namespace
 
-void MoeLayer::cosine_logits(const Tensor& input, const Tensor& logits, std::unique_ptr<Buffer>* kept) {
-  const int64_t s = input.dim(1), m = config_.model_dim, p = config_.proj_dim, e = config_.num_experts;
+void MoeLayer::cosine_logits(size_t gate, const Tensor& input, const Tensor& logits, std::unique_ptr<Buffer>* kept) {
+  const int64_t s = input.dim(1), m = config_.model_dim, p = config_.gates[gate].proj_dim, e = config_.num_experts;
   const DType g = gate_dtype();
-  const CosineKept layout = kept_layout(s, config_, g);
+  const CosineKept layout = kept_layout(s, config_.gates[gate], e, g);
   auto space = std::make_unique<Buffer>(device_, layout.bytes());
   const Tensor pn = layout.pn(*space), sn = layout.sn(*space), u = layout.u(*space);
   // proj = x Wp^T + bp, normalized in place per token
-  const Tensor bias(parameter("gates.0.cosine_projector.bias").data(), g, {1, p}, input.device());
+  const Tensor bias(parameter(gate_param(gate, "cosine_projector.bias")).data(), g, {1, p}, input.device());
   GemmOptions projector;
   projector.trans_b = true;
   projector.bias = &bias;
   batched_gemm(context_, input,
-               Tensor(parameter("gates.0.cosine_projector.weight").data(), g, {1, p, m}, input.device()), pn,
+               Tensor(parameter(gate_param(gate, "cosine_projector.weight")).data(), g, {1, p, m}, input.device()), pn,
                projector);
   normalize_vectors(context_, pn, pn, layout.row_norms(*space), {s, p, p, 1});
-  normalize_vectors(context_, parameter("gates.0.sim_matrix"), sn, layout.col_norms(*space), {e, p, 1, e});
+  normalize_vectors(context_, parameter(gate_param(gate, "sim_matrix")), sn, layout.col_norms(*space), {e, p, 1, e});
   batched_gemm(context_, pn, sn, u);
-  scale_by_temperature(context_, u, parameter("gates.0.temperature"), logits);
+  scale_by_temperature(context_, u, parameter(gate_param(gate, "temperature")), logits);
   if (kept) *kept = std::move(space);
 }
 
-void MoeLayer::cosine_backward(const Tensor& d_logits, const Tensor& input, const Buffer& kept, const Tensor& dx) {
-  const int64_t s = input.dim(1), m = config_.model_dim, p = config_.proj_dim, e = config_.num_experts;
+void MoeLayer::cosine_backward(size_t gate, const Tensor& d_logits, const Tensor& input, const Buffer& kept,
+                               const Tensor& dx) {
+  const int64_t s = input.dim(1), m = config_.model_dim, p = config_.gates[gate].proj_dim, e = config_.num_experts;
   const DType g = gate_dtype();
-  const CosineKept layout = kept_layout(s, config_, g);
+  const CosineKept layout = kept_layout(s, config_.gates[gate], e, g);
   const Tensor pn = layout.pn(kept), sn = layout.sn(kept);
   Buffer du_space(device_, static_cast<size_t>(s * e) * dtype_size(g));
   const Tensor du = du_space.view(g, {1, s, e});
-  scale_by_temperature_backward(context_, layout.u(kept), d_logits, parameter("gates.0.temperature"), du,
-                                gradient("gates.0.temperature"));
+  scale_by_temperature_backward(context_, layout.u(kept), d_logits, parameter(gate_param(gate, "temperature")), du,
+                                gradient(gate_param(gate, "temperature")));
   Buffer d_pn_space(device_, static_cast<size_t>(s * p) * dtype_size(g)),
       d_sn_space(device_, static_cast<size_t>(p * e) * dtype_size(g));
   const Tensor d_pn = d_pn_space.view(g, {1, s, p}), d_sn = d_sn_space.view(g, {1, p, e});
@@ -86,11 +87,12 @@ void MoeLayer::cosine_backward(const Tensor& d_logits, const Tensor& input, cons
   batched_gemm(context_, du, Tensor(sn.data(), g, {1, p, e}, sn.device()), d_pn, data);        // du sn^T
   batched_gemm(context_, pn, du, d_sn, weight);                                                // pn^T du
   normalize_vectors_backward(context_, pn, d_pn, layout.row_norms(kept), d_pn, {s, p, p, 1});  // now d(proj)
-  normalize_vectors_backward(context_, sn, d_sn, layout.col_norms(kept), gradient("gates.0.sim_matrix"), {e, p, 1, e});
-  batched_gemm(context_, d_pn, input, one_batch(gradient("gates.0.cosine_projector.weight")), weight);
-  sum_rows(context_, d_pn, Tensor(gradient("gates.0.cosine_projector.bias").data(), g, {1, p}, dx.device()));
-  batched_gemm(context_, d_pn, Tensor(parameter("gates.0.cosine_projector.weight").data(), g, {1, p, m}, dx.device()),
-               dx);
+  normalize_vectors_backward(context_, sn, d_sn, layout.col_norms(kept), gradient(gate_param(gate, "sim_matrix")),
+                             {e, p, 1, e});
+  batched_gemm(context_, d_pn, input, one_batch(gradient(gate_param(gate, "cosine_projector.weight"))), weight);
+  sum_rows(context_, d_pn, Tensor(gradient(gate_param(gate, "cosine_projector.bias")).data(), g, {1, p}, dx.device()));
+  batched_gemm(context_, d_pn,
+               Tensor(parameter(gate_param(gate, "cosine_projector.weight")).data(), g, {1, p, m}, dx.device()), dx);
 }
 
 }  // namespace switchyard

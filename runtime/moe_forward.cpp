@@ -39,6 +39,12 @@ std::vector<int> ForwardResult::expert_counts() const {
   return read_counts(*routing_, counts);
 }
 
+void MoeLayer::check_gate_index(int64_t gate_index) const {
+  SY_CHECK(gate_index >= 0 && gate_index < static_cast<int64_t>(config_.gates.size()))
+      << "gate_index = " << gate_index << "; the layer has " << config_.gates.size() << " gate"
+      << (config_.gates.size() == 1 ? " (index 0)" : "s (0 to " + std::to_string(config_.gates.size() - 1) + ")");
+}
+
 void MoeLayer::check_options(const Tensor& x, const ForwardOptions& o) const {
   SY_CHECK(x.ndim() == 2 && x.dim(1) == config_.model_dim && x.is_contiguous())
       << "forward input is " << x.describe() << "; expected contiguous [tokens, " << config_.model_dim << "]";
@@ -47,6 +53,7 @@ void MoeLayer::check_options(const Tensor& x, const ForwardOptions& o) const {
       << device_.name();
   SY_CHECK(o.top_k >= 1 && o.top_k <= config_.num_experts)
       << "top_k = " << o.top_k << "; expected 1 to num_experts (" << config_.num_experts << ")";
+  check_gate_index(o.gate_index);
   SY_CHECK(std::isfinite(o.capacity_factor))
       << "capacity_factor = " << o.capacity_factor << "; expected a finite number";
   SY_CHECK(o.is_gshard_loss || (o.gate_noise > 0 && std::isfinite(o.gate_noise)))
@@ -79,8 +86,9 @@ void MoeLayer::check_options(const Tensor& x, const ForwardOptions& o) const {
   }
 }
 
-Tensor MoeLayer::gate_logits(const Tensor& x, Buffer& workspace, std::unique_ptr<Buffer>& gate_input,
-                             std::unique_ptr<Buffer>* cosine_kept) {
+Tensor MoeLayer::gate_logits(const Tensor& x, int64_t gate_index, Buffer& workspace,
+                             std::unique_ptr<Buffer>& gate_input, std::unique_ptr<Buffer>* cosine_kept) {
+  const auto gate = static_cast<size_t>(gate_index);
   const int64_t s = x.dim(0), m = config_.model_dim, e = config_.num_experts;
   const DType g = gate_dtype();
   Tensor logits = workspace.view(g, {1, s, e});
@@ -91,14 +99,14 @@ Tensor MoeLayer::gate_logits(const Tensor& x, Buffer& workspace, std::unique_ptr
     cast_tensor(context_, input, copy);
     input = copy;
   }
-  if (config_.gate_type == GateType::kCosineTop) {
-    cosine_logits(input, logits, cosine_kept);
+  if (config_.gates[gate].type == GateType::kCosineTop) {
+    cosine_logits(gate, input, logits, cosine_kept);
     return Tensor(logits.data(), g, {s, e}, logits.device());
   }
   GemmOptions linear;  // no transposed copy (CPU): read the [E, M] weight transposed
-  const auto packed = packed_.find("wg_t");
+  const auto packed = packed_.find("wg_t." + std::to_string(gate));
   linear.trans_b = packed == packed_.end();
-  const Tensor w = linear.trans_b ? Tensor(parameter("gates.0.wg.weight").data(), g, {1, e, m}, x.device())
+  const Tensor w = linear.trans_b ? Tensor(parameter(gate_param(gate, "wg.weight")).data(), g, {1, e, m}, x.device())
                                   : packed->second.buffer->view(g, packed->second.shape);
   batched_gemm(context_, input, w, logits, linear);
   return Tensor(logits.data(), g, {s, e}, logits.device());
@@ -190,8 +198,8 @@ ModelConfig MoeLayer::model_config(const ForwardOptions& options) const {
   model.num_experts = config_.num_experts;
   model.top_k = {options.top_k};
   model.dtypes = {config_.dtype};
-  model.gate_type = gate_type_name(config_.gate_type);
-  model.proj_dim = config_.proj_dim;
+  const GateConfig& gate = config_.gates.at(static_cast<size_t>(options.gate_index));
+  model.gates = {{gate_type_name(gate.type), gate.proj_dim}};
   model.is_postscore = {options.is_postscore};
   model.capacity_factor = {options.capacity_factor};
   model.normalize_gate = {options.normalize_gate};
@@ -208,8 +216,9 @@ ModelConfig MoeLayer::model_config(const ForwardOptions& options) const {
 size_t MoeLayer::prepare(const ForwardOptions& options) {
   SY_CHECK(options.top_k >= 1 && options.top_k <= config_.num_experts)
       << "top_k = " << options.top_k << "; expected 1 to num_experts (" << config_.num_experts << ")";
-  const auto key =
-      std::make_tuple(options.top_k, options.normalize_gate, options.is_postscore, options.save_for_backward);
+  check_gate_index(options.gate_index);
+  const auto key = std::make_tuple(options.top_k, options.normalize_gate, options.is_postscore,
+                                   options.save_for_backward, options.gate_index);
   if (auto it = plans_.find(key); it != plans_.end()) return it->second;
   const KernelSet set = kernel_set(model_config(options), device_.target());
   for (const auto& spec : set.specs) context_.kernel(device_, spec);
@@ -225,7 +234,7 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
   auto saved = options.save_for_backward ? std::make_unique<Saved>() : nullptr;
   std::unique_ptr<Buffer> gate_input;
   std::unique_ptr<Buffer> cosine_kept;
-  Tensor logits = gate_logits(x, logits_space, gate_input, saved ? &cosine_kept : nullptr);
+  Tensor logits = gate_logits(x, options.gate_index, logits_space, gate_input, saved ? &cosine_kept : nullptr);
   RoutedTokens routed = route_tokens(context_, logits, k, options.normalize_gate, options.batch_prioritized_routing);
   ForwardResult result;
   result.routing_ = routed.storage;

@@ -28,8 +28,13 @@ void MoeLayerConfig::validate() const {
       << "hidden_size = " << hidden_size << "; expected 1 to 4194304";
   SY_CHECK(num_experts >= 1 && num_experts <= 4096) << "num_experts = " << num_experts << "; expected 1 to 4096";
   SY_CHECK(dtype != DType::kInt32) << "a layer's dtype must be a floating type, not int32";
-  SY_CHECK(proj_dim >= 1 && proj_dim <= 65536) << "proj_dim = " << proj_dim << "; expected 1 to 65536";
-  SY_CHECK(init_t > 0 && std::isfinite(init_t)) << "init_t = " << init_t << "; expected a positive temperature";
+  SY_CHECK(!gates.empty() && gates.size() <= 64) << gates.size() << " gates; expected 1 to 64";
+  for (size_t i = 0; i < gates.size(); ++i) {
+    SY_CHECK(gates[i].proj_dim >= 1 && gates[i].proj_dim <= 65536)
+        << "gate " << i << ": proj_dim = " << gates[i].proj_dim << "; expected 1 to 65536";
+    SY_CHECK(gates[i].init_t > 0 && std::isfinite(gates[i].init_t))
+        << "gate " << i << ": init_t = " << gates[i].init_t << "; expected a positive temperature";
+  }
 }
 
 GateType parse_gate_type(const std::string& text) {
@@ -93,13 +98,16 @@ MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm
       << "a " << dtype_name(config_.dtype) << " layer cannot run on " << device_.name()
       << "; supported there: float32, float16, bfloat16";
   const int64_t e = local_experts_, m = config_.model_dim, h = config_.hidden_size / shards_;
-  if (config_.gate_type == GateType::kTop) {
-    add_param("gates.0.wg.weight", {config_.num_experts, m}, gate_dtype());
-  } else {
-    add_param("gates.0.cosine_projector.weight", {config_.proj_dim, m}, gate_dtype());
-    add_param("gates.0.cosine_projector.bias", {config_.proj_dim}, gate_dtype());
-    add_param("gates.0.sim_matrix", {config_.proj_dim, config_.num_experts}, gate_dtype());
-    add_param("gates.0.temperature", {1}, gate_dtype());
+  for (size_t i = 0; i < config_.gates.size(); ++i) {
+    const GateConfig& gate = config_.gates[i];
+    if (gate.type == GateType::kTop) {
+      add_param(gate_param(i, "wg.weight"), {config_.num_experts, m}, gate_dtype());
+    } else {
+      add_param(gate_param(i, "cosine_projector.weight"), {gate.proj_dim, m}, gate_dtype());
+      add_param(gate_param(i, "cosine_projector.bias"), {gate.proj_dim}, gate_dtype());
+      add_param(gate_param(i, "sim_matrix"), {gate.proj_dim, config_.num_experts}, gate_dtype());
+      add_param(gate_param(i, "temperature"), {1}, gate_dtype());
+    }
   }
   if (config_.expert_type == ExpertType::kFfn) {
     add_param("experts.batched_fc1_w", {e, h, m}, config_.dtype);
@@ -141,24 +149,37 @@ MoeLayerConfig layer_config_from_safetensors(const std::string& path) {
   c.dtype = dtype_of(first);
   c.has_fc1_bias = ffn && find("experts.batched_fc1_bias") != nullptr;
   c.has_fc2_bias = ffn && find("experts.batched_fc2_bias") != nullptr;
-  const TensorSlice* gate = find("gates.0.wg.weight");
-  const TensorSlice* sim = find("gates.0.sim_matrix");
-  SY_CHECK((gate != nullptr) != (sim != nullptr))
-      << path << " holds " << (gate ? "both gates.0.wg.weight and gates.0.sim_matrix" : "no gate")
-      << "; expected gates.0.wg.weight (top) or gates.0.sim_matrix and its companions (cosine_top)";
-  if (sim != nullptr) {
-    SY_CHECK(sim->shape.size() == 2 && sim->shape[1] == c.num_experts)
-        << path << ": gates.0.sim_matrix has shape " << shape_string(sim->shape) << "; expected [proj_dim, "
-        << c.num_experts << "]";
-    c.gate_type = GateType::kCosineTop;
-    c.proj_dim = sim->shape[0];
+  c.gates.clear();  // gates.0, gates.1, ... until one is missing
+  const TensorSlice* first_gate = nullptr;
+  for (size_t i = 0;; ++i) {
+    const TensorSlice* wg = find(MoeLayer::gate_param(i, "wg.weight").c_str());
+    const TensorSlice* sim = find(MoeLayer::gate_param(i, "sim_matrix").c_str());
+    if (wg == nullptr && sim == nullptr) break;
+    SY_CHECK(wg == nullptr || sim == nullptr) << path << " holds both " << MoeLayer::gate_param(i, "wg.weight")
+                                              << " and " << MoeLayer::gate_param(i, "sim_matrix");
+    GateConfig gate;
+    if (sim != nullptr) {
+      SY_CHECK(sim->shape.size() == 2 && sim->shape[1] == c.num_experts)
+          << path << ": " << MoeLayer::gate_param(i, "sim_matrix") << " has shape " << shape_string(sim->shape)
+          << "; expected [proj_dim, " << c.num_experts << "]";
+      gate.type = GateType::kCosineTop;
+      gate.proj_dim = sim->shape[0];
+    }
+    c.gates.push_back(gate);
+    if (first_gate == nullptr) first_gate = wg ? wg : sim;
   }
-  c.fp32_gate = dtype_of(gate ? *gate : *sim) == DType::kFloat32 && c.dtype != DType::kFloat32;
+  SY_CHECK(first_gate != nullptr) << path << " has no gate: expected gates.0.wg.weight (top) or gates.0.sim_matrix "
+                                  << "and its companions (cosine_top)";
+  c.fp32_gate = dtype_of(*first_gate) == DType::kFloat32 && c.dtype != DType::kFloat32;
   c.validate();
   return c;
 }
 
 MoeLayer::~MoeLayer() = default;
+
+std::string MoeLayer::gate_param(size_t index, const char* leaf) {
+  return "gates." + std::to_string(index) + "." + leaf;
+}
 
 size_t MoeLayer::group_size() const {
   return group_ ? static_cast<size_t>(group_->size()) : 1;
@@ -207,14 +228,19 @@ void MoeLayer::init_parameters(uint64_t seed) {
         name == "experts.batched_fc2_w" || name == "experts.batched_fc2_bias" || name == "experts.W_fc3";
     const bool expert = name.rfind("experts.", 0) == 0;
     const bool padded_bias = shards_ > 1 && name == "experts.batched_fc2_bias";
-    if (name == "gates.0.temperature") {  // a constant: log(1 / init_t)
-      const std::string bytes = encode_host_values({std::log(1.0 / config_.init_t)}, p.dtype);
+    const bool gate = name.rfind("gates.", 0) == 0;
+    const auto ends_with = [&](const std::string& leaf) {
+      return name.size() > leaf.size() && name.compare(name.size() - leaf.size(), leaf.size(), leaf) == 0;
+    };
+    if (gate && ends_with(".temperature")) {  // a constant: log(1 / init_t)
+      const size_t index = std::stoul(name.substr(6));
+      const std::string bytes = encode_host_values({std::log(1.0 / config_.gates.at(index).init_t)}, p.dtype);
       device_.copy_from_host(p.buffer->data(), bytes.data(), bytes.size());
       continue;
     }
     RandomFill fill{.seed = seed, .name = name};
     // SwiGLU experts and the cosine gate's sim_matrix are N(0, 0.01^2) (Tutel's inits).
-    fill.normal = (config_.expert_type == ExpertType::kSwiglu && expert) || name == "gates.0.sim_matrix";
+    fill.normal = (config_.expert_type == ExpertType::kSwiglu && expert) || (gate && ends_with(".sim_matrix"));
     fill.scale = fill.normal ? 0.01 : 1.0 / std::sqrt(hidden_in ? h : m);
     int64_t count = numel(p.shape);
     if (padded_bias) {  // slice q of expert e's bias, zero past M
@@ -300,7 +326,8 @@ void MoeLayer::refresh_packed() {
     transpose(context_, src.buffer->view(src.dtype, {batch, rows, cols}),
               packed.buffer->view(packed.dtype, packed.shape));
   };
-  if (config_.gate_type == GateType::kTop) refresh("gates.0.wg.weight", "wg_t");
+  for (size_t i = 0; i < config_.gates.size(); ++i)
+    if (config_.gates[i].type == GateType::kTop) refresh(gate_param(i, "wg.weight"), "wg_t." + std::to_string(i));
   if (config_.expert_type == ExpertType::kFfn) refresh("experts.batched_fc1_w", "fc1_t");
 }
 

@@ -51,10 +51,11 @@ void MoeLayer::check_group_config() {
                                      config_.has_fc1_bias,
                                      config_.has_fc2_bias,
                                      config_.fp32_gate,
-                                     config_.allow_tf32};
+                                     config_.allow_tf32,
+                                     static_cast<int64_t>(config_.gates.size())};
   gather_and_compare(*group_, mine,
                      {"model_dim", "hidden_size", "num_experts", "dtype", "expert_type", "activation", "has_fc1_bias",
-                      "has_fc2_bias", "fp32_gate", "allow_tf32"},
+                      "has_fc2_bias", "fp32_gate", "allow_tf32", "number of gates"},
                      0, "the layer config");
 }
 

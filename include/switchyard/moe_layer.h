@@ -38,6 +38,14 @@ enum class GateType { kTop, kCosineTop };
 SWITCHYARD_API GateType parse_gate_type(const std::string& text);
 SWITCHYARD_API const char* gate_type_name(GateType type);
 
+/// One gate of a layer (Tutel's gate dict): its type and, for cosine_top, its shape.
+struct SWITCHYARD_API GateConfig {
+  GateType type = GateType::kTop;
+  int64_t proj_dim = 256;  // cosine_top: the projector's width
+  double init_t = 0.5;     // cosine_top: the temperature starts at log(1 / init_t)
+  bool operator==(const GateConfig&) const = default;
+};
+
 struct SWITCHYARD_API MoeLayerConfig {
   int64_t model_dim = 0;    // M
   int64_t hidden_size = 0;  // H per expert
@@ -49,9 +57,9 @@ struct SWITCHYARD_API MoeLayerConfig {
   bool has_fc2_bias = true;
   bool fp32_gate = false;   // gate weight, gate input and routing in float32 whatever the dtype
   bool allow_tf32 = false;  // float32 expert GEMMs on CUDA may use TF32 tensor cores (--use_tensorcore)
-  GateType gate_type = GateType::kTop;
-  int64_t proj_dim = 256;  // cosine_top: the projector's width
-  double init_t = 0.5;     // cosine_top: the temperature starts at log(1 / init_t)
+  /// Tutel's list of gate types: gate i's parameters are `gates.i.*`, and each call routes with
+  /// the gate ForwardOptions::gate_index names (switching compiles nothing after warm).
+  std::vector<GateConfig> gates{GateConfig{}};
   /// Throws UserError naming the first bad field.
   void validate() const;
 };
@@ -80,6 +88,7 @@ struct SWITCHYARD_API ForwardOptions {
   bool is_gshard_loss = true;      // false: Tutel's load_importance_loss (needs gate_noise > 0)
   double gate_noise = 0.0;         // sigma of the load estimate (no noise is added outside training)
   bool save_for_backward = false;  // keep what backward() needs (training); replaces any earlier save
+  int64_t gate_index = 0;          // which of the config's gates routes this call (Tutel's gate_index)
   // Expert parallelism (a layer with a communicator of W > 1 ranks; tutel-semantics 4.4, 4.5):
   int adaptive_r = 1;      // 0: all-gather the experts' weights, no all-to-all; 1: all-to-all the tokens
   int overlap_degree = 1;  // a2a_ffn_overlap_degree d (1-32): the capacity is aligned to a multiple of d
@@ -173,6 +182,8 @@ class SWITCHYARD_API MoeLayer {
   ModelConfig model_config(const ForwardOptions& options) const;
 
   const MoeLayerConfig& config() const { return config_; }
+  /// The name of gate `index`'s parameter `leaf`: gate_param(1, "wg.weight") is "gates.1.wg.weight".
+  static std::string gate_param(size_t index, const char* leaf);
   /// Parameter names in Tutel's spelling, e.g. "gates.0.wg.weight", "experts.batched_fc1_w".
   std::vector<std::string> parameter_names() const;
   Tensor parameter(const std::string& name) const;
@@ -204,13 +215,14 @@ class SWITCHYARD_API MoeLayer {
   // The cosine_top gate (moe_cosine_gate.cpp): logits [1, S, E] from the gate's input [1, S, M];
   // with `kept`, what its backward reads. The backward stores the gate's parameter gradients and
   // writes the gate input's gradient dx [1, S, M] from d_logits [S, E].
-  void cosine_logits(const Tensor& input, const Tensor& logits, std::unique_ptr<Buffer>* kept);
-  void cosine_backward(const Tensor& d_logits, const Tensor& input, const Buffer& kept, const Tensor& dx);
+  void cosine_logits(size_t gate, const Tensor& input, const Tensor& logits, std::unique_ptr<Buffer>* kept);
+  void cosine_backward(size_t gate, const Tensor& d_logits, const Tensor& input, const Buffer& kept, const Tensor& dx);
   void backward_gate(const Tensor& grad_gates, double l_aux_weight, const Tensor& grad_input);
   // `cosine_kept` (null when nothing is saved) receives what a cosine gate's backward reads.
-  Tensor gate_logits(const Tensor& x, Buffer& workspace, std::unique_ptr<Buffer>& gate_input,
+  Tensor gate_logits(const Tensor& x, int64_t gate_index, Buffer& workspace, std::unique_ptr<Buffer>& gate_input,
                      std::unique_ptr<Buffer>* cosine_kept);
   void check_options(const Tensor& x, const ForwardOptions& options) const;
+  void check_gate_index(int64_t gate_index) const;
   // Expert tensors by name ("experts.*" and the packed "fc1_t"): this rank's, or every rank's
   // gathered (adaptive_r = 0); `storage` owns gathered copies.
   using ExpertTensors = std::map<std::string, Tensor>;
@@ -311,7 +323,8 @@ class SWITCHYARD_API MoeLayer {
   std::unique_ptr<Saved> saved_;
   // Plans already loaded, by the options that select kernels (top_k, normalize_gate, is_postscore,
   // save_for_backward: a training plan also holds the backward's kernels).
-  std::map<std::tuple<int64_t, bool, bool, bool>, size_t> plans_;
+  std::map<std::tuple<int64_t, bool, bool, bool, int64_t>, size_t> plans_;
+  int64_t last_gate_ = 0;  // the gate the last backward differentiated (sgd_step updates only it)
 };
 
 }  // namespace switchyard

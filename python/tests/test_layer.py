@@ -72,6 +72,22 @@ class ForwardBackward(unittest.TestCase):
         for name, p in params.items():
             torch.testing.assert_close(layer.gradient(name), p.grad, rtol=1e-10, atol=1e-12, msg=name)
 
+    def test_gate_index_picks_one_of_several_gates(self):
+        config = switchyard.Config(model_dim=16, hidden_size=24, num_experts=2, dtype="float64",
+                                   gates=[{"type": "top"}, {"type": "cosine_top", "proj_dim": 8}])
+        layer = switchyard.MoeLayer(config, seed=6)
+        self.assertIn("gates.1.sim_matrix", layer.parameter_names())
+        x = torch.randn(10, 16, dtype=torch.float64)
+        params = {name: layer.parameter(name) for name in layer.parameter_names()}
+        for index in (0, 1):
+            y, _ = layer.forward(x, top_k=2, capacity_factor=1.0, gate_index=index)
+            prefix = "gates.%d." % index
+            chosen = {("gates.0." + k[len(prefix):] if k.startswith(prefix) else k): v
+                      for k, v in params.items() if not k.startswith("gates.") or k.startswith(prefix)}
+            torch.testing.assert_close(y, dense_reference(x, chosen), rtol=1e-12, atol=1e-12)
+        with self.assertRaisesRegex(switchyard.UserError, "gate_index = 2"):
+            layer.forward(x, gate_index=2)
+
     def test_autograd_function_drops_into_a_model(self):
         layer = make_layer()
         module = switchyard.MoeModule(layer, top_k=2, capacity_factor=1.0)

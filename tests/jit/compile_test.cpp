@@ -86,7 +86,7 @@ TEST(NvrtcCompile, CosineGateKernelsCompile) {
   ModelConfig cosine = ModelConfig::load(testing::source_dir() + "/examples/models/swin-moe-cosine.json");
   cosine.training = true;
   ModelConfig top = cosine;
-  top.gate_type = "top";
+  top.gates = {ModelConfig::Gate{}};
   for (const Target& target : {Target::cuda(80), Target::cuda(90, true)}) {
     std::set<std::string> plain;
     for (const auto& spec : kernel_set(top, target).specs) plain.insert(spec.to_string());

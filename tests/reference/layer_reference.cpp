@@ -26,14 +26,16 @@ LayerParams layer_params(const MoeLayer& layer) {
   return params;
 }
 
-std::vector<double> gate_logits(const MoeLayerConfig& c, const LayerParams& p, const std::vector<double>& x,
-                                int64_t s) {
-  const int64_t m = c.model_dim, e = c.num_experts, d = c.proj_dim;
-  if (c.gate_type == GateType::kTop) return gemm(x, p.at("gates.0.wg.weight"), nullptr, 1, s, m, e, true, Act::kNone);
-  const auto& wp = p.at("gates.0.cosine_projector.weight");  // [P, M]
-  const auto& bp = p.at("gates.0.cosine_projector.bias");
-  const auto& sim = p.at("gates.0.sim_matrix");  // [P, E]
-  const double scale = std::exp(std::min(p.at("gates.0.temperature").at(0), std::log(100.0)));
+std::vector<double> gate_logits(const MoeLayerConfig& c, const LayerParams& p, const std::vector<double>& x, int64_t s,
+                                size_t gate) {
+  const int64_t m = c.model_dim, e = c.num_experts, d = c.gates.at(gate).proj_dim;
+  const std::string prefix = "gates." + std::to_string(gate) + ".";
+  if (c.gates.at(gate).type == GateType::kTop)
+    return gemm(x, p.at(prefix + "wg.weight"), nullptr, 1, s, m, e, true, Act::kNone);
+  const auto& wp = p.at(prefix + "cosine_projector.weight");  // [P, M]
+  const auto& bp = p.at(prefix + "cosine_projector.bias");
+  const auto& sim = p.at(prefix + "sim_matrix");  // [P, E]
+  const double scale = std::exp(std::min(p.at(prefix + "temperature").at(0), std::log(100.0)));
   std::vector<double> col_norm(e);
   for (int64_t j = 0; j < e; ++j) {
     for (int64_t q = 0; q < d; ++q) col_norm[j] += sim[q * e + j] * sim[q * e + j];
@@ -60,7 +62,7 @@ std::vector<double> gate_logits(const MoeLayerConfig& c, const LayerParams& p, c
 std::vector<double> layer_forward(const MoeLayerConfig& c, const LayerParams& p, const std::vector<double>& x,
                                   int64_t s, const ForwardOptions& o, double* l_aux) {
   const int64_t m = c.model_dim, h = c.hidden_size, e = c.num_experts;
-  auto logits = gate_logits(c, p, x, s);
+  auto logits = gate_logits(c, p, x, s, static_cast<size_t>(o.gate_index));
   auto r = route(logits, s, e, o.top_k, o.capacity_factor, o.normalize_gate, o.batch_prioritized_routing,
                  std::max<int64_t>(o.megablocks_size, 1));
   *l_aux = r.l_aux;

@@ -17,10 +17,11 @@ Act reference_act(kernels::GemmActivation activation);
 
 /// Gate logits [S, E] of x [S, M]: x wg^T (top), or Swin-MoE's cosine router (cosine_top:
 /// normalize(x Wp^T + bp) . normalize(sim columns) * exp(min(t, log 100)), eps 1e-12).
+/// Gate `gate` of the config (its parameters gates.<gate>.*).
 std::vector<double> gate_logits(const MoeLayerConfig& config, const LayerParams& params, const std::vector<double>& x,
-                                int64_t tokens);
+                                int64_t tokens, size_t gate);
 
-/// Output [S, M] of a layer with `config` and `params` (Tutel names) on x [S, M].
+/// Output [S, M] of a layer (routed by gate options.gate_index) with `config` and `params` (Tutel names) on x [S, M].
 std::vector<double> layer_forward(const MoeLayerConfig& config, const LayerParams& params, const std::vector<double>& x,
                                   int64_t tokens, const ForwardOptions& options, double* l_aux);
 

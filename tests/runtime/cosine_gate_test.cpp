@@ -42,8 +42,9 @@ TEST(CosineGate, ConfigsFilesAndBadValues) {
   const MoeLayerConfig c = layer_config_from_json(
       R"({"model_dim": 8, "hidden_size": 12, "num_experts": 4, "gate_type": "cosine_top", "proj_dim": 6,
           "init_t": 0.25})");
-  EXPECT_EQ(c.gate_type, GateType::kCosineTop);
-  EXPECT_EQ(c.proj_dim, 6);
+  ASSERT_EQ(c.gates.size(), 1u);
+  EXPECT_EQ(c.gates[0].type, GateType::kCosineTop);
+  EXPECT_EQ(c.gates[0].proj_dim, 6);
   MoeLayer layer(Context::global(), Context::global().cpu(), c);
   EXPECT_NEAR(layer.parameter("gates.0.temperature").data_as<float>()[0], std::log(4.0), 1e-6);
   EXPECT_EQ(layer.parameter("gates.0.sim_matrix").shape(), (std::vector<int64_t>{6, 4}));
@@ -51,8 +52,9 @@ TEST(CosineGate, ConfigsFilesAndBadValues) {
   EXPECT_EQ(layer.gate_parameter_count(), 6 * 8 + 6 + 6 * 4 + 1);
   layer.save(dir / "cosine.safetensors");
   const MoeLayerConfig read = layer_config_from_safetensors(dir / "cosine.safetensors");
-  EXPECT_EQ(read.gate_type, GateType::kCosineTop);
-  EXPECT_EQ(read.proj_dim, 6);
+  ASSERT_EQ(read.gates.size(), 1u);
+  EXPECT_EQ(read.gates[0].type, GateType::kCosineTop);
+  EXPECT_EQ(read.gates[0].proj_dim, 6);
   auto opened = MoeLayer::open(Context::global(), Context::global().cpu(), dir / "cosine.safetensors");
   EXPECT_EQ(opened->parameter_names(), layer.parameter_names());
   auto expect_error = [](const std::function<void()>& f, const std::string& needle) {
@@ -71,7 +73,7 @@ TEST(CosineGate, ConfigsFilesAndBadValues) {
   expect_error([] { layer_config_from_json(R"({"model_dim": 8, "hidden_size": 8, "num_experts": 2, "init_t": -1})"); },
                "init_t = -1");
   MoeLayerConfig top = c;
-  top.gate_type = GateType::kTop;
+  top.gates = {GateConfig{}};
   MoeLayer top_layer(Context::global(), Context::global().cpu(), top);
   expect_error([&] { top_layer.load(dir / "cosine.safetensors"); }, "has no tensor 'gates.0.wg.weight'");
   expect_error(

@@ -214,8 +214,7 @@ MoeLayerConfig cosine_test_config() {
   c.hidden_size = 12;
   c.num_experts = 4;
   c.activation = kernels::kActGelu;
-  c.gate_type = GateType::kCosineTop;
-  c.proj_dim = 6;
+  c.gates = {GateConfig{.type = GateType::kCosineTop, .proj_dim = 6}};
   return c;
 }
 
