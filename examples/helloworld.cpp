@@ -42,7 +42,7 @@ struct Flags {
   std::string comm = "auto", gate = "top";
   int proj_dim = 256;
   double init_t = 0.5;
-  std::string load_weights, save_weights, save_output, losses;
+  std::string load_weights, save_weights, save_output, save_input, losses;
   bool fp32_gate = false, use_2dh = false, eval = false, use_tensorcore = false;
   double l_aux_wt = 0.0, capacity_factor = 1.0;
 };
@@ -83,6 +83,7 @@ void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--load-weights", f.load_weights, "safetensors file of the layer's parameters");
   app.add_option("--save-weights", f.save_weights, "write the layer's parameters (safetensors) before the first step");
   app.add_option("--save-output", f.save_output, "write the first step's layer output (safetensors)");
+  app.add_option("--save-input", f.save_input, "write the input x [B * T, M] every step reads (safetensors)");
   app.add_option("--losses", f.losses, "write every step's loss to FILE, one per line, exactly (%.17g)");
 }
 
@@ -220,7 +221,7 @@ int run(const Flags& f, comm::Communicator* group) {
   config.expert_type = f.expert_type == "ffn" ? ExpertType::kFfn : ExpertType::kSwiglu;
   config.fp32_gate = f.fp32_gate;
   config.allow_tf32 = f.use_tensorcore;
-  config.gates = {GateConfig{parse_gate_type(f.gate), f.proj_dim, f.init_t}};
+  config.gates = {GateConfig{.type = parse_gate_type(f.gate), .proj_dim = f.proj_dim, .init_t = f.init_t}};
   MoeLayer layer(context, device, config, group);
   if (!f.load_weights.empty()) layer.load(f.load_weights);
   const std::string checkpoint = checkpoint_path(f.checkpoint_path, rank, world);
@@ -236,6 +237,11 @@ int run(const Flags& f, comm::Communicator* group) {
   const int64_t b = f.batch_size, t = f.num_tokens, m = f.model_dim, s = b * t;
   Buffer input = make_input(device, config.dtype, s, m);
   Tensor x = input.view(config.dtype, {s, m});
+  if (!f.save_input.empty() && rank == 0) {
+    StoredTensor in{safetensors_dtype_name(config.dtype), {s, m}, std::string(x.nbytes(), '\0')};
+    device.copy_to_host(in.bytes.data(), x.data(), in.bytes.size());
+    write_safetensors(f.save_input, {{"input", in}});
+  }
   print_header(f, layer, device, world);
   ForwardOptions options;
   options.top_k = f.top;

@@ -166,7 +166,7 @@ std::vector<kernels::GemmShape> layer_gemms(const ModelConfig& c, DType dtype, c
     if (g.type == "cosine_top") {  // the projector (nn.Linear with bias), then normalized rows x columns
       shapes.push_back({.dtype = gate, .n = g.proj_dim, .k = c.model_dim, .trans_b = true, .bias = true});
       shapes.push_back({.dtype = gate, .n = c.num_experts, .k = g.proj_dim});
-    } else {
+    } else if (g.type == "top") {  // a custom gate is the user's code: no kernel of ours
       shapes.push_back({gate, c.num_experts, c.model_dim, linear, false, kernels::kActNone});
     }
   }
@@ -174,7 +174,7 @@ std::vector<kernels::GemmShape> layer_gemms(const ModelConfig& c, DType dtype, c
     shapes.push_back({dtype, c.hidden_size, c.model_dim, linear, c.has_fc1_bias,
                       kernels::parse_activation(c.activation), c.allow_tf32});
     shapes.push_back({dtype, c.model_dim, c.hidden_size, false, c.has_fc2_bias, kernels::kActNone, c.allow_tf32});
-  } else {
+  } else if (c.expert_type == "swiglu") {  // custom experts: none of ours
     shapes.push_back({dtype, c.hidden_size, c.model_dim, false, false, kernels::kActNone, c.allow_tf32});
     shapes.push_back({dtype, c.hidden_size, c.model_dim, false, false, kernels::kActSwiglu, c.allow_tf32});
     shapes.push_back({dtype, c.model_dim, c.hidden_size, false, false, kernels::kActNone, c.allow_tf32});
@@ -196,7 +196,7 @@ std::vector<kernels::GemmShape> training_gemms(const ModelConfig& c, DType dtype
       shapes.push_back({.dtype = gate, .n = e, .k = p, .trans_a = true});  // d(normalized columns)
       shapes.push_back({.dtype = gate, .n = m, .k = p, .trans_a = true});  // d(projector weight)
       shapes.push_back({.dtype = gate, .n = m, .k = p});                   // d(gate input)
-    } else {
+    } else if (g.type == "top") {
       shapes.push_back({.dtype = gate, .n = m, .k = e});                   // d(gate input)
       shapes.push_back({.dtype = gate, .n = m, .k = e, .trans_a = true});  // d(gate weight)
     }
@@ -217,7 +217,7 @@ std::vector<kernels::GemmShape> training_gemms(const ModelConfig& c, DType dtype
                       .allow_tf32 = c.allow_tf32});
     shapes.push_back({.dtype = dtype, .n = m, .k = h, .allow_tf32 = c.allow_tf32});
     shapes.push_back({.dtype = dtype, .n = m, .k = h, .trans_a = true});
-  } else {
+  } else if (c.expert_type == "swiglu") {
     shapes.push_back({.dtype = dtype, .n = h, .k = m, .trans_b = true, .allow_tf32 = c.allow_tf32});
     shapes.push_back({.dtype = dtype, .n = m, .k = h, .trans_b = true, .allow_tf32 = c.allow_tf32});
     shapes.push_back({.dtype = dtype, .n = m, .k = h, .trans_a = true});

@@ -34,6 +34,10 @@ double MoeLayer::saved_bytes_per_token() const {
 void MoeLayer::backward_experts(const Tensor& grad_slots, const Tensor& grad_dispatched, const Tensor* row_counts,
                                 const ExpertTensors& weights, const ExpertTensors& grads, const Tensor& dispatched,
                                 const Tensor& saved_pre) {
+  if (config_.custom_experts) {
+    config_.custom_experts->backward(dispatched, grad_slots, grad_dispatched);
+    return;
+  }
   const int64_t e = grad_slots.dim(0), c = grad_slots.dim(1), h = hidden_of(weights);
   const DType dt = config_.dtype;
   const size_t hidden_bytes = static_cast<size_t>(e * c * h) * dtype_size(dt);
@@ -106,6 +110,9 @@ void MoeLayer::backward_gate(const Tensor& grad_gates, double l_aux_weight, cons
   const auto gate = static_cast<size_t>(sv.options.gate_index);
   if (config_.gates[gate].type == GateType::kCosineTop) {
     cosine_backward(gate, one_batch(d_logits), gate_input, *sv.cosine_gate, dx);
+  } else if (config_.gates[gate].type == GateType::kCustom) {
+    config_.gates[gate].custom->backward(Tensor(gate_input.data(), g, {s, m}, dx.device()), d_logits,
+                                         Tensor(dx.data(), g, {s, m}, dx.device()));
   } else {
     GemmOptions weight;
     weight.trans_a = true;

@@ -19,13 +19,26 @@
 namespace switchyard {
 namespace {
 
-// `value(i)` is element i as a double.
-template <typename Value>
-void check_finite_values(const Value& value, int64_t tokens, int64_t dim) {
-  for (int64_t i = 0; i < tokens * dim; ++i) {
-    SY_CHECK(std::isfinite(value(i))) << "the input holds " << value(i) << " at token " << i / dim << ", element "
-                                      << i % dim << "; MoE routing needs finite inputs";
+// Element i of a host tensor of a floating dtype, as a double.
+double host_value(const Tensor& t, int64_t i) {
+  const void* data = t.data();
+  switch (t.dtype()) {
+    case DType::kFloat64:
+      return static_cast<const double*>(data)[i];
+    case DType::kFloat32:
+      return static_cast<const float*>(data)[i];
+    case DType::kFloat16:
+      return half_bits_to_float(static_cast<const uint16_t*>(data)[i]);
+    default:
+      return bf16_bits_to_float(static_cast<const uint16_t*>(data)[i]);
   }
+}
+
+// The index of the first Inf or NaN of a host tensor, or -1.
+int64_t first_non_finite(const Tensor& t) {
+  for (int64_t i = 0; i < t.numel(); ++i)
+    if (!std::isfinite(host_value(t, i))) return i;
+  return -1;
 }
 
 }  // namespace
@@ -54,6 +67,9 @@ void MoeLayer::check_options(const Tensor& x, const ForwardOptions& o) const {
   SY_CHECK(o.top_k >= 1 && o.top_k <= config_.num_experts)
       << "top_k = " << o.top_k << "; expected 1 to num_experts (" << config_.num_experts << ")";
   check_gate_index(o.gate_index);
+  SY_CHECK(!config_.custom_experts || o.adaptive_r == 1 || group_ == nullptr || group_->size() == 1)
+      << "adaptive_r = " << o.adaptive_r << " with custom experts: every rank would run every expert with "
+      << "weights only the experts' owner holds; custom experts take adaptive_r = 1";
   SY_CHECK(std::isfinite(o.capacity_factor))
       << "capacity_factor = " << o.capacity_factor << "; expected a finite number";
   SY_CHECK(o.is_gshard_loss || (o.gate_noise > 0 && std::isfinite(o.gate_noise)))
@@ -66,24 +82,25 @@ void MoeLayer::check_options(const Tensor& x, const ForwardOptions& o) const {
       << "adaptive_r = " << o.adaptive_r << " does not divide s = " << shards_
       << (shards_ == 1 ? " (experts are not sharded); valid: 0, 1" : "; valid: 0 and the divisors of s");
   if (o.check_finite && !device_.is_cuda()) {
-    const void* data = x.data();
-    const auto* wide = static_cast<const double*>(data);
-    const auto* single = static_cast<const float*>(data);
-    const auto* bits = static_cast<const uint16_t*>(data);
-    switch (x.dtype()) {
-      case DType::kFloat64:
-        check_finite_values([&](int64_t i) { return wide[i]; }, x.dim(0), x.dim(1));
-        break;
-      case DType::kFloat32:
-        check_finite_values([&](int64_t i) { return double{single[i]}; }, x.dim(0), x.dim(1));
-        break;
-      case DType::kFloat16:
-        check_finite_values([&](int64_t i) { return double{half_bits_to_float(bits[i])}; }, x.dim(0), x.dim(1));
-        break;
-      default:
-        check_finite_values([&](int64_t i) { return double{bf16_bits_to_float(bits[i])}; }, x.dim(0), x.dim(1));
-    }
+    const int64_t bad = first_non_finite(x);
+    SY_CHECK(bad < 0) << "the input holds " << host_value(x, bad) << " at token " << bad / x.dim(1) << ", element "
+                      << bad % x.dim(1) << "; MoE routing needs finite inputs";
   }
+}
+
+void MoeLayer::custom_logits(size_t gate, const Tensor& input, const Tensor& logits) {
+  const int64_t s = input.dim(0), e = config_.num_experts;
+  const Tensor got = config_.gates[gate].custom->forward(input);
+  SY_CHECK(got.shape() == std::vector<int64_t>({s, e}) && got.dtype() == gate_dtype() &&
+           got.device() == device_.ref() && got.is_contiguous())
+      << "custom gate " << gate << " returned " << got.describe() << "; expected contiguous "
+      << dtype_name(gate_dtype()) << shape_string({s, e}) << " on " << device_.name();
+  if (!device_.is_cuda()) {  // NOTE: on a GPU this would wait for the device: not checked there
+    const int64_t bad = first_non_finite(got);
+    SY_CHECK(bad < 0) << "custom gate " << gate << " returned the logit " << host_value(got, bad) << " at token "
+                      << bad / e << ", expert " << bad % e << "; routing needs finite logits";
+  }
+  device_.copy_within(logits.data(), got.data(), got.nbytes());
 }
 
 Tensor MoeLayer::gate_logits(const Tensor& x, int64_t gate_index, Buffer& workspace,
@@ -103,6 +120,10 @@ Tensor MoeLayer::gate_logits(const Tensor& x, int64_t gate_index, Buffer& worksp
     cosine_logits(gate, input, logits, cosine_kept);
     return Tensor(logits.data(), g, {s, e}, logits.device());
   }
+  if (config_.gates[gate].type == GateType::kCustom) {
+    custom_logits(gate, Tensor(input.data(), g, {s, m}, input.device()), logits);
+    return Tensor(logits.data(), g, {s, e}, logits.device());
+  }
   GemmOptions linear;  // no transposed copy (CPU): read the [E, M] weight transposed
   const auto packed = packed_.find("wg_t." + std::to_string(gate));
   linear.trans_b = packed == packed_.end();
@@ -114,6 +135,10 @@ Tensor MoeLayer::gate_logits(const Tensor& x, int64_t gate_index, Buffer& worksp
 
 void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Tensor* row_counts,
                            const ExpertTensors& weights, const Tensor* saved_pre) {
+  if (config_.custom_experts) {
+    config_.custom_experts->forward(dispatched, out);
+    return;
+  }
   const int64_t e = dispatched.dim(0), c = dispatched.dim(1), h = hidden_of(weights);
   const size_t hidden_bytes = static_cast<size_t>(e * c * h) * dtype_size(config_.dtype);
   GemmOptions fc;
@@ -203,7 +228,7 @@ ModelConfig MoeLayer::model_config(const ForwardOptions& options) const {
   model.is_postscore = {options.is_postscore};
   model.capacity_factor = {options.capacity_factor};
   model.normalize_gate = {options.normalize_gate};
-  model.expert_type = config_.expert_type == ExpertType::kFfn ? "ffn" : "swiglu";
+  model.expert_type = config_.custom_experts ? "custom" : config_.expert_type == ExpertType::kFfn ? "ffn" : "swiglu";
   model.activation = kernels::activation_name(config_.activation);
   model.has_fc1_bias = config_.has_fc1_bias;
   model.has_fc2_bias = config_.has_fc2_bias;

@@ -34,6 +34,9 @@ void MoeLayerConfig::validate() const {
         << "gate " << i << ": proj_dim = " << gates[i].proj_dim << "; expected 1 to 65536";
     SY_CHECK(gates[i].init_t > 0 && std::isfinite(gates[i].init_t))
         << "gate " << i << ": init_t = " << gates[i].init_t << "; expected a positive temperature";
+    SY_CHECK((gates[i].type == GateType::kCustom) == (gates[i].custom != nullptr))
+        << "gate " << i << " is " << gate_type_name(gates[i].type)
+        << (gates[i].custom ? " but has a CustomGate" : " without its CustomGate") << "; a custom gate has both";
   }
 }
 
@@ -44,7 +47,7 @@ GateType parse_gate_type(const std::string& text) {
 }
 
 const char* gate_type_name(GateType type) {
-  return type == GateType::kTop ? "top" : "cosine_top";
+  return type == GateType::kTop ? "top" : type == GateType::kCosineTop ? "cosine_top" : "custom";
 }
 
 int64_t expert_shards(int64_t experts, int64_t ranks) {
@@ -102,12 +105,17 @@ MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm
     const GateConfig& gate = config_.gates[i];
     if (gate.type == GateType::kTop) {
       add_param(gate_param(i, "wg.weight"), {config_.num_experts, m}, gate_dtype());
-    } else {
+    } else if (gate.type == GateType::kCosineTop) {
       add_param(gate_param(i, "cosine_projector.weight"), {gate.proj_dim, m}, gate_dtype());
       add_param(gate_param(i, "cosine_projector.bias"), {gate.proj_dim}, gate_dtype());
       add_param(gate_param(i, "sim_matrix"), {gate.proj_dim, config_.num_experts}, gate_dtype());
       add_param(gate_param(i, "temperature"), {1}, gate_dtype());
     }
+  }
+  if (config_.custom_experts) {  // the user's function holds its own parameters
+    SY_CHECK(shards_ == 1) << "custom experts with experts sharded across ranks (num_experts " << config_.num_experts
+                           << " < " << group_->size() << " ranks) are not supported";
+    return;
   }
   if (config_.expert_type == ExpertType::kFfn) {
     add_param("experts.batched_fc1_w", {e, h, m}, config_.dtype);
@@ -328,7 +336,7 @@ void MoeLayer::refresh_packed() {
   };
   for (size_t i = 0; i < config_.gates.size(); ++i)
     if (config_.gates[i].type == GateType::kTop) refresh(gate_param(i, "wg.weight"), "wg_t." + std::to_string(i));
-  if (config_.expert_type == ExpertType::kFfn) refresh("experts.batched_fc1_w", "fc1_t");
+  if (config_.expert_type == ExpertType::kFfn && !config_.custom_experts) refresh("experts.batched_fc1_w", "fc1_t");
 }
 
 }  // namespace switchyard

@@ -218,6 +218,7 @@ size_t MoeLayer::pre_bytes(int64_t experts, int64_t rows, int64_t hidden) const 
 }
 
 int64_t MoeLayer::hidden_of(const ExpertTensors& weights) const {
+  if (config_.custom_experts) return 0;  // nothing of the layer's kept between the user's calls
   return config_.expert_type == ExpertType::kFfn ? weights.at("experts.batched_fc1_w").dim(1)
                                                  : weights.at("experts.W_fc1").dim(2);
 }

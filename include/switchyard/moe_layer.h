@@ -13,6 +13,7 @@
 
 #include <switchyard/common/activation.h>
 #include <switchyard/context.h>
+#include <switchyard/custom.h>
 #include <switchyard/export.h>
 #include <switchyard/sgd_options.h>
 #include <switchyard/tensor.h>
@@ -33,7 +34,8 @@ enum class ExpertType { kFfn, kSwiglu };
 /// (Swin-MoE's router: logits = normalize(rows of x Wp^T + bp) . normalize(columns of sim_matrix)
 /// * exp(min(temperature, log 100)); `gates.0.cosine_projector.{weight,bias}`,
 /// `gates.0.sim_matrix` [proj_dim, E], `gates.0.temperature` [1]).
-enum class GateType { kTop, kCosineTop };
+/// kCustom: a user's CustomGate (GateConfig::custom), with no parameters of the layer's.
+enum class GateType { kTop, kCosineTop, kCustom };
 /// "top" or "cosine_top"; UserError naming anything else.
 SWITCHYARD_API GateType parse_gate_type(const std::string& text);
 SWITCHYARD_API const char* gate_type_name(GateType type);
@@ -41,8 +43,9 @@ SWITCHYARD_API const char* gate_type_name(GateType type);
 /// One gate of a layer (Tutel's gate dict): its type and, for cosine_top, its shape.
 struct SWITCHYARD_API GateConfig {
   GateType type = GateType::kTop;
-  int64_t proj_dim = 256;  // cosine_top: the projector's width
-  double init_t = 0.5;     // cosine_top: the temperature starts at log(1 / init_t)
+  int64_t proj_dim = 256;                // cosine_top: the projector's width
+  double init_t = 0.5;                   // cosine_top: the temperature starts at log(1 / init_t)
+  std::shared_ptr<CustomGate> custom{};  // kCustom: the user's gate
   bool operator==(const GateConfig&) const = default;
 };
 
@@ -60,6 +63,9 @@ struct SWITCHYARD_API MoeLayerConfig {
   /// Tutel's list of gate types: gate i's parameters are `gates.i.*`, and each call routes with
   /// the gate ForwardOptions::gate_index names (switching compiles nothing after warm).
   std::vector<GateConfig> gates{GateConfig{}};
+  /// A user's expert function in place of expert_type's built-in experts (the layer then has no
+  /// expert parameters); not with experts sharded across ranks or adaptive_r = 0.
+  std::shared_ptr<CustomExperts> custom_experts{};
   /// Throws UserError naming the first bad field.
   void validate() const;
 };
@@ -215,6 +221,8 @@ class SWITCHYARD_API MoeLayer {
   // The cosine_top gate (moe_cosine_gate.cpp): logits [1, S, E] from the gate's input [1, S, M];
   // with `kept`, what its backward reads. The backward stores the gate's parameter gradients and
   // writes the gate input's gradient dx [1, S, M] from d_logits [S, E].
+  // A custom gate's logits, checked, copied into `logits` [1, S, E] (moe_forward.cpp).
+  void custom_logits(size_t gate, const Tensor& input, const Tensor& logits);
   void cosine_logits(size_t gate, const Tensor& input, const Tensor& logits, std::unique_ptr<Buffer>* kept);
   void cosine_backward(size_t gate, const Tensor& d_logits, const Tensor& input, const Buffer& kept, const Tensor& dx);
   void backward_gate(const Tensor& grad_gates, double l_aux_weight, const Tensor& grad_input);

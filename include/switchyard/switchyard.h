@@ -7,6 +7,7 @@
 #include <switchyard/comm.h>
 #include <switchyard/communicator.h>
 #include <switchyard/context.h>
+#include <switchyard/custom.h>
 #include <switchyard/device.h>
 #include <switchyard/dispatch.h>
 #include <switchyard/dtype.h>

@@ -4,8 +4,11 @@ With top_k = E and a capacity that drops nothing, Tutel's layer is y = sum_e sof
 (relu(x W1_e^T + b1_e) W2_e + b2_e): autograd of that expression is the oracle for forward,
 dL/dx and every parameter's gradient.
 """
+import json
 import math
 import os
+import struct
+import subprocess
 import tempfile
 import unittest
 
@@ -214,6 +217,67 @@ class Files(unittest.TestCase):
 
     def test_warm_counts_kernels(self):
         self.assertGreater(make_layer("float32").warm(top_k=1), 0)
+
+
+
+def read_safetensors_tensor(path, name):
+    """One tensor of a safetensors file: an 8-byte little-endian header length, a JSON header, the data."""
+    with open(path, "rb") as f:
+        data = f.read()
+    size = struct.unpack("<Q", data[:8])[0]
+    info = json.loads(data[8:8 + size])[name]
+    start, end = info["data_offsets"]
+    dtype = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16}[info["dtype"]]
+    return torch.frombuffer(bytearray(data[8 + size + start:8 + size + end]), dtype=dtype).reshape(info["shape"])
+
+
+def example_loss(y, batch, tokens):
+    """Tutel's ExampleModel loss as helloworld's example_loss kernel computes it: each token's sum
+    over the model dimension in double, in index order; a softmax over a sample's tokens; the loss
+    of label 0 averaged over the batch; and dL/dy, the same value across a token's elements."""
+    rows = y.double().tolist()
+    logits = []
+    for row in rows:
+        total = 0.0
+        for v in row:
+            total += v
+        logits.append(total)
+    loss, grad = 0.0, []
+    for b in range(batch):
+        sample = logits[b * tokens:(b + 1) * tokens]
+        top = max(sample)
+        norm = 0.0
+        for v in sample:
+            norm += math.exp(v - top)
+        loss += -(sample[0] - top - math.log(norm))
+        grad += [(math.exp(v - top) / norm - (1.0 if j == 0 else 0.0)) / batch for j, v in enumerate(sample)]
+    per_token = torch.tensor(grad, dtype=torch.float64).to(y.dtype)
+    return loss / batch, per_token[:, None].expand(y.shape).contiguous()
+
+
+class Helloworld(unittest.TestCase):
+    @unittest.skipUnless(os.environ.get("SY_TEST_HELLOWORLD_BIN"), "SY_TEST_HELLOWORLD_BIN names the C++ helloworld")
+    def test_training_loop_matches_the_cpp_helloworld_losses_exactly(self):
+        batch, tokens, model_dim, hidden, steps, l_aux_wt = 2, 32, 16, 24, 4, 0.01
+        with tempfile.TemporaryDirectory() as tmp:
+            files = {name: os.path.join(tmp, name) for name in ("weights.safetensors", "input.safetensors", "losses.txt")}
+            subprocess.run([os.environ["SY_TEST_HELLOWORLD_BIN"], "--device", "cpu", "--batch_size", str(batch),
+                            "--num_tokens", str(tokens), "--model_dim", str(model_dim), "--hidden_size", str(hidden),
+                            "--num_steps", str(steps), "--l_aux_wt", str(l_aux_wt),
+                            "--save-weights", files["weights.safetensors"], "--save-input", files["input.safetensors"],
+                            "--losses", files["losses.txt"]], check=True, capture_output=True)
+            with open(files["losses.txt"]) as f:
+                want = [float(line) for line in f.read().split()]
+            x = read_safetensors_tensor(files["input.safetensors"], "input")
+            layer = switchyard.MoeLayer.from_safetensors(files["weights.safetensors"])
+        got = []
+        for _ in range(steps):
+            y, routing = layer.forward(x, top_k=2, capacity_factor=1.0, save_for_backward=True)
+            loss, grad = example_loss(y, batch, tokens)
+            got.append(loss + l_aux_wt * routing.l_aux())
+            layer.backward(grad, l_aux_weight=l_aux_wt)
+            layer.sgd_step(lr=1e-5)
+        self.assertEqual(["%.17g" % v for v in got], ["%.17g" % v for v in want])
 
 
 if __name__ == "__main__":

@@ -123,6 +123,14 @@ TEST(Helloworld, CosineGateTrains) {
   EXPECT_NE(bad.output.find("cosine_top"), std::string::npos) << bad.output;
 }
 
+TEST(CustomExpert, MatchesTheBuiltInFfnThenRunsAnotherActivation) {
+  auto run = run_command(bin("custom_expert"));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("custom relu experts vs the built-in FFN: max |difference| = "), std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("custom squared-relu experts: output norm "), std::string::npos) << run.output;
+}
+
 TEST(Helloworld, CheckpointResumesWhereTrainingStopped) {
   testing::TempDir dir;
   const std::string ckpt = dir / "ckpt.safetensors";
