@@ -223,7 +223,8 @@ ModelConfig MoeLayer::model_config(const ForwardOptions& options) const {
   model.num_experts = config_.num_experts;
   model.top_k = {options.top_k};
   model.dtypes = {config_.dtype};
-  const GateConfig& gate = config_.gates.at(static_cast<size_t>(options.gate_index));
+  check_gate_index(options.gate_index);
+  const GateConfig& gate = config_.gates[static_cast<size_t>(options.gate_index)];
   model.gates = {{gate_type_name(gate.type), gate.proj_dim}};
   model.is_postscore = {options.is_postscore};
   model.capacity_factor = {options.capacity_factor};

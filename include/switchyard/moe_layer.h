@@ -218,11 +218,11 @@ class SWITCHYARD_API MoeLayer {
   DType gate_dtype() const { return config_.fp32_gate ? DType::kFloat32 : config_.dtype; }
   struct Saved;  // what forward keeps for backward (runtime/moe_saved.h)
   void refresh_packed();
+  // A custom gate's logits, checked, copied into `logits` [1, S, E] (moe_forward.cpp).
+  void custom_logits(size_t gate, const Tensor& input, const Tensor& logits);
   // The cosine_top gate (moe_cosine_gate.cpp): logits [1, S, E] from the gate's input [1, S, M];
   // with `kept`, what its backward reads. The backward stores the gate's parameter gradients and
   // writes the gate input's gradient dx [1, S, M] from d_logits [S, E].
-  // A custom gate's logits, checked, copied into `logits` [1, S, E] (moe_forward.cpp).
-  void custom_logits(size_t gate, const Tensor& input, const Tensor& logits);
   void cosine_logits(size_t gate, const Tensor& input, const Tensor& logits, std::unique_ptr<Buffer>* kept);
   void cosine_backward(size_t gate, const Tensor& d_logits, const Tensor& input, const Buffer& kept, const Tensor& dx);
   void backward_gate(const Tensor& grad_gates, double l_aux_weight, const Tensor& grad_input);
@@ -330,7 +330,7 @@ class SWITCHYARD_API MoeLayer {
   std::map<std::string, Param> velocity_;  // SGD momentum buffers
   std::unique_ptr<Saved> saved_;
   // Plans already loaded, by the options that select kernels (top_k, normalize_gate, is_postscore,
-  // save_for_backward: a training plan also holds the backward's kernels).
+  // save_for_backward: a training plan also holds the backward's kernels; gate_index).
   std::map<std::tuple<int64_t, bool, bool, bool, int64_t>, size_t> plans_;
   int64_t last_gate_ = 0;  // the gate the last backward differentiated (sgd_step updates only it)
 };
