@@ -18,9 +18,9 @@
 #endif
 
 #include "bench/fma_peak.h"
-#include "core/half.h"
 #include "runtime/gemm_ops.h"
 #include "runtime/moe_layer.h"
+#include "runtime/tensor.h"
 #include "tests/reference/backward_reference.h"
 #include "tests/reference/moe_reference.h"
 
@@ -59,11 +59,8 @@ struct GemmShape {
 };
 
 // `values` in 16-bit storage (bfloat16 or float16), for our GEMM's operands.
-std::vector<uint16_t> narrow_copy(const std::vector<float>& values, DType dtype) {
-  std::vector<uint16_t> out(values.size());
-  for (size_t i = 0; i < values.size(); ++i)
-    out[i] = dtype == DType::kBFloat16 ? float_to_bf16_bits(values[i]) : float_to_half_bits(values[i]);
-  return out;
+std::string narrow_copy(const std::vector<float>& values, DType dtype) {
+  return encode_host_values(std::vector<double>(values.begin(), values.end()), dtype);
 }
 
 nlohmann::json gemm_case(const GemmShape& shape, double peak) {
@@ -82,8 +79,8 @@ nlohmann::json gemm_case(const GemmShape& shape, double peak) {
   options.trans_b = pass == Pass::kData;
   options.trans_a = pass == Pass::kWeight;
   const bool narrow = dtype != DType::kFloat32;
-  std::vector<uint16_t> a16 = narrow ? narrow_copy(a, dtype) : std::vector<uint16_t>{},
-                        w16 = narrow ? narrow_copy(w, dtype) : std::vector<uint16_t>{}, c16(narrow ? c.size() : 0);
+  std::string a16 = narrow ? narrow_copy(a, dtype) : std::string(),
+              w16 = narrow ? narrow_copy(w, dtype) : std::string(), c16(narrow ? c.size() * 2 : 0, '\0');
   Tensor ta(narrow ? static_cast<void*>(a16.data()) : a.data(), dtype, {batch, rows, a_cols}),
       tw(narrow ? static_cast<void*>(w16.data()) : w.data(), dtype,
          pass == Pass::kData ? std::vector<int64_t>{batch, c_cols, a_cols} : std::vector<int64_t>{batch, b_rows, n}),
@@ -258,7 +255,7 @@ nlohmann::json small_batch_case(int64_t s, DType dtype) {
   std::normal_distribution<float> normal;
   std::vector<float> x(s * config.model_dim);
   for (auto& v : x) v = normal(rng);
-  std::vector<uint16_t> x16 = dtype == DType::kFloat32 ? std::vector<uint16_t>{} : narrow_copy(x, dtype);
+  std::string x16 = dtype == DType::kFloat32 ? std::string() : narrow_copy(x, dtype);
   Tensor tx(dtype == DType::kFloat32 ? static_cast<void*>(x.data()) : x16.data(), dtype, {s, config.model_dim});
   ForwardOptions options;
   options.top_k = 2;

@@ -34,11 +34,27 @@ double host_value(const Tensor& t, int64_t i) {
   }
 }
 
-// The index of the first Inf or NaN of a host tensor, or -1.
-int64_t first_non_finite(const Tensor& t) {
+template <typename T, typename Decode>
+int64_t first_non_finite_as(const Tensor& t, Decode decode) {
+  const T* data = static_cast<const T*>(t.data());
   for (int64_t i = 0; i < t.numel(); ++i)
-    if (!std::isfinite(host_value(t, i))) return i;
+    if (!std::isfinite(decode(data[i]))) return i;
   return -1;
+}
+
+// The index of the first Inf or NaN of a host tensor, or -1 (one typed loop: every CPU forward
+// scans its input).
+int64_t first_non_finite(const Tensor& t) {
+  switch (t.dtype()) {
+    case DType::kFloat64:
+      return first_non_finite_as<double>(t, [](double v) { return v; });
+    case DType::kFloat32:
+      return first_non_finite_as<float>(t, [](float v) { return v; });
+    case DType::kFloat16:
+      return first_non_finite_as<uint16_t>(t, half_bits_to_float);
+    default:
+      return first_non_finite_as<uint16_t>(t, bf16_bits_to_float);
+  }
 }
 
 }  // namespace
