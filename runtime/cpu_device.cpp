@@ -15,8 +15,6 @@ class CpuKernel final : public LoadedKernel {
   CpuKernelFunction function = nullptr;
 };
 
-constexpr size_t kCpuAlignment = 64;
-
 }  // namespace
 
 CpuDevice::CpuDevice(unsigned threads, Target target) : pool_(threads), target_(target) {}
@@ -36,14 +34,17 @@ void CpuDevice::launch(const LoadedKernel& kernel, const LaunchConfig& config, v
 }
 
 void* CpuDevice::allocate(size_t bytes) {
-  size_t rounded = (bytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
-  void* pointer = std::aligned_alloc(kCpuAlignment, rounded == 0 ? kCpuAlignment : rounded);
+  void* pointer = blocks_.take(bytes);
+  if (pointer == nullptr) {
+    blocks_.trim();  // what is kept for reuse may be what the system lacks
+    pointer = blocks_.take(bytes);
+  }
   if (pointer == nullptr) SY_THROW(BackendError) << "cannot allocate " << bytes << " bytes of host memory";
   return pointer;
 }
 
 void CpuDevice::release(void* pointer) noexcept {
-  std::free(pointer);
+  blocks_.give_back(pointer);
 }
 
 void CpuDevice::fill_zero(void* pointer, size_t bytes) {

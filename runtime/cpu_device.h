@@ -3,6 +3,7 @@
 #pragma once
 
 #include "runtime/device.h"
+#include "runtime/host_block_cache.h"
 #include "runtime/orc_loader.h"
 #include "runtime/thread_pool.h"
 
@@ -20,6 +21,10 @@ class CpuDevice final : public Device {
   void launch(const LoadedKernel& kernel, const LaunchConfig& config, void** params) override;
   void* allocate(size_t bytes) override;
   void release(void* pointer) noexcept override;
+  void trim_memory() noexcept override { blocks_.trim(); }
+  /// The buffer cache's counts: blocks from the C library, bytes in use, cached and at most.
+  HostBlockCache::Stats memory_stats() const { return blocks_.stats(); }
+  void reset_memory_high_water() { blocks_.reset_high_water(); }
   void fill_zero(void* pointer, size_t bytes) override;
   void copy_within(void* dst, const void* src, size_t bytes) override;
   unsigned parallelism() const override { return pool_.size(); }
@@ -31,6 +36,7 @@ class CpuDevice final : public Device {
   void wait_idle() override {}
 
  private:
+  HostBlockCache blocks_;  // NOTE: before the pool, so no worker outlives it
   ThreadPool pool_;
   Target target_;
   OrcLoader loader_;

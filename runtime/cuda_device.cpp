@@ -110,6 +110,11 @@ void CudaDevice::release(void* pointer) noexcept {
   if (pointer != nullptr) driver_.cuMemFreeAsync(reinterpret_cast<CUdeviceptr>(pointer), stream_);
 }
 
+// Memory freed on the stream but not yet reached by it stays in the pool until a later trim.
+void CudaDevice::trim_memory() noexcept {
+  driver_.cuMemPoolTrimTo(pool_, 0);
+}
+
 void CudaDevice::reset_memory_high_water() {
   unsigned long long zero = 0;  // the only value the driver takes: back to the current level
   cuda_check(driver_.cuMemPoolSetAttribute(pool_, kCuMemPoolAttrUsedMemHigh, &zero), "cuMemPoolSetAttribute");

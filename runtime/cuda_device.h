@@ -30,6 +30,7 @@ class CudaDevice final : public Device {
   /// allocation (no driver call that synchronizes once a step's sizes have been seen).
   void* allocate(size_t bytes) override;
   void release(void* pointer) noexcept override;
+  void trim_memory() noexcept override;
   void fill_zero(void* pointer, size_t bytes) override;
   void copy_within(void* dst, const void* src, size_t bytes) override;
   unsigned parallelism() const override { return multiprocessors_; }

@@ -101,6 +101,7 @@ struct CudaMemcpy2D {
   X(cuMemPoolGetAttribute, CUresult, (CUmemoryPool, int, void*))                                                  \
   X(cuMemAllocAsync, CUresult, (CUdeviceptr*, size_t, CUstream))                                                  \
   X(cuMemFreeAsync, CUresult, (CUdeviceptr, CUstream))                                                            \
+  X(cuMemPoolTrimTo, CUresult, (CUmemoryPool, size_t))                                                            \
   X(cuFuncSetAttribute, CUresult, (CUfunction, int, int))                                                         \
   X(cuTensorMapEncodeTiled, CUresult,                                                                             \
     (CuTensorMap*, int, unsigned, void*, const unsigned long long*, const unsigned long long*, const unsigned*,   \

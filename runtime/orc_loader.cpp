@@ -7,6 +7,7 @@
 #include <llvm/Support/TargetSelect.h>
 
 #include "core/error.h"
+#include "runtime/cpu_scratch.h"
 
 namespace switchyard {
 namespace {
@@ -42,6 +43,13 @@ CpuKernelFunction OrcLoader::load(const std::string& object, const std::string& 
   auto host = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(jit.getDataLayout().getGlobalPrefix());
   if (!host) SY_THROW(BackendError) << "cannot expose host symbols to " << label << ": " << to_text(host.takeError());
   dylib->addGenerator(std::move(*host));
+  // The kernels' per-thread working memory is ours, not the C library's: define it by address
+  // (a symbol search of the process would depend on how the library was linked and exported).
+  llvm::orc::SymbolMap ours;
+  ours[jit.mangleAndIntern("sy_cpu_thread_scratch")] =
+      llvm::JITEvaluatedSymbol(llvm::pointerToJITTargetAddress(&sy_cpu_thread_scratch), llvm::JITSymbolFlags::Exported);
+  if (auto error = dylib->define(llvm::orc::absoluteSymbols(std::move(ours))))
+    SY_THROW(BackendError) << "cannot define the host symbols of " << label << ": " << to_text(std::move(error));
   auto buffer = llvm::MemoryBuffer::getMemBufferCopy(object, label);
   if (auto error = jit.addObjectFile(*dylib, std::move(buffer))) {
     SY_THROW(BackendError) << "cannot link the object of " << label << ": " << to_text(std::move(error));

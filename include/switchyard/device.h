@@ -41,8 +41,13 @@ class SWITCHYARD_API Device {
   /// completion on the CPU; enqueues on the device's stream on CUDA.
   virtual void launch(const LoadedKernel& kernel, const LaunchConfig& config, void** params) = 0;
 
+  /// Buffers come from a cache on both devices (freed ones are kept for the next allocation of
+  /// their size), so a steady-state step asks the system or the driver for no memory.
   virtual void* allocate(size_t bytes) = 0;
   virtual void release(void* pointer) noexcept = 0;
+  /// Gives the memory kept for reuse back to the system (CPU) or the driver (CUDA); buffers in use
+  /// stay. For a process that is done with a large layer and goes on with other work.
+  virtual void trim_memory() noexcept = 0;
   virtual void fill_zero(void* pointer, size_t bytes) = 0;
   /// Host memory to device memory; waits for the device's queued work (CUDA).
   void copy_from_host(void* device_dst, const void* host_src, size_t bytes) {

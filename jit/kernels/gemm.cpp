@@ -219,7 +219,11 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
 }
 
 GemmTileShape gemm_tile_shape(const KernelSpec& spec) {
-  if (spec.family == "gemm") return {spec.int_param("row_tile"), spec.int_param("n")};
+  if (spec.family == "gemm") {
+    const int compute_bytes = spec.dtype_param("dtype") == DType::kFloat64 ? 8 : 4;
+    return {spec.int_param("row_tile"),
+            gemm_cpu_tile_cols(static_cast<int>(spec.int_param("vec_bytes")), compute_bytes)};
+  }
   if (spec.family == "gemm_simt") return {kGemmSimtTile, kGemmSimtTile};
   if (spec.family == "gemm_wgmma") return {kWgmmaTileM, spec.int_param("tile_n")};
   SY_INTERNAL_CHECK(spec.family == "gemm_mma" || spec.family == "gemm_tf32") << spec.to_string();
@@ -245,9 +249,12 @@ LaunchConfig gemm_launch_config(const KernelSpec& spec, const GemmProblem& p) {
     config.block = kGemmThreads;
     return config;
   }
-  // CPU: whole rows of C per tile; about two blocks per thread over the batch.
+  // CPU: about two blocks per thread over the batch, each a share of its batch's row tiles, and of
+  // its column tiles where the rows are fewer than the blocks (gemm_cpu_split; the columns past the
+  // last whole tile ride with the last share).
+  const int64_t col_tiles = std::max<int64_t>(p.n / tile.n, 1);
   const int64_t per_batch = std::clamp<int64_t>((int64_t{p.parallelism} * 2 + p.batch - 1) / p.batch, 1,
-                                                std::max<int64_t>(tiles(out_rows, tile.m), 1));
+                                                std::max<int64_t>(tiles(out_rows, tile.m), 1) * col_tiles);
   config.grid = static_cast<unsigned>(p.batch * per_batch);
   return config;
 }

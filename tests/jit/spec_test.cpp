@@ -71,15 +71,37 @@ TEST(GemmLaunch, EveryOutputTileGetsABlockInEveryFamily) {
   for (bool trans_a : {false, true}) {
     const KernelSpec spec = kernels::gemm_spec(GemmShape{.n = 256, .k = 96, .trans_a = trans_a}, Target::cpu(64));
     const int64_t row_tiles = ((trans_a ? problem.k : problem.max_rows) + 5) / 6;  // row_tile 6 with 64-byte vectors
+    const int64_t col_tiles = problem.n / 64;                                      // 4 zmm of floats
+    EXPECT_EQ(kernels::gemm_tile_shape(spec).n, 64);
     for (unsigned threads : {1u, 2u, 64u}) {
       kernels::GemmProblem p = problem;
       p.parallelism = threads;
       const unsigned grid = kernels::gemm_launch_config(spec, p).grid;
       EXPECT_GE(grid, problem.batch) << threads << " threads";
-      EXPECT_LE(grid, problem.batch * row_tiles) << threads << " threads";
+      EXPECT_LE(grid, problem.batch * row_tiles * col_tiles) << threads << " threads";
       EXPECT_EQ(grid % problem.batch, 0u) << "the same split for every batch";
     }
   }
+}
+
+// A small batch at Mixtral dims on 64 threads: 8 experts of 16 rows are 3 row tiles each, too few
+// for the threads; the blocks take column ranges too, so every thread has work.
+TEST(GemmLaunch, CpuBlocksSplitColumnsWhereRowsAreFew) {
+  const KernelSpec spec = kernels::gemm_spec({.dtype = DType::kBFloat16, .n = 14336, .k = 4096}, Target::cpu(64));
+  const kernels::GemmProblem p{.batch = 8, .rows = 16, .max_rows = 16, .k = 4096, .n = 14336, .parallelism = 64};
+  const unsigned grid = kernels::gemm_launch_config(spec, p).grid;
+  const int per_batch = static_cast<int>(grid / 8);
+  const kernels::GemmCpuSplit split = kernels::gemm_cpu_split(per_batch, 3, 14336 / 64);
+  EXPECT_EQ(split.rows, 3);
+  EXPECT_GE(8 * split.rows * split.cols, 64) << "busy blocks for 64 threads";
+  EXPECT_LE(split.rows * split.cols, per_batch);
+  // Enough rows: rows only, as before (every block reads all of B for its rows).
+  EXPECT_EQ(kernels::gemm_cpu_split(4, 170, 224).cols, 1);
+  EXPECT_EQ(kernels::gemm_cpu_split(4, 170, 224).rows, 4);
+  // Fewer column tiles than asked for: no empty column ranges; no rows: one range of each.
+  EXPECT_EQ(kernels::gemm_cpu_split(64, 2, 3).cols, 3);
+  EXPECT_EQ(kernels::gemm_cpu_split(8, 0, 0).rows, 1);
+  EXPECT_EQ(kernels::gemm_cpu_split(8, 0, 0).cols, 1);
 }
 
 // The candidates in order on each target: wgmma where sm_90a, the dtype, the shapes and the

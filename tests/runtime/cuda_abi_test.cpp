@@ -96,6 +96,7 @@ static_assert(same_abi<decltype(CudaDriver::cuMemPoolSetAttribute), decltype(&::
 static_assert(same_abi<decltype(CudaDriver::cuMemPoolGetAttribute), decltype(&::cuMemPoolGetAttribute)>());
 static_assert(same_abi<decltype(CudaDriver::cuMemAllocAsync), decltype(&::cuMemAllocAsync)>());
 static_assert(same_abi<decltype(CudaDriver::cuMemFreeAsync), decltype(&::cuMemFreeAsync)>());
+static_assert(same_abi<decltype(CudaDriver::cuMemPoolTrimTo), decltype(&::cuMemPoolTrimTo)>());
 static_assert(same_abi<decltype(CudaDriver::cuMemcpy2DAsync_v2), decltype(&::cuMemcpy2DAsync_v2)>());
 static_assert(!same_abi<decltype(CudaDriver::cuFuncSetAttribute), decltype(&::cuMemcpy2DAsync_v2)>(),
               "the check tells signatures apart");

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/settings.h"
 #include "runtime/gemm_ops.h"
 #include "tests/reference/moe_reference.h"
 #include "tests/support/dtype_values.h"
@@ -173,6 +174,69 @@ TEST(GemmCpu, SixteenBitOperandsRoundOnceFromFloatSums) {
       const auto got = decode_values(out, dt);
       for (size_t i = 0; i < want.size(); ++i)
         ASSERT_LE(std::abs(got[i] - want[i]), half_ulp(want[i]) + 1e-5) << "element " << i << ": " << want[i];
+    }
+  }
+}
+
+// With more threads than a batch's row tiles, blocks share the rows by column ranges too
+// (gemm_cpu_split): on 64 threads, few rows per expert (grouped, one expert empty), every pass, a
+// float and a bfloat16 accumulator, column tiles, single vectors and a scalar tail (N = 300 is four
+// tiles of 64 floats, two vectors and 12 columns). Rows past a count stay untouched.
+TEST(GemmCpu, ManyThreadsShareFewRowsByColumns) {
+  Settings settings = Settings::from_environment();
+  settings.num_threads = 64;
+  Context context(settings);
+  std::mt19937 rng(64);
+  struct Case {
+    int64_t batch, rows, k, n;
+    bool trans_a, trans_b;
+    std::vector<int> counts;
+  };
+  const Case cases[] = {
+      {3, 7, 40, 300, false, false, {7, 0, 5}}, {2, 5, 33, 200, false, true, {}}, {2, 9, 10, 300, true, false, {}}};
+  for (DType dt : {DType::kFloat32, DType::kBFloat16}) {
+    for (const auto& c : cases) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " rows " + std::to_string(c.rows) + " n " + std::to_string(c.n));
+      const int64_t out_rows = c.trans_a ? c.k : c.rows, reduce = c.trans_a ? c.rows : c.k;
+      std::string a = testing::encode_values(random_vector(rng, c.batch * c.rows * c.k), dt),
+                  w = testing::encode_values(random_vector(rng, c.batch * reduce * c.n), dt),
+                  bias = testing::encode_values(random_vector(rng, c.batch * c.n), dt),
+                  out = testing::encode_values(std::vector<double>(c.batch * out_rows * c.n, -99), dt);
+      std::vector<int> counts = c.counts;
+      Tensor bias_t(bias.data(), dt, {c.batch, c.n}), counts_t(counts.data(), DType::kInt32, {c.batch});
+      GemmOptions options;
+      options.trans_a = c.trans_a;
+      options.trans_b = c.trans_b;
+      options.bias = c.trans_a ? nullptr : &bias_t;
+      options.activation = c.trans_a ? kernels::kActNone : kernels::kActGelu;
+      options.row_counts = counts.empty() ? nullptr : &counts_t;
+      const std::vector<int64_t> w_shape = c.trans_a   ? std::vector<int64_t>{c.batch, c.rows, c.n}
+                                           : c.trans_b ? std::vector<int64_t>{c.batch, c.n, c.k}
+                                                       : std::vector<int64_t>{c.batch, c.k, c.n};
+      batched_gemm(context, Tensor(a.data(), dt, {c.batch, c.rows, c.k}), Tensor(w.data(), dt, w_shape),
+                   Tensor(out.data(), dt, {c.batch, out_rows, c.n}), options);
+      std::vector<double> da = testing::decode_values(a, dt), stored_bias = testing::decode_values(bias, dt);
+      if (c.trans_a) {  // the reference's a is A^T: [B, K, R]
+        std::vector<double> t(da.size());
+        for (int64_t b = 0; b < c.batch; ++b)
+          for (int64_t r = 0; r < c.rows; ++r)
+            for (int64_t kk = 0; kk < c.k; ++kk) t[(b * c.k + kk) * c.rows + r] = da[(b * c.rows + r) * c.k + kk];
+        da = t;
+      }
+      const auto want = reference::gemm(da, testing::decode_values(w, dt), c.trans_a ? nullptr : &stored_bias, c.batch,
+                                        out_rows, reduce, c.n, c.trans_b, c.trans_a ? Act::kNone : Act::kGelu);
+      const auto got = testing::decode_values(out, dt);
+      const double tolerance = dt == DType::kFloat32 ? 1e-5 : 1e-2;
+      for (int64_t b = 0; b < c.batch; ++b)
+        for (int64_t r = 0; r < out_rows; ++r)
+          for (int64_t j = 0; j < c.n; ++j) {
+            const size_t i = static_cast<size_t>((b * out_rows + r) * c.n + j);
+            if (!counts.empty() && r >= counts[static_cast<size_t>(b)])
+              ASSERT_EQ(got[i], -99) << "batch " << b << " row " << r << " past its count was written";
+            else
+              ASSERT_NEAR(got[i], want[i], tolerance * (1 + std::abs(want[i])))
+                  << "batch " << b << " row " << r << " column " << j;
+          }
     }
   }
 }

@@ -10,6 +10,9 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/settings.h"
+#include "runtime/cpu_device.h"
+#include "runtime/cpu_scratch.h"
 #include "runtime/model_config.h"
 #include "runtime/moe_layer.h"
 #include "runtime/safetensors.h"
@@ -120,6 +123,45 @@ TEST(MoeForward, SteadyStateStepCopiesNothingToOrFromTheHost) {
   const ForwardResult d = layer.forward(Tensor(x.data(), DType::kFloat32, {40, 16}), dropless);
   EXPECT_EQ(cpu.host_waits(), padded + 1) << "a dropless capacity reads the counts once";
   EXPECT_EQ(d.capacity, *std::max_element(counts.begin(), counts.end()));
+}
+
+// Buffers come from the CPU device's block cache and the GEMM's packing space from each thread's
+// scratch: once a step has run, the same step asks the C library for no memory (the CUDA device's
+// pool does the same on a GPU) and hands every buffer back. One thread, so that which thread runs
+// which GEMM block (and so which thread's scratch grows) is the same in every step.
+TEST(MoeForward, SteadyStateStepAllocatesNothing) {
+  Settings settings = Settings::from_environment();
+  settings.num_threads = 1;
+  Context context(settings);
+  auto& cpu = static_cast<CpuDevice&>(context.cpu());
+  MoeLayer layer(context, cpu, small_config());
+  layer.init_parameters(3);
+  std::mt19937 rng(8);
+  auto x = testing::random_normal<float>(rng, 40 * 16), dy = testing::random_normal<float>(rng, 40 * 16);
+  for (bool grouped : {false, true}) {
+    ForwardOptions o;
+    o.save_for_backward = true;
+    o.dropless_grouped = grouped;
+    o.capacity_factor = 1.5;
+    auto step = [&] {
+      layer.forward(Tensor(x.data(), DType::kFloat32, {40, 16}), o);
+      layer.backward(Tensor(dy.data(), DType::kFloat32, {40, 16}), 0.01);
+      layer.sgd_step(SgdOptions{});
+    };
+    step();
+    const HostBlockCache::Stats before = cpu.memory_stats();
+    const uint64_t scratch_before = cpu_scratch_allocations();
+    step();
+    step();
+    const HostBlockCache::Stats after = cpu.memory_stats();
+    EXPECT_EQ(after.system_allocations, before.system_allocations) << "grouped " << grouped;
+    EXPECT_EQ(cpu_scratch_allocations(), scratch_before) << "grouped " << grouped;
+    EXPECT_EQ(after.in_use, before.in_use) << "a step kept buffers it no longer needs";
+    EXPECT_GT(after.high_water, after.in_use) << "a step's buffers come from the same cache";
+  }
+  cpu.trim_memory();
+  EXPECT_EQ(cpu.memory_stats().cached, 0u);
+  layer.forward(Tensor(x.data(), DType::kFloat32, {40, 16}), ForwardOptions{});  // works after a trim
 }
 
 TEST(MoeForward, DroplessGroupedEqualsPadded) {

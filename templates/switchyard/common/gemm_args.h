@@ -29,6 +29,30 @@ constexpr int kGemmMmaTileK = 32;
 // of A's rows by it.
 constexpr int kGemmCpuChunk = 256;
 
+// The CPU kernel's register block is row_tile rows by this many vectors: a 6 x 4 block of zmm
+// accumulators (24 of the 32 registers), or 6 x 2 with the 16 registers of AVX2 and NEON. A
+// column tile is that many vectors of the compute type (float, or double for float64).
+SY_HOST_DEVICE constexpr int gemm_cpu_vecs(int vec_bytes) {
+  return vec_bytes == 64 ? 4 : 2;
+}
+SY_HOST_DEVICE constexpr int gemm_cpu_tile_cols(int vec_bytes, int compute_bytes) {
+  return gemm_cpu_vecs(vec_bytes) * vec_bytes / compute_bytes;
+}
+
+// How the `parts` CPU blocks of one batch share its C: ranges of row tiles, and where a batch has
+// fewer row tiles than parts (few tokens per expert, many threads), ranges of whole column tiles
+// too; parts past rows x cols have nothing to do. The columns past the last whole tile go to the
+// last column range.
+struct GemmCpuSplit {
+  int rows;
+  int cols;
+};
+SY_HOST_DEVICE constexpr GemmCpuSplit gemm_cpu_split(int parts, int row_tiles, int col_tiles) {
+  const int rows = row_tiles < 1 ? 1 : (parts < row_tiles ? parts : row_tiles);
+  const int cols = parts / rows < col_tiles ? parts / rows : col_tiles;
+  return {rows, cols < 1 ? 1 : cols};
+}
+
 struct GemmArgs {
   const void* a;          // [batch][rows_stride, K]
   const void* b;          // [batch][K, N] or [batch][N, K] (trans_b)

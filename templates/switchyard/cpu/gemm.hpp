@@ -31,21 +31,14 @@ inline A gemm_epilogue(A value, A aux) {
   return value;
 }
 
-// Vectors per row of the register block: a kRowTile x 4 block of zmm accumulators (24 of the 32
-// registers with row_tile 6), or kRowTile x 2 with the 16 registers of AVX2 and NEON.
-template <int kVecBytes>
-constexpr int gemm_vecs() {
-  return kVecBytes == 64 ? 4 : 2;
-}
-
-// The share of `tiles` row tiles that block `part` of `per_batch` takes.
+// The share of `tiles` row (or column) tiles that part `part` of `parts` takes.
 struct TileRange {
   int begin;
   int end;
 };
-inline TileRange tile_range(int tiles, unsigned part, unsigned per_batch) {
-  return {static_cast<int>(static_cast<long>(tiles) * part / per_batch),
-          static_cast<int>(static_cast<long>(tiles) * (part + 1) / per_batch)};
+inline TileRange tile_range(int tiles, int part, int parts) {
+  return {static_cast<int>(static_cast<long>(tiles) * part / parts),
+          static_cast<int>(static_cast<long>(tiles) * (part + 1) / parts)};
 }
 
 // The reduction runs in chunks of kGemmChunk: a chunk of a group's A rows, packed, stays in L2
@@ -213,19 +206,22 @@ inline int group_tiles_for(int tiles, int group) {
 }
 
 // C's row tiles [range.begin, range.end), in groups of kGroupRows rows whose A chunk is packed
-// once (on the heap; with a small stack group if the heap has nothing to give) and reused by
-// every column tile. 16-bit C sums a group in a float accumulator (heap, or one tile on the stack).
+// once (in the thread's scratch, kept between launches; with a small stack group if there is no
+// memory for it) and reused by every column tile. 16-bit C sums a group in a float accumulator (heap, or one tile on
+// the stack).
 template <typename T, int kN, int kLda, int kLdb, bool kTransA, bool kTransB, bool kBias, int kAct, int kLanes,
           int kRowTile, int kVecs, int kGroupRows>
-void gemm_rows(const GemmRowsArgs<T>& g, TileRange range) {
+void gemm_rows(const GemmRowsArgs<T>& g, TileRange range, TileRange col_tiles, bool last_cols) {
   using A = compute_t<T>;
   constexpr int kCols = kVecs * kLanes;
   constexpr int kFullCols = kN / kCols * kCols, kVecCols = kN / kLanes * kLanes;
   constexpr int kStackTiles = 4;
   const int m_begin = range.begin * kRowTile,
             m_end = range.end * kRowTile < g.out_rows ? range.end * kRowTile : g.out_rows;
+  const int n_begin = col_tiles.begin * kCols, n_end = last_cols ? kN : col_tiles.end * kCols;
   if (g.reduce == 0) {  // a weight gradient over no rows
-    for (long i = static_cast<long>(m_begin) * kN; i < static_cast<long>(m_end) * kN; ++i) g.c[i] = store<T>(A(0));
+    for (long m = m_begin; m < m_end; ++m)
+      for (int n = n_begin; n < n_end; ++n) g.c[m * kN + n] = store<T>(A(0));
     return;
   }
   alignas(64) A panel[kGemmChunk * kCols];
@@ -238,7 +234,7 @@ void gemm_rows(const GemmRowsArgs<T>& g, TileRange range) {
   }
   const long pack_count = static_cast<long>(wanted_tiles) * kRowTile * kGemmChunk;
   const long acc_count = kIsNarrow<T> ? static_cast<long>(wanted_tiles) * kRowTile * kN : 0;
-  A* heap = static_cast<A*>(malloc(sizeof(A) * (pack_count + acc_count)));
+  A* heap = static_cast<A*>(sy_cpu_thread_scratch(sizeof(A) * (pack_count + acc_count)));
   A* apack = heap ? heap : stack_pack;
   A* narrow_acc = heap ? heap + pack_count : stack_acc;
   const int group_tiles = heap ? wanted_tiles : kIsNarrow<T> ? 1 : kStackTiles;
@@ -252,15 +248,14 @@ void gemm_rows(const GemmRowsArgs<T>& g, TileRange range) {
         const int live = g.out_rows - m0 < kRowTile ? g.out_rows - m0 : kRowTile;
         gemm_pack_a<T, kLda, kTransA, kRowTile>(g.a, apack + (t - g0) * kRowTile * k_len, m0, live, k0, k_len);
       }
-      gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, kVecs>(g, apack, panel, acc, g0, g1, 0,
-                                                                                     kFullCols, k0, k_len);
-      if (kVecs > 1)  // whole vectors past the last full tile, one at a time
+      gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, kVecs>(
+          g, apack, panel, acc, g0, g1, n_begin, col_tiles.end * kCols, k0, k_len);
+      if (kVecs > 1 && last_cols)  // whole vectors past the last full tile, one at a time
         gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, 1>(g, apack, panel, acc, g0, g1,
                                                                                    kFullCols, kVecCols, k0, k_len);
     }
   }
-  free(heap);
-  gemm_tail_columns<T, kN, kLda, kLdb, kTransA, kTransB, kBias, kAct>(g, kVecCols, m_begin, m_end);
+  if (last_cols) gemm_tail_columns<T, kN, kLda, kLdb, kTransA, kTransB, kBias, kAct>(g, kVecCols, m_begin, m_end);
 }
 
 template <typename T, int kN, int kK, bool kTransA, bool kTransB, bool kBias, int kAct, int kVecBytes, int kRowTile,
@@ -274,11 +269,13 @@ void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
   static_assert(!kTransA || (!kTransB && !kBias && kAct == kernels::kActNone),
                 "gemm: the trans_a (weight gradient) form has no B transpose, bias or epilogue");
   constexpr int kLanes = kVecBytes / static_cast<int>(sizeof(compute_t<T>));  // packed operands
-  constexpr int kVecs = gemm_vecs<kVecBytes>();
-  // Blocks are laid out batch-major; each takes an equal share of its batch's row tiles.
-  const unsigned per_batch = grid / static_cast<unsigned>(args.batch);
-  const int batch = static_cast<int>(block / per_batch);
-  const unsigned part = block % per_batch;
+  constexpr int kVecs = kernels::gemm_cpu_vecs(kVecBytes);
+  static_assert(kVecs * kLanes == kernels::gemm_cpu_tile_cols(kVecBytes, sizeof(compute_t<T>)));
+  // Blocks are laid out batch-major; each takes an equal share of its batch's tiles (see
+  // gemm_cpu_split: rows first, then columns where the batch's rows are too few for its blocks).
+  const int per_batch = static_cast<int>(grid / static_cast<unsigned>(args.batch));
+  const int batch = static_cast<int>(block) / per_batch;
+  const int part = static_cast<int>(block) % per_batch;
   const int rows = kernels::rows_used(args.row_counts, batch, args.rows);
   GemmRowsArgs<T> g{
       static_cast<const T*>(args.a) + args.a_batch_stride * batch,
@@ -288,11 +285,18 @@ void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
       static_cast<T*>(args.c) + args.c_batch_stride * batch,
       kTransA ? kK : rows,
       kTransA ? rows : kK};
-  const TileRange range = tile_range((g.out_rows + kRowTile - 1) / kRowTile, part, per_batch);
+  const int row_tiles = (g.out_rows + kRowTile - 1) / kRowTile, col_tiles = kN / (kVecs * kLanes);
+  const kernels::GemmCpuSplit split = kernels::gemm_cpu_split(per_batch, row_tiles, col_tiles);
+  if (part >= split.rows * split.cols) return;
+  const TileRange row_range = tile_range(row_tiles, part / split.cols, split.rows);
+  const TileRange col_range = tile_range(col_tiles, part % split.cols, split.cols);
+  const bool last_cols = part % split.cols == split.cols - 1;
   if (kTransA)  // A^T: A is [rows, K], B [rows, N]
-    gemm_rows<T, kN, kK, kN, true, false, false, kernels::kActNone, kLanes, kRowTile, kVecs, kGroupRows>(g, range);
+    gemm_rows<T, kN, kK, kN, true, false, false, kernels::kActNone, kLanes, kRowTile, kVecs, kGroupRows>(
+        g, row_range, col_range, last_cols);
   else
-    gemm_rows<T, kN, kK, kK, false, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kGroupRows>(g, range);
+    gemm_rows<T, kN, kK, kK, false, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kGroupRows>(g, row_range, col_range,
+                                                                                               last_cols);
 }
 
 }  // namespace cpu
