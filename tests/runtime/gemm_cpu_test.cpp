@@ -58,7 +58,9 @@ TYPED_TEST(GemmCpuTest, MatchesReference) {
                         // tail that is not a multiple of 8 with trans_b; column tiles, single vectors
                         // and scalar tails
                         {2, 1300, 300, 80, true, true, Act::kRelu, true},
-                        {2, 7, 520, 83, false, true, Act::kGelu}};
+                        {2, 7, 520, 83, false, true, Act::kGelu},
+                        // few rows (B packed eight column tiles at a time) over 17 column tiles
+                        {2, 13, 300, 1100, false, true, Act::kRelu, true}};
   const kernels::GemmActivation acts[] = {kernels::kActNone, kernels::kActRelu, kernels::kActGelu, kernels::kActSilu};
   for (const auto& c : cases) {
     SCOPED_TRACE("batch " + std::to_string(c.batch) + " rows " + std::to_string(c.rows) + " k " + std::to_string(c.k) +
@@ -130,7 +132,9 @@ TEST(GemmCpu, SixteenBitOperandsRoundOnceFromFloatSums) {
   };
   const Case cases[] = {{2, 600, 300, 2067, false, false, true, Act::kGelu, true},
                         {2, 13, 520, 83, false, true, true, Act::kRelu, false},
-                        {2, 300, 70, 40, true, false, false, Act::kNone, false}};
+                        {2, 10, 300, 700, false, false, true, Act::kGelu, true},  // few rows, 10 column tiles
+                        {2, 300, 70, 40, true, false, false, Act::kNone, false},
+                        {2, 300, 10, 700, true, false, false, Act::kNone, true}};  // few output rows
   const kernels::GemmActivation acts[] = {kernels::kActNone, kernels::kActRelu, kernels::kActGelu, kernels::kActSilu};
   for (DType dt : {DType::kFloat16, DType::kBFloat16}) {
     const int mantissa = dt == DType::kFloat16 ? 10 : 7;

@@ -46,6 +46,9 @@ inline TileRange tile_range(int tiles, int part, int parts) {
 constexpr int kGemmChunk = kernels::kGemmCpuChunk;
 // The float sums of a group of 16-bit C rows: at most this many bytes (fewer rows per group).
 constexpr long kNarrowAccBytes = 4l << 20;
+// Blocks of at most kFewRowTiles row tiles pack B kSpanTiles column tiles at a time.
+constexpr int kFewRowTiles = 4;
+constexpr int kSpanTiles = 8;
 
 // acc = (load_c ? C : 0) + sum over kk of A(r, kk) * B(kk, j) for a kRowTile x kVecs vectors block
 // of C (row pitch ldc). `ap` is A packed as [kk][kRowTile], `bp` B's panel as [kk][kVecs * kLanes].
@@ -126,6 +129,23 @@ inline void gemm_pack_b(const T* b, compute_t<T>* panel, int n0, int k0, int k_l
     for (int j = 0; j < kCols; ++j) panel[kk0 * kCols + j] = load(b[static_cast<long>(n0 + j) * kLdb + k0 + kk0]);
 }
 
+// Packs `span` adjacent column tiles of B [K, N] at once as span panels of [k_len][kCols]: each
+// row of B is read as one run of span * kCols elements, which the hardware prefetchers follow
+// (a single tile's run is a cache line or two, a row pitch from the next).
+template <typename T, int kN, int kCols>
+inline void gemm_pack_b_span(const T* b, compute_t<T>* panels, int n0, int k0, int k_len, int span) {
+  for (int kk = 0; kk < k_len; ++kk) {
+    const T* src = b + static_cast<long>(k0 + kk) * kN + n0;
+    for (int w = 0; w < span; ++w) {
+      compute_t<T>* dst = panels + (static_cast<long>(w) * k_len + kk) * kCols;
+      if constexpr (kIsNarrow<T>)
+        for (int j = 0; j < kCols; ++j) dst[j] = load(src[w * kCols + j]);
+      else
+        __builtin_memcpy(dst, src + w * kCols, sizeof(T) * kCols);
+    }
+  }
+}
+
 // What one call of gemm_rows computes. Forward and data gradient: C [out_rows, N] =
 // epilogue(A op(B) + bias) reducing over K. Weight gradient (kTransA): C [K, N] = A^T B reducing
 // over the run-time rows, so out_rows is K and `reduce` is the rows.
@@ -142,27 +162,38 @@ struct GemmRowsArgs {
 
 // One chunk of the reduction for the column tiles [n0, n_end) of kVecs vectors, over the packed
 // A tiles [t0, t1) of a group, summing into `acc` (C itself, or the float sums of 16-bit C: the
-// group's rows with C's pitch); `last` applies bias and epilogue and writes C.
+// group's rows with C's pitch); `last` applies bias and epilogue and writes C. `panel` holds
+// `span` panels: B [K, N] is packed that many column tiles at a time (gemm_pack_b_span).
 template <typename T, int kN, int kLdb, bool kTransB, bool kBias, int kAct, int kLanes, int kRowTile, int kVecs>
-void gemm_chunk_columns(const GemmRowsArgs<T>& g, const compute_t<T>* apack, compute_t<T>* panel, compute_t<T>* acc,
-                        int t0, int t1, int n0, int n_end, int k0, int k_len) {
+void gemm_chunk_columns(const GemmRowsArgs<T>& g, const compute_t<T>* apack, compute_t<T>* panel, int span,
+                        compute_t<T>* acc, int t0, int t1, int n0, int n_end, int k0, int k_len) {
   using A = compute_t<T>;
   constexpr int kCols = kVecs * kLanes;
   const bool first = k0 == 0, last = k0 + k_len == g.reduce;
   A tile[kRowTile * kCols];
+  int packed_from = n0, packed_end = n0;  // the columns of the panels packed last
   for (; n0 + kCols <= n_end; n0 += kCols) {
-    gemm_pack_b<T, kN, kLdb, kTransB, kCols>(g.b, panel, n0, k0, k_len);
+    if (kTransB || span == 1) {
+      gemm_pack_b<T, kN, kLdb, kTransB, kCols>(g.b, panel, n0, k0, k_len);
+      packed_from = n0;
+    } else if (n0 >= packed_end) {
+      const int left = (n_end - n0) / kCols;
+      packed_from = n0;
+      packed_end = n0 + (left < span ? left : span) * kCols;
+      gemm_pack_b_span<T, kN, kCols>(g.b, panel, n0, k0, k_len, (packed_end - n0) / kCols);
+    }
+    const A* bp = panel + static_cast<long>((n0 - packed_from) / kCols) * k_len * kCols;
     for (int t = t0; t < t1; ++t) {
       const int m0 = t * kRowTile;
       const int live = g.out_rows - m0 < kRowTile ? g.out_rows - m0 : kRowTile;
       A* block = acc + static_cast<long>(m0 - t0 * kRowTile) * kN + n0;
       const A* ap = apack + (t - t0) * kRowTile * k_len;
       if (live == kRowTile) {
-        gemm_micro<A, kLanes, kRowTile, kVecs>(ap, panel, block, kN, k_len, !first);
+        gemm_micro<A, kLanes, kRowTile, kVecs>(ap, bp, block, kN, k_len, !first);
       } else {  // the last tile: accumulate in `tile`, so rows past C's end are never touched
         for (int r = 0; r < live; ++r)
           for (int j = 0; j < kCols; ++j) tile[r * kCols + j] = first ? A(0) : block[static_cast<long>(r) * kN + j];
-        gemm_micro<A, kLanes, kRowTile, kVecs>(ap, panel, tile, kCols, k_len, true);
+        gemm_micro<A, kLanes, kRowTile, kVecs>(ap, bp, tile, kCols, k_len, true);
         for (int r = 0; r < live; ++r)
           for (int j = 0; j < kCols; ++j) block[static_cast<long>(r) * kN + j] = tile[r * kCols + j];
       }
@@ -232,11 +263,17 @@ void gemm_rows(const GemmRowsArgs<T>& g, TileRange range, TileRange col_tiles, b
     const long cap = kNarrowAccBytes / (static_cast<long>(sizeof(A)) * kRowTile * kN);
     wanted_tiles = wanted_tiles < cap ? wanted_tiles : (cap > 1 ? static_cast<int>(cap) : 1);
   }
+  // A few row tiles (a small batch's experts) use each B panel a few times, so reading B is
+  // most of the work: pack kSpanTiles column tiles at a time, each row of B one long run.
+  const int span = !kTransB && range.end - range.begin <= kFewRowTiles ? kSpanTiles : 1;
   const long pack_count = static_cast<long>(wanted_tiles) * kRowTile * kGemmChunk;
   const long acc_count = kIsNarrow<T> ? static_cast<long>(wanted_tiles) * kRowTile * kN : 0;
-  A* heap = static_cast<A*>(sy_cpu_thread_scratch(sizeof(A) * (pack_count + acc_count)));
+  const long span_count = span > 1 ? static_cast<long>(span) * kGemmChunk * kCols : 0;
+  A* heap = static_cast<A*>(sy_cpu_thread_scratch(sizeof(A) * (pack_count + acc_count + span_count)));
   A* apack = heap ? heap : stack_pack;
   A* narrow_acc = heap ? heap + pack_count : stack_acc;
+  A* panels = heap && span > 1 ? heap + pack_count + acc_count : panel;
+  const int panel_span = heap ? span : 1;
   const int group_tiles = heap ? wanted_tiles : kIsNarrow<T> ? 1 : kStackTiles;
   for (int g0 = range.begin; g0 < range.end; g0 += group_tiles) {
     const int g1 = g0 + group_tiles < range.end ? g0 + group_tiles : range.end;
@@ -249,9 +286,9 @@ void gemm_rows(const GemmRowsArgs<T>& g, TileRange range, TileRange col_tiles, b
         gemm_pack_a<T, kLda, kTransA, kRowTile>(g.a, apack + (t - g0) * kRowTile * k_len, m0, live, k0, k_len);
       }
       gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, kVecs>(
-          g, apack, panel, acc, g0, g1, n_begin, col_tiles.end * kCols, k0, k_len);
+          g, apack, panels, panel_span, acc, g0, g1, n_begin, col_tiles.end * kCols, k0, k_len);
       if (kVecs > 1 && last_cols)  // whole vectors past the last full tile, one at a time
-        gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, 1>(g, apack, panel, acc, g0, g1,
+        gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, 1>(g, apack, panel, 1, acc, g0, g1,
                                                                                    kFullCols, kVecCols, k0, k_len);
     }
   }
