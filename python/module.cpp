@@ -67,15 +67,35 @@ class Layer {
     return to_capsule(to_dlpack_owning(std::move(r.storage), r.grad_input));
   }
 
-  // Views valid until the next backward (gradients) or sgd_step/load (parameters): the Python
-  // side clones them.
-  py::capsule gradient(const std::string& name) const { return to_capsule(layer_->gradient(name).to_dlpack()); }
-  py::capsule parameter(const std::string& name) const { return to_capsule(layer_->parameter(name).to_dlpack()); }
+  // The layer's own parameter and gradient memory (which backward, sgd_step and load write in
+  // place); each view keeps the layer alive, so a torch tensor over it outlives the Python object.
+  py::capsule gradient(const std::string& name) const { return keeping_layer(layer_->gradient(name)); }
+  py::capsule parameter(const std::string& name) const { return keeping_layer(layer_->parameter(name)); }
 
   MoeLayer& layer() { return *layer_; }
 
  private:
-  std::unique_ptr<MoeLayer> layer_;
+  struct LayerView {
+    DLManagedTensor* view;
+    std::shared_ptr<MoeLayer> layer;
+  };
+
+  py::capsule keeping_layer(const Tensor& tensor) const {
+    auto* managed = new DLManagedTensor{};
+    auto owner = std::make_unique<LayerView>(LayerView{nullptr, layer_});
+    owner->view = tensor.to_dlpack();  // owns the shape the dl_tensor above points at
+    managed->dl_tensor = owner->view->dl_tensor;
+    managed->manager_ctx = owner.release();
+    managed->deleter = [](DLManagedTensor* self) {
+      auto* owner = static_cast<LayerView*>(self->manager_ctx);
+      if (owner->view->deleter != nullptr) owner->view->deleter(owner->view);
+      delete owner;  // drops this view's share of the layer
+      delete self;
+    };
+    return to_capsule(managed);
+  }
+
+  std::shared_ptr<MoeLayer> layer_;
 };
 
 }  // namespace
@@ -127,6 +147,7 @@ PYBIND11_MODULE(_switchyard, m) {
       .def("backward", &Layer::backward, py::arg("grad_output"), py::arg("l_aux_weight") = 0.0)
       .def("gradient", &Layer::gradient)
       .def("parameter", &Layer::parameter)
+      .def("parameters_updated", [](Layer& l) { l.layer().parameters_updated(); })
       .def("parameter_names", [](Layer& l) { return l.layer().parameter_names(); })
       .def("init_parameters", [](Layer& l, uint64_t seed) { l.layer().init_parameters(seed); })
       .def("load", [](Layer& l, const std::string& path) { l.layer().load(path); })

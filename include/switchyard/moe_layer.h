@@ -192,7 +192,12 @@ class SWITCHYARD_API MoeLayer {
   static std::string gate_param(size_t index, const char* leaf);
   /// Parameter names in Tutel's spelling, e.g. "gates.0.wg.weight", "experts.batched_fc1_w".
   std::vector<std::string> parameter_names() const;
+  /// The parameter itself (a view of the layer's memory, valid while the layer lives): an
+  /// optimizer outside the layer may write it in place, then calls parameters_updated().
   Tensor parameter(const std::string& name) const;
+  /// After parameters were written in place through parameter() views: a CUDA layer refreshes the
+  /// transposed weight copies its GEMMs read (the CPU layer reads the parameters themselves).
+  void parameters_updated() { refresh_packed(); }
   int64_t expert_parameter_count() const;
   /// Experts held by this rank (num_experts without a group).
   int64_t local_experts() const { return local_experts_; }

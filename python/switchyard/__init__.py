@@ -2,7 +2,8 @@
 
 Tensors pass through DLPack without copies: forward's input and output and backward's gradient
 share memory with the torch tensors. The layer owns its parameters and their gradients; after a
-backward, ``sgd_step`` updates them (the layer is not an ``nn.Parameter`` holder).
+backward, ``sgd_step`` updates them, or ``MoeModule`` shows them to torch as ``nn.Parameter``s
+over the layer's own memory, so that any torch optimizer updates them in place.
 """
 import json
 
@@ -81,6 +82,20 @@ class MoeLayer:
         """A copy of parameter `name` (Tutel's names, e.g. "experts.batched_fc1_w")."""
         return _dlpack.from_dlpack(self._layer.parameter(name)).clone()
 
+    def parameter_view(self, name):
+        """Parameter `name` itself: a torch tensor over the layer's memory (no copy; it keeps the
+        layer alive). Writing into it changes the layer; call parameters_updated() after."""
+        return _dlpack.from_dlpack(self._layer.parameter(name))
+
+    def gradient_view(self, name):
+        """dL/d(parameter `name`) in the layer's memory, rewritten by every backward (no copy)."""
+        return _dlpack.from_dlpack(self._layer.gradient(name))
+
+    def parameters_updated(self):
+        """Call after writing parameters in place (a torch optimizer): a CUDA layer refreshes the
+        transposed weight copies its GEMMs read. MoeModule calls it when torch changed them."""
+        self._layer.parameters_updated()
+
     def parameter_names(self):
         return self._layer.parameter_names()
 
@@ -102,29 +117,66 @@ class MoeLayer:
 
 
 class MoeFunction(torch.autograd.Function):
-    """y = layer(x) inside autograd: backward returns dL/dx and leaves the parameters' gradients
-    in the layer (call layer.sgd_step after loss.backward()). `anchor` is a tensor that requires
-    grad, so that backward runs even when x does not (the layer's parameters live outside torch)."""
+    """y = layer(x) inside autograd. The layer's parameters come in as tensors over its own memory
+    (MoeModule's nn.Parameters, in parameter_names() order), so backward hands torch their
+    gradients (None for the gates this call did not use, as torch leaves an unused module's)."""
 
     @staticmethod
-    def forward(ctx, x, anchor, layer, options):
+    def forward(ctx, x, layer, options, *parameters):
         y, _ = layer.forward(x.contiguous(), save_for_backward=True, **options)
         ctx.layer = layer
+        ctx.unused_gates = _unused_gate_prefixes(layer, options)
         return y
 
     @staticmethod
     def backward(ctx, grad_output):
-        return ctx.layer.backward(grad_output.contiguous()), None, None, None
+        layer = ctx.layer
+        dx = layer.backward(grad_output.contiguous())
+        grads = []
+        for name in layer.parameter_names():
+            if any(name.startswith(prefix) for prefix in ctx.unused_gates):
+                grads.append(None)
+            else:  # a copy: the layer's buffer is rewritten by the next backward
+                grads.append(layer.gradient_view(name).clone())
+        return (dx, None, None, *grads)
+
+
+def _unused_gate_prefixes(layer, options):
+    used = options.get("gate_index", 0)
+    gates = {name.split(".")[1] for name in layer.parameter_names() if name.startswith("gates.")}
+    return tuple(f"gates.{g}." for g in gates if int(g) != used)
 
 
 class MoeModule(torch.nn.Module):
-    """An nn.Module around a MoeLayer: forward(x) runs MoeFunction with the module's options."""
+    """An nn.Module around a MoeLayer: forward(x) runs MoeFunction with the module's options.
+
+    The layer's parameters are the module's, under Tutel's names (``gates.0.wg.weight``,
+    ``experts.batched_fc1_w``, ...): ``nn.Parameter``s over the layer's own memory, so
+    ``torch.optim`` updates the layer in place and ``state_dict()`` has Tutel's keys."""
 
     def __init__(self, layer, **options):
         super().__init__()
         self.layer = layer
         self.options = options
-        self._anchor = torch.nn.Parameter(torch.empty(0))
+        self._parameters_in_order = []
+        for name in layer.parameter_names():
+            owner = self
+            *path, leaf = name.split(".")
+            for part in path:
+                if part not in owner._modules:
+                    owner.add_module(part, torch.nn.Module())
+                owner = owner._modules[part]
+            parameter = torch.nn.Parameter(layer.parameter_view(name))
+            owner.register_parameter(leaf, parameter)
+            self._parameters_in_order.append(parameter)
+        self._seen_versions = self._versions()
+
+    def _versions(self):
+        return sum(p._version for p in self._parameters_in_order)
 
     def forward(self, x):
-        return MoeFunction.apply(x, self._anchor, self.layer, self.options)
+        versions = self._versions()
+        if versions != self._seen_versions:  # a torch optimizer wrote the parameters
+            self.layer.parameters_updated()
+            self._seen_versions = versions
+        return MoeFunction.apply(x, self.layer, self.options, *self._parameters_in_order)

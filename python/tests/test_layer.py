@@ -129,6 +129,71 @@ class ForwardBackward(unittest.TestCase):
         self.assertLess(losses[-1], 0.95 * losses[0], losses)
 
 
+class TorchParameters(unittest.TestCase):
+    """MoeModule's nn.Parameters are the layer's own memory: torch optimizers train the layer."""
+
+    def test_module_parameters_are_the_layers_under_tutels_names(self):
+        layer = make_layer()
+        module = switchyard.MoeModule(layer)
+        names = [name for name, _ in module.named_parameters()]
+        self.assertEqual(sorted(names), sorted(layer.parameter_names()))
+        fc1 = dict(module.named_parameters())["experts.batched_fc1_w"]
+        view = layer.parameter_view("experts.batched_fc1_w")
+        self.assertEqual(fc1.data_ptr(), view.data_ptr())
+        with torch.no_grad():
+            fc1[0, 0, 0] = 7.5
+        self.assertEqual(layer.parameter("experts.batched_fc1_w")[0, 0, 0].item(), 7.5)
+        self.assertEqual(set(module.state_dict().keys()), set(layer.parameter_names()))
+
+    def test_torch_sgd_on_the_module_equals_the_layers_own_step(self):
+        ours, theirs = make_layer(), make_layer()
+        module = switchyard.MoeModule(theirs, top_k=2, capacity_factor=1.0)
+        optimizer = torch.optim.SGD(module.parameters(), lr=0.05)
+        torch.manual_seed(5)
+        x = torch.randn(24, 16, dtype=torch.float64)
+        target = torch.randn(24, 16, dtype=torch.float64)
+        for _ in range(3):
+            y, _ = ours.forward(x, top_k=2, capacity_factor=1.0, save_for_backward=True)
+            ours.backward(2 * (y - target) / y.numel())
+            ours.sgd_step(lr=0.05)
+            optimizer.zero_grad()
+            loss = ((module(x) - target) ** 2).mean()
+            loss.backward()
+            optimizer.step()
+        for name in ours.parameter_names():
+            torch.testing.assert_close(theirs.parameter(name), ours.parameter(name), rtol=1e-12, atol=1e-14, msg=name)
+
+    def test_adam_lowers_the_loss_and_unused_gates_get_no_gradient(self):
+        config = switchyard.Config(model_dim=16, hidden_size=24, num_experts=4, dtype="float32",
+                                   gates=[{"type": "top"}, {"type": "top"}])
+        layer = switchyard.MoeLayer(config, seed=3)
+        module = switchyard.MoeModule(layer, top_k=2, capacity_factor=2.0, gate_index=1)
+        optimizer = torch.optim.Adam(module.parameters(), lr=1e-2)
+        gate0 = layer.parameter("gates.0.wg.weight")
+        torch.manual_seed(6)
+        x, target = torch.randn(64, 16), torch.randn(64, 16)
+        losses = []
+        for _ in range(20):
+            optimizer.zero_grad()
+            loss = ((module(x) - target) ** 2).mean()
+            loss.backward()
+            self.assertIsNone(module.gates._modules["0"].wg.weight.grad)
+            self.assertIsNotNone(module.gates._modules["1"].wg.weight.grad)
+            optimizer.step()
+            losses.append(loss.item())
+        self.assertLess(losses[-1], 0.9 * losses[0], losses)
+        torch.testing.assert_close(layer.parameter("gates.0.wg.weight"), gate0, rtol=0, atol=0)
+
+    def test_views_keep_the_layer_alive(self):
+        layer = make_layer()
+        view = layer.parameter_view("experts.batched_fc2_w")
+        expected = view.clone()
+        del layer
+        import gc
+        gc.collect()
+        torch.testing.assert_close(view, expected, rtol=0, atol=0)
+
+
 class SixteenBit(unittest.TestCase):
     def test_bfloat16_and_float16_layers_match_the_reference_to_their_rounding(self):
         for dtype, torch_dtype, tol in (("bfloat16", torch.bfloat16, 3e-2), ("float16", torch.float16, 4e-3)):
