@@ -36,6 +36,57 @@ Tensor view_of(const py::capsule& capsule) {
   return Tensor::from_dlpack(static_cast<DLManagedTensor*>(capsule.get_pointer())->dl_tensor);
 }
 
+// Custom gates and experts written in Python: the package's adapters (switchyard/__init__.py) run
+// a torch module on DLPack views of the layer's tensors. The layer calls them from the thread
+// that called forward or backward, which holds the GIL; a Python exception propagates through the
+// layer to the caller.
+class PythonObject {
+ public:
+  explicit PythonObject(py::object object) : object_(std::move(object)) {}
+  PythonObject(const PythonObject&) = delete;
+  PythonObject& operator=(const PythonObject&) = delete;
+  ~PythonObject() {
+    py::gil_scoped_acquire gil;  // a layer kept alive by a view may be freed by any thread
+    object_ = py::object();
+    kept_ = py::object();
+  }
+
+ protected:
+  py::object object_;
+  py::object kept_;  // what a gate's logits view points into, until the next call
+};
+
+class PythonExperts final : public CustomExperts, private PythonObject {
+ public:
+  using PythonObject::PythonObject;
+  void forward(const Tensor& in, const Tensor& out) override {
+    py::gil_scoped_acquire gil;
+    object_.attr("forward")(to_capsule(in.to_dlpack()), to_capsule(out.to_dlpack()));
+  }
+  void backward(const Tensor& in, const Tensor& d_out, const Tensor& d_in) override {
+    py::gil_scoped_acquire gil;
+    object_.attr("backward")(to_capsule(in.to_dlpack()), to_capsule(d_out.to_dlpack()), to_capsule(d_in.to_dlpack()));
+  }
+};
+
+class PythonGate final : public CustomGate, private PythonObject {
+ public:
+  using PythonObject::PythonObject;
+  Tensor forward(const Tensor& x) override {
+    py::gil_scoped_acquire gil;
+    py::object logits = object_.attr("forward")(to_capsule(x.to_dlpack()));
+    if (!py::isinstance<py::capsule>(logits))
+      throw UserError("a Python custom gate's forward returned a " + std::string(py::str(logits.get_type())) +
+                      "; expected a DLPack capsule");
+    kept_ = logits;
+    return view_of(logits.cast<py::capsule>());
+  }
+  void backward(const Tensor& x, const Tensor& d_logits, const Tensor& dx) override {
+    py::gil_scoped_acquire gil;
+    object_.attr("backward")(to_capsule(x.to_dlpack()), to_capsule(d_logits.to_dlpack()), to_capsule(dx.to_dlpack()));
+  }
+};
+
 // What a forward returned besides its output (which went to the caller as a capsule).
 struct LayerRouting {
   ForwardResult result;
@@ -122,14 +173,23 @@ PYBIND11_MODULE(_switchyard, m) {
 
   // Configs and options come from JSON (the library's readers, which the C API uses too); the
   // package builds the text from keyword arguments and keeps parsed options per distinct set.
-  py::class_<MoeLayerConfig>(m, "Config")
+  py::class_<MoeLayerConfig>(m, "Config", py::dynamic_attr())  // the package keeps custom modules on it
       .def_static("from_json", &switchyard::layer_config_from_json, py::arg("json"))
       .def_static("from_safetensors", &switchyard::layer_config_from_safetensors, py::arg("path"))
       .def_readonly("model_dim", &MoeLayerConfig::model_dim)
       .def_readonly("hidden_size", &MoeLayerConfig::hidden_size)
       .def_readonly("num_experts", &MoeLayerConfig::num_experts)
       .def_property_readonly("dtype",
-                             [](const MoeLayerConfig& c) { return std::string(switchyard::dtype_name(c.dtype)); });
+                             [](const MoeLayerConfig& c) { return std::string(switchyard::dtype_name(c.dtype)); })
+      .def("set_custom_experts",
+           [](MoeLayerConfig& c, py::object adapter) { c.custom_experts = std::make_shared<PythonExperts>(adapter); })
+      .def("set_custom_gate", [](MoeLayerConfig& c, size_t index, py::object adapter) {
+        if (index >= c.gates.size())
+          throw UserError("custom gate " + std::to_string(index) + ": the config has " +
+                          std::to_string(c.gates.size()) + " gates");
+        c.gates[index].type = switchyard::GateType::kCustom;
+        c.gates[index].custom = std::make_shared<PythonGate>(adapter);
+      });
   py::class_<switchyard::ForwardOptions>(m, "ForwardOptions")
       .def_static("from_json", &switchyard::forward_options_from_json, py::arg("json"));
 

@@ -19,11 +19,94 @@ __version__ = _core.__version__
 _DTYPES = {torch.float32: "float32", torch.float64: "float64", torch.float16: "float16", torch.bfloat16: "bfloat16"}
 
 
-def Config(**fields):
+def Config(custom_experts=None, custom_gate=None, **fields):
     """A layer config from Tutel's field names: model_dim, hidden_size, num_experts, dtype
     ("float32", "float64", "float16", "bfloat16"), expert_type ("ffn", "swiglu"), activation
-    ("relu", "gelu", "silu"), has_fc1_bias, has_fc2_bias, fp32_gate, allow_tf32."""
-    return _core.Config.from_json(json.dumps(fields))
+    ("relu", "gelu", "silu"), has_fc1_bias, has_fc2_bias, fp32_gate, allow_tf32, gate_type,
+    proj_dim, init_t, gates.
+
+    custom_experts: a torch module mapping the dispatched block [E, C, M] to [E, C, M] in place
+    of the built-in experts (the layer then has no expert parameters; the module keeps its own,
+    and backward leaves their gradients in its parameters' .grad). custom_gate: a torch module
+    mapping the gate input [S, M] to logits [S, E] in place of gate 0 (the gate's dtype: float32
+    with fp32_gate, else the layer's)."""
+    config = _core.Config.from_json(json.dumps(fields))
+    if custom_experts is not None:
+        config.set_custom_experts(_CustomExperts(custom_experts))
+    if custom_gate is not None:
+        config.set_custom_gate(0, _CustomGate(custom_gate))
+    config.custom_modules = {"experts": custom_experts, "gate": custom_gate}
+    return config
+
+
+class _CustomExperts:
+    """Runs a torch module as the layer's experts on views of the layer's tensors. It keeps the
+    autograd graph of the last forward for the backward that follows (the layer differentiates
+    the last saved forward); torch accumulates the module's parameter gradients in their .grad."""
+
+    def __init__(self, module):
+        self.module = module
+        self._graph = None
+
+    def forward(self, in_capsule, out_capsule):
+        block, out = _dlpack.from_dlpack(in_capsule), _dlpack.from_dlpack(out_capsule)
+        with torch.enable_grad():  # an autograd.Function's forward runs without grad
+            x = block.detach().clone().requires_grad_()
+            y = self.module(x)
+        _check_like(y, out, "custom experts' output")
+        with torch.no_grad():
+            out.copy_(y)
+        self._graph = (x, y)
+
+    def backward(self, in_capsule, d_out_capsule, d_in_capsule):
+        if self._graph is None:
+            raise UserError("custom experts: backward without a forward")
+        x, y = self._graph
+        self._graph = None
+        with torch.enable_grad():
+            torch.autograd.backward(y, _dlpack.from_dlpack(d_out_capsule))
+        _copy_grad(x, _dlpack.from_dlpack(d_in_capsule))
+
+
+class _CustomGate:
+    """Runs a torch module as a gate (logits from the gate input), like _CustomExperts."""
+
+    def __init__(self, module):
+        self.module = module
+        self._graph = None
+
+    def forward(self, x_capsule):
+        with torch.enable_grad():
+            x = _dlpack.from_dlpack(x_capsule).detach().clone().requires_grad_()
+            logits = self.module(x)
+        if not isinstance(logits, torch.Tensor):
+            raise UserError(f"custom gate returned {type(logits).__name__}; expected a torch.Tensor [S, E]")
+        self._graph = (x, logits)
+        return _dlpack.to_dlpack(logits.detach().contiguous())
+
+    def backward(self, x_capsule, d_logits_capsule, dx_capsule):
+        if self._graph is None:
+            raise UserError("custom gate: backward without a forward")
+        x, logits = self._graph
+        self._graph = None
+        with torch.enable_grad():
+            torch.autograd.backward(logits, _dlpack.from_dlpack(d_logits_capsule))
+        _copy_grad(x, _dlpack.from_dlpack(dx_capsule))
+
+
+def _copy_grad(x, into):
+    with torch.no_grad():
+        if x.grad is None:  # the module's output did not depend on its input
+            into.zero_()
+        else:
+            into.copy_(x.grad)
+
+
+def _check_like(got, want, what):
+    if not isinstance(got, torch.Tensor) or got.shape != want.shape or got.dtype != want.dtype:
+        shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+        dtype = got.dtype if isinstance(got, torch.Tensor) else ""
+        raise UserError(f"{what} is {dtype}{shape}; expected {want.dtype}{tuple(want.shape)}")
 
 
 def _capsule(tensor, what):
@@ -164,11 +247,18 @@ class MoeModule(torch.nn.Module):
             *path, leaf = name.split(".")
             for part in path:
                 if part not in owner._modules:
-                    owner.add_module(part, torch.nn.Module())
+                    owner.add_module(part, torch.nn.ModuleDict())
                 owner = owner._modules[part]
             parameter = torch.nn.Parameter(layer.parameter_view(name))
             owner.register_parameter(leaf, parameter)
             self._parameters_in_order.append(parameter)
+        custom = getattr(layer.config, "custom_modules", None) or {}
+        if isinstance(custom.get("experts"), torch.nn.Module):  # Tutel keeps a custom expert module as `experts`
+            self.add_module("experts", custom["experts"])
+        if isinstance(custom.get("gate"), torch.nn.Module):
+            if "gates" not in self._modules:
+                self.add_module("gates", torch.nn.ModuleDict())
+            self._modules["gates"].add_module("0", custom["gate"])
         self._seen_versions = self._versions()
 
     def _versions(self):

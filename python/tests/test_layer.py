@@ -177,7 +177,7 @@ class TorchParameters(unittest.TestCase):
             optimizer.zero_grad()
             loss = ((module(x) - target) ** 2).mean()
             loss.backward()
-            self.assertIsNone(module.gates._modules["0"].wg.weight.grad)
+            self.assertIsNone(module.gates["0"].wg.weight.grad)
             self.assertIsNotNone(module.gates._modules["1"].wg.weight.grad)
             optimizer.step()
             losses.append(loss.item())
@@ -192,6 +192,99 @@ class TorchParameters(unittest.TestCase):
         import gc
         gc.collect()
         torch.testing.assert_close(view, expected, rtol=0, atol=0)
+
+
+class TorchFfn(torch.nn.Module):
+    """The built-in FFN experts written in torch: a custom expert module."""
+
+    def __init__(self, layer):
+        super().__init__()
+        names = ("experts.batched_fc1_w", "experts.batched_fc1_bias", "experts.batched_fc2_w", "experts.batched_fc2_bias")
+        self.w1, self.b1, self.w2, self.b2 = (torch.nn.Parameter(layer.parameter(n)) for n in names)
+
+    def forward(self, block):  # [E, C, M]
+        hidden = torch.relu(torch.einsum("ecm,ehm->ech", block, self.w1) + self.b1[:, None, :])
+        return torch.einsum("ech,ehm->ecm", hidden, self.w2) + self.b2[:, None, :]
+
+
+class CustomModules(unittest.TestCase):
+    """Custom experts and gates written as torch modules run inside the layer."""
+
+    def twin(self, builtin, **custom):
+        layer = switchyard.MoeLayer(switchyard.Config(model_dim=16, hidden_size=24, num_experts=2, dtype="float64",
+                                                      **custom), seed=3)
+        for name in layer.parameter_names():  # the parameters both layers have
+            layer.parameter_view(name).copy_(builtin.parameter(name))
+        return layer
+
+    def run_both(self, builtin, custom):
+        torch.manual_seed(7)
+        x = torch.randn(40, 16, dtype=torch.float64)
+        grad = torch.randn(40, 16, dtype=torch.float64)
+        outputs = []
+        for layer in (builtin, custom):
+            y, _ = layer.forward(x, top_k=2, capacity_factor=1.0, save_for_backward=True)
+            outputs.append((y, layer.backward(grad)))
+        torch.testing.assert_close(outputs[1][0], outputs[0][0], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(outputs[1][1], outputs[0][1], rtol=1e-10, atol=1e-12)
+
+    def test_torch_experts_equal_the_built_in_ffn(self):
+        builtin = make_layer()
+        experts = TorchFfn(builtin)
+        custom = self.twin(builtin, custom_experts=experts)
+        self.assertEqual(custom.parameter_names(), ["gates.0.wg.weight"])
+        self.run_both(builtin, custom)
+        for attr, name in (("w1", "experts.batched_fc1_w"), ("b1", "experts.batched_fc1_bias"),
+                           ("w2", "experts.batched_fc2_w"), ("b2", "experts.batched_fc2_bias")):
+            torch.testing.assert_close(getattr(experts, attr).grad, builtin.gradient(name), rtol=1e-10, atol=1e-12,
+                                       msg=name)
+        torch.testing.assert_close(custom.gradient("gates.0.wg.weight"), builtin.gradient("gates.0.wg.weight"),
+                                   rtol=1e-10, atol=1e-12)
+
+    def test_torch_gate_equals_the_built_in_gate(self):
+        builtin = make_layer()
+        gate = torch.nn.Linear(16, 2, bias=False, dtype=torch.float64)
+        with torch.no_grad():
+            gate.weight.copy_(builtin.parameter("gates.0.wg.weight"))
+        custom = self.twin(builtin, custom_gate=gate)
+        self.assertNotIn("gates.0.wg.weight", custom.parameter_names())
+        self.run_both(builtin, custom)
+        torch.testing.assert_close(gate.weight.grad, builtin.gradient("gates.0.wg.weight"), rtol=1e-10, atol=1e-12)
+
+    def test_module_trains_custom_experts_with_a_torch_optimizer(self):
+        builtin = make_layer("float32", experts=4)
+        experts = TorchFfn(builtin)
+        layer = switchyard.MoeLayer(switchyard.Config(model_dim=16, hidden_size=24, num_experts=4,
+                                                      custom_experts=experts), seed=3)
+        module = switchyard.MoeModule(layer, top_k=2, capacity_factor=2.0)
+        self.assertIn("experts.w1", dict(module.named_parameters()))
+        optimizer = torch.optim.Adam(module.parameters(), lr=1e-2)
+        torch.manual_seed(8)
+        x, target = torch.randn(64, 16), torch.randn(64, 16)
+        losses = []
+        for _ in range(15):
+            optimizer.zero_grad()
+            loss = ((module(x) - target) ** 2).mean()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        self.assertLess(losses[-1], 0.9 * losses[0], losses)
+
+    def test_bad_custom_modules_are_clear_errors(self):
+        builtin = make_layer()
+        x = torch.randn(8, 16, dtype=torch.float64)
+        wrong_gate = self.twin(builtin, custom_gate=torch.nn.Linear(16, 3, bias=False, dtype=torch.float64))
+        with self.assertRaisesRegex(switchyard.UserError, "custom"):
+            wrong_gate.forward(x)
+        wrong_shape = self.twin(builtin, custom_experts=lambda block: block[:, :1])
+        with self.assertRaisesRegex(switchyard.UserError, "custom experts' output"):
+            wrong_shape.forward(x)
+
+        def failing(block):
+            raise ValueError("the user's own error")
+
+        with self.assertRaisesRegex(ValueError, "the user's own error"):
+            self.twin(builtin, custom_experts=failing).forward(x)
 
 
 class SixteenBit(unittest.TestCase):
