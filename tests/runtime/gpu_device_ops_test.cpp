@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "jit/kernels/init_random.h"
 #include "runtime/context.h"
+#include "runtime/cuda_device.h"
 #include "runtime/elementwise_ops.h"
 #include "runtime/example_loss.h"
 #include "runtime/init_ops.h"
@@ -26,6 +27,28 @@ class GpuDeviceOps : public ::testing::Test {
     if (!reason.empty()) GTEST_SKIP() << "GPU test skipped: " << reason;
   }
 };
+
+// The pool keeps what is freed (no driver call on the next step's allocations) until
+// trim_memory gives it back: the reserved memory drops by the freed buffer.
+TEST_F(GpuDeviceOps, TrimMemoryGivesThePoolsFreedMemoryBack) {
+  auto& gpu = static_cast<CudaDevice&>(Context::global().cuda());
+  constexpr size_t kBytes = size_t{256} << 20;
+  {
+    Buffer big(gpu, kBytes);
+    gpu.fill_zero(big.data(), kBytes);
+  }
+  gpu.synchronize();
+  gpu.reset_memory_high_water();  // the marks start again from what is reserved now
+  const unsigned long long kept = gpu.memory_high_water().reserved;
+  EXPECT_GE(kept, kBytes) << "the pool gave a freed buffer back without being asked";
+  gpu.trim_memory();
+  gpu.synchronize();
+  gpu.reset_memory_high_water();
+  EXPECT_LE(gpu.memory_high_water().reserved + kBytes, kept) << "trim_memory kept the freed buffer";
+  Buffer again(gpu, kBytes);  // and the pool still serves
+  gpu.fill_zero(again.data(), kBytes);
+  gpu.synchronize();
+}
 
 TEST_F(GpuDeviceOps, Copy2dMovesRowsBetweenPitches) {
   Device& gpu = Context::global().cuda(0);
