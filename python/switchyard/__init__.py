@@ -39,74 +39,60 @@ def Config(custom_experts=None, custom_gate=None, **fields):
     return config
 
 
-class _CustomExperts:
-    """Runs a torch module as the layer's experts on views of the layer's tensors. It keeps the
-    autograd graph of the last forward for the backward that follows (the layer differentiates
-    the last saved forward); torch accumulates the module's parameter gradients in their .grad."""
+class _TorchModule:
+    """Runs a torch module inside the layer on views of the layer's tensors. It keeps the autograd
+    graph of the last forward for the backward that follows (the layer differentiates the last
+    saved forward); torch accumulates the module's parameter gradients in their .grad."""
 
-    def __init__(self, module):
+    def __init__(self, module, what):
         self.module = module
+        self.what = what
         self._graph = None
 
-    def forward(self, in_capsule, out_capsule):
-        block, out = _dlpack.from_dlpack(in_capsule), _dlpack.from_dlpack(out_capsule)
+    def _run(self, input_capsule):
         with torch.enable_grad():  # an autograd.Function's forward runs without grad
-            x = block.detach().clone().requires_grad_()
+            x = _dlpack.from_dlpack(input_capsule).detach().clone().requires_grad_()
             y = self.module(x)
-        _check_like(y, out, "custom experts' output")
-        with torch.no_grad():
-            out.copy_(y)
+        if not isinstance(y, torch.Tensor):
+            raise UserError(f"{self.what} returned {type(y).__name__}; expected a torch.Tensor")
         self._graph = (x, y)
+        return y
 
-    def backward(self, in_capsule, d_out_capsule, d_in_capsule):
+    def backward(self, input_capsule, d_output_capsule, d_input_capsule):
         if self._graph is None:
-            raise UserError("custom experts: backward without a forward")
+            raise UserError(f"{self.what}: backward without a forward")
         x, y = self._graph
         self._graph = None
         with torch.enable_grad():
-            torch.autograd.backward(y, _dlpack.from_dlpack(d_out_capsule))
-        _copy_grad(x, _dlpack.from_dlpack(d_in_capsule))
+            torch.autograd.backward(y, _dlpack.from_dlpack(d_output_capsule))
+        with torch.no_grad():
+            d_input = _dlpack.from_dlpack(d_input_capsule)
+            if x.grad is None:  # the module's output did not depend on its input
+                d_input.zero_()
+            else:
+                d_input.copy_(x.grad)
 
 
-class _CustomGate:
-    """Runs a torch module as a gate (logits from the gate input), like _CustomExperts."""
-
+class _CustomExperts(_TorchModule):
     def __init__(self, module):
-        self.module = module
-        self._graph = None
+        super().__init__(module, "custom experts")
 
-    def forward(self, x_capsule):
-        with torch.enable_grad():
-            x = _dlpack.from_dlpack(x_capsule).detach().clone().requires_grad_()
-            logits = self.module(x)
-        if not isinstance(logits, torch.Tensor):
-            raise UserError(f"custom gate returned {type(logits).__name__}; expected a torch.Tensor [S, E]")
-        self._graph = (x, logits)
-        return _dlpack.to_dlpack(logits.detach().contiguous())
-
-    def backward(self, x_capsule, d_logits_capsule, dx_capsule):
-        if self._graph is None:
-            raise UserError("custom gate: backward without a forward")
-        x, logits = self._graph
-        self._graph = None
-        with torch.enable_grad():
-            torch.autograd.backward(logits, _dlpack.from_dlpack(d_logits_capsule))
-        _copy_grad(x, _dlpack.from_dlpack(dx_capsule))
+    def forward(self, in_capsule, out_capsule):
+        y = self._run(in_capsule)
+        out = _dlpack.from_dlpack(out_capsule)
+        if y.shape != out.shape or y.dtype != out.dtype:
+            raise UserError(f"custom experts' output is {y.dtype}{tuple(y.shape)}; "
+                            f"expected {out.dtype}{tuple(out.shape)}")
+        with torch.no_grad():
+            out.copy_(y)
 
 
-def _copy_grad(x, into):
-    with torch.no_grad():
-        if x.grad is None:  # the module's output did not depend on its input
-            into.zero_()
-        else:
-            into.copy_(x.grad)
+class _CustomGate(_TorchModule):
+    def __init__(self, module):
+        super().__init__(module, "custom gate")
 
-
-def _check_like(got, want, what):
-    if not isinstance(got, torch.Tensor) or got.shape != want.shape or got.dtype != want.dtype:
-        shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-        dtype = got.dtype if isinstance(got, torch.Tensor) else ""
-        raise UserError(f"{what} is {dtype}{shape}; expected {want.dtype}{tuple(want.shape)}")
+    def forward(self, x_capsule):  # logits [S, E]; the layer checks their shape and dtype
+        return _dlpack.to_dlpack(self._run(x_capsule).detach().contiguous())
 
 
 def _capsule(tensor, what):

@@ -29,6 +29,22 @@ std::vector<double> random_vector(std::mt19937& rng, size_t n) {
   return v;
 }
 
+// The weight operand's shape: [B, R, N] for the weight gradient (trans_a), [B, N, K] read
+// transposed (trans_b), else [B, K, N].
+std::vector<int64_t> weight_shape(int64_t batch, int64_t rows, int64_t k, int64_t n, bool trans_a, bool trans_b) {
+  if (trans_a) return {batch, rows, n};
+  return trans_b ? std::vector<int64_t>{batch, n, k} : std::vector<int64_t>{batch, k, n};
+}
+
+// a [B, R, K] as [B, K, R].
+std::vector<double> transposed(const std::vector<double>& a, int64_t batch, int64_t rows, int64_t k) {
+  std::vector<double> t(a.size());
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t kk = 0; kk < k; ++kk) t[(b * k + kk) * rows + r] = a[(b * rows + r) * k + kk];
+  return t;
+}
+
 template <typename T>
 class GemmCpuTest : public ::testing::Test {};
 using GemmTypes = ::testing::Types<float, double>;
@@ -159,20 +175,12 @@ TEST(GemmCpu, SixteenBitOperandsRoundOnceFromFloatSums) {
       options.bias = c.bias ? &bias_t : nullptr;
       options.activation = acts[static_cast<int>(c.act)];
       std::string a_copy = a, w_copy = w;
-      const std::vector<int64_t> w_shape = c.trans_a   ? std::vector<int64_t>{c.batch, c.rows, c.n}
-                                           : c.trans_b ? std::vector<int64_t>{c.batch, c.n, c.k}
-                                                       : std::vector<int64_t>{c.batch, c.k, c.n};
+      const std::vector<int64_t> w_shape = weight_shape(c.batch, c.rows, c.k, c.n, c.trans_a, c.trans_b);
       batched_gemm(c.one_block ? testing::one_thread_context() : Context::global(),
                    Tensor(a_copy.data(), dt, {c.batch, c.rows, c.k}), Tensor(w_copy.data(), dt, w_shape),
                    Tensor(out.data(), dt, {c.batch, out_rows, c.n}), options);
       std::vector<double> da = decode_values(a, dt), stored_bias = decode_values(bias, dt);
-      if (c.trans_a) {  // the reference's a is A^T: [B, K, R]
-        std::vector<double> t(da.size());
-        for (int64_t b = 0; b < c.batch; ++b)
-          for (int64_t r = 0; r < c.rows; ++r)
-            for (int64_t kk = 0; kk < c.k; ++kk) t[(b * c.k + kk) * c.rows + r] = da[(b * c.rows + r) * c.k + kk];
-        da = t;
-      }
+      if (c.trans_a) da = transposed(da, c.batch, c.rows, c.k);  // the reference's a is A^T
       const auto want = reference::gemm(da, decode_values(w, dt), c.bias ? &stored_bias : nullptr, c.batch, out_rows,
                                         reduce, c.n, c.trans_b, c.act);
       const auto got = decode_values(out, dt);
@@ -214,19 +222,11 @@ TEST(GemmCpu, ManyThreadsShareFewRowsByColumns) {
       options.bias = c.trans_a ? nullptr : &bias_t;
       options.activation = c.trans_a ? kernels::kActNone : kernels::kActGelu;
       options.row_counts = counts.empty() ? nullptr : &counts_t;
-      const std::vector<int64_t> w_shape = c.trans_a   ? std::vector<int64_t>{c.batch, c.rows, c.n}
-                                           : c.trans_b ? std::vector<int64_t>{c.batch, c.n, c.k}
-                                                       : std::vector<int64_t>{c.batch, c.k, c.n};
+      const std::vector<int64_t> w_shape = weight_shape(c.batch, c.rows, c.k, c.n, c.trans_a, c.trans_b);
       batched_gemm(context, Tensor(a.data(), dt, {c.batch, c.rows, c.k}), Tensor(w.data(), dt, w_shape),
                    Tensor(out.data(), dt, {c.batch, out_rows, c.n}), options);
       std::vector<double> da = testing::decode_values(a, dt), stored_bias = testing::decode_values(bias, dt);
-      if (c.trans_a) {  // the reference's a is A^T: [B, K, R]
-        std::vector<double> t(da.size());
-        for (int64_t b = 0; b < c.batch; ++b)
-          for (int64_t r = 0; r < c.rows; ++r)
-            for (int64_t kk = 0; kk < c.k; ++kk) t[(b * c.k + kk) * c.rows + r] = da[(b * c.rows + r) * c.k + kk];
-        da = t;
-      }
+      if (c.trans_a) da = transposed(da, c.batch, c.rows, c.k);  // the reference's a is A^T
       const auto want = reference::gemm(da, testing::decode_values(w, dt), c.trans_a ? nullptr : &stored_bias, c.batch,
                                         out_rows, reduce, c.n, c.trans_b, c.trans_a ? Act::kNone : Act::kGelu);
       const auto got = testing::decode_values(out, dt);
