@@ -240,12 +240,7 @@ void MoeLayer::init_parameters(uint64_t seed) {
     const auto ends_with = [&](const std::string& leaf) {
       return name.size() > leaf.size() && name.compare(name.size() - leaf.size(), leaf.size(), leaf) == 0;
     };
-    if (gate && ends_with(".temperature")) {  // a constant: log(1 / init_t)
-      const size_t index = std::stoul(name.substr(6));
-      const std::string bytes = encode_host_values({std::log(1.0 / config_.gates.at(index).init_t)}, p.dtype);
-      device_.copy_from_host(p.buffer->data(), bytes.data(), bytes.size());
-      continue;
-    }
+    if (gate && ends_with(".temperature")) continue;  // a constant, set below
     RandomFill fill{.seed = seed, .name = name};
     // SwiGLU experts and the cosine gate's sim_matrix are N(0, 0.01^2) (Tutel's inits).
     fill.normal = (config_.expert_type == ExpertType::kSwiglu && expert) || (gate && ends_with(".sim_matrix"));
@@ -260,6 +255,12 @@ void MoeLayer::init_parameters(uint64_t seed) {
       fill.first = static_cast<int64_t>(group_->rank()) * count;
     }
     fill_random(context_, p.buffer->view(p.dtype, {count}), fill);
+  }
+  for (size_t i = 0; i < config_.gates.size(); ++i) {  // a cosine gate's temperature: log(1 / init_t)
+    if (config_.gates[i].type != GateType::kCosineTop) continue;
+    const Param& p = params_.at(gate_param(i, "temperature"));
+    const std::string bytes = encode_host_values({std::log(1.0 / config_.gates[i].init_t)}, p.dtype);
+    device_.copy_from_host(p.buffer->data(), bytes.data(), bytes.size());
   }
   refresh_packed();
 }
