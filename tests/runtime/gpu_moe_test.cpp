@@ -88,6 +88,12 @@ TEST_P(GpuMoe, TrainingStepMatchesTheReferenceBackward) {
   testing::expect_training_step_matches_reference(Context::global(), Context::global().cuda(0), GetParam());
 }
 
+// An optimizer outside the layer writes the parameters through views: parameters_updated()
+// refreshes the transposed copies the GPU's GEMMs read (the gate's and fc1's).
+TEST_P(GpuMoe, ParameterWritesReachTheNextForward) {
+  testing::expect_parameter_writes_reach_forward(Context::global(), Context::global().cuda(0), GetParam());
+}
+
 // The cosine_top gate on the GPU (cuda/cosine.cuh and the gate's GEMMs): the forward in every
 // dtype, and in float32 every gate parameter's gradient against differences of the reference.
 TEST_P(GpuMoe, CosineGateMatchesTheReference) {

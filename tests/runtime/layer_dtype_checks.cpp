@@ -319,5 +319,38 @@ void expect_cosine_gradients_match_differences(Context& context, Device& device,
   }
 }
 
+void expect_parameter_writes_reach_forward(Context& context, Device& device, DType dt) {
+  testing::TempDir dir;
+  MoeLayerConfig config;
+  config.model_dim = 64;
+  config.hidden_size = 128;
+  config.num_experts = 4;
+  config.dtype = dt;
+  MoeLayer written(context, device, config), loaded(context, device, config);
+  MoeLayer source(context, device, config);
+  source.init_parameters(9);  // other weights than the two layers' own draw
+  source.save(dir / "source.safetensors");
+  loaded.load(dir / "source.safetensors");
+  for (const auto& name : written.parameter_names()) {
+    const Tensor to = written.parameter(name), from = source.parameter(name);
+    device.copy_within(to.data(), from.data(), to.nbytes());
+  }
+  written.parameters_updated();
+  std::mt19937 rng(11);
+  std::normal_distribution<double> normal;
+  std::vector<double> x(40 * config.model_dim);
+  for (auto& v : x) v = normal(rng);
+  const std::string hx = encode_values(x, dt);
+  Buffer dx(device, hx.size());
+  device.copy_from_host(dx.data(), hx.data(), hx.size());
+  auto output = [&](MoeLayer& layer) {
+    ForwardResult r = layer.forward(dx.view(dt, {40, config.model_dim}), ForwardOptions{});
+    std::string bytes(r.output.nbytes(), '\0');
+    device.copy_to_host(bytes.data(), r.output.data(), bytes.size());
+    return bytes;
+  };
+  EXPECT_EQ(output(written), output(loaded)) << "a forward after in-place parameter writes used other weights";
+}
+
 }  // namespace testing
 }  // namespace switchyard

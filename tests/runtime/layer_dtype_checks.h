@@ -17,6 +17,11 @@ void expect_layer_matches_reference(Context& context, Device& device, DType dt);
 /// grouped, against reference::layer_backward: the input's and every parameter's gradient.
 void expect_training_step_matches_reference(Context& context, Device& device, DType dt);
 
+/// Parameters written in place through parameter() views (an optimizer outside the layer), then
+/// parameters_updated(): the next forward equals that of a layer loaded with the same weights (a
+/// CUDA layer's transposed weight copies must follow), top and FFN experts, in `dt`.
+void expect_parameter_writes_reach_forward(Context& context, Device& device, DType dt);
+
 /// The cosine_top layer the cosine checks use: M 8, H 12, E 4, proj_dim 6, gelu (dtype float32).
 MoeLayerConfig cosine_test_config();
 /// Forward of a cosine_top layer in `dt` (top-2, post- and pre-score) against reference::layer_forward
