@@ -190,11 +190,7 @@ TEST_P(GpuMoe, SafetensorsStreamIntoDeviceMemoryInChunks) {
   Context& context = Context::global();
   Device& gpu = context.cuda(0);
   testing::TempDir dir;
-  MoeLayerConfig config;
-  config.model_dim = 64;
-  config.hidden_size = 96;
-  config.num_experts = 4;
-  config.dtype = dt;
+  const MoeLayerConfig config = testing::layer_config(64, 96, 4, dt);
   MoeLayer a(context, gpu, config), b(context, gpu, config);
   a.init_parameters(21);
   b.init_parameters(22);

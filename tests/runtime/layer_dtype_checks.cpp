@@ -51,13 +51,18 @@ void redraw_near_ties(std::vector<double>& x, const std::vector<double>& wg, int
 
 }  // namespace
 
+MoeLayerConfig layer_config(int64_t model_dim, int64_t hidden_size, int64_t experts, DType dt) {
+  MoeLayerConfig config;
+  config.model_dim = model_dim;
+  config.hidden_size = hidden_size;
+  config.num_experts = experts;
+  config.dtype = dt;
+  return config;
+}
+
 void expect_layer_matches_reference(Context& context, Device& device, DType dt) {
   testing::TempDir dir;
-  MoeLayerConfig config;
-  config.model_dim = 128;
-  config.hidden_size = 256;
-  config.num_experts = 4;
-  config.dtype = dt;
+  const MoeLayerConfig config = layer_config(128, 256, 4, dt);
   // Weights drawn here, rounded to the dtype; the reference takes the rounded values.
   std::mt19937 rng(5);
   std::uniform_real_distribution<double> u(-0.09, 0.09);
@@ -321,11 +326,7 @@ void expect_cosine_gradients_match_differences(Context& context, Device& device,
 
 void expect_parameter_writes_reach_forward(Context& context, Device& device, DType dt) {
   testing::TempDir dir;
-  MoeLayerConfig config;
-  config.model_dim = 64;
-  config.hidden_size = 128;
-  config.num_experts = 4;
-  config.dtype = dt;
+  const MoeLayerConfig config = layer_config(64, 128, 4, dt);
   MoeLayer written(context, device, config), loaded(context, device, config);
   MoeLayer source(context, device, config);
   source.init_parameters(9);  // other weights than the two layers' own draw

@@ -10,6 +10,9 @@
 namespace switchyard {
 namespace testing {
 
+/// A layer with one top gate and FFN experts: M, H, E and the stored dtype.
+MoeLayerConfig layer_config(int64_t model_dim, int64_t hidden_size, int64_t experts, DType dt);
+
 /// Forward of a 128 x 256 x 4-expert layer with weights rounded to `dt`, with capacity 1.0 and
 /// dropless grouped, against reference::layer_forward (a few near-tie tokens allowed in 16 bits).
 void expect_layer_matches_reference(Context& context, Device& device, DType dt);
