@@ -35,18 +35,23 @@ SY_HOST_DEVICE unsigned long long init_bits(unsigned long long seed, long i, int
 // Element i's value in double. Uniform: 53 random bits u in [0, 1), (2u - 1) exact, times scale
 // (one rounding). Normal: twelve 32-bit uniforms summed exactly as integers, minus their mean,
 // over 2^32 (exact), times scale (one rounding); variance 12 / 12 = 1.
-SY_HOST_DEVICE double init_value(const InitArgs& a, long i) {
-  if (a.normal == 0) {
-    const double u = static_cast<double>(init_bits(a.seed, i, 0) >> 11) * 0x1p-53;
-    return (2.0 * u - 1.0) * a.scale;
-  }
+SY_HOST_DEVICE double init_uniform(unsigned long long seed, long i, double scale) {
+  const double u = static_cast<double>(init_bits(seed, i, 0) >> 11) * 0x1p-53;
+  return (2.0 * u - 1.0) * scale;
+}
+
+SY_HOST_DEVICE double init_normal(unsigned long long seed, long i, double scale) {
   long long sum = 0;
   for (int j = 0; j < 6; ++j) {
-    const unsigned long long bits = init_bits(a.seed, i, j);
+    const unsigned long long bits = init_bits(seed, i, j);
     sum += static_cast<long long>(bits & 0xffffffffull) + static_cast<long long>(bits >> 32);
   }
   sum -= 6 * 0x100000000ll;  // twelve means of 2^31
-  return static_cast<double>(sum) * 0x1p-32 * a.scale;
+  return static_cast<double>(sum) * 0x1p-32 * scale;
+}
+
+SY_HOST_DEVICE double init_value(const InitArgs& a, long i) {
+  return a.normal == 0 ? init_uniform(a.seed, i, a.scale) : init_normal(a.seed, i, a.scale);
 }
 
 }  // namespace kernels
