@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <numeric>
 #include <random>
 
@@ -400,6 +401,30 @@ TEST(MoeForward, BadOptionsAndInputs) {
   expect_error(Tensor(x.data(), DType::kFloat32, {16, 8}), ForwardOptions(), "expected contiguous [tokens, 16]");
   x[37] = std::nanf("");
   expect_error(tx, ForwardOptions(), "the input holds nan at token 2, element 5");
+  // Past the first chunks of the scan, the first of several is named (Inf and NaN alike; the
+  // largest finite value is finite).
+  std::vector<float> big(700 * 16, 0.25f);
+  big[5000] = std::numeric_limits<float>::max();
+  big[9009] = -std::numeric_limits<float>::infinity();
+  big[9500] = std::nanf("");
+  expect_error(Tensor(big.data(), DType::kFloat32, {700, 16}), ForwardOptions(),
+               "the input holds -inf at token 563, element 1");
+  std::vector<double> wide(700 * 16, 0.25);
+  wide[8200] = std::numeric_limits<double>::max();
+  wide[8201] = std::nan("");
+  MoeLayerConfig f64 = small_config();
+  f64.dtype = DType::kFloat64;
+  MoeLayer layer64(Context::global(), Context::global().cpu(), f64);
+  EXPECT_THROW(
+      {
+        try {
+          layer64.forward(Tensor(wide.data(), DType::kFloat64, {700, 16}), ForwardOptions());
+        } catch (const UserError& e) {
+          EXPECT_NE(std::string(e.what()).find("nan at token 512, element 9"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      UserError);
   MoeLayerConfig bad = small_config();
   bad.num_experts = 0;
   EXPECT_THROW(MoeLayer(Context::global(), Context::global().cpu(), bad), UserError);
