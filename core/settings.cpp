@@ -46,7 +46,7 @@ const std::vector<std::string>& known_environment_variables() {
   static const std::vector<std::string> names = {
       "SWITCHYARD_CACHE_DIR", "SWITCHYARD_CACHE", "SWITCHYARD_CACHE_MAX_BYTES",  "SWITCHYARD_FORCE_COMPILE",
       "SWITCHYARD_DUMP_DIR",  "SWITCHYARD_LOG",   "SWITCHYARD_COMM_TIMEOUT_SEC", "SWITCHYARD_NUM_THREADS",
-      "SWITCHYARD_CUDA_HOME", "SWITCHYARD_CPU", "SWITCHYARD_GEMM"};
+      "SWITCHYARD_CUDA_HOME", "SWITCHYARD_CPU", "SWITCHYARD_GEMM", "SWITCHYARD_PERF_MAP"};
   return names;
 }
 
@@ -119,6 +119,7 @@ Settings Settings::from_environment() {
   if (!max_bytes.empty()) s.cache_max_bytes = parse_byte_size(max_bytes, "SWITCHYARD_CACHE_MAX_BYTES");
   s.force_compile = parse_bool(env_or_empty("SWITCHYARD_FORCE_COMPILE"), "SWITCHYARD_FORCE_COMPILE");
   s.dump_dir = env_or_empty("SWITCHYARD_DUMP_DIR");
+  s.perf_map = parse_bool(env_or_empty("SWITCHYARD_PERF_MAP"), "SWITCHYARD_PERF_MAP");
   // NOTE: validated by the CPU compiler when it is first needed (clang knows the valid names).
   s.cpu = env_or_empty("SWITCHYARD_CPU");
   std::string threads = env_or_empty("SWITCHYARD_NUM_THREADS");

@@ -36,7 +36,8 @@ Device& Context::cpu() {
   if (!slot) {
     slot = std::make_unique<DeviceSlot>();
     slot->device = std::make_unique<CpuDevice>(
-        settings_->num_threads, Target::cpu(store_->cpu_target().vector_bytes(), store_->cpu_target().l2_bytes()));
+        settings_->num_threads, Target::cpu(store_->cpu_target().vector_bytes(), store_->cpu_target().l2_bytes()),
+        settings_->perf_map);
   }
   return *slot->device;
 }

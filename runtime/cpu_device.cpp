@@ -17,7 +17,8 @@ class CpuKernel final : public LoadedKernel {
 
 }  // namespace
 
-CpuDevice::CpuDevice(unsigned threads, Target target) : pool_(threads), target_(target) {}
+CpuDevice::CpuDevice(unsigned threads, Target target, bool perf_map)
+    : pool_(threads), target_(target), loader_(perf_map) {}
 
 std::unique_ptr<LoadedKernel> CpuDevice::load(const Binary& binary) {
   SY_INTERNAL_CHECK(binary.loadable == "kernel.o") << "CPU device cannot load " << binary.loadable;

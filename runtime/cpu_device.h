@@ -11,8 +11,9 @@ namespace switchyard {
 
 class CpuDevice final : public Device {
  public:
-  /// `target`: what kernels for this device are compiled for (its vector width sizes specs).
-  explicit CpuDevice(unsigned threads = 0, Target target = Target::cpu());
+  /// `target`: what kernels for this device are compiled for (its vector width sizes specs);
+  /// `perf_map`: name each loaded kernel's functions in perf's map of the process.
+  explicit CpuDevice(unsigned threads = 0, Target target = Target::cpu(), bool perf_map = false);
   std::string name() const override { return "cpu"; }
   bool is_cuda() const override { return false; }
   DeviceRef ref() const override { return {}; }

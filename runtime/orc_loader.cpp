@@ -1,12 +1,21 @@
 #include "runtime/orc_loader.h"
 
+#include <llvm/Demangle/Demangle.h>
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/Object/ObjectFile.h>
+#include <llvm/Object/SymbolSize.h>
 #include <llvm/Support/Error.h>
 #include <llvm/Support/MemoryBuffer.h>
 #include <llvm/Support/TargetSelect.h>
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <map>
+
 #include "core/error.h"
+#include "core/log.h"
 #include "runtime/cpu_scratch.h"
 
 namespace switchyard {
@@ -18,13 +27,83 @@ std::string to_text(llvm::Error error) {
   return text;
 }
 
+struct FunctionSymbol {
+  std::string name;
+  uint64_t section_offset = 0;
+  uint64_t size = 0;
+  uint64_t section = 0;  // the section's index in the object
+  bool global = false;
+};
+
+// The object's functions with their sizes, where they sit in their sections.
+std::vector<FunctionSymbol> function_symbols(const std::string& object, const std::string& label) {
+  std::vector<FunctionSymbol> out;
+  auto file = llvm::object::ObjectFile::createObjectFile(llvm::MemoryBufferRef(object, label));
+  if (!file) {
+    llvm::consumeError(file.takeError());
+    return out;
+  }
+  for (const auto& [symbol, size] : llvm::object::computeSymbolSizes(**file)) {
+    auto type = symbol.getType();
+    auto name = symbol.getName();
+    auto offset = symbol.getAddress();  // section-relative in a relocatable object
+    auto section = symbol.getSection();
+    auto flags = symbol.getFlags();
+    if (!type || !name || !offset || !section || !flags || *type != llvm::object::SymbolRef::ST_Function || size == 0 ||
+        *section == (*file)->section_end()) {
+      if (!type) llvm::consumeError(type.takeError());
+      if (!name) llvm::consumeError(name.takeError());
+      if (!offset) llvm::consumeError(offset.takeError());
+      if (!section) llvm::consumeError(section.takeError());
+      if (!flags) llvm::consumeError(flags.takeError());
+      continue;
+    }
+    out.push_back({name->str(), *offset, size, (*section)->getIndex(),
+                   (*flags & llvm::object::BasicSymbolRef::SF_Global) != 0});
+  }
+  return out;
+}
+
+// Appends "start size name" lines for the kernel's functions. Global ones are looked up by name;
+// local ones take their offset from a global function of the same section (the section is
+// loaded whole). A map that cannot be written costs a warning, never the load.
+void write_perf_map(llvm::orc::LLJIT& jit, llvm::orc::JITDylib& dylib, const std::string& object,
+                    const std::string& label) {
+  const std::vector<FunctionSymbol> functions = function_symbols(object, label);
+  std::map<uint64_t, uint64_t> section_base;  // section index -> its load address
+  std::vector<std::pair<const FunctionSymbol*, uint64_t>> placed;
+  for (const FunctionSymbol& f : functions) {
+    if (!f.global) continue;
+    auto address = jit.lookup(dylib, f.name);
+    if (!address) {
+      llvm::consumeError(address.takeError());
+      continue;
+    }
+    section_base[f.section] = address->getValue() - f.section_offset;
+    placed.emplace_back(&f, address->getValue());
+  }
+  for (const FunctionSymbol& f : functions)
+    if (!f.global && section_base.count(f.section)) placed.emplace_back(&f, section_base[f.section] + f.section_offset);
+  const std::string path = perf_map_path();
+  std::FILE* map = std::fopen(path.c_str(), "a");
+  if (map == nullptr) return log_warn_once("perf-map", "cannot append to the perf map " + path);
+  for (const auto& [f, address] : placed)
+    std::fprintf(map, "%llx %llx %s [%s]\n", static_cast<unsigned long long>(address),
+                 static_cast<unsigned long long>(f->size), llvm::demangle(f->name).c_str(), label.c_str());
+  std::fclose(map);
+}
+
 }  // namespace
+
+std::string perf_map_path() {
+  return "/tmp/perf-" + std::to_string(::getpid()) + ".map";
+}
 
 struct OrcLoader::Impl {
   std::unique_ptr<llvm::orc::LLJIT> jit;
 };
 
-OrcLoader::OrcLoader() : impl_(std::make_unique<Impl>()) {
+OrcLoader::OrcLoader(bool perf_map) : impl_(std::make_unique<Impl>()), perf_map_(perf_map) {
   llvm::InitializeNativeTarget();
   llvm::InitializeNativeTargetAsmPrinter();
   auto jit = llvm::orc::LLJITBuilder().create();
@@ -57,6 +136,7 @@ CpuKernelFunction OrcLoader::load(const std::string& object, const std::string& 
   auto address = jit.lookup(*dylib, symbol);
   if (!address)
     SY_THROW(BackendError) << "cannot find '" << symbol << "' in " << label << ": " << to_text(address.takeError());
+  if (perf_map_) write_perf_map(jit, *dylib, object, label);
   return address->toPtr<CpuKernelFunction>();
 }
 

@@ -1,5 +1,6 @@
 // Loads CPU kernel objects into the process with LLVM ORC LLJIT, one JITDylib per kernel so
-// every kernel may export the same entry symbol.
+// every kernel may export the same entry symbol. With a perf map, each loaded kernel's functions
+// are named in /tmp/perf-<pid>.map, where `perf report` looks for JIT'd code.
 #pragma once
 
 #include <memory>
@@ -12,7 +13,7 @@ using CpuKernelFunction = void (*)(void** params, unsigned block, unsigned grid)
 
 class OrcLoader {
  public:
-  OrcLoader();
+  explicit OrcLoader(bool perf_map = false);
   ~OrcLoader();
   OrcLoader(const OrcLoader&) = delete;
   OrcLoader& operator=(const OrcLoader&) = delete;
@@ -26,6 +27,10 @@ class OrcLoader {
   std::unique_ptr<Impl> impl_;
   std::mutex mutex_;
   unsigned next_id_ = 0;
+  bool perf_map_ = false;
 };
+
+/// Where a perf map of this process goes: /tmp/perf-<pid>.map (perf's fixed place).
+std::string perf_map_path();
 
 }  // namespace switchyard
