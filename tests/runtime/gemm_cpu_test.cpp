@@ -75,6 +75,8 @@ TYPED_TEST(GemmCpuTest, MatchesReference) {
                         // and scalar tails
                         {2, 1300, 300, 80, true, true, Act::kRelu, true},
                         {2, 7, 520, 83, false, true, Act::kGelu},
+                        // a gate's logits: fewer columns than a vector, all dot products
+                        {3, 50, 100, 8, true, false, Act::kNone},
                         // few rows (B packed eight column tiles at a time) over 17 column tiles
                         {2, 13, 300, 1100, false, true, Act::kRelu, true}};
   const kernels::GemmActivation acts[] = {kernels::kActNone, kernels::kActRelu, kernels::kActGelu, kernels::kActSilu};

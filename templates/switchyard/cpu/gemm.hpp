@@ -209,18 +209,28 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const compute_t<T>* apack, com
   }
 }
 
-// Columns past the last whole vector: plain dot products.
+// Columns past the last whole vector (all of them where N is below a vector, as in a gate's
+// logits over a few experts): dot products, each summed in kParts independent partial sums
+// that run in parallel (a vector where A and B are contiguous along the reduction) rather than
+// one chain of dependent additions.
 template <typename T, int kN, int kLda, int kLdb, bool kTransA, bool kTransB, bool kBias, int kAct>
 void gemm_tail_columns(const GemmRowsArgs<T>& g, int n_begin, int m_begin, int m_end) {
   using A = compute_t<T>;
+  constexpr int kParts = 64 / static_cast<int>(sizeof(A));
+  auto a_at = [&](int m, long kk) {
+    return load(kTransA ? g.a[kk * kLda + m] : g.a[static_cast<long>(m) * kLda + kk]);
+  };
+  auto b_at = [&](int n, long kk) { return load(kTransB ? g.b[static_cast<long>(n) * kLdb + kk] : g.b[kk * kN + n]); };
   for (int m = m_begin; m < m_end; ++m)
     for (int n = n_begin; n < kN; ++n) {
+      A parts[kParts] = {};
+      long kk = 0;
+      for (; kk + kParts <= g.reduce; kk += kParts)
+#pragma GCC unroll 16
+        for (int j = 0; j < kParts; ++j) parts[j] += a_at(m, kk + j) * b_at(n, kk + j);
       A sum = A(0);
-      for (int kk = 0; kk < g.reduce; ++kk) {
-        const T av = kTransA ? g.a[static_cast<long>(kk) * kLda + m] : g.a[static_cast<long>(m) * kLda + kk];
-        const T bv = kTransB ? g.b[static_cast<long>(n) * kLdb + kk] : g.b[static_cast<long>(kk) * kN + n];
-        sum += load(av) * load(bv);
-      }
+      for (int j = 0; j < kParts; ++j) sum += parts[j];
+      for (; kk < g.reduce; ++kk) sum += a_at(m, kk) * b_at(n, kk);
       const long at = static_cast<long>(m) * kN + n;
       g.c[at] =
           store<T>(gemm_epilogue<A, kAct>(sum + (kBias ? load(g.bias[n]) : A(0)), g.aux ? load(g.aux[at]) : A(0)));
