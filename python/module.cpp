@@ -96,12 +96,19 @@ struct LayerRouting {
 class Layer {
  public:
   Layer(const MoeLayerConfig& config, const std::string& device, uint64_t seed)
-      : layer_(std::make_unique<MoeLayer>(Context::global(), Context::global().device(device), config)) {
+      : device_(&Context::global().device(device)),
+        layer_(std::make_unique<MoeLayer>(Context::global(), *device_, config)) {
     if (seed != 1) layer_->init_parameters(seed);  // the constructor draws seed 1
   }
-  explicit Layer(std::unique_ptr<MoeLayer> layer) : layer_(std::move(layer)) {}
+  Layer(std::unique_ptr<MoeLayer> layer, Device& device) : device_(&device), layer_(std::move(layer)) {}
   static Layer open(const std::string& path, const std::string& device) {
-    return Layer(MoeLayer::open(Context::global(), Context::global().device(device), path));
+    Device& where = Context::global().device(device);
+    return Layer(MoeLayer::open(Context::global(), where, path), where);
+  }
+
+  // Device::use_stream for the layer's device, with streams as the integers torch shows them.
+  uintptr_t use_stream(uintptr_t stream) {
+    return reinterpret_cast<uintptr_t>(device_->use_stream(reinterpret_cast<void*>(stream)));
   }
 
   py::tuple forward(const py::capsule& x, const ForwardOptions& options) {
@@ -146,6 +153,7 @@ class Layer {
     return to_capsule(managed);
   }
 
+  Device* device_;  // the global context's, which outlives every layer
   std::shared_ptr<MoeLayer> layer_;
 };
 
@@ -170,6 +178,7 @@ PYBIND11_MODULE(_switchyard, m) {
     }
   });
   m.attr("__version__") = sy_version_string();
+  m.attr("LEGACY_DEFAULT_STREAM") = switchyard::kLegacyDefaultStream;
 
   // Configs and options come from JSON (the library's readers, which the C API uses too); the
   // package builds the text from keyword arguments and keeps parsed options per distinct set.
@@ -216,7 +225,8 @@ PYBIND11_MODULE(_switchyard, m) {
            [](Layer& l, double lr, double momentum, double weight_decay) {
              l.layer().sgd_step(switchyard::SgdOptions{lr, momentum, weight_decay});
            })
-      .def("prepare", [](Layer& l, const switchyard::ForwardOptions& options) { return l.layer().prepare(options); });
+      .def("prepare", [](Layer& l, const switchyard::ForwardOptions& options) { return l.layer().prepare(options); })
+      .def("use_stream", &Layer::use_stream, py::arg("stream"));
 
   // The data pointer a capsule's tensor has as this library sees it (for no-copy checks).
   m.def("_data_pointer", [](const py::capsule& c) { return reinterpret_cast<uintptr_t>(view_of(c).data()); });

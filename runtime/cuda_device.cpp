@@ -38,9 +38,11 @@ CudaDevice::CudaDevice(int ordinal) : driver_(CudaDriver::get()), ordinal_(ordin
   device_name_ = name;
   cuda_check(driver_.cuDevicePrimaryCtxRetain(&context_, device_), "cuDevicePrimaryCtxRetain");
   make_current();
-  cuda_check(driver_.cuStreamCreate(&stream_, 0), "cuStreamCreate");
+  cuda_check(driver_.cuStreamCreate(&own_stream_, 0), "cuStreamCreate");
+  stream_ = own_stream_;
   cuda_check(driver_.cuStreamCreate(&comm_stream_, 0), "cuStreamCreate");
   cuda_check(driver_.cuEventCreate(&fence_, kCuEventDisableTiming), "cuEventCreate");
+  cuda_check(driver_.cuEventCreate(&stream_switch_, kCuEventDisableTiming), "cuEventCreate");
   // NOTE: the default release threshold (0) hands freed memory back to the driver at every
   // synchronization, so each step would allocate from the driver again; keep it all instead.
   cuda_check(driver_.cuDeviceGetDefaultMemPool(&pool_, device_), "cuDeviceGetDefaultMemPool");
@@ -50,12 +52,14 @@ CudaDevice::CudaDevice(int ordinal) : driver_(CudaDriver::get()), ordinal_(ordin
 }
 
 CudaDevice::~CudaDevice() {
-  for (CUstream stream : {comm_stream_, stream_}) {
+  if (stream_ != own_stream_ && stream_ != nullptr) driver_.cuStreamSynchronize(stream_);  // a caller's: not ours
+  for (CUstream stream : {comm_stream_, own_stream_}) {
     if (stream == nullptr) continue;
     driver_.cuStreamSynchronize(stream);
     driver_.cuStreamDestroy_v2(stream);
   }
-  if (fence_ != nullptr) driver_.cuEventDestroy_v2(fence_);
+  for (CUevent event : {fence_, stream_switch_})
+    if (event != nullptr) driver_.cuEventDestroy_v2(event);
   if (context_ != nullptr) driver_.cuDevicePrimaryCtxRelease_v2(device_);
 }
 
@@ -101,13 +105,38 @@ void* CudaDevice::allocate(size_t bytes) {
                              " bytes)";
     cuda_check(result, call.c_str());
   }
+  if (stream_ != own_stream_) {
+    std::lock_guard<std::mutex> lock(callers_buffers_mutex_);
+    callers_buffers_[reinterpret_cast<void*>(pointer)] = stream_;
+  }
   return reinterpret_cast<void*>(pointer);
 }
 
 // Ordered after every launch and copy already on the compute stream, which is where every user
-// of a buffer runs (communication waits on it before each collective).
+// of a buffer runs (communication waits on it before each collective); a buffer handed out on a
+// caller's stream goes back on that stream, after the caller's own later work with it.
 void CudaDevice::release(void* pointer) noexcept {
-  if (pointer != nullptr) driver_.cuMemFreeAsync(reinterpret_cast<CUdeviceptr>(pointer), stream_);
+  if (pointer == nullptr) return;
+  CUstream stream = stream_;
+  {
+    std::lock_guard<std::mutex> lock(callers_buffers_mutex_);
+    if (auto it = callers_buffers_.find(pointer); it != callers_buffers_.end()) {
+      stream = it->second;
+      callers_buffers_.erase(it);
+    }
+  }
+  driver_.cuMemFreeAsync(reinterpret_cast<CUdeviceptr>(pointer), stream);
+}
+
+void* CudaDevice::switch_stream(void* stream) {
+  make_current();
+  CUstream next = stream == nullptr ? own_stream_ : static_cast<CUstream>(stream);
+  void* previous = stream_ == own_stream_ ? nullptr : stream_;
+  if (next == stream_) return previous;
+  cuda_check(driver_.cuEventRecord(stream_switch_, stream_), "cuEventRecord");
+  cuda_check(driver_.cuStreamWaitEvent(next, stream_switch_, 0), "cuStreamWaitEvent (switching streams)");
+  stream_ = next;
+  return previous;
 }
 
 // Memory freed on the stream but not yet reached by it stays in the pool until a later trim.

@@ -1,8 +1,11 @@
 // A CUDA device through the driver API: its primary context, a compute stream (every launch
-// and copy), a communication stream (NCCL), CUBIN modules.
+// and copy: its own, or a caller's while one is in use), a communication stream (NCCL), CUBIN
+// modules.
 #pragma once
 
 #include <functional>
+#include <mutex>
+#include <unordered_map>
 
 #include "comm/cuda_stream_hooks.h"
 #include "runtime/cuda_driver.h"
@@ -37,6 +40,8 @@ class CudaDevice final : public Device {
   const std::string& device_name() const { return device_name_; }
   /// The stream every launch and copy goes to, and a poll of it (0 done, 1 running, -1 failed).
   void* stream() const { return stream_; }
+  /// Device::use_stream.
+  void* switch_stream(void* stream);
   int query_stream() const;
   /// What a GPU communicator (NCCL) on this device enqueues on and waits for: the communication
   /// stream, made to wait for the compute stream's work before each collective, and events that
@@ -71,8 +76,13 @@ class CudaDevice final : public Device {
   int ordinal_;
   CUdevice device_ = 0;
   CUcontext context_ = nullptr;
-  CUstream stream_ = nullptr;
+  CUstream own_stream_ = nullptr;
+  CUstream stream_ = nullptr;  // the compute stream in use: own_stream_ or a caller's
   CUstream comm_stream_ = nullptr;
+  CUevent stream_switch_ = nullptr;  // orders a newly used stream after the one it replaces
+  // Buffers allocated on a caller's stream: freed there (the caller's later work may read them).
+  std::mutex callers_buffers_mutex_;
+  std::unordered_map<void*, CUstream> callers_buffers_;
   CUevent fence_ = nullptr;
   CUmemoryPool pool_ = nullptr;  // the device's default pool, told to keep what is freed  // compute -> communication
                                  // ordering, re-recorded at each collective

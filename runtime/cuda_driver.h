@@ -19,6 +19,7 @@ using CUmemoryPool = struct CUmemPoolHandle_st*;
 using CUfunction = struct CUfunc_st*;
 using CUstream = struct CUstream_st*;
 using CUevent = struct CUevent_st*;
+using CUhostFn = void (*)(void*);
 
 inline constexpr int kCuAttrComputeCapabilityMajor = 75;
 inline constexpr int kCuAttrComputeCapabilityMinor = 76;
@@ -29,6 +30,7 @@ inline constexpr int kCuFuncAttrMaxDynamicSharedBytes = 8;  // CU_FUNC_ATTRIBUTE
 inline constexpr int kCuMemPoolAttrReleaseThreshold = 4;    // CU_MEMPOOL_ATTR_RELEASE_THRESHOLD
 inline constexpr int kCuMemPoolAttrReservedMemHigh = 6;     // CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH
 inline constexpr int kCuMemPoolAttrUsedMemHigh = 8;         // CU_MEMPOOL_ATTR_USED_MEM_HIGH
+inline constexpr unsigned kCuStreamNonBlocking = 1;         // CU_STREAM_NON_BLOCKING
 
 /// CUtensorMap: the opaque TMA descriptor kernels take as a __grid_constant__ parameter (the
 /// templates' kernels::TmaDescriptor, so that an encoded map goes straight into kernel arguments).
@@ -85,6 +87,7 @@ struct CudaMemcpy2D {
   X(cuStreamSynchronize, CUresult, (CUstream))                                                                    \
   X(cuStreamQuery, CUresult, (CUstream))                                                                          \
   X(cuStreamWaitEvent, CUresult, (CUstream, CUevent, unsigned))                                                   \
+  X(cuLaunchHostFunc, CUresult, (CUstream, CUhostFn, void*))                                                      \
   X(cuEventCreate, CUresult, (CUevent*, unsigned))                                                                \
   X(cuEventRecord, CUresult, (CUevent, CUstream))                                                                 \
   X(cuEventQuery, CUresult, (CUevent))                                                                            \

@@ -58,8 +58,8 @@ std::vector<FunctionSymbol> function_symbols(const std::string& object, const st
       if (!flags) llvm::consumeError(flags.takeError());
       continue;
     }
-    out.push_back({name->str(), *offset, size, (*section)->getIndex(),
-                   (*flags & llvm::object::BasicSymbolRef::SF_Global) != 0});
+    out.push_back(
+        {name->str(), *offset, size, (*section)->getIndex(), (*flags & llvm::object::BasicSymbolRef::SF_Global) != 0});
   }
   return out;
 }

@@ -25,6 +25,9 @@ class SWITCHYARD_API LoadedKernel {
   std::string spec_text;
 };
 
+/// CU_STREAM_LEGACY: the handle of the legacy default stream, for Device::use_stream.
+inline constexpr std::uintptr_t kLegacyDefaultStream = 0x1;
+
 class SWITCHYARD_API Device {
  public:
   virtual ~Device();  // out of line (device.cpp): the vtable and typeinfo live in the library
@@ -75,6 +78,15 @@ class SWITCHYARD_API Device {
   uint64_t host_waits() const { return host_waits_.load(std::memory_order_relaxed); }
   /// Threads (CPU) or multiprocessors (CUDA): what launch shapes are sized by.
   virtual unsigned parallelism() const = 0;
+  /// Queues this device's work (launches, copies, allocations, frees) on `stream` from now on: a
+  /// CUstream of the device's primary context, as a framework's current stream is (PyTorch's
+  /// default stream is the legacy one: kLegacyDefaultStream), or, for nullptr, the device's own
+  /// stream. Work queued before on the stream it replaces comes first (an event; the host does not
+  /// wait). A buffer allocated while a caller's stream is in use is freed on that stream, so the
+  /// stream must outlive the buffers handed out on it. Returns the stream it replaces (nullptr:
+  /// the device's own). One thread drives a device at a time. The CPU has no streams: nullptr
+  /// only, else UserError.
+  void* use_stream(void* stream);
 
  protected:
   virtual void write_from_host(void* device_dst, const void* host_src, size_t bytes) = 0;
@@ -85,6 +97,20 @@ class SWITCHYARD_API Device {
 
  private:
   std::atomic<uint64_t> host_waits_{0};  // the comm threads copy too
+};
+
+/// Device::use_stream for a scope: queues the device's work on `stream` until destroyed, then on
+/// the stream it found.
+class SWITCHYARD_API StreamScope {
+ public:
+  StreamScope(Device& device, void* stream) : device_(device), previous_(device.use_stream(stream)) {}
+  ~StreamScope();
+  StreamScope(const StreamScope&) = delete;
+  StreamScope& operator=(const StreamScope&) = delete;
+
+ private:
+  Device& device_;
+  void* previous_;
 };
 
 }  // namespace switchyard

@@ -5,6 +5,7 @@ share memory with the torch tensors. The layer owns its parameters and their gra
 backward, ``sgd_step`` updates them, or ``MoeModule`` shows them to torch as ``nn.Parameter``s
 over the layer's own memory, so that any torch optimizer updates them in place.
 """
+import contextlib
 import json
 
 import torch
@@ -120,6 +121,22 @@ class MoeLayer:
         # Nothing drawn: the weights stream from the file straight into the layer.
         return cls(_core.Config.from_safetensors(path), device, _layer=_core.Layer.open(path, device))
 
+    @contextlib.contextmanager
+    def _on_caller_stream(self):
+        """A CUDA layer queues its work on torch's current stream of its device for the call (so
+        its reads and writes of torch's tensors are ordered with torch's own work, and the
+        buffers it hands out go back on that stream); a CPU layer has nothing to order."""
+        if not str(self.device).startswith("cuda"):
+            yield
+            return
+        # torch shows the legacy default stream as 0, which use_stream takes as the layer's own
+        stream = torch.cuda.current_stream(torch.device(self.device)).cuda_stream or _core.LEGACY_DEFAULT_STREAM
+        previous = self._layer.use_stream(stream)
+        try:
+            yield
+        finally:
+            self._layer.use_stream(previous)
+
     def _parsed(self, options):
         key = tuple(sorted(options.items()))
         parsed = self._options.get(key)
@@ -134,14 +151,16 @@ class MoeLayer:
         is_postscore, normalize_gate, batch_prioritized_routing, megablocks_size, check_finite,
         is_gshard_loss, gate_noise, save_for_backward.
         """
-        capsule, routing = self._layer.forward(_capsule(x, "x"), self._parsed(options))
+        with self._on_caller_stream():
+            capsule, routing = self._layer.forward(_capsule(x, "x"), self._parsed(options))
         return _dlpack.from_dlpack(capsule), routing
 
     __call__ = forward
 
     def backward(self, grad_output, l_aux_weight=0.0):
         """dL/dx of the forward saved with save_for_backward=True; parameter gradients stay in the layer."""
-        return _dlpack.from_dlpack(self._layer.backward(_capsule(grad_output, "grad_output"), l_aux_weight))
+        with self._on_caller_stream():
+            return _dlpack.from_dlpack(self._layer.backward(_capsule(grad_output, "grad_output"), l_aux_weight))
 
     def gradient(self, name):
         """A copy of dL/d(parameter `name`) from the last backward."""
@@ -163,22 +182,27 @@ class MoeLayer:
     def parameters_updated(self):
         """Call after writing parameters in place (a torch optimizer): a CUDA layer refreshes the
         transposed weight copies its GEMMs read. MoeModule calls it when torch changed them."""
-        self._layer.parameters_updated()
+        with self._on_caller_stream():
+            self._layer.parameters_updated()
 
     def parameter_names(self):
         return self._layer.parameter_names()
 
     def sgd_step(self, lr=1e-5, momentum=0.0, weight_decay=0.0):
-        self._layer.sgd_step(lr, momentum, weight_decay)
+        with self._on_caller_stream():
+            self._layer.sgd_step(lr, momentum, weight_decay)
 
     def init_parameters(self, seed):
-        self._layer.init_parameters(seed)
+        with self._on_caller_stream():
+            self._layer.init_parameters(seed)
 
     def save(self, path):
-        self._layer.save(path)
+        with self._on_caller_stream():
+            self._layer.save(path)
 
     def load(self, path):
-        self._layer.load(path)
+        with self._on_caller_stream():
+            self._layer.load(path)
 
     def warm(self, **options):
         """Loads every kernel forward with these options can use; returns how many."""

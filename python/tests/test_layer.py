@@ -353,6 +353,16 @@ class BadInputs(unittest.TestCase):
         with self.assertRaisesRegex(switchyard.UserError, 'device "tpu"'):
             switchyard.MoeLayer(switchyard.Config(model_dim=8, hidden_size=4, num_experts=2), device="tpu")
 
+    def test_a_cpu_layer_takes_no_stream(self):
+        # A CPU layer never asks torch for a stream (this torch may have no CUDA); its device
+        # takes none, and a stream is refused without being taken.
+        self.assertEqual(self.layer._layer.use_stream(0), 0)
+        with self.assertRaisesRegex(switchyard.UserError, "stream 0x1 for cpu: the CPU device has no streams"):
+            self.layer._layer.use_stream(switchyard._core.LEGACY_DEFAULT_STREAM)
+        self.assertEqual(self.layer._layer.use_stream(0), 0)
+        y, _ = self.layer.forward(torch.randn(4, 16))
+        self.assertEqual(tuple(y.shape), (4, 16))
+
     def test_cuda_tensor_on_a_cpu_layer(self):
         if not torch.cuda.is_available():
             self.skipTest("no CUDA device for torch here")

@@ -6,12 +6,14 @@
 #include <nccl.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
 #include "comm/nccl_library.h"
 #include "runtime/cuda_driver.h"
+#include "runtime/device.h"
 
 namespace switchyard {
 namespace {
@@ -50,6 +52,8 @@ TEST(CudaAbi, ConstantsMatchCudaH) {
   EXPECT_EQ(kCuMemPoolAttrReleaseThreshold, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD);
   EXPECT_EQ(kCuMemPoolAttrReservedMemHigh, CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH);
   EXPECT_EQ(kCuMemPoolAttrUsedMemHigh, CU_MEMPOOL_ATTR_USED_MEM_HIGH);
+  EXPECT_EQ(kCuStreamNonBlocking, static_cast<unsigned>(CU_STREAM_NON_BLOCKING));
+  EXPECT_EQ(kLegacyDefaultStream, reinterpret_cast<std::uintptr_t>(CU_STREAM_LEGACY));
   EXPECT_EQ(kCuTensorMapFloat16, CU_TENSOR_MAP_DATA_TYPE_FLOAT16);
   EXPECT_EQ(kCuTensorMapFloat32, CU_TENSOR_MAP_DATA_TYPE_FLOAT32);
   EXPECT_EQ(kCuTensorMapBFloat16, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16);
@@ -98,6 +102,8 @@ static_assert(same_abi<decltype(CudaDriver::cuMemAllocAsync), decltype(&::cuMemA
 static_assert(same_abi<decltype(CudaDriver::cuMemFreeAsync), decltype(&::cuMemFreeAsync)>());
 static_assert(same_abi<decltype(CudaDriver::cuMemPoolTrimTo), decltype(&::cuMemPoolTrimTo)>());
 static_assert(same_abi<decltype(CudaDriver::cuMemcpy2DAsync_v2), decltype(&::cuMemcpy2DAsync_v2)>());
+static_assert(same_abi<decltype(CudaDriver::cuLaunchHostFunc), decltype(&::cuLaunchHostFunc)>());
+static_assert(same_abi<decltype(CudaDriver::cuStreamWaitEvent), decltype(&::cuStreamWaitEvent)>());
 static_assert(!same_abi<decltype(CudaDriver::cuFuncSetAttribute), decltype(&::cuMemcpy2DAsync_v2)>(),
               "the check tells signatures apart");
 

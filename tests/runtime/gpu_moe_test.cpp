@@ -4,13 +4,17 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <functional>
 #include <numeric>
 #include <random>
+#include <thread>
 
 #include "runtime/cuda_device.h"
+#include "runtime/cuda_driver.h"
 #include "runtime/gemm_ops.h"
 #include "runtime/moe_layer.h"
 #include "runtime/safetensors.h"
@@ -181,6 +185,49 @@ TEST_P(GpuMoe, SteadyStateStepsNeverWaitForTheDevice) {
   const std::vector<int> counts = last.expert_counts();
   EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), 0), 2 * GpuTrainingSteps::kTokens);
   EXPECT_TRUE(std::isfinite(last.l_aux()));
+}
+
+// Issue 14: under a StreamScope the layer's work goes to the caller's stream. A host function
+// queued there first holds the stream: a training step is queued without the host waiting, runs
+// neither on the caller's stream nor on the device's own, and once released computes what the
+// device's own stream computes; buffers handed out there go back there (the stream is destroyed
+// only after they are).
+TEST_P(GpuMoe, CallersStreamOrdersTheLayersWork) {
+  const DType dt = GetParam();
+  auto& gpu = static_cast<CudaDevice&>(Context::global().cuda(0));
+  const CudaDriver& driver = CudaDriver::get();
+  constexpr CUresult kNotReady = 600;  // CUDA_ERROR_NOT_READY
+  GpuTrainingSteps own(gpu, dt, 31), theirs(gpu, dt, 31);
+  ForwardOptions training;
+  training.save_for_backward = true;
+  theirs.layer.prepare(training);  // loading a module may wait for the device: not while it is held
+  const ForwardResult expected = own.step(ForwardOptions{});
+  std::string want(expected.output.nbytes(), '\0'), got(want.size(), '\0');
+  gpu.copy_to_host(want.data(), expected.output.data(), want.size());
+  void* const own_stream = gpu.stream();
+  CUstream caller = nullptr;
+  ASSERT_EQ(driver.cuStreamCreate(&caller, kCuStreamNonBlocking), 0);
+  std::atomic<bool> released{false};
+  auto hold = [](void* flag) {  // at most 20 s, so that a wrong wait cannot hang the suite
+    for (int i = 0; i < 20000 && !static_cast<std::atomic<bool>*>(flag)->load(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  };
+  ASSERT_EQ(driver.cuLaunchHostFunc(caller, hold, &released), 0);
+  {
+    StreamScope scope(gpu, caller);
+    EXPECT_EQ(gpu.stream(), static_cast<void*>(caller));
+    const uint64_t waits = gpu.host_waits();
+    const ForwardResult r = theirs.step(ForwardOptions{});
+    EXPECT_EQ(gpu.host_waits(), waits) << "the step waited for the held stream";
+    EXPECT_EQ(driver.cuStreamQuery(caller), kNotReady) << "the held stream ran";
+    EXPECT_EQ(driver.cuStreamQuery(static_cast<CUstream>(own_stream)), 0) << "the step went to the device's own stream";
+    released = true;
+    gpu.copy_to_host(got.data(), r.output.data(), got.size());
+  }
+  EXPECT_EQ(gpu.stream(), own_stream) << "the scope gave the device its own stream back";
+  EXPECT_EQ(got, want) << "the caller's stream computed another output";
+  EXPECT_EQ(driver.cuStreamSynchronize(caller), 0);
+  EXPECT_EQ(driver.cuStreamDestroy_v2(caller), 0);
 }
 
 // Issue 12: weights stream from the file into GPU memory in chunks (here 1000 bytes, so every
