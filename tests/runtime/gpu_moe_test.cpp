@@ -208,8 +208,8 @@ TEST_P(GpuMoe, CallersStreamOrdersTheLayersWork) {
   CUstream caller = nullptr;
   ASSERT_EQ(driver.cuStreamCreate(&caller, kCuStreamNonBlocking), 0);
   std::atomic<bool> released{false};
-  auto hold = [](void* flag) {  // at most 20 s, so that a wrong wait cannot hang the suite
-    for (int i = 0; i < 20000 && !static_cast<std::atomic<bool>*>(flag)->load(); ++i)
+  auto hold = [](void* flag) {  // at most 5 s, so that a wrong wait cannot hang the suite
+    for (int i = 0; i < 5000 && !static_cast<std::atomic<bool>*>(flag)->load(); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
   };
   ASSERT_EQ(driver.cuLaunchHostFunc(caller, hold, &released), 0);
