@@ -73,6 +73,12 @@ SWITCHYARD_API sy_status sy_layer_backward(sy_layer* layer, const DLTensor* grad
                                            DLManagedTensor** grad_input);
 /* One SGD step (torch.optim.SGD: lr, momentum, weight_decay) from the last backward's gradients. */
 SWITCHYARD_API sy_status sy_layer_sgd_step(sy_layer* layer, double lr, double momentum, double weight_decay);
+/* Queues the work of the layer's device on `stream` (a CUstream of the device's primary context,
+ * (void*)1 for the legacy default stream) from now on, or on the device's own stream for NULL;
+ * *previous (may be NULL) receives the stream it replaces (NULL: the device's own). Work queued
+ * before on that stream comes first; outputs handed out meanwhile are freed on `stream`, which
+ * must outlive them. The device is shared by every layer on it. The CPU takes NULL only. */
+SWITCHYARD_API sy_status sy_layer_use_stream(sy_layer* layer, void* stream, void** previous);
 
 /* ---- the kernel cache ------------------------------------------------------------------------- */
 

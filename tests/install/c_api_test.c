@@ -177,6 +177,11 @@ int main(int argc, char** argv) {
   CHECK(strstr(sy_last_error(), "top_kk") != NULL, "message: %s", sy_last_error());
   CHECK(sy_layer_forward(layer, &input, "{\"top_k\": 1", &y, NULL) == SY_ERROR_USER, "broken JSON accepted");
   CHECK(sy_layer_forward(NULL, &input, NULL, &y, NULL) == SY_ERROR_USER, "a NULL layer accepted");
+  void* previous = (void*)&previous;
+  CHECK(sy_layer_use_stream(layer, NULL, &previous) == SY_OK && previous == NULL, "no stream: %s", sy_last_error());
+  CHECK(sy_layer_use_stream(layer, (void*)1, &previous) == SY_ERROR_USER, "a stream accepted on the CPU");
+  CHECK(strstr(sy_last_error(), "the CPU device has no streams") != NULL, "message: %s", sy_last_error());
+  CHECK(sy_layer_use_stream(NULL, NULL, NULL) == SY_ERROR_USER, "a NULL layer accepted");
   CHECK(sy_layer_forward(layer, &input, "{\"top_k\": 1}", &y, NULL) == SY_OK, "the layer broke: %s", sy_last_error());
   if (y != NULL) y->deleter(y);
   sy_layer* other = NULL;
