@@ -378,6 +378,29 @@ TEST(MoeForward, OpenTakesConfigAndWeightsFromTheFileWithoutDrawing) {
   EXPECT_THROW(MoeLayer::open(context, context.cpu(), dir / "truncated.safetensors"), UserError);
 }
 
+// A tensor of hundreds of MB is read by several threads, each a range: every byte lands where it
+// belongs, and a file cut short fails the read in whichever range meets the end.
+TEST(MoeForward, LargeSafetensorsTensorsReadInRanges) {
+  testing::TempDir dir;
+  const int64_t count = (int64_t{200} << 20) / 4 + 3;  // past three 64 MB shares, not a multiple
+  StoredTensor big{"F32", {count}, std::string(static_cast<size_t>(count) * 4, '\0')};
+  for (size_t i = 0; i < big.bytes.size(); ++i) big.bytes[i] = static_cast<char>((i * 2654435761u) >> 13);
+  const std::string path = dir / "big.safetensors";
+  write_safetensors(path, {{"w", big}});
+  SafetensorsReader reader(path);
+  const TensorSlice slice = reader.index().at("w");
+  std::string got(slice.bytes, '\0');
+  reader.read(slice, got.data());
+  EXPECT_TRUE(got == big.bytes) << "a range landed in the wrong place";
+  std::filesystem::resize_file(path, slice.offset + slice.bytes * 3 / 5);
+  try {
+    reader.read(slice, got.data());
+    ADD_FAILURE() << "a read past the end of the file succeeded";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("shorter than its header says"), std::string::npos) << e.what();
+  }
+}
+
 TEST(MoeForward, BadOptionsAndInputs) {
   MoeLayer layer(Context::global(), Context::global().cpu(), small_config());
   std::vector<float> x(8 * 16, 0.5f);
