@@ -5,6 +5,7 @@
 // (and, beyond Tutel, top_k and the capacity factor), printing " (f = .., r = .., o = ..)".
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -296,9 +297,12 @@ int run(const Flags& f, comm::Communicator* group) {
     losses += exact;
   }
   if (!f.losses.empty() && rank == 0) fs::write_file(f.losses, losses);
+  // The mean of the last 10 steps, or of all when fewer ran (Tutel divides by 10 even then).
+  const size_t first_averaged = times.size() > 10 ? times.size() - 10 : 0;
   double last = 0;
-  for (size_t i = times.size() > 10 ? times.size() - 10 : 0; i < times.size(); ++i) last += times[i];
-  std::cout << "\n[Summary] Average synchronized step_time = " << last / 10 << " sec.\n";  // Tutel divides by 10
+  for (size_t i = first_averaged; i < times.size(); ++i) last += times[i];
+  const double averaged = static_cast<double>(std::max<size_t>(1, times.size() - first_averaged));
+  std::cout << "\n[Summary] Average synchronized step_time = " << last / averaged << " sec.\n";
   if (device.is_cuda()) {
     const CudaDevice::MemoryHighWater high = dynamic_cast<CudaDevice&>(device).memory_high_water();
     std::printf("[Memory] %s: buffers peaked at %.1f MiB (the pool reserved %.1f MiB)\n", device.name().c_str(),

@@ -35,6 +35,14 @@ TEST(Helloworld, PrintsTutelsLinesAndSavesOutput) {
   std::regex step(R"(STEP-2: loss = \d+\.\d{5}, step_time = \d+\.\d{6} sec, perf = \d+\.\d{2} tflops\.)");
   EXPECT_TRUE(std::regex_search(r.output, step)) << r.output;
   EXPECT_NE(r.output.find("\n\n[Summary] Average synchronized step_time = "), std::string::npos);
+  // The summary is the mean of the steps that ran (Tutel's divides by 10 whatever ran: not copied).
+  double sum = 0;
+  const std::regex time(R"(step_time = (\d+\.\d{6}) sec)");
+  for (auto it = std::sregex_iterator(r.output.begin(), r.output.end(), time); it != std::sregex_iterator(); ++it)
+    sum += std::stod((*it)[1]);
+  std::smatch summary;
+  ASSERT_TRUE(std::regex_search(r.output, summary, std::regex(R"(Average synchronized step_time = ([0-9.e+-]+) sec)")));
+  EXPECT_NEAR(std::stod(summary[1]), sum / 3, 1e-6 + 1e-5 * sum) << r.output;
   TensorFile y = read_safetensors(dir.path() + "/y.safetensors");
   EXPECT_EQ(y.at("output").shape, (std::vector<int64_t>{2, 32, 16}));
   // The same weights give the same first loss in a second run (fixed data seed).
