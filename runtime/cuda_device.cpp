@@ -43,6 +43,7 @@ CudaDevice::CudaDevice(int ordinal) : driver_(CudaDriver::get()), ordinal_(ordin
   cuda_check(driver_.cuStreamCreate(&comm_stream_, 0), "cuStreamCreate");
   cuda_check(driver_.cuEventCreate(&fence_, kCuEventDisableTiming), "cuEventCreate");
   cuda_check(driver_.cuEventCreate(&stream_switch_, kCuEventDisableTiming), "cuEventCreate");
+  cuda_check(driver_.cuEventCreate(&release_fence_, kCuEventDisableTiming), "cuEventCreate");
   // NOTE: the default release threshold (0) hands freed memory back to the driver at every
   // synchronization, so each step would allocate from the driver again; keep it all instead.
   cuda_check(driver_.cuDeviceGetDefaultMemPool(&pool_, device_), "cuDeviceGetDefaultMemPool");
@@ -58,7 +59,7 @@ CudaDevice::~CudaDevice() {
     driver_.cuStreamSynchronize(stream);
     driver_.cuStreamDestroy_v2(stream);
   }
-  for (CUevent event : {fence_, stream_switch_})
+  for (CUevent event : {fence_, stream_switch_, release_fence_})
     if (event != nullptr) driver_.cuEventDestroy_v2(event);
   if (context_ != nullptr) driver_.cuDevicePrimaryCtxRelease_v2(device_);
 }
@@ -113,17 +114,18 @@ void* CudaDevice::allocate(size_t bytes) {
 }
 
 // Ordered after every launch and copy already on the compute stream, which is where every user
-// of a buffer runs (communication waits on it before each collective); a buffer handed out on a
-// caller's stream goes back on that stream, after the caller's own later work with it.
+// of a buffer runs (communication waits on it before each collective). A buffer handed out on a
+// caller's stream goes back on that stream, after the caller's own later work with it, and, when
+// another stream is in use now, after that one's work so far too (an event, no host wait).
 void CudaDevice::release(void* pointer) noexcept {
   if (pointer == nullptr) return;
+  std::lock_guard<std::mutex> lock(callers_buffers_mutex_);
   CUstream stream = stream_;
-  {
-    std::lock_guard<std::mutex> lock(callers_buffers_mutex_);
-    if (auto it = callers_buffers_.find(pointer); it != callers_buffers_.end()) {
-      stream = it->second;
-      callers_buffers_.erase(it);
-    }
+  if (auto it = callers_buffers_.find(pointer); it != callers_buffers_.end()) {
+    stream = it->second;
+    callers_buffers_.erase(it);
+    if (stream != stream_ && driver_.cuEventRecord(release_fence_, stream_) == 0)
+      driver_.cuStreamWaitEvent(stream, release_fence_, 0);
   }
   driver_.cuMemFreeAsync(reinterpret_cast<CUdeviceptr>(pointer), stream);
 }

@@ -80,9 +80,11 @@ class CudaDevice final : public Device {
   CUstream stream_ = nullptr;  // the compute stream in use: own_stream_ or a caller's
   CUstream comm_stream_ = nullptr;
   CUevent stream_switch_ = nullptr;  // orders a newly used stream after the one it replaces
-  // Buffers allocated on a caller's stream: freed there (the caller's later work may read them).
+  // Buffers allocated on a caller's stream: freed there (the caller's later work may read them),
+  // after the stream in use at the free (release_fence_).
   std::mutex callers_buffers_mutex_;
   std::unordered_map<void*, CUstream> callers_buffers_;
+  CUevent release_fence_ = nullptr;
   CUevent fence_ = nullptr;
   CUmemoryPool pool_ = nullptr;  // the device's default pool, told to keep what is freed  // compute -> communication
                                  // ordering, re-recorded at each collective
