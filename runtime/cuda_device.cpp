@@ -106,17 +106,21 @@ void* CudaDevice::allocate(size_t bytes) {
                              " bytes)";
     cuda_check(result, call.c_str());
   }
-  if (stream_ != own_stream_) {
-    std::lock_guard<std::mutex> lock(callers_buffers_mutex_);
-    callers_buffers_[reinterpret_cast<void*>(pointer)] = stream_;
-  }
   return reinterpret_cast<void*>(pointer);
+}
+
+void CudaDevice::hand_out(void* pointer) {
+  if (stream_ == own_stream_ || pointer == nullptr) return;
+  std::lock_guard<std::mutex> lock(callers_buffers_mutex_);
+  callers_buffers_[pointer] = stream_;
 }
 
 // Ordered after every launch and copy already on the compute stream, which is where every user
 // of a buffer runs (communication waits on it before each collective). A buffer handed out on a
 // caller's stream goes back on that stream, after the caller's own later work with it, and, when
 // another stream is in use now, after that one's work so far too (an event, no host wait).
+// NOTE: only handed-out buffers remember their stream: the layer's own (gradients, momentum)
+// live on and are freed on the stream in use then, which must not be a caller's dead stream.
 void CudaDevice::release(void* pointer) noexcept {
   if (pointer == nullptr) return;
   std::lock_guard<std::mutex> lock(callers_buffers_mutex_);

@@ -42,6 +42,9 @@ class CudaDevice final : public Device {
   void* stream() const { return stream_; }
   /// Device::use_stream.
   void* switch_stream(void* stream);
+  /// `pointer` (a buffer of this device) goes to the caller, who may use it on the stream in use
+  /// now after the call returns: when that is a caller's stream, the buffer is freed there.
+  void hand_out(void* pointer);
   int query_stream() const;
   /// What a GPU communicator (NCCL) on this device enqueues on and waits for: the communication
   /// stream, made to wait for the compute stream's work before each collective, and events that
@@ -80,7 +83,7 @@ class CudaDevice final : public Device {
   CUstream stream_ = nullptr;  // the compute stream in use: own_stream_ or a caller's
   CUstream comm_stream_ = nullptr;
   CUevent stream_switch_ = nullptr;  // orders a newly used stream after the one it replaces
-  // Buffers allocated on a caller's stream: freed there (the caller's later work may read them),
+  // Buffers handed out on a caller's stream: freed there (the caller's later work may read them),
   // after the stream in use at the free (release_fence_).
   std::mutex callers_buffers_mutex_;
   std::unordered_map<void*, CUstream> callers_buffers_;

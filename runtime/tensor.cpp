@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "runtime/cuda_device.h"
 #include "runtime/device.h"
 
 namespace switchyard {
@@ -136,6 +137,7 @@ DLManagedTensor* Tensor::to_dlpack() const {
 }
 
 DLManagedTensor* to_dlpack_owning(std::unique_ptr<Buffer> storage, const Tensor& view) {
+  if (storage && storage->device().is_cuda()) static_cast<CudaDevice&>(storage->device()).hand_out(storage->data());
   DLManagedTensor* managed = view.to_dlpack();
   static_cast<DlpackHolder*>(managed->manager_ctx)->owner = std::move(storage);
   return managed;

@@ -82,10 +82,11 @@ class SWITCHYARD_API Device {
   /// CUstream of the device's primary context, as a framework's current stream is (PyTorch's
   /// default stream is the legacy one: kLegacyDefaultStream), or, for nullptr, the device's own
   /// stream. Work queued before on the stream it replaces comes first (an event; the host does not
-  /// wait). A buffer allocated while a caller's stream is in use is freed on that stream, so the
-  /// stream must outlive the buffers handed out on it. Returns the stream it replaces (nullptr:
-  /// the device's own). One thread drives a device at a time. The CPU has no streams: nullptr
-  /// only, else UserError.
+  /// wait). A buffer handed to the caller while a caller's stream is in use (to_dlpack_owning: a
+  /// forward's output, a backward's input gradient) is freed on that stream, which must outlive
+  /// it; the layer's own buffers are freed on the stream in use then. Returns the stream it
+  /// replaces (nullptr: the device's own). One thread drives a device at a time. The CPU has no
+  /// streams: nullptr only, else UserError.
   void* use_stream(void* stream);
 
  protected:

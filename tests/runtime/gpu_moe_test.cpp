@@ -190,8 +190,8 @@ TEST_P(GpuMoe, SteadyStateStepsNeverWaitForTheDevice) {
 // Issue 14: under a StreamScope the layer's work goes to the caller's stream. A host function
 // queued there first holds the stream: a training step is queued without the host waiting, runs
 // neither on the caller's stream nor on the device's own, and once released computes what the
-// device's own stream computes; buffers handed out there go back there (the stream is destroyed
-// only after they are).
+// device's own stream computes; an output handed out there goes back there (the stream is
+// destroyed only after it is).
 TEST_P(GpuMoe, CallersStreamOrdersTheLayersWork) {
   const DType dt = GetParam();
   auto& gpu = static_cast<CudaDevice&>(Context::global().cuda(0));
@@ -213,18 +213,21 @@ TEST_P(GpuMoe, CallersStreamOrdersTheLayersWork) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
   };
   ASSERT_EQ(driver.cuLaunchHostFunc(caller, hold, &released), 0);
+  DLManagedTensor* handed = nullptr;
   {
     StreamScope scope(gpu, caller);
     EXPECT_EQ(gpu.stream(), static_cast<void*>(caller));
     const uint64_t waits = gpu.host_waits();
-    const ForwardResult r = theirs.step(ForwardOptions{});
+    ForwardResult r = theirs.step(ForwardOptions{});
     EXPECT_EQ(gpu.host_waits(), waits) << "the step waited for the held stream";
     EXPECT_EQ(driver.cuStreamQuery(caller), kNotReady) << "the held stream ran";
     EXPECT_EQ(driver.cuStreamQuery(static_cast<CUstream>(own_stream)), 0) << "the step went to the device's own stream";
     released = true;
     gpu.copy_to_host(got.data(), r.output.data(), got.size());
+    handed = to_dlpack_owning(std::move(r.storage), r.output);  // the caller's now: freed on its stream
   }
   EXPECT_EQ(gpu.stream(), own_stream) << "the scope gave the device its own stream back";
+  handed->deleter(handed);  // after the scope: on the caller's stream, after the own stream's work
   EXPECT_EQ(got, want) << "the caller's stream computed another output";
   EXPECT_EQ(driver.cuStreamSynchronize(caller), 0);
   EXPECT_EQ(driver.cuStreamDestroy_v2(caller), 0);
