@@ -96,19 +96,17 @@ struct LayerRouting {
 class Layer {
  public:
   Layer(const MoeLayerConfig& config, const std::string& device, uint64_t seed)
-      : device_(&Context::global().device(device)),
-        layer_(std::make_unique<MoeLayer>(Context::global(), *device_, config)) {
+      : layer_(std::make_unique<MoeLayer>(Context::global(), Context::global().device(device), config)) {
     if (seed != 1) layer_->init_parameters(seed);  // the constructor draws seed 1
   }
-  Layer(std::unique_ptr<MoeLayer> layer, Device& device) : device_(&device), layer_(std::move(layer)) {}
+  explicit Layer(std::unique_ptr<MoeLayer> layer) : layer_(std::move(layer)) {}
   static Layer open(const std::string& path, const std::string& device) {
-    Device& where = Context::global().device(device);
-    return Layer(MoeLayer::open(Context::global(), where, path), where);
+    return Layer(MoeLayer::open(Context::global(), Context::global().device(device), path));
   }
 
   // Device::use_stream for the layer's device, with streams as the integers torch shows them.
   uintptr_t use_stream(uintptr_t stream) {
-    return reinterpret_cast<uintptr_t>(device_->use_stream(reinterpret_cast<void*>(stream)));
+    return reinterpret_cast<uintptr_t>(layer_->device().use_stream(reinterpret_cast<void*>(stream)));
   }
 
   py::tuple forward(const py::capsule& x, const ForwardOptions& options) {
@@ -153,7 +151,6 @@ class Layer {
     return to_capsule(managed);
   }
 
-  Device* device_;  // the global context's, which outlives every layer
   std::shared_ptr<MoeLayer> layer_;
 };
 

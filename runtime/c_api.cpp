@@ -14,7 +14,6 @@
 
 struct sy_layer {
   std::unique_ptr<switchyard::MoeLayer> layer;
-  switchyard::Device* device = nullptr;  // the global context's: outlives every layer
 };
 
 namespace switchyard {
@@ -104,8 +103,8 @@ sy_status sy_layer_create(const char* device, const char* config_json, sy_layer*
     out = nullptr;
     const MoeLayerConfig config = layer_config_from_json(text_arg(config_json, "the layer config"));
     auto handle = std::make_unique<sy_layer>();
-    handle->device = &Context::global().device(device ? device : "cpu");
-    handle->layer = std::make_unique<MoeLayer>(Context::global(), *handle->device, config);  // seed 1
+    handle->layer = std::make_unique<MoeLayer>(Context::global(), Context::global().device(device ? device : "cpu"),
+                                               config);  // seed 1
     out = handle.release();
   });
 }
@@ -116,8 +115,7 @@ sy_status sy_layer_open(const char* device, const char* safetensors_path, sy_lay
     out = nullptr;
     const std::string path = text_arg(safetensors_path, "the safetensors path");
     auto handle = std::make_unique<sy_layer>();
-    handle->device = &Context::global().device(device ? device : "cpu");
-    handle->layer = MoeLayer::open(Context::global(), *handle->device, path);
+    handle->layer = MoeLayer::open(Context::global(), Context::global().device(device ? device : "cpu"), path);
     out = handle.release();
   });
 }
@@ -167,8 +165,7 @@ sy_status sy_layer_sgd_step(sy_layer* layer, double lr, double momentum, double 
 
 sy_status sy_layer_use_stream(sy_layer* layer, void* stream, void** previous) {
   return guarded([&] {
-    layer_of(layer);  // a NULL layer is a clear error
-    void* replaced = layer->device->use_stream(stream);
+    void* replaced = layer_of(layer).device().use_stream(stream);
     if (previous != nullptr) *previous = replaced;
   });
 }

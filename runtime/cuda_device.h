@@ -88,9 +88,8 @@ class CudaDevice final : public Device {
   std::mutex callers_buffers_mutex_;
   std::unordered_map<void*, CUstream> callers_buffers_;
   CUevent release_fence_ = nullptr;
-  CUevent fence_ = nullptr;
-  CUmemoryPool pool_ = nullptr;  // the device's default pool, told to keep what is freed  // compute -> communication
-                                 // ordering, re-recorded at each collective
+  CUevent fence_ = nullptr;      // compute -> communication ordering, re-recorded at each collective
+  CUmemoryPool pool_ = nullptr;  // the device's default pool, told to keep what is freed
   int sm_ = 0;
   unsigned multiprocessors_ = 0;
   std::string device_name_;

@@ -9,8 +9,6 @@
 #include <llvm/Support/MemoryBuffer.h>
 #include <llvm/Support/TargetSelect.h>
 
-#include <unistd.h>
-
 #include <cstdio>
 #include <map>
 
@@ -43,21 +41,16 @@ std::vector<FunctionSymbol> function_symbols(const std::string& object, const st
     llvm::consumeError(file.takeError());
     return out;
   }
+  using llvm::expectedToOptional;
   for (const auto& [symbol, size] : llvm::object::computeSymbolSizes(**file)) {
-    auto type = symbol.getType();
-    auto name = symbol.getName();
-    auto offset = symbol.getAddress();  // section-relative in a relocatable object
-    auto section = symbol.getSection();
-    auto flags = symbol.getFlags();
+    const auto type = expectedToOptional(symbol.getType());
+    const auto name = expectedToOptional(symbol.getName());
+    const auto offset = expectedToOptional(symbol.getAddress());  // section-relative in a relocatable object
+    const auto section = expectedToOptional(symbol.getSection());
+    const auto flags = expectedToOptional(symbol.getFlags());
     if (!type || !name || !offset || !section || !flags || *type != llvm::object::SymbolRef::ST_Function || size == 0 ||
-        *section == (*file)->section_end()) {
-      if (!type) llvm::consumeError(type.takeError());
-      if (!name) llvm::consumeError(name.takeError());
-      if (!offset) llvm::consumeError(offset.takeError());
-      if (!section) llvm::consumeError(section.takeError());
-      if (!flags) llvm::consumeError(flags.takeError());
+        *section == (*file)->section_end())
       continue;
-    }
     out.push_back(
         {name->str(), *offset, size, (*section)->getIndex(), (*flags & llvm::object::BasicSymbolRef::SF_Global) != 0});
   }
@@ -94,10 +87,6 @@ void write_perf_map(llvm::orc::LLJIT& jit, llvm::orc::JITDylib& dylib, const std
 }
 
 }  // namespace
-
-std::string perf_map_path() {
-  return "/tmp/perf-" + std::to_string(::getpid()) + ".map";
-}
 
 struct OrcLoader::Impl {
   std::unique_ptr<llvm::orc::LLJIT> jit;

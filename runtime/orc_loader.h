@@ -3,6 +3,8 @@
 // are named in /tmp/perf-<pid>.map, where `perf report` looks for JIT'd code.
 #pragma once
 
+#include <unistd.h>
+
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,6 +33,8 @@ class OrcLoader {
 };
 
 /// Where a perf map of this process goes: /tmp/perf-<pid>.map (perf's fixed place).
-std::string perf_map_path();
+inline std::string perf_map_path() {
+  return "/tmp/perf-" + std::to_string(::getpid()) + ".map";
+}
 
 }  // namespace switchyard

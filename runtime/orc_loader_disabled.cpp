@@ -2,8 +2,6 @@
 #include "core/error.h"
 #include "runtime/orc_loader.h"
 
-#include <unistd.h>
-
 namespace switchyard {
 
 struct OrcLoader::Impl {};
@@ -14,10 +12,6 @@ OrcLoader::~OrcLoader() = default;
 CpuKernelFunction OrcLoader::load(const std::string&, const std::string&, const std::string& label) {
   SY_THROW(BackendError) << "cannot load " << label
                          << ": this build has no CPU JIT (configured with SY_WITH_CPU_JIT=OFF)";
-}
-
-std::string perf_map_path() {
-  return "/tmp/perf-" + std::to_string(::getpid()) + ".map";
 }
 
 }  // namespace switchyard

@@ -192,6 +192,8 @@ class SWITCHYARD_API MoeLayer {
   static std::string gate_param(size_t index, const char* leaf);
   /// Parameter names in Tutel's spelling, e.g. "gates.0.wg.weight", "experts.batched_fc1_w".
   std::vector<std::string> parameter_names() const;
+  /// The device the layer lives on (Device::use_stream for a caller's stream).
+  Device& device() const { return device_; }
   /// The parameter itself (a view of the layer's memory, valid while the layer lives): an
   /// optimizer outside the layer may write it in place, then calls parameters_updated().
   Tensor parameter(const std::string& name) const;
