@@ -7,14 +7,16 @@
 
 namespace switchyard {
 
-void cast_tensor(Context& context, const Tensor& input, const Tensor& output) {
+void cast_tensor(Context& context, const Tensor& input, const Tensor& output, const PlannedKernel* planned) {
   SY_CHECK(input.shape() == output.shape() && input.is_contiguous() && output.is_contiguous() &&
            input.device() == output.device())
       << "cast from " << input.describe() << " to " << output.describe()
       << ": expected contiguous tensors of one shape on one device";
   Device& device = context.device(input.device());
-  const KernelSpec spec = kernels::cast_spec(input.dtype(), output.dtype(), device.target());
-  const LoadedKernel& kernel = context.kernel(device, spec);
+  const ChosenKernel chosen(context, device, planned,
+                            [&] { return kernels::cast_spec(input.dtype(), output.dtype(), device.target()); });
+  const KernelSpec& spec = chosen.spec();
+  const LoadedKernel& kernel = chosen.loaded();
   const long count = static_cast<long>(input.numel());
   if (count == 0) return;
   kernels::CastArgs args{input.data(), output.data(), count};

@@ -27,13 +27,14 @@ void expect_layout(const Tensor& x, const Tensor& norms, const VectorLayout& v, 
       << "]";
 }
 
-void launch(Context& context, const Tensor& like, kernels::CosineOp op, int64_t items, kernels::CosineArgs args) {
+void launch(Context& context, const Tensor& like, kernels::CosineOp op, int64_t items, kernels::CosineArgs args,
+            const PlannedKernel* planned) {
   Device& device = context.device(like.device());
-  const KernelSpec spec = kernels::cosine_spec(like.dtype(), op, device.target());
-  const LoadedKernel& kernel = context.kernel(device, spec);
+  const ChosenKernel chosen(context, device, planned,
+                            [&] { return kernels::cosine_spec(like.dtype(), op, device.target()); });
   if (items == 0) return;
   void* params[] = {&args};
-  device.launch(kernel, kernels::cosine_launch_config(spec, items, device.parallelism()), params);
+  device.launch(chosen.loaded(), kernels::cosine_launch_config(chosen.spec(), items, device.parallelism()), params);
 }
 
 kernels::CosineArgs vector_args(const VectorLayout& v) {
@@ -54,18 +55,18 @@ void expect_temperature(const Tensor& t, const Tensor& x, const char* op) {
 }  // namespace
 
 void normalize_vectors(Context& context, const Tensor& x, const Tensor& out, const Tensor& norms,
-                       const VectorLayout& layout) {
+                       const VectorLayout& layout, const PlannedKernel* planned) {
   expect_layout(x, norms, layout, "normalize");
   expect_like(out, x, "normalize", "the output");
   kernels::CosineArgs args = vector_args(layout);
   args.x = x.data();
   args.out = out.data();
   args.norms = norms.data();
-  launch(context, x, kernels::kCosNormalize, layout.vectors, args);
+  launch(context, x, kernels::kCosNormalize, layout.vectors, args, planned);
 }
 
 void normalize_vectors_backward(Context& context, const Tensor& y, const Tensor& dy, const Tensor& norms,
-                                const Tensor& dx, const VectorLayout& layout) {
+                                const Tensor& dx, const VectorLayout& layout, const PlannedKernel* planned) {
   expect_layout(y, norms, layout, "normalize backward");
   expect_like(dy, y, "normalize backward", "the output gradient");
   expect_like(dx, y, "normalize backward", "the input gradient");
@@ -74,10 +75,11 @@ void normalize_vectors_backward(Context& context, const Tensor& y, const Tensor&
   args.dy = dy.data();
   args.out = dx.data();
   args.norms = norms.data();
-  launch(context, y, kernels::kCosNormalizeBackward, layout.vectors, args);
+  launch(context, y, kernels::kCosNormalizeBackward, layout.vectors, args, planned);
 }
 
-void scale_by_temperature(Context& context, const Tensor& x, const Tensor& t, const Tensor& out) {
+void scale_by_temperature(Context& context, const Tensor& x, const Tensor& t, const Tensor& out,
+                          const PlannedKernel* planned) {
   SY_CHECK(x.is_contiguous()) << "temperature scale: the input is " << x.describe() << "; expected contiguous";
   expect_like(out, x, "temperature scale", "the output");
   expect_temperature(t, x, "temperature scale");
@@ -86,11 +88,11 @@ void scale_by_temperature(Context& context, const Tensor& x, const Tensor& t, co
   args.out = out.data();
   args.t = t.data();
   args.vectors = static_cast<long>(x.numel());
-  launch(context, x, kernels::kCosScale, x.numel(), args);
+  launch(context, x, kernels::kCosScale, x.numel(), args, planned);
 }
 
 void scale_by_temperature_backward(Context& context, const Tensor& x, const Tensor& dy, const Tensor& t,
-                                   const Tensor& dx, const Tensor& dt) {
+                                   const Tensor& dx, const Tensor& dt, const PlannedKernel* planned) {
   SY_CHECK(x.is_contiguous()) << "temperature scale backward: the input is " << x.describe() << "; expected contiguous";
   expect_like(dy, x, "temperature scale backward", "the output gradient");
   expect_like(dx, x, "temperature scale backward", "the input gradient");
@@ -103,7 +105,7 @@ void scale_by_temperature_backward(Context& context, const Tensor& x, const Tens
   args.t = t.data();
   args.grad_t = dt.data();
   args.vectors = static_cast<long>(x.numel());
-  launch(context, x, kernels::kCosScaleBackward, 1, args);
+  launch(context, x, kernels::kCosScaleBackward, 1, args, planned);
 }
 
 }  // namespace switchyard

@@ -58,12 +58,23 @@ void scalar_if_misaligned(KernelSpec& spec, DType dtype, const void* a, const vo
   if (!aligned(a, pack_bytes) || !aligned(b, pack_bytes)) spec.params.back().second = int64_t{1};
 }
 
+// A plan's kernel reads whole vector packs: views off their alignment take the scalar spec instead.
+const PlannedKernel* usable_plan(const PlannedKernel* planned, DType dtype, const void* a, const void* b) {
+  if (planned == nullptr || planned->loaded == nullptr) return nullptr;
+  const size_t pack_bytes = static_cast<size_t>(planned->spec.int_param("vec")) * dtype_size(dtype);
+  return aligned(a, pack_bytes) && aligned(b, pack_bytes) ? planned : nullptr;
+}
+
 void run(Context& context, bool encode, const Tensor& input, const Routing& routing, bool is_postscore,
-         const Tensor& out, int64_t tokens, int64_t model_dim, int64_t k) {
+         const Tensor& out, int64_t tokens, int64_t model_dim, int64_t k, const PlannedKernel* planned) {
   Device& device = context.device(input.device());
-  KernelSpec spec = kernels::dispatch_spec(encode, input.dtype(), model_dim, k, is_postscore, device.target());
-  scalar_if_misaligned(spec, input.dtype(), input.data(), out.data());
-  const LoadedKernel& kernel = context.kernel(device, spec);
+  const ChosenKernel chosen(context, device, usable_plan(planned, input.dtype(), input.data(), out.data()), [&] {
+    KernelSpec spec = kernels::dispatch_spec(encode, input.dtype(), model_dim, k, is_postscore, device.target());
+    scalar_if_misaligned(spec, input.dtype(), input.data(), out.data());
+    return spec;
+  });
+  const KernelSpec& spec = chosen.spec();
+  const LoadedKernel& kernel = chosen.loaded();
   kernels::DispatchArgs args{input.data(),
                              routing.indices.data_as<const int>(),
                              routing.locations.data_as<const int>(),
@@ -101,6 +112,11 @@ DType gate_dtype_for(DType data) {
 
 void dispatch_encode(Context& context, const Tensor& tokens, const Routing& routing, bool is_postscore,
                      const Tensor& out) {
+  dispatch_encode(context, tokens, routing, is_postscore, out, nullptr);
+}
+
+void dispatch_encode(Context& context, const Tensor& tokens, const Routing& routing, bool is_postscore,
+                     const Tensor& out, const PlannedKernel* planned) {
   SY_CHECK(tokens.ndim() == 2) << "dispatch_encode input is " << tokens.describe() << "; expected [S, M]";
   int64_t s = tokens.dim(0), m = tokens.dim(1);
   check_shape(tokens, {s, m}, "dispatch_encode input");
@@ -109,11 +125,16 @@ void dispatch_encode(Context& context, const Tensor& tokens, const Routing& rout
   SY_CHECK(out.dtype() == tokens.dtype() && out.device() == tokens.device())
       << "dispatch_encode output is " << out.describe() << "; expected " << dtype_name(tokens.dtype()) << " on "
       << tokens.device().to_string();
-  run(context, true, tokens, routing, is_postscore, out, s, m, k);
+  run(context, true, tokens, routing, is_postscore, out, s, m, k, planned);
 }
 
 void combine_decode(Context& context, const Tensor& slots, const Routing& routing, bool is_postscore,
                     const Tensor& out) {
+  combine_decode(context, slots, routing, is_postscore, out, nullptr);
+}
+
+void combine_decode(Context& context, const Tensor& slots, const Routing& routing, bool is_postscore, const Tensor& out,
+                    const PlannedKernel* planned) {
   SY_CHECK(slots.ndim() == 3) << "combine_decode input is " << slots.describe() << "; expected [E, C, M]";
   int64_t m = slots.dim(2);
   check_shape(slots, {routing.num_experts, routing.capacity, m}, "combine_decode input");
@@ -124,11 +145,16 @@ void combine_decode(Context& context, const Tensor& slots, const Routing& routin
   SY_CHECK(out.dtype() == slots.dtype() && out.device() == slots.device())
       << "combine_decode output is " << out.describe() << "; expected " << dtype_name(slots.dtype()) << " on "
       << slots.device().to_string();
-  run(context, false, slots, routing, is_postscore, out, s, m, k);
+  run(context, false, slots, routing, is_postscore, out, s, m, k, planned);
 }
 
 void dispatch_gate_grad(Context& context, const Tensor& slots, const Tensor& other, const Routing& routing,
                         const Tensor& out) {
+  dispatch_gate_grad(context, slots, other, routing, out, nullptr);
+}
+
+void dispatch_gate_grad(Context& context, const Tensor& slots, const Tensor& other, const Routing& routing,
+                        const Tensor& out, const PlannedKernel* planned) {
   SY_CHECK(slots.ndim() == 3 && other.ndim() == 2) << "gate_grad operands are " << slots.describe() << " and "
                                                    << other.describe() << "; expected [E, C, M] and [S, M]";
   const int64_t s = other.dim(0), m = other.dim(1);
@@ -141,9 +167,13 @@ void dispatch_gate_grad(Context& context, const Tensor& slots, const Tensor& oth
       << "gate_grad tensors " << slots.describe() << ", " << other.describe() << ", " << out.describe()
       << ": expected one data dtype, a " << dtype_name(gate_dtype_for(slots.dtype())) << " output, one device";
   Device& device = context.device(slots.device());
-  KernelSpec spec = kernels::gate_grad_spec(slots.dtype(), m, k, device.target());
-  scalar_if_misaligned(spec, slots.dtype(), slots.data(), other.data());
-  const LoadedKernel& kernel = context.kernel(device, spec);
+  const ChosenKernel chosen(context, device, usable_plan(planned, slots.dtype(), slots.data(), other.data()), [&] {
+    KernelSpec spec = kernels::gate_grad_spec(slots.dtype(), m, k, device.target());
+    scalar_if_misaligned(spec, slots.dtype(), slots.data(), other.data());
+    return spec;
+  });
+  const KernelSpec& spec = chosen.spec();
+  const LoadedKernel& kernel = chosen.loaded();
   if (s == 0) return;
   kernels::DispatchArgs args{slots.data(),
                              routing.indices.data_as<const int>(),

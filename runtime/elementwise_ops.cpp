@@ -20,20 +20,22 @@ void expect_like(const Tensor& t, const Tensor& like, const char* what, const ch
 }
 
 void launch(Context& context, const Tensor& like, kernels::ElementwiseOp op, kernels::GemmActivation act,
-            kernels::ElementwiseArgs args, long work = -1) {
+            kernels::ElementwiseArgs args, long work = -1, const PlannedKernel* planned = nullptr) {
   SY_CHECK(like.is_contiguous() && like.dtype() != DType::kInt32)
       << "element-wise op on " << like.describe() << ": expected a contiguous floating tensor";
   Device& device = context.device(like.device());
-  const KernelSpec spec = kernels::elementwise_spec(like.dtype(), op, act, device.target());
-  const LoadedKernel& kernel = context.kernel(device, spec);
+  const ChosenKernel chosen(context, device, planned,
+                            [&] { return kernels::elementwise_spec(like.dtype(), op, act, device.target()); });
   if (args.count == 0) return;
   void* params[] = {&args};
-  device.launch(kernel, kernels::elementwise_launch_config(spec, args.count, work, device.parallelism()), params);
+  device.launch(chosen.loaded(),
+                kernels::elementwise_launch_config(chosen.spec(), args.count, work, device.parallelism()), params);
 }
 
 }  // namespace
 
-void activate(Context& context, const Tensor& x, kernels::GemmActivation act, const Tensor& out) {
+void activate(Context& context, const Tensor& x, kernels::GemmActivation act, const Tensor& out,
+              const PlannedKernel* planned) {
   SY_CHECK(act == kernels::kActRelu || act == kernels::kActGelu || act == kernels::kActSilu)
       << "activate: activation " << kernels::activation_name(act) << " is not relu, gelu or silu";
   expect_like(out, x, "output", "activate");
@@ -41,10 +43,10 @@ void activate(Context& context, const Tensor& x, kernels::GemmActivation act, co
   args.x = x.data();
   args.out = out.data();
   args.count = static_cast<long>(x.numel());
-  launch(context, x, kernels::kEwActivate, act, args);
+  launch(context, x, kernels::kEwActivate, act, args, -1, planned);
 }
 
-void swiglu(Context& context, const Tensor& gate, const Tensor& up, const Tensor& out) {
+void swiglu(Context& context, const Tensor& gate, const Tensor& up, const Tensor& out, const PlannedKernel* planned) {
   expect_like(up, gate, "up projection", "swiglu");
   expect_like(out, gate, "output", "swiglu");
   kernels::ElementwiseArgs args{};
@@ -52,11 +54,11 @@ void swiglu(Context& context, const Tensor& gate, const Tensor& up, const Tensor
   args.y = up.data();
   args.out = out.data();
   args.count = static_cast<long>(gate.numel());
-  launch(context, gate, kernels::kEwSwiglu, kernels::kActNone, args);
+  launch(context, gate, kernels::kEwSwiglu, kernels::kActNone, args, -1, planned);
 }
 
 void swiglu_backward(Context& context, const Tensor& gate, const Tensor& up, const Tensor& grad, const Tensor& d_gate,
-                     const Tensor& d_up) {
+                     const Tensor& d_up, const PlannedKernel* planned) {
   for (const auto& [t, what] :
        {std::pair{&up, "up projection"}, {&grad, "gradient"}, {&d_gate, "gate gradient"}, {&d_up, "up gradient"}})
     expect_like(*t, gate, what, "swiglu_backward");
@@ -67,10 +69,10 @@ void swiglu_backward(Context& context, const Tensor& gate, const Tensor& up, con
   args.out = d_gate.data();
   args.out2 = d_up.data();
   args.count = static_cast<long>(gate.numel());
-  launch(context, gate, kernels::kEwSwigluBackward, kernels::kActNone, args);
+  launch(context, gate, kernels::kEwSwigluBackward, kernels::kActNone, args, -1, planned);
 }
 
-void add(Context& context, const Tensor& a, const Tensor& b, const Tensor& out) {
+void add(Context& context, const Tensor& a, const Tensor& b, const Tensor& out, const PlannedKernel* planned) {
   expect_like(b, a, "second operand", "add");
   expect_like(out, a, "output", "add");
   kernels::ElementwiseArgs args{};
@@ -78,7 +80,7 @@ void add(Context& context, const Tensor& a, const Tensor& b, const Tensor& out) 
   args.y = b.data();
   args.out = out.data();
   args.count = static_cast<long>(a.numel());
-  launch(context, a, kernels::kEwAdd, kernels::kActNone, args);
+  launch(context, a, kernels::kEwAdd, kernels::kActNone, args, -1, planned);
 }
 
 void scale(Context& context, const Tensor& x, double factor, const Tensor& out) {
@@ -114,7 +116,8 @@ void transpose(Context& context, const Tensor& x, const Tensor& out) {
   launch(context, x, kernels::kEwTranspose, kernels::kActNone, args);
 }
 
-void sum_rows(Context& context, const Tensor& x, const Tensor& out, const Tensor* row_counts) {
+void sum_rows(Context& context, const Tensor& x, const Tensor& out, const Tensor* row_counts,
+              const PlannedKernel* planned) {
   SY_CHECK(x.ndim() == 3) << "sum_rows input is " << x.describe() << "; expected [B, R, C]";
   const int64_t batch = x.dim(0), rows = x.dim(1), cols = x.dim(2);
   SY_CHECK(out.shape() == std::vector<int64_t>({batch, cols}) && out.dtype() == x.dtype() &&
@@ -130,11 +133,11 @@ void sum_rows(Context& context, const Tensor& x, const Tensor& out, const Tensor
   args.batch = static_cast<int>(batch);
   const RowCounts counts(context.device(x.device()), row_counts, batch, rows, "sum_rows");
   args.row_counts = counts.data();
-  launch(context, x, kernels::kEwSumRows, kernels::kActNone, args, static_cast<long>(x.numel()));
+  launch(context, x, kernels::kEwSumRows, kernels::kActNone, args, static_cast<long>(x.numel()), planned);
 }
 
 void sgd_step(Context& context, const Tensor& param, const Tensor& grad, const Tensor* velocity,
-              const SgdOptions& options) {
+              const SgdOptions& options, const PlannedKernel* planned) {
   SY_CHECK(std::isfinite(options.lr) && options.lr >= 0) << "sgd lr = " << options.lr << "; expected a finite lr >= 0";
   SY_CHECK(std::isfinite(options.momentum) && options.momentum >= 0)
       << "sgd momentum = " << options.momentum << "; expected a finite value >= 0";
@@ -152,7 +155,7 @@ void sgd_step(Context& context, const Tensor& param, const Tensor& grad, const T
   args.lr = options.lr;
   args.momentum = options.momentum;
   args.weight_decay = options.weight_decay;
-  launch(context, param, kernels::kEwSgd, kernels::kActNone, args);
+  launch(context, param, kernels::kEwSgd, kernels::kActNone, args, -1, planned);
 }
 
 }  // namespace switchyard

@@ -31,7 +31,7 @@ double read_gshard_loss(const Buffer& storage, const Tensor& loss_terms) {
 }
 
 RoutedTokens route_tokens(Context& context, const Tensor& logits, int64_t top_k, bool normalize_gate,
-                          bool batch_prioritized) {
+                          bool batch_prioritized, const RoutingKernels& planned) {
   SY_CHECK(logits.ndim() == 2 && logits.is_contiguous() && logits.dtype() != DType::kInt32)
       << "gate logits are " << logits.describe() << "; expected contiguous floating [S, E]";
   const int64_t s = logits.dim(0), e = logits.dim(1);
@@ -61,30 +61,34 @@ RoutedTokens route_tokens(Context& context, const Tensor& logits, int64_t top_k,
   kernels::GateTopkArgs topk{logits.data(),  r.scores.data(), r.indices.data_as<int>(),
                              r.gates.data(), top.data(),      static_cast<int>(s)};
   void* topk_params[] = {&topk};
-  const KernelSpec topk_spec = kernels::gate_topk_spec(logits.dtype(), e, top_k, normalize_gate, device.target());
+  const ChosenKernel topk_kernel(context, device, planned.topk, [&] {
+    return kernels::gate_topk_spec(logits.dtype(), e, top_k, normalize_gate, device.target());
+  });
   if (s > 0)
-    device.launch(context.kernel(device, topk_spec), kernels::gating_launch_config(topk_spec, s, device.parallelism()),
+    device.launch(topk_kernel.loaded(), kernels::gating_launch_config(topk_kernel.spec(), s, device.parallelism()),
                   topk_params);
   const bool use_order = batch_prioritized && s > 0;
   if (use_order) {
     kernels::PriorityArgs priority{top.data(), order, scratch, static_cast<int>(s)};
     void* priority_params[] = {&priority};
-    const KernelSpec priority_spec = kernels::route_priority_spec(g, device.target());
-    device.launch(context.kernel(device, priority_spec), kernels::route_priority_launch_config(priority_spec, s),
+    const ChosenKernel priority_kernel(context, device, planned.priority,
+                                       [&] { return kernels::route_priority_spec(g, device.target()); });
+    device.launch(priority_kernel.loaded(), kernels::route_priority_launch_config(priority_kernel.spec(), s),
                   priority_params);
   }
   kernels::LocationsArgs loc{
       r.indices.data_as<const int>(), use_order ? order : nullptr,  r.scores.data(),     r.locations.data_as<int>(),
       r.counts.data_as<int>(),        r.top1_counts.data_as<int>(), r.loss_terms.data(), static_cast<int>(s)};
   void* loc_params[] = {&loc};
-  const KernelSpec locations_spec = kernels::route_locations_spec(g, e, top_k, device.target());
-  device.launch(context.kernel(device, locations_spec), kernels::route_locations_launch_config(locations_spec, e),
+  const ChosenKernel locations_kernel(context, device, planned.locations,
+                                      [&] { return kernels::route_locations_spec(g, e, top_k, device.target()); });
+  device.launch(locations_kernel.loaded(), kernels::route_locations_launch_config(locations_kernel.spec(), e),
                 loc_params);
   return r;
 }
 
 void gate_backward(Context& context, const RoutedTokens& routed, const Tensor& grad_gates, double aux_weight,
-                   bool normalize_gate, const Tensor& grad_logits) {
+                   bool normalize_gate, const Tensor& grad_logits, const PlannedKernel* planned) {
   const int64_t s = routed.scores.dim(0), e = routed.scores.dim(1), k = routed.indices.dim(0);
   const DType g = routed.scores.dtype();
   SY_CHECK(grad_gates.shape() == std::vector<int64_t>({k, s}) && grad_gates.dtype() == g && grad_gates.is_contiguous())
@@ -96,8 +100,11 @@ void gate_backward(Context& context, const RoutedTokens& routed, const Tensor& g
       << "gate_backward output is " << grad_logits.describe() << "; expected contiguous [" << s << ", " << e
       << "] of the logits' dtype";
   Device& device = context.device(routed.scores.device());
-  const KernelSpec spec = kernels::gate_backward_spec(grad_logits.dtype(), e, k, normalize_gate, device.target());
-  const LoadedKernel& kernel = context.kernel(device, spec);
+  const ChosenKernel chosen(context, device, planned, [&] {
+    return kernels::gate_backward_spec(grad_logits.dtype(), e, k, normalize_gate, device.target());
+  });
+  const KernelSpec& spec = chosen.spec();
+  const LoadedKernel& kernel = chosen.loaded();
   if (s == 0) return;
   // gshard_loss = E * sum_e f_e * mean_s P[s, e], f_e = top1_e / S: dL/dP[s, e] = w * E * top1_e / S^2.
   const double aux_scale = aux_weight * static_cast<double>(e) / (static_cast<double>(s) * static_cast<double>(s));

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "runtime/context.h"
+#include "runtime/planned_kernel.h"
 #include "runtime/tensor.h"
 
 namespace switchyard {
@@ -31,11 +32,18 @@ double read_gshard_loss(const Buffer& storage, const Tensor& loss_terms);
 /// grad_logits [S, E] (the logits' dtype) from grad_gates [k, S] (the scores' dtype) and the
 /// forward's scores, indices and top-1 counts. Reads nothing back to the host.
 void gate_backward(Context& context, const RoutedTokens& routed, const Tensor& grad_gates, double aux_weight,
-                   bool normalize_gate, const Tensor& grad_logits);
+                   bool normalize_gate, const Tensor& grad_logits, const PlannedKernel* planned = nullptr);
+
+/// A plan's routing kernels (null: looked up).
+struct RoutingKernels {
+  const PlannedKernel* topk = nullptr;
+  const PlannedKernel* priority = nullptr;
+  const PlannedKernel* locations = nullptr;
+};
 
 /// logits: [S, E], float32 or float64, contiguous. top_k in [1, E]. Everything stays on the
 /// logits' device: no copy to the host, no wait.
 RoutedTokens route_tokens(Context& context, const Tensor& logits, int64_t top_k, bool normalize_gate,
-                          bool batch_prioritized);
+                          bool batch_prioritized, const RoutingKernels& planned = {});
 
 }  // namespace switchyard

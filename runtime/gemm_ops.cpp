@@ -90,8 +90,12 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
                                  .trans_a = options.trans_a,
                                  .aligned_16 = aligned_16(a.data()) && aligned_16(w.data()),
                                  .grouped = options.row_counts != nullptr};
-  const KernelSpec spec = kernels::gemm_spec(shape, device.target());
-  const LoadedKernel& kernel = context.kernel(device, spec);
+  const bool in_plan =
+      options.planned != nullptr && options.planned->kernel != nullptr && options.planned->shape == shape;
+  const ChosenKernel chosen(context, device, in_plan ? options.planned->kernel : nullptr,
+                            [&] { return kernels::gemm_spec(shape, device.target()); });
+  const KernelSpec& spec = chosen.spec();
+  const LoadedKernel& kernel = chosen.loaded();
   const RowCounts counts(device, options.row_counts, batch, rows, "gemm");
   const int64_t max_rows = counts.max_rows();
   if (max_rows == 0 && !options.trans_a) return;

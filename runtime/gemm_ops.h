@@ -5,6 +5,7 @@
 #include <switchyard/common/gemm_args.h>
 
 #include "runtime/context.h"
+#include "runtime/planned_kernel.h"
 #include "runtime/tensor.h"
 
 namespace switchyard {
@@ -13,10 +14,11 @@ struct GemmOptions {
   bool trans_a = false;  // weight gradient: c [B, K, N] = a^T w, a [B, R, K], w [B, R, N]
   bool trans_b = false;
   kernels::GemmActivation activation = kernels::kActNone;
-  const Tensor* bias = nullptr;        // [B, N]
-  const Tensor* aux = nullptr;         // [B, R, N]: the gate input of kActSwiglu, the pre-activation of *Grad
-  const Tensor* row_counts = nullptr;  // int32 [B], host or device: rows used per batch, clamped to R
-  bool allow_tf32 = false;             // float32 on CUDA may use TF32 tensor cores
+  const Tensor* bias = nullptr;          // [B, N]
+  const Tensor* aux = nullptr;           // [B, R, N]: the gate input of kActSwiglu, the pre-activation of *Grad
+  const Tensor* row_counts = nullptr;    // int32 [B], host or device: rows used per batch, clamped to R
+  bool allow_tf32 = false;               // float32 on CUDA may use TF32 tensor cores
+  const PlannedGemm* planned = nullptr;  // a plan's kernel, launched when the call has its shape
 };
 
 /// a [B, R, K], w [B, K, N] (or [B, N, K] with trans_b), c [B, R, N]; all contiguous, one dtype,

@@ -6,6 +6,7 @@
 #include "jit/kernels/gemm.h"
 #include "runtime/cast_ops.h"
 #include "runtime/gemm_ops.h"
+#include "runtime/layer_plan.h"
 #include "runtime/moe_layer.h"
 #include "runtime/moe_saved.h"
 
@@ -41,10 +42,13 @@ void MoeLayer::backward_experts(const Tensor& grad_slots, const Tensor& grad_dis
   const int64_t e = grad_slots.dim(0), c = grad_slots.dim(1), h = hidden_of(weights);
   const DType dt = config_.dtype;
   const size_t hidden_bytes = static_cast<size_t>(e * c * h) * dtype_size(dt);
+  const LayerPlan& plan = current_plan();
   GemmOptions data, weight;  // data gradients (A W^T), weight gradients (A^T B)
   data.row_counts = weight.row_counts = row_counts;
   data.allow_tf32 = config_.allow_tf32;
   data.trans_b = weight.trans_a = true;
+  data.planned = &plan.expert_out_data;
+  weight.planned = &plan.expert_weight_grad;
   if (config_.expert_type == ExpertType::kFfn) {
     const Tensor pre(saved_pre.data(), dt, {e, c, h}, saved_pre.device());
     Buffer dz_space(device_, hidden_bytes);
@@ -56,15 +60,18 @@ void MoeLayer::backward_experts(const Tensor& grad_slots, const Tensor& grad_dis
     Tensor hidden = pre;  // the activation is recomputed rather than saved
     if (config_.activation != kernels::kActNone) {
       hidden = hidden_space.view(dt, {e, c, h});
-      activate(context_, pre, config_.activation, hidden);
+      activate(context_, pre, config_.activation, hidden, plan.activate);
     }
     batched_gemm(context_, hidden, grad_slots, grads.at("experts.batched_fc2_w"), weight);
     batched_gemm(context_, dz, dispatched, grads.at("experts.batched_fc1_w"), weight);
-    if (config_.has_fc2_bias) sum_rows(context_, grad_slots, grads.at("experts.batched_fc2_bias"), row_counts);
-    if (config_.has_fc1_bias) sum_rows(context_, dz, grads.at("experts.batched_fc1_bias"), row_counts);
+    if (config_.has_fc2_bias)
+      sum_rows(context_, grad_slots, grads.at("experts.batched_fc2_bias"), row_counts, plan.expert_sum_rows);
+    if (config_.has_fc1_bias)
+      sum_rows(context_, dz, grads.at("experts.batched_fc1_bias"), row_counts, plan.expert_sum_rows);
     GemmOptions plain;
     plain.row_counts = row_counts;
     plain.allow_tf32 = config_.allow_tf32;
+    plain.planned = &plan.expert_in_data;
     batched_gemm(context_, dz, weights.at("experts.batched_fc1_w"), grad_dispatched, plain);
     return;
   }
@@ -78,32 +85,35 @@ void MoeLayer::backward_experts(const Tensor& grad_slots, const Tensor& grad_dis
   };
   const Tensor d_product = slice(0), product = slice(1), d_gate = slice(2), d_up = slice(3);
   batched_gemm(context_, grad_slots, weights.at("experts.W_fc3"), d_product, data);
-  swiglu(context_, gate, up, product);
+  swiglu(context_, gate, up, product, plan.activate);
   batched_gemm(context_, product, grad_slots, grads.at("experts.W_fc3"), weight);
-  swiglu_backward(context_, gate, up, d_product, d_gate, d_up);
+  swiglu_backward(context_, gate, up, d_product, d_gate, d_up, plan.swiglu_backward);
+  weight.planned = &plan.expert_weight_grad_t;
   batched_gemm(context_, dispatched, d_gate, grads.at("experts.W_fc1"), weight);
   batched_gemm(context_, dispatched, d_up, grads.at("experts.W_fc2"), weight);
   Buffer other_space(device_, grad_dispatched.nbytes());
   const Tensor other = other_space.view(dt, grad_dispatched.shape());
+  data.planned = &plan.expert_in_data;
   batched_gemm(context_, d_gate, weights.at("experts.W_fc1"), grad_dispatched, data);
   batched_gemm(context_, d_up, weights.at("experts.W_fc2"), other, data);
-  add(context_, grad_dispatched, other, grad_dispatched);
+  add(context_, grad_dispatched, other, grad_dispatched, plan.elementwise_add);
 }
 
 void MoeLayer::backward_gate(const Tensor& grad_gates, double l_aux_weight, const Tensor& grad_input) {
   const Saved& sv = *saved_;
   const int64_t s = sv.tokens, m = config_.model_dim, e = config_.num_experts;
   const DType g = gate_dtype(), score = sv.routed.scores.dtype();
+  const LayerPlan& plan = current_plan();
   Tensor dg = grad_gates;
   std::unique_ptr<Buffer> narrow;
   if (dg.dtype() != score) {  // fp32_gate on a float64 layer: back to the scores' dtype
     narrow = std::make_unique<Buffer>(device_, static_cast<size_t>(dg.numel()) * dtype_size(score));
     dg = narrow->view(score, dg.shape());
-    cast_tensor(context_, grad_gates, dg);
+    cast_tensor(context_, grad_gates, dg, plan.gate_grad_narrow);
   }
   Buffer logits_space(device_, static_cast<size_t>(s * e) * dtype_size(g));
   const Tensor d_logits = logits_space.view(g, {s, e});
-  gate_backward(context_, sv.routed, dg, l_aux_weight, sv.options.normalize_gate, d_logits);
+  gate_backward(context_, sv.routed, dg, l_aux_weight, sv.options.normalize_gate, d_logits, plan.gate_backward);
   const Tensor gate_input = sv.gate_input ? sv.gate_input->view(g, {1, s, m}) : one_batch(sv.x(g, m));
   Buffer dx_space(device_, static_cast<size_t>(s * m) * dtype_size(g));
   const Tensor dx = dx_space.view(g, {1, s, m});
@@ -114,20 +124,22 @@ void MoeLayer::backward_gate(const Tensor& grad_gates, double l_aux_weight, cons
     config_.gates[gate].custom->backward(Tensor(gate_input.data(), g, {s, m}, dx.device()), d_logits,
                                          Tensor(dx.data(), g, {s, m}, dx.device()));
   } else {
-    GemmOptions weight;
+    GemmOptions weight, data;
     weight.trans_a = true;
+    weight.planned = &plan.gate_weight_grad;
+    data.planned = &plan.gate_input_data;
     batched_gemm(context_, one_batch(d_logits), gate_input, one_batch(gradient(gate_param(gate, "wg.weight"))), weight);
-    batched_gemm(context_, one_batch(d_logits), one_batch(parameter(gate_param(gate, "wg.weight"))), dx);
+    batched_gemm(context_, one_batch(d_logits), one_batch(parameter(gate_param(gate, "wg.weight"))), dx, data);
   }
   Tensor dx_data(dx.data(), g, {s, m}, dx.device());
   std::unique_ptr<Buffer> wide;
   if (g != config_.dtype) {  // the fp32 gate's input gradient, in the data's dtype
     wide = std::make_unique<Buffer>(device_, grad_input.nbytes());
     Tensor converted = wide->view(config_.dtype, {s, m});
-    cast_tensor(context_, dx_data, converted);
+    cast_tensor(context_, dx_data, converted, plan.gate_input_grad_cast);
     dx_data = converted;
   }
-  add(context_, grad_input, dx_data, grad_input);
+  add(context_, grad_input, dx_data, grad_input, plan.elementwise_add);
 }
 
 BackwardResult MoeLayer::backward(const Tensor& grad_output, double l_aux_weight) {
@@ -158,6 +170,8 @@ BackwardResult MoeLayer::backward(const Tensor& grad_output, double l_aux_weight
       device_.fill_zero(grads_.at(name).buffer->data(), grads_.at(name).buffer->bytes());
   }
   last_gate_ = sv.options.gate_index;
+  plan_ = sv.plan.get();
+  const LayerPlan& plan = *sv.plan;
   const int64_t c = sv.routing.capacity;
   const size_t slot_bytes = static_cast<size_t>(e * c * m) * dtype_size(config_.dtype);
   const bool post = sv.options.is_postscore;
@@ -166,12 +180,13 @@ BackwardResult MoeLayer::backward(const Tensor& grad_output, double l_aux_weight
   Buffer slots_space(device_, slot_bytes), dispatched_space(device_, slot_bytes);
   const Tensor d_slots = slots_space.view(config_.dtype, {e, c, m});
   const Tensor d_dispatched = dispatched_space.view(config_.dtype, {e, c, m});
-  dispatch_encode(context_, grad_output, sv.routing, !post, d_slots);
+  dispatch_encode(context_, grad_output, sv.routing, !post, d_slots, plan.encode_transpose);
   const int r = sv.options.adaptive_r;
   Buffer gates_space(device_, sv.routing.gates.nbytes());
   const Tensor d_gates = gates_space.view(sv.routing.gates.dtype(), sv.routing.gates.shape());
   if (post)
-    dispatch_gate_grad(context_, sv.expert_out->view(config_.dtype, {e, c, m}), grad_output, sv.routing, d_gates);
+    dispatch_gate_grad(context_, sv.expert_out->view(config_.dtype, {e, c, m}), grad_output, sv.routing, d_gates,
+                       plan.gate_grad);
   // The experts' part, in the layout the experts saw: the all-to-all's adjoint is its inverse.
   std::vector<std::unique_ptr<Buffer>> storage;
   const ExpertTensors grads = expert_gradients(r, storage);
@@ -180,8 +195,8 @@ BackwardResult MoeLayer::backward(const Tensor& grad_output, double l_aux_weight
   BackwardResult result;
   result.storage = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * dtype_size(config_.dtype));
   result.grad_input = result.storage->view(config_.dtype, {s, m});
-  combine_decode(context_, d_dispatched, sv.routing, !post, result.grad_input);
-  if (!post) dispatch_gate_grad(context_, d_dispatched, sv.x(config_.dtype, m), sv.routing, d_gates);
+  combine_decode(context_, d_dispatched, sv.routing, !post, result.grad_input, plan.decode_transpose);
+  if (!post) dispatch_gate_grad(context_, d_dispatched, sv.x(config_.dtype, m), sv.routing, d_gates, plan.gate_grad);
   backward_gate(d_gates, l_aux_weight, result.grad_input);
   saved_.reset();
   return result;
@@ -190,6 +205,7 @@ BackwardResult MoeLayer::backward(const Tensor& grad_output, double l_aux_weight
 void MoeLayer::sgd_step(const SgdOptions& options) {
   SY_CHECK(!grads_.empty()) << "sgd_step needs the gradients of a backward first";
   const std::string used_gate = gate_param(static_cast<size_t>(last_gate_), "");
+  const LayerPlan& plan = current_plan();  // the last backward's, unless a forward ran since
   for (auto& [name, p] : params_) {
     if (name.rfind("gates.", 0) == 0 && name.rfind(used_gate, 0) != 0) continue;  // a gate the step did not use
     const Tensor param = p.buffer->view(p.dtype, p.shape);
@@ -204,7 +220,8 @@ void MoeLayer::sgd_step(const SgdOptions& options) {
       }
       velocity = it->second.buffer->view(p.dtype, p.shape);
     }
-    switchyard::sgd_step(context_, param, gradient(name), options.momentum != 0 ? &velocity : nullptr, options);
+    switchyard::sgd_step(context_, param, gradient(name), options.momentum != 0 ? &velocity : nullptr, options,
+                         p.dtype == config_.dtype ? plan.sgd : plan.gate_sgd);
   }
   refresh_packed();
 }

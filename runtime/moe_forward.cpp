@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include <cstring>
+#include <set>
 
 #include "core/error.h"
 #include "core/half.h"
@@ -12,6 +13,7 @@
 #include "runtime/dispatch_ops.h"
 #include "runtime/gating_ops.h"
 #include "runtime/gemm_ops.h"
+#include "runtime/layer_plan.h"
 #include "runtime/losses.h"
 #include "runtime/moe_layer.h"
 #include "runtime/moe_saved.h"
@@ -139,7 +141,7 @@ Tensor MoeLayer::gate_logits(const Tensor& x, int64_t gate_index, Buffer& worksp
   if (g != x.dtype()) {  // fp32_gate: the gate reads a float32 copy of the input
     gate_input = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * dtype_size(g));
     Tensor copy = gate_input->view(g, {1, s, m});
-    cast_tensor(context_, input, copy);
+    cast_tensor(context_, input, copy, current_plan().gate_input_cast);
     input = copy;
   }
   if (config_.gates[gate].type == GateType::kCosineTop) {
@@ -151,6 +153,7 @@ Tensor MoeLayer::gate_logits(const Tensor& x, int64_t gate_index, Buffer& worksp
     return Tensor(logits.data(), g, {s, e}, logits.device());
   }
   GemmOptions linear;  // no transposed copy (CPU): read the [E, M] weight transposed
+  linear.planned = &current_plan().gate_gemm;
   const auto packed = packed_.find("wg_t." + std::to_string(gate));
   linear.trans_b = packed == packed_.end();
   const Tensor w = linear.trans_b ? Tensor(parameter(gate_param(gate, "wg.weight")).data(), g, {1, e, m}, x.device())
@@ -170,6 +173,8 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
   GemmOptions fc;
   fc.row_counts = row_counts;
   fc.allow_tf32 = config_.allow_tf32;
+  const LayerPlan& plan = current_plan();
+  fc.planned = &plan.expert_in;
   if (config_.expert_type == ExpertType::kFfn) {
     Buffer hidden(device_, hidden_bytes);
     Tensor hid = hidden.view(config_.dtype, {e, c, h});
@@ -187,7 +192,7 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
       if (config_.activation == kernels::kActNone)
         hid = pre;
       else
-        activate(context_, pre, config_.activation, hid);
+        activate(context_, pre, config_.activation, hid, plan.activate);
     } else {
       fc.activation = config_.activation;
       batched_gemm(context_, dispatched, w1, hid, fc);
@@ -195,6 +200,7 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
     fc.activation = kernels::kActNone;
     fc.trans_b = false;
     fc.bias = config_.has_fc2_bias ? &b2 : nullptr;
+    fc.planned = &plan.expert_out;
     batched_gemm(context_, hid, weights.at("experts.batched_fc2_w"), out, fc);
     return;
   }
@@ -206,16 +212,19 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
     Tensor gate(both.data(), config_.dtype, {e, c, h}, both.device());
     Tensor up(static_cast<char*>(both.data()) + hidden_bytes, config_.dtype, {e, c, h}, both.device());
     batched_gemm(context_, dispatched, weights.at("experts.W_fc1"), gate, fc);
+    fc.planned = &plan.expert_gated;
     batched_gemm(context_, dispatched, weights.at("experts.W_fc2"), up, fc);
-    swiglu(context_, gate, up, t2);
+    swiglu(context_, gate, up, t2, plan.activate);
   } else {
     batched_gemm(context_, dispatched, weights.at("experts.W_fc1"), t1, fc);
     fc.activation = kernels::kActSwiglu;
     fc.aux = &t1;
+    fc.planned = &plan.expert_gated;
     batched_gemm(context_, dispatched, weights.at("experts.W_fc2"), t2, fc);
     fc.activation = kernels::kActNone;
     fc.aux = nullptr;
   }
+  fc.planned = &plan.expert_out;
   batched_gemm(context_, t2, weights.at("experts.W_fc3"), out, fc);
 }
 
@@ -265,21 +274,42 @@ ModelConfig MoeLayer::model_config(const ForwardOptions& options) const {
   return model;
 }
 
-size_t MoeLayer::prepare(const ForwardOptions& options) {
+const std::shared_ptr<const LayerPlan>& MoeLayer::plan_for(const ForwardOptions& options) {
   SY_CHECK(options.top_k >= 1 && options.top_k <= config_.num_experts)
       << "top_k = " << options.top_k << "; expected 1 to num_experts (" << config_.num_experts << ")";
   check_gate_index(options.gate_index);
   const auto key = std::make_tuple(options.top_k, options.normalize_gate, options.is_postscore,
-                                   options.save_for_backward, options.gate_index);
+                                   options.save_for_backward, options.gate_index, options.dropless_grouped);
   if (auto it = plans_.find(key); it != plans_.end()) return it->second;
-  const KernelSet set = kernel_set(model_config(options), device_.target());
-  for (const auto& spec : set.specs) context_.kernel(device_, spec);
-  return plans_[key] = set.specs.size();
+  LayerPlanOptions o;
+  o.dtype = config_.dtype;
+  o.top_k = options.top_k;
+  o.normalize_gate = options.normalize_gate;
+  o.is_postscore = options.is_postscore;
+  o.dropless_grouped = options.dropless_grouped;
+  o.training = options.save_for_backward;
+  auto plan = std::make_shared<LayerPlan>();
+  plan_layer(model_config(options), o, device_.target(), *plan);  // its one gate is gate_index's
+  plan->load(context_, device_);
+  return plans_[key] = std::move(plan);
+}
+
+const LayerPlan& MoeLayer::current_plan() const {
+  static const LayerPlan kNoPlan;
+  return plan_ != nullptr ? *plan_ : kNoPlan;
+}
+
+size_t MoeLayer::prepare(const ForwardOptions& options) {
+  std::set<const LoadedKernel*> distinct;
+  for (const auto& k : plan_for(options)->kernels()) distinct.insert(k.loaded);
+  return distinct.size();
 }
 
 ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) {
   check_options(x, options);
-  prepare(options);
+  const std::shared_ptr<const LayerPlan>& planned = plan_for(options);
+  const LayerPlan& plan = *planned;
+  plan_ = &plan;
   const int64_t s = x.dim(0), m = config_.model_dim, e = config_.num_experts, k = options.top_k;
   const size_t el = dtype_size(config_.dtype);
   Buffer logits_space(device_, static_cast<size_t>(s * e) * dtype_size(gate_dtype()));
@@ -287,7 +317,8 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
   std::unique_ptr<Buffer> gate_input;
   std::unique_ptr<Buffer> cosine_kept;
   Tensor logits = gate_logits(x, options.gate_index, logits_space, gate_input, saved ? &cosine_kept : nullptr);
-  RoutedTokens routed = route_tokens(context_, logits, k, options.normalize_gate, options.batch_prioritized_routing);
+  RoutedTokens routed = route_tokens(context_, logits, k, options.normalize_gate, options.batch_prioritized_routing,
+                                     {plan.topk, plan.priority, plan.locations});
   ForwardResult result;
   result.routing_ = routed.storage;
   result.counts = routed.counts;
@@ -318,12 +349,12 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
     wide_gates =
         std::make_unique<Buffer>(device_, static_cast<size_t>(k * s) * dtype_size(gate_dtype_for(config_.dtype)));
     routing.gates = wide_gates->view(gate_dtype_for(config_.dtype), {k, s});
-    cast_tensor(context_, routed.gates, routing.gates);
+    cast_tensor(context_, routed.gates, routing.gates, plan.widen_gates);
   }
   auto slots = std::make_unique<Buffer>(device_, static_cast<size_t>(e * c * m) * el);
   auto expert_out = std::make_unique<Buffer>(device_, static_cast<size_t>(e * c * m) * el);
   Tensor dispatched = slots->view(config_.dtype, {e, c, m}), processed = expert_out->view(config_.dtype, {e, c, m});
-  dispatch_encode(context_, x, routing, options.is_postscore, dispatched);
+  dispatch_encode(context_, x, routing, options.is_postscore, dispatched, plan.encode);
   // Grouped GEMM: each expert computes only the slots that hold tokens (its count, up to C: the
   // kernels clamp the device's counts to their rows).
   std::vector<int> source_rows;  // [W][E_local]: what each rank's tokens fill of this rank's experts
@@ -340,9 +371,10 @@ ForwardResult MoeLayer::forward(const Tensor& x, const ForwardOptions& options) 
                   saved ? &kept : nullptr, source_rows);
   result.storage = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * el);
   result.output = result.storage->view(config_.dtype, {s, m});
-  combine_decode(context_, processed, routing, options.is_postscore, result.output);
+  combine_decode(context_, processed, routing, options.is_postscore, result.output, plan.decode);
   if (saved) {
     saved->options = options;
+    saved->plan = planned;
     saved->tokens = s;
     saved->input = std::make_unique<Buffer>(device_, x.nbytes());
     device_.copy_within(saved->input->data(), x.data(), x.nbytes());

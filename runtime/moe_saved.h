@@ -11,6 +11,7 @@ namespace switchyard {
 
 struct MoeLayer::Saved {
   ForwardOptions options;
+  std::shared_ptr<const LayerPlan> plan;  // the training plan of the forward, for backward
   int64_t tokens = 0;
   std::unique_ptr<Buffer> input;        // x [S, M]
   std::unique_ptr<Buffer> gate_input;   // the float32 copy of x read by an fp32 gate; null: the gate read x

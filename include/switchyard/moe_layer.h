@@ -27,6 +27,7 @@ class PendingOp;
 class HierarchicalAllToAll;
 }  // namespace comm
 struct ModelConfig;
+class LayerPlan;
 class SafetensorsReader;
 
 enum class ExpertType { kFfn, kSwiglu };
@@ -336,9 +337,15 @@ class SWITCHYARD_API MoeLayer {
   std::map<std::string, Param> grads_;     // dL/dparam of the last backward, by parameter name
   std::map<std::string, Param> velocity_;  // SGD momentum buffers
   std::unique_ptr<Saved> saved_;
-  // Plans already loaded, by the options that select kernels (top_k, normalize_gate, is_postscore,
-  // save_for_backward: a training plan also holds the backward's kernels; gate_index).
-  std::map<std::tuple<int64_t, bool, bool, bool, int64_t>, size_t> plans_;
+  // Plans already loaded (runtime/layer_plan.h), by the options that select kernels (top_k,
+  // normalize_gate, is_postscore, save_for_backward: a training plan also holds the backward's
+  // kernels; gate_index; dropless_grouped).
+  std::map<std::tuple<int64_t, bool, bool, bool, int64_t, bool>, std::shared_ptr<const LayerPlan>> plans_;
+  const std::shared_ptr<const LayerPlan>& plan_for(const ForwardOptions& options);
+  // The plan of the forward or backward running, set as each starts (plans_ keeps it alive);
+  // current_plan() is an empty plan (every kernel looked up) before the first.
+  const LayerPlan* plan_ = nullptr;
+  const LayerPlan& current_plan() const;
   int64_t last_gate_ = 0;  // the gate the last backward differentiated (sgd_step updates only it)
 };
 

@@ -27,6 +27,8 @@ struct GemmShape {
   bool trans_a = false;     // the weight gradient C [K, N] = A^T B, reducing over the rows
   bool aligned_16 = true;   // A and B start on 16-byte boundaries (TMA and cp.async read 16 bytes)
   bool grouped = false;     // row counts bound the rows (the trans_a form's reduction)
+
+  bool operator==(const GemmShape& other) const = default;
 };
 
 /// The spec for `shape` on `target`, by a deterministic rule: on CUDA the first candidate that
