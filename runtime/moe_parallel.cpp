@@ -223,13 +223,24 @@ int64_t MoeLayer::hidden_of(const ExpertTensors& weights) const {
                                                  : weights.at("experts.W_fc1").dim(2);
 }
 
-std::vector<int> MoeLayer::piece_rows(const std::vector<int>& source_rows, int64_t piece, int64_t chunks,
-                                      int64_t c) const {
-  const int64_t w = group_->size(), cd = c / chunks, chunk = piece / w, q = piece % w;
-  std::vector<int> rows(static_cast<size_t>(local_experts_));
-  for (int64_t e = 0; e < local_experts_; ++e)
-    rows[e] = static_cast<int>(std::clamp<int64_t>(source_rows[q * local_experts_ + e] - chunk * cd, 0, cd));
-  return rows;
+std::unique_ptr<Buffer> MoeLayer::piece_rows_on_device(const std::vector<int>& source_rows, int64_t chunks,
+                                                       int64_t c) const {
+  const int64_t w = group_->size(), cd = c / chunks, pieces = chunks * w;
+  std::vector<int> rows(static_cast<size_t>(pieces * local_experts_));
+  for (int64_t piece = 0; piece < pieces; ++piece) {
+    const int64_t chunk = piece / w, q = piece % w;
+    for (int64_t e = 0; e < local_experts_; ++e)
+      rows[piece * local_experts_ + e] =
+          static_cast<int>(std::clamp<int64_t>(source_rows[q * local_experts_ + e] - chunk * cd, 0, cd));
+  }
+  auto on_device = std::make_unique<Buffer>(device_, rows.size() * sizeof(int));
+  device_.copy_from_host(on_device->data(), rows.data(), rows.size() * sizeof(int));
+  return on_device;
+}
+
+Tensor MoeLayer::piece_rows(const Buffer& rows, int64_t piece) const {
+  return Tensor(static_cast<int*>(rows.data()) + piece * local_experts_, DType::kInt32, {local_experts_},
+                device_.ref());
 }
 
 void MoeLayer::experts_forward(const Tensor& slots, const Tensor& processed, const Tensor* rows,
@@ -261,6 +272,7 @@ void MoeLayer::experts_forward(const Tensor& slots, const Tensor& processed, con
   const int64_t pieces = by_source ? d * group_->size() : d, n = by_source ? c / d : group_->size() * c / d;
   const size_t chunk_bytes = slots.nbytes() / static_cast<size_t>(d);  // one chunk, any layout
   auto input = std::make_unique<Buffer>(device_, slots.nbytes());
+  std::unique_ptr<Buffer> rows_of_pieces = by_source ? piece_rows_on_device(source_rows, d, c) : nullptr;
   if (saved)
     saved->pre = std::make_unique<Buffer>(device_, pre_bytes(local_experts_, n, h) * static_cast<size_t>(pieces));
   pipelined_exchange(
@@ -268,15 +280,14 @@ void MoeLayer::experts_forward(const Tensor& slots, const Tensor& processed, con
       [&](int64_t i) { return static_cast<char*>(input->data()) + static_cast<size_t>(i) * chunk_bytes; },
       [&](int64_t p, const Tensor& in, const Tensor& out) {
         const Tensor pre = saved ? pre_view(p, local_experts_, n) : Tensor();
-        std::vector<int> used = by_source ? piece_rows(source_rows, p, d, c) : std::vector<int>();
-        const Tensor used_t(used.data(), DType::kInt32, {local_experts_});
-        run_experts(in, out, by_source ? &used_t : nullptr, weights, saved ? &pre : nullptr);
+        const Tensor used = by_source ? piece_rows(*rows_of_pieces, p) : Tensor();
+        run_experts(in, out, by_source ? &used : nullptr, weights, saved ? &pre : nullptr);
       });
   if (saved) {
     saved->input = std::move(input);
     saved->chunk_shape = {local_experts_, n, m};
     saved->chunks = pieces;
-    saved->source_rows = source_rows;
+    saved->piece_rows = std::move(rows_of_pieces);
   }
 }
 
@@ -308,8 +319,8 @@ void MoeLayer::experts_backward(const Tensor& d_processed, const Tensor& d_slots
     partial[name] = partial_space.back()->view(g.dtype(), g.shape());
   }
   // Per source rank, each chunk lands where it is read (the next one arrives meanwhile): d chunks.
-  const bool by_source = !sv.experts.source_rows.empty();
-  const int64_t d = sv.options.overlap_degree, c = d_slots.dim(1);
+  const bool by_source = sv.experts.piece_rows != nullptr;
+  const int64_t d = sv.options.overlap_degree;
   const size_t chunk_bytes = d_slots.nbytes() / static_cast<size_t>(d);
   Buffer received(device_, by_source ? d_slots.nbytes() : in_bytes);
   pipelined_exchange(
@@ -318,9 +329,8 @@ void MoeLayer::experts_backward(const Tensor& d_processed, const Tensor& d_slots
         return static_cast<char*>(received.data()) + (by_source ? static_cast<size_t>(i) * chunk_bytes : 0);
       },
       [&](int64_t p, const Tensor& d_out, const Tensor& d_in) {
-        std::vector<int> used = by_source ? piece_rows(sv.experts.source_rows, p, d, c) : std::vector<int>();
-        const Tensor used_t(used.data(), DType::kInt32, {local_experts_});
-        backward_experts(d_out, d_in, by_source ? &used_t : nullptr, weights, p == 0 ? grads : partial, saved_input(p),
+        const Tensor used = by_source ? piece_rows(*sv.experts.piece_rows, p) : Tensor();
+        backward_experts(d_out, d_in, by_source ? &used : nullptr, weights, p == 0 ? grads : partial, saved_input(p),
                          saved_pre(p));
         if (p > 0)
           for (const auto& [name, g] : grads) add(context_, g, partial.at(name), g);

@@ -261,7 +261,7 @@ class SWITCHYARD_API MoeLayer {
     std::unique_ptr<Buffer> pre;  // per block, FFN: fc1's pre-activation; SwiGLU: both projections
     std::vector<int64_t> chunk_shape;
     int64_t chunks = 1;
-    std::vector<int> source_rows;  // dropless grouped in a group: [W][E_local]
+    std::unique_ptr<Buffer> piece_rows;  // dropless grouped in a group: each piece's rows (piece_rows_on_device)
     // The weights as the experts ran: views of the parameters, or of copies gathered from the
     // group (adaptive_r = 0, shared experts) that backward reuses instead of gathering again.
     ExpertTensors weights;
@@ -275,8 +275,12 @@ class SWITCHYARD_API MoeLayer {
   void experts_forward(const Tensor& slots, const Tensor& processed, const Tensor* rows, const ExpertTensors& weights,
                        const ForwardOptions& options, ExpertsSaved* saved, const std::vector<int>& source_rows);
   // Per source rank (pieces of `source_rows`): the rows each local expert computes in chunk
-  // `chunk` of `chunks` of a capacity of `c` (rows [chunk * c / chunks, ...) of each source's slots).
-  std::vector<int> piece_rows(const std::vector<int>& source_rows, int64_t piece, int64_t chunks, int64_t c) const;
+  // `chunk` of `chunks` of a capacity of `c` (rows [chunk * c / chunks, ...) of each source's slots),
+  // int32 [pieces][E_local] on the layer's device: one copy per forward instead of one per GEMM
+  // (a CUDA GEMM given host counts uploads them, and an upload waits for the device).
+  std::unique_ptr<Buffer> piece_rows_on_device(const std::vector<int>& source_rows, int64_t chunks, int64_t c) const;
+  // Piece `piece`'s rows in that buffer.
+  Tensor piece_rows(const Buffer& rows, int64_t piece) const;
   // The transpose of experts_forward for the saved forward: d_processed -> d_slots, filling `grads`.
   void experts_backward(const Tensor& d_processed, const Tensor& d_slots, const Tensor* rows,
                         const ExpertTensors& weights, const ExpertTensors& grads);
