@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <exception>
+#include <future>
 #include <thread>
 #include <vector>
 
@@ -191,12 +192,29 @@ void SafetensorsReader::read_into(Device& device, const TensorSlice& slice, void
     read(slice, device_dst);
     return;
   }
-  staging_.resize(std::min<uint64_t>(chunk_bytes_, slice.bytes));
-  for (uint64_t done = 0; done < slice.bytes;) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(staging_.size(), slice.bytes - done));
-    read_fully(fd_, path_, slice.offset + done, staging_.data(), n);
-    device.copy_from_host(static_cast<char*>(device_dst) + done, staging_.data(), n);
-    done += n;
+  read_staged(device, slice, device_dst);
+}
+
+void SafetensorsReader::read_staged(Device& device, const TensorSlice& slice, void* device_dst) {
+  if (slice.bytes == 0) return;
+  const uint64_t chunk = std::min<uint64_t>(chunk_bytes_, slice.bytes), chunks = (slice.bytes + chunk - 1) / chunk;
+  auto size_of = [&](uint64_t i) { return static_cast<size_t>(std::min(chunk, slice.bytes - i * chunk)); };
+  auto read_chunk = [&](uint64_t i) {
+    std::vector<char>& buffer = staging_[i % 2];
+    buffer.resize(static_cast<size_t>(chunk));
+    read_fully_parallel(fd_, path_, slice.offset + i * chunk, buffer.data(), size_of(i));
+  };
+  read_chunk(0);
+  for (uint64_t i = 0; i < chunks; ++i) {
+    std::future<void> next;
+    if (i + 1 < chunks) next = std::async(std::launch::async, read_chunk, i + 1);
+    try {
+      device.copy_from_host(static_cast<char*>(device_dst) + i * chunk, staging_[i % 2].data(), size_of(i));
+    } catch (...) {
+      if (next.valid()) next.wait();  // the reader writes into this object's buffers
+      throw;
+    }
+    if (next.valid()) next.get();  // a failed read throws here
   }
 }
 

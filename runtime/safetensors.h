@@ -3,6 +3,7 @@
 // read; layers stream the data into device memory in chunks (SafetensorsReader).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -39,8 +40,8 @@ TensorFile read_safetensors(const std::string& path);
 
 /// An open safetensors file: its index, read and validated on opening (as
 /// read_safetensors_index), and its tensors read in chunks: into host memory, or into a device's
-/// memory through one host buffer of `chunk_bytes` (straight into the memory on the CPU device),
-/// so a file of any size needs no more host memory than one chunk.
+/// memory through two host buffers of `chunk_bytes` (straight into the memory on the CPU device),
+/// so a file of any size needs no more host memory than two chunks.
 class SafetensorsReader {
  public:
   explicit SafetensorsReader(const std::string& path, size_t chunk_bytes = size_t{64} << 20);
@@ -51,6 +52,9 @@ class SafetensorsReader {
   const TensorIndex& index() const { return index_; }
   void read(const TensorSlice& slice, void* host_dst);
   void read_into(Device& device, const TensorSlice& slice, void* device_dst);
+  /// read_into through the host buffers on any device: chunk i + 1 is read from the file (by
+  /// several threads for large chunks) while chunk i is copied to the device.
+  void read_staged(Device& device, const TensorSlice& slice, void* device_dst);
 
  private:
   TensorIndex read_index() const;
@@ -59,7 +63,7 @@ class SafetensorsReader {
   int fd_ = -1;
   TensorIndex index_;
   size_t chunk_bytes_;
-  std::vector<char> staging_;
+  std::array<std::vector<char>, 2> staging_;
 };
 /// Writes atomically (temporary file, fsync, rename).
 void write_safetensors(const std::string& path, const TensorFile& tensors,

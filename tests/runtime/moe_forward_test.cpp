@@ -401,6 +401,41 @@ TEST(MoeForward, LargeSafetensorsTensorsReadInRanges) {
   }
 }
 
+// The staged path a GPU layer loads through (two host buffers, the next chunk read while the
+// current one is copied), run on the CPU device: every chunking lands every byte in its place,
+// and a file cut short fails with the reader's message (the read runs on another thread).
+TEST(MoeForward, StagedSafetensorsReadsLandEveryChunkInPlace) {
+  testing::TempDir dir;
+  TensorFile file;
+  for (int64_t count : {1, 5, 250, 4096 + 3}) {
+    StoredTensor t{"F32", {count}, std::string(static_cast<size_t>(count) * 4, '\0')};
+    for (size_t i = 0; i < t.bytes.size(); ++i) t.bytes[i] = static_cast<char>((i * 2654435761u + count) >> 11);
+    file["t" + std::to_string(count)] = t;
+  }
+  const std::string path = dir / "staged.safetensors";
+  write_safetensors(path, file);
+  Device& cpu = Context::global().cpu();
+  for (size_t chunk : {size_t{1}, size_t{7}, size_t{64}, size_t{1000}, size_t{1} << 20}) {
+    SafetensorsReader reader(path, chunk);
+    for (const auto& [name, slice] : reader.index()) {
+      Buffer on_device(cpu, slice.bytes);
+      reader.read_staged(cpu, slice, on_device.data());
+      EXPECT_TRUE(std::string(static_cast<const char*>(on_device.data()), slice.bytes) == file.at(name).bytes)
+          << name << " in chunks of " << chunk;
+    }
+  }
+  SafetensorsReader reader(path, 1000);
+  const TensorSlice slice = reader.index().at("t4099");
+  std::filesystem::resize_file(path, slice.offset + slice.bytes / 2);
+  Buffer sink(cpu, slice.bytes);
+  try {
+    reader.read_staged(cpu, slice, sink.data());
+    ADD_FAILURE() << "a staged read past the end of the file succeeded";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("shorter than its header says"), std::string::npos) << e.what();
+  }
+}
+
 TEST(MoeForward, BadOptionsAndInputs) {
   MoeLayer layer(Context::global(), Context::global().cpu(), small_config());
   std::vector<float> x(8 * 16, 0.5f);
