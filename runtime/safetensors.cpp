@@ -95,13 +95,13 @@ void read_fully(int fd, const std::string& path, uint64_t offset, char* out, siz
   }
 }
 
-// read_fully by several threads, each a contiguous range, for a large read into host memory:
-// one thread copying out of the page cache into fresh memory (its page faults included) moves
-// 1.5 GB/s on the 2-core CI machine.
-void read_fully_parallel(int fd, const std::string& path, uint64_t offset, char* out, size_t bytes) {
-  constexpr size_t kBytesPerThread = size_t{64} << 20;
+// read_fully by several threads, each a contiguous range of at least `bytes_per_thread`, for a
+// large read into host memory: one thread copying out of the page cache into fresh memory (its
+// page faults included) moves 1.5 GB/s on the 2-core CI machine.
+void read_fully_parallel(int fd, const std::string& path, uint64_t offset, char* out, size_t bytes,
+                         size_t bytes_per_thread = size_t{64} << 20) {
   const size_t threads = std::min<size_t>(
-      {std::max(1u, std::thread::hardware_concurrency()), 8, std::max<size_t>(1, bytes / kBytesPerThread)});
+      {std::max(1u, std::thread::hardware_concurrency()), 8, std::max<size_t>(1, bytes / bytes_per_thread)});
   if (threads == 1) return read_fully(fd, path, offset, out, bytes);
   std::vector<std::exception_ptr> errors(threads);
   std::vector<std::thread> readers;
@@ -202,7 +202,8 @@ void SafetensorsReader::read_staged(Device& device, const TensorSlice& slice, vo
   auto read_chunk = [&](uint64_t i) {
     std::vector<char>& buffer = staging_[i % 2];
     buffer.resize(static_cast<size_t>(chunk));
-    read_fully_parallel(fd_, path_, slice.offset + i * chunk, buffer.data(), size_of(i));
+    // The staging buffers are reused (no page faults after the first chunk): smaller shares.
+    read_fully_parallel(fd_, path_, slice.offset + i * chunk, buffer.data(), size_of(i), size_t{16} << 20);
   };
   read_chunk(0);
   for (uint64_t i = 0; i < chunks; ++i) {
