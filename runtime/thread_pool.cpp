@@ -1,6 +1,31 @@
 #include "runtime/thread_pool.h"
 
+#include <chrono>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 namespace switchyard {
+namespace {
+
+// Spins until ready() or about 50 us have passed; the caller then blocks as before if need be.
+template <typename Ready>
+void spin_briefly(Ready&& ready) {
+  constexpr auto kSpin = std::chrono::microseconds(50);
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (ready()) return;
+#if defined(__x86_64__) || defined(__i386__)
+      _mm_pause();
+#endif
+    }
+    if (std::chrono::steady_clock::now() >= until) return;
+  }
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(unsigned threads) {
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
@@ -37,6 +62,7 @@ void ThreadPool::run_items() {
 void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
+    spin_briefly([&] { return generation_.load(std::memory_order_acquire) != seen || stopping_.load(); });
     {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
@@ -65,6 +91,7 @@ void ThreadPool::parallel_for(uint32_t count, const std::function<void(uint32_t)
   }
   wake_.notify_all();
   run_items();
+  spin_briefly([&] { return finished_.load(std::memory_order_acquire) == count; });
   std::unique_lock<std::mutex> lock(mutex_);
   done_.wait(lock, [&] { return finished_ == count_; });
   body_ = nullptr;

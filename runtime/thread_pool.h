@@ -1,7 +1,11 @@
 // A fixed pool of worker threads that runs the blocks of a CPU "grid". The calling thread
-// takes part, so a pool of N threads has N-1 workers.
+// takes part, so a pool of N threads has N-1 workers. Between grids the workers, and the caller
+// waiting for a grid's last block, spin for a few tens of microseconds before they sleep: a layer
+// launches its kernels back to back, and a sleeping thread costs a futex call and a wake-up
+// (11% of a tiny layer's forward on the 2-core CI machine).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -36,9 +40,9 @@ class ThreadPool {
   const std::function<void(uint32_t)>* body_ = nullptr;
   uint32_t count_ = 0;
   uint32_t next_ = 0;
-  uint32_t finished_ = 0;
-  uint64_t generation_ = 0;
-  bool stopping_ = false;
+  std::atomic<uint32_t> finished_{0};    // written under mutex_; read without it while spinning
+  std::atomic<uint64_t> generation_{0};  // likewise
+  std::atomic<bool> stopping_{false};
   std::exception_ptr error_;
 };
 
