@@ -26,6 +26,11 @@ struct PlanContext {
   const LayerPlanOptions& o;
   const Target& target;
   DType gate;  // the gate's dtype (float32 with fp32_gate)
+
+  // An expert GEMM of the layer's dtype with its TF32 and grouped-rows settings.
+  kernels::GemmShape expert_gemm(int64_t n, int64_t k) const {
+    return {.dtype = o.dtype, .n = n, .k = k, .allow_tf32 = layer.allow_tf32, .grouped = o.dropless_grouped};
+  }
 };
 
 // The gate's forward (gating_ops, moe_cosine_gate.cpp): its GEMMs read parameters as nn.Linear
@@ -57,36 +62,27 @@ void plan_gate(const PlanContext& p, LayerPlan& plan) {
 void plan_experts(const PlanContext& p, LayerPlan& plan) {
   const ModelConfig& c = p.layer;
   const Target& t = p.target;
-  const DType d = p.o.dtype;
   const int64_t m = c.model_dim, h = c.hidden_size;
-  const bool tf32 = c.allow_tf32, grouped = p.o.dropless_grouped;
-  using kernels::elementwise_spec;
   if (c.expert_type == "ffn") {
     const auto act = kernels::parse_activation(c.activation);
-    plan.expert_in = plan.add_gemm({.dtype = d,
-                                    .n = h,
-                                    .k = m,
-                                    .trans_b = t.is_cpu(),
-                                    .bias = c.has_fc1_bias,
-                                    .activation = p.o.training ? kernels::kActNone : act,
-                                    .allow_tf32 = tf32,
-                                    .grouped = grouped},
-                                   t);
+    kernels::GemmShape fc1 = p.expert_gemm(h, m);
+    fc1.trans_b = t.is_cpu();
+    fc1.bias = c.has_fc1_bias;
+    fc1.activation = p.o.training ? kernels::kActNone : act;
+    plan.expert_in = plan.add_gemm(fc1, t);
     if (p.o.training && act != kernels::kActNone)
-      plan.activate = plan.add(elementwise_spec(d, kernels::kEwActivate, act, t));
-    plan.expert_out =
-        plan.add_gemm({.dtype = d, .n = m, .k = h, .bias = c.has_fc2_bias, .allow_tf32 = tf32, .grouped = grouped}, t);
+      plan.activate = plan.add(kernels::elementwise_spec(p.o.dtype, kernels::kEwActivate, act, t));
+    kernels::GemmShape fc2 = p.expert_gemm(m, h);
+    fc2.bias = c.has_fc2_bias;
+    plan.expert_out = plan.add_gemm(fc2, t);
   } else if (c.expert_type == "swiglu") {
-    plan.expert_in = plan.add_gemm({.dtype = d, .n = h, .k = m, .allow_tf32 = tf32, .grouped = grouped}, t);
-    plan.expert_gated = plan.add_gemm({.dtype = d,
-                                       .n = h,
-                                       .k = m,
-                                       .activation = p.o.training ? kernels::kActNone : kernels::kActSwiglu,
-                                       .allow_tf32 = tf32,
-                                       .grouped = grouped},
-                                      t);
-    if (p.o.training) plan.activate = plan.add(elementwise_spec(d, kernels::kEwSwiglu, kernels::kActNone, t));
-    plan.expert_out = plan.add_gemm({.dtype = d, .n = m, .k = h, .allow_tf32 = tf32, .grouped = grouped}, t);
+    plan.expert_in = plan.add_gemm(p.expert_gemm(h, m), t);
+    kernels::GemmShape w2 = p.expert_gemm(h, m);
+    w2.activation = p.o.training ? kernels::kActNone : kernels::kActSwiglu;
+    plan.expert_gated = plan.add_gemm(w2, t);
+    if (p.o.training)
+      plan.activate = plan.add(kernels::elementwise_spec(p.o.dtype, kernels::kEwSwiglu, kernels::kActNone, t));
+    plan.expert_out = plan.add_gemm(p.expert_gemm(m, h), t);
   }
 }
 
@@ -97,31 +93,33 @@ void plan_experts_backward(const PlanContext& p, LayerPlan& plan) {
   const Target& t = p.target;
   const DType d = p.o.dtype;
   const int64_t m = c.model_dim, h = c.hidden_size;
-  const bool tf32 = c.allow_tf32, grouped = p.o.dropless_grouped;
   using kernels::elementwise_spec;
   if (c.expert_type != "ffn" && c.expert_type != "swiglu") return;  // custom experts: the user's code
   const bool ffn = c.expert_type == "ffn";
   const auto act = ffn ? kernels::parse_activation(c.activation) : kernels::kActNone;
-  plan.expert_out_data = plan.add_gemm({.dtype = d,
-                                        .n = h,
-                                        .k = m,
-                                        .trans_b = true,
-                                        .activation = kernels::activation_derivative(act),
-                                        .allow_tf32 = tf32,
-                                        .grouped = grouped},
-                                       t);
+  kernels::GemmShape out_data = p.expert_gemm(h, m);  // dY W2^T (ffn: with act'(Z)) or dY W3^T
+  out_data.trans_b = true;
+  out_data.activation = kernels::activation_derivative(act);
+  plan.expert_out_data = plan.add_gemm(out_data, t);
   if (ffn && act != kernels::kActNone) plan.activate = plan.add(elementwise_spec(d, kernels::kEwActivate, act, t));
-  plan.expert_weight_grad = plan.add_gemm({.dtype = d, .n = m, .k = h, .trans_a = true, .grouped = grouped}, t);
+  // Weight gradients reduce over the rows in full float32 precision (no TF32).
+  auto weight_grad = [&](int64_t n, int64_t k) {
+    kernels::GemmShape shape = p.expert_gemm(n, k);
+    shape.trans_a = true;
+    shape.allow_tf32 = false;
+    return plan.add_gemm(shape, t);
+  };
+  plan.expert_weight_grad = weight_grad(m, h);
+  kernels::GemmShape in_data = p.expert_gemm(m, h);  // d(hidden) W1^T: ffn's fc1 is [H, M], swiglu's W1 [M, H]
+  in_data.trans_b = !ffn;
   if (ffn) {
     if (c.has_fc1_bias || c.has_fc2_bias)
       plan.expert_sum_rows = plan.add(elementwise_spec(d, kernels::kEwSumRows, kernels::kActNone, t));
-    plan.expert_in_data = plan.add_gemm({.dtype = d, .n = m, .k = h, .allow_tf32 = tf32, .grouped = grouped}, t);
-    return;
+  } else {
+    plan.swiglu_backward = plan.add(elementwise_spec(d, kernels::kEwSwigluBackward, kernels::kActNone, t));
+    plan.expert_weight_grad_t = weight_grad(h, m);
   }
-  plan.swiglu_backward = plan.add(elementwise_spec(d, kernels::kEwSwigluBackward, kernels::kActNone, t));
-  plan.expert_weight_grad_t = plan.add_gemm({.dtype = d, .n = h, .k = m, .trans_a = true, .grouped = grouped}, t);
-  plan.expert_in_data =
-      plan.add_gemm({.dtype = d, .n = m, .k = h, .trans_b = true, .allow_tf32 = tf32, .grouped = grouped}, t);
+  plan.expert_in_data = plan.add_gemm(in_data, t);
 }
 
 // The gate's backward (MoeLayer::backward_gate, cosine_backward).
