@@ -2,7 +2,9 @@
 
 #include <switchyard/common/dispatch_args.h>
 
+#include <algorithm>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "core/error.h"
@@ -86,16 +88,20 @@ void run(Context& context, bool encode, const Tensor& input, const Routing& rout
                              nullptr,
                              nullptr};
   // NOTE: on the CPU the kernel zeroes only the rows no choice writes (flags from one pass over
-  // the routing), so each output row is written once instead of zero-filled and then written.
-  std::vector<unsigned char> used_rows;
+  // the routing), so each output row is written once instead of zero-filled and then written. The
+  // flags come from the device's buffer cache: nothing is allocated in a steady state.
+  std::unique_ptr<Buffer> used_rows;
   if (encode && !device.is_cuda() && tokens > 0) {
-    used_rows.assign(static_cast<size_t>(routing.num_experts * routing.capacity), 0);
+    const auto rows = static_cast<size_t>(routing.num_experts * routing.capacity);
+    used_rows = std::make_unique<Buffer>(device, rows);
+    auto* flags = static_cast<unsigned char*>(used_rows->data());
+    std::fill(flags, flags + rows, static_cast<unsigned char>(0));
     for (int j = 0; j < k; ++j)
       for (int64_t s = 0; s < tokens; ++s) {
         const long row = kernels::dispatch_row(args, j, s);
-        if (row >= 0) used_rows[static_cast<size_t>(row)] = 1;
+        if (row >= 0) flags[row] = 1;
       }
-    args.used_rows = used_rows.data();
+    args.used_rows = flags;
   } else if (encode) {
     device.fill_zero(out.data(), out.nbytes());
   }
