@@ -2,7 +2,6 @@
 
 #include <switchyard/common/dispatch_args.h>
 
-#include <algorithm>
 #include <limits>
 #include <memory>
 #include <vector>
@@ -95,7 +94,7 @@ void run(Context& context, bool encode, const Tensor& input, const Routing& rout
     const auto rows = static_cast<size_t>(routing.num_experts * routing.capacity);
     used_rows = std::make_unique<Buffer>(device, rows);
     auto* flags = static_cast<unsigned char*>(used_rows->data());
-    std::fill(flags, flags + rows, static_cast<unsigned char>(0));
+    device.fill_zero(flags, rows);
     for (int j = 0; j < k; ++j)
       for (int64_t s = 0; s < tokens; ++s) {
         const long row = kernels::dispatch_row(args, j, s);

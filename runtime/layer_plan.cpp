@@ -221,17 +221,18 @@ void add_plans(const ModelConfig& config, DType dtype, const Target& target,
                const std::function<void(const KernelSpec&)>& add) {
   LayerPlanOptions o;
   o.dtype = dtype;
+  const int modes = config.training ? 2 : 1;  // evaluation, then training
   for (o.gate = 0; o.gate < config.gates.size(); ++o.gate)
     for (int64_t k : config.top_k)
       for (bool normalize : config.normalize_gate)
         for (bool postscore : config.is_postscore)
           for (bool grouped : {false, true})
-            for (bool training : {false, config.training}) {
+            for (int mode = 0; mode < modes; ++mode) {
               o.top_k = k;
               o.normalize_gate = normalize;
               o.is_postscore = postscore;
               o.dropless_grouped = grouped;
-              o.training = training;
+              o.training = mode == 1;
               LayerPlan plan;
               plan_layer(config, o, target, plan);
               for (const auto& planned : plan.kernels()) add(planned.spec);
