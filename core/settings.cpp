@@ -43,10 +43,19 @@ void report_unknown_variables() {
 }  // namespace
 
 const std::vector<std::string>& known_environment_variables() {
-  static const std::vector<std::string> names = {
-      "SWITCHYARD_CACHE_DIR", "SWITCHYARD_CACHE", "SWITCHYARD_CACHE_MAX_BYTES",  "SWITCHYARD_FORCE_COMPILE",
-      "SWITCHYARD_DUMP_DIR",  "SWITCHYARD_LOG",   "SWITCHYARD_COMM_TIMEOUT_SEC", "SWITCHYARD_NUM_THREADS",
-      "SWITCHYARD_CUDA_HOME", "SWITCHYARD_CPU", "SWITCHYARD_GEMM", "SWITCHYARD_PERF_MAP"};
+  static const std::vector<std::string> names = {"SWITCHYARD_CACHE_DIR",
+                                                 "SWITCHYARD_CACHE",
+                                                 "SWITCHYARD_CACHE_MAX_BYTES",
+                                                 "SWITCHYARD_FORCE_COMPILE",
+                                                 "SWITCHYARD_DUMP_DIR",
+                                                 "SWITCHYARD_LOG",
+                                                 "SWITCHYARD_COMM_TIMEOUT_SEC",
+                                                 "SWITCHYARD_NUM_THREADS",
+                                                 "SWITCHYARD_CUDA_HOME",
+                                                 "SWITCHYARD_CPU",
+                                                 "SWITCHYARD_GEMM",
+                                                 "SWITCHYARD_PERF_MAP",
+                                                 "SWITCHYARD_HUGE_PAGES"};
   return names;
 }
 
@@ -120,6 +129,8 @@ Settings Settings::from_environment() {
   s.force_compile = parse_bool(env_or_empty("SWITCHYARD_FORCE_COMPILE"), "SWITCHYARD_FORCE_COMPILE");
   s.dump_dir = env_or_empty("SWITCHYARD_DUMP_DIR");
   s.perf_map = parse_bool(env_or_empty("SWITCHYARD_PERF_MAP"), "SWITCHYARD_PERF_MAP");
+  const std::string huge_pages = env_or_empty("SWITCHYARD_HUGE_PAGES");
+  s.huge_pages = huge_pages.empty() || parse_bool(huge_pages, "SWITCHYARD_HUGE_PAGES");
   // NOTE: validated by the CPU compiler when it is first needed (clang knows the valid names).
   s.cpu = env_or_empty("SWITCHYARD_CPU");
   std::string threads = env_or_empty("SWITCHYARD_NUM_THREADS");

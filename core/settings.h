@@ -21,8 +21,9 @@ struct Settings {
   std::string dump_dir;      // "" = no dumping
   unsigned num_threads = 0;  // 0 = hardware concurrency
   double comm_timeout_sec = 1800.0;
-  std::string cpu;  // SWITCHYARD_CPU: the CPU the CPU JIT compiles for ("" = this host)
-  bool perf_map = false;  // SWITCHYARD_PERF_MAP: name CPU kernels' code in /tmp/perf-<pid>.map
+  std::string cpu;         // SWITCHYARD_CPU: the CPU the CPU JIT compiles for ("" = this host)
+  bool perf_map = false;   // SWITCHYARD_PERF_MAP: name CPU kernels' code in /tmp/perf-<pid>.map
+  bool huge_pages = true;  // SWITCHYARD_HUGE_PAGES: the CPU device's large buffers on huge pages
 
   /// Reads the environment. Throws UserError naming the variable for a malformed value; warns
   /// (once) about unknown SWITCHYARD_* names.

@@ -35,9 +35,12 @@ Device& Context::cpu() {
   auto& slot = slots_["cpu"];
   if (!slot) {
     slot = std::make_unique<DeviceSlot>();
-    slot->device = std::make_unique<CpuDevice>(
-        settings_->num_threads, Target::cpu(store_->cpu_target().vector_bytes(), store_->cpu_target().l2_bytes()),
-        settings_->perf_map);
+    CpuDeviceOptions options;
+    options.threads = settings_->num_threads;
+    options.target = Target::cpu(store_->cpu_target().vector_bytes(), store_->cpu_target().l2_bytes());
+    options.perf_map = settings_->perf_map;
+    options.huge_pages = settings_->huge_pages;
+    slot->device = std::make_unique<CpuDevice>(options);
   }
   return *slot->device;
 }

@@ -17,8 +17,8 @@ class CpuKernel final : public LoadedKernel {
 
 }  // namespace
 
-CpuDevice::CpuDevice(unsigned threads, Target target, bool perf_map)
-    : pool_(threads), target_(target), loader_(perf_map) {}
+CpuDevice::CpuDevice(const CpuDeviceOptions& options)
+    : blocks_(options.huge_pages), pool_(options.threads), target_(options.target), loader_(options.perf_map) {}
 
 std::unique_ptr<LoadedKernel> CpuDevice::load(const Binary& binary) {
   SY_INTERNAL_CHECK(binary.loadable == "kernel.o") << "CPU device cannot load " << binary.loadable;

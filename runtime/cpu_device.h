@@ -9,11 +9,16 @@
 
 namespace switchyard {
 
+struct CpuDeviceOptions {
+  unsigned threads = 0;           // the pool's threads; 0 = every core
+  Target target = Target::cpu();  // what its kernels are compiled for (its vector width sizes specs)
+  bool perf_map = false;          // name each loaded kernel's functions in perf's map of the process
+  bool huge_pages = true;         // large buffers on transparent huge pages (runtime/host_memory.h)
+};
+
 class CpuDevice final : public Device {
  public:
-  /// `target`: what kernels for this device are compiled for (its vector width sizes specs);
-  /// `perf_map`: name each loaded kernel's functions in perf's map of the process.
-  explicit CpuDevice(unsigned threads = 0, Target target = Target::cpu(), bool perf_map = false);
+  explicit CpuDevice(const CpuDeviceOptions& options = {});
   std::string name() const override { return "cpu"; }
   bool is_cuda() const override { return false; }
   DeviceRef ref() const override { return {}; }

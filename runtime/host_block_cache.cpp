@@ -4,6 +4,8 @@
 #include <bit>
 #include <cstdlib>
 
+#include "runtime/host_memory.h"
+
 namespace switchyard {
 namespace {
 
@@ -33,7 +35,7 @@ void* HostBlockCache::take(size_t bytes) {
     it->second.pop_back();
     stats_.cached -= size;
   } else {
-    pointer = std::aligned_alloc(kAlignment, size);
+    pointer = allocate_host_block(size, huge_pages_);
     if (pointer == nullptr) return nullptr;
     ++stats_.system_allocations;
   }

@@ -1,6 +1,8 @@
 // Host memory for the CPU device's buffers, kept for reuse: a freed block waits in a free list of
 // its size class, so a steady-state forward or training step takes every buffer from the cache
-// and asks the C library for nothing (as the CUDA device's memory pool does for the GPU).
+// and asks the C library for nothing (as the CUDA device's memory pool does for the GPU). Blocks
+// come from allocate_host_block (runtime/host_memory.h): large ones on huge pages unless the
+// cache is made without.
 #pragma once
 
 #include <cstddef>
@@ -21,7 +23,8 @@ class HostBlockCache {
     size_t high_water = 0;            // the most in_use bytes at once since the last reset
   };
 
-  HostBlockCache() = default;
+  /// `huge_pages`: advise blocks of a huge page or more as huge pages (allocate_host_block).
+  explicit HostBlockCache(bool huge_pages = false) : huge_pages_(huge_pages) {}
   HostBlockCache(const HostBlockCache&) = delete;
   HostBlockCache& operator=(const HostBlockCache&) = delete;
   ~HostBlockCache();
@@ -42,6 +45,7 @@ class HostBlockCache {
   static size_t size_class(size_t bytes);
 
  private:
+  const bool huge_pages_;
   mutable std::mutex mutex_;
   std::unordered_map<void*, size_t> live_;     // block -> its size class
   std::map<size_t, std::vector<void*>> free_;  // size class -> freed blocks

@@ -32,7 +32,9 @@ void compile_and_run_scale(const ClangCompiler& compiler) {
   KernelSpec spec = kernels::elementwise_spec(DType::kFloat32, kernels::kEwScale, kernels::kActNone, Target::cpu());
   Binary binary = compiler.compile(spec, generate_source(spec));
   EXPECT_TRUE(has_vector_code(binary.artifacts.at("kernel.s"))) << "the element-wise loop is vectorized";
-  CpuDevice cpu(1);
+  CpuDeviceOptions one_thread;
+  one_thread.threads = 1;
+  CpuDevice cpu(one_thread);
   auto kernel = cpu.load(binary);
   std::vector<float> x(1000), out(1000, -1.0f);
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i) - 300.0f;

@@ -4,9 +4,19 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
 
+#include "core/error.h"
+#include "core/settings.h"
+#include "runtime/cpu_device.h"
 #include "runtime/cpu_scratch.h"
+#include "runtime/host_memory.h"
+#include "tests/support/test_support.h"
 
 namespace switchyard {
 namespace {
@@ -71,6 +81,94 @@ TEST(HostBlockCache, ForeignAndNullPointersAreIgnored) {
   EXPECT_EQ(cache.stats().cached, 64u);
   EXPECT_EQ(cache.take(64), a);
   EXPECT_NE(cache.take(64), a);
+}
+
+// Whether the kernel holds madvise(MADV_HUGEPAGE) for the mapping that contains `address`: the
+// "hg" flag of its VmFlags in /proc/self/smaps; nullopt without smaps (not Linux).
+std::optional<bool> advised_huge(const void* address) {
+  std::ifstream smaps("/proc/self/smaps");
+  if (!smaps) return std::nullopt;
+  const auto at = reinterpret_cast<uintptr_t>(address);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    uintptr_t begin = 0, end = 0;
+    char dash = 0;
+    std::istringstream range(line);
+    if (range >> std::hex >> begin >> dash >> end && dash == '-' && line.find(':') > line.find(' ')) {
+      inside = begin <= at && at < end;  // a mapping's first line: "begin-end perms ..."
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      std::istringstream flags(line.substr(8));
+      for (std::string flag; flags >> flag;)
+        if (flag == "hg") return true;
+      return false;
+    }
+  }
+  return std::nullopt;
+}
+
+TEST(HostMemory, LargeBlocksAreAlignedToAndAdvisedAsHugePages) {
+  const size_t bytes = 3 * kHugePageBytes + 12345;
+  void* huge = allocate_host_block(bytes, true);
+  void* plain = allocate_host_block(bytes, false);
+  void* small = allocate_host_block(kHugePageBytes - 64, true);
+  ASSERT_NE(huge, nullptr);
+  ASSERT_NE(plain, nullptr);
+  ASSERT_NE(small, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(huge) % kHugePageBytes, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(plain) % 64, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(small) % 64, 0u);
+  std::memset(huge, 1, bytes);  // every byte asked for is usable, the tail past the huge pages too
+  std::memset(plain, 1, bytes);
+  const std::optional<bool> huge_flag = advised_huge(huge);
+  if (!huge_flag) {
+    std::free(huge), std::free(plain), std::free(small);
+    GTEST_SKIP() << "no /proc/self/smaps: the advice cannot be observed on this system";
+  }
+  EXPECT_TRUE(*huge_flag) << "the block's whole huge pages are advised";
+  EXPECT_TRUE(advised_huge(static_cast<char*>(huge) + 3 * kHugePageBytes - 1).value_or(false));
+  EXPECT_FALSE(advised_huge(static_cast<char*>(huge) + 3 * kHugePageBytes).value_or(true))
+      << "the tail past the last whole huge page stays on small pages";
+  EXPECT_FALSE(advised_huge(plain).value_or(true)) << "without huge_pages nothing is advised";
+  EXPECT_FALSE(advised_huge(small).value_or(true)) << "a block under a huge page is not advised";
+  std::free(huge);
+  std::free(plain);
+  std::free(small);
+}
+
+TEST(HostMemory, TheCpuDevicesLargeBuffersAreOnHugePagesUnlessTurnedOff) {
+  CpuDeviceOptions options;
+  options.threads = 1;
+  for (const bool huge_pages : {true, false}) {
+    options.huge_pages = huge_pages;
+    CpuDevice device(options);
+    void* buffer = device.allocate(5 * kHugePageBytes);
+    const std::optional<bool> flag = advised_huge(buffer);
+    if (!flag) {
+      device.release(buffer);
+      GTEST_SKIP() << "no /proc/self/smaps: the advice cannot be observed on this system";
+    }
+    EXPECT_EQ(*flag, huge_pages);
+    device.release(buffer);
+  }
+}
+
+TEST(HostMemory, SwitchyardHugePagesIsABooleanThatDefaultsToOn) {
+  {
+    testing::ScopedEnv unset("SWITCHYARD_HUGE_PAGES", nullptr);
+    EXPECT_TRUE(Settings::from_environment().huge_pages);
+  }
+  {
+    testing::ScopedEnv off("SWITCHYARD_HUGE_PAGES", "0");
+    EXPECT_FALSE(Settings::from_environment().huge_pages);
+  }
+  testing::ScopedEnv bad("SWITCHYARD_HUGE_PAGES", "big");
+  try {
+    Settings::from_environment();
+    ADD_FAILURE() << "no error for SWITCHYARD_HUGE_PAGES=big";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("SWITCHYARD_HUGE_PAGES='big' is not a boolean"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(CpuScratch, AThreadKeepsItsBlockUntilItNeedsMore) {
