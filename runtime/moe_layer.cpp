@@ -318,6 +318,10 @@ void MoeLayer::save(const std::string& path) const {
 }
 
 void MoeLayer::refresh_packed() {
+  refresh_packed(std::nullopt);
+}
+
+void MoeLayer::refresh_packed(std::optional<size_t> only_gate) {
   // The tensor-core GEMMs read B as [K, N]: a CUDA layer keeps transposed copies of the weights
   // stored as nn.Linear [out, in] (the gate and fc1). The CPU GEMM reads them as they are
   // (trans_b), packing B^T panels itself.
@@ -336,7 +340,8 @@ void MoeLayer::refresh_packed() {
               packed.buffer->view(packed.dtype, packed.shape));
   };
   for (size_t i = 0; i < config_.gates.size(); ++i)
-    if (config_.gates[i].type == GateType::kTop) refresh(gate_param(i, "wg.weight"), "wg_t." + std::to_string(i));
+    if (config_.gates[i].type == GateType::kTop && (!only_gate || *only_gate == i))
+      refresh(gate_param(i, "wg.weight"), "wg_t." + std::to_string(i));
   if (config_.expert_type == ExpertType::kFfn && !config_.custom_experts) refresh("experts.batched_fc1_w", "fc1_t");
 }
 

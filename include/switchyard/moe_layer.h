@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -226,6 +227,9 @@ class SWITCHYARD_API MoeLayer {
   DType gate_dtype() const { return config_.fp32_gate ? DType::kFloat32 : config_.dtype; }
   struct Saved;  // what forward keeps for backward (runtime/moe_saved.h)
   void refresh_packed();
+  // The transposed copies of one gate's weight (an SGD step changed only the gate it used) and
+  // fc1's; every gate's with nullopt.
+  void refresh_packed(std::optional<size_t> only_gate);
   // A custom gate's logits, checked, copied into `logits` [1, S, E] (moe_forward.cpp).
   void custom_logits(size_t gate, const Tensor& input, const Tensor& logits);
   // The cosine_top gate (moe_cosine_gate.cpp): logits [1, S, E] from the gate's input [1, S, M];

@@ -11,6 +11,7 @@
 #include "runtime/model_config.h"
 #include "runtime/moe_layer.h"
 #include "runtime/safetensors.h"
+#include "tests/runtime/layer_dtype_checks.h"
 #include "tests/support/test_support.h"
 
 namespace switchyard {
@@ -100,6 +101,12 @@ TEST(GateIndex, BackwardAndSgdReachOnlyTheGateUsed) {
       EXPECT_EQ(bytes_of(layer.parameter(name)) == before[name], !is_used) << name << " after SGD";
     }
   }
+}
+
+// The same check runs on the GPU (gpu_moe_test), where SGD refreshes the used gate's transposed
+// weight copy only.
+TEST(GateIndex, SgdStepReachesTheGateItUsed) {
+  testing::expect_sgd_step_reaches_the_gate_it_used(Context::global(), Context::global().cpu(), DType::kFloat32);
 }
 
 TEST(GateIndex, SwitchingGatesAfterWarmCompilesNothing) {

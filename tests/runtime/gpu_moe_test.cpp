@@ -98,6 +98,12 @@ TEST_P(GpuMoe, ParameterWritesReachTheNextForward) {
   testing::expect_parameter_writes_reach_forward(Context::global(), Context::global().cuda(0), GetParam());
 }
 
+// Two top gates: SGD after a step with gate 1 refreshes that gate's transposed weight copy (and
+// only that one), so each gate's next forward uses the layer's parameters.
+TEST_P(GpuMoe, SgdStepReachesTheGateItUsed) {
+  testing::expect_sgd_step_reaches_the_gate_it_used(Context::global(), Context::global().cuda(0), GetParam());
+}
+
 // The cosine_top gate on the GPU (cuda/cosine.cuh and the gate's GEMMs): the forward in every
 // dtype, and in float32 every gate parameter's gradient against differences of the reference.
 TEST_P(GpuMoe, CosineGateMatchesTheReference) {

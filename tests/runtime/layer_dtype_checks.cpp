@@ -353,5 +353,48 @@ void expect_parameter_writes_reach_forward(Context& context, Device& device, DTy
   EXPECT_EQ(output(written), output(loaded)) << "a forward after in-place parameter writes used other weights";
 }
 
+void expect_sgd_step_reaches_the_gate_it_used(Context& context, Device& device, DType dt) {
+  MoeLayerConfig config = layer_config(64, 128, 4, dt);
+  config.gates = {GateConfig{}, GateConfig{}};
+  MoeLayer trained(context, device, config), copy(context, device, config);
+  trained.init_parameters(21);
+  std::mt19937 rng(23);
+  std::normal_distribution<double> normal;
+  std::vector<double> x(40 * config.model_dim);
+  for (auto& v : x) v = normal(rng);
+  const std::string hx = encode_values(x, dt);
+  Buffer dx(device, hx.size());
+  device.copy_from_host(dx.data(), hx.data(), hx.size());
+  const Tensor input = dx.view(dt, {40, config.model_dim});
+  ForwardOptions use_second;
+  use_second.gate_index = 1;
+  use_second.save_for_backward = true;
+  auto host_bytes = [&](const Tensor& t) {
+    std::string bytes(t.nbytes(), '\0');
+    device.copy_to_host(bytes.data(), t.data(), bytes.size());
+    return bytes;
+  };
+  const std::string gate_before = host_bytes(trained.parameter("gates.1.wg.weight"));
+  trained.forward(input, use_second);
+  trained.backward(input, 0.01);  // the input doubles as the output's gradient
+  SgdOptions sgd;
+  sgd.lr = 0.5;
+  trained.sgd_step(sgd);
+  ASSERT_NE(host_bytes(trained.parameter("gates.1.wg.weight")), gate_before) << "the step did not move gate 1";
+  for (const auto& name : copy.parameter_names()) {
+    const Tensor to = copy.parameter(name), from = trained.parameter(name);
+    device.copy_within(to.data(), from.data(), to.nbytes());
+  }
+  copy.parameters_updated();
+  auto output = [&](MoeLayer& layer, int64_t gate) {
+    ForwardOptions o;
+    o.gate_index = gate;
+    return host_bytes(layer.forward(input, o).output);
+  };
+  for (int64_t gate : {0, 1})
+    EXPECT_EQ(output(trained, gate), output(copy, gate))
+        << "gate " << gate << ": the trained layer's forward used other weights than its parameters";
+}
+
 }  // namespace testing
 }  // namespace switchyard

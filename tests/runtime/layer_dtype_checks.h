@@ -25,6 +25,12 @@ void expect_training_step_matches_reference(Context& context, Device& device, DT
 /// CUDA layer's transposed weight copies must follow), top and FFN experts, in `dt`.
 void expect_parameter_writes_reach_forward(Context& context, Device& device, DType dt);
 
+/// Two top gates: a training step (forward, backward, SGD) with gate 1 changes gate 1 and the
+/// experts; then each gate's forward equals that of a layer given the same parameters through
+/// parameter() views and parameters_updated() (a CUDA layer refreshes only the used gate's
+/// transposed copy after SGD, and must refresh that one).
+void expect_sgd_step_reaches_the_gate_it_used(Context& context, Device& device, DType dt);
+
 /// The cosine_top layer the cosine checks use: M 8, H 12, E 4, proj_dim 6, gelu (dtype float32).
 MoeLayerConfig cosine_test_config();
 /// Forward of a cosine_top layer in `dt` (top-2, post- and pre-score) against reference::layer_forward
