@@ -169,6 +169,16 @@ void CudaDevice::fill_zero(void* pointer, size_t bytes) {
   cuda_check(driver_.cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(pointer), 0, bytes, stream_), "cuMemsetD8Async");
 }
 
+bool CudaDevice::register_host(void* host, size_t bytes) noexcept {
+  if (bytes == 0 || driver_.cuCtxSetCurrent(context_) != 0) return false;
+  return driver_.cuMemHostRegister_v2(host, bytes, 0) == 0;
+}
+
+void CudaDevice::unregister_host(void* host) noexcept {
+  // NOTE: nothing to do on failure (no context, not registered): the memory is freed next.
+  if (driver_.cuCtxSetCurrent(context_) == 0) driver_.cuMemHostUnregister(host);
+}
+
 void CudaDevice::write_from_host(void* device_dst, const void* host_src, size_t bytes) {
   if (bytes == 0) return;
   wait_idle();

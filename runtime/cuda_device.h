@@ -28,6 +28,10 @@ class CudaDevice final : public Device {
   /// instructions exist only in arch-specific code, which every 9.0 device runs.
   Target target() const override { return Target::cuda(sm_, sm_ == 90); }
   std::unique_ptr<LoadedKernel> load(const Binary& binary) override;
+  /// Page-locks [host, host + bytes) for this device's copies (cuMemHostRegister); false when the
+  /// driver refuses (the memory stays usable, pageable). Undo with unregister_host before freeing.
+  bool register_host(void* host, size_t bytes) noexcept;
+  void unregister_host(void* host) noexcept;
   void launch(const LoadedKernel& kernel, const LaunchConfig& config, void** params) override;
   /// Stream-ordered, from the device's memory pool, which keeps what is freed for the next
   /// allocation (no driver call that synchronizes once a step's sizes have been seen).

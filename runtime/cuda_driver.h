@@ -96,6 +96,8 @@ struct CudaMemcpy2D {
   X(cuMemFree_v2, CUresult, (CUdeviceptr))                                                                        \
   X(cuMemsetD8Async, CUresult, (CUdeviceptr, unsigned char, size_t, CUstream))                                    \
   X(cuMemcpyHtoD_v2, CUresult, (CUdeviceptr, const void*, size_t))                                                \
+  X(cuMemHostRegister_v2, CUresult, (void*, size_t, unsigned))                                                    \
+  X(cuMemHostUnregister, CUresult, (void*))                                                                       \
   X(cuMemcpyDtoH_v2, CUresult, (void*, CUdeviceptr, size_t))                                                      \
   X(cuMemcpyDtoDAsync_v2, CUresult, (CUdeviceptr, CUdeviceptr, size_t, CUstream))                                 \
   X(cuMemcpy2DAsync_v2, CUresult, (const CudaMemcpy2D*, CUstream))                                                \

@@ -199,11 +199,11 @@ void SafetensorsReader::read_staged(Device& device, const TensorSlice& slice, vo
   if (slice.bytes == 0) return;
   const uint64_t chunk = std::min<uint64_t>(chunk_bytes_, slice.bytes), chunks = (slice.bytes + chunk - 1) / chunk;
   auto size_of = [&](uint64_t i) { return static_cast<size_t>(std::min(chunk, slice.bytes - i * chunk)); };
+  // Sized and page-locked here, before the reads: registration is the caller's thread's work.
+  for (PinnedHostBuffer& buffer : staging_) buffer.reserve(device, static_cast<size_t>(chunk));
   auto read_chunk = [&](uint64_t i) {
-    std::vector<char>& buffer = staging_[i % 2];
-    buffer.resize(static_cast<size_t>(chunk));
     // The staging buffers are reused (no page faults after the first chunk): smaller shares.
-    read_fully_parallel(fd_, path_, slice.offset + i * chunk, buffer.data(), size_of(i), size_t{16} << 20);
+    read_fully_parallel(fd_, path_, slice.offset + i * chunk, staging_[i % 2].data(), size_of(i), size_t{16} << 20);
   };
   read_chunk(0);
   for (uint64_t i = 0; i < chunks; ++i) {

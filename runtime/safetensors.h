@@ -11,6 +11,7 @@
 
 #include "jit/dtype.h"
 #include "runtime/device.h"
+#include "runtime/pinned_host_buffer.h"
 
 namespace switchyard {
 
@@ -63,7 +64,7 @@ class SafetensorsReader {
   int fd_ = -1;
   TensorIndex index_;
   size_t chunk_bytes_;
-  std::array<std::vector<char>, 2> staging_;
+  std::array<PinnedHostBuffer, 2> staging_;  // read_staged's, page-locked for a CUDA device
 };
 /// Writes atomically (temporary file, fsync, rename).
 void write_safetensors(const std::string& path, const TensorFile& tensors,

@@ -104,6 +104,8 @@ static_assert(same_abi<decltype(CudaDriver::cuMemPoolTrimTo), decltype(&::cuMemP
 static_assert(same_abi<decltype(CudaDriver::cuMemcpy2DAsync_v2), decltype(&::cuMemcpy2DAsync_v2)>());
 static_assert(same_abi<decltype(CudaDriver::cuLaunchHostFunc), decltype(&::cuLaunchHostFunc)>());
 static_assert(same_abi<decltype(CudaDriver::cuStreamWaitEvent), decltype(&::cuStreamWaitEvent)>());
+static_assert(same_abi<decltype(CudaDriver::cuMemHostRegister_v2), decltype(&::cuMemHostRegister_v2)>());
+static_assert(same_abi<decltype(CudaDriver::cuMemHostUnregister), decltype(&::cuMemHostUnregister)>());
 static_assert(!same_abi<decltype(CudaDriver::cuFuncSetAttribute), decltype(&::cuMemcpy2DAsync_v2)>(),
               "the check tells signatures apart");
 

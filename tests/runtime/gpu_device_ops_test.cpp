@@ -14,6 +14,7 @@
 #include "runtime/elementwise_ops.h"
 #include "runtime/example_loss.h"
 #include "runtime/init_ops.h"
+#include "runtime/pinned_host_buffer.h"
 #include "tests/reference/example_loss_reference.h"
 #include "tests/support/dtype_values.h"
 
@@ -48,6 +49,28 @@ TEST_F(GpuDeviceOps, TrimMemoryGivesThePoolsFreedMemoryBack) {
   Buffer again(gpu, kBytes);  // and the pool still serves
   gpu.fill_zero(again.data(), kBytes);
   gpu.synchronize();
+}
+
+// Staging memory for file loads is page-locked for the GPU (the driver registers it), copies from
+// it land, and it is unregistered when it grows and when it goes (a later registration of the same
+// range would fail if it were not).
+TEST_F(GpuDeviceOps, StagingBuffersArePageLockedAndCopiesFromThemLand) {
+  Device& gpu = Context::global().cuda(0);
+  constexpr size_t kBytes = size_t{8} << 20;
+  std::vector<unsigned char> back(kBytes);
+  for (int round = 0; round < 2; ++round) {
+    PinnedHostBuffer staging;
+    staging.reserve(gpu, kBytes / 2);
+    EXPECT_TRUE(staging.pinned()) << "cuMemHostRegister refused the staging memory";
+    staging.reserve(gpu, kBytes);  // grows: unregistered, reallocated, registered again
+    ASSERT_TRUE(staging.pinned());
+    for (size_t i = 0; i < kBytes; ++i) staging.data()[i] = static_cast<char>(i * 13 + round);
+    Buffer on_gpu(gpu, kBytes);
+    gpu.copy_from_host(on_gpu.data(), staging.data(), kBytes);
+    gpu.copy_to_host(back.data(), on_gpu.data(), kBytes);
+    for (size_t i = 0; i < kBytes; ++i)
+      ASSERT_EQ(back[i], static_cast<unsigned char>(i * 13 + round)) << "byte " << i << " round " << round;
+  }
 }
 
 TEST_F(GpuDeviceOps, Copy2dMovesRowsBetweenPitches) {

@@ -13,9 +13,11 @@
 
 #include "core/error.h"
 #include "core/settings.h"
+#include "runtime/context.h"
 #include "runtime/cpu_device.h"
 #include "runtime/cpu_scratch.h"
 #include "runtime/host_memory.h"
+#include "runtime/pinned_host_buffer.h"
 #include "tests/support/test_support.h"
 
 namespace switchyard {
@@ -169,6 +171,26 @@ TEST(HostMemory, SwitchyardHugePagesIsABooleanThatDefaultsToOn) {
     EXPECT_NE(std::string(e.what()).find("SWITCHYARD_HUGE_PAGES='big' is not a boolean"), std::string::npos)
         << e.what();
   }
+}
+
+// On the CPU device a staging buffer is plain host memory (nothing to page-lock); it grows only
+// when asked for more. The CUDA side (registered, copies landing) is in gpu_device_ops_test.
+TEST(PinnedHostBuffer, OnTheCpuItIsPageAlignedHostMemoryThatGrowsOnDemand) {
+  Device& cpu = Context::global().cpu();
+  PinnedHostBuffer buffer;
+  EXPECT_EQ(buffer.size(), 0u);
+  buffer.reserve(cpu, 10000);
+  ASSERT_NE(buffer.data(), nullptr);
+  EXPECT_GE(buffer.size(), 10000u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(buffer.data()) % 4096, 0u);
+  EXPECT_FALSE(buffer.pinned());
+  std::memset(buffer.data(), 7, buffer.size());
+  char* first = buffer.data();
+  buffer.reserve(cpu, 5000);
+  EXPECT_EQ(buffer.data(), first) << "a smaller request keeps the memory";
+  buffer.reserve(cpu, 1 << 20);
+  EXPECT_GE(buffer.size(), size_t{1} << 20);
+  std::memset(buffer.data(), 7, buffer.size());
 }
 
 TEST(CpuScratch, AThreadKeepsItsBlockUntilItNeedsMore) {
