@@ -211,6 +211,35 @@ reference::LayerParams host_params(Device& device, const MoeLayer& layer) {
   return params;
 }
 
+// A tensor's bytes, copied to the host: what bit-exact comparisons compare.
+std::string host_bytes(Device& device, const Tensor& t) {
+  std::string bytes(t.nbytes(), '\0');
+  device.copy_to_host(bytes.data(), t.data(), bytes.size());
+  return bytes;
+}
+
+// `rows` x M normal values in `dt` on the device.
+Buffer normal_input(Device& device, DType dt, int64_t rows, int64_t model_dim, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> normal;
+  std::vector<double> x(static_cast<size_t>(rows * model_dim));
+  for (auto& v : x) v = normal(rng);
+  const std::string hx = encode_values(x, dt);
+  Buffer dx(device, hx.size());
+  device.copy_from_host(dx.data(), hx.data(), hx.size());
+  return dx;
+}
+
+// Writes every parameter of `to` in place through its view from `from`'s (an optimizer outside
+// the layer), then tells `to` (parameters_updated).
+void write_parameters(Device& device, MoeLayer& to, const MoeLayer& from) {
+  for (const auto& name : to.parameter_names()) {
+    const Tensor dst = to.parameter(name), src = from.parameter(name);
+    device.copy_within(dst.data(), src.data(), dst.nbytes());
+  }
+  to.parameters_updated();
+}
+
 }  // namespace
 
 MoeLayerConfig cosine_test_config() {
@@ -332,23 +361,10 @@ void expect_parameter_writes_reach_forward(Context& context, Device& device, DTy
   source.init_parameters(9);  // other weights than the two layers' own draw
   source.save(dir / "source.safetensors");
   loaded.load(dir / "source.safetensors");
-  for (const auto& name : written.parameter_names()) {
-    const Tensor to = written.parameter(name), from = source.parameter(name);
-    device.copy_within(to.data(), from.data(), to.nbytes());
-  }
-  written.parameters_updated();
-  std::mt19937 rng(11);
-  std::normal_distribution<double> normal;
-  std::vector<double> x(40 * config.model_dim);
-  for (auto& v : x) v = normal(rng);
-  const std::string hx = encode_values(x, dt);
-  Buffer dx(device, hx.size());
-  device.copy_from_host(dx.data(), hx.data(), hx.size());
+  write_parameters(device, written, source);
+  const Buffer dx = normal_input(device, dt, 40, config.model_dim, 11);
   auto output = [&](MoeLayer& layer) {
-    ForwardResult r = layer.forward(dx.view(dt, {40, config.model_dim}), ForwardOptions{});
-    std::string bytes(r.output.nbytes(), '\0');
-    device.copy_to_host(bytes.data(), r.output.data(), bytes.size());
-    return bytes;
+    return host_bytes(device, layer.forward(dx.view(dt, {40, config.model_dim}), ForwardOptions{}).output);
   };
   EXPECT_EQ(output(written), output(loaded)) << "a forward after in-place parameter writes used other weights";
 }
@@ -358,38 +374,23 @@ void expect_sgd_step_reaches_the_gate_it_used(Context& context, Device& device, 
   config.gates = {GateConfig{}, GateConfig{}};
   MoeLayer trained(context, device, config), copy(context, device, config);
   trained.init_parameters(21);
-  std::mt19937 rng(23);
-  std::normal_distribution<double> normal;
-  std::vector<double> x(40 * config.model_dim);
-  for (auto& v : x) v = normal(rng);
-  const std::string hx = encode_values(x, dt);
-  Buffer dx(device, hx.size());
-  device.copy_from_host(dx.data(), hx.data(), hx.size());
+  const Buffer dx = normal_input(device, dt, 40, config.model_dim, 23);
   const Tensor input = dx.view(dt, {40, config.model_dim});
+  const std::string gate_before = host_bytes(device, trained.parameter("gates.1.wg.weight"));
   ForwardOptions use_second;
   use_second.gate_index = 1;
   use_second.save_for_backward = true;
-  auto host_bytes = [&](const Tensor& t) {
-    std::string bytes(t.nbytes(), '\0');
-    device.copy_to_host(bytes.data(), t.data(), bytes.size());
-    return bytes;
-  };
-  const std::string gate_before = host_bytes(trained.parameter("gates.1.wg.weight"));
   trained.forward(input, use_second);
   trained.backward(input, 0.01);  // the input doubles as the output's gradient
   SgdOptions sgd;
   sgd.lr = 0.5;
   trained.sgd_step(sgd);
-  ASSERT_NE(host_bytes(trained.parameter("gates.1.wg.weight")), gate_before) << "the step did not move gate 1";
-  for (const auto& name : copy.parameter_names()) {
-    const Tensor to = copy.parameter(name), from = trained.parameter(name);
-    device.copy_within(to.data(), from.data(), to.nbytes());
-  }
-  copy.parameters_updated();
+  ASSERT_NE(host_bytes(device, trained.parameter("gates.1.wg.weight")), gate_before) << "the step did not move gate 1";
+  write_parameters(device, copy, trained);
   auto output = [&](MoeLayer& layer, int64_t gate) {
     ForwardOptions o;
     o.gate_index = gate;
-    return host_bytes(layer.forward(input, o).output);
+    return host_bytes(device, layer.forward(input, o).output);
   };
   for (int64_t gate : {0, 1})
     EXPECT_EQ(output(trained, gate), output(copy, gate))
