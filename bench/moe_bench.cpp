@@ -6,6 +6,8 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -26,6 +28,8 @@
 #include "tests/reference/moe_reference.h"
 
 extern "C" {
+char* openblas_get_corename(void);
+char* openblas_get_config(void);
 void cblas_sgemm(int order, int trans_a, int trans_b, int m, int n, int k, float alpha, const float* a, int lda,
                  const float* b, int ldb, float beta, float* c, int ldc);
 void openblas_set_num_threads(int);
@@ -359,7 +363,24 @@ bool wanted(int argc, char** argv, const char* section) {
   return false;
 }
 
+// OpenBLAS picks its kernels by CPU model when it loads, and a build older than the CPU falls back
+// to its oldest x86-64 kernels (Debian's 0.3.21 chose SSE3 "Prescott" kernels on Sapphire Rapids,
+// a baseline 5x too slow). Unless the caller chose (OPENBLAS_CORETYPE), run again with the kernels
+// of the widest vectors this host has (if the exec fails, the run goes on as it is).
+void rerun_with_openblas_kernels_for_host(char** argv) {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return;
+  const char* core = __builtin_cpu_supports("avx512f") ? "SkylakeX"
+                     : __builtin_cpu_supports("avx2")  ? "Haswell"
+                                                       : nullptr;
+  if (core == nullptr || std::string(openblas_get_corename()) == core) return;
+  ::setenv("OPENBLAS_CORETYPE", core, 1);
+  std::cerr << "moe_bench: OpenBLAS chose its " << openblas_get_corename()
+            << " kernels for this CPU; running again with " << core << "'s (OPENBLAS_CORETYPE)\n";
+  ::execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char** argv) {
+  rerun_with_openblas_kernels_for_host(argv);
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg != "gemm" && arg != "layer" && arg != "small_batch") {
@@ -377,6 +398,7 @@ int main(int argc, char** argv) {
   out["threads"] = threads;
   out["fma_peak_gflops"] = peak;
   out["fma_peak_vector_bits"] = bench::fma_peak_vector_bits();
+  out["openblas"] = openblas_get_config();
 #if SY_BENCH_ONEDNN
   const dnnl_version_t* dnnl = dnnl_version();
   out["onednn"] = "oneDNN " + std::to_string(dnnl->major) + "." + std::to_string(dnnl->minor) + "." +
