@@ -13,6 +13,7 @@
 #include <functional>
 #include <iostream>
 #include <random>
+#include <span>
 #include <thread>
 
 #if SY_BENCH_ONEDNN
@@ -84,36 +85,18 @@ struct GemmShape {
   DType dtype = DType::kFloat32;  // ours; the baselines are sgemm (float32) on the same shapes
 };
 
-// Operands in the CPU device's memory, as a layer's buffers are (large ones on huge pages, which
-// the baselines read as well).
-template <typename T>
-class DeviceArray {
- public:
-  DeviceArray(Device& device, size_t count)
-      : device_(device), data_(static_cast<T*>(count ? device.allocate(count * sizeof(T)) : nullptr)), size_(count) {}
-  DeviceArray(DeviceArray&& other) noexcept : device_(other.device_), data_(other.data_), size_(other.size_) {
-    other.data_ = nullptr;
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  ~DeviceArray() { device_.release(data_); }
-  T* data() const { return data_; }
-  size_t size() const { return size_; }
-  T* begin() const { return data_; }
-  T* end() const { return data_ + size_; }
-
- private:
-  Device& device_;
-  T* data_;
-  size_t size_;
-};
+// A Buffer of the CPU device seen as floats: the operands live where a layer's buffers do (large
+// ones on huge pages, which the baselines read as well).
+std::span<float> floats(const Buffer& buffer) {
+  return {static_cast<float*>(buffer.data()), buffer.bytes() / sizeof(float)};
+}
 
 // `values` in 16-bit storage (bfloat16 or float16) for our GEMM's operands; nothing for float32.
-DeviceArray<char> narrow_copy(Device& device, const DeviceArray<float>& values, DType dtype) {
-  if (dtype == DType::kFloat32) return DeviceArray<char>(device, 0);
+Buffer narrow_copy(Device& device, std::span<const float> values, DType dtype) {
+  if (dtype == DType::kFloat32) return Buffer(device, 0);
   const std::string bytes = encode_host_values(std::vector<double>(values.begin(), values.end()), dtype);
-  DeviceArray<char> copy(device, bytes.size());
-  std::copy(bytes.begin(), bytes.end(), copy.begin());
+  Buffer copy(device, bytes.size());
+  std::copy(bytes.begin(), bytes.end(), static_cast<char*>(copy.data()));
   return copy;
 }
 
@@ -127,19 +110,20 @@ nlohmann::json gemm_case(const GemmShape& shape) {
   const int64_t c_rows = pass == Pass::kWeight ? k : rows, c_cols = pass == Pass::kData ? k : n;
   Context& context = Context::global();
   Device& cpu = context.cpu();
-  DeviceArray<float> a(cpu, batch * rows * a_cols), w(cpu, batch * b_rows * n), c(cpu, batch * c_rows * c_cols);
+  const Buffer a_buffer(cpu, sizeof(float) * batch * rows * a_cols), w_buffer(cpu, sizeof(float) * batch * b_rows * n),
+      c_buffer(cpu, sizeof(float) * batch * c_rows * c_cols);
+  const std::span<float> a = floats(a_buffer), w = floats(w_buffer), c = floats(c_buffer);
   for (auto& v : a) v = u(rng);
   for (auto& v : w) v = u(rng);
   GemmOptions options;
   options.trans_b = pass == Pass::kData;
   options.trans_a = pass == Pass::kWeight;
   const bool narrow = dtype != DType::kFloat32;
-  DeviceArray<char> a16 = narrow_copy(cpu, a, dtype), w16 = narrow_copy(cpu, w, dtype),
-                    c16(cpu, narrow ? c.size() * 2 : 0);
-  Tensor ta(narrow ? static_cast<void*>(a16.data()) : a.data(), dtype, {batch, rows, a_cols}),
-      tw(narrow ? static_cast<void*>(w16.data()) : w.data(), dtype,
+  const Buffer a16 = narrow_copy(cpu, a, dtype), w16 = narrow_copy(cpu, w, dtype), c16(cpu, narrow ? c.size() * 2 : 0);
+  Tensor ta(narrow ? a16.data() : a.data(), dtype, {batch, rows, a_cols}),
+      tw(narrow ? w16.data() : w.data(), dtype,
          pass == Pass::kData ? std::vector<int64_t>{batch, c_cols, a_cols} : std::vector<int64_t>{batch, b_rows, n}),
-      tc(narrow ? static_cast<void*>(c16.data()) : c.data(), dtype, {batch, c_rows, c_cols});
+      tc(narrow ? c16.data() : c.data(), dtype, {batch, c_rows, c_cols});
   // Every pass does the forward's 2 * rows * k * n FLOPs.
   const double flops = 2.0 * batch * rows * k * n;
   const bool large = flops > 1e10;

@@ -9,7 +9,7 @@
 namespace switchyard {
 namespace {
 
-constexpr size_t kAlignment = 64;
+constexpr size_t kAlignment = kHostBlockAlignment;  // size classes are whole granules of it
 constexpr size_t kClassesPerPowerOfTwo = 8;
 
 }  // namespace

@@ -9,9 +9,9 @@
 namespace switchyard {
 
 void* allocate_host_block(size_t bytes, bool huge_pages) noexcept {
-  constexpr size_t kAlignment = 64;
   if (!huge_pages || bytes < kHugePageBytes) {
-    return std::aligned_alloc(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
+    return std::aligned_alloc(kHostBlockAlignment,
+                              (bytes + kHostBlockAlignment - 1) / kHostBlockAlignment * kHostBlockAlignment);
   }
   // aligned_alloc wants a size that is a multiple of the alignment.
   void* block = std::aligned_alloc(kHugePageBytes, (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes);

@@ -8,10 +8,12 @@
 
 namespace switchyard {
 
+/// Every host block's alignment: a cache line, and a zmm vector.
+constexpr size_t kHostBlockAlignment = 64;
 /// The transparent huge page size of Linux on x86-64 (and of AArch64 kernels with 4 KB pages).
 constexpr size_t kHugePageBytes = size_t{2} << 20;
 
-/// A block of at least `bytes`, 64-byte aligned, or nullptr when the C library has none; free
+/// A block of at least `bytes`, kHostBlockAlignment aligned, or nullptr when the C library has none; free
 /// it with std::free. With `huge_pages`, a block of kHugePageBytes or more is aligned to a huge
 /// page and its whole huge pages are advised to the kernel as such (madvise MADV_HUGEPAGE, which
 /// Linux honours unless transparent huge pages are off; elsewhere nothing is advised). The tail
