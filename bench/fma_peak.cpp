@@ -1,7 +1,9 @@
 // This machine's fp32 FMA peak: every thread runs 12 independent chains of vector FMAs in the
 // widest registers the host has (compiled with -march=native): zmm with AVX-512, ymm with AVX,
 // else 16-byte vectors (SSE, NEON). 12 chains cover 2 FMA pipes of latency up to 6 cycles, and
-// 12 accumulators plus 2 constants fit 16 registers, so nothing spills.
+// 12 accumulators plus 2 constants fit 16 registers, so nothing spills. Where the host has
+// AVX512_BF16, the same for its bfloat16 dot products (vdpbf16ps: 64 flops per zmm instruction),
+// the roofline of the bfloat16 GEMMs that use them.
 #include "bench/fma_peak.h"
 
 #include <algorithm>
@@ -40,9 +42,42 @@ float fma_chains(long iterations) {
   return sum;
 }
 
-// One trial: the threads start together (a spinning barrier, so none is still being created
+#if defined(__AVX512BF16__)
+constexpr bool kHasBf16Dot = true;
+typedef float Zmm __attribute__((vector_size(64)));
+typedef unsigned Bf16Pairs __attribute__((vector_size(64)));
+
+// NOTE: inline assembly: clang 16 crashes on the __m512bh bitcasts of _mm512_dpbf16_ps (see
+// templates/switchyard/cpu/gemm_bf16_dot.hpp).
+inline __attribute__((always_inline)) void bf16_dot(Zmm& acc, Bf16Pairs a, Bf16Pairs b) {
+  __asm__("vdpbf16ps %1, %2, %0" : "+v"(acc) : "v"(a), "v"(b));
+}
+// NOTE: named accumulators, not an array: g++ keeps an array that inline assembly updates in
+// memory, and the chains then wait on store forwarding (half the peak).
+template <typename... Acc>
+inline __attribute__((always_inline)) void bf16_dot_each(Bf16Pairs a, Bf16Pairs b, Acc&... acc) {
+  (bf16_dot(acc, a, b), ...);
+}
+
+float bf16_dot_chains(long iterations) {
+  static_assert(kChains == 12, "bf16_dot_chains names its twelve accumulators");
+  const Bf16Pairs a = Bf16Pairs{} + 0x3f803f80u, b = Bf16Pairs{} + 0x33d633d6u;  // (1, 1) and (1e-7, 1e-7)
+  Zmm c0{}, c1{}, c2{}, c3{}, c4{}, c5{}, c6{}, c7{}, c8{}, c9{}, c10{}, c11{};
+  for (long it = 0; it < iterations; ++it) bf16_dot_each(a, b, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11);
+  const Zmm sum = c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11;
+  return sum[0];
+}
+#else
+constexpr bool kHasBf16Dot = false;
+float bf16_dot_chains(long) {
+  return 0;
+}
+#endif
+
+// One trial of `chains` (returning a value the compiler cannot drop) doing `flops_per_iteration`
+// per iteration: the threads start together (a spinning barrier, so none is still being created
 // while others run) and the trial lasts until the last one finishes.
-double trial_gflops(unsigned threads, long iterations) {
+double trial_gflops(float (*chains)(long), double flops_per_iteration, unsigned threads, long iterations) {
   std::atomic<unsigned> ready{0};
   std::atomic<bool> go{false};
   std::vector<float> sink(threads);
@@ -52,7 +87,7 @@ double trial_gflops(unsigned threads, long iterations) {
       ready.fetch_add(1);
       while (!go.load(std::memory_order_acquire)) {
       }
-      sink[t] = fma_chains(iterations);
+      sink[t] = chains(iterations);
     });
   }
   while (ready.load() < threads) {
@@ -61,22 +96,30 @@ double trial_gflops(unsigned threads, long iterations) {
   go.store(true, std::memory_order_release);
   for (auto& w : workers) w.join();
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  const double flops = 2.0 * kLanes * kChains * static_cast<double>(iterations) * threads;
+  const double flops = flops_per_iteration * static_cast<double>(iterations) * threads;
   return flops / seconds / 1e9 + (sink[0] == 12345.f ? 1e-9 : 0.0);
+}
+
+// Sizes a trial to about 0.2 s (clocks ramp up and a short trial is all start-up), then keeps the
+// best of five: a peak is the most the machine did, never an average with interruptions.
+double peak_gflops(float (*chains)(long), double flops_per_iteration, unsigned threads) {
+  const long probe = 1'000'000;
+  const double probe_gflops = trial_gflops(chains, flops_per_iteration, 1, probe);
+  const double per_thread_flops = 0.2 * probe_gflops * 1e9;
+  const long iterations = std::max(probe, static_cast<long>(per_thread_flops / flops_per_iteration));
+  double best = 0;
+  for (int t = 0; t < 5; ++t) best = std::max(best, trial_gflops(chains, flops_per_iteration, threads, iterations));
+  return best;
 }
 
 }  // namespace
 
 double fma_peak_gflops(unsigned threads) {
-  // Size a trial to about 0.2 s (clocks ramp up and a short trial is all start-up), then keep
-  // the best of five: a peak is the most the machine did, never an average with interruptions.
-  const long probe = 1'000'000;
-  const double probe_gflops = trial_gflops(1, probe);
-  const double per_thread_flops = 0.2 * probe_gflops * 1e9;
-  const long iterations = std::max(probe, static_cast<long>(per_thread_flops / (2.0 * kLanes * kChains)));
-  double best = 0;
-  for (int t = 0; t < 5; ++t) best = std::max(best, trial_gflops(threads, iterations));
-  return best;
+  return peak_gflops(fma_chains, 2.0 * kLanes * kChains, threads);
+}
+
+double bf16_dot_peak_gflops(unsigned threads) {
+  return kHasBf16Dot ? peak_gflops(bf16_dot_chains, 4.0 * 16 * kChains, threads) : 0.0;
 }
 
 int fma_peak_vector_bits() {

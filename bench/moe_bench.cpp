@@ -170,10 +170,15 @@ nlohmann::json gemm_case(const GemmShape& shape) {
   return result;
 }
 
-// Each figure's fraction of the peak, beside it ("switchyard_gflops" -> "fraction_of_peak").
-void add_peak_fractions(nlohmann::json& gemms, double peak) {
+// Each figure's fraction of its roofline, beside it ("switchyard_gflops" -> "fraction_of_peak"):
+// the FMA peak, or for our bfloat16 GEMMs the dot-product peak where they use AVX512_BF16 (the CPU
+// compiled for has them: `bf16_dot_peak` is 0 where this host has none). The baselines are float32.
+void add_peak_fractions(nlohmann::json& gemms, double peak, double bf16_dot_peak) {
+  const bool ours_dot = Context::global().cpu().target().bf16_dot && bf16_dot_peak > 0;
   for (auto& g : gemms) {
-    g["fraction_of_peak"] = g["switchyard_gflops"].get<double>() / peak;
+    const bool dot = ours_dot && g["dtype"] == "bfloat16";
+    g["roofline"] = dot ? "bfloat16 dot products" : "float32 FMA";
+    g["fraction_of_peak"] = g["switchyard_gflops"].get<double>() / (dot ? bf16_dot_peak : peak);
     for (const char* baseline : {"openblas", "onednn"})
       if (g.contains(std::string(baseline) + "_gflops"))
         g[std::string(baseline) + "_fraction_of_peak"] = g[std::string(baseline) + "_gflops"].get<double>() / peak;
@@ -378,6 +383,7 @@ int main(int argc, char** argv) {
   omp_set_num_threads(static_cast<int>(threads));
 #endif
   double peak = bench::fma_peak_gflops(threads);
+  const double bf16_dot_peak_before = bench::bf16_dot_peak_gflops(threads);
   nlohmann::json out;
   out["threads"] = threads;
   out["fma_peak_gflops"] = peak;
@@ -412,7 +418,9 @@ int main(int argc, char** argv) {
   // in a slow minute would flatter every fraction.
   if (!out["gemm"].empty()) peak = std::max(peak, bench::fma_peak_gflops(threads));
   out["fma_peak_gflops"] = peak;
-  add_peak_fractions(out["gemm"], peak);
+  const double bf16_dot_peak = std::max(bf16_dot_peak_before, bench::bf16_dot_peak_gflops(threads));
+  out["bf16_dot_peak_gflops"] = bf16_dot_peak;
+  add_peak_fractions(out["gemm"], peak, bf16_dot_peak);
   out["peak_exceeded"] = figures_above_peak(out["gemm"]);
   if (wanted(argc, argv, "layer"))
     out["layer"] = {layer_case("tiny", 2048, 64, 128, 4, 2, true), layer_case("mid", 4096, 1024, 4096, 8, 2, false)};

@@ -24,11 +24,12 @@ std::string CpuTarget::feature_string() const {
   return join(features, ",");
 }
 
+bool CpuTarget::has_feature(const std::string& feature) const {
+  return std::find(features.begin(), features.end(), feature) != features.end();
+}
+
 int CpuTarget::vector_bytes() const {
-  auto has = [&](const char* feature) {
-    return std::find(features.begin(), features.end(), feature) != features.end();
-  };
-  return has("+avx512f") ? 64 : has("+avx") ? 32 : 16;
+  return has_feature("+avx512f") ? 64 : has_feature("+avx") ? 32 : 16;
 }
 
 long CpuTarget::l2_bytes() const {

@@ -27,6 +27,8 @@ struct CpuTarget {
 
   /// "+a,+b,...": the form the cache key and `switchyard info` show.
   std::string feature_string() const;
+  /// Whether `features` holds `feature` ("+avx2").
+  bool has_feature(const std::string& feature) const;
   /// The widest vector registers of these features: 64 with AVX-512, 32 with AVX, else 16.
   int vector_bytes() const;
   /// L2 bytes per core: this host's, or 1 MB (the smallest of current x86 and Arm server cores)

@@ -16,9 +16,12 @@ struct Target {
   // CPU: the L2 bytes per core of the CPU the JIT compiles for, which the GEMM family sizes its
   // packed blocks by; 0 = this host's (host_l2_bytes). A choice hint like vector_bytes.
   long l2_bytes = 0;
+  // CPU: whether the CPU the JIT compiles for has AVX512_BF16's dot products (vdpbf16ps), which the
+  // GEMM family multiplies bfloat16 with; with vector_bytes 0, this host's. A choice hint too.
+  bool bf16_dot = false;
 
-  static Target cpu(int vector_bytes = 0, long l2_bytes = 0) {
-    return Target{Kind::kCpu, 0, false, vector_bytes, l2_bytes};
+  static Target cpu(int vector_bytes = 0, long l2_bytes = 0, bool bf16_dot = false) {
+    return Target{Kind::kCpu, 0, false, vector_bytes, l2_bytes, bf16_dot};
   }
   static Target cuda(int sm, bool arch_specific = false) { return Target{Kind::kCuda, sm, arch_specific, 0}; }
   /// Parses "cpu", "sm_80", "sm_90a"; throws UserError naming the text otherwise.

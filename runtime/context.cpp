@@ -37,7 +37,8 @@ Device& Context::cpu() {
     slot = std::make_unique<DeviceSlot>();
     CpuDeviceOptions options;
     options.threads = settings_->num_threads;
-    options.target = Target::cpu(store_->cpu_target().vector_bytes(), store_->cpu_target().l2_bytes());
+    const CpuTarget& cpu = store_->cpu_target();
+    options.target = Target::cpu(cpu.vector_bytes(), cpu.l2_bytes(), cpu.has_feature("+avx512bf16"));
     options.perf_map = settings_->perf_map;
     options.huge_pages = settings_->huge_pages;
     slot->device = std::make_unique<CpuDevice>(options);

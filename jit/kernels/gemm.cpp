@@ -19,15 +19,28 @@ int host_vector_bytes() {
   return 16;
 }
 
+// Whether bfloat16 GEMMs use AVX512_BF16's dot products: where the target has them (the host's
+// for a target that does not say) and 64-byte vectors to hold them.
+bool uses_bf16_dot(const Target& target, DType dtype, int vec_bytes) {
+  if (dtype != DType::kBFloat16 || vec_bytes != 64) return false;
+  if (target.vector_bytes != 0) return target.bf16_dot;
+#if defined(__x86_64__)
+  return __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
+}
+
 // The CPU micro-kernel's rows: 6 x 4 zmm accumulators (24 of 32 registers), or 6 x 2 of the 16
 // ymm/xmm registers of AVX2 (the BLIS Haswell kernel's 6 x 16 floats).
 constexpr int kCpuRowTile = 6;
 
 // A's rows packed per chunk of the reduction: half of the L2 of the CPU compiled for
-// (CpuTarget::l2_bytes), the rest for B's panels and C. 16-bit operands are packed as float.
-int64_t cpu_group_rows(const Target& target, DType dtype) {
+// (CpuTarget::l2_bytes), the rest for B's panels and C. 16-bit operands are packed as float, or
+// keep their 16 bits for dot products.
+int64_t cpu_group_rows(const Target& target, DType dtype, bool bf16_dot) {
   const long l2 = target.l2_bytes != 0 ? target.l2_bytes : host_l2_bytes();
-  const int64_t packed_bytes = std::max<int64_t>(static_cast<int64_t>(dtype_size(dtype)), 4);
+  const int64_t packed_bytes = bf16_dot ? 2 : std::max<int64_t>(static_cast<int64_t>(dtype_size(dtype)), 4);
   const int64_t rows = l2 / 2 / (kGemmCpuChunk * packed_bytes);
   return std::clamp<int64_t>(rows / kCpuRowTile * kCpuRowTile, 4 * kCpuRowTile, 4096);
 }
@@ -69,7 +82,8 @@ KernelFamily gemm_family() {
               {"activation", ParamDecl::Kind::kInt, kActNone, kActSiluGrad},
               {"vec_bytes", ParamDecl::Kind::kInt, 16, 64},
               {"row_tile", ParamDecl::Kind::kInt, 1, 8},
-              {"group_rows", ParamDecl::Kind::kInt, 1, 4096}};
+              {"group_rows", ParamDecl::Kind::kInt, 1, 4096},
+              {"bf16_dot", ParamDecl::Kind::kBool}};
   f.cpu_header = "switchyard/cpu/gemm.hpp";
   f.cpu_function = "switchyard::cpu::gemm";
   f.args_type = "switchyard::kernels::GemmArgs";
@@ -79,6 +93,8 @@ KernelFamily gemm_family() {
     SY_CHECK(v == 16 || v == 32 || v == 64) << "kernel spec " << spec.to_string() << ": vec_bytes must be 16, 32 or 64";
     SY_CHECK(spec.target.is_cpu()) << "kernel spec " << spec.to_string() << ": gemm is a CPU family";
     check_trans_a(spec);
+    SY_CHECK(!spec.bool_param("bf16_dot") || (spec.dtype_param("dtype") == DType::kBFloat16 && v == 64))
+        << "kernel spec " << spec.to_string() << ": bf16_dot is for bfloat16 with vec_bytes 64";
   };
   return f;
 }
@@ -202,6 +218,7 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
   // NOTE: the vectors of the CPU compiled for (SWITCHYARD_CPU may name a narrower one than this
   // host's), so that every machine of a fleet sharing a cache asks for the same specs.
   const int vec_bytes = target.vector_bytes != 0 ? target.vector_bytes : host_vector_bytes();
+  const bool bf16_dot = uses_bf16_dot(target, shape.dtype, vec_bytes);
   KernelSpec spec;
   spec.family = "gemm";
   spec.params = {{"dtype", shape.dtype},
@@ -213,7 +230,8 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
                  {"activation", static_cast<int64_t>(shape.activation)},
                  {"vec_bytes", static_cast<int64_t>(vec_bytes)},
                  {"row_tile", int64_t{kCpuRowTile}},
-                 {"group_rows", cpu_group_rows(target, shape.dtype)}};
+                 {"group_rows", cpu_group_rows(target, shape.dtype, bf16_dot)},
+                 {"bf16_dot", bf16_dot}};
   spec.target = target;
   return spec;
 }

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/settings.h"
+#include "jit/kernels/gemm.h"
 #include "runtime/gemm_ops.h"
 #include "tests/reference/moe_reference.h"
 #include "tests/support/dtype_values.h"
@@ -138,56 +139,103 @@ TEST(GemmCpu, GroupedRowsAndSwiglu) {
 // in 16 bits chunk by chunk would miss. Forward past one chunk and one capped group of 16-bit rows
 // (in one block), the data gradient (trans_b) with a K tail, the weight gradient (trans_a) over
 // run-time rows, grouped rows with the SwiGLU epilogue.
-TEST(GemmCpu, SixteenBitOperandsRoundOnceFromFloatSums) {
+struct SixteenBitCase {
+  int64_t batch, rows, k, n;
+  bool trans_a, trans_b, bias;
+  Act act;
+  bool one_block;  // the whole batch in one block of the grid
+};
+
+// A 16-bit GEMM in `context` (its threads, or one block with `one_block`) against the double
+// reference: each output is the exact result rounded once, so within half an ulp (plus the float
+// sums' own rounding).
+void expect_rounded_once(Context& context, DType dt, const SixteenBitCase& c, std::mt19937& rng) {
   using testing::decode_values;
   using testing::encode_values;
-  std::mt19937 rng(16);
-  struct Case {
-    int64_t batch, rows, k, n;
-    bool trans_a, trans_b, bias;
-    Act act;
-    bool one_block;
-  };
-  const Case cases[] = {{2, 600, 300, 2067, false, false, true, Act::kGelu, true},
-                        {2, 13, 520, 83, false, true, true, Act::kRelu, false},
-                        {2, 10, 300, 700, false, false, true, Act::kGelu, true},  // few rows, 10 column tiles
-                        {2, 300, 70, 40, true, false, false, Act::kNone, false},
-                        {2, 300, 10, 700, true, false, false, Act::kNone, true}};  // few output rows
   const kernels::GemmActivation acts[] = {kernels::kActNone, kernels::kActRelu, kernels::kActGelu, kernels::kActSilu};
-  for (DType dt : {DType::kFloat16, DType::kBFloat16}) {
-    const int mantissa = dt == DType::kFloat16 ? 10 : 7;
-    auto half_ulp = [&](double v) { return v == 0 ? 0.0 : std::ldexp(1.0, std::ilogb(v) - mantissa - 1); };
+  const int mantissa = dt == DType::kFloat16 ? 10 : 7;
+  auto half_ulp = [&](double v) { return v == 0 ? 0.0 : std::ldexp(1.0, std::ilogb(v) - mantissa - 1); };
+  SCOPED_TRACE(std::string(dtype_name(dt)) + " rows " + std::to_string(c.rows) + " k " + std::to_string(c.k) + " n " +
+               std::to_string(c.n) +
+               (c.trans_a   ? " trans_a"
+                : c.trans_b ? " trans_b"
+                            : ""));
+  // trans_a: a [B, R, K] and w [B, R, N] give c [B, K, N]
+  const int64_t out_rows = c.trans_a ? c.k : c.rows, reduce = c.trans_a ? c.rows : c.k;
+  const std::string a = encode_values(random_vector(rng, c.batch * c.rows * c.k), dt),
+                    w = encode_values(random_vector(rng, c.batch * reduce * c.n), dt),
+                    bias = encode_values(random_vector(rng, c.batch * c.n), dt);
+  std::string out = encode_values(std::vector<double>(c.batch * out_rows * c.n, -99), dt);
+  std::string bias_copy = bias;
+  Tensor bias_t(bias_copy.data(), dt, {c.batch, c.n});
+  GemmOptions options;
+  options.trans_a = c.trans_a;
+  options.trans_b = c.trans_b;
+  options.bias = c.bias ? &bias_t : nullptr;
+  options.activation = acts[static_cast<int>(c.act)];
+  std::string a_copy = a, w_copy = w;
+  const std::vector<int64_t> w_shape = weight_shape(c.batch, c.rows, c.k, c.n, c.trans_a, c.trans_b);
+  batched_gemm(context, Tensor(a_copy.data(), dt, {c.batch, c.rows, c.k}), Tensor(w_copy.data(), dt, w_shape),
+               Tensor(out.data(), dt, {c.batch, out_rows, c.n}), options);
+  std::vector<double> da = decode_values(a, dt), stored_bias = decode_values(bias, dt);
+  if (c.trans_a) da = transposed(da, c.batch, c.rows, c.k);  // the reference's a is A^T
+  const auto want = reference::gemm(da, decode_values(w, dt), c.bias ? &stored_bias : nullptr, c.batch, out_rows,
+                                    reduce, c.n, c.trans_b, c.act);
+  const auto got = decode_values(out, dt);
+  for (size_t i = 0; i < want.size(); ++i)
+    ASSERT_LE(std::abs(got[i] - want[i]), half_ulp(want[i]) + 1e-5) << "element " << i << ": " << want[i];
+}
+
+TEST(GemmCpu, SixteenBitOperandsRoundOnceFromFloatSums) {
+  std::mt19937 rng(16);
+  const SixteenBitCase cases[] = {{2, 600, 300, 2067, false, false, true, Act::kGelu, true},
+                                  {2, 13, 520, 83, false, true, true, Act::kRelu, false},
+                                  {2, 10, 300, 700, false, false, true, Act::kGelu, true},  // few rows, 10 column tiles
+                                  {2, 300, 70, 40, true, false, false, Act::kNone, false},
+                                  {2, 300, 10, 700, true, false, false, Act::kNone, true}};  // few output rows
+  for (DType dt : {DType::kFloat16, DType::kBFloat16})
     for (const auto& c : cases) {
-      SCOPED_TRACE(std::string(dtype_name(dt)) + " rows " + std::to_string(c.rows) + " k " + std::to_string(c.k) +
-                   " n " + std::to_string(c.n) +
-                   (c.trans_a   ? " trans_a"
-                    : c.trans_b ? " trans_b"
-                                : ""));
-      // trans_a: a [B, R, K] and w [B, R, N] give c [B, K, N]
-      const int64_t out_rows = c.trans_a ? c.k : c.rows, reduce = c.trans_a ? c.rows : c.k;
-      const std::string a = encode_values(random_vector(rng, c.batch * c.rows * c.k), dt),
-                        w = encode_values(random_vector(rng, c.batch * reduce * c.n), dt),
-                        bias = encode_values(random_vector(rng, c.batch * c.n), dt);
-      std::string out = encode_values(std::vector<double>(c.batch * out_rows * c.n, -99), dt);
-      std::string bias_copy = bias;
-      Tensor bias_t(bias_copy.data(), dt, {c.batch, c.n});
-      GemmOptions options;
-      options.trans_a = c.trans_a;
-      options.trans_b = c.trans_b;
-      options.bias = c.bias ? &bias_t : nullptr;
-      options.activation = acts[static_cast<int>(c.act)];
-      std::string a_copy = a, w_copy = w;
-      const std::vector<int64_t> w_shape = weight_shape(c.batch, c.rows, c.k, c.n, c.trans_a, c.trans_b);
-      batched_gemm(c.one_block ? testing::one_thread_context() : Context::global(),
-                   Tensor(a_copy.data(), dt, {c.batch, c.rows, c.k}), Tensor(w_copy.data(), dt, w_shape),
-                   Tensor(out.data(), dt, {c.batch, out_rows, c.n}), options);
-      std::vector<double> da = decode_values(a, dt), stored_bias = decode_values(bias, dt);
-      if (c.trans_a) da = transposed(da, c.batch, c.rows, c.k);  // the reference's a is A^T
-      const auto want = reference::gemm(da, decode_values(w, dt), c.bias ? &stored_bias : nullptr, c.batch, out_rows,
-                                        reduce, c.n, c.trans_b, c.act);
-      const auto got = decode_values(out, dt);
-      for (size_t i = 0; i < want.size(); ++i)
-        ASSERT_LE(std::abs(got[i] - want[i]), half_ulp(want[i]) + 1e-5) << "element " << i << ": " << want[i];
+      expect_rounded_once(c.one_block ? testing::one_thread_context() : Context::global(), dt, c, rng);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+}
+
+// bfloat16 with AVX512_BF16's dot products (operands packed in pairs along the reduction) and with
+// operands converted to float (the AVX-512 baseline CPU x86-64-v4, which has none) both round
+// once from float sums: odd reductions (a pair's partner zero) in the forward, data and weight
+// gradient layouts, a chunk tail that is odd (301 = 256 + 45), few rows over many column tiles (B
+// packed a span at a time), and one block per batch. (Grouped rows with an empty expert run on this
+// host's CPU in ManyThreadsShareFewRowsByColumns.)
+TEST(GemmCpu, Bfloat16DotProductsAndConvertedOperandsBothRoundOnce) {
+  if (!__builtin_cpu_supports("avx512bf16"))
+    GTEST_SKIP() << "this CPU has no AVX512_BF16: bfloat16 GEMMs convert their operands (covered above)";
+  const SixteenBitCase cases[] = {{2, 37, 301, 200, false, false, true, Act::kGelu, false},
+                                  {2, 13, 45, 83, false, true, true, Act::kRelu, false},
+                                  {2, 301, 33, 70, true, false, false, Act::kNone, false},
+                                  {2, 10, 45, 700, false, false, true, Act::kSilu, true},
+                                  {1, 700, 257, 130, false, true, false, Act::kNone, true}};
+  for (const char* cpu : {"", "x86-64-v4"}) {
+    for (unsigned threads : {1u, 2u}) {
+      testing::TempDir dir;
+      Settings settings;
+      settings.cache_dir = dir.path();
+      settings.cpu = cpu;
+      settings.num_threads = threads;
+      Context context(settings);
+      const bool dot = *cpu == '\0';
+      kernels::GemmShape shape;
+      shape.dtype = DType::kBFloat16;
+      shape.n = 64;
+      shape.k = 64;
+      EXPECT_EQ(kernels::gemm_spec(shape, context.cpu().target()).bool_param("bf16_dot"), dot) << cpu;
+      std::mt19937 rng(17);
+      for (const auto& c : cases) {
+        if (c.one_block != (threads == 1)) continue;
+        SCOPED_TRACE(std::string(dot ? "dot products" : "converted operands") + ", " + std::to_string(threads) +
+                     " threads");
+        expect_rounded_once(context, DType::kBFloat16, c, rng);
+        if (::testing::Test::HasFatalFailure()) return;
+      }
     }
   }
 }

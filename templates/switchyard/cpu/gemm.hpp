@@ -6,11 +6,13 @@
 // runs each row tile of the group past the panel, accumulating in C. The same micro-kernel serves
 // the three layouts: A B (forward), A B^T (data gradient) and A^T B (weight gradient, the
 // reduction over the run-time rows); packing absorbs the transposes. 16-bit operands are converted
-// to float as they are packed, and their sums kept in a float accumulator of the group's rows
-// (capped at kNarrowAccBytes), rounded once in the epilogue.
+// to float as they are packed, or, with kDot (bfloat16 on a CPU with AVX512_BF16), packed in pairs
+// for its dot products (gemm_bf16_dot.hpp); their sums are kept in a float accumulator of the
+// group's rows (capped at kNarrowAccBytes), rounded once in the epilogue.
 #pragma once
 
 #include <switchyard/common/gemm_args.h>
+#include <switchyard/cpu/gemm_bf16_dot.hpp>
 #include <switchyard/cpu/math.hpp>
 #include <switchyard/cpu/memory.hpp>
 #include <switchyard/cpu/types.hpp>
@@ -39,6 +41,23 @@ struct TileRange {
 inline TileRange tile_range(int tiles, int part, int parts) {
   return {static_cast<int>(static_cast<long>(tiles) * part / parts),
           static_cast<int>(static_cast<long>(tiles) * (part + 1) / parts)};
+}
+
+// What the packed operands hold: the compute type, or with kDot pairs of bfloat16 (32 bits), and
+// how many of them one row of A or column of B takes for k_len reduction steps.
+template <typename T, bool kDot>
+struct PackedType {
+  using type = compute_t<T>;
+};
+template <typename T>
+struct PackedType<T, true> {
+  using type = unsigned;
+};
+template <typename T, bool kDot>
+using packed_t = typename PackedType<T, kDot>::type;
+template <bool kDot>
+inline int packed_depth(int k_len) {
+  return kDot ? bf16_pair_depth(k_len) / 2 : k_len;
 }
 
 // The reduction runs in chunks of kGemmChunk: a chunk of a group's A rows, packed, stays in L2
@@ -164,36 +183,51 @@ struct GemmRowsArgs {
 // A tiles [t0, t1) of a group, summing into `acc` (C itself, or the float sums of 16-bit C: the
 // group's rows with C's pitch); `last` applies bias and epilogue and writes C. `panel` holds
 // `span` panels: B [K, N] is packed that many column tiles at a time (gemm_pack_b_span).
-template <typename T, int kN, int kLdb, bool kTransB, bool kBias, int kAct, int kLanes, int kRowTile, int kVecs>
-void gemm_chunk_columns(const GemmRowsArgs<T>& g, const compute_t<T>* apack, compute_t<T>* panel, int span,
+template <typename T, int kN, int kLdb, bool kTransB, bool kBias, int kAct, int kLanes, int kRowTile, int kVecs,
+          bool kDot>
+void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack, packed_t<T, kDot>* panel, int span,
                         compute_t<T>* acc, int t0, int t1, int n0, int n_end, int k0, int k_len) {
   using A = compute_t<T>;
+  using P = packed_t<T, kDot>;
   constexpr int kCols = kVecs * kLanes;
+  const int depth = packed_depth<kDot>(k_len);
   const bool first = k0 == 0, last = k0 + k_len == g.reduce;
   A tile[kRowTile * kCols];
   int packed_from = n0, packed_end = n0;  // the columns of the panels packed last
   for (; n0 + kCols <= n_end; n0 += kCols) {
     if (kTransB || span == 1) {
-      gemm_pack_b<T, kN, kLdb, kTransB, kCols>(g.b, panel, n0, k0, k_len);
+      if constexpr (kDot)
+        gemm_pack_b_pairs<kN, kLdb, kTransB, kCols>(g.b, panel, n0, k0, k_len);
+      else
+        gemm_pack_b<T, kN, kLdb, kTransB, kCols>(g.b, panel, n0, k0, k_len);
       packed_from = n0;
     } else if (n0 >= packed_end) {
       const int left = (n_end - n0) / kCols;
       packed_from = n0;
       packed_end = n0 + (left < span ? left : span) * kCols;
-      gemm_pack_b_span<T, kN, kCols>(g.b, panel, n0, k0, k_len, (packed_end - n0) / kCols);
+      if constexpr (kDot)
+        gemm_pack_b_span_pairs<kN, kCols>(g.b, panel, n0, k0, k_len, (packed_end - n0) / kCols);
+      else
+        gemm_pack_b_span<T, kN, kCols>(g.b, panel, n0, k0, k_len, (packed_end - n0) / kCols);
     }
-    const A* bp = panel + static_cast<long>((n0 - packed_from) / kCols) * k_len * kCols;
+    const P* bp = panel + static_cast<long>((n0 - packed_from) / kCols) * depth * kCols;
     for (int t = t0; t < t1; ++t) {
       const int m0 = t * kRowTile;
       const int live = g.out_rows - m0 < kRowTile ? g.out_rows - m0 : kRowTile;
       A* block = acc + static_cast<long>(m0 - t0 * kRowTile) * kN + n0;
-      const A* ap = apack + (t - t0) * kRowTile * k_len;
+      const P* ap = apack + (t - t0) * kRowTile * depth;
+      auto micro = [&](A* out, long ldc, bool load_c) {
+        if constexpr (kDot)
+          gemm_micro_bf16_dot<kRowTile, kVecs>(ap, bp, out, ldc, depth, load_c);
+        else
+          gemm_micro<A, kLanes, kRowTile, kVecs>(ap, bp, out, ldc, k_len, load_c);
+      };
       if (live == kRowTile) {
-        gemm_micro<A, kLanes, kRowTile, kVecs>(ap, bp, block, kN, k_len, !first);
+        micro(block, kN, !first);
       } else {  // the last tile: accumulate in `tile`, so rows past C's end are never touched
         for (int r = 0; r < live; ++r)
           for (int j = 0; j < kCols; ++j) tile[r * kCols + j] = first ? A(0) : block[static_cast<long>(r) * kN + j];
-        gemm_micro<A, kLanes, kRowTile, kVecs>(ap, bp, tile, kCols, k_len, true);
+        micro(tile, kCols, true);
         for (int r = 0; r < live; ++r)
           for (int j = 0; j < kCols; ++j) block[static_cast<long>(r) * kN + j] = tile[r * kCols + j];
       }
@@ -251,9 +285,11 @@ inline int group_tiles_for(int tiles, int group) {
 // memory for it) and reused by every column tile. 16-bit C sums a group in a float accumulator (heap, or one tile on
 // the stack).
 template <typename T, int kN, int kLda, int kLdb, bool kTransA, bool kTransB, bool kBias, int kAct, int kLanes,
-          int kRowTile, int kVecs, int kGroupRows>
+          int kRowTile, int kVecs, int kGroupRows, bool kDot>
 void gemm_rows(const GemmRowsArgs<T>& g, TileRange range, TileRange col_tiles, bool last_cols) {
   using A = compute_t<T>;
+  using P = packed_t<T, kDot>;  // as many of them as of A per packed step: pairs take half
+  static_assert(sizeof(P) == sizeof(A), "gemm: the packed and accumulated elements share the scratch");
   constexpr int kCols = kVecs * kLanes;
   constexpr int kFullCols = kN / kCols * kCols, kVecCols = kN / kLanes * kLanes;
   constexpr int kStackTiles = 4;
@@ -265,8 +301,8 @@ void gemm_rows(const GemmRowsArgs<T>& g, TileRange range, TileRange col_tiles, b
       for (int n = n_begin; n < n_end; ++n) g.c[m * kN + n] = store<T>(A(0));
     return;
   }
-  alignas(64) A panel[kGemmChunk * kCols];
-  alignas(64) A stack_pack[kStackTiles * kRowTile * kGemmChunk];
+  alignas(64) P panel[kGemmChunk * kCols];
+  alignas(64) P stack_pack[kStackTiles * kRowTile * kGemmChunk];
   alignas(64) A stack_acc[kIsNarrow<T> ? kRowTile * kN : 1];
   int wanted_tiles = group_tiles_for(range.end - range.begin, (kGroupRows + kRowTile - 1) / kRowTile);
   if (kIsNarrow<T>) {
@@ -280,9 +316,9 @@ void gemm_rows(const GemmRowsArgs<T>& g, TileRange range, TileRange col_tiles, b
   const long acc_count = kIsNarrow<T> ? static_cast<long>(wanted_tiles) * kRowTile * kN : 0;
   const long span_count = span > 1 ? static_cast<long>(span) * kGemmChunk * kCols : 0;
   A* heap = static_cast<A*>(sy_cpu_thread_scratch(sizeof(A) * (pack_count + acc_count + span_count)));
-  A* apack = heap ? heap : stack_pack;
+  P* apack = heap ? reinterpret_cast<P*>(heap) : stack_pack;
   A* narrow_acc = heap ? heap + pack_count : stack_acc;
-  A* panels = heap && span > 1 ? heap + pack_count + acc_count : panel;
+  P* panels = heap && span > 1 ? reinterpret_cast<P*>(heap + pack_count + acc_count) : panel;
   const int panel_span = heap ? span : 1;
   const int group_tiles = heap ? wanted_tiles : kIsNarrow<T> ? 1 : kStackTiles;
   for (int g0 = range.begin; g0 < range.end; g0 += group_tiles) {
@@ -293,20 +329,24 @@ void gemm_rows(const GemmRowsArgs<T>& g, TileRange range, TileRange col_tiles, b
       for (int t = g0; t < g1; ++t) {
         const int m0 = t * kRowTile;
         const int live = g.out_rows - m0 < kRowTile ? g.out_rows - m0 : kRowTile;
-        gemm_pack_a<T, kLda, kTransA, kRowTile>(g.a, apack + (t - g0) * kRowTile * k_len, m0, live, k0, k_len);
+        P* out = apack + (t - g0) * kRowTile * packed_depth<kDot>(k_len);
+        if constexpr (kDot)
+          gemm_pack_a_pairs<kLda, kTransA, kRowTile>(g.a, out, m0, live, k0, k_len);
+        else
+          gemm_pack_a<T, kLda, kTransA, kRowTile>(g.a, out, m0, live, k0, k_len);
       }
-      gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, kVecs>(
+      gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kDot>(
           g, apack, panels, panel_span, acc, g0, g1, n_begin, col_tiles.end * kCols, k0, k_len);
       if (kVecs > 1 && last_cols)  // whole vectors past the last full tile, one at a time
-        gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, 1>(g, apack, panel, 1, acc, g0, g1,
-                                                                                   kFullCols, kVecCols, k0, k_len);
+        gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, 1, kDot>(
+            g, apack, panel, 1, acc, g0, g1, kFullCols, kVecCols, k0, k_len);
     }
   }
   if (last_cols) gemm_tail_columns<T, kN, kLda, kLdb, kTransA, kTransB, kBias, kAct>(g, kVecCols, m_begin, m_end);
 }
 
 template <typename T, int kN, int kK, bool kTransA, bool kTransB, bool kBias, int kAct, int kVecBytes, int kRowTile,
-          int kGroupRows>
+          int kGroupRows, bool kBf16Dot>
 void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
   static_assert(kN > 0 && kK > 0, "gemm: N and K must be positive");
   static_assert(kVecBytes >= 16 && kVecBytes <= 64, "gemm: vec_bytes is 16, 32 or 64");
@@ -315,6 +355,11 @@ void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
   static_assert(kAct >= kernels::kActNone && kAct <= kernels::kActSiluGrad, "gemm: unknown activation");
   static_assert(!kTransA || (!kTransB && !kBias && kAct == kernels::kActNone),
                 "gemm: the trans_a (weight gradient) form has no B transpose, bias or epilogue");
+  static_assert(!kBf16Dot || (kIsBf16<T> && kVecBytes == 64),
+                "gemm: bf16_dot is for bfloat16 operands in 64-byte vectors");
+#if !defined(__AVX512BF16__)
+  static_assert(!kBf16Dot, "gemm: bf16_dot needs a CPU with AVX512_BF16 (vdpbf16ps)");
+#endif
   constexpr int kLanes = kVecBytes / static_cast<int>(sizeof(compute_t<T>));  // packed operands
   constexpr int kVecs = kernels::gemm_cpu_vecs(kVecBytes);
   static_assert(kVecs * kLanes == kernels::gemm_cpu_tile_cols(kVecBytes, sizeof(compute_t<T>)));
@@ -339,11 +384,11 @@ void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
   const TileRange col_range = tile_range(col_tiles, part % split.cols, split.cols);
   const bool last_cols = part % split.cols == split.cols - 1;
   if (kTransA)  // A^T: A is [rows, K], B [rows, N]
-    gemm_rows<T, kN, kK, kN, true, false, false, kernels::kActNone, kLanes, kRowTile, kVecs, kGroupRows>(
+    gemm_rows<T, kN, kK, kN, true, false, false, kernels::kActNone, kLanes, kRowTile, kVecs, kGroupRows, kBf16Dot>(
         g, row_range, col_range, last_cols);
   else
-    gemm_rows<T, kN, kK, kK, false, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kGroupRows>(g, row_range, col_range,
-                                                                                               last_cols);
+    gemm_rows<T, kN, kK, kK, false, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kGroupRows, kBf16Dot>(
+        g, row_range, col_range, last_cols);
 }
 
 }  // namespace cpu

@@ -1,0 +1,123 @@
+// bfloat16 GEMM operands multiplied with AVX512_BF16's dot products (vdpbf16ps: each float lane
+// adds the products of one pair of bfloat16 values along the reduction), twice the products per
+// instruction of float FMAs on converted operands. The packed operands keep their 16 bits, in
+// pairs of adjacent reduction steps: A as [kk / 2][row][2], B's panel as [kk / 2][column][2], an
+// odd step's partner zero. gemm.hpp uses these where the spec says bf16_dot.
+#pragma once
+
+#include <switchyard/cpu/types.hpp>
+
+namespace switchyard {
+namespace cpu {
+
+template <typename T>
+constexpr bool kIsBf16 = false;
+template <>
+constexpr bool kIsBf16<bf16_t> = true;
+
+// Reduction steps [0, k_len) padded to whole pairs: the packed operands' depth.
+inline int bf16_pair_depth(int k_len) {
+  return (k_len + 1) & ~1;
+}
+
+inline unsigned bf16_pair(bf16_t low, bf16_t high) {
+  return static_cast<unsigned>(low.bits) | static_cast<unsigned>(high.bits) << 16;
+}
+
+// A(m0 + r, k0 + kk) for r < kRowTile, kk < k_len, packed as pairs out[kk / 2][r] (rows from `live`
+// on, and the partner of an odd last step, are zero); A(m, kk) = a[m * kLda + kk], or a[kk * kLda + m]
+// with kTransA.
+template <int kLda, bool kTransA, int kRowTile>
+inline void gemm_pack_a_pairs(const bf16_t* a, unsigned* out, int m0, int live, int k0, int k_len) {
+  const bf16_t zero{0};
+  for (int kk = 0; kk < k_len; kk += 2) {
+    const bool both = kk + 1 < k_len;
+    unsigned* dst = out + kk / 2 * kRowTile;
+    for (int r = 0; r < kRowTile; ++r) {
+      if (r >= live) {
+        dst[r] = 0;
+        continue;
+      }
+      const long m = m0 + r, k = k0 + kk;
+      dst[r] = kTransA ? bf16_pair(a[k * kLda + m], both ? a[(k + 1) * kLda + m] : zero)
+                       : bf16_pair(a[m * kLda + k], both ? a[m * kLda + k + 1] : zero);
+    }
+  }
+}
+
+// B(k0 + kk, n0 + j) for kk < k_len, j < kCols, packed as pairs panel[kk / 2][j]; B(kk, n) =
+// b[kk * kN + n] (two rows interleaved), or b[n * kLdb + kk] with kTransB (a pair is adjacent).
+template <int kN, int kLdb, bool kTransB, int kCols>
+inline void gemm_pack_b_pairs(const bf16_t* b, unsigned* panel, int n0, int k0, int k_len) {
+  const bf16_t zero{0};
+  for (int kk = 0; kk < k_len; kk += 2) {
+    const bool both = kk + 1 < k_len;
+    unsigned* dst = panel + kk / 2 * kCols;
+    if (kTransB) {
+      for (int j = 0; j < kCols; ++j) {
+        const bf16_t* src = b + static_cast<long>(n0 + j) * kLdb + k0 + kk;
+        dst[j] = bf16_pair(src[0], both ? src[1] : zero);
+      }
+    } else {
+      const bf16_t* low = b + static_cast<long>(k0 + kk) * kN + n0;
+      const bf16_t* high = low + kN;
+      if (both)
+        for (int j = 0; j < kCols; ++j) dst[j] = bf16_pair(low[j], high[j]);
+      else
+        for (int j = 0; j < kCols; ++j) dst[j] = bf16_pair(low[j], zero);
+    }
+  }
+}
+
+// `span` adjacent column tiles of B [K, N] packed at once as span panels of pairs (see
+// gemm_pack_b_span: each pair of B's rows is read as one run).
+template <int kN, int kCols>
+inline void gemm_pack_b_span_pairs(const bf16_t* b, unsigned* panels, int n0, int k0, int k_len, int span) {
+  const long panel_pairs = static_cast<long>(bf16_pair_depth(k_len)) / 2 * kCols;
+  for (int w = 0; w < span; ++w)
+    gemm_pack_b_pairs<kN, kN, false, kCols>(b, panels + w * panel_pairs, n0 + w * kCols, k0, k_len);
+}
+
+// acc = (load_c ? C : 0) + A B for a kRowTile x kVecs block of 16-float vectors of C (row pitch
+// ldc), over `pairs` packed pairs of reduction steps. Each A pair is broadcast from memory into
+// the dot product itself.
+template <int kRowTile, int kVecs>
+inline void gemm_micro_bf16_dot(const unsigned* __restrict ap, const unsigned* __restrict bp, float* __restrict c,
+                                long ldc, int pairs, bool load_c) {
+#if defined(__AVX512BF16__)
+  typedef float Vec __attribute__((vector_size(64)));
+  constexpr int kLanes = 16;
+  Vec acc[kRowTile][kVecs];
+#pragma GCC unroll 8
+  for (int r = 0; r < kRowTile; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < kVecs; ++v) {
+      if (load_c)
+        __builtin_memcpy(&acc[r][v], c + r * ldc + v * kLanes, sizeof(Vec));
+      else
+        acc[r][v] = Vec{};
+    }
+  for (int q = 0; q < pairs; ++q) {
+    Vec bv[kVecs];
+#pragma GCC unroll 4
+    for (int v = 0; v < kVecs; ++v)
+      __builtin_memcpy(&bv[v], bp + (static_cast<long>(q) * kVecs + v) * kLanes, sizeof(Vec));
+#pragma GCC unroll 8
+    for (int r = 0; r < kRowTile; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < kVecs; ++v)
+        // NOTE: inline assembly, because clang 16 crashes (endless recursion in its optimizer)
+        // on the bitcasts to __m512bh that _mm512_dpbf16_ps needs, at -O1 and above.
+        __asm__("vdpbf16ps %1%{1to16%}, %2, %0" : "+v"(acc[r][v]) : "m"(ap[q * kRowTile + r]), "v"(bv[v]));
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < kRowTile; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < kVecs; ++v) __builtin_memcpy(c + r * ldc + v * kLanes, &acc[r][v], sizeof(Vec));
+#else
+  (void)ap, (void)bp, (void)c, (void)ldc, (void)pairs, (void)load_c;
+#endif
+}
+
+}  // namespace cpu
+}  // namespace switchyard
