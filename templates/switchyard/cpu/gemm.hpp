@@ -165,6 +165,31 @@ inline void gemm_pack_b_span(const T* b, compute_t<T>* panels, int n0, int k0, i
   }
 }
 
+// The rows [k0, k0 + k_len) of B's columns [n0, n_end), prefetched into L2 a slice at a time:
+// the next span's panels, fetched while the micro-kernels run on this span's, so a small batch's
+// weights stream from memory under its arithmetic instead of before it.
+template <typename T, int kN>
+struct SpanPrefetch {
+  const char* rows = nullptr;  // B(k0, n0)
+  long line_count = 0;         // cache lines in all
+  int lines_per_row = 0;
+  long issued = 0;
+
+  void start(const T* b, int k0, int k_len, int n0, int n_end) {
+    rows = reinterpret_cast<const char*>(b + static_cast<long>(k0) * kN + n0);
+    lines_per_row = static_cast<int>((static_cast<long>(n_end - n0) * sizeof(T) + 63) / 64);
+    line_count = static_cast<long>(k_len) * lines_per_row;
+    issued = 0;
+  }
+  // Up to `share` of the lines not yet fetched.
+  void step(long share) {
+    const long end = issued + share < line_count ? issued + share : line_count;
+    for (; issued < end; ++issued)
+      __builtin_prefetch(
+          rows + issued / lines_per_row * static_cast<long>(kN * sizeof(T)) + issued % lines_per_row * 64, 0, 2);
+  }
+};
+
 // What one call of gemm_rows computes. Forward and data gradient: C [out_rows, N] =
 // epilogue(A op(B) + bias) reducing over K. Weight gradient (kTransA): C [K, N] = A^T B reducing
 // over the run-time rows, so out_rows is K and `reduce` is the rows.
@@ -194,6 +219,8 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack
   const bool first = k0 == 0, last = k0 + k_len == g.reduce;
   A tile[kRowTile * kCols];
   int packed_from = n0, packed_end = n0;  // the columns of the panels packed last
+  SpanPrefetch<T, kN> next_span;
+  long prefetch_share = 0;
   for (; n0 + kCols <= n_end; n0 += kCols) {
     if (kTransB || span == 1) {
       if constexpr (kDot)
@@ -205,6 +232,10 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack
       const int left = (n_end - n0) / kCols;
       packed_from = n0;
       packed_end = n0 + (left < span ? left : span) * kCols;
+      const int next_end = packed_end + span * kCols < n_end ? packed_end + span * kCols : n_end / kCols * kCols;
+      next_span.start(g.b, k0, k_len, packed_end, next_end > packed_end ? next_end : packed_end);
+      const long calls = static_cast<long>((packed_end - n0) / kCols) * (t1 - t0);
+      prefetch_share = (next_span.line_count + calls - 1) / calls;
       if constexpr (kDot)
         gemm_pack_b_span_pairs<kN, kCols>(g.b, panel, n0, k0, k_len, (packed_end - n0) / kCols);
       else
@@ -212,6 +243,7 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack
     }
     const P* bp = panel + static_cast<long>((n0 - packed_from) / kCols) * depth * kCols;
     for (int t = t0; t < t1; ++t) {
+      next_span.step(prefetch_share);
       const int m0 = t * kRowTile;
       const int live = g.out_rows - m0 < kRowTile ? g.out_rows - m0 : kRowTile;
       A* block = acc + static_cast<long>(m0 - t0 * kRowTile) * kN + n0;

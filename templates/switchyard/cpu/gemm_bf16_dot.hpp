@@ -29,7 +29,7 @@ inline unsigned bf16_pair(bf16_t low, bf16_t high) {
 // with kTransA.
 template <int kLda, bool kTransA, int kRowTile>
 inline void gemm_pack_a_pairs(const bf16_t* a, unsigned* out, int m0, int live, int k0, int k_len) {
-  const bf16_t zero{0};
+  constexpr bf16_t zero{0};
   for (int kk = 0; kk < k_len; kk += 2) {
     const bool both = kk + 1 < k_len;
     unsigned* dst = out + kk / 2 * kRowTile;
@@ -45,37 +45,48 @@ inline void gemm_pack_a_pairs(const bf16_t* a, unsigned* out, int m0, int live, 
   }
 }
 
+// kCols columns of two rows of B interleaved into pairs (`high` null: the partner of an odd last
+// step, zero).
+template <int kCols>
+inline void interleave_rows(const bf16_t* __restrict low, const bf16_t* __restrict high, unsigned* __restrict dst) {
+  if (high != nullptr)
+    for (int j = 0; j < kCols; ++j) dst[j] = bf16_pair(low[j], high[j]);
+  else
+    for (int j = 0; j < kCols; ++j) dst[j] = bf16_pair(low[j], bf16_t{0});
+}
+
 // B(k0 + kk, n0 + j) for kk < k_len, j < kCols, packed as pairs panel[kk / 2][j]; B(kk, n) =
 // b[kk * kN + n] (two rows interleaved), or b[n * kLdb + kk] with kTransB (a pair is adjacent).
 template <int kN, int kLdb, bool kTransB, int kCols>
 inline void gemm_pack_b_pairs(const bf16_t* b, unsigned* panel, int n0, int k0, int k_len) {
-  const bf16_t zero{0};
   for (int kk = 0; kk < k_len; kk += 2) {
     const bool both = kk + 1 < k_len;
     unsigned* dst = panel + kk / 2 * kCols;
     if (kTransB) {
       for (int j = 0; j < kCols; ++j) {
         const bf16_t* src = b + static_cast<long>(n0 + j) * kLdb + k0 + kk;
-        dst[j] = bf16_pair(src[0], both ? src[1] : zero);
+        dst[j] = bf16_pair(src[0], both ? src[1] : bf16_t{0});
       }
     } else {
       const bf16_t* low = b + static_cast<long>(k0 + kk) * kN + n0;
-      const bf16_t* high = low + kN;
-      if (both)
-        for (int j = 0; j < kCols; ++j) dst[j] = bf16_pair(low[j], high[j]);
-      else
-        for (int j = 0; j < kCols; ++j) dst[j] = bf16_pair(low[j], zero);
+      interleave_rows<kCols>(low, both ? low + kN : nullptr, dst);
     }
   }
 }
 
-// `span` adjacent column tiles of B [K, N] packed at once as span panels of pairs (see
-// gemm_pack_b_span: each pair of B's rows is read as one run).
+// `span` adjacent column tiles of B [K, N] packed at once as span panels of pairs: each pair of
+// B's rows is read as one run of span * kCols columns, which the hardware prefetchers follow (see
+// gemm_pack_b_span).
 template <int kN, int kCols>
 inline void gemm_pack_b_span_pairs(const bf16_t* b, unsigned* panels, int n0, int k0, int k_len, int span) {
   const long panel_pairs = static_cast<long>(bf16_pair_depth(k_len)) / 2 * kCols;
-  for (int w = 0; w < span; ++w)
-    gemm_pack_b_pairs<kN, kN, false, kCols>(b, panels + w * panel_pairs, n0 + w * kCols, k0, k_len);
+  for (int kk = 0; kk < k_len; kk += 2) {
+    const bf16_t* low = b + static_cast<long>(k0 + kk) * kN + n0;
+    const bf16_t* high = kk + 1 < k_len ? low + kN : nullptr;
+    for (int w = 0; w < span; ++w)
+      interleave_rows<kCols>(low + w * kCols, high ? high + w * kCols : nullptr,
+                             panels + w * panel_pairs + kk / 2 * kCols);
+  }
 }
 
 // acc = (load_c ? C : 0) + A B for a kRowTile x kVecs block of 16-float vectors of C (row pitch
