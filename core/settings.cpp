@@ -18,11 +18,14 @@ std::string env_or_empty(const char* name) {
   return value == nullptr ? std::string() : std::string(value);
 }
 
-bool parse_bool(const std::string& text, const char* name) {
+// The boolean environment variable `name`: `when_unset` where it is unset or empty.
+bool env_bool(const char* name, bool when_unset) {
+  const std::string text = env_or_empty(name);
   std::string lower = text;
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (lower.empty()) return when_unset;
   if (lower == "1" || lower == "true" || lower == "yes" || lower == "on") return true;
-  if (lower == "0" || lower == "false" || lower == "no" || lower == "off" || lower.empty()) return false;
+  if (lower == "0" || lower == "false" || lower == "no" || lower == "off") return false;
   SY_THROW(UserError) << name << "='" << text << "' is not a boolean; expected 1/0, true/false, yes/no or on/off";
 }
 
@@ -126,11 +129,10 @@ Settings Settings::from_environment() {
   s.cache_mode = parse_cache_mode(env_or_empty("SWITCHYARD_CACHE"));
   std::string max_bytes = env_or_empty("SWITCHYARD_CACHE_MAX_BYTES");
   if (!max_bytes.empty()) s.cache_max_bytes = parse_byte_size(max_bytes, "SWITCHYARD_CACHE_MAX_BYTES");
-  s.force_compile = parse_bool(env_or_empty("SWITCHYARD_FORCE_COMPILE"), "SWITCHYARD_FORCE_COMPILE");
+  s.force_compile = env_bool("SWITCHYARD_FORCE_COMPILE", false);
   s.dump_dir = env_or_empty("SWITCHYARD_DUMP_DIR");
-  s.perf_map = parse_bool(env_or_empty("SWITCHYARD_PERF_MAP"), "SWITCHYARD_PERF_MAP");
-  const std::string huge_pages = env_or_empty("SWITCHYARD_HUGE_PAGES");
-  s.huge_pages = huge_pages.empty() || parse_bool(huge_pages, "SWITCHYARD_HUGE_PAGES");
+  s.perf_map = env_bool("SWITCHYARD_PERF_MAP", false);
+  s.huge_pages = env_bool("SWITCHYARD_HUGE_PAGES", true);
   // NOTE: validated by the CPU compiler when it is first needed (clang knows the valid names).
   s.cpu = env_or_empty("SWITCHYARD_CPU");
   std::string threads = env_or_empty("SWITCHYARD_NUM_THREADS");

@@ -21,8 +21,11 @@ PinnedHostBuffer::~PinnedHostBuffer() {
 }
 
 void PinnedHostBuffer::reserve(Device& device, size_t bytes) {
-  if (bytes <= bytes_ && (pinned_for_ == &device || !device.is_cuda())) return;
+  // NOTE: a refusal stands until the memory grows: every tensor of a load reserves again, and one
+  // failing driver call per tensor would buy nothing.
+  if (bytes <= bytes_ && (pinned_for_ == &device || refused_by_ == &device || !device.is_cuda())) return;
   unpin();
+  refused_by_ = nullptr;
   if (bytes > bytes_) {
     data_.reset();  // the old block goes first: two large staging blocks at once may not fit
     bytes_ = 0;
@@ -33,12 +36,14 @@ void PinnedHostBuffer::reserve(Device& device, size_t bytes) {
   }
   auto* cuda = dynamic_cast<CudaDevice*>(&device);
   if (cuda == nullptr) return;
-  if (cuda->register_host(data_.get(), bytes_))
+  if (cuda->register_host(data_.get(), bytes_)) {
     pinned_for_ = cuda;
-  else
-    log_warn_once("pinned-staging", "cuMemHostRegister refused " + std::to_string(bytes_) +
-                                        " bytes of staging memory (a memlock limit?): loads into " + device.name() +
-                                        " copy from pageable memory, more slowly");
+    return;
+  }
+  refused_by_ = cuda;
+  log_warn_once("pinned-staging", "cuMemHostRegister refused " + std::to_string(bytes_) +
+                                      " bytes of staging memory (a memlock limit?): loads into " + device.name() +
+                                      " copy from pageable memory, more slowly");
 }
 
 void PinnedHostBuffer::unpin() noexcept {

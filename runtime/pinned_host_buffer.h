@@ -36,7 +36,8 @@ class PinnedHostBuffer {
   };
   std::unique_ptr<char, Free> data_;  // page-aligned, as older drivers want registered memory
   size_t bytes_ = 0;
-  CudaDevice* pinned_for_ = nullptr;  // the device the memory is registered with
+  CudaDevice* pinned_for_ = nullptr;        // the device the memory is registered with
+  const CudaDevice* refused_by_ = nullptr;  // the device whose driver refused to register it
 };
 
 }  // namespace switchyard
