@@ -70,8 +70,9 @@ constexpr int kFewRowTiles = 4;
 constexpr int kSpanTiles = 8;
 
 // acc = (load_c ? C : 0) + sum over kk of A(r, kk) * B(kk, j) for a kRowTile x kVecs vectors block
-// of C (row pitch ldc). `ap` is A packed as [kk][kRowTile], `bp` B's panel as [kk][kVecs * kLanes].
-template <typename T, int kLanes, int kRowTile, int kVecs>
+// of C (row pitch ldc). `ap` is A packed as [kk][kPackRows] (a tile's first kRowTile rows),
+// `bp` B's panel as [kk][kVecs * kLanes].
+template <typename T, int kLanes, int kRowTile, int kVecs, int kPackRows = kRowTile>
 inline void gemm_micro(const T* __restrict ap, const T* __restrict bp, T* __restrict c, long ldc, int k_len,
                        bool load_c) {
   typedef T Vec __attribute__((vector_size(sizeof(T) * kLanes)));
@@ -92,7 +93,7 @@ inline void gemm_micro(const T* __restrict ap, const T* __restrict bp, T* __rest
       __builtin_memcpy(&bv[v], bp + static_cast<long>(kk) * kVecs * kLanes + v * kLanes, sizeof(Vec));
 #pragma GCC unroll 8
     for (int r = 0; r < kRowTile; ++r) {
-      const T x = ap[kk * kRowTile + r];
+      const T x = ap[kk * kPackRows + r];
 #pragma GCC unroll 4
       for (int v = 0; v < kVecs; ++v) acc[r][v] += x * bv[v];
     }
@@ -165,6 +166,21 @@ inline void gemm_pack_b_span(const T* b, compute_t<T>* panels, int n0, int k0, i
   }
 }
 
+// The micro-kernel for the `live` rows of a tile (fewer than kRowTile in the last one: a small
+// batch's expert of 16 rows is tiles of 6, 6 and 4, not three of 6), so rows past C's end are
+// never touched and no work is spent on them.
+template <typename A, typename P, int kLanes, int kRowTile, int kVecs, bool kDot, int kRows = kRowTile>
+inline void gemm_micro_live(int live, const P* ap, const P* bp, A* c, long ldc, int k_len, bool load_c) {
+  if constexpr (kRows > 1) {
+    if (live < kRows)
+      return gemm_micro_live<A, P, kLanes, kRowTile, kVecs, kDot, kRows - 1>(live, ap, bp, c, ldc, k_len, load_c);
+  }
+  if constexpr (kDot)
+    gemm_micro_bf16_dot<kRows, kVecs, kRowTile>(ap, bp, c, ldc, packed_depth<true>(k_len), load_c);
+  else
+    gemm_micro<A, kLanes, kRows, kVecs, kRowTile>(ap, bp, c, ldc, k_len, load_c);
+}
+
 // The rows [k0, k0 + k_len) of B's columns [n0, n_end), prefetched into L2 a slice at a time:
 // the next span's panels, fetched while the micro-kernels run on this span's, so a small batch's
 // weights stream from memory under its arithmetic instead of before it.
@@ -217,7 +233,6 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack
   constexpr int kCols = kVecs * kLanes;
   const int depth = packed_depth<kDot>(k_len);
   const bool first = k0 == 0, last = k0 + k_len == g.reduce;
-  A tile[kRowTile * kCols];
   int packed_from = n0, packed_end = n0;  // the columns of the panels packed last
   SpanPrefetch<T, kN> next_span;
   long prefetch_share = 0;
@@ -248,21 +263,7 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack
       const int live = g.out_rows - m0 < kRowTile ? g.out_rows - m0 : kRowTile;
       A* block = acc + static_cast<long>(m0 - t0 * kRowTile) * kN + n0;
       const P* ap = apack + (t - t0) * kRowTile * depth;
-      auto micro = [&](A* out, long ldc, bool load_c) {
-        if constexpr (kDot)
-          gemm_micro_bf16_dot<kRowTile, kVecs>(ap, bp, out, ldc, depth, load_c);
-        else
-          gemm_micro<A, kLanes, kRowTile, kVecs>(ap, bp, out, ldc, k_len, load_c);
-      };
-      if (live == kRowTile) {
-        micro(block, kN, !first);
-      } else {  // the last tile: accumulate in `tile`, so rows past C's end are never touched
-        for (int r = 0; r < live; ++r)
-          for (int j = 0; j < kCols; ++j) tile[r * kCols + j] = first ? A(0) : block[static_cast<long>(r) * kN + j];
-        micro(tile, kCols, true);
-        for (int r = 0; r < live; ++r)
-          for (int j = 0; j < kCols; ++j) block[static_cast<long>(r) * kN + j] = tile[r * kCols + j];
-      }
+      gemm_micro_live<A, P, kLanes, kRowTile, kVecs, kDot>(live, ap, bp, block, kN, k_len, !first);
       if (!last || (!kIsNarrow<T> && !kBias && kAct == kernels::kActNone)) continue;
       for (int r = 0; r < live; ++r) {
         const long at = static_cast<long>(m0 + r) * kN + n0;

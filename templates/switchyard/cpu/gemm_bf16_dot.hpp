@@ -98,9 +98,9 @@ inline void gemm_pack_b_span_pairs(const bf16_t* b, unsigned* panels, int n0, in
 }
 
 // acc = (load_c ? C : 0) + A B for a kRowTile x kVecs block of 16-float vectors of C (row pitch
-// ldc), over `pairs` packed pairs of reduction steps. Each A pair is broadcast from memory into
-// the dot product itself.
-template <int kRowTile, int kVecs>
+// ldc), over `pairs` packed pairs of reduction steps (A's as [pair][kPackRows]). Each A pair is
+// broadcast from memory into the dot product itself.
+template <int kRowTile, int kVecs, int kPackRows = kRowTile>
 inline void gemm_micro_bf16_dot(const unsigned* __restrict ap, const unsigned* __restrict bp, float* __restrict c,
                                 long ldc, int pairs, bool load_c) {
 #if defined(__AVX512BF16__)
@@ -127,7 +127,7 @@ inline void gemm_micro_bf16_dot(const unsigned* __restrict ap, const unsigned* _
       for (int v = 0; v < kVecs; ++v)
         // NOTE: inline assembly, because clang 16 crashes (endless recursion in its optimizer)
         // on the bitcasts to __m512bh that _mm512_dpbf16_ps needs, at -O1 and above.
-        __asm__("vdpbf16ps %1%{1to16%}, %2, %0" : "+v"(acc[r][v]) : "m"(ap[q * kRowTile + r]), "v"(bv[v]));
+        __asm__("vdpbf16ps %1%{1to16%}, %2, %0" : "+v"(acc[r][v]) : "m"(ap[q * kPackRows + r]), "v"(bv[v]));
   }
 #pragma GCC unroll 8
   for (int r = 0; r < kRowTile; ++r)
