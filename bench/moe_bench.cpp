@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <span>
 #include <thread>
@@ -19,6 +20,8 @@
 #if SY_BENCH_ONEDNN
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
+
+#include "bench/onednn_matmul.h"
 #endif
 
 #include "bench/fma_peak.h"
@@ -145,6 +148,12 @@ nlohmann::json gemm_case(const GemmShape& shape) {
       dnnl_sgemm(at ? 'T' : 'N', bt ? 'T' : 'N', m, nn, kk, 1.0f, a.data() + b * rows * a_cols, lda,
                  w.data() + b * b_rows * n, ldb, 0.0f, c.data() + b * c_rows * c_cols, nn);
   });
+  // bfloat16: oneDNN's own bfloat16 matmul on the same 16-bit operands as ours, beside its sgemm.
+  std::optional<bench::OnednnBf16Matmul> dnnl_bf16;
+  if (dtype == DType::kBFloat16) {
+    dnnl_bf16.emplace(batch, m, nn, kk, at, bt);
+    contenders.push_back([&] { dnnl_bf16->run(a16.data(), w16.data(), c16.data()); });
+  }
 #endif
   const std::vector<double> best = best_seconds_interleaved(large ? 3 : 5, large ? 1 : 20, contenders);
   const double ours = best[0], blas = best[1];
@@ -166,6 +175,12 @@ nlohmann::json gemm_case(const GemmShape& shape) {
   const double dnnl_gflops = flops / dnnl / 1e9;
   result["onednn_gflops"] = dnnl_gflops;
   result["vs_onednn"] = ours_gflops / dnnl_gflops;
+  if (dnnl_bf16) {
+    const double bf16_gflops = flops / best[3] / 1e9;
+    result["onednn_bf16_gflops"] = bf16_gflops;
+    result["vs_onednn_bf16"] = ours_gflops / bf16_gflops;
+    result["onednn_bf16_implementation"] = dnnl_bf16->implementation();
+  }
 #endif
   return result;
 }
