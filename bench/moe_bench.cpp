@@ -263,7 +263,9 @@ nlohmann::json layer_case(const char* name, int64_t s, int64_t m, int64_t h, int
                            {"sgd_step_ms", sgd_step * 1e3},
                            {"saved_bytes_per_token", saved_per_token}};
   if (with_reference) {
-    std::vector<double> xd(x.begin(), x.end()), wd(m * h, 0.01);
+    // The routed rows: each token once per route (s * k rows of x, as the experts see them).
+    std::vector<double> xd(s * k * m), wd(m * h, 0.01);
+    for (size_t i = 0; i < xd.size(); ++i) xd[i] = x[i % x.size()];
     auto start = Clock::now();
     // The plain reference's cost: the two expert GEMMs over every routed token, in double loops.
     reference::gemm(xd, wd, nullptr, 1, s * k, m, h, false, reference::Act::kRelu);
