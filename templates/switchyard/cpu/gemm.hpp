@@ -15,6 +15,7 @@
 #include <switchyard/cpu/gemm_bf16_dot.hpp>
 #include <switchyard/cpu/math.hpp>
 #include <switchyard/cpu/memory.hpp>
+#include <switchyard/cpu/register_block.hpp>
 #include <switchyard/cpu/types.hpp>
 
 namespace switchyard {
@@ -77,15 +78,7 @@ inline void gemm_micro(const T* __restrict ap, const T* __restrict bp, T* __rest
                        bool load_c) {
   typedef T Vec __attribute__((vector_size(sizeof(T) * kLanes)));
   Vec acc[kRowTile][kVecs];
-#pragma GCC unroll 8
-  for (int r = 0; r < kRowTile; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < kVecs; ++v) {
-      if (load_c)
-        __builtin_memcpy(&acc[r][v], c + r * ldc + v * kLanes, sizeof(Vec));
-      else
-        acc[r][v] = Vec{};
-    }
+  load_register_block(acc, c, ldc, load_c);
   for (int kk = 0; kk < k_len; ++kk) {
     Vec bv[kVecs];
 #pragma GCC unroll 4
@@ -98,10 +91,7 @@ inline void gemm_micro(const T* __restrict ap, const T* __restrict bp, T* __rest
       for (int v = 0; v < kVecs; ++v) acc[r][v] += x * bv[v];
     }
   }
-#pragma GCC unroll 8
-  for (int r = 0; r < kRowTile; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < kVecs; ++v) __builtin_memcpy(c + r * ldc + v * kLanes, &acc[r][v], sizeof(Vec));
+  store_register_block(acc, c, ldc);
 }
 
 // Packs A(m0 + r, k0 + kk) for r < kRowTile, kk < k_len as out[kk * kRowTile + r] (in the

@@ -5,6 +5,7 @@
 // odd step's partner zero. gemm.hpp uses these where the spec says bf16_dot.
 #pragma once
 
+#include <switchyard/cpu/register_block.hpp>
 #include <switchyard/cpu/types.hpp>
 
 namespace switchyard {
@@ -107,15 +108,7 @@ inline void gemm_micro_bf16_dot(const unsigned* __restrict ap, const unsigned* _
   typedef float Vec __attribute__((vector_size(64)));
   constexpr int kLanes = 16;
   Vec acc[kRowTile][kVecs];
-#pragma GCC unroll 8
-  for (int r = 0; r < kRowTile; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < kVecs; ++v) {
-      if (load_c)
-        __builtin_memcpy(&acc[r][v], c + r * ldc + v * kLanes, sizeof(Vec));
-      else
-        acc[r][v] = Vec{};
-    }
+  load_register_block(acc, c, ldc, load_c);
   for (int q = 0; q < pairs; ++q) {
     Vec bv[kVecs];
 #pragma GCC unroll 4
@@ -129,10 +122,7 @@ inline void gemm_micro_bf16_dot(const unsigned* __restrict ap, const unsigned* _
         // on the bitcasts to __m512bh that _mm512_dpbf16_ps needs, at -O1 and above.
         __asm__("vdpbf16ps %1%{1to16%}, %2, %0" : "+v"(acc[r][v]) : "m"(ap[q * kPackRows + r]), "v"(bv[v]));
   }
-#pragma GCC unroll 8
-  for (int r = 0; r < kRowTile; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < kVecs; ++v) __builtin_memcpy(c + r * ldc + v * kLanes, &acc[r][v], sizeof(Vec));
+  store_register_block(acc, c, ldc);
 #else
   (void)ap, (void)bp, (void)c, (void)ldc, (void)pairs, (void)load_c;
 #endif
