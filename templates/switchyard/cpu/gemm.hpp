@@ -176,23 +176,29 @@ inline void gemm_micro_live(int live, const P* ap, const P* bp, A* c, long ldc, 
 // weights stream from memory under its arithmetic instead of before it.
 template <typename T, int kN>
 struct SpanPrefetch {
-  const char* rows = nullptr;  // B(k0, n0)
-  long line_count = 0;         // cache lines in all
+  const char* row = nullptr;  // the row of B the next line is in
+  long line_count = 0;        // cache lines in all
   int lines_per_row = 0;
   long issued = 0;
+  int line_in_row = 0;  // NOTE: counters, not a division per line: that cost as much as the arithmetic
 
   void start(const T* b, int k0, int k_len, int n0, int n_end) {
-    rows = reinterpret_cast<const char*>(b + static_cast<long>(k0) * kN + n0);
+    row = reinterpret_cast<const char*>(b + static_cast<long>(k0) * kN + n0);
     lines_per_row = static_cast<int>((static_cast<long>(n_end - n0) * sizeof(T) + 63) / 64);
     line_count = static_cast<long>(k_len) * lines_per_row;
     issued = 0;
+    line_in_row = 0;
   }
   // Up to `share` of the lines not yet fetched.
   void step(long share) {
     const long end = issued + share < line_count ? issued + share : line_count;
-    for (; issued < end; ++issued)
-      __builtin_prefetch(
-          rows + issued / lines_per_row * static_cast<long>(kN * sizeof(T)) + issued % lines_per_row * 64, 0, 2);
+    for (; issued < end; ++issued) {
+      __builtin_prefetch(row + line_in_row * 64, 0, 2);
+      if (++line_in_row == lines_per_row) {
+        line_in_row = 0;
+        row += static_cast<long>(kN * sizeof(T));
+      }
+    }
   }
 };
 
