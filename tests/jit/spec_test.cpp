@@ -104,6 +104,36 @@ TEST(GemmLaunch, CpuBlocksSplitColumnsWhereRowsAreFew) {
   EXPECT_EQ(kernels::gemm_cpu_split(8, 0, 0).cols, 1);
 }
 
+// bfloat16 on a CPU with AVX512_BF16 (the target says so) takes the dot-product kernel, which packs
+// 16 bits a step and so groups twice the rows in the same half of the L2; other dtypes, narrower
+// vectors and CPUs without it convert to float. A spec asking for dot products elsewhere is refused.
+TEST(GemmSelect, CpuBfloat16TakesDotProductsWhereTheTargetHasThem) {
+  const long l2 = 1L << 20;
+  auto spec_for = [&](DType dtype, int vector_bytes, bool bf16_dot) {
+    return kernels::gemm_spec({.dtype = dtype, .n = 256, .k = 512}, Target::cpu(vector_bytes, l2, bf16_dot));
+  };
+  const KernelSpec dot = spec_for(DType::kBFloat16, 64, true);
+  EXPECT_TRUE(dot.bool_param("bf16_dot"));
+  EXPECT_EQ(dot.int_param("group_rows"), 1020);  // 1 MB / 2 / (256 steps * 2 bytes), in tiles of 6
+  EXPECT_NO_THROW(validate_spec(dot));
+  const KernelSpec converted = spec_for(DType::kBFloat16, 64, false);
+  EXPECT_FALSE(converted.bool_param("bf16_dot"));
+  EXPECT_EQ(converted.int_param("group_rows"), 510);
+  EXPECT_FALSE(spec_for(DType::kFloat32, 64, true).bool_param("bf16_dot"));
+  EXPECT_FALSE(spec_for(DType::kFloat16, 64, true).bool_param("bf16_dot"));
+  EXPECT_FALSE(spec_for(DType::kBFloat16, 32, true).bool_param("bf16_dot"));
+
+  KernelSpec wrong = spec_for(DType::kFloat32, 64, false);
+  for (auto& [name, value] : wrong.params)
+    if (name == "bf16_dot") value = true;
+  try {
+    validate_spec(wrong);
+    FAIL() << "a float32 spec with bf16_dot was accepted";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("bf16_dot is for bfloat16 with vec_bytes 64"), std::string::npos) << e.what();
+  }
+}
+
 // The candidates in order on each target: wgmma where sm_90a, the dtype, the shapes and the
 // operands' alignment allow, else mma.sync, else SIMT.
 TEST(GemmSelect, HopperTakesWgmmaWhereItCanImplementTheShape) {
