@@ -81,9 +81,7 @@ inline void gemm_micro(const T* __restrict ap, const T* __restrict bp, T* __rest
   load_register_block(acc, c, ldc, load_c);
   for (int kk = 0; kk < k_len; ++kk) {
     Vec bv[kVecs];
-#pragma GCC unroll 4
-    for (int v = 0; v < kVecs; ++v)
-      __builtin_memcpy(&bv[v], bp + static_cast<long>(kk) * kVecs * kLanes + v * kLanes, sizeof(Vec));
+    load_panel_step(bv, bp + static_cast<long>(kk) * kVecs * kLanes);
 #pragma GCC unroll 8
     for (int r = 0; r < kRowTile; ++r) {
       const T x = ap[kk * kPackRows + r];

@@ -111,9 +111,7 @@ inline void gemm_micro_bf16_dot(const unsigned* __restrict ap, const unsigned* _
   load_register_block(acc, c, ldc, load_c);
   for (int q = 0; q < pairs; ++q) {
     Vec bv[kVecs];
-#pragma GCC unroll 4
-    for (int v = 0; v < kVecs; ++v)
-      __builtin_memcpy(&bv[v], bp + (static_cast<long>(q) * kVecs + v) * kLanes, sizeof(Vec));
+    load_panel_step(bv, bp + static_cast<long>(q) * kVecs * kLanes);
 #pragma GCC unroll 8
     for (int r = 0; r < kRowTile; ++r)
 #pragma GCC unroll 4
