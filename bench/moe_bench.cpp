@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -361,12 +362,41 @@ nlohmann::json small_batch_case(int64_t s, DType dtype) {
 
 }  // namespace
 
-// Sections to run: the arguments (gemm, layer, small_batch), or all of them.
-bool wanted(int argc, char** argv, const char* section) {
-  if (argc <= 1) return true;
-  for (int i = 1; i < argc; ++i)
-    if (std::string(argv[i]) == section) return true;
-  return false;
+// What to run: sections (gemm, layer, small_batch; none: all of them) and, with `--only TEXT`,
+// only the GEMM cases whose "name dtype pass" contains TEXT (a kernel engineer's loop on one case).
+struct Selection {
+  std::vector<std::string> sections;
+  std::string only;
+
+  bool wants(const std::string& section) const {
+    return sections.empty() || std::find(sections.begin(), sections.end(), section) != sections.end();
+  }
+  bool wants(const GemmShape& shape) const {
+    const char* pass = shape.pass == Pass::kForward ? "forward"
+                       : shape.pass == Pass::kData  ? "data_grad"
+                                                    : "weight_grad";
+    const std::string label = std::string(shape.name) + " " + dtype_name(shape.dtype) + " " + pass;
+    return label.find(only) != std::string::npos;
+  }
+};
+
+// nullopt (after saying why) where an argument is not a section or `--only` lacks its text.
+std::optional<Selection> parse_selection(int argc, char** argv) {
+  Selection selection;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--only" && i + 1 < argc) {
+      selection.only = argv[++i];
+    } else if (arg == "gemm" || arg == "layer" || arg == "small_batch") {
+      selection.sections.push_back(arg);
+    } else {
+      std::cerr << "moe_bench: unknown argument '" << arg
+                << "'; expected sections gemm, layer or small_batch (none: all) and --only TEXT (GEMM cases whose "
+                   "\"name dtype pass\" contains TEXT)\n";
+      return std::nullopt;
+    }
+  }
+  return selection;
 }
 
 // OpenBLAS picks its kernels by CPU model when it loads, and a build older than the CPU falls back
@@ -378,7 +408,11 @@ void rerun_with_openblas_kernels_for_host(char** argv) {
   const char* core = __builtin_cpu_supports("avx512f") ? "SkylakeX"
                      : __builtin_cpu_supports("avx2")  ? "Haswell"
                                                        : nullptr;
-  if (core == nullptr || std::string(openblas_get_corename()) == core) return;
+  if (core == nullptr) return;
+  const std::string chosen = openblas_get_corename();
+  // Cooperlake and Sapphire Rapids are SkylakeX's sgemm kernels with bfloat16 extras.
+  const bool avx512_kernels = chosen == "SkylakeX" || chosen == "Cooperlake" || chosen == "SapphireRapids";
+  if (chosen == core || (avx512_kernels && std::string(core) == "SkylakeX")) return;
   ::setenv("OPENBLAS_CORETYPE", core, 1);
   std::cerr << "moe_bench: OpenBLAS chose its " << openblas_get_corename()
             << " kernels for this CPU; running again with " << core << "'s (OPENBLAS_CORETYPE)\n";
@@ -387,24 +421,15 @@ void rerun_with_openblas_kernels_for_host(char** argv) {
 
 int main(int argc, char** argv) {
   rerun_with_openblas_kernels_for_host(argv);
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg != "gemm" && arg != "layer" && arg != "small_batch") {
-      std::cerr << "moe_bench: unknown section '" << arg << "'; expected gemm, layer or small_batch (none: all)\n";
-      return 2;
-    }
-  }
+  const std::optional<Selection> selection = parse_selection(argc, argv);
+  if (!selection) return 2;
   unsigned threads = Context::global().cpu().parallelism();
   openblas_set_num_threads(static_cast<int>(threads));
 #if SY_BENCH_ONEDNN
   omp_set_num_threads(static_cast<int>(threads));
 #endif
-  double peak = bench::fma_peak_gflops(threads);
-  const double bf16_dot_peak_before = bench::bf16_dot_peak_gflops(threads);
   nlohmann::json out;
   out["threads"] = threads;
-  out["fma_peak_gflops"] = peak;
-  out["fma_peak_vector_bits"] = bench::fma_peak_vector_bits();
   out["openblas"] = openblas_get_config();
 #if SY_BENCH_ONEDNN
   const dnnl_version_t* dnnl = dnnl_version();
@@ -414,39 +439,43 @@ int main(int argc, char** argv) {
   out["onednn"] = "not built (libdnnl-dev or OpenMP missing)";
 #endif
   // tiny.json: M=64, H=128, E=4, k=2, S=2048 -> C = 2 * 512; mid: M=1024, H=4096, E=8, k=2, S=4096.
+  const std::vector<GemmShape> shapes = {GemmShape{"tiny fc1", Pass::kForward, 4, 1024, 64, 128},
+                                         GemmShape{"tiny fc2", Pass::kForward, 4, 1024, 128, 64},
+                                         GemmShape{"mid fc1", Pass::kForward, 8, 1024, 1024, 4096},
+                                         GemmShape{"mid fc2", Pass::kForward, 8, 1024, 4096, 1024},
+                                         GemmShape{"mid fc1", Pass::kData, 8, 1024, 1024, 4096},
+                                         GemmShape{"mid fc2", Pass::kData, 8, 1024, 4096, 1024},
+                                         GemmShape{"mid fc1", Pass::kWeight, 8, 1024, 1024, 4096},
+                                         GemmShape{"mid fc2", Pass::kWeight, 8, 1024, 4096, 1024},
+                                         GemmShape{"mid fc1", Pass::kForward, 8, 1024, 1024, 4096, DType::kBFloat16},
+                                         GemmShape{"mid fc2", Pass::kForward, 8, 1024, 4096, 1024, DType::kBFloat16},
+                                         GemmShape{"mid fc1", Pass::kData, 8, 1024, 1024, 4096, DType::kBFloat16},
+                                         GemmShape{"mid fc1", Pass::kWeight, 8, 1024, 1024, 4096, DType::kBFloat16}};
   out["gemm"] = nlohmann::json::array();
-  for (const GemmShape& shape :
-       wanted(argc, argv, "gemm")
-           ? std::vector<GemmShape>{GemmShape{"tiny fc1", Pass::kForward, 4, 1024, 64, 128},
-                                    GemmShape{"tiny fc2", Pass::kForward, 4, 1024, 128, 64},
-                                    GemmShape{"mid fc1", Pass::kForward, 8, 1024, 1024, 4096},
-                                    GemmShape{"mid fc2", Pass::kForward, 8, 1024, 4096, 1024},
-                                    GemmShape{"mid fc1", Pass::kData, 8, 1024, 1024, 4096},
-                                    GemmShape{"mid fc2", Pass::kData, 8, 1024, 4096, 1024},
-                                    GemmShape{"mid fc1", Pass::kWeight, 8, 1024, 1024, 4096},
-                                    GemmShape{"mid fc2", Pass::kWeight, 8, 1024, 4096, 1024},
-                                    GemmShape{"mid fc1", Pass::kForward, 8, 1024, 1024, 4096, DType::kBFloat16},
-                                    GemmShape{"mid fc2", Pass::kForward, 8, 1024, 4096, 1024, DType::kBFloat16},
-                                    GemmShape{"mid fc1", Pass::kData, 8, 1024, 1024, 4096, DType::kBFloat16},
-                                    GemmShape{"mid fc1", Pass::kWeight, 8, 1024, 1024, 4096, DType::kBFloat16}}
-           : std::vector<GemmShape>{})
-    out["gemm"].push_back(gemm_case(shape));
-  // The peak again after the GEMMs, keeping the higher: the VM's speed drifts, and a peak taken
-  // in a slow minute would flatter every fraction.
-  if (!out["gemm"].empty()) peak = std::max(peak, bench::fma_peak_gflops(threads));
-  out["fma_peak_gflops"] = peak;
-  const double bf16_dot_peak = std::max(bf16_dot_peak_before, bench::bf16_dot_peak_gflops(threads));
-  out["bf16_dot_peak_gflops"] = bf16_dot_peak;
-  add_peak_fractions(out["gemm"], peak, bf16_dot_peak);
+  if (selection->wants("gemm")) {
+    // The peaks before and after the GEMMs, keeping the higher: the VM's speed drifts, and a peak
+    // taken in a slow minute would flatter every fraction.
+    const double peak_before = bench::fma_peak_gflops(threads);
+    const double bf16_dot_peak_before = bench::bf16_dot_peak_gflops(threads);
+    for (const GemmShape& shape : shapes)
+      if (selection->wants(shape)) out["gemm"].push_back(gemm_case(shape));
+    const double peak = std::max(peak_before, bench::fma_peak_gflops(threads));
+    const double bf16_dot_peak = std::max(bf16_dot_peak_before, bench::bf16_dot_peak_gflops(threads));
+    out["fma_peak_gflops"] = peak;
+    out["fma_peak_vector_bits"] = bench::fma_peak_vector_bits();
+    out["bf16_dot_peak_gflops"] = bf16_dot_peak;
+    add_peak_fractions(out["gemm"], peak, bf16_dot_peak);
+  }
   out["peak_exceeded"] = figures_above_peak(out["gemm"]);
-  if (wanted(argc, argv, "layer"))
+  if (selection->wants("layer"))
     out["layer"] = {layer_case("tiny", 2048, 64, 128, 4, 2, true), layer_case("mid", 4096, 1024, 4096, 8, 2, false)};
-  if (wanted(argc, argv, "small_batch"))
+  if (selection->wants("small_batch"))
     out["small_batch"] = {small_batch_case(64, DType::kFloat32), small_batch_case(64, DType::kBFloat16)};
   std::cout << out.dump(2) << "\n";
   if (!out["peak_exceeded"].empty()) {
-    std::cerr << "moe_bench: figures above the measured FMA peak (" << peak
-              << " GFLOP/s): " << out["peak_exceeded"].dump() << "\n";
+    std::cerr << "moe_bench: figures above the measured peak (" << out["fma_peak_gflops"].get<double>()
+              << " GFLOP/s float32 FMA, " << out["bf16_dot_peak_gflops"].get<double>()
+              << " bfloat16 dot products): " << out["peak_exceeded"].dump() << "\n";
     return 3;
   }
   return 0;

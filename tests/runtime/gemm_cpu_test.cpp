@@ -46,62 +46,93 @@ std::vector<double> transposed(const std::vector<double>& a, int64_t batch, int6
   return t;
 }
 
+struct FloatCase {
+  int64_t batch, rows, k, n;
+  bool trans_b, bias;
+  Act act;
+  bool one_block = false;  // the whole batch in one block of the grid
+};
+
+// One case in T against the double reference.
+template <typename T>
+void expect_matches_reference(Context& context, const FloatCase& c, std::mt19937& rng) {
+  const DType dt = std::is_same_v<T, double> ? DType::kFloat64 : DType::kFloat32;
+  // NOTE: K products summed in T with FMA in another order than the double reference: allow
+  // sqrt(K) ulps-ish growth of the rounding error relative to the sum of |terms|.
+  const double eps = std::is_same_v<T, double> ? 1e-13 : 2e-6;
+  const kernels::GemmActivation acts[] = {kernels::kActNone, kernels::kActRelu, kernels::kActGelu, kernels::kActSilu};
+  SCOPED_TRACE("batch " + std::to_string(c.batch) + " rows " + std::to_string(c.rows) + " k " + std::to_string(c.k) +
+               " n " + std::to_string(c.n) + (c.trans_b ? " trans_b" : ""));
+  auto a = random_vector(rng, c.batch * c.rows * c.k), w = random_vector(rng, c.batch * c.k * c.n),
+       bias = random_vector(rng, c.batch * c.n);
+  auto ta = cast<T>(a), tw = cast<T>(w), tb = cast<T>(bias);
+  std::vector<T> out(c.batch * c.rows * c.n, T(-99));
+  Tensor bias_t(tb.data(), dt, {c.batch, c.n});
+  GemmOptions options;
+  options.trans_b = c.trans_b;
+  options.bias = c.bias ? &bias_t : nullptr;
+  options.activation = acts[static_cast<int>(c.act)];
+  batched_gemm(context, Tensor(ta.data(), dt, {c.batch, c.rows, c.k}),
+               Tensor(tw.data(), dt,
+                      c.trans_b ? std::vector<int64_t>{c.batch, c.n, c.k} : std::vector<int64_t>{c.batch, c.k, c.n}),
+               Tensor(out.data(), dt, {c.batch, c.rows, c.n}), options);
+  const std::vector<double> stored_bias = cast<double>(tb);  // the values the kernel sees
+  auto want = reference::gemm(cast<double>(ta), cast<double>(tw), c.bias ? &stored_bias : nullptr, c.batch, c.rows, c.k,
+                              c.n, c.trans_b, c.act);
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(out[i], want[i], eps * (c.k + 1)) << "element " << i;
+}
+
 template <typename T>
 class GemmCpuTest : public ::testing::Test {};
 using GemmTypes = ::testing::Types<float, double>;
 TYPED_TEST_SUITE(GemmCpuTest, GemmTypes);
 
 TYPED_TEST(GemmCpuTest, MatchesReference) {
-  using T = TypeParam;
-  const DType dt = std::is_same_v<T, double> ? DType::kFloat64 : DType::kFloat32;
-  // NOTE: K products summed in T with FMA in another order than the double reference: allow
-  // sqrt(K) ulps-ish growth of the rounding error relative to the sum of |terms|.
-  const double eps = std::is_same_v<T, double> ? 1e-13 : 2e-6;
   std::mt19937 rng(42);
-  struct Case {
-    int64_t batch, rows, k, n;
-    bool trans_b, bias;
-    Act act;
-    bool one_block = false;  // the whole batch in one block of the grid
-  };
-  const Case cases[] = {{1, 5, 3, 4, false, false, Act::kNone},
-                        {3, 17, 64, 128, false, true, Act::kRelu},
-                        {2, 13, 33, 70, true, true, Act::kGelu},
-                        {4, 1, 8, 32, false, true, Act::kSilu},
-                        {2, 40, 96, 96, true, false, Act::kNone},
-                        {1, 0, 4, 4, false, false, Act::kNone},
-                        // past one chunk of the reduction (256) and, in one block, past one packed
-                        // group of rows (1020 stretched by up to a quarter on a 2 MB L2); a reduction
-                        // tail that is not a multiple of 8 with trans_b; column tiles, single vectors
-                        // and scalar tails
-                        {2, 1300, 300, 80, true, true, Act::kRelu, true},
-                        {2, 7, 520, 83, false, true, Act::kGelu},
-                        // a gate's logits: fewer columns than a vector, all dot products
-                        {3, 50, 100, 8, true, false, Act::kNone},
-                        // few rows (B packed eight column tiles at a time) over 17 column tiles
-                        {2, 13, 300, 1100, false, true, Act::kRelu, true}};
-  const kernels::GemmActivation acts[] = {kernels::kActNone, kernels::kActRelu, kernels::kActGelu, kernels::kActSilu};
+  const FloatCase cases[] = {{1, 5, 3, 4, false, false, Act::kNone},
+                             {3, 17, 64, 128, false, true, Act::kRelu},
+                             {2, 13, 33, 70, true, true, Act::kGelu},
+                             {4, 1, 8, 32, false, true, Act::kSilu},
+                             {2, 40, 96, 96, true, false, Act::kNone},
+                             {1, 0, 4, 4, false, false, Act::kNone},
+                             // past one chunk of the reduction (256) and, in one block, past one packed
+                             // group of rows (1020 stretched by up to a quarter on a 2 MB L2); a reduction
+                             // tail that is not a multiple of 8 with trans_b; column tiles, single vectors
+                             // and scalar tails
+                             {2, 1300, 300, 80, true, true, Act::kRelu, true},
+                             {2, 7, 520, 83, false, true, Act::kGelu},
+                             // a gate's logits: fewer columns than a vector, all dot products
+                             {3, 50, 100, 8, true, false, Act::kNone},
+                             // few rows (B packed eight column tiles at a time) over 17 column tiles
+                             {2, 13, 300, 1100, false, true, Act::kRelu, true}};
   for (const auto& c : cases) {
-    SCOPED_TRACE("batch " + std::to_string(c.batch) + " rows " + std::to_string(c.rows) + " k " + std::to_string(c.k) +
-                 " n " + std::to_string(c.n));
-    auto a = random_vector(rng, c.batch * c.rows * c.k), w = random_vector(rng, c.batch * c.k * c.n),
-         bias = random_vector(rng, c.batch * c.n);
-    auto ta = cast<T>(a), tw = cast<T>(w), tb = cast<T>(bias);
-    std::vector<T> out(c.batch * c.rows * c.n, T(-99));
-    Tensor bias_t(tb.data(), dt, {c.batch, c.n});
-    GemmOptions options;
-    options.trans_b = c.trans_b;
-    options.bias = c.bias ? &bias_t : nullptr;
-    options.activation = acts[static_cast<int>(c.act)];
-    batched_gemm(c.one_block ? testing::one_thread_context() : Context::global(),
-                 Tensor(ta.data(), dt, {c.batch, c.rows, c.k}),
-                 Tensor(tw.data(), dt,
-                        c.trans_b ? std::vector<int64_t>{c.batch, c.n, c.k} : std::vector<int64_t>{c.batch, c.k, c.n}),
-                 Tensor(out.data(), dt, {c.batch, c.rows, c.n}), options);
-    const std::vector<double> stored_bias = cast<double>(tb);  // the values the kernel sees
-    auto want = reference::gemm(cast<double>(ta), cast<double>(tw), c.bias ? &stored_bias : nullptr, c.batch, c.rows,
-                                c.k, c.n, c.trans_b, c.act);
-    for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(out[i], want[i], eps * (c.k + 1)) << "element " << i;
+    expect_matches_reference<TypeParam>(c.one_block ? testing::one_thread_context() : Context::global(), c, rng);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+}
+
+// The CPUs with narrower vectors (SSE's 16 bytes: column tiles of 8 floats; AVX2's 32: 16) pack a
+// transposed B in 8 x 8 and 16 x 16 blocks transposed in registers, with reduction tails past the
+// last whole block (K = 300 is one chunk of 256 and 44 = 2 x 16 + 12), as AVX-512 does in 16 x 16.
+TEST(GemmCpu, NarrowerVectorsPackTransposedPanelsAlike) {
+#if !defined(__x86_64__)
+  GTEST_SKIP() << "x86-64 CPU names";
+#endif
+  const FloatCase cases[] = {{2, 37, 300, 70, true, true, Act::kRelu},
+                             {1, 20, 45, 40, true, false, Act::kNone},
+                             {2, 13, 300, 100, false, true, Act::kGelu}};
+  for (const char* cpu : {"x86-64", "x86-64-v3"}) {
+    testing::TempDir dir;
+    Settings settings;
+    settings.cache_dir = dir.path();
+    settings.cpu = cpu;
+    Context context(settings);
+    SCOPED_TRACE(cpu);
+    std::mt19937 rng(43);
+    for (const auto& c : cases) {
+      expect_matches_reference<float>(context, c, rng);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
   }
 }
 

@@ -16,6 +16,7 @@
 #include <switchyard/cpu/math.hpp>
 #include <switchyard/cpu/memory.hpp>
 #include <switchyard/cpu/register_block.hpp>
+#include <switchyard/cpu/transpose.hpp>
 #include <switchyard/cpu/types.hpp>
 
 namespace switchyard {
@@ -112,8 +113,8 @@ inline void gemm_pack_a(const T* a, compute_t<T>* out, int m0, int live, int k0,
 }
 
 // Packs B(k0 + kk, n0 + j) for kk < k_len, j < kCols as panel[kk * kCols + j], where
-// B(kk, n) = b[kk * kN + n], or b[n * kLdb + kk] with kTransB (read 8 of a row's kk at a time:
-// one row's reads stay in one cache line while the writes go down 8 panel rows).
+// B(kk, n) = b[kk * kN + n], or b[n * kLdb + kk] with kTransB (floats: blocks transposed in
+// registers; 16-bit values converted 8 of a row's kk at a time, one row's reads in one cache line).
 template <typename T, int kN, int kLdb, bool kTransB, int kCols>
 inline void gemm_pack_b(const T* b, compute_t<T>* panel, int n0, int k0, int k_len) {
   if (!kTransB) {
@@ -127,6 +128,13 @@ inline void gemm_pack_b(const T* b, compute_t<T>* panel, int n0, int k0, int k_l
     return;
   }
   int kk0 = 0;
+  if constexpr (sizeof(T) == 4 && kCols % 8 == 0) {  // blocks of floats transposed in registers
+    constexpr int kBlock = kCols % 16 == 0 ? 16 : 8;
+    for (; kk0 + kBlock <= k_len; kk0 += kBlock)
+      for (int j = 0; j < kCols; j += kBlock)
+        transpose_block<kBlock>(b + static_cast<long>(n0 + j) * kLdb + k0 + kk0, kLdb * sizeof(T),
+                                panel + kk0 * kCols + j, kCols * sizeof(T));
+  }
   for (; kk0 + 8 <= k_len; kk0 += 8)
     for (int j = 0; j < kCols; ++j) {
       const T* src = b + static_cast<long>(n0 + j) * kLdb + k0 + kk0;

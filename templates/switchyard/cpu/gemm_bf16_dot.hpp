@@ -6,6 +6,7 @@
 #pragma once
 
 #include <switchyard/cpu/register_block.hpp>
+#include <switchyard/cpu/transpose.hpp>
 #include <switchyard/cpu/types.hpp>
 
 namespace switchyard {
@@ -60,14 +61,13 @@ inline void interleave_rows(const bf16_t* __restrict low, const bf16_t* __restri
 // b[kk * kN + n] (two rows interleaved), or b[n * kLdb + kk] with kTransB (a pair is adjacent).
 template <int kN, int kLdb, bool kTransB, int kCols>
 inline void gemm_pack_b_pairs(const bf16_t* b, unsigned* panel, int n0, int k0, int k_len) {
+  static_assert(kCols % 16 == 0, "gemm_pack_b_pairs: whole 16-column blocks");
   int kk = 0;
-  if (kTransB)  // 8 pairs of a row at a time: one row's reads stay in one cache line
-    for (; kk + 16 <= k_len; kk += 16)
-      for (int j = 0; j < kCols; ++j) {
-        const bf16_t* src = b + static_cast<long>(n0 + j) * kLdb + k0 + kk;
-#pragma GCC unroll 8
-        for (int q = 0; q < 8; ++q) panel[(kk / 2 + q) * kCols + j] = bf16_pair(src[2 * q], src[2 * q + 1]);
-      }
+  if (kTransB)  // 16 x 16 blocks of pairs (a cache line of each of 16 rows of B) transposed in registers
+    for (; kk + 32 <= k_len; kk += 32)
+      for (int j = 0; j < kCols; j += 16)
+        transpose_block<16>(b + static_cast<long>(n0 + j) * kLdb + k0 + kk, kLdb * sizeof(bf16_t),
+                            panel + kk / 2 * kCols + j, kCols * sizeof(unsigned));
   for (; kk < k_len; kk += 2) {
     const bool both = kk + 1 < k_len;
     unsigned* dst = panel + kk / 2 * kCols;
