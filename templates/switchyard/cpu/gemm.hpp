@@ -177,23 +177,29 @@ inline void gemm_micro_live(int live, const P* ap, const P* bp, A* c, long ldc, 
     gemm_micro<A, kLanes, kRows, kVecs, kRowTile>(ap, bp, c, ldc, k_len, load_c);
 }
 
-// The rows [k0, k0 + k_len) of B's columns [n0, n_end), prefetched into L2 a slice at a time:
-// the next span's panels, fetched while the micro-kernels run on this span's, so a small batch's
-// weights stream from memory under its arithmetic instead of before it.
-template <typename T, int kN>
-struct SpanPrefetch {
-  const char* row = nullptr;  // the row of B the next line is in
-  long line_count = 0;        // cache lines in all
+// The next B panel (or span of panels) prefetched into L2 a slice at a time while the
+// micro-kernels run on this one's, so B streams from memory under the arithmetic instead of
+// stalling its packing: `rows` runs of `row_bytes` at a pitch of `pitch` bytes (B's rows of a
+// column tile, or with trans_b its columns' runs along the reduction). Packing read a row pitch
+// apart per step and cost a tenth of the micro-kernels' time, a small batch's weights most of it.
+struct PanelPrefetch {
+  const char* row = nullptr;  // the row the next line is in
+  long pitch = 0;
+  long line_count = 0;  // cache lines in all
   int lines_per_row = 0;
   long issued = 0;
   int line_in_row = 0;  // NOTE: counters, not a division per line: that cost as much as the arithmetic
 
-  void start(const T* b, int k0, int k_len, int n0, int n_end) {
-    row = reinterpret_cast<const char*>(b + static_cast<long>(k0) * kN + n0);
-    lines_per_row = static_cast<int>((static_cast<long>(n_end - n0) * sizeof(T) + 63) / 64);
-    line_count = static_cast<long>(k_len) * lines_per_row;
+  // `share` of the lines is fetched per step: the lines over `steps`.
+  long start(const void* first, long row_pitch, int rows, long row_bytes, long steps) {
+    const long misaligned = reinterpret_cast<unsigned long>(first) % 64;
+    row = static_cast<const char*>(first) - misaligned;
+    pitch = row_pitch;
+    lines_per_row = row_bytes > 0 ? static_cast<int>((misaligned + row_bytes + 63) / 64) : 0;
+    line_count = static_cast<long>(rows) * lines_per_row;
     issued = 0;
     line_in_row = 0;
+    return steps > 0 ? (line_count + steps - 1) / steps : line_count;
   }
   // Up to `share` of the lines not yet fetched.
   void step(long share) {
@@ -202,7 +208,7 @@ struct SpanPrefetch {
       __builtin_prefetch(row + line_in_row * 64, 0, 2);
       if (++line_in_row == lines_per_row) {
         line_in_row = 0;
-        row += static_cast<long>(kN * sizeof(T));
+        row += pitch;
       }
     }
   }
@@ -250,7 +256,7 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack
   const int depth = packed_depth<kDot>(k_len);
   const bool first = k0 == 0, last = k0 + k_len == g.reduce;
   int packed_from = n0, packed_end = n0;  // the columns of the panels packed last
-  SpanPrefetch<T, kN> next_span;
+  PanelPrefetch next;
   long prefetch_share = 0;
   for (; n0 + kCols <= n_end; n0 += kCols) {
     if (kTransB || span == 1) {
@@ -259,14 +265,23 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack
       else
         gemm_pack_b<T, kN, kLdb, kTransB, kCols>(g.b, panel, n0, k0, k_len);
       packed_from = n0;
+      const int next_n = n0 + kCols;
+      if (next_n + kCols > n_end)
+        prefetch_share = next.start(nullptr, 0, 0, 0, 0);
+      else if (kTransB)
+        prefetch_share = next.start(g.b + static_cast<long>(next_n) * kLdb + k0, kLdb * sizeof(T), kCols,
+                                    k_len * sizeof(T), t1 - t0);
+      else
+        prefetch_share =
+            next.start(g.b + static_cast<long>(k0) * kN + next_n, kN * sizeof(T), k_len, kCols * sizeof(T), t1 - t0);
     } else if (n0 >= packed_end) {
       const int left = (n_end - n0) / kCols;
       packed_from = n0;
       packed_end = n0 + (left < span ? left : span) * kCols;
       const int next_end = packed_end + span * kCols < n_end ? packed_end + span * kCols : n_end / kCols * kCols;
-      next_span.start(g.b, k0, k_len, packed_end, next_end > packed_end ? next_end : packed_end);
-      const long calls = static_cast<long>((packed_end - n0) / kCols) * (t1 - t0);
-      prefetch_share = (next_span.line_count + calls - 1) / calls;
+      prefetch_share = next.start(g.b + static_cast<long>(k0) * kN + packed_end, kN * sizeof(T), k_len,
+                                  (next_end > packed_end ? next_end - packed_end : 0) * sizeof(T),
+                                  static_cast<long>((packed_end - n0) / kCols) * (t1 - t0));
       if constexpr (kDot)
         gemm_pack_b_span_pairs<kN, kCols>(g.b, panel, n0, k0, k_len, (packed_end - n0) / kCols);
       else
@@ -274,7 +289,7 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack
     }
     const P* bp = panel + static_cast<long>((n0 - packed_from) / kCols) * depth * kCols;
     for (int t = t0; t < t1; ++t) {
-      next_span.step(prefetch_share);
+      next.step(prefetch_share);
       const int m0 = t * kRowTile;
       const int live = g.out_rows - m0 < kRowTile ? g.out_rows - m0 : kRowTile;
       A* block = acc + static_cast<long>(m0 - t0 * kRowTile) * kN + n0;
