@@ -190,7 +190,7 @@ nlohmann::json gemm_case(const GemmShape& shape) {
 // the FMA peak, or for our bfloat16 GEMMs the dot-product peak where they use AVX512_BF16 (the CPU
 // compiled for has them: `bf16_dot_peak` is 0 where this host has none). The baselines are float32.
 void add_peak_fractions(nlohmann::json& gemms, double peak, double bf16_dot_peak) {
-  const bool ours_dot = Context::global().cpu().target().bf16_dot && bf16_dot_peak > 0;
+  const bool ours_dot = Context::global().cpu().target().has(kCpuBf16Dot) && bf16_dot_peak > 0;
   for (auto& g : gemms) {
     const bool dot = ours_dot && g["dtype"] == "bfloat16";
     g["roofline"] = dot ? "bfloat16 dot products" : "float32 FMA";

@@ -31,8 +31,11 @@ struct OnednnBf16Matmul::State {
   dnnl_primitive_desc_t descriptor = nullptr;
   dnnl_primitive_t primitive = nullptr;
   dnnl_memory_desc_t a, b, c;
+  dnnl_memory_t memory[3] = {};  // a, b, c: made once, pointed at each run's operands
 
   ~State() {
+    for (dnnl_memory_t m : memory)
+      if (m) dnnl_memory_destroy(m);
     if (primitive) dnnl_primitive_destroy(primitive);
     if (descriptor) dnnl_primitive_desc_destroy(descriptor);
     if (stream) dnnl_stream_destroy(stream);
@@ -52,27 +55,21 @@ OnednnBf16Matmul::OnednnBf16Matmul(int64_t batch, int64_t m, int64_t n, int64_t 
   check(dnnl_matmul_desc_init(&matmul, &s.a, &s.b, nullptr, &s.c), "matmul_desc_init");
   check(dnnl_primitive_desc_create(&s.descriptor, &matmul, nullptr, s.engine, nullptr), "primitive_desc_create");
   check(dnnl_primitive_create(&s.primitive, s.descriptor), "primitive_create");
+  const dnnl_memory_desc_t* descs[3] = {&s.a, &s.b, &s.c};
+  for (int i = 0; i < 3; ++i)
+    check(dnnl_memory_create(&s.memory[i], descs[i], s.engine, DNNL_MEMORY_NONE), "memory_create");
 }
 
 OnednnBf16Matmul::~OnednnBf16Matmul() = default;
 
 void OnednnBf16Matmul::run(const void* a, const void* b, void* c) const {
   State& s = *state_;
-  dnnl_memory_t memory[3] = {};
-  const dnnl_memory_desc_t* descs[3] = {&s.a, &s.b, &s.c};
   void* data[3] = {const_cast<void*>(a), const_cast<void*>(b), c};
-  try {
-    for (int i = 0; i < 3; ++i) check(dnnl_memory_create(&memory[i], descs[i], s.engine, data[i]), "memory_create");
-    const dnnl_exec_arg_t args[3] = {
-        {DNNL_ARG_SRC, memory[0]}, {DNNL_ARG_WEIGHTS, memory[1]}, {DNNL_ARG_DST, memory[2]}};
-    check(dnnl_primitive_execute(s.primitive, s.stream, 3, args), "primitive_execute");
-    check(dnnl_stream_wait(s.stream), "stream_wait");
-  } catch (...) {
-    for (dnnl_memory_t m : memory)
-      if (m) dnnl_memory_destroy(m);
-    throw;
-  }
-  for (dnnl_memory_t m : memory) dnnl_memory_destroy(m);
+  for (int i = 0; i < 3; ++i) check(dnnl_memory_set_data_handle(s.memory[i], data[i]), "memory_set_data_handle");
+  const dnnl_exec_arg_t args[3] = {
+      {DNNL_ARG_SRC, s.memory[0]}, {DNNL_ARG_WEIGHTS, s.memory[1]}, {DNNL_ARG_DST, s.memory[2]}};
+  check(dnnl_primitive_execute(s.primitive, s.stream, 3, args), "primitive_execute");
+  check(dnnl_stream_wait(s.stream), "stream_wait");
 }
 
 const char* OnednnBf16Matmul::implementation() const {

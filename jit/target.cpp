@@ -16,6 +16,41 @@ long host_l2_bytes() {
   return bytes;
 }
 
+int host_vector_bytes() {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512f")) return 64;
+  if (__builtin_cpu_supports("avx")) return 32;
+#endif
+  return 16;
+}
+
+unsigned host_cpu_features() {
+  unsigned features = 0;
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512bf16")) features |= kCpuBf16Dot;
+#endif
+  return features;
+}
+
+unsigned cpu_features_of(const std::vector<std::string>& llvm_features) {
+  unsigned features = 0;
+  for (const std::string& feature : llvm_features)
+    if (feature == "+avx512bf16") features |= kCpuBf16Dot;
+  return features;
+}
+
+int Target::cpu_vector_bytes() const {
+  return vector_bytes != 0 ? vector_bytes : host_vector_bytes();
+}
+
+long Target::cpu_l2_bytes() const {
+  return l2_bytes != 0 ? l2_bytes : host_l2_bytes();
+}
+
+bool Target::has(CpuFeature feature) const {
+  return ((vector_bytes != 0 ? cpu_features : host_cpu_features()) & feature) != 0;
+}
+
 Target Target::parse(const std::string& text) {
   if (text == "cpu") return cpu();
   bool ok = text.size() >= 5 && text.rfind("sm_", 0) == 0;

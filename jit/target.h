@@ -2,8 +2,14 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace switchyard {
+
+/// CPU features that kernel families choose their specs by: bits of Target::cpu_features.
+enum CpuFeature : unsigned {
+  kCpuBf16Dot = 1u << 0,  // AVX512_BF16's bfloat16 dot products (vdpbf16ps; LLVM's +avx512bf16)
+};
 
 struct Target {
   enum class Kind { kCpu, kCuda };
@@ -16,12 +22,13 @@ struct Target {
   // CPU: the L2 bytes per core of the CPU the JIT compiles for, which the GEMM family sizes its
   // packed blocks by; 0 = this host's (host_l2_bytes). A choice hint like vector_bytes.
   long l2_bytes = 0;
-  // CPU: whether the CPU the JIT compiles for has AVX512_BF16's dot products (vdpbf16ps), which the
-  // GEMM family multiplies bfloat16 with; with vector_bytes 0, this host's. A choice hint too.
-  bool bf16_dot = false;
+  // CPU: the CpuFeature bits of the CPU the JIT compiles for (cpu_features_of its LLVM feature
+  // list), which kernel families choose instructions by; with vector_bytes 0, this host's. A
+  // choice hint too.
+  unsigned cpu_features = 0;
 
-  static Target cpu(int vector_bytes = 0, long l2_bytes = 0, bool bf16_dot = false) {
-    return Target{Kind::kCpu, 0, false, vector_bytes, l2_bytes, bf16_dot};
+  static Target cpu(int vector_bytes = 0, long l2_bytes = 0, unsigned cpu_features = 0) {
+    return Target{Kind::kCpu, 0, false, vector_bytes, l2_bytes, cpu_features};
   }
   static Target cuda(int sm, bool arch_specific = false) { return Target{Kind::kCuda, sm, arch_specific, 0}; }
   /// Parses "cpu", "sm_80", "sm_90a"; throws UserError naming the text otherwise.
@@ -32,6 +39,12 @@ struct Target {
   /// (arch-specific instructions such as wgmma) needs a device that reports sm_XXa, and a plain
   /// sm_XX one runs on both.
   bool runs_on(const Target& device) const;
+
+  /// CPU: the widest vectors, L2 bytes per core and whether `feature` is there, of the CPU
+  /// compiled for, or of this host for a target that does not say (vector_bytes 0).
+  int cpu_vector_bytes() const;
+  long cpu_l2_bytes() const;
+  bool has(CpuFeature feature) const;
 
   bool is_cpu() const { return kind == Kind::kCpu; }
   bool is_cuda() const { return kind == Kind::kCuda; }
@@ -44,5 +57,12 @@ struct Target {
 
 /// This host's L2 cache per core in bytes, or 1 MB where the C library cannot say.
 long host_l2_bytes();
+/// This host's widest vector registers in bytes: 64 with AVX-512, 32 with AVX, else 16 (the rule
+/// of CpuTarget::vector_bytes, without LLVM).
+int host_vector_bytes();
+/// This host's CpuFeature bits.
+unsigned host_cpu_features();
+/// The CpuFeature bits an LLVM feature list ("+avx2", "+avx512bf16", ...) holds.
+unsigned cpu_features_of(const std::vector<std::string>& llvm_features);
 
 }  // namespace switchyard

@@ -38,7 +38,7 @@ Device& Context::cpu() {
     CpuDeviceOptions options;
     options.threads = settings_->num_threads;
     const CpuTarget& cpu = store_->cpu_target();
-    options.target = Target::cpu(cpu.vector_bytes(), cpu.l2_bytes(), cpu.has_feature("+avx512bf16"));
+    options.target = Target::cpu(cpu.vector_bytes(), cpu.l2_bytes(), cpu_features_of(cpu.features));
     options.perf_map = settings_->perf_map;
     options.huge_pages = settings_->huge_pages;
     slot->device = std::make_unique<CpuDevice>(options);

@@ -9,26 +9,10 @@
 namespace switchyard::kernels {
 namespace {
 
-// The host's widest vectors, for targets that do not say (Target::cpu() without a width): the
-// same rule as CpuTarget::vector_bytes, which the CPU device's target carries.
-int host_vector_bytes() {
-#if defined(__x86_64__)
-  if (__builtin_cpu_supports("avx512f")) return 64;
-  if (__builtin_cpu_supports("avx")) return 32;
-#endif
-  return 16;
-}
-
-// Whether bfloat16 GEMMs use AVX512_BF16's dot products: where the target has them (the host's
-// for a target that does not say) and 64-byte vectors to hold them.
+// Whether bfloat16 GEMMs use AVX512_BF16's dot products: where the CPU compiled for has them and
+// 64-byte vectors to hold them.
 bool uses_bf16_dot(const Target& target, DType dtype, int vec_bytes) {
-  if (dtype != DType::kBFloat16 || vec_bytes != 64) return false;
-  if (target.vector_bytes != 0) return target.bf16_dot;
-#if defined(__x86_64__)
-  return __builtin_cpu_supports("avx512bf16");
-#else
-  return false;
-#endif
+  return dtype == DType::kBFloat16 && vec_bytes == 64 && target.has(kCpuBf16Dot);
 }
 
 // The CPU micro-kernel's rows: 6 x 4 zmm accumulators (24 of 32 registers), or 6 x 2 of the 16
@@ -39,7 +23,7 @@ constexpr int kCpuRowTile = 6;
 // (CpuTarget::l2_bytes), the rest for B's panels and C. 16-bit operands are packed as float, or
 // keep their 16 bits for dot products.
 int64_t cpu_group_rows(const Target& target, DType dtype, bool bf16_dot) {
-  const long l2 = target.l2_bytes != 0 ? target.l2_bytes : host_l2_bytes();
+  const long l2 = target.cpu_l2_bytes();
   const int64_t packed_bytes = bf16_dot ? 2 : std::max<int64_t>(static_cast<int64_t>(dtype_size(dtype)), 4);
   const int64_t rows = l2 / 2 / (kGemmCpuChunk * packed_bytes);
   return std::clamp<int64_t>(rows / kCpuRowTile * kCpuRowTile, 4 * kCpuRowTile, 4096);
@@ -217,7 +201,7 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
   }
   // NOTE: the vectors of the CPU compiled for (SWITCHYARD_CPU may name a narrower one than this
   // host's), so that every machine of a fleet sharing a cache asks for the same specs.
-  const int vec_bytes = target.vector_bytes != 0 ? target.vector_bytes : host_vector_bytes();
+  const int vec_bytes = target.cpu_vector_bytes();
   const bool bf16_dot = uses_bf16_dot(target, shape.dtype, vec_bytes);
   KernelSpec spec;
   spec.family = "gemm";

@@ -104,13 +104,33 @@ TEST(GemmLaunch, CpuBlocksSplitColumnsWhereRowsAreFew) {
   EXPECT_EQ(kernels::gemm_cpu_split(8, 0, 0).cols, 1);
 }
 
+// The features a CPU target's LLVM list names become the bits kernel families ask about; a target
+// that names its vectors speaks for itself, one that does not is this host.
+TEST(Target, CpuFeaturesComeFromTheLlvmListOrTheHost) {
+  EXPECT_EQ(cpu_features_of({"+avx2", "+avx512bf16", "+avx512f"}), static_cast<unsigned>(kCpuBf16Dot));
+  EXPECT_EQ(cpu_features_of({"+avx2", "+avx512f", "-avx512bf16"}), 0u);
+  EXPECT_EQ(cpu_features_of({}), 0u);
+  EXPECT_TRUE(Target::cpu(64, 0, kCpuBf16Dot).has(kCpuBf16Dot));
+  EXPECT_FALSE(Target::cpu(64, 0, 0).has(kCpuBf16Dot));
+#if defined(__x86_64__)
+  EXPECT_EQ(Target::cpu().has(kCpuBf16Dot), __builtin_cpu_supports("avx512bf16") != 0);
+  EXPECT_EQ(Target::cpu().cpu_vector_bytes(), __builtin_cpu_supports("avx512f") ? 64
+                                              : __builtin_cpu_supports("avx")   ? 32
+                                                                                : 16);
+#endif
+  EXPECT_EQ(Target::cpu(32, 123456).cpu_vector_bytes(), 32);
+  EXPECT_EQ(Target::cpu(32, 123456).cpu_l2_bytes(), 123456);
+  EXPECT_EQ(Target::cpu().cpu_l2_bytes(), host_l2_bytes());
+}
+
 // bfloat16 on a CPU with AVX512_BF16 (the target says so) takes the dot-product kernel, which packs
 // 16 bits a step and so groups twice the rows in the same half of the L2; other dtypes, narrower
 // vectors and CPUs without it convert to float. A spec asking for dot products elsewhere is refused.
 TEST(GemmSelect, CpuBfloat16TakesDotProductsWhereTheTargetHasThem) {
   const long l2 = 1L << 20;
   auto spec_for = [&](DType dtype, int vector_bytes, bool bf16_dot) {
-    return kernels::gemm_spec({.dtype = dtype, .n = 256, .k = 512}, Target::cpu(vector_bytes, l2, bf16_dot));
+    return kernels::gemm_spec({.dtype = dtype, .n = 256, .k = 512},
+                              Target::cpu(vector_bytes, l2, bf16_dot ? kCpuBf16Dot : 0u));
   };
   const KernelSpec dot = spec_for(DType::kBFloat16, 64, true);
   EXPECT_TRUE(dot.bool_param("bf16_dot"));
@@ -122,6 +142,11 @@ TEST(GemmSelect, CpuBfloat16TakesDotProductsWhereTheTargetHasThem) {
   EXPECT_FALSE(spec_for(DType::kFloat32, 64, true).bool_param("bf16_dot"));
   EXPECT_FALSE(spec_for(DType::kFloat16, 64, true).bool_param("bf16_dot"));
   EXPECT_FALSE(spec_for(DType::kBFloat16, 32, true).bool_param("bf16_dot"));
+
+  // A target that does not say (vector_bytes 0) is this host, features included.
+  const bool host_dot = host_vector_bytes() == 64 && (host_cpu_features() & kCpuBf16Dot) != 0;
+  EXPECT_EQ(kernels::gemm_spec({.dtype = DType::kBFloat16, .n = 256, .k = 512}, Target::cpu()).bool_param("bf16_dot"),
+            host_dot);
 
   KernelSpec wrong = spec_for(DType::kFloat32, 64, false);
   for (auto& [name, value] : wrong.params)

@@ -166,15 +166,15 @@ inline void gemm_pack_b_span(const T* b, compute_t<T>* panels, int n0, int k0, i
 // batch's expert of 16 rows is tiles of 6, 6 and 4, not three of 6), so rows past C's end are
 // never touched and no work is spent on them.
 template <typename A, typename P, int kLanes, int kRowTile, int kVecs, bool kDot, int kRows = kRowTile>
-inline void gemm_micro_live(int live, const P* ap, const P* bp, A* c, long ldc, int k_len, bool load_c) {
+inline void gemm_micro_live(int live, const P* ap, const P* bp, A* c, long ldc, int depth, bool load_c) {
   if constexpr (kRows > 1) {
     if (live < kRows)
-      return gemm_micro_live<A, P, kLanes, kRowTile, kVecs, kDot, kRows - 1>(live, ap, bp, c, ldc, k_len, load_c);
+      return gemm_micro_live<A, P, kLanes, kRowTile, kVecs, kDot, kRows - 1>(live, ap, bp, c, ldc, depth, load_c);
   }
   if constexpr (kDot)
-    gemm_micro_bf16_dot<kRows, kVecs, kRowTile>(ap, bp, c, ldc, packed_depth<true>(k_len), load_c);
+    gemm_micro_bf16_dot<kRows, kVecs, kRowTile>(ap, bp, c, ldc, depth, load_c);
   else
-    gemm_micro<A, kLanes, kRows, kVecs, kRowTile>(ap, bp, c, ldc, k_len, load_c);
+    gemm_micro<A, kLanes, kRows, kVecs, kRowTile>(ap, bp, c, ldc, depth, load_c);
 }
 
 // The next B panel (or span of panels) prefetched into L2 a slice at a time while the
@@ -294,7 +294,7 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack
       const int live = g.out_rows - m0 < kRowTile ? g.out_rows - m0 : kRowTile;
       A* block = acc + static_cast<long>(m0 - t0 * kRowTile) * kN + n0;
       const P* ap = apack + (t - t0) * kRowTile * depth;
-      gemm_micro_live<A, P, kLanes, kRowTile, kVecs, kDot>(live, ap, bp, block, kN, k_len, !first);
+      gemm_micro_live<A, P, kLanes, kRowTile, kVecs, kDot>(live, ap, bp, block, kN, depth, !first);
       if (!last || (!kIsNarrow<T> && !kBias && kAct == kernels::kActNone)) continue;
       for (int r = 0; r < live; ++r) {
         const long at = static_cast<long>(m0 + r) * kN + n0;
