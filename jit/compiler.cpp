@@ -37,4 +37,8 @@ long CpuTarget::l2_bytes() const {
   return requested ? kRequestedCpuL2 : host_l2_bytes();
 }
 
+Target CpuTarget::kernel_target() const {
+  return Target::cpu(vector_bytes(), l2_bytes(), cpu_features_of(features));
+}
+
 }  // namespace switchyard

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "jit/target.h"
+
 namespace switchyard {
 
 /// The host as LLVM 16 reports it. `name` is "generic" on a CPU newer than this LLVM.
@@ -34,6 +36,8 @@ struct CpuTarget {
   /// L2 bytes per core: this host's, or 1 MB (the smallest of current x86 and Arm server cores)
   /// for a requested CPU, so that every machine of a fleet sharing a cache asks for the same specs.
   long l2_bytes() const;
+  /// What kernel families choose specs by for this CPU: its vectors, L2 and CpuFeature bits.
+  Target kernel_target() const;
 };
 
 /// Chooses the CPU to compile for. `requested` is SWITCHYARD_CPU ("" or "host": the host).

@@ -37,8 +37,7 @@ Device& Context::cpu() {
     slot = std::make_unique<DeviceSlot>();
     CpuDeviceOptions options;
     options.threads = settings_->num_threads;
-    const CpuTarget& cpu = store_->cpu_target();
-    options.target = Target::cpu(cpu.vector_bytes(), cpu.l2_bytes(), cpu_features_of(cpu.features));
+    options.target = store_->cpu_target().kernel_target();
     options.perf_map = settings_->perf_map;
     options.huge_pages = settings_->huge_pages;
     slot->device = std::make_unique<CpuDevice>(options);

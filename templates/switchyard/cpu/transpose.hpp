@@ -9,20 +9,6 @@ namespace cpu {
 typedef unsigned Bits32x16 __attribute__((vector_size(64)));
 typedef unsigned Bits32x8 __attribute__((vector_size(32)));
 
-// Interleaves the low halves (a0 b0 a1 b1 ...) or the high halves of two rows.
-inline Bits32x16 interleave_low(Bits32x16 a, Bits32x16 b) {
-  return __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-}
-inline Bits32x16 interleave_high(Bits32x16 a, Bits32x16 b) {
-  return __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-}
-inline Bits32x8 interleave_low(Bits32x8 a, Bits32x8 b) {
-  return __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11);
-}
-inline Bits32x8 interleave_high(Bits32x8 a, Bits32x8 b) {
-  return __builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15);
-}
-
 template <int kN>
 struct Bits32Rows;
 template <>
@@ -46,10 +32,19 @@ inline void transpose_block(const void* src, long src_pitch, void* dst, long dst
   for (int r = 0; r < kN; ++r) __builtin_memcpy(&rows[r], static_cast<const char*>(src) + r * src_pitch, sizeof(Vec));
 #pragma GCC unroll 4
   for (int round = 1; round < kN; round *= 2) {
+    // NOTE: the shuffles inline, not in helpers taking vectors by value: clang warns that such an
+    // argument "changes the ABI" where the CPU compiled for has narrower registers (SSE, AVX2).
 #pragma GCC unroll 8
     for (int i = 0; i < kN / 2; ++i) {
-      next[2 * i] = interleave_low(rows[i], rows[i + kN / 2]);
-      next[2 * i + 1] = interleave_high(rows[i], rows[i + kN / 2]);
+      if constexpr (kN == 16) {
+        next[2 * i] =
+            __builtin_shufflevector(rows[i], rows[i + 8], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        next[2 * i + 1] =
+            __builtin_shufflevector(rows[i], rows[i + 8], 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+      } else {
+        next[2 * i] = __builtin_shufflevector(rows[i], rows[i + 4], 0, 8, 1, 9, 2, 10, 3, 11);
+        next[2 * i + 1] = __builtin_shufflevector(rows[i], rows[i + 4], 4, 12, 5, 13, 6, 14, 7, 15);
+      }
     }
 #pragma GCC unroll 16
     for (int r = 0; r < kN; ++r) rows[r] = next[r];
