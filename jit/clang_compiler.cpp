@@ -7,11 +7,13 @@
 #include <clang/Frontend/CompilerInvocation.h>
 #include <clang/Frontend/TextDiagnosticPrinter.h>
 #include <llvm/ADT/SmallString.h>
+#include <llvm/ADT/Triple.h>
 #include <llvm/Config/llvm-config.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Module.h>
 #include <llvm/MC/TargetRegistry.h>
+#include <llvm/Support/Host.h>
 #include <llvm/Support/MemoryBuffer.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/VirtualFileSystem.h>
@@ -32,14 +34,33 @@ namespace {
 constexpr const char* kSourceRoot = "/switchyard-jit/";
 constexpr const char* kIncludeRoot = "/switchyard-jit/include";
 
-void initialize_llvm_once() {
-  // NOTE: without the native target initialised, clang silently produces unvectorized code.
+// NOTE: without the target initialised, clang silently produces unvectorized code.
+void initialize_native_target_once() {
   static std::once_flag once;
   std::call_once(once, [] {
     llvm::InitializeNativeTarget();
     llvm::InitializeNativeTargetAsmPrinter();
     llvm::InitializeNativeTargetAsmParser();
   });
+}
+
+// Every target this LLVM was built with, for a compiler whose triple is another architecture's
+// (kernels compiled here for Arm machines: checked and exported, never run here).
+void initialize_all_targets_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    llvm::InitializeAllTargetInfos();
+    llvm::InitializeAllTargets();
+    llvm::InitializeAllTargetMCs();
+    llvm::InitializeAllAsmPrinters();
+    llvm::InitializeAllAsmParsers();
+  });
+}
+
+void initialize_llvm_for(const std::string& triple) {
+  initialize_native_target_once();
+  if (llvm::Triple(triple).getArch() != llvm::Triple(llvm::sys::getProcessTriple()).getArch())
+    initialize_all_targets_once();
 }
 
 std::unique_ptr<llvm::TargetMachine> make_target_machine(const CpuTarget& cpu) {
@@ -90,7 +111,7 @@ ClangCompiler::ClangCompiler(const std::string& requested_cpu)
     : ClangCompiler(resolve_cpu_target(HostCpu::detect(), requested_cpu)) {}
 
 ClangCompiler::ClangCompiler(CpuTarget target) : target_(std::move(target)) {
-  initialize_llvm_once();
+  initialize_llvm_for(target_.triple);
 }
 
 std::string ClangCompiler::identity() const {
