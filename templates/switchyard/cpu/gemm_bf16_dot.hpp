@@ -32,7 +32,22 @@ inline unsigned bf16_pair(bf16_t low, bf16_t high) {
 template <int kLda, bool kTransA, int kRowTile>
 inline void gemm_pack_a_pairs(const bf16_t* a, unsigned* out, int m0, int live, int k0, int k_len) {
   constexpr bf16_t zero{0};
-  for (int kk = 0; kk < k_len; kk += 2) {
+  int kk = 0;
+  // A^T (the weight gradient): a whole tile's rows are adjacent in two rows of A, interleaved in
+  // registers 8 at a time (where 8 columns from m0 lie inside A; the last tiles go one by one).
+  if constexpr (kTransA && kRowTile <= 8) {
+    typedef unsigned short Half8 __attribute__((vector_size(16)));
+    if (live == kRowTile && m0 + 8 <= kLda)
+      for (; kk + 2 <= k_len; kk += 2) {
+        const bf16_t* low = a + static_cast<long>(k0 + kk) * kLda + m0;
+        Half8 l, h;
+        __builtin_memcpy(&l, low, sizeof(l));
+        __builtin_memcpy(&h, low + kLda, sizeof(h));
+        const auto pairs = __builtin_shufflevector(l, h, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+        __builtin_memcpy(out + kk / 2 * kRowTile, &pairs, sizeof(unsigned) * kRowTile);
+      }
+  }
+  for (; kk < k_len; kk += 2) {
     const bool both = kk + 1 < k_len;
     unsigned* dst = out + kk / 2 * kRowTile;
     for (int r = 0; r < kRowTile; ++r) {
