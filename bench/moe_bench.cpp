@@ -82,6 +82,10 @@ std::vector<double> best_seconds_interleaved(int rounds, int runs, const std::ve
 // dy [rows, n] W^T (W read as [n, k], trans_b); weight gradient x^T dy, reduced over the rows.
 enum class Pass { kForward, kData, kWeight };
 
+const char* pass_name(Pass pass) {
+  return pass == Pass::kForward ? "forward" : pass == Pass::kData ? "data_grad" : "weight_grad";
+}
+
 struct GemmShape {
   const char* name;
   Pass pass;
@@ -161,9 +165,7 @@ nlohmann::json gemm_case(const GemmShape& shape) {
   const double ours_gflops = flops / ours / 1e9, blas_gflops = flops / blas / 1e9;
   nlohmann::json result = {{"name", name},
                            {"dtype", dtype_name(dtype)},
-                           {"pass", pass == Pass::kForward ? "forward"
-                                    : pass == Pass::kData  ? "data_grad"
-                                                           : "weight_grad"},
+                           {"pass", pass_name(pass)},
                            {"batch", batch},
                            {"rows", rows},
                            {"k", k},
@@ -372,10 +374,7 @@ struct Selection {
     return sections.empty() || std::find(sections.begin(), sections.end(), section) != sections.end();
   }
   bool wants(const GemmShape& shape) const {
-    const char* pass = shape.pass == Pass::kForward ? "forward"
-                       : shape.pass == Pass::kData  ? "data_grad"
-                                                    : "weight_grad";
-    const std::string label = std::string(shape.name) + " " + dtype_name(shape.dtype) + " " + pass;
+    const std::string label = std::string(shape.name) + " " + dtype_name(shape.dtype) + " " + pass_name(shape.pass);
     return label.find(only) != std::string::npos;
   }
 };

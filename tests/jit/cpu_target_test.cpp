@@ -29,6 +29,14 @@ bool has_vector_code(const std::string& assembly) {
   return std::regex_search(assembly, x86) || std::regex_search(assembly, arm);
 }
 
+// tiny.json's forward, backward and SGD kernels in float32 and bfloat16.
+ModelConfig tiny_training_config() {
+  ModelConfig config = ModelConfig::load(testing::source_dir() + "/examples/models/tiny.json");
+  config.training = true;
+  config.dtypes = {DType::kFloat32, DType::kBFloat16};
+  return config;
+}
+
 // Compiles out = 0.5 * x with `compiler` and runs it on the CPU: the code loads and computes.
 void compile_and_run_scale(const ClangCompiler& compiler) {
   KernelSpec spec = kernels::elementwise_spec(DType::kFloat32, kernels::kEwScale, kernels::kActNone, Target::cpu());
@@ -98,9 +106,7 @@ TEST(CpuTarget, RequestedCpuCompilesForExactlyItsFeatures) {
 // code is meant for every width, and a warning in the JIT's log reaches every user's stderr.
 TEST(CpuTarget, TrainingKernelsCompileWithoutWarningsForEveryX86Level) {
   if (!host_is_x86()) GTEST_SKIP() << "x86-64 CPU names";
-  ModelConfig config = ModelConfig::load(testing::source_dir() + "/examples/models/tiny.json");
-  config.training = true;
-  config.dtypes = {DType::kFloat32, DType::kBFloat16};
+  const ModelConfig config = tiny_training_config();
   for (const char* cpu : {"x86-64", "x86-64-v3", "x86-64-v4", ""}) {
     const CpuTarget target = resolve_cpu_target(HostCpu::detect(), cpu);
     const ClangCompiler compiler(target);
@@ -128,9 +134,7 @@ TEST(CpuTarget, TrainingKernelsCompileForAArch64Neon) {
   EXPECT_EQ(target.cpu, "neoverse-n1");
   EXPECT_EQ(target.vector_bytes(), 16);
   const ClangCompiler compiler(target);
-  ModelConfig config = ModelConfig::load(testing::source_dir() + "/examples/models/tiny.json");
-  config.training = true;
-  config.dtypes = {DType::kFloat32, DType::kBFloat16};
+  const ModelConfig config = tiny_training_config();
   static const std::regex neon_fma(R"(\bfmla\s+v[0-9]+\.4s)");
   size_t gemms = 0;
   for (const KernelSpec& spec : kernel_set(config, target.kernel_target()).specs) {

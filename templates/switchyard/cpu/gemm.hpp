@@ -201,6 +201,11 @@ struct PanelPrefetch {
     line_in_row = 0;
     return steps > 0 ? (line_count + steps - 1) / steps : line_count;
   }
+  // Nothing (more) to fetch: the last panel of a chunk. Returns the share, 0.
+  long stop() {
+    issued = line_count = 0;
+    return 0;
+  }
   // Up to `share` of the lines not yet fetched.
   void step(long share) {
     const long end = issued + share < line_count ? issued + share : line_count;
@@ -267,7 +272,7 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack
       packed_from = n0;
       const int next_n = n0 + kCols;
       if (next_n + kCols > n_end)
-        prefetch_share = next.start(nullptr, 0, 0, 0, 0);
+        prefetch_share = next.stop();
       else if (kTransB)
         prefetch_share = next.start(g.b + static_cast<long>(next_n) * kLdb + k0, kLdb * sizeof(T), kCols,
                                     k_len * sizeof(T), t1 - t0);

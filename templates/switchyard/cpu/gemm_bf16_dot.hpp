@@ -26,28 +26,32 @@ inline unsigned bf16_pair(bf16_t low, bf16_t high) {
   return static_cast<unsigned>(low.bits) | static_cast<unsigned>(high.bits) << 16;
 }
 
+// kCols columns of two rows (of B, or of A for A^T) interleaved into pairs (`high` null: the
+// partner of an odd last step, zero).
+template <int kCols>
+inline void interleave_rows(const bf16_t* __restrict low, const bf16_t* __restrict high, unsigned* __restrict dst) {
+  if (high != nullptr)
+    for (int j = 0; j < kCols; ++j) dst[j] = bf16_pair(low[j], high[j]);
+  else
+    for (int j = 0; j < kCols; ++j) dst[j] = bf16_pair(low[j], bf16_t{0});
+}
+
 // A(m0 + r, k0 + kk) for r < kRowTile, kk < k_len, packed as pairs out[kk / 2][r] (rows from `live`
 // on, and the partner of an odd last step, are zero); A(m, kk) = a[m * kLda + kk], or a[kk * kLda + m]
 // with kTransA.
 template <int kLda, bool kTransA, int kRowTile>
 inline void gemm_pack_a_pairs(const bf16_t* a, unsigned* out, int m0, int live, int k0, int k_len) {
   constexpr bf16_t zero{0};
-  int kk = 0;
-  // A^T (the weight gradient): a whole tile's rows are adjacent in two rows of A, interleaved in
-  // registers 8 at a time (where 8 columns from m0 lie inside A; the last tiles go one by one).
-  if constexpr (kTransA && kRowTile <= 8) {
-    typedef unsigned short Half8 __attribute__((vector_size(16)));
-    if (live == kRowTile && m0 + 8 <= kLda)
-      for (; kk + 2 <= k_len; kk += 2) {
+  if constexpr (kTransA) {  // a whole tile's rows are adjacent in two rows of A: interleave them
+    if (live == kRowTile) {
+      for (int kk = 0; kk < k_len; kk += 2) {
         const bf16_t* low = a + static_cast<long>(k0 + kk) * kLda + m0;
-        Half8 l, h;
-        __builtin_memcpy(&l, low, sizeof(l));
-        __builtin_memcpy(&h, low + kLda, sizeof(h));
-        const auto pairs = __builtin_shufflevector(l, h, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
-        __builtin_memcpy(out + kk / 2 * kRowTile, &pairs, sizeof(unsigned) * kRowTile);
+        interleave_rows<kRowTile>(low, kk + 1 < k_len ? low + kLda : nullptr, out + kk / 2 * kRowTile);
       }
+      return;
+    }
   }
-  for (; kk < k_len; kk += 2) {
+  for (int kk = 0; kk < k_len; kk += 2) {
     const bool both = kk + 1 < k_len;
     unsigned* dst = out + kk / 2 * kRowTile;
     for (int r = 0; r < kRowTile; ++r) {
@@ -60,16 +64,6 @@ inline void gemm_pack_a_pairs(const bf16_t* a, unsigned* out, int m0, int live, 
                        : bf16_pair(a[m * kLda + k], both ? a[m * kLda + k + 1] : zero);
     }
   }
-}
-
-// kCols columns of two rows of B interleaved into pairs (`high` null: the partner of an odd last
-// step, zero).
-template <int kCols>
-inline void interleave_rows(const bf16_t* __restrict low, const bf16_t* __restrict high, unsigned* __restrict dst) {
-  if (high != nullptr)
-    for (int j = 0; j < kCols; ++j) dst[j] = bf16_pair(low[j], high[j]);
-  else
-    for (int j = 0; j < kCols; ++j) dst[j] = bf16_pair(low[j], bf16_t{0});
 }
 
 // B(k0 + kk, n0 + j) for kk < k_len, j < kCols, packed as pairs panel[kk / 2][j]; B(kk, n) =
