@@ -38,7 +38,7 @@ long CpuTarget::l2_bytes() const {
 }
 
 Target CpuTarget::kernel_target() const {
-  return Target::cpu(vector_bytes(), l2_bytes(), cpu_features_of(features));
+  return Target::cpu(vector_bytes(), l2_bytes(), cpu_features_of(triple, features));
 }
 
 }  // namespace switchyard

@@ -28,14 +28,19 @@ unsigned host_cpu_features() {
   unsigned features = 0;
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx512bf16")) features |= kCpuBf16Dot;
+  if (__builtin_cpu_supports("avx512f")) features |= kCpu32VectorRegisters;
+#elif defined(__aarch64__)
+  features |= kCpu32VectorRegisters;
 #endif
   return features;
 }
 
-unsigned cpu_features_of(const std::vector<std::string>& llvm_features) {
-  unsigned features = 0;
-  for (const std::string& feature : llvm_features)
+unsigned cpu_features_of(const std::string& triple, const std::vector<std::string>& llvm_features) {
+  unsigned features = triple.rfind("aarch64", 0) == 0 ? kCpu32VectorRegisters : 0u;
+  for (const std::string& feature : llvm_features) {
     if (feature == "+avx512bf16") features |= kCpuBf16Dot;
+    if (feature == "+avx512f") features |= kCpu32VectorRegisters;
+  }
   return features;
 }
 

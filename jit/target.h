@@ -8,7 +8,8 @@ namespace switchyard {
 
 /// CPU features that kernel families choose their specs by: bits of Target::cpu_features.
 enum CpuFeature : unsigned {
-  kCpuBf16Dot = 1u << 0,  // AVX512_BF16's bfloat16 dot products (vdpbf16ps; LLVM's +avx512bf16)
+  kCpuBf16Dot = 1u << 0,            // AVX512_BF16's bfloat16 dot products (vdpbf16ps; LLVM's +avx512bf16)
+  kCpu32VectorRegisters = 1u << 1,  // 32 vector registers: AVX-512 (+avx512f) and AArch64 (every core)
 };
 
 struct Target {
@@ -62,7 +63,8 @@ long host_l2_bytes();
 int host_vector_bytes();
 /// This host's CpuFeature bits.
 unsigned host_cpu_features();
-/// The CpuFeature bits an LLVM feature list ("+avx2", "+avx512bf16", ...) holds.
-unsigned cpu_features_of(const std::vector<std::string>& llvm_features);
+/// The CpuFeature bits of a CPU of LLVM triple `triple` ("x86_64-...", "aarch64-...") with the LLVM
+/// feature list `llvm_features` ("+avx2", "+avx512bf16", ...).
+unsigned cpu_features_of(const std::string& triple, const std::vector<std::string>& llvm_features);
 
 }  // namespace switchyard

@@ -15,18 +15,28 @@ bool uses_bf16_dot(const Target& target, DType dtype, int vec_bytes) {
   return dtype == DType::kBFloat16 && vec_bytes == 64 && target.has(kCpuBf16Dot);
 }
 
-// The CPU micro-kernel's rows: 6 x 4 zmm accumulators (24 of 32 registers), or 6 x 2 of the 16
-// ymm/xmm registers of AVX2 (the BLIS Haswell kernel's 6 x 16 floats).
-constexpr int kCpuRowTile = 6;
+// The CPU micro-kernel's block of C in vector registers, sized to the register file of the CPU
+// compiled for, with 24 accumulators where there are 32 registers: 6 x 4 zmm on AVX-512, 8 x 3 q
+// registers on AArch64 (BLIS's armv8a 8 x 12 floats: 24 accumulators, 3 of B, 2 of A's 8 rows for
+// fmla by element); 6 x 2 of the 16 ymm/xmm registers of AVX2 and SSE (BLIS Haswell's 6 x 16).
+struct CpuRegisterBlock {
+  int rows;
+  int vecs;
+};
+CpuRegisterBlock cpu_register_block(const Target& target, int vec_bytes) {
+  if (vec_bytes == 64) return {6, 4};
+  if (target.has(kCpu32VectorRegisters)) return {8, 3};
+  return {6, 2};
+}
 
 // A's rows packed per chunk of the reduction: half of the L2 of the CPU compiled for
-// (CpuTarget::l2_bytes), the rest for B's panels and C. 16-bit operands are packed as float, or
-// keep their 16 bits for dot products.
-int64_t cpu_group_rows(const Target& target, DType dtype, bool bf16_dot) {
+// (CpuTarget::l2_bytes), the rest for B's panels and C, in whole row tiles. 16-bit operands are
+// packed as float, or keep their 16 bits for dot products.
+int64_t cpu_group_rows(const Target& target, DType dtype, bool bf16_dot, int row_tile) {
   const long l2 = target.cpu_l2_bytes();
   const int64_t packed_bytes = bf16_dot ? 2 : std::max<int64_t>(static_cast<int64_t>(dtype_size(dtype)), 4);
   const int64_t rows = l2 / 2 / (kGemmCpuChunk * packed_bytes);
-  return std::clamp<int64_t>(rows / kCpuRowTile * kCpuRowTile, 4 * kCpuRowTile, 4096);
+  return std::clamp<int64_t>(rows / row_tile * row_tile, 4 * row_tile, 4096);
 }
 
 // SWITCHYARD_GEMM: the best GEMM candidate a CUDA target may use ("auto": wgmma on sm_90a, then
@@ -66,6 +76,7 @@ KernelFamily gemm_family() {
               {"activation", ParamDecl::Kind::kInt, kActNone, kActSiluGrad},
               {"vec_bytes", ParamDecl::Kind::kInt, 16, 64},
               {"row_tile", ParamDecl::Kind::kInt, 1, 8},
+              {"tile_vecs", ParamDecl::Kind::kInt, 1, 4},
               {"group_rows", ParamDecl::Kind::kInt, 1, 4096},
               {"bf16_dot", ParamDecl::Kind::kBool}};
   f.cpu_header = "switchyard/cpu/gemm.hpp";
@@ -203,6 +214,7 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
   // host's), so that every machine of a fleet sharing a cache asks for the same specs.
   const int vec_bytes = target.cpu_vector_bytes();
   const bool bf16_dot = uses_bf16_dot(target, shape.dtype, vec_bytes);
+  const CpuRegisterBlock block = cpu_register_block(target, vec_bytes);
   KernelSpec spec;
   spec.family = "gemm";
   spec.params = {{"dtype", shape.dtype},
@@ -213,8 +225,9 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
                  {"bias", shape.bias},
                  {"activation", static_cast<int64_t>(shape.activation)},
                  {"vec_bytes", static_cast<int64_t>(vec_bytes)},
-                 {"row_tile", int64_t{kCpuRowTile}},
-                 {"group_rows", cpu_group_rows(target, shape.dtype, bf16_dot)},
+                 {"row_tile", int64_t{block.rows}},
+                 {"tile_vecs", int64_t{block.vecs}},
+                 {"group_rows", cpu_group_rows(target, shape.dtype, bf16_dot, block.rows)},
                  {"bf16_dot", bf16_dot}};
   spec.target = target;
   return spec;
@@ -224,7 +237,8 @@ GemmTileShape gemm_tile_shape(const KernelSpec& spec) {
   if (spec.family == "gemm") {
     const int compute_bytes = spec.dtype_param("dtype") == DType::kFloat64 ? 8 : 4;
     return {spec.int_param("row_tile"),
-            gemm_cpu_tile_cols(static_cast<int>(spec.int_param("vec_bytes")), compute_bytes)};
+            gemm_cpu_tile_cols(static_cast<int>(spec.int_param("tile_vecs")),
+                               static_cast<int>(spec.int_param("vec_bytes")), compute_bytes)};
   }
   if (spec.family == "gemm_simt") return {kGemmSimtTile, kGemmSimtTile};
   if (spec.family == "gemm_wgmma") return {kWgmmaTileM, spec.int_param("tile_n")};

@@ -1,6 +1,6 @@
 // The batched GEMM family (CPU): C = epilogue(A * B + bias), N and K fixed per model.
-// Parameters: dtype, n, k, trans_a, trans_b, bias, activation, vec_bytes, row_tile, group_rows,
-// bf16_dot.
+// Parameters: dtype, n, k, trans_a, trans_b, bias, activation, vec_bytes, row_tile, tile_vecs,
+// group_rows, bf16_dot.
 #pragma once
 
 #include <switchyard/common/gemm_args.h>

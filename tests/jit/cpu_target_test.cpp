@@ -3,7 +3,10 @@
 // x86-64 vector width and, from this machine, for AArch64's NEON.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <regex>
+#include <set>
+#include <sstream>
 
 #include "core/error.h"
 #include "jit/clang_compiler.h"
@@ -27,6 +30,22 @@ bool has_vector_code(const std::string& assembly) {
   static const std::regex x86(R"(\bv?mov(u|a)p[sd]\b|\bv?movdq[au](8|16|32|64)?\b|\bv?(add|mul|fmadd\w*)p[sd]\b)");
   static const std::regex arm(R"(\bq[0-9]+\b|\bv[0-9]+\.(4s|2d|8h)\b)");
   return std::regex_search(assembly, x86) || std::regex_search(assembly, arm);
+}
+
+// The most distinct registers any one function of `assembly` accumulates NEON FMAs of four floats
+// into: a register block's accumulators (registers spilled to the stack would not count).
+size_t fma_accumulators(const std::string& assembly) {
+  static const std::regex fmla(R"(\bfmla\s+v([0-9]+)\.4s)");
+  size_t most = 0;
+  std::set<int> in_function;
+  std::istringstream lines(assembly);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find(".cfi_startproc") != std::string::npos) in_function.clear();
+    std::smatch match;
+    if (std::regex_search(line, match, fmla)) in_function.insert(std::stoi(match[1]));
+    most = std::max(most, in_function.size());
+  }
+  return most;
 }
 
 // tiny.json's forward, backward and SGD kernels in float32 and bfloat16.
@@ -123,8 +142,9 @@ TEST(CpuTarget, TrainingKernelsCompileWithoutWarningsForEveryX86Level) {
 
 // The templates' 16-byte vector code is NEON on AArch64: every training kernel of tiny compiles
 // for an Arm server core from this machine (LLVM carries every target) without a warning, and the
-// GEMM's micro-kernel is NEON FMAs on four floats. They cannot run here; this is the check the
-// AArch64 path gets without an Arm machine.
+// GEMM's micro-kernel is NEON FMAs on four floats into an 8 x 3 block of the 32 registers. They
+// cannot run here; this is the check the AArch64 path gets without an Arm machine (the block's
+// arithmetic runs in gemm_cpu_test's AArch64RegisterBlockComputesOnThisHost).
 TEST(CpuTarget, TrainingKernelsCompileForAArch64Neon) {
   HostCpu arm;
   arm.triple = "aarch64-unknown-linux-gnu";
@@ -145,7 +165,11 @@ TEST(CpuTarget, TrainingKernelsCompileForAArch64Neon) {
               "ELF")
         << spec.to_string();
     if (spec.family != "gemm" || spec.int_param("n") < 16) continue;  // a gate's few columns are dot products
-    EXPECT_TRUE(std::regex_search(binary.artifacts.at("kernel.s"), neon_fma)) << spec.to_string();
+    EXPECT_EQ(spec.int_param("row_tile"), 8) << spec.to_string();
+    EXPECT_EQ(spec.int_param("tile_vecs"), 3) << spec.to_string();
+    const std::string& assembly = binary.artifacts.at("kernel.s");
+    EXPECT_TRUE(std::regex_search(assembly, neon_fma)) << spec.to_string();
+    EXPECT_GE(fma_accumulators(assembly), 24u) << spec.to_string() << ": the 8 x 3 block's accumulators";
     ++gemms;
   }
   EXPECT_GT(gemms, 4u);
@@ -217,6 +241,7 @@ TEST(CpuTarget, TheCpuCompiledForDecidesTheGemmVectors) {
     KernelSpec spec = kernels::gemm_spec(shape, target);
     EXPECT_EQ(spec.int_param("vec_bytes"), bytes) << cpu;
     EXPECT_EQ(spec.int_param("row_tile"), 6) << cpu;
+    EXPECT_EQ(spec.int_param("tile_vecs"), bytes == 64 ? 4 : 2) << cpu;
     // A requested CPU's L2 is taken as 1 MB: 512 rows of 256 floats fill half of it.
     EXPECT_EQ(spec.int_param("group_rows"), 510) << cpu;
   }

@@ -107,13 +107,19 @@ TEST(GemmLaunch, CpuBlocksSplitColumnsWhereRowsAreFew) {
 // The features a CPU target's LLVM list names become the bits kernel families ask about; a target
 // that names its vectors speaks for itself, one that does not is this host.
 TEST(Target, CpuFeaturesComeFromTheLlvmListOrTheHost) {
-  EXPECT_EQ(cpu_features_of({"+avx2", "+avx512bf16", "+avx512f"}), static_cast<unsigned>(kCpuBf16Dot));
-  EXPECT_EQ(cpu_features_of({"+avx2", "+avx512f", "-avx512bf16"}), 0u);
-  EXPECT_EQ(cpu_features_of({}), 0u);
+  const std::string x86 = "x86_64-pc-linux-gnu", arm = "aarch64-unknown-linux-gnu";
+  EXPECT_EQ(cpu_features_of(x86, {"+avx2", "+avx512bf16", "+avx512f"}), kCpuBf16Dot | kCpu32VectorRegisters);
+  EXPECT_EQ(cpu_features_of(x86, {"+avx2", "+avx512f", "-avx512bf16"}), static_cast<unsigned>(kCpu32VectorRegisters));
+  EXPECT_EQ(cpu_features_of(x86, {"+avx2", "-avx512f"}), 0u);
+  EXPECT_EQ(cpu_features_of(x86, {}), 0u);
+  // Every AArch64 core has 32 vector registers, whatever its feature list says.
+  EXPECT_EQ(cpu_features_of(arm, {"+neon"}), static_cast<unsigned>(kCpu32VectorRegisters));
+  EXPECT_EQ(cpu_features_of(arm, {}), static_cast<unsigned>(kCpu32VectorRegisters));
   EXPECT_TRUE(Target::cpu(64, 0, kCpuBf16Dot).has(kCpuBf16Dot));
   EXPECT_FALSE(Target::cpu(64, 0, 0).has(kCpuBf16Dot));
 #if defined(__x86_64__)
   EXPECT_EQ(Target::cpu().has(kCpuBf16Dot), __builtin_cpu_supports("avx512bf16") != 0);
+  EXPECT_EQ(Target::cpu().has(kCpu32VectorRegisters), __builtin_cpu_supports("avx512f") != 0);
   EXPECT_EQ(Target::cpu().cpu_vector_bytes(), __builtin_cpu_supports("avx512f") ? 64
                                               : __builtin_cpu_supports("avx")   ? 32
                                                                                 : 16);
@@ -161,6 +167,39 @@ TEST(GemmSelect, CpuBfloat16TakesDotProductsWhereTheTargetHasThem) {
 
 // The candidates in order on each target: wgmma where sm_90a, the dtype, the shapes and the
 // operands' alignment allow, else mma.sync, else SIMT.
+// The CPU GEMM's register block fills the register file of the CPU compiled for with 24
+// accumulators where it has 32 registers (6 x 4 zmm; 8 x 3 q registers on AArch64) and 12 where it
+// has 16 (6 x 2 ymm or xmm); a column tile is tile_vecs vectors, and A's groups are whole row tiles.
+TEST(GemmSelect, CpuRegisterBlockFitsTheRegisterFile) {
+  struct Case {
+    int vector_bytes;
+    unsigned features;
+    int64_t rows, vecs, float_cols, double_cols;
+  };
+  for (const Case& c :
+       {Case{64, kCpu32VectorRegisters, 6, 4, 64, 32}, Case{64, 0, 6, 4, 64, 32}, Case{32, 0, 6, 2, 16, 8},
+        Case{16, 0, 6, 2, 8, 4}, Case{16, kCpu32VectorRegisters, 8, 3, 12, 6}}) {
+    const Target target = Target::cpu(c.vector_bytes, 1L << 20, c.features);
+    const KernelSpec spec = kernels::gemm_spec({.dtype = DType::kFloat32, .n = 256, .k = 512}, target);
+    SCOPED_TRACE(spec.to_string());
+    EXPECT_EQ(spec.int_param("row_tile"), c.rows);
+    EXPECT_EQ(spec.int_param("tile_vecs"), c.vecs);
+    EXPECT_EQ(kernels::gemm_tile_shape(spec).n, c.float_cols);
+    EXPECT_EQ(spec.int_param("group_rows") % c.rows, 0);
+    EXPECT_EQ(kernels::gemm_tile_shape(kernels::gemm_spec({.dtype = DType::kFloat64, .n = 256, .k = 512}, target)).n,
+              c.double_cols);
+  }
+  // 1 MB / 2 / (256 steps * 4 bytes) = 512 rows: 510 in tiles of 6, 512 in tiles of 8.
+  EXPECT_EQ(kernels::gemm_spec({.dtype = DType::kFloat32, .n = 256, .k = 512},
+                               Target::cpu(16, 1L << 20, kCpu32VectorRegisters))
+                .int_param("group_rows"),
+            512);
+  KernelSpec wrong = kernels::gemm_spec({.dtype = DType::kFloat32, .n = 256, .k = 512}, Target::cpu(64));
+  for (auto& [name, value] : wrong.params)
+    if (name == "tile_vecs") value = int64_t{5};
+  EXPECT_THROW(validate_spec(wrong), UserError);
+}
+
 TEST(GemmSelect, HopperTakesWgmmaWhereItCanImplementTheShape) {
   using kernels::GemmShape;
   const Target hopper = Target::cuda(90, true);

@@ -136,6 +136,91 @@ TEST(GemmCpu, NarrowerVectorsPackTransposedPanelsAlike) {
   }
 }
 
+// AArch64's register block (8 rows x 3 vectors of 16 bytes: column tiles of 12 floats or 6
+// doubles, which no x86 CPU is given) computed on this host: the kernel chosen for a target with
+// 16-byte vectors and 32 registers, launched directly, against the double reference. Row tiles of 8
+// with tails, column tiles of 12 with single vectors and scalars past them, a transposed B whose 12
+// columns are not a whole 8 x 8 block, the weight gradient, grouped rows, float64 and bfloat16
+// (converted operands, rounded once).
+struct BlockCase {
+  DType dtype;
+  int64_t batch, rows, k, n;
+  bool trans_a, trans_b;
+  std::vector<int> counts;  // grouped rows: rows used per batch (empty: all)
+};
+
+void expect_block_matches_reference(Context& context, const Target& chosen_for, const BlockCase& c, std::mt19937& rng) {
+  using testing::decode_values;
+  using testing::encode_values;
+  const kernels::GemmShape shape{.dtype = c.dtype,
+                                 .n = c.n,
+                                 .k = c.k,
+                                 .trans_b = c.trans_b,
+                                 .bias = !c.trans_a,
+                                 .activation = c.trans_a ? kernels::kActNone : kernels::kActGelu,
+                                 .trans_a = c.trans_a};
+  const KernelSpec spec = kernels::gemm_spec(shape, chosen_for);
+  SCOPED_TRACE(spec.to_string());
+  ASSERT_EQ(spec.int_param("row_tile"), 8);
+  ASSERT_EQ(spec.int_param("tile_vecs"), 3);
+  const int64_t out_rows = c.trans_a ? c.k : c.rows, reduce = c.trans_a ? c.rows : c.k;
+  std::string a = encode_values(random_vector(rng, c.batch * c.rows * c.k), c.dtype),
+              w = encode_values(random_vector(rng, c.batch * reduce * c.n), c.dtype),
+              bias = encode_values(random_vector(rng, c.batch * c.n), c.dtype),
+              out = encode_values(std::vector<double>(c.batch * out_rows * c.n, -99), c.dtype);
+  std::vector<int> counts = c.counts;
+  kernels::GemmArgs args{a.data(),
+                         w.data(),
+                         c.trans_a ? nullptr : bias.data(),
+                         nullptr,
+                         out.data(),
+                         counts.empty() ? nullptr : counts.data(),
+                         c.rows * c.k,
+                         reduce * c.n,
+                         out_rows * c.n,
+                         static_cast<int>(c.rows),
+                         static_cast<int>(c.batch)};
+  const kernels::GemmProblem problem{.batch = c.batch,
+                                     .rows = c.rows,
+                                     .max_rows = c.rows,
+                                     .k = c.k,
+                                     .n = c.n,
+                                     .parallelism = context.cpu().parallelism()};
+  void* params[] = {&args};
+  context.cpu().launch(context.kernel(context.cpu(), spec), kernels::gemm_launch_config(spec, problem), params);
+  std::vector<double> da = decode_values(a, c.dtype), stored_bias = decode_values(bias, c.dtype);
+  if (c.trans_a) da = transposed(da, c.batch, c.rows, c.k);  // the reference's a is A^T
+  const auto want = reference::gemm(da, decode_values(w, c.dtype), c.trans_a ? nullptr : &stored_bias, c.batch,
+                                    out_rows, reduce, c.n, c.trans_b, c.trans_a ? Act::kNone : Act::kGelu);
+  const auto got = decode_values(out, c.dtype);
+  const double tolerance = c.dtype == DType::kFloat64 ? 1e-12 : c.dtype == DType::kFloat32 ? 2e-6 * (reduce + 1) : 4e-3;
+  for (int64_t b = 0; b < c.batch; ++b)
+    for (int64_t r = 0; r < out_rows; ++r)
+      for (int64_t j = 0; j < c.n; ++j) {
+        const size_t i = static_cast<size_t>((b * out_rows + r) * c.n + j);
+        if (!counts.empty() && r >= counts[static_cast<size_t>(b)])
+          ASSERT_EQ(got[i], -99) << "batch " << b << " row " << r << " past its count was written";
+        else
+          ASSERT_NEAR(got[i], want[i], tolerance * (1 + std::abs(want[i])))
+              << "batch " << b << " row " << r << " column " << j;
+      }
+}
+
+TEST(GemmCpu, AArch64RegisterBlockComputesOnThisHost) {
+  const Target neon_like = Target::cpu(16, 0, kCpu32VectorRegisters);
+  const BlockCase cases[] = {
+      {DType::kFloat32, 2, 37, 300, 70, false, false, {}}, {DType::kFloat32, 2, 13, 300, 100, false, true, {}},
+      {DType::kFloat32, 2, 45, 20, 83, true, false, {}},   {DType::kFloat32, 3, 19, 40, 36, false, false, {19, 0, 5}},
+      {DType::kFloat64, 2, 21, 70, 45, false, true, {}},   {DType::kBFloat16, 2, 29, 301, 50, false, false, {}},
+      {DType::kBFloat16, 2, 30, 33, 40, true, false, {}}};
+  std::mt19937 rng(83);
+  for (Context* context : {&Context::global(), &testing::one_thread_context()})
+    for (const BlockCase& c : cases) {
+      expect_block_matches_reference(*context, neon_like, c, rng);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+}
+
 TEST(GemmCpu, GroupedRowsAndSwiglu) {
   std::mt19937 rng(3);
   const int64_t batch = 3, rows = 10, k = 16, n = 40;

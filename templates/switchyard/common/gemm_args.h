@@ -29,14 +29,11 @@ constexpr int kGemmMmaTileK = 32;
 // of A's rows by it.
 constexpr int kGemmCpuChunk = 256;
 
-// The CPU kernel's register block is row_tile rows by this many vectors: a 6 x 4 block of zmm
-// accumulators (24 of the 32 registers), or 6 x 2 with the 16 registers of AVX2 and NEON. A
-// column tile is that many vectors of the compute type (float, or double for float64).
-SY_HOST_DEVICE constexpr int gemm_cpu_vecs(int vec_bytes) {
-  return vec_bytes == 64 ? 4 : 2;
-}
-SY_HOST_DEVICE constexpr int gemm_cpu_tile_cols(int vec_bytes, int compute_bytes) {
-  return gemm_cpu_vecs(vec_bytes) * vec_bytes / compute_bytes;
+// The CPU kernel's register block is row_tile rows by tile_vecs vectors of vec_bytes (chosen for
+// the register file: jit/kernels/gemm.cpp); a column tile is that many vectors of the compute type
+// (float, or double for float64).
+SY_HOST_DEVICE constexpr int gemm_cpu_tile_cols(int tile_vecs, int vec_bytes, int compute_bytes) {
+  return tile_vecs * vec_bytes / compute_bytes;
 }
 
 // How the `parts` CPU blocks of one batch share its C: ranges of row tiles, and where a batch has

@@ -2,7 +2,8 @@
 // GotoBLAS-style: one call handles one block of the grid, a slice of row tiles of one batch. For
 // each chunk of the reduction, a group of A's rows is packed as [kk][row] (sized to half the L2),
 // and for each column tile B's panel is packed (sized to L1); a register-blocked micro-kernel
-// (kRowTile x 4 zmm, or x 2 narrower vectors, as GCC/clang vector extensions of kVecBytes) then
+// (kRowTile x kVecs vectors, GCC/clang vector extensions of kVecBytes, sized to the register file:
+// 6 x 4 zmm, 8 x 3 NEON q registers, 6 x 2 ymm or xmm) then
 // runs each row tile of the group past the panel, accumulating in C. The same micro-kernel serves
 // the three layouts: A B (forward), A B^T (data gradient) and A^T B (weight gradient, the
 // reduction over the run-time rows); packing absorbs the transposes. 16-bit operands are converted
@@ -413,11 +414,12 @@ void gemm_rows(const GemmRowsArgs<T>& g, TileRange range, TileRange col_tiles, b
 }
 
 template <typename T, int kN, int kK, bool kTransA, bool kTransB, bool kBias, int kAct, int kVecBytes, int kRowTile,
-          int kGroupRows, bool kBf16Dot>
+          int kVecs, int kGroupRows, bool kBf16Dot>
 void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
   static_assert(kN > 0 && kK > 0, "gemm: N and K must be positive");
   static_assert(kVecBytes >= 16 && kVecBytes <= 64, "gemm: vec_bytes is 16, 32 or 64");
   static_assert(kRowTile >= 1 && kRowTile <= 8, "gemm: row tile must be in [1, 8]");
+  static_assert(kVecs >= 1 && kVecs <= 4, "gemm: tile_vecs must be in [1, 4]");
   static_assert(kGroupRows >= kRowTile, "gemm: a group holds at least one row tile");
   static_assert(kAct >= kernels::kActNone && kAct <= kernels::kActSiluGrad, "gemm: unknown activation");
   static_assert(!kTransA || (!kTransB && !kBias && kAct == kernels::kActNone),
@@ -428,8 +430,7 @@ void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
   static_assert(!kBf16Dot, "gemm: bf16_dot needs a CPU with AVX512_BF16 (vdpbf16ps)");
 #endif
   constexpr int kLanes = kVecBytes / static_cast<int>(sizeof(compute_t<T>));  // packed operands
-  constexpr int kVecs = kernels::gemm_cpu_vecs(kVecBytes);
-  static_assert(kVecs * kLanes == kernels::gemm_cpu_tile_cols(kVecBytes, sizeof(compute_t<T>)));
+  static_assert(kVecs * kLanes == kernels::gemm_cpu_tile_cols(kVecs, kVecBytes, sizeof(compute_t<T>)));
   // Blocks are laid out batch-major; each takes an equal share of its batch's tiles (see
   // gemm_cpu_split: rows first, then columns where the batch's rows are too few for its blocks).
   const int per_batch = static_cast<int>(grid / static_cast<unsigned>(args.batch));
