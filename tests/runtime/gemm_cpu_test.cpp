@@ -139,9 +139,9 @@ TEST(GemmCpu, NarrowerVectorsPackTransposedPanelsAlike) {
 // AArch64's register block (8 rows x 3 vectors of 16 bytes: column tiles of 12 floats or 6
 // doubles, which no x86 CPU is given) computed on this host: the kernel chosen for a target with
 // 16-byte vectors and 32 registers, launched directly, against the double reference. Row tiles of 8
-// with tails, column tiles of 12 with single vectors and scalars past them, a transposed B whose 12
-// columns are not a whole 8 x 8 block, the weight gradient, grouped rows, float64 and bfloat16
-// (converted operands, rounded once).
+// with tails, column tiles of 12 with single vectors and scalars past them, a transposed B packed
+// in 4 x 4 blocks (12 columns are no whole 8 x 8 block) with a reduction tail, the weight
+// gradient, grouped rows, float64 and bfloat16 (converted operands, rounded once).
 struct BlockCase {
   DType dtype;
   int64_t batch, rows, k, n;
@@ -209,7 +209,7 @@ void expect_block_matches_reference(Context& context, const Target& chosen_for, 
 TEST(GemmCpu, AArch64RegisterBlockComputesOnThisHost) {
   const Target neon_like = Target::cpu(16, 0, kCpu32VectorRegisters);
   const BlockCase cases[] = {
-      {DType::kFloat32, 2, 37, 300, 70, false, false, {}}, {DType::kFloat32, 2, 13, 300, 100, false, true, {}},
+      {DType::kFloat32, 2, 37, 300, 70, false, false, {}}, {DType::kFloat32, 2, 13, 301, 100, false, true, {}},
       {DType::kFloat32, 2, 45, 20, 83, true, false, {}},   {DType::kFloat32, 3, 19, 40, 36, false, false, {19, 0, 5}},
       {DType::kFloat64, 2, 21, 70, 45, false, true, {}},   {DType::kBFloat16, 2, 29, 301, 50, false, false, {}},
       {DType::kBFloat16, 2, 30, 33, 40, true, false, {}}};

@@ -129,8 +129,9 @@ inline void gemm_pack_b(const T* b, compute_t<T>* panel, int n0, int k0, int k_l
     return;
   }
   int kk0 = 0;
-  if constexpr (sizeof(T) == 4 && kCols % 8 == 0) {  // blocks of floats transposed in registers
-    constexpr int kBlock = kCols % 16 == 0 ? 16 : 8;
+  // Blocks of floats transposed in registers: 4 x 4 for NEON's 12 columns and SSE's single vectors.
+  if constexpr (sizeof(T) == 4 && kCols % 4 == 0) {
+    constexpr int kBlock = kCols % 16 == 0 ? 16 : kCols % 8 == 0 ? 8 : 4;
     for (; kk0 + kBlock <= k_len; kk0 += kBlock)
       for (int j = 0; j < kCols; j += kBlock)
         transpose_block<kBlock>(b + static_cast<long>(n0 + j) * kLdb + k0 + kk0, kLdb * sizeof(T),
