@@ -365,7 +365,8 @@ nlohmann::json small_batch_case(int64_t s, DType dtype) {
 }  // namespace
 
 // What to run: sections (gemm, layer, small_batch; none: all of them) and, with `--only TEXT`,
-// only the GEMM cases whose "name dtype pass" contains TEXT (a kernel engineer's loop on one case).
+// only the GEMM cases whose "name dtype pass" contains TEXT and the small-batch cases whose dtype
+// does (a kernel engineer's loop on one case).
 struct Selection {
   std::vector<std::string> sections;
   std::string only;
@@ -376,6 +377,9 @@ struct Selection {
   bool wants(const GemmShape& shape) const {
     const std::string label = std::string(shape.name) + " " + dtype_name(shape.dtype) + " " + pass_name(shape.pass);
     return label.find(only) != std::string::npos;
+  }
+  bool wants(DType small_batch_dtype) const {
+    return std::string(dtype_name(small_batch_dtype)).find(only) != std::string::npos;
   }
 };
 
@@ -391,7 +395,7 @@ std::optional<Selection> parse_selection(int argc, char** argv) {
     } else {
       std::cerr << "moe_bench: unknown argument '" << arg
                 << "'; expected sections gemm, layer or small_batch (none: all) and --only TEXT (GEMM cases whose "
-                   "\"name dtype pass\" contains TEXT)\n";
+                   "\"name dtype pass\" contains TEXT, small-batch cases whose dtype does)\n";
       return std::nullopt;
     }
   }
@@ -468,8 +472,11 @@ int main(int argc, char** argv) {
   out["peak_exceeded"] = figures_above_peak(out["gemm"]);
   if (selection->wants("layer"))
     out["layer"] = {layer_case("tiny", 2048, 64, 128, 4, 2, true), layer_case("mid", 4096, 1024, 4096, 8, 2, false)};
-  if (selection->wants("small_batch"))
-    out["small_batch"] = {small_batch_case(64, DType::kFloat32), small_batch_case(64, DType::kBFloat16)};
+  if (selection->wants("small_batch")) {
+    out["small_batch"] = nlohmann::json::array();
+    for (DType dtype : {DType::kFloat32, DType::kBFloat16})
+      if (selection->wants(dtype)) out["small_batch"].push_back(small_batch_case(64, dtype));
+  }
   std::cout << out.dump(2) << "\n";
   if (!out["peak_exceeded"].empty()) {
     std::cerr << "moe_bench: figures above the measured peak (" << out["fma_peak_gflops"].get<double>()

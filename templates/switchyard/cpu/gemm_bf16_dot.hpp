@@ -109,16 +109,17 @@ inline void gemm_pack_b_span_pairs(const bf16_t* b, unsigned* panels, int n0, in
 
 // acc = (load_c ? C : 0) + A B for a kRowTile x kVecs block of 16-float vectors of C (row pitch
 // ldc), over `pairs` packed pairs of reduction steps (A's as [pair][kPackRows]). Each A pair is
-// broadcast from memory into the dot product itself.
-template <int kRowTile, int kVecs, int kPackRows = kRowTile>
+// broadcast from memory into the dot product itself. `tick()` runs at the start of every step.
+template <int kRowTile, int kVecs, int kPackRows = kRowTile, typename Tick>
 inline void gemm_micro_bf16_dot(const unsigned* __restrict ap, const unsigned* __restrict bp, float* __restrict c,
-                                long ldc, int pairs, bool load_c) {
+                                long ldc, int pairs, bool load_c, Tick&& tick) {
 #if defined(__AVX512BF16__)
   typedef float Vec __attribute__((vector_size(64)));
   constexpr int kLanes = 16;
   Vec acc[kRowTile][kVecs];
   load_register_block(acc, c, ldc, load_c);
   for (int q = 0; q < pairs; ++q) {
+    tick();
     Vec bv[kVecs];
     load_panel_step(bv, bp + static_cast<long>(q) * kVecs * kLanes);
 #pragma GCC unroll 8
@@ -131,7 +132,7 @@ inline void gemm_micro_bf16_dot(const unsigned* __restrict ap, const unsigned* _
   }
   store_register_block(acc, c, ldc);
 #else
-  (void)ap, (void)bp, (void)c, (void)ldc, (void)pairs, (void)load_c;
+  (void)ap, (void)bp, (void)c, (void)ldc, (void)pairs, (void)load_c, (void)tick;
 #endif
 }
 
