@@ -103,7 +103,7 @@ TYPED_TEST(GemmCpuTest, MatchesReference) {
                              {2, 7, 520, 83, false, true, Act::kGelu},
                              // a gate's logits: fewer columns than a vector, all dot products
                              {3, 50, 100, 8, true, false, Act::kNone},
-                             // few rows (B packed eight column tiles at a time) over 17 column tiles
+                             // few rows (B packed a span of four column tiles at a time) over 17 column tiles
                              {2, 13, 300, 1100, false, true, Act::kRelu, true}};
   for (const auto& c : cases) {
     expect_matches_reference<TypeParam>(c.one_block ? testing::one_thread_context() : Context::global(), c, rng);
