@@ -136,6 +136,22 @@ TEST(GemmCpu, NarrowerVectorsPackTransposedPanelsAlike) {
   }
 }
 
+// got [batch, out_rows, n] within `tolerance` (relative, plus as much absolute) of want, except
+// rows past a batch's count (grouped rows), which must still hold the -99 they were filled with.
+void expect_outputs_near(const std::vector<double>& got, const std::vector<double>& want,
+                         const std::vector<int>& counts, int64_t batch, int64_t out_rows, int64_t n, double tolerance) {
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t r = 0; r < out_rows; ++r)
+      for (int64_t j = 0; j < n; ++j) {
+        const size_t i = static_cast<size_t>((b * out_rows + r) * n + j);
+        if (!counts.empty() && r >= counts[static_cast<size_t>(b)])
+          ASSERT_EQ(got[i], -99) << "batch " << b << " row " << r << " past its count was written";
+        else
+          ASSERT_NEAR(got[i], want[i], tolerance * (1 + std::abs(want[i])))
+              << "batch " << b << " row " << r << " column " << j;
+      }
+}
+
 // AArch64's register block (8 rows x 3 vectors of 16 bytes: column tiles of 12 floats or 6
 // doubles, which no x86 CPU is given) computed on this host: the kernel chosen for a target with
 // 16-byte vectors and 32 registers, launched directly, against the double reference. Row tiles of 8
@@ -194,16 +210,7 @@ void expect_block_matches_reference(Context& context, const Target& chosen_for, 
                                     out_rows, reduce, c.n, c.trans_b, c.trans_a ? Act::kNone : Act::kGelu);
   const auto got = decode_values(out, c.dtype);
   const double tolerance = c.dtype == DType::kFloat64 ? 1e-12 : c.dtype == DType::kFloat32 ? 2e-6 * (reduce + 1) : 4e-3;
-  for (int64_t b = 0; b < c.batch; ++b)
-    for (int64_t r = 0; r < out_rows; ++r)
-      for (int64_t j = 0; j < c.n; ++j) {
-        const size_t i = static_cast<size_t>((b * out_rows + r) * c.n + j);
-        if (!counts.empty() && r >= counts[static_cast<size_t>(b)])
-          ASSERT_EQ(got[i], -99) << "batch " << b << " row " << r << " past its count was written";
-        else
-          ASSERT_NEAR(got[i], want[i], tolerance * (1 + std::abs(want[i])))
-              << "batch " << b << " row " << r << " column " << j;
-      }
+  expect_outputs_near(got, want, counts, c.batch, out_rows, c.n, tolerance);
 }
 
 TEST(GemmCpu, AArch64RegisterBlockComputesOnThisHost) {
@@ -397,16 +404,8 @@ TEST(GemmCpu, ManyThreadsShareFewRowsByColumns) {
                                         out_rows, reduce, c.n, c.trans_b, c.trans_a ? Act::kNone : Act::kGelu);
       const auto got = testing::decode_values(out, dt);
       const double tolerance = dt == DType::kFloat32 ? 1e-5 : 1e-2;
-      for (int64_t b = 0; b < c.batch; ++b)
-        for (int64_t r = 0; r < out_rows; ++r)
-          for (int64_t j = 0; j < c.n; ++j) {
-            const size_t i = static_cast<size_t>((b * out_rows + r) * c.n + j);
-            if (!counts.empty() && r >= counts[static_cast<size_t>(b)])
-              ASSERT_EQ(got[i], -99) << "batch " << b << " row " << r << " past its count was written";
-            else
-              ASSERT_NEAR(got[i], want[i], tolerance * (1 + std::abs(want[i])))
-                  << "batch " << b << " row " << r << " column " << j;
-          }
+      expect_outputs_near(got, want, counts, c.batch, out_rows, c.n, tolerance);
+      if (::testing::Test::HasFatalFailure()) return;
     }
   }
 }
