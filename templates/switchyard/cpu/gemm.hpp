@@ -201,6 +201,9 @@ struct PanelPrefetch {
   int lines_per_row = 0;
   long issued = 0;
   int line_in_row = 0;  // NOTE: counters, not a division per line: that cost as much as the arithmetic
+  int every = 1;        // pace(): a step of `per_tick` lines every `every` ticks, `countdown` to the next
+  long per_tick = 0;
+  int countdown = 1;
 
   // `share` of the lines is fetched per step: the lines over `steps`.
   long start(const void* first, long row_pitch, int rows, long row_bytes, long steps) {
@@ -221,9 +224,6 @@ struct PanelPrefetch {
   // Spreads `share` lines over each micro-kernel call of `steps` steps, tick() once a step: issued
   // at once per call, the prefetches filled the miss queues and stalled the micro-kernel (a small
   // batch's bfloat16 forward took 185 ms, spread 151).
-  int every = 1;
-  long per_tick = 0;
-  int countdown = 1;
   void pace(long share, int steps) {
     every = share == 0 ? steps + 1 : share >= steps ? 1 : steps / static_cast<int>(share);
     per_tick = share == 0 ? 0 : (share + steps - 1) / steps;
