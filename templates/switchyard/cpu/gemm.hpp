@@ -70,8 +70,9 @@ constexpr int kGemmChunk = kernels::kGemmCpuChunk;
 constexpr long kNarrowAccBytes = 4l << 20;
 // Blocks of at most kFewRowTiles row tiles pack B a span of column tiles at a time: kSpanBytes of
 // packed panels, a quarter of a 1 MB L2, so that the span and the next one's lines (prefetched
-// while it is used) stay in L2 beside A. (Float32 spans of eight tiles of 64 floats, 1 MB with
-// the next, took a small batch's forward 287 -> 308 ms; bfloat16 pairs measured best at 256 KB.)
+// while it is used) stay in L2 beside A. (Eight float32 tiles of 64 floats, 1 MB with the next
+// span's lines, took a small batch's forward 308 ms against 287; bfloat16 pairs measured best at
+// 256 KB too.)
 constexpr int kFewRowTiles = 4;
 constexpr long kSpanBytes = 256l << 10;
 template <typename P, int kCols, bool kDot>
