@@ -154,11 +154,9 @@ nlohmann::json gemm_case(const GemmShape& shape) {
                  w.data() + b * b_rows * n, ldb, 0.0f, c.data() + b * c_rows * c_cols, nn);
   });
   // bfloat16: oneDNN's own bfloat16 matmul on the same 16-bit operands as ours, beside its sgemm.
-  std::optional<bench::OnednnBf16Matmul> dnnl_bf16;
-  if (dtype == DType::kBFloat16) {
-    dnnl_bf16.emplace(batch, m, nn, kk, at, bt);
-    contenders.push_back([&] { dnnl_bf16->run(a16.data(), w16.data(), c16.data()); });
-  }
+  std::unique_ptr<bench::OnednnBf16Matmul> dnnl_bf16;
+  if (dtype == DType::kBFloat16) dnnl_bf16 = bench::OnednnBf16Matmul::create(batch, m, nn, kk, at, bt);
+  if (dnnl_bf16) contenders.push_back([&] { dnnl_bf16->run(a16.data(), w16.data(), c16.data()); });
 #endif
   const std::vector<double> best = best_seconds_interleaved(large ? 3 : 5, large ? 1 : 20, contenders);
   const double ours = best[0], blas = best[1];
@@ -183,6 +181,8 @@ nlohmann::json gemm_case(const GemmShape& shape) {
     result["onednn_bf16_gflops"] = bf16_gflops;
     result["vs_onednn_bf16"] = ours_gflops / bf16_gflops;
     result["onednn_bf16_implementation"] = dnnl_bf16->implementation();
+  } else if (dtype == DType::kBFloat16) {
+    result["onednn_bf16_implementation"] = "none: oneDNN has no bfloat16 matmul for this CPU";
   }
 #endif
   return result;
@@ -422,7 +422,9 @@ void rerun_with_openblas_kernels_for_host(char** argv) {
   ::execv("/proc/self/exe", argv);
 }
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   rerun_with_openblas_kernels_for_host(argv);
   const std::optional<Selection> selection = parse_selection(argc, argv);
   if (!selection) return 2;
@@ -485,4 +487,15 @@ int main(int argc, char** argv) {
     return 3;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "moe_bench: " << e.what() << "\n";
+    return 1;
+  }
 }

@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace switchyard::bench {
 namespace {
@@ -43,9 +44,12 @@ struct OnednnBf16Matmul::State {
   }
 };
 
-OnednnBf16Matmul::OnednnBf16Matmul(int64_t batch, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b)
-    : state_(std::make_unique<State>()) {
-  State& s = *state_;
+OnednnBf16Matmul::OnednnBf16Matmul(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+std::unique_ptr<OnednnBf16Matmul> OnednnBf16Matmul::create(int64_t batch, int64_t m, int64_t n, int64_t k,
+                                                           bool trans_a, bool trans_b) {
+  auto state = std::make_unique<State>();
+  State& s = *state;
   check(dnnl_engine_create(&s.engine, dnnl_cpu, 0), "engine_create");
   check(dnnl_stream_create(&s.stream, s.engine, dnnl_stream_default_flags), "stream_create");
   s.a = trans_a ? matrix(batch, k, m, true) : matrix(batch, m, k, false);
@@ -53,11 +57,14 @@ OnednnBf16Matmul::OnednnBf16Matmul(int64_t batch, int64_t m, int64_t n, int64_t 
   s.c = matrix(batch, m, n, false);
   dnnl_matmul_desc_t matmul;
   check(dnnl_matmul_desc_init(&matmul, &s.a, &s.b, nullptr, &s.c), "matmul_desc_init");
-  check(dnnl_primitive_desc_create(&s.descriptor, &matmul, nullptr, s.engine, nullptr), "primitive_desc_create");
+  const dnnl_status_t made = dnnl_primitive_desc_create(&s.descriptor, &matmul, nullptr, s.engine, nullptr);
+  if (made == dnnl_unimplemented) return nullptr;
+  check(made, "primitive_desc_create");
   check(dnnl_primitive_create(&s.primitive, s.descriptor), "primitive_create");
   const dnnl_memory_desc_t* descs[3] = {&s.a, &s.b, &s.c};
   for (int i = 0; i < 3; ++i)
     check(dnnl_memory_create(&s.memory[i], descs[i], s.engine, DNNL_MEMORY_NONE), "memory_create");
+  return std::unique_ptr<OnednnBf16Matmul>(new OnednnBf16Matmul(std::move(state)));
 }
 
 OnednnBf16Matmul::~OnednnBf16Matmul() = default;

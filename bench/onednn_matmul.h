@@ -12,7 +12,10 @@ namespace switchyard::bench {
 /// [batch, m, k] ([batch, k, m] with trans_a), B is [batch, k, n] ([batch, n, k] with trans_b).
 class OnednnBf16Matmul {
  public:
-  OnednnBf16Matmul(int64_t batch, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b);
+  /// Null where oneDNN has no bfloat16 matmul for this CPU (oneDNN 2's need AVX-512);
+  /// any other failure throws.
+  static std::unique_ptr<OnednnBf16Matmul> create(int64_t batch, int64_t m, int64_t n, int64_t k, bool trans_a,
+                                                  bool trans_b);
   ~OnednnBf16Matmul();
   OnednnBf16Matmul(const OnednnBf16Matmul&) = delete;
   OnednnBf16Matmul& operator=(const OnednnBf16Matmul&) = delete;
@@ -24,6 +27,7 @@ class OnednnBf16Matmul {
 
  private:
   struct State;
+  explicit OnednnBf16Matmul(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
 };
 
