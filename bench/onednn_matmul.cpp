@@ -46,8 +46,8 @@ struct OnednnBf16Matmul::State {
 
 OnednnBf16Matmul::OnednnBf16Matmul(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
-std::unique_ptr<OnednnBf16Matmul> OnednnBf16Matmul::create(int64_t batch, int64_t m, int64_t n, int64_t k,
-                                                           bool trans_a, bool trans_b) {
+std::unique_ptr<OnednnBf16Matmul> OnednnBf16Matmul::create(int64_t batch, int64_t m, int64_t n, int64_t k, bool trans_a,
+                                                           bool trans_b) {
   auto state = std::make_unique<State>();
   State& s = *state;
   check(dnnl_engine_create(&s.engine, dnnl_cpu, 0), "engine_create");
