@@ -83,16 +83,14 @@ constexpr int span_tiles() {
 
 // acc = (load_c ? C : 0) + sum over kk of A(r, kk) * B(kk, j) for a kRowTile x kVecs vectors block
 // of C (row pitch ldc). `ap` is A packed as [kk][kPackRows] (a tile's first kRowTile rows),
-// `bp` B's panel as [kk][kVecs * kLanes]. `tick()` runs at the start of every step (the caller's
-// paced prefetch): at the end, clang 16 spilled two accumulators of the 6 x 4 block around it.
-template <typename T, int kLanes, int kRowTile, int kVecs, int kPackRows = kRowTile, typename Tick>
+// `bp` B's panel as [kk][kVecs * kLanes]. `pacer` spaces the caller's prefetches (paced_steps).
+template <typename T, int kLanes, int kRowTile, int kVecs, int kPackRows = kRowTile, typename Pacer>
 inline void gemm_micro(const T* __restrict ap, const T* __restrict bp, T* __restrict c, long ldc, int k_len,
-                       bool load_c, Tick&& tick) {
+                       bool load_c, Pacer& pacer) {
   typedef T Vec __attribute__((vector_size(sizeof(T) * kLanes)));
   Vec acc[kRowTile][kVecs];
-  load_register_block(acc, c, ldc, load_c);
-  for (int kk = 0; kk < k_len; ++kk) {
-    tick();
+  start_register_block(acc, c, ldc, load_c);
+  paced_steps(k_len, pacer, [&](int kk) {
     Vec bv[kVecs];
     load_panel_step(bv, bp + static_cast<long>(kk) * kVecs * kLanes);
 #pragma GCC unroll 8
@@ -101,8 +99,8 @@ inline void gemm_micro(const T* __restrict ap, const T* __restrict bp, T* __rest
 #pragma GCC unroll 4
       for (int v = 0; v < kVecs; ++v) acc[r][v] += x * bv[v];
     }
-  }
-  store_register_block(acc, c, ldc);
+  });
+  finish_register_block(acc, c, ldc, load_c);
 }
 
 // Packs A(m0 + r, k0 + kk) for r < kRowTile, kk < k_len as out[kk * kRowTile + r] (in the
@@ -178,16 +176,16 @@ inline void gemm_pack_b_span(const T* b, compute_t<T>* panels, int n0, int k0, i
 // The micro-kernel for the `live` rows of a tile (fewer than kRowTile in the last one: a small
 // batch's expert of 16 rows is tiles of 6, 6 and 4, not three of 6), so rows past C's end are
 // never touched and no work is spent on them.
-template <typename A, typename P, int kLanes, int kRowTile, int kVecs, bool kDot, int kRows = kRowTile, typename Tick>
-inline void gemm_micro_live(int live, const P* ap, const P* bp, A* c, long ldc, int depth, bool load_c, Tick&& tick) {
+template <typename A, typename P, int kLanes, int kRowTile, int kVecs, bool kDot, int kRows = kRowTile, typename Pacer>
+inline void gemm_micro_live(int live, const P* ap, const P* bp, A* c, long ldc, int depth, bool load_c, Pacer& pacer) {
   if constexpr (kRows > 1) {
     if (live < kRows)
-      return gemm_micro_live<A, P, kLanes, kRowTile, kVecs, kDot, kRows - 1>(live, ap, bp, c, ldc, depth, load_c, tick);
+      return gemm_micro_live<A, P, kLanes, kRowTile, kVecs, kDot, kRows - 1>(live, ap, bp, c, ldc, depth, load_c, pacer);
   }
   if constexpr (kDot)
-    gemm_micro_bf16_dot<kRows, kVecs, kRowTile>(ap, bp, c, ldc, depth, load_c, tick);
+    gemm_micro_bf16_dot<kRows, kVecs, kRowTile>(ap, bp, c, ldc, depth, load_c, pacer);
   else
-    gemm_micro<A, kLanes, kRows, kVecs, kRowTile>(ap, bp, c, ldc, depth, load_c, tick);
+    gemm_micro<A, kLanes, kRows, kVecs, kRowTile>(ap, bp, c, ldc, depth, load_c, pacer);
 }
 
 // The next B panel (or span of panels) prefetched into L2 a slice at a time while the
@@ -202,8 +200,8 @@ struct PanelPrefetch {
   int lines_per_row = 0;
   long issued = 0;
   int line_in_row = 0;  // NOTE: counters, not a division per line: that cost as much as the arithmetic
-  int every = 1;        // pace(): a step of `per_tick` lines every `every` ticks, `countdown` to the next
-  long per_tick = 0;
+  int every = 1;        // pace(): `lines_each` lines every `every` steps, `countdown` to the next
+  long lines_each = 0;
   int countdown = 1;
 
   // `share` of the lines is fetched per step: the lines over `steps`.
@@ -222,18 +220,25 @@ struct PanelPrefetch {
     issued = line_count = 0;
     return 0;
   }
-  // Spreads `share` lines over each micro-kernel call of `steps` steps, tick() once a step: issued
-  // at once per call, the prefetches filled the miss queues and stalled the micro-kernel (a small
-  // batch's bfloat16 forward took 185 ms, spread 151).
+  // Spreads `share` lines over each micro-kernel call of `steps` steps: issued at once per call,
+  // the prefetches filled the miss queues and stalled the micro-kernel (a small batch's bfloat16
+  // forward took 185 ms, spread 151). At least kMinRun steps apart, so the micro-kernel's runs
+  // between them are loops of FMAs, not a branch per step.
+  static constexpr int kMinRun = 8;
   void pace(long share, int steps) {
     every = share == 0 ? steps + 1 : share >= steps ? 1 : steps / static_cast<int>(share);
-    per_tick = share == 0 ? 0 : (share + steps - 1) / steps;
+    if (share > 0 && every < kMinRun) every = kMinRun;
+    lines_each = share == 0 ? 0 : (share * every + steps - 1) / steps;
     countdown = every;
   }
-  void tick() {
-    if (--countdown == 0) {
+  // Steps until the next prefetch (paced_steps).
+  int due() const { return countdown; }
+  // `steps` steps are about to run: issues the prefetch they reach.
+  void ran(int steps) {
+    countdown -= steps;
+    if (countdown <= 0) {
       countdown = every;
-      step(per_tick);
+      step(lines_each);
     }
   }
   // Up to `share` of the lines not yet fetched.
@@ -329,8 +334,7 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack
       const int live = g.out_rows - m0 < kRowTile ? g.out_rows - m0 : kRowTile;
       A* block = acc + static_cast<long>(m0 - t0 * kRowTile) * kN + n0;
       const P* ap = apack + (t - t0) * kRowTile * depth;
-      gemm_micro_live<A, P, kLanes, kRowTile, kVecs, kDot>(live, ap, bp, block, kN, depth, !first,
-                                                           [&] { next.tick(); });
+      gemm_micro_live<A, P, kLanes, kRowTile, kVecs, kDot>(live, ap, bp, block, kN, depth, !first, next);
       if (!last || (!kIsNarrow<T> && !kBias && kAct == kernels::kActNone)) continue;
       for (int r = 0; r < live; ++r) {
         const long at = static_cast<long>(m0 + r) * kN + n0;

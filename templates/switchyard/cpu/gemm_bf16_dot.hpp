@@ -109,17 +109,16 @@ inline void gemm_pack_b_span_pairs(const bf16_t* b, unsigned* panels, int n0, in
 
 // acc = (load_c ? C : 0) + A B for a kRowTile x kVecs block of 16-float vectors of C (row pitch
 // ldc), over `pairs` packed pairs of reduction steps (A's as [pair][kPackRows]). Each A pair is
-// broadcast from memory into the dot product itself. `tick()` runs at the start of every step.
-template <int kRowTile, int kVecs, int kPackRows = kRowTile, typename Tick>
+// broadcast from memory into the dot product itself. `pacer` spaces the caller's prefetches.
+template <int kRowTile, int kVecs, int kPackRows = kRowTile, typename Pacer>
 inline void gemm_micro_bf16_dot(const unsigned* __restrict ap, const unsigned* __restrict bp, float* __restrict c,
-                                long ldc, int pairs, bool load_c, Tick&& tick) {
+                                long ldc, int pairs, bool load_c, Pacer& pacer) {
 #if defined(__AVX512BF16__)
   typedef float Vec __attribute__((vector_size(64)));
   constexpr int kLanes = 16;
   Vec acc[kRowTile][kVecs];
-  load_register_block(acc, c, ldc, load_c);
-  for (int q = 0; q < pairs; ++q) {
-    tick();
+  start_register_block(acc, c, ldc, load_c);
+  paced_steps(pairs, pacer, [&](int q) {
     Vec bv[kVecs];
     load_panel_step(bv, bp + static_cast<long>(q) * kVecs * kLanes);
 #pragma GCC unroll 8
@@ -129,10 +128,10 @@ inline void gemm_micro_bf16_dot(const unsigned* __restrict ap, const unsigned* _
         // NOTE: inline assembly, because clang 16 crashes (endless recursion in its optimizer)
         // on the bitcasts to __m512bh that _mm512_dpbf16_ps needs, at -O1 and above.
         __asm__("vdpbf16ps %1%{1to16%}, %2, %0" : "+v"(acc[r][v]) : "m"(ap[q * kPackRows + r]), "v"(bv[v]));
-  }
-  store_register_block(acc, c, ldc);
+  });
+  finish_register_block(acc, c, ldc, load_c);
 #else
-  (void)ap, (void)bp, (void)c, (void)ldc, (void)pairs, (void)load_c, (void)tick;
+  (void)ap, (void)bp, (void)c, (void)ldc, (void)pairs, (void)load_c, (void)pacer;
 #endif
 }
 
