@@ -180,7 +180,8 @@ template <typename A, typename P, int kLanes, int kRowTile, int kVecs, bool kDot
 inline void gemm_micro_live(int live, const P* ap, const P* bp, A* c, long ldc, int depth, bool load_c, Pacer& pacer) {
   if constexpr (kRows > 1) {
     if (live < kRows)
-      return gemm_micro_live<A, P, kLanes, kRowTile, kVecs, kDot, kRows - 1>(live, ap, bp, c, ldc, depth, load_c, pacer);
+      return gemm_micro_live<A, P, kLanes, kRowTile, kVecs, kDot, kRows - 1>(live, ap, bp, c, ldc, depth, load_c,
+                                                                             pacer);
   }
   if constexpr (kDot)
     gemm_micro_bf16_dot<kRows, kVecs, kRowTile>(ap, bp, c, ldc, depth, load_c, pacer);

@@ -1,7 +1,8 @@
 // A GEMM micro-kernel's block of C in vector registers: kRows x kVecs vectors, each of
 // sizeof(Vec) / sizeof(T) elements of C's rows (row pitch ldc), zeroed before the reduction and
-// stored after it (C's values added then, where it accumulates), and a step's vectors of B's panel. The float and the bfloat16
-// dot-product micro-kernels share them.
+// stored after it (C's values added then, where it accumulates), a step's vectors of B's panel,
+// and the paced loop over the steps. The float and the bfloat16 dot-product micro-kernels share
+// them.
 #pragma once
 
 namespace switchyard {
