@@ -130,10 +130,7 @@ inline void gemm_pack_b(const T* b, compute_t<T>* panel, int n0, int k0, int k_l
   if (!kTransB) {
     for (int kk = 0; kk < k_len; ++kk) {
       const T* src = b + static_cast<long>(k0 + kk) * kN + n0;
-      if constexpr (kIsNarrow<T>)
-        for (int j = 0; j < kCols; ++j) panel[kk * kCols + j] = load(src[j]);
-      else
-        __builtin_memcpy(panel + kk * kCols, src, sizeof(T) * kCols);
+      load_run<T, kCols>(src, panel + kk * kCols);
     }
     return;
   }
@@ -165,10 +162,7 @@ inline void gemm_pack_b_span(const T* b, compute_t<T>* panels, int n0, int k0, i
     const T* src = b + static_cast<long>(k0 + kk) * kN + n0;
     for (int w = 0; w < span; ++w) {
       compute_t<T>* dst = panels + (static_cast<long>(w) * k_len + kk) * kCols;
-      if constexpr (kIsNarrow<T>)
-        for (int j = 0; j < kCols; ++j) dst[j] = load(src[w * kCols + j]);
-      else
-        __builtin_memcpy(dst, src + w * kCols, sizeof(T) * kCols);
+      load_run<T, kCols>(src + w * kCols, dst);
     }
   }
 }

@@ -47,6 +47,20 @@ inline double load(double v) {
   return v;
 }
 
+// kCount values of T from `src` in the compute type at `dst`, through local copies so that the
+// conversion runs in vectors: converted straight from `src` to `dst`, clang 16 could not rule out
+// that the stores overwrite the 16-bit source and converted one value at a time (packing a small
+// batch's bfloat16 weights then cost as much as its FMAs).
+template <typename T, int kCount>
+inline void load_run(const T* src, compute_t<T>* dst) {
+  T in[kCount];
+  __builtin_memcpy(in, src, sizeof in);
+  compute_t<T> out[kCount];
+#pragma GCC unroll 64
+  for (int j = 0; j < kCount; ++j) out[j] = load(in[j]);
+  __builtin_memcpy(dst, out, sizeof out);
+}
+
 template <typename T>
 inline T store(compute_t<T> v) {
   return v;
