@@ -26,9 +26,12 @@ function(sy_add_library name)
   sy_target_defaults(${name})
 endfunction()
 
-# sy_add_test(NAME [GPU] SOURCES ... DEPS ... LABELS ...): one GoogleTest binary, registered with ctest.
+# sy_add_test(NAME [GPU] [TIMEOUT s] [SHARDS n] SOURCES ... DEPS ... LABELS ...): one GoogleTest
+# binary, registered with ctest. SHARDS n registers it as n tests (NAME_1of<n> ...) that each run a
+# GoogleTest shard, so a long suite spreads over the cores and each part has its own timeout; the
+# disk cache's per-key lock keeps two shards from compiling the same kernel twice.
 function(sy_add_test name)
-  cmake_parse_arguments(ARG "GPU" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "GPU" "TIMEOUT;SHARDS" "SOURCES;DEPS;LABELS" ${ARGN})
   if(ARG_GPU)
     # GPU suites exit 77 when every test skipped (no device): CTest shows them as skipped.
     add_executable(${name} ${ARG_SOURCES} "${PROJECT_SOURCE_DIR}/tests/support/gpu_test_main.cpp")
@@ -39,12 +42,25 @@ function(sy_add_test name)
   endif()
   target_include_directories(${name} PRIVATE "${PROJECT_SOURCE_DIR}")
   sy_target_defaults(${name})
-  add_test(NAME ${name} COMMAND ${name} --gtest_brief=1)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 600)
   endif()
-  set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT} SKIP_RETURN_CODE 77
-    ENVIRONMENT "SWITCHYARD_CACHE_DIR=${CMAKE_BINARY_DIR}/test-cache;SY_TEST_SWITCHYARD_BIN=$<TARGET_FILE:switchyard>;SY_TEST_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+  set(environment "SWITCHYARD_CACHE_DIR=${CMAKE_BINARY_DIR}/test-cache"
+    "SY_TEST_SWITCHYARD_BIN=$<TARGET_FILE:switchyard>" "SY_TEST_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+  if(NOT ARG_SHARDS)
+    add_test(NAME ${name} COMMAND ${name} --gtest_brief=1)
+    set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT} SKIP_RETURN_CODE 77
+      ENVIRONMENT "${environment}")
+    return()
+  endif()
+  math(EXPR last "${ARG_SHARDS} - 1")
+  foreach(index RANGE ${last})
+    math(EXPR part "${index} + 1")
+    set(test_name ${name}_${part}of${ARG_SHARDS})
+    add_test(NAME ${test_name} COMMAND ${name} --gtest_brief=1)
+    set_tests_properties(${test_name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT} SKIP_RETURN_CODE 77
+      ENVIRONMENT "${environment};GTEST_TOTAL_SHARDS=${ARG_SHARDS};GTEST_SHARD_INDEX=${index}")
+  endforeach()
 endfunction()
 
 function(sy_add_example name)
