@@ -3,7 +3,8 @@
 // else 16-byte vectors (SSE, NEON). 12 chains cover 2 FMA pipes of latency up to 6 cycles, and
 // 12 accumulators plus 2 constants fit 16 registers, so nothing spills. Where the host has
 // AVX512_BF16, the same for its bfloat16 dot products (vdpbf16ps: 64 flops per zmm instruction),
-// the roofline of the bfloat16 GEMMs that use them.
+// the roofline of the bfloat16 GEMMs that use them; and where it has AMX-BF16, the peak of its tile
+// products (tdpbf16ps), the roofline of the GEMMs on tiles.
 #include "bench/fma_peak.h"
 
 #include <algorithm>
@@ -11,6 +12,8 @@
 #include <chrono>
 #include <thread>
 #include <vector>
+
+#include "jit/target.h"
 
 namespace switchyard::bench {
 namespace {
@@ -74,6 +77,39 @@ float bf16_dot_chains(long) {
 }
 #endif
 
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__)
+constexpr bool kHasAmx = true;
+// Six independent chains of tdpbf16ps (16 x 16 x 32 products each) into C tiles 0-5 from A in
+// tile 6 and B in tile 7: a 16-cycle instruction with a longer latency needs several in flight.
+float amx_chains(long iterations) {
+  struct alignas(64) Config {
+    unsigned char palette, start_row, reserved[14];
+    unsigned short colsb[16];
+    unsigned char rows[16];
+  } config{};
+  config.palette = 1;
+  for (int t = 0; t < 8; ++t) {
+    config.colsb[t] = 64;
+    config.rows[t] = 16;
+  }
+  __asm__ volatile("ldtilecfg %0" : : "m"(config));
+  __asm__ volatile("tilezero %%tmm6\n\ttilezero %%tmm7" ::: "memory");
+  for (long it = 0; it < iterations; ++it)
+    __asm__ volatile(
+        "tdpbf16ps %%tmm7, %%tmm6, %%tmm0\n\ttdpbf16ps %%tmm7, %%tmm6, %%tmm1\n\t"
+        "tdpbf16ps %%tmm7, %%tmm6, %%tmm2\n\ttdpbf16ps %%tmm7, %%tmm6, %%tmm3\n\t"
+        "tdpbf16ps %%tmm7, %%tmm6, %%tmm4\n\ttdpbf16ps %%tmm7, %%tmm6, %%tmm5" ::
+            : "memory");
+  __asm__ volatile("tilerelease" ::: "memory");
+  return 0;
+}
+#else
+constexpr bool kHasAmx = false;
+float amx_chains(long) {
+  return 0;
+}
+#endif
+
 // One trial of `chains` (returning a value the compiler cannot drop) doing `flops_per_iteration`
 // per iteration: the threads start together (a spinning barrier, so none is still being created
 // while others run) and the trial lasts until the last one finishes.
@@ -120,6 +156,12 @@ double fma_peak_gflops(unsigned threads) {
 
 double bf16_dot_peak_gflops(unsigned threads) {
   return kHasBf16Dot ? peak_gflops(bf16_dot_chains, 4.0 * 16 * kChains, threads) : 0.0;
+}
+
+double amx_bf16_peak_gflops(unsigned threads) {
+  // host_cpu_features asks Linux for the tile data state, without which a tile instruction faults.
+  const bool usable = kHasAmx && (host_cpu_features() & kCpuAmxBf16) != 0;
+  return usable ? peak_gflops(amx_chains, 6.0 * 16 * 16 * 32 * 2, threads) : 0.0;
 }
 
 int fma_peak_vector_bits() {

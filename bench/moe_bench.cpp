@@ -189,14 +189,18 @@ nlohmann::json gemm_case(const GemmShape& shape) {
 }
 
 // Each figure's fraction of its roofline, beside it ("switchyard_gflops" -> "fraction_of_peak"):
-// the FMA peak, or for our bfloat16 GEMMs the dot-product peak where they use AVX512_BF16 (the CPU
-// compiled for has them: `bf16_dot_peak` is 0 where this host has none). The baselines are float32.
-void add_peak_fractions(nlohmann::json& gemms, double peak, double bf16_dot_peak) {
-  const bool ours_dot = Context::global().cpu().target().has(kCpuBf16Dot) && bf16_dot_peak > 0;
+// the FMA peak, or for our bfloat16 GEMMs the peak of what they run on: AMX's tiles or AVX512_BF16's
+// dot products where the CPU compiled for has them (a peak is 0 where this host has none). The
+// baselines' fractions are of the FMA peak.
+void add_peak_fractions(nlohmann::json& gemms, double peak, double bf16_dot_peak, double amx_peak) {
+  const Target target = Context::global().cpu().target();
+  const bool ours_amx = target.has(kCpuAmxBf16) && target.has(kCpuBf16Dot) && amx_peak > 0;
+  const bool ours_dot = !ours_amx && target.has(kCpuBf16Dot) && bf16_dot_peak > 0;
   for (auto& g : gemms) {
-    const bool dot = ours_dot && g["dtype"] == "bfloat16";
-    g["roofline"] = dot ? "bfloat16 dot products" : "float32 FMA";
-    g["fraction_of_peak"] = g["switchyard_gflops"].get<double>() / (dot ? bf16_dot_peak : peak);
+    const bool bf16 = g["dtype"] == "bfloat16";
+    const bool amx = ours_amx && bf16, dot = ours_dot && bf16;
+    g["roofline"] = amx ? "bfloat16 AMX tiles" : dot ? "bfloat16 dot products" : "float32 FMA";
+    g["fraction_of_peak"] = g["switchyard_gflops"].get<double>() / (amx ? amx_peak : dot ? bf16_dot_peak : peak);
     for (const char* baseline : {"openblas", "onednn"})
       if (g.contains(std::string(baseline) + "_gflops"))
         g[std::string(baseline) + "_fraction_of_peak"] = g[std::string(baseline) + "_gflops"].get<double>() / peak;
@@ -462,14 +466,17 @@ int run(int argc, char** argv) {
     // taken in a slow minute would flatter every fraction.
     const double peak_before = bench::fma_peak_gflops(threads);
     const double bf16_dot_peak_before = bench::bf16_dot_peak_gflops(threads);
+    const double amx_peak_before = bench::amx_bf16_peak_gflops(threads);
     for (const GemmShape& shape : shapes)
       if (selection->wants(shape)) out["gemm"].push_back(gemm_case(shape));
     const double peak = std::max(peak_before, bench::fma_peak_gflops(threads));
     const double bf16_dot_peak = std::max(bf16_dot_peak_before, bench::bf16_dot_peak_gflops(threads));
+    const double amx_peak = std::max(amx_peak_before, bench::amx_bf16_peak_gflops(threads));
     out["fma_peak_gflops"] = peak;
     out["fma_peak_vector_bits"] = bench::fma_peak_vector_bits();
     out["bf16_dot_peak_gflops"] = bf16_dot_peak;
-    add_peak_fractions(out["gemm"], peak, bf16_dot_peak);
+    out["amx_bf16_peak_gflops"] = amx_peak;
+    add_peak_fractions(out["gemm"], peak, bf16_dot_peak, amx_peak);
   }
   out["peak_exceeded"] = figures_above_peak(out["gemm"]);
   if (selection->wants("layer"))
@@ -482,8 +489,8 @@ int run(int argc, char** argv) {
   std::cout << out.dump(2) << "\n";
   if (!out["peak_exceeded"].empty()) {
     std::cerr << "moe_bench: figures above the measured peak (" << out["fma_peak_gflops"].get<double>()
-              << " GFLOP/s float32 FMA, " << out["bf16_dot_peak_gflops"].get<double>()
-              << " bfloat16 dot products): " << out["peak_exceeded"].dump() << "\n";
+              << " GFLOP/s float32 FMA, " << out["bf16_dot_peak_gflops"].get<double>() << " bfloat16 dot products, "
+              << out.value("amx_bf16_peak_gflops", 0.0) << " AMX tiles): " << out["peak_exceeded"].dump() << "\n";
     return 3;
   }
   return 0;

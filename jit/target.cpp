@@ -1,6 +1,10 @@
 #include "jit/target.h"
 
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#endif
 
 #include <cctype>
 
@@ -24,11 +28,34 @@ int host_vector_bytes() {
   return 16;
 }
 
+namespace {
+
+#if defined(__x86_64__)
+// Whether this process may use AMX's bfloat16 tiles: the CPU has AMX-TILE and AMX-BF16 (CPUID leaf
+// 7, EDX bits 24 and 22; clang 16's __builtin_cpu_supports does not know them) and Linux grants
+// the process the tile data state (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA, asked once;
+// kernels before 5.16 refuse it, and a tile instruction without it is SIGILL).
+bool host_amx_usable() {
+  static const bool usable = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
+    constexpr unsigned kAmxBf16 = 1u << 22, kAmxTile = 1u << 24;
+    if ((edx & kAmxBf16) == 0 || (edx & kAmxTile) == 0) return false;
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtileData = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtileData) == 0;
+  }();
+  return usable;
+}
+#endif
+
+}  // namespace
+
 unsigned host_cpu_features() {
   unsigned features = 0;
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx512bf16")) features |= kCpuBf16Dot;
   if (__builtin_cpu_supports("avx512f")) features |= kCpu32VectorRegisters;
+  if (host_amx_usable()) features |= kCpuAmxBf16;
 #elif defined(__aarch64__)
   features |= kCpu32VectorRegisters;
 #endif
@@ -37,11 +64,14 @@ unsigned host_cpu_features() {
 
 unsigned cpu_features_of(const std::string& triple, const std::vector<std::string>& llvm_features) {
   unsigned features = triple.rfind("aarch64", 0) == 0 ? kCpu32VectorRegisters : 0u;
+  bool amx_tile = false, amx_bf16 = false;
   for (const std::string& feature : llvm_features) {
     if (feature == "+avx512bf16") features |= kCpuBf16Dot;
     if (feature == "+avx512f") features |= kCpu32VectorRegisters;
+    amx_tile = amx_tile || feature == "+amx-tile";
+    amx_bf16 = amx_bf16 || feature == "+amx-bf16";
   }
-  return features;
+  return features | (amx_tile && amx_bf16 ? kCpuAmxBf16 : 0u);
 }
 
 int Target::cpu_vector_bytes() const {

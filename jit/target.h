@@ -10,6 +10,7 @@ namespace switchyard {
 enum CpuFeature : unsigned {
   kCpuBf16Dot = 1u << 0,            // AVX512_BF16's bfloat16 dot products (vdpbf16ps; LLVM's +avx512bf16)
   kCpu32VectorRegisters = 1u << 1,  // 32 vector registers: AVX-512 (+avx512f) and AArch64 (every core)
+  kCpuAmxBf16 = 1u << 2,            // AMX's bfloat16 tiles (tdpbf16ps; LLVM's +amx-tile and +amx-bf16), usable
 };
 
 struct Target {

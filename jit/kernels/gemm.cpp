@@ -15,6 +15,12 @@ bool uses_bf16_dot(const Target& target, DType dtype, int vec_bytes) {
   return dtype == DType::kBFloat16 && vec_bytes == 64 && target.has(kCpuBf16Dot);
 }
 
+// Whether bfloat16 GEMMs run on AMX's tiles: where they use the dot products' pairs and the CPU
+// compiled for has AMX-BF16 (usable: see host_cpu_features).
+bool uses_amx(const Target& target, bool bf16_dot) {
+  return bf16_dot && target.has(kCpuAmxBf16);
+}
+
 // The CPU micro-kernel's block of C in vector registers, sized to the register file of the CPU
 // compiled for, with 24 accumulators where there are 32 registers: 6 x 4 zmm on AVX-512, 8 x 3 q
 // registers on AArch64 (BLIS's armv8a 8 x 12 floats: 24 accumulators, 3 of B, 2 of A's 8 rows for
@@ -23,7 +29,9 @@ struct CpuRegisterBlock {
   int rows;
   int vecs;
 };
-CpuRegisterBlock cpu_register_block(const Target& target, int vec_bytes) {
+// With AMX, four C tiles of 16 x 16 floats (the other four tile registers hold A's tile and B's).
+CpuRegisterBlock cpu_register_block(const Target& target, int vec_bytes, bool amx) {
+  if (amx) return {16, 4};
   if (vec_bytes == 64) return {6, 4};
   if (target.has(kCpu32VectorRegisters)) return {8, 3};
   return {6, 2};
@@ -75,10 +83,11 @@ KernelFamily gemm_family() {
               {"bias", ParamDecl::Kind::kBool},
               {"activation", ParamDecl::Kind::kInt, kActNone, kActSiluGrad},
               {"vec_bytes", ParamDecl::Kind::kInt, 16, 64},
-              {"row_tile", ParamDecl::Kind::kInt, 1, 8},
+              {"row_tile", ParamDecl::Kind::kInt, 1, 16},
               {"tile_vecs", ParamDecl::Kind::kInt, 1, 4},
               {"group_rows", ParamDecl::Kind::kInt, 1, 4096},
-              {"bf16_dot", ParamDecl::Kind::kBool}};
+              {"bf16_dot", ParamDecl::Kind::kBool},
+              {"amx", ParamDecl::Kind::kBool}};
   f.cpu_header = "switchyard/cpu/gemm.hpp";
   f.cpu_function = "switchyard::cpu::gemm";
   f.args_type = "switchyard::kernels::GemmArgs";
@@ -90,6 +99,11 @@ KernelFamily gemm_family() {
     check_trans_a(spec);
     SY_CHECK(!spec.bool_param("bf16_dot") || (spec.dtype_param("dtype") == DType::kBFloat16 && v == 64))
         << "kernel spec " << spec.to_string() << ": bf16_dot is for bfloat16 with vec_bytes 64";
+    const int64_t row_tile = spec.int_param("row_tile");
+    SY_CHECK(spec.bool_param("amx") ? spec.bool_param("bf16_dot") && row_tile == 16 && spec.int_param("tile_vecs") == 4
+                                    : row_tile <= 8)
+        << "kernel spec " << spec.to_string()
+        << ": amx is for bf16_dot with row_tile 16 and tile_vecs 4; without it row_tile is at most 8";
   };
   return f;
 }
@@ -214,7 +228,8 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
   // host's), so that every machine of a fleet sharing a cache asks for the same specs.
   const int vec_bytes = target.cpu_vector_bytes();
   const bool bf16_dot = uses_bf16_dot(target, shape.dtype, vec_bytes);
-  const CpuRegisterBlock block = cpu_register_block(target, vec_bytes);
+  const bool amx = uses_amx(target, bf16_dot);
+  const CpuRegisterBlock block = cpu_register_block(target, vec_bytes, amx);
   KernelSpec spec;
   spec.family = "gemm";
   spec.params = {{"dtype", shape.dtype},
@@ -228,7 +243,8 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
                  {"row_tile", int64_t{block.rows}},
                  {"tile_vecs", int64_t{block.vecs}},
                  {"group_rows", cpu_group_rows(target, shape.dtype, bf16_dot, block.rows)},
-                 {"bf16_dot", bf16_dot}};
+                 {"bf16_dot", bf16_dot},
+                 {"amx", amx}};
   spec.target = target;
   return spec;
 }

@@ -1,6 +1,6 @@
 // The batched GEMM family (CPU): C = epilogue(A * B + bias), N and K fixed per model.
 // Parameters: dtype, n, k, trans_a, trans_b, bias, activation, vec_bytes, row_tile, tile_vecs,
-// group_rows, bf16_dot.
+// group_rows, bf16_dot, amx.
 #pragma once
 
 #include <switchyard/common/gemm_args.h>
@@ -36,7 +36,8 @@ struct GemmShape {
 /// can implement it of gemm_wgmma (sm_90a), gemm_mma / gemm_tf32 (sm_80+), gemm_simt. CPU: vectors as wide as the
 /// target CPU's widest (target.vector_bytes; the host's when 0: 64 bytes with AVX-512, 32 with AVX, else 16) and as
 /// many rows as keep the accumulators in registers (6 with 32 vector registers, 4 with 16); bfloat16 with AVX512_BF16's
-/// dot products where the target has them (target.bf16_dot; the host's when vector_bytes is 0). CUDA: the tensor-core
+/// dot products where the target has them (target.bf16_dot; the host's when vector_bytes is 0), and with them on AMX's
+/// tiles (16-row tiles of 4 x 16 columns) where the target has AMX-BF16. CUDA: the tensor-core
 /// kernel where uses_tensor_cores() holds, else the SIMT kernel.
 KernelSpec gemm_spec(const GemmShape& shape, const Target& target);
 

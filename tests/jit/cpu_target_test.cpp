@@ -140,6 +140,28 @@ TEST(CpuTarget, TrainingKernelsCompileWithoutWarningsForEveryX86Level) {
   }
 }
 
+// bfloat16 GEMMs for a CPU with AMX-BF16 (Sapphire Rapids, named from any x86 host: this is the
+// check the AMX kernel gets where the host has no AMX; gemm_cpu_test runs it where it has) take
+// the tile kernel in every pass, and it compiles to tile instructions without a warning.
+TEST(CpuTarget, Bfloat16GemmsCompileToAmxTilesForSapphireRapids) {
+  if (!host_is_x86()) GTEST_SKIP() << "x86-64 CPU names";
+  const CpuTarget target = resolve_cpu_target(HostCpu::detect(), "sapphirerapids");
+  EXPECT_TRUE(target.kernel_target().has(kCpuAmxBf16));
+  const ClangCompiler compiler(target);
+  for (const auto& [trans_a, trans_b] :
+       std::vector<std::pair<bool, bool>>{{false, false}, {false, true}, {true, false}}) {
+    const KernelSpec spec =
+        kernels::gemm_spec({.dtype = DType::kBFloat16, .n = 200, .k = 301, .trans_b = trans_b, .trans_a = trans_a},
+                           target.kernel_target());
+    ASSERT_TRUE(spec.bool_param("amx")) << spec.to_string();
+    const Binary binary = compiler.compile(spec, generate_source(spec));
+    EXPECT_EQ(binary.log.find("warning"), std::string::npos) << spec.to_string() << ":\n" << binary.log;
+    const std::string& assembly = binary.artifacts.at("kernel.s");
+    for (const char* instruction : {"ldtilecfg", "tileloadd", "tdpbf16ps", "tilestored", "tilerelease"})
+      EXPECT_NE(assembly.find(instruction), std::string::npos) << spec.to_string() << ": no " << instruction;
+  }
+}
+
 // The templates' 16-byte vector code is NEON on AArch64: every training kernel of tiny compiles
 // for an Arm server core from this machine (LLVM carries every target) without a warning, and the
 // GEMM's micro-kernel is NEON FMAs on four floats into an 8 x 3 block of the 32 registers. They

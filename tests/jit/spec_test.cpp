@@ -112,6 +112,11 @@ TEST(Target, CpuFeaturesComeFromTheLlvmListOrTheHost) {
   EXPECT_EQ(cpu_features_of(x86, {"+avx2", "+avx512f", "-avx512bf16"}), static_cast<unsigned>(kCpu32VectorRegisters));
   EXPECT_EQ(cpu_features_of(x86, {"+avx2", "-avx512f"}), 0u);
   EXPECT_EQ(cpu_features_of(x86, {}), 0u);
+  // AMX's bfloat16 tiles need both the tile registers and the bfloat16 instruction.
+  EXPECT_EQ(cpu_features_of(x86, {"+amx-tile", "+amx-bf16", "+avx512bf16", "+avx512f"}),
+            kCpuAmxBf16 | kCpuBf16Dot | kCpu32VectorRegisters);
+  EXPECT_EQ(cpu_features_of(x86, {"+amx-tile", "-amx-bf16"}), 0u);
+  EXPECT_EQ(cpu_features_of(x86, {"+amx-bf16"}), 0u);
   // Every AArch64 core has 32 vector registers, whatever its feature list says.
   EXPECT_EQ(cpu_features_of(arm, {"+neon"}), static_cast<unsigned>(kCpu32VectorRegisters));
   EXPECT_EQ(cpu_features_of(arm, {}), static_cast<unsigned>(kCpu32VectorRegisters));
@@ -162,6 +167,45 @@ TEST(GemmSelect, CpuBfloat16TakesDotProductsWhereTheTargetHasThem) {
     FAIL() << "a float32 spec with bf16_dot was accepted";
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("bf16_dot is for bfloat16 with vec_bytes 64"), std::string::npos) << e.what();
+  }
+}
+
+// bfloat16 on a CPU with AMX-BF16 (and the dot products) runs on the tiles: row tiles of 16, four
+// tiles of 16 columns, groups of whole row tiles; a spec asking for AMX in any other shape, or
+// without the dot products' packing, is refused. Float types never use it.
+TEST(GemmSelect, CpuBfloat16TakesAmxTilesWhereTheTargetHasThem) {
+  const Target amx_target = Target::cpu(64, 1L << 20, kCpuAmxBf16 | kCpuBf16Dot | kCpu32VectorRegisters);
+  const KernelSpec amx = kernels::gemm_spec({.dtype = DType::kBFloat16, .n = 256, .k = 512}, amx_target);
+  EXPECT_TRUE(amx.bool_param("amx"));
+  EXPECT_TRUE(amx.bool_param("bf16_dot"));
+  EXPECT_EQ(amx.int_param("row_tile"), 16);
+  EXPECT_EQ(amx.int_param("tile_vecs"), 4);
+  EXPECT_EQ(kernels::gemm_tile_shape(amx).n, 64);
+  EXPECT_EQ(amx.int_param("group_rows"), 1024);  // 1 MB / 2 / (256 steps * 2 bytes), in tiles of 16
+  EXPECT_NO_THROW(validate_spec(amx));
+  EXPECT_FALSE(kernels::gemm_spec({.dtype = DType::kFloat32, .n = 256, .k = 512}, amx_target).bool_param("amx"));
+  EXPECT_FALSE(kernels::gemm_spec({.dtype = DType::kBFloat16, .n = 256, .k = 512},
+                                  Target::cpu(64, 1L << 20, kCpuBf16Dot | kCpu32VectorRegisters))
+                   .bool_param("amx"));
+  // AMX without the dot products' instruction set (no AVX512_BF16) keeps the converted operands.
+  EXPECT_FALSE(kernels::gemm_spec({.dtype = DType::kBFloat16, .n = 256, .k = 512},
+                                  Target::cpu(64, 1L << 20, kCpuAmxBf16 | kCpu32VectorRegisters))
+                   .bool_param("amx"));
+  auto with = [&](KernelSpec spec, const std::string& param, ParamValue value) {
+    for (auto& [name, old] : spec.params)
+      if (name == param) old = value;
+    return spec;
+  };
+  for (const KernelSpec& wrong :
+       {with(amx, "row_tile", int64_t{6}), with(amx, "tile_vecs", int64_t{2}), with(amx, "bf16_dot", false),
+        with(with(amx, "amx", false), "row_tile", int64_t{16})}) {
+    try {
+      validate_spec(wrong);
+      ADD_FAILURE() << "accepted " << wrong.to_string();
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find("amx is for bf16_dot with row_tile 16 and tile_vecs 4"), std::string::npos)
+          << e.what();
+    }
   }
 }
 

@@ -3,10 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <iostream>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "core/settings.h"
+#include "jit/cpu_target.h"
 #include "jit/kernels/gemm.h"
 #include "runtime/gemm_ops.h"
 #include "tests/reference/moe_reference.h"
@@ -329,15 +333,29 @@ TEST(GemmCpu, SixteenBitOperandsRoundOnceFromFloatSums) {
 // gradient layouts, a chunk tail that is odd (301 = 256 + 45), few rows over many column tiles (B
 // packed a span at a time), and one block per batch. (Grouped rows with an empty expert run on this
 // host's CPU in ManyThreadsShareFewRowsByColumns.)
-TEST(GemmCpu, Bfloat16DotProductsAndConvertedOperandsBothRoundOnce) {
+TEST(GemmCpu, Bfloat16AmxTilesDotProductsAndConvertedOperandsAllRoundOnce) {
   if (!__builtin_cpu_supports("avx512bf16"))
     GTEST_SKIP() << "this CPU has no AVX512_BF16: bfloat16 GEMMs convert their operands (covered above)";
   const SixteenBitCase cases[] = {{2, 37, 301, 200, false, false, true, Act::kGelu, false},
                                   {2, 13, 45, 83, false, true, true, Act::kRelu, false},
                                   {2, 301, 33, 70, true, false, false, Act::kNone, false},
                                   {2, 10, 45, 700, false, false, true, Act::kSilu, true},
-                                  {1, 700, 257, 130, false, true, false, Act::kNone, true}};
-  for (const char* cpu : {"", "x86-64-v4"}) {
+                                  {1, 700, 257, 130, false, true, false, Act::kNone, true},
+                                  {2, 50, 512, 256, true, false, false, Act::kNone, false}};
+  // This host (AMX tiles where it has them), a CPU with the dot products but no AMX that this
+  // host runs (where the host has AMX), and x86-64-v4 (AVX-512 with neither: converted operands).
+  const bool host_amx = (host_cpu_features() & kCpuAmxBf16) != 0;
+  std::vector<std::string> cpus = {"", "x86-64-v4"};
+  if (!host_amx) std::cout << "[ note ] this CPU has no usable AMX-BF16: the AMX kernel is compiled, not run\n";
+  for (const char* dot_cpu : {"cooperlake", "znver4"})
+    if (host_amx && resolve_cpu_target(HostCpu::detect(), dot_cpu).missing_on_host.empty()) {
+      cpus.push_back(dot_cpu);
+      break;
+    }
+  if (host_amx && cpus.size() == 2)
+    std::cout << "[ note ] no CPU with AVX512_BF16 but not AMX runs here: the dot products are not run\n";
+  for (const std::string& cpu : cpus) {
+    const bool dot = cpu != "x86-64-v4", amx = cpu.empty() && host_amx;
     for (unsigned threads : {1u, 2u}) {
       testing::TempDir dir;
       Settings settings;
@@ -345,17 +363,20 @@ TEST(GemmCpu, Bfloat16DotProductsAndConvertedOperandsBothRoundOnce) {
       settings.cpu = cpu;
       settings.num_threads = threads;
       Context context(settings);
-      const bool dot = *cpu == '\0';
       kernels::GemmShape shape;
       shape.dtype = DType::kBFloat16;
       shape.n = 64;
       shape.k = 64;
-      EXPECT_EQ(kernels::gemm_spec(shape, context.cpu().target()).bool_param("bf16_dot"), dot) << cpu;
+      const KernelSpec spec = kernels::gemm_spec(shape, context.cpu().target());
+      EXPECT_EQ(spec.bool_param("bf16_dot"), dot) << cpu;
+      EXPECT_EQ(spec.bool_param("amx"), amx) << cpu;
       std::mt19937 rng(17);
       for (const auto& c : cases) {
         if (c.one_block != (threads == 1)) continue;
-        SCOPED_TRACE(std::string(dot ? "dot products" : "converted operands") + ", " + std::to_string(threads) +
-                     " threads");
+        SCOPED_TRACE(std::string(amx   ? "AMX tiles"
+                                 : dot ? "dot products"
+                                       : "converted operands") +
+                     ", " + std::to_string(threads) + " threads");
         expect_rounded_once(context, DType::kBFloat16, c, rng);
         if (::testing::Test::HasFatalFailure()) return;
       }

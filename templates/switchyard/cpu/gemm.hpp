@@ -13,6 +13,7 @@
 #pragma once
 
 #include <switchyard/common/gemm_args.h>
+#include <switchyard/cpu/gemm_amx.hpp>
 #include <switchyard/cpu/gemm_bf16_dot.hpp>
 #include <switchyard/cpu/math.hpp>
 #include <switchyard/cpu/memory.hpp>
@@ -58,9 +59,9 @@ struct PackedType<T, true> {
 };
 template <typename T, bool kDot>
 using packed_t = typename PackedType<T, kDot>::type;
-template <bool kDot>
+template <bool kDot, bool kAmx = false>
 inline int packed_depth(int k_len) {
-  return kDot ? bf16_pair_depth(k_len) / 2 : k_len;
+  return kAmx ? amx_pair_depth(k_len) : kDot ? bf16_pair_depth(k_len) / 2 : k_len;
 }
 
 // The reduction runs in chunks of kGemmChunk: a chunk of a group's A rows, packed, stays in L2
@@ -282,22 +283,23 @@ struct GemmRowsArgs {
 // group's rows with C's pitch); `last` applies bias and epilogue and writes C. `panel` holds
 // `span` panels: B [K, N] is packed that many column tiles at a time (gemm_pack_b_span).
 template <typename T, int kN, int kLdb, bool kTransB, bool kBias, int kAct, int kLanes, int kRowTile, int kVecs,
-          bool kDot>
+          bool kDot, bool kAmx>
 void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack, packed_t<T, kDot>* panel, int span,
                         compute_t<T>* acc, int t0, int t1, int n0, int n_end, int k0, int k_len) {
   using A = compute_t<T>;
   using P = packed_t<T, kDot>;
   constexpr int kCols = kVecs * kLanes;
-  const int depth = packed_depth<kDot>(k_len);
+  const int depth = packed_depth<kDot, kAmx>(k_len);
   const bool first = k0 == 0, last = k0 + k_len == g.reduce;
   int packed_from = n0, packed_end = n0;  // the columns of the panels packed last
   PanelPrefetch next;
   long prefetch_share = 0;
   for (; n0 + kCols <= n_end; n0 += kCols) {
     if (kTransB || span == 1) {
-      if constexpr (kDot)
+      if constexpr (kDot) {
         gemm_pack_b_pairs<kN, kLdb, kTransB, kCols>(g.b, panel, n0, k0, k_len);
-      else
+        if constexpr (kAmx) amx_zero_pairs<kCols>(panel, packed_depth<true>(k_len), depth);
+      } else
         gemm_pack_b<T, kN, kLdb, kTransB, kCols>(g.b, panel, n0, k0, k_len);
       packed_from = n0;
       const int next_n = n0 + kCols;
@@ -317,19 +319,25 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack
       prefetch_share = next.start(g.b + static_cast<long>(k0) * kN + packed_end, kN * sizeof(T), k_len,
                                   (next_end > packed_end ? next_end - packed_end : 0) * sizeof(T),
                                   static_cast<long>((packed_end - n0) / kCols) * (t1 - t0));
-      if constexpr (kDot)
-        gemm_pack_b_span_pairs<kN, kCols>(g.b, panel, n0, k0, k_len, (packed_end - n0) / kCols);
-      else
+      if constexpr (kDot) {
+        gemm_pack_b_span_pairs<kN, kCols>(g.b, panel, n0, k0, k_len, (packed_end - n0) / kCols, depth);
+        if constexpr (kAmx)
+          for (int w = 0; w < (packed_end - n0) / kCols; ++w)
+            amx_zero_pairs<kCols>(panel + static_cast<long>(w) * depth * kCols, packed_depth<true>(k_len), depth);
+      } else
         gemm_pack_b_span<T, kN, kCols>(g.b, panel, n0, k0, k_len, (packed_end - n0) / kCols);
     }
     const P* bp = panel + static_cast<long>((n0 - packed_from) / kCols) * depth * kCols;
-    next.pace(prefetch_share, depth);
+    next.pace(prefetch_share, kAmx ? depth / kAmxPairs : depth);
     for (int t = t0; t < t1; ++t) {
       const int m0 = t * kRowTile;
       const int live = g.out_rows - m0 < kRowTile ? g.out_rows - m0 : kRowTile;
       A* block = acc + static_cast<long>(m0 - t0 * kRowTile) * kN + n0;
       const P* ap = apack + (t - t0) * kRowTile * depth;
-      gemm_micro_live<A, P, kLanes, kRowTile, kVecs, kDot>(live, ap, bp, block, kN, depth, !first, next);
+      if constexpr (kAmx)
+        gemm_micro_amx<kVecs>(ap, bp, block, kN, live, depth, !first, next);
+      else
+        gemm_micro_live<A, P, kLanes, kRowTile, kVecs, kDot>(live, ap, bp, block, kN, depth, !first, next);
       if (!last || (!kIsNarrow<T> && !kBias && kAct == kernels::kActNone)) continue;
       for (int r = 0; r < live; ++r) {
         const long at = static_cast<long>(m0 + r) * kN + n0;
@@ -382,7 +390,7 @@ inline int group_tiles_for(int tiles, int group) {
 // memory for it) and reused by every column tile. 16-bit C sums a group in a float accumulator (heap, or one tile on
 // the stack).
 template <typename T, int kN, int kLda, int kLdb, bool kTransA, bool kTransB, bool kBias, int kAct, int kLanes,
-          int kRowTile, int kVecs, int kGroupRows, bool kDot>
+          int kRowTile, int kVecs, int kGroupRows, bool kDot, bool kAmx>
 void gemm_rows(const GemmRowsArgs<T>& g, TileRange range, TileRange col_tiles, bool last_cols) {
   using A = compute_t<T>;
   using P = packed_t<T, kDot>;  // as many of them as of A per packed step: pairs take half
@@ -398,6 +406,7 @@ void gemm_rows(const GemmRowsArgs<T>& g, TileRange range, TileRange col_tiles, b
       for (int n = n_begin; n < n_end; ++n) g.c[m * kN + n] = store<T>(A(0));
     return;
   }
+  [[maybe_unused]] AmxTilesFor<kAmx> tiles;
   alignas(64) P panel[kGemmChunk * kCols];
   alignas(64) P stack_pack[kStackTiles * kRowTile * kGemmChunk];
   alignas(64) A stack_acc[kIsNarrow<T> ? kRowTile * kN : 1];
@@ -426,16 +435,18 @@ void gemm_rows(const GemmRowsArgs<T>& g, TileRange range, TileRange col_tiles, b
       for (int t = g0; t < g1; ++t) {
         const int m0 = t * kRowTile;
         const int live = g.out_rows - m0 < kRowTile ? g.out_rows - m0 : kRowTile;
-        P* out = apack + (t - g0) * kRowTile * packed_depth<kDot>(k_len);
-        if constexpr (kDot)
+        P* out = apack + (t - g0) * kRowTile * packed_depth<kDot, kAmx>(k_len);
+        if constexpr (kAmx)
+          gemm_pack_a_amx<kLda, kTransA>(g.a, out, m0, live, k0, k_len);
+        else if constexpr (kDot)
           gemm_pack_a_pairs<kLda, kTransA, kRowTile>(g.a, out, m0, live, k0, k_len);
         else
           gemm_pack_a<T, kLda, kTransA, kRowTile>(g.a, out, m0, live, k0, k_len);
       }
-      gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kDot>(
+      gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kDot, kAmx>(
           g, apack, panels, panel_span, acc, g0, g1, n_begin, col_tiles.end * kCols, k0, k_len);
       if (kVecs > 1 && last_cols)  // whole vectors past the last full tile, one at a time
-        gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, 1, kDot>(
+        gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, 1, kDot, kAmx>(
             g, apack, panel, 1, acc, g0, g1, kFullCols, kVecCols, k0, k_len);
     }
   }
@@ -443,11 +454,12 @@ void gemm_rows(const GemmRowsArgs<T>& g, TileRange range, TileRange col_tiles, b
 }
 
 template <typename T, int kN, int kK, bool kTransA, bool kTransB, bool kBias, int kAct, int kVecBytes, int kRowTile,
-          int kVecs, int kGroupRows, bool kBf16Dot>
+          int kVecs, int kGroupRows, bool kBf16Dot, bool kAmx>
 void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
   static_assert(kN > 0 && kK > 0, "gemm: N and K must be positive");
   static_assert(kVecBytes >= 16 && kVecBytes <= 64, "gemm: vec_bytes is 16, 32 or 64");
-  static_assert(kRowTile >= 1 && kRowTile <= 8, "gemm: row tile must be in [1, 8]");
+  static_assert(kAmx ? kRowTile == kAmxRows : kRowTile >= 1 && kRowTile <= 8,
+                "gemm: row tile must be in [1, 8], or 16 with amx");
   static_assert(kVecs >= 1 && kVecs <= 4, "gemm: tile_vecs must be in [1, 4]");
   static_assert(kGroupRows >= kRowTile, "gemm: a group holds at least one row tile");
   static_assert(kAct >= kernels::kActNone && kAct <= kernels::kActSiluGrad, "gemm: unknown activation");
@@ -455,8 +467,12 @@ void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
                 "gemm: the trans_a (weight gradient) form has no B transpose, bias or epilogue");
   static_assert(!kBf16Dot || (kIsBf16<T> && kVecBytes == 64),
                 "gemm: bf16_dot is for bfloat16 operands in 64-byte vectors");
+  static_assert(!kAmx || (kBf16Dot && kVecs == 4), "gemm: amx packs B as bf16_dot does, in 4 tiles of 16 columns");
 #if !defined(__AVX512BF16__)
   static_assert(!kBf16Dot, "gemm: bf16_dot needs a CPU with AVX512_BF16 (vdpbf16ps)");
+#endif
+#if !defined(__AMX_TILE__) || !defined(__AMX_BF16__)
+  static_assert(!kAmx, "gemm: amx needs a CPU with AMX-TILE and AMX-BF16 (tdpbf16ps)");
 #endif
   constexpr int kLanes = kVecBytes / static_cast<int>(sizeof(compute_t<T>));  // packed operands
   static_assert(kVecs * kLanes == kernels::gemm_cpu_tile_cols(kVecs, kVecBytes, sizeof(compute_t<T>)));
@@ -481,10 +497,10 @@ void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
   const TileRange col_range = tile_range(col_tiles, part % split.cols, split.cols);
   const bool last_cols = part % split.cols == split.cols - 1;
   if (kTransA)  // A^T: A is [rows, K], B [rows, N]
-    gemm_rows<T, kN, kK, kN, true, false, false, kernels::kActNone, kLanes, kRowTile, kVecs, kGroupRows, kBf16Dot>(
-        g, row_range, col_range, last_cols);
+    gemm_rows<T, kN, kK, kN, true, false, false, kernels::kActNone, kLanes, kRowTile, kVecs, kGroupRows, kBf16Dot,
+              kAmx>(g, row_range, col_range, last_cols);
   else
-    gemm_rows<T, kN, kK, kK, false, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kGroupRows, kBf16Dot>(
+    gemm_rows<T, kN, kK, kK, false, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kGroupRows, kBf16Dot, kAmx>(
         g, row_range, col_range, last_cols);
 }
 

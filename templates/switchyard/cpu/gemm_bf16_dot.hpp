@@ -94,10 +94,10 @@ inline void gemm_pack_b_pairs(const bf16_t* b, unsigned* panel, int n0, int k0, 
 
 // `span` adjacent column tiles of B [K, N] packed at once as span panels of pairs: each pair of
 // B's rows is read as one run of span * kCols columns, which the hardware prefetchers follow (see
-// gemm_pack_b_span).
+// gemm_pack_b_span). Each panel holds `depth` pairs of rows (at least the k_len steps').
 template <int kN, int kCols>
-inline void gemm_pack_b_span_pairs(const bf16_t* b, unsigned* panels, int n0, int k0, int k_len, int span) {
-  const long panel_pairs = static_cast<long>(bf16_pair_depth(k_len)) / 2 * kCols;
+inline void gemm_pack_b_span_pairs(const bf16_t* b, unsigned* panels, int n0, int k0, int k_len, int span, int depth) {
+  const long panel_pairs = static_cast<long>(depth) * kCols;
   for (int kk = 0; kk < k_len; kk += 2) {
     const bf16_t* low = b + static_cast<long>(k0 + kk) * kN + n0;
     const bf16_t* high = kk + 1 < k_len ? low + kN : nullptr;
