@@ -8,8 +8,9 @@
 // the three layouts: A B (forward), A B^T (data gradient) and A^T B (weight gradient, the
 // reduction over the run-time rows); packing absorbs the transposes. 16-bit operands are converted
 // to float as they are packed, or, with kDot (bfloat16 on a CPU with AVX512_BF16), packed in pairs
-// for its dot products (gemm_bf16_dot.hpp); their sums are kept in a float accumulator of the
-// group's rows (capped at kNarrowAccBytes), rounded once in the epilogue.
+// for its dot products (gemm_bf16_dot.hpp), which with kAmx (a CPU with AMX-BF16) run on AMX's
+// tiles in row tiles of 16 instead (gemm_amx.hpp); their sums are kept in a float accumulator of
+// the group's rows (capped at kNarrowAccBytes), rounded once in the epilogue.
 #pragma once
 
 #include <switchyard/common/gemm_args.h>
