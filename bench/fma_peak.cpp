@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include <switchyard/cpu/amx_tiles.hpp>
+
 #include "jit/target.h"
 
 namespace switchyard::bench {
@@ -82,17 +84,7 @@ constexpr bool kHasAmx = true;
 // Six independent chains of tdpbf16ps (16 x 16 x 32 products each) into C tiles 0-5 from A in
 // tile 6 and B in tile 7: a 16-cycle instruction with a longer latency needs several in flight.
 float amx_chains(long iterations) {
-  struct alignas(64) Config {
-    unsigned char palette, start_row, reserved[14];
-    unsigned short colsb[16];
-    unsigned char rows[16];
-  } config{};
-  config.palette = 1;
-  for (int t = 0; t < 8; ++t) {
-    config.colsb[t] = 64;
-    config.rows[t] = 16;
-  }
-  __asm__ volatile("ldtilecfg %0" : : "m"(config));
+  const cpu::AmxTiles tiles;
   __asm__ volatile("tilezero %%tmm6\n\ttilezero %%tmm7" ::: "memory");
   for (long it = 0; it < iterations; ++it)
     __asm__ volatile(
@@ -100,7 +92,6 @@ float amx_chains(long iterations) {
         "tdpbf16ps %%tmm7, %%tmm6, %%tmm2\n\ttdpbf16ps %%tmm7, %%tmm6, %%tmm3\n\t"
         "tdpbf16ps %%tmm7, %%tmm6, %%tmm4\n\ttdpbf16ps %%tmm7, %%tmm6, %%tmm5" ::
             : "memory");
-  __asm__ volatile("tilerelease" ::: "memory");
   return 0;
 }
 #else

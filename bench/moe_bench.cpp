@@ -26,6 +26,7 @@
 #endif
 
 #include "bench/fma_peak.h"
+#include "jit/kernels/gemm.h"
 #include "runtime/gemm_ops.h"
 #include "runtime/moe_layer.h"
 #include "runtime/tensor.h"
@@ -193,9 +194,11 @@ nlohmann::json gemm_case(const GemmShape& shape) {
 // dot products where the CPU compiled for has them (a peak is 0 where this host has none). The
 // baselines' fractions are of the FMA peak.
 void add_peak_fractions(nlohmann::json& gemms, double peak, double bf16_dot_peak, double amx_peak) {
-  const Target target = Context::global().cpu().target();
-  const bool ours_amx = target.has(kCpuAmxBf16) && target.has(kCpuBf16Dot) && amx_peak > 0;
-  const bool ours_dot = !ours_amx && target.has(kCpuBf16Dot) && bf16_dot_peak > 0;
+  // What our bfloat16 GEMMs run on: the kernel gemm_spec chooses for the CPU compiled for.
+  const KernelSpec bf16_kernel =
+      kernels::gemm_spec({.dtype = DType::kBFloat16, .n = 64, .k = 64}, Context::global().cpu().target());
+  const bool ours_amx = bf16_kernel.bool_param("amx") && amx_peak > 0;
+  const bool ours_dot = !bf16_kernel.bool_param("amx") && bf16_kernel.bool_param("bf16_dot") && bf16_dot_peak > 0;
   for (auto& g : gemms) {
     const bool bf16 = g["dtype"] == "bfloat16";
     const bool amx = ours_amx && bf16, dot = ours_dot && bf16;

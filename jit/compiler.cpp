@@ -38,11 +38,7 @@ long CpuTarget::l2_bytes() const {
 }
 
 Target CpuTarget::kernel_target() const {
-  unsigned kernel_features = cpu_features_of(triple, features);
-  // This host's AMX counts only where Linux lets the process use it; a requested CPU's is taken as
-  // named (the machines it serves are not this one).
-  if (!requested) kernel_features &= host_cpu_features() | ~static_cast<unsigned>(kCpuAmxBf16);
-  return Target::cpu(vector_bytes(), l2_bytes(), kernel_features);
+  return Target::cpu(vector_bytes(), l2_bytes(), cpu_features_of(triple, features));
 }
 
 }  // namespace switchyard

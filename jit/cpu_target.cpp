@@ -10,6 +10,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "jit/target.h"
 
 namespace switchyard {
 namespace {
@@ -96,6 +97,12 @@ HostCpu HostCpu::detect() {
   llvm::StringMap<bool> features;
   llvm::sys::getHostCPUFeatures(features);
   for (const auto& entry : features) host.features[entry.getKey().str()] = entry.getValue();
+  // AMX's tiles run only where Linux grants the process their state (host_cpu_features asks): where
+  // it refuses, they are absent from this host, for the kernels compiled here and for a requested
+  // CPU's (which then cannot run here).
+  if ((host_cpu_features() & kCpuAmxBf16) == 0)
+    for (auto& [name, present] : host.features)
+      if (name.rfind("amx-", 0) == 0) present = false;
   return host;
 }
 

@@ -297,10 +297,9 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack
   long prefetch_share = 0;
   for (; n0 + kCols <= n_end; n0 += kCols) {
     if (kTransB || span == 1) {
-      if constexpr (kDot) {
-        gemm_pack_b_pairs<kN, kLdb, kTransB, kCols>(g.b, panel, n0, k0, k_len);
-        if constexpr (kAmx) amx_zero_pairs<kCols>(panel, packed_depth<true>(k_len), depth);
-      } else
+      if constexpr (kDot)
+        gemm_pack_b_pairs<kN, kLdb, kTransB, kCols>(g.b, panel, n0, k0, k_len, depth);
+      else
         gemm_pack_b<T, kN, kLdb, kTransB, kCols>(g.b, panel, n0, k0, k_len);
       packed_from = n0;
       const int next_n = n0 + kCols;
@@ -320,12 +319,9 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack
       prefetch_share = next.start(g.b + static_cast<long>(k0) * kN + packed_end, kN * sizeof(T), k_len,
                                   (next_end > packed_end ? next_end - packed_end : 0) * sizeof(T),
                                   static_cast<long>((packed_end - n0) / kCols) * (t1 - t0));
-      if constexpr (kDot) {
+      if constexpr (kDot)
         gemm_pack_b_span_pairs<kN, kCols>(g.b, panel, n0, k0, k_len, (packed_end - n0) / kCols, depth);
-        if constexpr (kAmx)
-          for (int w = 0; w < (packed_end - n0) / kCols; ++w)
-            amx_zero_pairs<kCols>(panel + static_cast<long>(w) * depth * kCols, packed_depth<true>(k_len), depth);
-      } else
+      else
         gemm_pack_b_span<T, kN, kCols>(g.b, panel, n0, k0, k_len, (packed_end - n0) / kCols);
     }
     const P* bp = panel + static_cast<long>((n0 - packed_from) / kCols) * depth * kCols;

@@ -7,6 +7,7 @@
 // gemm.hpp uses these where the spec says amx.
 #pragma once
 
+#include <switchyard/cpu/amx_tiles.hpp>
 #include <switchyard/cpu/gemm_bf16_dot.hpp>
 #include <switchyard/cpu/transpose.hpp>
 #include <switchyard/cpu/types.hpp>
@@ -14,45 +15,12 @@
 namespace switchyard {
 namespace cpu {
 
-constexpr int kAmxRows = 16;   // rows of a C or A tile
 constexpr int kAmxPairs = 16;  // pairs of reduction steps in a row of an A tile, or rows of a B tile
-constexpr int kAmxCols = 16;   // float columns of a C tile, pairs of a B tile's row
 
 // Pairs of reduction steps [0, k_len) padded to whole tiles: the AMX operands' depth.
 inline int amx_pair_depth(int k_len) {
   return (k_len + 2 * kAmxPairs - 1) / (2 * kAmxPairs) * kAmxPairs;
 }
-
-// The tile configuration (palette 1) with every tile 16 rows of 64 bytes, loaded for the lifetime of
-// the object (a call of gemm_rows on one thread) and released after it, so the thread's tile state
-// is not saved on context switches once the GEMM is done.
-class AmxTiles {
- public:
-  AmxTiles() {
-#if defined(__AMX_TILE__)
-    struct alignas(64) Config {
-      unsigned char palette;
-      unsigned char start_row;
-      unsigned char reserved[14];
-      unsigned short colsb[16];
-      unsigned char rows[16];
-    } config{};
-    config.palette = 1;
-    for (int t = 0; t < 8; ++t) {
-      config.colsb[t] = kAmxCols * 4;
-      config.rows[t] = kAmxRows;
-    }
-    __asm__ volatile("ldtilecfg %0" : : "m"(config));
-#endif
-  }
-  ~AmxTiles() {
-#if defined(__AMX_TILE__)
-    __asm__ volatile("tilerelease" ::: "memory");
-#endif
-  }
-  AmxTiles(const AmxTiles&) = delete;
-  AmxTiles& operator=(const AmxTiles&) = delete;
-};
 
 // The tiles configured where kUse: gemm_rows holds one, of nothing without amx.
 template <bool kUse>
@@ -98,13 +66,6 @@ inline void gemm_pack_a_amx(const bf16_t* a, unsigned* out, int m0, int live, in
       }
     }
   }
-}
-
-// Zeroes pairs [from, to) of a panel of kCols columns of pairs: the rows past B's reduction up to a
-// whole B tile (stale values there could be NaN, and NaN times A's zero is NaN).
-template <int kCols>
-inline void amx_zero_pairs(unsigned* panel, int from, int to) {
-  for (long i = static_cast<long>(from) * kCols; i < static_cast<long>(to) * kCols; ++i) panel[i] = 0;
 }
 
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__)

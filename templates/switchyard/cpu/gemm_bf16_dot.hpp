@@ -66,10 +66,19 @@ inline void gemm_pack_a_pairs(const bf16_t* a, unsigned* out, int m0, int live, 
   }
 }
 
-// B(k0 + kk, n0 + j) for kk < k_len, j < kCols, packed as pairs panel[kk / 2][j]; B(kk, n) =
-// b[kk * kN + n] (two rows interleaved), or b[n * kLdb + kk] with kTransB (a pair is adjacent).
+// Zeroes pairs [from, to) of a panel of kCols columns of pairs: a panel deeper than its reduction
+// (AMX's whole tiles) must not hold stale values there, which could be NaN (and NaN times A's
+// zero is NaN).
+template <int kCols>
+inline void zero_pairs(unsigned* panel, int from, int to) {
+  for (long i = static_cast<long>(from) * kCols; i < static_cast<long>(to) * kCols; ++i) panel[i] = 0;
+}
+
+// B(k0 + kk, n0 + j) for kk < k_len, j < kCols, packed as pairs panel[kk / 2][j], and zero pairs
+// from there to `depth` pairs; B(kk, n) = b[kk * kN + n] (two rows interleaved), or
+// b[n * kLdb + kk] with kTransB (a pair is adjacent).
 template <int kN, int kLdb, bool kTransB, int kCols>
-inline void gemm_pack_b_pairs(const bf16_t* b, unsigned* panel, int n0, int k0, int k_len) {
+inline void gemm_pack_b_pairs(const bf16_t* b, unsigned* panel, int n0, int k0, int k_len, int depth) {
   static_assert(kCols % 16 == 0, "gemm_pack_b_pairs: whole 16-column blocks");
   int kk = 0;
   if (kTransB)  // 16 x 16 blocks of pairs (a cache line of each of 16 rows of B) transposed in registers
@@ -90,11 +99,12 @@ inline void gemm_pack_b_pairs(const bf16_t* b, unsigned* panel, int n0, int k0, 
       interleave_rows<kCols>(low, both ? low + kN : nullptr, dst);
     }
   }
+  zero_pairs<kCols>(panel, bf16_pair_depth(k_len) / 2, depth);
 }
 
 // `span` adjacent column tiles of B [K, N] packed at once as span panels of pairs: each pair of
 // B's rows is read as one run of span * kCols columns, which the hardware prefetchers follow (see
-// gemm_pack_b_span). Each panel holds `depth` pairs of rows (at least the k_len steps').
+// gemm_pack_b_span). Each panel holds `depth` pairs of rows, zero past the k_len steps'.
 template <int kN, int kCols>
 inline void gemm_pack_b_span_pairs(const bf16_t* b, unsigned* panels, int n0, int k0, int k_len, int span, int depth) {
   const long panel_pairs = static_cast<long>(depth) * kCols;
@@ -105,6 +115,7 @@ inline void gemm_pack_b_span_pairs(const bf16_t* b, unsigned* panels, int n0, in
       interleave_rows<kCols>(low + w * kCols, high ? high + w * kCols : nullptr,
                              panels + w * panel_pairs + kk / 2 * kCols);
   }
+  for (int w = 0; w < span; ++w) zero_pairs<kCols>(panels + w * panel_pairs, bf16_pair_depth(k_len) / 2, depth);
 }
 
 // acc = (load_c ? C : 0) + A B for a kRowTile x kVecs block of 16-float vectors of C (row pitch
