@@ -14,4 +14,8 @@ extern "C" void* sy_cpu_thread_scratch(unsigned long bytes) noexcept;
 /// How many times any thread's block had to be (re)allocated: unchanged across a steady state.
 uint64_t cpu_scratch_allocations();
 
+/// Tests: while `refused`, every thread is refused its scratch (nullptr), as when the system has
+/// no memory left, so the kernels' fallbacks run.
+void refuse_cpu_scratch_for_testing(bool refused);
+
 }  // namespace switchyard

@@ -2,7 +2,10 @@
 // layouts, bias, every activation, the SwiGLU epilogue and grouped (row-counted) batches.
 #include <gtest/gtest.h>
 
+#include <pthread.h>
+
 #include <cmath>
+#include <functional>
 #include <iostream>
 #include <random>
 #include <string>
@@ -12,6 +15,7 @@
 #include "core/settings.h"
 #include "jit/cpu_target.h"
 #include "jit/kernels/gemm.h"
+#include "runtime/cpu_scratch.h"
 #include "runtime/gemm_ops.h"
 #include "tests/reference/moe_reference.h"
 #include "tests/support/dtype_values.h"
@@ -428,6 +432,56 @@ TEST(GemmCpu, ManyThreadsShareFewRowsByColumns) {
       expect_outputs_near(got, want, counts, c.batch, out_rows, c.n, tolerance);
       if (::testing::Test::HasFatalFailure()) return;
     }
+  }
+}
+
+// `body` on a new thread whose stack is `bytes` (an application thread's, such as musl's 128 KB
+// default or a small pool's): the CPU pool's caller runs GEMM blocks itself.
+void run_on_stack_of(size_t bytes, const std::function<void()>& body) {
+  pthread_attr_t attr;
+  ASSERT_EQ(pthread_attr_init(&attr), 0);
+  ASSERT_EQ(pthread_attr_setstacksize(&attr, bytes), 0);
+  pthread_t thread;
+  auto run = [](void* f) -> void* {
+    (*static_cast<const std::function<void()>*>(f))();
+    return nullptr;
+  };
+  ASSERT_EQ(pthread_create(&thread, &attr, run, const_cast<std::function<void()>*>(&body)), 0);
+  pthread_join(thread, nullptr);
+  pthread_attr_destroy(&attr);
+}
+
+// Refused its scratch (no memory), the GEMM works in a stack frame of about 30 KB: one row tile
+// at a time over short reduction chunks, 16-bit C's sums two column tiles at a time. Run on a 192 KB
+// stack, where the frame that held C's float sums for a row tile across N (263 KB for N = 4116 with
+// AMX's 16-row tiles) crashed; and, given its scratch, on the same stack (the panels live there
+// now). Every pass, a reduction tail (300 = 4 x 64 + 44) and column tails (4116 = 64 tiles of 64,
+// a vector and 4 columns; 83 = a tile, a vector and 3).
+TEST(GemmCpu, WithoutScratchMemoryOrWithASmallStackResultsAreTheSame) {
+  struct Refusal {
+    explicit Refusal(bool refused) { refuse_cpu_scratch_for_testing(refused); }
+    ~Refusal() { refuse_cpu_scratch_for_testing(false); }
+  };
+  const SixteenBitCase cases[] = {{2, 37, 300, 4116, false, false, true, Act::kGelu, true},
+                                  {1, 13, 300, 83, false, true, true, Act::kRelu, true},
+                                  {1, 70, 40, 100, true, false, false, Act::kNone, true}};
+  const FloatCase float_cases[] = {{2, 37, 300, 4116, false, true, Act::kGelu, true},
+                                   {1, 13, 300, 83, true, true, Act::kRelu, true}};
+  for (bool refused : {true, false}) {
+    SCOPED_TRACE(refused ? "scratch refused" : "with scratch");
+    run_on_stack_of(192 << 10, [&] {
+      const Refusal refusal(refused);
+      std::mt19937 rng(30);
+      for (DType dt : {DType::kBFloat16, DType::kFloat16})
+        for (const auto& c : cases) {
+          expect_rounded_once(testing::one_thread_context(), dt, c, rng);
+          if (::testing::Test::HasFatalFailure()) return;
+        }
+      for (const auto& c : float_cases) {
+        expect_matches_reference<float>(testing::one_thread_context(), c, rng);
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+    });
   }
 }
 

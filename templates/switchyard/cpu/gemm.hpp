@@ -282,14 +282,23 @@ struct GemmRowsArgs {
   int reduce;
 };
 
+// Where a group's sums are kept: C itself (float C), or the float sums of 16-bit C, the group's
+// rows from row 0 with C's pitch, or (no scratch) a slice of columns from `col0` with its own pitch.
+template <typename A>
+struct GemmAcc {
+  A* data;
+  long pitch;
+  int col0;
+  A* at(int row, int col) const { return data + static_cast<long>(row) * pitch + (col - col0); }
+};
+
 // One chunk of the reduction for the column tiles [n0, n_end) of kVecs vectors, over the packed
-// A tiles [t0, t1) of a group, summing into `acc` (C itself, or the float sums of 16-bit C: the
-// group's rows with C's pitch); `last` applies bias and epilogue and writes C. `panel` holds
-// `span` panels: B [K, N] is packed that many column tiles at a time (gemm_pack_b_span).
+// A tiles [t0, t1) of a group, summing into `acc`; `last` applies bias and epilogue and writes C.
+// `panel` holds `span` panels: B [K, N] is packed that many column tiles at a time (gemm_pack_b_span).
 template <typename T, int kN, int kLdb, bool kTransB, bool kBias, int kAct, int kLanes, int kRowTile, int kVecs,
           bool kDot, bool kAmx>
 void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack, packed_t<T, kDot>* panel, int span,
-                        compute_t<T>* acc, int t0, int t1, int n0, int n_end, int k0, int k_len) {
+                        GemmAcc<compute_t<T>> acc, int t0, int t1, int n0, int n_end, int k0, int k_len) {
   using A = compute_t<T>;
   using P = packed_t<T, kDot>;
   constexpr int kCols = kVecs * kLanes;
@@ -333,16 +342,16 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack
     for (int t = t0; t < t1; ++t) {
       const int m0 = t * kRowTile;
       const int live = g.out_rows - m0 < kRowTile ? g.out_rows - m0 : kRowTile;
-      A* block = acc + static_cast<long>(m0 - t0 * kRowTile) * kN + n0;
+      A* block = acc.at(m0 - t0 * kRowTile, n0);
       const P* ap = apack + (t - t0) * kRowTile * depth;
       if constexpr (kAmx)
-        gemm_micro_amx<kVecs>(ap, bp, block, kN, live, depth, !first, next);
+        gemm_micro_amx<kVecs>(ap, bp, block, acc.pitch, live, depth, !first, next);
       else
-        gemm_micro_live<A, P, kLanes, kRowTile, kVecs, kDot>(live, ap, bp, block, kN, depth, !first, next);
+        gemm_micro_live<A, P, kLanes, kRowTile, kVecs, kDot>(live, ap, bp, block, acc.pitch, depth, !first, next);
       if (!last || (!kIsNarrow<T> && !kBias && kAct == kernels::kActNone)) continue;
       for (int r = 0; r < live; ++r) {
         const long at = static_cast<long>(m0 + r) * kN + n0;
-        gemm_store_row<T, kBias, kAct, kCols>(block + static_cast<long>(r) * kN, kBias ? g.bias + n0 : nullptr,
+        gemm_store_row<T, kBias, kAct, kCols>(block + r * acc.pitch, kBias ? g.bias + n0 : nullptr,
                                               kernels::gemm_uses_aux(kAct) ? g.aux + at : nullptr, g.c + at);
       }
     }
@@ -386,10 +395,76 @@ inline int group_tiles_for(int tiles, int group) {
   return groups <= 1 ? (tiles > 0 ? tiles : 1) : (tiles + groups - 1) / groups;
 }
 
+// Where the thread's scratch is refused (no memory), gemm_rows works in a small stack frame
+// instead: one row tile at a time over reduction chunks of kFallbackChunk steps, 16-bit C's sums
+// kFallbackTiles column tiles at a time (the frame is then about 30 KB whatever N is: the pool's
+// caller runs blocks too, on an application thread whose stack may be 128 KB).
+constexpr int kFallbackChunk = 64;
+constexpr int kFallbackTiles = 2;
+
+// The row tiles [g0, g1) of a group over the columns [n0, n_end) (whole tiles), and with `tail`
+// the whole vectors past the last full tile [kFullCols, kVecCols): A packed a chunk of `chunk`
+// steps at a time into `apack`, reused by every column tile; B's panels in `panels` (`span` of them).
+template <typename T, int kN, int kLda, int kLdb, bool kTransA, bool kTransB, bool kBias, int kAct, int kLanes,
+          int kRowTile, int kVecs, bool kDot, bool kAmx>
+void gemm_group(const GemmRowsArgs<T>& g, packed_t<T, kDot>* apack, packed_t<T, kDot>* panels, int span,
+                GemmAcc<compute_t<T>> acc, int g0, int g1, int n0, int n_end, bool tail, int chunk) {
+  using P = packed_t<T, kDot>;
+  constexpr int kFullCols = kN / (kVecs * kLanes) * (kVecs * kLanes), kVecCols = kN / kLanes * kLanes;
+  for (int k0 = 0; k0 < g.reduce; k0 += chunk) {
+    const int k_len = g.reduce - k0 < chunk ? g.reduce - k0 : chunk;
+    for (int t = g0; t < g1; ++t) {
+      const int m0 = t * kRowTile;
+      const int live = g.out_rows - m0 < kRowTile ? g.out_rows - m0 : kRowTile;
+      P* out = apack + (t - g0) * kRowTile * packed_depth<kDot, kAmx>(k_len);
+      if constexpr (kAmx)
+        gemm_pack_a_amx<kLda, kTransA>(g.a, out, m0, live, k0, k_len);
+      else if constexpr (kDot)
+        gemm_pack_a_pairs<kLda, kTransA, kRowTile>(g.a, out, m0, live, k0, k_len);
+      else
+        gemm_pack_a<T, kLda, kTransA, kRowTile>(g.a, out, m0, live, k0, k_len);
+    }
+    if (n_end > n0)
+      gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kDot, kAmx>(
+          g, apack, panels, span, acc, g0, g1, n0, n_end, k0, k_len);
+    if (kVecs > 1 && tail)  // whole vectors past the last full tile, one at a time
+      gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, 1, kDot, kAmx>(
+          g, apack, panels, 1, acc, g0, g1, kFullCols, kVecCols, k0, k_len);
+  }
+}
+
+// gemm_rows without scratch: see kFallbackChunk.
+template <typename T, int kN, int kLda, int kLdb, bool kTransA, bool kTransB, bool kBias, int kAct, int kLanes,
+          int kRowTile, int kVecs, bool kDot, bool kAmx>
+void gemm_rows_in_stack(const GemmRowsArgs<T>& g, TileRange range, int n_begin, int n_end, bool last_cols) {
+  using A = compute_t<T>;
+  using P = packed_t<T, kDot>;
+  constexpr int kCols = kVecs * kLanes, kSliceCols = kFallbackTiles * kCols;
+  constexpr int kFullCols = kN / kCols * kCols, kVecCols = kN / kLanes * kLanes;
+  alignas(64) P panel[kFallbackChunk * kCols];
+  alignas(64) P apack[kRowTile * kFallbackChunk];
+  alignas(64) A sums[kIsNarrow<T> ? kRowTile * kSliceCols : 1];
+  const bool tail = kVecs > 1 && last_cols && kVecCols > kFullCols;
+  for (int t = range.begin; t < range.end; ++t) {
+    if constexpr (!kIsNarrow<T>) {
+      const GemmAcc<A> acc{reinterpret_cast<A*>(g.c) + static_cast<long>(t) * kRowTile * kN, kN, 0};
+      gemm_group<T, kN, kLda, kLdb, kTransA, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kDot, kAmx>(
+          g, apack, panel, 1, acc, t, t + 1, n_begin, n_end, tail, kFallbackChunk);
+      continue;
+    }
+    for (int s = n_begin; s < n_end; s += kSliceCols)
+      gemm_group<T, kN, kLda, kLdb, kTransA, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kDot, kAmx>(
+          g, apack, panel, 1, GemmAcc<A>{sums, kSliceCols, s}, t, t + 1, s,
+          s + kSliceCols < n_end ? s + kSliceCols : n_end, false, kFallbackChunk);
+    if (tail)
+      gemm_group<T, kN, kLda, kLdb, kTransA, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kDot, kAmx>(
+          g, apack, panel, 1, GemmAcc<A>{sums, kSliceCols, kFullCols}, t, t + 1, 0, 0, true, kFallbackChunk);
+  }
+}
+
 // C's row tiles [range.begin, range.end), in groups of kGroupRows rows whose A chunk is packed
-// once (in the thread's scratch, kept between launches; with a small stack group if there is no
-// memory for it) and reused by every column tile. 16-bit C sums a group in a float accumulator (heap, or one tile on
-// the stack).
+// once (in the thread's scratch, kept between launches) and reused by every column tile. 16-bit C
+// sums a group in a float accumulator there too.
 template <typename T, int kN, int kLda, int kLdb, bool kTransA, bool kTransB, bool kBias, int kAct, int kLanes,
           int kRowTile, int kVecs, int kGroupRows, bool kDot, bool kAmx>
 void gemm_rows(const GemmRowsArgs<T>& g, TileRange range, TileRange col_tiles, bool last_cols) {
@@ -397,8 +472,7 @@ void gemm_rows(const GemmRowsArgs<T>& g, TileRange range, TileRange col_tiles, b
   using P = packed_t<T, kDot>;  // as many of them as of A per packed step: pairs take half
   static_assert(sizeof(P) == sizeof(A), "gemm: the packed and accumulated elements share the scratch");
   constexpr int kCols = kVecs * kLanes;
-  constexpr int kFullCols = kN / kCols * kCols, kVecCols = kN / kLanes * kLanes;
-  constexpr int kStackTiles = 4;
+  constexpr int kVecCols = kN / kLanes * kLanes;
   const int m_begin = range.begin * kRowTile,
             m_end = range.end * kRowTile < g.out_rows ? range.end * kRowTile : g.out_rows;
   const int n_begin = col_tiles.begin * kCols, n_end = last_cols ? kN : col_tiles.end * kCols;
@@ -408,47 +482,31 @@ void gemm_rows(const GemmRowsArgs<T>& g, TileRange range, TileRange col_tiles, b
     return;
   }
   [[maybe_unused]] AmxTilesFor<kAmx> tiles;
-  alignas(64) P panel[kGemmChunk * kCols];
-  alignas(64) P stack_pack[kStackTiles * kRowTile * kGemmChunk];
-  alignas(64) A stack_acc[kIsNarrow<T> ? kRowTile * kN : 1];
-  int wanted_tiles = group_tiles_for(range.end - range.begin, (kGroupRows + kRowTile - 1) / kRowTile);
+  int group_tiles = group_tiles_for(range.end - range.begin, (kGroupRows + kRowTile - 1) / kRowTile);
   if (kIsNarrow<T>) {
     const long cap = kNarrowAccBytes / (static_cast<long>(sizeof(A)) * kRowTile * kN);
-    wanted_tiles = wanted_tiles < cap ? wanted_tiles : (cap > 1 ? static_cast<int>(cap) : 1);
+    group_tiles = group_tiles < cap ? group_tiles : (cap > 1 ? static_cast<int>(cap) : 1);
   }
   // A few row tiles (a small batch's experts) use each B panel a few times, so reading B is
   // most of the work: pack a span of column tiles at a time, each row of B one long run.
   const int span = !kTransB && range.end - range.begin <= kFewRowTiles ? span_tiles<P, kCols, kDot>() : 1;
-  const long pack_count = static_cast<long>(wanted_tiles) * kRowTile * kGemmChunk;
-  const long acc_count = kIsNarrow<T> ? static_cast<long>(wanted_tiles) * kRowTile * kN : 0;
-  const long span_count = span > 1 ? static_cast<long>(span) * kGemmChunk * kCols : 0;
-  A* heap = static_cast<A*>(sy_cpu_thread_scratch(sizeof(A) * (pack_count + acc_count + span_count)));
-  P* apack = heap ? reinterpret_cast<P*>(heap) : stack_pack;
-  A* narrow_acc = heap ? heap + pack_count : stack_acc;
-  P* panels = heap && span > 1 ? reinterpret_cast<P*>(heap + pack_count + acc_count) : panel;
-  const int panel_span = heap ? span : 1;
-  const int group_tiles = heap ? wanted_tiles : kIsNarrow<T> ? 1 : kStackTiles;
-  for (int g0 = range.begin; g0 < range.end; g0 += group_tiles) {
-    const int g1 = g0 + group_tiles < range.end ? g0 + group_tiles : range.end;
-    A* acc = kIsNarrow<T> ? narrow_acc : reinterpret_cast<A*>(g.c) + static_cast<long>(g0) * kRowTile * kN;
-    for (int k0 = 0; k0 < g.reduce; k0 += kGemmChunk) {
-      const int k_len = g.reduce - k0 < kGemmChunk ? g.reduce - k0 : kGemmChunk;
-      for (int t = g0; t < g1; ++t) {
-        const int m0 = t * kRowTile;
-        const int live = g.out_rows - m0 < kRowTile ? g.out_rows - m0 : kRowTile;
-        P* out = apack + (t - g0) * kRowTile * packed_depth<kDot, kAmx>(k_len);
-        if constexpr (kAmx)
-          gemm_pack_a_amx<kLda, kTransA>(g.a, out, m0, live, k0, k_len);
-        else if constexpr (kDot)
-          gemm_pack_a_pairs<kLda, kTransA, kRowTile>(g.a, out, m0, live, k0, k_len);
-        else
-          gemm_pack_a<T, kLda, kTransA, kRowTile>(g.a, out, m0, live, k0, k_len);
-      }
-      gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kDot, kAmx>(
-          g, apack, panels, panel_span, acc, g0, g1, n_begin, col_tiles.end * kCols, k0, k_len);
-      if (kVecs > 1 && last_cols)  // whole vectors past the last full tile, one at a time
-        gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, 1, kDot, kAmx>(
-            g, apack, panel, 1, acc, g0, g1, kFullCols, kVecCols, k0, k_len);
+  const long pack_count = static_cast<long>(group_tiles) * kRowTile * kGemmChunk;
+  const long acc_count = kIsNarrow<T> ? static_cast<long>(group_tiles) * kRowTile * kN : 0;
+  const long panel_count = static_cast<long>(span) * kGemmChunk * kCols;
+  A* heap = static_cast<A*>(sy_cpu_thread_scratch(sizeof(A) * (pack_count + acc_count + panel_count)));
+  if (heap == nullptr) {
+    gemm_rows_in_stack<T, kN, kLda, kLdb, kTransA, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kDot, kAmx>(
+        g, range, n_begin, col_tiles.end * kCols, last_cols);
+  } else {
+    P* apack = reinterpret_cast<P*>(heap);
+    P* panels = reinterpret_cast<P*>(heap + pack_count + acc_count);
+    for (int g0 = range.begin; g0 < range.end; g0 += group_tiles) {
+      const int g1 = g0 + group_tiles < range.end ? g0 + group_tiles : range.end;
+      const GemmAcc<A> acc = kIsNarrow<T>
+                                 ? GemmAcc<A>{heap + pack_count, kN, 0}
+                                 : GemmAcc<A>{reinterpret_cast<A*>(g.c) + static_cast<long>(g0) * kRowTile * kN, kN, 0};
+      gemm_group<T, kN, kLda, kLdb, kTransA, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kDot, kAmx>(
+          g, apack, panels, span, acc, g0, g1, n_begin, col_tiles.end * kCols, last_cols, kGemmChunk);
     }
   }
   if (last_cols) gemm_tail_columns<T, kN, kLda, kLdb, kTransA, kTransB, kBias, kAct>(g, kVecCols, m_begin, m_end);
