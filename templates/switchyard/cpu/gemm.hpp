@@ -283,22 +283,24 @@ struct GemmRowsArgs {
 };
 
 // Where a group's sums are kept: C itself (float C), or the float sums of 16-bit C, the group's
-// rows from row 0 with C's pitch, or (no scratch) a slice of columns from `col0` with its own pitch.
-template <typename A>
+// rows from row 0 with C's pitch, or (no scratch) a slice of columns from `col0` with its own
+// pitch. The pitch is a constant, so the micro-kernels' row addresses are too (a pitch in a
+// register cost AArch64's 8 x 3 block three of its 24 accumulators).
+template <typename A, int kPitch>
 struct GemmAcc {
+  static constexpr long pitch = kPitch;
   A* data;
-  long pitch;
   int col0;
-  A* at(int row, int col) const { return data + static_cast<long>(row) * pitch + (col - col0); }
+  A* at(int row, int col) const { return data + static_cast<long>(row) * kPitch + (col - col0); }
 };
 
 // One chunk of the reduction for the column tiles [n0, n_end) of kVecs vectors, over the packed
 // A tiles [t0, t1) of a group, summing into `acc`; `last` applies bias and epilogue and writes C.
 // `panel` holds `span` panels: B [K, N] is packed that many column tiles at a time (gemm_pack_b_span).
 template <typename T, int kN, int kLdb, bool kTransB, bool kBias, int kAct, int kLanes, int kRowTile, int kVecs,
-          bool kDot, bool kAmx>
+          bool kDot, bool kAmx, typename Acc>
 void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack, packed_t<T, kDot>* panel, int span,
-                        GemmAcc<compute_t<T>> acc, int t0, int t1, int n0, int n_end, int k0, int k_len) {
+                        Acc acc, int t0, int t1, int n0, int n_end, int k0, int k_len) {
   using A = compute_t<T>;
   using P = packed_t<T, kDot>;
   constexpr int kCols = kVecs * kLanes;
@@ -406,9 +408,9 @@ constexpr int kFallbackTiles = 2;
 // the whole vectors past the last full tile [kFullCols, kVecCols): A packed a chunk of `chunk`
 // steps at a time into `apack`, reused by every column tile; B's panels in `panels` (`span` of them).
 template <typename T, int kN, int kLda, int kLdb, bool kTransA, bool kTransB, bool kBias, int kAct, int kLanes,
-          int kRowTile, int kVecs, bool kDot, bool kAmx>
-void gemm_group(const GemmRowsArgs<T>& g, packed_t<T, kDot>* apack, packed_t<T, kDot>* panels, int span,
-                GemmAcc<compute_t<T>> acc, int g0, int g1, int n0, int n_end, bool tail, int chunk) {
+          int kRowTile, int kVecs, bool kDot, bool kAmx, typename Acc>
+void gemm_group(const GemmRowsArgs<T>& g, packed_t<T, kDot>* apack, packed_t<T, kDot>* panels, int span, Acc acc,
+                int g0, int g1, int n0, int n_end, bool tail, int chunk) {
   using P = packed_t<T, kDot>;
   constexpr int kFullCols = kN / (kVecs * kLanes) * (kVecs * kLanes), kVecCols = kN / kLanes * kLanes;
   for (int k0 = 0; k0 < g.reduce; k0 += chunk) {
@@ -447,18 +449,18 @@ void gemm_rows_in_stack(const GemmRowsArgs<T>& g, TileRange range, int n_begin, 
   const bool tail = kVecs > 1 && last_cols && kVecCols > kFullCols;
   for (int t = range.begin; t < range.end; ++t) {
     if constexpr (!kIsNarrow<T>) {
-      const GemmAcc<A> acc{reinterpret_cast<A*>(g.c) + static_cast<long>(t) * kRowTile * kN, kN, 0};
+      const GemmAcc<A, kN> acc{reinterpret_cast<A*>(g.c) + static_cast<long>(t) * kRowTile * kN, 0};
       gemm_group<T, kN, kLda, kLdb, kTransA, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kDot, kAmx>(
           g, apack, panel, 1, acc, t, t + 1, n_begin, n_end, tail, kFallbackChunk);
       continue;
     }
     for (int s = n_begin; s < n_end; s += kSliceCols)
       gemm_group<T, kN, kLda, kLdb, kTransA, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kDot, kAmx>(
-          g, apack, panel, 1, GemmAcc<A>{sums, kSliceCols, s}, t, t + 1, s,
+          g, apack, panel, 1, GemmAcc<A, kSliceCols>{sums, s}, t, t + 1, s,
           s + kSliceCols < n_end ? s + kSliceCols : n_end, false, kFallbackChunk);
     if (tail)
       gemm_group<T, kN, kLda, kLdb, kTransA, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kDot, kAmx>(
-          g, apack, panel, 1, GemmAcc<A>{sums, kSliceCols, kFullCols}, t, t + 1, 0, 0, true, kFallbackChunk);
+          g, apack, panel, 1, GemmAcc<A, kSliceCols>{sums, kFullCols}, t, t + 1, 0, 0, true, kFallbackChunk);
   }
 }
 
@@ -502,9 +504,8 @@ void gemm_rows(const GemmRowsArgs<T>& g, TileRange range, TileRange col_tiles, b
     P* panels = reinterpret_cast<P*>(heap + pack_count + acc_count);
     for (int g0 = range.begin; g0 < range.end; g0 += group_tiles) {
       const int g1 = g0 + group_tiles < range.end ? g0 + group_tiles : range.end;
-      const GemmAcc<A> acc = kIsNarrow<T>
-                                 ? GemmAcc<A>{heap + pack_count, kN, 0}
-                                 : GemmAcc<A>{reinterpret_cast<A*>(g.c) + static_cast<long>(g0) * kRowTile * kN, kN, 0};
+      const GemmAcc<A, kN> acc{
+          kIsNarrow<T> ? heap + pack_count : reinterpret_cast<A*>(g.c) + static_cast<long>(g0) * kRowTile * kN, 0};
       gemm_group<T, kN, kLda, kLdb, kTransA, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kDot, kAmx>(
           g, apack, panels, span, acc, g0, g1, n_begin, col_tiles.end * kCols, last_cols, kGemmChunk);
     }
