@@ -54,6 +54,7 @@ unsigned host_cpu_features() {
   unsigned features = 0;
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx512bf16")) features |= kCpuBf16Dot;
+  if (__builtin_cpu_supports("avx512bf16") && __builtin_cpu_is("amd")) features |= kCpuFastBf16Dot;
   if (__builtin_cpu_supports("avx512f")) features |= kCpu32VectorRegisters;
   if (host_amx_usable()) features |= kCpuAmxBf16;
 #elif defined(__aarch64__)
@@ -64,13 +65,15 @@ unsigned host_cpu_features() {
 
 unsigned cpu_features_of(const std::string& triple, const std::vector<std::string>& llvm_features) {
   unsigned features = triple.rfind("aarch64", 0) == 0 ? kCpu32VectorRegisters : 0u;
-  bool amx_tile = false, amx_bf16 = false;
+  bool amx_tile = false, amx_bf16 = false, amd = false;
   for (const std::string& feature : llvm_features) {
     if (feature == "+avx512bf16") features |= kCpuBf16Dot;
     if (feature == "+avx512f") features |= kCpu32VectorRegisters;
     amx_tile = amx_tile || feature == "+amx-tile";
     amx_bf16 = amx_bf16 || feature == "+amx-bf16";
+    amd = amd || feature == "+sse4a";  // AMD's since the K10; no Intel CPU has it
   }
+  if ((features & kCpuBf16Dot) != 0 && amd) features |= kCpuFastBf16Dot;
   return features | (amx_tile && amx_bf16 ? kCpuAmxBf16 : 0u);
 }
 

@@ -162,6 +162,31 @@ TEST(CpuTarget, Bfloat16GemmsCompileToAmxTilesForSapphireRapids) {
   }
 }
 
+// bfloat16's dot products are chosen by the core: AMD's Zen 4 runs them at the FMA's rate, so its
+// three passes pack pairs and compile to vdpbf16ps (where no Zen 4 runs, this is the check that
+// kernel gets); Intel's Cooper Lake runs them at half the FMA's flops and converts its operands.
+TEST(CpuTarget, Bfloat16DotProductsAreChosenForZen4NotCooperLake) {
+  if (!host_is_x86()) GTEST_SKIP() << "x86-64 CPU names";
+  const CpuTarget zen4 = resolve_cpu_target(HostCpu::detect(), "znver4");
+  EXPECT_TRUE(zen4.kernel_target().has(kCpuFastBf16Dot));
+  const ClangCompiler compiler(zen4);
+  for (const auto& [trans_a, trans_b] :
+       std::vector<std::pair<bool, bool>>{{false, false}, {false, true}, {true, false}}) {
+    const KernelSpec spec = kernels::gemm_spec(
+        {.dtype = DType::kBFloat16, .n = 200, .k = 301, .trans_b = trans_b, .trans_a = trans_a}, zen4.kernel_target());
+    ASSERT_TRUE(spec.bool_param("bf16_dot")) << spec.to_string();
+    EXPECT_FALSE(spec.bool_param("amx")) << spec.to_string();
+    const Binary binary = compiler.compile(spec, generate_source(spec));
+    EXPECT_EQ(binary.log.find("warning"), std::string::npos) << spec.to_string() << ":\n" << binary.log;
+    EXPECT_NE(binary.artifacts.at("kernel.s").find("vdpbf16ps"), std::string::npos) << spec.to_string();
+  }
+  const CpuTarget cooper_lake = resolve_cpu_target(HostCpu::detect(), "cooperlake");
+  EXPECT_TRUE(cooper_lake.kernel_target().has(kCpuBf16Dot));
+  EXPECT_FALSE(cooper_lake.kernel_target().has(kCpuFastBf16Dot));
+  EXPECT_FALSE(kernels::gemm_spec({.dtype = DType::kBFloat16, .n = 200, .k = 301}, cooper_lake.kernel_target())
+                   .bool_param("bf16_dot"));
+}
+
 // The templates' 16-byte vector code is NEON on AArch64: every training kernel of tiny compiles
 // for an Arm server core from this machine (LLVM carries every target) without a warning, and the
 // GEMM's micro-kernel is NEON FMAs on four floats into an 8 x 3 block of the 32 registers. They

@@ -116,6 +116,11 @@ TEST(Target, CpuFeaturesComeFromTheLlvmListOrTheHost) {
   EXPECT_EQ(cpu_features_of(x86, {"+amx-tile", "+amx-bf16", "+avx512bf16", "+avx512f"}),
             kCpuAmxBf16 | kCpuBf16Dot | kCpu32VectorRegisters);
   EXPECT_EQ(cpu_features_of(x86, {"+amx-tile", "-amx-bf16"}), 0u);
+  // AMD's cores (SSE4a is theirs alone) run the dot products at the FMA's rate; Intel's do not.
+  EXPECT_EQ(cpu_features_of(x86, {"+avx512bf16", "+avx512f", "+sse4a"}),
+            kCpuBf16Dot | kCpu32VectorRegisters | kCpuFastBf16Dot);
+  EXPECT_EQ(cpu_features_of(x86, {"+avx512f", "+sse4a"}), static_cast<unsigned>(kCpu32VectorRegisters));
+  EXPECT_EQ(cpu_features_of(x86, {"+avx512bf16", "+avx512f", "-sse4a"}), kCpuBf16Dot | kCpu32VectorRegisters);
   EXPECT_EQ(cpu_features_of(x86, {"+amx-bf16"}), 0u);
   // Every AArch64 core has 32 vector registers, whatever its feature list says.
   EXPECT_EQ(cpu_features_of(arm, {"+neon"}), static_cast<unsigned>(kCpu32VectorRegisters));
@@ -124,6 +129,7 @@ TEST(Target, CpuFeaturesComeFromTheLlvmListOrTheHost) {
   EXPECT_FALSE(Target::cpu(64, 0, 0).has(kCpuBf16Dot));
 #if defined(__x86_64__)
   EXPECT_EQ(Target::cpu().has(kCpuBf16Dot), __builtin_cpu_supports("avx512bf16") != 0);
+  EXPECT_EQ(Target::cpu().has(kCpuFastBf16Dot), __builtin_cpu_supports("avx512bf16") && __builtin_cpu_is("amd"));
   EXPECT_EQ(Target::cpu().has(kCpu32VectorRegisters), __builtin_cpu_supports("avx512f") != 0);
   EXPECT_EQ(Target::cpu().cpu_vector_bytes(), __builtin_cpu_supports("avx512f") ? 64
                                               : __builtin_cpu_supports("avx")   ? 32
@@ -134,14 +140,15 @@ TEST(Target, CpuFeaturesComeFromTheLlvmListOrTheHost) {
   EXPECT_EQ(Target::cpu().cpu_l2_bytes(), host_l2_bytes());
 }
 
-// bfloat16 on a CPU with AVX512_BF16 (the target says so) takes the dot-product kernel, which packs
-// 16 bits a step and so groups twice the rows in the same half of the L2; other dtypes, narrower
-// vectors and CPUs without it convert to float. A spec asking for dot products elsewhere is refused.
-TEST(GemmSelect, CpuBfloat16TakesDotProductsWhereTheTargetHasThem) {
+// bfloat16 on a CPU that runs AVX512_BF16's dot products at the FMA's rate (AMD's; the target says
+// so) takes the dot-product kernel, which packs 16 bits a step and so groups twice the rows in the
+// same half of the L2; other dtypes, narrower vectors, CPUs without them and Intel's, which run
+// them at half the FMA's flops, convert to float. A spec asking for dot products elsewhere is refused.
+TEST(GemmSelect, CpuBfloat16TakesDotProductsWhereTheTargetRunsThemFast) {
   const long l2 = 1L << 20;
   auto spec_for = [&](DType dtype, int vector_bytes, bool bf16_dot) {
     return kernels::gemm_spec({.dtype = dtype, .n = 256, .k = 512},
-                              Target::cpu(vector_bytes, l2, bf16_dot ? kCpuBf16Dot : 0u));
+                              Target::cpu(vector_bytes, l2, bf16_dot ? kCpuBf16Dot | kCpuFastBf16Dot : 0u));
   };
   const KernelSpec dot = spec_for(DType::kBFloat16, 64, true);
   EXPECT_TRUE(dot.bool_param("bf16_dot"));
@@ -153,9 +160,15 @@ TEST(GemmSelect, CpuBfloat16TakesDotProductsWhereTheTargetHasThem) {
   EXPECT_FALSE(spec_for(DType::kFloat32, 64, true).bool_param("bf16_dot"));
   EXPECT_FALSE(spec_for(DType::kFloat16, 64, true).bool_param("bf16_dot"));
   EXPECT_FALSE(spec_for(DType::kBFloat16, 32, true).bool_param("bf16_dot"));
+  // Intel's dot products without AMX (Cooper Lake; Sapphire Rapids where Linux refuses the tiles).
+  EXPECT_FALSE(kernels::gemm_spec({.dtype = DType::kBFloat16, .n = 256, .k = 512},
+                                  Target::cpu(64, l2, kCpuBf16Dot | kCpu32VectorRegisters))
+                   .bool_param("bf16_dot"));
 
   // A target that does not say (vector_bytes 0) is this host, features included.
-  const bool host_dot = host_vector_bytes() == 64 && (host_cpu_features() & kCpuBf16Dot) != 0;
+  const unsigned host = host_cpu_features();
+  const bool host_dot =
+      host_vector_bytes() == 64 && (host & kCpuBf16Dot) != 0 && (host & (kCpuFastBf16Dot | kCpuAmxBf16)) != 0;
   EXPECT_EQ(kernels::gemm_spec({.dtype = DType::kBFloat16, .n = 256, .k = 512}, Target::cpu()).bool_param("bf16_dot"),
             host_dot);
 

@@ -346,20 +346,19 @@ TEST(GemmCpu, Bfloat16AmxTilesDotProductsAndConvertedOperandsAllRoundOnce) {
                                   {2, 10, 45, 700, false, false, true, Act::kSilu, true},
                                   {1, 700, 257, 130, false, true, false, Act::kNone, true},
                                   {2, 50, 512, 256, true, false, false, Act::kNone, false}};
-  // This host (AMX tiles where it has them), a CPU with the dot products but no AMX that this
-  // host runs (where the host has AMX), and x86-64-v4 (AVX-512 with neither: converted operands).
-  const bool host_amx = (host_cpu_features() & kCpuAmxBf16) != 0;
+  // This host (AMX tiles where it has them; the dot products on AMD's cores, which run them at the
+  // FMA's rate; Intel's without AMX convert), AMD's Zen 4 where this host runs it (for its dot
+  // products), and x86-64-v4 (AVX-512 with neither: converted operands).
+  const unsigned host = host_cpu_features();
+  const bool host_amx = (host & kCpuAmxBf16) != 0;
+  const bool host_dot = (host & kCpuBf16Dot) != 0 && (host & (kCpuFastBf16Dot | kCpuAmxBf16)) != 0;
   std::vector<std::string> cpus = {"", "x86-64-v4"};
   if (!host_amx) std::cout << "[ note ] this CPU has no usable AMX-BF16: the AMX kernel is compiled, not run\n";
-  for (const char* dot_cpu : {"cooperlake", "znver4"})
-    if (host_amx && resolve_cpu_target(HostCpu::detect(), dot_cpu).missing_on_host.empty()) {
-      cpus.push_back(dot_cpu);
-      break;
-    }
-  if (host_amx && cpus.size() == 2)
-    std::cout << "[ note ] no CPU with AVX512_BF16 but not AMX runs here: the dot products are not run\n";
+  if (host_amx && resolve_cpu_target(HostCpu::detect(), "znver4").missing_on_host.empty()) cpus.push_back("znver4");
+  if (!(host_dot && !host_amx) && cpus.size() == 2)
+    std::cout << "[ note ] neither this CPU nor Zen 4 runs the dot-product kernel here: it is compiled, not run\n";
   for (const std::string& cpu : cpus) {
-    const bool dot = cpu != "x86-64-v4", amx = cpu.empty() && host_amx;
+    const bool dot = cpu.empty() ? host_dot : cpu == "znver4", amx = cpu.empty() && host_amx;
     for (unsigned threads : {1u, 2u}) {
       testing::TempDir dir;
       Settings settings;
