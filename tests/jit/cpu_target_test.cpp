@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -140,6 +141,27 @@ TEST(CpuTarget, TrainingKernelsCompileWithoutWarningsForEveryX86Level) {
   }
 }
 
+// bfloat16 GEMMs for `target`, every pass (forward, data and weight gradient): the spec takes the
+// kernel whose bool parameter is `kernel` (and the AMX tiles exactly where `amx`), and it compiles
+// without a warning to code holding each of `instructions`.
+void expect_bfloat16_passes_compile_to(const CpuTarget& target, const char* kernel, bool amx,
+                                       std::initializer_list<const char*> instructions) {
+  const ClangCompiler compiler(target);
+  for (const auto& [trans_a, trans_b] :
+       std::vector<std::pair<bool, bool>>{{false, false}, {false, true}, {true, false}}) {
+    const KernelSpec spec =
+        kernels::gemm_spec({.dtype = DType::kBFloat16, .n = 200, .k = 301, .trans_b = trans_b, .trans_a = trans_a},
+                           target.kernel_target());
+    ASSERT_TRUE(spec.bool_param(kernel)) << spec.to_string();
+    EXPECT_EQ(spec.bool_param("amx"), amx) << spec.to_string();
+    const Binary binary = compiler.compile(spec, generate_source(spec));
+    EXPECT_EQ(binary.log.find("warning"), std::string::npos) << spec.to_string() << ":\n" << binary.log;
+    const std::string& assembly = binary.artifacts.at("kernel.s");
+    for (const char* instruction : instructions)
+      EXPECT_NE(assembly.find(instruction), std::string::npos) << spec.to_string() << ": no " << instruction;
+  }
+}
+
 // bfloat16 GEMMs for a CPU with AMX-BF16 (Sapphire Rapids, named from any x86 host: this is the
 // check the AMX kernel gets where the host has no AMX; gemm_cpu_test runs it where it has) take
 // the tile kernel in every pass, and it compiles to tile instructions without a warning.
@@ -147,19 +169,8 @@ TEST(CpuTarget, Bfloat16GemmsCompileToAmxTilesForSapphireRapids) {
   if (!host_is_x86()) GTEST_SKIP() << "x86-64 CPU names";
   const CpuTarget target = resolve_cpu_target(HostCpu::detect(), "sapphirerapids");
   EXPECT_TRUE(target.kernel_target().has(kCpuAmxBf16));
-  const ClangCompiler compiler(target);
-  for (const auto& [trans_a, trans_b] :
-       std::vector<std::pair<bool, bool>>{{false, false}, {false, true}, {true, false}}) {
-    const KernelSpec spec =
-        kernels::gemm_spec({.dtype = DType::kBFloat16, .n = 200, .k = 301, .trans_b = trans_b, .trans_a = trans_a},
-                           target.kernel_target());
-    ASSERT_TRUE(spec.bool_param("amx")) << spec.to_string();
-    const Binary binary = compiler.compile(spec, generate_source(spec));
-    EXPECT_EQ(binary.log.find("warning"), std::string::npos) << spec.to_string() << ":\n" << binary.log;
-    const std::string& assembly = binary.artifacts.at("kernel.s");
-    for (const char* instruction : {"ldtilecfg", "tileloadd", "tdpbf16ps", "tilestored", "tilerelease"})
-      EXPECT_NE(assembly.find(instruction), std::string::npos) << spec.to_string() << ": no " << instruction;
-  }
+  expect_bfloat16_passes_compile_to(target, "amx", true,
+                                    {"ldtilecfg", "tileloadd", "tdpbf16ps", "tilestored", "tilerelease"});
 }
 
 // bfloat16's dot products are chosen by the core: AMD's Zen 4 runs them at the FMA's rate, so its
@@ -169,17 +180,7 @@ TEST(CpuTarget, Bfloat16DotProductsAreChosenForZen4NotCooperLake) {
   if (!host_is_x86()) GTEST_SKIP() << "x86-64 CPU names";
   const CpuTarget zen4 = resolve_cpu_target(HostCpu::detect(), "znver4");
   EXPECT_TRUE(zen4.kernel_target().has(kCpuFastBf16Dot));
-  const ClangCompiler compiler(zen4);
-  for (const auto& [trans_a, trans_b] :
-       std::vector<std::pair<bool, bool>>{{false, false}, {false, true}, {true, false}}) {
-    const KernelSpec spec = kernels::gemm_spec(
-        {.dtype = DType::kBFloat16, .n = 200, .k = 301, .trans_b = trans_b, .trans_a = trans_a}, zen4.kernel_target());
-    ASSERT_TRUE(spec.bool_param("bf16_dot")) << spec.to_string();
-    EXPECT_FALSE(spec.bool_param("amx")) << spec.to_string();
-    const Binary binary = compiler.compile(spec, generate_source(spec));
-    EXPECT_EQ(binary.log.find("warning"), std::string::npos) << spec.to_string() << ":\n" << binary.log;
-    EXPECT_NE(binary.artifacts.at("kernel.s").find("vdpbf16ps"), std::string::npos) << spec.to_string();
-  }
+  expect_bfloat16_passes_compile_to(zen4, "bf16_dot", false, {"vdpbf16ps"});
   const CpuTarget cooper_lake = resolve_cpu_target(HostCpu::detect(), "cooperlake");
   EXPECT_TRUE(cooper_lake.kernel_target().has(kCpuBf16Dot));
   EXPECT_FALSE(cooper_lake.kernel_target().has(kCpuFastBf16Dot));
