@@ -72,8 +72,8 @@ constexpr int kGemmChunk = kernels::kGemmCpuChunk;
 // The float sums of a group of 16-bit C rows: at most this many bytes (fewer rows per group).
 constexpr long kNarrowAccBytes = 4l << 20;
 // Blocks of at most kFewRowTiles row tiles pack B a span of column tiles at a time: kSpanBytes of
-// packed panels, a quarter of a 1 MB L2, so that the span and the next one's lines (prefetched
-// while it is used) stay in L2 beside A. (Eight float32 tiles of 64 floats, 1 MB with the next
+// packed panels, a quarter of a 1 MB L2, so that the span, the rows its packing fetches ahead
+// (prefetch_rows.hpp) and A stay in L2. (Eight float32 tiles of 64 floats, 1 MB with the next
 // span's lines, took a small batch's forward 308 ms against 287; bfloat16 pairs measured best at
 // 256 KB too.)
 constexpr int kFewRowTiles = 4;
@@ -188,11 +188,11 @@ inline void gemm_micro_live(int live, const P* ap, const P* bp, A* c, long ldc, 
     gemm_micro<A, kLanes, kRows, kVecs, kRowTile>(ap, bp, c, ldc, depth, load_c, pacer);
 }
 
-// The next B panel (or span of panels) prefetched into L2 a slice at a time while the
-// micro-kernels run on this one's, so B streams from memory under the arithmetic instead of
-// stalling its packing: `rows` runs of `row_bytes` at a pitch of `pitch` bytes (B's rows of a
-// column tile, or with trans_b its columns' runs along the reduction). Packing read a row pitch
-// apart per step and cost a tenth of the micro-kernels' time, a small batch's weights most of it.
+// The next B panel prefetched into L2 a slice at a time while the micro-kernels run on this
+// one's (a span of panels fetches its rows ahead as it is packed instead: prefetch_rows.hpp), so B streams from memory
+// under the arithmetic instead of stalling its packing: `rows` runs of `row_bytes` at a pitch of `pitch` bytes (B's
+// rows of a column tile, or with trans_b its columns' runs along the reduction). Packing read a row pitch apart per
+// step and cost a tenth of the micro-kernels' time, a small batch's weights most of it.
 struct PanelPrefetch {
   const char* row = nullptr;  // the row the next line is in
   long pitch = 0;
