@@ -53,14 +53,17 @@ inline void finish_register_block(Vec (&acc)[kRows][kVecs], T* c, long ldc, bool
 // (`due()`: steps until the next; `ran(n)`: issues it where n steps reach it), so that the loop
 // the FMAs are in holds nothing else: with a prefetch tick at every step, clang 16 split the loop,
 // kept its countdown and two vectors on the stack, and the 6 x 2 ymm float kernel ran at 0.46 of
-// the FMA peak on Zen 3.
+// the FMA peak on Zen 3. Always inlined: the accumulators live in the caller, and clang declined
+// to inline this for the bfloat16 dot-product kernel (24 inline-assembly statements a step), which
+// then kept them in memory, a load and a store around every dot product: 0.2 of the dot-product
+// peak on Zen 5 (cpu_target_test checks every bfloat16 kernel's assembly for a call to this).
 template <typename Pacer, typename Step>
-inline void paced_steps(int steps, Pacer& pacer, Step&& step) {
+__attribute__((always_inline)) inline void paced_steps(int steps, Pacer& pacer, Step&& step) {
   for (int kk = 0; kk < steps;) {
     const int due = pacer.due();
     const int end = steps - kk < due ? steps : kk + due;
     pacer.ran(end - kk);
-    for (; kk < end; ++kk) step(kk);
+    for (; kk < end; ++kk) [[clang::always_inline]] step(kk);
   }
 }
 
