@@ -189,7 +189,7 @@ inline void gemm_micro_live(int live, const P* ap, const P* bp, A* c, long ldc, 
 }
 
 // The next B panel prefetched into L2 a slice at a time while the micro-kernels run on this
-// one's (a span of panels fetches its rows ahead as it is packed instead: prefetch_rows.hpp), so B streams from memory
+// one's (a span of panels also fetches its rows ahead as it is packed: prefetch_rows.hpp), so B streams from memory
 // under the arithmetic instead of stalling its packing: `rows` runs of `row_bytes` at a pitch of `pitch` bytes (B's
 // rows of a column tile, or with trans_b its columns' runs along the reduction). Packing read a row pitch apart per
 // step and cost a tenth of the micro-kernels' time, a small batch's weights most of it.
@@ -331,9 +331,16 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack
       packed_end = n0 + (left < span ? left : span) * kCols;
       const int next_end = packed_end + span * kCols < n_end ? packed_end + span * kCols : n_end / kCols * kCols;
       const int next_cols = next_end > packed_end ? next_end - packed_end : 0;
-      // The packing fetches its rows ahead itself: the next span fetched during the micro-kernels
-      // as well took a small batch's bfloat16 GEMMs from 54 to 70 ms.
-      prefetch_share = next.stop();
+      // The packing fetches its rows ahead itself, and the next span is fetched into L2 under this
+      // span's micro-kernels where they take long enough to hide it: Zen 5's dot products and
+      // FMAs (a small batch's bfloat16 forward 125-134 -> 89-98 ms, float32 230-243 -> 185-199),
+      // not AMX's tiles, whose micro-kernels are short and whose prefetches then competed with the
+      // packing's loads (a small batch's bfloat16 GEMMs 54 -> 70 ms on an Intel AMX VM).
+      if (kAmx || next_cols == 0)
+        prefetch_share = next.stop();
+      else
+        prefetch_share = next.start(g.b + static_cast<long>(k0) * kN + packed_end, kN * sizeof(T), k_len,
+                                    next_cols * sizeof(T), static_cast<long>(t1 - t0) * ((packed_end - n0) / kCols));
       if constexpr (kDot)
         gemm_pack_b_span_pairs<kN, kCols>(g.b, panel, n0, k0, k_len, (packed_end - n0) / kCols, depth, next_cols);
       else
