@@ -262,13 +262,17 @@ int run(const Flags& f, comm::Communicator* group) {
   std::vector<double> times;
   std::string losses;
   const double cap = std::min<int64_t>(f.top, config.num_experts);
+  // x is data, not a parameter (Tutel's is a plain tensor): its gradient is never read.
+  BackwardOptions backward_options;
+  backward_options.l_aux_weight = f.l_aux_wt;
+  backward_options.input_gradient = false;
   for (int step = 0; step < f.num_steps; ++step) {
     if (kSwitching) switch_options(step, f, config.num_experts, options);
     auto start = std::chrono::steady_clock::now();
     ForwardResult result = layer.forward(x, options);
     double loss = example_loss(result.output, f.eval ? nullptr : &grad_output) + f.l_aux_wt * result.l_aux();
     if (!f.eval) {
-      layer.backward(grad_output, f.l_aux_wt);
+      layer.backward(grad_output, backward_options);
       allreduce_shared_gradients(layer, f.allreduce_degree);
       layer.sgd_step(sgd);
     }

@@ -118,8 +118,13 @@ class Layer {
     return py::make_tuple(y, routing);
   }
 
-  py::capsule backward(const py::capsule& grad_output, double l_aux_weight) {
-    BackwardResult r = layer_->backward(view_of(grad_output), l_aux_weight);
+  // None without input_gradient.
+  py::object backward(const py::capsule& grad_output, double l_aux_weight, bool input_gradient) {
+    BackwardOptions options;
+    options.l_aux_weight = l_aux_weight;
+    options.input_gradient = input_gradient;
+    BackwardResult r = layer_->backward(view_of(grad_output), options);
+    if (!input_gradient) return py::none();
     return to_capsule(to_dlpack_owning(std::move(r.storage), r.grad_input));
   }
 
@@ -210,7 +215,8 @@ PYBIND11_MODULE(_switchyard, m) {
            py::arg("device") = "cpu", py::arg("seed") = 1)
       .def_static("open", &Layer::open, py::arg("path"), py::arg("device") = "cpu")
       .def("forward", &Layer::forward)
-      .def("backward", &Layer::backward, py::arg("grad_output"), py::arg("l_aux_weight") = 0.0)
+      .def("backward", &Layer::backward, py::arg("grad_output"), py::arg("l_aux_weight") = 0.0,
+           py::arg("input_gradient") = true)
       .def("gradient", &Layer::gradient)
       .def("parameter", &Layer::parameter)
       .def("parameters_updated", [](Layer& l) { l.layer().parameters_updated(); })

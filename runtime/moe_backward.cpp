@@ -34,7 +34,7 @@ double MoeLayer::saved_bytes_per_token() const {
 
 void MoeLayer::backward_experts(const Tensor& grad_slots, const Tensor& grad_dispatched, const Tensor* row_counts,
                                 const ExpertTensors& weights, const ExpertTensors& grads, const Tensor& dispatched,
-                                const Tensor& saved_pre) {
+                                const Tensor& saved_pre, bool input_grad) {
   if (config_.custom_experts) {
     config_.custom_experts->backward(dispatched, grad_slots, grad_dispatched);
     return;
@@ -68,6 +68,7 @@ void MoeLayer::backward_experts(const Tensor& grad_slots, const Tensor& grad_dis
       sum_rows(context_, grad_slots, grads.at("experts.batched_fc2_bias"), row_counts, plan.expert_sum_rows);
     if (config_.has_fc1_bias)
       sum_rows(context_, dz, grads.at("experts.batched_fc1_bias"), row_counts, plan.expert_sum_rows);
+    if (!input_grad) return;
     GemmOptions plain;
     plain.row_counts = row_counts;
     plain.allow_tf32 = config_.allow_tf32;
@@ -91,6 +92,7 @@ void MoeLayer::backward_experts(const Tensor& grad_slots, const Tensor& grad_dis
   weight.planned = &plan.expert_weight_grad_t;
   batched_gemm(context_, dispatched, d_gate, grads.at("experts.W_fc1"), weight);
   batched_gemm(context_, dispatched, d_up, grads.at("experts.W_fc2"), weight);
+  if (!input_grad) return;
   Buffer other_space(device_, grad_dispatched.nbytes());
   const Tensor other = other_space.view(dt, grad_dispatched.shape());
   data.planned = &plan.expert_in_data;
@@ -99,7 +101,7 @@ void MoeLayer::backward_experts(const Tensor& grad_slots, const Tensor& grad_dis
   add(context_, grad_dispatched, other, grad_dispatched, plan.elementwise_add);
 }
 
-void MoeLayer::backward_gate(const Tensor& grad_gates, double l_aux_weight, const Tensor& grad_input) {
+void MoeLayer::backward_gate(const Tensor& grad_gates, double l_aux_weight, const Tensor* grad_input) {
   const Saved& sv = *saved_;
   const int64_t s = sv.tokens, m = config_.model_dim, e = config_.num_experts;
   const DType g = gate_dtype(), score = sv.routed.scores.dtype();
@@ -129,20 +131,29 @@ void MoeLayer::backward_gate(const Tensor& grad_gates, double l_aux_weight, cons
     weight.planned = &plan.gate_weight_grad;
     data.planned = &plan.gate_input_data;
     batched_gemm(context_, one_batch(d_logits), gate_input, one_batch(gradient(gate_param(gate, "wg.weight"))), weight);
+    if (grad_input == nullptr) return;
     batched_gemm(context_, one_batch(d_logits), one_batch(parameter(gate_param(gate, "wg.weight"))), dx, data);
   }
+  if (grad_input == nullptr) return;  // a cosine or custom gate's dx is a by-product of its parameters'
   Tensor dx_data(dx.data(), g, {s, m}, dx.device());
   std::unique_ptr<Buffer> wide;
   if (g != config_.dtype) {  // the fp32 gate's input gradient, in the data's dtype
-    wide = std::make_unique<Buffer>(device_, grad_input.nbytes());
+    wide = std::make_unique<Buffer>(device_, grad_input->nbytes());
     Tensor converted = wide->view(config_.dtype, {s, m});
     cast_tensor(context_, dx_data, converted, plan.gate_input_grad_cast);
     dx_data = converted;
   }
-  add(context_, grad_input, dx_data, grad_input, plan.elementwise_add);
+  add(context_, *grad_input, dx_data, *grad_input, plan.elementwise_add);
 }
 
 BackwardResult MoeLayer::backward(const Tensor& grad_output, double l_aux_weight) {
+  BackwardOptions options;
+  options.l_aux_weight = l_aux_weight;
+  return backward(grad_output, options);
+}
+
+BackwardResult MoeLayer::backward(const Tensor& grad_output, const BackwardOptions& options) {
+  const double l_aux_weight = options.l_aux_weight;
   SY_CHECK(saved_) << "backward needs a forward with save_for_backward = true first (each backward uses up the "
                       "forward it differentiates)";
   const Saved& sv = *saved_;
@@ -190,14 +201,17 @@ BackwardResult MoeLayer::backward(const Tensor& grad_output, double l_aux_weight
   // The experts' part, in the layout the experts saw: the all-to-all's adjoint is its inverse.
   std::vector<std::unique_ptr<Buffer>> storage;
   const ExpertTensors grads = expert_gradients(r, storage);
-  experts_backward(d_slots, d_dispatched, rows, sv.experts.weights, grads);
+  // The experts' input gradient feeds dL/dx, and without is_postscore the gate's gradient too.
+  experts_backward(d_slots, d_dispatched, rows, sv.experts.weights, grads, options.input_gradient || !post);
   scatter_expert_gradients(grads, r);
   BackwardResult result;
-  result.storage = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * dtype_size(config_.dtype));
-  result.grad_input = result.storage->view(config_.dtype, {s, m});
-  combine_decode(context_, d_dispatched, sv.routing, !post, result.grad_input, plan.decode_transpose);
+  if (options.input_gradient) {
+    result.storage = std::make_unique<Buffer>(device_, static_cast<size_t>(s * m) * dtype_size(config_.dtype));
+    result.grad_input = result.storage->view(config_.dtype, {s, m});
+    combine_decode(context_, d_dispatched, sv.routing, !post, result.grad_input, plan.decode_transpose);
+  }
   if (!post) dispatch_gate_grad(context_, d_dispatched, sv.x(config_.dtype, m), sv.routing, d_gates, plan.gate_grad);
-  backward_gate(d_gates, l_aux_weight, result.grad_input);
+  backward_gate(d_gates, l_aux_weight, options.input_gradient ? &result.grad_input : nullptr);
   saved_.reset();
   return result;
 }

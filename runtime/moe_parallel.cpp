@@ -292,7 +292,7 @@ void MoeLayer::experts_forward(const Tensor& slots, const Tensor& processed, con
 }
 
 void MoeLayer::experts_backward(const Tensor& d_processed, const Tensor& d_slots, const Tensor* rows,
-                                const ExpertTensors& weights, const ExpertTensors& grads) {
+                                const ExpertTensors& weights, const ExpertTensors& grads, bool input_grad) {
   const Saved& sv = *saved_;
   if (shards_ > 1 && sv.options.adaptive_r >= 1) return sharded_backward(d_processed, d_slots, weights, grads);
   const DType dt = config_.dtype;
@@ -308,7 +308,7 @@ void MoeLayer::experts_backward(const Tensor& d_processed, const Tensor& d_slots
                   {static_cast<int64_t>(pre_chunk / dtype_size(dt))}, d_slots.device());
   };
   if (sv.experts.chunks == 1 && (sv.options.adaptive_r == 0 || group_ == nullptr || group_->size() == 1)) {
-    backward_experts(d_processed, d_slots, rows, weights, grads, saved_input(0), saved_pre(0));
+    backward_experts(d_processed, d_slots, rows, weights, grads, saved_input(0), saved_pre(0), input_grad);
     return;
   }
   // Pieces after the first add their weight gradients to the first's.

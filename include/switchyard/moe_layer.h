@@ -111,9 +111,17 @@ struct SWITCHYARD_API ForwardOptions {
 SWITCHYARD_API MoeLayerConfig layer_config_from_json(const std::string& json);
 SWITCHYARD_API ForwardOptions forward_options_from_json(const std::string& json);
 
+/// What a backward computes besides every parameter's gradient.
+struct SWITCHYARD_API BackwardOptions {
+  double l_aux_weight = 0.0;   // L += l_aux_weight * l_aux
+  bool input_gradient = true;  // false where x needs no gradient (torch's requires_grad=False, as in
+                               // Tutel's helloworld): no dL/dx, and no data gradient of the experts'
+                               // input where nothing else reads it (is_postscore), a sixth of the FLOPs
+};
+
 struct SWITCHYARD_API BackwardResult {
   std::unique_ptr<Buffer> storage;
-  Tensor grad_input;  // [S, M]: dL/dx of the saved forward
+  Tensor grad_input;  // [S, M]: dL/dx of the saved forward; empty with input_gradient = false
 };
 
 /// What a forward returns. Its routing statistics stay on the layer's device: reading them on
@@ -174,6 +182,7 @@ class SWITCHYARD_API MoeLayer {
   /// gradient of every parameter (gradient(name)). The saved state is released, so a second
   /// backward needs a new forward. Throws UserError when nothing is saved or shapes differ.
   BackwardResult backward(const Tensor& grad_output, double l_aux_weight = 0.0);
+  BackwardResult backward(const Tensor& grad_output, const BackwardOptions& options);
   /// dL/d(parameter `name`) of the last backward, same shape and dtype as the parameter.
   Tensor gradient(const std::string& name) const;
   /// Bytes forward keeps for backward, per token, for the last saved forward (0 when none).
@@ -237,7 +246,8 @@ class SWITCHYARD_API MoeLayer {
   // writes the gate input's gradient dx [1, S, M] from d_logits [S, E].
   void cosine_logits(size_t gate, const Tensor& input, const Tensor& logits, std::unique_ptr<Buffer>* kept);
   void cosine_backward(size_t gate, const Tensor& d_logits, const Tensor& input, const Buffer& kept, const Tensor& dx);
-  void backward_gate(const Tensor& grad_gates, double l_aux_weight, const Tensor& grad_input);
+  // Adds the gate's part of dL/dx into `grad_input` (none: the parameters' gradients alone).
+  void backward_gate(const Tensor& grad_gates, double l_aux_weight, const Tensor* grad_input);
   // `cosine_kept` (null when nothing is saved) receives what a cosine gate's backward reads.
   Tensor gate_logits(const Tensor& x, int64_t gate_index, Buffer& workspace, std::unique_ptr<Buffer>& gate_input,
                      std::unique_ptr<Buffer>* cosine_kept);
@@ -286,8 +296,10 @@ class SWITCHYARD_API MoeLayer {
   // Piece `piece`'s rows in that buffer.
   Tensor piece_rows(const Buffer& rows, int64_t piece) const;
   // The transpose of experts_forward for the saved forward: d_processed -> d_slots, filling `grads`.
+  // Without `input_grad`, d_slots may be left unwritten (only a single rank's unexchanged experts
+  // skip it: an exchange sends it back whole).
   void experts_backward(const Tensor& d_processed, const Tensor& d_slots, const Tensor* rows,
-                        const ExpertTensors& weights, const ExpertTensors& grads);
+                        const ExpertTensors& weights, const ExpertTensors& grads, bool input_grad = true);
   std::unique_ptr<comm::PendingOp> start_exchange(const void* send, void* recv, size_t bytes_per_rank, bool use_2dh);
   // compute(chunk, input [E_x, R, M], output [E_x, R, M]) of one exchanged chunk.
   using ChunkCompute = std::function<void(int64_t, const Tensor&, const Tensor&)>;
@@ -326,7 +338,7 @@ class SWITCHYARD_API MoeLayer {
                    const Tensor* saved_pre = nullptr);
   void backward_experts(const Tensor& grad_slots, const Tensor& grad_dispatched, const Tensor* row_counts,
                         const ExpertTensors& weights, const ExpertTensors& grads, const Tensor& dispatched,
-                        const Tensor& pre);
+                        const Tensor& pre, bool input_grad = true);
   double importance_loss(const Tensor& logits, const Tensor& scores, int64_t top_k, double gate_noise);
 
   Context& context_;

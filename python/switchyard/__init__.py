@@ -157,10 +157,12 @@ class MoeLayer:
 
     __call__ = forward
 
-    def backward(self, grad_output, l_aux_weight=0.0):
-        """dL/dx of the forward saved with save_for_backward=True; parameter gradients stay in the layer."""
+    def backward(self, grad_output, l_aux_weight=0.0, input_gradient=True):
+        """dL/dx of the forward saved with save_for_backward=True; parameter gradients stay in the layer.
+        input_gradient=False (x needs no gradient): returns None and skips the work only dL/dx needs."""
         with self._on_caller_stream():
-            return _dlpack.from_dlpack(self._layer.backward(_capsule(grad_output, "grad_output"), l_aux_weight))
+            dx = self._layer.backward(_capsule(grad_output, "grad_output"), l_aux_weight, input_gradient)
+            return None if dx is None else _dlpack.from_dlpack(dx)
 
     def gradient(self, name):
         """A copy of dL/d(parameter `name`) from the last backward."""
@@ -224,7 +226,7 @@ class MoeFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         layer = ctx.layer
-        dx = layer.backward(grad_output.contiguous())
+        dx = layer.backward(grad_output.contiguous(), input_gradient=ctx.needs_input_grad[0])
         grads = []
         for name in layer.parameter_names():
             if any(name.startswith(prefix) for prefix in ctx.unused_gates):

@@ -57,6 +57,24 @@ class ForwardBackward(unittest.TestCase):
         for name, p in params.items():
             torch.testing.assert_close(layer.gradient(name), p.grad, rtol=1e-10, atol=1e-12, msg=name)
 
+    def test_without_the_input_gradient_the_parameter_gradients_are_the_same(self):
+        layer = make_layer()
+        torch.manual_seed(4)
+        x = torch.randn(40, 16, dtype=torch.float64)
+        layer.forward(x, top_k=2, capacity_factor=1.0, save_for_backward=True)
+        params = {name: layer.parameter(name).requires_grad_() for name in layer.parameter_names()}
+        want = dense_reference(x, params)
+        grad = torch.randn_like(want)
+        want.backward(grad)
+        self.assertIsNone(layer.backward(grad, input_gradient=False))
+        for name, p in params.items():
+            torch.testing.assert_close(layer.gradient(name), p.grad, rtol=1e-10, atol=1e-12, msg=name)
+        # In a model whose input needs no gradient, autograd asks for none and the parameters still train.
+        module = switchyard.MoeModule(layer, top_k=2, capacity_factor=1.0)
+        (module(x) * grad).sum().backward()
+        for name, p in module.named_parameters():
+            torch.testing.assert_close(p.grad, params[name].grad, rtol=1e-10, atol=1e-12, msg=name)
+
     def test_cosine_gate_forward_and_gradients_match_torch(self):
         config = switchyard.Config(model_dim=16, hidden_size=24, num_experts=2, dtype="float64",
                                    gate_type="cosine_top", proj_dim=8, init_t=0.25)
