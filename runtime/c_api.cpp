@@ -151,11 +151,13 @@ sy_status sy_layer_forward(sy_layer* layer, const DLTensor* x, const char* optio
 sy_status sy_layer_backward(sy_layer* layer, const DLTensor* grad_output, double l_aux_weight,
                             DLManagedTensor** grad_input) {
   return guarded([&] {
-    DLManagedTensor*& out = required(grad_input, "the gradient pointer");
-    out = nullptr;
+    if (grad_input != nullptr) *grad_input = nullptr;
+    BackwardOptions options;
+    options.l_aux_weight = l_aux_weight;
+    options.input_gradient = grad_input != nullptr;
     BackwardResult result =
-        layer_of(layer).backward(Tensor::from_dlpack(required(grad_output, "the output gradient")), l_aux_weight);
-    out = to_dlpack_owning(std::move(result.storage), result.grad_input);
+        layer_of(layer).backward(Tensor::from_dlpack(required(grad_output, "the output gradient")), options);
+    if (grad_input != nullptr) *grad_input = to_dlpack_owning(std::move(result.storage), result.grad_input);
   });
 }
 

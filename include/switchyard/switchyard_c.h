@@ -68,7 +68,8 @@ SWITCHYARD_API sy_status sy_layer_forward(sy_layer* layer, const DLTensor* x, co
                                           DLManagedTensor** output, double* l_aux);
 /* dL/dx of the forward saved with "save_for_backward": true, for dL/dy = grad_output and
  * L += l_aux_weight * l_aux; every parameter's gradient is kept for sy_layer_sgd_step.
- * *grad_input owns its memory like sy_layer_forward's output. */
+ * *grad_input owns its memory like sy_layer_forward's output. grad_input NULL: x needs no
+ * gradient, and the work only dL/dx needs is skipped (BackwardOptions::input_gradient). */
 SWITCHYARD_API sy_status sy_layer_backward(sy_layer* layer, const DLTensor* grad_output, double l_aux_weight,
                                            DLManagedTensor** grad_input);
 /* One SGD step (torch.optim.SGD: lr, momentum, weight_decay) from the last backward's gradients. */

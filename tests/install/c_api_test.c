@@ -156,13 +156,21 @@ int main(int argc, char** argv) {
   if (dx != NULL) dx->deleter(dx);
   CHECK(sy_layer_sgd_step(layer, 0.1, 0.0, 0.0) == SY_OK, "sgd: %s", sy_last_error());
   sgd_on_sum(x, 0.1);
+  /* A second step without dL/dx (grad_input NULL): the parameters' gradients alone. */
+  status = sy_layer_forward(layer, &input, "{\"top_k\": 1, \"save_for_backward\": true}", &y, NULL);
+  CHECK(status == SY_OK, "second forward: %s", sy_last_error());
+  if (y != NULL) y->deleter(y);
+  status = sy_layer_backward(layer, &grad, 0.0, NULL);
+  CHECK(status == SY_OK, "sy_layer_backward without dL/dx: %d %s", (int)status, sy_last_error());
+  CHECK(sy_layer_sgd_step(layer, 0.1, 0.0, 0.0) == SY_OK, "sgd: %s", sy_last_error());
+  sgd_on_sum(x, 0.1);
   status = sy_layer_forward(layer, &input, "{\"top_k\": 1}", &y, NULL);
   CHECK(status == SY_OK, "forward after sgd: %s", sy_last_error());
   if (status == SY_OK) {
     const float* out = (const float*)y->dl_tensor.data;
     for (int s = 0; s < S; ++s)
       for (int m = 0; m < M; ++m)
-        CHECK(fabs(out[s * M + m] - expected(x + s * M, m)) < 1e-4, "after sgd y[%d][%d] = %f, expected %f", s, m,
+        CHECK(fabs(out[s * M + m] - expected(x + s * M, m)) < 1e-4, "after two sgd steps y[%d][%d] = %f, expected %f", s, m,
               out[s * M + m], expected(x + s * M, m));
     y->deleter(y);
   }
