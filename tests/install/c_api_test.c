@@ -170,8 +170,8 @@ int main(int argc, char** argv) {
     const float* out = (const float*)y->dl_tensor.data;
     for (int s = 0; s < S; ++s)
       for (int m = 0; m < M; ++m)
-        CHECK(fabs(out[s * M + m] - expected(x + s * M, m)) < 1e-4, "after two sgd steps y[%d][%d] = %f, expected %f", s, m,
-              out[s * M + m], expected(x + s * M, m));
+        CHECK(fabs(out[s * M + m] - expected(x + s * M, m)) < 1e-4, "after two sgd steps y[%d][%d] = %f, expected %f",
+              s, m, out[s * M + m], expected(x + s * M, m));
     y->deleter(y);
   }
 
