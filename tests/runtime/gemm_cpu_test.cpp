@@ -335,7 +335,8 @@ TEST(GemmCpu, SixteenBitOperandsRoundOnceFromFloatSums) {
 // operands converted to float (the AVX-512 baseline CPU x86-64-v4, which has none) both round
 // once from float sums: odd reductions (a pair's partner zero) in the forward, data and weight
 // gradient layouts, a chunk tail that is odd (301 = 256 + 45), few rows over many column tiles (B
-// packed a span at a time), and one block per batch. (Grouped rows with an empty expert run on this
+// packed a span at a time, the next span fetched under the micro-kernels, over whole chunks and
+// an odd one), and one block per batch. (Grouped rows with an empty expert run on this
 // host's CPU in ManyThreadsShareFewRowsByColumns.)
 TEST(GemmCpu, Bfloat16AmxTilesDotProductsAndConvertedOperandsAllRoundOnce) {
   if (!__builtin_cpu_supports("avx512bf16"))
@@ -344,6 +345,7 @@ TEST(GemmCpu, Bfloat16AmxTilesDotProductsAndConvertedOperandsAllRoundOnce) {
                                   {2, 13, 45, 83, false, true, true, Act::kRelu, false},
                                   {2, 301, 33, 70, true, false, false, Act::kNone, false},
                                   {2, 10, 45, 700, false, false, true, Act::kSilu, true},
+                                  {2, 10, 301, 1100, false, false, true, Act::kGelu, true},
                                   {1, 700, 257, 130, false, true, false, Act::kNone, true},
                                   {2, 50, 512, 256, true, false, false, Act::kNone, false}};
   // This host (AMX tiles where it has them; the dot products on AMD's cores, which run them at the
