@@ -125,7 +125,7 @@ struct Pass {
   BackwardResult grads;
 };
 
-Pass forward_backward(MoeLayer& layer, const Trial& t, unsigned seed) {
+Pass forward_backward(MoeLayer& layer, const Trial& t, unsigned seed, bool input_gradient = true) {
   const int64_t s = t.tokens, m = t.config.model_dim;
   std::mt19937 rng(seed);
   Pass pass;
@@ -134,8 +134,24 @@ Pass forward_backward(MoeLayer& layer, const Trial& t, unsigned seed) {
   ForwardOptions train = t.options;
   train.save_for_backward = true;
   layer.forward(Tensor(pass.x.data(), DType::kFloat64, {s, m}), train);
-  pass.grads = layer.backward(Tensor(pass.r.data(), DType::kFloat64, {s, m}), t.aux_weight);
+  BackwardOptions options;
+  options.l_aux_weight = t.aux_weight;
+  options.input_gradient = input_gradient;
+  pass.grads = layer.backward(Tensor(pass.r.data(), DType::kFloat64, {s, m}), options);
   return pass;
+}
+
+// Every parameter gradient of the layer's last backward against the reference backward's.
+void expect_parameter_gradients_are(const MoeLayer& layer, const Trial& t, const reference::LayerParams& want) {
+  ASSERT_EQ(want.size(), layer.parameter_names().size());
+  for (const auto& name : layer.parameter_names()) {
+    const auto got = values(layer.gradient(name));
+    if (t.all_dropped && name.rfind("experts.", 0) == 0) {
+      EXPECT_EQ(got, want.at(name)) << name;
+      continue;
+    }
+    EXPECT_LT(testing::relative_error(got, want.at(name)), 1e-12) << name;
+  }
 }
 
 TEST(MoeBackward, GradientsMatchFiniteDifferencesOfTheReference) {
@@ -194,15 +210,7 @@ TEST(MoeBackward, TheReferenceBackwardMatchesTheLayer) {
     auto want =
         reference::layer_backward(t.config, reference::layer_params(layer), x, r, t.tokens, t.options, t.aux_weight);
     EXPECT_LT(testing::relative_error(values(grads.grad_input), want.input), 1e-12) << "dL/dx";
-    ASSERT_EQ(want.params.size(), layer.parameter_names().size());
-    for (const auto& name : layer.parameter_names()) {
-      const auto got = values(layer.gradient(name));
-      if (t.all_dropped && name.rfind("experts.", 0) == 0) {
-        EXPECT_EQ(got, want.params.at(name)) << name;
-        continue;
-      }
-      EXPECT_LT(testing::relative_error(got, want.params.at(name)), 1e-12) << name;
-    }
+    expect_parameter_gradients_are(layer, t, want.params);
   }
 }
 
@@ -214,28 +222,12 @@ TEST(MoeBackward, WithoutTheInputGradientEveryParameterGradientIsStillTheReferen
     SCOPED_TRACE(t.name);
     MoeLayer layer(Context::global(), Context::global().cpu(), t.config);
     layer.init_parameters(3);
-    const int64_t s = t.tokens, m = t.config.model_dim;
-    std::mt19937 rng(5);
-    auto x = testing::random_normal<double>(rng, s * m), r = testing::random_normal<double>(rng, s * m);
-    ForwardOptions train = t.options;
-    train.save_for_backward = true;
-    layer.forward(Tensor(x.data(), DType::kFloat64, {s, m}), train);
-    BackwardOptions no_input;
-    no_input.l_aux_weight = t.aux_weight;
-    no_input.input_gradient = false;
-    const BackwardResult result = layer.backward(Tensor(r.data(), DType::kFloat64, {s, m}), no_input);
-    EXPECT_EQ(result.grad_input.data(), nullptr);
-    EXPECT_EQ(result.storage, nullptr);
+    const auto [x, r, grads] = forward_backward(layer, t, 5, /*input_gradient=*/false);
+    EXPECT_EQ(grads.grad_input.data(), nullptr);
+    EXPECT_EQ(grads.storage, nullptr);
     auto want =
         reference::layer_backward(t.config, reference::layer_params(layer), x, r, t.tokens, t.options, t.aux_weight);
-    for (const auto& name : layer.parameter_names()) {
-      const auto got = values(layer.gradient(name));
-      if (t.all_dropped && name.rfind("experts.", 0) == 0) {
-        EXPECT_EQ(got, want.params.at(name)) << name;
-        continue;
-      }
-      EXPECT_LT(testing::relative_error(got, want.params.at(name)), 1e-12) << name;
-    }
+    expect_parameter_gradients_are(layer, t, want.params);
   }
 }
 
