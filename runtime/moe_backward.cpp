@@ -131,8 +131,8 @@ void MoeLayer::backward_gate(const Tensor& grad_gates, double l_aux_weight, cons
     weight.planned = &plan.gate_weight_grad;
     data.planned = &plan.gate_input_data;
     batched_gemm(context_, one_batch(d_logits), gate_input, one_batch(gradient(gate_param(gate, "wg.weight"))), weight);
-    if (grad_input == nullptr) return;
-    batched_gemm(context_, one_batch(d_logits), one_batch(parameter(gate_param(gate, "wg.weight"))), dx, data);
+    if (grad_input != nullptr)
+      batched_gemm(context_, one_batch(d_logits), one_batch(parameter(gate_param(gate, "wg.weight"))), dx, data);
   }
   if (grad_input == nullptr) return;  // a cosine or custom gate's dx is a by-product of its parameters'
   Tensor dx_data(dx.data(), g, {s, m}, dx.device());
