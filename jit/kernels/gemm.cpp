@@ -50,6 +50,16 @@ int64_t cpu_group_rows(const Target& target, DType dtype, bool bf16_dot, int row
   return std::clamp<int64_t>(rows / row_tile * row_tile, 4 * row_tile, 4096);
 }
 
+// The SIMT GEMM's square tile: 128 (8 x 8 accumulators a thread) unless N or K is 64 or fewer (the
+// gate's few experts as columns, as the reduction of its data gradient or as the rows of its
+// weight gradient). Such GEMMs are bound by memory: 64 x 64 tiles give them four times the blocks
+// and leave no lanes on zeros; and a whole reduction in one step (K = 8) spilled the 128 x 128
+// tile's registers (ptxas hoists all its shared loads).
+int64_t gemm_simt_tile(const GemmShape& shape) {
+  const bool narrow = shape.n <= kGemmSimtTileNarrow || shape.k <= kGemmSimtTileNarrow;
+  return narrow ? kGemmSimtTileNarrow : kGemmSimtTile;
+}
+
 // SWITCHYARD_GEMM: the best GEMM candidate a CUDA target may use ("auto": wgmma on sm_90a, then
 // mma.sync, then SIMT; "mma": no wgmma; "simt": CUDA cores only), read once per process so that
 // warm and the run it serves choose the same kernels.
@@ -142,7 +152,15 @@ KernelFamily cuda_gemm_family(const std::string& name, bool with_trans_b) {
 }
 
 KernelFamily gemm_simt_family() {
-  return cuda_gemm_family("gemm_simt", true);
+  KernelFamily f = cuda_gemm_family("gemm_simt", true);
+  f.params.push_back({"tile", ParamDecl::Kind::kInt, kGemmSimtTileNarrow, kGemmSimtTile});
+  f.check = [](const KernelSpec& spec) {
+    check_trans_a(spec);
+    const int64_t tile = spec.int_param("tile");
+    SY_CHECK(tile == kGemmSimtTile || tile == kGemmSimtTileNarrow)
+        << "kernel spec " << spec.to_string() << ": tile must be " << kGemmSimtTileNarrow << " or " << kGemmSimtTile;
+  };
+  return f;
 }
 KernelFamily gemm_mma_family() {
   return cuda_gemm_family("gemm_mma", false);
@@ -225,6 +243,7 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
     }
     spec.params.push_back({"bias", shape.bias});
     spec.params.push_back({"activation", static_cast<int64_t>(shape.activation)});
+    if (spec.family == "gemm_simt") spec.params.push_back({"tile", gemm_simt_tile(shape)});
     return spec;
   }
   // NOTE: the vectors of the CPU compiled for (SWITCHYARD_CPU may name a narrower one than this
@@ -259,7 +278,7 @@ GemmTileShape gemm_tile_shape(const KernelSpec& spec) {
             gemm_cpu_tile_cols(static_cast<int>(spec.int_param("tile_vecs")),
                                static_cast<int>(spec.int_param("vec_bytes")), compute_bytes)};
   }
-  if (spec.family == "gemm_simt") return {kGemmSimtTile, kGemmSimtTile};
+  if (spec.family == "gemm_simt") return {spec.int_param("tile"), spec.int_param("tile")};
   if (spec.family == "gemm_wgmma") return {kWgmmaTileM, spec.int_param("tile_n")};
   SY_INTERNAL_CHECK(spec.family == "gemm_mma" || spec.family == "gemm_tf32") << spec.to_string();
   return {kGemmMmaTileM, kGemmMmaTileN};

@@ -51,7 +51,8 @@ TEST(Sass, SampleConfigKernelsForSm90aKeepToRegistersAndUseTheirUnits) {
     });
   }
   for (auto& w : workers) w.join();
-  size_t tensor_core = 0;
+  size_t tensor_core = 0, simt = 0;
+  const std::regex registers(R"(Used ([0-9]+) registers)");
   for (size_t i = 0; i < specs.size(); ++i) {
     const KernelSpec& spec = specs[i];
     SCOPED_TRACE(spec.to_string());
@@ -69,6 +70,14 @@ TEST(Sass, SampleConfigKernelsForSm90aKeepToRegistersAndUseTheirUnits) {
         EXPECT_NE(sass[i].find(unit), std::string::npos) << "the Hopper GEMM without " << unit;
       ++tensor_core;
     }
+    if (spec.family == "gemm_simt") {
+      // 16-byte shared-memory reads of both operands, and registers for two blocks a multiprocessor
+      EXPECT_NE(sass[i].find("LDS.128"), std::string::npos) << "the SIMT GEMM without 16-byte shared loads";
+      std::smatch used;
+      ASSERT_TRUE(std::regex_search(log, used, registers)) << log;
+      EXPECT_LE(std::stoi(used[1]), 128) << log;
+      ++simt;
+    }
     if (spec.family == "gemm_mma" || spec.family == "gemm_tf32") {
       EXPECT_NE(sass[i].find("HMMA"), std::string::npos) << "a tensor-core family without tensor-core instructions";
       ++tensor_core;
@@ -76,6 +85,7 @@ TEST(Sass, SampleConfigKernelsForSm90aKeepToRegistersAndUseTheirUnits) {
   }
   EXPECT_GT(specs.size(), 100u);
   EXPECT_GT(tensor_core, 0u) << "the sample configs exercise the tensor-core GEMMs";
+  EXPECT_GT(simt, 0u) << "the sample configs exercise the SIMT GEMM (grouped weight gradients)";
 }
 
 }  // namespace

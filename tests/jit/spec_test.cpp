@@ -44,7 +44,7 @@ TEST(Target, WhichCodeRunsOnWhichDevice) {
 }
 
 // Each GEMM family's launch comes from its own tiles: on CUDA one block per output tile of every
-// batch (the tensor-core families' 128x128, the SIMT kernel's 64x64, over [K, N] for the weight
+// batch (128x128, and the SIMT kernel's 64x64 where N or K is at most 64; over [K, N] for the weight
 // gradient); on the CPU every batch gets at least one block and no more than its row tiles.
 TEST(GemmLaunch, EveryOutputTileGetsABlockInEveryFamily) {
   using kernels::GemmShape;
@@ -56,17 +56,21 @@ TEST(GemmLaunch, EveryOutputTileGetsABlockInEveryFamily) {
   for (const Case& c : {Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 96}, "gemm_mma"},
                         Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 96, .allow_tf32 = true}, "gemm_tf32"},
                         Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 96}, "gemm_simt"},
-                        Case{GemmShape{.dtype = DType::kFloat16, .n = 256, .k = 96, .trans_a = true}, "gemm_simt"}}) {
+                        Case{GemmShape{.dtype = DType::kFloat16, .n = 256, .k = 96, .trans_a = true}, "gemm_simt"},
+                        Case{GemmShape{.dtype = DType::kFloat32, .n = 64, .k = 96}, "gemm_simt"},
+                        Case{GemmShape{.dtype = DType::kFloat32, .n = 8, .k = 96, .trans_a = true}, "gemm_simt"}}) {
     const KernelSpec spec = kernels::gemm_spec(c.shape, Target::cuda(90, true));
     SCOPED_TRACE(spec.to_string());
     ASSERT_EQ(spec.family, c.family);
     const kernels::GemmTileShape tile = kernels::gemm_tile_shape(spec);
     const int64_t out_rows = c.shape.trans_a ? problem.k : problem.rows;
-    const int64_t tiles = ((out_rows + tile.m - 1) / tile.m) * ((problem.n + tile.n - 1) / tile.n);
-    const LaunchConfig config = kernels::gemm_launch_config(spec, problem);
+    const int64_t tiles = ((out_rows + tile.m - 1) / tile.m) * ((c.shape.n + tile.n - 1) / tile.n);
+    kernels::GemmProblem p = problem;
+    p.n = c.shape.n;
+    const LaunchConfig config = kernels::gemm_launch_config(spec, p);
     EXPECT_EQ(config.grid, problem.batch * tiles);
     EXPECT_EQ(config.block, static_cast<unsigned>(kernels::kGemmThreads));
-    EXPECT_EQ(tile.m * tile.n, spec.family == "gemm_simt" ? 64 * 64 : 128 * 128);
+    EXPECT_EQ(tile.m * tile.n, c.shape.n <= 64 || c.shape.k <= 64 ? 64 * 64 : 128 * 128);
   }
   for (bool trans_a : {false, true}) {
     const KernelSpec spec = kernels::gemm_spec(GemmShape{.n = 256, .k = 96, .trans_a = trans_a}, Target::cpu(64));
@@ -368,7 +372,10 @@ TEST(KernelSpec, BadSpecsAreUserErrors) {
   for (const char* text : {"dispatch_encode<dtype=float32,model_dim=6,top_k=1,apply_gate=true,vec=4>@sm_90",
                            "dispatch_encode<dtype=float32,model_dim=64,top_k=4097,apply_gate=true,vec=1>@cpu",
                            "dispatch_encode<dtype=float32,model_dim=64,top_k=1,apply_gate=true,vec=8>@sm_90",
-                           "route_locations<dtype=bfloat16,experts=4,top_k=1>@cpu"}) {
+                           "route_locations<dtype=bfloat16,experts=4,top_k=1>@cpu",
+                           // the SIMT GEMM's tiles are 64 or 128
+                           "gemm_simt<dtype=float32,n=256,k=64,trans_a=false,trans_b=false,bias=false,activation=0,"
+                           "tile=96>@sm_90"}) {
     EXPECT_THROW(generate_source(KernelSpec::parse(text)), UserError) << text;
   }
   EXPECT_THROW(Target::parse("sm_"), UserError);

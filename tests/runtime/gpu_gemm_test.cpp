@@ -1,7 +1,8 @@
 // The expert GEMMs on the GPU against the double reference, in the shapes that take each
 // candidate: on a Hopper GPU the wgmma kernel (both B layouts, both tile widths, K deep enough
 // to wrap its shared-memory ring, ragged and grouped rows, every epilogue), elsewhere the
-// mma.sync kernel these shapes fall back to. Skips, saying why, without a CUDA device.
+// mma.sync kernel these shapes fall back to; float32 (no TF32) every form on the SIMT kernel.
+// Skips, saying why, without a CUDA device.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -42,6 +43,12 @@ std::vector<double> uniform(std::mt19937& rng, size_t count) {
   return v;
 }
 
+// fp32 accumulation of exact products; the error is the final rounding to the dtype (sums of K
+// products of values in [-1, 1] reach about sqrt(K)).
+double tolerance(DType dt) {
+  return dt == DType::kFloat32 ? 1e-4 : dt == DType::kFloat16 ? 2e-3 : 1e-2;
+}
+
 double silu(double x) {
   return x / (1 + std::exp(-x));
 }
@@ -62,7 +69,9 @@ TEST_P(GpuGemm, HopperShapesMatchTheReference) {
     const bool bias = c.act == kernels::kActGelu;
     const kernels::GemmShape shape{
         .dtype = dt, .n = c.n, .k = c.k, .trans_b = c.trans_b, .bias = bias, .activation = c.act};
-    if (hopper) {
+    if (dt == DType::kFloat32) {  // without TF32: CUDA cores
+      EXPECT_EQ(kernels::gemm_spec(shape, gpu.target()).family, "gemm_simt");
+    } else if (hopper) {
       EXPECT_EQ(kernels::gemm_spec(shape, gpu.target()).family, "gemm_wgmma");
     }
     const std::string ha = encode_values(uniform(rng, c.batch * c.rows * c.k), dt);
@@ -101,9 +110,7 @@ TEST_P(GpuGemm, HopperShapesMatchTheReference) {
                                 c.act == kernels::kActGelu ? reference::Act::kGelu : reference::Act::kNone);
     if (c.act == kernels::kActSwiglu)
       for (size_t i = 0; i < want.size(); ++i) want[i] *= silu(aux[i]);
-    // NOTE: fp32 accumulation of exact products; the error is the final rounding to the dtype
-    // (sums of K products of values in [-1, 1] reach about sqrt(K)).
-    const double tol = dt == DType::kFloat16 ? 2e-3 : 1e-2;
+    const double tol = tolerance(dt);
     for (int64_t b = 0; b < c.batch; ++b)
       for (int64_t r = 0; r < c.rows; ++r)
         for (int64_t j = 0; j < c.n; ++j) {
@@ -139,7 +146,8 @@ TEST_P(GpuGemm, WeightGradientMatchesTheReference) {
                                       << (c.grouped ? " grouped" : ""));
     const kernels::GemmShape shape{.dtype = dt, .n = c.n, .k = c.k, .trans_a = true, .grouped = c.grouped};
     if (hopper) {
-      EXPECT_EQ(kernels::gemm_spec(shape, gpu.target()).family, c.grouped ? "gemm_simt" : "gemm_wgmma");
+      EXPECT_EQ(kernels::gemm_spec(shape, gpu.target()).family,
+                c.grouped || dt == DType::kFloat32 ? "gemm_simt" : "gemm_wgmma");
     }
     std::vector<double> a = uniform(rng, c.batch * c.rows * c.k), b = uniform(rng, c.batch * c.rows * c.n);
     std::vector<int> counts(c.batch, static_cast<int>(c.rows));
@@ -161,7 +169,7 @@ TEST_P(GpuGemm, WeightGradientMatchesTheReference) {
     std::string out(dc.bytes(), '\0');
     gpu.copy_to_host(out.data(), dc.data(), out.size());
     const auto got = decode_values(out, dt), av = decode_values(ha, dt), bv = decode_values(hb, dt);
-    const double tol = dt == DType::kFloat16 ? 2e-3 : 1e-2;
+    const double tol = tolerance(dt);
     for (int64_t bi = 0; bi < c.batch; ++bi)
       for (int64_t i = 0; i < c.k; ++i)
         for (int64_t j = 0; j < c.n; ++j) {
@@ -196,11 +204,12 @@ TEST_P(GpuGemm, UnalignedOperandsTakeTheSimtKernelAndAgree) {
   av.erase(av.begin());
   const auto want = reference::gemm(av, decode_values(hw, dt), nullptr, 1, rows, k, n, false, reference::Act::kNone);
   const auto got = decode_values(out, dt);
-  const double tol = dt == DType::kFloat16 ? 2e-3 : 1e-2;
+  const double tol = tolerance(dt);
   for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], tol * (1 + std::abs(want[i]))) << i;
 }
 
-INSTANTIATE_TEST_SUITE_P(HalfTypes, GpuGemm, ::testing::Values(DType::kFloat16, DType::kBFloat16),
+// float32 (without TF32) runs every shape on the SIMT kernel: its forms on the GPU.
+INSTANTIATE_TEST_SUITE_P(Dtypes, GpuGemm, ::testing::Values(DType::kFloat16, DType::kBFloat16, DType::kFloat32),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 }  // namespace

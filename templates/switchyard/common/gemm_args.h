@@ -17,10 +17,11 @@ SY_HOST_DEVICE constexpr bool gemm_uses_aux(int activation) {
   return activation >= kActSwiglu;
 }
 
-// CUDA launch shapes (256 threads a block): the SIMT kernel covers 64x64 of C per block, the
-// tensor-core kernel 128x128. Blocks are numbered batch-major, then row tiles, then column tiles.
+// CUDA launch shapes (256 threads a block): the SIMT kernel covers 128x128 of C per block (64x64
+// where N is at most 64), the mma.sync kernel 128x128. Blocks are numbered batch-major, then row tiles, then column tiles.
 constexpr int kGemmThreads = 256;
-constexpr int kGemmSimtTile = 64;
+constexpr int kGemmSimtTile = 128;
+constexpr int kGemmSimtTileNarrow = 64;
 constexpr int kGemmMmaTileM = 128;
 constexpr int kGemmMmaTileN = 128;
 constexpr int kGemmMmaTileK = 32;

@@ -16,9 +16,15 @@ __device__ __forceinline__ float to_float(float v) {
   return v;
 }
 __device__ __forceinline__ float to_float(half_t v) {
+#ifdef __CUDA_ARCH__
   float f;
   asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v.bits));
   return f;
+#else  // a host compiler running the templates (tests/support/cuda_emulation.h)
+  _Float16 h;
+  __builtin_memcpy(&h, &v.bits, 2);
+  return static_cast<float>(h);
+#endif
 }
 __device__ __forceinline__ float to_float(bf16_t v) {
   return __uint_as_float(static_cast<unsigned>(v.bits) << 16);
@@ -34,7 +40,12 @@ __device__ __forceinline__ float from_float<float>(float f) {
 template <>
 __device__ __forceinline__ half_t from_float<half_t>(float f) {
   half_t h;
+#ifdef __CUDA_ARCH__
   asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h.bits) : "f"(f));
+#else
+  const _Float16 rounded = static_cast<_Float16>(f);
+  __builtin_memcpy(&h.bits, &rounded, 2);
+#endif
   return h;
 }
 template <>
