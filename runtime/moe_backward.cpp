@@ -117,9 +117,11 @@ void MoeLayer::backward_gate(const Tensor& grad_gates, double l_aux_weight, cons
   const Tensor d_logits = logits_space.view(g, {s, e});
   gate_backward(context_, sv.routed, dg, l_aux_weight, sv.options.normalize_gate, d_logits, plan.gate_backward);
   const Tensor gate_input = sv.gate_input ? sv.gate_input->view(g, {1, s, m}) : one_batch(sv.x(g, m));
-  Buffer dx_space(device_, static_cast<size_t>(s * m) * dtype_size(g));
-  const Tensor dx = dx_space.view(g, {1, s, m});
   const auto gate = static_cast<size_t>(sv.options.gate_index);
+  // The top gate computes dx only when asked; a cosine or custom gate's comes with its parameters'.
+  const bool dx_written = grad_input != nullptr || config_.gates[gate].type != GateType::kTop;
+  Buffer dx_space(device_, dx_written ? static_cast<size_t>(s * m) * dtype_size(g) : 0);
+  const Tensor dx = dx_written ? dx_space.view(g, {1, s, m}) : Tensor();
   if (config_.gates[gate].type == GateType::kCosineTop) {
     cosine_backward(gate, one_batch(d_logits), gate_input, *sv.cosine_gate, dx);
   } else if (config_.gates[gate].type == GateType::kCustom) {
@@ -188,9 +190,12 @@ BackwardResult MoeLayer::backward(const Tensor& grad_output, const BackwardOptio
   const bool post = sv.options.is_postscore;
   const Tensor* rows = sv.options.dropless_grouped ? &sv.routed.counts : nullptr;  // clamped to C by the kernels
   // The transpose of decode is encode with the gate applied where decode applied it, and back.
-  Buffer slots_space(device_, slot_bytes), dispatched_space(device_, slot_bytes);
+  // The experts' input gradient feeds dL/dx, and without is_postscore the gate's gradient too.
+  const bool experts_input_grad = options.input_gradient || !post;
+  const bool d_dispatched_written = experts_backward_writes_input(experts_input_grad);
+  Buffer slots_space(device_, slot_bytes), dispatched_space(device_, d_dispatched_written ? slot_bytes : 0);
   const Tensor d_slots = slots_space.view(config_.dtype, {e, c, m});
-  const Tensor d_dispatched = dispatched_space.view(config_.dtype, {e, c, m});
+  const Tensor d_dispatched = d_dispatched_written ? dispatched_space.view(config_.dtype, {e, c, m}) : Tensor();
   dispatch_encode(context_, grad_output, sv.routing, !post, d_slots, plan.encode_transpose);
   const int r = sv.options.adaptive_r;
   Buffer gates_space(device_, sv.routing.gates.nbytes());
@@ -201,8 +206,7 @@ BackwardResult MoeLayer::backward(const Tensor& grad_output, const BackwardOptio
   // The experts' part, in the layout the experts saw: the all-to-all's adjoint is its inverse.
   std::vector<std::unique_ptr<Buffer>> storage;
   const ExpertTensors grads = expert_gradients(r, storage);
-  // The experts' input gradient feeds dL/dx, and without is_postscore the gate's gradient too.
-  experts_backward(d_slots, d_dispatched, rows, sv.experts.weights, grads, options.input_gradient || !post);
+  experts_backward(d_slots, d_dispatched, rows, sv.experts.weights, grads, experts_input_grad);
   scatter_expert_gradients(grads, r);
   BackwardResult result;
   if (options.input_gradient) {

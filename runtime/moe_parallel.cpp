@@ -291,6 +291,13 @@ void MoeLayer::experts_forward(const Tensor& slots, const Tensor& processed, con
   }
 }
 
+bool MoeLayer::experts_backward_writes_input(bool input_grad) const {
+  const Saved& sv = *saved_;
+  const bool sharded = shards_ > 1 && sv.options.adaptive_r >= 1;
+  const bool local = sv.experts.chunks == 1 && (sv.options.adaptive_r == 0 || group_ == nullptr || group_->size() == 1);
+  return input_grad || config_.custom_experts != nullptr || sharded || !local;
+}
+
 void MoeLayer::experts_backward(const Tensor& d_processed, const Tensor& d_slots, const Tensor* rows,
                                 const ExpertTensors& weights, const ExpertTensors& grads, bool input_grad) {
   const Saved& sv = *saved_;

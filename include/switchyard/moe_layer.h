@@ -296,10 +296,14 @@ class SWITCHYARD_API MoeLayer {
   // Piece `piece`'s rows in that buffer.
   Tensor piece_rows(const Buffer& rows, int64_t piece) const;
   // The transpose of experts_forward for the saved forward: d_processed -> d_slots, filling `grads`.
-  // Without `input_grad`, d_slots may be left unwritten (only a single rank's unexchanged experts
-  // skip it: an exchange sends it back whole).
+  // Without `input_grad`, d_slots may be left unwritten and empty where experts_backward_writes_input
+  // says so.
   void experts_backward(const Tensor& d_processed, const Tensor& d_slots, const Tensor* rows,
                         const ExpertTensors& weights, const ExpertTensors& grads, bool input_grad = true);
+  // Whether experts_backward writes d_slots when `input_grad` is false: custom experts always do
+  // (their interface), and so does every exchange, which sends it back whole; only a single
+  // rank's built-in experts skip it.
+  bool experts_backward_writes_input(bool input_grad) const;
   std::unique_ptr<comm::PendingOp> start_exchange(const void* send, void* recv, size_t bytes_per_rank, bool use_2dh);
   // compute(chunk, input [E_x, R, M], output [E_x, R, M]) of one exchanged chunk.
   using ChunkCompute = std::function<void(int64_t, const Tensor&, const Tensor&)>;
