@@ -23,6 +23,7 @@ Cublas load_cublas();
 /// cudaDataType of a half type (CUDA_R_16F, CUDA_R_16BF), else CUDA_R_32F.
 int cublas_type(DType dtype);
 
-constexpr int kCublasCompute32F = 68;  // CUBLAS_COMPUTE_32F
+constexpr int kCublasCompute32F = 68;          // CUBLAS_COMPUTE_32F
+constexpr int kCublasCompute32FFastTf32 = 77;  // CUBLAS_COMPUTE_32F_FAST_TF32: float32 on tensor cores
 
 }  // namespace switchyard::bench

@@ -6,6 +6,7 @@
 
 #include <iostream>
 #include <regex>
+#include <tuple>
 
 #include "bench/cublas.h"
 #include "bench/cuda_timing.h"
@@ -38,9 +39,9 @@ nlohmann::json kernel_resources(Context& context, const KernelSpec& spec, const 
 
 // kForward: C [batch, rows, n] = A [batch, rows, k] W, W [batch, k, n]. kDataGradient: the same
 // with W^T (W [batch, n, k]). kWeightGradient: C [batch, k, n] = A^T B, B [batch, rows, n],
-// reducing over the rows.
+// reducing over the rows. `tf32`: float32 on tensor cores (allow_tf32), against cuBLAS's TF32.
 nlohmann::json run_case(Context& context, const Cublas& cublas, const char* name, DType dt, int64_t batch, int64_t rows,
-                        int64_t k, int64_t n, Form form = Form::kForward) {
+                        int64_t k, int64_t n, Form form = Form::kForward, bool tf32 = false) {
   Device& gpu = context.cuda(0);
   const size_t el = dtype_size(dt);
   const bool trans_a = form == Form::kWeightGradient, trans_b = form == Form::kDataGradient;
@@ -53,35 +54,37 @@ nlohmann::json run_case(Context& context, const Cublas& cublas, const char* name
   GemmOptions options;
   options.trans_a = trans_a;
   options.trans_b = trans_b;
-  const KernelSpec spec =
-      kernels::gemm_spec({.dtype = dt, .n = n, .k = k, .trans_b = trans_b, .trans_a = trans_a}, gpu.target());
+  options.allow_tf32 = tf32;
+  const KernelSpec spec = kernels::gemm_spec(
+      {.dtype = dt, .n = n, .k = k, .trans_b = trans_b, .allow_tf32 = tf32, .trans_a = trans_a}, gpu.target());
   const LaunchConfig launch = kernels::gemm_launch_config(
       spec, {.batch = batch, .rows = rows, .max_rows = rows, .k = k, .n = n, .parallelism = gpu.parallelism()});
   double ours = bench::median_cuda_seconds(20, [&] { batched_gemm(context, ta, tw, tc, options); });
   const float one = 1.0f, zero = 0.0f;
   const int ct = bench::cublas_type(dt);
+  const int compute = tf32 ? bench::kCublasCompute32FFastTf32 : bench::kCublasCompute32F;
   // Row-major C = A op(W) is column-major C^T = op(W)^T A^T: cuBLAS m = n, n = rows. The weight
   // gradient C^T [n, k] = B^T A: m = n, n = k, reducing over the rows (A transposed).
   double theirs = bench::median_cuda_seconds(20, [&] {
     if (trans_a) {
       cublas.gemm(cublas.handle, 0, 1, static_cast<int>(n), static_cast<int>(k), static_cast<int>(rows), &one, w.data(),
                   ct, static_cast<int>(n), rows * n, a.data(), ct, static_cast<int>(k), rows * k, &zero, c.data(), ct,
-                  static_cast<int>(n), k * n, static_cast<int>(batch), bench::kCublasCompute32F, -1);
+                  static_cast<int>(n), k * n, static_cast<int>(batch), compute, -1);
       return;
     }
     cublas.gemm(cublas.handle, trans_b ? 1 : 0, 0, static_cast<int>(n), static_cast<int>(rows), static_cast<int>(k),
                 &one, w.data(), ct, static_cast<int>(trans_b ? k : n), k * n, a.data(), ct, static_cast<int>(k),
-                rows * k, &zero, c.data(), ct, static_cast<int>(n), rows * n, static_cast<int>(batch),
-                bench::kCublasCompute32F, -1);
+                rows * k, &zero, c.data(), ct, static_cast<int>(n), rows * n, static_cast<int>(batch), compute, -1);
   });
   double flops = 2.0 * batch * rows * k * n;
   const nlohmann::json resources = kernel_resources(context, spec, launch);
-  std::cerr << "gpu_gemm_bench: " << name << " " << dtype_name(dt) << " " << flops / ours / 1e12 << " TFLOP/s, cuBLAS "
+  const std::string type = std::string(dtype_name(dt)) + (tf32 ? " tf32" : "");
+  std::cerr << "gpu_gemm_bench: " << name << " " << type << " " << flops / ours / 1e12 << " TFLOP/s, cuBLAS "
             << flops / theirs / 1e12 << " (" << theirs / ours << "x) [" << spec.family << ", " << resources["registers"]
             << " registers, " << resources["shared_bytes"] << " B shared, " << resources["blocks_per_sm"]
             << " block(s)/SM]" << std::endl;
   return {{"name", name},
-          {"dtype", dtype_name(dt)},
+          {"dtype", type},
           {"kernel", spec.family},
           {"resources", resources},
           {"switchyard_tflops", flops / ours / 1e12},
@@ -113,6 +116,10 @@ int main() {
       results.push_back(
           run_case(context, cublas, "mixtral fc2 wgrad", dt, 8, 2048, 14336, 4096, Form::kWeightGradient));
     }
+    // float32 layers that allow TF32 (the forward; the gradients stay in float32).
+    for (const auto& [name, rows, k, n] :
+         {std::tuple{"mid fc1", 1024, 1024, 4096}, std::tuple{"mixtral fc1", 2048, 4096, 14336}})
+      results.push_back(run_case(context, cublas, name, DType::kFloat32, 8, rows, k, n, Form::kForward, true));
     std::cout << nlohmann::json{{"device", context.cuda(0).name()}, {"results", results}}.dump(2) << "\n";
     return 0;
   } catch (const Error& e) {

@@ -323,9 +323,24 @@ double read_weights_seconds(Context& context, const MoeLayer& layer) {
   });
 }
 
-// A forward of a few tokens at Mixtral's dims (M 4096, H 14336, E 8, top-2, SwiGLU) in `dtype`:
-// every expert sees a handful of rows, so the time is bounded by reading the weights once.
-nlohmann::json small_batch_case(int64_t s, DType dtype) {
+// The roofline of our GEMMs in `dtype` on this host, GFLOP/s: bfloat16's dot products or AMX tiles
+// where the kernel gemm_spec chooses runs on them (as add_peak_fractions), else the FMA peak.
+double gemm_roofline_gflops(DType dtype, unsigned threads) {
+  if (dtype == DType::kBFloat16) {
+    const KernelSpec kernel = kernels::gemm_spec({.dtype = dtype, .n = 64, .k = 64}, Context::global().cpu().target());
+    const double amx = kernel.bool_param("amx") ? bench::amx_bf16_peak_gflops(threads) : 0;
+    const double dot = kernel.bool_param("bf16_dot") ? bench::bf16_dot_peak_gflops(threads) : 0;
+    if (amx > 0) return amx;
+    if (dot > 0) return dot;
+  }
+  return bench::fma_peak_gflops(threads);
+}
+
+// Forwards of a few tokens (each of `token_counts`) at Mixtral's dims (M 4096, H 14336, E 8, top-2,
+// SwiGLU) in `dtype`, on one layer: every expert sees a handful of rows, so the time is bounded by
+// reading the weights once, or, as the tokens grow, by the GEMMs' arithmetic at the roofline's
+// peak (`floor_ms` is the larger; `vs_floor` our time over it, `vs_read_once` over the reads alone).
+nlohmann::json small_batch_cases(DType dtype, const std::vector<int64_t>& token_counts) {
   Context& context = Context::global();
   MoeLayerConfig config;
   config.model_dim = 4096;
@@ -334,22 +349,41 @@ nlohmann::json small_batch_case(int64_t s, DType dtype) {
   config.expert_type = ExpertType::kSwiglu;
   config.has_fc1_bias = config.has_fc2_bias = false;
   config.dtype = dtype;
+  const int64_t top_k = 2;
   const auto construct_start = Clock::now();
   MoeLayer layer(context, context.cpu(), config);  // draws every weight (init_random)
   const double construct_s = std::chrono::duration<double>(Clock::now() - construct_start).count();
-  std::mt19937 rng(5);
-  std::normal_distribution<float> normal;
-  std::vector<float> x(s * config.model_dim);
-  for (auto& v : x) v = normal(rng);
-  std::string x16 =
-      dtype == DType::kFloat32 ? std::string() : encode_host_values(std::vector<double>(x.begin(), x.end()), dtype);
-  Tensor tx(dtype == DType::kFloat32 ? static_cast<void*>(x.data()) : x16.data(), dtype, {s, config.model_dim});
-  ForwardOptions options;
-  options.top_k = 2;
-  const double forward = best_seconds(3, [&] { layer.forward(tx, options); });
   const size_t weight_bytes = 3 * dtype_size(dtype) * config.num_experts * config.model_dim * config.hidden_size;
   const double floor_s = read_weights_seconds(context, layer);
   const double gbps = static_cast<double>(weight_bytes) / floor_s / 1e9;
+  const double roofline = gemm_roofline_gflops(dtype, context.cpu().parallelism());
+  nlohmann::json cases = nlohmann::json::array();
+  for (const int64_t s : token_counts) {
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal;
+    std::vector<double> x(s * config.model_dim);
+    for (auto& v : x) v = normal(rng);
+    std::string bytes = encode_host_values(x, dtype);
+    Tensor tx(bytes.data(), dtype, {s, config.model_dim});
+    ForwardOptions options;
+    options.top_k = top_k;
+    const double forward = best_seconds(3, [&] { layer.forward(tx, options); });
+    // Three GEMMs of M x H per routed row (SwiGLU), two flops a product.
+    const double gflop = 2.0 * 3 * static_cast<double>(s * top_k * config.model_dim * config.hidden_size) / 1e9;
+    const double compute_s = gflop / roofline;
+    cases.push_back({{"name", std::string("mixtral small batch (") + dtype_name(dtype) + " SwiGLU)"},
+                     {"tokens", s},
+                     {"weight_gb", weight_bytes / 1e9},
+                     {"read_gbps", gbps},
+                     {"read_weights_once_ms", floor_s * 1e3},
+                     {"gflop", gflop},
+                     {"roofline_gflops", roofline},
+                     {"compute_at_peak_ms", compute_s * 1e3},
+                     {"floor_ms", std::max(floor_s, compute_s) * 1e3},
+                     {"forward_ms", forward * 1e3},
+                     {"vs_read_once", forward / floor_s},
+                     {"vs_floor", forward / std::max(floor_s, compute_s)}});
+  }
   // Start-up from a checkpoint: MoeLayer::open streams the file into the parameters (the file was
   // just written, so it is read from the page cache: the figure excludes the disk).
   const std::string path =
@@ -360,15 +394,11 @@ nlohmann::json small_batch_case(int64_t s, DType dtype) {
   const std::unique_ptr<MoeLayer> opened = MoeLayer::open(context, context.cpu(), path);
   const double open_s = std::chrono::duration<double>(Clock::now() - open_start).count();
   std::filesystem::remove(path);
-  return {{"name", std::string("mixtral small batch (") + dtype_name(dtype) + " SwiGLU)"},
-          {"construct_ms", construct_s * 1e3},
-          {"open_from_file_ms", open_s * 1e3},
-          {"tokens", s},
-          {"weight_gb", weight_bytes / 1e9},
-          {"read_gbps", gbps},
-          {"read_weights_once_ms", floor_s * 1e3},
-          {"forward_ms", forward * 1e3},
-          {"vs_read_once", forward / floor_s}};
+  for (auto& c : cases) {
+    c["construct_ms"] = construct_s * 1e3;
+    c["open_from_file_ms"] = open_s * 1e3;
+  }
+  return cases;
 }
 
 }  // namespace
@@ -494,7 +524,8 @@ int run(int argc, char** argv) {
   if (selection->wants("small_batch")) {
     out["small_batch"] = nlohmann::json::array();
     for (DType dtype : {DType::kFloat32, DType::kBFloat16})
-      if (selection->wants(dtype)) out["small_batch"].push_back(small_batch_case(64, dtype));
+      if (selection->wants(dtype))
+        for (auto& c : small_batch_cases(dtype, {16, 32, 64})) out["small_batch"].push_back(c);
   }
   std::cout << out.dump(2) << "\n";
   if (!out["peak_exceeded"].empty()) {
