@@ -1,37 +1,57 @@
 // The CUDA templates run on the host, so that CI machines without a GPU check what the kernels
 // compute and not only that they compile. Each block's threads are fibers on the calling thread
-// that switch at __syncthreads; between two barriers they run in turn, in an order that alternates
-// (first to last, then last to first), so that a thread reading another's shared-memory writes
-// without a barrier between them reads stale data in one of the two orders. Only what the SIMT
-// templates use is here: no warp shuffles, atomics or inline PTX (the tensor-core kernels are
-// checked on a GPU, by scripts/device-check). Include it before any template.
+// that switch at __syncthreads and at warp shuffles; a fiber resumes once its whole block (or
+// warp) waits there, and the ready fibers run in an order that alternates (first to last, then
+// last to first), so that a thread reading another's shared-memory writes without a barrier
+// between them reads stale data in one of the two orders. Only what the templates without
+// inline PTX use is here: no atomics or tensor-core instructions (those kernels are checked on a
+// GPU, by scripts/device-check). Include it before any template.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <functional>
 
 struct dim3 {
-  unsigned x = 0, y = 0, z = 0;
+  unsigned x = 1, y = 1, z = 1;
 };
 
 namespace switchyard::emulation {
 
 extern dim3 thread_index;
 extern dim3 block_index;
+extern dim3 block_dim;
 
 /// The barrier of the running block (only inside launch()).
 void syncthreads();
 
+/// Every lane of the calling thread's warp exchanges `bits`: returns what lane `source_lane` of
+/// the warp passed (its own where the source is outside the warp). Full warps only.
+uint64_t warp_exchange(uint64_t bits, int source_lane);
+
 /// Runs `kernel` as every thread of `grid` blocks of `block_threads` threads, block after block.
 /// Throws switchyard::Error where some threads of a block returned while others wait at a
-/// barrier (undefined on a GPU), or where the kernel threw.
+/// barrier or shuffle (undefined on a GPU), or where the kernel threw.
 void launch(unsigned grid, unsigned block_threads, const std::function<void()>& kernel);
+
+template <typename T>
+T shuffle(T value, int source_lane) {
+  static_assert(sizeof(T) <= sizeof(uint64_t), "shuffle: at most 8 bytes");
+  uint64_t bits = 0;
+  std::memcpy(&bits, &value, sizeof(T));
+  bits = warp_exchange(bits, source_lane);
+  std::memcpy(&value, &bits, sizeof(T));
+  return value;
+}
+void check_full_warp(unsigned mask, int width);
 
 }  // namespace switchyard::emulation
 
 #define threadIdx (::switchyard::emulation::thread_index)
 #define blockIdx (::switchyard::emulation::block_index)
+#define blockDim (::switchyard::emulation::block_dim)
 #define __global__
 #define __device__
 #define __host__
@@ -41,7 +61,41 @@ void launch(unsigned grid, unsigned block_threads, const std::function<void()>& 
 #define __shared__ static
 #define __syncthreads() ::switchyard::emulation::syncthreads()
 
+template <typename T>
+T __shfl_sync(unsigned mask, T value, int lane, int width = 32) {
+  ::switchyard::emulation::check_full_warp(mask, width);
+  return ::switchyard::emulation::shuffle(value, lane & 31);
+}
+template <typename T>
+T __shfl_up_sync(unsigned mask, T value, unsigned delta, int width = 32) {
+  ::switchyard::emulation::check_full_warp(mask, width);
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  return ::switchyard::emulation::shuffle(value, lane - static_cast<int>(delta));
+}
+template <typename T>
+T __shfl_down_sync(unsigned mask, T value, unsigned delta, int width = 32) {
+  ::switchyard::emulation::check_full_warp(mask, width);
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  return ::switchyard::emulation::shuffle(value, lane + static_cast<int>(delta));
+}
+template <typename T>
+T __shfl_xor_sync(unsigned mask, T value, int lane_mask, int width = 32) {
+  ::switchyard::emulation::check_full_warp(mask, width);
+  return ::switchyard::emulation::shuffle(value, static_cast<int>(threadIdx.x % 32) ^ lane_mask);
+}
+
+inline int min(int a, int b) {
+  return std::min(a, b);
+}
+inline int max(int a, int b) {
+  return std::max(a, b);
+}
 inline float __uint_as_float(unsigned bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+inline float __int_as_float(int bits) {
   float f;
   std::memcpy(&f, &bits, sizeof f);
   return f;
