@@ -2,7 +2,8 @@
 // tests/support/cuda_emulation.h, with their families' own launches, against the float64
 // reference: softmax and top-k (ties to the lower expert), normalization, batch-prioritized
 // order, locations from the block-wide prefix sums (warp shuffles), counts and the gshard_loss
-// terms. Logits are tied on purpose (tied_logits).
+// terms, and the gate's backward (through normalization and the aux loss's term). Logits are tied
+// on purpose (tied_logits).
 #include "tests/support/cuda_emulation.h"  // before the templates
 
 #include <gtest/gtest.h>
@@ -11,6 +12,7 @@
 #include <switchyard/cuda/gating.cuh>
 
 #include "jit/kernels/gating.h"
+#include "tests/reference/backward_reference.h"
 #include "tests/reference/moe_reference.h"
 
 namespace switchyard {
@@ -98,6 +100,50 @@ TEST(GatingEmulation, RoutingMatchesTheReference) {
   expect_routing_matches<5, 1, false>({700, true});
   expect_routing_matches<64, 4, true>({257, true});
   expect_routing_matches<2, 2, false>({33, false});
+}
+
+// dL/dlogits from dL/dgates through top-k, the normalization and softmax, plus the aux loss's
+// per-expert term (aux_scale * top1_counts[e], as the layer passes it), a thread per token.
+template <int kExperts, int kTopK, bool kNormalize>
+void expect_gate_backward_matches(int tokens, bool with_aux) {
+  SCOPED_TRACE(::testing::Message() << tokens << " tokens, " << kExperts << " experts, top-" << kTopK
+                                    << (kNormalize ? ", normalized" : "") << (with_aux ? ", aux loss" : ""));
+  std::mt19937 rng(17 + tokens);
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<double> logits(static_cast<size_t>(tokens) * kExperts), dg(kTopK * tokens);
+  for (double& v : logits) v = 2 * u(rng);
+  for (double& v : dg) v = u(rng);
+  const reference::Routing routed = reference::route(logits, tokens, kExperts, kTopK, 1.0, kNormalize, false, 1);
+  const std::vector<float> scores(routed.scores.begin(), routed.scores.end()), grad_gates(dg.begin(), dg.end());
+  std::vector<int> top1(kExperts, 0);
+  for (int t = 0; t < tokens; ++t) ++top1[routed.indices[t]];
+  const double aux_scale = 0.01 * kExperts / (static_cast<double>(tokens) * tokens);
+  std::vector<float> grad_logits(static_cast<size_t>(tokens) * kExperts, NAN);
+  const kernels::GateBackwardArgs args{scores.data(),
+                                       routed.indices.data(),
+                                       grad_gates.data(),
+                                       with_aux ? top1.data() : nullptr,
+                                       aux_scale,
+                                       grad_logits.data(),
+                                       tokens};
+  const KernelSpec spec = kernels::gate_backward_spec(DType::kFloat32, kExperts, kTopK, kNormalize, Target::cuda(90));
+  const LaunchConfig launch = kernels::gating_launch_config(spec, tokens, 132);
+  emulation::launch(launch.grid, launch.block, [&] { cuda::gate_backward<float, kExperts, kTopK, kNormalize>(args); });
+  std::vector<double> aux;
+  if (with_aux)
+    for (int e = 0; e < kExperts; ++e) aux.push_back(static_cast<float>(aux_scale * top1[e]));
+  const std::vector<double> want =
+      reference::gate_backward(std::vector<double>(scores.begin(), scores.end()), routed.indices,
+                               std::vector<double>(dg.begin(), dg.end()), aux, tokens, kExperts, kTopK, kNormalize);
+  for (size_t i = 0; i < want.size(); ++i)
+    ASSERT_NEAR(grad_logits[i], want[i], 1e-5 * (1 + std::abs(want[i]))) << "token " << i / kExperts;
+}
+
+TEST(GatingEmulation, GateBackwardMatchesTheReference) {
+  expect_gate_backward_matches<8, 2, true>(300, true);
+  expect_gate_backward_matches<8, 2, false>(129, false);
+  expect_gate_backward_matches<5, 1, false>(70, true);
+  expect_gate_backward_matches<64, 4, true>(33, true);
 }
 
 }  // namespace
