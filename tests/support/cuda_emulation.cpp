@@ -12,6 +12,7 @@ namespace switchyard::emulation {
 dim3 thread_index;
 dim3 block_index;
 dim3 block_dim;
+dim3 grid_dim;
 
 namespace {
 
@@ -154,6 +155,7 @@ void launch(unsigned grid, unsigned block_threads, const std::function<void()>& 
     ~Reset() { running = nullptr; }
   } reset;
   block_dim = dim3{block_threads, 1, 1};
+  grid_dim = dim3{grid, 1, 1};
   for (unsigned b = 0; b < grid && !run.error; ++b) {
     block_index = dim3{b, 0, 0};
     start_fibers(run);

@@ -23,6 +23,7 @@ namespace switchyard::emulation {
 extern dim3 thread_index;
 extern dim3 block_index;
 extern dim3 block_dim;
+extern dim3 grid_dim;
 
 /// The barrier of the running block (only inside launch()).
 void syncthreads();
@@ -52,6 +53,7 @@ void check_full_warp(unsigned mask, int width);
 #define threadIdx (::switchyard::emulation::thread_index)
 #define blockIdx (::switchyard::emulation::block_index)
 #define blockDim (::switchyard::emulation::block_dim)
+#define gridDim (::switchyard::emulation::grid_dim)
 #define __global__
 #define __device__
 #define __host__
