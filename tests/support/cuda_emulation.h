@@ -102,6 +102,11 @@ inline float __int_as_float(int bits) {
   std::memcpy(&f, &bits, sizeof f);
   return f;
 }
+inline double __longlong_as_double(long long bits) {
+  double d;
+  std::memcpy(&d, &bits, sizeof d);
+  return d;
+}
 inline unsigned __float_as_uint(float f) {
   unsigned bits;
   std::memcpy(&bits, &f, sizeof bits);
