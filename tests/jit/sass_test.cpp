@@ -73,6 +73,9 @@ TEST(Sass, SampleConfigKernelsForSm90aKeepToRegistersAndUseTheirUnits) {
     if (spec.family == "gemm_simt") {
       // 16-byte shared-memory reads of both operands, and registers for two blocks a multiprocessor
       EXPECT_NE(sass[i].find("LDS.128"), std::string::npos) << "the SIMT GEMM without 16-byte shared loads";
+      if (spec.dtype_param("dtype") == DType::kFloat32 && spec.int_param("tile") == 128) {
+        EXPECT_NE(sass[i].find("LDG.E.128"), std::string::npos) << "float32 operands without 16-byte global loads";
+      }
       std::smatch used;
       ASSERT_TRUE(std::regex_search(log, used, registers)) << log;
       EXPECT_LE(std::stoi(used[1]), 128) << log;
