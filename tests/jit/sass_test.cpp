@@ -2,7 +2,8 @@
 // scripts/setup-deps installs into .tools/): every kernel the sample configs need, forward and
 // training, keeps to registers (no local-memory loads or stores, no spills in ptxas's report),
 // and the tensor-core families really issue tensor-core instructions (HGMMA and TMA for the
-// Hopper GEMM).
+// Hopper GEMM); the SIMT GEMM (and a float32 Mixtral layer's three passes on it) reads shared
+// memory 16 bytes at a time, float32 global memory too, in at most 128 registers.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "core/fs.h"
+#include "jit/kernels/gemm.h"
 #include "runtime/context.h"
 #include "runtime/model_config.h"
 #include "tests/support/test_support.h"
@@ -37,6 +39,11 @@ TEST(Sass, SampleConfigKernelsForSm90aKeepToRegistersAndUseTheirUnits) {
     config.training = true;
     for (const KernelSpec& spec : kernel_set(config, hopper).specs) specs.push_back(spec);
   }
+  // A float32 layer without TF32 at Mixtral's dims: its three expert GEMM passes on CUDA cores.
+  for (const kernels::GemmShape& shape :
+       {kernels::GemmShape{.n = 14336, .k = 4096}, kernels::GemmShape{.n = 4096, .k = 14336, .trans_b = true},
+        kernels::GemmShape{.n = 4096, .k = 14336, .trans_a = true}})
+    specs.push_back(kernels::gemm_spec(shape, hopper));
   // NOTE: nvdisasm dominates the time: one process per kernel, as many at once as there are cores.
   std::vector<Binary> binaries;
   for (const KernelSpec& spec : specs) binaries.push_back(Context::global().store().obtain(spec).binary);
