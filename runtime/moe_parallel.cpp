@@ -291,11 +291,14 @@ void MoeLayer::experts_forward(const Tensor& slots, const Tensor& processed, con
   }
 }
 
-bool MoeLayer::experts_backward_writes_input(bool input_grad) const {
+bool MoeLayer::experts_ran_locally() const {
   const Saved& sv = *saved_;
   const bool sharded = shards_ > 1 && sv.options.adaptive_r >= 1;
-  const bool local = sv.experts.chunks == 1 && (sv.options.adaptive_r == 0 || group_ == nullptr || group_->size() == 1);
-  return input_grad || config_.custom_experts != nullptr || sharded || !local;
+  return !sharded && sv.experts.chunks == 1 && (sv.options.adaptive_r == 0 || group_ == nullptr || group_->size() == 1);
+}
+
+bool MoeLayer::experts_backward_writes_input(bool input_grad) const {
+  return input_grad || config_.custom_experts != nullptr || !experts_ran_locally();
 }
 
 void MoeLayer::experts_backward(const Tensor& d_processed, const Tensor& d_slots, const Tensor* rows,
@@ -314,7 +317,7 @@ void MoeLayer::experts_backward(const Tensor& d_processed, const Tensor& d_slots
     return Tensor(static_cast<char*>(sv.experts.pre->data()) + static_cast<size_t>(i) * pre_chunk, dt,
                   {static_cast<int64_t>(pre_chunk / dtype_size(dt))}, d_slots.device());
   };
-  if (sv.experts.chunks == 1 && (sv.options.adaptive_r == 0 || group_ == nullptr || group_->size() == 1)) {
+  if (experts_ran_locally()) {
     backward_experts(d_processed, d_slots, rows, weights, grads, saved_input(0), saved_pre(0), input_grad);
     return;
   }

@@ -300,9 +300,11 @@ class SWITCHYARD_API MoeLayer {
   // says so.
   void experts_backward(const Tensor& d_processed, const Tensor& d_slots, const Tensor* rows,
                         const ExpertTensors& weights, const ExpertTensors& grads, bool input_grad = true);
+  // Whether the saved forward's experts ran on this rank's slots alone: no exchange, no shards.
+  bool experts_ran_locally() const;
   // Whether experts_backward writes d_slots when `input_grad` is false: custom experts always do
-  // (their interface), and so does every exchange, which sends it back whole; only a single
-  // rank's built-in experts skip it.
+  // (their interface), and so does every exchange, which sends it back whole; only built-in
+  // experts that ran locally skip it.
   bool experts_backward_writes_input(bool input_grad) const;
   std::unique_ptr<comm::PendingOp> start_exchange(const void* send, void* recv, size_t bytes_per_rank, bool use_2dh);
   // compute(chunk, input [E_x, R, M], output [E_x, R, M]) of one exchanged chunk.
