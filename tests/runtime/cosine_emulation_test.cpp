@@ -12,9 +12,12 @@
 #include <switchyard/cuda/cosine.cuh>
 
 #include "jit/kernels/cosine.h"
+#include "tests/support/random_values.h"
 
 namespace switchyard {
 namespace {
+
+using testing::uniform_values;
 
 template <int kOp>
 void run(const kernels::CosineArgs& args, long items) {
@@ -23,18 +26,12 @@ void run(const kernels::CosineArgs& args, long items) {
   emulation::launch(launch.grid, launch.block, [&] { cuda::cosine<float, kOp>(args); });
 }
 
-std::vector<float> uniform(std::mt19937& rng, size_t count) {
-  std::uniform_real_distribution<float> u(-1, 1);
-  std::vector<float> v(count);
-  for (auto& x : v) x = u(rng);
-  return v;
-}
-
 // The columns of a [length, vectors] matrix (element stride `vectors`), column 3 all zeros.
 TEST(CosineEmulation, NormalizeAndItsBackwardMatchTheFormulas) {
   std::mt19937 rng(37);
   const long vectors = 300, length = 24;
-  std::vector<float> x = uniform(rng, vectors * length), dy = uniform(rng, vectors * length);
+  std::vector<float> x = uniform_values<float>(rng, vectors * length),
+                     dy = uniform_values<float>(rng, vectors * length);
   for (long i = 0; i < length; ++i) x[i * vectors + 3] = 0.0f;
   std::vector<float> y(x.size(), NAN), norms(vectors, NAN), dx(x.size(), NAN);
   kernels::CosineArgs args{x.data(), nullptr, y.data(), norms.data(), nullptr, nullptr, vectors, length, 1, vectors};
@@ -61,7 +58,7 @@ TEST(CosineEmulation, NormalizeAndItsBackwardMatchTheFormulas) {
 TEST(CosineEmulation, TemperatureScaleAndItsBackwardMatchTheFormulas) {
   std::mt19937 rng(41);
   const long count = 1000;  // past one block: the backward's strided partial sums
-  const std::vector<float> x = uniform(rng, count), dy = uniform(rng, count);
+  const std::vector<float> x = uniform_values<float>(rng, count), dy = uniform_values<float>(rng, count);
   for (float t : {1.5f, 5.0f}) {  // below and above log 100
     SCOPED_TRACE(::testing::Message() << "t = " << t);
     const double scale = std::exp(std::min(double(t), kernels::kCosineMaxLogScale));

@@ -15,21 +15,17 @@
 #include "jit/kernels/dispatch.h"
 #include "tests/reference/dispatch_reference.h"
 #include "tests/support/dtype_values.h"
+#include "tests/support/random_values.h"
 
 namespace switchyard {
 namespace {
+
+using testing::uniform_values;
 
 using testing::decode_values;
 using testing::encode_values;
 
 const Target kGpu = Target::cuda(90, true);
-
-std::vector<double> uniform(std::mt19937& rng, size_t count) {
-  std::uniform_real_distribution<double> u(-1, 1);
-  std::vector<double> v(count);
-  for (auto& x : v) x = u(rng);
-  return v;
-}
 
 // A routing of `tokens` over 4 experts whose capacity keeps about three quarters of the choices.
 reference::RoutingCase routing(std::mt19937& rng, int64_t tokens, int64_t model_dim, int64_t top_k) {
@@ -62,7 +58,7 @@ void expect_encode_and_decode_match(DType dt, int64_t tokens) {
   std::mt19937 rng(11 + tokens);
   const reference::RoutingCase r = routing(rng, tokens, kModelDim, kTopK);
   const std::vector<float> gates(r.gates.begin(), r.gates.end());
-  const std::vector<double> x = decode_values(encode_values(uniform(rng, tokens * kModelDim), dt), dt);
+  const std::vector<double> x = decode_values(encode_values(uniform_values(rng, tokens * kModelDim), dt), dt);
   const std::string x_bytes = encode_values(x, dt);
   std::string slots = encode_values(std::vector<double>(r.experts * r.capacity * kModelDim, 0.0), dt);
   const kernels::DispatchArgs encode = dispatch_args(r, gates, x_bytes.data(), slots.data());

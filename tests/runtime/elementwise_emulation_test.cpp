@@ -14,18 +14,13 @@
 
 #include "jit/kernels/elementwise.h"
 #include "tests/reference/backward_reference.h"
+#include "tests/support/random_values.h"
 
 namespace switchyard {
 namespace {
 
 using kernels::ElementwiseArgs;
-
-std::vector<float> uniform(std::mt19937& rng, size_t count) {
-  std::uniform_real_distribution<float> u(-2, 2);
-  std::vector<float> v(count);
-  for (auto& x : v) x = u(rng);
-  return v;
-}
+using testing::uniform_values;
 
 double silu(double v) {
   return v / (1 + std::exp(-v));
@@ -48,7 +43,9 @@ void expect_near(const std::vector<float>& got, const std::function<double(size_
 TEST(ElementwiseEmulation, PointwiseOpsMatchTheirFormulas) {
   std::mt19937 rng(19);
   const long n = 1000;  // not a multiple of the 256-thread blocks
-  const std::vector<float> x = uniform(rng, n), y = uniform(rng, n), z = uniform(rng, n);
+  const std::vector<float> x = uniform_values<float>(rng, n, -2.0f, 2.0f),
+                           y = uniform_values<float>(rng, n, -2.0f, 2.0f),
+                           z = uniform_values<float>(rng, n, -2.0f, 2.0f);
   std::vector<float> out(n), out2(n);
   ElementwiseArgs args{x.data(), y.data(), z.data(), out.data(), out2.data(), nullptr, n, 0, 0, 0, 0.75, 0, 0, 0};
   run<kernels::kEwActivate, kernels::kActRelu>(args);
@@ -79,7 +76,9 @@ TEST(ElementwiseEmulation, PointwiseOpsMatchTheirFormulas) {
 TEST(ElementwiseEmulation, SgdStepsWithAndWithoutMomentum) {
   std::mt19937 rng(23);
   const long n = 300;
-  const std::vector<float> start = uniform(rng, n), grad = uniform(rng, n), velocity0 = uniform(rng, n);
+  const std::vector<float> start = uniform_values<float>(rng, n, -2.0f, 2.0f),
+                           grad = uniform_values<float>(rng, n, -2.0f, 2.0f),
+                           velocity0 = uniform_values<float>(rng, n, -2.0f, 2.0f);
   for (bool momentum : {false, true}) {
     SCOPED_TRACE(momentum ? "momentum 0.9, weight decay 0.01" : "plain");
     std::vector<float> param = start, velocity = velocity0;
@@ -101,7 +100,7 @@ TEST(ElementwiseEmulation, SgdStepsWithAndWithoutMomentum) {
 TEST(ElementwiseEmulation, RowSumsAndTransposeMatchTheirFormulas) {
   std::mt19937 rng(29);
   const int batch = 3, rows = 70, cols = 90;
-  const std::vector<float> x = uniform(rng, static_cast<size_t>(batch) * rows * cols);
+  const std::vector<float> x = uniform_values<float>(rng, static_cast<size_t>(batch) * rows * cols, -2.0f, 2.0f);
   const std::vector<int> counts = {70, 0, 33};  // grouped rows: an empty batch, a short one
   std::vector<float> sums(batch * cols, NAN);
   run<kernels::kEwSumRows>(

@@ -17,19 +17,15 @@
 #include "jit/kernels/gemm.h"
 #include "tests/reference/moe_reference.h"
 #include "tests/support/dtype_values.h"
+#include "tests/support/random_values.h"
 
 namespace switchyard {
 namespace {
 
+using testing::uniform_values;
+
 using testing::decode_values;
 using testing::encode_values;
-
-std::vector<double> uniform(std::mt19937& rng, size_t count) {
-  std::uniform_real_distribution<double> u(-1, 1);
-  std::vector<double> v(count);
-  for (auto& x : v) x = u(rng);
-  return v;
-}
 
 // The tolerance of a value rounded to `dt` after float sums of short reductions.
 double tolerance(DType dt) {
@@ -77,10 +73,10 @@ void expect_forward_matches(DType dt, const Problem& p) {
                                      .aligned_16 = false},
                                     kTile);
   std::mt19937 rng(41);
-  const std::string a = encode_values(uniform(rng, p.batch * p.rows * kK), dt);
-  const std::string w = encode_values(uniform(rng, p.batch * kK * kN), dt);
-  const std::string bias = encode_values(uniform(rng, p.batch * kN), dt);
-  const std::string aux = encode_values(uniform(rng, p.batch * p.rows * kN), dt);
+  const std::string a = encode_values(uniform_values(rng, p.batch * p.rows * kK), dt);
+  const std::string w = encode_values(uniform_values(rng, p.batch * kK * kN), dt);
+  const std::string bias = encode_values(uniform_values(rng, p.batch * kN), dt);
+  const std::string aux = encode_values(uniform_values(rng, p.batch * p.rows * kN), dt);
   const std::string poison = encode_values(std::vector<double>(p.batch * p.rows * kN, 7.0), dt);
   std::string c = poison;
   const std::vector<int> counts = counts_of(p);
@@ -130,7 +126,7 @@ void expect_weight_gradient_matches(DType dt, const Problem& p) {
   const KernelSpec spec =
       simt_spec({.dtype = dt, .n = kN, .k = kK, .trans_a = true, .aligned_16 = false, .grouped = p.grouped}, kTile);
   std::mt19937 rng(43);
-  std::vector<double> a = uniform(rng, p.batch * p.rows * kK), b = uniform(rng, p.batch * p.rows * kN);
+  std::vector<double> a = uniform_values(rng, p.batch * p.rows * kK), b = uniform_values(rng, p.batch * p.rows * kN);
   const std::vector<int> counts = counts_of(p);
   for (int64_t bi = 0; bi < p.batch; ++bi)
     for (int64_t r = counts[bi]; r < p.rows; ++r) a[(bi * p.rows + r) * kK] = b[(bi * p.rows + r) * kN] = NAN;

@@ -14,9 +14,12 @@
 #include "runtime/gemm_ops.h"
 #include "tests/reference/moe_reference.h"
 #include "tests/support/dtype_values.h"
+#include "tests/support/random_values.h"
 
 namespace switchyard {
 namespace {
+
+using testing::uniform_values;
 
 using testing::decode_values;
 using testing::encode_values;
@@ -35,13 +38,6 @@ struct Case {
   kernels::GemmActivation act;  // kActNone, kActGelu (with bias) or kActSwiglu (aux)
   bool grouped;                 // row counts per batch, one of them 0
 };
-
-std::vector<double> uniform(std::mt19937& rng, size_t count) {
-  std::uniform_real_distribution<double> u(-1, 1);
-  std::vector<double> v(count);
-  for (auto& x : v) x = u(rng);
-  return v;
-}
 
 // fp32 accumulation of exact products; the error is the final rounding to the dtype (sums of K
 // products of values in [-1, 1] reach about sqrt(K)).
@@ -74,10 +70,10 @@ TEST_P(GpuGemm, HopperShapesMatchTheReference) {
     } else if (hopper) {
       EXPECT_EQ(kernels::gemm_spec(shape, gpu.target()).family, "gemm_wgmma");
     }
-    const std::string ha = encode_values(uniform(rng, c.batch * c.rows * c.k), dt);
-    const std::string hw = encode_values(uniform(rng, c.batch * c.k * c.n), dt);
-    const std::string hb = encode_values(uniform(rng, c.batch * c.n), dt);
-    const std::string hx = encode_values(uniform(rng, c.batch * c.rows * c.n), dt);  // SwiGLU's gate input
+    const std::string ha = encode_values(uniform_values(rng, c.batch * c.rows * c.k), dt);
+    const std::string hw = encode_values(uniform_values(rng, c.batch * c.k * c.n), dt);
+    const std::string hb = encode_values(uniform_values(rng, c.batch * c.n), dt);
+    const std::string hx = encode_values(uniform_values(rng, c.batch * c.rows * c.n), dt);  // SwiGLU's gate input
     std::vector<int> counts(c.batch, static_cast<int>(c.rows));
     if (c.grouped)
       for (int64_t b = 0; b < c.batch; ++b) counts[b] = static_cast<int>((b * 97 + 13) % (c.rows + 1)) * (b != 1);
@@ -149,7 +145,8 @@ TEST_P(GpuGemm, WeightGradientMatchesTheReference) {
       EXPECT_EQ(kernels::gemm_spec(shape, gpu.target()).family,
                 c.grouped || dt == DType::kFloat32 ? "gemm_simt" : "gemm_wgmma");
     }
-    std::vector<double> a = uniform(rng, c.batch * c.rows * c.k), b = uniform(rng, c.batch * c.rows * c.n);
+    std::vector<double> a = uniform_values(rng, c.batch * c.rows * c.k),
+                        b = uniform_values(rng, c.batch * c.rows * c.n);
     std::vector<int> counts(c.batch, static_cast<int>(c.rows));
     if (c.grouped) {
       counts = {77, 0, static_cast<int>(c.rows)};
@@ -190,7 +187,8 @@ TEST_P(GpuGemm, UnalignedOperandsTakeTheSimtKernelAndAgree) {
   Device& gpu = context.cuda(0);
   std::mt19937 rng(32);
   const int64_t rows = 70, k = 128, n = 128;
-  const std::string ha = encode_values(uniform(rng, rows * k + 1), dt), hw = encode_values(uniform(rng, k * n), dt);
+  const std::string ha = encode_values(uniform_values(rng, rows * k + 1), dt),
+                    hw = encode_values(uniform_values(rng, k * n), dt);
   Buffer da(gpu, ha.size()), dw(gpu, hw.size()), dc(gpu, rows * n * dtype_size(dt));
   gpu.copy_from_host(da.data(), ha.data(), ha.size());
   gpu.copy_from_host(dw.data(), hw.data(), hw.size());

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -93,24 +94,16 @@ inline int max(int a, int b) {
   return std::max(a, b);
 }
 inline float __uint_as_float(unsigned bits) {
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
+  return std::bit_cast<float>(bits);
 }
 inline float __int_as_float(int bits) {
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
+  return std::bit_cast<float>(bits);
 }
 inline double __longlong_as_double(long long bits) {
-  double d;
-  std::memcpy(&d, &bits, sizeof d);
-  return d;
+  return std::bit_cast<double>(bits);
 }
 inline unsigned __float_as_uint(float f) {
-  unsigned bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  return bits;
+  return std::bit_cast<unsigned>(f);
 }
 inline float __expf(float x) {
   return std::exp(x);
