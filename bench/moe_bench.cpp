@@ -191,21 +191,35 @@ nlohmann::json gemm_case(const GemmShape& shape) {
   return result;
 }
 
-// Each figure's fraction of its roofline, beside it ("switchyard_gflops" -> "fraction_of_peak"):
-// the FMA peak, or for our bfloat16 GEMMs the peak of what they run on: AMX's tiles or AVX512_BF16's
-// dot products where the CPU compiled for has them (a peak is 0 where this host has none). The
-// baselines' fractions are of the FMA peak.
+// What bounds our GEMMs in one dtype: its name and peak in GFLOP/s.
+struct Roofline {
+  const char* name;
+  double gflops;
+};
+
+// The roofline of our GEMMs in `dtype` on this host: for bfloat16, the peak of what the kernel
+// gemm_spec chooses for the CPU compiled for runs on (AMX's tiles or AVX512_BF16's dot products)
+// where this host measured one (a peak is 0 where it has none); else the FMA peak.
+Roofline roofline_for(DType dtype, double fma_peak, double bf16_dot_peak, double amx_peak) {
+  if (dtype == DType::kBFloat16) {
+    const KernelSpec kernel = kernels::gemm_spec({.dtype = dtype, .n = 64, .k = 64}, Context::global().cpu().target());
+    if (kernel.bool_param("amx")) {
+      if (amx_peak > 0) return {"bfloat16 AMX tiles", amx_peak};
+    } else if (kernel.bool_param("bf16_dot") && bf16_dot_peak > 0) {
+      return {"bfloat16 dot products", bf16_dot_peak};
+    }
+  }
+  return {"float32 FMA", fma_peak};
+}
+
+// Each figure's fraction of its roofline (roofline_for), beside it ("switchyard_gflops" ->
+// "fraction_of_peak"). The baselines' fractions are of the FMA peak.
 void add_peak_fractions(nlohmann::json& gemms, double peak, double bf16_dot_peak, double amx_peak) {
-  // What our bfloat16 GEMMs run on: the kernel gemm_spec chooses for the CPU compiled for.
-  const KernelSpec bf16_kernel =
-      kernels::gemm_spec({.dtype = DType::kBFloat16, .n = 64, .k = 64}, Context::global().cpu().target());
-  const bool ours_amx = bf16_kernel.bool_param("amx") && amx_peak > 0;
-  const bool ours_dot = !bf16_kernel.bool_param("amx") && bf16_kernel.bool_param("bf16_dot") && bf16_dot_peak > 0;
   for (auto& g : gemms) {
-    const bool bf16 = g["dtype"] == "bfloat16";
-    const bool amx = ours_amx && bf16, dot = ours_dot && bf16;
-    g["roofline"] = amx ? "bfloat16 AMX tiles" : dot ? "bfloat16 dot products" : "float32 FMA";
-    g["fraction_of_peak"] = g["switchyard_gflops"].get<double>() / (amx ? amx_peak : dot ? bf16_dot_peak : peak);
+    const DType dtype = g["dtype"] == "bfloat16" ? DType::kBFloat16 : DType::kFloat32;
+    const Roofline roofline = roofline_for(dtype, peak, bf16_dot_peak, amx_peak);
+    g["roofline"] = roofline.name;
+    g["fraction_of_peak"] = g["switchyard_gflops"].get<double>() / roofline.gflops;
     for (const char* baseline : {"openblas", "onednn"})
       if (g.contains(std::string(baseline) + "_gflops"))
         g[std::string(baseline) + "_fraction_of_peak"] = g[std::string(baseline) + "_gflops"].get<double>() / peak;
@@ -323,19 +337,6 @@ double read_weights_seconds(Context& context, const MoeLayer& layer) {
   });
 }
 
-// The roofline of our GEMMs in `dtype` on this host, GFLOP/s: bfloat16's dot products or AMX tiles
-// where the kernel gemm_spec chooses runs on them (as add_peak_fractions), else the FMA peak.
-double gemm_roofline_gflops(DType dtype, unsigned threads) {
-  if (dtype == DType::kBFloat16) {
-    const KernelSpec kernel = kernels::gemm_spec({.dtype = dtype, .n = 64, .k = 64}, Context::global().cpu().target());
-    const double amx = kernel.bool_param("amx") ? bench::amx_bf16_peak_gflops(threads) : 0;
-    const double dot = kernel.bool_param("bf16_dot") ? bench::bf16_dot_peak_gflops(threads) : 0;
-    if (amx > 0) return amx;
-    if (dot > 0) return dot;
-  }
-  return bench::fma_peak_gflops(threads);
-}
-
 // Forwards of a few tokens (each of `token_counts`) at Mixtral's dims (M 4096, H 14336, E 8, top-2,
 // SwiGLU) in `dtype`, on one layer: every expert sees a handful of rows, so the time is bounded by
 // reading the weights once, or, as the tokens grow, by the GEMMs' arithmetic at the roofline's
@@ -356,7 +357,9 @@ nlohmann::json small_batch_cases(DType dtype, const std::vector<int64_t>& token_
   const size_t weight_bytes = 3 * dtype_size(dtype) * config.num_experts * config.model_dim * config.hidden_size;
   const double floor_s = read_weights_seconds(context, layer);
   const double gbps = static_cast<double>(weight_bytes) / floor_s / 1e9;
-  const double roofline = gemm_roofline_gflops(dtype, context.cpu().parallelism());
+  const unsigned threads = context.cpu().parallelism();
+  const Roofline roofline = roofline_for(dtype, bench::fma_peak_gflops(threads), bench::bf16_dot_peak_gflops(threads),
+                                         bench::amx_bf16_peak_gflops(threads));
   nlohmann::json cases = nlohmann::json::array();
   for (const int64_t s : token_counts) {
     std::mt19937 rng(5);
@@ -370,14 +373,15 @@ nlohmann::json small_batch_cases(DType dtype, const std::vector<int64_t>& token_
     const double forward = best_seconds(3, [&] { layer.forward(tx, options); });
     // Three GEMMs of M x H per routed row (SwiGLU), two flops a product.
     const double gflop = 2.0 * 3 * static_cast<double>(s * top_k * config.model_dim * config.hidden_size) / 1e9;
-    const double compute_s = gflop / roofline;
+    const double compute_s = gflop / roofline.gflops;
     cases.push_back({{"name", std::string("mixtral small batch (") + dtype_name(dtype) + " SwiGLU)"},
                      {"tokens", s},
                      {"weight_gb", weight_bytes / 1e9},
                      {"read_gbps", gbps},
                      {"read_weights_once_ms", floor_s * 1e3},
                      {"gflop", gflop},
-                     {"roofline_gflops", roofline},
+                     {"roofline", roofline.name},
+                     {"roofline_gflops", roofline.gflops},
                      {"compute_at_peak_ms", compute_s * 1e3},
                      {"floor_ms", std::max(floor_s, compute_s) * 1e3},
                      {"forward_ms", forward * 1e3},
