@@ -23,7 +23,7 @@ template <int kOp>
 void run(const kernels::CosineArgs& args, long items) {
   const KernelSpec spec = kernels::cosine_spec(DType::kFloat32, kernels::CosineOp(kOp), Target::cuda(90));
   const LaunchConfig launch = kernels::cosine_launch_config(spec, items, 132);
-  emulation::launch(launch.grid, launch.block, [&] { cuda::cosine<float, kOp>(args); });
+  emulation::launch(launch, [&] { cuda::cosine<float, kOp>(args); });
 }
 
 // The columns of a [length, vectors] matrix (element stride `vectors`), column 3 all zeros.

@@ -64,8 +64,7 @@ void expect_encode_and_decode_match(DType dt, int64_t tokens) {
   const kernels::DispatchArgs encode = dispatch_args(r, gates, x_bytes.data(), slots.data());
   const LaunchConfig launch = kernels::dispatch_launch_config(
       kernels::dispatch_spec(true, dt, kModelDim, kTopK, kPostscore, kGpu), tokens, 132);
-  emulation::launch(launch.grid, launch.block,
-                    [&] { cuda::dispatch_encode<T, kModelDim, kTopK, !kPostscore, kVec>(encode); });
+  emulation::launch(launch, [&] { cuda::dispatch_encode<T, kModelDim, kTopK, !kPostscore, kVec>(encode); });
   const double tol = dt == DType::kFloat32 ? 1e-6 : 1e-2;
   const std::vector<double> want_slots = reference::encode(r, x, kPostscore), got_slots = decode_values(slots, dt);
   for (size_t i = 0; i < want_slots.size(); ++i)
@@ -75,8 +74,7 @@ void expect_encode_and_decode_match(DType dt, int64_t tokens) {
   const kernels::DispatchArgs decode = dispatch_args(r, gates, slots.data(), out.data());
   const LaunchConfig decode_launch = kernels::dispatch_launch_config(
       kernels::dispatch_spec(false, dt, kModelDim, kTopK, kPostscore, kGpu), tokens, 132);
-  emulation::launch(decode_launch.grid, decode_launch.block,
-                    [&] { cuda::combine_decode<T, kModelDim, kTopK, kPostscore, kVec>(decode); });
+  emulation::launch(decode_launch, [&] { cuda::combine_decode<T, kModelDim, kTopK, kPostscore, kVec>(decode); });
   const std::vector<double> want_out = reference::decode(r, got_slots, kPostscore), got_out = decode_values(out, dt);
   for (size_t i = 0; i < want_out.size(); ++i)
     ASSERT_NEAR(got_out[i], want_out[i], tol * (1 + std::abs(want_out[i]))) << "output element " << i;
@@ -106,7 +104,7 @@ void expect_gate_grad_matches(int64_t tokens) {
   kernels::DispatchArgs args = dispatch_args(r, gates, slots.data(), grad.data());
   args.other = other.data();
   const LaunchConfig launch = kernels::gate_grad_launch_config(spec, tokens, 132);
-  emulation::launch(launch.grid, launch.block, [&] { cuda::gate_grad<float, kModelDim, kTopK, kVec>(args); });
+  emulation::launch(launch, [&] { cuda::gate_grad<float, kModelDim, kTopK, kVec>(args); });
   for (int64_t j = 0; j < kTopK; ++j)
     for (int64_t s = 0; s < tokens; ++s) {
       const int e = r.indices[j * tokens + s], slot = r.locations[j * tokens + s];

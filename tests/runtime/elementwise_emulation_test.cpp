@@ -32,7 +32,7 @@ void run(const ElementwiseArgs& args) {
   const KernelSpec spec = kernels::elementwise_spec(DType::kFloat32, kernels::ElementwiseOp(kOp),
                                                     kernels::GemmActivation(kAct), Target::cuda(90));
   const LaunchConfig launch = kernels::elementwise_launch_config(spec, args.count, args.count, 132);
-  emulation::launch(launch.grid, launch.block, [&] { cuda::elementwise<float, kOp, kAct>(args); });
+  emulation::launch(launch, [&] { cuda::elementwise<float, kOp, kAct>(args); });
 }
 
 void expect_near(const std::vector<float>& got, const std::function<double(size_t)>& want, const char* what) {

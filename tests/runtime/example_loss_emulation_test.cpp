@@ -20,7 +20,7 @@ void run(const kernels::ExampleLossArgs& args) {
   const KernelSpec spec = kernels::example_loss_spec(DType::kFloat32, kernels::ExampleLossOp(kOp), Target::cuda(90));
   const LaunchConfig launch = kernels::example_loss_launch_config(
       spec, {.batch = args.batch, .tokens = args.tokens, .model_dim = args.model_dim, .parallelism = 132});
-  emulation::launch(launch.grid, launch.block, [&] { cuda::example_loss<float, kOp>(args); });
+  emulation::launch(launch, [&] { cuda::example_loss<float, kOp>(args); });
 }
 
 TEST(ExampleLossEmulation, LossAndGradientMatchTheReference) {

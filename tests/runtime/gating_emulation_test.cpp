@@ -60,13 +60,12 @@ void expect_routing_matches(const Case& c) {
   const kernels::GateTopkArgs topk{logits.data(), scores.data(), indices.data(), gates.data(), top_score.data(), s};
   const LaunchConfig topk_launch =
       kernels::gating_launch_config(kernels::gate_topk_spec(DType::kFloat32, kExperts, kTopK, kNormalize, gpu), s, 132);
-  emulation::launch(topk_launch.grid, topk_launch.block,
-                    [&] { cuda::gate_topk<float, kExperts, kTopK, kNormalize>(topk); });
+  emulation::launch(topk_launch, [&] { cuda::gate_topk<float, kExperts, kTopK, kNormalize>(topk); });
   if (c.batch_prioritized) {
     const kernels::PriorityArgs priority{top_score.data(), order.data(), scratch.data(), s};
     const LaunchConfig launch =
         kernels::route_priority_launch_config(kernels::route_priority_spec(DType::kFloat32, gpu), s);
-    emulation::launch(launch.grid, launch.block, [&] { cuda::route_priority<float>(priority); });
+    emulation::launch(launch, [&] { cuda::route_priority<float>(priority); });
   }
   const kernels::LocationsArgs locate{indices.data(),    c.batch_prioritized ? order.data() : nullptr,
                                       scores.data(),     locations.data(),
@@ -74,8 +73,7 @@ void expect_routing_matches(const Case& c) {
                                       loss_terms.data(), s};
   const LaunchConfig locate_launch = kernels::route_locations_launch_config(
       kernels::route_locations_spec(DType::kFloat32, kExperts, kTopK, gpu), kExperts);
-  emulation::launch(locate_launch.grid, locate_launch.block,
-                    [&] { cuda::route_locations<float, kExperts, kTopK>(locate); });
+  emulation::launch(locate_launch, [&] { cuda::route_locations<float, kExperts, kTopK>(locate); });
 
   const reference::Routing want = reference::route(std::vector<double>(logits.begin(), logits.end()), s, kExperts,
                                                    kTopK, 1.0, kNormalize, c.batch_prioritized, 1);
@@ -128,7 +126,7 @@ void expect_gate_backward_matches(int tokens, bool with_aux) {
                                        tokens};
   const KernelSpec spec = kernels::gate_backward_spec(DType::kFloat32, kExperts, kTopK, kNormalize, Target::cuda(90));
   const LaunchConfig launch = kernels::gating_launch_config(spec, tokens, 132);
-  emulation::launch(launch.grid, launch.block, [&] { cuda::gate_backward<float, kExperts, kTopK, kNormalize>(args); });
+  emulation::launch(launch, [&] { cuda::gate_backward<float, kExperts, kTopK, kNormalize>(args); });
   std::vector<double> aux;
   if (with_aux)
     for (int e = 0; e < kExperts; ++e) aux.push_back(static_cast<float>(aux_scale * top1[e]));

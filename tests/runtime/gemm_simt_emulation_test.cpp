@@ -93,8 +93,7 @@ void expect_forward_matches(DType dt, const Problem& p) {
                                static_cast<int>(p.batch)};
   const LaunchConfig launch = kernels::gemm_launch_config(spec, {p.batch, p.rows, p.rows, kK, kN, 132});
   ASSERT_EQ(launch.block, static_cast<unsigned>(kernels::kGemmThreads));
-  emulation::launch(launch.grid, launch.block,
-                    [&] { cuda::gemm_simt<T, kN, kK, false, kTransB, kBias, kAct, kTile>(args); });
+  emulation::launch(launch, [&] { cuda::gemm_simt<T, kN, kK, false, kTransB, kBias, kAct, kTile>(args); });
 
   const auto bias_values = decode_values(bias, dt), aux_values = decode_values(aux, dt);
   const reference::Act act = kAct == kernels::kActGelu   ? reference::Act::kGelu
@@ -144,8 +143,7 @@ void expect_weight_gradient_matches(DType dt, const Problem& p) {
                                static_cast<int>(p.rows),
                                static_cast<int>(p.batch)};
   const LaunchConfig launch = kernels::gemm_launch_config(spec, {p.batch, p.rows, p.rows, kK, kN, 132});
-  emulation::launch(launch.grid, launch.block,
-                    [&] { cuda::gemm_simt<T, kN, kK, true, false, false, kernels::kActNone, kTile>(args); });
+  emulation::launch(launch, [&] { cuda::gemm_simt<T, kN, kK, true, false, false, kernels::kActNone, kTile>(args); });
   const auto got = decode_values(c, dt), av = decode_values(ha, dt), bv = decode_values(hb, dt);
   for (int64_t bi = 0; bi < p.batch; ++bi)
     for (int64_t i = 0; i < kK; ++i)
@@ -202,7 +200,9 @@ TEST(GemmSimtEmulation, ABarrierPartOfABlockSkipsIsAnError) {
                                    __syncthreads();
                                  }),
                Error);
-  // The emulator is usable again after the error.
+  // Dynamic shared memory, which a family's launch may ask for, is not emulated.
+  EXPECT_THROW(emulation::launch(LaunchConfig{1, 32, 1024}, [] {}), Error);
+  // The emulator is usable again after the errors.
   int ran = 0;
   emulation::launch(1, 4, [&] { ++ran; });
   EXPECT_EQ(ran, 4);

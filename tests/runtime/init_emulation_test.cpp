@@ -37,7 +37,7 @@ void expect_host_bits(DType dt, int normal) {
   const LaunchConfig launch =
       kernels::init_random_launch_config(kernels::init_random_spec(dt, Target::cuda(90)), count, 2);
   ASSERT_LT(static_cast<long>(launch.grid) * launch.block, count) << "the grid-stride loop is exercised";
-  emulation::launch(launch.grid, launch.block, [&] { cuda::init_random<T>(args); });
+  emulation::launch(launch, [&] { cuda::init_random<T>(args); });
   for (long i = 0; i < count; ++i) {
     uint32_t got = 0;
     std::memcpy(&got, &out[i], sizeof(T));

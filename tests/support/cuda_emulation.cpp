@@ -167,4 +167,10 @@ void launch(unsigned grid, unsigned block_threads, const std::function<void()>& 
   if (run.error) std::rethrow_exception(run.error);
 }
 
+void launch(const LaunchConfig& config, const std::function<void()>& kernel) {
+  SY_CHECK(config.shared_bytes == 0) << "emulated launch: " << config.shared_bytes
+                                     << " bytes of dynamic shared memory; the emulator provides none";
+  launch(config.grid, config.block, kernel);
+}
+
 }  // namespace switchyard::emulation

@@ -15,6 +15,8 @@
 #include <cstring>
 #include <functional>
 
+#include "jit/launch_config.h"
+
 struct dim3 {
   unsigned x = 1, y = 1, z = 1;
 };
@@ -37,6 +39,10 @@ uint64_t warp_exchange(uint64_t bits, int source_lane);
 /// Throws switchyard::Error where some threads of a block returned while others wait at a
 /// barrier or shuffle (undefined on a GPU), or where the kernel threw.
 void launch(unsigned grid, unsigned block_threads, const std::function<void()>& kernel);
+
+/// The same with a family's launch config (grid and block; dynamic shared memory, which the
+/// emulator does not provide, is an error).
+void launch(const LaunchConfig& config, const std::function<void()>& kernel);
 
 template <typename T>
 T shuffle(T value, int source_lane) {
