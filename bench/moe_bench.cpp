@@ -503,6 +503,7 @@ int run(int argc, char** argv) {
       // A small batch's experts at Mixtral's dims: reading the weights is the work.
       GemmShape{"mixtral small fc1", Pass::kForward, 8, 16, 4096, 14336, DType::kBFloat16},
       GemmShape{"mixtral small fc2", Pass::kForward, 8, 16, 14336, 4096, DType::kBFloat16},
+      GemmShape{"hot small fc1", Pass::kForward, 2, 16, 4096, 1024, DType::kBFloat16},
   };
   out["gemm"] = nlohmann::json::array();
   if (selection->wants("gemm")) {

@@ -25,6 +25,7 @@ const std::vector<KernelFamily>& kernel_families() {
                                                      kernels::gemm_mma_family(),
                                                      kernels::gemm_tf32_family(),
                                                      kernels::gemm_wgmma_family(),
+                                                     kernels::gemm_pack_b_family(),
                                                      kernels::cast_family(),
                                                      kernels::gate_grad_family(),
                                                      kernels::gate_backward_family(),

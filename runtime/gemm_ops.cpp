@@ -109,7 +109,16 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
                          options.trans_a ? rows * n : n * k,
                          options.trans_a ? k * n : rows * n,
                          static_cast<int>(rows),
-                         static_cast<int>(batch)};
+                         static_cast<int>(batch),
+                         nullptr,
+                         0};
+  if (options.b_panels != nullptr) {
+    const int64_t words = gemm_panels_words(shape, batch, device.target());
+    SY_CHECK(words > 0) << "gemm: " << spec.to_string() << " reads no packed panels of B";
+    expect(*options.b_panels, {words}, DType::kInt32, a.device(), "b_panels");
+    args.b_panels = options.b_panels->data();
+    args.b_panels_batch_stride = words / batch;
+  }
   const kernels::GemmProblem problem{
       .batch = batch, .rows = rows, .max_rows = max_rows, .k = k, .n = n, .parallelism = device.parallelism()};
   const LaunchConfig config = kernels::gemm_launch_config(spec, problem);
@@ -121,6 +130,33 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
   }
   void* params[] = {&args};
   device.launch(kernel, config, params);
+}
+
+int64_t gemm_panels_words(const kernels::GemmShape& shape, int64_t batch, const Target& target) {
+  if (!target.is_cpu()) return 0;
+  const KernelSpec gemm = kernels::gemm_spec(shape, target);
+  return kernels::gemm_reads_packed_b(gemm) ? batch * kernels::gemm_panels_words(kernels::gemm_pack_b_spec(gemm)) : 0;
+}
+
+void pack_gemm_b(Context& context, const Tensor& w, const kernels::GemmShape& shape, const Tensor& panels) {
+  SY_CHECK(w.ndim() == 3 && w.dtype() == shape.dtype && w.is_contiguous())
+      << "pack_gemm_b: weight is " << w.describe() << "; expected contiguous " << dtype_name(shape.dtype)
+      << " [B, K, N] (or [B, N, K] with trans_b)";
+  const int64_t batch = w.dim(0);
+  const std::vector<int64_t> w_shape =
+      shape.trans_b ? std::vector<int64_t>{batch, shape.n, shape.k} : std::vector<int64_t>{batch, shape.k, shape.n};
+  expect(w, w_shape, shape.dtype, w.device(), "weight to pack");
+  Device& device = context.device(w.device());
+  const int64_t words = gemm_panels_words(shape, batch, device.target());
+  SY_CHECK(words > 0) << "pack_gemm_b: the " << dtype_name(shape.dtype) << " GEMM of N " << shape.n << ", K "
+                      << shape.k << " on " << device.target().to_string()
+                      << " reads no packed panels (CPU bfloat16 dot products without AMX only)";
+  expect(panels, {words}, DType::kInt32, w.device(), "panels");
+  const KernelSpec spec = kernels::gemm_pack_b_spec(kernels::gemm_spec(shape, device.target()));
+  kernels::GemmPackArgs args{w.data(), panels.data(), shape.n * shape.k, words / batch, static_cast<int>(batch)};
+  void* params[] = {&args};
+  device.launch(context.kernel(device, spec), kernels::gemm_pack_b_launch_config(spec, batch, device.parallelism()),
+                params);
 }
 
 }  // namespace switchyard

@@ -121,6 +121,27 @@ KernelFamily gemm_family() {
   return f;
 }
 
+KernelFamily gemm_pack_b_family() {
+  KernelFamily f;
+  f.name = "gemm_pack_b";
+  f.params = {{"dtype", ParamDecl::Kind::kDType},
+              {"n", ParamDecl::Kind::kInt, 1, 1 << 20},
+              {"k", ParamDecl::Kind::kInt, 1, 1 << 20},
+              {"trans_b", ParamDecl::Kind::kBool},
+              {"tile_cols", ParamDecl::Kind::kInt, 16, 256}};
+  f.cpu_header = "switchyard/cpu/gemm_pack_b.hpp";
+  f.cpu_function = "switchyard::cpu::gemm_pack_b";
+  f.args_type = "switchyard::kernels::GemmPackArgs";
+  f.cpu_dtypes = {DType::kBFloat16};
+  f.check = [](const KernelSpec& spec) {
+    const int64_t tile_cols = spec.int_param("tile_cols");
+    SY_CHECK(tile_cols % 16 == 0 && spec.int_param("n") >= tile_cols)
+        << "kernel spec " << spec.to_string()
+        << ": tile_cols must be a multiple of 16 and n at least one tile of tile_cols columns";
+  };
+  return f;
+}
+
 KernelFamily cuda_gemm_family(const std::string& name, bool with_trans_b) {
   KernelFamily f;
   f.name = name;
@@ -311,6 +332,30 @@ LaunchConfig gemm_launch_config(const KernelSpec& spec, const GemmProblem& p) {
                                                 std::max<int64_t>(tiles(out_rows, tile.m), 1) * col_tiles);
   config.grid = static_cast<unsigned>(p.batch * per_batch);
   return config;
+}
+
+bool gemm_reads_packed_b(const KernelSpec& gemm) {
+  return gemm.family == "gemm" && gemm.bool_param("bf16_dot") && !gemm.bool_param("amx") &&
+         !gemm.bool_param("trans_a") && gemm.int_param("n") >= gemm_tile_shape(gemm).n;
+}
+
+KernelSpec gemm_pack_b_spec(const KernelSpec& gemm) {
+  SY_INTERNAL_CHECK(gemm_reads_packed_b(gemm)) << gemm.to_string() << " does not read packed panels";
+  return {"gemm_pack_b",
+          {{"dtype", gemm.dtype_param("dtype")},
+           {"n", gemm.int_param("n")},
+           {"k", gemm.int_param("k")},
+           {"trans_b", gemm.bool_param("trans_b")},
+           {"tile_cols", gemm_tile_shape(gemm).n}},
+          gemm.target};
+}
+
+int64_t gemm_panels_words(const KernelSpec& pack) {
+  return gemm_panels_words(pack.int_param("n"), pack.int_param("k"), pack.int_param("tile_cols"));
+}
+
+LaunchConfig gemm_pack_b_launch_config(const KernelSpec& pack, int64_t batch, unsigned parallelism) {
+  return cpu_blocks(batch * (pack.int_param("n") / pack.int_param("tile_cols")), 8, parallelism);
 }
 
 GemmActivation activation_derivative(GemmActivation activation) {

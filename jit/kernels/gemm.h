@@ -16,6 +16,7 @@ KernelFamily gemm_simt_family();   // CUDA cores, any dtype and layout
 KernelFamily gemm_mma_family();    // tensor cores, float16/bfloat16, n % 128 == 0, k % 32 == 0
 KernelFamily gemm_tf32_family();   // tensor cores in TF32, float32 when allowed, n % 128 == 0, k % 16 == 0
 KernelFamily gemm_wgmma_family();  // Hopper (sm_90a): TMA + wgmma, float16/bfloat16, n % 128 == 0, k % 64 == 0
+KernelFamily gemm_pack_b_family();  // CPU: B's bfloat16 pairs packed ahead for gemm (GemmPackArgs)
 
 struct GemmShape {
   DType dtype = DType::kFloat32;
@@ -78,5 +79,18 @@ GemmActivation parse_activation(const std::string& text);
 const char* activation_name(GemmActivation activation);
 /// The backward epilogue of `activation` (relu -> relu_grad, ...); kActNone for none.
 GemmActivation activation_derivative(GemmActivation activation);
+
+/// Whether the CPU GEMM `gemm` (a gemm_spec) can read B from panels packed ahead
+/// (GemmArgs::b_panels): bfloat16 dot products without AMX (whose tiles read a chunk's panel
+/// padded to whole tiles), not the weight-gradient form, and at least one whole column tile.
+bool gemm_reads_packed_b(const KernelSpec& gemm);
+/// The packing of B's panels that `gemm` reads (gemm_reads_packed_b must hold): its dtype, N, K,
+/// trans_b and column tile.
+KernelSpec gemm_pack_b_spec(const KernelSpec& gemm);
+/// The 32-bit words of one batch's panels for `pack` (a gemm_pack_b_spec).
+int64_t gemm_panels_words(const KernelSpec& pack);
+/// The launch of `pack` over `batch` batches' column tiles: blocks of at least 8 tiles, at most
+/// `parallelism` of them.
+LaunchConfig gemm_pack_b_launch_config(const KernelSpec& pack, int64_t batch, unsigned parallelism);
 
 }  // namespace switchyard::kernels

@@ -203,7 +203,9 @@ void expect_block_matches_reference(Context& context, const Target& chosen_for, 
                          reduce * c.n,
                          out_rows * c.n,
                          static_cast<int>(c.rows),
-                         static_cast<int>(c.batch)};
+                         static_cast<int>(c.batch),
+                         nullptr,
+                         0};
   const kernels::GemmProblem problem{.batch = c.batch,
                                      .rows = c.rows,
                                      .max_rows = c.rows,

@@ -90,7 +90,9 @@ void expect_forward_matches(DType dt, const Problem& p) {
                                int64_t{kK} * kN,
                                p.rows * kN,
                                static_cast<int>(p.rows),
-                               static_cast<int>(p.batch)};
+                               static_cast<int>(p.batch),
+                               nullptr,
+                               0};
   const LaunchConfig launch = kernels::gemm_launch_config(spec, {p.batch, p.rows, p.rows, kK, kN, 132});
   ASSERT_EQ(launch.block, static_cast<unsigned>(kernels::kGemmThreads));
   emulation::launch(launch, [&] { cuda::gemm_simt<T, kN, kK, false, kTransB, kBias, kAct, kTile>(args); });
@@ -141,7 +143,9 @@ void expect_weight_gradient_matches(DType dt, const Problem& p) {
                                p.rows * kN,
                                int64_t{kK} * kN,
                                static_cast<int>(p.rows),
-                               static_cast<int>(p.batch)};
+                               static_cast<int>(p.batch),
+                               nullptr,
+                               0};
   const LaunchConfig launch = kernels::gemm_launch_config(spec, {p.batch, p.rows, p.rows, kK, kN, 132});
   emulation::launch(launch, [&] { cuda::gemm_simt<T, kN, kK, true, false, false, kernels::kActNone, kTile>(args); });
   const auto got = decode_values(c, dt), av = decode_values(ha, dt), bv = decode_values(hb, dt);

@@ -10,7 +10,9 @@
 // to float as they are packed, or, with kDot (bfloat16 on a CPU with AVX512_BF16), packed in pairs
 // for its dot products (gemm_bf16_dot.hpp), which with kAmx (a CPU with AMX-BF16) run on AMX's
 // tiles in row tiles of 16 instead (gemm_amx.hpp); their sums are kept in a float accumulator of
-// the group's rows (capped at kNarrowAccBytes), rounded once in the epilogue.
+// the group's rows (capped at kNarrowAccBytes), rounded once in the epilogue. B's pairs may also
+// come packed ahead (GemmArgs::b_panels, from gemm_pack_b.hpp): a layer's weights packed once,
+// which the micro-kernels then read in place, one contiguous run per tile and chunk.
 #pragma once
 
 #include <switchyard/common/gemm_args.h>
@@ -280,6 +282,7 @@ struct GemmRowsArgs {
   T* c;
   int out_rows;
   int reduce;
+  const unsigned* b_panels;  // B's whole column tiles packed ahead (GemmPackArgs), or null
 };
 
 // Where a group's sums are kept: C itself (float C), or the float sums of 16-bit C, the group's
@@ -300,7 +303,7 @@ struct GemmAcc {
 template <typename T, int kN, int kLdb, bool kTransB, bool kBias, int kAct, int kLanes, int kRowTile, int kVecs,
           bool kDot, bool kAmx, typename Acc>
 void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack, packed_t<T, kDot>* panel, int span,
-                        Acc acc, int t0, int t1, int n0, int n_end, int k0, int k_len) {
+                        Acc acc, int t0, int t1, int n0, int n_end, int k0, int k_len, const unsigned* b_panels) {
   using A = compute_t<T>;
   using P = packed_t<T, kDot>;
   constexpr int kCols = kVecs * kLanes;
@@ -309,8 +312,17 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack
   int packed_from = n0, packed_end = n0;  // the columns of the panels packed last
   PanelPrefetch next;
   long prefetch_share = 0;
+  // This chunk's pairs of the packed panel of the column tile at n: one contiguous run, which the
+  // next tile's micro-kernels fetch ahead as they do a packed span's successor.
+  const long panel_words = static_cast<long>(bf16_pair_depth(g.reduce) / 2) * kCols;
+  auto packed_panel = [&](int n) { return b_panels + n / kCols * panel_words + k0 / 2 * kCols; };
   for (; n0 + kCols <= n_end; n0 += kCols) {
-    if (kTransB || span == 1) {
+    if (kDot && !kAmx && b_panels != nullptr) {
+      packed_from = n0;
+      prefetch_share = n0 + 2 * kCols > n_end ? next.stop()
+                                              : next.start(packed_panel(n0 + kCols), 0, 1,
+                                                           static_cast<long>(depth) * kCols * sizeof(P), t1 - t0);
+    } else if (kTransB || span == 1) {
       if constexpr (kDot)
         gemm_pack_b_pairs<kN, kLdb, kTransB, kCols>(g.b, panel, n0, k0, k_len, depth);
       else
@@ -346,7 +358,9 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack
       else
         gemm_pack_b_span<T, kN, kCols>(g.b, panel, n0, k0, k_len, (packed_end - n0) / kCols, next_cols);
     }
-    const P* bp = panel + static_cast<long>((n0 - packed_from) / kCols) * depth * kCols;
+    const P* bp = kDot && !kAmx && b_panels != nullptr
+                      ? reinterpret_cast<const P*>(packed_panel(n0))
+                      : panel + static_cast<long>((n0 - packed_from) / kCols) * depth * kCols;
     next.pace(prefetch_share, kAmx ? depth / kAmxPairs : depth);
     for (int t = t0; t < t1; ++t) {
       const int m0 = t * kRowTile;
@@ -435,10 +449,10 @@ void gemm_group(const GemmRowsArgs<T>& g, packed_t<T, kDot>* apack, packed_t<T, 
     }
     if (n_end > n0)
       gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, kVecs, kDot, kAmx>(
-          g, apack, panels, span, acc, g0, g1, n0, n_end, k0, k_len);
-    if (kVecs > 1 && tail)  // whole vectors past the last full tile, one at a time
+          g, apack, panels, span, acc, g0, g1, n0, n_end, k0, k_len, g.b_panels);
+    if (kVecs > 1 && tail)  // whole vectors past the last full tile, one at a time, packed from B
       gemm_chunk_columns<T, kN, kLdb, kTransB, kBias, kAct, kLanes, kRowTile, 1, kDot, kAmx>(
-          g, apack, panels, 1, acc, g0, g1, kFullCols, kVecCols, k0, k_len);
+          g, apack, panels, 1, acc, g0, g1, kFullCols, kVecCols, k0, k_len, nullptr);
   }
 }
 
@@ -498,7 +512,8 @@ void gemm_rows(const GemmRowsArgs<T>& g, TileRange range, TileRange col_tiles, b
   }
   // A few row tiles (a small batch's experts) use each B panel a few times, so reading B is
   // most of the work: pack a span of column tiles at a time, each row of B one long run.
-  const int span = !kTransB && range.end - range.begin <= kFewRowTiles ? span_tiles<P, kCols, kDot>() : 1;
+  const int span =
+      g.b_panels == nullptr && !kTransB && range.end - range.begin <= kFewRowTiles ? span_tiles<P, kCols, kDot>() : 1;
   const long pack_count = static_cast<long>(group_tiles) * kRowTile * kGemmChunk;
   const long acc_count = kIsNarrow<T> ? static_cast<long>(group_tiles) * kRowTile * kN : 0;
   const long panel_count = static_cast<long>(span) * kGemmChunk * kCols;
@@ -556,7 +571,10 @@ void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
       kernels::gemm_uses_aux(kAct) ? static_cast<const T*>(args.aux) + args.c_batch_stride * batch : nullptr,
       static_cast<T*>(args.c) + args.c_batch_stride * batch,
       kTransA ? kK : rows,
-      kTransA ? rows : kK};
+      kTransA ? rows : kK,
+      kBf16Dot && !kAmx && !kTransA && args.b_panels != nullptr
+          ? static_cast<const unsigned*>(args.b_panels) + args.b_panels_batch_stride * batch
+          : nullptr};
   const int row_tiles = (g.out_rows + kRowTile - 1) / kRowTile, col_tiles = kN / (kVecs * kLanes);
   const kernels::GemmCpuSplit split = kernels::gemm_cpu_split(per_batch, row_tiles, col_tiles);
   if (part >= split.rows * split.cols) return;

@@ -19,7 +19,7 @@ template <>
 constexpr bool kIsBf16<bf16_t> = true;
 
 // Reduction steps [0, k_len) padded to whole pairs: the packed operands' depth.
-inline int bf16_pair_depth(int k_len) {
+constexpr int bf16_pair_depth(int k_len) {
   return (k_len + 1) & ~1;
 }
 

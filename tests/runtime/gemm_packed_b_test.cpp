@@ -1,0 +1,203 @@
+// B's panels packed ahead (pack_gemm_b, GemmOptions::b_panels) for the CPU's bfloat16 dot-product
+// GEMM: the same bits as packing B at each call, whole tiles read from the panels and the columns
+// past them from B, and the bad inputs named.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/settings.h"
+#include "jit/cpu_target.h"
+#include "jit/kernel_family.h"
+#include "jit/kernels/gemm.h"
+#include "runtime/gemm_ops.h"
+#include "tests/support/dtype_values.h"
+#include "tests/support/expect_error.h"
+#include "tests/support/random_values.h"
+#include "tests/support/test_support.h"
+
+namespace switchyard {
+namespace {
+
+// The CPU to compile for where this host runs the dot-product kernel without AMX: the host's own,
+// or Zen 4's on an AMX host (which has AVX512_BF16 too); empty with the reason where neither.
+struct DotCpu {
+  bool usable = false;
+  std::string cpu;
+  std::string why_not;
+};
+DotCpu dot_product_cpu() {
+  const unsigned host = host_cpu_features();
+  const bool amx = (host & kCpuAmxBf16) != 0;
+  if ((host & kCpuBf16Dot) != 0 && (host & kCpuFastBf16Dot) != 0 && !amx) return {true, "", ""};
+  if (amx && resolve_cpu_target(HostCpu::detect(), "znver4").missing_on_host.empty()) return {true, "znver4", ""};
+  return {false, "", "this CPU runs no bfloat16 dot-product GEMM without AMX (no AVX512_BF16, or Intel's converted "
+                     "operands): packed panels are never read here"};
+}
+
+struct PanelCase {
+  int64_t batch, rows, k, n;
+  bool trans_b;
+  kernels::GemmActivation act;
+  std::vector<int> counts;  // empty: every row
+};
+
+struct Operands {
+  DType dt = DType::kBFloat16;
+  std::string a, w, bias, aux;
+  std::vector<int> counts;
+  std::vector<int64_t> w_shape;
+};
+
+Operands operands_for(const PanelCase& c, std::mt19937& rng) {
+  Operands o;
+  o.a = testing::encode_values(testing::uniform_values(rng, c.batch * c.rows * c.k), o.dt);
+  o.w = testing::encode_values(testing::uniform_values(rng, c.batch * c.k * c.n), o.dt);
+  o.bias = testing::encode_values(testing::uniform_values(rng, c.batch * c.n), o.dt);
+  o.aux = testing::encode_values(testing::uniform_values(rng, c.batch * c.rows * c.n), o.dt);
+  o.counts = c.counts;
+  o.w_shape = c.trans_b ? std::vector<int64_t>{c.batch, c.n, c.k} : std::vector<int64_t>{c.batch, c.k, c.n};
+  return o;
+}
+
+kernels::GemmShape shape_of(const PanelCase& c) {
+  return {.dtype = DType::kBFloat16,
+          .n = c.n,
+          .k = c.k,
+          .trans_b = c.trans_b,
+          .bias = true,
+          .activation = c.act,
+          .grouped = !c.counts.empty()};
+}
+
+// C's bits from a batched_gemm of `c` reading B from `w`, and its whole tiles from `panels` where given.
+std::string run(Context& context, const PanelCase& c, Operands& o, std::string& w, std::vector<int32_t>* panels) {
+  std::string out = testing::encode_values(std::vector<double>(c.batch * c.rows * c.n, -99), o.dt);
+  Tensor bias(o.bias.data(), o.dt, {c.batch, c.n}), aux(o.aux.data(), o.dt, {c.batch, c.rows, c.n}),
+      counts(o.counts.data(), DType::kInt32, {c.batch});
+  Tensor packed = panels ? Tensor(panels->data(), DType::kInt32, {static_cast<int64_t>(panels->size())}) : Tensor();
+  GemmOptions options;
+  options.trans_b = c.trans_b;
+  options.bias = &bias;
+  options.activation = c.act;
+  options.aux = kernels::gemm_uses_aux(c.act) ? &aux : nullptr;
+  options.row_counts = c.counts.empty() ? nullptr : &counts;
+  options.b_panels = panels ? &packed : nullptr;
+  batched_gemm(context, Tensor(o.a.data(), o.dt, {c.batch, c.rows, c.k}), Tensor(w.data(), o.dt, o.w_shape),
+               Tensor(out.data(), o.dt, {c.batch, c.rows, c.n}), options);
+  return out;
+}
+
+std::vector<int32_t> pack(Context& context, const PanelCase& c, Operands& o, std::string& w) {
+  const int64_t words = gemm_panels_words(shape_of(c), c.batch, context.cpu().target());
+  EXPECT_GT(words, 0);
+  std::vector<int32_t> panels(static_cast<size_t>(words), -1);
+  pack_gemm_b(context, Tensor(w.data(), o.dt, o.w_shape), shape_of(c),
+              Tensor(panels.data(), DType::kInt32, {words}));
+  return panels;
+}
+
+// Few rows (the span path they replace) over chunks with an odd tail, with a scalar column tail
+// (4116 = 64 tiles, a vector and 4 columns); odd K with B transposed and a tail past the last tile
+// (200 = 3 tiles and 8 columns); grouped rows with an empty expert and the SwiGLU epilogue; many
+// row tiles; each on one thread, two, and more threads than row tiles (blocks split the columns).
+const PanelCase kCases[] = {{2, 16, 300, 4116, false, kernels::kActGelu, {}},
+                            {2, 37, 301, 200, true, kernels::kActRelu, {}},
+                            {3, 7, 64, 1100, false, kernels::kActSwiglu, {7, 0, 3}},
+                            {1, 200, 257, 130, false, kernels::kActNone, {}}};
+
+TEST(GemmPackedB, PanelsGiveTheBitsOfPackingAtEachCall) {
+  const DotCpu dot = dot_product_cpu();
+  if (!dot.usable) GTEST_SKIP() << dot.why_not;
+  testing::TempDir dir;  // one cache: the thread counts share the kernels
+  for (unsigned threads : {1u, 2u, 16u}) {
+    Settings settings;
+    settings.cache_dir = dir.path();
+    settings.cpu = dot.cpu;
+    settings.num_threads = threads;
+    Context context(settings);
+    std::mt19937 rng(41);
+    for (const PanelCase& c : kCases) {
+      SCOPED_TRACE("rows " + std::to_string(c.rows) + " k " + std::to_string(c.k) + " n " + std::to_string(c.n) +
+                   (c.trans_b ? " trans_b, " : ", ") + std::to_string(threads) + " threads");
+      Operands o = operands_for(c, rng);
+      ASSERT_TRUE(kernels::gemm_reads_packed_b(kernels::gemm_spec(shape_of(c), context.cpu().target())));
+      std::vector<int32_t> panels = pack(context, c, o, o.w);
+      EXPECT_EQ(run(context, c, o, o.w, &panels), run(context, c, o, o.w, nullptr));
+    }
+  }
+}
+
+// Panels packed from another weight: C's whole column tiles are that weight's product, the
+// columns past them this one's, so the kernel reads the panels where it should and only there.
+TEST(GemmPackedB, WholeTilesComeFromThePanelsAndTheRestFromB) {
+  const DotCpu dot = dot_product_cpu();
+  if (!dot.usable) GTEST_SKIP() << dot.why_not;
+  Settings settings = Settings::from_environment();
+  settings.cpu = dot.cpu;
+  Context context(settings);
+  std::mt19937 rng(42);
+  const PanelCase c = kCases[0];
+  Operands o = operands_for(c, rng);
+  std::string other = testing::encode_values(testing::uniform_values(rng, c.batch * c.k * c.n), o.dt);
+  std::vector<int32_t> panels = pack(context, c, o, other);
+  const auto mixed = testing::decode_values(run(context, c, o, o.w, &panels), o.dt);
+  const auto from_other = testing::decode_values(run(context, c, o, other, nullptr), o.dt);
+  const auto from_w = testing::decode_values(run(context, c, o, o.w, nullptr), o.dt);
+  const int64_t tile = kernels::gemm_tile_shape(kernels::gemm_spec(shape_of(c), context.cpu().target())).n;
+  const int64_t whole = c.n / tile * tile;
+  ASSERT_LT(whole, c.n);
+  for (int64_t r = 0; r < c.batch * c.rows; ++r)
+    for (int64_t j = 0; j < c.n; ++j) {
+      const size_t at = static_cast<size_t>(r * c.n + j);
+      ASSERT_EQ(mixed[at], j < whole ? from_other[at] : from_w[at]) << "row " << r << " column " << j;
+    }
+}
+
+TEST(GemmPackedB, BadPanelsAndShapesThatReadNoneAreNamed) {
+  const DotCpu dot = dot_product_cpu();
+  Settings settings = Settings::from_environment();
+  settings.cpu = dot.cpu;
+  Context context(settings);
+  std::vector<float> w(2 * 64 * 64);
+  const kernels::GemmShape f32{.dtype = DType::kFloat32, .n = 64, .k = 64};
+  EXPECT_EQ(gemm_panels_words(f32, 2, context.cpu().target()), 0);
+  std::vector<int32_t> panels(2 * 64 * 32);
+  const Tensor tw(w.data(), DType::kFloat32, {2, 64, 64}), tp(panels.data(), DType::kInt32, {2 * 64 * 32});
+  testing::expect_user_error([&] { pack_gemm_b(context, tw, f32, tp); }, "reads no packed panels");
+  std::vector<float> a(2 * 3 * 64), c(2 * 3 * 64);
+  GemmOptions options;
+  options.b_panels = &tp;
+  testing::expect_user_error(
+      [&] {
+        batched_gemm(context, Tensor(a.data(), DType::kFloat32, {2, 3, 64}), tw,
+                     Tensor(c.data(), DType::kFloat32, {2, 3, 64}), options);
+      },
+      "reads no packed panels");
+  if (!dot.usable) return;
+  const kernels::GemmShape bf16{.dtype = DType::kBFloat16, .n = 64, .k = 64};
+  ASSERT_EQ(gemm_panels_words(bf16, 2, context.cpu().target()), 2 * 64 * 32);
+  const Tensor wb(w.data(), DType::kBFloat16, {2, 64, 64});
+  testing::expect_user_error(
+      [&] { pack_gemm_b(context, wb, bf16, Tensor(panels.data(), DType::kInt32, {64 * 32})); }, "panels");
+  testing::expect_user_error(
+      [&] { pack_gemm_b(context, wb, bf16, Tensor(panels.data(), DType::kFloat32, {2 * 64 * 32})); }, "panels");
+  testing::expect_user_error([&] { pack_gemm_b(context, Tensor(w.data(), DType::kBFloat16, {2, 32, 64}), bf16, tp); },
+                             "weight to pack");
+}
+
+TEST(GemmPackedB, SpecsOfThePackingAreChecked) {
+  KernelSpec spec{"gemm_pack_b",
+                  {{"dtype", DType::kBFloat16}, {"n", 64}, {"k", 64}, {"trans_b", false}, {"tile_cols", 40}},
+                  Target::cpu()};
+  testing::expect_user_error([&] { validate_spec(spec); }, "tile_cols must be a multiple of 16");
+  spec.params.back() = {"tile_cols", 128};
+  testing::expect_user_error([&] { validate_spec(spec); }, "n at least one tile");
+  spec.params.back() = {"tile_cols", 64};
+  validate_spec(spec);
+}
+
+}  // namespace
+}  // namespace switchyard
