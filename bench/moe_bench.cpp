@@ -338,10 +338,13 @@ double read_weights_seconds(Context& context, const MoeLayer& layer) {
 }
 
 // Forwards of a few tokens (each of `token_counts`) at Mixtral's dims (M 4096, H 14336, E 8, top-2,
-// SwiGLU) in `dtype`, on one layer: every expert sees a handful of rows, so the time is bounded by
+// SwiGLU) in `dtype`, on one layer (with `packed`, one that packs its expert weights ahead:
+// MoeLayerConfig::pack_expert_weights): every expert sees a handful of rows, so the time is bounded by
 // reading the weights once, or, as the tokens grow, by the GEMMs' arithmetic at the roofline's
 // peak (`floor_ms` is the larger; `vs_floor` our time over it, `vs_read_once` over the reads alone).
-nlohmann::json small_batch_cases(DType dtype, const std::vector<int64_t>& token_counts) {
+// The reads are timed just before each forward: this VM's memory bandwidth drifts by 2x between
+// minutes, and a ratio of figures from different minutes measured the drift.
+nlohmann::json small_batch_cases(DType dtype, bool packed, const std::vector<int64_t>& token_counts) {
   Context& context = Context::global();
   MoeLayerConfig config;
   config.model_dim = 4096;
@@ -350,13 +353,12 @@ nlohmann::json small_batch_cases(DType dtype, const std::vector<int64_t>& token_
   config.expert_type = ExpertType::kSwiglu;
   config.has_fc1_bias = config.has_fc2_bias = false;
   config.dtype = dtype;
+  config.pack_expert_weights = packed;
   const int64_t top_k = 2;
   const auto construct_start = Clock::now();
   MoeLayer layer(context, context.cpu(), config);  // draws every weight (init_random)
   const double construct_s = std::chrono::duration<double>(Clock::now() - construct_start).count();
   const size_t weight_bytes = 3 * dtype_size(dtype) * config.num_experts * config.model_dim * config.hidden_size;
-  const double floor_s = read_weights_seconds(context, layer);
-  const double gbps = static_cast<double>(weight_bytes) / floor_s / 1e9;
   const unsigned threads = context.cpu().parallelism();
   const Roofline roofline = roofline_for(dtype, bench::fma_peak_gflops(threads), bench::bf16_dot_peak_gflops(threads),
                                          bench::amx_bf16_peak_gflops(threads));
@@ -370,11 +372,15 @@ nlohmann::json small_batch_cases(DType dtype, const std::vector<int64_t>& token_
     Tensor tx(bytes.data(), dtype, {s, config.model_dim});
     ForwardOptions options;
     options.top_k = top_k;
+    const double floor_s = read_weights_seconds(context, layer);
+    const double gbps = static_cast<double>(weight_bytes) / floor_s / 1e9;
     const double forward = best_seconds(3, [&] { layer.forward(tx, options); });
     // Three GEMMs of M x H per routed row (SwiGLU), two flops a product.
     const double gflop = 2.0 * 3 * static_cast<double>(s * top_k * config.model_dim * config.hidden_size) / 1e9;
     const double compute_s = gflop / roofline.gflops;
-    cases.push_back({{"name", std::string("mixtral small batch (") + dtype_name(dtype) + " SwiGLU)"},
+    cases.push_back({{"name", std::string("mixtral small batch (") + dtype_name(dtype) + " SwiGLU" +
+                              (packed ? ", packed weights)" : ")")},
+                     {"pack_expert_weights", packed},
                      {"tokens", s},
                      {"weight_gb", weight_bytes / 1e9},
                      {"read_gbps", gbps},
@@ -529,8 +535,9 @@ int run(int argc, char** argv) {
   if (selection->wants("small_batch")) {
     out["small_batch"] = nlohmann::json::array();
     for (DType dtype : {DType::kFloat32, DType::kBFloat16})
-      if (selection->wants(dtype))
-        for (auto& c : small_batch_cases(dtype, {16, 32, 64})) out["small_batch"].push_back(c);
+      for (bool packed : {false, true})  // packing only changes what reads bfloat16 pairs
+        if (selection->wants(dtype) && (!packed || dtype == DType::kBFloat16))
+          for (auto& c : small_batch_cases(dtype, packed, {16, 32, 64})) out["small_batch"].push_back(c);
   }
   std::cout << out.dump(2) << "\n";
   if (!out["peak_exceeded"].empty()) {

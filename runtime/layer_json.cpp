@@ -77,6 +77,7 @@ MoeLayerConfig layer_config_from_json(const std::string& json) {
       {"has_fc2_bias", set(c.has_fc2_bias)},
       {"fp32_gate", set(c.fp32_gate)},
       {"allow_tf32", set(c.allow_tf32)},
+      {"pack_expert_weights", set(c.pack_expert_weights)},
       {"gate_type",
        [&](const nlohmann::json& v) {
          single.type = parse_gate_type(v.get<std::string>());

@@ -86,6 +86,17 @@ void plan_experts(const PlanContext& p, LayerPlan& plan) {
   }
 }
 
+// The packing of the experts' forward weights (MoeLayerConfig::pack_expert_weights), where their
+// GEMMs read packed panels: compiled by warm, run by the layer whenever its weights change.
+void plan_packing(const PlanContext& p, LayerPlan& plan) {
+  if (!p.layer.pack_expert_weights) return;
+  for (const ForwardExpertWeight& w :
+       forward_expert_weights(p.layer.expert_type, p.layer.model_dim, p.layer.hidden_size, p.o.dtype, p.target)) {
+    const KernelSpec gemm = kernels::gemm_spec(w.shape, p.target);
+    if (kernels::gemm_reads_packed_b(gemm)) plan.add(kernels::gemm_pack_b_spec(gemm));
+  }
+}
+
 // The experts' backward (MoeLayer::backward_experts): data gradients A W^T, weight gradients A^T B
 // reduced over the rows (bounded by the counts when grouped).
 void plan_experts_backward(const PlanContext& p, LayerPlan& plan) {
@@ -180,6 +191,19 @@ PlannedGemm LayerPlan::add_gemm(const kernels::GemmShape& shape, const Target& t
   return {shape, add(kernels::gemm_spec(shape, target))};
 }
 
+std::vector<ForwardExpertWeight> forward_expert_weights(const std::string& expert_type, int64_t model_dim,
+                                                        int64_t hidden, DType dtype, const Target& target) {
+  const int64_t m = model_dim, h = hidden;
+  if (expert_type == "ffn")
+    return {{"experts.batched_fc1_w", {.dtype = dtype, .n = h, .k = m, .trans_b = target.is_cpu()}},
+            {"experts.batched_fc2_w", {.dtype = dtype, .n = m, .k = h}}};
+  if (expert_type == "swiglu")
+    return {{"experts.W_fc1", {.dtype = dtype, .n = h, .k = m}},
+            {"experts.W_fc2", {.dtype = dtype, .n = h, .k = m}},
+            {"experts.W_fc3", {.dtype = dtype, .n = m, .k = h}}};
+  return {};
+}
+
 void LayerPlan::load(Context& context, Device& device) {
   for (auto& k : kernels_) k.loaded = &context.kernel(device, k.spec);
 }
@@ -190,6 +214,7 @@ void plan_layer(const ModelConfig& layer, const LayerPlanOptions& options, const
   plan.encode = plan.add(
       kernels::dispatch_spec(true, options.dtype, layer.model_dim, options.top_k, options.is_postscore, target));
   plan_experts(p, plan);
+  plan_packing(p, plan);
   plan.decode = plan.add(
       kernels::dispatch_spec(false, options.dtype, layer.model_dim, options.top_k, options.is_postscore, target));
   if (options.training) {

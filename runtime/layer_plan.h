@@ -6,6 +6,8 @@
 #pragma once
 
 #include <deque>
+#include <string>
+#include <vector>
 
 #include "jit/kernels/gemm.h"
 #include "runtime/model_config.h"
@@ -90,6 +92,16 @@ class LayerPlan {
  private:
   std::deque<PlannedKernel> kernels_;
 };
+
+/// A weight of the built-in experts' forward and the shape of the GEMM that reads it as B, from
+/// which its packing follows (MoeLayerConfig::pack_expert_weights, kernels::gemm_pack_b_spec).
+struct ForwardExpertWeight {
+  const char* name;
+  kernels::GemmShape shape;
+};
+/// ffn: fc1 (read transposed on the CPU), fc2; swiglu: W1, W2, W3.
+std::vector<ForwardExpertWeight> forward_expert_weights(const std::string& expert_type, int64_t model_dim,
+                                                        int64_t hidden, DType dtype, const Target& target);
 
 /// The plan of a layer described by `layer` (its shapes, experts, gates; option ranges ignored)
 /// for `options` on `target`. Pure: builds specs, loads nothing.

@@ -19,7 +19,7 @@ const std::set<std::string> kKnownFields = {
     "name",         "model_dim",       "hidden_size", "num_experts",    "top_k",       "dtype",
     "is_postscore", "capacity_factor", "description", "normalize_gate", "expert_type", "activation",
     "has_fc1_bias", "has_fc2_bias",    "fp32_gate",   "allow_tf32",     "training",    "gate_type",
-    "proj_dim",     "init_t",          "gates"};
+    "proj_dim",     "init_t",          "gates",       "pack_expert_weights"};
 
 // A field that may be one value or a list of values; returns the list.
 std::vector<json> one_or_many(const json& doc, const char* field, const std::string& origin) {
@@ -133,7 +133,8 @@ void read_expert(const json& doc, ModelConfig& c, const std::string& origin) {
   } catch (const UserError& e) {
     SY_THROW(UserError) << origin << ": " << e.what();
   }
-  for (const char* flag : {"has_fc1_bias", "has_fc2_bias", "fp32_gate", "allow_tf32", "training"}) {
+  for (const char* flag :
+       {"has_fc1_bias", "has_fc2_bias", "fp32_gate", "allow_tf32", "training", "pack_expert_weights"}) {
     if (!doc.contains(flag)) continue;
     SY_CHECK(doc[flag].is_boolean()) << origin << ": " << flag << " " << doc[flag].dump() << " is not true or false";
   }
@@ -142,6 +143,7 @@ void read_expert(const json& doc, ModelConfig& c, const std::string& origin) {
   c.fp32_gate = doc.value("fp32_gate", false);
   c.allow_tf32 = doc.value("allow_tf32", false);
   c.training = doc.value("training", false);
+  c.pack_expert_weights = doc.value("pack_expert_weights", false);
   read_gates(doc, c, origin);
 }
 
@@ -156,7 +158,7 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
                                       << "\"; known: name, model_dim, hidden_size, num_experts, top_k, dtype, "
                                          "is_postscore, capacity_factor, normalize_gate, expert_type, activation, "
                                          "has_fc1_bias, has_fc2_bias, fp32_gate, allow_tf32, training, gate_type, "
-                                         "proj_dim, init_t, gates, description";
+                                         "proj_dim, init_t, gates, pack_expert_weights, description";
   }
   ModelConfig c;
   c.name = doc.value("name", std::string("model"));

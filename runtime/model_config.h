@@ -27,6 +27,7 @@ struct ModelConfig {
   bool fp32_gate = false;
   bool allow_tf32 = false;
   bool training = false;  // also the backward and SGD kernels (MoeLayer::backward, sgd_step)
+  bool pack_expert_weights = false;  // also the packing of the experts' weights (MoeLayerConfig)
   struct Gate {
     std::string type = "top";  // top or cosine_top
     int64_t proj_dim = 256;    // cosine_top's projector width

@@ -175,6 +175,11 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
   fc.allow_tf32 = config_.allow_tf32;
   const LayerPlan& plan = current_plan();
   fc.planned = &plan.expert_in;
+  // A weight's panels packed ahead (pack_expert_weights), which its GEMM reads instead of packing it.
+  auto panels_of = [&](const char* name) -> const Tensor* {
+    const auto it = weights.find(std::string(name) + kPanelsSuffix);
+    return it == weights.end() ? nullptr : &it->second;
+  };
   if (config_.expert_type == ExpertType::kFfn) {
     Buffer hidden(device_, hidden_bytes);
     Tensor hid = hidden.view(config_.dtype, {e, c, h});
@@ -184,6 +189,7 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
     // fc1 [E, H, M] read transposed, or its transposed copy [E, M, H] (CUDA)
     fc.trans_b = weights.count("fc1_t") == 0;
     const Tensor& w1 = fc.trans_b ? weights.at("experts.batched_fc1_w") : weights.at("fc1_t");
+    fc.b_panels = panels_of("experts.batched_fc1_w");
     if (saved_pre != nullptr) {
       // Training keeps the pre-activation for the activation's derivative; the activated
       // copy is only needed until fc2 has read it.
@@ -201,6 +207,7 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
     fc.trans_b = false;
     fc.bias = config_.has_fc2_bias ? &b2 : nullptr;
     fc.planned = &plan.expert_out;
+    fc.b_panels = panels_of("experts.batched_fc2_w");
     batched_gemm(context_, hid, weights.at("experts.batched_fc2_w"), out, fc);
     return;
   }
@@ -211,20 +218,25 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
     const Tensor& both = *saved_pre;
     Tensor gate(both.data(), config_.dtype, {e, c, h}, both.device());
     Tensor up(static_cast<char*>(both.data()) + hidden_bytes, config_.dtype, {e, c, h}, both.device());
+    fc.b_panels = panels_of("experts.W_fc1");
     batched_gemm(context_, dispatched, weights.at("experts.W_fc1"), gate, fc);
     fc.planned = &plan.expert_gated;
+    fc.b_panels = panels_of("experts.W_fc2");
     batched_gemm(context_, dispatched, weights.at("experts.W_fc2"), up, fc);
     swiglu(context_, gate, up, t2, plan.activate);
   } else {
+    fc.b_panels = panels_of("experts.W_fc1");
     batched_gemm(context_, dispatched, weights.at("experts.W_fc1"), t1, fc);
     fc.activation = kernels::kActSwiglu;
     fc.aux = &t1;
     fc.planned = &plan.expert_gated;
+    fc.b_panels = panels_of("experts.W_fc2");
     batched_gemm(context_, dispatched, weights.at("experts.W_fc2"), t2, fc);
     fc.activation = kernels::kActNone;
     fc.aux = nullptr;
   }
   fc.planned = &plan.expert_out;
+  fc.b_panels = panels_of("experts.W_fc3");
   batched_gemm(context_, t2, weights.at("experts.W_fc3"), out, fc);
 }
 
@@ -270,6 +282,7 @@ ModelConfig MoeLayer::model_config(const ForwardOptions& options) const {
   model.has_fc2_bias = config_.has_fc2_bias;
   model.fp32_gate = config_.fp32_gate;
   model.allow_tf32 = config_.allow_tf32;
+  model.pack_expert_weights = config_.pack_expert_weights;
   model.training = options.save_for_backward;
   return model;
 }

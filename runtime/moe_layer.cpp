@@ -6,7 +6,9 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "runtime/gemm_ops.h"
 #include "runtime/init_ops.h"
+#include "runtime/layer_plan.h"
 #include "runtime/moe_saved.h"
 #include "runtime/safetensors.h"
 #include "runtime/staged_communicator.h"
@@ -317,6 +319,25 @@ void MoeLayer::save(const std::string& path) const {
   write_safetensors(path, file, {{"format", "switchyard-moe"}});
 }
 
+void MoeLayer::pack_expert_panels() {
+  if (!config_.pack_expert_weights || config_.custom_experts || shards_ > 1) return;
+  const char* type = config_.expert_type == ExpertType::kFfn ? "ffn" : "swiglu";
+  for (const ForwardExpertWeight& w :
+       forward_expert_weights(type, config_.model_dim, config_.hidden_size, config_.dtype, device_.target())) {
+    const Param& weight = params_.at(w.name);
+    const int64_t words = gemm_panels_words(w.shape, weight.shape[0], device_.target());
+    if (words == 0) continue;  // a GEMM that packs its own (float32, AMX, ...)
+    Param& panels = packed_[std::string(w.name) + kPanelsSuffix];
+    if (!panels.buffer) {
+      panels.dtype = DType::kInt32;
+      panels.shape = {words};
+      panels.buffer = std::make_unique<Buffer>(device_, static_cast<size_t>(words) * sizeof(int32_t));
+    }
+    pack_gemm_b(context_, weight.buffer->view(weight.dtype, weight.shape), w.shape,
+                panels.buffer->view(panels.dtype, panels.shape));
+  }
+}
+
 void MoeLayer::refresh_packed() {
   refresh_packed(std::nullopt);
 }
@@ -324,8 +345,8 @@ void MoeLayer::refresh_packed() {
 void MoeLayer::refresh_packed(std::optional<size_t> only_gate) {
   // The tensor-core GEMMs read B as [K, N]: a CUDA layer keeps transposed copies of the weights
   // stored as nn.Linear [out, in] (the gate and fc1). The CPU GEMM reads them as they are
-  // (trans_b), packing B^T panels itself.
-  if (!device_.is_cuda()) return;
+  // (trans_b), packing B^T panels itself, or with pack_expert_weights the experts' panels packed here.
+  if (!device_.is_cuda()) return pack_expert_panels();
   auto refresh = [&](const std::string& from, const std::string& to) {
     const Param& src = params_.at(from);
     const int64_t batch = src.shape.size() == 3 ? src.shape[0] : 1;

@@ -11,3 +11,11 @@
 #include "runtime/gating_ops.h"
 #include "runtime/model_config.h"
 #include "runtime/tensor.h"
+
+namespace switchyard {
+
+/// The name of a weight's packed panels among the layer's packed copies and its expert tensors
+/// (MoeLayerConfig::pack_expert_weights): the weight's name and this.
+constexpr const char* kPanelsSuffix = ".panels";
+
+}  // namespace switchyard

@@ -96,14 +96,15 @@ MoeLayer::ExpertTensors MoeLayer::expert_weights(int adaptive_r, std::vector<std
   ExpertTensors local;
   for (const auto& [name, p] : params_)
     if (name.rfind("experts.", 0) == 0) local[name] = p.buffer->view(p.dtype, p.shape);
-  if (auto it = packed_.find("fc1_t"); it != packed_.end())
-    local["fc1_t"] = it->second.buffer->view(it->second.dtype, it->second.shape);
+  for (const auto& [name, p] : packed_)  // fc1_t (CUDA), the experts' panels (CPU)
+    if (name == "fc1_t" || name.find(kPanelsSuffix) != std::string::npos)
+      local[name] = p.buffer->view(p.dtype, p.shape);
   if (adaptive_r != 0 || group_ == nullptr || group_->size() == 1) return local;
   // r = 0: every expert on every rank; shards are contiguous along the expert axis.
   const size_t w = static_cast<size_t>(group_->size());
   ExpertTensors full;
   for (const auto& [name, t] : local) {
-    if (name == "fc1_t") continue;  // made from the gathered fc1 below, not gathered twice
+    if (packed_.count(name)) continue;  // fc1_t is made from the gathered fc1 below; panels are only local
     std::vector<int64_t> shape = t.shape();
     shape[0] *= static_cast<int64_t>(w);
     storage.push_back(std::make_unique<Buffer>(device_, t.nbytes() * w));

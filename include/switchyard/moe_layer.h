@@ -62,6 +62,12 @@ struct SWITCHYARD_API MoeLayerConfig {
   bool has_fc2_bias = true;
   bool fp32_gate = false;   // gate weight, gate input and routing in float32 whatever the dtype
   bool allow_tf32 = false;  // float32 expert GEMMs on CUDA may use TF32 tensor cores (--use_tensorcore)
+  /// A CPU layer in bfloat16 whose GEMMs use AVX512_BF16's dot products (not AMX) keeps its expert
+  /// weights a second time, packed as its forward GEMMs read them, so that they do not pack them at
+  /// every call: small batches (inference) run faster, for the experts' memory twice. The copy is
+  /// repacked whenever the layer's weights change (init, load, sgd_step, parameters_updated).
+  /// Elsewhere (float32, CUDA, AMX, experts sharded across ranks) nothing is kept.
+  bool pack_expert_weights = false;
   /// Tutel's list of gate types: gate i's parameters are `gates.i.*`, and each call routes with
   /// the gate ForwardOptions::gate_index names (switching compiles nothing after warm).
   std::vector<GateConfig> gates{GateConfig{}};
@@ -208,8 +214,9 @@ class SWITCHYARD_API MoeLayer {
   /// The parameter itself (a view of the layer's memory, valid while the layer lives): an
   /// optimizer outside the layer may write it in place, then calls parameters_updated().
   Tensor parameter(const std::string& name) const;
-  /// After parameters were written in place through parameter() views: a CUDA layer refreshes the
-  /// transposed weight copies its GEMMs read (the CPU layer reads the parameters themselves).
+  /// After parameters were written in place through parameter() views: the layer refreshes the
+  /// copies its GEMMs read (a CUDA layer's transposed weights, a CPU layer's packed expert weights
+  /// with pack_expert_weights; without them the CPU layer reads the parameters themselves).
   void parameters_updated() { refresh_packed(); }
   int64_t expert_parameter_count() const;
   /// Experts held by this rank (num_experts without a group).
@@ -239,6 +246,7 @@ class SWITCHYARD_API MoeLayer {
   // The transposed copies of one gate's weight (an SGD step changed only the gate it used) and
   // fc1's; every gate's with nullopt.
   void refresh_packed(std::optional<size_t> only_gate);
+  void pack_expert_panels();  // the CPU's part of refresh_packed (pack_expert_weights)
   // A custom gate's logits, checked, copied into `logits` [1, S, E] (moe_forward.cpp).
   void custom_logits(size_t gate, const Tensor& input, const Tensor& logits);
   // The cosine_top gate (moe_cosine_gate.cpp): logits [1, S, E] from the gate's input [1, S, M];

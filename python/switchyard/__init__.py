@@ -24,7 +24,7 @@ def Config(custom_experts=None, custom_gate=None, **fields):
     """A layer config from Tutel's field names: model_dim, hidden_size, num_experts, dtype
     ("float32", "float64", "float16", "bfloat16"), expert_type ("ffn", "swiglu"), activation
     ("relu", "gelu", "silu"), has_fc1_bias, has_fc2_bias, fp32_gate, allow_tf32, gate_type,
-    proj_dim, init_t, gates.
+    proj_dim, init_t, gates, and ours: pack_expert_weights.
 
     custom_experts: a torch module mapping the dispatched block [E, C, M] to [E, C, M] in place
     of the built-in experts (the layer then has no expert parameters; the module keeps its own,

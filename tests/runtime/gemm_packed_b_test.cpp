@@ -9,10 +9,10 @@
 
 #include "core/error.h"
 #include "core/settings.h"
-#include "jit/cpu_target.h"
 #include "jit/kernel_family.h"
 #include "jit/kernels/gemm.h"
 #include "runtime/gemm_ops.h"
+#include "tests/support/dot_product_cpu.h"
 #include "tests/support/dtype_values.h"
 #include "tests/support/expect_error.h"
 #include "tests/support/random_values.h"
@@ -20,22 +20,6 @@
 
 namespace switchyard {
 namespace {
-
-// The CPU to compile for where this host runs the dot-product kernel without AMX: the host's own,
-// or Zen 4's on an AMX host (which has AVX512_BF16 too); empty with the reason where neither.
-struct DotCpu {
-  bool usable = false;
-  std::string cpu;
-  std::string why_not;
-};
-DotCpu dot_product_cpu() {
-  const unsigned host = host_cpu_features();
-  const bool amx = (host & kCpuAmxBf16) != 0;
-  if ((host & kCpuBf16Dot) != 0 && (host & kCpuFastBf16Dot) != 0 && !amx) return {true, "", ""};
-  if (amx && resolve_cpu_target(HostCpu::detect(), "znver4").missing_on_host.empty()) return {true, "znver4", ""};
-  return {false, "", "this CPU runs no bfloat16 dot-product GEMM without AMX (no AVX512_BF16, or Intel's converted "
-                     "operands): packed panels are never read here"};
-}
 
 struct PanelCase {
   int64_t batch, rows, k, n;
@@ -109,7 +93,7 @@ const PanelCase kCases[] = {{2, 16, 300, 4116, false, kernels::kActGelu, {}},
                             {1, 200, 257, 130, false, kernels::kActNone, {}}};
 
 TEST(GemmPackedB, PanelsGiveTheBitsOfPackingAtEachCall) {
-  const DotCpu dot = dot_product_cpu();
+  const testing::DotProductCpu dot = testing::dot_product_cpu();
   if (!dot.usable) GTEST_SKIP() << dot.why_not;
   testing::TempDir dir;  // one cache: the thread counts share the kernels
   for (unsigned threads : {1u, 2u, 16u}) {
@@ -133,7 +117,7 @@ TEST(GemmPackedB, PanelsGiveTheBitsOfPackingAtEachCall) {
 // Panels packed from another weight: C's whole column tiles are that weight's product, the
 // columns past them this one's, so the kernel reads the panels where it should and only there.
 TEST(GemmPackedB, WholeTilesComeFromThePanelsAndTheRestFromB) {
-  const DotCpu dot = dot_product_cpu();
+  const testing::DotProductCpu dot = testing::dot_product_cpu();
   if (!dot.usable) GTEST_SKIP() << dot.why_not;
   Settings settings = Settings::from_environment();
   settings.cpu = dot.cpu;
@@ -157,7 +141,7 @@ TEST(GemmPackedB, WholeTilesComeFromThePanelsAndTheRestFromB) {
 }
 
 TEST(GemmPackedB, BadPanelsAndShapesThatReadNoneAreNamed) {
-  const DotCpu dot = dot_product_cpu();
+  const testing::DotProductCpu dot = testing::dot_product_cpu();
   Settings settings = Settings::from_environment();
   settings.cpu = dot.cpu;
   Context context(settings);

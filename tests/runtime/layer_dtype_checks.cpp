@@ -211,6 +211,8 @@ reference::LayerParams host_params(Device& device, const MoeLayer& layer) {
   return params;
 }
 
+}  // namespace
+
 // A tensor's bytes, copied to the host: what bit-exact comparisons compare.
 std::string host_bytes(Device& device, const Tensor& t) {
   std::string bytes(t.nbytes(), '\0');
@@ -239,8 +241,6 @@ void write_parameters(Device& device, MoeLayer& to, const MoeLayer& from) {
   }
   to.parameters_updated();
 }
-
-}  // namespace
 
 MoeLayerConfig cosine_test_config() {
   MoeLayerConfig c;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <string>
 
 #include "runtime/context.h"
 #include "runtime/moe_layer.h"
@@ -12,6 +13,14 @@ namespace testing {
 
 /// A layer with one top gate and FFN experts: M, H, E and the stored dtype.
 MoeLayerConfig layer_config(int64_t model_dim, int64_t hidden_size, int64_t experts, DType dt);
+
+/// A tensor's bytes, copied to the host: what bit-exact comparisons compare.
+std::string host_bytes(Device& device, const Tensor& t);
+/// `rows` x `model_dim` normal values in `dt` on the device, drawn from `seed`.
+Buffer normal_input(Device& device, DType dt, int64_t rows, int64_t model_dim, unsigned seed);
+/// Writes every parameter of `to` in place through its view from `from`'s (an optimizer outside
+/// the layer), then tells `to` (parameters_updated).
+void write_parameters(Device& device, MoeLayer& to, const MoeLayer& from);
 
 /// Forward of a 128 x 256 x 4-expert layer with weights rounded to `dt`, with capacity 1.0 and
 /// dropless grouped, against reference::layer_forward (a few near-tie tokens allowed in 16 bits).
