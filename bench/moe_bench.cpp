@@ -379,7 +379,7 @@ nlohmann::json small_batch_cases(DType dtype, bool packed, const std::vector<int
     const double gflop = 2.0 * 3 * static_cast<double>(s * top_k * config.model_dim * config.hidden_size) / 1e9;
     const double compute_s = gflop / roofline.gflops;
     cases.push_back({{"name", std::string("mixtral small batch (") + dtype_name(dtype) + " SwiGLU" +
-                              (packed ? ", packed weights)" : ")")},
+                                  (packed ? ", packed weights)" : ")")},
                      {"pack_expert_weights", packed},
                      {"tokens", s},
                      {"weight_gb", weight_bytes / 1e9},

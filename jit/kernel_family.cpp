@@ -15,24 +15,13 @@
 namespace switchyard {
 
 const std::vector<KernelFamily>& kernel_families() {
-  static const std::vector<KernelFamily> families = {kernels::dispatch_encode_family(),
-                                                     kernels::combine_decode_family(),
-                                                     kernels::gemm_family(),
-                                                     kernels::gate_topk_family(),
-                                                     kernels::route_locations_family(),
-                                                     kernels::route_priority_family(),
-                                                     kernels::gemm_simt_family(),
-                                                     kernels::gemm_mma_family(),
-                                                     kernels::gemm_tf32_family(),
-                                                     kernels::gemm_wgmma_family(),
-                                                     kernels::gemm_pack_b_family(),
-                                                     kernels::cast_family(),
-                                                     kernels::gate_grad_family(),
-                                                     kernels::gate_backward_family(),
-                                                     kernels::elementwise_family(),
-                                                     kernels::example_loss_family(),
-                                                     kernels::init_random_family(),
-                                                     kernels::cosine_family()};
+  static const std::vector<KernelFamily> families = {
+      kernels::dispatch_encode_family(), kernels::combine_decode_family(),  kernels::gemm_family(),
+      kernels::gate_topk_family(),       kernels::route_locations_family(), kernels::route_priority_family(),
+      kernels::gemm_simt_family(),       kernels::gemm_mma_family(),        kernels::gemm_tf32_family(),
+      kernels::gemm_wgmma_family(),      kernels::gemm_pack_b_family(),     kernels::cast_family(),
+      kernels::gate_grad_family(),       kernels::gate_backward_family(),   kernels::elementwise_family(),
+      kernels::example_loss_family(),    kernels::init_random_family(),     kernels::cosine_family()};
   return families;
 }
 

@@ -148,8 +148,8 @@ void pack_gemm_b(Context& context, const Tensor& w, const kernels::GemmShape& sh
   expect(w, w_shape, shape.dtype, w.device(), "weight to pack");
   Device& device = context.device(w.device());
   const int64_t words = gemm_panels_words(shape, batch, device.target());
-  SY_CHECK(words > 0) << "pack_gemm_b: the " << dtype_name(shape.dtype) << " GEMM of N " << shape.n << ", K "
-                      << shape.k << " on " << device.target().to_string()
+  SY_CHECK(words > 0) << "pack_gemm_b: the " << dtype_name(shape.dtype) << " GEMM of N " << shape.n << ", K " << shape.k
+                      << " on " << device.target().to_string()
                       << " reads no packed panels (CPU bfloat16 dot products without AMX only)";
   expect(panels, {words}, DType::kInt32, w.device(), "panels");
   const KernelSpec spec = kernels::gemm_pack_b_spec(kernels::gemm_spec(shape, device.target()));

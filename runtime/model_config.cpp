@@ -16,9 +16,9 @@ namespace {
 using nlohmann::json;
 
 const std::set<std::string> kKnownFields = {
-    "name",         "model_dim",       "hidden_size", "num_experts",    "top_k",       "dtype",
-    "is_postscore", "capacity_factor", "description", "normalize_gate", "expert_type", "activation",
-    "has_fc1_bias", "has_fc2_bias",    "fp32_gate",   "allow_tf32",     "training",    "gate_type",
+    "name",         "model_dim",       "hidden_size", "num_experts",        "top_k",       "dtype",
+    "is_postscore", "capacity_factor", "description", "normalize_gate",     "expert_type", "activation",
+    "has_fc1_bias", "has_fc2_bias",    "fp32_gate",   "allow_tf32",         "training",    "gate_type",
     "proj_dim",     "init_t",          "gates",       "pack_expert_weights"};
 
 // A field that may be one value or a list of values; returns the list.

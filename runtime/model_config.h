@@ -26,7 +26,7 @@ struct ModelConfig {
   bool has_fc2_bias = true;
   bool fp32_gate = false;
   bool allow_tf32 = false;
-  bool training = false;  // also the backward and SGD kernels (MoeLayer::backward, sgd_step)
+  bool training = false;             // also the backward and SGD kernels (MoeLayer::backward, sgd_step)
   bool pack_expert_weights = false;  // also the packing of the experts' weights (MoeLayerConfig)
   struct Gate {
     std::string type = "top";  // top or cosine_top

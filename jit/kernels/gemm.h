@@ -11,11 +11,11 @@
 
 namespace switchyard::kernels {
 
-KernelFamily gemm_family();        // CPU
-KernelFamily gemm_simt_family();   // CUDA cores, any dtype and layout
-KernelFamily gemm_mma_family();    // tensor cores, float16/bfloat16, n % 128 == 0, k % 32 == 0
-KernelFamily gemm_tf32_family();   // tensor cores in TF32, float32 when allowed, n % 128 == 0, k % 16 == 0
-KernelFamily gemm_wgmma_family();  // Hopper (sm_90a): TMA + wgmma, float16/bfloat16, n % 128 == 0, k % 64 == 0
+KernelFamily gemm_family();         // CPU
+KernelFamily gemm_simt_family();    // CUDA cores, any dtype and layout
+KernelFamily gemm_mma_family();     // tensor cores, float16/bfloat16, n % 128 == 0, k % 32 == 0
+KernelFamily gemm_tf32_family();    // tensor cores in TF32, float32 when allowed, n % 128 == 0, k % 16 == 0
+KernelFamily gemm_wgmma_family();   // Hopper (sm_90a): TMA + wgmma, float16/bfloat16, n % 128 == 0, k % 64 == 0
 KernelFamily gemm_pack_b_family();  // CPU: B's bfloat16 pairs packed ahead for gemm (GemmPackArgs)
 
 struct GemmShape {

@@ -78,8 +78,7 @@ std::vector<int32_t> pack(Context& context, const PanelCase& c, Operands& o, std
   const int64_t words = gemm_panels_words(shape_of(c), c.batch, context.cpu().target());
   EXPECT_GT(words, 0);
   std::vector<int32_t> panels(static_cast<size_t>(words), -1);
-  pack_gemm_b(context, Tensor(w.data(), o.dt, o.w_shape), shape_of(c),
-              Tensor(panels.data(), DType::kInt32, {words}));
+  pack_gemm_b(context, Tensor(w.data(), o.dt, o.w_shape), shape_of(c), Tensor(panels.data(), DType::kInt32, {words}));
   return panels;
 }
 
@@ -164,12 +163,15 @@ TEST(GemmPackedB, BadPanelsAndShapesThatReadNoneAreNamed) {
   const kernels::GemmShape bf16{.dtype = DType::kBFloat16, .n = 64, .k = 64};
   ASSERT_EQ(gemm_panels_words(bf16, 2, context.cpu().target()), 2 * 64 * 32);
   const Tensor wb(w.data(), DType::kBFloat16, {2, 64, 64});
-  testing::expect_user_error(
-      [&] { pack_gemm_b(context, wb, bf16, Tensor(panels.data(), DType::kInt32, {64 * 32})); }, "panels");
+  testing::expect_user_error([&] { pack_gemm_b(context, wb, bf16, Tensor(panels.data(), DType::kInt32, {64 * 32})); },
+                             "panels");
   testing::expect_user_error(
       [&] { pack_gemm_b(context, wb, bf16, Tensor(panels.data(), DType::kFloat32, {2 * 64 * 32})); }, "panels");
-  testing::expect_user_error([&] { pack_gemm_b(context, Tensor(w.data(), DType::kBFloat16, {2, 32, 64}), bf16, tp); },
-                             "weight to pack");
+  testing::expect_user_error(
+      [&] {
+        pack_gemm_b(context, Tensor(w.data(), DType::kBFloat16, {2, 32, 64}), bf16, tp);
+      },
+      "weight to pack");
 }
 
 TEST(GemmPackedB, SpecsOfThePackingAreChecked) {

@@ -18,7 +18,8 @@ SY_HOST_DEVICE constexpr bool gemm_uses_aux(int activation) {
 }
 
 // CUDA launch shapes (256 threads a block): the SIMT kernel covers 128x128 of C per block (64x64
-// where N is at most 64), the mma.sync kernel 128x128. Blocks are numbered batch-major, then row tiles, then column tiles.
+// where N is at most 64), the mma.sync kernel 128x128. Blocks are numbered batch-major, then row tiles, then column
+// tiles.
 constexpr int kGemmThreads = 256;
 constexpr int kGemmSimtTile = 128;
 constexpr int kGemmSimtTileNarrow = 64;
@@ -76,8 +77,8 @@ struct GemmArgs {
 // (cpu/gemm_bf16_dot.hpp). Columns past the last whole tile are not packed: the GEMM reads them
 // from B itself.
 struct GemmPackArgs {
-  const void* b;     // [batch][K, N] or [batch][N, K] (trans_b)
-  void* panels;      // [batch][N / tile_cols][(K + 1) / 2][tile_cols] words
+  const void* b;             // [batch][K, N] or [batch][N, K] (trans_b)
+  void* panels;              // [batch][N / tile_cols][(K + 1) / 2][tile_cols] words
   long b_batch_stride;       // elements
   long panels_batch_stride;  // words
   int batch;
