@@ -182,8 +182,9 @@ class MoeLayer:
         return _dlpack.from_dlpack(self._layer.gradient(name))
 
     def parameters_updated(self):
-        """Call after writing parameters in place (a torch optimizer): a CUDA layer refreshes the
-        transposed weight copies its GEMMs read. MoeModule calls it when torch changed them."""
+        """Call after writing parameters in place (a torch optimizer): the layer refreshes the copies
+        its GEMMs read (a CUDA layer's transposed weights, a CPU layer's packed expert weights with
+        pack_expert_weights). MoeModule calls it when torch changed them."""
         with self._on_caller_stream():
             self._layer.parameters_updated()
 
