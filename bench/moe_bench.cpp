@@ -529,6 +529,8 @@ int run(int argc, char** argv) {
       // A small batch's experts at Mixtral's dims: reading the weights is the work.
       GemmShape{"mixtral small fc1", Pass::kForward, 8, 16, 4096, 14336, DType::kBFloat16},
       GemmShape{"mixtral small fc2", Pass::kForward, 8, 16, 14336, 4096, DType::kBFloat16},
+      GemmShape{"mixtral small fc1", Pass::kForward, 8, 16, 4096, 14336},
+      GemmShape{"mixtral small fc2", Pass::kForward, 8, 16, 14336, 4096},
   };
   out["gemm"] = nlohmann::json::array();
   if (selection->wants("gemm")) {
@@ -554,8 +556,8 @@ int run(int argc, char** argv) {
   if (selection->wants("small_batch")) {
     out["small_batch"] = nlohmann::json::array();
     for (DType dtype : {DType::kFloat32, DType::kBFloat16})
-      for (bool packed : {false, true})  // packing only changes what reads bfloat16 pairs
-        if (selection->wants(dtype) && (!packed || dtype == DType::kBFloat16))
+      for (bool packed : {false, true})
+        if (selection->wants(dtype))
           for (auto& c : small_batch_cases(dtype, packed, {16, 32, 64})) out["small_batch"].push_back(c);
   }
   std::cout << out.dump(2) << "\n";

@@ -114,7 +114,7 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
                          0};
   if (options.b_panels != nullptr) {  // sized from the chosen spec: the hot path builds none
     SY_CHECK(kernels::gemm_reads_packed_b(spec)) << "gemm: " << spec.to_string() << " reads no packed panels of B";
-    const int64_t words = batch * kernels::gemm_panels_words(n, k, kernels::gemm_tile_shape(spec).n);
+    const int64_t words = batch * kernels::gemm_panels_words(n, k, kernels::gemm_tile_shape(spec).n, kernels::gemm_packs_pairs(spec));
     expect(*options.b_panels, {words}, DType::kInt32, a.device(), "b_panels");
     args.b_panels = options.b_panels->data();
     args.b_panels_batch_stride = words / batch;
@@ -150,7 +150,7 @@ void pack_gemm_b(Context& context, const Tensor& w, const kernels::GemmShape& sh
   const int64_t words = gemm_panels_words(shape, batch, device.target());
   SY_CHECK(words > 0) << "pack_gemm_b: the " << dtype_name(shape.dtype) << " GEMM of N " << shape.n << ", K " << shape.k
                       << " on " << device.target().to_string()
-                      << " reads no packed panels (CPU bfloat16 dot products without AMX only)";
+                      << " reads no packed panels (CPU float32 FMAs or bfloat16 dot products, without AMX, only)";
   expect(panels, {words}, DType::kInt32, w.device(), "panels");
   const KernelSpec spec = kernels::gemm_pack_b_spec(kernels::gemm_spec(shape, device.target()));
   kernels::GemmPackArgs args{w.data(), panels.data(), shape.n * shape.k, words / batch, static_cast<int>(batch)};

@@ -30,7 +30,8 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
 
 /// The int32 words of w's panels for the GEMM of `shape` on `target` (w has `batch` batches), packed
 /// ahead by pack_gemm_b so that its calls read them in place of packing w: 0 where that GEMM does
-/// not read packed panels (kernels::gemm_reads_packed_b: CPU bfloat16 dot products without AMX).
+/// not read packed panels (kernels::gemm_reads_packed_b: CPU float32 FMAs or bfloat16 dot products,
+/// without AMX).
 int64_t gemm_panels_words(const kernels::GemmShape& shape, int64_t batch, const Target& target);
 
 /// Packs w ([B, K, N], or [B, N, K] with shape.trans_b) into `panels` (contiguous int32 of

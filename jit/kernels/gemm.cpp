@@ -128,16 +128,17 @@ KernelFamily gemm_pack_b_family() {
               {"n", ParamDecl::Kind::kInt, 1, 1 << 20},
               {"k", ParamDecl::Kind::kInt, 1, 1 << 20},
               {"trans_b", ParamDecl::Kind::kBool},
-              {"tile_cols", ParamDecl::Kind::kInt, 16, 256}};
+              {"tile_cols", ParamDecl::Kind::kInt, 4, 256}};
   f.cpu_header = "switchyard/cpu/gemm_pack_b.hpp";
   f.cpu_function = "switchyard::cpu::gemm_pack_b";
   f.args_type = "switchyard::kernels::GemmPackArgs";
-  f.cpu_dtypes = {DType::kBFloat16};
+  f.cpu_dtypes = {DType::kBFloat16, DType::kFloat32};
   f.check = [](const KernelSpec& spec) {
-    const int64_t tile_cols = spec.int_param("tile_cols");
-    SY_CHECK(tile_cols % 16 == 0 && spec.int_param("n") >= tile_cols)
-        << "kernel spec " << spec.to_string()
-        << ": tile_cols must be a multiple of 16 and n at least one tile of tile_cols columns";
+    // The micro-kernels' tiles: whole 16-column vectors of pairs, float vectors of 4 lanes or more.
+    const int64_t tile_cols = spec.int_param("tile_cols"), unit = gemm_packs_pairs(spec) ? 16 : 4;
+    SY_CHECK(tile_cols % unit == 0 && spec.int_param("n") >= tile_cols)
+        << "kernel spec " << spec.to_string() << ": tile_cols must be a multiple of " << unit
+        << " and n at least one tile of tile_cols columns";
   };
   return f;
 }
@@ -335,8 +336,14 @@ LaunchConfig gemm_launch_config(const KernelSpec& spec, const GemmProblem& p) {
 }
 
 bool gemm_reads_packed_b(const KernelSpec& gemm) {
-  return gemm.family == "gemm" && gemm.bool_param("bf16_dot") && !gemm.bool_param("amx") &&
-         !gemm.bool_param("trans_a") && gemm.int_param("n") >= gemm_tile_shape(gemm).n;
+  if (gemm.family != "gemm") return false;  // the CUDA families read B through shared memory
+  const bool panel_layout = gemm.bool_param("bf16_dot") || gemm.dtype_param("dtype") == DType::kFloat32;
+  return panel_layout && !gemm.bool_param("amx") && !gemm.bool_param("trans_a") &&
+         gemm.int_param("n") >= gemm_tile_shape(gemm).n;
+}
+
+bool gemm_packs_pairs(const KernelSpec& gemm) {
+  return gemm.dtype_param("dtype") == DType::kBFloat16;
 }
 
 KernelSpec gemm_pack_b_spec(const KernelSpec& gemm) {
@@ -351,7 +358,8 @@ KernelSpec gemm_pack_b_spec(const KernelSpec& gemm) {
 }
 
 int64_t gemm_panels_words(const KernelSpec& pack) {
-  return gemm_panels_words(pack.int_param("n"), pack.int_param("k"), pack.int_param("tile_cols"));
+  return gemm_panels_words(pack.int_param("n"), pack.int_param("k"), pack.int_param("tile_cols"),
+                           gemm_packs_pairs(pack));
 }
 
 LaunchConfig gemm_pack_b_launch_config(const KernelSpec& pack, int64_t batch, unsigned parallelism) {

@@ -81,9 +81,14 @@ const char* activation_name(GemmActivation activation);
 GemmActivation activation_derivative(GemmActivation activation);
 
 /// Whether the CPU GEMM `gemm` (a gemm_spec) can read B from panels packed ahead
-/// (GemmArgs::b_panels): bfloat16 dot products without AMX (whose tiles read a chunk's panel
-/// padded to whole tiles), not the weight-gradient form, and at least one whole column tile.
+/// (GemmArgs::b_panels): bfloat16 dot products or float32 FMAs, without AMX (whose tiles read a
+/// chunk's panel padded to whole tiles), not the weight-gradient form, and at least one whole
+/// column tile. (float16, and bfloat16 without dot products, compute in floats: their panels
+/// would be twice the weights' bytes, which is what a small batch is bound by.)
 bool gemm_reads_packed_b(const KernelSpec& gemm);
+/// Whether the panels of `gemm` (a gemm_spec or gemm_pack_b_spec) hold bfloat16 pairs, a word for
+/// two reduction steps, rather than a float a step.
+bool gemm_packs_pairs(const KernelSpec& gemm);
 /// The packing of B's panels that `gemm` reads (gemm_reads_packed_b must hold): its dtype, N, K,
 /// trans_b and column tile.
 KernelSpec gemm_pack_b_spec(const KernelSpec& gemm);

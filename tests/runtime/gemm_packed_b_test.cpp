@@ -1,6 +1,6 @@
 // B's panels packed ahead (pack_gemm_b, GemmOptions::b_panels) for the CPU's bfloat16 dot-product
-// GEMM: the same bits as packing B at each call, whole tiles read from the panels and the columns
-// past them from B, and the bad inputs named.
+// GEMM and its float32 GEMM: the same bits as packing B at each call, whole tiles read from the
+// panels and the columns past them from B, and the bad inputs named.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -29,14 +29,15 @@ struct PanelCase {
 };
 
 struct Operands {
-  DType dt = DType::kBFloat16;
+  DType dt;
   std::string a, w, bias, aux;
   std::vector<int> counts;
   std::vector<int64_t> w_shape;
 };
 
-Operands operands_for(const PanelCase& c, std::mt19937& rng) {
+Operands operands_for(const PanelCase& c, DType dt, std::mt19937& rng) {
   Operands o;
+  o.dt = dt;
   o.a = testing::encode_values(testing::uniform_values(rng, c.batch * c.rows * c.k), o.dt);
   o.w = testing::encode_values(testing::uniform_values(rng, c.batch * c.k * c.n), o.dt);
   o.bias = testing::encode_values(testing::uniform_values(rng, c.batch * c.n), o.dt);
@@ -46,8 +47,8 @@ Operands operands_for(const PanelCase& c, std::mt19937& rng) {
   return o;
 }
 
-kernels::GemmShape shape_of(const PanelCase& c) {
-  return {.dtype = DType::kBFloat16,
+kernels::GemmShape shape_of(const PanelCase& c, DType dt) {
+  return {.dtype = dt,
           .n = c.n,
           .k = c.k,
           .trans_b = c.trans_b,
@@ -75,10 +76,11 @@ std::string run(Context& context, const PanelCase& c, Operands& o, std::string& 
 }
 
 std::vector<int32_t> pack(Context& context, const PanelCase& c, Operands& o, std::string& w) {
-  const int64_t words = gemm_panels_words(shape_of(c), c.batch, context.cpu().target());
+  const int64_t words = gemm_panels_words(shape_of(c, o.dt), c.batch, context.cpu().target());
   EXPECT_GT(words, 0);
   std::vector<int32_t> panels(static_cast<size_t>(words), -1);
-  pack_gemm_b(context, Tensor(w.data(), o.dt, o.w_shape), shape_of(c), Tensor(panels.data(), DType::kInt32, {words}));
+  pack_gemm_b(context, Tensor(w.data(), o.dt, o.w_shape), shape_of(c, o.dt),
+              Tensor(panels.data(), DType::kInt32, {words}));
   return panels;
 }
 
@@ -91,22 +93,47 @@ const PanelCase kCases[] = {{2, 16, 300, 4116, false, kernels::kActGelu, {}},
                             {3, 7, 64, 1100, false, kernels::kActSwiglu, {7, 0, 3}},
                             {1, 200, 257, 130, false, kernels::kActNone, {}}};
 
-TEST(GemmPackedB, PanelsGiveTheBitsOfPackingAtEachCall) {
-  const testing::DotProductCpu dot = testing::dot_product_cpu();
-  if (!dot.usable) GTEST_SKIP() << dot.why_not;
+// A dtype and the CPU to compile for: bfloat16 on the host's dot products, float32 on the host's
+// own vectors and on AVX2's and SSE's narrower tiles (16 and 8 columns).
+struct PanelParam {
+  DType dt;
+  const char* cpu;  // empty: the host's; "dot": where the host runs bfloat16 dot products
+  const char* name;
+};
+
+struct PanelCpu {
+  bool usable;
+  std::string cpu, why_not;
+};
+PanelCpu panel_cpu(const PanelParam& param) {
+  if (std::string(param.cpu) == "dot") {
+    const testing::DotProductCpu dot = testing::dot_product_cpu();
+    return {dot.usable, dot.cpu, dot.why_not};
+  }
+#if !defined(__x86_64__)
+  if (param.cpu[0] != '\0') return {false, "", "x86-64 CPU names"};
+#endif
+  return {true, param.cpu, ""};
+}
+
+class GemmPackedBDtype : public ::testing::TestWithParam<PanelParam> {};
+
+TEST_P(GemmPackedBDtype, PanelsGiveTheBitsOfPackingAtEachCall) {
+  const PanelCpu cpu = panel_cpu(GetParam());
+  if (!cpu.usable) GTEST_SKIP() << cpu.why_not;
   testing::TempDir dir;  // one cache: the thread counts share the kernels
   for (unsigned threads : {1u, 2u, 16u}) {
     Settings settings;
     settings.cache_dir = dir.path();
-    settings.cpu = dot.cpu;
+    settings.cpu = cpu.cpu;
     settings.num_threads = threads;
     Context context(settings);
     std::mt19937 rng(41);
     for (const PanelCase& c : kCases) {
       SCOPED_TRACE("rows " + std::to_string(c.rows) + " k " + std::to_string(c.k) + " n " + std::to_string(c.n) +
                    (c.trans_b ? " trans_b, " : ", ") + std::to_string(threads) + " threads");
-      Operands o = operands_for(c, rng);
-      ASSERT_TRUE(kernels::gemm_reads_packed_b(kernels::gemm_spec(shape_of(c), context.cpu().target())));
+      Operands o = operands_for(c, GetParam().dt, rng);
+      ASSERT_TRUE(kernels::gemm_reads_packed_b(kernels::gemm_spec(shape_of(c, o.dt), context.cpu().target())));
       std::vector<int32_t> panels = pack(context, c, o, o.w);
       EXPECT_EQ(run(context, c, o, o.w, &panels), run(context, c, o, o.w, nullptr));
     }
@@ -115,21 +142,21 @@ TEST(GemmPackedB, PanelsGiveTheBitsOfPackingAtEachCall) {
 
 // Panels packed from another weight: C's whole column tiles are that weight's product, the
 // columns past them this one's, so the kernel reads the panels where it should and only there.
-TEST(GemmPackedB, WholeTilesComeFromThePanelsAndTheRestFromB) {
-  const testing::DotProductCpu dot = testing::dot_product_cpu();
-  if (!dot.usable) GTEST_SKIP() << dot.why_not;
+TEST_P(GemmPackedBDtype, WholeTilesComeFromThePanelsAndTheRestFromB) {
+  const PanelCpu cpu = panel_cpu(GetParam());
+  if (!cpu.usable) GTEST_SKIP() << cpu.why_not;
   Settings settings = Settings::from_environment();
-  settings.cpu = dot.cpu;
+  settings.cpu = cpu.cpu;
   Context context(settings);
   std::mt19937 rng(42);
   const PanelCase c = kCases[0];
-  Operands o = operands_for(c, rng);
+  Operands o = operands_for(c, GetParam().dt, rng);
   std::string other = testing::encode_values(testing::uniform_values(rng, c.batch * c.k * c.n), o.dt);
   std::vector<int32_t> panels = pack(context, c, o, other);
   const auto mixed = testing::decode_values(run(context, c, o, o.w, &panels), o.dt);
   const auto from_other = testing::decode_values(run(context, c, o, other, nullptr), o.dt);
   const auto from_w = testing::decode_values(run(context, c, o, o.w, nullptr), o.dt);
-  const int64_t tile = kernels::gemm_tile_shape(kernels::gemm_spec(shape_of(c), context.cpu().target())).n;
+  const int64_t tile = kernels::gemm_tile_shape(kernels::gemm_spec(shape_of(c, o.dt), context.cpu().target())).n;
   const int64_t whole = c.n / tile * tile;
   ASSERT_LT(whole, c.n);
   for (int64_t r = 0; r < c.batch * c.rows; ++r)
@@ -139,39 +166,61 @@ TEST(GemmPackedB, WholeTilesComeFromThePanelsAndTheRestFromB) {
     }
 }
 
+INSTANTIATE_TEST_SUITE_P(Dtypes, GemmPackedBDtype,
+                         ::testing::Values(PanelParam{DType::kBFloat16, "dot", "bfloat16"},
+                                           PanelParam{DType::kFloat32, "", "float32"},
+                                           PanelParam{DType::kFloat32, "x86-64-v3", "float32_avx2"},
+                                           PanelParam{DType::kFloat32, "x86-64", "float32_sse"}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
 TEST(GemmPackedB, BadPanelsAndShapesThatReadNoneAreNamed) {
-  const testing::DotProductCpu dot = testing::dot_product_cpu();
-  Settings settings = Settings::from_environment();
-  settings.cpu = dot.cpu;
-  Context context(settings);
-  std::vector<float> w(2 * 64 * 64);
-  const kernels::GemmShape f32{.dtype = DType::kFloat32, .n = 64, .k = 64};
-  EXPECT_EQ(gemm_panels_words(f32, 2, context.cpu().target()), 0);
-  std::vector<int32_t> panels(2 * 64 * 32);
-  const Tensor tw(w.data(), DType::kFloat32, {2, 64, 64}), tp(panels.data(), DType::kInt32, {2 * 64 * 32});
-  testing::expect_user_error([&] { pack_gemm_b(context, tw, f32, tp); }, "reads no packed panels");
-  std::vector<float> a(2 * 3 * 64), c(2 * 3 * 64);
+  Context context(Settings::from_environment());
+  const Target& target = context.cpu().target();
+  // N = 192: whole tiles of 64 (AVX-512), 16 (AVX2) and 12 (NEON) columns.
+  std::vector<float> w(2 * 64 * 192), a(2 * 3 * 64), c(2 * 3 * 192);
+  std::vector<int32_t> panels(2 * 64 * 192);
+  // float16 computes in floats, whose panels would be twice its weights: it reads none.
+  const kernels::GemmShape f16{.dtype = DType::kFloat16, .n = 192, .k = 64};
+  EXPECT_EQ(gemm_panels_words(f16, 2, target), 0);
+  const Tensor w16(w.data(), DType::kFloat16, {2, 64, 192}), all(panels.data(), DType::kInt32, {2 * 64 * 192});
+  testing::expect_user_error([&] { pack_gemm_b(context, w16, f16, all); }, "reads no packed panels");
   GemmOptions options;
-  options.b_panels = &tp;
+  options.b_panels = &all;
   testing::expect_user_error(
       [&] {
-        batched_gemm(context, Tensor(a.data(), DType::kFloat32, {2, 3, 64}), tw,
-                     Tensor(c.data(), DType::kFloat32, {2, 3, 64}), options);
+        batched_gemm(context, Tensor(a.data(), DType::kFloat16, {2, 3, 64}), w16,
+                     Tensor(c.data(), DType::kFloat16, {2, 3, 192}), options);
       },
       "reads no packed panels");
-  if (!dot.usable) return;
-  const kernels::GemmShape bf16{.dtype = DType::kBFloat16, .n = 64, .k = 64};
-  ASSERT_EQ(gemm_panels_words(bf16, 2, context.cpu().target()), 2 * 64 * 32);
-  const Tensor wb(w.data(), DType::kBFloat16, {2, 64, 64});
-  testing::expect_user_error([&] { pack_gemm_b(context, wb, bf16, Tensor(panels.data(), DType::kInt32, {64 * 32})); },
-                             "panels");
+  // float32: a word a column and step, so the panels hold as many words as the weight has floats.
+  const kernels::GemmShape f32{.dtype = DType::kFloat32, .n = 192, .k = 64};
+  ASSERT_EQ(gemm_panels_words(f32, 2, target), 2 * 64 * 192);
+  const Tensor w32(w.data(), DType::kFloat32, {2, 64, 192}), half(panels.data(), DType::kInt32, {64 * 192});
+  testing::expect_user_error([&] { pack_gemm_b(context, w32, f32, half); }, "panels");
   testing::expect_user_error(
-      [&] { pack_gemm_b(context, wb, bf16, Tensor(panels.data(), DType::kFloat32, {2 * 64 * 32})); }, "panels");
+      [&] { pack_gemm_b(context, w32, f32, Tensor(panels.data(), DType::kFloat32, {2 * 64 * 192})); }, "panels");
   testing::expect_user_error(
       [&] {
-        pack_gemm_b(context, Tensor(w.data(), DType::kBFloat16, {2, 32, 64}), bf16, tp);
+        pack_gemm_b(context, Tensor(w.data(), DType::kFloat32, {2, 32, 192}), f32, all);
       },
       "weight to pack");
+  options.b_panels = &half;
+  testing::expect_user_error(
+      [&] {
+        batched_gemm(context, Tensor(a.data(), DType::kFloat32, {2, 3, 64}), w32,
+                     Tensor(c.data(), DType::kFloat32, {2, 3, 192}), options);
+      },
+      "b_panels");
+  // bfloat16's dot products take a word for two steps.
+  const testing::DotProductCpu dot = testing::dot_product_cpu();
+  if (!dot.usable) return;
+  Settings settings = Settings::from_environment();
+  settings.cpu = dot.cpu;
+  Context dot_context(settings);
+  const kernels::GemmShape bf16{.dtype = DType::kBFloat16, .n = 192, .k = 64};
+  ASSERT_EQ(gemm_panels_words(bf16, 2, dot_context.cpu().target()), 2 * 32 * 192);
+  const Tensor wb(w.data(), DType::kBFloat16, {2, 64, 192});
+  testing::expect_user_error([&] { pack_gemm_b(dot_context, wb, bf16, all); }, "panels");  // float32's count
 }
 
 TEST(GemmPackedB, SpecsOfThePackingAreChecked) {
@@ -183,6 +232,14 @@ TEST(GemmPackedB, SpecsOfThePackingAreChecked) {
   testing::expect_user_error([&] { validate_spec(spec); }, "n at least one tile");
   spec.params.back() = {"tile_cols", 64};
   validate_spec(spec);
+  // float32's tiles are whole float vectors: 12 columns (NEON) pass, 10 do not.
+  spec.params.front() = {"dtype", DType::kFloat32};
+  spec.params.back() = {"tile_cols", 10};
+  testing::expect_user_error([&] { validate_spec(spec); }, "tile_cols must be a multiple of 4");
+  spec.params.back() = {"tile_cols", 12};
+  validate_spec(spec);
+  spec.params.front() = {"dtype", DType::kFloat16};
+  testing::expect_user_error([&] { validate_spec(spec); }, "float16");
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-// MoeLayerConfig::pack_expert_weights on the CPU: the packed layer's forward has the bits of the
-// same layer without it (both expert types, few and many tokens, capacity and dropless), its panels
+// MoeLayerConfig::pack_expert_weights on the CPU, bfloat16 (dot products) and float32: the packed
+// layer's forward has the bits of the same layer without it (both expert types, few and many
+// tokens, capacity and dropless), its panels
 // follow every change of the weights (sgd_step, load, parameters_updated), warm compiles the
 // packing, and the config field is checked.
 #include <gtest/gtest.h>
@@ -23,35 +24,49 @@ constexpr DType kBf16 = DType::kBFloat16;
 
 // M = 96 (fc2's N: a tile of 64 columns and two vectors past it), H = 200 (fc1's N: three tiles
 // and 8 columns).
-MoeLayerConfig packed_config(ExpertType type, bool packed) {
-  MoeLayerConfig config = testing::layer_config(96, 200, 4, kBf16);
+MoeLayerConfig packed_config(ExpertType type, bool packed, DType dt) {
+  MoeLayerConfig config = testing::layer_config(96, 200, 4, dt);
   config.expert_type = type;
   config.pack_expert_weights = packed;
   return config;
 }
 
-Settings dot_settings(const testing::DotProductCpu& dot) {
-  Settings settings = Settings::from_environment();
-  settings.cpu = dot.cpu;
-  return settings;
+// Where `dt`'s GEMMs read packed panels here: the settings to compile for, or why they do not.
+struct PanelHost {
+  bool usable;
+  Settings settings;
+  std::string why_not;
+};
+PanelHost panel_host(DType dt) {
+  PanelHost host{true, Settings::from_environment(), ""};
+  if (dt == kBf16) {
+    const testing::DotProductCpu dot = testing::dot_product_cpu();
+    host.usable = dot.usable;
+    host.settings.cpu = dot.cpu;
+    host.why_not = dot.why_not;
+  }
+  return host;
 }
+
+class PackedExpertWeightsOf : public ::testing::TestWithParam<DType> {};
 
 std::string output(MoeLayer& layer, const Buffer& x, int64_t tokens, bool dropless) {
   ForwardOptions options;
   options.top_k = 2;
   options.capacity_factor = dropless ? 0.0 : 1.0;
   options.dropless_grouped = dropless;
-  const Tensor input = x.view(kBf16, {tokens, layer.config().model_dim});
+  const Tensor input = x.view(layer.config().dtype, {tokens, layer.config().model_dim});
   return testing::host_bytes(layer.device(), layer.forward(input, options).output);
 }
 
-TEST(PackedExpertWeights, ForwardHasTheBitsOfTheUnpackedLayer) {
-  const testing::DotProductCpu dot = testing::dot_product_cpu();
-  if (!dot.usable) GTEST_SKIP() << dot.why_not;
-  Context context(dot_settings(dot));
+TEST_P(PackedExpertWeightsOf, ForwardHasTheBitsOfTheUnpackedLayer) {
+  const DType dt = GetParam();
+  const PanelHost host = panel_host(dt);
+  if (!host.usable) GTEST_SKIP() << host.why_not;
+  Context context(host.settings);
   Device& cpu = context.cpu();
   for (ExpertType type : {ExpertType::kFfn, ExpertType::kSwiglu}) {
-    MoeLayer plain(context, cpu, packed_config(type, false)), packed(context, cpu, packed_config(type, true));
+    MoeLayer plain(context, cpu, packed_config(type, false, dt)), packed(context, cpu, packed_config(type, true, dt));
     for (const std::string& name : plain.parameter_names())
       ASSERT_EQ(testing::host_bytes(cpu, plain.parameter(name)), testing::host_bytes(cpu, packed.parameter(name)))
           << name << ": the two layers drew different weights";
@@ -59,7 +74,7 @@ TEST(PackedExpertWeights, ForwardHasTheBitsOfTheUnpackedLayer) {
       for (bool dropless : {false, true}) {
         SCOPED_TRACE(std::string(type == ExpertType::kFfn ? "ffn, " : "swiglu, ") + std::to_string(tokens) +
                      (dropless ? " tokens, dropless" : " tokens"));
-        const Buffer x = testing::normal_input(cpu, kBf16, tokens, 96, static_cast<unsigned>(tokens));
+        const Buffer x = testing::normal_input(cpu, dt, tokens, 96, static_cast<unsigned>(tokens));
         EXPECT_EQ(output(packed, x, tokens, dropless), output(plain, x, tokens, dropless));
       }
   }
@@ -67,15 +82,16 @@ TEST(PackedExpertWeights, ForwardHasTheBitsOfTheUnpackedLayer) {
 
 // After each change both layers made alike, their forwards agree; weights written in place without
 // parameters_updated() do not reach the packed layer's GEMMs (its panels are what they read).
-TEST(PackedExpertWeights, PanelsFollowEveryChangeOfTheWeights) {
-  const testing::DotProductCpu dot = testing::dot_product_cpu();
-  if (!dot.usable) GTEST_SKIP() << dot.why_not;
-  Context context(dot_settings(dot));
+TEST_P(PackedExpertWeightsOf, PanelsFollowEveryChangeOfTheWeights) {
+  const DType dt = GetParam();
+  const PanelHost host = panel_host(dt);
+  if (!host.usable) GTEST_SKIP() << host.why_not;
+  Context context(host.settings);
   Device& cpu = context.cpu();
   const ExpertType type = ExpertType::kSwiglu;
-  MoeLayer plain(context, cpu, packed_config(type, false)), packed(context, cpu, packed_config(type, true));
-  const Buffer x = testing::normal_input(cpu, kBf16, 24, 96, 3);
-  const Tensor input = x.view(kBf16, {24, 96});
+  MoeLayer plain(context, cpu, packed_config(type, false, dt)), packed(context, cpu, packed_config(type, true, dt));
+  const Buffer x = testing::normal_input(cpu, dt, 24, 96, 3);
+  const Tensor input = x.view(dt, {24, 96});
 
   ForwardOptions train;
   train.save_for_backward = true;
@@ -89,7 +105,7 @@ TEST(PackedExpertWeights, PanelsFollowEveryChangeOfTheWeights) {
   EXPECT_EQ(output(packed, x, 24, false), output(plain, x, 24, false)) << "after sgd_step";
 
   testing::TempDir dir;
-  MoeLayer source(context, cpu, packed_config(type, false));
+  MoeLayer source(context, cpu, packed_config(type, false, dt));
   source.init_parameters(9);
   source.save(dir / "source.safetensors");
   plain.load(dir / "source.safetensors");
@@ -111,8 +127,12 @@ TEST(PackedExpertWeights, PanelsFollowEveryChangeOfTheWeights) {
   EXPECT_EQ(output(packed, x, 24, false), output(plain, x, 24, false));
 }
 
-// warm's kernel set holds the packing of each forward weight where its GEMM reads panels (a CPU
-// with AMD's dot products), and nothing of it elsewhere or without the field.
+INSTANTIATE_TEST_SUITE_P(Dtypes, PackedExpertWeightsOf, ::testing::Values(kBf16, DType::kFloat32),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+// warm's kernel set holds the packing of each forward weight where its GEMM reads panels (float32
+// everywhere, bfloat16 on a CPU with AMD's dot products), and nothing of it elsewhere (bfloat16 on
+// AMX or converted, float16) or without the field.
 TEST(PackedExpertWeights, WarmCompilesThePackingWhereGemmsReadPanels) {
   ModelConfig model;
   model.name = "packed";
@@ -128,11 +148,17 @@ TEST(PackedExpertWeights, WarmCompilesThePackingWhereGemmsReadPanels) {
   };
   const Target zen4 = Target::cpu(64, 1 << 20, kCpuBf16Dot | kCpuFastBf16Dot | kCpu32VectorRegisters);
   const Target amx = Target::cpu(64, 2 << 20, kCpuBf16Dot | kCpuAmxBf16 | kCpu32VectorRegisters);
+  const Target avx2 = Target::cpu(32, 1 << 20, 0);
   EXPECT_EQ(packings(zen4), 0);
   model.pack_expert_weights = true;
-  EXPECT_EQ(packings(zen4), 2) << "W1 and W2 share a packing (same N, K), W3 has its own";
+  EXPECT_EQ(packings(zen4), 4) << "a dtype's W1 and W2 share a packing (same N, K), W3 has its own";
+  EXPECT_EQ(packings(amx), 2) << "float32's only";
+  EXPECT_EQ(packings(avx2), 2) << "float32's only";
+  model.dtypes = {kBf16, DType::kFloat16};
+  EXPECT_EQ(packings(zen4), 2) << "bfloat16's only";
   EXPECT_EQ(packings(amx), 0);
-  EXPECT_EQ(packings(Target::cpu(32, 1 << 20, 0)), 0);
+  EXPECT_EQ(packings(avx2), 0);
+  EXPECT_EQ(packings(Target::cuda(90)), 0);
 }
 
 TEST(PackedExpertWeights, TheConfigFieldIsABoolean) {

@@ -64,29 +64,29 @@ struct GemmArgs {
   long c_batch_stride;
   int rows;  // rows per batch (upper bound when row_counts is given)
   int batch;
-  // B's panels packed ahead (gemm_pack_b, GemmPackArgs) or null: a CPU GEMM with bf16_dot and
-  // without amx then reads its whole column tiles from them instead of packing B itself.
+  // B's panels packed ahead (gemm_pack_b, GemmPackArgs) or null: a CPU GEMM with bf16_dot or in
+  // float32, without amx, then reads its whole column tiles from them instead of packing B itself.
   const void* b_panels;
   long b_panels_batch_stride;  // 32-bit words between batches' panels
 };
 
 // The CPU GEMM's B panels packed once ahead of its calls (a layer's weights, which a small batch's
 // GEMMs would otherwise pack at every call): for each batch, each whole column tile of tile_cols
-// columns holds bfloat16 pairs of adjacent reduction steps as [tile][k / 2][tile_cols] 32-bit
-// words (an odd K's last partner zero), the layout the bf16_dot micro-kernel reads
-// (cpu/gemm_bf16_dot.hpp). Columns past the last whole tile are not packed: the GEMM reads them
-// from B itself.
+// columns as the micro-kernels read it, one 32-bit word a column and step: in bfloat16, pairs of
+// adjacent reduction steps as [tile][k / 2][tile_cols] (an odd K's last partner zero, the
+// bf16_dot layout of cpu/gemm_bf16_dot.hpp); in float32, [tile][k][tile_cols]. Columns past the
+// last whole tile are not packed: the GEMM reads them from B itself.
 struct GemmPackArgs {
   const void* b;             // [batch][K, N] or [batch][N, K] (trans_b)
-  void* panels;              // [batch][N / tile_cols][(K + 1) / 2][tile_cols] words
+  void* panels;              // [batch][N / tile_cols][steps][tile_cols] words (gemm_panels_words)
   long b_batch_stride;       // elements
   long panels_batch_stride;  // words
   int batch;
 };
 
-// Words of one batch's packed panels.
-SY_HOST_DEVICE constexpr long gemm_panels_words(long n, long k, long tile_cols) {
-  return n / tile_cols * tile_cols * ((k + 1) / 2);
+// Words of one batch's packed panels: bfloat16 `pairs` take a word for two reduction steps.
+SY_HOST_DEVICE constexpr long gemm_panels_words(long n, long k, long tile_cols, bool pairs) {
+  return n / tile_cols * tile_cols * (pairs ? (k + 1) / 2 : k);
 }
 
 // The rows batch `b` uses: its count clamped to the batch's rows (a layer passes its experts'

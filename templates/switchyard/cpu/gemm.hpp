@@ -10,9 +10,9 @@
 // to float as they are packed, or, with kDot (bfloat16 on a CPU with AVX512_BF16), packed in pairs
 // for its dot products (gemm_bf16_dot.hpp), which with kAmx (a CPU with AMX-BF16) run on AMX's
 // tiles in row tiles of 16 instead (gemm_amx.hpp); their sums are kept in a float accumulator of
-// the group's rows (capped at kNarrowAccBytes), rounded once in the epilogue. B's pairs may also
-// come packed ahead (GemmArgs::b_panels, from gemm_pack_b.hpp): a layer's weights packed once,
-// which the micro-kernels then read in place, one contiguous run per tile and chunk.
+// the group's rows (capped at kNarrowAccBytes), rounded once in the epilogue. B's pairs, or float32
+// B's panels, may also come packed ahead (GemmArgs::b_panels, from gemm_pack_b.hpp): a layer's
+// weights packed once, which the micro-kernels then read in place, one contiguous run per tile and chunk.
 #pragma once
 
 #include <switchyard/common/gemm_args.h>
@@ -67,6 +67,15 @@ template <bool kDot, bool kAmx = false>
 inline int packed_depth(int k_len) {
   return kAmx ? amx_pair_depth(k_len) : kDot ? bf16_pair_depth(k_len) / 2 : k_len;
 }
+// Whether the micro-kernels can read B's panels packed ahead (gemm_pack_b.hpp): the dot products'
+// pairs and float32's floats, not AMX's padded tiles nor the floats 16-bit values convert to
+// (kernels::gemm_reads_packed_b says the same to the host).
+template <typename T>
+constexpr bool kIsFloat = false;
+template <>
+constexpr bool kIsFloat<float> = true;
+template <typename T, bool kDot, bool kAmx>
+constexpr bool kReadsPanels = !kAmx && (kDot || kIsFloat<T>);
 
 // The reduction runs in chunks of kGemmChunk: a chunk of a group's A rows, packed, stays in L2
 // while the packed B panel of each column tile stays in L1 and every row tile streams past it.
@@ -314,10 +323,13 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack
   long prefetch_share = 0;
   // This chunk's pairs of the packed panel of the column tile at n: one contiguous run, which the
   // next tile's micro-kernels fetch ahead as they do a packed span's successor.
-  const long panel_words = static_cast<long>(bf16_pair_depth(g.reduce) / 2) * kCols;
-  auto packed_panel = [&](int n) { return b_panels + n / kCols * panel_words + k0 / 2 * kCols; };
+  const long panel_words = static_cast<long>(packed_depth<kDot, kAmx>(g.reduce)) * kCols;
+  auto packed_panel = [&](int n) {
+    return b_panels + n / kCols * panel_words + static_cast<long>(packed_depth<kDot, kAmx>(k0)) * kCols;
+  };
+  constexpr bool kPanels = kReadsPanels<T, kDot, kAmx>;
   for (; n0 + kCols <= n_end; n0 += kCols) {
-    if (kDot && !kAmx && b_panels != nullptr) {
+    if (kPanels && b_panels != nullptr) {
       packed_from = n0;
       prefetch_share = n0 + 2 * kCols > n_end ? next.stop()
                                               : next.start(packed_panel(n0 + kCols), 0, 1,
@@ -358,7 +370,7 @@ void gemm_chunk_columns(const GemmRowsArgs<T>& g, const packed_t<T, kDot>* apack
       else
         gemm_pack_b_span<T, kN, kCols>(g.b, panel, n0, k0, k_len, (packed_end - n0) / kCols, next_cols);
     }
-    const P* bp = kDot && !kAmx && b_panels != nullptr
+    const P* bp = kPanels && b_panels != nullptr
                       ? reinterpret_cast<const P*>(packed_panel(n0))
                       : panel + static_cast<long>((n0 - packed_from) / kCols) * depth * kCols;
     next.pace(prefetch_share, kAmx ? depth / kAmxPairs : depth);
@@ -572,7 +584,7 @@ void gemm(const kernels::GemmArgs& args, unsigned block, unsigned grid) {
       static_cast<T*>(args.c) + args.c_batch_stride * batch,
       kTransA ? kK : rows,
       kTransA ? rows : kK,
-      kBf16Dot && !kAmx && !kTransA && args.b_panels != nullptr
+      kReadsPanels<T, kBf16Dot, kAmx> && !kTransA && args.b_panels != nullptr
           ? static_cast<const unsigned*>(args.b_panels) + args.b_panels_batch_stride * batch
           : nullptr};
   const int row_tiles = (g.out_rows + kRowTile - 1) / kRowTile, col_tiles = kN / (kVecs * kLanes);
