@@ -27,11 +27,6 @@ class FileDescriptor {
     if (fd_ >= 0) ::close(fd_);
   }
   int get() const { return fd_; }
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
 
  private:
   int fd_;
@@ -66,18 +61,37 @@ std::string read_file(const std::string& path) {
 }
 
 void write_file(const std::string& path, std::string_view data, bool sync) {
-  FileDescriptor fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (fd.get() < 0) SY_THROW(BackendError) << "cannot create '" << path << "': " << std::strerror(errno);
+  FileWriter file(path);
+  file.write(data);
+  file.finish(sync);
+}
+
+FileWriter::FileWriter(const std::string& path)
+    : path_(path), fd_(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) {
+  if (fd_ < 0) SY_THROW(BackendError) << "cannot create '" << path << "': " << std::strerror(errno);
+}
+
+FileWriter::~FileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void FileWriter::write(std::string_view data) {
+  SY_INTERNAL_CHECK(fd_ >= 0) << "'" << path_ << "' written after finish()";
   size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
+    ssize_t n = ::write(fd_, data.data() + done, data.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) SY_THROW(BackendError) << "cannot write '" << path << "': " << std::strerror(errno);
+    if (n < 0) SY_THROW(BackendError) << "cannot write '" << path_ << "': " << std::strerror(errno);
     done += static_cast<size_t>(n);
   }
-  if (sync && ::fsync(fd.get()) != 0)
-    SY_THROW(BackendError) << "cannot fsync '" << path << "': " << std::strerror(errno);
-  if (::close(fd.release()) != 0) SY_THROW(BackendError) << "cannot close '" << path << "': " << std::strerror(errno);
+}
+
+void FileWriter::finish(bool sync) {
+  SY_INTERNAL_CHECK(fd_ >= 0) << "'" << path_ << "' finished twice";
+  if (sync && ::fsync(fd_) != 0) SY_THROW(BackendError) << "cannot fsync '" << path_ << "': " << std::strerror(errno);
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) SY_THROW(BackendError) << "cannot close '" << path_ << "': " << std::strerror(errno);
 }
 
 void sync_directory(const std::string& path) {

@@ -14,6 +14,25 @@ std::string read_file(const std::string& path);
 bool try_read_file(const std::string& path, std::string& out);
 /// Writes `data` to `path` (created or truncated), optionally fsync'ing it before close.
 void write_file(const std::string& path, std::string_view data, bool sync = false);
+
+/// A file written a piece at a time (created or truncated; what a piece asks for is never held
+/// whole): write() appends, finish() closes it, fsync'ing first if asked. Destroyed unfinished (an
+/// error on the way), it is closed as it stands: removing it is the caller's part. Throws
+/// BackendError naming the path and the OS reason.
+class FileWriter {
+ public:
+  explicit FileWriter(const std::string& path);
+  ~FileWriter();
+  FileWriter(const FileWriter&) = delete;
+  FileWriter& operator=(const FileWriter&) = delete;
+
+  void write(std::string_view data);
+  void finish(bool sync);
+
+ private:
+  std::string path_;
+  int fd_;
+};
 /// fsyncs a directory so a rename inside it is durable.
 void sync_directory(const std::string& path);
 /// mkdir -p; returns false when it cannot be created (does not throw).

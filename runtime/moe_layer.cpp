@@ -303,20 +303,18 @@ void MoeLayer::load(const std::string& path) {
 }
 
 void MoeLayer::save(const std::string& path) const {
-  TensorFile file;
-  for (const auto& [name, p] : params_) {
-    StoredTensor t;
-    t.dtype = safetensors_dtype_name(p.dtype);
-    t.shape = p.shape;
-    t.bytes.resize(p.buffer->bytes());
-    device_.copy_to_host(t.bytes.data(), p.buffer->data(), t.bytes.size());
-    file[name] = std::move(t);
-  }
-  StoredTensor experts{"I64", {}, std::string(8, '\0')};
-  int64_t e = config_.num_experts;
-  std::memcpy(experts.bytes.data(), &e, 8);
-  file["_num_global_experts"] = std::move(experts);
-  write_safetensors(path, file, {{"format", "switchyard-moe"}});
+  // Streamed from the parameters a chunk at a time: a copy of a Mixtral-size layer (5.6 GB in
+  // float32) would double the memory a save needs.
+  TensorSources file;
+  for (const auto& [name, p] : params_)
+    file[name] = {safetensors_dtype_name(p.dtype), p.shape, p.buffer->bytes(),
+                  [this, data = static_cast<const char*>(p.buffer->data())](uint64_t offset, size_t count, char* out) {
+                    device_.copy_to_host(out, data + offset, count);
+                  }};
+  const int64_t experts = config_.num_experts;
+  file["_num_global_experts"] = {
+      "I64", {}, sizeof experts, [&experts](uint64_t, size_t count, char* out) { std::memcpy(out, &experts, count); }};
+  write_safetensors_streamed(path, file, {{"format", "switchyard-moe"}});
 }
 
 void MoeLayer::pack_expert_panels() {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <future>
 #include <thread>
@@ -221,28 +222,65 @@ void SafetensorsReader::read_staged(Device& device, const TensorSlice& slice, vo
 
 void write_safetensors(const std::string& path, const TensorFile& tensors,
                        const std::map<std::string, std::string>& metadata) {
+  TensorSources sources;
+  for (const auto& [name, t] : tensors)
+    sources[name] = {t.dtype, t.shape, t.bytes.size(), [&bytes = t.bytes](uint64_t offset, size_t count, char* out) {
+                       std::memcpy(out, bytes.data() + offset, count);
+                     }};
+  write_safetensors_streamed(path, sources, metadata);
+}
+
+namespace {
+
+// The 8-byte length and the JSON header of `tensors`, laid out in the map's order, padded so that
+// the data starts 8-byte aligned, as the format suggests.
+std::string safetensors_header(const TensorSources& tensors, const std::map<std::string, std::string>& metadata) {
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
-    header[name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
-    offset += t.bytes.size();
+    header[name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes}}};
+    offset += t.bytes;
   }
   std::string text = header.dump();
-  while ((text.size() + 8) % 8 != 0) text += ' ';  // data aligned to 8 bytes, as the format suggests
+  while ((text.size() + 8) % 8 != 0) text += ' ';
   std::string out(8, '\0');
   for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
-  out += text;
-  for (const auto& [name, t] : tensors) out += t.bytes;
-  std::string tmp = path + ".tmp-" + fs::unique_suffix();
+  return out + text;
+}
+
+}  // namespace
+
+void write_safetensors_streamed(const std::string& path, const TensorSources& tensors,
+                                const std::map<std::string, std::string>& metadata, size_t chunk_bytes) {
+  uint64_t largest = 0;
+  for (const auto& [name, t] : tensors) {
+    SY_INTERNAL_CHECK(t.bytes == 0 || t.read) << "tensor '" << name << "' has bytes and nothing to read them from";
+    largest = std::max(largest, t.bytes);
+  }
+  const std::string tmp = path + ".tmp-" + fs::unique_suffix();
   try {
-    fs::write_file(tmp, out, /*sync=*/true);
+    fs::FileWriter file(tmp);
+    file.write(safetensors_header(tensors, metadata));
+    std::vector<char> chunk(static_cast<size_t>(std::min<uint64_t>(std::max<size_t>(chunk_bytes, 1), largest)));
+    for (const auto& [name, t] : tensors)
+      for (uint64_t offset = 0; offset < t.bytes; offset += chunk.size()) {
+        const size_t count = static_cast<size_t>(std::min<uint64_t>(chunk.size(), t.bytes - offset));
+        t.read(offset, count, chunk.data());
+        file.write({chunk.data(), count});
+      }
+    file.finish(/*sync=*/true);
   } catch (const BackendError& e) {
+    fs::remove_tree(tmp);
     SY_THROW(UserError) << "cannot write safetensors file '" << path << "': " << e.what();
+  } catch (...) {
+    fs::remove_tree(tmp);
+    throw;
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int error = errno;
     fs::remove_tree(tmp);
-    SY_THROW(UserError) << "cannot write safetensors file '" << path << "'";
+    SY_THROW(UserError) << "cannot write safetensors file '" << path << "': " << std::strerror(error);
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -69,6 +70,24 @@ class SafetensorsReader {
 /// Writes atomically (temporary file, fsync, rename).
 void write_safetensors(const std::string& path, const TensorFile& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+
+/// One tensor of a file being written, its bytes copied out by `read` a piece at a time (`count`
+/// bytes from `offset` into host memory at `out`): from a device's memory, say, so that a file as
+/// large as memory is written without a copy of it.
+struct TensorSource {
+  std::string dtype;  // safetensors name
+  std::vector<int64_t> shape;
+  uint64_t bytes = 0;
+  std::function<void(uint64_t offset, size_t count, char* out)> read;
+};
+using TensorSources = std::map<std::string, TensorSource>;
+
+/// write_safetensors from sources, through one host buffer of at most `chunk_bytes`. An exception
+/// from a source or the file leaves no file behind (and one already at `path` as it was); a file
+/// that cannot be written is a UserError naming it.
+void write_safetensors_streamed(const std::string& path, const TensorSources& tensors,
+                                const std::map<std::string, std::string>& metadata = {},
+                                size_t chunk_bytes = size_t{64} << 20);
 /// The safetensors name of a dtype: F32, F64, F16, BF16, I32.
 std::string safetensors_dtype_name(DType dtype);
 /// Bytes per element of a safetensors dtype name, 0 when unknown.

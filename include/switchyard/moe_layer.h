@@ -62,11 +62,12 @@ struct SWITCHYARD_API MoeLayerConfig {
   bool has_fc2_bias = true;
   bool fp32_gate = false;   // gate weight, gate input and routing in float32 whatever the dtype
   bool allow_tf32 = false;  // float32 expert GEMMs on CUDA may use TF32 tensor cores (--use_tensorcore)
-  /// A CPU layer in bfloat16 whose GEMMs use AVX512_BF16's dot products (not AMX) keeps its expert
-  /// weights a second time, packed as its forward GEMMs read them, so that they do not pack them at
-  /// every call: small batches (inference) run faster, for the experts' memory twice. The copy is
-  /// repacked whenever the layer's weights change (init, load, sgd_step, parameters_updated).
-  /// Elsewhere (float32, CUDA, AMX, experts sharded across ranks) nothing is kept.
+  /// A CPU layer in float32, or in bfloat16 whose GEMMs use AVX512_BF16's dot products (not AMX),
+  /// keeps its expert weights a second time, packed as its forward GEMMs read them, so that they do
+  /// not pack them at every call: small batches (inference) run faster, for the experts' memory
+  /// twice. The copy is repacked whenever the layer's weights change (init, load, sgd_step,
+  /// parameters_updated). Elsewhere (float16, bfloat16 on AMX or converted to float, CUDA, experts
+  /// sharded across ranks) nothing is kept.
   bool pack_expert_weights = false;
   /// Tutel's list of gate types: gate i's parameters are `gates.i.*`, and each call routes with
   /// the gate ForwardOptions::gate_index names (switching compiles nothing after warm).

@@ -321,22 +321,25 @@ class SixteenBit(unittest.TestCase):
             torch.testing.assert_close(y.double(), want, rtol=tol, atol=tol, msg=dtype)
 
     def test_packed_expert_weights_give_the_same_outputs_through_a_torch_optimizer(self):
-        """pack_expert_weights (CPU bfloat16: the experts' weights packed once for the GEMMs) changes
-        no bit, and a torch optimizer's writes reach the packed GEMMs (MoeModule tells the layer)."""
-        modules = []
-        for packed in (False, True):
-            config = switchyard.Config(model_dim=96, hidden_size=200, num_experts=4, dtype="bfloat16",
-                                       pack_expert_weights=packed)
-            modules.append(switchyard.MoeModule(switchyard.MoeLayer(config, seed=3), top_k=2, capacity_factor=1.0))
-        torch.manual_seed(8)
-        x = torch.randn(20, 96).to(torch.bfloat16)
-        for step in range(2):
-            plain, packed = (module(x) for module in modules)
-            torch.testing.assert_close(packed, plain, rtol=0, atol=0, msg=f"step {step}")
-            for module in modules:
-                optimizer = torch.optim.SGD(module.parameters(), lr=0.5)
-                module(x).float().square().mean().backward()
-                optimizer.step()
+        """pack_expert_weights (CPU float32, and bfloat16 where the GEMMs use dot products: the
+        experts' weights packed once for the GEMMs) changes no bit, and a torch optimizer's writes
+        reach the packed GEMMs (MoeModule tells the layer)."""
+        for dtype in ("float32", "bfloat16"):
+            modules = []
+            for packed in (False, True):
+                config = switchyard.Config(model_dim=96, hidden_size=200, num_experts=4, dtype=dtype,
+                                           pack_expert_weights=packed)
+                modules.append(switchyard.MoeModule(switchyard.MoeLayer(config, seed=3), top_k=2,
+                                                    capacity_factor=1.0))
+            torch.manual_seed(8)
+            x = torch.randn(20, 96).to(getattr(torch, dtype))
+            for step in range(2):
+                plain, packed = (module(x) for module in modules)
+                torch.testing.assert_close(packed, plain, rtol=0, atol=0, msg=f"{dtype} step {step}")
+                for module in modules:
+                    optimizer = torch.optim.SGD(module.parameters(), lr=0.5)
+                    module(x).float().square().mean().backward()
+                    optimizer.step()
 
 
 class NoCopies(unittest.TestCase):
