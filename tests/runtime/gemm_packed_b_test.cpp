@@ -184,14 +184,13 @@ TEST(GemmPackedB, BadPanelsAndShapesThatReadNoneAreNamed) {
   EXPECT_EQ(gemm_panels_words(f16, 2, target), 0);
   const Tensor w16(w.data(), DType::kFloat16, {2, 64, 192}), all(panels.data(), DType::kInt32, {2 * 64 * 192});
   testing::expect_user_error([&] { pack_gemm_b(context, w16, f16, all); }, "reads no packed panels");
-  GemmOptions options;
-  options.b_panels = &all;
-  testing::expect_user_error(
-      [&] {
-        batched_gemm(context, Tensor(a.data(), DType::kFloat16, {2, 3, 64}), w16,
-                     Tensor(c.data(), DType::kFloat16, {2, 3, 192}), options);
-      },
-      "reads no packed panels");
+  auto gemm_given = [&](const Tensor& weight, const Tensor& given) {
+    GemmOptions options;
+    options.b_panels = &given;
+    batched_gemm(context, Tensor(a.data(), weight.dtype(), {2, 3, 64}), weight,
+                 Tensor(c.data(), weight.dtype(), {2, 3, 192}), options);
+  };
+  testing::expect_user_error([&] { gemm_given(w16, all); }, "reads no packed panels");
   // float32: a word a column and step, so the panels hold as many words as the weight has floats.
   const kernels::GemmShape f32{.dtype = DType::kFloat32, .n = 192, .k = 64};
   ASSERT_EQ(gemm_panels_words(f32, 2, target), 2 * 64 * 192);
@@ -204,13 +203,7 @@ TEST(GemmPackedB, BadPanelsAndShapesThatReadNoneAreNamed) {
         pack_gemm_b(context, Tensor(w.data(), DType::kFloat32, {2, 32, 192}), f32, all);
       },
       "weight to pack");
-  options.b_panels = &half;
-  testing::expect_user_error(
-      [&] {
-        batched_gemm(context, Tensor(a.data(), DType::kFloat32, {2, 3, 64}), w32,
-                     Tensor(c.data(), DType::kFloat32, {2, 3, 192}), options);
-      },
-      "b_panels");
+  testing::expect_user_error([&] { gemm_given(w32, half); }, "b_panels");
   // bfloat16's dot products take a word for two steps.
   const testing::DotProductCpu dot = testing::dot_product_cpu();
   if (!dot.usable) return;
