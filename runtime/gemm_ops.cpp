@@ -114,7 +114,8 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
                          0};
   if (options.b_panels != nullptr) {  // sized from the chosen spec: the hot path builds none
     SY_CHECK(kernels::gemm_reads_packed_b(spec)) << "gemm: " << spec.to_string() << " reads no packed panels of B";
-    const int64_t words = batch * kernels::gemm_panels_words(n, k, kernels::gemm_tile_shape(spec).n, kernels::gemm_packs_pairs(spec));
+    const int64_t words =
+        batch * kernels::gemm_panels_words(n, k, kernels::gemm_tile_shape(spec).n, kernels::gemm_packs_pairs(spec));
     expect(*options.b_panels, {words}, DType::kInt32, a.device(), "b_panels");
     args.b_panels = options.b_panels->data();
     args.b_panels_batch_stride = words / batch;

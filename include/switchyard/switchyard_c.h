@@ -44,8 +44,9 @@ typedef struct sy_layer sy_layer;
  * MoeLayerConfig: model_dim, hidden_size, num_experts (required), dtype ("float32", "float64",
  * "float16", "bfloat16"), expert_type ("ffn", "swiglu"), activation ("relu", "gelu", "silu",
  * "none"), has_fc1_bias, has_fc2_bias, fp32_gate, allow_tf32, pack_expert_weights (a CPU float32
- * or bfloat16 layer packs its expert weights once for its GEMMs: docs/model-config.md). Weights are drawn from seed 1, as
- * the C++ MoeLayer constructor draws them (sy_layer_init draws others). An unknown field is an error naming it. */
+ * or bfloat16 layer packs its expert weights once for its GEMMs: docs/model-config.md). Weights
+ * are drawn from seed 1, as the C++ MoeLayer constructor draws them (sy_layer_init draws others).
+ * An unknown field is an error naming it. */
 SWITCHYARD_API sy_status sy_layer_create(const char* device, const char* config_json, sy_layer** layer);
 /* A layer whose shapes, expert type, biases and dtype come from a safetensors file (Tutel's
  * names, as sy_layer_save writes them), loaded from it. */
