@@ -134,8 +134,9 @@ void reshard_checkpoint(const std::string& in_pattern, const std::string& out_pa
   const TensorFile whole = gather_experts(inputs, paths, experts, s_in);
   std::vector<TensorFile> outputs;  // every check passes before the first file is written
   for (int r = 0; r < to_ranks; ++r) outputs.push_back(scatter_experts(whole, experts, s_out, r, to_ranks));
-  for (int r = 0; r < to_ranks; ++r)
-    write_safetensors(checkpoint_path(out_pattern, r, to_ranks), outputs[r], {{"format", "switchyard-moe"}});
+  std::map<std::string, std::string> metadata = SafetensorsReader(paths[0]).metadata();  // the layer's settings
+  metadata["format"] = "switchyard-moe";
+  for (int r = 0; r < to_ranks; ++r) write_safetensors(checkpoint_path(out_pattern, r, to_ranks), outputs[r], metadata);
 }
 
 }  // namespace switchyard

@@ -22,6 +22,38 @@ int64_t numel(const std::vector<int64_t>& shape) {
   return n;
 }
 
+// The settings a file's tensors do not show, kept in its metadata by save() so that
+// layer_config_from_safetensors (and so open()) restores them; a file without them (a Tutel
+// checkpoint) keeps the defaults.
+std::map<std::string, std::string> settings_metadata(const MoeLayerConfig& c) {
+  return {{"format", "switchyard-moe"},
+          {"activation", kernels::activation_name(c.activation)},
+          {"allow_tf32", c.allow_tf32 ? "true" : "false"},
+          {"pack_expert_weights", c.pack_expert_weights ? "true" : "false"}};
+}
+
+void apply_settings_metadata(const std::map<std::string, std::string>& metadata, const std::string& path,
+                             MoeLayerConfig& c) {
+  auto format = metadata.find("format");
+  if (format == metadata.end() || format->second != "switchyard-moe") return;
+  auto flag = [&](const char* key, bool& out) {
+    auto it = metadata.find(key);
+    if (it == metadata.end()) return;
+    SY_CHECK(it->second == "true" || it->second == "false")
+        << path << ": metadata " << key << " is '" << it->second << "'; expected true or false";
+    out = it->second == "true";
+  };
+  flag("allow_tf32", c.allow_tf32);
+  flag("pack_expert_weights", c.pack_expert_weights);
+  if (auto it = metadata.find("activation"); it != metadata.end()) {
+    try {
+      c.activation = kernels::parse_activation(it->second);
+    } catch (const UserError& e) {
+      SY_THROW(UserError) << path << ": metadata activation: " << e.what();
+    }
+  }
+}
+
 }  // namespace
 
 void MoeLayerConfig::validate() const {
@@ -132,7 +164,8 @@ MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm
 }
 
 MoeLayerConfig layer_config_from_safetensors(const std::string& path) {
-  const TensorIndex file = read_safetensors_index(path);  // the header only: shapes and dtypes
+  const SafetensorsReader reader(path);  // the header only: shapes, dtypes and metadata
+  const TensorIndex& file = reader.index();
   auto find = [&](const char* name) -> const TensorSlice* {
     auto it = file.find(name);
     return it == file.end() ? nullptr : &it->second;
@@ -181,6 +214,7 @@ MoeLayerConfig layer_config_from_safetensors(const std::string& path) {
   SY_CHECK(first_gate != nullptr) << path << " has no gate: expected gates.0.wg.weight (top) or gates.0.sim_matrix "
                                   << "and its companions (cosine_top)";
   c.fp32_gate = dtype_of(*first_gate) == DType::kFloat32 && c.dtype != DType::kFloat32;
+  apply_settings_metadata(reader.metadata(), path, c);
   c.validate();
   return c;
 }
@@ -314,7 +348,7 @@ void MoeLayer::save(const std::string& path) const {
   const int64_t experts = config_.num_experts;
   file["_num_global_experts"] = {
       "I64", {}, sizeof experts, [&experts](uint64_t, size_t count, char* out) { std::memcpy(out, &experts, count); }};
-  write_safetensors_streamed(path, file, {{"format", "switchyard-moe"}});
+  write_safetensors_streamed(path, file, settings_metadata(config_));
 }
 
 void MoeLayer::pack_expert_panels() {

@@ -145,14 +145,14 @@ SafetensorsReader::SafetensorsReader(const std::string& path, size_t chunk_bytes
   SY_CHECK(fd_ >= 0) << "cannot read safetensors file '" << path << "'";
   try {
     SY_CHECK(chunk_bytes_ > 0) << "safetensors chunk of 0 bytes";
-    index_ = read_index();
+    read_header();
   } catch (...) {
     ::close(fd_);  // the destructor does not run for a constructor that throws
     throw;
   }
 }
 
-TensorIndex SafetensorsReader::read_index() const {
+void SafetensorsReader::read_header() {
   const uint64_t size = file_size(fd_, path_);
   SY_CHECK(size >= 8) << path_ << " is too short to be a safetensors file (" << size << " bytes)";
   unsigned char length[8];
@@ -168,7 +168,10 @@ TensorIndex SafetensorsReader::read_index() const {
   TensorIndex index;
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (const auto& [name, info] : header.items()) {
-    if (name == "__metadata__") continue;
+    if (name == "__metadata__") {
+      read_metadata(info);
+      continue;
+    }
     TensorSlice slice = parse_entry(path_, name, info, 8 + header_size, size - 8 - header_size);
     ranges.emplace_back(slice.offset, slice.offset + slice.bytes);
     index[name] = std::move(slice);
@@ -177,7 +180,16 @@ TensorIndex SafetensorsReader::read_index() const {
   for (size_t i = 1; i < ranges.size(); ++i) {
     SY_CHECK(ranges[i].first >= ranges[i - 1].second) << path_ << ": tensors overlap in the data area (lying header)";
   }
-  return index;
+  index_ = std::move(index);
+}
+
+void SafetensorsReader::read_metadata(const nlohmann::json& info) {
+  SY_CHECK(info.is_object()) << path_ << ": __metadata__ is not an object (the format maps strings to strings)";
+  for (const auto& [key, value] : info.items()) {
+    SY_CHECK(value.is_string()) << path_ << ": __metadata__ entry '" << key << "' is " << value.dump()
+                                << "; the format maps strings to strings";
+    metadata_[key] = value.get<std::string>();
+  }
 }
 
 SafetensorsReader::~SafetensorsReader() {

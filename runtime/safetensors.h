@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "jit/dtype.h"
 #include "runtime/device.h"
 #include "runtime/pinned_host_buffer.h"
@@ -52,6 +54,8 @@ class SafetensorsReader {
   SafetensorsReader& operator=(const SafetensorsReader&) = delete;
 
   const TensorIndex& index() const { return index_; }
+  /// The header's __metadata__ (string to string; empty where the file has none).
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
   void read(const TensorSlice& slice, void* host_dst);
   void read_into(Device& device, const TensorSlice& slice, void* device_dst);
   /// read_into through the host buffers on any device: chunk i + 1 is read from the file (by
@@ -59,11 +63,13 @@ class SafetensorsReader {
   void read_staged(Device& device, const TensorSlice& slice, void* device_dst);
 
  private:
-  TensorIndex read_index() const;
+  void read_header();  // index_ and metadata_, validated
+  void read_metadata(const nlohmann::json& info);
 
   std::string path_;
   int fd_ = -1;
   TensorIndex index_;
+  std::map<std::string, std::string> metadata_;
   size_t chunk_bytes_;
   std::array<PinnedHostBuffer, 2> staging_;  // read_staged's, page-locked for a CUDA device
 };

@@ -81,8 +81,10 @@ struct SWITCHYARD_API MoeLayerConfig {
 
 /// The config of the layer a safetensors file holds (Tutel's names, as MoeLayer::save writes
 /// them): E, H, M from the expert weights' shapes, the expert type from their names, the biases
-/// present, the dtype of the experts and fp32_gate when the gate is float32 beside them. The
-/// activation is not in the file: relu unless changed. UserError naming what is missing.
+/// present, the dtype of the experts and fp32_gate when the gate is float32 beside them. What the
+/// tensors do not show (activation, allow_tf32, pack_expert_weights) comes from the metadata
+/// MoeLayer::save writes beside them; a file without it (a Tutel checkpoint) leaves the defaults
+/// (relu, false, false). UserError naming what is missing or a metadata value that is not valid.
 SWITCHYARD_API MoeLayerConfig layer_config_from_safetensors(const std::string& path);
 
 /// Ranks sharing one expert when `experts` experts spread over `ranks` ranks (tutel-semantics

@@ -424,6 +424,18 @@ class Files(unittest.TestCase):
             with self.assertRaises(switchyard.UserError):
                 switchyard.MoeLayer.from_safetensors(os.path.join(d, "missing.safetensors"))
 
+    def test_a_saved_gelu_layer_opens_as_gelu(self):
+        """The activation is not in the tensors: save keeps it in the file's metadata."""
+        config = switchyard.Config(model_dim=16, hidden_size=24, num_experts=2, dtype="float32", activation="gelu")
+        layer = switchyard.MoeLayer(config, seed=3)
+        x = torch.randn(6, 16)
+        y, _ = layer.forward(x)
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "layer.safetensors")
+            layer.save(path)
+            y2, _ = switchyard.MoeLayer.from_safetensors(path).forward(x)
+        torch.testing.assert_close(y2, y, rtol=0, atol=0)
+
     def test_warm_counts_kernels(self):
         self.assertGreater(make_layer("float32").warm(top_k=1), 0)
 

@@ -130,6 +130,9 @@ TEST(MpiExamples, ReshardedCheckpointsGiveTheSameOutput) {
     EXPECT_EQ(back.at(name).shape, t.shape) << name;
     EXPECT_TRUE(back.at(name).bytes == t.bytes) << name;
   }
+  const auto settings = SafetensorsReader(dir / "one.st").metadata();  // the layer's settings travel too
+  EXPECT_EQ(settings.at("activation"), "relu");
+  EXPECT_EQ(SafetensorsReader(dir / "back.st").metadata(), settings);
   auto three = sy(dir / "one.st " + dir / "x_{rank}.st --from-ranks 1 --to-ranks 3");
   EXPECT_EQ(three.exit_code, 1);
   EXPECT_NE(three.output.find("4 experts cannot be split over 3 ranks"), std::string::npos) << three.output;
