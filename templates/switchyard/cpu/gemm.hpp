@@ -18,11 +18,11 @@
 #include <switchyard/common/gemm_args.h>
 #include <switchyard/cpu/gemm_amx.hpp>
 #include <switchyard/cpu/gemm_bf16_dot.hpp>
+#include <switchyard/cpu/gemm_pack.hpp>
 #include <switchyard/cpu/math.hpp>
 #include <switchyard/cpu/memory.hpp>
-#include <switchyard/cpu/prefetch_rows.hpp>
+#include <switchyard/cpu/panel_prefetch.hpp>
 #include <switchyard/cpu/register_block.hpp>
-#include <switchyard/cpu/transpose.hpp>
 #include <switchyard/cpu/types.hpp>
 
 namespace switchyard {
@@ -50,32 +50,6 @@ inline TileRange tile_range(int tiles, int part, int parts) {
   return {static_cast<int>(static_cast<long>(tiles) * part / parts),
           static_cast<int>(static_cast<long>(tiles) * (part + 1) / parts)};
 }
-
-// What the packed operands hold: the compute type, or with kDot pairs of bfloat16 (32 bits), and
-// how many of them one row of A or column of B takes for k_len reduction steps.
-template <typename T, bool kDot>
-struct PackedType {
-  using type = compute_t<T>;
-};
-template <typename T>
-struct PackedType<T, true> {
-  using type = unsigned;
-};
-template <typename T, bool kDot>
-using packed_t = typename PackedType<T, kDot>::type;
-template <bool kDot, bool kAmx = false>
-inline int packed_depth(int k_len) {
-  return kAmx ? amx_pair_depth(k_len) : kDot ? bf16_pair_depth(k_len) / 2 : k_len;
-}
-// Whether the micro-kernels can read B's panels packed ahead (gemm_pack_b.hpp): the dot products'
-// pairs and float32's floats, not AMX's padded tiles nor the floats 16-bit values convert to
-// (kernels::gemm_reads_packed_b says the same to the host).
-template <typename T>
-constexpr bool kIsFloat = false;
-template <>
-constexpr bool kIsFloat<float> = true;
-template <typename T, bool kDot, bool kAmx>
-constexpr bool kReadsPanels = !kAmx && (kDot || kIsFloat<T>);
 
 // The reduction runs in chunks of kGemmChunk: a chunk of a group's A rows, packed, stays in L2
 // while the packed B panel of each column tile stays in L1 and every row tile streams past it.
@@ -117,72 +91,6 @@ inline void gemm_micro(const T* __restrict ap, const T* __restrict bp, T* __rest
   finish_register_block(acc, c, ldc, load_c);
 }
 
-// Packs A(m0 + r, k0 + kk) for r < kRowTile, kk < k_len as out[kk * kRowTile + r] (in the
-// compute type), where A(m, kk) = a[m * kLda + kk], or a[kk * kLda + m] with kTransA; rows from
-// `live` on are zero.
-template <typename T, int kLda, bool kTransA, int kRowTile>
-inline void gemm_pack_a(const T* a, compute_t<T>* out, int m0, int live, int k0, int k_len) {
-  using A = compute_t<T>;
-  if (kTransA) {
-    for (int kk = 0; kk < k_len; ++kk) {
-      const T* src = a + static_cast<long>(k0 + kk) * kLda + m0;
-      for (int r = 0; r < kRowTile; ++r) out[kk * kRowTile + r] = r < live ? load(src[r]) : A(0);
-    }
-    return;
-  }
-  for (int r = 0; r < kRowTile; ++r) {
-    const T* src = a + static_cast<long>(m0 + r) * kLda + k0;
-    for (int kk = 0; kk < k_len; ++kk) out[kk * kRowTile + r] = r < live ? load(src[kk]) : A(0);
-  }
-}
-
-// Packs B(k0 + kk, n0 + j) for kk < k_len, j < kCols as panel[kk * kCols + j], where
-// B(kk, n) = b[kk * kN + n], or b[n * kLdb + kk] with kTransB (floats: blocks transposed in
-// registers; 16-bit values converted 8 of a row's kk at a time, one row's reads in one cache line).
-template <typename T, int kN, int kLdb, bool kTransB, int kCols>
-inline void gemm_pack_b(const T* b, compute_t<T>* panel, int n0, int k0, int k_len) {
-  if (!kTransB) {
-    for (int kk = 0; kk < k_len; ++kk) {
-      const T* src = b + static_cast<long>(k0 + kk) * kN + n0;
-      load_run<T, kCols>(src, panel + kk * kCols);
-    }
-    return;
-  }
-  int kk0 = 0;
-  // Blocks of floats transposed in registers: 4 x 4 for NEON's 12 columns and SSE's single vectors.
-  if constexpr (sizeof(T) == 4 && kCols % 4 == 0) {
-    constexpr int kBlock = kCols % 16 == 0 ? 16 : kCols % 8 == 0 ? 8 : 4;
-    for (; kk0 + kBlock <= k_len; kk0 += kBlock)
-      for (int j = 0; j < kCols; j += kBlock)
-        transpose_block<kBlock>(b + static_cast<long>(n0 + j) * kLdb + k0 + kk0, kLdb * sizeof(T),
-                                panel + kk0 * kCols + j, kCols * sizeof(T));
-  }
-  for (; kk0 + 8 <= k_len; kk0 += 8)
-    for (int j = 0; j < kCols; ++j) {
-      const T* src = b + static_cast<long>(n0 + j) * kLdb + k0 + kk0;
-#pragma GCC unroll 8
-      for (int q = 0; q < 8; ++q) panel[(kk0 + q) * kCols + j] = load(src[q]);
-    }
-  for (; kk0 < k_len; ++kk0)
-    for (int j = 0; j < kCols; ++j) panel[kk0 * kCols + j] = load(b[static_cast<long>(n0 + j) * kLdb + k0 + kk0]);
-}
-
-// Packs `span` adjacent column tiles of B [K, N] at once as span panels of [k_len][kCols]: each
-// row of B is read as one run of span * kCols elements, which the hardware prefetchers follow
-// (a single tile's run is a cache line or two, a row pitch from the next), and the rows a few
-// ahead are fetched meanwhile, past the chunk those of the next `next_cols` columns (prefetch_rows.hpp).
-template <typename T, int kN, int kCols>
-inline void gemm_pack_b_span(const T* b, compute_t<T>* panels, int n0, int k0, int k_len, int span, int next_cols) {
-  for (int kk = 0; kk < k_len; ++kk) {
-    prefetch_rows_ahead<kN>(b, k0, k0 + k_len, k0 + kk, 1, n0, span * kCols, next_cols);
-    const T* src = b + static_cast<long>(k0 + kk) * kN + n0;
-    for (int w = 0; w < span; ++w) {
-      compute_t<T>* dst = panels + (static_cast<long>(w) * k_len + kk) * kCols;
-      load_run<T, kCols>(src + w * kCols, dst);
-    }
-  }
-}
-
 // The micro-kernel for the `live` rows of a tile (fewer than kRowTile in the last one: a small
 // batch's expert of 16 rows is tiles of 6, 6 and 4, not three of 6), so rows past C's end are
 // never touched and no work is spent on them.
@@ -198,72 +106,6 @@ inline void gemm_micro_live(int live, const P* ap, const P* bp, A* c, long ldc, 
   else
     gemm_micro<A, kLanes, kRows, kVecs, kRowTile>(ap, bp, c, ldc, depth, load_c, pacer);
 }
-
-// The next B panel prefetched into L2 a slice at a time while the micro-kernels run on this
-// one's (a span of panels also fetches its rows ahead as it is packed: prefetch_rows.hpp), so B streams from memory
-// under the arithmetic instead of stalling its packing: `rows` runs of `row_bytes` at a pitch of `pitch` bytes (B's
-// rows of a column tile, or with trans_b its columns' runs along the reduction). Packing read a row pitch apart per
-// step and cost a tenth of the micro-kernels' time, a small batch's weights most of it.
-struct PanelPrefetch {
-  const char* row = nullptr;  // the row the next line is in
-  long pitch = 0;
-  long line_count = 0;  // cache lines in all
-  int lines_per_row = 0;
-  long issued = 0;
-  int line_in_row = 0;  // NOTE: counters, not a division per line: that cost as much as the arithmetic
-  int every = 1;        // pace(): `lines_each` lines every `every` steps, `countdown` to the next
-  long lines_each = 0;
-  int countdown = 1;
-
-  // `share` of the lines is fetched per step: the lines over `steps`.
-  long start(const void* first, long row_pitch, int rows, long row_bytes, long steps) {
-    const long misaligned = reinterpret_cast<unsigned long>(first) % 64;
-    row = static_cast<const char*>(first) - misaligned;
-    pitch = row_pitch;
-    lines_per_row = row_bytes > 0 ? static_cast<int>((misaligned + row_bytes + 63) / 64) : 0;
-    line_count = static_cast<long>(rows) * lines_per_row;
-    issued = 0;
-    line_in_row = 0;
-    return steps > 0 ? (line_count + steps - 1) / steps : line_count;
-  }
-  // Nothing (more) to fetch: the last panel of a chunk. Returns the share, 0.
-  long stop() {
-    issued = line_count = 0;
-    return 0;
-  }
-  // Spreads `share` lines over each micro-kernel call of `steps` steps: issued at once per call,
-  // the prefetches filled the miss queues and stalled the micro-kernel (a small batch's bfloat16
-  // forward took 185 ms, spread 151). At least kMinRun steps apart, so the micro-kernel's runs
-  // between them are loops of FMAs, not a branch per step.
-  static constexpr int kMinRun = 8;
-  void pace(long share, int steps) {
-    every = share == 0 ? steps + 1 : share >= steps ? 1 : steps / static_cast<int>(share);
-    if (share > 0 && every < kMinRun) every = kMinRun;
-    lines_each = share == 0 ? 0 : (share * every + steps - 1) / steps;
-    countdown = every;
-  }
-  // Steps until the next prefetch (paced_steps).
-  int due() const { return countdown; }
-  // `steps` steps are about to run: issues the prefetch they reach.
-  void ran(int steps) {
-    countdown -= steps;
-    if (countdown <= 0) {
-      countdown = every;
-      step(lines_each);
-    }
-  }
-  // Up to `share` of the lines not yet fetched.
-  void step(long share) {
-    const long end = issued + share < line_count ? issued + share : line_count;
-    for (; issued < end; ++issued) {
-      __builtin_prefetch(row + line_in_row * 64, 0, 2);
-      if (++line_in_row == lines_per_row) {
-        line_in_row = 0;
-        row += pitch;
-      }
-    }
-  }
-};
 
 // A row of a column tile's sums, with bias and epilogue, stored to C. 16-bit C has its float sums
 // apart; float C is its own sums, written in place, so the sums are copied first: the loop that

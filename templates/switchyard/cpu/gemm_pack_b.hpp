@@ -5,7 +5,7 @@
 #pragma once
 
 #include <switchyard/common/gemm_args.h>
-#include <switchyard/cpu/gemm.hpp>
+#include <switchyard/cpu/gemm_pack.hpp>
 #include <switchyard/cpu/types.hpp>
 
 namespace switchyard {

@@ -31,6 +31,10 @@ using compute_t = typename ComputeType<T>::type;
 
 template <typename T>
 constexpr bool kIsNarrow = sizeof(T) == 2;
+template <typename T>
+constexpr bool kIsFloat = false;
+template <>
+constexpr bool kIsFloat<float> = true;
 
 inline float load(half_t v) {
   // NOTE: _Float16 is an arithmetic type in clang on x86-64 (SSE2) and AArch64; the conversion is
