@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include <memory>
+#include <optional>
 
 #include "core/error.h"
 #include "jit/kernels/gemm.h"
@@ -133,10 +134,21 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
   device.launch(kernel, config, params);
 }
 
-int64_t gemm_panels_words(const kernels::GemmShape& shape, int64_t batch, const Target& target) {
-  if (!target.is_cpu()) return 0;
+namespace {
+
+// The packing of B's panels that the GEMM of `shape` on `target` reads, or none where it packs B itself.
+std::optional<KernelSpec> panel_packing(const kernels::GemmShape& shape, const Target& target) {
+  if (!target.is_cpu()) return std::nullopt;
   const KernelSpec gemm = kernels::gemm_spec(shape, target);
-  return kernels::gemm_reads_packed_b(gemm) ? batch * kernels::gemm_panels_words(kernels::gemm_pack_b_spec(gemm)) : 0;
+  if (!kernels::gemm_reads_packed_b(gemm)) return std::nullopt;
+  return kernels::gemm_pack_b_spec(gemm);
+}
+
+}  // namespace
+
+int64_t gemm_panels_words(const kernels::GemmShape& shape, int64_t batch, const Target& target) {
+  const std::optional<KernelSpec> pack = panel_packing(shape, target);
+  return pack ? batch * kernels::gemm_panels_words(*pack) : 0;
 }
 
 void pack_gemm_b(Context& context, const Tensor& w, const kernels::GemmShape& shape, const Tensor& panels) {
@@ -148,15 +160,16 @@ void pack_gemm_b(Context& context, const Tensor& w, const kernels::GemmShape& sh
       shape.trans_b ? std::vector<int64_t>{batch, shape.n, shape.k} : std::vector<int64_t>{batch, shape.k, shape.n};
   expect(w, w_shape, shape.dtype, w.device(), "weight to pack");
   Device& device = context.device(w.device());
-  const int64_t words = gemm_panels_words(shape, batch, device.target());
-  SY_CHECK(words > 0) << "pack_gemm_b: the " << dtype_name(shape.dtype) << " GEMM of N " << shape.n << ", K " << shape.k
-                      << " on " << device.target().to_string()
-                      << " reads no packed panels (CPU float32 FMAs or bfloat16 dot products, without AMX, only)";
+  const std::optional<KernelSpec> pack = panel_packing(shape, device.target());
+  SY_CHECK(pack.has_value())
+      << "pack_gemm_b: the " << dtype_name(shape.dtype) << " GEMM of N " << shape.n << ", K " << shape.k << " on "
+      << device.target().to_string()
+      << " reads no packed panels (CPU float32 FMAs or bfloat16 dot products, without AMX, only)";
+  const int64_t words = batch * kernels::gemm_panels_words(*pack);
   expect(panels, {words}, DType::kInt32, w.device(), "panels");
-  const KernelSpec spec = kernels::gemm_pack_b_spec(kernels::gemm_spec(shape, device.target()));
   kernels::GemmPackArgs args{w.data(), panels.data(), shape.n * shape.k, words / batch, static_cast<int>(batch)};
   void* params[] = {&args};
-  device.launch(context.kernel(device, spec), kernels::gemm_pack_b_launch_config(spec, batch, device.parallelism()),
+  device.launch(context.kernel(device, *pack), kernels::gemm_pack_b_launch_config(*pack, batch, device.parallelism()),
                 params);
 }
 

@@ -22,6 +22,9 @@ int64_t numel(const std::vector<int64_t>& shape) {
   return n;
 }
 
+// layer_config_from_safetensors from a file already open (MoeLayer::open reads its header once).
+MoeLayerConfig layer_config_from_header(const SafetensorsReader& reader, const std::string& path);
+
 // The settings a file's tensors do not show, kept in its metadata by save() so that
 // layer_config_from_safetensors (and so open()) restores them; a file without them (a Tutel
 // checkpoint) keeps the defaults.
@@ -99,7 +102,8 @@ MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm
 std::unique_ptr<MoeLayer> MoeLayer::open(Context& context, Device& device, const std::string& path,
                                          comm::Communicator* group) {
   SafetensorsReader reader(path);
-  std::unique_ptr<MoeLayer> layer(new MoeLayer(context, device, layer_config_from_safetensors(path), group, Undrawn{}));
+  std::unique_ptr<MoeLayer> layer(
+      new MoeLayer(context, device, layer_config_from_header(reader, path), group, Undrawn{}));
   layer->check_file(reader, path);
   // A failed read throws away the half-filled layer: nothing to keep intact, so no staging copy.
   for (auto& [name, p] : layer->params_) reader.read_into(device, reader.index().at(name), p.buffer->data());
@@ -164,8 +168,13 @@ MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm
 }
 
 MoeLayerConfig layer_config_from_safetensors(const std::string& path) {
-  const SafetensorsReader reader(path);  // the header only: shapes, dtypes and metadata
-  const TensorIndex& file = reader.index();
+  return layer_config_from_header(SafetensorsReader(path), path);  // the header only
+}
+
+namespace {
+
+MoeLayerConfig layer_config_from_header(const SafetensorsReader& reader, const std::string& path) {
+  const TensorIndex& file = reader.index();  // shapes, dtypes and metadata
   auto find = [&](const char* name) -> const TensorSlice* {
     auto it = file.find(name);
     return it == file.end() ? nullptr : &it->second;
@@ -218,6 +227,8 @@ MoeLayerConfig layer_config_from_safetensors(const std::string& path) {
   c.validate();
   return c;
 }
+
+}  // namespace
 
 MoeLayer::~MoeLayer() = default;
 
@@ -358,7 +369,7 @@ void MoeLayer::pack_expert_panels() {
        forward_expert_weights(type, config_.model_dim, config_.hidden_size, config_.dtype, device_.target())) {
     const Param& weight = params_.at(w.name);
     const int64_t words = gemm_panels_words(w.shape, weight.shape[0], device_.target());
-    if (words == 0) continue;  // a GEMM that packs its own (float32, AMX, ...)
+    if (words == 0) continue;  // a GEMM that packs its own (float16, AMX, ...)
     Param& panels = packed_[std::string(w.name) + kPanelsSuffix];
     if (!panels.buffer) {
       panels.dtype = DType::kInt32;

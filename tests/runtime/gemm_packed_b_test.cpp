@@ -93,25 +93,18 @@ const PanelCase kCases[] = {{2, 16, 300, 4116, false, kernels::kActGelu, {}},
                             {3, 7, 64, 1100, false, kernels::kActSwiglu, {7, 0, 3}},
                             {1, 200, 257, 130, false, kernels::kActNone, {}}};
 
-// A dtype and the CPU to compile for: bfloat16 on the host's dot products, float32 on the host's
-// own vectors and on AVX2's and SSE's narrower tiles (16 and 8 columns).
+// A dtype and the CPU to compile for: bfloat16 and float32 where the host's GEMMs read panels,
+// float32 also on AVX2's and SSE's narrower tiles (16 and 8 columns).
 struct PanelParam {
   DType dt;
-  const char* cpu;  // empty: the host's; "dot": where the host runs bfloat16 dot products
+  const char* cpu;  // empty: testing::packed_panels_cpu
   const char* name;
 };
 
-struct PanelCpu {
-  bool usable;
-  std::string cpu, why_not;
-};
-PanelCpu panel_cpu(const PanelParam& param) {
-  if (std::string(param.cpu) == "dot") {
-    const testing::DotProductCpu dot = testing::dot_product_cpu();
-    return {dot.usable, dot.cpu, dot.why_not};
-  }
+testing::DotProductCpu panel_cpu(const PanelParam& param) {
+  if (param.cpu[0] == '\0') return testing::packed_panels_cpu(param.dt);
 #if !defined(__x86_64__)
-  if (param.cpu[0] != '\0') return {false, "", "x86-64 CPU names"};
+  return {false, "", "x86-64 CPU names"};
 #endif
   return {true, param.cpu, ""};
 }
@@ -119,7 +112,7 @@ PanelCpu panel_cpu(const PanelParam& param) {
 class GemmPackedBDtype : public ::testing::TestWithParam<PanelParam> {};
 
 TEST_P(GemmPackedBDtype, PanelsGiveTheBitsOfPackingAtEachCall) {
-  const PanelCpu cpu = panel_cpu(GetParam());
+  const testing::DotProductCpu cpu = panel_cpu(GetParam());
   if (!cpu.usable) GTEST_SKIP() << cpu.why_not;
   testing::TempDir dir;  // one cache: the thread counts share the kernels
   for (unsigned threads : {1u, 2u, 16u}) {
@@ -143,7 +136,7 @@ TEST_P(GemmPackedBDtype, PanelsGiveTheBitsOfPackingAtEachCall) {
 // Panels packed from another weight: C's whole column tiles are that weight's product, the
 // columns past them this one's, so the kernel reads the panels where it should and only there.
 TEST_P(GemmPackedBDtype, WholeTilesComeFromThePanelsAndTheRestFromB) {
-  const PanelCpu cpu = panel_cpu(GetParam());
+  const testing::DotProductCpu cpu = panel_cpu(GetParam());
   if (!cpu.usable) GTEST_SKIP() << cpu.why_not;
   Settings settings = Settings::from_environment();
   settings.cpu = cpu.cpu;
@@ -167,7 +160,7 @@ TEST_P(GemmPackedBDtype, WholeTilesComeFromThePanelsAndTheRestFromB) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, GemmPackedBDtype,
-                         ::testing::Values(PanelParam{DType::kBFloat16, "dot", "bfloat16"},
+                         ::testing::Values(PanelParam{DType::kBFloat16, "", "bfloat16"},
                                            PanelParam{DType::kFloat32, "", "float32"},
                                            PanelParam{DType::kFloat32, "x86-64-v3", "float32_avx2"},
                                            PanelParam{DType::kFloat32, "x86-64", "float32_sse"}),

@@ -31,21 +31,11 @@ MoeLayerConfig packed_config(ExpertType type, bool packed, DType dt) {
   return config;
 }
 
-// Where `dt`'s GEMMs read packed panels here: the settings to compile for, or why they do not.
-struct PanelHost {
-  bool usable;
-  Settings settings;
-  std::string why_not;
-};
-PanelHost panel_host(DType dt) {
-  PanelHost host{true, Settings::from_environment(), ""};
-  if (dt == kBf16) {
-    const testing::DotProductCpu dot = testing::dot_product_cpu();
-    host.usable = dot.usable;
-    host.settings.cpu = dot.cpu;
-    host.why_not = dot.why_not;
-  }
-  return host;
+// Settings compiling for `cpu` (testing::packed_panels_cpu).
+Settings settings_for(const testing::DotProductCpu& cpu) {
+  Settings settings = Settings::from_environment();
+  settings.cpu = cpu.cpu;
+  return settings;
 }
 
 class PackedExpertWeightsOf : public ::testing::TestWithParam<DType> {};
@@ -61,9 +51,9 @@ std::string output(MoeLayer& layer, const Buffer& x, int64_t tokens, bool drople
 
 TEST_P(PackedExpertWeightsOf, ForwardHasTheBitsOfTheUnpackedLayer) {
   const DType dt = GetParam();
-  const PanelHost host = panel_host(dt);
+  const testing::DotProductCpu host = testing::packed_panels_cpu(dt);
   if (!host.usable) GTEST_SKIP() << host.why_not;
-  Context context(host.settings);
+  Context context(settings_for(host));
   Device& cpu = context.cpu();
   for (ExpertType type : {ExpertType::kFfn, ExpertType::kSwiglu}) {
     MoeLayer plain(context, cpu, packed_config(type, false, dt)), packed(context, cpu, packed_config(type, true, dt));
@@ -84,9 +74,9 @@ TEST_P(PackedExpertWeightsOf, ForwardHasTheBitsOfTheUnpackedLayer) {
 // parameters_updated() do not reach the packed layer's GEMMs (its panels are what they read).
 TEST_P(PackedExpertWeightsOf, PanelsFollowEveryChangeOfTheWeights) {
   const DType dt = GetParam();
-  const PanelHost host = panel_host(dt);
+  const testing::DotProductCpu host = testing::packed_panels_cpu(dt);
   if (!host.usable) GTEST_SKIP() << host.why_not;
-  Context context(host.settings);
+  Context context(settings_for(host));
   Device& cpu = context.cpu();
   const ExpertType type = ExpertType::kSwiglu;
   MoeLayer plain(context, cpu, packed_config(type, false, dt)), packed(context, cpu, packed_config(type, true, dt));

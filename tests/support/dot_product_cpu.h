@@ -5,6 +5,7 @@
 #include <string>
 
 #include "jit/cpu_target.h"
+#include "jit/dtype.h"
 
 namespace switchyard::testing {
 
@@ -24,6 +25,13 @@ inline DotProductCpu dot_product_cpu() {
   return {false, "",
           "this CPU runs no bfloat16 dot-product GEMM without AMX (no AVX512_BF16, or Intel's, whose GEMMs convert "
           "their operands): packed panels are never read here"};
+}
+
+/// Where this host's `dt` GEMMs read B's panels packed ahead (pack_gemm_b): float32 on any CPU
+/// (compiled for the host's own), bfloat16 where dot_product_cpu is usable.
+inline DotProductCpu packed_panels_cpu(DType dt) {
+  if (dt == DType::kFloat32) return {true, "", ""};
+  return dot_product_cpu();
 }
 
 }  // namespace switchyard::testing
