@@ -23,41 +23,6 @@ bool aligned_16(const void* pointer) {
   return reinterpret_cast<uintptr_t>(pointer) % 16 == 0;
 }
 
-// The Hopper kernel's arguments: TMA descriptors of A [B, R, K] and of B, [B, N, K] (trans_b,
-// boxes of 64 K x tile_n rows) or [B, K, N] (boxes of 64 columns x 64 K), and its work items.
-kernels::GemmWgmmaArgs wgmma_args(const CudaDevice& device, const KernelSpec& spec, const Tensor& a, const Tensor& w,
-                                  const kernels::GemmArgs& gemm) {
-  const unsigned long long batch = gemm.batch, rows = gemm.rows, k = spec.int_param("k"), n = spec.int_param("n");
-  const kernels::GemmTileShape tile = kernels::gemm_tile_shape(spec);  // the family's rule, as the launch uses it
-  const auto tile_n = static_cast<unsigned>(tile.n);
-  kernels::GemmWgmmaArgs args{};
-  const bool trans_a = spec.bool_param("trans_a");
-  // trans_a reads A^T in 64-column boxes (64 output rows by 64 rows of the reduction)
-  if (trans_a) {
-    args.a = device.tma_descriptor(a.dtype(), a.data(), {k, rows, batch}, {k * 2, rows * k * 2},
-                                   {64, kernels::kWgmmaTileK, 1});
-  } else {
-    args.a = device.tma_descriptor(a.dtype(), a.data(), {k, rows, batch}, {k * 2, rows * k * 2},
-                                   {kernels::kWgmmaTileK, kernels::kWgmmaTileM, 1});
-  }
-  if (trans_a) {  // B [B, R, N]: boxes of 64 columns x 64 rows of the reduction
-    args.b = device.tma_descriptor(w.dtype(), w.data(), {n, rows, batch}, {n * 2, rows * n * 2},
-                                   {64, kernels::kWgmmaTileK, 1});
-  } else if (spec.bool_param("trans_b")) {
-    args.b = device.tma_descriptor(w.dtype(), w.data(), {k, n, batch}, {k * 2, n * k * 2},
-                                   {kernels::kWgmmaTileK, tile_n, 1});
-  } else {
-    args.b =
-        device.tma_descriptor(w.dtype(), w.data(), {n, k, batch}, {n * 2, n * k * 2}, {64, kernels::kWgmmaTileK, 1});
-  }
-  args.gemm = gemm;
-  const unsigned long long out_rows = trans_a ? k : rows;
-  args.tiles_m = static_cast<int>((out_rows + tile.m - 1) / tile.m);
-  args.tiles_n = static_cast<int>(n / tile.n);
-  args.tiles = static_cast<int>(batch) * args.tiles_m * args.tiles_n;
-  return args;
-}
-
 }  // namespace
 
 void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tensor& c, const GemmOptions& options) {
@@ -125,7 +90,11 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
       .batch = batch, .rows = rows, .max_rows = max_rows, .k = k, .n = n, .parallelism = device.parallelism()};
   const LaunchConfig config = kernels::gemm_launch_config(spec, problem);
   if (spec.family == "gemm_wgmma") {
-    kernels::GemmWgmmaArgs wgmma = wgmma_args(static_cast<CudaDevice&>(device), spec, a, w, args);
+    const auto& cuda = static_cast<CudaDevice&>(device);
+    kernels::GemmWgmmaArgs wgmma =
+        kernels::gemm_wgmma_args(spec, args, [&](const void* base, const kernels::TmaOperand& operand) {
+          return cuda.tma_descriptor(a.dtype(), base, operand.dims, operand.strides, operand.box);
+        });
     void* params[] = {&wgmma};
     device.launch(kernel, config, params);
     return;

@@ -227,6 +227,30 @@ KernelFamily gemm_wgmma_family() {
   return f;
 }
 
+GemmWgmmaArgs gemm_wgmma_args(const KernelSpec& spec, const GemmArgs& gemm, const TmaEncoder& encode) {
+  SY_INTERNAL_CHECK(spec.family == "gemm_wgmma") << spec.to_string();
+  const unsigned long long batch = gemm.batch, rows = gemm.rows, k = spec.int_param("k"), n = spec.int_param("n");
+  const GemmTileShape tile = gemm_tile_shape(spec);  // the family's rule, as the launch uses it
+  const bool trans_a = spec.bool_param("trans_a");
+  constexpr unsigned kBox = 64;  // 64 16-bit values: one 128-byte swizzled row
+  GemmWgmmaArgs args{};
+  const TmaOperand a = trans_a ? TmaOperand{{k, rows, batch}, {k * 2, rows * k * 2}, {kBox, kWgmmaTileK, 1}}
+                               : TmaOperand{{k, rows, batch}, {k * 2, rows * k * 2}, {kWgmmaTileK, kWgmmaTileM, 1}};
+  const TmaOperand b =
+      trans_a ? TmaOperand{{n, rows, batch}, {n * 2, rows * n * 2}, {kBox, kWgmmaTileK, 1}}
+      : spec.bool_param("trans_b")
+          ? TmaOperand{{k, n, batch}, {k * 2, n * k * 2}, {kWgmmaTileK, static_cast<unsigned>(tile.n), 1}}
+          : TmaOperand{{n, k, batch}, {n * 2, n * k * 2}, {kBox, kWgmmaTileK, 1}};
+  args.a = encode(gemm.a, a);
+  args.b = encode(gemm.b, b);
+  args.gemm = gemm;
+  const unsigned long long out_rows = trans_a ? k : rows;
+  args.tiles_m = static_cast<int>((out_rows + tile.m - 1) / tile.m);
+  args.tiles_n = static_cast<int>(n / tile.n);
+  args.tiles = static_cast<int>(batch) * args.tiles_m * args.tiles_n;
+  return args;
+}
+
 bool uses_wgmma(const GemmShape& shape, const Target& target) {
   // NOTE: the weight gradient over grouped rows would read rows past each batch's count (TMA
   // cannot mask them): it stays on the SIMT kernel.

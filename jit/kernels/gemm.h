@@ -6,6 +6,8 @@
 #include <switchyard/common/gemm_args.h>
 #include <switchyard/common/gemm_wgmma_args.h>
 
+#include <functional>
+
 #include "jit/kernel_family.h"
 #include "jit/launch_config.h"
 
@@ -63,6 +65,23 @@ GemmTileShape gemm_tile_shape(const KernelSpec& spec);
 /// its template reads too. CUDA: a block per output tile of each batch. CPU: the row tiles of
 /// each batch split over about twice the threads.
 LaunchConfig gemm_launch_config(const KernelSpec& spec, const GemmProblem& problem);
+
+/// One operand of the Hopper kernel as a TMA map (cuTensorMapEncodeTiled's arguments for 16-bit
+/// elements and the 128-byte swizzle): sizes and byte strides innermost first, and the box that
+/// one load copies.
+struct TmaOperand {
+  unsigned long long dims[3];
+  unsigned long long strides[2];
+  unsigned box[3];
+};
+/// Makes the TMA descriptor of the operand at `base` (the device's driver; an emulation in tests).
+using TmaEncoder = std::function<TmaDescriptor(const void* base, const TmaOperand& operand)>;
+
+/// The arguments of `spec` (a gemm_wgmma spec) for the batched GEMM `gemm`: TMA descriptors of
+/// A [B, R, K] (boxes of 64 K x 128 rows; trans_a: 64 output rows x 64 rows of the reduction) and
+/// of B, [B, N, K] (trans_b: 64 K x tile_n), [B, K, N] or, for trans_a, [B, R, N] (64 columns x 64
+/// of the reduction), and the work items of the persistent grid (gemm_launch_config's tiles).
+GemmWgmmaArgs gemm_wgmma_args(const KernelSpec& spec, const GemmArgs& gemm, const TmaEncoder& encode);
 
 /// True when `shape` runs on the Hopper kernel (gemm_wgmma): sm_90a, float16/bfloat16, not the
 /// grouped trans_a form, n % 128 == 0, k % 64 == 0 and 16-byte aligned operands, unless SWITCHYARD_GEMM says

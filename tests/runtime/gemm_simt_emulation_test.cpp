@@ -9,28 +9,14 @@
 
 #include <gtest/gtest.h>
 
-#include <cmath>
-#include <random>
 #include <switchyard/cuda/gemm_simt.cuh>
 
 #include "core/error.h"
 #include "jit/kernels/gemm.h"
-#include "tests/reference/moe_reference.h"
-#include "tests/support/dtype_values.h"
-#include "tests/support/random_values.h"
+#include "tests/support/gemm_cases.h"
 
 namespace switchyard {
 namespace {
-
-using testing::uniform_values;
-
-using testing::decode_values;
-using testing::encode_values;
-
-// The tolerance of a value rounded to `dt` after float sums of short reductions.
-double tolerance(DType dt) {
-  return dt == DType::kFloat32 ? 1e-5 : dt == DType::kFloat16 ? 2e-3 : 1e-2;
-}
 
 // The kernel the family's rule chooses for `shape` (unaligned operands: the SIMT kernel for every
 // dtype on any GPU), with the tile this instantiation was written for.
@@ -52,17 +38,21 @@ struct Problem {
   bool grouped;  // per-batch counts, one of them 0 and one short of a tile
 };
 
-std::vector<int> counts_of(const Problem& p) {
-  std::vector<int> counts(p.batch, static_cast<int>(p.rows));
-  if (p.grouped)
-    for (int64_t b = 0; b < p.batch; ++b) counts[b] = b == 1 ? 0 : static_cast<int>((b * 97 + 13) % (p.rows + 1));
-  return counts;
-}
-
-template <typename T, int kN, int kK, bool kTransB, bool kBias, int kAct>
-void expect_forward_matches(DType dt, const Problem& p) {
-  SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " " << p.batch << "x" << p.rows << "x" << kK << "x" << kN
-                                    << (kTransB ? " trans_b" : "") << " act " << kAct << (p.grouped ? " grouped" : ""));
+// Runs gemm_simt for the case (the forward, or with kTransA the weight gradient over grouped rows
+// with NaN past the counts) and checks C against the reference.
+template <typename T, int kN, int kK, bool kTransA, bool kTransB, bool kBias, int kAct>
+void expect_simt_matches(DType dt, const Problem& p) {
+  const testing::GemmCase gemm{.dtype = dt,
+                               .batch = p.batch,
+                               .rows = p.rows,
+                               .k = kK,
+                               .n = kN,
+                               .trans_b = kTransB,
+                               .bias = kBias,
+                               .activation = kAct,
+                               .grouped = p.grouped,
+                               .trans_a = kTransA};
+  SCOPED_TRACE(testing::describe(gemm));
   constexpr int kTile = tile_for(kN, kK);
   const KernelSpec spec = simt_spec({.dtype = dt,
                                      .n = kN,
@@ -70,94 +60,27 @@ void expect_forward_matches(DType dt, const Problem& p) {
                                      .trans_b = kTransB,
                                      .bias = kBias,
                                      .activation = kernels::GemmActivation(kAct),
-                                     .aligned_16 = false},
+                                     .trans_a = kTransA,
+                                     .aligned_16 = false,
+                                     .grouped = p.grouped},
                                     kTile);
-  std::mt19937 rng(41);
-  const std::string a = encode_values(uniform_values(rng, p.batch * p.rows * kK), dt);
-  const std::string w = encode_values(uniform_values(rng, p.batch * kK * kN), dt);
-  const std::string bias = encode_values(uniform_values(rng, p.batch * kN), dt);
-  const std::string aux = encode_values(uniform_values(rng, p.batch * p.rows * kN), dt);
-  const std::string poison = encode_values(std::vector<double>(p.batch * p.rows * kN, 7.0), dt);
-  std::string c = poison;
-  const std::vector<int> counts = counts_of(p);
-  const kernels::GemmArgs args{a.data(),
-                               w.data(),
-                               kBias ? bias.data() : nullptr,
-                               kernels::gemm_uses_aux(kAct) ? aux.data() : nullptr,
-                               c.data(),
-                               p.grouped ? counts.data() : nullptr,
-                               p.rows * kK,
-                               int64_t{kK} * kN,
-                               p.rows * kN,
-                               static_cast<int>(p.rows),
-                               static_cast<int>(p.batch),
-                               nullptr,
-                               0};
+  testing::GemmBuffers buffers = testing::gemm_buffers(gemm, kTransA ? 43 : 41);
+  const kernels::GemmArgs args = testing::gemm_args(gemm, buffers);
   const LaunchConfig launch = kernels::gemm_launch_config(spec, {p.batch, p.rows, p.rows, kK, kN, 132});
   ASSERT_EQ(launch.block, static_cast<unsigned>(kernels::kGemmThreads));
-  emulation::launch(launch, [&] { cuda::gemm_simt<T, kN, kK, false, kTransB, kBias, kAct, kTile>(args); });
+  emulation::launch(launch, [&] { cuda::gemm_simt<T, kN, kK, kTransA, kTransB, kBias, kAct, kTile>(args); });
+  testing::expect_gemm_output(gemm, buffers);
+}
 
-  const auto bias_values = decode_values(bias, dt), aux_values = decode_values(aux, dt);
-  const reference::Act act = kAct == kernels::kActGelu   ? reference::Act::kGelu
-                             : kAct == kernels::kActRelu ? reference::Act::kRelu
-                                                         : reference::Act::kNone;
-  auto want = reference::gemm(decode_values(a, dt), decode_values(w, dt), kBias ? &bias_values : nullptr, p.batch,
-                              p.rows, kK, kN, kTransB, act);
-  if (kAct == kernels::kActSwiglu)
-    for (size_t i = 0; i < want.size(); ++i) want[i] *= aux_values[i] / (1 + std::exp(-aux_values[i]));
-  const auto got = decode_values(c, dt);
-  for (int64_t b = 0; b < p.batch; ++b)
-    for (int64_t r = 0; r < p.rows; ++r)
-      for (int64_t j = 0; j < kN; ++j) {
-        const size_t i = (b * p.rows + r) * kN + j;
-        if (r >= counts[b])
-          ASSERT_EQ(got[i], 7.0) << "batch " << b << " row " << r << " (count " << counts[b] << ") was written";
-        else
-          ASSERT_NEAR(got[i], want[i], tolerance(dt) * (1 + std::abs(want[i])))
-              << "batch " << b << " row " << r << " col " << j;
-      }
+template <typename T, int kN, int kK, bool kTransB, bool kBias, int kAct>
+void expect_forward_matches(DType dt, const Problem& p) {
+  expect_simt_matches<T, kN, kK, false, kTransB, kBias, kAct>(dt, p);
 }
 
 // C [K, N] = A^T B over each batch's rows; rows past a grouped count hold NaN and must not count.
 template <typename T, int kN, int kK>
 void expect_weight_gradient_matches(DType dt, const Problem& p) {
-  SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " weight gradient " << p.batch << "x" << p.rows << "x" << kK
-                                    << "x" << kN << (p.grouped ? " grouped" : ""));
-  constexpr int kTile = tile_for(kN, kK);
-  const KernelSpec spec =
-      simt_spec({.dtype = dt, .n = kN, .k = kK, .trans_a = true, .aligned_16 = false, .grouped = p.grouped}, kTile);
-  std::mt19937 rng(43);
-  std::vector<double> a = uniform_values(rng, p.batch * p.rows * kK), b = uniform_values(rng, p.batch * p.rows * kN);
-  const std::vector<int> counts = counts_of(p);
-  for (int64_t bi = 0; bi < p.batch; ++bi)
-    for (int64_t r = counts[bi]; r < p.rows; ++r) a[(bi * p.rows + r) * kK] = b[(bi * p.rows + r) * kN] = NAN;
-  const std::string ha = encode_values(a, dt), hb = encode_values(b, dt);
-  std::string c = encode_values(std::vector<double>(p.batch * kK * kN, 7.0), dt);
-  const kernels::GemmArgs args{ha.data(),
-                               hb.data(),
-                               nullptr,
-                               nullptr,
-                               c.data(),
-                               p.grouped ? counts.data() : nullptr,
-                               p.rows * kK,
-                               p.rows * kN,
-                               int64_t{kK} * kN,
-                               static_cast<int>(p.rows),
-                               static_cast<int>(p.batch),
-                               nullptr,
-                               0};
-  const LaunchConfig launch = kernels::gemm_launch_config(spec, {p.batch, p.rows, p.rows, kK, kN, 132});
-  emulation::launch(launch, [&] { cuda::gemm_simt<T, kN, kK, true, false, false, kernels::kActNone, kTile>(args); });
-  const auto got = decode_values(c, dt), av = decode_values(ha, dt), bv = decode_values(hb, dt);
-  for (int64_t bi = 0; bi < p.batch; ++bi)
-    for (int64_t i = 0; i < kK; ++i)
-      for (int64_t j = 0; j < kN; ++j) {
-        double want = 0;
-        for (int64_t r = 0; r < counts[bi]; ++r)
-          want += av[(bi * p.rows + r) * kK + i] * bv[(bi * p.rows + r) * kN + j];
-        ASSERT_NEAR(got[(bi * kK + i) * kN + j], want, tolerance(dt) * (1 + std::abs(want)))
-            << "batch " << bi << " row " << i << " col " << j;
-      }
+  expect_simt_matches<T, kN, kK, true, false, false, kernels::kActNone>(dt, p);
 }
 
 TEST(GemmSimtEmulation, ForwardFormsMatchTheReference) {
@@ -204,8 +127,8 @@ TEST(GemmSimtEmulation, ABarrierPartOfABlockSkipsIsAnError) {
                                    __syncthreads();
                                  }),
                Error);
-  // Dynamic shared memory, which a family's launch may ask for, is not emulated.
-  EXPECT_THROW(emulation::launch(LaunchConfig{1, 32, 1024}, [] {}), Error);
+  // More dynamic shared memory than a Hopper block has.
+  EXPECT_THROW(emulation::launch(LaunchConfig{1, 32, emulation::kMaxDynamicSharedBytes + 16}, [] {}), Error);
   // The emulator is usable again after the errors.
   int ran = 0;
   emulation::launch(1, 4, [&] { ++ran; });

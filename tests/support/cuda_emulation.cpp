@@ -3,6 +3,7 @@
 #include <ucontext.h>
 
 #include <exception>
+#include <random>
 #include <vector>
 
 #include "core/error.h"
@@ -20,14 +21,26 @@ namespace {
 constexpr size_t kFiberStackBytes = 512 * 1024;
 constexpr unsigned kWarp = 32;
 
-// Where a fiber stopped: not started yet, at the block's barrier, at its warp's rendezvous, ended.
-enum class Wait { kStart, kBlock, kWarp, kDone };
+// Where a fiber stopped: not started yet, at the block's barrier, at its warp's rendezvous,
+// spinning on a condition (runnable again at once), ended.
+enum class Wait { kStart, kBlock, kWarp, kSpin, kDone };
+
+// How a block's run ended: every fiber done, some stuck at a barrier the others cannot reach, or
+// every runnable fiber spinning with nothing changing.
+enum class BlockEnd { kDone, kStuck, kDeadlock };
+
+// The shared-memory window: 18 bits of address (what a wgmma descriptor holds), dynamic shared
+// memory after 16 bytes of (imagined) static shared memory, so kernels must align it themselves.
+constexpr size_t kWindowBytes = 256 * 1024;
+constexpr size_t kWindowAlign = 1024;
+constexpr size_t kDynamicOffset = 16;
 
 struct Fiber {
   ucontext_t context{};
   std::vector<char> stack;
   Wait wait = Wait::kStart;
   uint64_t deposit = 0;  // what it passes at a warp exchange
+  unsigned sit_out = 0;  // rounds a spinning fiber lets pass before it runs again
 };
 
 struct BlockRun {
@@ -39,6 +52,31 @@ struct BlockRun {
 };
 
 BlockRun* running = nullptr;
+uint64_t progress_events = 0;
+uint64_t blocks_run = 0;
+
+struct SharedWindow {
+  std::vector<unsigned char> storage = std::vector<unsigned char>(kWindowBytes + kWindowAlign);
+  unsigned char* base() {
+    const auto address = reinterpret_cast<uintptr_t>(storage.data());
+    return storage.data() + (kWindowAlign - address % kWindowAlign) % kWindowAlign;
+  }
+};
+SharedWindow& shared_window() {
+  static SharedWindow window;
+  return window;
+}
+unsigned dynamic_bytes = 0;
+
+// Garbage, different for each block, where the block's dynamic shared memory is.
+void fill_dynamic_shared(uint64_t seed) {
+  unsigned char* bytes = shared_window().base() + kDynamicOffset;
+  uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (unsigned i = 0; i < dynamic_bytes; ++i) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    bytes[i] = static_cast<unsigned char>(state >> 56);
+  }
+}
 
 // A fiber's entry (makecontext passes no pointer portably): returns to the scheduler through
 // uc_link.
@@ -89,6 +127,7 @@ std::vector<bool> ready_fibers(const BlockRun& run) {
     const unsigned warp0 = t / kWarp * kWarp;
     switch (run.fibers[t].wait) {
       case Wait::kStart:
+      case Wait::kSpin:
         ready[t] = true;
         break;
       case Wait::kBlock:
@@ -104,20 +143,46 @@ std::vector<bool> ready_fibers(const BlockRun& run) {
   return ready;
 }
 
-// Runs the block's fibers to their ends; false when some wait where the others cannot follow.
-bool run_block(BlockRun& run) {
+// Runs the block's fibers to their ends, or until they cannot go on. Each round runs the ready
+// fibers in a new order (first to last, last to first, then shuffled, from a seed per block), and
+// from the third round on a spinning fiber sits a round out at random, as a lagging warp would
+// (and sits out the rounds it asked for):
+// a thread relying on an order that no barrier or mbarrier gives sees it broken in some round.
+// Rounds in which only spinning fibers ran and nothing changed are counted: past kIdleRounds of
+// them in a row (every spinner ran in some of them, but for a chance of 2^-kIdleRounds), deadlock.
+BlockEnd run_block(BlockRun& run) {
+  constexpr int kIdleRounds = 64;
   const auto threads = static_cast<unsigned>(run.fibers.size());
-  for (bool backwards = false;; backwards = !backwards) {
+  std::vector<unsigned> order(threads);
+  std::mt19937 random(static_cast<unsigned>(blocks_run));
+  int idle_rounds = 0;
+  for (unsigned round = 0;; ++round) {
     const std::vector<bool> ready = ready_fibers(run);
-    if (std::find(ready.begin(), ready.end(), true) == ready.end()) return all_wait(run, 0, threads, Wait::kDone);
-    for (unsigned i = 0; i < threads; ++i) {
-      const unsigned t = backwards ? threads - 1 - i : i;
+    if (std::find(ready.begin(), ready.end(), true) == ready.end())
+      return all_wait(run, 0, threads, Wait::kDone) ? BlockEnd::kDone : BlockEnd::kStuck;
+    for (unsigned i = 0; i < threads; ++i) order[i] = round == 1 ? threads - 1 - i : i;
+    if (round > 1) std::shuffle(order.begin(), order.end(), random);
+    const uint64_t progress_before = progress_events;
+    bool only_spinning = true;
+    for (const unsigned t : order) {
       if (!ready[t]) continue;
+      Fiber& fiber = run.fibers[t];
+      const bool spinning = fiber.wait == Wait::kSpin;
+      if (spinning && fiber.sit_out > 0) {
+        --fiber.sit_out;
+        continue;
+      }
+      if (spinning && round > 1 && (random() & 1u) != 0) continue;
+      only_spinning = only_spinning && spinning;
       run.current = t;
       thread_index = dim3{t, 0, 0};
       SY_INTERNAL_CHECK(swapcontext(&run.scheduler, &run.fibers[t].context) == 0) << "swapcontext failed";
-      if (run.error) return true;  // the others are abandoned where they wait: a kernel holds no resources
+      if (run.error) return BlockEnd::kDone;  // the others are abandoned where they wait: a kernel holds no resources
+      only_spinning = only_spinning && run.fibers[t].wait == Wait::kSpin;
     }
+    const bool idle = only_spinning && progress_events == progress_before;
+    idle_rounds = idle ? idle_rounds + 1 : 0;
+    if (idle_rounds > kIdleRounds) return BlockEnd::kDeadlock;
   }
 }
 
@@ -125,6 +190,41 @@ bool run_block(BlockRun& run) {
 
 void syncthreads() {
   suspend(Wait::kBlock);
+}
+
+void spin(unsigned sit_out_rounds) {
+  running->fibers[running->current].sit_out = sit_out_rounds;
+  suspend(Wait::kSpin);
+}
+
+void note_progress() {
+  ++progress_events;
+}
+
+uint64_t block_serial() {
+  return blocks_run;
+}
+
+unsigned char* dynamic_shared_memory() {
+  SY_INTERNAL_CHECK(running != nullptr) << "dynamic shared memory outside an emulated launch";
+  SY_CHECK(dynamic_bytes > 0) << "emulated kernel: dynamic shared memory used by a launch of 0 bytes";
+  return shared_window().base() + kDynamicOffset;
+}
+
+unsigned shared_window_offset(const void* pointer) {
+  const auto* byte = static_cast<const unsigned char*>(pointer);
+  const unsigned char* base = shared_window().base();
+  SY_CHECK(running != nullptr && byte >= base + kDynamicOffset && byte < base + kDynamicOffset + dynamic_bytes)
+      << "emulated shared address of " << pointer << ": not in the block's " << dynamic_bytes
+      << " bytes of dynamic shared memory (the only shared memory with addresses here)";
+  return static_cast<unsigned>(byte - base);
+}
+
+unsigned char* shared_window_pointer(unsigned offset) {
+  SY_CHECK(offset >= kDynamicOffset && offset < kDynamicOffset + dynamic_bytes)
+      << "emulated shared address " << offset << ": outside the block's " << dynamic_bytes
+      << " bytes of dynamic shared memory at " << kDynamicOffset;
+  return shared_window().base() + offset;
 }
 
 uint64_t warp_exchange(uint64_t bits, int source_lane) {
@@ -137,6 +237,10 @@ uint64_t warp_exchange(uint64_t bits, int source_lane) {
   const uint64_t got = inside ? run.fibers[warp0 + static_cast<unsigned>(source_lane)].deposit : bits;
   suspend(Wait::kWarp);  // every lane has read before any deposits again
   return got;
+}
+
+void warp_sync() {
+  suspend(Wait::kWarp);
 }
 
 void check_full_warp(unsigned mask, int width) {
@@ -158,18 +262,28 @@ void launch(unsigned grid, unsigned block_threads, const std::function<void()>& 
   grid_dim = dim3{grid, 1, 1};
   for (unsigned b = 0; b < grid && !run.error; ++b) {
     block_index = dim3{b, 0, 0};
+    ++blocks_run;
+    fill_dynamic_shared(blocks_run);
     start_fibers(run);
-    const bool ended = run_block(run);
-    SY_CHECK(ended || run.error) << "emulated block " << b
-                                 << ": some threads returned or wait elsewhere while others wait at __syncthreads "
-                                    "or a shuffle";
+    const BlockEnd end = run_block(run);
+    SY_CHECK(end != BlockEnd::kStuck) << "emulated block " << b
+                                      << ": some threads returned or wait elsewhere while others wait at "
+                                         "__syncthreads or a shuffle";
+    SY_CHECK(end != BlockEnd::kDeadlock) << "emulated block " << b
+                                         << ": deadlock, every thread that can run spins (an mbarrier wait) and "
+                                            "nothing changes";
   }
   if (run.error) std::rethrow_exception(run.error);
 }
 
 void launch(const LaunchConfig& config, const std::function<void()>& kernel) {
-  SY_CHECK(config.shared_bytes == 0) << "emulated launch: " << config.shared_bytes
-                                     << " bytes of dynamic shared memory; the emulator provides none";
+  SY_CHECK(config.shared_bytes <= kMaxDynamicSharedBytes)
+      << "emulated launch: " << config.shared_bytes << " bytes of dynamic shared memory; a block has at most "
+      << kMaxDynamicSharedBytes;
+  dynamic_bytes = config.shared_bytes;
+  struct Reset {
+    ~Reset() { dynamic_bytes = 0; }
+  } reset;
   launch(config.grid, config.block, kernel);
 }
 

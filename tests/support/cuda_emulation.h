@@ -1,11 +1,15 @@
 // The CUDA templates run on the host, so that CI machines without a GPU check what the kernels
 // compute and not only that they compile. Each block's threads are fibers on the calling thread
 // that switch at __syncthreads and at warp shuffles; a fiber resumes once its whole block (or
-// warp) waits there, and the ready fibers run in an order that alternates (first to last, then
-// last to first), so that a thread reading another's shared-memory writes without a barrier
-// between them reads stale data in one of the two orders. Only what the templates without
-// inline PTX use is here: no atomics or tensor-core instructions (those kernels are checked on a
-// GPU, by scripts/device-check). Include it before any template.
+// warp) waits there, and each round runs the ready fibers in a new order (first to last, last to
+// first, then shuffled), so that a thread reading another's shared-memory writes without a
+// barrier between them reads stale data in some round. A thread may also spin (an mbarrier
+// wait): it yields, and resumes at the next round; a round in which every runnable thread spins
+// and nothing changed is a deadlock, reported as an error. Dynamic shared memory sits in a
+// 1024-byte aligned window (at an offset, as after a kernel's static shared memory), filled with
+// garbage before each block. The Hopper primitives (TMA, mbarriers, wgmma) are in
+// hopper_emulation.h; mma.sync and cp.async are not emulated (those kernels are checked on a GPU,
+// by scripts/device-check). Include it before any template.
 #pragma once
 
 #include <algorithm>
@@ -16,6 +20,9 @@
 #include <functional>
 
 #include "jit/launch_config.h"
+
+// The templates leave out their inline PTX, which the emulation's headers replace.
+#define SY_CUDA_EMULATION 1
 
 struct dim3 {
   unsigned x = 1, y = 1, z = 1;
@@ -31,18 +38,42 @@ extern dim3 grid_dim;
 /// The barrier of the running block (only inside launch()).
 void syncthreads();
 
+/// Lets the other threads of the block run: the calling thread polls a condition they change.
+/// It resumes after at least `sit_out_rounds` rounds of the others (a thread that lags behind).
+void spin(unsigned sit_out_rounds = 0);
+
+/// Something a spinning thread may be waiting for changed (an mbarrier's state, a passed wait).
+void note_progress();
+
+/// Counts the blocks run so far: state kept per block (mbarriers, pending wgmma) starts afresh
+/// where it changes.
+uint64_t block_serial();
+
+/// The running block's dynamic shared memory (the launch config's shared_bytes).
+unsigned char* dynamic_shared_memory();
+
+/// Where `pointer` lies in the emulated shared-memory window (what cvta.to.shared gives), and the
+/// pointer of such an address; an error outside the window.
+unsigned shared_window_offset(const void* pointer);
+unsigned char* shared_window_pointer(unsigned offset);
+
 /// Every lane of the calling thread's warp exchanges `bits`: returns what lane `source_lane` of
 /// the warp passed (its own where the source is outside the warp). Full warps only.
 uint64_t warp_exchange(uint64_t bits, int source_lane);
+
+/// Waits until every lane of the calling thread's warp is here (what a .sync.aligned instruction
+/// implies). Full warps only.
+void warp_sync();
 
 /// Runs `kernel` as every thread of `grid` blocks of `block_threads` threads, block after block.
 /// Throws switchyard::Error where some threads of a block returned while others wait at a
 /// barrier or shuffle (undefined on a GPU), or where the kernel threw.
 void launch(unsigned grid, unsigned block_threads, const std::function<void()>& kernel);
 
-/// The same with a family's launch config (grid and block; dynamic shared memory, which the
-/// emulator does not provide, is an error).
+/// The same with a family's launch config: grid, block and dynamic shared memory (at most
+/// kMaxDynamicSharedBytes, the H100/H200's 227 KB).
 void launch(const LaunchConfig& config, const std::function<void()>& kernel);
+constexpr unsigned kMaxDynamicSharedBytes = 227 * 1024;
 
 template <typename T>
 T shuffle(T value, int source_lane) {
@@ -66,6 +97,7 @@ void check_full_warp(unsigned mask, int width);
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+#define __grid_constant__
 // One block runs at a time, so a block's shared memory is the kernel's static storage.
 #define __shared__ static
 #define __syncthreads() ::switchyard::emulation::syncthreads()

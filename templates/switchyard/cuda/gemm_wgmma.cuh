@@ -64,9 +64,8 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
   const int out_rows = kTransA ? kK : p.gemm.rows;
   const int k_blocks = kTransA ? (p.gemm.rows + kBK - 1) / kBK : (kK + kBK - 1) / kBK;
 
-  extern __shared__ unsigned char shared_raw[];
-  unsigned char* shared = reinterpret_cast<unsigned char*>((reinterpret_cast<unsigned long long>(shared_raw) + 1023) &
-                                                           ~static_cast<unsigned long long>(1023));
+  unsigned char* shared = reinterpret_cast<unsigned char*>(
+      (reinterpret_cast<unsigned long long>(dynamic_shared_memory()) + 1023) & ~static_cast<unsigned long long>(1023));
   unsigned long long* full = reinterpret_cast<unsigned long long*>(shared + kStages * kStageBytes);
   unsigned long long* empty = full + kStages;
   const int warpgroup = threadIdx.x / 128;

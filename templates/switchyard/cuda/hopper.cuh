@@ -7,6 +7,14 @@
 namespace switchyard {
 namespace cuda {
 
+// On the host the instructions below are tests/support/hopper_emulation.h's.
+#ifndef SY_CUDA_EMULATION
+// The block's dynamic shared memory (what the launch's shared_bytes sized).
+__device__ __forceinline__ unsigned char* dynamic_shared_memory() {
+  extern __shared__ unsigned char shared_raw[];
+  return shared_raw;
+}
+
 __device__ __forceinline__ void mbarrier_init(unsigned long long* barrier, unsigned count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(shared_address(barrier)), "r"(count));
 }
@@ -78,6 +86,7 @@ template <int kRegisters>
 __device__ __forceinline__ void setmaxnreg_inc() {
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kRegisters));
 }
+#endif  // SY_CUDA_EMULATION
 
 // The shared-memory matrix descriptor of a 128-byte-swizzled operand (the layout TMA writes
 // with CU_TENSOR_MAP_SWIZZLE_128B into 1024-byte aligned tiles). Byte offsets: `leading`

@@ -7,6 +7,9 @@
 namespace switchyard {
 namespace cuda {
 
+// On the host (tests/support/cuda_emulation.h) there is no PTX: hopper_emulation.h stands in for
+// shared_address, and the mma.sync kernels are checked on a GPU only.
+#ifndef SY_CUDA_EMULATION
 __device__ __forceinline__ unsigned shared_address(const void* pointer) {
   unsigned address;
   asm("{ .reg .u64 p; cvta.to.shared.u64 p, %1; cvt.u32.u64 %0, p; }" : "=r"(address) : "l"(pointer));
@@ -57,6 +60,7 @@ __device__ __forceinline__ void mma_16816<bf16_t>(float (&d)[4], const unsigned 
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
+#endif  // SY_CUDA_EMULATION
 
 }  // namespace cuda
 }  // namespace switchyard

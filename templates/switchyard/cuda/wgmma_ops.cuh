@@ -9,6 +9,8 @@
 namespace switchyard {
 namespace cuda {
 
+// On the host, tests/support/hopper_emulation.h defines Wgmma.
+#ifndef SY_CUDA_EMULATION
 template <typename T, int kWidth, bool kAKMajor, bool kBKMajor>
 struct Wgmma;
 
@@ -155,6 +157,8 @@ struct Wgmma<bf16_t, 256, false, false> {
         : "l"(desc_a), "l"(desc_b), "r"(scale_d));
   }
 };
+
+#endif  // SY_CUDA_EMULATION
 
 }  // namespace cuda
 }  // namespace switchyard

@@ -1,0 +1,139 @@
+// The Hopper GEMM template (templates/switchyard/cuda/gemm_wgmma.cuh) run on the host through
+// tests/support/hopper_emulation.h, against the double reference: the producer's TMA loads into
+// the ring of stages, the mbarrier phases, the consumers' wgmma through the same shared-memory
+// descriptors, the persistent walk over tiles and the epilogues. The arguments (TMA boxes, work
+// items) come from the family's gemm_wgmma_args and the grid from its launch config, as on a GPU,
+// with few multiprocessors so that every block walks several tiles and the ring wraps. What this
+// cannot check (the speed, the proxies' memory ordering, the swizzle as the hardware really lays
+// it out) is scripts/device-check's, on an H200.
+#include "tests/support/hopper_emulation.h"  // before the templates
+
+#include <gtest/gtest.h>
+
+#include <switchyard/cuda/gemm_wgmma.cuh>
+
+#include "core/error.h"
+#include "jit/kernels/gemm.h"
+#include "tests/support/gemm_cases.h"
+
+namespace switchyard {
+namespace {
+
+// Few multiprocessors: each block takes several tiles, so the ring's stages and phases wrap.
+constexpr unsigned kMultiprocessors = 3;
+
+kernels::TmaDescriptor emulated_tma(const void* base, const kernels::TmaOperand& operand) {
+  return emulation::tma_descriptor(base, operand.dims, operand.strides, operand.box);
+}
+
+template <typename T, int kN, int kK, bool kTransA, bool kTransB, bool kBias, int kAct, int kTileN>
+void expect_wgmma_matches(const testing::GemmCase& gemm) {
+  SCOPED_TRACE(testing::describe(gemm));
+  ASSERT_EQ(gemm.n, kN);
+  ASSERT_EQ(gemm.k, kK);
+  const KernelSpec spec = kernels::gemm_spec({.dtype = gemm.dtype,
+                                              .n = kN,
+                                              .k = kK,
+                                              .trans_b = kTransB,
+                                              .bias = kBias,
+                                              .activation = kernels::GemmActivation(kAct),
+                                              .trans_a = kTransA,
+                                              .grouped = gemm.grouped},
+                                             Target::cuda(90, true));
+  ASSERT_EQ(spec.family, "gemm_wgmma");
+  ASSERT_EQ(spec.int_param("tile_n"), kTileN) << "the family's tile rule and the test's instantiation disagree";
+  testing::GemmBuffers buffers = testing::gemm_buffers(gemm, 47);
+  const kernels::GemmWgmmaArgs args = kernels::gemm_wgmma_args(spec, testing::gemm_args(gemm, buffers), emulated_tma);
+  const LaunchConfig launch =
+      kernels::gemm_launch_config(spec, {gemm.batch, gemm.rows, gemm.rows, kK, kN, kMultiprocessors});
+  ASSERT_EQ(launch.grid, std::min<unsigned>(kMultiprocessors, static_cast<unsigned>(args.tiles)));
+  ASSERT_GT(args.tiles, static_cast<int>(launch.grid)) << "a case where no block walks a second tile checks less";
+  emulation::launch(launch, [&] { cuda::gemm_wgmma<T, kN, kK, kBias, kAct, kTransB, kTileN, kTransA>(args); });
+  testing::expect_gemm_output(gemm, buffers);
+}
+
+TEST(GemmWgmmaEmulation, ForwardFormsMatchTheReference) {
+  // B [K, N] read N-major, 256-column tiles, rows not a multiple of the 128-row tile.
+  expect_wgmma_matches<cuda::bf16_t, 256, 128, false, false, true, kernels::kActGelu, 256>(
+      {.dtype = DType::kBFloat16,
+       .batch = 2,
+       .rows = 200,
+       .k = 128,
+       .n = 256,
+       .bias = true,
+       .activation = kernels::kActGelu});
+  // B [N, K] (the data gradient's form) K-major, 128-column tiles, a derivative epilogue, grouped
+  // rows (one batch empty), K past the ring's six stages.
+  expect_wgmma_matches<cuda::half_t, 128, 448, false, true, false, kernels::kActReluGrad, 128>(
+      {.dtype = DType::kFloat16,
+       .batch = 3,
+       .rows = 150,
+       .k = 448,
+       .n = 128,
+       .trans_b = true,
+       .activation = kernels::kActReluGrad,
+       .grouped = true});
+  // SwiGLU's gated product, one reduction step per tile.
+  expect_wgmma_matches<cuda::bf16_t, 384, 64, false, false, false, kernels::kActSwiglu, 128>(
+      {.dtype = DType::kBFloat16,
+       .batch = 2,
+       .rows = 130,
+       .k = 64,
+       .n = 384,
+       .activation = kernels::kActSwiglu,
+       .grouped = true});
+}
+
+TEST(GemmWgmmaEmulation, WeightGradientsMatchTheReference) {
+  // C [K, N] = A^T B: both operands read M/N-major, the rows (the reduction) not a multiple of
+  // 64, so the last stage's rows past the end are TMA's zeros; K not a multiple of the row tile.
+  expect_wgmma_matches<cuda::bf16_t, 256, 192, true, false, false, kernels::kActNone, 256>(
+      {.dtype = DType::kBFloat16, .batch = 2, .rows = 100, .k = 192, .n = 256, .trans_a = true});
+  expect_wgmma_matches<cuda::half_t, 128, 64, true, false, false, kernels::kActNone, 128>(
+      {.dtype = DType::kFloat16, .batch = 4, .rows = 301, .k = 64, .n = 128, .trans_a = true});
+}
+
+// The emulator's own checks, so that a pass above means something.
+TEST(GemmWgmmaEmulation, MisusedBarriersAndLoadsAreErrors) {
+  const LaunchConfig config{1, 128, 4096};
+  // A wait no arrival will complete.
+  EXPECT_THROW(emulation::launch(config,
+                                 [] {
+                                   auto* barrier = reinterpret_cast<unsigned long long*>(cuda::dynamic_shared_memory());
+                                   if (threadIdx.x == 0) cuda::mbarrier_init(barrier, 1);
+                                   __syncthreads();
+                                   cuda::mbarrier_wait(barrier, 0);
+                                 }),
+               Error);
+  // A barrier used before mbarrier.init (shared memory starts as garbage).
+  EXPECT_THROW(
+      emulation::launch(
+          config, [] { cuda::mbarrier_arrive(reinterpret_cast<unsigned long long*>(cuda::dynamic_shared_memory())); }),
+      Error);
+  std::vector<cuda::bf16_t> tensor(64 * 64);
+  const kernels::TmaDescriptor map = emulation::tma_descriptor(tensor.data(), {64, 64, 1}, {128, 8192}, {64, 8, 1});
+  auto load = [&](int offset, bool expect) {
+    return [&, offset, expect] {
+      unsigned char* shared = reinterpret_cast<unsigned char*>(
+          (reinterpret_cast<uintptr_t>(cuda::dynamic_shared_memory()) + 1023) & ~uintptr_t{1023});
+      auto* barrier = reinterpret_cast<unsigned long long*>(shared + 2048);
+      if (threadIdx.x != 0) return;
+      cuda::mbarrier_init(barrier, 1);
+      if (expect)
+        cuda::mbarrier_arrive_expect_tx(barrier, 64 * 8 * 2);
+      else
+        cuda::mbarrier_arrive(barrier);
+      cuda::tma_load_3d(shared + offset, &map, barrier, 0, 0, 0);
+      cuda::mbarrier_wait(barrier, 0);
+    };
+  };
+  emulation::launch(config, load(0, true));
+  EXPECT_THROW(emulation::launch(config, load(0, false)), Error);   // bytes nobody announced
+  EXPECT_THROW(emulation::launch(config, load(512, true)), Error);  // the swizzle needs 1024-byte alignment
+  // The driver's limits: an inner box past the 128-byte swizzle, strides not multiples of 16.
+  EXPECT_THROW(emulation::tma_descriptor(tensor.data(), {64, 64, 1}, {128, 8192}, {128, 8, 1}), Error);
+  EXPECT_THROW(emulation::tma_descriptor(tensor.data(), {64, 64, 1}, {100, 8192}, {64, 8, 1}), Error);
+}
+
+}  // namespace
+}  // namespace switchyard

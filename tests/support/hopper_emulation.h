@@ -1,0 +1,104 @@
+// The Hopper primitives the wgmma GEMM uses (templates/switchyard/cuda/hopper.cuh, mma.cuh's
+// shared_address, wgmma_ops.cuh's Wgmma), run on the host threads of cuda_emulation.h, so that CI
+// machines without a GPU check the kernel's ring, phases, tile walk and epilogue:
+// - mbarriers keep their arrival count, transaction bytes and phase; a wait spins until its
+//   phase completes; arriving past the count, or completing bytes no arrive.expect_tx announced,
+//   is an error;
+// - a TMA load copies its box at once (zeros out of bounds) into shared memory with the 128-byte
+//   swizzle (16-byte chunk c of 128-byte row r lands at chunk c ^ (r % 8), on the address bits,
+//   hence the 1024-byte alignment it requires) and completes its bytes on the barrier;
+// - wgmma m64nNk16 (fp32 accumulators) reads its operands through the same descriptors the GPU
+//   reads (start address, leading and stride byte offsets, 128-byte swizzle; K-major or MN-major),
+//   but only when its thread waits for its group (wgmma.wait_group), as late as the hardware may:
+//   a stage released before its wgmma completed, or accumulators read early, show as wrong sums;
+//   the wait is a rendezvous of the warp (.sync.aligned), so no lane releases a stage that
+//   another lane of its warp has still to read.
+// What it cannot see: the proxies' memory ordering (fence.proxy.async), register allocation
+// (setmaxnreg), and anything about speed. Include it first, before any template.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include <switchyard/common/gemm_wgmma_args.h>
+#include "tests/support/cuda_emulation.h"
+
+namespace switchyard::emulation {
+
+/// What CudaDevice::tma_descriptor asks cuTensorMapEncodeTiled for (16-bit elements, 128-byte
+/// swizzle, zeros out of bounds), with the driver's checks: dims and byte strides innermost first.
+kernels::TmaDescriptor tma_descriptor(const void* base, const unsigned long long (&dims)[3],
+                                      const unsigned long long (&strides)[2], const unsigned (&box)[3]);
+
+void mbarrier_init(unsigned long long* barrier, unsigned count);
+/// Announces `tx_bytes` more bytes to come (0: none), then arrives.
+void mbarrier_arrive(unsigned long long* barrier, unsigned tx_bytes);
+/// Whether the barrier's phase of parity `parity` has completed.
+bool mbarrier_phase_done(const unsigned long long* barrier, unsigned parity);
+void tma_load_3d(void* shared, const void* descriptor, unsigned long long* barrier, int c0, int c1, int c2);
+
+/// Reads one 16-bit element as float (float16 or bfloat16).
+using ElementLoad = float (*)(const unsigned char*);
+/// Queues the calling thread's share of one wgmma (its accumulators d[width / 2]) until it waits.
+void wgmma_issue(float* d, int width, bool a_k_major, bool b_k_major, ElementLoad load, uint64_t desc_a,
+                 uint64_t desc_b, bool accumulate);
+void wgmma_commit();
+/// Runs the calling thread's oldest committed groups until at most `pending` remain.
+void wgmma_wait(int pending);
+
+}  // namespace switchyard::emulation
+
+namespace switchyard::cuda {
+
+inline unsigned shared_address(const void* pointer) {
+  return emulation::shared_window_offset(pointer);
+}
+inline unsigned char* dynamic_shared_memory() {
+  return emulation::dynamic_shared_memory();
+}
+inline void mbarrier_init(unsigned long long* barrier, unsigned count) {
+  emulation::mbarrier_init(barrier, count);
+}
+inline void mbarrier_init_fence() {}
+inline void mbarrier_arrive_expect_tx(unsigned long long* barrier, unsigned bytes) {
+  emulation::mbarrier_arrive(barrier, bytes);
+}
+inline void mbarrier_arrive(unsigned long long* barrier) {
+  emulation::mbarrier_arrive(barrier, 0);
+}
+inline void mbarrier_wait(unsigned long long* barrier, unsigned parity) {
+  while (!emulation::mbarrier_phase_done(barrier, parity)) emulation::spin();
+  emulation::note_progress();
+}
+inline void tma_load_3d(void* shared, const void* descriptor, unsigned long long* barrier, int c0, int c1, int c2) {
+  emulation::tma_load_3d(shared, descriptor, barrier, c0, c1, c2);
+}
+inline void tma_prefetch_descriptor(const void*) {}
+inline void wgmma_fence() {}
+inline void wgmma_commit() {
+  emulation::wgmma_commit();
+}
+template <int kPending>
+void wgmma_wait() {
+  emulation::wgmma_wait(kPending);
+}
+template <int kCount>
+void wgmma_fence_registers(float (&)[kCount]) {}
+template <int kRegisters>
+void setmaxnreg_dec() {}
+template <int kRegisters>
+void setmaxnreg_inc() {}
+
+template <typename T, int kWidth, bool kAKMajor, bool kBKMajor>
+struct Wgmma {
+  static void mma(float (&d)[kWidth / 2], unsigned long long desc_a, unsigned long long desc_b, int scale_d) {
+    const emulation::ElementLoad load = [](const unsigned char* bytes) {
+      T value;
+      std::memcpy(&value, bytes, sizeof(T));
+      return to_float(value);  // the templates' conversion, found when T is known
+    };
+    emulation::wgmma_issue(d, kWidth, kAKMajor, kBKMajor, load, desc_a, desc_b, scale_d != 0);
+  }
+};
+
+}  // namespace switchyard::cuda
