@@ -54,7 +54,7 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
                                  .activation = options.activation,
                                  .allow_tf32 = options.allow_tf32,
                                  .trans_a = options.trans_a,
-                                 .aligned_16 = aligned_16(a.data()) && aligned_16(w.data()),
+                                 .aligned_16 = aligned_16(a.data()) && aligned_16(w.data()) && aligned_16(c.data()),
                                  .grouped = options.row_counts != nullptr};
   const bool in_plan =
       options.planned != nullptr && options.planned->kernel != nullptr && options.planned->shape == shape;

@@ -241,10 +241,12 @@ GemmWgmmaArgs gemm_wgmma_args(const KernelSpec& spec, const GemmArgs& gemm, cons
       : spec.bool_param("trans_b")
           ? TmaOperand{{k, n, batch}, {k * 2, n * k * 2}, {kWgmmaTileK, static_cast<unsigned>(tile.n), 1}}
           : TmaOperand{{n, k, batch}, {n * 2, n * k * 2}, {kBox, kWgmmaTileK, 1}};
+  const unsigned long long out_rows = trans_a ? k : rows;
+  const TmaOperand c{{n, out_rows, batch}, {n * 2, out_rows * n * 2}, {kBox, kWgmmaStoreBoxBytes / (kBox * 2), 1}};
   args.a = encode(gemm.a, a);
   args.b = encode(gemm.b, b);
+  args.c = encode(gemm.c, c);
   args.gemm = gemm;
-  const unsigned long long out_rows = trans_a ? k : rows;
   args.tiles_m = static_cast<int>((out_rows + tile.m - 1) / tile.m);
   args.tiles_n = static_cast<int>(n / tile.n);
   args.tiles = static_cast<int>(batch) * args.tiles_m * args.tiles_n;

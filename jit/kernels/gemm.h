@@ -29,7 +29,7 @@ struct GemmShape {
   GemmActivation activation = kActNone;
   bool allow_tf32 = false;  // float32 on CUDA may run on tensor cores in TF32
   bool trans_a = false;     // the weight gradient C [K, N] = A^T B, reducing over the rows
-  bool aligned_16 = true;   // A and B start on 16-byte boundaries (TMA and cp.async read 16 bytes)
+  bool aligned_16 = true;   // A, B and C start on 16-byte boundaries (TMA and cp.async move 16 bytes)
   bool grouped = false;     // row counts bound the rows (the trans_a form's reduction)
 
   bool operator==(const GemmShape& other) const = default;
@@ -80,7 +80,8 @@ using TmaEncoder = std::function<TmaDescriptor(const void* base, const TmaOperan
 /// The arguments of `spec` (a gemm_wgmma spec) for the batched GEMM `gemm`: TMA descriptors of
 /// A [B, R, K] (boxes of 64 K x 128 rows; trans_a: 64 output rows x 64 rows of the reduction) and
 /// of B, [B, N, K] (trans_b: 64 K x tile_n), [B, K, N] or, for trans_a, [B, R, N] (64 columns x 64
-/// of the reduction), and the work items of the persistent grid (gemm_launch_config's tiles).
+/// of the reduction), of C [B, R, N] (trans_a: [B, K, N]; boxes of 64 columns x 64 rows, the
+/// epilogue's stores), and the work items of the persistent grid (gemm_launch_config's tiles).
 GemmWgmmaArgs gemm_wgmma_args(const KernelSpec& spec, const GemmArgs& gemm, const TmaEncoder& encode);
 
 /// True when `shape` runs on the Hopper kernel (gemm_wgmma): sm_90a, float16/bfloat16, not the

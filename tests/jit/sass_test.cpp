@@ -71,9 +71,9 @@ TEST(Sass, SampleConfigKernelsForSm90aKeepToRegistersAndUseTheirUnits) {
     EXPECT_FALSE(std::regex_search(log, spills)) << log;
     EXPECT_FALSE(std::regex_search(sass[i], local_memory)) << "local-memory traffic";
     if (spec.family == "gemm_wgmma") {
-      // warpgroup MMAs from shared memory, tiles by the copy engine, registers moved to the
-      // consumer warpgroups
-      for (const char* unit : {"HGMMA.64x", "UTMALDG.3D", "USETMAXREG"})
+      // warpgroup MMAs from shared memory, tiles in and out by the copy engine, registers moved
+      // to the consumer warpgroups
+      for (const char* unit : {"HGMMA.64x", "UTMALDG.3D", "UTMASTG.3D", "USETMAXREG"})
         EXPECT_NE(sass[i].find(unit), std::string::npos) << "the Hopper GEMM without " << unit;
       ++tensor_core;
     }

@@ -2,6 +2,7 @@
 
 #include <ucontext.h>
 
+#include <array>
 #include <exception>
 #include <random>
 #include <vector>
@@ -21,9 +22,9 @@ namespace {
 constexpr size_t kFiberStackBytes = 512 * 1024;
 constexpr unsigned kWarp = 32;
 
-// Where a fiber stopped: not started yet, at the block's barrier, at its warp's rendezvous,
-// spinning on a condition (runnable again at once), ended.
-enum class Wait { kStart, kBlock, kWarp, kSpin, kDone };
+// Where a fiber stopped: not started yet, at the block's barrier, at its warp's rendezvous, at a
+// named barrier, spinning on a condition (runnable again at once), ended.
+enum class Wait { kStart, kBlock, kWarp, kNamed, kSpin, kDone };
 
 // How a block's run ended: every fiber done, some stuck at a barrier the others cannot reach, or
 // every runnable fiber spinning with nothing changing.
@@ -39,8 +40,9 @@ struct Fiber {
   ucontext_t context{};
   std::vector<char> stack;
   Wait wait = Wait::kStart;
-  uint64_t deposit = 0;  // what it passes at a warp exchange
-  unsigned sit_out = 0;  // rounds a spinning fiber lets pass before it runs again
+  uint64_t deposit = 0;                          // what it passes at a warp exchange
+  unsigned sit_out = 0;                          // rounds a spinning fiber lets pass before it runs again
+  unsigned barrier_id = 0, barrier_threads = 0;  // the named barrier it waits at
 };
 
 struct BlockRun {
@@ -117,11 +119,29 @@ bool all_wait(const BlockRun& run, unsigned begin, unsigned end, Wait wait) {
   return true;
 }
 
+// Which named barriers have all their threads waiting (more than that is an error: a GPU would
+// mix its phases).
+std::array<bool, 16> full_named_barriers(const BlockRun& run) {
+  std::array<unsigned, 16> waiting{};
+  for (const Fiber& fiber : run.fibers)
+    if (fiber.wait == Wait::kNamed) ++waiting[fiber.barrier_id];
+  std::array<bool, 16> full{};
+  for (const Fiber& fiber : run.fibers) {
+    if (fiber.wait != Wait::kNamed) continue;
+    SY_CHECK(waiting[fiber.barrier_id] <= fiber.barrier_threads)
+        << "emulated named barrier " << fiber.barrier_id << ": " << waiting[fiber.barrier_id] << " threads wait for "
+        << fiber.barrier_threads;
+    full[fiber.barrier_id] = waiting[fiber.barrier_id] == fiber.barrier_threads;
+  }
+  return full;
+}
+
 // The fibers that may run now: unstarted ones, those at a barrier the whole block reached, those
 // at a rendezvous their whole warp reached.
 std::vector<bool> ready_fibers(const BlockRun& run) {
   const auto threads = static_cast<unsigned>(run.fibers.size());
   const bool block_ready = all_wait(run, 0, threads, Wait::kBlock);
+  const std::array<bool, 16> named_full = full_named_barriers(run);
   std::vector<bool> ready(threads);
   for (unsigned t = 0; t < threads; ++t) {
     const unsigned warp0 = t / kWarp * kWarp;
@@ -135,6 +155,9 @@ std::vector<bool> ready_fibers(const BlockRun& run) {
         break;
       case Wait::kWarp:
         ready[t] = all_wait(run, warp0, std::min(warp0 + kWarp, threads), Wait::kWarp);
+        break;
+      case Wait::kNamed:
+        ready[t] = named_full[run.fibers[t].barrier_id];
         break;
       case Wait::kDone:
         break;
@@ -241,6 +264,15 @@ uint64_t warp_exchange(uint64_t bits, int source_lane) {
 
 void warp_sync() {
   suspend(Wait::kWarp);
+}
+
+void named_barrier(unsigned id, unsigned threads) {
+  SY_CHECK(id >= 1 && id < 16 && threads % kWarp == 0 && threads <= block_dim.x)
+      << "emulated bar.sync " << id << ", " << threads << ": ids 1-15 (0 is __syncthreads), whole warps of the block";
+  Fiber& fiber = running->fibers[running->current];
+  fiber.barrier_id = id;
+  fiber.barrier_threads = threads;
+  suspend(Wait::kNamed);
 }
 
 void check_full_warp(unsigned mask, int width) {

@@ -65,6 +65,9 @@ uint64_t warp_exchange(uint64_t bits, int source_lane);
 /// implies). Full warps only.
 void warp_sync();
 
+/// bar.sync id, threads: waits until `threads` threads of the block wait at barrier `id`.
+void named_barrier(unsigned id, unsigned threads);
+
 /// Runs `kernel` as every thread of `grid` blocks of `block_threads` threads, block after block.
 /// Throws switchyard::Error where some threads of a block returned while others wait at a
 /// barrier or shuffle (undefined on a GPU), or where the kernel threw.

@@ -1,7 +1,9 @@
 #include "tests/support/hopper_emulation.h"
 
+#include <array>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <unordered_set>
 #include <vector>
 
@@ -38,9 +40,23 @@ static_assert(sizeof(Barrier) == sizeof(unsigned long long));
 struct BlockState {
   uint64_t serial = 0;
   std::unordered_set<const void*> barriers;
-  struct Thread {
+  // Operations a thread issued asynchronously, run when it waits for their group.
+  struct Groups {
     std::vector<std::function<void()>> open;
     std::deque<std::vector<std::function<void()>>> committed;
+    void commit() {
+      committed.push_back(std::move(open));
+      open.clear();
+    }
+    void wait(int pending) {
+      while (static_cast<int>(committed.size()) > pending) {
+        for (const auto& operation : committed.front()) operation();
+        committed.pop_front();
+      }
+    }
+  };
+  struct Thread {
+    Groups wgmma, bulk;
   };
   std::vector<Thread> threads;
 };
@@ -110,6 +126,43 @@ struct Operand {
   }
 };
 
+TensorMap tensor_map(const void* descriptor, const char* what) {
+  TensorMap map;
+  std::memcpy(&map, descriptor, sizeof(map));
+  SY_CHECK(map.magic == kMapMagic) << "emulated TMA " << what
+                                   << ": the descriptor was not made by emulation::tma_descriptor";
+  return map;
+}
+
+// The shared address of a TMA box, which the 128-byte swizzle needs 1024-byte aligned.
+unsigned box_offset(const void* shared, const char* what) {
+  const unsigned offset = shared_window_offset(shared);
+  SY_CHECK(offset % kSwizzlePeriod == 0) << "emulated TMA " << what << " shared address " << offset
+                                         << ": the 128-byte swizzle needs 1024-byte alignment";
+  return offset;
+}
+
+// Calls visit(element, shared offset) for each element of the box at `coords`, in the box's
+// order: the tensor's element, or null where it lies outside the tensor, and where the element
+// sits in the swizzled box at shared offset `box`. Returns the box's bytes.
+template <typename Visit>
+unsigned for_each_in_box(const TensorMap& map, unsigned box, const std::array<int, 3>& coords, Visit visit) {
+  unsigned offset = box;
+  for (unsigned z = 0; z < map.box[2]; ++z)
+    for (unsigned y = 0; y < map.box[1]; ++y)
+      for (unsigned x = 0; x < map.box[0]; ++x, offset += 2) {
+        const long long at[3] = {coords[0] + static_cast<long long>(x), coords[1] + static_cast<long long>(y),
+                                 coords[2] + static_cast<long long>(z)};
+        bool inside = true;
+        for (int d = 0; d < 3; ++d) inside = inside && at[d] >= 0 && at[d] < static_cast<long long>(map.dims[d]);
+        unsigned char* element =
+            inside ? const_cast<unsigned char*>(map.base) + at[0] * 2 + at[1] * map.strides[0] + at[2] * map.strides[1]
+                   : nullptr;
+        visit(element, swizzled(offset));
+      }
+  return offset - box;
+}
+
 }  // namespace
 
 kernels::TmaDescriptor tma_descriptor(const void* base, const unsigned long long (&dims)[3],
@@ -156,33 +209,46 @@ bool mbarrier_phase_done(const unsigned long long* barrier, unsigned parity) {
 }
 
 void tma_load_3d(void* shared, const void* descriptor, unsigned long long* barrier, int c0, int c1, int c2) {
-  TensorMap map;
-  std::memcpy(&map, descriptor, sizeof(map));
-  SY_CHECK(map.magic == kMapMagic) << "emulated TMA load: the descriptor was not made by emulation::tma_descriptor";
-  const unsigned destination = shared_window_offset(shared);
-  SY_CHECK(destination % kSwizzlePeriod == 0)
-      << "emulated TMA load into shared address " << destination << ": the 128-byte swizzle needs 1024-byte alignment";
-  const int coords[3] = {c0, c1, c2};
-  unsigned offset = destination;
-  for (unsigned z = 0; z < map.box[2]; ++z)
-    for (unsigned y = 0; y < map.box[1]; ++y)
-      for (unsigned x = 0; x < map.box[0]; ++x, offset += 2) {
-        const long long at[3] = {coords[0] + static_cast<long long>(x), coords[1] + static_cast<long long>(y),
-                                 coords[2] + static_cast<long long>(z)};
-        bool inside = true;
-        for (int d = 0; d < 3; ++d) inside = inside && at[d] >= 0 && at[d] < static_cast<long long>(map.dims[d]);
-        unsigned char* to = shared_window_pointer(swizzled(offset));
-        if (inside)
-          std::memcpy(to, map.base + at[0] * 2 + at[1] * map.strides[0] + at[2] * map.strides[1], 2);
-        else
-          std::memset(to, 0, 2);
-      }
-  const unsigned bytes = offset - destination;
+  const TensorMap map = tensor_map(descriptor, "load");
+  const unsigned destination = box_offset(shared, "load into");
+  const unsigned bytes = for_each_in_box(map, destination, {c0, c1, c2}, [&](unsigned char* element, unsigned offset) {
+    unsigned char* to = shared_window_pointer(offset);
+    if (element != nullptr)
+      std::memcpy(to, element, 2);
+    else
+      std::memset(to, 0, 2);
+  });
   Barrier state = load_barrier(barrier);
   SY_CHECK(state.tx >= bytes) << "emulated TMA load of " << bytes << " bytes completes on a barrier expecting "
                               << state.tx << " (arrive.expect_tx must announce them first)";
   state.tx -= bytes;
   store_barrier(barrier, state);
+}
+
+void tma_store_3d(const void* descriptor, const void* shared, int c0, int c1, int c2) {
+  const TensorMap map = tensor_map(descriptor, "store");
+  const unsigned source = box_offset(shared, "store from");
+  const size_t bytes = size_t{map.box[0]} * map.box[1] * map.box[2] * 2;
+  // The copy engine reads the box at some time between the issue and the wait: what it reads
+  // must be the same at both ends.
+  const unsigned char* box = shared_window_pointer(source);
+  auto issued = std::make_shared<std::vector<unsigned char>>(box, box + bytes);
+  this_thread().bulk.open.push_back([=] {
+    SY_CHECK(std::memcmp(issued->data(), shared_window_pointer(source), bytes) == 0)
+        << "emulated TMA store from shared address " << source
+        << ": the box changed between the store's issue and its wait (written before the store read it)";
+    for_each_in_box(map, source, {c0, c1, c2}, [&](unsigned char* element, unsigned offset) {
+      if (element != nullptr) std::memcpy(element, issued->data() + (offset - source), 2);
+    });
+  });
+}
+
+void bulk_commit_group() {
+  this_thread().bulk.commit();
+}
+
+void bulk_wait_group(int pending) {
+  this_thread().bulk.wait(pending);
 }
 
 void wgmma_issue(float* d, int width, bool a_k_major, bool b_k_major, ElementLoad load, uint64_t desc_a,
@@ -192,7 +258,7 @@ void wgmma_issue(float* d, int width, bool a_k_major, bool b_k_major, ElementLoa
   const unsigned warp = thread_index.x % 128 / 32, lane = thread_index.x % 32;
   // m64nNk16's accumulators: warp w holds rows 16w..16w+15; per 8 columns i, a thread holds
   // (row lane/4, columns 2*(lane%4) + 0, 1), then the same 8 rows below.
-  this_thread().open.push_back([=] {
+  this_thread().wgmma.open.push_back([=] {
     for (int i = 0; i < width / 8; ++i)
       for (unsigned half = 0; half < 2; ++half)
         for (unsigned pair = 0; pair < 2; ++pair) {
@@ -205,17 +271,11 @@ void wgmma_issue(float* d, int width, bool a_k_major, bool b_k_major, ElementLoa
 }
 
 void wgmma_commit() {
-  BlockState::Thread& thread = this_thread();
-  thread.committed.push_back(std::move(thread.open));
-  thread.open.clear();
+  this_thread().wgmma.commit();
 }
 
 void wgmma_wait(int pending) {
-  BlockState::Thread& thread = this_thread();
-  while (static_cast<int>(thread.committed.size()) > pending) {
-    for (const auto& operation : thread.committed.front()) operation();
-    thread.committed.pop_front();
-  }
+  this_thread().wgmma.wait(pending);
   // wait_group is .sync.aligned: no lane goes on (to release a stage, say) before its whole warp
   // has its results, which on a GPU come from reads made before the wait returns.
   warp_sync();

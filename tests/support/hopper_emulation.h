@@ -6,7 +6,9 @@
 //   is an error;
 // - a TMA load copies its box at once (zeros out of bounds) into shared memory with the 128-byte
 //   swizzle (16-byte chunk c of 128-byte row r lands at chunk c ^ (r % 8), on the address bits,
-//   hence the 1024-byte alignment it requires) and completes its bytes on the barrier;
+//   hence the 1024-byte alignment it requires) and completes its bytes on the barrier; a TMA
+//   store reads such a box only when its thread waits for its bulk group, and writes what lies
+//   inside the tensor;
 // - wgmma m64nNk16 (fp32 accumulators) reads its operands through the same descriptors the GPU
 //   reads (start address, leading and stride byte offsets, 128-byte swizzle; K-major or MN-major),
 //   but only when its thread waits for its group (wgmma.wait_group), as late as the hardware may:
@@ -36,6 +38,13 @@ void mbarrier_arrive(unsigned long long* barrier, unsigned tx_bytes);
 /// Whether the barrier's phase of parity `parity` has completed.
 bool mbarrier_phase_done(const unsigned long long* barrier, unsigned parity);
 void tma_load_3d(void* shared, const void* descriptor, unsigned long long* barrier, int c0, int c1, int c2);
+/// Queues a TMA store of a box of shared memory into the calling thread's open bulk group; it
+/// reads the shared memory (and writes the tensor, clipped to its bounds) only when the thread
+/// waits for the group, as late as a GPU may.
+void tma_store_3d(const void* descriptor, const void* shared, int c0, int c1, int c2);
+void bulk_commit_group();
+/// Completes the calling thread's oldest bulk groups until at most `pending` remain.
+void bulk_wait_group(int pending);
 
 /// Reads one 16-bit element as float (float16 or bfloat16).
 using ElementLoad = float (*)(const unsigned char*);
@@ -74,6 +83,24 @@ inline void tma_load_3d(void* shared, const void* descriptor, unsigned long long
   emulation::tma_load_3d(shared, descriptor, barrier, c0, c1, c2);
 }
 inline void tma_prefetch_descriptor(const void*) {}
+inline void tma_store_3d(const void* descriptor, const void* shared, int c0, int c1, int c2) {
+  emulation::tma_store_3d(descriptor, shared, c0, c1, c2);
+}
+inline void bulk_commit_group() {
+  emulation::bulk_commit_group();
+}
+template <int kPending>
+void bulk_wait_group_read() {
+  emulation::bulk_wait_group(kPending);
+}
+template <int kPending>
+void bulk_wait_group() {
+  emulation::bulk_wait_group(kPending);
+}
+inline void fence_proxy_async_shared() {}
+inline void named_barrier_sync(int id, int threads) {
+  emulation::named_barrier(static_cast<unsigned>(id), static_cast<unsigned>(threads));
+}
 inline void wgmma_fence() {}
 inline void wgmma_commit() {
   emulation::wgmma_commit();

@@ -3,8 +3,10 @@
 // value as one __grid_constant__ parameter (TMA reads its descriptors from parameter space).
 //
 // Block: a producer warpgroup (one thread issues the TMA loads) and two consumer warpgroups,
-// each computing 64 rows x tile_n columns of a 128 x tile_n output tile with wgmma. The grid is
-// persistent: block i takes tiles i, i + grid, ... of batch-major, then grouped row/column order.
+// each computing 64 rows x tile_n columns of a 128 x tile_n output tile with wgmma, then storing
+// it through shared memory with TMA, 64 columns at a time, while it goes on to the next tile. The
+// grid is persistent: block i takes tiles i, i + grid, ... of batch-major, then grouped
+// row/column order.
 #pragma once
 
 #include <switchyard/common/gemm_args.h>
@@ -17,6 +19,10 @@ constexpr int kWgmmaTileM = 128;
 constexpr int kWgmmaTileK = 64;          // 64 16-bit values: one row of the 128-byte swizzle
 constexpr int kWgmmaGroupRows = 8;       // row tiles walked together, so that B tiles stay in L2
 constexpr int kWgmmaBarrierBytes = 256;  // the ring's mbarriers, after the stages
+// The epilogue's staging: per consumer warpgroup, two boxes of 64 rows x 64 columns (one being
+// stored by TMA while the next is written), after the stages.
+constexpr int kWgmmaStoreBoxBytes = 64 * 64 * 2;
+constexpr int kWgmmaStagingBytes = 2 * 2 * kWgmmaStoreBoxBytes;
 
 // Shared-memory stages of the load ring for a tile width (about 192 KB either way).
 SY_HOST_DEVICE constexpr int wgmma_stages(int tile_n) {
@@ -25,10 +31,10 @@ SY_HOST_DEVICE constexpr int wgmma_stages(int tile_n) {
 SY_HOST_DEVICE constexpr int wgmma_stage_bytes(int tile_n) {
   return (kWgmmaTileM + tile_n) * kWgmmaTileK * 2;
 }
-// Dynamic shared memory of a block: the stages, 1024 bytes to align them (the swizzle's period),
-// and the barriers.
+// Dynamic shared memory of a block: the stages, the epilogue's staging, 1024 bytes to align them
+// (the swizzle's period), and the barriers: 225.25 KB of the 227 KB a Hopper block may have.
 SY_HOST_DEVICE constexpr int wgmma_shared_bytes(int tile_n) {
-  return wgmma_stages(tile_n) * wgmma_stage_bytes(tile_n) + 1024 + kWgmmaBarrierBytes;
+  return wgmma_stages(tile_n) * wgmma_stage_bytes(tile_n) + kWgmmaStagingBytes + 1024 + kWgmmaBarrierBytes;
 }
 
 // CUtensorMap's size and alignment (runtime/cuda_driver.h checks that they agree).
@@ -39,6 +45,7 @@ struct alignas(128) TmaDescriptor {
 struct alignas(128) GemmWgmmaArgs {
   TmaDescriptor a;  // A [batch, rows, K]: box K 64 x rows 128
   TmaDescriptor b;  // B [batch, N, K] (trans_b): box K 64 x N tile_n; B [batch, K, N]: box N 64 x K 64
+  TmaDescriptor c;  // C [batch, rows, N] (trans_a: [batch, K, N]): box N 64 x rows 64
   GemmArgs gemm;    // pointers for the epilogue (bias, aux, C), row counts and strides
   int tiles_m;      // row tiles per batch (of gemm.rows)
   int tiles_n;

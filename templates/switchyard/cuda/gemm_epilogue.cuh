@@ -55,11 +55,11 @@ __device__ __forceinline__ void gemm_store(const kernels::GemmArgs& args, int ba
   static_cast<T*>(args.c)[at] = from_float<T>(gemm_activate<kAct>(v, aux));
 }
 
-// Stores C[m, n] and C[m, n + 1] (n even) of a 16-bit C in one 4-byte store.
+// C[m, n] and C[m, n + 1] (n even) of a 16-bit C as the 4 bytes that hold them.
 template <typename T, int kN, bool kBias, int kAct>
-__device__ __forceinline__ void gemm_store_pair(const kernels::GemmArgs& args, int batch, int m, int n, float v0,
-                                                float v1) {
-  static_assert(sizeof(T) == 2, "gemm_store_pair: 16-bit C");
+__device__ __forceinline__ unsigned gemm_pair_bits(const kernels::GemmArgs& args, int batch, int m, int n, float v0,
+                                                   float v1) {
+  static_assert(sizeof(T) == 2, "gemm_pair_bits: 16-bit C");
   const long at = args.c_batch_stride * batch + static_cast<long>(m) * kN + n;
   if (kBias) {
     const T* bias = static_cast<const T*>(args.bias) + static_cast<long>(kN) * batch + n;
@@ -74,7 +74,16 @@ __device__ __forceinline__ void gemm_store_pair(const kernels::GemmArgs& args, i
   }
   const unsigned low = from_float<T>(gemm_activate<kAct>(v0, aux0)).bits;
   const unsigned high = from_float<T>(gemm_activate<kAct>(v1, aux1)).bits;
-  *reinterpret_cast<unsigned*>(static_cast<T*>(args.c) + at) = low | (high << 16);  // little-endian: n first
+  return low | (high << 16);  // little-endian: n first
+}
+
+// Stores C[m, n] and C[m, n + 1] (n even) of a 16-bit C in one 4-byte store.
+template <typename T, int kN, bool kBias, int kAct>
+__device__ __forceinline__ void gemm_store_pair(const kernels::GemmArgs& args, int batch, int m, int n, float v0,
+                                                float v1) {
+  const long at = args.c_batch_stride * batch + static_cast<long>(m) * kN + n;
+  *reinterpret_cast<unsigned*>(static_cast<T*>(args.c) + at) =
+      gemm_pair_bits<T, kN, kBias, kAct>(args, batch, m, n, v0, v1);
 }
 
 // Stores a warp's 64x32 block of mma accumulators (4 x 4 tiles of 16x8, fp32 fragments in the

@@ -4,10 +4,12 @@
 // over the run-time rows (both operands M/N-major in shared memory, wgmma's transpose flags).
 // TMA loads 128 x 64 tiles of A and tile_n x 64 of B into a ring of shared-memory stages that
 // complete on mbarriers; one producer thread keeps the ring full while two consumer warpgroups
-// (setmaxnreg gives them the registers) multiply with wgmma straight from shared memory and
-// release each stage. The grid is persistent over (batch, row tile, column tile) work items, so
-// the next tile's loads overlap this tile's epilogue. Rows past a batch's count and K past the
-// end read as zeros (TMA bounds); the epilogue (bias, activation, SwiGLU) stores guarded rows.
+// (setmaxnreg gives them the registers) multiply with wgmma straight from shared memory, one
+// k-block in flight while the next is issued, and release each stage. The grid is persistent over
+// (batch, row tile, column tile) work items, so the next tile's loads overlap this tile's
+// epilogue, and the epilogue (bias, activation, SwiGLU) leaves through shared memory and TMA
+// stores that drain while the next tile multiplies (rows a grouped count cuts are stored row by
+// row instead). Rows and K past the end read as zeros (TMA bounds).
 #pragma once
 
 #include <switchyard/common/gemm_wgmma_args.h>
@@ -48,6 +50,63 @@ struct RingSlot {
   }
 };
 
+// Accumulator layout of m64nNk16: warp w holds rows 16w..16w+15; per 8 columns i, a thread
+// holds (row lane/4, columns 2*(lane%4) + 0, 1) in acc[4i], acc[4i + 1], and the same 8 rows
+// below in acc[4i + 2], acc[4i + 3].
+
+// The epilogue of a warpgroup's 64 rows whose rows a count cuts (grouped): straight to global
+// memory, row by row, skipping the rows past the count.
+template <typename T, int kN, bool kBias, int kAct, int kTileN>
+__device__ __forceinline__ void wgmma_store_rows(const kernels::GemmArgs& gemm, const GemmTile& tile, int half,
+                                                 const float (&acc)[kTileN / 2]) {
+  const int warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
+  const int row = tile.m0 + half * 64 + warp * 16 + lane / 4;
+#pragma unroll
+  for (int i = 0; i < kTileN / 8; ++i) {
+    const int col = tile.n0 + i * 8 + (lane % 4) * 2;
+    if (row < tile.rows) gemm_store_pair<T, kN, kBias, kAct>(gemm, tile.batch, row, col, acc[4 * i], acc[4 * i + 1]);
+    if (row + 8 < tile.rows)
+      gemm_store_pair<T, kN, kBias, kAct>(gemm, tile.batch, row + 8, col, acc[4 * i + 2], acc[4 * i + 3]);
+  }
+}
+
+// The epilogue of a warpgroup's 64 rows through shared memory: each 64-column box is written
+// into one of the warpgroup's two staging boxes (128-byte swizzled, as TMA reads it) and stored
+// by TMA, which clips the rows past the tensor, while the warpgroup writes the next box and then
+// goes on to its next tile. A staging box is rewritten only once the store that read it two
+// boxes ago has read it.
+template <typename T, int kN, bool kBias, int kAct, int kTileN>
+__device__ __forceinline__ void wgmma_store_boxes(const kernels::GemmWgmmaArgs& p, const GemmTile& tile, int half,
+                                                  const float (&acc)[kTileN / 2], unsigned char* staging, bool leader,
+                                                  int& boxes_stored) {
+  const int warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
+  const int box_row = warp * 16 + lane / 4, row = tile.m0 + half * 64 + box_row;
+#pragma unroll
+  for (int j = 0; j < kTileN / 64; ++j, ++boxes_stored) {
+    unsigned char* box = staging + (boxes_stored & 1) * kernels::kWgmmaStoreBoxBytes;
+    if (leader) bulk_wait_group_read<1>();
+    named_barrier_sync(1 + half, 128);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const int box_col = i * 8 + (lane % 4) * 2, col = tile.n0 + j * 64 + box_col, a = 4 * (8 * j + i);
+      // Rows past the tensor are clipped by the store; their values are never computed (their aux is not there).
+      const unsigned top =
+          row < tile.rows ? gemm_pair_bits<T, kN, kBias, kAct>(p.gemm, tile.batch, row, col, acc[a], acc[a + 1]) : 0u;
+      const unsigned bottom = row + 8 < tile.rows ? gemm_pair_bits<T, kN, kBias, kAct>(p.gemm, tile.batch, row + 8, col,
+                                                                                       acc[a + 2], acc[a + 3])
+                                                  : 0u;
+      *reinterpret_cast<unsigned*>(box + swizzle_128b(box_row * 128 + box_col * 2)) = top;
+      *reinterpret_cast<unsigned*>(box + swizzle_128b((box_row + 8) * 128 + box_col * 2)) = bottom;
+    }
+    fence_proxy_async_shared();
+    named_barrier_sync(1 + half, 128);
+    if (leader) {
+      tma_store_3d(&p.c, box, tile.n0 + j * 64, tile.m0 + half * 64, tile.batch);
+      bulk_commit_group();
+    }
+  }
+}
+
 template <typename T, int kN, int kK, bool kBias, int kAct, bool kTransB, int kTileN, bool kTransA>
 __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
     gemm_wgmma(const __grid_constant__ kernels::GemmWgmmaArgs p) {
@@ -66,7 +125,8 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
 
   unsigned char* shared = reinterpret_cast<unsigned char*>(
       (reinterpret_cast<unsigned long long>(dynamic_shared_memory()) + 1023) & ~static_cast<unsigned long long>(1023));
-  unsigned long long* full = reinterpret_cast<unsigned long long*>(shared + kStages * kStageBytes);
+  unsigned long long* full =
+      reinterpret_cast<unsigned long long*>(shared + kStages * kStageBytes + kernels::kWgmmaStagingBytes);
   unsigned long long* empty = full + kStages;
   const int warpgroup = threadIdx.x / 128;
   if (threadIdx.x == 0) {
@@ -113,12 +173,18 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
 
   // consumers: warpgroup 1 takes rows 0-63 of the tile, warpgroup 2 rows 64-127
   setmaxnreg_inc<232>();
-  const int half = warpgroup - 1, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
+  const int half = warpgroup - 1, lane = threadIdx.x % 32;
+  const bool leader = threadIdx.x % 128 == 0;  // issues and waits for this warpgroup's TMA stores
+  unsigned char* staging = shared + kStages * kStageBytes + half * 2 * kernels::kWgmmaStoreBoxBytes;
   float acc[kTileN / 2];
   RingSlot<kStages> ring;
+  int boxes_stored = 0;
   for (int t = blockIdx.x; t < p.tiles; t += gridDim.x) {
     const GemmTile tile = wgmma_tile(p, t, kTileN, out_rows);
     if (tile.m0 >= tile.rows) continue;
+    // One k-block's wgmma stays in flight while the next is issued; a stage is released once the
+    // wgmma that read it has completed.
+    RingSlot<kStages> reading;
     for (int kb = 0; kb < k_blocks; ++kb) {
       mbarrier_wait(&full[ring.stage], ring.phase);
       const unsigned a_base = shared_address(shared + ring.stage * kStageBytes) + half * 64 * 128;
@@ -137,23 +203,23 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
         Wgmma<T, kTileN, !kTransA, kTransB>::mma(acc, da, db, (kb | kk) != 0);
       }
       wgmma_commit();
-      wgmma_wait<0>();
+      wgmma_wait<1>();
       wgmma_fence_registers(acc);
-      if (lane == 0) mbarrier_arrive(&empty[ring.stage]);
+      if (kb > 0 && lane == 0) mbarrier_arrive(&empty[reading.stage]);
+      reading = ring;
       ring.advance();
     }
-    // Accumulator layout of m64nNk16: warp w holds rows 16w..16w+15; per 8 columns i, a thread
-    // holds (row lane/4, columns 2*(lane%4) + 0, 1) and the same 8 rows below.
-    const int row = tile.m0 + half * 64 + warp * 16 + lane / 4;
-#pragma unroll
-    for (int i = 0; i < kTileN / 8; ++i) {
-      const int col = tile.n0 + i * 8 + (lane % 4) * 2;
-      if (row < tile.rows)
-        gemm_store_pair<T, kN, kBias, kAct>(p.gemm, tile.batch, row, col, acc[4 * i], acc[4 * i + 1]);
-      if (row + 8 < tile.rows)
-        gemm_store_pair<T, kN, kBias, kAct>(p.gemm, tile.batch, row + 8, col, acc[4 * i + 2], acc[4 * i + 3]);
+    wgmma_wait<0>();
+    wgmma_fence_registers(acc);
+    if (lane == 0) mbarrier_arrive(&empty[reading.stage]);
+    const bool whole = p.gemm.row_counts == nullptr || tile.m0 + half * 64 + 64 <= tile.rows;
+    if (whole) {
+      wgmma_store_boxes<T, kN, kBias, kAct, kTileN>(p, tile, half, acc, staging, leader, boxes_stored);
+    } else {
+      wgmma_store_rows<T, kN, kBias, kAct, kTileN>(p.gemm, tile, half, acc);
     }
   }
+  if (leader) bulk_wait_group<0>();  // the stores have read the staging before the block ends
 }
 
 }  // namespace cuda

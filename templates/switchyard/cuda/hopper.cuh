@@ -78,6 +78,37 @@ __device__ __forceinline__ void wgmma_fence_registers(float (&d)[kCount]) {
   for (int i = 0; i < kCount; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
+// A 3-D box of shared memory (laid out as tma_load_3d writes it) to `descriptor`'s tensor at
+// coordinates (c0 innermost), asynchronously, in the calling thread's current bulk group. Out of
+// bounds elements are not written.
+__device__ __forceinline__ void tma_store_3d(const void* descriptor, const void* shared, int c0, int c1, int c2) {
+  asm volatile("cp.async.bulk.tensor.3d.global.shared::cta.bulk_group [%0, {%2, %3, %4}], [%1];" ::"l"(
+                   reinterpret_cast<unsigned long long>(descriptor)),
+               "r"(shared_address(shared)), "r"(c0), "r"(c1), "r"(c2)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit_group() {
+  asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+}
+// Waits until at most kPending of the thread's bulk groups still read their shared memory.
+template <int kPending>
+__device__ __forceinline__ void bulk_wait_group_read() {
+  asm volatile("cp.async.bulk.wait_group.read %0;" ::"n"(kPending) : "memory");
+}
+// Waits until at most kPending of the thread's bulk groups are still incomplete.
+template <int kPending>
+__device__ __forceinline__ void bulk_wait_group() {
+  asm volatile("cp.async.bulk.wait_group %0;" ::"n"(kPending) : "memory");
+}
+// Makes this thread's shared-memory writes visible to the async proxy (a TMA store of them).
+__device__ __forceinline__ void fence_proxy_async_shared() {
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+// The barrier of the `threads` threads (whole warps) that name `id` (1-15; 0 is __syncthreads).
+__device__ __forceinline__ void named_barrier_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+
 template <int kRegisters>
 __device__ __forceinline__ void setmaxnreg_dec() {
   asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kRegisters));
@@ -87,6 +118,12 @@ __device__ __forceinline__ void setmaxnreg_inc() {
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kRegisters));
 }
 #endif  // SY_CUDA_EMULATION
+
+// Where byte `offset` of a 1024-byte aligned, 128-byte swizzled box lies: its 16-byte chunk
+// (bits 4-6) XOR its row within the 8-row period (bits 7-9), as TMA lays boxes out.
+__device__ __forceinline__ int swizzle_128b(int offset) {
+  return offset ^ (((offset >> 7) & 7) << 4);
+}
 
 // The shared-memory matrix descriptor of a 128-byte-swizzled operand (the layout TMA writes
 // with CU_TENSOR_MAP_SWIZZLE_128B into 1024-byte aligned tiles). Byte offsets: `leading`
