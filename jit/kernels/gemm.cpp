@@ -254,9 +254,7 @@ GemmWgmmaArgs gemm_wgmma_args(const KernelSpec& spec, const GemmArgs& gemm, cons
 }
 
 bool uses_wgmma(const GemmShape& shape, const Target& target) {
-  // NOTE: the weight gradient over grouped rows would read rows past each batch's count (TMA
-  // cannot mask them): it stays on the SIMT kernel.
-  return target.is_cuda() && target.sm == 90 && target.arch_specific && !(shape.trans_a && shape.grouped) &&
+  return target.is_cuda() && target.sm == 90 && target.arch_specific &&
          (shape.dtype == DType::kFloat16 || shape.dtype == DType::kBFloat16) && shape.n % 128 == 0 &&
          shape.k % kWgmmaTileK == 0 && shape.aligned_16 && gemm_ceiling() == GemmCeiling::kAuto;
 }

@@ -84,9 +84,9 @@ using TmaEncoder = std::function<TmaDescriptor(const void* base, const TmaOperan
 /// epilogue's stores), and the work items of the persistent grid (gemm_launch_config's tiles).
 GemmWgmmaArgs gemm_wgmma_args(const KernelSpec& spec, const GemmArgs& gemm, const TmaEncoder& encode);
 
-/// True when `shape` runs on the Hopper kernel (gemm_wgmma): sm_90a, float16/bfloat16, not the
-/// grouped trans_a form, n % 128 == 0, k % 64 == 0 and 16-byte aligned operands, unless SWITCHYARD_GEMM says
-/// mma or simt.
+/// True when `shape` runs on the Hopper kernel (gemm_wgmma): sm_90a, float16/bfloat16, every form
+/// (grouped weight gradients included), n % 128 == 0, k % 64 == 0 and 16-byte aligned operands, unless SWITCHYARD_GEMM
+/// says mma or simt.
 bool uses_wgmma(const GemmShape& shape, const Target& target);
 
 /// True when `shape` runs on the mma.sync tensor-core kernels on `target`: sm_80+, 16-byte aligned

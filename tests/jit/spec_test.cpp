@@ -279,7 +279,7 @@ TEST(GemmSelect, HopperTakesWgmmaWhereItCanImplementTheShape) {
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64, .aligned_16 = false}, hopper, "gemm_simt", 0},
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64, .trans_a = true}, hopper, "gemm_wgmma", 256},
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64, .trans_a = true, .grouped = true}, hopper,
-             "gemm_simt", 0},
+             "gemm_wgmma", 256},
         Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 64, .allow_tf32 = true}, hopper, "gemm_tf32", 0},
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 192, .k = 64}, hopper, "gemm_simt", 0}}) {
     const KernelSpec spec = kernels::gemm_spec(c.shape, c.target);

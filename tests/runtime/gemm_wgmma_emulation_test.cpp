@@ -89,6 +89,10 @@ TEST(GemmWgmmaEmulation, WeightGradientsMatchTheReference) {
   // 64, so the last stage's rows past the end are TMA's zeros; K not a multiple of the row tile.
   expect_wgmma_matches<cuda::bf16_t, 256, 192, true, false, false, kernels::kActNone, 256>(
       {.dtype = DType::kBFloat16, .batch = 2, .rows = 100, .k = 192, .n = 256, .trans_a = true});
+  // Grouped (dropless): each batch sums its count's rows (one none: zeros), NaN past the counts,
+  // which load with the rest and are cleared.
+  expect_wgmma_matches<cuda::bf16_t, 256, 256, true, false, false, kernels::kActNone, 256>(
+      {.dtype = DType::kBFloat16, .batch = 3, .rows = 250, .k = 256, .n = 256, .grouped = true, .trans_a = true});
   expect_wgmma_matches<cuda::half_t, 128, 64, true, false, false, kernels::kActNone, 128>(
       {.dtype = DType::kFloat16, .batch = 4, .rows = 301, .k = 64, .n = 128, .trans_a = true});
 }

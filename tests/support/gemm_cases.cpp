@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <sstream>
@@ -61,10 +62,12 @@ GemmBuffers gemm_buffers(const GemmCase& g, unsigned seed) {
       buffers.counts[b] = b == 1 ? 0 : static_cast<int>((b * 97 + 13) % (g.rows + 1));
   const int64_t b_values = g.batch * (g.trans_a ? g.rows : g.k) * g.n;
   std::vector<double> a = uniform_values(rng, g.batch * g.rows * g.k), b = uniform_values(rng, b_values);
-  if (g.trans_a)  // rows past a count must not reach the sums
+  if (g.trans_a)  // rows past a count must not reach the sums: NaN would show anywhere
     for (int64_t bi = 0; bi < g.batch; ++bi)
-      for (int64_t r = buffers.counts[bi]; r < g.rows; ++r)
-        a[(bi * g.rows + r) * g.k] = b[(bi * g.rows + r) * g.n] = NAN;
+      for (int64_t r = buffers.counts[bi]; r < g.rows; ++r) {
+        std::fill_n(a.begin() + (bi * g.rows + r) * g.k, g.k, NAN);
+        std::fill_n(b.begin() + (bi * g.rows + r) * g.n, g.n, NAN);
+      }
   buffers.a = encode_values(a, g.dtype);
   buffers.b = encode_values(b, g.dtype);
   buffers.bias = encode_values(uniform_values(rng, g.batch * g.n), g.dtype);

@@ -27,8 +27,8 @@ struct GemmCase {
   bool trans_a = false;                // the weight gradient C [K, N] = A^T B over the rows
 };
 
-/// A case's buffers: A, B, bias and aux random in [-1, 1) (NaN in a weight gradient's rows past
-/// the counts), C filled with 7.
+/// A case's buffers: A, B, bias and aux random in [-1, 1) (a weight gradient's rows past the
+/// counts all NaN), C filled with 7.
 struct GemmBuffers {
   std::string a, b, bias, aux, c;
   std::vector<int> counts;  // rows used per batch (rows everywhere unless grouped)

@@ -1,7 +1,8 @@
 // Batched GEMM on Hopper tensor cores (sm_90a) for float16 and bfloat16, fp32 accumulation:
 // C[b] = epilogue(A[b] * op(B[b]) + bias[b]) with A [rows, K] and B [N, K] (trans_b) or [K, N];
 // or the weight gradient (trans_a) C[b] [K, N] = A[b]^T B[b], A [rows, K], B [rows, N], reducing
-// over the run-time rows (both operands M/N-major in shared memory, wgmma's transpose flags).
+// over the run-time rows, or each batch's count of them when grouped (both operands M/N-major in
+// shared memory, wgmma's transpose flags).
 // TMA loads 128 x 64 tiles of A and tile_n x 64 of B into a ring of shared-memory stages that
 // complete on mbarriers; one producer thread keeps the ring full while two consumer warpgroups
 // (setmaxnreg gives them the registers) multiply with wgmma straight from shared memory, one
@@ -21,7 +22,9 @@ namespace switchyard {
 namespace cuda {
 
 // Work item t of the persistent grid: batch-major, then groups of kWgmmaGroupRows row tiles
-// walked column by column, so that the blocks running at once share A and B tiles in L2.
+// walked column by column, so that the blocks running at once share A and B tiles in L2. The
+// rows a count bounds are the output's (the weight gradient's output rows, K, are all used).
+template <bool kTransA>
 __device__ __forceinline__ GemmTile wgmma_tile(const kernels::GemmWgmmaArgs& p, int t, int tile_n, int out_rows) {
   const int per_batch = p.tiles_m * p.tiles_n;
   GemmTile tile;
@@ -32,8 +35,33 @@ __device__ __forceinline__ GemmTile wgmma_tile(const kernels::GemmWgmmaArgs& p, 
   const int in_group = r % span;
   tile.m0 = (first_m + in_group % group) * kernels::kWgmmaTileM;
   tile.n0 = (in_group / group) * tile_n;
-  tile.rows = kernels::rows_used(p.gemm.row_counts, tile.batch, out_rows);
+  tile.rows = kTransA ? out_rows : kernels::rows_used(p.gemm.row_counts, tile.batch, out_rows);
   return tile;
+}
+
+// The 64-deep k-blocks of a tile: K's, or for the weight gradient the rows its batch sums (its
+// count when grouped).
+template <bool kTransA, int kK>
+__device__ __forceinline__ int wgmma_k_blocks(const kernels::GemmWgmmaArgs& p, int batch) {
+  const int depth = kTransA ? kernels::rows_used(p.gemm.row_counts, batch, p.gemm.rows) : kK;
+  return (depth + kernels::kWgmmaTileK - 1) / kernels::kWgmmaTileK;
+}
+
+// Zeroes rows [valid, 64) of the weight gradient's 64-row boxes in a stage: rows of the reduction
+// past a batch's count, which TMA loads (they lie inside the tensor) but which must not count (a
+// pool's memory may hold NaN there). A warpgroup clears its own A box and every other B box; the
+// caller fences them for wgmma and waits for the other warpgroup's share. A 128-byte swizzled row
+// stays within its 128 bytes.
+template <int kTileN>
+__device__ __forceinline__ void wgmma_clear_rows(unsigned char* slot, int half, int valid) {
+  constexpr int kBoxBytes = kernels::kWgmmaTileK * 64 * 2, kABytes = kernels::kWgmmaTileM * kernels::kWgmmaTileK * 2;
+  const int words = (kernels::kWgmmaTileK - valid) * 128 / 8;
+#pragma unroll
+  for (int box = 0; box <= kTileN / 128; ++box) {
+    unsigned char* rows =
+        (box == 0 ? slot + half * kBoxBytes : slot + kABytes + (2 * (box - 1) + half) * kBoxBytes) + valid * 128;
+    for (int i = threadIdx.x % 128; i < words; i += 128) reinterpret_cast<unsigned long long*>(rows)[i] = 0ull;
+  }
 }
 
 // A slot of the ring of kStages shared-memory stages, and the parity of the pass over the ring
@@ -121,7 +149,6 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
   constexpr int kChunkBytes = kBK * 64 * 2;  // an M/N-major box: 64 rows of the reduction, 64 columns
   // trans_a: the output has K rows and the reduction runs over the rows of A and B.
   const int out_rows = kTransA ? kK : p.gemm.rows;
-  const int k_blocks = kTransA ? (p.gemm.rows + kBK - 1) / kBK : (kK + kBK - 1) / kBK;
 
   unsigned char* shared = reinterpret_cast<unsigned char*>(
       (reinterpret_cast<unsigned long long>(dynamic_shared_memory()) + 1023) & ~static_cast<unsigned long long>(1023));
@@ -145,8 +172,9 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
     if (threadIdx.x != 0) return;
     RingSlot<kStages> ring;
     for (int t = blockIdx.x; t < p.tiles; t += gridDim.x) {
-      const GemmTile tile = wgmma_tile(p, t, kTileN, out_rows);
+      const GemmTile tile = wgmma_tile<kTransA>(p, t, kTileN, out_rows);
       if (tile.m0 >= tile.rows) continue;
+      const int k_blocks = wgmma_k_blocks<kTransA, kK>(p, tile.batch);
       for (int kb = 0; kb < k_blocks; ++kb) {
         mbarrier_wait(&empty[ring.stage], ring.phase ^ 1);
         unsigned char* slot = shared + ring.stage * kStageBytes;
@@ -180,13 +208,27 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
   RingSlot<kStages> ring;
   int boxes_stored = 0;
   for (int t = blockIdx.x; t < p.tiles; t += gridDim.x) {
-    const GemmTile tile = wgmma_tile(p, t, kTileN, out_rows);
+    const GemmTile tile = wgmma_tile<kTransA>(p, t, kTileN, out_rows);
     if (tile.m0 >= tile.rows) continue;
+    const int k_blocks = wgmma_k_blocks<kTransA, kK>(p, tile.batch);
+    if (k_blocks == 0) {  // a weight gradient over no rows: zeros
+#pragma unroll
+      for (int i = 0; i < kTileN / 2; ++i) acc[i] = 0.0f;
+    }
+    // The rows of the last k-block that a grouped weight gradient counts.
+    const int last_rows = kTransA && p.gemm.row_counts != nullptr
+                              ? kernels::rows_used(p.gemm.row_counts, tile.batch, p.gemm.rows) - (k_blocks - 1) * kBK
+                              : kBK;
     // One k-block's wgmma stays in flight while the next is issued; a stage is released once the
     // wgmma that read it has completed.
     RingSlot<kStages> reading;
     for (int kb = 0; kb < k_blocks; ++kb) {
       mbarrier_wait(&full[ring.stage], ring.phase);
+      if (kTransA && kb == k_blocks - 1 && last_rows < kBK) {
+        wgmma_clear_rows<kTileN>(shared + ring.stage * kStageBytes, half, last_rows);
+        fence_proxy_async_shared();
+        named_barrier_sync(3, 256);  // both consumer warpgroups: each read the other's B boxes
+      }
       const unsigned a_base = shared_address(shared + ring.stage * kStageBytes) + half * 64 * 128;
       const unsigned b_base = shared_address(shared + ring.stage * kStageBytes + kABytes);
       wgmma_fence_registers(acc);
@@ -211,8 +253,8 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
     }
     wgmma_wait<0>();
     wgmma_fence_registers(acc);
-    if (lane == 0) mbarrier_arrive(&empty[reading.stage]);
-    const bool whole = p.gemm.row_counts == nullptr || tile.m0 + half * 64 + 64 <= tile.rows;
+    if (k_blocks > 0 && lane == 0) mbarrier_arrive(&empty[reading.stage]);
+    const bool whole = kTransA || p.gemm.row_counts == nullptr || tile.m0 + half * 64 + 64 <= tile.rows;
     if (whole) {
       wgmma_store_boxes<T, kN, kBias, kAct, kTileN>(p, tile, half, acc, staging, leader, boxes_stored);
     } else {
