@@ -6,7 +6,8 @@
 // each computing 64 rows x tile_n columns of a 128 x tile_n output tile with wgmma, then storing
 // it through shared memory with TMA, 64 columns at a time, while it goes on to the next tile. The
 // grid is persistent: block i takes tiles i, i + grid, ... of batch-major, then grouped
-// row/column order.
+// row/column order; with row counts (grouped), only the row tiles of each batch's count, read on
+// the device.
 #pragma once
 
 #include <switchyard/common/gemm_args.h>

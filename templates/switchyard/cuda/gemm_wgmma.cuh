@@ -21,18 +21,49 @@
 namespace switchyard {
 namespace cuda {
 
-// Work item t of the persistent grid: batch-major, then groups of kWgmmaGroupRows row tiles
-// walked column by column, so that the blocks running at once share A and B tiles in L2. The
-// rows a count bounds are the output's (the weight gradient's output rows, K, are all used).
+// Whether the grid walks only the row tiles that hold rows: a grouped forward or data gradient,
+// whose counts bound the output rows (the weight gradient's output rows, K, are all used).
+template <bool kTransA>
+__device__ __forceinline__ bool wgmma_counted_rows(const kernels::GemmWgmmaArgs& p) {
+  return !kTransA && p.gemm.row_counts != nullptr;
+}
+
+// The row tiles of a batch's used rows.
+__device__ __forceinline__ int wgmma_row_tiles(const kernels::GemmWgmmaArgs& p, int batch, int out_rows) {
+  return (kernels::rows_used(p.gemm.row_counts, batch, out_rows) + kernels::kWgmmaTileM - 1) / kernels::kWgmmaTileM;
+}
+
+// The persistent grid's work items: every tile, or (counted rows) those of each batch's count,
+// read from the device's counts, so that the blocks share out only real work.
+template <bool kTransA>
+__device__ __forceinline__ int wgmma_work(const kernels::GemmWgmmaArgs& p, int out_rows) {
+  if (!wgmma_counted_rows<kTransA>(p)) return p.tiles;
+  int work = 0;
+  for (int b = 0; b < p.gemm.batch; ++b) work += wgmma_row_tiles(p, b, out_rows) * p.tiles_n;
+  return work;
+}
+
+// Work item t: batch-major, then groups of kWgmmaGroupRows row tiles walked column by column, so
+// that the blocks running at once share A and B tiles in L2.
 template <bool kTransA>
 __device__ __forceinline__ GemmTile wgmma_tile(const kernels::GemmWgmmaArgs& p, int t, int tile_n, int out_rows) {
-  const int per_batch = p.tiles_m * p.tiles_n;
   GemmTile tile;
-  tile.batch = t / per_batch;
-  const int r = t % per_batch, span = kernels::kWgmmaGroupRows * p.tiles_n;
-  const int first_m = (r / span) * kernels::kWgmmaGroupRows;
-  const int group = min(kernels::kWgmmaGroupRows, p.tiles_m - first_m);
-  const int in_group = r % span;
+  int tiles_m = p.tiles_m;
+  if (wgmma_counted_rows<kTransA>(p)) {
+    tile.batch = 0;
+    for (;; ++tile.batch) {  // t < wgmma_work: some batch holds it
+      tiles_m = wgmma_row_tiles(p, tile.batch, out_rows);
+      if (t < tiles_m * p.tiles_n) break;
+      t -= tiles_m * p.tiles_n;
+    }
+  } else {
+    tile.batch = t / (tiles_m * p.tiles_n);
+    t %= tiles_m * p.tiles_n;
+  }
+  const int span = kernels::kWgmmaGroupRows * p.tiles_n;
+  const int first_m = (t / span) * kernels::kWgmmaGroupRows;
+  const int group = min(kernels::kWgmmaGroupRows, tiles_m - first_m);
+  const int in_group = t % span;
   tile.m0 = (first_m + in_group % group) * kernels::kWgmmaTileM;
   tile.n0 = (in_group / group) * tile_n;
   tile.rows = kTransA ? out_rows : kernels::rows_used(p.gemm.row_counts, tile.batch, out_rows);
@@ -171,7 +202,8 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
     setmaxnreg_dec<40>();
     if (threadIdx.x != 0) return;
     RingSlot<kStages> ring;
-    for (int t = blockIdx.x; t < p.tiles; t += gridDim.x) {
+    const int work = wgmma_work<kTransA>(p, out_rows);
+    for (int t = blockIdx.x; t < work; t += gridDim.x) {
       const GemmTile tile = wgmma_tile<kTransA>(p, t, kTileN, out_rows);
       if (tile.m0 >= tile.rows) continue;
       const int k_blocks = wgmma_k_blocks<kTransA, kK>(p, tile.batch);
@@ -207,7 +239,8 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
   float acc[kTileN / 2];
   RingSlot<kStages> ring;
   int boxes_stored = 0;
-  for (int t = blockIdx.x; t < p.tiles; t += gridDim.x) {
+  const int work = wgmma_work<kTransA>(p, out_rows);
+  for (int t = blockIdx.x; t < work; t += gridDim.x) {
     const GemmTile tile = wgmma_tile<kTransA>(p, t, kTileN, out_rows);
     if (tile.m0 >= tile.rows) continue;
     const int k_blocks = wgmma_k_blocks<kTransA, kK>(p, tile.batch);
