@@ -90,9 +90,17 @@ TEST(GemmWgmmaEmulation, WeightGradientsMatchTheReference) {
   expect_wgmma_matches<cuda::bf16_t, 256, 192, true, false, false, kernels::kActNone, 256>(
       {.dtype = DType::kBFloat16, .batch = 2, .rows = 100, .k = 192, .n = 256, .trans_a = true});
   // Grouped (dropless): each batch sums its count's rows (one none: zeros), NaN past the counts,
-  // which load with the rest and are cleared.
+  // which load with the rest and are cleared; counts whose last 64 rows hold 13, 63 (one short of
+  // whole), 64 and 58.
   expect_wgmma_matches<cuda::bf16_t, 256, 256, true, false, false, kernels::kActNone, 256>(
-      {.dtype = DType::kBFloat16, .batch = 3, .rows = 250, .k = 256, .n = 256, .grouped = true, .trans_a = true});
+      {.dtype = DType::kBFloat16,
+       .batch = 5,
+       .rows = 250,
+       .k = 256,
+       .n = 256,
+       .grouped = true,
+       .trans_a = true,
+       .counts = {13, 0, 191, 128, 250}});
   expect_wgmma_matches<cuda::half_t, 128, 64, true, false, false, kernels::kActNone, 128>(
       {.dtype = DType::kFloat16, .batch = 4, .rows = 301, .k = 64, .n = 128, .trans_a = true});
 }

@@ -57,9 +57,13 @@ GemmBuffers gemm_buffers(const GemmCase& g, unsigned seed) {
   std::mt19937 rng(seed);
   GemmBuffers buffers;
   buffers.counts.assign(g.batch, static_cast<int>(g.rows));
-  if (g.grouped)
+  if (g.grouped && !g.counts.empty()) {
+    EXPECT_EQ(g.counts.size(), static_cast<size_t>(g.batch)) << "a count per batch";
+    buffers.counts = g.counts;
+  } else if (g.grouped) {
     for (int64_t b = 0; b < g.batch; ++b)
       buffers.counts[b] = b == 1 ? 0 : static_cast<int>((b * 97 + 13) % (g.rows + 1));
+  }
   const int64_t b_values = g.batch * (g.trans_a ? g.rows : g.k) * g.n;
   std::vector<double> a = uniform_values(rng, g.batch * g.rows * g.k), b = uniform_values(rng, b_values);
   if (g.trans_a)  // rows past a count must not reach the sums: NaN would show anywhere

@@ -25,6 +25,7 @@ struct GemmCase {
   int activation = kernels::kActNone;  // kernels::GemmActivation
   bool grouped = false;                // per-batch counts, one of them 0 and one short of a tile
   bool trans_a = false;                // the weight gradient C [K, N] = A^T B over the rows
+  std::vector<int> counts = {};        // grouped: these per-batch counts instead of the formula's
 };
 
 /// A case's buffers: A, B, bias and aux random in [-1, 1) (a weight gradient's rows past the
