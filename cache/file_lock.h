@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "core/fs.h"
+
 namespace switchyard::cache {
 
 class FileLock {
@@ -11,15 +13,14 @@ class FileLock {
   /// Blocks until the exclusive lock on `path` is held. When the lock file cannot be created
   /// (read-only directory) the lock is a no-op and held() is false.
   explicit FileLock(const std::string& path);
-  FileLock(FileLock&& other) noexcept;
+  FileLock(FileLock&& other) noexcept = default;
   FileLock& operator=(FileLock&&) = delete;
   FileLock(const FileLock&) = delete;
   FileLock& operator=(const FileLock&) = delete;
-  ~FileLock();
-  bool held() const { return fd_ >= 0; }
+  bool held() const { return fd_.get() >= 0; }
 
  private:
-  int fd_ = -1;
+  fs::FileDescriptor fd_;  // closing the description releases the OFD lock
 };
 
 }  // namespace switchyard::cache

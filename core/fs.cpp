@@ -15,24 +15,16 @@
 #include "core/error.h"
 
 namespace switchyard::fs {
-namespace {
 
-// Closes a descriptor on scope exit.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
+FileDescriptor::~FileDescriptor() {
+  if (fd_ >= 0) ::close(fd_);
+}
 
- private:
-  int fd_;
-};
-
-}  // namespace
+int FileDescriptor::release() {
+  const int fd = fd_;
+  fd_ = -1;
+  return fd;
+}
 
 bool try_read_file(const std::string& path, std::string& out) {
   out.clear();
@@ -68,18 +60,14 @@ void write_file(const std::string& path, std::string_view data, bool sync) {
 
 FileWriter::FileWriter(const std::string& path)
     : path_(path), fd_(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) {
-  if (fd_ < 0) SY_THROW(BackendError) << "cannot create '" << path << "': " << std::strerror(errno);
-}
-
-FileWriter::~FileWriter() {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_.get() < 0) SY_THROW(BackendError) << "cannot create '" << path << "': " << std::strerror(errno);
 }
 
 void FileWriter::write(std::string_view data) {
-  SY_INTERNAL_CHECK(fd_ >= 0) << "'" << path_ << "' written after finish()";
+  SY_INTERNAL_CHECK(fd_.get() >= 0) << "'" << path_ << "' written after finish()";
   size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = ::write(fd_, data.data() + done, data.size() - done);
+    ssize_t n = ::write(fd_.get(), data.data() + done, data.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) SY_THROW(BackendError) << "cannot write '" << path_ << "': " << std::strerror(errno);
     done += static_cast<size_t>(n);
@@ -87,11 +75,10 @@ void FileWriter::write(std::string_view data) {
 }
 
 void FileWriter::finish(bool sync) {
-  SY_INTERNAL_CHECK(fd_ >= 0) << "'" << path_ << "' finished twice";
-  if (sync && ::fsync(fd_) != 0) SY_THROW(BackendError) << "cannot fsync '" << path_ << "': " << std::strerror(errno);
-  const int fd = fd_;
-  fd_ = -1;
-  if (::close(fd) != 0) SY_THROW(BackendError) << "cannot close '" << path_ << "': " << std::strerror(errno);
+  SY_INTERNAL_CHECK(fd_.get() >= 0) << "'" << path_ << "' finished twice";
+  if (sync && ::fsync(fd_.get()) != 0)
+    SY_THROW(BackendError) << "cannot fsync '" << path_ << "': " << std::strerror(errno);
+  if (::close(fd_.release()) != 0) SY_THROW(BackendError) << "cannot close '" << path_ << "': " << std::strerror(errno);
 }
 
 void sync_directory(const std::string& path) {
@@ -125,9 +112,7 @@ bool is_directory(const std::string& path) {
 bool is_writable_directory(const std::string& dir) {
   if (!is_directory(dir)) return false;
   std::string probe = join(dir, ".write-probe-" + unique_suffix());
-  int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return false;
-  ::close(fd);
+  if (FileDescriptor(::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)).get() < 0) return false;
   ::unlink(probe.c_str());
   return true;
 }

@@ -15,6 +15,23 @@ bool try_read_file(const std::string& path, std::string& out);
 /// Writes `data` to `path` (created or truncated), optionally fsync'ing it before close.
 void write_file(const std::string& path, std::string_view data, bool sync = false);
 
+/// Owns a POSIX file descriptor (negative: none) and closes it when destroyed.
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  FileDescriptor(FileDescriptor&& other) noexcept : fd_(other.release()) {}
+  FileDescriptor& operator=(FileDescriptor&&) = delete;
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  ~FileDescriptor();
+  int get() const { return fd_; }
+  /// Hands the descriptor to the caller, who closes it.
+  int release();
+
+ private:
+  int fd_;
+};
+
 /// A file written a piece at a time (created or truncated; what a piece asks for is never held
 /// whole): write() appends, finish() closes it, fsync'ing first if asked. Destroyed unfinished (an
 /// error on the way), it is closed as it stands: removing it is the caller's part. Throws
@@ -22,7 +39,6 @@ void write_file(const std::string& path, std::string_view data, bool sync = fals
 class FileWriter {
  public:
   explicit FileWriter(const std::string& path);
-  ~FileWriter();
   FileWriter(const FileWriter&) = delete;
   FileWriter& operator=(const FileWriter&) = delete;
 
@@ -31,7 +47,7 @@ class FileWriter {
 
  private:
   std::string path_;
-  int fd_;
+  FileDescriptor fd_;
 };
 /// fsyncs a directory so a rename inside it is durable.
 void sync_directory(const std::string& path);

@@ -142,27 +142,22 @@ TensorFile read_safetensors(const std::string& path) {
 
 SafetensorsReader::SafetensorsReader(const std::string& path, size_t chunk_bytes)
     : path_(path), fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)), chunk_bytes_(chunk_bytes) {
-  SY_CHECK(fd_ >= 0) << "cannot read safetensors file '" << path << "'";
-  try {
-    SY_CHECK(chunk_bytes_ > 0) << "safetensors chunk of 0 bytes";
-    read_header();
-  } catch (...) {
-    ::close(fd_);  // the destructor does not run for a constructor that throws
-    throw;
-  }
+  SY_CHECK(fd_.get() >= 0) << "cannot read safetensors file '" << path << "'";
+  SY_CHECK(chunk_bytes_ > 0) << "safetensors chunk of 0 bytes";
+  read_header();  // a throw closes the file: fd_ is a constructed member
 }
 
 void SafetensorsReader::read_header() {
-  const uint64_t size = file_size(fd_, path_);
+  const uint64_t size = file_size(fd_.get(), path_);
   SY_CHECK(size >= 8) << path_ << " is too short to be a safetensors file (" << size << " bytes)";
   unsigned char length[8];
-  read_fully(fd_, path_, 0, reinterpret_cast<char*>(length), 8);
+  read_fully(fd_.get(), path_, 0, reinterpret_cast<char*>(length), 8);
   uint64_t header_size = 0;
   for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | length[i];
   SY_CHECK(header_size <= size - 8 && header_size <= (100u << 20))
       << path_ << ": header length " << header_size << " does not fit the file's " << size << " bytes";
   std::string text(header_size, '\0');
-  read_fully(fd_, path_, 8, text.data(), text.size());
+  read_fully(fd_.get(), path_, 8, text.data(), text.size());
   auto header = nlohmann::json::parse(text, nullptr, false);
   SY_CHECK(!header.is_discarded() && header.is_object()) << path_ << ": the header is not a JSON object";
   TensorIndex index;
@@ -192,12 +187,8 @@ void SafetensorsReader::read_metadata(const nlohmann::json& info) {
   }
 }
 
-SafetensorsReader::~SafetensorsReader() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 void SafetensorsReader::read(const TensorSlice& slice, void* host_dst) {
-  read_fully_parallel(fd_, path_, slice.offset, static_cast<char*>(host_dst), slice.bytes);
+  read_fully_parallel(fd_.get(), path_, slice.offset, static_cast<char*>(host_dst), slice.bytes);
 }
 
 void SafetensorsReader::read_into(Device& device, const TensorSlice& slice, void* device_dst) {
@@ -216,7 +207,8 @@ void SafetensorsReader::read_staged(Device& device, const TensorSlice& slice, vo
   for (PinnedHostBuffer& buffer : staging_) buffer.reserve(device, static_cast<size_t>(chunk));
   auto read_chunk = [&](uint64_t i) {
     // The staging buffers are reused (no page faults after the first chunk): smaller shares.
-    read_fully_parallel(fd_, path_, slice.offset + i * chunk, staging_[i % 2].data(), size_of(i), size_t{16} << 20);
+    read_fully_parallel(fd_.get(), path_, slice.offset + i * chunk, staging_[i % 2].data(), size_of(i),
+                        size_t{16} << 20);
   };
   read_chunk(0);
   for (uint64_t i = 0; i < chunks; ++i) {

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "core/fs.h"
 #include "jit/dtype.h"
 #include "runtime/device.h"
 #include "runtime/pinned_host_buffer.h"
@@ -49,7 +50,6 @@ TensorFile read_safetensors(const std::string& path);
 class SafetensorsReader {
  public:
   explicit SafetensorsReader(const std::string& path, size_t chunk_bytes = size_t{64} << 20);
-  ~SafetensorsReader();
   SafetensorsReader(const SafetensorsReader&) = delete;
   SafetensorsReader& operator=(const SafetensorsReader&) = delete;
 
@@ -67,7 +67,7 @@ class SafetensorsReader {
   void read_metadata(const nlohmann::json& info);
 
   std::string path_;
-  int fd_ = -1;
+  fs::FileDescriptor fd_;
   TensorIndex index_;
   std::map<std::string, std::string> metadata_;
   size_t chunk_bytes_;

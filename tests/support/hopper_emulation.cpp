@@ -36,7 +36,7 @@ struct Barrier {
 };
 static_assert(sizeof(Barrier) == sizeof(unsigned long long));
 
-// Per block: the barriers initialized, and each thread's wgmma groups (oldest first).
+// Per block: the barriers initialized, and each thread's wgmma and bulk (TMA store) groups.
 struct BlockState {
   uint64_t serial = 0;
   std::unordered_set<const void*> barriers;
