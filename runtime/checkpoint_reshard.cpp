@@ -124,9 +124,12 @@ void reshard_checkpoint(const std::string& in_pattern, const std::string& out_pa
       << "output pattern '" << out_pattern << "' has no {rank} for " << to_ranks << " ranks";
   std::vector<TensorFile> inputs;
   std::vector<std::string> paths;
+  std::map<std::string, std::string> metadata;  // the layer's settings, from the first input
   for (int r = 0; r < from_ranks; ++r) {
     paths.push_back(checkpoint_path(in_pattern, r, from_ranks));
-    inputs.push_back(read_safetensors(paths.back()));
+    SafetensorsReader reader(paths.back());
+    if (r == 0) metadata = reader.metadata();
+    inputs.push_back(reader.read_all());
     if (r > 0) check_alike(inputs[0], inputs[r], paths[0], paths[r]);
   }
   const int64_t experts = global_experts(inputs[0], paths[0]);
@@ -134,7 +137,6 @@ void reshard_checkpoint(const std::string& in_pattern, const std::string& out_pa
   const TensorFile whole = gather_experts(inputs, paths, experts, s_in);
   std::vector<TensorFile> outputs;  // every check passes before the first file is written
   for (int r = 0; r < to_ranks; ++r) outputs.push_back(scatter_experts(whole, experts, s_out, r, to_ranks));
-  std::map<std::string, std::string> metadata = SafetensorsReader(paths[0]).metadata();  // the layer's settings
   metadata["format"] = "switchyard-moe";
   for (int r = 0; r < to_ranks; ++r) write_safetensors(checkpoint_path(out_pattern, r, to_ranks), outputs[r], metadata);
 }

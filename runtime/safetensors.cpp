@@ -128,16 +128,7 @@ TensorIndex read_safetensors_index(const std::string& path) {
 }
 
 TensorFile read_safetensors(const std::string& path) {
-  SafetensorsReader reader(path);
-  TensorFile tensors;
-  for (const auto& [name, slice] : reader.index()) {
-    StoredTensor& t = tensors[name];
-    t.dtype = slice.dtype;
-    t.shape = slice.shape;
-    t.bytes.resize(slice.bytes);
-    reader.read(slice, t.bytes.data());
-  }
-  return tensors;
+  return SafetensorsReader(path).read_all();
 }
 
 SafetensorsReader::SafetensorsReader(const std::string& path, size_t chunk_bytes)
@@ -185,6 +176,18 @@ void SafetensorsReader::read_metadata(const nlohmann::json& info) {
                                 << "; the format maps strings to strings";
     metadata_[key] = value.get<std::string>();
   }
+}
+
+TensorFile SafetensorsReader::read_all() {
+  TensorFile tensors;
+  for (const auto& [name, slice] : index_) {
+    StoredTensor& t = tensors[name];
+    t.dtype = slice.dtype;
+    t.shape = slice.shape;
+    t.bytes.resize(slice.bytes);
+    read(slice, t.bytes.data());
+  }
+  return tensors;
 }
 
 void SafetensorsReader::read(const TensorSlice& slice, void* host_dst) {

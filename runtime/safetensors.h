@@ -57,6 +57,8 @@ class SafetensorsReader {
   /// The header's __metadata__ (string to string; empty where the file has none).
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   void read(const TensorSlice& slice, void* host_dst);
+  /// Every tensor's bytes, in host memory (read_safetensors).
+  TensorFile read_all();
   void read_into(Device& device, const TensorSlice& slice, void* device_dst);
   /// read_into through the host buffers on any device: chunk i + 1 is read from the file (by
   /// several threads for large chunks) while chunk i is copied to the device.
