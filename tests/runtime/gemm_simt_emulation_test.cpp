@@ -54,16 +54,7 @@ void expect_simt_matches(DType dt, const Problem& p) {
                                .trans_a = kTransA};
   SCOPED_TRACE(testing::describe(gemm));
   constexpr int kTile = tile_for(kN, kK);
-  const KernelSpec spec = simt_spec({.dtype = dt,
-                                     .n = kN,
-                                     .k = kK,
-                                     .trans_b = kTransB,
-                                     .bias = kBias,
-                                     .activation = kernels::GemmActivation(kAct),
-                                     .trans_a = kTransA,
-                                     .aligned_16 = false,
-                                     .grouped = p.grouped},
-                                    kTile);
+  const KernelSpec spec = simt_spec(testing::gemm_shape(gemm, false), kTile);
   testing::GemmBuffers buffers = testing::gemm_buffers(gemm, kTransA ? 43 : 41);
   const kernels::GemmArgs args = testing::gemm_args(gemm, buffers);
   const LaunchConfig launch = kernels::gemm_launch_config(spec, {p.batch, p.rows, p.rows, kK, kN, 132});

@@ -31,15 +31,7 @@ void expect_wgmma_matches(const testing::GemmCase& gemm) {
   SCOPED_TRACE(testing::describe(gemm));
   ASSERT_EQ(gemm.n, kN);
   ASSERT_EQ(gemm.k, kK);
-  const KernelSpec spec = kernels::gemm_spec({.dtype = gemm.dtype,
-                                              .n = kN,
-                                              .k = kK,
-                                              .trans_b = kTransB,
-                                              .bias = kBias,
-                                              .activation = kernels::GemmActivation(kAct),
-                                              .trans_a = kTransA,
-                                              .grouped = gemm.grouped},
-                                             Target::cuda(90, true));
+  const KernelSpec spec = kernels::gemm_spec(testing::gemm_shape(gemm, true), Target::cuda(90, true));
   ASSERT_EQ(spec.family, "gemm_wgmma");
   ASSERT_EQ(spec.int_param("tile_n"), kTileN) << "the family's tile rule and the test's instantiation disagree";
   testing::GemmBuffers buffers = testing::gemm_buffers(gemm, 47);

@@ -116,6 +116,18 @@ void expect_gemm_output(const GemmCase& g, const GemmBuffers& buffers) {
       }
 }
 
+kernels::GemmShape gemm_shape(const GemmCase& g, bool aligned_16) {
+  return {.dtype = g.dtype,
+          .n = g.n,
+          .k = g.k,
+          .trans_b = g.trans_b,
+          .bias = g.bias,
+          .activation = kernels::GemmActivation(g.activation),
+          .trans_a = g.trans_a,
+          .aligned_16 = aligned_16,
+          .grouped = g.grouped};
+}
+
 std::string describe(const GemmCase& g) {
   std::ostringstream out;
   out << dtype_name(g.dtype) << " " << g.batch << "x" << g.rows << "x" << g.k << "x" << g.n

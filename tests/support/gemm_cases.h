@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "jit/dtype.h"
+#include "jit/kernels/gemm.h"
 
 namespace switchyard::testing {
 
@@ -41,6 +42,9 @@ kernels::GemmArgs gemm_args(const GemmCase& gemm, GemmBuffers& buffers);
 
 /// Checks C against the double reference with the storage type's tolerance (gtest failures).
 void expect_gemm_output(const GemmCase& gemm, const GemmBuffers& buffers);
+
+/// The GEMM shape the family rules choose a kernel for (`aligned_16`: 16-byte aligned operands).
+kernels::GemmShape gemm_shape(const GemmCase& gemm, bool aligned_16);
 
 /// The case in words, for SCOPED_TRACE.
 std::string describe(const GemmCase& gemm);
