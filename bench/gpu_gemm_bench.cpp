@@ -164,10 +164,16 @@ int main() {
     const std::vector<int> skewed{4915, 3277, 2294, 1802, 1475, 1147, 819, 655};
     for (DType dt : {DType::kBFloat16, DType::kFloat16})
       results.push_back(run_grouped_case(context, cublas, "mixtral fc1 grouped skewed", dt, skewed, 4096, 14336));
-    // float32 layers that allow TF32 (the forward; the gradients stay in float32).
+    // float32 layers that allow TF32 (the forward and data gradients; weight gradients stay in
+    // float32): W [k, n] (mma.sync's TF32), and W [n, k] as fc1 is stored, the K-major form that
+    // wgmma's TF32 takes on Hopper.
     for (const auto& [name, rows, k, n] :
-         {std::tuple{"mid fc1", 1024, 1024, 4096}, std::tuple{"mixtral fc1", 2048, 4096, 14336}})
+         {std::tuple{"mid fc1", 1024, 1024, 4096}, std::tuple{"mixtral fc1", 2048, 4096, 14336}}) {
       results.push_back(run_case(context, cublas, name, DType::kFloat32, 8, rows, k, n, Form::kForward, true));
+      const std::string stored = std::string(name) + " W [n, k]";
+      results.push_back(
+          run_case(context, cublas, stored.c_str(), DType::kFloat32, 8, rows, k, n, Form::kDataGradient, true));
+    }
     std::cout << nlohmann::json{{"device", context.cuda(0).name()}, {"results", results}}.dump(2) << "\n";
     return 0;
   } catch (const Error& e) {

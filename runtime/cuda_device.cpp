@@ -263,13 +263,17 @@ void CudaDevice::wait_idle() {
 kernels::TmaDescriptor CudaDevice::tma_descriptor(DType dtype, const void* base, const unsigned long long (&dims)[3],
                                                   const unsigned long long (&strides)[2],
                                                   const unsigned (&box)[3]) const {
-  SY_INTERNAL_CHECK(dtype == DType::kFloat16 || dtype == DType::kBFloat16) << "tma_descriptor " << dtype_name(dtype);
+  SY_INTERNAL_CHECK(dtype == DType::kFloat16 || dtype == DType::kBFloat16 || dtype == DType::kFloat32)
+      << "tma_descriptor " << dtype_name(dtype);
   kernels::TmaDescriptor map{};
   const unsigned element_strides[3] = {1, 1, 1};
+  // float32 as it is stored: wgmma's TF32 reads the top 19 bits of each element.
+  const int type = dtype == DType::kFloat16    ? kCuTensorMapFloat16
+                   : dtype == DType::kBFloat16 ? kCuTensorMapBFloat16
+                                               : kCuTensorMapFloat32;
   const CUresult result = driver_.cuTensorMapEncodeTiled(
-      &map, dtype == DType::kFloat16 ? kCuTensorMapFloat16 : kCuTensorMapBFloat16, 3, const_cast<void*>(base), dims,
-      strides, box, element_strides, kCuTensorMapInterleaveNone, kCuTensorMapSwizzle128B, kCuTensorMapL2Promotion256B,
-      kCuTensorMapOobFillNone);
+      &map, type, 3, const_cast<void*>(base), dims, strides, box, element_strides, kCuTensorMapInterleaveNone,
+      kCuTensorMapSwizzle128B, kCuTensorMapL2Promotion256B, kCuTensorMapOobFillNone);
   SY_CHECK(result == 0) << "cuTensorMapEncodeTiled refused a " << dtype_name(dtype) << " tensor at " << base
                         << " of dims [" << dims[2] << ", " << dims[1] << ", " << dims[0] << "] with byte strides ["
                         << strides[1] << ", " << strides[0] << "] (error " << result

@@ -54,10 +54,6 @@ class CudaDevice final : public Device {
   /// stream, made to wait for the compute stream's work before each collective, and events that
   /// mark single collectives. Valid while the device lives.
   comm::CudaStreamHooks communication_hooks();
-  /// The TMA descriptor of a 3-D tensor of 16-bit `dtype` values at `base` (dims innermost
-  /// first; strides in bytes of dims 1 and 2), read in boxes of `box` elements through the
-  /// 128-byte swizzle; reads out of bounds give zeros. UserError naming the tensor when the
-  /// driver refuses it (a base or stride not a multiple of 16 bytes).
   /// The most device memory this process's buffers held at once, and the most the pool reserved
   /// from the driver for them, in bytes.
   struct MemoryHighWater {
@@ -67,6 +63,10 @@ class CudaDevice final : public Device {
   MemoryHighWater memory_high_water() const;
   /// Starts both marks again from what is in use and reserved now.
   void reset_memory_high_water();
+  /// The TMA descriptor of a 3-D tensor of `dtype` values (float16, bfloat16 or float32) at
+  /// `base` (dims innermost first; strides in bytes of dims 1 and 2), read in boxes of `box`
+  /// elements through the 128-byte swizzle; reads out of bounds give zeros. UserError naming the
+  /// tensor when the driver refuses it (a base or stride not a multiple of 16 bytes).
   kernels::TmaDescriptor tma_descriptor(DType dtype, const void* base, const unsigned long long (&dims)[3],
                                         const unsigned long long (&strides)[2], const unsigned (&box)[3]) const;
 

@@ -31,6 +31,17 @@ struct PlanContext {
   kernels::GemmShape expert_gemm(int64_t n, int64_t k) const {
     return {.dtype = o.dtype, .n = n, .k = k, .allow_tf32 = layer.allow_tf32, .grouped = o.dropless_grouped};
   }
+
+  // Whether ffn's fc1 [E, H, M] is read as stored (B [N, K], trans_b) by its forward, and its
+  // transposed copy [E, M, H] (CUDA) likewise by the input's data gradient, rather than the other
+  // way round (B [K, N]): on the CPU for the forward, and on CUDA where only B [N, K] reaches the
+  // Hopper kernel (float32 as TF32, which reads both operands K-major).
+  bool k_major_only(kernels::GemmShape shape) const {
+    shape.trans_b = true;
+    const bool k_major = kernels::uses_wgmma(shape, target);
+    shape.trans_b = false;
+    return k_major && !kernels::uses_wgmma(shape, target);
+  }
 };
 
 // The gate's forward (gating_ops, moe_cosine_gate.cpp): its GEMMs read parameters as nn.Linear
@@ -66,7 +77,7 @@ void plan_experts(const PlanContext& p, LayerPlan& plan) {
   if (c.expert_type == "ffn") {
     const auto act = kernels::parse_activation(c.activation);
     kernels::GemmShape fc1 = p.expert_gemm(h, m);
-    fc1.trans_b = t.is_cpu();
+    fc1.trans_b = t.is_cpu() || p.k_major_only(fc1);
     fc1.bias = c.has_fc1_bias;
     fc1.activation = p.o.training ? kernels::kActNone : act;
     plan.expert_in = plan.add_gemm(fc1, t);
@@ -121,8 +132,10 @@ void plan_experts_backward(const PlanContext& p, LayerPlan& plan) {
     return plan.add_gemm(shape, t);
   };
   plan.expert_weight_grad = weight_grad(m, h);
-  kernels::GemmShape in_data = p.expert_gemm(m, h);  // d(hidden) W1^T: ffn's fc1 is [H, M], swiglu's W1 [M, H]
-  in_data.trans_b = !ffn;
+  // d(hidden) W1^T: ffn's fc1 is [H, M] (or its copy [M, H] read transposed where only that form
+  // reaches the Hopper kernel), swiglu's W1 [M, H]
+  kernels::GemmShape in_data = p.expert_gemm(m, h);
+  in_data.trans_b = !ffn || p.k_major_only(in_data);
   if (ffn) {
     if (c.has_fc1_bias || c.has_fc2_bias)
       plan.expert_sum_rows = plan.add(elementwise_spec(d, kernels::kEwSumRows, kernels::kActNone, t));

@@ -47,7 +47,7 @@ class LayerPlan {
   const PlannedKernel* decode = nullptr;
   // Experts: ffn fc1 (activation fused, or kept apart in training), fc2; swiglu W1, W2 (the swiglu
   // epilogue fused, or apart in training), W3.
-  PlannedGemm expert_in;                    // fc1 or W1
+  PlannedGemm expert_in;                    // fc1 (read as stored where trans_b) or W1
   PlannedGemm expert_gated;                 // swiglu's W2
   PlannedGemm expert_out;                   // fc2 or W3
   const PlannedKernel* activate = nullptr;  // training ffn: act(pre); swiglu: silu(x W1) * (x W2)
@@ -60,7 +60,8 @@ class LayerPlan {
   PlannedGemm expert_out_data;       // dY W2^T (ffn, with act'(Z)) or dY W3^T
   PlannedGemm expert_weight_grad;    // A^T B over the rows, [H, M] (fc1, fc2, W3)
   PlannedGemm expert_weight_grad_t;  // A^T B over the rows, [M, H] (swiglu's W1, W2)
-  PlannedGemm expert_in_data;        // d(hidden) W1^T: ffn fc1 [H, M] plain, swiglu W1 [M, H] transposed
+  PlannedGemm expert_in_data;        // d(hidden) W1^T: ffn fc1 [H, M] plain (its copy [M, H] where trans_b),
+                                     // swiglu W1 [M, H] transposed
   const PlannedKernel* swiglu_backward = nullptr;
   const PlannedKernel* expert_sum_rows = nullptr;   // bias gradients
   const PlannedKernel* elementwise_add = nullptr;   // the swiglu and gate input gradients summed

@@ -186,8 +186,8 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
     Tensor b1 = config_.has_fc1_bias ? weights.at("experts.batched_fc1_bias") : Tensor();
     Tensor b2 = config_.has_fc2_bias ? weights.at("experts.batched_fc2_bias") : Tensor();
     fc.bias = config_.has_fc1_bias ? &b1 : nullptr;
-    // fc1 [E, H, M] read transposed, or its transposed copy [E, M, H] (CUDA)
-    fc.trans_b = weights.count("fc1_t") == 0;
+    // fc1 [E, H, M] read transposed, or its transposed copy [E, M, H] (CUDA), as the plan says
+    fc.trans_b = plan.expert_in.shape.trans_b;
     const Tensor& w1 = fc.trans_b ? weights.at("experts.batched_fc1_w") : weights.at("fc1_t");
     fc.b_panels = panels_of("experts.batched_fc1_w");
     if (saved_pre != nullptr) {

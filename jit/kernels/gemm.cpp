@@ -214,12 +214,18 @@ KernelFamily gemm_wgmma_family() {
   f.cuda_function = "switchyard::cuda::gemm_wgmma";
   // TMA reads its descriptors from parameter space: the whole struct is a __grid_constant__.
   f.args_type = "const __grid_constant__ switchyard::kernels::GemmWgmmaArgs";
-  f.cuda_dtypes = {DType::kFloat16, DType::kBFloat16};
+  // float32 runs as TF32: a float32 spec exists only where the layer allows TF32 (uses_wgmma).
+  f.cuda_dtypes = {DType::kFloat16, DType::kBFloat16, DType::kFloat32};
   f.check = [](const KernelSpec& spec) {
     const int64_t tile_n = spec.int_param("tile_n");
+    const int tile_k = wgmma_tile_k(static_cast<int>(dtype_size(spec.dtype_param("dtype"))));
     SY_CHECK(tile_n == 128 || tile_n == 256) << "kernel spec " << spec.to_string() << ": tile_n must be 128 or 256";
-    SY_CHECK(spec.int_param("n") % tile_n == 0 && spec.int_param("k") % kWgmmaTileK == 0)
-        << "kernel spec " << spec.to_string() << ": the wgmma GEMM needs n % tile_n == 0 and k % 64 == 0";
+    SY_CHECK(spec.int_param("n") % tile_n == 0 && spec.int_param("k") % tile_k == 0)
+        << "kernel spec " << spec.to_string() << ": the wgmma GEMM needs n % tile_n == 0 and k % " << tile_k << " == 0";
+    SY_CHECK(spec.dtype_param("dtype") != DType::kFloat32 ||
+             (spec.bool_param("trans_b") && !spec.bool_param("trans_a")))
+        << "kernel spec " << spec.to_string()
+        << ": TF32 wgmma reads both operands K-major: float32 needs trans_b and no trans_a";
     SY_CHECK(spec.target.sm == 90 && spec.target.arch_specific)
         << "kernel spec " << spec.to_string() << ": wgmma and setmaxnreg need sm_90a";
     check_trans_a(spec);
@@ -232,17 +238,20 @@ GemmWgmmaArgs gemm_wgmma_args(const KernelSpec& spec, const GemmArgs& gemm, cons
   const unsigned long long batch = gemm.batch, rows = gemm.rows, k = spec.int_param("k"), n = spec.int_param("n");
   const GemmTileShape tile = gemm_tile_shape(spec);  // the family's rule, as the launch uses it
   const bool trans_a = spec.bool_param("trans_a");
-  constexpr unsigned kBox = 64;  // 64 16-bit values: one 128-byte swizzled row
+  const auto el = static_cast<unsigned>(dtype_size(spec.dtype_param("dtype")));
+  // One 128-byte swizzled row: a k-block's depth, an MN-major box's width, a C box's width.
+  const auto row = static_cast<unsigned>(wgmma_tile_k(static_cast<int>(el)));
+  const auto tile_m = static_cast<unsigned>(kWgmmaTileM), tile_n = static_cast<unsigned>(tile.n);
   GemmWgmmaArgs args{};
-  const TmaOperand a = trans_a ? TmaOperand{{k, rows, batch}, {k * 2, rows * k * 2}, {kBox, kWgmmaTileK, 1}}
-                               : TmaOperand{{k, rows, batch}, {k * 2, rows * k * 2}, {kWgmmaTileK, kWgmmaTileM, 1}};
-  const TmaOperand b =
-      trans_a ? TmaOperand{{n, rows, batch}, {n * 2, rows * n * 2}, {kBox, kWgmmaTileK, 1}}
-      : spec.bool_param("trans_b")
-          ? TmaOperand{{k, n, batch}, {k * 2, n * k * 2}, {kWgmmaTileK, static_cast<unsigned>(tile.n), 1}}
-          : TmaOperand{{n, k, batch}, {n * 2, n * k * 2}, {kBox, kWgmmaTileK, 1}};
+  const TmaOperand a = trans_a ? TmaOperand{{k, rows, batch}, {k * el, rows * k * el}, {row, row, 1}, el}
+                               : TmaOperand{{k, rows, batch}, {k * el, rows * k * el}, {row, tile_m, 1}, el};
+  const TmaOperand b = trans_a ? TmaOperand{{n, rows, batch}, {n * el, rows * n * el}, {row, row, 1}, el}
+                       : spec.bool_param("trans_b")
+                           ? TmaOperand{{k, n, batch}, {k * el, n * k * el}, {row, tile_n, 1}, el}
+                           : TmaOperand{{n, k, batch}, {n * el, n * k * el}, {row, row, 1}, el};
   const unsigned long long out_rows = trans_a ? k : rows;
-  const TmaOperand c{{n, out_rows, batch}, {n * 2, out_rows * n * 2}, {kBox, kWgmmaStoreBoxBytes / (kBox * 2), 1}};
+  const unsigned box_rows = kWgmmaStoreBoxBytes / kWgmmaRowBytes;
+  const TmaOperand c{{n, out_rows, batch}, {n * el, out_rows * n * el}, {row, box_rows, 1}, el};
   args.a = encode(gemm.a, a);
   args.b = encode(gemm.b, b);
   args.c = encode(gemm.c, c);
@@ -254,9 +263,12 @@ GemmWgmmaArgs gemm_wgmma_args(const KernelSpec& spec, const GemmArgs& gemm, cons
 }
 
 bool uses_wgmma(const GemmShape& shape, const Target& target) {
-  return target.is_cuda() && target.sm == 90 && target.arch_specific &&
-         (shape.dtype == DType::kFloat16 || shape.dtype == DType::kBFloat16) && shape.n % 128 == 0 &&
-         shape.k % kWgmmaTileK == 0 && shape.aligned_16 && gemm_ceiling() == GemmCeiling::kAuto;
+  if (!target.is_cuda() || target.sm != 90 || !target.arch_specific || shape.n % 128 != 0 || !shape.aligned_16 ||
+      gemm_ceiling() != GemmCeiling::kAuto)
+    return false;
+  if (shape.dtype == DType::kFloat16 || shape.dtype == DType::kBFloat16) return shape.k % wgmma_tile_k(2) == 0;
+  return shape.dtype == DType::kFloat32 && shape.allow_tf32 && shape.trans_b && !shape.trans_a &&
+         shape.k % wgmma_tile_k(4) == 0;
 }
 
 bool uses_tensor_cores(const GemmShape& shape, const Target& target) {

@@ -13,11 +13,11 @@
 
 namespace switchyard::kernels {
 
-KernelFamily gemm_family();         // CPU
-KernelFamily gemm_simt_family();    // CUDA cores, any dtype and layout
-KernelFamily gemm_mma_family();     // tensor cores, float16/bfloat16, n % 128 == 0, k % 32 == 0
-KernelFamily gemm_tf32_family();    // tensor cores in TF32, float32 when allowed, n % 128 == 0, k % 16 == 0
-KernelFamily gemm_wgmma_family();   // Hopper (sm_90a): TMA + wgmma, float16/bfloat16, n % 128 == 0, k % 64 == 0
+KernelFamily gemm_family();        // CPU
+KernelFamily gemm_simt_family();   // CUDA cores, any dtype and layout
+KernelFamily gemm_mma_family();    // tensor cores, float16/bfloat16, n % 128 == 0, k % 32 == 0
+KernelFamily gemm_tf32_family();   // tensor cores in TF32, float32 when allowed, n % 128 == 0, k % 16 == 0
+KernelFamily gemm_wgmma_family();  // Hopper (sm_90a): TMA + wgmma, float16/bfloat16 (k % 64 == 0) or TF32 (k % 32 == 0)
 KernelFamily gemm_pack_b_family();  // CPU: B's bfloat16 pairs packed ahead for gemm (GemmPackArgs)
 
 struct GemmShape {
@@ -66,27 +66,30 @@ GemmTileShape gemm_tile_shape(const KernelSpec& spec);
 /// each batch split over about twice the threads.
 LaunchConfig gemm_launch_config(const KernelSpec& spec, const GemmProblem& problem);
 
-/// One operand of the Hopper kernel as a TMA map (cuTensorMapEncodeTiled's arguments for 16-bit
-/// elements and the 128-byte swizzle): sizes and byte strides innermost first, and the box that
-/// one load copies.
+/// One operand of the Hopper kernel as a TMA map (cuTensorMapEncodeTiled's arguments for the
+/// 128-byte swizzle): sizes and byte strides innermost first, the box that one load copies, and
+/// the bytes of an element (2: float16/bfloat16; 4: float32).
 struct TmaOperand {
   unsigned long long dims[3];
   unsigned long long strides[2];
   unsigned box[3];
+  unsigned element_bytes;
 };
 /// Makes the TMA descriptor of the operand at `base` (the device's driver; an emulation in tests).
 using TmaEncoder = std::function<TmaDescriptor(const void* base, const TmaOperand& operand)>;
 
 /// The arguments of `spec` (a gemm_wgmma spec) for the batched GEMM `gemm`: TMA descriptors of
-/// A [B, R, K] (boxes of 64 K x 128 rows; trans_a: 64 output rows x 64 rows of the reduction) and
-/// of B, [B, N, K] (trans_b: 64 K x tile_n), [B, K, N] or, for trans_a, [B, R, N] (64 columns x 64
-/// of the reduction), of C [B, R, N] (trans_a: [B, K, N]; boxes of 64 columns x 64 rows, the
-/// epilogue's stores), and the work items of the persistent grid (gemm_launch_config's tiles).
+/// A [B, R, K] (boxes of tile_k K x 128 rows, tile_k = 128 bytes: 64 16-bit values or 32 float32;
+/// trans_a: 64 output rows x 64 rows of the reduction) and of B, [B, N, K] (trans_b: tile_k K x
+/// tile_n), [B, K, N] or, for trans_a, [B, R, N] (64 columns x 64 of the reduction), of C [B, R, N]
+/// (trans_a: [B, K, N]; boxes of tile_k columns x 64 rows, the epilogue's stores), and the work
+/// items of the persistent grid (gemm_launch_config's tiles).
 GemmWgmmaArgs gemm_wgmma_args(const KernelSpec& spec, const GemmArgs& gemm, const TmaEncoder& encode);
 
-/// True when `shape` runs on the Hopper kernel (gemm_wgmma): sm_90a, float16/bfloat16, every form
-/// (grouped weight gradients included), n % 128 == 0, k % 64 == 0 and 16-byte aligned operands, unless SWITCHYARD_GEMM
-/// says mma or simt.
+/// True when `shape` runs on the Hopper kernel (gemm_wgmma): sm_90a, n % 128 == 0, 16-byte aligned
+/// operands, and float16/bfloat16 in every form (grouped weight gradients included) with k % 64 == 0,
+/// or float32 with allow_tf32 in the K-major form (trans_b, not trans_a: wgmma's TF32 has no
+/// transpose) with k % 32 == 0; unless SWITCHYARD_GEMM says mma or simt.
 bool uses_wgmma(const GemmShape& shape, const Target& target);
 
 /// True when `shape` runs on the mma.sync tensor-core kernels on `target`: sm_80+, 16-byte aligned

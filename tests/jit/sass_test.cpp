@@ -2,7 +2,7 @@
 // scripts/setup-deps installs into .tools/): every kernel the sample configs need, forward and
 // training, keeps to registers (no local-memory loads or stores, no spills in ptxas's report),
 // and the tensor-core families really issue tensor-core instructions (HGMMA and TMA for the
-// Hopper GEMM); the SIMT GEMM (and a float32 Mixtral layer's three passes on it) reads shared
+// Hopper GEMM, TF32 included); the SIMT GEMM (and a float32 Mixtral layer's three passes on it) reads shared
 // memory 16 bytes at a time, float32 global memory too, in at most 128 registers.
 #include <gtest/gtest.h>
 
@@ -44,6 +44,23 @@ TEST(Sass, SampleConfigKernelsForSm90aKeepToRegistersAndUseTheirUnits) {
        {kernels::GemmShape{.n = 14336, .k = 4096}, kernels::GemmShape{.n = 4096, .k = 14336, .trans_b = true},
         kernels::GemmShape{.n = 4096, .k = 14336, .trans_a = true}})
     specs.push_back(kernels::gemm_spec(shape, hopper));
+  // A float32 layer with TF32 at Mixtral's dims: fc1 as stored ([H, M], K-major) with its bias and
+  // GELU, and fc2's data gradient (W2 [H, M] read as W^T), on wgmma; fc2 (N-major W) on mma.sync.
+  size_t tf32_wgmma = 0;
+  for (const kernels::GemmShape& shape :
+       {kernels::GemmShape{
+            .n = 14336, .k = 4096, .trans_b = true, .bias = true, .activation = kernels::kActGelu, .allow_tf32 = true},
+        kernels::GemmShape{.n = 14336,
+        .k = 4096,
+        .trans_b = true,
+        .activation = kernels::kActGeluGrad,
+        .allow_tf32 = true,
+        .grouped = true},
+        kernels::GemmShape{.n = 4096, .k = 14336, .allow_tf32 = true}}) {
+    specs.push_back(kernels::gemm_spec(shape, hopper));
+    tf32_wgmma += specs.back().family == "gemm_wgmma";
+  }
+  EXPECT_EQ(tf32_wgmma, 2u) << "TF32's K-major forms run on wgmma";
   // NOTE: nvdisasm dominates the time: one process per kernel, as many at once as there are cores.
   std::vector<Binary> binaries;
   for (const KernelSpec& spec : specs) binaries.push_back(Context::global().store().obtain(spec).binary);

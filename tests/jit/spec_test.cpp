@@ -281,6 +281,18 @@ TEST(GemmSelect, HopperTakesWgmmaWhereItCanImplementTheShape) {
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64, .trans_a = true, .grouped = true}, hopper,
              "gemm_wgmma", 256},
         Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 64, .allow_tf32 = true}, hopper, "gemm_tf32", 0},
+        // TF32 on wgmma takes both operands K-major: B [N, K], k % 32 == 0
+        Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 96, .trans_b = true, .allow_tf32 = true}, hopper,
+             "gemm_wgmma", 256},
+        Case{GemmShape{.dtype = DType::kFloat32, .n = 384, .k = 32, .trans_b = true, .allow_tf32 = true}, hopper,
+             "gemm_wgmma", 128},
+        Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 48, .trans_b = true, .allow_tf32 = true}, hopper,
+             "gemm_simt", 0},
+        Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 64, .trans_b = true}, hopper, "gemm_simt", 0},
+        Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 64, .allow_tf32 = true, .trans_a = true}, hopper,
+             "gemm_simt", 0},
+        Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 64, .trans_b = true, .allow_tf32 = true},
+             Target::cuda(90), "gemm_simt", 0},
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 192, .k = 64}, hopper, "gemm_simt", 0}}) {
     const KernelSpec spec = kernels::gemm_spec(c.shape, c.target);
     SCOPED_TRACE(spec.to_string());
@@ -290,6 +302,32 @@ TEST(GemmSelect, HopperTakesWgmmaWhereItCanImplementTheShape) {
       EXPECT_EQ(spec.int_param("tile_n"), c.tile_n);
     }
   }
+}
+
+// A float32 wgmma spec is TF32 and exists only in its K-major form: one that reads B N-major, or
+// A transposed, or whose K is not whole 32-value k-blocks, names what is wrong.
+TEST(GemmSelect, Tf32WgmmaSpecsOutsideItsFormAreRefused) {
+  const KernelSpec good = kernels::gemm_spec(
+      {.dtype = DType::kFloat32, .n = 256, .k = 96, .trans_b = true, .allow_tf32 = true}, Target::cuda(90, true));
+  ASSERT_EQ(good.family, "gemm_wgmma");
+  auto with = [&](const char* name, ParamValue value) {
+    KernelSpec spec = good;
+    for (auto& [param, v] : spec.params)
+      if (param == name) v = value;
+    return spec;
+  };
+  EXPECT_NO_THROW(validate_spec(good));
+  auto expect_refused = [](const KernelSpec& spec, const char* needle) {
+    try {
+      validate_spec(spec);
+      ADD_FAILURE() << spec.to_string() << " was accepted";
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_refused(with("trans_b", false), "K-major");
+  expect_refused(with("trans_a", true), "trans_a");
+  expect_refused(with("k", int64_t{80}), "k % 32 == 0");
 }
 
 // The persistent Hopper grid: one block per multiprocessor at most, never more blocks than

@@ -23,7 +23,7 @@ namespace {
 constexpr unsigned kMultiprocessors = 3;
 
 kernels::TmaDescriptor emulated_tma(const void* base, const kernels::TmaOperand& operand) {
-  return emulation::tma_descriptor(base, operand.dims, operand.strides, operand.box);
+  return emulation::tma_descriptor(base, operand.dims, operand.strides, operand.box, operand.element_bytes);
 }
 
 template <typename T, int kN, int kK, bool kTransA, bool kTransB, bool kBias, int kAct, int kTileN>
@@ -76,6 +76,43 @@ TEST(GemmWgmmaEmulation, ForwardFormsMatchTheReference) {
        .grouped = true});
 }
 
+// float32 layers that allow TF32: A [rows, K] with B [N, K] (fc1 as stored, the data gradient's
+// W^T), both K-major, 32 values of K a stage, C stored through 32-column boxes.
+TEST(GemmWgmmaEmulation, Tf32FormsMatchTheReference) {
+  // 256-column tiles, bias with GELU, K of three 32-deep k-blocks (not a multiple of 64), rows not
+  // a multiple of the tile.
+  expect_wgmma_matches<float, 256, 96, false, true, true, kernels::kActGelu, 256>({.dtype = DType::kFloat32,
+                                                                                   .batch = 2,
+                                                                                   .rows = 200,
+                                                                                   .k = 96,
+                                                                                   .n = 256,
+                                                                                   .trans_b = true,
+                                                                                   .bias = true,
+                                                                                   .activation = kernels::kActGelu,
+                                                                                   .tf32 = true});
+  // 128-column tiles, SwiGLU's gated product, grouped rows (one batch empty, one cut inside a
+  // tile, stored row by row), K past the ring's six stages of 32.
+  expect_wgmma_matches<float, 384, 256, false, true, false, kernels::kActSwiglu, 128>(
+      {.dtype = DType::kFloat32,
+       .batch = 3,
+       .rows = 300,
+       .k = 256,
+       .n = 384,
+       .trans_b = true,
+       .activation = kernels::kActSwiglu,
+       .grouped = true,
+       .tf32 = true});
+}
+
+// The emulated tensor cores read float32 as TF32, the low 13 bits of the mantissa ignored, as
+// the GPU does with float32 in shared memory.
+TEST(GemmWgmmaEmulation, Tf32IgnoresTheLowMantissaBits) {
+  const float below_tf32 = 1.0f + 0x1p-15f;  // 1 plus a bit past TF32's 10 mantissa bits
+  EXPECT_EQ(emulation::tf32_value(below_tf32), 1.0f);
+  EXPECT_EQ(emulation::tf32_value(-below_tf32), -1.0f);
+  EXPECT_EQ(emulation::tf32_value(1.5f), 1.5f);
+}
+
 TEST(GemmWgmmaEmulation, WeightGradientsMatchTheReference) {
   // C [K, N] = A^T B: both operands read M/N-major, the rows (the reduction) not a multiple of
   // 64, so the last stage's rows past the end are TMA's zeros; K not a multiple of the row tile.
@@ -115,7 +152,8 @@ TEST(GemmWgmmaEmulation, MisusedBarriersAndLoadsAreErrors) {
           config, [] { cuda::mbarrier_arrive(reinterpret_cast<unsigned long long*>(cuda::dynamic_shared_memory())); }),
       Error);
   std::vector<cuda::bf16_t> tensor(64 * 64);
-  const kernels::TmaDescriptor map = emulation::tma_descriptor(tensor.data(), {64, 64, 1}, {128, 8192}, {64, 8, 1});
+  const kernels::TmaDescriptor map =
+      emulation::tma_descriptor(tensor.data(), {64, 64, 1}, {128, 8192}, {64, 8, 1}, sizeof(cuda::bf16_t));
   auto load = [&](int offset, bool expect) {
     return [&, offset, expect] {
       unsigned char* shared = reinterpret_cast<unsigned char*>(
@@ -134,9 +172,11 @@ TEST(GemmWgmmaEmulation, MisusedBarriersAndLoadsAreErrors) {
   emulation::launch(config, load(0, true));
   EXPECT_THROW(emulation::launch(config, load(0, false)), Error);   // bytes nobody announced
   EXPECT_THROW(emulation::launch(config, load(512, true)), Error);  // the swizzle needs 1024-byte alignment
-  // The driver's limits: an inner box past the 128-byte swizzle, strides not multiples of 16.
-  EXPECT_THROW(emulation::tma_descriptor(tensor.data(), {64, 64, 1}, {128, 8192}, {128, 8, 1}), Error);
-  EXPECT_THROW(emulation::tma_descriptor(tensor.data(), {64, 64, 1}, {100, 8192}, {64, 8, 1}), Error);
+  // The driver's limits: an inner box past the 128-byte swizzle (64 float32 values are 256 bytes),
+  // strides not multiples of 16.
+  EXPECT_THROW(emulation::tma_descriptor(tensor.data(), {64, 64, 1}, {128, 8192}, {128, 8, 1}, 2), Error);
+  EXPECT_THROW(emulation::tma_descriptor(tensor.data(), {32, 64, 1}, {128, 8192}, {64, 8, 1}, 4), Error);
+  EXPECT_THROW(emulation::tma_descriptor(tensor.data(), {64, 64, 1}, {100, 8192}, {64, 8, 1}, 2), Error);
 }
 
 }  // namespace

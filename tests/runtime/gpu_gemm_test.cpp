@@ -1,7 +1,8 @@
 // The expert GEMMs on the GPU against the double reference, in the shapes that take each
 // candidate: on a Hopper GPU the wgmma kernel (both B layouts, both tile widths, K deep enough
 // to wrap its shared-memory ring, ragged and grouped rows, every epilogue), elsewhere the
-// mma.sync kernel these shapes fall back to; float32 (no TF32) every form on the SIMT kernel.
+// mma.sync kernel these shapes fall back to; float32 (no TF32) every form on the SIMT kernel;
+// float32 with TF32 on wgmma where B is K-major ([N, K]), else on the mma.sync TF32 kernel.
 // Skips, saying why, without a CUDA device.
 #include <gtest/gtest.h>
 
@@ -42,8 +43,10 @@ struct Case {
 };
 
 // fp32 accumulation of exact products; the error is the final rounding to the dtype (sums of K
-// products of values in [-1, 1] reach about sqrt(K)).
-double tolerance(DType dt) {
+// products of values in [-1, 1] reach about sqrt(K)). TF32 products (10 mantissa bits an
+// operand) err like float16's.
+double tolerance(DType dt, bool tf32 = false) {
+  if (tf32) return 5e-3;
   return dt == DType::kFloat32 ? 1e-4 : dt == DType::kFloat16 ? 2e-3 : 1e-2;
 }
 
@@ -51,77 +54,94 @@ double silu(double x) {
   return x / (1 + std::exp(-x));
 }
 
-TEST_P(GpuGemm, HopperShapesMatchTheReference) {
-  const DType dt = GetParam();
+// The forward of `c` on the GPU against the double reference; `tf32`: float32 allowed on tensor
+// cores. Checks the family the rule picks on a Hopper GPU.
+void expect_forward_matches(DType dt, const Case& c, bool tf32, std::mt19937& rng) {
+  SCOPED_TRACE(::testing::Message() << dtype_name(dt) << (tf32 ? " tf32 " : " ") << c.batch << "x" << c.rows << "x"
+                                    << c.k << "x" << c.n << (c.trans_b ? " trans_b" : "") << " act " << c.act
+                                    << (c.grouped ? " grouped" : ""));
   Context& context = Context::global();
   Device& gpu = context.cuda(0);
   const bool hopper = gpu.target().sm == 90 && gpu.target().arch_specific;
-  std::mt19937 rng(31);
-  for (const Case c : {Case{2, 300, 1152, 256, false, kernels::kActGelu, false},  // 18 K blocks: the ring wraps
-                       Case{3, 200, 256, 384, true, kernels::kActNone, false},    // tile_n 128, B [N, K]
-                       Case{4, 260, 512, 512, false, kernels::kActSwiglu, true},  // grouped, SwiGLU epilogue
-                       Case{2, 129, 64, 128, true, kernels::kActGelu, true}}) {   // one K block, 129 rows
-    SCOPED_TRACE(::testing::Message() << c.batch << "x" << c.rows << "x" << c.k << "x" << c.n
-                                      << (c.trans_b ? " trans_b" : "") << " act " << c.act
-                                      << (c.grouped ? " grouped" : ""));
-    const bool bias = c.act == kernels::kActGelu;
-    const kernels::GemmShape shape{
-        .dtype = dt, .n = c.n, .k = c.k, .trans_b = c.trans_b, .bias = bias, .activation = c.act};
-    if (dt == DType::kFloat32) {  // without TF32: CUDA cores
-      EXPECT_EQ(kernels::gemm_spec(shape, gpu.target()).family, "gemm_simt");
-    } else if (hopper) {
-      EXPECT_EQ(kernels::gemm_spec(shape, gpu.target()).family, "gemm_wgmma");
-    }
-    const std::string ha = encode_values(uniform_values(rng, c.batch * c.rows * c.k), dt);
-    const std::string hw = encode_values(uniform_values(rng, c.batch * c.k * c.n), dt);
-    const std::string hb = encode_values(uniform_values(rng, c.batch * c.n), dt);
-    const std::string hx = encode_values(uniform_values(rng, c.batch * c.rows * c.n), dt);  // SwiGLU's gate input
-    std::vector<int> counts(c.batch, static_cast<int>(c.rows));
-    if (c.grouped)
-      for (int64_t b = 0; b < c.batch; ++b) counts[b] = static_cast<int>((b * 97 + 13) % (c.rows + 1)) * (b != 1);
-    const size_t out_bytes = c.batch * c.rows * c.n * dtype_size(dt);
-    Buffer da(gpu, ha.size()), dw(gpu, hw.size()), db(gpu, hb.size()), dx(gpu, hx.size()), dc(gpu, out_bytes);
-    gpu.copy_from_host(da.data(), ha.data(), ha.size());
-    gpu.copy_from_host(dw.data(), hw.data(), hw.size());
-    gpu.copy_from_host(db.data(), hb.data(), hb.size());
-    gpu.copy_from_host(dx.data(), hx.data(), hx.size());
-    const std::string poison(out_bytes, '\x7b');  // rows past a batch's count must keep it
-    gpu.copy_from_host(dc.data(), poison.data(), poison.size());
-    const Tensor tb = db.view(dt, {c.batch, c.n}), tx = dx.view(dt, {c.batch, c.rows, c.n});
-    const Tensor tcounts(counts.data(), DType::kInt32, {c.batch});
-    GemmOptions options;
-    options.trans_b = c.trans_b;
-    options.activation = c.act;
-    options.bias = bias ? &tb : nullptr;
-    options.aux = c.act == kernels::kActSwiglu ? &tx : nullptr;
-    options.row_counts = c.grouped ? &tcounts : nullptr;
-    batched_gemm(
-        context, da.view(dt, {c.batch, c.rows, c.k}),
-        dw.view(dt, c.trans_b ? std::vector<int64_t>{c.batch, c.n, c.k} : std::vector<int64_t>{c.batch, c.k, c.n}),
-        dc.view(dt, {c.batch, c.rows, c.n}), options);
-    std::string out(out_bytes, '\0');
-    gpu.copy_to_host(out.data(), dc.data(), out.size());
-    const auto got = decode_values(out, dt), poisoned = decode_values(poison, dt);
-    const auto bias_values = decode_values(hb, dt), aux = decode_values(hx, dt);
-    auto want = reference::gemm(decode_values(ha, dt), decode_values(hw, dt), bias ? &bias_values : nullptr, c.batch,
-                                c.rows, c.k, c.n, c.trans_b,
-                                c.act == kernels::kActGelu ? reference::Act::kGelu : reference::Act::kNone);
-    if (c.act == kernels::kActSwiglu)
-      for (size_t i = 0; i < want.size(); ++i) want[i] *= silu(aux[i]);
-    const double tol = tolerance(dt);
-    for (int64_t b = 0; b < c.batch; ++b)
-      for (int64_t r = 0; r < c.rows; ++r)
-        for (int64_t j = 0; j < c.n; ++j) {
-          const size_t i = (b * c.rows + r) * c.n + j;
-          if (r >= counts[b]) {
-            ASSERT_EQ(got[i], poisoned[i])
-                << "batch " << b << " row " << r << " (count " << counts[b] << ") was written";
-          } else {
-            ASSERT_NEAR(got[i], want[i], tol * (1 + std::abs(want[i])))
-                << "batch " << b << " row " << r << " col " << j;
-          }
-        }
+  const bool bias = c.act == kernels::kActGelu;
+  const kernels::GemmShape shape{
+      .dtype = dt, .n = c.n, .k = c.k, .trans_b = c.trans_b, .bias = bias, .activation = c.act, .allow_tf32 = tf32};
+  const std::string family = kernels::gemm_spec(shape, gpu.target()).family;
+  if (dt == DType::kFloat32 && !tf32) {  // CUDA cores
+    EXPECT_EQ(family, "gemm_simt");
+  } else if (hopper) {  // TF32 on wgmma takes B K-major only
+    EXPECT_EQ(family, dt == DType::kFloat32 && !c.trans_b ? "gemm_tf32" : "gemm_wgmma");
   }
+  const std::string ha = encode_values(uniform_values(rng, c.batch * c.rows * c.k), dt);
+  const std::string hw = encode_values(uniform_values(rng, c.batch * c.k * c.n), dt);
+  const std::string hb = encode_values(uniform_values(rng, c.batch * c.n), dt);
+  const std::string hx = encode_values(uniform_values(rng, c.batch * c.rows * c.n), dt);  // SwiGLU's gate input
+  std::vector<int> counts(c.batch, static_cast<int>(c.rows));
+  if (c.grouped)
+    for (int64_t b = 0; b < c.batch; ++b) counts[b] = static_cast<int>((b * 97 + 13) % (c.rows + 1)) * (b != 1);
+  const size_t out_bytes = c.batch * c.rows * c.n * dtype_size(dt);
+  Buffer da(gpu, ha.size()), dw(gpu, hw.size()), db(gpu, hb.size()), dx(gpu, hx.size()), dc(gpu, out_bytes);
+  gpu.copy_from_host(da.data(), ha.data(), ha.size());
+  gpu.copy_from_host(dw.data(), hw.data(), hw.size());
+  gpu.copy_from_host(db.data(), hb.data(), hb.size());
+  gpu.copy_from_host(dx.data(), hx.data(), hx.size());
+  const std::string poison(out_bytes, '\x7b');  // rows past a batch's count must keep it
+  gpu.copy_from_host(dc.data(), poison.data(), poison.size());
+  const Tensor tb = db.view(dt, {c.batch, c.n}), tx = dx.view(dt, {c.batch, c.rows, c.n});
+  const Tensor tcounts(counts.data(), DType::kInt32, {c.batch});
+  GemmOptions options;
+  options.trans_b = c.trans_b;
+  options.activation = c.act;
+  options.bias = bias ? &tb : nullptr;
+  options.aux = c.act == kernels::kActSwiglu ? &tx : nullptr;
+  options.row_counts = c.grouped ? &tcounts : nullptr;
+  options.allow_tf32 = tf32;
+  batched_gemm(
+      context, da.view(dt, {c.batch, c.rows, c.k}),
+      dw.view(dt, c.trans_b ? std::vector<int64_t>{c.batch, c.n, c.k} : std::vector<int64_t>{c.batch, c.k, c.n}),
+      dc.view(dt, {c.batch, c.rows, c.n}), options);
+  std::string out(out_bytes, '\0');
+  gpu.copy_to_host(out.data(), dc.data(), out.size());
+  const auto got = decode_values(out, dt), poisoned = decode_values(poison, dt);
+  const auto bias_values = decode_values(hb, dt), aux = decode_values(hx, dt);
+  auto want =
+      reference::gemm(decode_values(ha, dt), decode_values(hw, dt), bias ? &bias_values : nullptr, c.batch, c.rows, c.k,
+                      c.n, c.trans_b, c.act == kernels::kActGelu ? reference::Act::kGelu : reference::Act::kNone);
+  if (c.act == kernels::kActSwiglu)
+    for (size_t i = 0; i < want.size(); ++i) want[i] *= silu(aux[i]);
+  const double tol = tolerance(dt, tf32);
+  for (int64_t b = 0; b < c.batch; ++b)
+    for (int64_t r = 0; r < c.rows; ++r)
+      for (int64_t j = 0; j < c.n; ++j) {
+        const size_t i = (b * c.rows + r) * c.n + j;
+        if (r >= counts[b]) {
+          ASSERT_EQ(got[i], poisoned[i]) << "batch " << b << " row " << r << " (count " << counts[b] << ") was written";
+        } else {
+          ASSERT_NEAR(got[i], want[i], tol * (1 + std::abs(want[i]))) << "batch " << b << " row " << r << " col " << j;
+        }
+      }
+}
+
+// The shapes of the Hopper kernel's cases: K deep enough to wrap the ring, both tile widths,
+// both B layouts, grouped rows, every epilogue.
+const Case kForwardCases[] = {Case{2, 300, 1152, 256, false, kernels::kActGelu, false},  // 18 K blocks: the ring wraps
+                              Case{3, 200, 256, 384, true, kernels::kActNone, false},    // tile_n 128, B [N, K]
+                              Case{4, 260, 512, 512, false, kernels::kActSwiglu, true},  // grouped, SwiGLU epilogue
+                              Case{2, 129, 64, 128, true, kernels::kActGelu, true}};     // one K block, 129 rows
+
+TEST_P(GpuGemm, HopperShapesMatchTheReference) {
+  std::mt19937 rng(31);
+  for (const Case& c : kForwardCases) expect_forward_matches(GetParam(), c, false, rng);
+}
+
+// float32 layers that allow TF32: the same shapes on tensor cores, with B [N, K] (fc1 as stored,
+// the data gradient's W^T) on wgmma on a Hopper GPU, plus a K of 96 (three 32-deep k-blocks).
+TEST(GpuGemmTf32, ShapesMatchTheReference) {
+  const std::string reason = Context::cuda_unavailable_reason();
+  if (!reason.empty()) GTEST_SKIP() << "GPU test skipped: " << reason;
+  std::mt19937 rng(34);
+  for (const Case& c : kForwardCases) expect_forward_matches(DType::kFloat32, c, true, rng);
+  expect_forward_matches(DType::kFloat32, Case{3, 170, 96, 256, true, kernels::kActSwiglu, true}, true, rng);
 }
 
 // The weight gradient C [K, N] = A^T B over the rows: on Hopper the wgmma kernel reads both

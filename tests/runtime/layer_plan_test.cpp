@@ -219,5 +219,53 @@ TEST(LayerPlan, PlansHoldTheirGemmsShapesAndNothingForCustomParts) {
   EXPECT_EQ(eval.expert_weight_grad.kernel, nullptr);
 }
 
+// A float32 layer that allows TF32, on a Hopper target: TF32 on wgmma reads B K-major only, so
+// fc1's forward reads fc1 [E, H, M] as stored and the input's data gradient its transposed copy
+// (trans_b), and both run on wgmma, as does fc2's data gradient (W2 read transposed); fc2's
+// forward (W2 [H, M] as B [K, N]) stays on mma.sync's TF32; weight gradients stay float32. Where
+// wgmma takes both layouts (bfloat16), or TF32 is not allowed, or the target has no wgmma, fc1
+// keeps the copy ([E, M, H], B [K, N]).
+TEST(LayerPlan, Tf32OnHopperReadsFc1KMajor) {
+  ModelConfig model;
+  model.model_dim = 256;
+  model.hidden_size = 512;
+  model.num_experts = 2;
+  model.expert_type = "ffn";
+  model.gates = {ModelConfig::Gate{}};
+  model.allow_tf32 = true;
+  LayerPlanOptions o;
+  o.dtype = DType::kFloat32;
+  o.training = true;
+  const Target hopper = Target::cuda(90, true);
+  LayerPlan tf32;
+  plan_layer(model, o, hopper, tf32);
+  auto family = [](const PlannedGemm& gemm) { return gemm.kernel->spec.family; };
+  EXPECT_TRUE(tf32.expert_in.shape.trans_b);
+  EXPECT_EQ(family(tf32.expert_in), "gemm_wgmma");
+  EXPECT_TRUE(tf32.expert_in_data.shape.trans_b);
+  EXPECT_EQ(family(tf32.expert_in_data), "gemm_wgmma");
+  EXPECT_EQ(family(tf32.expert_out_data), "gemm_wgmma");
+  EXPECT_FALSE(tf32.expert_out.shape.trans_b);
+  EXPECT_EQ(family(tf32.expert_out), "gemm_tf32");
+  EXPECT_EQ(family(tf32.expert_weight_grad), "gemm_simt");
+
+  struct Other {
+    DType dtype;
+    bool allow_tf32;
+    Target target;
+  };
+  for (const Other& other : {Other{DType::kBFloat16, true, hopper}, Other{DType::kFloat32, false, hopper},
+                             Other{DType::kFloat32, true, Target::cuda(80)}}) {
+    SCOPED_TRACE(::testing::Message() << dtype_name(other.dtype) << " tf32 " << other.allow_tf32 << " on "
+                                      << other.target.to_string());
+    model.allow_tf32 = other.allow_tf32;
+    o.dtype = other.dtype;
+    LayerPlan plan;
+    plan_layer(model, o, other.target, plan);
+    EXPECT_FALSE(plan.expert_in.shape.trans_b);
+    EXPECT_FALSE(plan.expert_in_data.shape.trans_b);
+  }
+}
+
 }  // namespace
 }  // namespace switchyard

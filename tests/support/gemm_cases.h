@@ -27,6 +27,7 @@ struct GemmCase {
   bool grouped = false;                // per-batch counts, one of them 0 and one short of a tile
   bool trans_a = false;                // the weight gradient C [K, N] = A^T B over the rows
   std::vector<int> counts = {};        // grouped: these per-batch counts instead of the formula's
+  bool tf32 = false;                   // float32 allowed on tensor cores in TF32 (checked with its tolerance)
 };
 
 /// A case's buffers: A, B, bias and aux random in [-1, 1) (a weight gradient's rows past the

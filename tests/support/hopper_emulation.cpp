@@ -23,6 +23,7 @@ struct TensorMap {
   unsigned long long dims[3];
   unsigned long long strides[2];
   unsigned box[3];
+  unsigned element_bytes;
   uint32_t magic;
 };
 static_assert(sizeof(TensorMap) <= sizeof(kernels::TmaDescriptor));
@@ -100,28 +101,32 @@ unsigned swizzled(unsigned offset) {
 }
 
 // One wgmma operand, read through its shared-memory matrix descriptor: element (mn, k) of an
-// m64/nN x k16 slice, K-major (rows of mn, 128-byte swizzled rows of K, 8-row groups `stride`
-// apart) or MN-major (rows of k holding 64 mn each, 8-row groups `stride` apart, 64-wide chunks
-// of mn `leading` apart).
+// m64/nN x k slice, K-major (rows of mn, 128-byte swizzled rows of K, 8-row groups `stride`
+// apart) or MN-major (rows of k holding 128 bytes of mn each, 8-row groups `stride` apart,
+// 128-byte wide chunks of mn `leading` apart).
 struct Operand {
   unsigned start, leading, stride;
   bool k_major;
   ElementLoad load;
+  unsigned element_bytes;
 
-  Operand(uint64_t descriptor, bool k_major_, ElementLoad load_)
+  Operand(uint64_t descriptor, bool k_major_, ElementLoad load_, unsigned element_bytes_)
       : start(static_cast<unsigned>(descriptor & 0x3FFFu) << 4),
         leading(static_cast<unsigned>((descriptor >> 16) & 0x3FFFu) << 4),
         stride(static_cast<unsigned>((descriptor >> 32) & 0x3FFFu) << 4),
         k_major(k_major_),
-        load(load_) {
+        load(load_),
+        element_bytes(element_bytes_) {
     SY_CHECK(descriptor >> 62 == 1) << "emulated wgmma descriptor " << descriptor
                                     << ": only the 128-byte swizzle (layout type 1) is emulated";
     SY_CHECK(((descriptor >> 49) & 7u) == 0) << "emulated wgmma descriptor " << descriptor
                                              << ": a base offset is not emulated (tiles are 1024-byte aligned)";
   }
   float at(unsigned mn, unsigned k) const {
-    const unsigned offset = k_major ? start + mn / 8 * stride + mn % 8 * kSwizzleBytes + k * 2
-                                    : start + mn / 64 * leading + k / 8 * stride + k % 8 * kSwizzleBytes + mn % 64 * 2;
+    const unsigned per_row = kSwizzleBytes / element_bytes;
+    const unsigned offset = k_major ? start + mn / 8 * stride + mn % 8 * kSwizzleBytes + k * element_bytes
+                                    : start + mn / per_row * leading + k / 8 * stride + k % 8 * kSwizzleBytes +
+                                          mn % per_row * element_bytes;
     return load(shared_window_pointer(swizzled(offset)));
   }
 };
@@ -150,14 +155,14 @@ unsigned for_each_in_box(const TensorMap& map, unsigned box, const std::array<in
   unsigned offset = box;
   for (unsigned z = 0; z < map.box[2]; ++z)
     for (unsigned y = 0; y < map.box[1]; ++y)
-      for (unsigned x = 0; x < map.box[0]; ++x, offset += 2) {
+      for (unsigned x = 0; x < map.box[0]; ++x, offset += map.element_bytes) {
         const long long at[3] = {coords[0] + static_cast<long long>(x), coords[1] + static_cast<long long>(y),
                                  coords[2] + static_cast<long long>(z)};
         bool inside = true;
         for (int d = 0; d < 3; ++d) inside = inside && at[d] >= 0 && at[d] < static_cast<long long>(map.dims[d]);
-        unsigned char* element =
-            inside ? const_cast<unsigned char*>(map.base) + at[0] * 2 + at[1] * map.strides[0] + at[2] * map.strides[1]
-                   : nullptr;
+        unsigned char* element = inside ? const_cast<unsigned char*>(map.base) + at[0] * map.element_bytes +
+                                              at[1] * map.strides[0] + at[2] * map.strides[1]
+                                        : nullptr;
         visit(element, swizzled(offset));
       }
   return offset - box;
@@ -166,12 +171,16 @@ unsigned for_each_in_box(const TensorMap& map, unsigned box, const std::array<in
 }  // namespace
 
 kernels::TmaDescriptor tma_descriptor(const void* base, const unsigned long long (&dims)[3],
-                                      const unsigned long long (&strides)[2], const unsigned (&box)[3]) {
+                                      const unsigned long long (&strides)[2], const unsigned (&box)[3],
+                                      unsigned element_bytes) {
+  SY_CHECK(element_bytes == 2 || element_bytes == 4)
+      << "emulated cuTensorMapEncodeTiled: elements of " << element_bytes << " bytes; expected 2 or 4";
   SY_CHECK(reinterpret_cast<uintptr_t>(base) % 16 == 0 && strides[0] % 16 == 0 && strides[1] % 16 == 0)
       << "emulated cuTensorMapEncodeTiled: the base " << base << " and byte strides " << strides[0] << ", "
       << strides[1] << " must be multiples of 16";
-  SY_CHECK(box[0] * 2 <= kSwizzleBytes) << "emulated cuTensorMapEncodeTiled: an inner box of " << box[0] * 2
-                                        << " bytes; the 128-byte swizzle takes at most 128";
+  SY_CHECK(box[0] * element_bytes <= kSwizzleBytes)
+      << "emulated cuTensorMapEncodeTiled: an inner box of " << box[0] * element_bytes
+      << " bytes; the 128-byte swizzle takes at most 128";
   for (int d = 0; d < 3; ++d)
     SY_CHECK(dims[d] >= 1 && box[d] >= 1 && box[d] <= 256)
         << "emulated cuTensorMapEncodeTiled: dim " << d << " of " << dims[d] << " with a box of " << box[d];
@@ -179,6 +188,7 @@ kernels::TmaDescriptor tma_descriptor(const void* base, const unsigned long long
                 {dims[0], dims[1], dims[2]},
                 {strides[0], strides[1]},
                 {box[0], box[1], box[2]},
+                element_bytes,
                 kMapMagic};
   kernels::TmaDescriptor descriptor{};
   std::memcpy(&descriptor, &map, sizeof(map));
@@ -214,9 +224,9 @@ void tma_load_3d(void* shared, const void* descriptor, unsigned long long* barri
   const unsigned bytes = for_each_in_box(map, destination, {c0, c1, c2}, [&](unsigned char* element, unsigned offset) {
     unsigned char* to = shared_window_pointer(offset);
     if (element != nullptr)
-      std::memcpy(to, element, 2);
+      std::memcpy(to, element, map.element_bytes);
     else
-      std::memset(to, 0, 2);
+      std::memset(to, 0, map.element_bytes);
   });
   Barrier state = load_barrier(barrier);
   SY_CHECK(state.tx >= bytes) << "emulated TMA load of " << bytes << " bytes completes on a barrier expecting "
@@ -228,7 +238,7 @@ void tma_load_3d(void* shared, const void* descriptor, unsigned long long* barri
 void tma_store_3d(const void* descriptor, const void* shared, int c0, int c1, int c2) {
   const TensorMap map = tensor_map(descriptor, "store");
   const unsigned source = box_offset(shared, "store from");
-  const size_t bytes = size_t{map.box[0]} * map.box[1] * map.box[2] * 2;
+  const size_t bytes = size_t{map.box[0]} * map.box[1] * map.box[2] * map.element_bytes;
   // The copy engine reads the box at some time between the issue and the wait: what it reads
   // must be the same at both ends.
   const unsigned char* box = shared_window_pointer(source);
@@ -238,7 +248,7 @@ void tma_store_3d(const void* descriptor, const void* shared, int c0, int c1, in
         << "emulated TMA store from shared address " << source
         << ": the box changed between the store's issue and its wait (written before the store read it)";
     for_each_in_box(map, source, {c0, c1, c2}, [&](unsigned char* element, unsigned offset) {
-      if (element != nullptr) std::memcpy(element, issued->data() + (offset - source), 2);
+      if (element != nullptr) std::memcpy(element, issued->data() + (offset - source), map.element_bytes);
     });
   });
 }
@@ -251,10 +261,13 @@ void bulk_wait_group(int pending) {
   this_thread().bulk.wait(pending);
 }
 
-void wgmma_issue(float* d, int width, bool a_k_major, bool b_k_major, ElementLoad load, uint64_t desc_a,
-                 uint64_t desc_b, bool accumulate) {
+void wgmma_issue(float* d, int width, bool a_k_major, bool b_k_major, ElementLoad load, unsigned element_bytes,
+                 uint64_t desc_a, uint64_t desc_b, bool accumulate) {
   SY_CHECK(block_dim.x % 128 == 0) << "emulated wgmma: blocks of whole warpgroups, not " << block_dim.x;
-  const Operand a(desc_a, a_k_major, load), b(desc_b, b_k_major, load);
+  SY_CHECK(element_bytes == 2 || (element_bytes == 4 && a_k_major && b_k_major))
+      << "emulated wgmma: elements of " << element_bytes << " bytes (TF32 reads both operands K-major)";
+  const Operand a(desc_a, a_k_major, load, element_bytes), b(desc_b, b_k_major, load, element_bytes);
+  const unsigned depth = 32 / element_bytes;  // k16, or TF32's k8
   const unsigned warp = thread_index.x % 128 / 32, lane = thread_index.x % 32;
   // m64nNk16's accumulators: warp w holds rows 16w..16w+15; per 8 columns i, a thread holds
   // (row lane/4, columns 2*(lane%4) + 0, 1), then the same 8 rows below.
@@ -265,13 +278,21 @@ void wgmma_issue(float* d, int width, bool a_k_major, bool b_k_major, ElementLoa
           const unsigned row = warp * 16 + lane / 4 + half * 8, col = i * 8 + lane % 4 * 2 + pair;
           float& sum = d[4 * i + 2 * half + pair];
           if (!accumulate) sum = 0.0f;
-          for (unsigned k = 0; k < 16; ++k) sum += a.at(row, k) * b.at(col, k);
+          for (unsigned k = 0; k < depth; ++k) sum += a.at(row, k) * b.at(col, k);
         }
   });
 }
 
 void wgmma_commit() {
   this_thread().wgmma.commit();
+}
+
+float tf32_value(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  bits &= ~uint32_t{0x1FFF};
+  std::memcpy(&value, &bits, sizeof(bits));
+  return value;
 }
 
 void wgmma_wait(int pending) {

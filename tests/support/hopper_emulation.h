@@ -9,8 +9,9 @@
 //   hence the 1024-byte alignment it requires) and completes its bytes on the barrier; a TMA
 //   store reads such a box only when its thread waits for its bulk group, and writes what lies
 //   inside the tensor;
-// - wgmma m64nNk16 (fp32 accumulators) reads its operands through the same descriptors the GPU
-//   reads (start address, leading and stride byte offsets, 128-byte swizzle; K-major or MN-major),
+// - wgmma m64nNk16 (fp32 accumulators; m64nNk8 for TF32, which reads the top 19 bits of each
+//   float32) reads its operands through the same descriptors the GPU reads (start address,
+//   leading and stride byte offsets, 128-byte swizzle; K-major or MN-major),
 //   but only when its thread waits for its group (wgmma.wait_group), as late as the hardware may:
 //   a stage released before its wgmma completed, or accumulators read early, show as wrong sums;
 //   the wait is a rendezvous of the warp (.sync.aligned), so no lane releases a stage that
@@ -27,10 +28,12 @@
 
 namespace switchyard::emulation {
 
-/// What CudaDevice::tma_descriptor asks cuTensorMapEncodeTiled for (16-bit elements, 128-byte
-/// swizzle, zeros out of bounds), with the driver's checks: dims and byte strides innermost first.
+/// What CudaDevice::tma_descriptor asks cuTensorMapEncodeTiled for (elements of `element_bytes`,
+/// 2 or 4; 128-byte swizzle, zeros out of bounds), with the driver's checks: dims and byte strides
+/// innermost first.
 kernels::TmaDescriptor tma_descriptor(const void* base, const unsigned long long (&dims)[3],
-                                      const unsigned long long (&strides)[2], const unsigned (&box)[3]);
+                                      const unsigned long long (&strides)[2], const unsigned (&box)[3],
+                                      unsigned element_bytes);
 
 void mbarrier_init(unsigned long long* barrier, unsigned count);
 /// Announces `tx_bytes` more bytes to come (0: none), then arrives.
@@ -46,11 +49,14 @@ void bulk_commit_group();
 /// Completes the calling thread's oldest bulk groups until at most `pending` remain.
 void bulk_wait_group(int pending);
 
-/// Reads one 16-bit element as float (float16 or bfloat16).
+/// Reads one element as the tensor cores see it: float16 or bfloat16, or float32 as TF32.
 using ElementLoad = float (*)(const unsigned char*);
-/// Queues the calling thread's share of one wgmma (its accumulators d[width / 2]) until it waits.
-void wgmma_issue(float* d, int width, bool a_k_major, bool b_k_major, ElementLoad load, uint64_t desc_a,
-                 uint64_t desc_b, bool accumulate);
+/// Queues the calling thread's share of one wgmma (its accumulators d[width / 2]) until it waits:
+/// k16 of 2-byte elements or k8 of 4-byte ones (32 bytes of K).
+void wgmma_issue(float* d, int width, bool a_k_major, bool b_k_major, ElementLoad load, unsigned element_bytes,
+                 uint64_t desc_a, uint64_t desc_b, bool accumulate);
+/// A float32 as TF32 reads it: the low 13 bits of its mantissa ignored.
+float tf32_value(float value);
 void wgmma_commit();
 /// Runs the calling thread's oldest committed groups until at most `pending` remain.
 void wgmma_wait(int pending);
@@ -119,12 +125,15 @@ void setmaxnreg_inc() {}
 template <typename T, int kWidth, bool kAKMajor, bool kBKMajor>
 struct Wgmma {
   static void mma(float (&d)[kWidth / 2], unsigned long long desc_a, unsigned long long desc_b, int scale_d) {
-    const emulation::ElementLoad load = [](const unsigned char* bytes) {
+    const emulation::ElementLoad load = [](const unsigned char* bytes) -> float {
       T value;
       std::memcpy(&value, bytes, sizeof(T));
-      return to_float(value);  // the templates' conversion, found when T is known
+      if constexpr (sizeof(T) == 4)
+        return emulation::tf32_value(value);  // float32 is read as TF32
+      else
+        return to_float(value);  // the templates' conversion, found when T is known
     };
-    emulation::wgmma_issue(d, kWidth, kAKMajor, kBKMajor, load, desc_a, desc_b, scale_d != 0);
+    emulation::wgmma_issue(d, kWidth, kAKMajor, kBKMajor, load, sizeof(T), desc_a, desc_b, scale_d != 0);
   }
 };
 

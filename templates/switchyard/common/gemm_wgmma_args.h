@@ -4,7 +4,9 @@
 //
 // Block: a producer warpgroup (one thread issues the TMA loads) and two consumer warpgroups,
 // each computing 64 rows x tile_n columns of a 128 x tile_n output tile with wgmma, then storing
-// it through shared memory with TMA, 64 columns at a time, while it goes on to the next tile. The
+// it through shared memory with TMA, 128 bytes of each row at a time (64 columns of 16-bit C, 32
+// of float32), while it goes on to the next tile. Every shared-memory box has rows of 128 bytes
+// (the swizzle's), so a k-block is 64 16-bit values deep or 32 float32 (TF32) ones. The
 // grid is persistent: block i takes tiles i, i + grid, ... of batch-major, then grouped
 // row/column order; with row counts (grouped), only the row tiles of each batch's count, read on
 // the device.
@@ -17,20 +19,26 @@ namespace kernels {
 
 constexpr int kWgmmaThreads = 384;
 constexpr int kWgmmaTileM = 128;
-constexpr int kWgmmaTileK = 64;          // 64 16-bit values: one row of the 128-byte swizzle
+constexpr int kWgmmaRowBytes = 128;      // a row of the 128-byte swizzle: a k-block's depth
 constexpr int kWgmmaGroupRows = 8;       // row tiles walked together, so that B tiles stay in L2
 constexpr int kWgmmaBarrierBytes = 256;  // the ring's mbarriers, after the stages
-// The epilogue's staging: per consumer warpgroup, two boxes of 64 rows x 64 columns (one being
+// The epilogue's staging: per consumer warpgroup, two boxes of 64 rows x 128 bytes (one being
 // stored by TMA while the next is written), after the stages.
-constexpr int kWgmmaStoreBoxBytes = 64 * 64 * 2;
+constexpr int kWgmmaStoreBoxBytes = 64 * kWgmmaRowBytes;
 constexpr int kWgmmaStagingBytes = 2 * 2 * kWgmmaStoreBoxBytes;
+
+// The depth of a k-block for elements of `element_bytes` (2: float16/bfloat16; 4: float32 read
+// as TF32): one swizzled row. Also the width of the epilogue's boxes and of an MN-major box.
+SY_HOST_DEVICE constexpr int wgmma_tile_k(int element_bytes) {
+  return kWgmmaRowBytes / element_bytes;
+}
 
 // Shared-memory stages of the load ring for a tile width (about 192 KB either way).
 SY_HOST_DEVICE constexpr int wgmma_stages(int tile_n) {
   return tile_n == 256 ? 4 : 6;
 }
 SY_HOST_DEVICE constexpr int wgmma_stage_bytes(int tile_n) {
-  return (kWgmmaTileM + tile_n) * kWgmmaTileK * 2;
+  return (kWgmmaTileM + tile_n) * kWgmmaRowBytes;
 }
 // Dynamic shared memory of a block: the stages, the epilogue's staging, 1024 bytes to align them
 // (the swizzle's period), and the barriers: 225.25 KB of the 227 KB a Hopper block may have.
@@ -44,9 +52,9 @@ struct alignas(128) TmaDescriptor {
 };
 
 struct alignas(128) GemmWgmmaArgs {
-  TmaDescriptor a;  // A [batch, rows, K]: box K 64 x rows 128
-  TmaDescriptor b;  // B [batch, N, K] (trans_b): box K 64 x N tile_n; B [batch, K, N]: box N 64 x K 64
-  TmaDescriptor c;  // C [batch, rows, N] (trans_a: [batch, K, N]): box N 64 x rows 64
+  TmaDescriptor a;  // A [batch, rows, K]: box K tile_k x rows 128
+  TmaDescriptor b;  // B [batch, N, K] (trans_b): box K tile_k x N tile_n; B [batch, K, N]: box N 64 x K 64
+  TmaDescriptor c;  // C [batch, rows, N] (trans_a: [batch, K, N]): box N tile_k x rows 64
   GemmArgs gemm;    // pointers for the epilogue (bias, aux, C), row counts and strides
   int tiles_m;      // row tiles per batch (of gemm.rows)
   int tiles_n;

@@ -55,11 +55,35 @@ __device__ __forceinline__ void gemm_store(const kernels::GemmArgs& args, int ba
   static_cast<T*>(args.c)[at] = from_float<T>(gemm_activate<kAct>(v, aux));
 }
 
-// C[m, n] and C[m, n + 1] (n even) of a 16-bit C as the 4 bytes that hold them.
+// The word that holds two adjacent elements of C: 4 bytes of 16-bit values, 8 of float32.
+template <int kElementBytes>
+struct GemmPairWord;
+template <>
+struct GemmPairWord<2> {
+  using type = unsigned;
+};
+template <>
+struct GemmPairWord<4> {
+  using type = unsigned long long;
+};
+
+// An element's bits, for packing pairs.
+__device__ __forceinline__ unsigned element_bits(half_t v) {
+  return v.bits;
+}
+__device__ __forceinline__ unsigned element_bits(bf16_t v) {
+  return v.bits;
+}
+__device__ __forceinline__ unsigned element_bits(float v) {
+  return __float_as_uint(v);
+}
+
+// C[m, n] and C[m, n + 1] (n even) as the word that holds them.
 template <typename T, int kN, bool kBias, int kAct>
-__device__ __forceinline__ unsigned gemm_pair_bits(const kernels::GemmArgs& args, int batch, int m, int n, float v0,
-                                                   float v1) {
-  static_assert(sizeof(T) == 2, "gemm_pair_bits: 16-bit C");
+__device__ __forceinline__ typename GemmPairWord<sizeof(T)>::type gemm_pair_bits(const kernels::GemmArgs& args,
+                                                                                 int batch, int m, int n, float v0,
+                                                                                 float v1) {
+  using Word = typename GemmPairWord<sizeof(T)>::type;
   const long at = args.c_batch_stride * batch + static_cast<long>(m) * kN + n;
   if (kBias) {
     const T* bias = static_cast<const T*>(args.bias) + static_cast<long>(kN) * batch + n;
@@ -72,17 +96,17 @@ __device__ __forceinline__ unsigned gemm_pair_bits(const kernels::GemmArgs& args
     aux0 = to_float(aux[0]);
     aux1 = to_float(aux[1]);
   }
-  const unsigned low = from_float<T>(gemm_activate<kAct>(v0, aux0)).bits;
-  const unsigned high = from_float<T>(gemm_activate<kAct>(v1, aux1)).bits;
-  return low | (high << 16);  // little-endian: n first
+  const Word low = element_bits(from_float<T>(gemm_activate<kAct>(v0, aux0)));
+  const Word high = element_bits(from_float<T>(gemm_activate<kAct>(v1, aux1)));
+  return low | (high << (8 * sizeof(T)));  // little-endian: n first
 }
 
-// Stores C[m, n] and C[m, n + 1] (n even) of a 16-bit C in one 4-byte store.
+// Stores C[m, n] and C[m, n + 1] (n even) in one store of the word that holds them.
 template <typename T, int kN, bool kBias, int kAct>
 __device__ __forceinline__ void gemm_store_pair(const kernels::GemmArgs& args, int batch, int m, int n, float v0,
                                                 float v1) {
   const long at = args.c_batch_stride * batch + static_cast<long>(m) * kN + n;
-  *reinterpret_cast<unsigned*>(static_cast<T*>(args.c) + at) =
+  *reinterpret_cast<typename GemmPairWord<sizeof(T)>::type*>(static_cast<T*>(args.c) + at) =
       gemm_pair_bits<T, kN, kBias, kAct>(args, batch, m, n, v0, v1);
 }
 

@@ -1,9 +1,12 @@
-// Batched GEMM on Hopper tensor cores (sm_90a) for float16 and bfloat16, fp32 accumulation:
+// Batched GEMM on Hopper tensor cores (sm_90a) for float16 and bfloat16, and float32 read as
+// TF32 (a layer's allow_tf32), fp32 accumulation:
 // C[b] = epilogue(A[b] * op(B[b]) + bias[b]) with A [rows, K] and B [N, K] (trans_b) or [K, N];
 // or the weight gradient (trans_a) C[b] [K, N] = A[b]^T B[b], A [rows, K], B [rows, N], reducing
 // over the run-time rows, or each batch's count of them when grouped (both operands M/N-major in
-// shared memory, wgmma's transpose flags).
-// TMA loads 128 x 64 tiles of A and tile_n x 64 of B into a ring of shared-memory stages that
+// shared memory, wgmma's transpose flags). TF32 takes only K-major operands (wgmma has no
+// transpose for it): A [rows, K] with B [N, K]; it reads the top 19 bits of each float.
+// TMA loads 128 x tile_k tiles of A and tile_n x tile_k of B (tile_k: 128 bytes of K, 64 16-bit
+// values or 32 float32) into a ring of shared-memory stages that
 // complete on mbarriers; one producer thread keeps the ring full while two consumer warpgroups
 // (setmaxnreg gives them the registers) multiply with wgmma straight from shared memory, one
 // k-block in flight while the next is issued, and release each stage. The grid is persistent over
@@ -70,23 +73,24 @@ __device__ __forceinline__ GemmTile wgmma_tile(const kernels::GemmWgmmaArgs& p, 
   return tile;
 }
 
-// The 64-deep k-blocks of a tile: K's, or for the weight gradient the rows its batch sums (its
+// The kBK-deep k-blocks of a tile: K's, or for the weight gradient the rows its batch sums (its
 // count when grouped).
-template <bool kTransA, int kK>
+template <bool kTransA, int kK, int kBK>
 __device__ __forceinline__ int wgmma_k_blocks(const kernels::GemmWgmmaArgs& p, int batch) {
   const int depth = kTransA ? kernels::rows_used(p.gemm.row_counts, batch, p.gemm.rows) : kK;
-  return (depth + kernels::kWgmmaTileK - 1) / kernels::kWgmmaTileK;
+  return (depth + kBK - 1) / kBK;
 }
 
 // Zeroes rows [valid, 64) of the weight gradient's 64-row boxes in a stage: rows of the reduction
 // past a batch's count, which TMA loads (they lie inside the tensor) but which must not count (a
 // pool's memory may hold NaN there). A warpgroup clears its own A box and every other B box; the
 // caller fences them for wgmma and waits for the other warpgroup's share. A 128-byte swizzled row
-// stays within its 128 bytes.
+// stays within its 128 bytes. (Weight gradients are 16-bit: 64 rows of 64 values a box.)
 template <int kTileN>
 __device__ __forceinline__ void wgmma_clear_rows(unsigned char* slot, int half, int valid) {
-  constexpr int kBoxBytes = kernels::kWgmmaTileK * 64 * 2, kABytes = kernels::kWgmmaTileM * kernels::kWgmmaTileK * 2;
-  const int words = (kernels::kWgmmaTileK - valid) * 128 / 8;
+  constexpr int kRows = kernels::wgmma_tile_k(2), kBoxBytes = kRows * kernels::kWgmmaRowBytes;
+  constexpr int kABytes = kernels::kWgmmaTileM * kernels::kWgmmaRowBytes;
+  const int words = (kRows - valid) * kernels::kWgmmaRowBytes / 8;
 #pragma unroll
   for (int box = 0; box <= kTileN / 128; ++box) {
     unsigned char* rows =
@@ -129,8 +133,9 @@ __device__ __forceinline__ void wgmma_store_rows(const kernels::GemmArgs& gemm, 
   }
 }
 
-// The epilogue of a warpgroup's 64 rows through shared memory: each 64-column box is written
-// into one of the warpgroup's two staging boxes (128-byte swizzled, as TMA reads it) and stored
+// The epilogue of a warpgroup's 64 rows through shared memory: each box of 128 bytes of columns
+// (64 16-bit, 32 float32) is written into one of the warpgroup's two staging boxes (128-byte
+// swizzled, as TMA reads it) and stored
 // by TMA, which clips the rows past the tensor, while the warpgroup writes the next box and then
 // goes on to its next tile. A staging box is rewritten only once the store that read it two
 // boxes ago has read it.
@@ -138,29 +143,33 @@ template <typename T, int kN, bool kBias, int kAct, int kTileN>
 __device__ __forceinline__ void wgmma_store_boxes(const kernels::GemmWgmmaArgs& p, const GemmTile& tile, int half,
                                                   const float (&acc)[kTileN / 2], unsigned char* staging, bool leader,
                                                   int& boxes_stored) {
+  using Word = typename GemmPairWord<sizeof(T)>::type;
+  constexpr int kBoxCols = kernels::wgmma_tile_k(sizeof(T)), kRow = kernels::kWgmmaRowBytes;
   const int warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
   const int box_row = warp * 16 + lane / 4, row = tile.m0 + half * 64 + box_row;
 #pragma unroll
-  for (int j = 0; j < kTileN / 64; ++j, ++boxes_stored) {
+  for (int j = 0; j < kTileN / kBoxCols; ++j, ++boxes_stored) {
     unsigned char* box = staging + (boxes_stored & 1) * kernels::kWgmmaStoreBoxBytes;
     if (leader) bulk_wait_group_read<1>();
     named_barrier_sync(1 + half, 128);
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const int box_col = i * 8 + (lane % 4) * 2, col = tile.n0 + j * 64 + box_col, a = 4 * (8 * j + i);
+    for (int i = 0; i < kBoxCols / 8; ++i) {
+      const int box_col = i * 8 + (lane % 4) * 2, col = tile.n0 + j * kBoxCols + box_col;
+      const int a = 4 * (kBoxCols / 8 * j + i);
       // Rows past the tensor are clipped by the store; their values are never computed (their aux is not there).
-      const unsigned top =
+      const Word top =
           row < tile.rows ? gemm_pair_bits<T, kN, kBias, kAct>(p.gemm, tile.batch, row, col, acc[a], acc[a + 1]) : 0u;
-      const unsigned bottom = row + 8 < tile.rows ? gemm_pair_bits<T, kN, kBias, kAct>(p.gemm, tile.batch, row + 8, col,
-                                                                                       acc[a + 2], acc[a + 3])
-                                                  : 0u;
-      *reinterpret_cast<unsigned*>(box + swizzle_128b(box_row * 128 + box_col * 2)) = top;
-      *reinterpret_cast<unsigned*>(box + swizzle_128b((box_row + 8) * 128 + box_col * 2)) = bottom;
+      const Word bottom = row + 8 < tile.rows ? gemm_pair_bits<T, kN, kBias, kAct>(p.gemm, tile.batch, row + 8, col,
+                                                                                   acc[a + 2], acc[a + 3])
+                                              : 0u;
+      const int byte = box_col * static_cast<int>(sizeof(T));
+      *reinterpret_cast<Word*>(box + swizzle_128b(box_row * kRow + byte)) = top;
+      *reinterpret_cast<Word*>(box + swizzle_128b((box_row + 8) * kRow + byte)) = bottom;
     }
     fence_proxy_async_shared();
     named_barrier_sync(1 + half, 128);
     if (leader) {
-      tma_store_3d(&p.c, box, tile.n0 + j * 64, tile.m0 + half * 64, tile.batch);
+      tma_store_3d(&p.c, box, tile.n0 + j * kBoxCols, tile.m0 + half * 64, tile.batch);
       bulk_commit_group();
     }
   }
@@ -169,15 +178,17 @@ __device__ __forceinline__ void wgmma_store_boxes(const kernels::GemmWgmmaArgs& 
 template <typename T, int kN, int kK, bool kBias, int kAct, bool kTransB, int kTileN, bool kTransA>
 __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
     gemm_wgmma(const __grid_constant__ kernels::GemmWgmmaArgs p) {
-  static_assert(sizeof(T) == 2, "gemm_wgmma: float16 or bfloat16 only");
+  static_assert(sizeof(T) == 2 || (sizeof(T) == 4 && kTransB && !kTransA),
+                "gemm_wgmma: float16 or bfloat16, or float32 as TF32 with both operands K-major (trans_b)");
   static_assert(kTileN == 128 || kTileN == 256, "gemm_wgmma: tiles of 128 or 256 columns");
   static_assert(kN % kTileN == 0 && kK % 8 == 0, "gemm_wgmma: N % tile_n == 0 and K % 8 == 0");
   static_assert(!kTransA || (!kTransB && !kBias && kAct == kernels::kActNone),
                 "gemm_wgmma: the weight gradient has no B transpose and no epilogue");
-  constexpr int kBM = kernels::kWgmmaTileM, kBK = kernels::kWgmmaTileK;
+  constexpr int kBM = kernels::kWgmmaTileM, kBK = kernels::wgmma_tile_k(sizeof(T)), kRow = kernels::kWgmmaRowBytes;
   constexpr int kStages = kernels::wgmma_stages(kTileN);
-  constexpr int kABytes = kBM * kBK * 2, kStageBytes = kernels::wgmma_stage_bytes(kTileN);
-  constexpr int kChunkBytes = kBK * 64 * 2;  // an M/N-major box: 64 rows of the reduction, 64 columns
+  constexpr int kABytes = kBM * kRow, kStageBytes = kernels::wgmma_stage_bytes(kTileN);
+  constexpr int kChunkBytes = kBK * kRow;  // an M/N-major box (16-bit): 64 rows of the reduction, 64 columns
+  constexpr int kStepBytes = 32;           // one wgmma's depth along a K-major row: k16 of 16 bits, k8 of TF32
   // trans_a: the output has K rows and the reduction runs over the rows of A and B.
   const int out_rows = kTransA ? kK : p.gemm.rows;
 
@@ -206,7 +217,7 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
     for (int t = blockIdx.x; t < work; t += gridDim.x) {
       const GemmTile tile = wgmma_tile<kTransA>(p, t, kTileN, out_rows);
       if (tile.m0 >= tile.rows) continue;
-      const int k_blocks = wgmma_k_blocks<kTransA, kK>(p, tile.batch);
+      const int k_blocks = wgmma_k_blocks<kTransA, kK, kBK>(p, tile.batch);
       for (int kb = 0; kb < k_blocks; ++kb) {
         mbarrier_wait(&empty[ring.stage], ring.phase ^ 1);
         unsigned char* slot = shared + ring.stage * kStageBytes;
@@ -243,7 +254,7 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
   for (int t = blockIdx.x; t < work; t += gridDim.x) {
     const GemmTile tile = wgmma_tile<kTransA>(p, t, kTileN, out_rows);
     if (tile.m0 >= tile.rows) continue;
-    const int k_blocks = wgmma_k_blocks<kTransA, kK>(p, tile.batch);
+    const int k_blocks = wgmma_k_blocks<kTransA, kK, kBK>(p, tile.batch);
     if (k_blocks == 0) {  // a weight gradient over no rows: zeros
 #pragma unroll
       for (int i = 0; i < kTileN / 2; ++i) acc[i] = 0.0f;
@@ -262,19 +273,19 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
         fence_proxy_async_shared();
         named_barrier_sync(3, 256);  // both consumer warpgroups: each read the other's B boxes
       }
-      const unsigned a_base = shared_address(shared + ring.stage * kStageBytes) + half * 64 * 128;
+      const unsigned a_base = shared_address(shared + ring.stage * kStageBytes) + half * 64 * kRow;
       const unsigned b_base = shared_address(shared + ring.stage * kStageBytes + kABytes);
       wgmma_fence_registers(acc);
       wgmma_fence();
 #pragma unroll
-      for (int kk = 0; kk < kBK / 16; ++kk) {
+      for (int kk = 0; kk < kRow / kStepBytes; ++kk) {
         // A K-major advances 32 bytes along its 128-byte rows; M-major A (trans_a: this
         // warpgroup's 64-column box) 16 rows.
-        const unsigned long long da = kTransA ? wgmma_descriptor(a_base + kk * 16 * 128, kChunkBytes, 1024)
-                                              : wgmma_descriptor(a_base + kk * 32, 16, 1024);
-        // K-major B advances 16 values (32 bytes) along its 128-byte rows; N-major B 16 rows.
-        const unsigned long long db = kTransB ? wgmma_descriptor(b_base + kk * 32, 16, 1024)
-                                              : wgmma_descriptor(b_base + kk * 16 * 128, kChunkBytes, 1024);
+        const unsigned long long da = kTransA ? wgmma_descriptor(a_base + kk * 16 * kRow, kChunkBytes, 1024)
+                                              : wgmma_descriptor(a_base + kk * kStepBytes, 16, 1024);
+        // K-major B advances 32 bytes along its 128-byte rows; N-major B 16 rows.
+        const unsigned long long db = kTransB ? wgmma_descriptor(b_base + kk * kStepBytes, 16, 1024)
+                                              : wgmma_descriptor(b_base + kk * 16 * kRow, kChunkBytes, 1024);
         Wgmma<T, kTileN, !kTransA, kTransB>::mma(acc, da, db, (kb | kk) != 0);
       }
       wgmma_commit();
