@@ -31,17 +31,6 @@ struct PlanContext {
   kernels::GemmShape expert_gemm(int64_t n, int64_t k) const {
     return {.dtype = o.dtype, .n = n, .k = k, .allow_tf32 = layer.allow_tf32, .grouped = o.dropless_grouped};
   }
-
-  // Whether ffn's fc1 [E, H, M] is read as stored (B [N, K], trans_b) by its forward, and its
-  // transposed copy [E, M, H] (CUDA) likewise by the input's data gradient, rather than the other
-  // way round (B [K, N]): on the CPU for the forward, and on CUDA where only B [N, K] reaches the
-  // Hopper kernel (float32 as TF32, which reads both operands K-major).
-  bool k_major_only(kernels::GemmShape shape) const {
-    shape.trans_b = true;
-    const bool k_major = kernels::uses_wgmma(shape, target);
-    shape.trans_b = false;
-    return k_major && !kernels::uses_wgmma(shape, target);
-  }
 };
 
 // The gate's forward (gating_ops, moe_cosine_gate.cpp): its GEMMs read parameters as nn.Linear
@@ -77,13 +66,14 @@ void plan_experts(const PlanContext& p, LayerPlan& plan) {
   if (c.expert_type == "ffn") {
     const auto act = kernels::parse_activation(c.activation);
     kernels::GemmShape fc1 = p.expert_gemm(h, m);
-    fc1.trans_b = t.is_cpu() || p.k_major_only(fc1);
+    fc1.trans_b = t.is_cpu() || reads_b_k_major_only(fc1, t);
     fc1.bias = c.has_fc1_bias;
     fc1.activation = p.o.training ? kernels::kActNone : act;
     plan.expert_in = plan.add_gemm(fc1, t);
     if (p.o.training && act != kernels::kActNone)
       plan.activate = plan.add(kernels::elementwise_spec(p.o.dtype, kernels::kEwActivate, act, t));
     kernels::GemmShape fc2 = p.expert_gemm(m, h);
+    fc2.trans_b = reads_b_k_major_only(fc2, t);  // fc2's transposed copy [E, M, H]
     fc2.bias = c.has_fc2_bias;
     plan.expert_out = plan.add_gemm(fc2, t);
   } else if (c.expert_type == "swiglu") {
@@ -135,7 +125,7 @@ void plan_experts_backward(const PlanContext& p, LayerPlan& plan) {
   // d(hidden) W1^T: ffn's fc1 is [H, M] (or its copy [M, H] read transposed where only that form
   // reaches the Hopper kernel), swiglu's W1 [M, H]
   kernels::GemmShape in_data = p.expert_gemm(m, h);
-  in_data.trans_b = !ffn || p.k_major_only(in_data);
+  in_data.trans_b = !ffn || reads_b_k_major_only(in_data, t);
   if (ffn) {
     if (c.has_fc1_bias || c.has_fc2_bias)
       plan.expert_sum_rows = plan.add(elementwise_spec(d, kernels::kEwSumRows, kernels::kActNone, t));
@@ -194,6 +184,13 @@ void plan_upkeep(const PlanContext& p, LayerPlan& plan) {
 }
 
 }  // namespace
+
+bool reads_b_k_major_only(kernels::GemmShape shape, const Target& target) {
+  shape.trans_b = true;
+  const bool k_major = kernels::uses_wgmma(shape, target);
+  shape.trans_b = false;
+  return k_major && !kernels::uses_wgmma(shape, target);
+}
 
 const PlannedKernel* LayerPlan::add(KernelSpec spec) {
   kernels_.push_back(PlannedKernel{std::move(spec), nullptr});

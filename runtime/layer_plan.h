@@ -49,7 +49,7 @@ class LayerPlan {
   // epilogue fused, or apart in training), W3.
   PlannedGemm expert_in;                    // fc1 (read as stored where trans_b) or W1
   PlannedGemm expert_gated;                 // swiglu's W2
-  PlannedGemm expert_out;                   // fc2 or W3
+  PlannedGemm expert_out;                   // fc2 (its copy [E, M, H] where trans_b) or W3
   const PlannedKernel* activate = nullptr;  // training ffn: act(pre); swiglu: silu(x W1) * (x W2)
 
   // Backward (training plans): the dispatch transposes, the experts' data and weight gradients,
@@ -103,6 +103,12 @@ struct ForwardExpertWeight {
 /// ffn: fc1 (read transposed on the CPU), fc2; swiglu: W1, W2, W3.
 std::vector<ForwardExpertWeight> forward_expert_weights(const std::string& expert_type, int64_t model_dim,
                                                         int64_t hidden, DType dtype, const Target& target);
+
+/// Whether an expert GEMM of `shape` reaches the Hopper kernel only with B as [N, K] (trans_b):
+/// float32 as TF32 on sm_90a, which reads both operands K-major. A layer then reads such a weight
+/// as stored, or through a transposed copy, where it would otherwise read B as [K, N] (ffn: fc1
+/// as stored in its forward, fc2's copy in its forward, fc1's copy in the input's gradient).
+bool reads_b_k_major_only(kernels::GemmShape shape, const Target& target);
 
 /// The plan of a layer described by `layer` (its shapes, experts, gates; option ranges ignored)
 /// for `options` on `target`. Pure: builds specs, loads nothing.

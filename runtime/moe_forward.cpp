@@ -204,11 +204,11 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
       batched_gemm(context_, dispatched, w1, hid, fc);
     }
     fc.activation = kernels::kActNone;
-    fc.trans_b = false;
+    fc.trans_b = plan.expert_out.shape.trans_b;  // fc2 [E, H, M], or its transposed copy read transposed
     fc.bias = config_.has_fc2_bias ? &b2 : nullptr;
     fc.planned = &plan.expert_out;
     fc.b_panels = panels_of("experts.batched_fc2_w");
-    batched_gemm(context_, hid, weights.at("experts.batched_fc2_w"), out, fc);
+    batched_gemm(context_, hid, weights.at(fc.trans_b ? "fc2_t" : "experts.batched_fc2_w"), out, fc);
     return;
   }
   // SwiGLU (Tutel's llama_ffn): silu(x W1) * (x W2), then W3.

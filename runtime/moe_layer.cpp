@@ -387,7 +387,8 @@ void MoeLayer::refresh_packed() {
 
 void MoeLayer::refresh_packed(std::optional<size_t> only_gate) {
   // The tensor-core GEMMs read B as [K, N]: a CUDA layer keeps transposed copies of the weights
-  // stored as nn.Linear [out, in] (the gate and fc1). The CPU GEMM reads them as they are
+  // stored as nn.Linear [out, in] (the gate and fc1), and of fc2 where its forward reaches the
+  // Hopper kernel only as B [N, K] (TF32: reads_b_k_major_only). The CPU GEMM reads them as they are
   // (trans_b), packing B^T panels itself, or with pack_expert_weights the experts' panels packed here.
   if (!device_.is_cuda()) return pack_expert_panels();
   auto refresh = [&](const std::string& from, const std::string& to) {
@@ -406,7 +407,11 @@ void MoeLayer::refresh_packed(std::optional<size_t> only_gate) {
   for (size_t i = 0; i < config_.gates.size(); ++i)
     if (config_.gates[i].type == GateType::kTop && (!only_gate || *only_gate == i))
       refresh(gate_param(i, "wg.weight"), "wg_t." + std::to_string(i));
-  if (config_.expert_type == ExpertType::kFfn && !config_.custom_experts) refresh("experts.batched_fc1_w", "fc1_t");
+  if (config_.expert_type != ExpertType::kFfn || config_.custom_experts) return;
+  refresh("experts.batched_fc1_w", "fc1_t");
+  const kernels::GemmShape fc2{
+      .dtype = config_.dtype, .n = config_.model_dim, .k = config_.hidden_size, .allow_tf32 = config_.allow_tf32};
+  if (reads_b_k_major_only(fc2, device_.target())) refresh("experts.batched_fc2_w", "fc2_t");
 }
 
 }  // namespace switchyard

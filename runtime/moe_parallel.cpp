@@ -96,15 +96,15 @@ MoeLayer::ExpertTensors MoeLayer::expert_weights(int adaptive_r, std::vector<std
   ExpertTensors local;
   for (const auto& [name, p] : params_)
     if (name.rfind("experts.", 0) == 0) local[name] = p.buffer->view(p.dtype, p.shape);
-  for (const auto& [name, p] : packed_)  // fc1_t (CUDA), the experts' panels (CPU)
-    if (name == "fc1_t" || name.find(kPanelsSuffix) != std::string::npos)
+  for (const auto& [name, p] : packed_)  // fc1_t and fc2_t (CUDA), the experts' panels (CPU)
+    if (name == "fc1_t" || name == "fc2_t" || name.find(kPanelsSuffix) != std::string::npos)
       local[name] = p.buffer->view(p.dtype, p.shape);
   if (adaptive_r != 0 || group_ == nullptr || group_->size() == 1) return local;
   // r = 0: every expert on every rank; shards are contiguous along the expert axis.
   const size_t w = static_cast<size_t>(group_->size());
   ExpertTensors full;
   for (const auto& [name, t] : local) {
-    if (packed_.count(name)) continue;  // fc1_t is made from the gathered fc1 below; panels are only local
+    if (packed_.count(name)) continue;  // copies are made from the gathered weights below; panels are only local
     std::vector<int64_t> shape = t.shape();
     shape[0] *= static_cast<int64_t>(w);
     storage.push_back(std::make_unique<Buffer>(device_, t.nbytes() * w));
@@ -112,16 +112,19 @@ MoeLayer::ExpertTensors MoeLayer::expert_weights(int adaptive_r, std::vector<std
                          comm::Element::kByte);
     full[name] = storage.back()->view(t.dtype(), shape);
   }
-  add_transposed_fc1(full, storage);
+  add_transposed_copies(full, storage);
   return full;
 }
 
-void MoeLayer::add_transposed_fc1(ExpertTensors& weights, std::vector<std::unique_ptr<Buffer>>& storage) {
-  if (packed_.count("fc1_t") == 0) return;  // the CPU reads fc1 as stored
-  const Tensor& fc1 = weights.at("experts.batched_fc1_w");
-  storage.push_back(std::make_unique<Buffer>(device_, fc1.nbytes()));
-  weights["fc1_t"] = storage.back()->view(fc1.dtype(), {fc1.dim(0), fc1.dim(2), fc1.dim(1)});
-  transpose(context_, fc1, weights.at("fc1_t"));
+void MoeLayer::add_transposed_copies(ExpertTensors& weights, std::vector<std::unique_ptr<Buffer>>& storage) {
+  for (const auto& [name, copy] :
+       {std::pair{"experts.batched_fc1_w", "fc1_t"}, std::pair{"experts.batched_fc2_w", "fc2_t"}}) {
+    if (packed_.count(copy) == 0) continue;  // the CPU reads fc1 as stored; fc2's copy only for TF32 on Hopper
+    const Tensor& w = weights.at(name);
+    storage.push_back(std::make_unique<Buffer>(device_, w.nbytes()));
+    weights[copy] = storage.back()->view(w.dtype(), {w.dim(0), w.dim(2), w.dim(1)});
+    transpose(context_, w, weights.at(copy));
+  }
 }
 
 MoeLayer::ExpertTensors MoeLayer::expert_gradients(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage) {
@@ -438,7 +441,7 @@ MoeLayer::ExpertTensors MoeLayer::sharded_weights(int adaptive_r, std::vector<st
   if (config_.has_fc1_bias)
     w["experts.batched_fc1_bias"] =
         Tensor(gather(hidden_group, "experts.batched_fc1_bias"), dt, {e_out, h_out}, device_.ref());
-  add_transposed_fc1(w, storage);
+  add_transposed_copies(w, storage);
   if (config_.has_fc2_bias) {  // whole biases from the padded slices; each of r copies adds b / r
     const char* slices = gather(adaptive_r == 0 ? *group_ : block_group(s), "experts.batched_fc2_bias");
     storage.push_back(std::make_unique<Buffer>(device_, static_cast<size_t>(e_out * m) * el));

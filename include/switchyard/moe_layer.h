@@ -247,7 +247,7 @@ class SWITCHYARD_API MoeLayer {
   struct Saved;  // what forward keeps for backward (runtime/moe_saved.h)
   void refresh_packed();
   // The transposed copies of one gate's weight (an SGD step changed only the gate it used) and
-  // fc1's; every gate's with nullopt.
+  // the experts' (fc1's; fc2's for TF32 on Hopper); every gate's with nullopt.
   void refresh_packed(std::optional<size_t> only_gate);
   void pack_expert_panels();  // the CPU's part of refresh_packed (pack_expert_weights)
   // A custom gate's logits, checked, copied into `logits` [1, S, E] (moe_forward.cpp).
@@ -264,13 +264,13 @@ class SWITCHYARD_API MoeLayer {
                      std::unique_ptr<Buffer>* cosine_kept);
   void check_options(const Tensor& x, const ForwardOptions& options) const;
   void check_gate_index(int64_t gate_index) const;
-  // Expert tensors by name ("experts.*" and the packed "fc1_t"): this rank's, or every rank's
+  // Expert tensors by name ("experts.*" and the packed "fc1_t", "fc2_t"): this rank's, or every rank's
   // gathered (adaptive_r = 0); `storage` owns gathered copies.
   using ExpertTensors = std::map<std::string, Tensor>;
   ExpertTensors expert_weights(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage);
   ExpertTensors expert_gradients(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage);
-  // Where the layer keeps fc1's transposed copy (CUDA), the copy of gathered fc1 weights.
-  void add_transposed_fc1(ExpertTensors& weights, std::vector<std::unique_ptr<Buffer>>& storage);
+  // Where the layer keeps transposed copies of fc1 and fc2 (CUDA), the copies of the gathered weights.
+  void add_transposed_copies(ExpertTensors& weights, std::vector<std::unique_ptr<Buffer>>& storage);
   void scatter_expert_gradients(const ExpertTensors& full, int adaptive_r);
   void scatter_sharded_gradient(const std::string& name, const Tensor& full, const Tensor& mine, int adaptive_r);
   // Hidden units the expert tensors in `weights` cover (H, or a slice of it when sharded).

@@ -27,12 +27,14 @@ void write_parameters(Device& device, MoeLayer& to, const MoeLayer& from);
 void expect_layer_matches_reference(Context& context, Device& device, DType dt);
 /// Forward + backward + one SGD step, FFN (gelu) and SwiGLU experts, capacity 1.0 and dropless
 /// grouped, against reference::layer_backward: the input's and every parameter's gradient.
-void expect_training_step_matches_reference(Context& context, Device& device, DType dt);
+/// `allow_tf32`: a float32 layer whose expert GEMMs may run in TF32 (checked with its tolerance).
+void expect_training_step_matches_reference(Context& context, Device& device, DType dt, bool allow_tf32 = false);
 
 /// Parameters written in place through parameter() views (an optimizer outside the layer), then
 /// parameters_updated(): the next forward equals that of a layer loaded with the same weights (a
-/// CUDA layer's transposed weight copies must follow), top and FFN experts, in `dt`.
-void expect_parameter_writes_reach_forward(Context& context, Device& device, DType dt);
+/// CUDA layer's transposed weight copies must follow), top and FFN experts, in `dt`; with
+/// `allow_tf32`, at dims whose fc1 and fc2 reach the Hopper kernel's TF32 (fc2's copy too).
+void expect_parameter_writes_reach_forward(Context& context, Device& device, DType dt, bool allow_tf32 = false);
 
 /// Two top gates: a training step (forward, backward, SGD) with gate 1 changes gate 1 and the
 /// experts; then each gate's forward equals that of a layer given the same parameters through

@@ -220,11 +220,10 @@ TEST(LayerPlan, PlansHoldTheirGemmsShapesAndNothingForCustomParts) {
 }
 
 // A float32 layer that allows TF32, on a Hopper target: TF32 on wgmma reads B K-major only, so
-// fc1's forward reads fc1 [E, H, M] as stored and the input's data gradient its transposed copy
-// (trans_b), and both run on wgmma, as does fc2's data gradient (W2 read transposed); fc2's
-// forward (W2 [H, M] as B [K, N]) stays on mma.sync's TF32; weight gradients stay float32. Where
-// wgmma takes both layouts (bfloat16), or TF32 is not allowed, or the target has no wgmma, fc1
-// keeps the copy ([E, M, H], B [K, N]).
+// fc1's forward reads fc1 [E, H, M] as stored, fc2's forward fc2's transposed copy [E, M, H] and
+// the input's data gradient fc1's copy (all trans_b), and they run on wgmma, as does fc2's data
+// gradient (W2 read transposed); weight gradients stay float32. Where wgmma takes both layouts
+// (bfloat16), or TF32 is not allowed, or the target has no wgmma, B is read as [K, N].
 TEST(LayerPlan, Tf32OnHopperReadsFc1KMajor) {
   ModelConfig model;
   model.model_dim = 256;
@@ -245,9 +244,18 @@ TEST(LayerPlan, Tf32OnHopperReadsFc1KMajor) {
   EXPECT_TRUE(tf32.expert_in_data.shape.trans_b);
   EXPECT_EQ(family(tf32.expert_in_data), "gemm_wgmma");
   EXPECT_EQ(family(tf32.expert_out_data), "gemm_wgmma");
-  EXPECT_FALSE(tf32.expert_out.shape.trans_b);
-  EXPECT_EQ(family(tf32.expert_out), "gemm_tf32");
+  EXPECT_TRUE(tf32.expert_out.shape.trans_b);
+  EXPECT_EQ(family(tf32.expert_out), "gemm_wgmma");
   EXPECT_EQ(family(tf32.expert_weight_grad), "gemm_simt");
+  // A hidden size the Hopper kernel cannot take (fc2's K not whole 32-deep k-blocks, fc1's N not
+  // whole 128-column tiles) keeps B [K, N]: fc2 on mma.sync's TF32 (k % 16), fc1 on CUDA cores.
+  model.hidden_size = 528;
+  LayerPlan ragged;
+  plan_layer(model, o, hopper, ragged);
+  EXPECT_FALSE(ragged.expert_out.shape.trans_b);
+  EXPECT_EQ(family(ragged.expert_out), "gemm_tf32");
+  EXPECT_FALSE(ragged.expert_in.shape.trans_b);
+  model.hidden_size = 512;
 
   struct Other {
     DType dtype;
@@ -263,7 +271,9 @@ TEST(LayerPlan, Tf32OnHopperReadsFc1KMajor) {
     LayerPlan plan;
     plan_layer(model, o, other.target, plan);
     EXPECT_FALSE(plan.expert_in.shape.trans_b);
+    EXPECT_FALSE(plan.expert_out.shape.trans_b);
     EXPECT_FALSE(plan.expert_in_data.shape.trans_b);
+    EXPECT_FALSE(reads_b_k_major_only(plan.expert_out.shape, other.target));
   }
 }
 
