@@ -170,6 +170,19 @@ TEST(GemmWgmmaEmulation, MisusedBarriersAndLoadsAreErrors) {
     };
   };
   emulation::launch(config, load(0, true));
+  // A TMA store must be waited for before its block ends (it reads the block's shared memory).
+  auto store = [&](bool wait) {
+    return [&, wait] {
+      unsigned char* shared = reinterpret_cast<unsigned char*>(
+          (reinterpret_cast<uintptr_t>(cuda::dynamic_shared_memory()) + 1023) & ~uintptr_t{1023});
+      if (threadIdx.x != 0) return;
+      cuda::tma_store_3d(&map, shared, 0, 0, 0);
+      cuda::bulk_commit_group();
+      if (wait) cuda::bulk_wait_group<0>();
+    };
+  };
+  emulation::launch(config, store(true));
+  EXPECT_THROW(emulation::launch(config, store(false)), Error);
   EXPECT_THROW(emulation::launch(config, load(0, false)), Error);   // bytes nobody announced
   EXPECT_THROW(emulation::launch(config, load(512, true)), Error);  // the swizzle needs 1024-byte alignment
   // The driver's limits: an inner box past the 128-byte swizzle (64 float32 values are 256 bytes),

@@ -51,6 +51,7 @@ struct BlockRun {
   unsigned current = 0;
   const std::function<void()>* kernel = nullptr;
   std::exception_ptr error;
+  std::vector<std::function<void()>> end_checks;  // at_block_end's, for the running block
 };
 
 BlockRun* running = nullptr;
@@ -228,6 +229,11 @@ uint64_t block_serial() {
   return blocks_run;
 }
 
+void at_block_end(std::function<void()> check) {
+  SY_INTERNAL_CHECK(running != nullptr) << "at_block_end outside an emulated launch";
+  running->end_checks.push_back(std::move(check));
+}
+
 unsigned char* dynamic_shared_memory() {
   SY_INTERNAL_CHECK(running != nullptr) << "dynamic shared memory outside an emulated launch";
   SY_CHECK(dynamic_bytes > 0) << "emulated kernel: dynamic shared memory used by a launch of 0 bytes";
@@ -296,6 +302,7 @@ void launch(unsigned grid, unsigned block_threads, const std::function<void()>& 
     block_index = dim3{b, 0, 0};
     ++blocks_run;
     fill_dynamic_shared(blocks_run);
+    run.end_checks.clear();
     start_fibers(run);
     const BlockEnd end = run_block(run);
     SY_CHECK(end != BlockEnd::kStuck) << "emulated block " << b
@@ -304,6 +311,8 @@ void launch(unsigned grid, unsigned block_threads, const std::function<void()>& 
     SY_CHECK(end != BlockEnd::kDeadlock) << "emulated block " << b
                                          << ": deadlock, every thread that can run spins (an mbarrier wait) and "
                                             "nothing changes";
+    if (!run.error)
+      for (const auto& check : run.end_checks) check();
   }
   if (run.error) std::rethrow_exception(run.error);
 }

@@ -49,6 +49,11 @@ void note_progress();
 /// where it changes.
 uint64_t block_serial();
 
+/// Runs `check` once the running block's threads have all returned (before the next block): what
+/// must be true when a block ends (no asynchronous copy still reading its shared memory). It
+/// throws switchyard::Error to fail the launch.
+void at_block_end(std::function<void()> check);
+
 /// The running block's dynamic shared memory (the launch config's shared_bytes).
 unsigned char* dynamic_shared_memory();
 

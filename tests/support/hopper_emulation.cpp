@@ -62,11 +62,27 @@ struct BlockState {
   std::vector<Thread> threads;
 };
 
+// At a block's end every asynchronous operation a thread issued must have been waited for: a
+// TMA store still reading shared memory, or a wgmma still writing registers, after the block
+// exits is undefined on a GPU (its output would be lost or torn).
+void check_groups_waited(const BlockState& state) {
+  for (size_t t = 0; t < state.threads.size(); ++t) {
+    const BlockState::Thread& thread = state.threads[t];
+    SY_CHECK(thread.bulk.open.empty() && thread.bulk.committed.empty())
+        << "emulated block " << block_index.x << ", thread " << t << ": TMA stores issued but never waited for "
+        << "(cp.async.bulk.wait_group) before the block ended";
+    SY_CHECK(thread.wgmma.open.empty() && thread.wgmma.committed.empty())
+        << "emulated block " << block_index.x << ", thread " << t
+        << ": wgmma issued but never waited for (wgmma.wait_group) before the block ended";
+  }
+}
+
 BlockState& block_state() {
   static BlockState state;
   if (state.serial != block_serial()) {
     state = BlockState{};
     state.serial = block_serial();
+    at_block_end([] { check_groups_waited(state); });
   }
   return state;
 }
