@@ -218,10 +218,11 @@ KernelFamily gemm_wgmma_family() {
   f.cuda_dtypes = {DType::kFloat16, DType::kBFloat16, DType::kFloat32};
   f.check = [](const KernelSpec& spec) {
     const int64_t tile_n = spec.int_param("tile_n");
-    const int tile_k = wgmma_tile_k(static_cast<int>(dtype_size(spec.dtype_param("dtype"))));
+    const int64_t k_unit = wgmma_k_unit(static_cast<int>(dtype_size(spec.dtype_param("dtype"))));
     SY_CHECK(tile_n == 128 || tile_n == 256) << "kernel spec " << spec.to_string() << ": tile_n must be 128 or 256";
-    SY_CHECK(spec.int_param("n") % tile_n == 0 && spec.int_param("k") % tile_k == 0)
-        << "kernel spec " << spec.to_string() << ": the wgmma GEMM needs n % tile_n == 0 and k % " << tile_k << " == 0";
+    SY_CHECK(spec.int_param("n") % tile_n == 0 && spec.int_param("k") % k_unit == 0)
+        << "kernel spec " << spec.to_string() << ": the wgmma GEMM needs n % tile_n == 0 and k % " << k_unit
+        << " == 0 (rows of 16 bytes for TMA)";
     SY_CHECK(spec.dtype_param("dtype") != DType::kFloat32 ||
              (spec.bool_param("trans_b") && !spec.bool_param("trans_a")))
         << "kernel spec " << spec.to_string()
@@ -266,9 +267,9 @@ bool uses_wgmma(const GemmShape& shape, const Target& target) {
   if (!target.is_cuda() || target.sm != 90 || !target.arch_specific || shape.n % 128 != 0 || !shape.aligned_16 ||
       gemm_ceiling() != GemmCeiling::kAuto)
     return false;
-  if (shape.dtype == DType::kFloat16 || shape.dtype == DType::kBFloat16) return shape.k % wgmma_tile_k(2) == 0;
+  if (shape.dtype == DType::kFloat16 || shape.dtype == DType::kBFloat16) return shape.k % wgmma_k_unit(2) == 0;
   return shape.dtype == DType::kFloat32 && shape.allow_tf32 && shape.trans_b && !shape.trans_a &&
-         shape.k % wgmma_tile_k(4) == 0;
+         shape.k % wgmma_k_unit(4) == 0;
 }
 
 bool uses_tensor_cores(const GemmShape& shape, const Target& target) {

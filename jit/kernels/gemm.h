@@ -17,7 +17,7 @@ KernelFamily gemm_family();        // CPU
 KernelFamily gemm_simt_family();   // CUDA cores, any dtype and layout
 KernelFamily gemm_mma_family();    // tensor cores, float16/bfloat16, n % 128 == 0, k % 32 == 0
 KernelFamily gemm_tf32_family();   // tensor cores in TF32, float32 when allowed, n % 128 == 0, k % 16 == 0
-KernelFamily gemm_wgmma_family();  // Hopper (sm_90a): TMA + wgmma, float16/bfloat16 (k % 64 == 0) or TF32 (k % 32 == 0)
+KernelFamily gemm_wgmma_family();  // Hopper (sm_90a): TMA + wgmma, float16/bfloat16 or TF32, n % 128, 16-byte rows of K
 KernelFamily gemm_pack_b_family();  // CPU: B's bfloat16 pairs packed ahead for gemm (GemmPackArgs)
 
 struct GemmShape {
@@ -87,9 +87,10 @@ using TmaEncoder = std::function<TmaDescriptor(const void* base, const TmaOperan
 GemmWgmmaArgs gemm_wgmma_args(const KernelSpec& spec, const GemmArgs& gemm, const TmaEncoder& encode);
 
 /// True when `shape` runs on the Hopper kernel (gemm_wgmma): sm_90a, n % 128 == 0, 16-byte aligned
-/// operands, and float16/bfloat16 in every form (grouped weight gradients included) with k % 64 == 0,
+/// operands, and float16/bfloat16 in every form (grouped weight gradients included) with k % 8 == 0,
 /// or float32 with allow_tf32 in the K-major form (trans_b, not trans_a: wgmma's TF32 has no
-/// transpose) with k % 32 == 0; unless SWITCHYARD_GEMM says mma or simt.
+/// transpose) with k % 4 == 0 (rows of K in whole 16 bytes, as TMA strides need; the last k-block's
+/// columns past K read as TMA's zeros); unless SWITCHYARD_GEMM says mma or simt.
 bool uses_wgmma(const GemmShape& shape, const Target& target);
 
 /// True when `shape` runs on the mma.sync tensor-core kernels on `target`: sm_80+, 16-byte aligned

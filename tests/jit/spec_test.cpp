@@ -59,7 +59,8 @@ TEST(GemmLaunch, EveryOutputTileGetsABlockInEveryFamily) {
                         Case{GemmShape{.dtype = DType::kFloat16, .n = 256, .k = 96, .trans_a = true}, "gemm_simt"},
                         Case{GemmShape{.dtype = DType::kFloat32, .n = 64, .k = 96}, "gemm_simt"},
                         Case{GemmShape{.dtype = DType::kFloat32, .n = 8, .k = 96, .trans_a = true}, "gemm_simt"}}) {
-    const KernelSpec spec = kernels::gemm_spec(c.shape, Target::cuda(90, true));
+    // plain sm_90: the families with a block per tile (HopperGridIsPersistent has sm_90a's)
+    const KernelSpec spec = kernels::gemm_spec(c.shape, Target::cuda(90));
     SCOPED_TRACE(spec.to_string());
     ASSERT_EQ(spec.family, c.family);
     const kernels::GemmTileShape tile = kernels::gemm_tile_shape(spec);
@@ -275,18 +276,21 @@ TEST(GemmSelect, HopperTakesWgmmaWhereItCanImplementTheShape) {
         Case{GemmShape{.dtype = DType::kFloat16, .n = 384, .k = 256, .trans_b = true}, hopper, "gemm_wgmma", 128},
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64}, Target::cuda(90), "gemm_mma", 0},  // plain sm_90
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64}, Target::cuda(80), "gemm_mma", 0},
-        Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 96}, hopper, "gemm_mma", 0},  // k % 64 != 0
+        Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 200}, hopper, "gemm_wgmma", 256},  // a partial k-block
+        Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 36}, hopper, "gemm_simt", 0},      // rows of 72 bytes
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64, .aligned_16 = false}, hopper, "gemm_simt", 0},
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64, .trans_a = true}, hopper, "gemm_wgmma", 256},
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64, .trans_a = true, .grouped = true}, hopper,
              "gemm_wgmma", 256},
         Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 64, .allow_tf32 = true}, hopper, "gemm_tf32", 0},
-        // TF32 on wgmma takes both operands K-major: B [N, K], k % 32 == 0
+        // TF32 on wgmma takes both operands K-major: B [N, K], k % 4 == 0
         Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 96, .trans_b = true, .allow_tf32 = true}, hopper,
              "gemm_wgmma", 256},
         Case{GemmShape{.dtype = DType::kFloat32, .n = 384, .k = 32, .trans_b = true, .allow_tf32 = true}, hopper,
              "gemm_wgmma", 128},
-        Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 48, .trans_b = true, .allow_tf32 = true}, hopper,
+        Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 100, .trans_b = true, .allow_tf32 = true}, hopper,
+             "gemm_wgmma", 256},
+        Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 50, .trans_b = true, .allow_tf32 = true}, hopper,
              "gemm_simt", 0},
         Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 64, .trans_b = true}, hopper, "gemm_simt", 0},
         Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 64, .allow_tf32 = true, .trans_a = true}, hopper,
@@ -305,7 +309,7 @@ TEST(GemmSelect, HopperTakesWgmmaWhereItCanImplementTheShape) {
 }
 
 // A float32 wgmma spec is TF32 and exists only in its K-major form: one that reads B N-major, or
-// A transposed, or whose K is not whole 32-value k-blocks, names what is wrong.
+// A transposed, or whose rows of K are not whole 16 bytes, names what is wrong.
 TEST(GemmSelect, Tf32WgmmaSpecsOutsideItsFormAreRefused) {
   const KernelSpec good = kernels::gemm_spec(
       {.dtype = DType::kFloat32, .n = 256, .k = 96, .trans_b = true, .allow_tf32 = true}, Target::cuda(90, true));
@@ -327,7 +331,7 @@ TEST(GemmSelect, Tf32WgmmaSpecsOutsideItsFormAreRefused) {
   };
   expect_refused(with("trans_b", false), "K-major");
   expect_refused(with("trans_a", true), "trans_a");
-  expect_refused(with("k", int64_t{80}), "k % 32 == 0");
+  expect_refused(with("k", int64_t{82}), "k % 4 == 0");
 }
 
 // The persistent Hopper grid: one block per multiprocessor at most, never more blocks than

@@ -113,6 +113,29 @@ TEST(GemmWgmmaEmulation, Tf32IgnoresTheLowMantissaBits) {
   EXPECT_EQ(emulation::tf32_value(1.5f), 1.5f);
 }
 
+// K not a multiple of the k-block (rows of K only in whole 16 bytes): the last k-block's columns
+// past K are TMA's zeros in both operands, in every form.
+TEST(GemmWgmmaEmulation, PartialKBlocksMatchTheReference) {
+  // 200 = 3 x 64 + 8, B N-major: its last box holds 8 rows of K
+  expect_wgmma_matches<cuda::bf16_t, 256, 200, false, false, false, kernels::kActNone, 256>(
+      {.dtype = DType::kBFloat16, .batch = 2, .rows = 150, .k = 200, .n = 256});
+  // 72 = 64 + 8, B K-major
+  expect_wgmma_matches<cuda::half_t, 128, 72, false, true, true, kernels::kActNone, 128>(
+      {.dtype = DType::kFloat16, .batch = 2, .rows = 130, .k = 72, .n = 128, .trans_b = true, .bias = true});
+  // TF32: 100 = 3 x 32 + 4
+  expect_wgmma_matches<float, 128, 100, false, true, false, kernels::kActNone, 128>(
+      {.dtype = DType::kFloat32, .batch = 2, .rows = 140, .k = 100, .n = 128, .trans_b = true, .tf32 = true});
+  // The weight gradient's output rows (K = 200): its last 64-row box of A^T is 8 rows
+  expect_wgmma_matches<cuda::bf16_t, 128, 200, true, false, false, kernels::kActNone, 128>(
+      {.dtype = DType::kBFloat16, .batch = 2, .rows = 100, .k = 200, .n = 128, .trans_a = true});
+  // The top gate's GEMMs with 8 experts as K: its input's gradient dL Wg (one k-block of 8
+  // columns) and its weight gradient dL^T x (8 output rows of a 128-row tile)
+  expect_wgmma_matches<cuda::bf16_t, 256, 8, false, false, false, kernels::kActNone, 256>(
+      {.dtype = DType::kBFloat16, .batch = 2, .rows = 300, .k = 8, .n = 256});
+  expect_wgmma_matches<cuda::bf16_t, 512, 8, true, false, false, kernels::kActNone, 256>(
+      {.dtype = DType::kBFloat16, .batch = 2, .rows = 300, .k = 8, .n = 512, .trans_a = true});
+}
+
 TEST(GemmWgmmaEmulation, WeightGradientsMatchTheReference) {
   // C [K, N] = A^T B: both operands read M/N-major, the rows (the reduction) not a multiple of
   // 64, so the last stage's rows past the end are TMA's zeros; K not a multiple of the row tile.

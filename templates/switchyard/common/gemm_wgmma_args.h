@@ -32,6 +32,11 @@ constexpr int kWgmmaStagingBytes = 2 * 2 * kWgmmaStoreBoxBytes;
 SY_HOST_DEVICE constexpr int wgmma_tile_k(int element_bytes) {
   return kWgmmaRowBytes / element_bytes;
 }
+// What K must be a multiple of: rows of whole 16 bytes (TMA's strides and global alignment). The
+// last k-block may be partial: TMA reads the columns past K as zeros, in both operands.
+SY_HOST_DEVICE constexpr int wgmma_k_unit(int element_bytes) {
+  return 16 / element_bytes;
+}
 
 // Shared-memory stages of the load ring for a tile width (about 192 KB either way).
 SY_HOST_DEVICE constexpr int wgmma_stages(int tile_n) {

@@ -181,7 +181,8 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
   static_assert(sizeof(T) == 2 || (sizeof(T) == 4 && kTransB && !kTransA),
                 "gemm_wgmma: float16 or bfloat16, or float32 as TF32 with both operands K-major (trans_b)");
   static_assert(kTileN == 128 || kTileN == 256, "gemm_wgmma: tiles of 128 or 256 columns");
-  static_assert(kN % kTileN == 0 && kK % 8 == 0, "gemm_wgmma: N % tile_n == 0 and K % 8 == 0");
+  static_assert(kN % kTileN == 0 && kK % kernels::wgmma_k_unit(sizeof(T)) == 0,
+                "gemm_wgmma: N % tile_n == 0 and rows of K in whole 16 bytes");
   static_assert(!kTransA || (!kTransB && !kBias && kAct == kernels::kActNone),
                 "gemm_wgmma: the weight gradient has no B transpose and no epilogue");
   constexpr int kBM = kernels::kWgmmaTileM, kBK = kernels::wgmma_tile_k(sizeof(T)), kRow = kernels::kWgmmaRowBytes;
