@@ -28,6 +28,7 @@ struct LayerCase {
   int64_t tokens, model_dim, hidden, experts;
   ExpertType expert;
   double tutel_forward_ms, tutel_train_ms;  // 0: not recorded
+  bool allow_tf32 = false;                  // float32 expert GEMMs in TF32 (helloworld's --use_tensorcore)
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -35,7 +36,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 // The forward's expert GEMMs through cuBLAS at capacity k * S / E: fc1 (and the SwiGLU gate's
-// twin) [E, C, M] x [M, H], fc2 [E, C, H] x [H, M].
+// twin) [E, C, M] x [M, H], fc2 [E, C, H] x [H, M] (in TF32 where the case allows it).
 double cublas_floor_seconds(Device& gpu, const bench::Cublas& cublas, const LayerCase& c) {
   const int64_t capacity = 2 * c.tokens / c.experts, e = c.experts, m = c.model_dim, h = c.hidden;
   const size_t el = dtype_size(c.dtype);
@@ -44,12 +45,12 @@ double cublas_floor_seconds(Device& gpu, const bench::Cublas& cublas, const Laye
   for (Buffer* b : {&x, &w1, &hid, &w2}) bench::fill_random(gpu, b->data(), b->bytes(), c.dtype, 3);
   const float one = 1.0f, zero = 0.0f;
   const int t = bench::cublas_type(c.dtype);
+  const int compute = c.allow_tf32 ? bench::kCublasCompute32FFastTf32 : bench::kCublasCompute32F;
   // Row-major C [rows, n] = A [rows, k] B [k, n] is column-major C^T = B^T A^T.
   auto gemm = [&](const Buffer& a, const Buffer& b, Buffer& out_buffer, int64_t k, int64_t n) {
     cublas.gemm(cublas.handle, 0, 0, static_cast<int>(n), static_cast<int>(capacity), static_cast<int>(k), &one,
                 b.data(), t, static_cast<int>(n), k * n, a.data(), t, static_cast<int>(k), capacity * k, &zero,
-                out_buffer.data(), t, static_cast<int>(n), capacity * n, static_cast<int>(e), bench::kCublasCompute32F,
-                -1);
+                out_buffer.data(), t, static_cast<int>(n), capacity * n, static_cast<int>(e), compute, -1);
   };
   return bench::median_cuda_seconds(10, [&] {
     gemm(x, w1, hid, m, h);
@@ -66,7 +67,7 @@ nlohmann::json run_case(Context& context, const bench::Cublas& cublas, const Lay
   config.num_experts = c.experts;
   config.dtype = c.dtype;
   config.expert_type = c.expert;
-  config.allow_tf32 = false;
+  config.allow_tf32 = c.allow_tf32;
   gpu.synchronize();
   auto start = std::chrono::steady_clock::now();
   auto layer = std::make_unique<MoeLayer>(context, gpu, config);
@@ -125,6 +126,7 @@ int main() {
   // The GPU layer issue's table: Tutel's figures on the same H200 (0: not recorded there).
   const std::vector<LayerCase> cases = {
       {"helloworld fp32", DType::kFloat32, 8192, 2048, 2048, 2, ExpertType::kFfn, 7.47, 17.1},
+      {"helloworld fp32 tf32", DType::kFloat32, 8192, 2048, 2048, 2, ExpertType::kFfn, 0, 0, true},
       {"helloworld bf16", DType::kBFloat16, 8192, 2048, 2048, 2, ExpertType::kFfn, 2.24, 4.30},
       {"mixtral ffn bf16", DType::kBFloat16, 8192, 4096, 14336, 8, ExpertType::kFfn, 8.41, 0},
       {"mixtral swiglu bf16", DType::kBFloat16, 8192, 4096, 14336, 8, ExpertType::kSwiglu, 0, 0},
