@@ -267,9 +267,12 @@ bool uses_wgmma(const GemmShape& shape, const Target& target) {
   if (!target.is_cuda() || target.sm != 90 || !target.arch_specific || shape.n % 128 != 0 || !shape.aligned_16 ||
       gemm_ceiling() != GemmCeiling::kAuto)
     return false;
-  if (shape.dtype == DType::kFloat16 || shape.dtype == DType::kBFloat16) return shape.k % wgmma_k_unit(2) == 0;
-  return shape.dtype == DType::kFloat32 && shape.allow_tf32 && shape.trans_b && !shape.trans_a &&
-         shape.k % wgmma_k_unit(4) == 0;
+  // K under one k-block (the top gate's experts as K): a GEMM bound by memory, which the SIMT
+  // kernel's narrow tiles spread over more blocks than the persistent 128 x 256 tiles would.
+  const auto el = static_cast<int>(dtype_size(shape.dtype));
+  if (shape.k < wgmma_tile_k(el) || shape.k % wgmma_k_unit(el) != 0) return false;
+  if (shape.dtype == DType::kFloat16 || shape.dtype == DType::kBFloat16) return true;
+  return shape.dtype == DType::kFloat32 && shape.allow_tf32 && shape.trans_b && !shape.trans_a;
 }
 
 bool uses_tensor_cores(const GemmShape& shape, const Target& target) {

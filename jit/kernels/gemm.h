@@ -87,10 +87,11 @@ using TmaEncoder = std::function<TmaDescriptor(const void* base, const TmaOperan
 GemmWgmmaArgs gemm_wgmma_args(const KernelSpec& spec, const GemmArgs& gemm, const TmaEncoder& encode);
 
 /// True when `shape` runs on the Hopper kernel (gemm_wgmma): sm_90a, n % 128 == 0, 16-byte aligned
-/// operands, and float16/bfloat16 in every form (grouped weight gradients included) with k % 8 == 0,
-/// or float32 with allow_tf32 in the K-major form (trans_b, not trans_a: wgmma's TF32 has no
-/// transpose) with k % 4 == 0 (rows of K in whole 16 bytes, as TMA strides need; the last k-block's
-/// columns past K read as TMA's zeros); unless SWITCHYARD_GEMM says mma or simt.
+/// operands, K of at least one k-block (128 bytes), and float16/bfloat16 in every form (grouped
+/// weight gradients included) with k % 8 == 0, or float32 with allow_tf32 in the K-major form
+/// (trans_b, not trans_a: wgmma's TF32 has no transpose) with k % 4 == 0 (rows of K in whole 16
+/// bytes, as TMA strides need; the last k-block's columns past K read as TMA's zeros); unless
+/// SWITCHYARD_GEMM says mma or simt.
 bool uses_wgmma(const GemmShape& shape, const Target& target);
 
 /// True when `shape` runs on the mma.sync tensor-core kernels on `target`: sm_80+, 16-byte aligned

@@ -278,6 +278,11 @@ TEST(GemmSelect, HopperTakesWgmmaWhereItCanImplementTheShape) {
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64}, Target::cuda(80), "gemm_mma", 0},
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 200}, hopper, "gemm_wgmma", 256},  // a partial k-block
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 36}, hopper, "gemm_simt", 0},      // rows of 72 bytes
+        // K under one k-block (a top gate's experts): bound by memory, on the SIMT kernel's narrow tiles
+        Case{GemmShape{.dtype = DType::kBFloat16, .n = 2048, .k = 8}, hopper, "gemm_simt", 0},
+        Case{GemmShape{.dtype = DType::kBFloat16, .n = 2048, .k = 8, .trans_a = true}, hopper, "gemm_simt", 0},
+        Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 16, .trans_b = true, .allow_tf32 = true}, hopper,
+             "gemm_simt", 0},
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64, .aligned_16 = false}, hopper, "gemm_simt", 0},
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64, .trans_a = true}, hopper, "gemm_wgmma", 256},
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64, .trans_a = true, .grouped = true}, hopper,

@@ -131,7 +131,7 @@ const Case kForwardCases[] = {Case{2, 300, 1152, 256, false, kernels::kActGelu, 
                               Case{4, 260, 512, 512, false, kernels::kActSwiglu, true},  // grouped, SwiGLU epilogue
                               Case{2, 129, 64, 128, true, kernels::kActGelu, true},      // one K block, 129 rows
                               Case{2, 150, 200, 256, false, kernels::kActGelu, false},   // a partial last K block
-                              Case{2, 300, 8, 256, false, kernels::kActNone, false}};    // K = 8 (a gate's experts)
+                              Case{2, 300, 72, 256, false, kernels::kActNone, false}};   // a k-block and 8 columns
 
 TEST_P(GpuGemm, HopperShapesMatchTheReference) {
   std::mt19937 rng(31);
@@ -166,7 +166,7 @@ TEST_P(GpuGemm, WeightGradientMatchesTheReference) {
   };
   for (const WgradCase c :
        {WgradCase{3, 300, 192, 256, false}, WgradCase{2, 64, 128, 128, false}, WgradCase{3, 200, 128, 256, true},
-        WgradCase{2, 300, 8, 512, false}}) {  // K = 8: the top gate's weight gradient
+        WgradCase{2, 300, 72, 512, false}}) {  // 72 output rows: a 64-row box and 8 rows
     SCOPED_TRACE(::testing::Message() << c.batch << "x" << c.rows << "x" << c.k << "x" << c.n
                                       << (c.grouped ? " grouped" : ""));
     const kernels::GemmShape shape{.dtype = dt, .n = c.n, .k = c.k, .trans_a = true, .grouped = c.grouped};
