@@ -62,28 +62,32 @@ void plan_gate(const PlanContext& p, LayerPlan& plan) {
 void plan_experts(const PlanContext& p, LayerPlan& plan) {
   const ModelConfig& c = p.layer;
   const Target& t = p.target;
-  const int64_t m = c.model_dim, h = c.hidden_size;
+  plan.expert_weights = forward_expert_weights(c.expert_type, c.model_dim, c.hidden_size, p.o.dtype, c.allow_tf32, t);
+  // The shape of forward weight i's GEMM (its layout from forward_expert_weights), rows grouped as the options say.
+  auto weight_gemm = [&](size_t i) {
+    kernels::GemmShape shape = plan.expert_weights.at(i).shape;
+    shape.grouped = p.o.dropless_grouped;
+    return shape;
+  };
   if (c.expert_type == "ffn") {
     const auto act = kernels::parse_activation(c.activation);
-    kernels::GemmShape fc1 = p.expert_gemm(h, m);
-    fc1.trans_b = t.is_cpu() || reads_b_k_major_only(fc1, t);
+    kernels::GemmShape fc1 = weight_gemm(0);
     fc1.bias = c.has_fc1_bias;
     fc1.activation = p.o.training ? kernels::kActNone : act;
     plan.expert_in = plan.add_gemm(fc1, t);
     if (p.o.training && act != kernels::kActNone)
       plan.activate = plan.add(kernels::elementwise_spec(p.o.dtype, kernels::kEwActivate, act, t));
-    kernels::GemmShape fc2 = p.expert_gemm(m, h);
-    fc2.trans_b = reads_b_k_major_only(fc2, t);  // fc2's transposed copy [E, M, H]
+    kernels::GemmShape fc2 = weight_gemm(1);
     fc2.bias = c.has_fc2_bias;
     plan.expert_out = plan.add_gemm(fc2, t);
   } else if (c.expert_type == "swiglu") {
-    plan.expert_in = plan.add_gemm(p.expert_gemm(h, m), t);
-    kernels::GemmShape w2 = p.expert_gemm(h, m);
+    plan.expert_in = plan.add_gemm(weight_gemm(0), t);
+    kernels::GemmShape w2 = weight_gemm(1);
     w2.activation = p.o.training ? kernels::kActNone : kernels::kActSwiglu;
     plan.expert_gated = plan.add_gemm(w2, t);
     if (p.o.training)
       plan.activate = plan.add(kernels::elementwise_spec(p.o.dtype, kernels::kEwSwiglu, kernels::kActNone, t));
-    plan.expert_out = plan.add_gemm(p.expert_gemm(m, h), t);
+    plan.expert_out = plan.add_gemm(weight_gemm(2), t);
   }
 }
 
@@ -91,8 +95,8 @@ void plan_experts(const PlanContext& p, LayerPlan& plan) {
 // GEMMs read packed panels: compiled by warm, run by the layer whenever its weights change.
 void plan_packing(const PlanContext& p, LayerPlan& plan) {
   if (!p.layer.pack_expert_weights) return;
-  for (const ForwardExpertWeight& w :
-       forward_expert_weights(p.layer.expert_type, p.layer.model_dim, p.layer.hidden_size, p.o.dtype, p.target)) {
+  for (const ForwardExpertWeight& w : forward_expert_weights(
+           p.layer.expert_type, p.layer.model_dim, p.layer.hidden_size, p.o.dtype, p.layer.allow_tf32, p.target)) {
     const KernelSpec gemm = kernels::gemm_spec(w.shape, p.target);
     if (kernels::gemm_reads_packed_b(gemm)) plan.add(kernels::gemm_pack_b_spec(gemm));
   }
@@ -202,15 +206,26 @@ PlannedGemm LayerPlan::add_gemm(const kernels::GemmShape& shape, const Target& t
 }
 
 std::vector<ForwardExpertWeight> forward_expert_weights(const std::string& expert_type, int64_t model_dim,
-                                                        int64_t hidden, DType dtype, const Target& target) {
+                                                        int64_t hidden, DType dtype, bool allow_tf32,
+                                                        const Target& target) {
   const int64_t m = model_dim, h = hidden;
-  if (expert_type == "ffn")
-    return {{"experts.batched_fc1_w", {.dtype = dtype, .n = h, .k = m, .trans_b = target.is_cpu()}},
-            {"experts.batched_fc2_w", {.dtype = dtype, .n = m, .k = h}}};
+  // A weight stored [E, K, N]: read as stored, or through its copy where only B [N, K] reaches the Hopper kernel.
+  auto stored_k_n = [&](const char* name, const char* copy, int64_t n, int64_t k) {
+    kernels::GemmShape shape{.dtype = dtype, .n = n, .k = k, .allow_tf32 = allow_tf32};
+    shape.trans_b = reads_b_k_major_only(shape, target);
+    return ForwardExpertWeight{name, shape, shape.trans_b ? copy : nullptr};
+  };
+  if (expert_type == "ffn") {
+    // fc1 is stored [E, H, M] (nn.Linear's [out, in]): the CPU reads it as stored, CUDA through
+    // its copy [E, M, H] unless only the stored layout reaches the Hopper kernel.
+    kernels::GemmShape fc1{.dtype = dtype, .n = h, .k = m, .allow_tf32 = allow_tf32};
+    fc1.trans_b = target.is_cpu() || reads_b_k_major_only(fc1, target);
+    return {{"experts.batched_fc1_w", fc1, fc1.trans_b ? nullptr : "fc1_t"},
+            stored_k_n("experts.batched_fc2_w", "fc2_t", m, h)};
+  }
   if (expert_type == "swiglu")
-    return {{"experts.W_fc1", {.dtype = dtype, .n = h, .k = m}},
-            {"experts.W_fc2", {.dtype = dtype, .n = h, .k = m}},
-            {"experts.W_fc3", {.dtype = dtype, .n = m, .k = h}}};
+    return {stored_k_n("experts.W_fc1", "W_fc1_t", h, m), stored_k_n("experts.W_fc2", "W_fc2_t", h, m),
+            stored_k_n("experts.W_fc3", "W_fc3_t", m, h)};
   return {};
 }
 

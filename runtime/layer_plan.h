@@ -26,6 +26,16 @@ struct LayerPlanOptions {
   bool training = false;          // the forward keeps what backward needs; backward and SGD planned too
 };
 
+/// A weight of the built-in experts' forward and the shape of the GEMM that reads it as B
+/// (trans_b: B [N, K]), from which its packing follows (MoeLayerConfig::pack_expert_weights,
+/// kernels::gemm_pack_b_spec), and the transposed copy that GEMM reads instead of the weight as
+/// stored, if any (a CUDA layer keeps it: MoeLayer::refresh_packed).
+struct ForwardExpertWeight {
+  const char* name;
+  kernels::GemmShape shape;
+  const char* copy = nullptr;
+};
+
 class LayerPlan {
  public:
   LayerPlan() = default;
@@ -47,9 +57,11 @@ class LayerPlan {
   const PlannedKernel* decode = nullptr;
   // Experts: ffn fc1 (activation fused, or kept apart in training), fc2; swiglu W1, W2 (the swiglu
   // epilogue fused, or apart in training), W3.
-  PlannedGemm expert_in;                    // fc1 (read as stored where trans_b) or W1
-  PlannedGemm expert_gated;                 // swiglu's W2
-  PlannedGemm expert_out;                   // fc2 (its copy [E, M, H] where trans_b) or W3
+  PlannedGemm expert_in;     // fc1 or W1
+  PlannedGemm expert_gated;  // swiglu's W2
+  PlannedGemm expert_out;    // fc2 or W3
+  // What those GEMMs read as B, in order (ffn: fc1, fc2; swiglu: W1, W2, W3): the weight or its copy.
+  std::vector<ForwardExpertWeight> expert_weights;
   const PlannedKernel* activate = nullptr;  // training ffn: act(pre); swiglu: silu(x W1) * (x W2)
 
   // Backward (training plans): the dispatch transposes, the experts' data and weight gradients,
@@ -94,15 +106,12 @@ class LayerPlan {
   std::deque<PlannedKernel> kernels_;
 };
 
-/// A weight of the built-in experts' forward and the shape of the GEMM that reads it as B, from
-/// which its packing follows (MoeLayerConfig::pack_expert_weights, kernels::gemm_pack_b_spec).
-struct ForwardExpertWeight {
-  const char* name;
-  kernels::GemmShape shape;
-};
-/// ffn: fc1 (read transposed on the CPU), fc2; swiglu: W1, W2, W3.
+/// ffn: fc1 (stored [E, H, M]: read as stored on the CPU and for TF32 on Hopper, else through its
+/// copy "fc1_t"), fc2; swiglu: W1, W2, W3 (stored [E, K, N]: read as stored, or through a copy
+/// "fc2_t", "W_fc1_t", ... where only B [N, K] reaches the Hopper kernel: reads_b_k_major_only).
 std::vector<ForwardExpertWeight> forward_expert_weights(const std::string& expert_type, int64_t model_dim,
-                                                        int64_t hidden, DType dtype, const Target& target);
+                                                        int64_t hidden, DType dtype, bool allow_tf32,
+                                                        const Target& target);
 
 /// Whether an expert GEMM of `shape` reaches the Hopper kernel only with B as [N, K] (trans_b):
 /// float32 as TF32 on sm_90a, which reads both operands K-major. A layer then reads such a weight

@@ -180,16 +180,21 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
     const auto it = weights.find(std::string(name) + kPanelsSuffix);
     return it == weights.end() ? nullptr : &it->second;
   };
+  // Forward weight i of the plan (ffn: fc1, fc2; swiglu: W1, W2, W3) as its GEMM reads it: the
+  // weight or its transposed copy, in the layout the plan chose, with panels where packed ahead.
+  auto read_weight = [&](size_t i) -> const Tensor& {
+    const ForwardExpertWeight& w = plan.expert_weights.at(i);
+    fc.trans_b = w.shape.trans_b;
+    fc.b_panels = panels_of(w.name);
+    return weights.at(w.copy != nullptr ? w.copy : w.name);
+  };
   if (config_.expert_type == ExpertType::kFfn) {
     Buffer hidden(device_, hidden_bytes);
     Tensor hid = hidden.view(config_.dtype, {e, c, h});
     Tensor b1 = config_.has_fc1_bias ? weights.at("experts.batched_fc1_bias") : Tensor();
     Tensor b2 = config_.has_fc2_bias ? weights.at("experts.batched_fc2_bias") : Tensor();
     fc.bias = config_.has_fc1_bias ? &b1 : nullptr;
-    // fc1 [E, H, M] read transposed, or its transposed copy [E, M, H] (CUDA), as the plan says
-    fc.trans_b = plan.expert_in.shape.trans_b;
-    const Tensor& w1 = fc.trans_b ? weights.at("experts.batched_fc1_w") : weights.at("fc1_t");
-    fc.b_panels = panels_of("experts.batched_fc1_w");
+    const Tensor& w1 = read_weight(0);
     if (saved_pre != nullptr) {
       // Training keeps the pre-activation for the activation's derivative; the activated
       // copy is only needed until fc2 has read it.
@@ -204,11 +209,9 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
       batched_gemm(context_, dispatched, w1, hid, fc);
     }
     fc.activation = kernels::kActNone;
-    fc.trans_b = plan.expert_out.shape.trans_b;  // fc2 [E, H, M], or its transposed copy read transposed
     fc.bias = config_.has_fc2_bias ? &b2 : nullptr;
     fc.planned = &plan.expert_out;
-    fc.b_panels = panels_of("experts.batched_fc2_w");
-    batched_gemm(context_, hid, weights.at(fc.trans_b ? "fc2_t" : "experts.batched_fc2_w"), out, fc);
+    batched_gemm(context_, hid, read_weight(1), out, fc);
     return;
   }
   // SwiGLU (Tutel's llama_ffn): silu(x W1) * (x W2), then W3.
@@ -218,26 +221,21 @@ void MoeLayer::run_experts(const Tensor& dispatched, const Tensor& out, const Te
     const Tensor& both = *saved_pre;
     Tensor gate(both.data(), config_.dtype, {e, c, h}, both.device());
     Tensor up(static_cast<char*>(both.data()) + hidden_bytes, config_.dtype, {e, c, h}, both.device());
-    fc.b_panels = panels_of("experts.W_fc1");
-    batched_gemm(context_, dispatched, weights.at("experts.W_fc1"), gate, fc);
+    batched_gemm(context_, dispatched, read_weight(0), gate, fc);
     fc.planned = &plan.expert_gated;
-    fc.b_panels = panels_of("experts.W_fc2");
-    batched_gemm(context_, dispatched, weights.at("experts.W_fc2"), up, fc);
+    batched_gemm(context_, dispatched, read_weight(1), up, fc);
     swiglu(context_, gate, up, t2, plan.activate);
   } else {
-    fc.b_panels = panels_of("experts.W_fc1");
-    batched_gemm(context_, dispatched, weights.at("experts.W_fc1"), t1, fc);
+    batched_gemm(context_, dispatched, read_weight(0), t1, fc);
     fc.activation = kernels::kActSwiglu;
     fc.aux = &t1;
     fc.planned = &plan.expert_gated;
-    fc.b_panels = panels_of("experts.W_fc2");
-    batched_gemm(context_, dispatched, weights.at("experts.W_fc2"), t2, fc);
+    batched_gemm(context_, dispatched, read_weight(1), t2, fc);
     fc.activation = kernels::kActNone;
     fc.aux = nullptr;
   }
   fc.planned = &plan.expert_out;
-  fc.b_panels = panels_of("experts.W_fc3");
-  batched_gemm(context_, t2, weights.at("experts.W_fc3"), out, fc);
+  batched_gemm(context_, t2, read_weight(2), out, fc);
 }
 
 double MoeLayer::importance_loss(const Tensor& logits, const Tensor& scores, int64_t top_k, double gate_noise) {

@@ -365,8 +365,8 @@ void MoeLayer::save(const std::string& path) const {
 void MoeLayer::pack_expert_panels() {
   if (!config_.pack_expert_weights || config_.custom_experts || shards_ > 1) return;
   const char* type = config_.expert_type == ExpertType::kFfn ? "ffn" : "swiglu";
-  for (const ForwardExpertWeight& w :
-       forward_expert_weights(type, config_.model_dim, config_.hidden_size, config_.dtype, device_.target())) {
+  for (const ForwardExpertWeight& w : forward_expert_weights(type, config_.model_dim, config_.hidden_size,
+                                                             config_.dtype, config_.allow_tf32, device_.target())) {
     const Param& weight = params_.at(w.name);
     const int64_t words = gemm_panels_words(w.shape, weight.shape[0], device_.target());
     if (words == 0) continue;  // a GEMM that packs its own (float16, AMX, ...)
@@ -407,11 +407,19 @@ void MoeLayer::refresh_packed(std::optional<size_t> only_gate) {
   for (size_t i = 0; i < config_.gates.size(); ++i)
     if (config_.gates[i].type == GateType::kTop && (!only_gate || *only_gate == i))
       refresh(gate_param(i, "wg.weight"), "wg_t." + std::to_string(i));
-  if (config_.expert_type != ExpertType::kFfn || config_.custom_experts) return;
-  refresh("experts.batched_fc1_w", "fc1_t");
-  const kernels::GemmShape fc2{
-      .dtype = config_.dtype, .n = config_.model_dim, .k = config_.hidden_size, .allow_tf32 = config_.allow_tf32};
-  if (reads_b_k_major_only(fc2, device_.target())) refresh("experts.batched_fc2_w", "fc2_t");
+  for (const auto& [weight, copy] : expert_copies()) refresh(weight, copy);
+}
+
+std::vector<std::pair<std::string, std::string>> MoeLayer::expert_copies() const {
+  std::vector<std::pair<std::string, std::string>> copies;
+  if (!device_.is_cuda() || config_.custom_experts) return copies;
+  // fc1's copy always: the input's gradient reads it where the forward does not.
+  if (config_.expert_type == ExpertType::kFfn) copies.emplace_back("experts.batched_fc1_w", "fc1_t");
+  const char* type = config_.expert_type == ExpertType::kFfn ? "ffn" : "swiglu";
+  for (const ForwardExpertWeight& w : forward_expert_weights(type, config_.model_dim, config_.hidden_size,
+                                                             config_.dtype, config_.allow_tf32, device_.target()))
+    if (w.copy != nullptr && std::string(w.copy) != "fc1_t") copies.emplace_back(w.name, w.copy);
+  return copies;
 }
 
 }  // namespace switchyard

@@ -96,9 +96,12 @@ MoeLayer::ExpertTensors MoeLayer::expert_weights(int adaptive_r, std::vector<std
   ExpertTensors local;
   for (const auto& [name, p] : params_)
     if (name.rfind("experts.", 0) == 0) local[name] = p.buffer->view(p.dtype, p.shape);
-  for (const auto& [name, p] : packed_)  // fc1_t and fc2_t (CUDA), the experts' panels (CPU)
-    if (name == "fc1_t" || name == "fc2_t" || name.find(kPanelsSuffix) != std::string::npos)
-      local[name] = p.buffer->view(p.dtype, p.shape);
+  for (const auto& [name, p] : packed_)  // the experts' panels (CPU)
+    if (name.find(kPanelsSuffix) != std::string::npos) local[name] = p.buffer->view(p.dtype, p.shape);
+  for (const auto& [weight, copy] : expert_copies()) {  // their transposed copies (CUDA)
+    const Param& p = packed_.at(copy);
+    local[copy] = p.buffer->view(p.dtype, p.shape);
+  }
   if (adaptive_r != 0 || group_ == nullptr || group_->size() == 1) return local;
   // r = 0: every expert on every rank; shards are contiguous along the expert axis.
   const size_t w = static_cast<size_t>(group_->size());
@@ -117,9 +120,7 @@ MoeLayer::ExpertTensors MoeLayer::expert_weights(int adaptive_r, std::vector<std
 }
 
 void MoeLayer::add_transposed_copies(ExpertTensors& weights, std::vector<std::unique_ptr<Buffer>>& storage) {
-  for (const auto& [name, copy] :
-       {std::pair{"experts.batched_fc1_w", "fc1_t"}, std::pair{"experts.batched_fc2_w", "fc2_t"}}) {
-    if (packed_.count(copy) == 0) continue;  // the CPU reads fc1 as stored; fc2's copy only for TF32 on Hopper
+  for (const auto& [name, copy] : expert_copies()) {
     const Tensor& w = weights.at(name);
     storage.push_back(std::make_unique<Buffer>(device_, w.nbytes()));
     weights[copy] = storage.back()->view(w.dtype(), {w.dim(0), w.dim(2), w.dim(1)});

@@ -247,9 +247,12 @@ class SWITCHYARD_API MoeLayer {
   struct Saved;  // what forward keeps for backward (runtime/moe_saved.h)
   void refresh_packed();
   // The transposed copies of one gate's weight (an SGD step changed only the gate it used) and
-  // the experts' (fc1's; fc2's for TF32 on Hopper); every gate's with nullopt.
+  // the experts' (expert_copies); every gate's with nullopt.
   void refresh_packed(std::optional<size_t> only_gate);
   void pack_expert_panels();  // the CPU's part of refresh_packed (pack_expert_weights)
+  // (weight, copy) of each transposed expert weight a CUDA layer keeps: fc1's, and the forward's
+  // where only B [N, K] reaches the Hopper kernel (runtime/layer_plan.h, forward_expert_weights).
+  std::vector<std::pair<std::string, std::string>> expert_copies() const;
   // A custom gate's logits, checked, copied into `logits` [1, S, E] (moe_forward.cpp).
   void custom_logits(size_t gate, const Tensor& input, const Tensor& logits);
   // The cosine_top gate (moe_cosine_gate.cpp): logits [1, S, E] from the gate's input [1, S, M];
@@ -264,12 +267,12 @@ class SWITCHYARD_API MoeLayer {
                      std::unique_ptr<Buffer>* cosine_kept);
   void check_options(const Tensor& x, const ForwardOptions& options) const;
   void check_gate_index(int64_t gate_index) const;
-  // Expert tensors by name ("experts.*" and the packed "fc1_t", "fc2_t"): this rank's, or every rank's
+  // Expert tensors by name ("experts.*" and the transposed copies, expert_copies): this rank's, or every rank's
   // gathered (adaptive_r = 0); `storage` owns gathered copies.
   using ExpertTensors = std::map<std::string, Tensor>;
   ExpertTensors expert_weights(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage);
   ExpertTensors expert_gradients(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage);
-  // Where the layer keeps transposed copies of fc1 and fc2 (CUDA), the copies of the gathered weights.
+  // The layer's transposed expert copies (expert_copies) of the gathered weights.
   void add_transposed_copies(ExpertTensors& weights, std::vector<std::unique_ptr<Buffer>>& storage);
   void scatter_expert_gradients(const ExpertTensors& full, int adaptive_r);
   void scatter_sharded_gradient(const std::string& name, const Tensor& full, const Tensor& mine, int adaptive_r);

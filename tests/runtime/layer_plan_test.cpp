@@ -222,8 +222,9 @@ TEST(LayerPlan, PlansHoldTheirGemmsShapesAndNothingForCustomParts) {
 // A float32 layer that allows TF32, on a Hopper target: TF32 on wgmma reads B K-major only, so
 // fc1's forward reads fc1 [E, H, M] as stored, fc2's forward fc2's transposed copy [E, M, H] and
 // the input's data gradient fc1's copy (all trans_b), and they run on wgmma, as does fc2's data
-// gradient (W2 read transposed); weight gradients stay float32. Where wgmma takes both layouts
-// (bfloat16), or TF32 is not allowed, or the target has no wgmma, B is read as [K, N].
+// gradient (W2 read transposed); weight gradients stay float32; SwiGLU reads all three forward
+// weights through copies. Where wgmma takes both layouts (bfloat16), or TF32 is not allowed, or
+// the target has no wgmma, B is read as [K, N] (ffn's fc1 through its copy).
 TEST(LayerPlan, Tf32OnHopperReadsFc1KMajor) {
   ModelConfig model;
   model.model_dim = 256;
@@ -247,14 +248,33 @@ TEST(LayerPlan, Tf32OnHopperReadsFc1KMajor) {
   EXPECT_TRUE(tf32.expert_out.shape.trans_b);
   EXPECT_EQ(family(tf32.expert_out), "gemm_wgmma");
   EXPECT_EQ(family(tf32.expert_weight_grad), "gemm_simt");
-  // A hidden size the Hopper kernel cannot take (fc2's K not whole 32-deep k-blocks, fc1's N not
-  // whole 128-column tiles) keeps B [K, N]: fc2 on mma.sync's TF32 (k % 16), fc1 on CUDA cores.
+  ASSERT_EQ(tf32.expert_weights.size(), 2u);
+  EXPECT_EQ(tf32.expert_weights[0].copy, nullptr) << "fc1 read as stored";
+  EXPECT_STREQ(tf32.expert_weights[1].copy, "fc2_t");
+  // SwiGLU: W1, W2 [E, M, H] and W3 [E, H, M] read through their transposed copies, on wgmma.
+  model.expert_type = "swiglu";
+  LayerPlan swiglu;
+  plan_layer(model, o, hopper, swiglu);
+  ASSERT_EQ(swiglu.expert_weights.size(), 3u);
+  const char* copies[] = {"W_fc1_t", "W_fc2_t", "W_fc3_t"};
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_STREQ(swiglu.expert_weights[i].copy, copies[i]);
+    EXPECT_TRUE(swiglu.expert_weights[i].shape.trans_b);
+  }
+  for (const PlannedGemm* gemm : {&swiglu.expert_in, &swiglu.expert_gated, &swiglu.expert_out, &swiglu.expert_in_data})
+    EXPECT_EQ(family(*gemm), "gemm_wgmma") << gemm->kernel->spec.to_string();
+  model.expert_type = "ffn";
+  // A hidden size of 528: fc2's K ends in a partial k-block, which the Hopper kernel takes (through
+  // fc2's copy); fc1's N is not whole 128-column tiles, so fc1 keeps B [K, N] (its copy, on CUDA
+  // cores).
   model.hidden_size = 528;
   LayerPlan ragged;
   plan_layer(model, o, hopper, ragged);
-  EXPECT_FALSE(ragged.expert_out.shape.trans_b);
-  EXPECT_EQ(family(ragged.expert_out), "gemm_tf32");
+  EXPECT_TRUE(ragged.expert_out.shape.trans_b);
+  EXPECT_EQ(family(ragged.expert_out), "gemm_wgmma");
   EXPECT_FALSE(ragged.expert_in.shape.trans_b);
+  EXPECT_EQ(family(ragged.expert_in), "gemm_simt");
+  EXPECT_STREQ(ragged.expert_weights[0].copy, "fc1_t");
   model.hidden_size = 512;
 
   struct Other {
@@ -274,6 +294,8 @@ TEST(LayerPlan, Tf32OnHopperReadsFc1KMajor) {
     EXPECT_FALSE(plan.expert_out.shape.trans_b);
     EXPECT_FALSE(plan.expert_in_data.shape.trans_b);
     EXPECT_FALSE(reads_b_k_major_only(plan.expert_out.shape, other.target));
+    EXPECT_STREQ(plan.expert_weights[0].copy, "fc1_t");
+    EXPECT_EQ(plan.expert_weights[1].copy, nullptr);
   }
 }
 
