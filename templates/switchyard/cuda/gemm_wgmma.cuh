@@ -6,10 +6,10 @@
 // shared memory, wgmma's transpose flags). TF32 takes only K-major operands (wgmma has no
 // transpose for it): A [rows, K] with B [N, K]; it reads the top 19 bits of each float.
 // TMA loads 128 x tile_k tiles of A and tile_n x tile_k of B (tile_k: 128 bytes of K, 64 16-bit
-// values or 32 float32) into a ring of shared-memory stages that
-// complete on mbarriers; one producer thread keeps the ring full while two consumer warpgroups
-// (setmaxnreg gives them the registers) multiply with wgmma straight from shared memory, one
-// k-block in flight while the next is issued, and release each stage. The grid is persistent over
+// values or 32 float32) into a ring of shared-memory stages that complete on mbarriers; one
+// producer thread keeps the ring full while two consumer warpgroups (setmaxnreg gives them the
+// registers) multiply with wgmma straight from shared memory, one k-block in flight while the
+// next is issued, and release each stage. The grid is persistent over
 // (batch, row tile, column tile) work items, so the next tile's loads overlap this tile's
 // epilogue, and the epilogue (bias, activation, SwiGLU) leaves through shared memory and TMA
 // stores that drain while the next tile multiplies (rows a grouped count cuts are stored row by
@@ -135,10 +135,9 @@ __device__ __forceinline__ void wgmma_store_rows(const kernels::GemmArgs& gemm, 
 
 // The epilogue of a warpgroup's 64 rows through shared memory: each box of 128 bytes of columns
 // (64 16-bit, 32 float32) is written into one of the warpgroup's two staging boxes (128-byte
-// swizzled, as TMA reads it) and stored
-// by TMA, which clips the rows past the tensor, while the warpgroup writes the next box and then
-// goes on to its next tile. A staging box is rewritten only once the store that read it two
-// boxes ago has read it.
+// swizzled, as TMA reads it) and stored by TMA, which clips the rows past the tensor, while the
+// warpgroup writes the next box and then goes on to its next tile. A staging box is rewritten
+// only once the store that read it two boxes ago has read it.
 template <typename T, int kN, bool kBias, int kAct, int kTileN>
 __device__ __forceinline__ void wgmma_store_boxes(const kernels::GemmWgmmaArgs& p, const GemmTile& tile, int half,
                                                   const float (&acc)[kTileN / 2], unsigned char* staging, bool leader,
