@@ -93,6 +93,8 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
     const auto& cuda = static_cast<CudaDevice&>(device);
     kernels::GemmWgmmaArgs wgmma =
         kernels::gemm_wgmma_args(spec, args, [&](const void* base, const kernels::TmaOperand& operand) {
+          SY_INTERNAL_CHECK(dtype_size(a.dtype()) == operand.element_bytes)
+              << "a TMA operand of " << operand.element_bytes << "-byte elements for " << dtype_name(a.dtype());
           return cuda.tma_descriptor(a.dtype(), base, operand.dims, operand.strides, operand.box);
         });
     void* params[] = {&wgmma};

@@ -220,7 +220,7 @@ std::vector<ForwardExpertWeight> forward_expert_weights(const std::string& exper
     // its copy [E, M, H] unless only the stored layout reaches the Hopper kernel.
     kernels::GemmShape fc1{.dtype = dtype, .n = h, .k = m, .allow_tf32 = allow_tf32};
     fc1.trans_b = target.is_cpu() || reads_b_k_major_only(fc1, target);
-    return {{"experts.batched_fc1_w", fc1, fc1.trans_b ? nullptr : "fc1_t"},
+    return {{"experts.batched_fc1_w", fc1, fc1.trans_b ? nullptr : kFc1Copy},
             stored_k_n("experts.batched_fc2_w", "fc2_t", m, h)};
   }
   if (expert_type == "swiglu")

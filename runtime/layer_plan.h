@@ -106,8 +106,10 @@ class LayerPlan {
   std::deque<PlannedKernel> kernels_;
 };
 
+/// The name of ffn's fc1 copy [E, M, H] among the expert tensors (a CUDA layer always keeps it).
+inline constexpr char kFc1Copy[] = "fc1_t";
 /// ffn: fc1 (stored [E, H, M]: read as stored on the CPU and for TF32 on Hopper, else through its
-/// copy "fc1_t"), fc2; swiglu: W1, W2, W3 (stored [E, K, N]: read as stored, or through a copy
+/// copy kFc1Copy), fc2; swiglu: W1, W2, W3 (stored [E, K, N]: read as stored, or through a copy
 /// "fc2_t", "W_fc1_t", ... where only B [N, K] reaches the Hopper kernel: reads_b_k_major_only).
 std::vector<ForwardExpertWeight> forward_expert_weights(const std::string& expert_type, int64_t model_dim,
                                                         int64_t hidden, DType dtype, bool allow_tf32,

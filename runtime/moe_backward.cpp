@@ -75,7 +75,7 @@ void MoeLayer::backward_experts(const Tensor& grad_slots, const Tensor& grad_dis
     plain.planned = &plan.expert_in_data;
     // fc1 [E, H, M] as [K, N], or its transposed copy [E, M, H] read transposed (as the plan says)
     plain.trans_b = plan.expert_in_data.shape.trans_b;
-    batched_gemm(context_, dz, weights.at(plain.trans_b ? "fc1_t" : "experts.batched_fc1_w"), grad_dispatched, plain);
+    batched_gemm(context_, dz, weights.at(plain.trans_b ? kFc1Copy : "experts.batched_fc1_w"), grad_dispatched, plain);
     return;
   }
   // SwiGLU: out = (silu(x W1) * (x W2)) W3.

@@ -138,6 +138,7 @@ MoeLayer::MoeLayer(Context& context, Device& device, MoeLayerConfig config, comm
   SY_CHECK(!device_.is_cuda() || config_.dtype != DType::kFloat64)
       << "a " << dtype_name(config_.dtype) << " layer cannot run on " << device_.name()
       << "; supported there: float32, float16, bfloat16";
+  expert_copies_ = transposed_expert_copies();
   const int64_t e = local_experts_, m = config_.model_dim, h = config_.hidden_size / shards_;
   for (size_t i = 0; i < config_.gates.size(); ++i) {
     const GateConfig& gate = config_.gates[i];
@@ -407,18 +408,20 @@ void MoeLayer::refresh_packed(std::optional<size_t> only_gate) {
   for (size_t i = 0; i < config_.gates.size(); ++i)
     if (config_.gates[i].type == GateType::kTop && (!only_gate || *only_gate == i))
       refresh(gate_param(i, "wg.weight"), "wg_t." + std::to_string(i));
-  for (const auto& [weight, copy] : expert_copies()) refresh(weight, copy);
+  for (const auto& [weight, copy] : expert_copies_) refresh(weight, copy);
 }
 
-std::vector<std::pair<std::string, std::string>> MoeLayer::expert_copies() const {
+std::vector<std::pair<std::string, std::string>> MoeLayer::transposed_expert_copies() const {
   std::vector<std::pair<std::string, std::string>> copies;
   if (!device_.is_cuda() || config_.custom_experts) return copies;
-  // fc1's copy always: the input's gradient reads it where the forward does not.
-  if (config_.expert_type == ExpertType::kFfn) copies.emplace_back("experts.batched_fc1_w", "fc1_t");
-  const char* type = config_.expert_type == ExpertType::kFfn ? "ffn" : "swiglu";
-  for (const ForwardExpertWeight& w : forward_expert_weights(type, config_.model_dim, config_.hidden_size,
-                                                             config_.dtype, config_.allow_tf32, device_.target()))
-    if (w.copy != nullptr && std::string(w.copy) != "fc1_t") copies.emplace_back(w.name, w.copy);
+  const bool ffn = config_.expert_type == ExpertType::kFfn;
+  for (const ForwardExpertWeight& w :
+       forward_expert_weights(ffn ? "ffn" : "swiglu", config_.model_dim, config_.hidden_size, config_.dtype,
+                              config_.allow_tf32, device_.target()))
+    if (w.copy != nullptr) copies.emplace_back(w.name, w.copy);
+  // fc1's copy also where the forward reads fc1 as stored: the input's gradient reads the copy then.
+  const std::pair<std::string, std::string> fc1{"experts.batched_fc1_w", kFc1Copy};
+  if (ffn && std::find(copies.begin(), copies.end(), fc1) == copies.end()) copies.push_back(fc1);
   return copies;
 }
 

@@ -98,7 +98,7 @@ MoeLayer::ExpertTensors MoeLayer::expert_weights(int adaptive_r, std::vector<std
     if (name.rfind("experts.", 0) == 0) local[name] = p.buffer->view(p.dtype, p.shape);
   for (const auto& [name, p] : packed_)  // the experts' panels (CPU)
     if (name.find(kPanelsSuffix) != std::string::npos) local[name] = p.buffer->view(p.dtype, p.shape);
-  for (const auto& [weight, copy] : expert_copies()) {  // their transposed copies (CUDA)
+  for (const auto& [weight, copy] : expert_copies_) {  // their transposed copies (CUDA)
     const Param& p = packed_.at(copy);
     local[copy] = p.buffer->view(p.dtype, p.shape);
   }
@@ -120,7 +120,7 @@ MoeLayer::ExpertTensors MoeLayer::expert_weights(int adaptive_r, std::vector<std
 }
 
 void MoeLayer::add_transposed_copies(ExpertTensors& weights, std::vector<std::unique_ptr<Buffer>>& storage) {
-  for (const auto& [name, copy] : expert_copies()) {
+  for (const auto& [name, copy] : expert_copies_) {
     const Tensor& w = weights.at(name);
     storage.push_back(std::make_unique<Buffer>(device_, w.nbytes()));
     weights[copy] = storage.back()->view(w.dtype(), {w.dim(0), w.dim(2), w.dim(1)});

@@ -247,12 +247,13 @@ class SWITCHYARD_API MoeLayer {
   struct Saved;  // what forward keeps for backward (runtime/moe_saved.h)
   void refresh_packed();
   // The transposed copies of one gate's weight (an SGD step changed only the gate it used) and
-  // the experts' (expert_copies); every gate's with nullopt.
+  // the experts' (expert_copies_); every gate's with nullopt.
   void refresh_packed(std::optional<size_t> only_gate);
   void pack_expert_panels();  // the CPU's part of refresh_packed (pack_expert_weights)
   // (weight, copy) of each transposed expert weight a CUDA layer keeps: fc1's, and the forward's
   // where only B [N, K] reaches the Hopper kernel (runtime/layer_plan.h, forward_expert_weights).
-  std::vector<std::pair<std::string, std::string>> expert_copies() const;
+  // Fixed by the config and device: made once, as expert_copies_.
+  std::vector<std::pair<std::string, std::string>> transposed_expert_copies() const;
   // A custom gate's logits, checked, copied into `logits` [1, S, E] (moe_forward.cpp).
   void custom_logits(size_t gate, const Tensor& input, const Tensor& logits);
   // The cosine_top gate (moe_cosine_gate.cpp): logits [1, S, E] from the gate's input [1, S, M];
@@ -267,12 +268,12 @@ class SWITCHYARD_API MoeLayer {
                      std::unique_ptr<Buffer>* cosine_kept);
   void check_options(const Tensor& x, const ForwardOptions& options) const;
   void check_gate_index(int64_t gate_index) const;
-  // Expert tensors by name ("experts.*" and the transposed copies, expert_copies): this rank's, or every rank's
+  // Expert tensors by name ("experts.*" and the transposed copies, expert_copies_): this rank's, or every rank's
   // gathered (adaptive_r = 0); `storage` owns gathered copies.
   using ExpertTensors = std::map<std::string, Tensor>;
   ExpertTensors expert_weights(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage);
   ExpertTensors expert_gradients(int adaptive_r, std::vector<std::unique_ptr<Buffer>>& storage);
-  // The layer's transposed expert copies (expert_copies) of the gathered weights.
+  // The layer's transposed expert copies (expert_copies_) of the gathered weights.
   void add_transposed_copies(ExpertTensors& weights, std::vector<std::unique_ptr<Buffer>>& storage);
   void scatter_expert_gradients(const ExpertTensors& full, int adaptive_r);
   void scatter_sharded_gradient(const std::string& name, const Tensor& full, const Tensor& mine, int adaptive_r);
@@ -373,9 +374,10 @@ class SWITCHYARD_API MoeLayer {
   size_t group_size() const;
   std::map<int64_t, std::unique_ptr<comm::Communicator>> block_groups_;
   std::map<std::string, Param> params_;
-  std::map<std::string, Param> packed_;    // layouts the kernels read (transposed copies)
-  std::map<std::string, Param> grads_;     // dL/dparam of the last backward, by parameter name
-  std::map<std::string, Param> velocity_;  // SGD momentum buffers
+  std::map<std::string, Param> packed_;                             // layouts the kernels read (transposed copies)
+  std::vector<std::pair<std::string, std::string>> expert_copies_;  // transposed_expert_copies()
+  std::map<std::string, Param> grads_;                              // dL/dparam of the last backward, by parameter name
+  std::map<std::string, Param> velocity_;                           // SGD momentum buffers
   std::unique_ptr<Saved> saved_;
   // Plans already loaded (runtime/layer_plan.h), by the options that select kernels (top_k,
   // normalize_gate, is_postscore, save_for_backward: a training plan also holds the backward's

@@ -154,6 +154,12 @@ TEST(GemmWgmmaEmulation, WeightGradientsMatchTheReference) {
       {.dtype = DType::kFloat16, .batch = 4, .rows = 301, .k = 64, .n = 128, .trans_a = true});
 }
 
+// The block's dynamic shared memory from its first 1024-byte boundary (what the swizzle needs).
+unsigned char* swizzle_aligned_shared_memory() {
+  return reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(cuda::dynamic_shared_memory()) + 1023) &
+                                          ~uintptr_t{1023});
+}
+
 // The emulator's own checks, so that a pass above means something.
 TEST(GemmWgmmaEmulation, MisusedBarriersAndLoadsAreErrors) {
   const LaunchConfig config{1, 128, 4096};
@@ -176,8 +182,7 @@ TEST(GemmWgmmaEmulation, MisusedBarriersAndLoadsAreErrors) {
       emulation::tma_descriptor(tensor.data(), {64, 64, 1}, {128, 8192}, {64, 8, 1}, sizeof(cuda::bf16_t));
   auto load = [&](int offset, bool expect) {
     return [&, offset, expect] {
-      unsigned char* shared = reinterpret_cast<unsigned char*>(
-          (reinterpret_cast<uintptr_t>(cuda::dynamic_shared_memory()) + 1023) & ~uintptr_t{1023});
+      unsigned char* shared = swizzle_aligned_shared_memory();
       auto* barrier = reinterpret_cast<unsigned long long*>(shared + 2048);
       if (threadIdx.x != 0) return;
       cuda::mbarrier_init(barrier, 1);
@@ -193,8 +198,7 @@ TEST(GemmWgmmaEmulation, MisusedBarriersAndLoadsAreErrors) {
   // A TMA store must be waited for before its block ends (it reads the block's shared memory).
   auto store = [&](bool wait) {
     return [&, wait] {
-      unsigned char* shared = reinterpret_cast<unsigned char*>(
-          (reinterpret_cast<uintptr_t>(cuda::dynamic_shared_memory()) + 1023) & ~uintptr_t{1023});
+      unsigned char* shared = swizzle_aligned_shared_memory();
       if (threadIdx.x != 0) return;
       cuda::tma_store_3d(&map, shared, 0, 0, 0);
       cuda::bulk_commit_group();

@@ -185,13 +185,20 @@ TEST(LayerPlan, KernelSetHoldsEveryTrainingStepOfTheConfigsRanges) {
   EXPECT_GT(context.counters().store.disk_hits, 0u);
 }
 
-TEST(LayerPlan, PlansHoldTheirGemmsShapesAndNothingForCustomParts) {
+// A layer's description for plan_layer: its dims, expert type and one gate.
+ModelConfig layer_model(int64_t model_dim, int64_t hidden, int64_t experts, const std::string& expert_type,
+                        const ModelConfig::Gate& gate) {
   ModelConfig model;
-  model.model_dim = 8;
-  model.hidden_size = 12;
-  model.num_experts = 3;
-  model.expert_type = "custom";
-  model.gates = {ModelConfig::Gate{"custom", 0}};
+  model.model_dim = model_dim;
+  model.hidden_size = hidden;
+  model.num_experts = experts;
+  model.expert_type = expert_type;
+  model.gates = {gate};
+  return model;
+}
+
+TEST(LayerPlan, PlansHoldTheirGemmsShapesAndNothingForCustomParts) {
+  ModelConfig model = layer_model(8, 12, 3, "custom", ModelConfig::Gate{"custom", 0});
   LayerPlanOptions o;
   o.training = true;
   LayerPlan plan;
@@ -226,12 +233,7 @@ TEST(LayerPlan, PlansHoldTheirGemmsShapesAndNothingForCustomParts) {
 // weights through copies. Where wgmma takes both layouts (bfloat16), or TF32 is not allowed, or
 // the target has no wgmma, B is read as [K, N] (ffn's fc1 through its copy).
 TEST(LayerPlan, Tf32OnHopperReadsFc1KMajor) {
-  ModelConfig model;
-  model.model_dim = 256;
-  model.hidden_size = 512;
-  model.num_experts = 2;
-  model.expert_type = "ffn";
-  model.gates = {ModelConfig::Gate{}};
+  ModelConfig model = layer_model(256, 512, 2, "ffn", ModelConfig::Gate{});
   model.allow_tf32 = true;
   LayerPlanOptions o;
   o.dtype = DType::kFloat32;
