@@ -2,6 +2,7 @@
 
 #include <switchyard/common/elementwise_args.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -94,26 +95,43 @@ void scale(Context& context, const Tensor& x, double factor, const Tensor& out) 
   launch(context, x, kernels::kEwScale, kernels::kActNone, args);
 }
 
-void transpose(Context& context, const Tensor& x, const Tensor& out) {
+void transpose(Context& context, const Tensor& x, const Tensor& out, const Tensor* row_counts,
+               const PlannedKernel* planned) {
   SY_CHECK(x.ndim() == 2 || x.ndim() == 3) << "transpose input is " << x.describe() << "; expected [R, C] or [B, R, C]";
   const int64_t batch = x.ndim() == 3 ? x.dim(0) : 1, rows = x.dim(x.ndim() - 2), cols = x.dim(x.ndim() - 1);
-  std::vector<int64_t> shape = {cols, rows};
-  if (x.ndim() == 3) shape.insert(shape.begin(), batch);
-  SY_CHECK(out.shape() == shape && out.dtype() == x.dtype() && out.device() == x.device() && out.is_contiguous())
+  // out's rows may be longer than x's (padded with zeros): [.., C, P], P >= R
+  const int64_t padded = std::max(out.ndim() == x.ndim() ? out.dim(out.ndim() - 1) : 0, rows);
+  std::vector<int64_t> shape = {cols, rows}, padded_shape = {cols, padded};
+  if (x.ndim() == 3) {
+    shape.insert(shape.begin(), batch);
+    padded_shape.insert(padded_shape.begin(), batch);
+  }
+  SY_CHECK(out.shape() == padded_shape && out.dtype() == x.dtype() && out.device() == x.device() && out.is_contiguous())
       << "transpose output is " << out.describe() << "; expected contiguous " << dtype_name(x.dtype())
-      << shape_string(shape) << " on " << x.device().to_string();
+      << shape_string(shape) << " (its last dimension may be longer, padded with zeros) on " << x.device().to_string();
   SY_CHECK(x.data() != out.data()) << "transpose cannot run in place (input and output share " << x.describe() << ")";
   constexpr int64_t kMaxDim = std::numeric_limits<int>::max();
-  SY_CHECK(batch <= kMaxDim && rows <= kMaxDim && cols <= kMaxDim)
-      << "transpose input " << x.describe() << " has a dimension past " << kMaxDim;
+  SY_CHECK(batch <= kMaxDim && padded <= kMaxDim && cols <= kMaxDim)
+      << "transpose output " << out.describe() << " has a dimension past " << kMaxDim;
+  Device& device = context.device(x.device());
+  const RowCounts counts(device, row_counts, batch, rows, "transpose");
+  const ChosenKernel chosen(context, device, planned, [&] {
+    return kernels::elementwise_spec(x.dtype(), kernels::kEwTranspose, kernels::kActNone, device.target());
+  });
+  if (out.numel() == 0) return;
   kernels::ElementwiseArgs args{};
   args.x = x.data();
   args.out = out.data();
-  args.count = static_cast<long>(x.numel());
+  args.row_counts = counts.data();
+  args.count = static_cast<long>(out.numel());
   args.rows = static_cast<int>(rows);
   args.cols = static_cast<int>(cols);
   args.batch = static_cast<int>(batch);
-  launch(context, x, kernels::kEwTranspose, kernels::kActNone, args);
+  args.padded_rows = static_cast<int>(padded);
+  void* params[] = {&args};
+  device.launch(chosen.loaded(),
+                kernels::transpose_launch_config(chosen.spec(), batch, rows, cols, padded, device.parallelism()),
+                params);
 }
 
 void sum_rows(Context& context, const Tensor& x, const Tensor& out, const Tensor* row_counts,

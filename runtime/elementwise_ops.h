@@ -27,7 +27,11 @@ void add(Context& context, const Tensor& a, const Tensor& b, const Tensor& out, 
 /// out = factor * x (out may be x).
 void scale(Context& context, const Tensor& x, double factor, const Tensor& out);
 /// out [B, C, R] = x [B, R, C] transposed per batch (a 2-D x is one batch; out is then [C, R]).
-void transpose(Context& context, const Tensor& x, const Tensor& out);
+/// out's rows may be longer than R, [B, C, P] with P > R (a GEMM's 16-byte rows): the rest are
+/// zeros. With row_counts (as GemmOptions::row_counts), batch b's entries past its first
+/// min(row_counts[b], R) rows of x are zeros too.
+void transpose(Context& context, const Tensor& x, const Tensor& out, const Tensor* row_counts = nullptr,
+               const PlannedKernel* planned = nullptr);
 /// out [B, C] = sum over the first min(row_counts[b], R) (default all) rows of x [B, R, C];
 /// row_counts as GemmOptions::row_counts.
 void sum_rows(Context& context, const Tensor& x, const Tensor& out, const Tensor* row_counts = nullptr,

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "jit/kernels/gemm.h"
 #include "runtime/cuda_device.h"
+#include "runtime/elementwise_ops.h"
 #include "runtime/row_counts.h"
 
 namespace switchyard {
@@ -21,6 +22,28 @@ void expect(const Tensor& t, const std::vector<int64_t>& shape, DType dtype, Dev
 
 bool aligned_16(const void* pointer) {
   return reinterpret_cast<uintptr_t>(pointer) % 16 == 0;
+}
+
+// The operands of a GEMM that reads them transposed (kernels::gemm_reads_transposed_operands: the
+// TF32 weight gradient on Hopper): A [B, R, K] and B [B, R, N] as A^T [B, K, P] and B^T [B, N, P],
+// P the rows in whole 16-byte rows (at least one), zero past each batch's count.
+struct TransposedOperands {
+  int64_t padded_rows;
+  Buffer a;
+  Buffer b;
+};
+
+TransposedOperands transpose_operands(Context& context, Device& device, const Tensor& a, const Tensor& w,
+                                      const Tensor* row_counts, const PlannedKernel* planned) {
+  const int64_t batch = a.dim(0), rows = a.dim(1), k = a.dim(2), n = w.dim(2);
+  const auto unit = static_cast<int64_t>(16 / dtype_size(a.dtype()));
+  const int64_t padded = std::max<int64_t>((rows + unit - 1) / unit * unit, unit);
+  const size_t element = dtype_size(a.dtype());
+  TransposedOperands t{padded, Buffer(device, static_cast<size_t>(batch * k * padded) * element),
+                       Buffer(device, static_cast<size_t>(batch * n * padded) * element)};
+  transpose(context, a, t.a.view(a.dtype(), {batch, k, padded}), row_counts, planned);
+  transpose(context, w, t.b.view(a.dtype(), {batch, n, padded}), row_counts, planned);
+  return t;
 }
 
 }  // namespace
@@ -78,6 +101,16 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
                          static_cast<int>(batch),
                          nullptr,
                          0};
+  std::optional<TransposedOperands> transposed;
+  if (kernels::gemm_reads_transposed_operands(spec)) {
+    transposed.emplace(
+        transpose_operands(context, device, a, w, options.row_counts, in_plan ? options.planned->transpose : nullptr));
+    args.a = transposed->a.data();
+    args.b = transposed->b.data();
+    args.rows = static_cast<int>(transposed->padded_rows);
+    args.a_batch_stride = k * transposed->padded_rows;
+    args.b_batch_stride = n * transposed->padded_rows;
+  }
   if (options.b_panels != nullptr) {  // sized from the chosen spec: the hot path builds none
     SY_CHECK(kernels::gemm_reads_packed_b(spec)) << "gemm: " << spec.to_string() << " reads no packed panels of B";
     const int64_t words =

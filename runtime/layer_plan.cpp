@@ -118,11 +118,11 @@ void plan_experts_backward(const PlanContext& p, LayerPlan& plan) {
   out_data.activation = kernels::activation_derivative(act);
   plan.expert_out_data = plan.add_gemm(out_data, t);
   if (ffn && act != kernels::kActNone) plan.activate = plan.add(elementwise_spec(d, kernels::kEwActivate, act, t));
-  // Weight gradients reduce over the rows in full float32 precision (no TF32).
+  // Weight gradients reduce over the rows; in TF32 too where the layer allows it (as torch's
+  // allow_tf32 does for every matmul): on Hopper their operands are transposed first.
   auto weight_grad = [&](int64_t n, int64_t k) {
     kernels::GemmShape shape = p.expert_gemm(n, k);
     shape.trans_a = true;
-    shape.allow_tf32 = false;
     return plan.add_gemm(shape, t);
   };
   plan.expert_weight_grad = weight_grad(m, h);
@@ -202,7 +202,10 @@ const PlannedKernel* LayerPlan::add(KernelSpec spec) {
 }
 
 PlannedGemm LayerPlan::add_gemm(const kernels::GemmShape& shape, const Target& target) {
-  return {shape, add(kernels::gemm_spec(shape, target))};
+  PlannedGemm gemm{shape, add(kernels::gemm_spec(shape, target))};
+  if (kernels::gemm_reads_transposed_operands(gemm.kernel->spec))
+    gemm.transpose = add(kernels::gemm_operand_transpose_spec(gemm.kernel->spec));
+  return gemm;
 }
 
 std::vector<ForwardExpertWeight> forward_expert_weights(const std::string& expert_type, int64_t model_dim,

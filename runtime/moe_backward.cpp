@@ -45,7 +45,7 @@ void MoeLayer::backward_experts(const Tensor& grad_slots, const Tensor& grad_dis
   const LayerPlan& plan = current_plan();
   GemmOptions data, weight;  // data gradients (A W^T), weight gradients (A^T B)
   data.row_counts = weight.row_counts = row_counts;
-  data.allow_tf32 = config_.allow_tf32;
+  data.allow_tf32 = weight.allow_tf32 = config_.allow_tf32;
   data.trans_b = weight.trans_a = true;
   data.planned = &plan.expert_out_data;
   weight.planned = &plan.expert_weight_grad;

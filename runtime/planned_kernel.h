@@ -24,6 +24,9 @@ struct PlannedKernel {
 struct PlannedGemm {
   kernels::GemmShape shape;
   const PlannedKernel* kernel = nullptr;
+  // The transpose of its operands where the GEMM reads them transposed (the TF32 weight gradient
+  // on Hopper: kernels::gemm_reads_transposed_operands), else null.
+  const PlannedKernel* transpose = nullptr;
 };
 
 // The spec and kernel of one call: the plan's where one is given, else `make()`'s, looked up in

@@ -41,4 +41,16 @@ LaunchConfig elementwise_launch_config(const KernelSpec& spec, long count, long 
   // Blocks split the output; `work` (elements read) sizes the split when it exceeds the output.
   return cpu_blocks(std::min(std::max(work, count) / 8192, count), 1, parallelism);
 }
+
+LaunchConfig transpose_launch_config(const KernelSpec& spec, long batch, long rows, long cols, long padded_rows,
+                                     unsigned parallelism) {
+  SY_INTERNAL_CHECK(spec.int_param("op") == kEwTranspose) << spec.to_string() << " is not a transpose";
+  if (spec.target.is_cuda()) {
+    auto tiles = [](long extent) { return (extent + kTransposeTile - 1) / kTransposeTile; };
+    return {static_cast<unsigned>(batch * tiles(cols) * tiles(padded_rows)), kTransposeTile * kTransposeTile, 0};
+  }
+  // Output rows (batch * cols of them) split among the blocks, sized by the elements moved.
+  const long out_rows = batch * cols;
+  return cpu_blocks(std::min(out_rows * std::max(rows, padded_rows) / 8192, out_rows), 1, parallelism);
+}
 }  // namespace switchyard::kernels

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "jit/kernels/elementwise.h"
 
 namespace switchyard::kernels {
 namespace {
@@ -223,10 +224,10 @@ KernelFamily gemm_wgmma_family() {
     SY_CHECK(spec.int_param("n") % tile_n == 0 && spec.int_param("k") % k_unit == 0)
         << "kernel spec " << spec.to_string() << ": the wgmma GEMM needs n % tile_n == 0 and k % " << k_unit
         << " == 0 (rows of 16 bytes for TMA)";
-    SY_CHECK(spec.dtype_param("dtype") != DType::kFloat32 ||
-             (spec.bool_param("trans_b") && !spec.bool_param("trans_a")))
+    SY_CHECK(spec.dtype_param("dtype") != DType::kFloat32 || spec.bool_param("trans_b") != spec.bool_param("trans_a"))
         << "kernel spec " << spec.to_string()
-        << ": TF32 wgmma reads both operands K-major: float32 needs trans_b and no trans_a";
+        << ": TF32 wgmma reads both operands K-major: float32 needs trans_b, or trans_a (its operands transposed "
+           "ahead)";
     SY_CHECK(spec.target.sm == 90 && spec.target.arch_specific)
         << "kernel spec " << spec.to_string() << ": wgmma and setmaxnreg need sm_90a";
     check_trans_a(spec);
@@ -243,10 +244,17 @@ GemmWgmmaArgs gemm_wgmma_args(const KernelSpec& spec, const GemmArgs& gemm, cons
   // One 128-byte swizzled row: a k-block's depth, an MN-major box's width, a C box's width.
   const auto row = static_cast<unsigned>(wgmma_tile_k(static_cast<int>(el)));
   const auto tile_m = static_cast<unsigned>(kWgmmaTileM), tile_n = static_cast<unsigned>(tile.n);
+  const bool pre_transposed = wgmma_pre_transposed(static_cast<int>(el), trans_a);
+  SY_INTERNAL_CHECK(!pre_transposed || rows * el % 16 == 0)
+      << spec.to_string() << ": transposed operands' rows of " << rows << " are not whole 16 bytes";
   GemmWgmmaArgs args{};
-  const TmaOperand a = trans_a ? TmaOperand{{k, rows, batch}, {k * el, rows * k * el}, {row, row, 1}, el}
-                               : TmaOperand{{k, rows, batch}, {k * el, rows * k * el}, {row, tile_m, 1}, el};
-  const TmaOperand b = trans_a ? TmaOperand{{n, rows, batch}, {n * el, rows * n * el}, {row, row, 1}, el}
+  // The K-major boxes: tile_k of the reduction by 128 rows of A or tile_n of B; the MN-major ones
+  // 64 x 64. The weight gradient's operands transposed ahead are K-major, the rows their reduction.
+  const TmaOperand a = pre_transposed ? TmaOperand{{rows, k, batch}, {rows * el, k * rows * el}, {row, tile_m, 1}, el}
+                       : trans_a      ? TmaOperand{{k, rows, batch}, {k * el, rows * k * el}, {row, row, 1}, el}
+                                      : TmaOperand{{k, rows, batch}, {k * el, rows * k * el}, {row, tile_m, 1}, el};
+  const TmaOperand b = pre_transposed ? TmaOperand{{rows, n, batch}, {rows * el, n * rows * el}, {row, tile_n, 1}, el}
+                       : trans_a      ? TmaOperand{{n, rows, batch}, {n * el, rows * n * el}, {row, row, 1}, el}
                        : spec.bool_param("trans_b")
                            ? TmaOperand{{k, n, batch}, {k * el, n * k * el}, {row, tile_n, 1}, el}
                            : TmaOperand{{n, k, batch}, {n * el, n * k * el}, {row, row, 1}, el};
@@ -272,7 +280,17 @@ bool uses_wgmma(const GemmShape& shape, const Target& target) {
   const auto el = static_cast<int>(dtype_size(shape.dtype));
   if (shape.k < wgmma_tile_k(el) || shape.k % wgmma_k_unit(el) != 0) return false;
   if (shape.dtype == DType::kFloat16 || shape.dtype == DType::kBFloat16) return true;
-  return shape.dtype == DType::kFloat32 && shape.allow_tf32 && shape.trans_b && !shape.trans_a;
+  return shape.dtype == DType::kFloat32 && shape.allow_tf32 && shape.trans_b != shape.trans_a;
+}
+
+bool gemm_reads_transposed_operands(const KernelSpec& gemm) {
+  return gemm.family == "gemm_wgmma" &&
+         wgmma_pre_transposed(static_cast<int>(dtype_size(gemm.dtype_param("dtype"))), gemm.bool_param("trans_a"));
+}
+
+KernelSpec gemm_operand_transpose_spec(const KernelSpec& gemm) {
+  SY_INTERNAL_CHECK(gemm_reads_transposed_operands(gemm)) << gemm.to_string() << " reads its operands as stored";
+  return elementwise_spec(gemm.dtype_param("dtype"), kEwTranspose, kActNone, gemm.target);
 }
 
 bool uses_tensor_cores(const GemmShape& shape, const Target& target) {

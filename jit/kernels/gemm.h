@@ -83,16 +83,26 @@ using TmaEncoder = std::function<TmaDescriptor(const void* base, const TmaOperan
 /// trans_a: 64 output rows x 64 rows of the reduction) and of B, [B, N, K] (trans_b: tile_k K x
 /// tile_n), [B, K, N] or, for trans_a, [B, R, N] (64 columns x 64 of the reduction), of C [B, R, N]
 /// (trans_a: [B, K, N]; boxes of tile_k columns x 64 rows, the epilogue's stores), and the work
-/// items of the persistent grid (gemm_launch_config's tiles).
+/// items of the persistent grid (gemm_launch_config's tiles). A GEMM that reads its operands
+/// transposed (gemm_reads_transposed_operands) takes `gemm` over them: a A^T [B, K, rows] and b
+/// B^T [B, N, rows], rows in whole 16 bytes, boxed as the K-major forms' with the rows as K.
 GemmWgmmaArgs gemm_wgmma_args(const KernelSpec& spec, const GemmArgs& gemm, const TmaEncoder& encode);
 
 /// True when `shape` runs on the Hopper kernel (gemm_wgmma): sm_90a, n % 128 == 0, 16-byte aligned
 /// operands, K of at least one k-block (128 bytes), and float16/bfloat16 in every form (grouped
-/// weight gradients included) with k % 8 == 0, or float32 with allow_tf32 in the K-major form
-/// (trans_b, not trans_a: wgmma's TF32 has no transpose) with k % 4 == 0 (rows of K in whole 16
-/// bytes, as TMA strides need; the last k-block's columns past K read as TMA's zeros); unless
-/// SWITCHYARD_GEMM says mma or simt.
+/// weight gradients included) with k % 8 == 0, or float32 with allow_tf32 where both operands
+/// reach it K-major (wgmma's TF32 has no transpose): B [N, K] (trans_b), or the weight gradient
+/// (trans_a), whose operands the op transposes first (gemm_reads_transposed_operands), with k % 4
+/// == 0 (rows of K in whole 16 bytes, as TMA strides need; the last k-block's columns past K read
+/// as TMA's zeros); unless SWITCHYARD_GEMM says mma or simt.
 bool uses_wgmma(const GemmShape& shape, const Target& target);
+
+/// Whether `gemm` (a gemm_spec) reads its operands transposed ahead, the reduction innermost:
+/// the TF32 weight gradient on Hopper (kernels::wgmma_pre_transposed). batched_gemm then
+/// transposes A and B with gemm_operand_transpose_spec first, into buffers of their own.
+bool gemm_reads_transposed_operands(const KernelSpec& gemm);
+/// The transpose that such a GEMM's operands go through (the element-wise family's).
+KernelSpec gemm_operand_transpose_spec(const KernelSpec& gemm);
 
 /// True when `shape` runs on the mma.sync tensor-core kernels on `target`: sm_80+, 16-byte aligned
 /// operands, neither A nor B transposed, n % 128 == 0,

@@ -45,7 +45,8 @@ TEST(Sass, SampleConfigKernelsForSm90aKeepToRegistersAndUseTheirUnits) {
         kernels::GemmShape{.n = 4096, .k = 14336, .trans_a = true}})
     specs.push_back(kernels::gemm_spec(shape, hopper));
   // A float32 layer with TF32 at Mixtral's dims: fc1 as stored ([H, M], K-major) with its bias and
-  // GELU, and fc2's data gradient (W2 [H, M] read as W^T), on wgmma; fc2 (N-major W) on mma.sync.
+  // GELU, fc2's data gradient (W2 [H, M] read as W^T) and fc2's weight gradient (its operands
+  // transposed ahead), on wgmma; fc2 (N-major W) on mma.sync.
   size_t tf32_wgmma = 0;
   for (const kernels::GemmShape& shape :
        {kernels::GemmShape{
@@ -56,11 +57,12 @@ TEST(Sass, SampleConfigKernelsForSm90aKeepToRegistersAndUseTheirUnits) {
         .activation = kernels::kActGeluGrad,
         .allow_tf32 = true,
         .grouped = true},
-        kernels::GemmShape{.n = 4096, .k = 14336, .allow_tf32 = true}}) {
+        kernels::GemmShape{.n = 4096, .k = 14336, .allow_tf32 = true},
+        kernels::GemmShape{.n = 4096, .k = 14336, .allow_tf32 = true, .trans_a = true}}) {
     specs.push_back(kernels::gemm_spec(shape, hopper));
     tf32_wgmma += specs.back().family == "gemm_wgmma";
   }
-  EXPECT_EQ(tf32_wgmma, 2u) << "TF32's K-major forms run on wgmma";
+  EXPECT_EQ(tf32_wgmma, 3u) << "TF32's K-major forms run on wgmma";
   // NOTE: nvdisasm dominates the time: one process per kernel, as many at once as there are cores.
   std::vector<Binary> binaries;
   for (const KernelSpec& spec : specs) binaries.push_back(Context::global().store().obtain(spec).binary);

@@ -298,8 +298,17 @@ TEST(GemmSelect, HopperTakesWgmmaWhereItCanImplementTheShape) {
         Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 50, .trans_b = true, .allow_tf32 = true}, hopper,
              "gemm_simt", 0},
         Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 64, .trans_b = true}, hopper, "gemm_simt", 0},
+        // the weight gradient in TF32: its operands transposed ahead; K (its output rows) of a k-block
         Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 64, .allow_tf32 = true, .trans_a = true}, hopper,
+             "gemm_wgmma", 256},
+        Case{GemmShape{
+                 .dtype = DType::kFloat32, .n = 128, .k = 200, .allow_tf32 = true, .trans_a = true, .grouped = true},
+             hopper, "gemm_wgmma", 128},
+        Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 16, .allow_tf32 = true, .trans_a = true}, hopper,
              "gemm_simt", 0},
+        Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 64, .trans_a = true}, hopper, "gemm_simt", 0},
+        Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 64, .allow_tf32 = true, .trans_a = true},
+             Target::cuda(80), "gemm_simt", 0},
         Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 64, .trans_b = true, .allow_tf32 = true},
              Target::cuda(90), "gemm_simt", 0},
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 192, .k = 64}, hopper, "gemm_simt", 0}}) {
@@ -337,6 +346,23 @@ TEST(GemmSelect, Tf32WgmmaSpecsOutsideItsFormAreRefused) {
   expect_refused(with("trans_b", false), "K-major");
   expect_refused(with("trans_a", true), "trans_a");
   expect_refused(with("k", int64_t{82}), "k % 4 == 0");
+  // The weight gradient (trans_a without trans_b) reads its operands transposed ahead: the one
+  // float32 wgmma form that does, and it needs the element-wise transpose planned beside it.
+  KernelSpec weight_grad = with("trans_b", false);
+  for (auto& [param, v] : weight_grad.params)
+    if (param == "trans_a") v = true;
+  EXPECT_NO_THROW(validate_spec(weight_grad));
+  EXPECT_TRUE(kernels::gemm_reads_transposed_operands(weight_grad));
+  EXPECT_FALSE(kernels::gemm_reads_transposed_operands(good));
+  const KernelSpec transpose = kernels::gemm_operand_transpose_spec(weight_grad);
+  EXPECT_EQ(transpose, kernels::elementwise_spec(DType::kFloat32, kernels::kEwTranspose, kernels::kActNone,
+                                                 Target::cuda(90, true)));
+  EXPECT_NO_THROW(validate_spec(transpose));
+  const KernelSpec bf16_weight_grad =
+      kernels::gemm_spec({.dtype = DType::kBFloat16, .n = 256, .k = 64, .trans_a = true}, Target::cuda(90, true));
+  ASSERT_EQ(bf16_weight_grad.family, "gemm_wgmma");
+  EXPECT_FALSE(kernels::gemm_reads_transposed_operands(bf16_weight_grad)) << "16-bit operands are read as stored";
+  EXPECT_THROW(kernels::gemm_operand_transpose_spec(good), Error);
 }
 
 // The persistent Hopper grid: one block per multiprocessor at most, never more blocks than

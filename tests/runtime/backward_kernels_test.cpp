@@ -2,6 +2,7 @@
 // and the reference itself against central finite differences of the reference forward.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -267,6 +268,36 @@ TYPED_TEST(BackwardKernelTest, ScaleAndTransposeCoverEveryElement) {
 }
 
 // Device::copy_2d on the CPU: rows from one pitch to another, the gaps left as they were.
+// The padded, grouped transpose (what the TF32 weight gradient reads on Hopper): entries past a
+// batch's used rows, and past its rows, are zeros; counts and shapes are checked.
+TYPED_TEST(BackwardKernelTest, TransposePadsAndZeroesRowsPastTheCounts) {
+  using T = TypeParam;
+  const DType dt = dtype_of<T>();
+  std::mt19937 rng(6);
+  const int64_t batch = 3, rows = 37, cols = 70, padded = 40;
+  const auto x = testing::random_normal<T>(rng, batch * rows * cols);
+  std::vector<int32_t> counts = {0, 20, 99};  // an empty batch, a short one, one past the rows
+  const Tensor host_counts(counts.data(), DType::kInt32, {batch});
+  std::vector<T> out(static_cast<size_t>(batch * cols * padded), T(-7));
+  const Tensor in(const_cast<T*>(x.data()), dt, {batch, rows, cols});
+  transpose(Context::global(), in, Tensor(out.data(), dt, {batch, cols, padded}), &host_counts);
+  for (int64_t b = 0; b < batch; ++b) {
+    const int64_t used = std::min<int64_t>(counts[b], rows);
+    for (int64_t c = 0; c < cols; ++c)
+      for (int64_t r = 0; r < padded; ++r)
+        ASSERT_EQ(out[(b * cols + c) * padded + r], r < used ? x[(b * rows + r) * cols + c] : T(0))
+            << b << "," << c << "," << r;
+  }
+  EXPECT_THROW(transpose(Context::global(), in, Tensor(out.data(), dt, {batch, cols, rows - 1})), UserError)
+      << "rows shorter than x's";
+  const Tensor two_counts(counts.data(), DType::kInt32, {2});
+  EXPECT_THROW(transpose(Context::global(), in, Tensor(out.data(), dt, {batch, cols, padded}), &two_counts), UserError)
+      << "a count per batch";
+  counts[1] = -1;
+  EXPECT_THROW(transpose(Context::global(), in, Tensor(out.data(), dt, {batch, cols, padded}), &host_counts), UserError)
+      << "a negative count";
+}
+
 TEST(CpuDevice, Copy2dMovesRowsBetweenPitches) {
   Device& cpu = Context::global().cpu();
   for (size_t rows : {3, 5000}) {  // serial, and split across the pool

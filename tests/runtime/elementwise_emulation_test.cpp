@@ -2,11 +2,12 @@
 // tests/support/cuda_emulation.h, with its family's launch, against each op's formula in double
 // (common/elementwise_args.h): the activations, SwiGLU and its backward, add, scale, SGD with and
 // without momentum and weight decay, the bias gradient's row sums over grouped rows, and the
-// batched transpose, in float32 (the math is float whatever the storage type).
+// batched transpose (padded, grouped), in float32 (the math is float whatever the storage type).
 #include "tests/support/cuda_emulation.h"  // before the templates
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <random>
@@ -47,7 +48,7 @@ TEST(ElementwiseEmulation, PointwiseOpsMatchTheirFormulas) {
                            y = uniform_values<float>(rng, n, -2.0f, 2.0f),
                            z = uniform_values<float>(rng, n, -2.0f, 2.0f);
   std::vector<float> out(n), out2(n);
-  ElementwiseArgs args{x.data(), y.data(), z.data(), out.data(), out2.data(), nullptr, n, 0, 0, 0, 0.75, 0, 0, 0};
+  ElementwiseArgs args{x.data(), y.data(), z.data(), out.data(), out2.data(), nullptr, n, 0, 0, 0, 0.75, 0, 0, 0, 0};
   run<kernels::kEwActivate, kernels::kActRelu>(args);
   expect_near(
       out, [&](size_t i) { return reference::activate(reference::Act::kRelu, x[i]); }, "relu");
@@ -84,8 +85,8 @@ TEST(ElementwiseEmulation, SgdStepsWithAndWithoutMomentum) {
     std::vector<float> param = start, velocity = velocity0;
     const double lr = 0.1, mu = momentum ? 0.9 : 0.0, decay = momentum ? 0.01 : 0.0;
     ElementwiseArgs args{
-        nullptr, grad.data(), nullptr, param.data(), momentum ? velocity.data() : nullptr, nullptr, n, 0, 0, 0,
-        0,       lr,          mu,      decay};
+        nullptr, grad.data(), nullptr, param.data(), momentum ? velocity.data() : nullptr, nullptr, n, 0, 0, 0, 0, lr,
+        mu,      decay,       0};
     run<kernels::kEwSgd>(args);
     for (long i = 0; i < n; ++i) {
       const double step = (momentum ? mu * velocity0[i] : 0.0) + grad[i] + decay * start[i];
@@ -97,27 +98,61 @@ TEST(ElementwiseEmulation, SgdStepsWithAndWithoutMomentum) {
   }
 }
 
-TEST(ElementwiseEmulation, RowSumsAndTransposeMatchTheirFormulas) {
+TEST(ElementwiseEmulation, RowSumsMatchTheirFormula) {
   std::mt19937 rng(29);
   const int batch = 3, rows = 70, cols = 90;
   const std::vector<float> x = uniform_values<float>(rng, static_cast<size_t>(batch) * rows * cols, -2.0f, 2.0f);
   const std::vector<int> counts = {70, 0, 33};  // grouped rows: an empty batch, a short one
   std::vector<float> sums(batch * cols, NAN);
-  run<kernels::kEwSumRows>(
-      {x.data(), nullptr, nullptr, sums.data(), nullptr, counts.data(), batch * cols, rows, cols, batch, 0, 0, 0, 0});
+  run<kernels::kEwSumRows>({x.data(), nullptr, nullptr, sums.data(), nullptr, counts.data(), batch * cols, rows, cols,
+                            batch, 0, 0, 0, 0, 0});
   for (int b = 0; b < batch; ++b)
     for (int c = 0; c < cols; ++c) {
       double want = 0;
       for (int r = 0; r < counts[b]; ++r) want += x[(b * rows + r) * cols + c];
       ASSERT_NEAR(sums[b * cols + c], want, 1e-4) << "batch " << b << " column " << c;
     }
-  std::vector<float> transposed(x.size(), NAN);
-  run<kernels::kEwTranspose>({x.data(), nullptr, nullptr, transposed.data(), nullptr, nullptr,
-                              static_cast<long>(x.size()), rows, cols, batch, 0, 0, 0, 0});
-  for (int b = 0; b < batch; ++b)
-    for (int r = 0; r < rows; ++r)
+}
+
+// Runs the transpose of `batch` [rows, cols] float matrices into [cols, padded] with the family's launch.
+std::vector<float> transpose(const std::vector<float>& x, const int* counts, int batch, int rows, int cols,
+                             int padded) {
+  std::vector<float> out(static_cast<size_t>(batch) * cols * padded, NAN);
+  ElementwiseArgs args{};
+  args.x = x.data();
+  args.out = out.data();
+  args.row_counts = counts;
+  args.count = static_cast<long>(out.size());
+  args.rows = rows;
+  args.cols = cols;
+  args.batch = batch;
+  args.padded_rows = padded;
+  const KernelSpec spec =
+      kernels::elementwise_spec(DType::kFloat32, kernels::kEwTranspose, kernels::kActNone, Target::cuda(90));
+  emulation::launch(kernels::transpose_launch_config(spec, batch, rows, cols, padded, 132),
+                    [&] { cuda::elementwise<float, kernels::kEwTranspose, kernels::kActNone>(args); });
+  return out;
+}
+
+// Plain, padded past the rows (a GEMM's 16-byte rows), and with grouped counts (an empty batch, a
+// short one, one past the rows): entries past a batch's used rows are zero, the rest x's.
+TEST(ElementwiseEmulation, TransposePadsAndZeroesRowsPastTheCounts) {
+  std::mt19937 rng(31);
+  const int batch = 3, rows = 70, cols = 90;  // neither a multiple of the 16 x 16 tiles
+  const std::vector<float> x = uniform_values<float>(rng, static_cast<size_t>(batch) * rows * cols, -2.0f, 2.0f);
+  const std::vector<int> counts = {0, 33, 500};
+  for (const auto& [padded, grouped] : {std::pair{rows, false}, {72, false}, {72, true}, {100, true}}) {
+    SCOPED_TRACE(::testing::Message() << "padded to " << padded << (grouped ? ", grouped" : ""));
+    const std::vector<float> out = transpose(x, grouped ? counts.data() : nullptr, batch, rows, cols, padded);
+    for (int b = 0; b < batch; ++b) {
+      const int used = grouped ? std::min(counts[b], rows) : rows;
       for (int c = 0; c < cols; ++c)
-        ASSERT_EQ(transposed[(b * cols + c) * rows + r], x[(b * rows + r) * cols + c]) << b << " " << r << " " << c;
+        for (int r = 0; r < padded; ++r)
+          ASSERT_EQ(out[(static_cast<size_t>(b) * cols + c) * padded + r],
+                    r < used ? x[(static_cast<size_t>(b) * rows + r) * cols + c] : 0.0f)
+              << "batch " << b << " column " << c << " row " << r;
+    }
+  }
 }
 
 }  // namespace

@@ -10,9 +10,11 @@
 
 #include <gtest/gtest.h>
 
+#include <switchyard/cuda/elementwise.cuh>
 #include <switchyard/cuda/gemm_wgmma.cuh>
 
 #include "core/error.h"
+#include "jit/kernels/elementwise.h"
 #include "jit/kernels/gemm.h"
 #include "tests/support/gemm_cases.h"
 
@@ -26,6 +28,46 @@ kernels::TmaDescriptor emulated_tma(const void* base, const kernels::TmaOperand&
   return emulation::tma_descriptor(base, operand.dims, operand.strides, operand.box, operand.element_bytes);
 }
 
+// Operands transposed ahead, as batched_gemm gives them to a GEMM that reads them so (the TF32
+// weight gradient): A [B, R, K] and B [B, R, N] as [B, K, P] and [B, N, P], P the rows in whole
+// 16-byte rows, through the element-wise family's transpose (emulated too), zero past the counts.
+struct TransposedOperands {
+  std::vector<float> a, b;
+  int padded_rows = 0;
+};
+
+std::vector<float> transposed(const std::string& x, const kernels::GemmArgs& gemm, int cols, int padded) {
+  std::vector<float> out(static_cast<size_t>(gemm.batch) * cols * padded, NAN);
+  kernels::ElementwiseArgs args{};
+  args.x = x.data();
+  args.out = out.data();
+  args.row_counts = gemm.row_counts;
+  args.count = static_cast<long>(out.size());
+  args.rows = gemm.rows;
+  args.cols = cols;
+  args.batch = gemm.batch;
+  args.padded_rows = padded;
+  const KernelSpec spec =
+      kernels::elementwise_spec(DType::kFloat32, kernels::kEwTranspose, kernels::kActNone, Target::cuda(90, true));
+  emulation::launch(kernels::transpose_launch_config(spec, gemm.batch, gemm.rows, cols, padded, kMultiprocessors),
+                    [&] { cuda::elementwise<float, kernels::kEwTranspose, kernels::kActNone>(args); });
+  return out;
+}
+
+TransposedOperands transpose_operands(const testing::GemmCase& g, const testing::GemmBuffers& buffers,
+                                      kernels::GemmArgs& gemm) {
+  TransposedOperands t;
+  t.padded_rows = static_cast<int>((g.rows + 3) / 4 * 4);
+  t.a = transposed(buffers.a, gemm, static_cast<int>(g.k), t.padded_rows);
+  t.b = transposed(buffers.b, gemm, static_cast<int>(g.n), t.padded_rows);
+  gemm.a = t.a.data();
+  gemm.b = t.b.data();
+  gemm.rows = t.padded_rows;
+  gemm.a_batch_stride = g.k * t.padded_rows;
+  gemm.b_batch_stride = g.n * t.padded_rows;
+  return t;
+}
+
 template <typename T, int kN, int kK, bool kTransA, bool kTransB, bool kBias, int kAct, int kTileN>
 void expect_wgmma_matches(const testing::GemmCase& gemm) {
   SCOPED_TRACE(testing::describe(gemm));
@@ -35,7 +77,10 @@ void expect_wgmma_matches(const testing::GemmCase& gemm) {
   ASSERT_EQ(spec.family, "gemm_wgmma");
   ASSERT_EQ(spec.int_param("tile_n"), kTileN) << "the family's tile rule and the test's instantiation disagree";
   testing::GemmBuffers buffers = testing::gemm_buffers(gemm, 47);
-  const kernels::GemmWgmmaArgs args = kernels::gemm_wgmma_args(spec, testing::gemm_args(gemm, buffers), emulated_tma);
+  kernels::GemmArgs gemm_args = testing::gemm_args(gemm, buffers);
+  TransposedOperands operands;
+  if (kernels::gemm_reads_transposed_operands(spec)) operands = transpose_operands(gemm, buffers, gemm_args);
+  const kernels::GemmWgmmaArgs args = kernels::gemm_wgmma_args(spec, gemm_args, emulated_tma);
   const LaunchConfig launch =
       kernels::gemm_launch_config(spec, {gemm.batch, gemm.rows, gemm.rows, kK, kN, kMultiprocessors});
   ASSERT_EQ(launch.grid, std::min<unsigned>(kMultiprocessors, static_cast<unsigned>(args.tiles)));
@@ -152,6 +197,25 @@ TEST(GemmWgmmaEmulation, WeightGradientsMatchTheReference) {
        .counts = {13, 0, 191, 128, 250}});
   expect_wgmma_matches<cuda::half_t, 128, 64, true, false, false, kernels::kActNone, 128>(
       {.dtype = DType::kFloat16, .batch = 4, .rows = 301, .k = 64, .n = 128, .trans_a = true});
+}
+
+// float32 weight gradients in TF32 (a layer that allows it): A^T and B^T transposed ahead, both
+// K-major with the rows as K, the rows' tail past the counts zeros from the transpose.
+TEST(GemmWgmmaEmulation, Tf32WeightGradientsMatchTheReference) {
+  // Rows padded to whole 16 bytes (102 to 104) and not a multiple of the 32-deep k-block; K (the
+  // output rows) not a multiple of the row tile; 256-column tiles.
+  expect_wgmma_matches<float, 256, 192, true, false, false, kernels::kActNone, 256>(
+      {.dtype = DType::kFloat32, .batch = 2, .rows = 102, .k = 192, .n = 256, .trans_a = true, .tf32 = true});
+  // Grouped (dropless): NaN past the counts, which the transpose leaves out; one batch sums no rows.
+  expect_wgmma_matches<float, 128, 128, true, false, false, kernels::kActNone, 128>({.dtype = DType::kFloat32,
+                                                                                     .batch = 5,
+                                                                                     .rows = 250,
+                                                                                     .k = 128,
+                                                                                     .n = 128,
+                                                                                     .grouped = true,
+                                                                                     .trans_a = true,
+                                                                                     .counts = {13, 0, 191, 128, 250},
+                                                                                     .tf32 = true});
 }
 
 // The block's dynamic shared memory from its first 1024-byte boundary (what the swizzle needs).

@@ -2,7 +2,8 @@
 // candidate: on a Hopper GPU the wgmma kernel (both B layouts, both tile widths, K deep enough
 // to wrap its shared-memory ring, ragged and grouped rows, every epilogue), elsewhere the
 // mma.sync kernel these shapes fall back to; float32 (no TF32) every form on the SIMT kernel;
-// float32 with TF32 on wgmma where B is K-major ([N, K]), else on the mma.sync TF32 kernel.
+// float32 with TF32 on wgmma where B is K-major ([N, K]) and for weight gradients (operands
+// transposed ahead), else on the mma.sync TF32 kernel.
 // Skips, saying why, without a CUDA device.
 #include <gtest/gtest.h>
 
@@ -149,13 +150,14 @@ TEST(GpuGemmTf32, ShapesMatchTheReference) {
   expect_forward_matches(DType::kFloat32, Case{2, 140, 100, 128, true, kernels::kActNone, false}, true, rng);
 }
 
-// The weight gradient C [K, N] = A^T B over the rows: on Hopper the wgmma kernel reads both
-// operands M/N-major; rows not a multiple of its 64-row slices (read as zeros past the end) and
-// K not a multiple of its 128-row tiles. Grouped rows bound the reduction per batch (rows past a
-// count may hold anything, here NaN, and must not count: the Hopper kernel zeroes them in shared
-// memory).
-TEST_P(GpuGemm, WeightGradientMatchesTheReference) {
-  const DType dt = GetParam();
+// The weight gradient C [K, N] = A^T B over the rows of `dt` (`tf32`: float32 allowed on tensor
+// cores) against the double reference: on Hopper the wgmma kernel reads 16-bit operands M/N-major,
+// and float32 in TF32 transposed ahead (K-major, padded to whole 16-byte rows: 201 rows to 204);
+// rows not a multiple of its 64-row slices or 32-deep k-blocks (read as zeros past the end), K not
+// a multiple of its 128-row tiles. Grouped rows bound the reduction per batch (rows past a count
+// may hold anything, here NaN, and must not count: the Hopper kernel zeroes them in shared
+// memory, or the transpose leaves them out).
+void expect_weight_gradients_match(DType dt, bool tf32) {
   Context& context = Context::global();
   Device& gpu = context.cuda(0);
   const bool hopper = gpu.target().sm == 90 && gpu.target().arch_specific;
@@ -166,12 +168,16 @@ TEST_P(GpuGemm, WeightGradientMatchesTheReference) {
   };
   for (const WgradCase c :
        {WgradCase{3, 300, 192, 256, false}, WgradCase{2, 64, 128, 128, false}, WgradCase{3, 200, 128, 256, true},
-        WgradCase{2, 300, 72, 512, false}}) {  // 72 output rows: a 64-row box and 8 rows
-    SCOPED_TRACE(::testing::Message() << c.batch << "x" << c.rows << "x" << c.k << "x" << c.n
-                                      << (c.grouped ? " grouped" : ""));
-    const kernels::GemmShape shape{.dtype = dt, .n = c.n, .k = c.k, .trans_a = true, .grouped = c.grouped};
+        WgradCase{2, 300, 72, 512, false},  // 72 output rows: a 64-row box and 8 rows
+        WgradCase{2, 201, 128, 128, false}, WgradCase{3, 201, 256, 128, true}}) {
+    SCOPED_TRACE(::testing::Message() << dtype_name(dt) << (tf32 ? " tf32 " : " ") << c.batch << "x" << c.rows << "x"
+                                      << c.k << "x" << c.n << (c.grouped ? " grouped" : ""));
+    const kernels::GemmShape shape{
+        .dtype = dt, .n = c.n, .k = c.k, .allow_tf32 = tf32, .trans_a = true, .grouped = c.grouped};
     if (hopper) {
-      EXPECT_EQ(kernels::gemm_spec(shape, gpu.target()).family, dt == DType::kFloat32 ? "gemm_simt" : "gemm_wgmma");
+      const KernelSpec spec = kernels::gemm_spec(shape, gpu.target());
+      EXPECT_EQ(spec.family, dt == DType::kFloat32 && !tf32 ? "gemm_simt" : "gemm_wgmma");
+      EXPECT_EQ(kernels::gemm_reads_transposed_operands(spec), tf32);
     }
     std::vector<double> a = uniform_values(rng, c.batch * c.rows * c.k),
                         b = uniform_values(rng, c.batch * c.rows * c.n);
@@ -192,12 +198,13 @@ TEST_P(GpuGemm, WeightGradientMatchesTheReference) {
     GemmOptions options;
     options.trans_a = true;
     options.row_counts = c.grouped ? &tcounts : nullptr;
+    options.allow_tf32 = tf32;
     batched_gemm(context, da.view(dt, {c.batch, c.rows, c.k}), db.view(dt, {c.batch, c.rows, c.n}),
                  dc.view(dt, {c.batch, c.k, c.n}), options);
     std::string out(dc.bytes(), '\0');
     gpu.copy_to_host(out.data(), dc.data(), out.size());
     const auto got = decode_values(out, dt), av = decode_values(ha, dt), bv = decode_values(hb, dt);
-    const double tol = tolerance(dt);
+    const double tol = tolerance(dt, tf32);
     for (int64_t bi = 0; bi < c.batch; ++bi)
       for (int64_t i = 0; i < c.k; ++i)
         for (int64_t j = 0; j < c.n; ++j) {
@@ -208,6 +215,18 @@ TEST_P(GpuGemm, WeightGradientMatchesTheReference) {
               << "batch " << bi << " row " << i << " col " << j;
         }
   }
+}
+
+TEST_P(GpuGemm, WeightGradientMatchesTheReference) {
+  expect_weight_gradients_match(GetParam(), false);
+}
+
+// float32 layers that allow TF32: weight gradients on tensor cores too (on Hopper, wgmma with
+// the operands transposed ahead).
+TEST(GpuGemmTf32, WeightGradientMatchesTheReference) {
+  const std::string reason = Context::cuda_unavailable_reason();
+  if (!reason.empty()) GTEST_SKIP() << "GPU test skipped: " << reason;
+  expect_weight_gradients_match(DType::kFloat32, true);
 }
 
 // A GEMM whose operands are not 16-byte aligned cannot be read by TMA or cp.async: it still

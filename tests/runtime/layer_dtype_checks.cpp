@@ -170,8 +170,8 @@ void expect_training_step_matches_reference(Context& context, Device& device, DT
       BackwardResult g = layer.backward(dr.view(dt, {s, m}), aux_weight);
       want = reference::layer_backward(config, params, wx, wr, s, o, aux_weight);
       // NOTE: fp32 accumulation everywhere; the error is the storage rounding of activations and
-      // gradients (2^-24, 2^-11, 2^-8 relative) compounded over three GEMMs; TF32 cuts the
-      // forward and data gradients' operands to 10 mantissa bits (weight gradients stay float32).
+      // gradients (2^-24, 2^-11, 2^-8 relative) compounded over three GEMMs; TF32 cuts every
+      // expert GEMM's operands to 10 mantissa bits (forward, data and weight gradients).
       const double tol = allow_tf32 ? 1e-2 : dt == DType::kFloat32 ? 1e-4 : dt == DType::kFloat16 ? 2e-2 : 8e-2;
       EXPECT_LT(relative_error(host(g.grad_input), want.input), tol) << "grad_input";
       ASSERT_EQ(want.params.size(), layer.parameter_names().size());

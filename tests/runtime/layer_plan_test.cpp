@@ -10,6 +10,7 @@
 #include <random>
 
 #include "core/half.h"
+#include "jit/kernels/elementwise.h"
 #include "jit/kernels/gemm.h"
 #include "runtime/moe_layer.h"
 #include "tests/support/test_support.h"
@@ -229,8 +230,9 @@ TEST(LayerPlan, PlansHoldTheirGemmsShapesAndNothingForCustomParts) {
 // A float32 layer that allows TF32, on a Hopper target: TF32 on wgmma reads B K-major only, so
 // fc1's forward reads fc1 [E, H, M] as stored, fc2's forward fc2's transposed copy [E, M, H] and
 // the input's data gradient fc1's copy (all trans_b), and they run on wgmma, as does fc2's data
-// gradient (W2 read transposed); weight gradients stay float32; SwiGLU reads all three forward
-// weights through copies. Where wgmma takes both layouts (bfloat16), or TF32 is not allowed, or
+// gradient (W2 read transposed); the weight gradients run on wgmma too, in TF32, their operands
+// transposed first (the plan holds that transpose); SwiGLU reads all three forward weights
+// through copies. Where wgmma takes both layouts (bfloat16), or TF32 is not allowed, or
 // the target has no wgmma, B is read as [K, N] (ffn's fc1 through its copy).
 TEST(LayerPlan, Tf32OnHopperReadsFc1KMajor) {
   ModelConfig model = layer_model(256, 512, 2, "ffn", ModelConfig::Gate{});
@@ -249,7 +251,11 @@ TEST(LayerPlan, Tf32OnHopperReadsFc1KMajor) {
   EXPECT_EQ(family(tf32.expert_out_data), "gemm_wgmma");
   EXPECT_TRUE(tf32.expert_out.shape.trans_b);
   EXPECT_EQ(family(tf32.expert_out), "gemm_wgmma");
-  EXPECT_EQ(family(tf32.expert_weight_grad), "gemm_simt");
+  EXPECT_EQ(family(tf32.expert_weight_grad), "gemm_wgmma");
+  ASSERT_NE(tf32.expert_weight_grad.transpose, nullptr);
+  EXPECT_EQ(tf32.expert_weight_grad.transpose->spec,
+            kernels::elementwise_spec(DType::kFloat32, kernels::kEwTranspose, kernels::kActNone, hopper));
+  EXPECT_EQ(tf32.expert_in.transpose, nullptr) << "forward GEMMs read their operands as stored";
   ASSERT_EQ(tf32.expert_weights.size(), 2u);
   EXPECT_EQ(tf32.expert_weights[0].copy, nullptr) << "fc1 read as stored";
   EXPECT_STREQ(tf32.expert_weights[1].copy, "fc2_t");
@@ -263,8 +269,10 @@ TEST(LayerPlan, Tf32OnHopperReadsFc1KMajor) {
     EXPECT_STREQ(swiglu.expert_weights[i].copy, copies[i]);
     EXPECT_TRUE(swiglu.expert_weights[i].shape.trans_b);
   }
-  for (const PlannedGemm* gemm : {&swiglu.expert_in, &swiglu.expert_gated, &swiglu.expert_out, &swiglu.expert_in_data})
+  for (const PlannedGemm* gemm : {&swiglu.expert_in, &swiglu.expert_gated, &swiglu.expert_out, &swiglu.expert_in_data,
+                                  &swiglu.expert_weight_grad, &swiglu.expert_weight_grad_t})
     EXPECT_EQ(family(*gemm), "gemm_wgmma") << gemm->kernel->spec.to_string();
+  EXPECT_NE(swiglu.expert_weight_grad_t.transpose, nullptr);
   model.expert_type = "ffn";
   // A hidden size of 528: fc2's K ends in a partial k-block, which the Hopper kernel takes (through
   // fc2's copy); fc1's N is not whole 128-column tiles, so fc1 keeps B [K, N] (its copy, on CUDA
@@ -298,6 +306,7 @@ TEST(LayerPlan, Tf32OnHopperReadsFc1KMajor) {
     EXPECT_FALSE(reads_b_k_major_only(plan.expert_out.shape, other.target));
     EXPECT_STREQ(plan.expert_weights[0].copy, "fc1_t");
     EXPECT_EQ(plan.expert_weights[1].copy, nullptr);
+    EXPECT_EQ(plan.expert_weight_grad.transpose, nullptr) << "weight gradients read their operands as stored";
   }
 }
 

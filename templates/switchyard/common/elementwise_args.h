@@ -14,8 +14,12 @@ enum ElementwiseOp : int {
   kEwSgd = 4,             // SGD on out (the parameter) with gradient y; out2 the momentum buffer or null
   kEwSumRows = 5,         // out[b][c] = sum over r < rows_b of x[b][r][c]
   kEwScale = 6,           // out = scale * x (out may be x)
-  kEwTranspose = 7,       // out[b][c][r] = x[b][r][c] for batch [rows, cols] matrices
+  kEwTranspose = 7,       // out[b][c][r] = x[b][r][c] for batch [rows, cols] matrices, r < rows_b; else 0
 };
+
+// The CUDA transpose's square tile: 16 x 16 elements a block of 256 threads, read along x's rows
+// and written along out's, whole 32-byte sectors both ways for 2- and 4-byte elements.
+constexpr int kTransposeTile = 16;
 
 struct ElementwiseArgs {
   const void* x;
@@ -23,7 +27,7 @@ struct ElementwiseArgs {
   const void* z;
   void* out;
   void* out2;
-  const int* row_counts;  // kEwSumRows: rows used per batch, or null = rows
+  const int* row_counts;  // kEwSumRows, kEwTranspose: rows used per batch (clamped to rows), or null = rows
   long count;             // elements of out (kEwSumRows: batch * cols)
   int rows;               // kEwSumRows, kEwTranspose
   int cols;               // kEwSumRows, kEwTranspose
@@ -32,6 +36,7 @@ struct ElementwiseArgs {
   double lr;              // kEwSgd: p -= lr * v, v = momentum * v + (g + weight_decay * p)
   double momentum;
   double weight_decay;
+  int padded_rows;  // kEwTranspose: out's rows are padded_rows (>= rows) long, zero past rows_b
 };
 
 }  // namespace kernels

@@ -38,6 +38,14 @@ SY_HOST_DEVICE constexpr int wgmma_k_unit(int element_bytes) {
   return 16 / element_bytes;
 }
 
+// Whether the weight gradient (trans_a) reads its operands transposed, the rows of the reduction
+// innermost: A^T as [K, rows] and B^T as [N, rows], padded to whole 16-byte rows and zero past
+// each batch's count (the caller's transpose writes them so). TF32's wgmma reads only K-major
+// operands, and for the weight gradient K is the rows; 16-bit types read A and B as stored.
+SY_HOST_DEVICE constexpr bool wgmma_pre_transposed(int element_bytes, bool trans_a) {
+  return trans_a && element_bytes == 4;
+}
+
 // Shared-memory stages of the load ring for a tile width (about 192 KB either way).
 SY_HOST_DEVICE constexpr int wgmma_stages(int tile_n) {
   return tile_n == 256 ? 4 : 6;
@@ -57,8 +65,9 @@ struct alignas(128) TmaDescriptor {
 };
 
 struct alignas(128) GemmWgmmaArgs {
-  TmaDescriptor a;  // A [batch, rows, K]: box K tile_k x rows 128
-  TmaDescriptor b;  // B [batch, N, K] (trans_b): box K tile_k x N tile_n; B [batch, K, N]: box N 64 x K 64
+  TmaDescriptor a;  // A [batch, rows, K]: box K tile_k x rows 128 (pre-transposed: A^T [batch, K, rows])
+  TmaDescriptor b;  // B [batch, N, K] (trans_b; pre-transposed: B^T [batch, N, rows]): box K tile_k x N tile_n;
+                    // B [batch, K, N]: box N 64 x K 64
   TmaDescriptor c;  // C [batch, rows, N] (trans_a: [batch, K, N]): box N tile_k x rows 64
   GemmArgs gemm;    // pointers for the epilogue (bias, aux, C), row counts and strides
   int tiles_m;      // row tiles per batch (of gemm.rows)

@@ -43,22 +43,27 @@ void sum_rows(const kernels::ElementwiseArgs& args, long begin, long end) {
   }
 }
 
-// Rows [begin, end) of the [batch * cols, rows] output of a batched transpose, 16 output rows
-// at a time so that each input row is read contiguously.
+// Rows [begin, end) of the [batch * cols, padded_rows] output of a batched transpose, 16 output
+// rows at a time so that each input row is read contiguously; each row's entries past its batch's
+// used rows are zero.
 template <typename T>
 void transpose_rows(const kernels::ElementwiseArgs& args, long begin, long end) {
   constexpr long kRows = 16;
   const T* x = static_cast<const T*>(args.x);
   T* out = static_cast<T*>(args.out);
+  const long padded = args.padded_rows;
   for (long row = begin; row < end;) {
     const long b = row / args.cols, c0 = row % args.cols;
     long c1 = c0 + kRows;
     if (c1 > args.cols) c1 = args.cols;
     if (c1 - c0 > end - row) c1 = c0 + (end - row);
+    const long used = kernels::rows_used(args.row_counts, static_cast<int>(b), args.rows);
     const T* src = x + b * args.rows * args.cols;
-    T* dst = out + b * args.rows * args.cols;
-    for (long r = 0; r < args.rows; ++r)
-      for (long c = c0; c < c1; ++c) dst[c * args.rows + r] = src[r * args.cols + c];
+    T* dst = out + b * padded * args.cols;
+    for (long r = 0; r < used; ++r)
+      for (long c = c0; c < c1; ++c) dst[c * padded + r] = src[r * args.cols + c];
+    for (long c = c0; c < c1; ++c)
+      for (long r = used; r < padded; ++r) dst[c * padded + r] = store<T>(0);
     row += c1 - c0;
   }
 }

@@ -1,5 +1,5 @@
 // The element-wise family on CUDA (see common/elementwise_args.h): a thread per output
-// element, math in fp32 whatever the storage type.
+// element, math in fp32 whatever the storage type; the transpose a block per square tile.
 #pragma once
 
 #include <switchyard/common/elementwise_args.h>
@@ -9,9 +9,33 @@ namespace switchyard {
 namespace cuda {
 
 constexpr int kElementwiseThreads = 256;
+static_assert(kernels::kTransposeTile * kernels::kTransposeTile == kElementwiseThreads,
+              "elementwise: a transpose tile is a thread an element");
 
 __device__ __forceinline__ float silu_of(float v) {
   return v / (1.0f + __expf(-v));
+}
+
+// Block t's tile of a batched transpose (blocks batch-major, then column tiles of x, then row
+// tiles of the padded output): read along x's rows into shared memory, written along out's rows,
+// zeros past the batch's used rows.
+template <typename T>
+__device__ __forceinline__ void transpose_tile(const kernels::ElementwiseArgs& args) {
+  constexpr int kTile = kernels::kTransposeTile;
+  __shared__ T tile[kTile][kTile + 1];  // + 1: the column reads fall in distinct banks
+  const long row_tiles = (args.padded_rows + kTile - 1) / kTile, col_tiles = (args.cols + kTile - 1) / kTile;
+  const long b = blockIdx.x / (row_tiles * col_tiles), in_batch = blockIdx.x % (row_tiles * col_tiles);
+  const int c0 = static_cast<int>(in_batch / row_tiles) * kTile, r0 = static_cast<int>(in_batch % row_tiles) * kTile;
+  const int tx = threadIdx.x % kTile, ty = threadIdx.x / kTile;
+  const int used = kernels::rows_used(args.row_counts, static_cast<int>(b), args.rows);
+  const T* x = static_cast<const T*>(args.x) + b * args.rows * args.cols;
+  T* out = static_cast<T*>(args.out) + b * args.cols * static_cast<long>(args.padded_rows);
+  const int r = r0 + ty, c = c0 + tx;
+  tile[ty][tx] = r < used && c < args.cols ? x[static_cast<long>(r) * args.cols + c] : from_float<T>(0.0f);
+  __syncthreads();
+  const int out_c = c0 + ty, out_r = r0 + tx;
+  if (out_c < args.cols && out_r < args.padded_rows)
+    out[static_cast<long>(out_c) * args.padded_rows + out_r] = tile[tx][ty];
 }
 
 template <typename T, int kOp, int kAct>
@@ -19,6 +43,10 @@ __global__ void __launch_bounds__(kElementwiseThreads) elementwise(kernels::Elem
   static_assert(kOp >= kernels::kEwActivate && kOp <= kernels::kEwTranspose, "elementwise: unknown op");
   static_assert(kOp != kernels::kEwActivate || (kAct >= kernels::kActRelu && kAct <= kernels::kActSilu),
                 "elementwise: activate takes relu, gelu or silu");
+  if (kOp == kernels::kEwTranspose) {
+    transpose_tile<T>(args);
+    return;
+  }
   const long i = static_cast<long>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= args.count) return;
   const T* x = static_cast<const T*>(args.x);
@@ -45,11 +73,6 @@ __global__ void __launch_bounds__(kElementwiseThreads) elementwise(kernels::Elem
   // once to T, as the host and the CPU template (float product, rounded once) compute it.
   if (kOp == kernels::kEwScale)
     out[i] = from_double<T>(static_cast<double>(static_cast<float>(args.scale)) * to_float(x[i]));
-  if (kOp == kernels::kEwTranspose) {  // a thread per output element: coalesced writes
-    const long per_matrix = static_cast<long>(args.rows) * args.cols;
-    const long b = i / per_matrix, c = i % per_matrix / args.rows, r = i % args.rows;
-    out[i] = x[b * per_matrix + r * args.cols + c];
-  }
   if (kOp == kernels::kEwSgd) {
     const float p = to_float(out[i]);
     float step = to_float(y[i]) + static_cast<float>(args.weight_decay) * p;

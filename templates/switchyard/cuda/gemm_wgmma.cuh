@@ -4,7 +4,9 @@
 // or the weight gradient (trans_a) C[b] [K, N] = A[b]^T B[b], A [rows, K], B [rows, N], reducing
 // over the run-time rows, or each batch's count of them when grouped (both operands M/N-major in
 // shared memory, wgmma's transpose flags). TF32 takes only K-major operands (wgmma has no
-// transpose for it): A [rows, K] with B [N, K]; it reads the top 19 bits of each float.
+// transpose for it): A [rows, K] with B [N, K], and for the weight gradient A^T [K, rows] with
+// B^T [N, rows], transposed ahead by the caller (wgmma_pre_transposed); it reads the top 19 bits
+// of each float.
 // TMA loads 128 x tile_k tiles of A and tile_n x tile_k of B (tile_k: 128 bytes of K, 64 16-bit
 // values or 32 float32) into a ring of shared-memory stages that complete on mbarriers; one
 // producer thread keeps the ring full while two consumer warpgroups (setmaxnreg gives them the
@@ -177,8 +179,9 @@ __device__ __forceinline__ void wgmma_store_boxes(const kernels::GemmWgmmaArgs& 
 template <typename T, int kN, int kK, bool kBias, int kAct, bool kTransB, int kTileN, bool kTransA>
 __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
     gemm_wgmma(const __grid_constant__ kernels::GemmWgmmaArgs p) {
-  static_assert(sizeof(T) == 2 || (sizeof(T) == 4 && kTransB && !kTransA),
-                "gemm_wgmma: float16 or bfloat16, or float32 as TF32 with both operands K-major (trans_b)");
+  static_assert(sizeof(T) == 2 || (sizeof(T) == 4 && kTransB != kTransA),
+                "gemm_wgmma: float16 or bfloat16, or float32 as TF32 with both operands K-major (trans_b, or "
+                "the weight gradient's transposed operands)");
   static_assert(kTileN == 128 || kTileN == 256, "gemm_wgmma: tiles of 128 or 256 columns");
   static_assert(kN % kTileN == 0 && kK % kernels::wgmma_k_unit(sizeof(T)) == 0,
                 "gemm_wgmma: N % tile_n == 0 and rows of K in whole 16 bytes");
@@ -189,6 +192,11 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
   constexpr int kABytes = kBM * kRow, kStageBytes = kernels::wgmma_stage_bytes(kTileN);
   constexpr int kChunkBytes = kBK * kRow;  // an M/N-major box (16-bit): 64 rows of the reduction, 64 columns
   constexpr int kStepBytes = 32;           // one wgmma's depth along a K-major row: k16 of 16 bits, k8 of TF32
+  // Which operands are K-major (the reduction along their 128-byte rows) in shared memory: A
+  // unless the weight gradient reads it as stored, B with trans_b or where the weight gradient's
+  // come transposed.
+  constexpr bool kPreTransposed = kernels::wgmma_pre_transposed(sizeof(T), kTransA);
+  constexpr bool kAKMajor = !kTransA || kPreTransposed, kBKMajor = kTransB || kPreTransposed;
   // trans_a: the output has K rows and the reduction runs over the rows of A and B.
   const int out_rows = kTransA ? kK : p.gemm.rows;
 
@@ -222,13 +230,13 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
         mbarrier_wait(&empty[ring.stage], ring.phase ^ 1);
         unsigned char* slot = shared + ring.stage * kStageBytes;
         mbarrier_arrive_expect_tx(&full[ring.stage], kStageBytes);
-        if (kTransA) {  // two 64-column boxes of A^T: output rows m0..m0+63, m0+64..m0+127
+        if (!kAKMajor) {  // two 64-column boxes of A^T: output rows m0..m0+63, m0+64..m0+127
           tma_load_3d(slot, &p.a, &full[ring.stage], tile.m0, kb * kBK, tile.batch);
           tma_load_3d(slot + kChunkBytes, &p.a, &full[ring.stage], tile.m0 + 64, kb * kBK, tile.batch);
         } else {
           tma_load_3d(slot, &p.a, &full[ring.stage], kb * kBK, tile.m0, tile.batch);
         }
-        if (kTransB) {
+        if (kBKMajor) {
           tma_load_3d(slot + kABytes, &p.b, &full[ring.stage], kb * kBK, tile.n0, tile.batch);
         } else {
 #pragma unroll
@@ -259,8 +267,9 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
 #pragma unroll
       for (int i = 0; i < kTileN / 2; ++i) acc[i] = 0.0f;
     }
-    // The rows of the last k-block that a grouped weight gradient counts.
-    const int last_rows = kTransA && p.gemm.row_counts != nullptr
+    // The rows of the last k-block that a grouped weight gradient counts (transposed ahead, the
+    // rows past the count are zeros already).
+    const int last_rows = kTransA && !kPreTransposed && p.gemm.row_counts != nullptr
                               ? kernels::rows_used(p.gemm.row_counts, tile.batch, p.gemm.rows) - (k_blocks - 1) * kBK
                               : kBK;
     // One k-block's wgmma stays in flight while the next is issued; a stage is released once the
@@ -268,7 +277,7 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
     RingSlot<kStages> reading;
     for (int kb = 0; kb < k_blocks; ++kb) {
       mbarrier_wait(&full[ring.stage], ring.phase);
-      if (kTransA && kb == k_blocks - 1 && last_rows < kBK) {
+      if (kTransA && !kPreTransposed && kb == k_blocks - 1 && last_rows < kBK) {
         wgmma_clear_rows<kTileN>(shared + ring.stage * kStageBytes, half, last_rows);
         fence_proxy_async_shared();
         named_barrier_sync(3, 256);  // both consumer warpgroups: each read the other's B boxes
@@ -281,12 +290,12 @@ __global__ void __launch_bounds__(kernels::kWgmmaThreads, 1)
       for (int kk = 0; kk < kRow / kStepBytes; ++kk) {
         // A K-major advances 32 bytes along its 128-byte rows; M-major A (trans_a: this
         // warpgroup's 64-column box) 16 rows.
-        const unsigned long long da = kTransA ? wgmma_descriptor(a_base + kk * 16 * kRow, kChunkBytes, 1024)
-                                              : wgmma_descriptor(a_base + kk * kStepBytes, 16, 1024);
+        const unsigned long long da = kAKMajor ? wgmma_descriptor(a_base + kk * kStepBytes, 16, 1024)
+                                               : wgmma_descriptor(a_base + kk * 16 * kRow, kChunkBytes, 1024);
         // K-major B advances 32 bytes along its 128-byte rows; N-major B 16 rows.
-        const unsigned long long db = kTransB ? wgmma_descriptor(b_base + kk * kStepBytes, 16, 1024)
-                                              : wgmma_descriptor(b_base + kk * 16 * kRow, kChunkBytes, 1024);
-        Wgmma<T, kTileN, !kTransA, kTransB>::mma(acc, da, db, (kb | kk) != 0);
+        const unsigned long long db = kBKMajor ? wgmma_descriptor(b_base + kk * kStepBytes, 16, 1024)
+                                               : wgmma_descriptor(b_base + kk * 16 * kRow, kChunkBytes, 1024);
+        Wgmma<T, kTileN, kAKMajor, kBKMajor>::mma(acc, da, db, (kb | kk) != 0);
       }
       wgmma_commit();
       wgmma_wait<1>();
