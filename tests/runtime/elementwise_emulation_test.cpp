@@ -15,6 +15,7 @@
 
 #include "jit/kernels/elementwise.h"
 #include "tests/reference/backward_reference.h"
+#include "tests/support/emulated_transpose.h"
 #include "tests/support/random_values.h"
 
 namespace switchyard {
@@ -114,26 +115,6 @@ TEST(ElementwiseEmulation, RowSumsMatchTheirFormula) {
     }
 }
 
-// Runs the transpose of `batch` [rows, cols] float matrices into [cols, padded] with the family's launch.
-std::vector<float> transpose(const std::vector<float>& x, const int* counts, int batch, int rows, int cols,
-                             int padded) {
-  std::vector<float> out(static_cast<size_t>(batch) * cols * padded, NAN);
-  ElementwiseArgs args{};
-  args.x = x.data();
-  args.out = out.data();
-  args.row_counts = counts;
-  args.count = static_cast<long>(out.size());
-  args.rows = rows;
-  args.cols = cols;
-  args.batch = batch;
-  args.padded_rows = padded;
-  const KernelSpec spec =
-      kernels::elementwise_spec(DType::kFloat32, kernels::kEwTranspose, kernels::kActNone, Target::cuda(90));
-  emulation::launch(kernels::transpose_launch_config(spec, batch, rows, cols, padded, 132),
-                    [&] { cuda::elementwise<float, kernels::kEwTranspose, kernels::kActNone>(args); });
-  return out;
-}
-
 // Plain, padded past the rows (a GEMM's 16-byte rows), and with grouped counts (an empty batch, a
 // short one, one past the rows): entries past a batch's used rows are zero, the rest x's.
 TEST(ElementwiseEmulation, TransposePadsAndZeroesRowsPastTheCounts) {
@@ -143,7 +124,8 @@ TEST(ElementwiseEmulation, TransposePadsAndZeroesRowsPastTheCounts) {
   const std::vector<int> counts = {0, 33, 500};
   for (const auto& [padded, grouped] : {std::pair{rows, false}, {72, false}, {72, true}, {100, true}}) {
     SCOPED_TRACE(::testing::Message() << "padded to " << padded << (grouped ? ", grouped" : ""));
-    const std::vector<float> out = transpose(x, grouped ? counts.data() : nullptr, batch, rows, cols, padded);
+    const std::vector<float> out =
+        testing::emulated_transpose(x.data(), grouped ? counts.data() : nullptr, batch, rows, cols, padded);
     for (int b = 0; b < batch; ++b) {
       const int used = grouped ? std::min(counts[b], rows) : rows;
       for (int c = 0; c < cols; ++c)

@@ -10,12 +10,11 @@
 
 #include <gtest/gtest.h>
 
-#include <switchyard/cuda/elementwise.cuh>
 #include <switchyard/cuda/gemm_wgmma.cuh>
 
 #include "core/error.h"
-#include "jit/kernels/elementwise.h"
 #include "jit/kernels/gemm.h"
+#include "tests/support/emulated_transpose.h"
 #include "tests/support/gemm_cases.h"
 
 namespace switchyard {
@@ -36,30 +35,14 @@ struct TransposedOperands {
   int padded_rows = 0;
 };
 
-std::vector<float> transposed(const std::string& x, const kernels::GemmArgs& gemm, int cols, int padded) {
-  std::vector<float> out(static_cast<size_t>(gemm.batch) * cols * padded, NAN);
-  kernels::ElementwiseArgs args{};
-  args.x = x.data();
-  args.out = out.data();
-  args.row_counts = gemm.row_counts;
-  args.count = static_cast<long>(out.size());
-  args.rows = gemm.rows;
-  args.cols = cols;
-  args.batch = gemm.batch;
-  args.padded_rows = padded;
-  const KernelSpec spec =
-      kernels::elementwise_spec(DType::kFloat32, kernels::kEwTranspose, kernels::kActNone, Target::cuda(90, true));
-  emulation::launch(kernels::transpose_launch_config(spec, gemm.batch, gemm.rows, cols, padded, kMultiprocessors),
-                    [&] { cuda::elementwise<float, kernels::kEwTranspose, kernels::kActNone>(args); });
-  return out;
-}
-
 TransposedOperands transpose_operands(const testing::GemmCase& g, const testing::GemmBuffers& buffers,
                                       kernels::GemmArgs& gemm) {
   TransposedOperands t;
   t.padded_rows = static_cast<int>((g.rows + 3) / 4 * 4);
-  t.a = transposed(buffers.a, gemm, static_cast<int>(g.k), t.padded_rows);
-  t.b = transposed(buffers.b, gemm, static_cast<int>(g.n), t.padded_rows);
+  t.a = testing::emulated_transpose(buffers.a.data(), gemm.row_counts, gemm.batch, gemm.rows, static_cast<int>(g.k),
+                                    t.padded_rows);
+  t.b = testing::emulated_transpose(buffers.b.data(), gemm.row_counts, gemm.batch, gemm.rows, static_cast<int>(g.n),
+                                    t.padded_rows);
   gemm.a = t.a.data();
   gemm.b = t.b.data();
   gemm.rows = t.padded_rows;
