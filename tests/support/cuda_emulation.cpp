@@ -9,6 +9,10 @@
 
 #include "core/error.h"
 
+// The executable's data and bss (glibc and the GNU linker define them): where the emulated
+// kernels' `static` __shared__ arrays live.
+extern "C" char __data_start[], _end[];
+
 namespace switchyard::emulation {
 
 dim3 thread_index;
@@ -35,6 +39,9 @@ enum class BlockEnd { kDone, kStuck, kDeadlock };
 constexpr size_t kWindowBytes = 256 * 1024;
 constexpr size_t kWindowAlign = 1024;
 constexpr size_t kDynamicOffset = 16;
+// The tag of a static __shared__ array's address (an offset into the executable's data and bss,
+// where the emulation's `static` arrays live); window offsets stay below it.
+constexpr unsigned kStaticShared = 0x80000000u;
 
 struct Fiber {
   ucontext_t context{};
@@ -243,13 +250,24 @@ unsigned char* dynamic_shared_memory() {
 unsigned shared_window_offset(const void* pointer) {
   const auto* byte = static_cast<const unsigned char*>(pointer);
   const unsigned char* base = shared_window().base();
-  SY_CHECK(running != nullptr && byte >= base + kDynamicOffset && byte < base + kDynamicOffset + dynamic_bytes)
-      << "emulated shared address of " << pointer << ": not in the block's " << dynamic_bytes
-      << " bytes of dynamic shared memory (the only shared memory with addresses here)";
-  return static_cast<unsigned>(byte - base);
+  SY_CHECK(running != nullptr) << "emulated shared address of " << pointer << " outside an emulated launch";
+  if (byte >= base + kDynamicOffset && byte < base + kDynamicOffset + dynamic_bytes)
+    return static_cast<unsigned>(byte - base);
+  const auto* data = reinterpret_cast<const unsigned char*>(__data_start);
+  SY_CHECK(byte >= data && byte < reinterpret_cast<const unsigned char*>(_end) &&
+           static_cast<size_t>(byte - data) < kStaticShared)
+      << "emulated shared address of " << pointer << ": neither in the block's " << dynamic_bytes
+      << " bytes of dynamic shared memory nor a static __shared__ array";
+  return kStaticShared | static_cast<unsigned>(byte - data);
 }
 
 unsigned char* shared_window_pointer(unsigned offset) {
+  if ((offset & kStaticShared) != 0) {
+    auto* byte = reinterpret_cast<unsigned char*>(__data_start) + (offset & ~kStaticShared);
+    SY_CHECK(byte < reinterpret_cast<unsigned char*>(_end))
+        << "emulated shared address " << offset << ": past the static __shared__ arrays";
+    return byte;
+  }
   SY_CHECK(offset >= kDynamicOffset && offset < kDynamicOffset + dynamic_bytes)
       << "emulated shared address " << offset << ": outside the block's " << dynamic_bytes
       << " bytes of dynamic shared memory at " << kDynamicOffset;
@@ -270,6 +288,18 @@ uint64_t warp_exchange(uint64_t bits, int source_lane) {
 
 void warp_sync() {
   suspend(Wait::kWarp);
+}
+
+void warp_gather(const void* mine, size_t bytes, void* all) {
+  BlockRun& run = *running;
+  const unsigned me = run.current, warp0 = me / kWarp * kWarp;
+  SY_CHECK(warp0 + kWarp <= run.fibers.size()) << "emulated warp-wide instruction in a partial warp";
+  run.fibers[me].deposit = reinterpret_cast<uint64_t>(mine);  // on its fiber's stack until the lane returns
+  suspend(Wait::kWarp);                                       // every lane has deposited
+  for (unsigned lane = 0; lane < kWarp; ++lane)
+    std::memcpy(static_cast<unsigned char*>(all) + lane * bytes,
+                reinterpret_cast<const void*>(run.fibers[warp0 + lane].deposit), bytes);
+  suspend(Wait::kWarp);  // every lane has read before any returns
 }
 
 void named_barrier(unsigned id, unsigned threads) {

@@ -7,9 +7,9 @@
 // wait): it yields, and resumes at the next round; a round in which every runnable thread spins
 // and nothing changed is a deadlock, reported as an error. Dynamic shared memory sits in a
 // 1024-byte aligned window (at an offset, as after a kernel's static shared memory), filled with
-// garbage before each block. The Hopper primitives (TMA, mbarriers, wgmma) are in
-// hopper_emulation.h; mma.sync and cp.async are not emulated (those kernels are checked on a GPU,
-// by scripts/device-check). Include it before any template.
+// garbage before each block. The tensor-core primitives are in mma_emulation.h (cp.async,
+// ldmatrix, mma.sync) and hopper_emulation.h (TMA, mbarriers, wgmma). Include it before any
+// template.
 #pragma once
 
 #include <algorithm>
@@ -57,8 +57,10 @@ void at_block_end(std::function<void()> check);
 /// The running block's dynamic shared memory (the launch config's shared_bytes).
 unsigned char* dynamic_shared_memory();
 
-/// Where `pointer` lies in the emulated shared-memory window (what cvta.to.shared gives), and the
-/// pointer of such an address; an error outside the window.
+/// The shared-memory address of `pointer` (what cvta.to.shared gives): its offset in the block's
+/// dynamic shared memory window, or, for a kernel's static __shared__ arrays (static storage
+/// here), a tagged offset into the executable's data; and the pointer of such an address. Any
+/// other pointer (global memory) is an error.
 unsigned shared_window_offset(const void* pointer);
 unsigned char* shared_window_pointer(unsigned offset);
 
@@ -69,6 +71,10 @@ uint64_t warp_exchange(uint64_t bits, int source_lane);
 /// Waits until every lane of the calling thread's warp is here (what a .sync.aligned instruction
 /// implies). Full warps only.
 void warp_sync();
+
+/// A warp-wide exchange of `bytes` from each lane (a .sync.aligned instruction's operands): every
+/// lane gets all 32 lanes' `mine`, lane by lane, in `all` (32 x bytes). Full warps only.
+void warp_gather(const void* mine, size_t bytes, void* all);
 
 /// bar.sync id, threads: waits until `threads` threads of the block wait at barrier `id`.
 void named_barrier(unsigned id, unsigned threads);

@@ -1,5 +1,5 @@
-// The Hopper primitives the wgmma GEMM uses (templates/switchyard/cuda/hopper.cuh, mma.cuh's
-// shared_address, wgmma_ops.cuh's Wgmma), run on the host threads of cuda_emulation.h, so that CI
+// The Hopper primitives the wgmma GEMM uses (templates/switchyard/cuda/hopper.cuh, wgmma_ops.cuh's
+// Wgmma; mma.cuh's shared_address is mma_emulation.h's), run on the host threads of cuda_emulation.h, so that CI
 // machines without a GPU check the kernel's ring, phases, tile walk and epilogue:
 // - mbarriers keep their arrival count, transaction bytes and phase; a wait spins until its
 //   phase completes; arriving past the count, or completing bytes no arrive.expect_tx announced,
@@ -24,7 +24,7 @@
 #include <cstring>
 
 #include <switchyard/common/gemm_wgmma_args.h>
-#include "tests/support/cuda_emulation.h"
+#include "tests/support/mma_emulation.h"  // mma.cuh's primitives: shared_address among them
 
 namespace switchyard::emulation {
 
@@ -65,9 +65,6 @@ void wgmma_wait(int pending);
 
 namespace switchyard::cuda {
 
-inline unsigned shared_address(const void* pointer) {
-  return emulation::shared_window_offset(pointer);
-}
 inline unsigned char* dynamic_shared_memory() {
   return emulation::dynamic_shared_memory();
 }

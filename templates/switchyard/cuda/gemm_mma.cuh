@@ -18,8 +18,8 @@ __global__ void __launch_bounds__(kernels::kGemmThreads) gemm_mma(kernels::GemmA
   static_assert(sizeof(T) == 2, "gemm_mma: float16 or bfloat16 only");
   static_assert(kN % kBN == 0 && kK % kBK == 0, "gemm_mma: N % 128 == 0 and K % 32 == 0");
   constexpr int kAStride = kBK + 8, kBStride = kBN + 8;  // padded rows (16-byte multiples)
-  __shared__ alignas(16) unsigned short a_smem[2][kBM * kAStride];
-  __shared__ alignas(16) unsigned short b_smem[2][kBK * kBStride];
+  alignas(16) __shared__ unsigned short a_smem[2][kBM * kAStride];
+  alignas(16) __shared__ unsigned short b_smem[2][kBK * kBStride];
 
   const GemmTile tile = gemm_tile<kBM, kBN, kN>(args);
   const int batch = tile.batch, rows = tile.rows, m0 = tile.m0, n0 = tile.n0;

@@ -11,6 +11,8 @@
 namespace switchyard {
 namespace cuda {
 
+// On the host these two are tests/support/mma_emulation.h's.
+#ifndef SY_CUDA_EMULATION
 __device__ __forceinline__ unsigned to_tf32(float value) {
   unsigned bits;
   asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(bits) : "f"(value));
@@ -24,6 +26,7 @@ __device__ __forceinline__ void mma_1688_tf32(float (&d)[4], const unsigned (&a)
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
+#endif  // SY_CUDA_EMULATION
 
 template <typename T, int kN, int kK, bool kBias, int kAct>
 __global__ void __launch_bounds__(kernels::kGemmThreads) gemm_tf32(kernels::GemmArgs args) {
@@ -31,8 +34,8 @@ __global__ void __launch_bounds__(kernels::kGemmThreads) gemm_tf32(kernels::Gemm
   constexpr int kBM = kernels::kGemmMmaTileM, kBN = kernels::kGemmMmaTileN, kBK = 16;
   static_assert(kN % kBN == 0 && kK % kBK == 0, "gemm_tf32: N % 128 == 0 and K % 16 == 0");
   constexpr int kAStride = kBK + 4, kBStride = kBN + 4;  // padded rows (16-byte multiples)
-  __shared__ alignas(16) float a_smem[2][kBM * kAStride];
-  __shared__ alignas(16) float b_smem[2][kBK * kBStride];
+  alignas(16) __shared__ float a_smem[2][kBM * kAStride];
+  alignas(16) __shared__ float b_smem[2][kBK * kBStride];
 
   const GemmTile tile = gemm_tile<kBM, kBN, kN>(args);
   const int batch = tile.batch, rows = tile.rows, m0 = tile.m0, n0 = tile.n0;

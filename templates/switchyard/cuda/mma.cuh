@@ -7,8 +7,8 @@
 namespace switchyard {
 namespace cuda {
 
-// On the host (tests/support/cuda_emulation.h) there is no PTX: hopper_emulation.h stands in for
-// shared_address, and the mma.sync kernels are checked on a GPU only.
+// On the host (tests/support/cuda_emulation.h) there is no PTX: tests/support/mma_emulation.h
+// stands in for these.
 #ifndef SY_CUDA_EMULATION
 __device__ __forceinline__ unsigned shared_address(const void* pointer) {
   unsigned address;
