@@ -17,7 +17,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <functional>
+#include <vector>
 
 #include "jit/launch_config.h"
 
@@ -53,6 +55,26 @@ uint64_t block_serial();
 /// must be true when a block ends (no asynchronous copy still reading its shared memory). It
 /// throws switchyard::Error to fail the launch.
 void at_block_end(std::function<void()> check);
+
+/// A thread's asynchronous operations (cp.async copies, wgmma, TMA stores), run only when it
+/// waits for their group, as late as a GPU may: the open group, then the committed ones, oldest first.
+struct AsyncGroups {
+  std::vector<std::function<void()>> open;
+  std::deque<std::vector<std::function<void()>>> committed;
+
+  void commit() {
+    committed.push_back(std::move(open));
+    open.clear();
+  }
+  /// Runs the oldest committed groups until at most `pending` remain.
+  void wait(int pending) {
+    while (static_cast<int>(committed.size()) > pending) {
+      for (const auto& operation : committed.front()) operation();
+      committed.pop_front();
+    }
+  }
+  bool idle() const { return open.empty() && committed.empty(); }
+};
 
 /// The running block's dynamic shared memory (the launch config's shared_bytes).
 unsigned char* dynamic_shared_memory();

@@ -1,8 +1,6 @@
 #include "tests/support/hopper_emulation.h"
 
 #include <array>
-#include <deque>
-#include <functional>
 #include <memory>
 #include <unordered_set>
 #include <vector>
@@ -41,23 +39,8 @@ static_assert(sizeof(Barrier) == sizeof(unsigned long long));
 struct BlockState {
   uint64_t serial = 0;
   std::unordered_set<const void*> barriers;
-  // Operations a thread issued asynchronously, run when it waits for their group.
-  struct Groups {
-    std::vector<std::function<void()>> open;
-    std::deque<std::vector<std::function<void()>>> committed;
-    void commit() {
-      committed.push_back(std::move(open));
-      open.clear();
-    }
-    void wait(int pending) {
-      while (static_cast<int>(committed.size()) > pending) {
-        for (const auto& operation : committed.front()) operation();
-        committed.pop_front();
-      }
-    }
-  };
   struct Thread {
-    Groups wgmma, bulk;
+    AsyncGroups wgmma, bulk;
   };
   std::vector<Thread> threads;
 };
@@ -68,12 +51,11 @@ struct BlockState {
 void check_groups_waited(const BlockState& state) {
   for (size_t t = 0; t < state.threads.size(); ++t) {
     const BlockState::Thread& thread = state.threads[t];
-    SY_CHECK(thread.bulk.open.empty() && thread.bulk.committed.empty())
-        << "emulated block " << block_index.x << ", thread " << t << ": TMA stores issued but never waited for "
-        << "(cp.async.bulk.wait_group) before the block ended";
-    SY_CHECK(thread.wgmma.open.empty() && thread.wgmma.committed.empty())
-        << "emulated block " << block_index.x << ", thread " << t
-        << ": wgmma issued but never waited for (wgmma.wait_group) before the block ended";
+    SY_CHECK(thread.bulk.idle()) << "emulated block " << block_index.x << ", thread " << t
+                                 << ": TMA stores issued but never waited for "
+                                 << "(cp.async.bulk.wait_group) before the block ended";
+    SY_CHECK(thread.wgmma.idle()) << "emulated block " << block_index.x << ", thread " << t
+                                  << ": wgmma issued but never waited for (wgmma.wait_group) before the block ended";
   }
 }
 

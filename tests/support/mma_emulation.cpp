@@ -1,7 +1,5 @@
 #include "tests/support/mma_emulation.h"
 
-#include <deque>
-#include <functional>
 #include <vector>
 
 #include "core/error.h"
@@ -12,25 +10,21 @@ namespace {
 constexpr int kLanes = 32;
 
 // Per block: each thread's cp.async groups, copied when it waits for them.
-struct CopyGroups {
-  std::vector<std::function<void()>> open;
-  std::deque<std::vector<std::function<void()>>> committed;
-};
 struct BlockCopies {
   uint64_t serial = 0;
-  std::vector<CopyGroups> threads;
+  std::vector<AsyncGroups> threads;
 };
 
 // A copy still in flight when its block ends would land in the next block's shared memory (or
 // nowhere): every group must have been waited for.
 void check_copies_waited(const BlockCopies& copies) {
   for (size_t t = 0; t < copies.threads.size(); ++t)
-    SY_CHECK(copies.threads[t].open.empty() && copies.threads[t].committed.empty())
+    SY_CHECK(copies.threads[t].idle())
         << "emulated block " << block_index.x << ", thread " << t
         << ": cp.async copies issued but never waited for (cp.async.wait_group) before the block ended";
 }
 
-CopyGroups& this_thread_copies() {
+AsyncGroups& this_thread_copies() {
   static BlockCopies copies;
   if (copies.serial != block_serial()) {
     copies = BlockCopies{};
@@ -87,17 +81,11 @@ void cp_async_16(unsigned shared, const void* global, int bytes) {
 }
 
 void cp_async_commit() {
-  CopyGroups& groups = this_thread_copies();
-  groups.committed.push_back(std::move(groups.open));
-  groups.open.clear();
+  this_thread_copies().commit();
 }
 
 void cp_async_wait(int pending) {
-  CopyGroups& groups = this_thread_copies();
-  while (static_cast<int>(groups.committed.size()) > pending) {
-    for (const auto& copy : groups.committed.front()) copy();
-    groups.committed.pop_front();
-  }
+  this_thread_copies().wait(pending);
 }
 
 void ldmatrix(unsigned* r, int matrices, bool trans, unsigned address) {
