@@ -144,22 +144,25 @@ KernelFamily gemm_pack_b_family() {
   return f;
 }
 
-KernelFamily cuda_gemm_family(const std::string& name, bool with_trans_b) {
+// The SIMT family takes every form (trans_a, trans_b); the mma.sync ones the forward, with B
+// [K, N] or [N, K] (trans_b, the data gradient).
+KernelFamily cuda_gemm_family(const std::string& name, bool simt) {
   KernelFamily f;
   f.name = name;
   f.params = {{"dtype", ParamDecl::Kind::kDType},
               {"n", ParamDecl::Kind::kInt, 1, 1 << 20},
               {"k", ParamDecl::Kind::kInt, 1, 1 << 20}};
-  if (with_trans_b) {
+  if (simt) {
     f.params.push_back({"trans_a", ParamDecl::Kind::kBool});
     f.params.push_back({"trans_b", ParamDecl::Kind::kBool});
   }
   f.params.push_back({"bias", ParamDecl::Kind::kBool});
   f.params.push_back({"activation", ParamDecl::Kind::kInt, kActNone, kActSiluGrad});
+  if (!simt) f.params.push_back({"trans_b", ParamDecl::Kind::kBool});
   f.cuda_header = "switchyard/cuda/" + name + ".cuh";
   f.cuda_function = "switchyard::cuda::" + name;
   f.args_type = "switchyard::kernels::GemmArgs";
-  if (with_trans_b) {
+  if (simt) {
     f.cuda_dtypes = {DType::kFloat32, DType::kFloat16, DType::kBFloat16};
     f.check = check_trans_a;
   } else {
@@ -295,7 +298,7 @@ KernelSpec gemm_operand_transpose_spec(const KernelSpec& gemm) {
 
 bool uses_tensor_cores(const GemmShape& shape, const Target& target) {
   if (!target.is_cuda() || target.sm < 80 || gemm_ceiling() == GemmCeiling::kSimt || !shape.aligned_16 ||
-      shape.trans_a || shape.trans_b || shape.n % kGemmMmaTileN != 0)
+      shape.trans_a || shape.n % kGemmMmaTileN != 0)
     return false;
   if (shape.dtype == DType::kFloat16 || shape.dtype == DType::kBFloat16) return shape.k % kGemmMmaTileK == 0;
   return shape.dtype == DType::kFloat32 && shape.allow_tf32 && shape.k % 16 == 0;
@@ -323,7 +326,10 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
     }
     spec.params.push_back({"bias", shape.bias});
     spec.params.push_back({"activation", static_cast<int64_t>(shape.activation)});
-    if (spec.family == "gemm_simt") spec.params.push_back({"tile", gemm_simt_tile(shape)});
+    if (spec.family == "gemm_simt")
+      spec.params.push_back({"tile", gemm_simt_tile(shape)});
+    else
+      spec.params.push_back({"trans_b", shape.trans_b});
     return spec;
   }
   // NOTE: the vectors of the CPU compiled for (SWITCHYARD_CPU may name a narrower one than this

@@ -281,8 +281,14 @@ TEST(GemmSelect, HopperTakesWgmmaWhereItCanImplementTheShape) {
         // K under one k-block (a top gate's experts): bound by memory, on the SIMT kernel's narrow tiles
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 2048, .k = 8}, hopper, "gemm_simt", 0},
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 2048, .k = 8, .trans_a = true}, hopper, "gemm_simt", 0},
+        // under one TF32 k-block: mma.sync's TF32, which reads B [N, K] too
         Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 16, .trans_b = true, .allow_tf32 = true}, hopper,
-             "gemm_simt", 0},
+             "gemm_tf32", 0},
+        // mma.sync reads B [N, K] (the data gradient's W^T) wherever wgmma does not run
+        Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64, .trans_b = true}, Target::cuda(80), "gemm_mma", 0},
+        Case{GemmShape{
+                 .dtype = DType::kFloat16, .n = 256, .k = 64, .trans_b = true, .activation = kernels::kActGeluGrad},
+             Target::cuda(89), "gemm_mma", 0},
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64, .aligned_16 = false}, hopper, "gemm_simt", 0},
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64, .trans_a = true}, hopper, "gemm_wgmma", 256},
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64, .trans_a = true, .grouped = true}, hopper,
@@ -310,7 +316,7 @@ TEST(GemmSelect, HopperTakesWgmmaWhereItCanImplementTheShape) {
         Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 64, .allow_tf32 = true, .trans_a = true},
              Target::cuda(80), "gemm_simt", 0},
         Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 64, .trans_b = true, .allow_tf32 = true},
-             Target::cuda(90), "gemm_simt", 0},
+             Target::cuda(90), "gemm_tf32", 0},
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 192, .k = 64}, hopper, "gemm_simt", 0}}) {
     const KernelSpec spec = kernels::gemm_spec(c.shape, c.target);
     SCOPED_TRACE(spec.to_string());

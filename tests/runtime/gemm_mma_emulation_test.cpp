@@ -2,9 +2,9 @@
 // gemm_tf32.cuh for float32 as TF32: every GPU's tensor-core kernels before Hopper, and the
 // fallback on Hopper) run on the host through tests/support/mma_emulation.h, against the double
 // reference: cp.async's two-stage pipeline (copies land only at their wait), ldmatrix's fragments,
-// mma.sync's fragment layouts, rows that are not a multiple of the tile, grouped rows and the
-// epilogues; the grid is the family's own launch config. The emulator's own checks (a copy never
-// waited for, a misaligned ldmatrix row) are tested too, so that a pass means something.
+// mma.sync's fragment layouts, B as [K, N] or [N, K] (the data gradient), rows that are not a
+// multiple of the tile, grouped rows and the epilogues; the grid is the family's own launch config. The emulator's own
+// checks (a copy never waited for, a misaligned ldmatrix row) are tested too, so that a pass means something.
 #include "tests/support/mma_emulation.h"  // before the templates
 
 #include <gtest/gtest.h>
@@ -45,7 +45,7 @@ TEST(GemmMmaEmulation, HalfAndBfloat16FormsMatchTheReference) {
                       .bias = true,
                       .activation = kernels::kActGelu},
                      "gemm_mma", [](const kernels::GemmArgs& args) {
-                       cuda::gemm_mma<cuda::bf16_t, 256, 64, true, kernels::kActGelu>(args);
+                       cuda::gemm_mma<cuda::bf16_t, 256, 64, true, kernels::kActGelu, false>(args);
                      });
   // SwiGLU's gated product over grouped rows (one batch empty, one cut inside a tile), three K steps.
   expect_mma_matches({.dtype = DType::kFloat16,
@@ -56,13 +56,14 @@ TEST(GemmMmaEmulation, HalfAndBfloat16FormsMatchTheReference) {
                       .activation = kernels::kActSwiglu,
                       .grouped = true},
                      "gemm_mma", [](const kernels::GemmArgs& args) {
-                       cuda::gemm_mma<cuda::half_t, 128, 96, false, kernels::kActSwiglu>(args);
+                       cuda::gemm_mma<cuda::half_t, 128, 96, false, kernels::kActSwiglu, false>(args);
                      });
   // A derivative epilogue, one K step.
   expect_mma_matches(
       {.dtype = DType::kBFloat16, .batch = 1, .rows = 130, .k = 32, .n = 128, .activation = kernels::kActReluGrad},
-      "gemm_mma",
-      [](const kernels::GemmArgs& args) { cuda::gemm_mma<cuda::bf16_t, 128, 32, false, kernels::kActReluGrad>(args); });
+      "gemm_mma", [](const kernels::GemmArgs& args) {
+        cuda::gemm_mma<cuda::bf16_t, 128, 32, false, kernels::kActReluGrad, false>(args);
+      });
 }
 
 TEST(GemmMmaEmulation, Tf32FormsMatchTheReference) {
@@ -76,13 +77,46 @@ TEST(GemmMmaEmulation, Tf32FormsMatchTheReference) {
                       .activation = kernels::kActGelu,
                       .tf32 = true},
                      "gemm_tf32", [](const kernels::GemmArgs& args) {
-                       cuda::gemm_tf32<float, 128, 48, true, kernels::kActGelu>(args);
+                       cuda::gemm_tf32<float, 128, 48, true, kernels::kActGelu, false>(args);
                      });
   // Grouped rows, two column tiles, one K step.
   expect_mma_matches(
       {.dtype = DType::kFloat32, .batch = 3, .rows = 100, .k = 16, .n = 256, .grouped = true, .tf32 = true},
       "gemm_tf32",
-      [](const kernels::GemmArgs& args) { cuda::gemm_tf32<float, 256, 16, false, kernels::kActNone>(args); });
+      [](const kernels::GemmArgs& args) { cuda::gemm_tf32<float, 256, 16, false, kernels::kActNone, false>(args); });
+}
+
+// B as [N, K] (trans_b: the data gradient's W^T), read by ldmatrix without its transpose, and by
+// the TF32 kernel column by column.
+TEST(GemmMmaEmulation, TransposedBFormsMatchTheReference) {
+  // A derivative epilogue (the data gradient's act'(Z)) over grouped rows, three K steps.
+  expect_mma_matches({.dtype = DType::kBFloat16,
+                      .batch = 3,
+                      .rows = 150,
+                      .k = 96,
+                      .n = 256,
+                      .trans_b = true,
+                      .activation = kernels::kActGeluGrad,
+                      .grouped = true},
+                     "gemm_mma", [](const kernels::GemmArgs& args) {
+                       cuda::gemm_mma<cuda::bf16_t, 256, 96, false, kernels::kActGeluGrad, true>(args);
+                     });
+  expect_mma_matches(
+      {.dtype = DType::kFloat16, .batch = 2, .rows = 130, .k = 32, .n = 128, .trans_b = true, .bias = true}, "gemm_mma",
+      [](const kernels::GemmArgs& args) {
+        cuda::gemm_mma<cuda::half_t, 128, 32, true, kernels::kActNone, true>(args);
+      });
+  expect_mma_matches({.dtype = DType::kFloat32,
+                      .batch = 2,
+                      .rows = 140,
+                      .k = 48,
+                      .n = 128,
+                      .trans_b = true,
+                      .activation = kernels::kActSiluGrad,
+                      .tf32 = true},
+                     "gemm_tf32", [](const kernels::GemmArgs& args) {
+                       cuda::gemm_tf32<float, 128, 48, false, kernels::kActSiluGrad, true>(args);
+                     });
 }
 
 // cvt.rna.tf32.f32 keeps 10 mantissa bits, rounding half of the dropped bits away from zero.

@@ -1,6 +1,8 @@
 // Batched GEMM on tensor cores (sm_80+) for float16 and bfloat16: 128x128x32 block tiles in
 // 8 warps of 64x32, mma.sync m16n8k16 with fp32 accumulators, ldmatrix from shared memory, and
 // a two-stage cp.async pipeline that loads the next K slice while this one is multiplied.
+// B is [K, N] (read with ldmatrix's transpose) or, with kTransB (the data gradient's W^T),
+// [N, K], whose rows are the mma's column fragments as they stand.
 // Requires N % 128 == 0 and K % 32 == 0 (the tile rule sends other shapes to gemm_simt);
 // rows are predicated (zero-filled loads, guarded stores).
 #pragma once
@@ -12,14 +14,15 @@
 namespace switchyard {
 namespace cuda {
 
-template <typename T, int kN, int kK, bool kBias, int kAct>
+template <typename T, int kN, int kK, bool kBias, int kAct, bool kTransB>
 __global__ void __launch_bounds__(kernels::kGemmThreads) gemm_mma(kernels::GemmArgs args) {
   constexpr int kBM = kernels::kGemmMmaTileM, kBN = kernels::kGemmMmaTileN, kBK = kernels::kGemmMmaTileK;
   static_assert(sizeof(T) == 2, "gemm_mma: float16 or bfloat16 only");
   static_assert(kN % kBN == 0 && kK % kBK == 0, "gemm_mma: N % 128 == 0 and K % 32 == 0");
-  constexpr int kAStride = kBK + 8, kBStride = kBN + 8;  // padded rows (16-byte multiples)
+  // Padded rows (16-byte multiples); B's tile is [kBK][kBN], or [kBN][kBK] with kTransB.
+  constexpr int kAStride = kBK + 8, kBStride = kTransB ? kBK + 8 : kBN + 8;
   alignas(16) __shared__ unsigned short a_smem[2][kBM * kAStride];
-  alignas(16) __shared__ unsigned short b_smem[2][kBK * kBStride];
+  alignas(16) __shared__ unsigned short b_smem[2][(kTransB ? kBN : kBK) * kBStride];
 
   const GemmTile tile = gemm_tile<kBM, kBN, kN>(args);
   const int batch = tile.batch, rows = tile.rows, m0 = tile.m0, n0 = tile.n0;
@@ -36,8 +39,13 @@ __global__ void __launch_bounds__(kernels::kGemmThreads) gemm_mma(kernels::GemmA
       cp_async_16(shared_address(&a_smem[stage][r * kAStride + c]), src, gm < rows ? 16 : 0);
     }
     for (int chunk = threadIdx.x; chunk < kBK * kBN / 8; chunk += kernels::kGemmThreads) {
-      const int r = chunk / (kBN / 8), c = (chunk % (kBN / 8)) * 8;
-      cp_async_16(shared_address(&b_smem[stage][r * kBStride + c]), b + static_cast<long>(k0 + r) * kN + n0 + c, 16);
+      if (kTransB) {  // rows n0.. of B [N, K], 32 of K each
+        const int r = chunk / (kBK / 8), c = (chunk % (kBK / 8)) * 8;
+        cp_async_16(shared_address(&b_smem[stage][r * kBStride + c]), b + static_cast<long>(n0 + r) * kK + k0 + c, 16);
+      } else {
+        const int r = chunk / (kBN / 8), c = (chunk % (kBN / 8)) * 8;
+        cp_async_16(shared_address(&b_smem[stage][r * kBStride + c]), b + static_cast<long>(k0 + r) * kN + n0 + c, 16);
+      }
     }
     cp_async_commit();
   };
@@ -64,8 +72,13 @@ __global__ void __launch_bounds__(kernels::kGemmThreads) gemm_mma(kernels::GemmA
       }
 #pragma unroll
       for (int ni = 0; ni < 4; ++ni) {
-        const int row = kk + lane % 16, col = warp_n + ni * 8;
-        ldmatrix_x2_trans(bf[ni], shared_address(&b_smem[stage][row * kBStride + col]));
+        if (kTransB) {  // lanes 0-7: rows n at k, lanes 8-15 at k + 8
+          const int row = warp_n + ni * 8 + lane % 8, col = kk + (lane / 8) % 2 * 8;
+          ldmatrix_x2(bf[ni], shared_address(&b_smem[stage][row * kBStride + col]));
+        } else {
+          const int row = kk + lane % 16, col = warp_n + ni * 8;
+          ldmatrix_x2_trans(bf[ni], shared_address(&b_smem[stage][row * kBStride + col]));
+        }
       }
 #pragma unroll
       for (int mi = 0; mi < 4; ++mi)

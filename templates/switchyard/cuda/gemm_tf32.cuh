@@ -1,7 +1,8 @@
 // Batched float32 GEMM on tensor cores in TF32 (sm_80+), used when a layer allows TF32 (Tutel's
 // --use_tensorcore): 128x128x16 block tiles in 8 warps of 64x32, mma.sync m16n8k8 with fp32
 // accumulators, fragments read from shared memory and rounded with cvt.rna.tf32, and a
-// two-stage cp.async pipeline. Requires N % 128 == 0 and K % 16 == 0.
+// two-stage cp.async pipeline. B is [K, N], or [N, K] with kTransB (the data gradient's W^T).
+// Requires N % 128 == 0 and K % 16 == 0.
 #pragma once
 
 #include <switchyard/common/gemm_args.h>
@@ -28,14 +29,15 @@ __device__ __forceinline__ void mma_1688_tf32(float (&d)[4], const unsigned (&a)
 }
 #endif  // SY_CUDA_EMULATION
 
-template <typename T, int kN, int kK, bool kBias, int kAct>
+template <typename T, int kN, int kK, bool kBias, int kAct, bool kTransB>
 __global__ void __launch_bounds__(kernels::kGemmThreads) gemm_tf32(kernels::GemmArgs args) {
   static_assert(sizeof(T) == 4, "gemm_tf32: float32 data only");
   constexpr int kBM = kernels::kGemmMmaTileM, kBN = kernels::kGemmMmaTileN, kBK = 16;
   static_assert(kN % kBN == 0 && kK % kBK == 0, "gemm_tf32: N % 128 == 0 and K % 16 == 0");
-  constexpr int kAStride = kBK + 4, kBStride = kBN + 4;  // padded rows (16-byte multiples)
+  // Padded rows (16-byte multiples); B's tile is [kBK][kBN], or [kBN][kBK] with kTransB.
+  constexpr int kAStride = kBK + 4, kBStride = kTransB ? kBK + 4 : kBN + 4;
   alignas(16) __shared__ float a_smem[2][kBM * kAStride];
-  alignas(16) __shared__ float b_smem[2][kBK * kBStride];
+  alignas(16) __shared__ float b_smem[2][(kTransB ? kBN : kBK) * kBStride];
 
   const GemmTile tile = gemm_tile<kBM, kBN, kN>(args);
   const int batch = tile.batch, rows = tile.rows, m0 = tile.m0, n0 = tile.n0;
@@ -53,8 +55,13 @@ __global__ void __launch_bounds__(kernels::kGemmThreads) gemm_tf32(kernels::Gemm
       cp_async_16(shared_address(&a_smem[stage][r * kAStride + c]), src, gm < rows ? 16 : 0);
     }
     for (int chunk = threadIdx.x; chunk < kBK * kBN / 4; chunk += kernels::kGemmThreads) {
-      const int r = chunk / (kBN / 4), c = (chunk % (kBN / 4)) * 4;
-      cp_async_16(shared_address(&b_smem[stage][r * kBStride + c]), b + static_cast<long>(k0 + r) * kN + n0 + c, 16);
+      if (kTransB) {  // rows n0.. of B [N, K], 16 of K each
+        const int r = chunk / (kBK / 4), c = (chunk % (kBK / 4)) * 4;
+        cp_async_16(shared_address(&b_smem[stage][r * kBStride + c]), b + static_cast<long>(n0 + r) * kK + k0 + c, 16);
+      } else {
+        const int r = chunk / (kBN / 4), c = (chunk % (kBN / 4)) * 4;
+        cp_async_16(shared_address(&b_smem[stage][r * kBStride + c]), b + static_cast<long>(k0 + r) * kN + n0 + c, 16);
+      }
     }
     cp_async_commit();
   };
@@ -87,8 +94,10 @@ __global__ void __launch_bounds__(kernels::kGemmThreads) gemm_tf32(kernels::Gemm
 #pragma unroll
       for (int ni = 0; ni < 4; ++ni) {
         const int col = warp_n + ni * 8 + group;
-        bf[ni][0] = to_tf32(bs[(kk + thread_in_group) * kBStride + col]);
-        bf[ni][1] = to_tf32(bs[(kk + thread_in_group + 4) * kBStride + col]);
+        // B(k, col): [k][n] in shared memory, or [n][k] with kTransB
+        auto b_at = [&](int k) { return kTransB ? bs[col * kBStride + k] : bs[k * kBStride + col]; };
+        bf[ni][0] = to_tf32(b_at(kk + thread_in_group));
+        bf[ni][1] = to_tf32(b_at(kk + thread_in_group + 4));
       }
 #pragma unroll
       for (int mi = 0; mi < 4; ++mi)
