@@ -155,6 +155,9 @@ int main() {
       results.push_back(run_case(context, cublas, "mid fc1", dt, 8, 1024, 1024, 4096));
       results.push_back(run_case(context, cublas, "mid fc2", dt, 8, 1024, 4096, 1024));
       results.push_back(run_case(context, cublas, "mixtral fc1", dt, 8, 2048, 4096, 14336));
+      // fc1 as the layer reads it: stored [n, k] (nn.Linear's [out, in]), B K-major
+      results.push_back(
+          run_case(context, cublas, "mixtral fc1 W [n, k]", dt, 8, 2048, 4096, 14336, Form::kDataGradient));
       results.push_back(run_case(context, cublas, "mixtral fc1 dgrad", dt, 8, 2048, 14336, 4096, Form::kDataGradient));
       results.push_back(
           run_case(context, cublas, "mixtral fc2 wgrad", dt, 8, 2048, 14336, 4096, Form::kWeightGradient));

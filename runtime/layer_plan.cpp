@@ -129,7 +129,7 @@ void plan_experts_backward(const PlanContext& p, LayerPlan& plan) {
   // d(hidden) W1^T: ffn's fc1 is [H, M] (or its copy [M, H] read transposed where only that form
   // reaches the Hopper kernel), swiglu's W1 [M, H]
   kernels::GemmShape in_data = p.expert_gemm(m, h);
-  in_data.trans_b = !ffn || reads_b_k_major_only(in_data, t);
+  in_data.trans_b = !ffn || ffn_input_gradient_reads_fc1_copy(m, h, d, c.allow_tf32, t);
   if (ffn) {
     if (c.has_fc1_bias || c.has_fc2_bias)
       plan.expert_sum_rows = plan.add(elementwise_spec(d, kernels::kEwSumRows, kernels::kActNone, t));
@@ -196,6 +196,11 @@ bool reads_b_k_major_only(kernels::GemmShape shape, const Target& target) {
   return k_major && !kernels::uses_wgmma(shape, target);
 }
 
+bool ffn_input_gradient_reads_fc1_copy(int64_t model_dim, int64_t hidden, DType dtype, bool allow_tf32,
+                                       const Target& target) {
+  return reads_b_k_major_only({.dtype = dtype, .n = model_dim, .k = hidden, .allow_tf32 = allow_tf32}, target);
+}
+
 const PlannedKernel* LayerPlan::add(KernelSpec spec) {
   kernels_.push_back(PlannedKernel{std::move(spec), nullptr});
   return &kernels_.back();
@@ -219,12 +224,9 @@ std::vector<ForwardExpertWeight> forward_expert_weights(const std::string& exper
     return ForwardExpertWeight{name, shape, shape.trans_b ? copy : nullptr};
   };
   if (expert_type == "ffn") {
-    // fc1 is stored [E, H, M] (nn.Linear's [out, in]): the CPU reads it as stored, CUDA through
-    // its copy [E, M, H] unless only the stored layout reaches the Hopper kernel.
-    kernels::GemmShape fc1{.dtype = dtype, .n = h, .k = m, .allow_tf32 = allow_tf32};
-    fc1.trans_b = target.is_cpu() || reads_b_k_major_only(fc1, target);
-    return {{"experts.batched_fc1_w", fc1, fc1.trans_b ? nullptr : kFc1Copy},
-            stored_k_n("experts.batched_fc2_w", "fc2_t", m, h)};
+    // fc1 is stored [E, H, M] (nn.Linear's [out, in]): B [N, K], which every GEMM family reads.
+    const kernels::GemmShape fc1{.dtype = dtype, .n = h, .k = m, .trans_b = true, .allow_tf32 = allow_tf32};
+    return {{"experts.batched_fc1_w", fc1, nullptr}, stored_k_n("experts.batched_fc2_w", "fc2_t", m, h)};
   }
   if (expert_type == "swiglu")
     return {stored_k_n("experts.W_fc1", "W_fc1_t", h, m), stored_k_n("experts.W_fc2", "W_fc2_t", h, m),

@@ -106,11 +106,12 @@ class LayerPlan {
   std::deque<PlannedKernel> kernels_;
 };
 
-/// The name of ffn's fc1 copy [E, M, H] among the expert tensors (a CUDA layer always keeps it).
+/// The name of ffn's fc1 copy [E, M, H] among the expert tensors (a CUDA layer keeps it where its
+/// input gradient reads it: ffn_input_gradient_reads_fc1_copy).
 inline constexpr char kFc1Copy[] = "fc1_t";
-/// ffn: fc1 (stored [E, H, M]: read as stored on the CPU and for TF32 on Hopper, else through its
-/// copy kFc1Copy), fc2; swiglu: W1, W2, W3 (stored [E, K, N]: read as stored, or through a copy
-/// "fc2_t", "W_fc1_t", ... where only B [N, K] reaches the Hopper kernel: reads_b_k_major_only).
+/// ffn: fc1 (stored [E, H, M]: read as stored, B [N, K], by every family), fc2; swiglu: W1, W2, W3
+/// (stored [E, K, N]: read as stored, or through a copy "fc2_t", "W_fc1_t", ... where only B
+/// [N, K] reaches the Hopper kernel: reads_b_k_major_only).
 std::vector<ForwardExpertWeight> forward_expert_weights(const std::string& expert_type, int64_t model_dim,
                                                         int64_t hidden, DType dtype, bool allow_tf32,
                                                         const Target& target);
@@ -120,6 +121,12 @@ std::vector<ForwardExpertWeight> forward_expert_weights(const std::string& exper
 /// as stored, or through a transposed copy, where it would otherwise read B as [K, N] (ffn: fc1
 /// as stored in its forward, fc2's copy in its forward, fc1's copy in the input's gradient).
 bool reads_b_k_major_only(kernels::GemmShape shape, const Target& target);
+
+/// Whether ffn's input gradient, d(hidden) [C, H] times fc1 [E, H, M] read as stored (B [K, N]),
+/// reads fc1's copy kFc1Copy [E, M, H] as B [N, K] instead: where only that form reaches the
+/// Hopper kernel (reads_b_k_major_only: TF32 on sm_90a).
+bool ffn_input_gradient_reads_fc1_copy(int64_t model_dim, int64_t hidden, DType dtype, bool allow_tf32,
+                                       const Target& target);
 
 /// The plan of a layer described by `layer` (its shapes, experts, gates; option ranges ignored)
 /// for `options` on `target`. Pure: builds specs, loads nothing.

@@ -419,9 +419,9 @@ std::vector<std::pair<std::string, std::string>> MoeLayer::transposed_expert_cop
        forward_expert_weights(ffn ? "ffn" : "swiglu", config_.model_dim, config_.hidden_size, config_.dtype,
                               config_.allow_tf32, device_.target()))
     if (w.copy != nullptr) copies.emplace_back(w.name, w.copy);
-  // fc1's copy also where the forward reads fc1 as stored: the input's gradient reads the copy then.
-  const std::pair<std::string, std::string> fc1{"experts.batched_fc1_w", kFc1Copy};
-  if (ffn && std::find(copies.begin(), copies.end(), fc1) == copies.end()) copies.push_back(fc1);
+  if (ffn && ffn_input_gradient_reads_fc1_copy(config_.model_dim, config_.hidden_size, config_.dtype,
+                                               config_.allow_tf32, device_.target()))
+    copies.emplace_back("experts.batched_fc1_w", kFc1Copy);
   return copies;
 }
 

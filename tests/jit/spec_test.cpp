@@ -488,10 +488,11 @@ TEST(ModelConfig, SampleConfigsExpandToTheirKernelSets) {
     return count;
   };
   EXPECT_EQ(read_transposed(cpu), 4 * 2) << "each dtype's gate and fc1 GEMMs read the [out, in] weights transposed";
-  EXPECT_EQ(read_transposed(kernel_set(tiny, Target::cuda(90))), 0) << "CUDA reads the layer's transposed copies";
+  EXPECT_EQ(read_transposed(kernel_set(tiny, Target::cuda(90))), 3)
+      << "CUDA reads fc1 as stored too (one GEMM per dtype), and the gate through its transposed copy";
   EXPECT_TRUE(cpu.skipped.empty()) << "the CPU templates take every float dtype";
   // CUDA: dispatch 24; per dtype (f32, f16, bf16) 3 GEMMs + a gate_topk per top_k = 5 and
-  // transpose (the gate's and fc1's transposed copies), sum_rows, scale = 3; and route_locations (fp32 scores for every
+  // transpose (the gate's transposed copy), sum_rows, scale = 3; and route_locations (fp32 scores for every
   // dtype) per top_k = 2 and route_priority once; and the example loss (logits, softmax) and
   // initialization per dtype.
   EXPECT_EQ(kernel_set(tiny, Target::cuda(90)).specs.size(), 24u + 3 * (5u + 3u + 2u + 1u) + 2u + 1u);

@@ -232,8 +232,9 @@ TEST(LayerPlan, PlansHoldTheirGemmsShapesAndNothingForCustomParts) {
 // the input's data gradient fc1's copy (all trans_b), and they run on wgmma, as does fc2's data
 // gradient (W2 read transposed); the weight gradients run on wgmma too, in TF32, their operands
 // transposed first (the plan holds that transpose); SwiGLU reads all three forward weights
-// through copies. Where wgmma takes both layouts (bfloat16), or TF32 is not allowed, or
-// the target has no wgmma, B is read as [K, N] (ffn's fc1 through its copy).
+// through copies. Where wgmma takes both layouts (bfloat16), or TF32 is not allowed, or the
+// target has no wgmma, fc1 is still read as stored (every family reads B [N, K]) and the rest as
+// [K, N]: no copy at all. The layer keeps exactly the copies its plans read (expert_copies).
 TEST(LayerPlan, Tf32OnHopperReadsFc1KMajor) {
   ModelConfig model = layer_model(256, 512, 2, "ffn", ModelConfig::Gate{});
   model.allow_tf32 = true;
@@ -258,6 +259,7 @@ TEST(LayerPlan, Tf32OnHopperReadsFc1KMajor) {
   EXPECT_EQ(tf32.expert_in.transpose, nullptr) << "forward GEMMs read their operands as stored";
   ASSERT_EQ(tf32.expert_weights.size(), 2u);
   EXPECT_EQ(tf32.expert_weights[0].copy, nullptr) << "fc1 read as stored";
+  EXPECT_TRUE(ffn_input_gradient_reads_fc1_copy(256, 512, DType::kFloat32, true, hopper)) << "the input gradient's";
   EXPECT_STREQ(tf32.expert_weights[1].copy, "fc2_t");
   // SwiGLU: W1, W2 [E, M, H] and W3 [E, H, M] read through their transposed copies, on wgmma.
   model.expert_type = "swiglu";
@@ -275,16 +277,15 @@ TEST(LayerPlan, Tf32OnHopperReadsFc1KMajor) {
   EXPECT_NE(swiglu.expert_weight_grad_t.transpose, nullptr);
   model.expert_type = "ffn";
   // A hidden size of 528: fc2's K ends in a partial k-block, which the Hopper kernel takes (through
-  // fc2's copy); fc1's N is not whole 128-column tiles, so fc1 keeps B [K, N] (its copy, on CUDA
-  // cores).
+  // fc2's copy); fc1's N is not whole 128-column tiles, so fc1 runs on CUDA cores, read as stored.
   model.hidden_size = 528;
   LayerPlan ragged;
   plan_layer(model, o, hopper, ragged);
   EXPECT_TRUE(ragged.expert_out.shape.trans_b);
   EXPECT_EQ(family(ragged.expert_out), "gemm_wgmma");
-  EXPECT_FALSE(ragged.expert_in.shape.trans_b);
+  EXPECT_TRUE(ragged.expert_in.shape.trans_b);
   EXPECT_EQ(family(ragged.expert_in), "gemm_simt");
-  EXPECT_STREQ(ragged.expert_weights[0].copy, "fc1_t");
+  EXPECT_EQ(ragged.expert_weights[0].copy, nullptr);
   model.hidden_size = 512;
 
   struct Other {
@@ -300,11 +301,16 @@ TEST(LayerPlan, Tf32OnHopperReadsFc1KMajor) {
     o.dtype = other.dtype;
     LayerPlan plan;
     plan_layer(model, o, other.target, plan);
-    EXPECT_FALSE(plan.expert_in.shape.trans_b);
+    EXPECT_TRUE(plan.expert_in.shape.trans_b) << "fc1 read as stored";
+    EXPECT_EQ(family(plan.expert_in), other.dtype == DType::kBFloat16 ? "gemm_wgmma"
+                                      : other.allow_tf32              ? "gemm_tf32"
+                                                                      : "gemm_simt");
     EXPECT_FALSE(plan.expert_out.shape.trans_b);
     EXPECT_FALSE(plan.expert_in_data.shape.trans_b);
     EXPECT_FALSE(reads_b_k_major_only(plan.expert_out.shape, other.target));
-    EXPECT_STREQ(plan.expert_weights[0].copy, "fc1_t");
+    EXPECT_FALSE(ffn_input_gradient_reads_fc1_copy(model.model_dim, model.hidden_size, other.dtype, other.allow_tf32,
+                                                   other.target));
+    EXPECT_EQ(plan.expert_weights[0].copy, nullptr);
     EXPECT_EQ(plan.expert_weights[1].copy, nullptr);
     EXPECT_EQ(plan.expert_weight_grad.transpose, nullptr) << "weight gradients read their operands as stored";
   }
