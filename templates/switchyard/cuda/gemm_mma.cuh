@@ -33,20 +33,17 @@ __global__ void __launch_bounds__(kernels::kGemmThreads) gemm_mma(kernels::GemmA
   const int warp_m = (warp / 4) * 64, warp_n = (warp % 4) * 32;
 
   auto load_stage = [&](int stage, int k0) {
-    for (int chunk = threadIdx.x; chunk < kBM * kBK / 8; chunk += kernels::kGemmThreads) {
-      const int r = chunk / (kBK / 8), c = (chunk % (kBK / 8)) * 8, gm = m0 + r;
-      const T* src = a + static_cast<long>(gm < rows ? gm : 0) * kK + k0 + c;
-      cp_async_16(shared_address(&a_smem[stage][r * kAStride + c]), src, gm < rows ? 16 : 0);
-    }
-    for (int chunk = threadIdx.x; chunk < kBK * kBN / 8; chunk += kernels::kGemmThreads) {
-      if (kTransB) {  // rows n0.. of B [N, K], 32 of K each
-        const int r = chunk / (kBK / 8), c = (chunk % (kBK / 8)) * 8;
-        cp_async_16(shared_address(&b_smem[stage][r * kBStride + c]), b + static_cast<long>(n0 + r) * kK + k0 + c, 16);
-      } else {
-        const int r = chunk / (kBN / 8), c = (chunk % (kBN / 8)) * 8;
-        cp_async_16(shared_address(&b_smem[stage][r * kBStride + c]), b + static_cast<long>(k0 + r) * kN + n0 + c, 16);
-      }
-    }
+    using E = unsigned short;
+    const E* a_bits = reinterpret_cast<const E*>(a);
+    const E* b_bits = reinterpret_cast<const E*>(b);
+    cp_async_tile<E, kBM, kBK, kAStride, kernels::kGemmThreads>(a_smem[stage], a_bits + static_cast<long>(m0) * kK + k0,
+                                                                kK, rows - m0);
+    if (kTransB)  // rows n0.. of B [N, K], kBK of K each
+      cp_async_tile<E, kBN, kBK, kBStride, kernels::kGemmThreads>(b_smem[stage],
+                                                                  b_bits + static_cast<long>(n0) * kK + k0, kK, kBN);
+    else
+      cp_async_tile<E, kBK, kBN, kBStride, kernels::kGemmThreads>(b_smem[stage],
+                                                                  b_bits + static_cast<long>(k0) * kN + n0, kN, kBK);
     cp_async_commit();
   };
 

@@ -49,20 +49,14 @@ __global__ void __launch_bounds__(kernels::kGemmThreads) gemm_tf32(kernels::Gemm
   const int group = lane / 4, thread_in_group = lane % 4;
 
   auto load_stage = [&](int stage, int k0) {
-    for (int chunk = threadIdx.x; chunk < kBM * kBK / 4; chunk += kernels::kGemmThreads) {
-      const int r = chunk / (kBK / 4), c = (chunk % (kBK / 4)) * 4, gm = m0 + r;
-      const float* src = a + static_cast<long>(gm < rows ? gm : 0) * kK + k0 + c;
-      cp_async_16(shared_address(&a_smem[stage][r * kAStride + c]), src, gm < rows ? 16 : 0);
-    }
-    for (int chunk = threadIdx.x; chunk < kBK * kBN / 4; chunk += kernels::kGemmThreads) {
-      if (kTransB) {  // rows n0.. of B [N, K], 16 of K each
-        const int r = chunk / (kBK / 4), c = (chunk % (kBK / 4)) * 4;
-        cp_async_16(shared_address(&b_smem[stage][r * kBStride + c]), b + static_cast<long>(n0 + r) * kK + k0 + c, 16);
-      } else {
-        const int r = chunk / (kBN / 4), c = (chunk % (kBN / 4)) * 4;
-        cp_async_16(shared_address(&b_smem[stage][r * kBStride + c]), b + static_cast<long>(k0 + r) * kN + n0 + c, 16);
-      }
-    }
+    cp_async_tile<float, kBM, kBK, kAStride, kernels::kGemmThreads>(a_smem[stage], a + static_cast<long>(m0) * kK + k0,
+                                                                    kK, rows - m0);
+    if (kTransB)  // rows n0.. of B [N, K], kBK of K each
+      cp_async_tile<float, kBN, kBK, kBStride, kernels::kGemmThreads>(b_smem[stage],
+                                                                      b + static_cast<long>(n0) * kK + k0, kK, kBN);
+    else
+      cp_async_tile<float, kBK, kBN, kBStride, kernels::kGemmThreads>(b_smem[stage],
+                                                                      b + static_cast<long>(k0) * kN + n0, kN, kBK);
     cp_async_commit();
   };
 

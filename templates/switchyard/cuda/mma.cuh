@@ -65,5 +65,19 @@ __device__ __forceinline__ void mma_16816<bf16_t>(float (&d)[4], const unsigned 
 }
 #endif  // SY_CUDA_EMULATION
 
+// A kRows x kCols tile of 16-byte chunks (element type E) into shared memory rows kStride
+// elements apart, one cp.async per chunk over the block's threads: from `src`, rows `pitch`
+// elements apart; rows from `valid_rows` on are zero-filled (nothing read).
+template <typename E, int kRows, int kCols, int kStride, int kThreads>
+__device__ __forceinline__ void cp_async_tile(E* tile, const E* src, long pitch, int valid_rows) {
+  constexpr int kChunk = 16 / static_cast<int>(sizeof(E));
+  static_assert(kCols % kChunk == 0 && kStride % kChunk == 0, "cp_async_tile: rows of whole 16-byte chunks");
+  for (int chunk = threadIdx.x; chunk < kRows * kCols / kChunk; chunk += kThreads) {
+    const int r = chunk / (kCols / kChunk), c = (chunk % (kCols / kChunk)) * kChunk;
+    const bool valid = r < valid_rows;
+    cp_async_16(shared_address(&tile[r * kStride + c]), src + (valid ? r : 0) * pitch + c, valid ? 16 : 0);
+  }
+}
+
 }  // namespace cuda
 }  // namespace switchyard
