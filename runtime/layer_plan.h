@@ -118,8 +118,8 @@ std::vector<ForwardExpertWeight> forward_expert_weights(const std::string& exper
 
 /// Whether an expert GEMM of `shape` reaches the Hopper kernel only with B as [N, K] (trans_b):
 /// float32 as TF32 on sm_90a, which reads both operands K-major. A layer then reads such a weight
-/// as stored, or through a transposed copy, where it would otherwise read B as [K, N] (ffn: fc1
-/// as stored in its forward, fc2's copy in its forward, fc1's copy in the input's gradient).
+/// through a transposed copy where it would otherwise read B as [K, N] (ffn: fc2's copy in its
+/// forward, fc1's copy in the input's gradient; swiglu: all three in the forward).
 bool reads_b_k_major_only(kernels::GemmShape shape, const Target& target);
 
 /// Whether ffn's input gradient, d(hidden) [C, H] times fc1 [E, H, M] read as stored (B [K, N]),

@@ -387,10 +387,11 @@ void MoeLayer::refresh_packed() {
 }
 
 void MoeLayer::refresh_packed(std::optional<size_t> only_gate) {
-  // The tensor-core GEMMs read B as [K, N]: a CUDA layer keeps transposed copies of the weights
-  // stored as nn.Linear [out, in] (the gate and fc1), and of fc2 where its forward reaches the
-  // Hopper kernel only as B [N, K] (TF32: reads_b_k_major_only). The CPU GEMM reads them as they are
-  // (trans_b), packing B^T panels itself, or with pack_expert_weights the experts' panels packed here.
+  // A CUDA layer keeps transposed copies where a GEMM reads a weight in the other layout: the top
+  // gate's (its GEMM reads B as [K, N]), and for TF32 on Hopper, whose wgmma reads B only as [N, K],
+  // fc2's and SwiGLU's forward weights and fc1 for the input gradient (expert_copies_). The CPU GEMM
+  // reads them as they are (trans_b), packing B^T panels itself, or with pack_expert_weights the
+  // experts' panels packed here.
   if (!device_.is_cuda()) return pack_expert_panels();
   auto refresh = [&](const std::string& from, const std::string& to) {
     const Param& src = params_.at(from);

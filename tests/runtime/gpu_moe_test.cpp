@@ -90,17 +90,18 @@ TEST_P(GpuMoe, LayerMatchesReference) {
 // this runs in the CUDA-only build), for FFN and SwiGLU experts, with and without capacity.
 TEST_P(GpuMoe, TrainingStepMatchesTheReferenceBackward) {
   testing::expect_training_step_matches_reference(Context::global(), Context::global().cuda(0), GetParam());
-  // float32 with TF32: on a Hopper GPU every K-major expert GEMM on wgmma, fc1 read as stored and
-  // fc2 and fc1 through their transposed copies.
+  // float32 with TF32: on a Hopper GPU every expert GEMM on wgmma, fc1 read as stored in the
+  // forward, fc2 through its transposed copy, fc1's copy in the input gradient, and the weight
+  // gradients on operands transposed for the call.
   if (GetParam() == DType::kFloat32)
     testing::expect_training_step_matches_reference(Context::global(), Context::global().cuda(0), GetParam(), true);
 }
 
 // An optimizer outside the layer writes the parameters through views: parameters_updated()
-// refreshes the transposed copies the GPU's GEMMs read (the gate's and fc1's).
+// refreshes the transposed copies the GPU's GEMMs read (the gate's; for TF32 on Hopper fc2's and fc1's).
 TEST_P(GpuMoe, ParameterWritesReachTheNextForward) {
   testing::expect_parameter_writes_reach_forward(Context::global(), Context::global().cuda(0), GetParam());
-  if (GetParam() == DType::kFloat32)  // fc2's transposed copy (TF32 on Hopper) follows the writes too
+  if (GetParam() == DType::kFloat32)  // fc2's and fc1's copies (TF32 on Hopper) follow the writes too
     testing::expect_parameter_writes_reach_forward(Context::global(), Context::global().cuda(0), GetParam(), true);
 }
 
