@@ -284,6 +284,11 @@ TEST(GemmSelect, HopperTakesWgmmaWhereItCanImplementTheShape) {
         // under one TF32 k-block: mma.sync's TF32, which reads B [N, K] too
         Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 16, .trans_b = true, .allow_tf32 = true}, hopper,
              "gemm_tf32", 0},
+        // mma.sync's weight gradient: 16-bit, K in whole 128-row tiles
+        Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 256, .trans_a = true, .grouped = true},
+             Target::cuda(80), "gemm_mma", 0},
+        Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 192, .trans_a = true}, Target::cuda(80), "gemm_simt",
+             0},
         // mma.sync reads B [N, K] (the data gradient's W^T) wherever wgmma does not run
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 64, .trans_b = true}, Target::cuda(80), "gemm_mma", 0},
         Case{GemmShape{

@@ -2,9 +2,10 @@
 // gemm_tf32.cuh for float32 as TF32: every GPU's tensor-core kernels before Hopper, and the
 // fallback on Hopper) run on the host through tests/support/mma_emulation.h, against the double
 // reference: cp.async's two-stage pipeline (copies land only at their wait), ldmatrix's fragments,
-// mma.sync's fragment layouts, B as [K, N] or [N, K] (the data gradient), rows that are not a
-// multiple of the tile, grouped rows and the epilogues; the grid is the family's own launch config. The emulator's own
-// checks (a copy never waited for, a misaligned ldmatrix row) are tested too, so that a pass means something.
+// mma.sync's fragment layouts, B as [K, N] or [N, K] (the data gradient), the weight gradient
+// over run-time and grouped rows, rows that are not a multiple of the tile, and the epilogues; the grid is the family's
+// own launch config. The emulator's own checks (a copy never waited for, a misaligned ldmatrix row) are tested too, so
+// that a pass means something.
 #include "tests/support/mma_emulation.h"  // before the templates
 
 #include <gtest/gtest.h>
@@ -45,7 +46,7 @@ TEST(GemmMmaEmulation, HalfAndBfloat16FormsMatchTheReference) {
                       .bias = true,
                       .activation = kernels::kActGelu},
                      "gemm_mma", [](const kernels::GemmArgs& args) {
-                       cuda::gemm_mma<cuda::bf16_t, 256, 64, true, kernels::kActGelu, false>(args);
+                       cuda::gemm_mma<cuda::bf16_t, 256, 64, true, kernels::kActGelu, false, false>(args);
                      });
   // SwiGLU's gated product over grouped rows (one batch empty, one cut inside a tile), three K steps.
   expect_mma_matches({.dtype = DType::kFloat16,
@@ -56,13 +57,13 @@ TEST(GemmMmaEmulation, HalfAndBfloat16FormsMatchTheReference) {
                       .activation = kernels::kActSwiglu,
                       .grouped = true},
                      "gemm_mma", [](const kernels::GemmArgs& args) {
-                       cuda::gemm_mma<cuda::half_t, 128, 96, false, kernels::kActSwiglu, false>(args);
+                       cuda::gemm_mma<cuda::half_t, 128, 96, false, kernels::kActSwiglu, false, false>(args);
                      });
   // A derivative epilogue, one K step.
   expect_mma_matches(
       {.dtype = DType::kBFloat16, .batch = 1, .rows = 130, .k = 32, .n = 128, .activation = kernels::kActReluGrad},
       "gemm_mma", [](const kernels::GemmArgs& args) {
-        cuda::gemm_mma<cuda::bf16_t, 128, 32, false, kernels::kActReluGrad, false>(args);
+        cuda::gemm_mma<cuda::bf16_t, 128, 32, false, kernels::kActReluGrad, false, false>(args);
       });
 }
 
@@ -99,12 +100,12 @@ TEST(GemmMmaEmulation, TransposedBFormsMatchTheReference) {
                       .activation = kernels::kActGeluGrad,
                       .grouped = true},
                      "gemm_mma", [](const kernels::GemmArgs& args) {
-                       cuda::gemm_mma<cuda::bf16_t, 256, 96, false, kernels::kActGeluGrad, true>(args);
+                       cuda::gemm_mma<cuda::bf16_t, 256, 96, false, kernels::kActGeluGrad, true, false>(args);
                      });
   expect_mma_matches(
       {.dtype = DType::kFloat16, .batch = 2, .rows = 130, .k = 32, .n = 128, .trans_b = true, .bias = true}, "gemm_mma",
       [](const kernels::GemmArgs& args) {
-        cuda::gemm_mma<cuda::half_t, 128, 32, true, kernels::kActNone, true>(args);
+        cuda::gemm_mma<cuda::half_t, 128, 32, true, kernels::kActNone, true, false>(args);
       });
   expect_mma_matches({.dtype = DType::kFloat32,
                       .batch = 2,
@@ -116,6 +117,28 @@ TEST(GemmMmaEmulation, TransposedBFormsMatchTheReference) {
                       .tf32 = true},
                      "gemm_tf32", [](const kernels::GemmArgs& args) {
                        cuda::gemm_tf32<float, 128, 48, false, kernels::kActSiluGrad, true>(args);
+                     });
+}
+
+// The weight gradient C [K, N] = A^T B over the rows (16-bit): A^T's fragments through
+// ldmatrix's transpose, rows past a count zero-filled by the copies (NaN there must not count).
+TEST(GemmMmaEmulation, WeightGradientsMatchTheReference) {
+  // Rows not a multiple of the 32-row step, two row tiles of K, two column tiles.
+  expect_mma_matches({.dtype = DType::kBFloat16, .batch = 2, .rows = 100, .k = 256, .n = 256, .trans_a = true},
+                     "gemm_mma", [](const kernels::GemmArgs& args) {
+                       cuda::gemm_mma<cuda::bf16_t, 256, 256, false, kernels::kActNone, false, true>(args);
+                     });
+  // Grouped: counts whose last step holds 13, none, 31 (one short of whole), 32 and 26 rows.
+  expect_mma_matches({.dtype = DType::kFloat16,
+                      .batch = 5,
+                      .rows = 250,
+                      .k = 128,
+                      .n = 128,
+                      .grouped = true,
+                      .trans_a = true,
+                      .counts = {13, 0, 191, 128, 250}},
+                     "gemm_mma", [](const kernels::GemmArgs& args) {
+                       cuda::gemm_mma<cuda::half_t, 128, 128, false, kernels::kActNone, false, true>(args);
                      });
 }
 

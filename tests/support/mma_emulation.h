@@ -5,7 +5,7 @@
 // - cp.async copies 16 bytes (zero-filling past the source size) only when its thread waits for
 //   its group (cp.async.wait_group), as late as the hardware may: a stage read before its wait
 //   shows the garbage or the previous stage; a group never waited for is an error at block end;
-// - ldmatrix (.x4, .x2, .x2.trans) is a rendezvous of the warp: each lane gives a row address (16-byte
+// - ldmatrix (.x4, .x4.trans, .x2, .x2.trans) is a rendezvous of the warp: each lane gives a row address (16-byte
 //   aligned), and each lane gets its fragments of the 8 x 8 matrices as the PTX ISA lays them out;
 // - mma.sync m16n8k16 (float16/bfloat16) and m16n8k8 (TF32) take every lane's fragments at a
 //   warp rendezvous and add the exact products' sum to each lane's fp32 accumulators;
@@ -61,6 +61,9 @@ void cp_async_wait() {
 }
 inline void ldmatrix_x4(unsigned (&r)[4], unsigned address) {
   emulation::ldmatrix(r, 4, false, address);
+}
+inline void ldmatrix_x4_trans(unsigned (&r)[4], unsigned address) {
+  emulation::ldmatrix(r, 4, true, address);
 }
 inline void ldmatrix_x2(unsigned (&r)[2], unsigned address) {
   emulation::ldmatrix(r, 2, false, address);

@@ -4,7 +4,10 @@
 // B is [K, N] (read with ldmatrix's transpose) or, with kTransB (the data gradient's W^T),
 // [N, K], whose rows are the mma's column fragments as they stand.
 // Requires N % 128 == 0 and K % 32 == 0 (the tile rule sends other shapes to gemm_simt);
-// rows are predicated (zero-filled loads, guarded stores).
+// rows are predicated (zero-filled loads, guarded stores). With kTransA, the weight gradient
+// C [K, N] = A^T B reduced over the run-time rows (each batch's count when grouped): both tiles
+// [32 rows][128 columns], A^T's fragments through ldmatrix's transpose, rows past the count
+// zero-filled by the loads (K % 128 == 0).
 #pragma once
 
 #include <switchyard/common/gemm_args.h>
@@ -14,11 +17,71 @@
 namespace switchyard {
 namespace cuda {
 
-template <typename T, int kN, int kK, bool kBias, int kAct, bool kTransB>
-__global__ void __launch_bounds__(kernels::kGemmThreads) gemm_mma(kernels::GemmArgs args) {
+// The weight gradient's block: output rows m0.. of K and columns n0.. of N for one batch (blocks
+// batch-major, then row tiles of K, then column tiles, as gemm_launch_config counts them).
+template <typename T, int kN, int kK>
+__device__ __forceinline__ void gemm_mma_weight_gradient(const kernels::GemmArgs& args) {
   constexpr int kBM = kernels::kGemmMmaTileM, kBN = kernels::kGemmMmaTileN, kBK = kernels::kGemmMmaTileK;
-  static_assert(sizeof(T) == 2, "gemm_mma: float16 or bfloat16 only");
-  static_assert(kN % kBN == 0 && kK % kBK == 0, "gemm_mma: N % 128 == 0 and K % 32 == 0");
+  static_assert(kK % kBM == 0, "gemm_mma: the weight gradient's K in whole 128-row tiles");
+  constexpr int kStride = kBM + 8;  // [kBK reduction rows][128 columns], padded (16-byte multiples)
+  alignas(16) __shared__ unsigned short a_smem[2][kBK * kStride];
+  alignas(16) __shared__ unsigned short b_smem[2][kBK * kStride];
+  int block = blockIdx.x;
+  const int n0 = block % (kN / kBN) * kBN;
+  block /= kN / kBN;
+  const int m0 = block % (kK / kBM) * kBM, batch = block / (kK / kBM);
+  const int reduce = kernels::rows_used(args.row_counts, batch, args.rows);
+  using E = unsigned short;
+  const E* a = static_cast<const E*>(args.a) + args.a_batch_stride * batch + m0;
+  const E* b = static_cast<const E*>(args.b) + args.b_batch_stride * batch + n0;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int warp_m = (warp / 4) * 64, warp_n = (warp % 4) * 32;
+  auto load_stage = [&](int stage, int r0) {  // rows past the count: zeros (NaN there must not count)
+    cp_async_tile<E, kBK, kBM, kStride, kernels::kGemmThreads>(a_smem[stage], a + static_cast<long>(r0) * kK, kK,
+                                                               reduce - r0);
+    cp_async_tile<E, kBK, kBN, kStride, kernels::kGemmThreads>(b_smem[stage], b + static_cast<long>(r0) * kN, kN,
+                                                               reduce - r0);
+    cp_async_commit();
+  };
+  float acc[4][4][4] = {};
+  const int steps = (reduce + kBK - 1) / kBK;
+  if (steps > 0) load_stage(0, 0);
+  for (int step = 0; step < steps; ++step) {
+    const int stage = step & 1;
+    if (step + 1 < steps) {
+      load_stage(stage ^ 1, (step + 1) * kBK);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kBK; kk += 16) {
+      unsigned af[4][4], bf[4][2];
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi) {  // lanes 8j..8j+7: reduction rows kk + 8 (j / 2).., columns + 8 (j % 2)
+        const int row = kk + (lane / 16) * 8 + lane % 8, col = warp_m + mi * 16 + (lane / 8) % 2 * 8;
+        ldmatrix_x4_trans(af[mi], shared_address(&a_smem[stage][row * kStride + col]));
+      }
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni) {
+        const int row = kk + lane % 16, col = warp_n + ni * 8;
+        ldmatrix_x2_trans(bf[ni], shared_address(&b_smem[stage][row * kStride + col]));
+      }
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni) mma_16816<T>(acc[mi][ni], af[mi], bf[ni]);
+    }
+    __syncthreads();
+  }
+  store_mma_tiles<T, kN, false, kernels::kActNone>(args, batch, kK, m0 + warp_m, n0 + warp_n, acc);
+}
+
+// The forward (and data gradient) block: 128 rows x 128 columns of C.
+template <typename T, int kN, int kK, bool kBias, int kAct, bool kTransB>
+__device__ __forceinline__ void gemm_mma_forward(const kernels::GemmArgs& args) {
+  constexpr int kBM = kernels::kGemmMmaTileM, kBN = kernels::kGemmMmaTileN, kBK = kernels::kGemmMmaTileK;
   // Padded rows (16-byte multiples); B's tile is [kBK][kBN], or [kBN][kBK] with kTransB.
   constexpr int kAStride = kBK + 8, kBStride = kTransB ? kBK + 8 : kBN + 8;
   alignas(16) __shared__ unsigned short a_smem[2][kBM * kAStride];
@@ -85,6 +148,20 @@ __global__ void __launch_bounds__(kernels::kGemmThreads) gemm_mma(kernels::GemmA
     __syncthreads();
   }
   store_mma_tiles<T, kN, kBias, kAct>(args, batch, rows, m0 + warp_m, n0 + warp_n, acc);
+}
+
+template <typename T, int kN, int kK, bool kBias, int kAct, bool kTransB, bool kTransA>
+__global__ void __launch_bounds__(kernels::kGemmThreads) gemm_mma(kernels::GemmArgs args) {
+  constexpr int kBN = kernels::kGemmMmaTileN, kBK = kernels::kGemmMmaTileK;
+  static_assert(sizeof(T) == 2, "gemm_mma: float16 or bfloat16 only");
+  static_assert(kN % kBN == 0 && kK % kBK == 0, "gemm_mma: N % 128 == 0 and K % 32 == 0");
+  static_assert(!kTransA || (!kTransB && !kBias && kAct == kernels::kActNone),
+                "gemm_mma: the weight gradient has no B transpose and no epilogue");
+  if constexpr (kTransA) {
+    gemm_mma_weight_gradient<T, kN, kK>(args);
+  } else {
+    gemm_mma_forward<T, kN, kK, kBias, kAct, kTransB>(args);
+  }
 }
 
 }  // namespace cuda
