@@ -144,9 +144,9 @@ KernelFamily gemm_pack_b_family() {
   return f;
 }
 
-// The SIMT family takes every form (trans_a, trans_b); the mma.sync ones the forward, with B
-// [K, N] or [N, K] (trans_b, the data gradient), and gemm_mma the weight gradient (`trans_a`).
-KernelFamily cuda_gemm_family(const std::string& name, bool simt, bool weight_gradient = false) {
+// The CUDA-core and mma.sync families take every form: B [K, N] or [N, K] (trans_b, the data
+// gradient) and the weight gradient (trans_a).
+KernelFamily cuda_gemm_family(const std::string& name, bool simt) {
   KernelFamily f;
   f.name = name;
   f.params = {{"dtype", ParamDecl::Kind::kDType},
@@ -159,7 +159,7 @@ KernelFamily cuda_gemm_family(const std::string& name, bool simt, bool weight_gr
   f.params.push_back({"bias", ParamDecl::Kind::kBool});
   f.params.push_back({"activation", ParamDecl::Kind::kInt, kActNone, kActSiluGrad});
   if (!simt) f.params.push_back({"trans_b", ParamDecl::Kind::kBool});
-  if (!simt && weight_gradient) f.params.push_back({"trans_a", ParamDecl::Kind::kBool});
+  if (!simt) f.params.push_back({"trans_a", ParamDecl::Kind::kBool});
   f.cuda_header = "switchyard/cuda/" + name + ".cuh";
   f.cuda_function = "switchyard::cuda::" + name;
   f.args_type = "switchyard::kernels::GemmArgs";
@@ -173,7 +173,6 @@ KernelFamily cuda_gemm_family(const std::string& name, bool simt, bool weight_gr
           << "kernel spec " << spec.to_string() << ": the tensor-core GEMM needs n % 128 == 0 and k % 32 == 0";
       SY_CHECK(spec.target.sm >= 80) << "kernel spec " << spec.to_string()
                                      << ": mma.sync bf16/f16 needs sm_80 or newer";
-      if (spec.family != "gemm_mma") return;
       check_trans_a(spec);
       SY_CHECK(!spec.bool_param("trans_a") || spec.int_param("k") % kGemmMmaTileM == 0)
           << "kernel spec " << spec.to_string() << ": the tensor-core weight gradient needs k % 128 == 0";
@@ -194,7 +193,7 @@ KernelFamily gemm_simt_family() {
   return f;
 }
 KernelFamily gemm_mma_family() {
-  return cuda_gemm_family("gemm_mma", false, true);
+  return cuda_gemm_family("gemm_mma", false);
 }
 
 KernelFamily gemm_tf32_family() {
@@ -204,6 +203,9 @@ KernelFamily gemm_tf32_family() {
     SY_CHECK(spec.int_param("n") % kGemmMmaTileN == 0 && spec.int_param("k") % 16 == 0)
         << "kernel spec " << spec.to_string() << ": the TF32 GEMM needs n % 128 == 0 and k % 16 == 0";
     SY_CHECK(spec.target.sm >= 80) << "kernel spec " << spec.to_string() << ": mma.sync tf32 needs sm_80 or newer";
+    check_trans_a(spec);
+    SY_CHECK(!spec.bool_param("trans_a") || spec.int_param("k") % kGemmMmaTileM == 0)
+        << "kernel spec " << spec.to_string() << ": the tensor-core weight gradient needs k % 128 == 0";
   };
   return f;
 }
@@ -305,8 +307,8 @@ bool uses_tensor_cores(const GemmShape& shape, const Target& target) {
   if (!target.is_cuda() || target.sm < 80 || gemm_ceiling() == GemmCeiling::kSimt || !shape.aligned_16 ||
       shape.n % kGemmMmaTileN != 0)
     return false;
-  // The weight gradient: 16-bit, its output rows (K) in whole 128-row tiles.
-  if (shape.trans_a) return shape.dtype != DType::kFloat32 && shape.k % kGemmMmaTileM == 0;
+  // The weight gradient: its output rows (K) in whole 128-row tiles.
+  if (shape.trans_a && shape.k % kGemmMmaTileM != 0) return false;
   if (shape.dtype == DType::kFloat16 || shape.dtype == DType::kBFloat16) return shape.k % kGemmMmaTileK == 0;
   return shape.dtype == DType::kFloat32 && shape.allow_tf32 && shape.k % 16 == 0;
 }
@@ -337,7 +339,7 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
       spec.params.push_back({"tile", gemm_simt_tile(shape)});
     else
       spec.params.push_back({"trans_b", shape.trans_b});
-    if (spec.family == "gemm_mma") spec.params.push_back({"trans_a", shape.trans_a});
+    if (spec.family != "gemm_simt") spec.params.push_back({"trans_a", shape.trans_a});
     return spec;
   }
   // NOTE: the vectors of the CPU compiled for (SWITCHYARD_CPU may name a narrower one than this
@@ -380,8 +382,7 @@ GemmTileShape gemm_tile_shape(const KernelSpec& spec) {
 
 LaunchConfig gemm_launch_config(const KernelSpec& spec, const GemmProblem& p) {
   const GemmTileShape tile = gemm_tile_shape(spec);
-  const bool trans_a =
-      (spec.family == "gemm" || spec.family == "gemm_simt" || spec.family == "gemm_mma") && spec.bool_param("trans_a");
+  const bool trans_a = spec.bool_param("trans_a");  // every GEMM family has the weight-gradient form
   // trans_a: the output is [K, N], so tiles of K take the place of row tiles.
   const int64_t out_rows = trans_a ? p.k : p.max_rows;
   auto tiles = [](int64_t extent, int64_t size) { return (extent + size - 1) / size; };

@@ -16,7 +16,7 @@ namespace switchyard::kernels {
 KernelFamily gemm_family();        // CPU
 KernelFamily gemm_simt_family();   // CUDA cores, any dtype and layout
 KernelFamily gemm_mma_family();    // tensor cores, float16/bfloat16, n % 128 == 0, k % 32 == 0; every pass
-KernelFamily gemm_tf32_family();   // tensor cores in TF32, float32 when allowed, n % 128 == 0, k % 16 == 0
+KernelFamily gemm_tf32_family();   // tensor cores in TF32, float32 when allowed, n % 128 == 0, k % 16 == 0; every pass
 KernelFamily gemm_wgmma_family();  // Hopper (sm_90a): TMA + wgmma, float16/bfloat16 or TF32, n % 128, 16-byte rows of K
 KernelFamily gemm_pack_b_family();  // CPU: B's bfloat16 pairs packed ahead for gemm (GemmPackArgs)
 
@@ -106,7 +106,7 @@ KernelSpec gemm_operand_transpose_spec(const KernelSpec& gemm);
 
 /// True when `shape` runs on the mma.sync tensor-core kernels on `target`: sm_80+, 16-byte aligned
 /// operands, n % 128 == 0, B as [K, N] or [N, K] (trans_b), and f16/bf16 with k % 32 == 0, or f32
-/// with allow_tf32 and k % 16 == 0; or the f16/bf16 weight gradient (trans_a) with k % 128 == 0.
+/// with allow_tf32 and k % 16 == 0; the weight gradient (trans_a) with k % 128 == 0.
 bool uses_tensor_cores(const GemmShape& shape, const Target& target);
 
 /// Parses "relu", "gelu", "silu", "none"; throws UserError naming the text otherwise.

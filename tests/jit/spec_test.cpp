@@ -284,7 +284,9 @@ TEST(GemmSelect, HopperTakesWgmmaWhereItCanImplementTheShape) {
         // under one TF32 k-block: mma.sync's TF32, which reads B [N, K] too
         Case{GemmShape{.dtype = DType::kFloat32, .n = 256, .k = 16, .trans_b = true, .allow_tf32 = true}, hopper,
              "gemm_tf32", 0},
-        // mma.sync's weight gradient: 16-bit, K in whole 128-row tiles
+        // mma.sync's weight gradient: K in whole 128-row tiles (float32 in TF32 too)
+        Case{GemmShape{.dtype = DType::kFloat32, .n = 128, .k = 256, .allow_tf32 = true, .trans_a = true},
+             Target::cuda(80), "gemm_tf32", 0},
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 256, .trans_a = true, .grouped = true},
              Target::cuda(80), "gemm_mma", 0},
         Case{GemmShape{.dtype = DType::kBFloat16, .n = 256, .k = 192, .trans_a = true}, Target::cuda(80), "gemm_simt",

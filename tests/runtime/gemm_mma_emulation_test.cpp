@@ -78,13 +78,14 @@ TEST(GemmMmaEmulation, Tf32FormsMatchTheReference) {
                       .activation = kernels::kActGelu,
                       .tf32 = true},
                      "gemm_tf32", [](const kernels::GemmArgs& args) {
-                       cuda::gemm_tf32<float, 128, 48, true, kernels::kActGelu, false>(args);
+                       cuda::gemm_tf32<float, 128, 48, true, kernels::kActGelu, false, false>(args);
                      });
   // Grouped rows, two column tiles, one K step.
   expect_mma_matches(
       {.dtype = DType::kFloat32, .batch = 3, .rows = 100, .k = 16, .n = 256, .grouped = true, .tf32 = true},
-      "gemm_tf32",
-      [](const kernels::GemmArgs& args) { cuda::gemm_tf32<float, 256, 16, false, kernels::kActNone, false>(args); });
+      "gemm_tf32", [](const kernels::GemmArgs& args) {
+        cuda::gemm_tf32<float, 256, 16, false, kernels::kActNone, false, false>(args);
+      });
 }
 
 // B as [N, K] (trans_b: the data gradient's W^T), read by ldmatrix without its transpose, and by
@@ -116,7 +117,7 @@ TEST(GemmMmaEmulation, TransposedBFormsMatchTheReference) {
                       .activation = kernels::kActSiluGrad,
                       .tf32 = true},
                      "gemm_tf32", [](const kernels::GemmArgs& args) {
-                       cuda::gemm_tf32<float, 128, 48, false, kernels::kActSiluGrad, true>(args);
+                       cuda::gemm_tf32<float, 128, 48, false, kernels::kActSiluGrad, true, false>(args);
                      });
 }
 
@@ -139,6 +140,23 @@ TEST(GemmMmaEmulation, WeightGradientsMatchTheReference) {
                       .counts = {13, 0, 191, 128, 250}},
                      "gemm_mma", [](const kernels::GemmArgs& args) {
                        cuda::gemm_mma<cuda::half_t, 128, 128, false, kernels::kActNone, false, true>(args);
+                     });
+}
+
+// float32 weight gradients in TF32 (a layer that allows it), fragments read from the
+// [rows][columns] tiles; NaN past the counts.
+TEST(GemmMmaEmulation, Tf32WeightGradientsMatchTheReference) {
+  expect_mma_matches({.dtype = DType::kFloat32,
+                      .batch = 4,
+                      .rows = 90,
+                      .k = 256,
+                      .n = 128,
+                      .grouped = true,
+                      .trans_a = true,
+                      .counts = {90, 0, 7, 33},
+                      .tf32 = true},
+                     "gemm_tf32", [](const kernels::GemmArgs& args) {
+                       cuda::gemm_tf32<float, 128, 256, false, kernels::kActNone, false, true>(args);
                      });
 }
 

@@ -164,7 +164,7 @@ TEST(GpuGemmTf32, ShapesMatchTheReference) {
 // The weight gradient C [K, N] = A^T B over the rows of `dt` (`tf32`: float32 allowed on tensor
 // cores) against the double reference: on Hopper the wgmma kernel reads 16-bit operands M/N-major,
 // and float32 in TF32 transposed ahead (K-major, padded to whole 16-byte rows: 201 rows to 204);
-// elsewhere mma.sync takes 16-bit ones with K in whole 128-row tiles;
+// elsewhere mma.sync takes them (float32 in TF32) with K in whole 128-row tiles;
 // rows not a multiple of its 64-row slices or 32-deep k-blocks (read as zeros past the end), K not
 // a multiple of its 128-row tiles. Grouped rows bound the reduction per batch (rows past a count
 // may hold anything, here NaN, and must not count: the Hopper kernel zeroes them in shared
@@ -190,8 +190,9 @@ void expect_weight_gradients_match(DType dt, bool tf32) {
     if (hopper) {
       EXPECT_EQ(spec.family, dt == DType::kFloat32 && !tf32 ? "gemm_simt" : "gemm_wgmma");
       EXPECT_EQ(kernels::gemm_reads_transposed_operands(spec), tf32);
-    } else {  // mma.sync: 16-bit, K in whole 128-row tiles
-      EXPECT_EQ(spec.family, dt != DType::kFloat32 && c.k % 128 == 0 ? "gemm_mma" : "gemm_simt");
+    } else {  // mma.sync: K in whole 128-row tiles, float32 in TF32
+      const bool tensor_cores = c.k % 128 == 0 && (dt != DType::kFloat32 || tf32);
+      EXPECT_EQ(spec.family, !tensor_cores ? "gemm_simt" : dt == DType::kFloat32 ? "gemm_tf32" : "gemm_mma");
     }
     std::vector<double> a = uniform_values(rng, c.batch * c.rows * c.k),
                         b = uniform_values(rng, c.batch * c.rows * c.n);

@@ -2,7 +2,8 @@
 // --use_tensorcore): 128x128x16 block tiles in 8 warps of 64x32, mma.sync m16n8k8 with fp32
 // accumulators, fragments read from shared memory and rounded with cvt.rna.tf32, and a
 // two-stage cp.async pipeline. B is [K, N], or [N, K] with kTransB (the data gradient's W^T).
-// Requires N % 128 == 0 and K % 16 == 0.
+// Requires N % 128 == 0 and K % 16 == 0. With kTransA, the weight gradient C [K, N] = A^T B over
+// the run-time rows (each batch's count when grouped), K % 128 == 0.
 #pragma once
 
 #include <switchyard/common/gemm_args.h>
@@ -29,11 +30,78 @@ __device__ __forceinline__ void mma_1688_tf32(float (&d)[4], const unsigned (&a)
 }
 #endif  // SY_CUDA_EMULATION
 
-template <typename T, int kN, int kK, bool kBias, int kAct, bool kTransB>
-__global__ void __launch_bounds__(kernels::kGemmThreads) gemm_tf32(kernels::GemmArgs args) {
-  static_assert(sizeof(T) == 4, "gemm_tf32: float32 data only");
+// The weight gradient's block: output rows m0.. of K and columns n0.. of N for one batch (blocks
+// batch-major, then row tiles of K, then column tiles, as gemm_launch_config counts them). Both
+// tiles are [16 reduction rows][128 columns]; rows past the count are zero-filled by the copies.
+template <int kN, int kK>
+__device__ __forceinline__ void gemm_tf32_weight_gradient(const kernels::GemmArgs& args) {
   constexpr int kBM = kernels::kGemmMmaTileM, kBN = kernels::kGemmMmaTileN, kBK = 16;
-  static_assert(kN % kBN == 0 && kK % kBK == 0, "gemm_tf32: N % 128 == 0 and K % 16 == 0");
+  static_assert(kK % kBM == 0, "gemm_tf32: the weight gradient's K in whole 128-row tiles");
+  constexpr int kStride = kBM + 8;  // 16-byte multiples; the fragments' reads fall in distinct banks
+  alignas(16) __shared__ float a_smem[2][kBK * kStride];
+  alignas(16) __shared__ float b_smem[2][kBK * kStride];
+  int block = blockIdx.x;
+  const int n0 = block % (kN / kBN) * kBN;
+  block /= kN / kBN;
+  const int m0 = block % (kK / kBM) * kBM, batch = block / (kK / kBM);
+  const int reduce = kernels::rows_used(args.row_counts, batch, args.rows);
+  const float* a = static_cast<const float*>(args.a) + args.a_batch_stride * batch + m0;
+  const float* b = static_cast<const float*>(args.b) + args.b_batch_stride * batch + n0;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int warp_m = (warp / 4) * 64, warp_n = (warp % 4) * 32;
+  const int group = lane / 4, thread_in_group = lane % 4;
+  auto load_stage = [&](int stage, int r0) {  // rows past the count: zeros (NaN there must not count)
+    cp_async_tile<float, kBK, kBM, kStride, kernels::kGemmThreads>(a_smem[stage], a + static_cast<long>(r0) * kK, kK,
+                                                                   reduce - r0);
+    cp_async_tile<float, kBK, kBN, kStride, kernels::kGemmThreads>(b_smem[stage], b + static_cast<long>(r0) * kN, kN,
+                                                                   reduce - r0);
+    cp_async_commit();
+  };
+  float acc[4][4][4] = {};
+  const int steps = (reduce + kBK - 1) / kBK;
+  if (steps > 0) load_stage(0, 0);
+  for (int step = 0; step < steps; ++step) {
+    const int stage = step & 1;
+    if (step + 1 < steps) {
+      load_stage(stage ^ 1, (step + 1) * kBK);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const float* as = a_smem[stage];
+    const float* bs = b_smem[stage];
+#pragma unroll
+    for (int kk = 0; kk < kBK; kk += 8) {
+      unsigned af[4][4], bf[4][2];
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi) {  // A^T(row, k) = A(k, row): the tile's row k, column row
+        const int row = warp_m + mi * 16 + group, k = kk + thread_in_group;
+        af[mi][0] = to_tf32(as[k * kStride + row]);
+        af[mi][1] = to_tf32(as[k * kStride + row + 8]);
+        af[mi][2] = to_tf32(as[(k + 4) * kStride + row]);
+        af[mi][3] = to_tf32(as[(k + 4) * kStride + row + 8]);
+      }
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni) {
+        const int col = warp_n + ni * 8 + group;
+        bf[ni][0] = to_tf32(bs[(kk + thread_in_group) * kStride + col]);
+        bf[ni][1] = to_tf32(bs[(kk + thread_in_group + 4) * kStride + col]);
+      }
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni) mma_1688_tf32(acc[mi][ni], af[mi], bf[ni]);
+    }
+    __syncthreads();
+  }
+  store_mma_tiles<float, kN, false, kernels::kActNone>(args, batch, kK, m0 + warp_m, n0 + warp_n, acc);
+}
+
+// The forward (and data gradient) block: 128 rows x 128 columns of C.
+template <int kN, int kK, bool kBias, int kAct, bool kTransB>
+__device__ __forceinline__ void gemm_tf32_forward(const kernels::GemmArgs& args) {
+  constexpr int kBM = kernels::kGemmMmaTileM, kBN = kernels::kGemmMmaTileN, kBK = 16;
   // Padded rows (16-byte multiples); B's tile is [kBK][kBN], or [kBN][kBK] with kTransB.
   constexpr int kAStride = kBK + 4, kBStride = kTransB ? kBK + 4 : kBN + 4;
   alignas(16) __shared__ float a_smem[2][kBM * kAStride];
@@ -101,6 +169,19 @@ __global__ void __launch_bounds__(kernels::kGemmThreads) gemm_tf32(kernels::Gemm
     __syncthreads();
   }
   store_mma_tiles<float, kN, kBias, kAct>(args, batch, rows, m0 + warp_m, n0 + warp_n, acc);
+}
+
+template <typename T, int kN, int kK, bool kBias, int kAct, bool kTransB, bool kTransA>
+__global__ void __launch_bounds__(kernels::kGemmThreads) gemm_tf32(kernels::GemmArgs args) {
+  static_assert(sizeof(T) == 4, "gemm_tf32: float32 data only");
+  static_assert(kN % kernels::kGemmMmaTileN == 0 && kK % 16 == 0, "gemm_tf32: N % 128 == 0 and K % 16 == 0");
+  static_assert(!kTransA || (!kTransB && !kBias && kAct == kernels::kActNone),
+                "gemm_tf32: the weight gradient has no B transpose and no epilogue");
+  if constexpr (kTransA) {
+    gemm_tf32_weight_gradient<kN, kK>(args);
+  } else {
+    gemm_tf32_forward<kN, kK, kBias, kAct, kTransB>(args);
+  }
 }
 
 }  // namespace cuda
