@@ -158,8 +158,10 @@ KernelFamily cuda_gemm_family(const std::string& name, bool simt) {
   }
   f.params.push_back({"bias", ParamDecl::Kind::kBool});
   f.params.push_back({"activation", ParamDecl::Kind::kInt, kActNone, kActSiluGrad});
-  if (!simt) f.params.push_back({"trans_b", ParamDecl::Kind::kBool});
-  if (!simt) f.params.push_back({"trans_a", ParamDecl::Kind::kBool});
+  if (!simt) {  // after the epilogue: the templates' parameter order
+    f.params.push_back({"trans_b", ParamDecl::Kind::kBool});
+    f.params.push_back({"trans_a", ParamDecl::Kind::kBool});
+  }
   f.cuda_header = "switchyard/cuda/" + name + ".cuh";
   f.cuda_function = "switchyard::cuda::" + name;
   f.args_type = "switchyard::kernels::GemmArgs";
