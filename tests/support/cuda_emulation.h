@@ -56,6 +56,20 @@ uint64_t block_serial();
 /// throws switchyard::Error to fail the launch.
 void at_block_end(std::function<void()> check);
 
+/// The running block's `State` (one per type), made afresh when a block starts; `check` runs on it
+/// once the block's threads have all returned (what must hold when a block ends).
+template <typename State>
+State& per_block(void (*check)(const State&)) {
+  static uint64_t serial = 0;
+  static State state;
+  if (serial != block_serial()) {
+    state = State{};
+    serial = block_serial();
+    at_block_end([check] { check(state); });
+  }
+  return state;
+}
+
 /// A thread's asynchronous operations (cp.async copies, wgmma, TMA stores), run only when it
 /// waits for their group, as late as a GPU may: the open group, then the committed ones, oldest first.
 struct AsyncGroups {

@@ -37,7 +37,6 @@ static_assert(sizeof(Barrier) == sizeof(unsigned long long));
 
 // Per block: the barriers initialized, and each thread's wgmma and bulk (TMA store) groups.
 struct BlockState {
-  uint64_t serial = 0;
   std::unordered_set<const void*> barriers;
   struct Thread {
     AsyncGroups wgmma, bulk;
@@ -60,13 +59,7 @@ void check_groups_waited(const BlockState& state) {
 }
 
 BlockState& block_state() {
-  static BlockState state;
-  if (state.serial != block_serial()) {
-    state = BlockState{};
-    state.serial = block_serial();
-    at_block_end([] { check_groups_waited(state); });
-  }
-  return state;
+  return per_block(check_groups_waited);
 }
 
 BlockState::Thread& this_thread() {

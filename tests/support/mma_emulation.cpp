@@ -11,7 +11,6 @@ constexpr int kLanes = 32;
 
 // Per block: each thread's cp.async groups, copied when it waits for them.
 struct BlockCopies {
-  uint64_t serial = 0;
   std::vector<AsyncGroups> threads;
 };
 
@@ -25,12 +24,7 @@ void check_copies_waited(const BlockCopies& copies) {
 }
 
 AsyncGroups& this_thread_copies() {
-  static BlockCopies copies;
-  if (copies.serial != block_serial()) {
-    copies = BlockCopies{};
-    copies.serial = block_serial();
-    at_block_end([] { check_copies_waited(copies); });
-  }
+  BlockCopies& copies = per_block(check_copies_waited);
   copies.threads.resize(block_dim.x);
   return copies.threads[thread_index.x];
 }
