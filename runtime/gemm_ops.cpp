@@ -103,8 +103,8 @@ void batched_gemm(Context& context, const Tensor& a, const Tensor& w, const Tens
                          0};
   std::optional<TransposedOperands> transposed;
   if (kernels::gemm_reads_transposed_operands(spec)) {
-    transposed.emplace(
-        transpose_operands(context, device, a, w, options.row_counts, in_plan ? options.planned->transpose : nullptr));
+    transposed.emplace(transpose_operands(context, device, a, w, counts.read_by_kernels(),
+                                          in_plan ? options.planned->transpose : nullptr));
     args.a = transposed->a.data();
     args.b = transposed->b.data();
     args.rows = static_cast<int>(transposed->padded_rows);

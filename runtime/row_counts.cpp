@@ -15,6 +15,7 @@ RowCounts::RowCounts(Device& device, const Tensor* counts, int64_t batch, int64_
       << op << " row counts are " << counts->describe() << "; expected int32[" << batch << "] on the host or on "
       << device.name();
   data_ = counts->data_as<const int>();
+  read_ = *counts;
   if (!on_host) return;
   int64_t largest = 0;
   for (int64_t b = 0; b < batch; ++b) {
@@ -26,6 +27,7 @@ RowCounts::RowCounts(Device& device, const Tensor* counts, int64_t batch, int64_
     upload_ = std::make_unique<Buffer>(device, static_cast<size_t>(batch) * 4);
     device.copy_from_host(upload_->data(), data_, static_cast<size_t>(batch) * 4);
     data_ = static_cast<const int*>(upload_->data());
+    read_ = upload_->view(DType::kInt32, {batch});
   }
 }
 

@@ -21,9 +21,13 @@ class RowCounts {
   const int* data() const { return data_; }
   /// The launch's bound: the largest host count (clamped to rows), or rows for device counts.
   int64_t max_rows() const { return max_rows_; }
+  /// The counts where the kernel reads them, for the op's other launches (host counts are then
+  /// uploaded once), or null.
+  const Tensor* read_by_kernels() const { return data_ ? &read_ : nullptr; }
 
  private:
   std::unique_ptr<Buffer> upload_;
+  Tensor read_;
   const int* data_ = nullptr;
   int64_t max_rows_ = 0;
 };
