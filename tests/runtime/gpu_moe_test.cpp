@@ -122,6 +122,12 @@ TEST_P(GpuMoe, CosineGateMatchesTheReference) {
   }
 }
 
+// Issue 14: CUDA tensors through DLPack and the C API, the path of the Python module's CUDA
+// tensors (the GPU machine has no PyTorch to run python_test).
+TEST_P(GpuMoe, DlpackPassesCudaTensorsWithoutCopies) {
+  testing::expect_dlpack_passes_tensors_without_copies(Context::global().cuda(0), GetParam());
+}
+
 // A small layer on the GPU with inputs and output gradients already there: what the
 // steady-state tests step through (forward, backward, SGD) without any host work in between.
 struct GpuTrainingSteps {

@@ -1,11 +1,14 @@
 #include "tests/runtime/layer_dtype_checks.h"
 
 #include <gtest/gtest.h>
+#include <switchyard/switchyard_c.h>
 
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <memory>
 #include <random>
+#include <vector>
 
 #include "runtime/moe_layer.h"
 #include "runtime/safetensors.h"
@@ -401,6 +404,114 @@ void expect_sgd_step_reaches_the_gate_it_used(Context& context, Device& device, 
   for (int64_t gate : {0, 1})
     EXPECT_EQ(output(trained, gate), output(copy, gate))
         << "gate " << gate << ": the trained layer's forward used other weights than its parameters";
+}
+
+namespace {
+
+using LayerHandle = std::unique_ptr<sy_layer, decltype(&sy_layer_destroy)>;
+using ManagedTensor = std::unique_ptr<DLManagedTensor, void (*)(DLManagedTensor*)>;
+
+ManagedTensor managed(DLManagedTensor* tensor) {
+  return ManagedTensor(tensor, [](DLManagedTensor* t) {
+    if (t != nullptr && t->deleter != nullptr) t->deleter(t);
+  });
+}
+
+// The bytes of a DLPack tensor the layer handed out, which must be a contiguous `like` on `device`.
+std::string handed_out_bytes(Device& device, const DLManagedTensor* handed, const Tensor& like) {
+  EXPECT_NE(handed, nullptr);
+  if (handed == nullptr) return {};
+  const Tensor t = Tensor::from_dlpack(handed->dl_tensor);
+  EXPECT_EQ(t.device(), device.ref()) << "handed out on another device";
+  EXPECT_EQ(t.shape(), like.shape());
+  EXPECT_EQ(t.dtype(), like.dtype());
+  EXPECT_TRUE(t.is_contiguous());
+  return host_bytes(device, t);
+}
+
+// sy_layer_forward of `x` must fail as a user error whose message names `names`, with no output.
+void expect_forward_refused(sy_layer* layer, const DLTensor& x, const std::string& names, const char* what) {
+  SCOPED_TRACE(what);
+  DLManagedTensor* out = reinterpret_cast<DLManagedTensor*>(&out);  // not null: the call must clear it
+  EXPECT_EQ(sy_layer_forward(layer, &x, nullptr, &out, nullptr), SY_ERROR_USER);
+  EXPECT_EQ(out, nullptr);
+  const std::string message = sy_last_error();
+  EXPECT_NE(message.find(names), std::string::npos) << message;
+}
+
+}  // namespace
+
+void expect_dlpack_passes_tensors_without_copies(Device& device, DType dt) {
+  constexpr int64_t kTokens = 48;
+  const MoeLayerConfig config = layer_config(32, 64, 4, dt);
+  MoeLayer direct(Context::global(), device, config);  // seed 1, as sy_layer_create draws
+  const std::string json = "{\"model_dim\": 32, \"hidden_size\": 64, \"num_experts\": 4, \"dtype\": \"" +
+                           std::string(dtype_name(dt)) + "\"}";
+  sy_layer* raw = nullptr;
+  ASSERT_EQ(sy_layer_create(device.ref().to_string().c_str(), json.c_str(), &raw), SY_OK) << sy_last_error();
+  const LayerHandle through_c(raw, sy_layer_destroy);
+
+  const Buffer x = normal_input(device, dt, kTokens, config.model_dim, 41);
+  const Buffer dy = normal_input(device, dt, kTokens, config.model_dim, 43);
+  const Tensor x_tensor = x.view(dt, {kTokens, config.model_dim});
+  const ManagedTensor x_view = managed(x_tensor.to_dlpack());
+  const ManagedTensor dy_view = managed(dy.view(dt, {kTokens, config.model_dim}).to_dlpack());
+  const DLTensor& x_dl = x_view->dl_tensor;
+  EXPECT_EQ(x_dl.device.device_type, device.is_cuda() ? kDLCUDA : kDLCPU);
+  const Tensor x_back = Tensor::from_dlpack(x_dl);
+  EXPECT_EQ(x_back.data(), x.data()) << "a DLPack round trip moved the input";
+  EXPECT_EQ(x_back.device(), device.ref());
+  EXPECT_EQ(x_back.shape(), x_tensor.shape());
+  EXPECT_EQ(x_back.dtype(), dt);
+
+  ForwardOptions training;
+  training.save_for_backward = true;
+  ForwardResult forward = direct.forward(x_tensor, training);
+  const std::string want_y = host_bytes(device, forward.output);
+  void* const y_memory = forward.output.data();
+  const ManagedTensor y_handed = managed(to_dlpack_owning(std::move(forward.storage), forward.output));
+  EXPECT_EQ(y_handed->dl_tensor.data, y_memory) << "the output was copied on its way out";
+  BackwardOptions backward_options;
+  BackwardResult backward = direct.backward(Tensor::from_dlpack(dy_view->dl_tensor), backward_options);
+  const std::string want_dx = host_bytes(device, backward.grad_input);
+
+  DLManagedTensor* y = nullptr;
+  ASSERT_EQ(sy_layer_forward(through_c.get(), &x_dl, "{\"save_for_backward\": true}", &y, nullptr), SY_OK)
+      << sy_last_error();
+  const ManagedTensor y_owned = managed(y);
+  EXPECT_EQ(handed_out_bytes(device, y, x_tensor), want_y) << "the C API's forward differs from the layer's";
+  DLManagedTensor* dx = nullptr;
+  ASSERT_EQ(sy_layer_backward(through_c.get(), &dy_view->dl_tensor, 0.0, &dx), SY_OK) << sy_last_error();
+  const ManagedTensor dx_owned = managed(dx);
+  EXPECT_EQ(handed_out_bytes(device, dx, x_tensor), want_dx) << "the C API's backward differs from the layer's";
+
+  // Bad inputs. Host memory stands behind each, so that nothing would fault if one were read.
+  std::vector<char> host(x.bytes() * 2);
+  DLTensor other_device = x_dl;
+  other_device.data = host.data();
+  other_device.device = {device.is_cuda() ? kDLCPU : kDLCUDA, 0};
+  const std::string other_name = device.is_cuda() ? "on cpu" : "on cuda:0";
+  expect_forward_refused(through_c.get(), other_device,
+                         other_name + "; the layer is " + std::string(dtype_name(dt)) + " on " + device.name(),
+                         "an input on another device");
+  DLTensor absent_gpu = other_device;
+  absent_gpu.device = {kDLCUDA, 99};
+  expect_forward_refused(through_c.get(), absent_gpu, "cuda:99", "an input on a GPU the machine lacks");
+  DLTensor unsupported = other_device;
+  unsupported.device = {kDLROCM, 0};
+  expect_forward_refused(through_c.get(), unsupported, "DLPack device type", "an input on a device type we lack");
+  DLTensor other_dtype = x_dl;
+  other_dtype.dtype = dt == DType::kFloat32 ? DLDataType{kDLBfloat, 16, 1} : DLDataType{kDLFloat, 32, 1};
+  expect_forward_refused(through_c.get(), other_dtype, std::string(dtype_name(dt)), "an input of another dtype");
+  DLTensor strided = x_dl;  // the right shape in column-major order
+  int64_t column_major[2] = {1, kTokens};
+  strided.strides = column_major;
+  expect_forward_refused(through_c.get(), strided, "expected contiguous", "a strided input");
+
+  DLManagedTensor* again = nullptr;
+  ASSERT_EQ(sy_layer_forward(through_c.get(), &x_dl, nullptr, &again, nullptr), SY_OK) << sy_last_error();
+  const ManagedTensor again_owned = managed(again);
+  EXPECT_EQ(handed_out_bytes(device, again, x_tensor), want_y) << "the refused calls changed the layer";
 }
 
 }  // namespace testing

@@ -42,6 +42,13 @@ void expect_parameter_writes_reach_forward(Context& context, Device& device, DTy
 /// transposed copy after SGD, and must refresh that one).
 void expect_sgd_step_reaches_the_gate_it_used(Context& context, Device& device, DType dt);
 
+/// Tensors through DLPack and the C API (the path of every binding, the Python module's
+/// included) on `device` of Context::global(): views keep the memory, device and shape; the
+/// layer reads the input where it lies and hands out its own memory; forward and backward equal
+/// the C++ calls' bits; an input on another device, of another dtype or strided is a user error
+/// naming it, with no output, after which the layer computes the same again.
+void expect_dlpack_passes_tensors_without_copies(Device& device, DType dt);
+
 /// The cosine_top layer the cosine checks use: M 8, H 12, E 4, proj_dim 6, gelu (dtype float32).
 MoeLayerConfig cosine_test_config();
 /// Forward of a cosine_top layer in `dt` (top-2, post- and pre-score) against reference::layer_forward

@@ -27,6 +27,10 @@ TEST_P(CpuLayerDtypes, ParameterWritesReachTheNextForward) {
   testing::expect_parameter_writes_reach_forward(Context::global(), Context::global().cpu(), GetParam());
 }
 
+TEST_P(CpuLayerDtypes, DlpackPassesTensorsWithoutCopies) {
+  testing::expect_dlpack_passes_tensors_without_copies(Context::global().cpu(), GetParam());
+}
+
 INSTANTIATE_TEST_SUITE_P(Dtypes, CpuLayerDtypes, ::testing::Values(DType::kFloat32, DType::kFloat16, DType::kBFloat16),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
