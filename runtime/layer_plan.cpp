@@ -42,7 +42,8 @@ void plan_gate(const PlanContext& p, LayerPlan& plan) {
   if (g != p.o.dtype) plan.gate_input_cast = plan.add(kernels::cast_spec(p.o.dtype, g, t));
   const ModelConfig::Gate& gate = c.gates.at(p.o.gate);
   if (gate.type == "top") {
-    plan.gate_gemm = plan.add_gemm({.dtype = g, .n = c.num_experts, .k = c.model_dim, .trans_b = t.is_cpu()}, t);
+    // wg [E, M] as stored: B [N, K], which every family reads (the projector below too).
+    plan.gate_gemm = plan.add_gemm({.dtype = g, .n = c.num_experts, .k = c.model_dim, .trans_b = true}, t);
   } else if (gate.type == "cosine_top") {
     plan.gate_gemm =
         plan.add_gemm({.dtype = g, .n = gate.proj_dim, .k = c.model_dim, .trans_b = true, .bias = true}, t);
@@ -167,7 +168,7 @@ void plan_gate_backward(const PlanContext& p, LayerPlan& plan) {
 }
 
 // What the layer launches outside forward and backward: drawing its weights, the transposed
-// copies CUDA kernels read, the sharded experts' partial sums and fc2 bias scale
+// expert copies a TF32 layer on Hopper reads, the sharded experts' partial sums and fc2 bias scale
 // (moe_parallel.cpp): planned so that `warm` covers them, looked up when used. And the SGD step.
 void plan_upkeep(const PlanContext& p, LayerPlan& plan) {
   const ModelConfig& c = p.layer;
@@ -176,9 +177,9 @@ void plan_upkeep(const PlanContext& p, LayerPlan& plan) {
   using kernels::elementwise_spec;
   plan.add(kernels::init_random_spec(d, t));
   plan.add(kernels::init_random_spec(g, t));
-  if (t.is_cuda()) plan.add(elementwise_spec(g, kernels::kEwTranspose, kernels::kActNone, t));
+  if (!transposed_expert_copies(c.expert_type, c.model_dim, c.hidden_size, d, c.allow_tf32, t).empty())
+    plan.add(elementwise_spec(d, kernels::kEwTranspose, kernels::kActNone, t));
   if (c.expert_type == "ffn") {
-    if (t.is_cuda()) plan.add(elementwise_spec(d, kernels::kEwTranspose, kernels::kActNone, t));
     plan.add(elementwise_spec(d, kernels::kEwSumRows, kernels::kActNone, t));
     plan.add(elementwise_spec(d, kernels::kEwScale, kernels::kActNone, t));
   }
@@ -232,6 +233,18 @@ std::vector<ForwardExpertWeight> forward_expert_weights(const std::string& exper
     return {stored_k_n("experts.W_fc1", "W_fc1_t", h, m), stored_k_n("experts.W_fc2", "W_fc2_t", h, m),
             stored_k_n("experts.W_fc3", "W_fc3_t", m, h)};
   return {};
+}
+
+std::vector<std::pair<std::string, std::string>> transposed_expert_copies(const std::string& expert_type,
+                                                                          int64_t model_dim, int64_t hidden,
+                                                                          DType dtype, bool allow_tf32,
+                                                                          const Target& target) {
+  std::vector<std::pair<std::string, std::string>> copies;
+  for (const ForwardExpertWeight& w : forward_expert_weights(expert_type, model_dim, hidden, dtype, allow_tf32, target))
+    if (w.copy != nullptr) copies.emplace_back(w.name, w.copy);
+  if (expert_type == "ffn" && ffn_input_gradient_reads_fc1_copy(model_dim, hidden, dtype, allow_tf32, target))
+    copies.emplace_back("experts.batched_fc1_w", kFc1Copy);
+  return copies;
 }
 
 void LayerPlan::load(Context& context, Device& device) {

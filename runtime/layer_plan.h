@@ -128,6 +128,14 @@ bool reads_b_k_major_only(kernels::GemmShape shape, const Target& target);
 bool ffn_input_gradient_reads_fc1_copy(int64_t model_dim, int64_t hidden, DType dtype, bool allow_tf32,
                                        const Target& target);
 
+/// (weight, copy) of each transposed expert weight a layer on `target` keeps: ffn's fc1 where its
+/// input gradient reads the copy, and each forward weight read through one (forward_expert_weights).
+/// None but for float32 as TF32 on sm_90a; every other GEMM reads the weights as stored.
+std::vector<std::pair<std::string, std::string>> transposed_expert_copies(const std::string& expert_type,
+                                                                          int64_t model_dim, int64_t hidden,
+                                                                          DType dtype, bool allow_tf32,
+                                                                          const Target& target);
+
 /// The plan of a layer described by `layer` (its shapes, experts, gates; option ranges ignored)
 /// for `options` on `target`. Pure: builds specs, loads nothing.
 void plan_layer(const ModelConfig& layer, const LayerPlanOptions& options, const Target& target, LayerPlan& plan);

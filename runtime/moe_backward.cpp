@@ -243,7 +243,7 @@ void MoeLayer::sgd_step(const SgdOptions& options) {
     switchyard::sgd_step(context_, param, gradient(name), options.momentum != 0 ? &velocity : nullptr, options,
                          p.dtype == config_.dtype ? plan.sgd : plan.gate_sgd);
   }
-  refresh_packed(static_cast<size_t>(last_gate_));
+  refresh_packed();
 }
 
 }  // namespace switchyard

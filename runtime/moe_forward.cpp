@@ -152,12 +152,10 @@ Tensor MoeLayer::gate_logits(const Tensor& x, int64_t gate_index, Buffer& worksp
     custom_logits(gate, Tensor(input.data(), g, {s, m}, input.device()), logits);
     return Tensor(logits.data(), g, {s, e}, logits.device());
   }
-  GemmOptions linear;  // no transposed copy (CPU): read the [E, M] weight transposed
+  GemmOptions linear;  // the [E, M] weight as stored: B [N, K]
   linear.planned = &current_plan().gate_gemm;
-  const auto packed = packed_.find("wg_t." + std::to_string(gate));
-  linear.trans_b = packed == packed_.end();
-  const Tensor w = linear.trans_b ? Tensor(parameter(gate_param(gate, "wg.weight")).data(), g, {1, e, m}, x.device())
-                                  : packed->second.buffer->view(g, packed->second.shape);
+  linear.trans_b = true;
+  const Tensor w(parameter(gate_param(gate, "wg.weight")).data(), g, {1, e, m}, x.device());
   batched_gemm(context_, input, w, logits, linear);
   return Tensor(logits.data(), g, {s, e}, logits.device());
 }

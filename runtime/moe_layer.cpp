@@ -383,21 +383,16 @@ void MoeLayer::pack_expert_panels() {
 }
 
 void MoeLayer::refresh_packed() {
-  refresh_packed(std::nullopt);
-}
-
-void MoeLayer::refresh_packed(std::optional<size_t> only_gate) {
-  // A CUDA layer keeps transposed copies where a GEMM reads a weight in the other layout: the top
-  // gate's (its GEMM reads B as [K, N]), and for TF32 on Hopper, whose wgmma reads B only as [N, K],
-  // fc2's and SwiGLU's forward weights and fc1 for the input gradient (expert_copies_). The CPU GEMM
-  // reads them as they are (trans_b), packing B^T panels itself, or with pack_expert_weights the
-  // experts' panels packed here.
+  // A CUDA layer keeps transposed copies of the expert weights its GEMMs read only in the other
+  // layout: for TF32 on Hopper, whose wgmma reads B only as [N, K], fc2's and SwiGLU's forward
+  // weights and fc1 for the input gradient (expert_copies_). Every other GEMM reads the weights as
+  // stored; the CPU's pack B^T panels themselves, or read the experts' panels packed here
+  // (pack_expert_weights).
   if (!device_.is_cuda()) return pack_expert_panels();
-  auto refresh = [&](const std::string& from, const std::string& to) {
-    const Param& src = params_.at(from);
-    const int64_t batch = src.shape.size() == 3 ? src.shape[0] : 1;
-    const int64_t rows = src.shape[src.shape.size() - 2], cols = src.shape.back();
-    Param& packed = packed_[to];
+  for (const auto& [weight, copy] : expert_copies_) {
+    const Param& src = params_.at(weight);
+    const int64_t batch = src.shape[0], rows = src.shape[1], cols = src.shape[2];
+    Param& packed = packed_[copy];
     if (!packed.buffer) {
       packed.dtype = src.dtype;
       packed.shape = {batch, cols, rows};
@@ -405,25 +400,14 @@ void MoeLayer::refresh_packed(std::optional<size_t> only_gate) {
     }
     transpose(context_, src.buffer->view(src.dtype, {batch, rows, cols}),
               packed.buffer->view(packed.dtype, packed.shape));
-  };
-  for (size_t i = 0; i < config_.gates.size(); ++i)
-    if (config_.gates[i].type == GateType::kTop && (!only_gate || *only_gate == i))
-      refresh(gate_param(i, "wg.weight"), "wg_t." + std::to_string(i));
-  for (const auto& [weight, copy] : expert_copies_) refresh(weight, copy);
+  }
 }
 
 std::vector<std::pair<std::string, std::string>> MoeLayer::transposed_expert_copies() const {
-  std::vector<std::pair<std::string, std::string>> copies;
-  if (!device_.is_cuda() || config_.custom_experts) return copies;
-  const bool ffn = config_.expert_type == ExpertType::kFfn;
-  for (const ForwardExpertWeight& w :
-       forward_expert_weights(ffn ? "ffn" : "swiglu", config_.model_dim, config_.hidden_size, config_.dtype,
-                              config_.allow_tf32, device_.target()))
-    if (w.copy != nullptr) copies.emplace_back(w.name, w.copy);
-  if (ffn && ffn_input_gradient_reads_fc1_copy(config_.model_dim, config_.hidden_size, config_.dtype,
-                                               config_.allow_tf32, device_.target()))
-    copies.emplace_back("experts.batched_fc1_w", kFc1Copy);
-  return copies;
+  if (!device_.is_cuda() || config_.custom_experts) return {};
+  return switchyard::transposed_expert_copies(config_.expert_type == ExpertType::kFfn ? "ffn" : "swiglu",
+                                              config_.model_dim, config_.hidden_size, config_.dtype, config_.allow_tf32,
+                                              device_.target());
 }
 
 }  // namespace switchyard

@@ -7,7 +7,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -245,10 +244,9 @@ class SWITCHYARD_API MoeLayer {
   void add_param(const std::string& name, std::vector<int64_t> shape, DType dtype);
   DType gate_dtype() const { return config_.fp32_gate ? DType::kFloat32 : config_.dtype; }
   struct Saved;  // what forward keeps for backward (runtime/moe_saved.h)
+  // What the layer derives from its expert weights, after they change: a CUDA layer's transposed
+  // copies (expert_copies_), a CPU layer's packed panels.
   void refresh_packed();
-  // The transposed copies of one gate's weight (an SGD step changed only the gate it used) and
-  // the experts' (expert_copies_); every gate's with nullopt.
-  void refresh_packed(std::optional<size_t> only_gate);
   void pack_expert_panels();  // the CPU's part of refresh_packed (pack_expert_weights)
   // (weight, copy) of each transposed expert weight a CUDA layer keeps: fc1's, and the forward's
   // where only B [N, K] reaches the Hopper kernel (runtime/layer_plan.h, forward_expert_weights).

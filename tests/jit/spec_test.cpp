@@ -495,23 +495,22 @@ TEST(ModelConfig, SampleConfigsExpandToTheirKernelSets) {
     return count;
   };
   EXPECT_EQ(read_transposed(cpu), 4 * 2) << "each dtype's gate and fc1 GEMMs read the [out, in] weights transposed";
-  EXPECT_EQ(read_transposed(kernel_set(tiny, Target::cuda(90))), 3)
-      << "CUDA reads fc1 as stored too (one GEMM per dtype), and the gate through its transposed copy";
+  EXPECT_EQ(read_transposed(kernel_set(tiny, Target::cuda(90))), 3 * 2)
+      << "CUDA reads each dtype's gate and fc1 weights as stored too (B [N, K]), with no transposed copy";
   EXPECT_TRUE(cpu.skipped.empty()) << "the CPU templates take every float dtype";
   // CUDA: dispatch 24; per dtype (f32, f16, bf16) 3 GEMMs + a gate_topk per top_k = 5 and
-  // transpose (the gate's transposed copy), sum_rows, scale = 3; and route_locations (fp32 scores for every
-  // dtype) per top_k = 2 and route_priority once; and the example loss (logits, softmax) and
-  // initialization per dtype.
-  EXPECT_EQ(kernel_set(tiny, Target::cuda(90)).specs.size(), 24u + 3 * (5u + 3u + 2u + 1u) + 2u + 1u);
+  // sum_rows, scale = 2 (no transpose: no weight copies outside TF32 on Hopper); and route_locations
+  // (fp32 scores for every dtype) per top_k = 2 and route_priority once; and the example loss
+  // (logits, softmax) and initialization per dtype.
+  EXPECT_EQ(kernel_set(tiny, Target::cuda(90)).specs.size(), 24u + 3 * (5u + 2u + 2u + 1u) + 2u + 1u);
   ModelConfig mixtral = ModelConfig::load(testing::source_dir() + "/examples/models/mixtral-8x7b.json");
   EXPECT_EQ(mixtral.model_dim, 4096);
   EXPECT_EQ(mixtral.hidden_size, 14336);
   KernelSet mixtral_cuda = kernel_set(mixtral, Target::cuda(80));
   // fp32_gate: one float32 gate GEMM, gate_topk, route_locations and route_priority shared by the three dtypes,
-  // a cast to float32 for float16 and bfloat16, and fc1/fc2 per dtype; transpose, sum_rows and
-  // scale per dtype (the float32 gate's transpose is float32's); the example loss (2) and the
-  // initialization (the float32 gate's is float32's) per dtype.
-  EXPECT_EQ(mixtral_cuda.specs.size(), 6u + 1u + 1u + 1u + 1u + 2u + 3 * 2u + 3 * 3u + 3 * 2u + 3u);
+  // a cast to float32 for float16 and bfloat16, and fc1/fc2 per dtype; sum_rows and scale per
+  // dtype; the example loss (2) and the initialization (the float32 gate's is float32's) per dtype.
+  EXPECT_EQ(mixtral_cuda.specs.size(), 6u + 1u + 1u + 1u + 1u + 2u + 3 * 2u + 3 * 2u + 3 * 2u + 3u);
   int tensor_core = 0;
   for (const auto& spec : mixtral_cuda.specs) tensor_core += spec.family == "gemm_mma";
   EXPECT_EQ(tensor_core, 4) << "fc1 and fc2 of float16 and bfloat16 run on tensor cores";

@@ -103,8 +103,7 @@ TEST(GateIndex, BackwardAndSgdReachOnlyTheGateUsed) {
   }
 }
 
-// The same check runs on the GPU (gpu_moe_test), where SGD refreshes the used gate's transposed
-// weight copy only.
+// The same check runs on the GPU (gpu_moe_test).
 TEST(GateIndex, SgdStepReachesTheGateItUsed) {
   testing::expect_sgd_step_reaches_the_gate_it_used(Context::global(), Context::global().cpu(), DType::kFloat32);
 }

@@ -98,15 +98,14 @@ TEST_P(GpuMoe, TrainingStepMatchesTheReferenceBackward) {
 }
 
 // An optimizer outside the layer writes the parameters through views: parameters_updated()
-// refreshes the transposed copies the GPU's GEMMs read (the gate's; for TF32 on Hopper fc2's and fc1's).
+// refreshes the transposed copies the GPU's GEMMs read (for TF32 on Hopper, fc2's and fc1's).
 TEST_P(GpuMoe, ParameterWritesReachTheNextForward) {
   testing::expect_parameter_writes_reach_forward(Context::global(), Context::global().cuda(0), GetParam());
   if (GetParam() == DType::kFloat32)  // fc2's and fc1's copies (TF32 on Hopper) follow the writes too
     testing::expect_parameter_writes_reach_forward(Context::global(), Context::global().cuda(0), GetParam(), true);
 }
 
-// Two top gates: SGD after a step with gate 1 refreshes that gate's transposed weight copy (and
-// only that one), so each gate's next forward uses the layer's parameters.
+// Two top gates: after SGD with gate 1, each gate's next forward uses the layer's parameters.
 TEST_P(GpuMoe, SgdStepReachesTheGateItUsed) {
   testing::expect_sgd_step_reaches_the_gate_it_used(Context::global(), Context::global().cuda(0), GetParam());
 }

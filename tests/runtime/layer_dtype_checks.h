@@ -31,15 +31,14 @@ void expect_layer_matches_reference(Context& context, Device& device, DType dt);
 void expect_training_step_matches_reference(Context& context, Device& device, DType dt, bool allow_tf32 = false);
 
 /// Parameters written in place through parameter() views (an optimizer outside the layer), then
-/// parameters_updated(): the next forward equals that of a layer loaded with the same weights (a
-/// CUDA layer's transposed weight copies must follow), top and FFN experts, in `dt`; with
-/// `allow_tf32`, at dims whose fc1 and fc2 reach the Hopper kernel's TF32 (fc2's copy too).
+/// parameters_updated(): the next forward equals that of a layer loaded with the same weights, top
+/// and FFN experts, in `dt`; with `allow_tf32`, at dims whose fc1 and fc2 reach the Hopper kernel's
+/// TF32 (whose transposed copy of fc2 must follow).
 void expect_parameter_writes_reach_forward(Context& context, Device& device, DType dt, bool allow_tf32 = false);
 
 /// Two top gates: a training step (forward, backward, SGD) with gate 1 changes gate 1 and the
 /// experts; then each gate's forward equals that of a layer given the same parameters through
-/// parameter() views and parameters_updated() (a CUDA layer refreshes only the used gate's
-/// transposed copy after SGD, and must refresh that one).
+/// parameter() views and parameters_updated() (the gates' GEMMs must read the parameters SGD wrote).
 void expect_sgd_step_reaches_the_gate_it_used(Context& context, Device& device, DType dt);
 
 /// Tensors through DLPack and the C API (the path of every binding, the Python module's

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <random>
 
 #include "core/half.h"
@@ -314,6 +316,43 @@ TEST(LayerPlan, Tf32OnHopperReadsFc1KMajor) {
     EXPECT_EQ(plan.expert_weights[1].copy, nullptr);
     EXPECT_EQ(plan.expert_weight_grad.transpose, nullptr) << "weight gradients read their operands as stored";
   }
+}
+
+// A layer keeps transposed expert copies only where a GEMM reads a weight in the one layout it
+// takes (TF32 on Hopper), and its plan holds the transpose that makes them only then; the top
+// gate's weight [E, M] is read as stored (B [N, K]) on every target, with no copy.
+TEST(LayerPlan, TransposesOnlyForTheCopiesTheLayerKeeps) {
+  const ModelConfig model = layer_model(256, 512, 2, "ffn", ModelConfig::Gate{});
+  const Target hopper = Target::cuda(90, true);
+  struct Case {
+    DType dtype;
+    bool allow_tf32;
+    Target target;
+    std::vector<std::pair<std::string, std::string>> copies;
+  };
+  for (const Case& c :
+       {Case{DType::kFloat32, true, hopper, {{"experts.batched_fc2_w", "fc2_t"}, {"experts.batched_fc1_w", kFc1Copy}}},
+        Case{DType::kBFloat16, true, hopper, {}}, Case{DType::kFloat32, false, hopper, {}},
+        Case{DType::kFloat32, true, Target::cuda(80), {}}, Case{DType::kFloat32, true, Target::cpu(), {}}}) {
+    SCOPED_TRACE(::testing::Message() << dtype_name(c.dtype) << " tf32 " << c.allow_tf32 << " on "
+                                      << c.target.to_string());
+    EXPECT_EQ(transposed_expert_copies("ffn", 256, 512, c.dtype, c.allow_tf32, c.target), c.copies);
+    ModelConfig layer = model;
+    layer.allow_tf32 = c.allow_tf32;
+    LayerPlanOptions o;
+    o.dtype = c.dtype;  // inference: no weight gradient transposes its operands
+    LayerPlan plan;
+    plan_layer(layer, o, c.target, plan);
+    const KernelSpec transpose = kernels::elementwise_spec(c.dtype, kernels::kEwTranspose, kernels::kActNone, c.target);
+    const bool planned = std::any_of(plan.kernels().begin(), plan.kernels().end(),
+                                     [&](const PlannedKernel& k) { return k.spec == transpose; });
+    EXPECT_EQ(planned, !c.copies.empty());
+    EXPECT_TRUE(plan.gate_gemm.shape.trans_b) << "the gate's weight read as stored";
+  }
+  const std::vector<std::pair<std::string, std::string>> swiglu = {
+      {"experts.W_fc1", "W_fc1_t"}, {"experts.W_fc2", "W_fc2_t"}, {"experts.W_fc3", "W_fc3_t"}};
+  EXPECT_EQ(transposed_expert_copies("swiglu", 256, 512, DType::kFloat32, true, hopper), swiglu);
+  EXPECT_TRUE(transposed_expert_copies("swiglu", 256, 512, DType::kBFloat16, true, hopper).empty());
 }
 
 }  // namespace
