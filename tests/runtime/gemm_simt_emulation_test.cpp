@@ -83,6 +83,8 @@ TEST(GemmSimtEmulation, ForwardFormsMatchTheReference) {
   expect_forward_matches<float, 48, 100, true, true, kernels::kActRelu>(DType::kFloat32, {2, 70, true});
   expect_forward_matches<float, 8, 24, false, false, kernels::kActNone>(DType::kFloat32, {1, 5, false});
   expect_forward_matches<cuda::bf16_t, 200, 8, false, true, kernels::kActNone>(DType::kBFloat16, {1, 130, false});
+  // The top gate's logits: wg [E, M] read as stored (B [N, K]), 8 experts, M past one k-tile.
+  expect_forward_matches<float, 8, 160, true, false, kernels::kActNone>(DType::kFloat32, {1, 90, false});
 }
 
 TEST(GemmSimtEmulation, WeightGradientsMatchTheReference) {
