@@ -439,6 +439,32 @@ void expect_forward_refused(sy_layer* layer, const DLTensor& x, const std::strin
   EXPECT_NE(message.find(names), std::string::npos) << message;
 }
 
+// An input like `x` but on another device, of another dtype or strided: each a user error naming
+// it, with no output. Host memory stands behind the foreign ones, so nothing would fault if read.
+void expect_foreign_inputs_refused(sy_layer* layer, const DLTensor& x, Device& device, DType dt) {
+  std::vector<double> host(static_cast<size_t>(x.shape[0] * x.shape[1]));  // as wide as any dtype
+  DLTensor other_device = x;
+  other_device.data = host.data();
+  other_device.device = {device.is_cuda() ? kDLCPU : kDLCUDA, 0};
+  const std::string other_name = device.is_cuda() ? "on cpu" : "on cuda:0";
+  expect_forward_refused(layer, other_device,
+                         other_name + "; the layer is " + std::string(dtype_name(dt)) + " on " + device.name(),
+                         "an input on another device");
+  DLTensor absent_gpu = other_device;
+  absent_gpu.device = {kDLCUDA, 99};
+  expect_forward_refused(layer, absent_gpu, "cuda:99", "an input on a GPU the machine lacks");
+  DLTensor unsupported = other_device;
+  unsupported.device = {kDLROCM, 0};
+  expect_forward_refused(layer, unsupported, "DLPack device type", "an input on a device type we lack");
+  DLTensor other_dtype = x;
+  other_dtype.dtype = dt == DType::kFloat32 ? DLDataType{kDLBfloat, 16, 1} : DLDataType{kDLFloat, 32, 1};
+  expect_forward_refused(layer, other_dtype, std::string(dtype_name(dt)), "an input of another dtype");
+  DLTensor strided = x;  // the right shape in column-major order
+  int64_t column_major[2] = {1, x.shape[0]};
+  strided.strides = column_major;
+  expect_forward_refused(layer, strided, "expected contiguous", "a strided input");
+}
+
 }  // namespace
 
 void expect_dlpack_passes_tensors_without_copies(Device& device, DType dt) {
@@ -485,31 +511,11 @@ void expect_dlpack_passes_tensors_without_copies(Device& device, DType dt) {
   const ManagedTensor dx_owned = managed(dx);
   EXPECT_EQ(handed_out_bytes(device, dx, x_tensor), want_dx) << "the C API's backward differs from the layer's";
 
-  // Bad inputs. Host memory stands behind each, so that nothing would fault if one were read.
-  std::vector<char> host(x.bytes() * 2);
-  DLTensor other_device = x_dl;
-  other_device.data = host.data();
-  other_device.device = {device.is_cuda() ? kDLCPU : kDLCUDA, 0};
-  const std::string other_name = device.is_cuda() ? "on cpu" : "on cuda:0";
-  expect_forward_refused(through_c.get(), other_device,
-                         other_name + "; the layer is " + std::string(dtype_name(dt)) + " on " + device.name(),
-                         "an input on another device");
-  DLTensor absent_gpu = other_device;
-  absent_gpu.device = {kDLCUDA, 99};
-  expect_forward_refused(through_c.get(), absent_gpu, "cuda:99", "an input on a GPU the machine lacks");
-  DLTensor unsupported = other_device;
-  unsupported.device = {kDLROCM, 0};
-  expect_forward_refused(through_c.get(), unsupported, "DLPack device type", "an input on a device type we lack");
-  DLTensor other_dtype = x_dl;
-  other_dtype.dtype = dt == DType::kFloat32 ? DLDataType{kDLBfloat, 16, 1} : DLDataType{kDLFloat, 32, 1};
-  expect_forward_refused(through_c.get(), other_dtype, std::string(dtype_name(dt)), "an input of another dtype");
-  DLTensor strided = x_dl;  // the right shape in column-major order
-  int64_t column_major[2] = {1, kTokens};
-  strided.strides = column_major;
-  expect_forward_refused(through_c.get(), strided, "expected contiguous", "a strided input");
+  expect_foreign_inputs_refused(through_c.get(), x_dl, device, dt);
 
-  DLManagedTensor* again = nullptr;
-  ASSERT_EQ(sy_layer_forward(through_c.get(), &x_dl, nullptr, &again, nullptr), SY_OK) << sy_last_error();
+  DLManagedTensor* again = nullptr;  // with the same options: a training forward runs its epilogues apart
+  ASSERT_EQ(sy_layer_forward(through_c.get(), &x_dl, "{\"save_for_backward\": true}", &again, nullptr), SY_OK)
+      << sy_last_error();
   const ManagedTensor again_owned = managed(again);
   EXPECT_EQ(handed_out_bytes(device, again, x_tensor), want_y) << "the refused calls changed the layer";
 }
