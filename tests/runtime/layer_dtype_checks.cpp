@@ -469,9 +469,10 @@ void expect_foreign_inputs_refused(sy_layer* layer, const DLTensor& x, Device& d
 
 void expect_dlpack_passes_tensors_without_copies(Device& device, DType dt) {
   constexpr int64_t kTokens = 48;
-  const MoeLayerConfig config = layer_config(32, 64, 4, dt);
+  // The shapes of the other checks here: their kernels, already compiled, serve this one too.
+  const MoeLayerConfig config = layer_config(128, 256, 4, dt);
   MoeLayer direct(Context::global(), device, config);  // seed 1, as sy_layer_create draws
-  const std::string json = "{\"model_dim\": 32, \"hidden_size\": 64, \"num_experts\": 4, \"dtype\": \"" +
+  const std::string json = "{\"model_dim\": 128, \"hidden_size\": 256, \"num_experts\": 4, \"dtype\": \"" +
                            std::string(dtype_name(dt)) + "\"}";
   sy_layer* raw = nullptr;
   ASSERT_EQ(sy_layer_create(device.ref().to_string().c_str(), json.c_str(), &raw), SY_OK) << sy_last_error();
