@@ -217,8 +217,9 @@ class SWITCHYARD_API MoeLayer {
   /// optimizer outside the layer may write it in place, then calls parameters_updated().
   Tensor parameter(const std::string& name) const;
   /// After parameters were written in place through parameter() views: the layer refreshes the
-  /// copies its GEMMs read (a CUDA layer's transposed weights, a CPU layer's packed expert weights
-  /// with pack_expert_weights; without them the CPU layer reads the parameters themselves).
+  /// copies its GEMMs read (a float32 TF32 layer's transposed expert weights on Hopper, a CPU
+  /// layer's packed expert weights with pack_expert_weights; every other layer reads the
+  /// parameters themselves).
   void parameters_updated() { refresh_packed(); }
   int64_t expert_parameter_count() const;
   /// Experts held by this rank (num_experts without a group).

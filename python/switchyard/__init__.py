@@ -183,8 +183,8 @@ class MoeLayer:
 
     def parameters_updated(self):
         """Call after writing parameters in place (a torch optimizer): the layer refreshes the copies
-        its GEMMs read (a CUDA layer's transposed weights, a CPU layer's packed expert weights with
-        pack_expert_weights). MoeModule calls it when torch changed them."""
+        its GEMMs read (a float32 TF32 layer's transposed expert weights on Hopper, a CPU layer's
+        packed expert weights with pack_expert_weights). MoeModule calls it when torch changed them."""
         with self._on_caller_stream():
             self._layer.parameters_updated()
 
