@@ -46,6 +46,29 @@ __device__ __forceinline__ GemmTile gemm_tile(const kernels::GemmArgs& args) {
   return tile;
 }
 
+// The weight gradient's block (C [K, N] = A^T B): output rows m0.. of K and columns n0.. of N for
+// one batch, reduced over `reduce` rows (blocks batch-major, then row tiles of K, then column
+// tiles, as gemm_launch_config counts them).
+struct WeightGradientTile {
+  int batch;
+  int reduce;  // rows of this batch (row_counts[batch] for grouped GEMMs)
+  int m0;
+  int n0;
+};
+
+template <int kTileM, int kTileN, int kN, int kK>
+__device__ __forceinline__ WeightGradientTile weight_gradient_tile(const kernels::GemmArgs& args) {
+  constexpr int kTilesN = (kN + kTileN - 1) / kTileN, kTilesK = (kK + kTileM - 1) / kTileM;
+  int block = blockIdx.x;
+  WeightGradientTile tile;
+  tile.n0 = block % kTilesN * kTileN;
+  block /= kTilesN;
+  tile.m0 = block % kTilesK * kTileM;
+  tile.batch = block / kTilesK;
+  tile.reduce = kernels::rows_used(args.row_counts, tile.batch, args.rows);
+  return tile;
+}
+
 // Stores one output element: C[m, n] = act(v + bias[n]).
 template <typename T, int kN, bool kBias, int kAct>
 __device__ __forceinline__ void gemm_store(const kernels::GemmArgs& args, int batch, int m, int n, float v) {

@@ -17,8 +17,7 @@
 namespace switchyard {
 namespace cuda {
 
-// The weight gradient's block: output rows m0.. of K and columns n0.. of N for one batch (blocks
-// batch-major, then row tiles of K, then column tiles, as gemm_launch_config counts them).
+// The weight gradient's block (weight_gradient_tile).
 template <typename T, int kN, int kK>
 __device__ __forceinline__ void gemm_mma_weight_gradient(const kernels::GemmArgs& args) {
   constexpr int kBM = kernels::kGemmMmaTileM, kBN = kernels::kGemmMmaTileN, kBK = kernels::kGemmMmaTileK;
@@ -26,11 +25,8 @@ __device__ __forceinline__ void gemm_mma_weight_gradient(const kernels::GemmArgs
   constexpr int kStride = kBM + 8;  // [kBK reduction rows][128 columns], padded (16-byte multiples)
   alignas(16) __shared__ unsigned short a_smem[2][kBK * kStride];
   alignas(16) __shared__ unsigned short b_smem[2][kBK * kStride];
-  int block = blockIdx.x;
-  const int n0 = block % (kN / kBN) * kBN;
-  block /= kN / kBN;
-  const int m0 = block % (kK / kBM) * kBM, batch = block / (kK / kBM);
-  const int reduce = kernels::rows_used(args.row_counts, batch, args.rows);
+  const WeightGradientTile tile = weight_gradient_tile<kBM, kBN, kN, kK>(args);
+  const int batch = tile.batch, reduce = tile.reduce, m0 = tile.m0, n0 = tile.n0;
   using E = unsigned short;
   const E* a = static_cast<const E*>(args.a) + args.a_batch_stride * batch + m0;
   const E* b = static_cast<const E*>(args.b) + args.b_batch_stride * batch + n0;
@@ -48,13 +44,7 @@ __device__ __forceinline__ void gemm_mma_weight_gradient(const kernels::GemmArgs
   if (steps > 0) load_stage(0, 0);
   for (int step = 0; step < steps; ++step) {
     const int stage = step & 1;
-    if (step + 1 < steps) {
-      load_stage(stage ^ 1, (step + 1) * kBK);
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
+    cp_async_next_stage<kBK>(step, steps, load_stage);
 #pragma unroll
     for (int kk = 0; kk < kBK; kk += 16) {
       unsigned af[4][4], bf[4][2];
@@ -115,13 +105,7 @@ __device__ __forceinline__ void gemm_mma_forward(const kernels::GemmArgs& args) 
   load_stage(0, 0);
   for (int step = 0; step < kSteps; ++step) {
     const int stage = step & 1;
-    if (step + 1 < kSteps) {
-      load_stage(stage ^ 1, (step + 1) * kBK);
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
+    cp_async_next_stage<kBK>(step, kSteps, load_stage);
 #pragma unroll
     for (int kk = 0; kk < kBK; kk += 16) {
       unsigned af[4][4], bf[4][2];

@@ -146,16 +146,12 @@ __device__ __forceinline__ void simt_reduce(OperandA& a, OperandB& b, int reduce
   }
 }
 
-// The weight-gradient form: C [K, N] = A^T B, the reduction over the run-time rows. Blocks are
-// numbered batch-major, then tiles of K, then tiles of N.
+// The weight-gradient form: C [K, N] = A^T B, the reduction over the run-time rows
+// (weight_gradient_tile's blocks).
 template <typename T, int kN, int kK, int kTile>
 __device__ __forceinline__ void gemm_simt_tn(const kernels::GemmArgs& args, SimtStage<kTile> (&stages)[2]) {
-  constexpr int kTilesN = (kN + kTile - 1) / kTile, kTilesK = (kK + kTile - 1) / kTile;
-  int block = blockIdx.x;
-  const int n0 = (block % kTilesN) * kTile;
-  block /= kTilesN;
-  const int k0 = (block % kTilesK) * kTile, batch = block / kTilesK;
-  const int reduce = kernels::rows_used(args.row_counts, batch, args.rows);
+  const WeightGradientTile tile = weight_gradient_tile<kTile, kTile, kN, kK>(args);
+  const int batch = tile.batch, reduce = tile.reduce, k0 = tile.m0, n0 = tile.n0;
   SimtOperand<T, kTile, false> a(static_cast<const T*>(args.a) + args.a_batch_stride * batch + k0, kK, kK - k0, reduce);
   SimtOperand<T, kTile, false> b(static_cast<const T*>(args.b) + args.b_batch_stride * batch + n0, kN, kN - n0, reduce);
   float acc[kTile / 16][kTile / 16] = {};

@@ -40,11 +40,8 @@ __device__ __forceinline__ void gemm_tf32_weight_gradient(const kernels::GemmArg
   constexpr int kStride = kBM + 8;  // 16-byte multiples; the fragments' reads fall in distinct banks
   alignas(16) __shared__ float a_smem[2][kBK * kStride];
   alignas(16) __shared__ float b_smem[2][kBK * kStride];
-  int block = blockIdx.x;
-  const int n0 = block % (kN / kBN) * kBN;
-  block /= kN / kBN;
-  const int m0 = block % (kK / kBM) * kBM, batch = block / (kK / kBM);
-  const int reduce = kernels::rows_used(args.row_counts, batch, args.rows);
+  const WeightGradientTile tile = weight_gradient_tile<kBM, kBN, kN, kK>(args);
+  const int batch = tile.batch, reduce = tile.reduce, m0 = tile.m0, n0 = tile.n0;
   const float* a = static_cast<const float*>(args.a) + args.a_batch_stride * batch + m0;
   const float* b = static_cast<const float*>(args.b) + args.b_batch_stride * batch + n0;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -62,13 +59,7 @@ __device__ __forceinline__ void gemm_tf32_weight_gradient(const kernels::GemmArg
   if (steps > 0) load_stage(0, 0);
   for (int step = 0; step < steps; ++step) {
     const int stage = step & 1;
-    if (step + 1 < steps) {
-      load_stage(stage ^ 1, (step + 1) * kBK);
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
+    cp_async_next_stage<kBK>(step, steps, load_stage);
     const float* as = a_smem[stage];
     const float* bs = b_smem[stage];
 #pragma unroll
@@ -133,13 +124,7 @@ __device__ __forceinline__ void gemm_tf32_forward(const kernels::GemmArgs& args)
   load_stage(0, 0);
   for (int step = 0; step < kSteps; ++step) {
     const int stage = step & 1;
-    if (step + 1 < kSteps) {
-      load_stage(stage ^ 1, (step + 1) * kBK);
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
+    cp_async_next_stage<kBK>(step, kSteps, load_stage);
     const float* as = a_smem[stage];
     const float* bs = b_smem[stage];
 #pragma unroll

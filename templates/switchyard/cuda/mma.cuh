@@ -84,5 +84,19 @@ __device__ __forceinline__ void cp_async_tile(E* tile, const E* src, long pitch,
   }
 }
 
+// One step of a two-stage cp.async pipeline over `steps` slices of kSlice: queues the next slice's
+// loads (load(stage, offset)) into the other stage while this one is used, waits for this one,
+// and syncs the block.
+template <int kSlice, typename Load>
+__device__ __forceinline__ void cp_async_next_stage(int step, int steps, Load&& load) {
+  if (step + 1 < steps) {
+    load((step + 1) & 1, (step + 1) * kSlice);
+    cp_async_wait<1>();
+  } else {
+    cp_async_wait<0>();
+  }
+  __syncthreads();
+}
+
 }  // namespace cuda
 }  // namespace switchyard
