@@ -165,26 +165,26 @@ KernelFamily cuda_gemm_family(const std::string& name, bool simt) {
   f.cuda_header = "switchyard/cuda/" + name + ".cuh";
   f.cuda_function = "switchyard::cuda::" + name;
   f.args_type = "switchyard::kernels::GemmArgs";
-  if (simt) {
-    f.cuda_dtypes = {DType::kFloat32, DType::kFloat16, DType::kBFloat16};
-    f.check = check_trans_a;
-  } else {
-    f.cuda_dtypes = {DType::kFloat16, DType::kBFloat16};
-    f.check = [](const KernelSpec& spec) {
-      SY_CHECK(spec.int_param("n") % kGemmMmaTileN == 0 && spec.int_param("k") % kGemmMmaTileK == 0)
-          << "kernel spec " << spec.to_string() << ": the tensor-core GEMM needs n % 128 == 0 and k % 32 == 0";
-      SY_CHECK(spec.target.sm >= 80) << "kernel spec " << spec.to_string()
-                                     << ": mma.sync bf16/f16 needs sm_80 or newer";
-      check_trans_a(spec);
-      SY_CHECK(!spec.bool_param("trans_a") || spec.int_param("k") % kGemmMmaTileM == 0)
-          << "kernel spec " << spec.to_string() << ": the tensor-core weight gradient needs k % 128 == 0";
-    };
-  }
   return f;
+}
+
+// The mma.sync families' rule: whole 128-column tiles of N, K in steps of `k_unit` (whole
+// 128-row tiles for the weight gradient), sm_80 or newer.
+void check_mma_sync(const KernelSpec& spec, int64_t k_unit, const char* what) {
+  SY_CHECK(spec.int_param("n") % kGemmMmaTileN == 0 && spec.int_param("k") % k_unit == 0)
+      << "kernel spec " << spec.to_string() << ": the " << what << " GEMM needs n % " << kGemmMmaTileN
+      << " == 0 and k % " << k_unit << " == 0";
+  SY_CHECK(spec.target.sm >= 80) << "kernel spec " << spec.to_string() << ": mma.sync " << what
+                                 << " needs sm_80 or newer";
+  check_trans_a(spec);
+  SY_CHECK(!spec.bool_param("trans_a") || spec.int_param("k") % kGemmMmaTileM == 0)
+      << "kernel spec " << spec.to_string() << ": the tensor-core weight gradient needs k % " << kGemmMmaTileM
+      << " == 0";
 }
 
 KernelFamily gemm_simt_family() {
   KernelFamily f = cuda_gemm_family("gemm_simt", true);
+  f.cuda_dtypes = {DType::kFloat32, DType::kFloat16, DType::kBFloat16};
   f.params.push_back({"tile", ParamDecl::Kind::kInt, kGemmSimtTileNarrow, kGemmSimtTile});
   f.check = [](const KernelSpec& spec) {
     check_trans_a(spec);
@@ -195,20 +195,16 @@ KernelFamily gemm_simt_family() {
   return f;
 }
 KernelFamily gemm_mma_family() {
-  return cuda_gemm_family("gemm_mma", false);
+  KernelFamily f = cuda_gemm_family("gemm_mma", false);
+  f.cuda_dtypes = {DType::kFloat16, DType::kBFloat16};
+  f.check = [](const KernelSpec& spec) { check_mma_sync(spec, kGemmMmaTileK, "bf16/f16 tensor-core"); };
+  return f;
 }
 
 KernelFamily gemm_tf32_family() {
   KernelFamily f = cuda_gemm_family("gemm_tf32", false);
   f.cuda_dtypes = {DType::kFloat32};
-  f.check = [](const KernelSpec& spec) {
-    SY_CHECK(spec.int_param("n") % kGemmMmaTileN == 0 && spec.int_param("k") % 16 == 0)
-        << "kernel spec " << spec.to_string() << ": the TF32 GEMM needs n % 128 == 0 and k % 16 == 0";
-    SY_CHECK(spec.target.sm >= 80) << "kernel spec " << spec.to_string() << ": mma.sync tf32 needs sm_80 or newer";
-    check_trans_a(spec);
-    SY_CHECK(!spec.bool_param("trans_a") || spec.int_param("k") % kGemmMmaTileM == 0)
-        << "kernel spec " << spec.to_string() << ": the tensor-core weight gradient needs k % 128 == 0";
-  };
+  f.check = [](const KernelSpec& spec) { check_mma_sync(spec, 16, "TF32"); };
   return f;
 }
 
@@ -331,17 +327,14 @@ KernelSpec gemm_spec(const GemmShape& shape, const Target& target) {
     }
     const bool tensor_cores = uses_tensor_cores(shape, target);
     spec.family = !tensor_cores ? "gemm_simt" : shape.dtype == DType::kFloat32 ? "gemm_tf32" : "gemm_mma";
-    if (spec.family == "gemm_simt") {
-      spec.params.push_back({"trans_a", shape.trans_a});
-      spec.params.push_back({"trans_b", shape.trans_b});
-    }
-    spec.params.push_back({"bias", shape.bias});
-    spec.params.push_back({"activation", static_cast<int64_t>(shape.activation)});
+    // In each family's template parameter order.
+    using Param = std::pair<std::string, ParamValue>;
+    const Param bias{"bias", shape.bias}, act{"activation", static_cast<int64_t>(shape.activation)};
+    const Param trans_a{"trans_a", shape.trans_a}, trans_b{"trans_b", shape.trans_b};
     if (spec.family == "gemm_simt")
-      spec.params.push_back({"tile", gemm_simt_tile(shape)});
+      spec.params.insert(spec.params.end(), {trans_a, trans_b, bias, act, {"tile", gemm_simt_tile(shape)}});
     else
-      spec.params.push_back({"trans_b", shape.trans_b});
-    if (spec.family != "gemm_simt") spec.params.push_back({"trans_a", shape.trans_a});
+      spec.params.insert(spec.params.end(), {bias, act, trans_b, trans_a});
     return spec;
   }
   // NOTE: the vectors of the CPU compiled for (SWITCHYARD_CPU may name a narrower one than this
