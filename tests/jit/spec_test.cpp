@@ -335,35 +335,60 @@ TEST(GemmSelect, HopperTakesWgmmaWhereItCanImplementTheShape) {
   }
 }
 
+// `spec` with parameter `name` set to `value`.
+KernelSpec with_param(KernelSpec spec, const char* name, ParamValue value) {
+  for (auto& [param, v] : spec.params)
+    if (param == name) v = value;
+  return spec;
+}
+
+// validate_spec refuses `spec` with a UserError whose message holds `needle`.
+void expect_spec_refused(const KernelSpec& spec, const char* needle) {
+  try {
+    validate_spec(spec);
+    ADD_FAILURE() << spec.to_string() << " was accepted";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+// The mma.sync families' rule (before Hopper, and the fallback on it): whole 128-column tiles of
+// N, K in whole k-steps (32 for 16-bit, 16 for TF32) and, for the weight gradient, whole 128-row
+// tiles, which takes no epilogue; sm_80 or newer.
+TEST(GemmSelect, MmaSyncSpecsOutsideTheirRuleAreRefused) {
+  const KernelSpec mma = kernels::gemm_spec({.dtype = DType::kBFloat16, .n = 256, .k = 128}, Target::cuda(80));
+  ASSERT_EQ(mma.family, "gemm_mma");
+  EXPECT_NO_THROW(validate_spec(mma));
+  expect_spec_refused(with_param(mma, "k", int64_t{48}), "k % 32 == 0");
+  expect_spec_refused(with_param(mma, "n", int64_t{192}), "n % 128 == 0");
+  KernelSpec older = mma;
+  older.target = Target::cuda(75);
+  expect_spec_refused(older, "sm_80");
+  const KernelSpec weight_grad = with_param(mma, "trans_a", true);
+  EXPECT_NO_THROW(validate_spec(weight_grad));
+  expect_spec_refused(with_param(weight_grad, "k", int64_t{96}), "k % 128 == 0");
+  expect_spec_refused(with_param(weight_grad, "bias", true), "trans_a");
+  const KernelSpec tf32 =
+      kernels::gemm_spec({.dtype = DType::kFloat32, .n = 128, .k = 48, .allow_tf32 = true}, Target::cuda(80));
+  ASSERT_EQ(tf32.family, "gemm_tf32");
+  EXPECT_NO_THROW(validate_spec(tf32));
+  expect_spec_refused(with_param(tf32, "k", int64_t{40}), "k % 16 == 0");
+  expect_spec_refused(with_param(with_param(tf32, "trans_a", true), "k", int64_t{48}), "k % 128 == 0");
+}
+
 // A float32 wgmma spec is TF32 and exists only in its K-major form: one that reads B N-major, or
 // A transposed, or whose rows of K are not whole 16 bytes, names what is wrong.
 TEST(GemmSelect, Tf32WgmmaSpecsOutsideItsFormAreRefused) {
   const KernelSpec good = kernels::gemm_spec(
       {.dtype = DType::kFloat32, .n = 256, .k = 96, .trans_b = true, .allow_tf32 = true}, Target::cuda(90, true));
   ASSERT_EQ(good.family, "gemm_wgmma");
-  auto with = [&](const char* name, ParamValue value) {
-    KernelSpec spec = good;
-    for (auto& [param, v] : spec.params)
-      if (param == name) v = value;
-    return spec;
-  };
   EXPECT_NO_THROW(validate_spec(good));
-  auto expect_refused = [](const KernelSpec& spec, const char* needle) {
-    try {
-      validate_spec(spec);
-      ADD_FAILURE() << spec.to_string() << " was accepted";
-    } catch (const UserError& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-  };
-  expect_refused(with("trans_b", false), "K-major");
-  expect_refused(with("trans_a", true), "trans_a");
-  expect_refused(with("k", int64_t{82}), "k % 4 == 0");
+  expect_spec_refused(with_param(good, "trans_b", false), "K-major");
+  expect_spec_refused(with_param(good, "trans_a", true), "trans_a");
+  expect_spec_refused(with_param(good, "k", int64_t{82}), "k % 4 == 0");
   // The weight gradient (trans_a without trans_b) reads its operands transposed ahead: the one
   // float32 wgmma form that does, and it needs the element-wise transpose planned beside it.
-  KernelSpec weight_grad = with("trans_b", false);
-  for (auto& [param, v] : weight_grad.params)
-    if (param == "trans_a") v = true;
+  const KernelSpec weight_grad = with_param(with_param(good, "trans_b", false), "trans_a", true);
   EXPECT_NO_THROW(validate_spec(weight_grad));
   EXPECT_TRUE(kernels::gemm_reads_transposed_operands(weight_grad));
   EXPECT_FALSE(kernels::gemm_reads_transposed_operands(good));
