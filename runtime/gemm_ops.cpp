@@ -1,6 +1,5 @@
 #include "runtime/gemm_ops.h"
 
-#include <algorithm>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -36,9 +35,8 @@ struct TransposedOperands {
 TransposedOperands transpose_operands(Context& context, Device& device, const Tensor& a, const Tensor& w,
                                       const Tensor* row_counts, const PlannedKernel* planned) {
   const int64_t batch = a.dim(0), rows = a.dim(1), k = a.dim(2), n = w.dim(2);
-  const auto unit = static_cast<int64_t>(16 / dtype_size(a.dtype()));
-  const int64_t padded = std::max<int64_t>((rows + unit - 1) / unit * unit, unit);
   const size_t element = dtype_size(a.dtype());
+  const int64_t padded = kernels::wgmma_transposed_rows(rows, static_cast<int>(element));
   TransposedOperands t{padded, Buffer(device, static_cast<size_t>(batch * k * padded) * element),
                        Buffer(device, static_cast<size_t>(batch * n * padded) * element)};
   transpose(context, a, t.a.view(a.dtype(), {batch, k, padded}), row_counts, planned);

@@ -38,7 +38,7 @@ struct TransposedOperands {
 TransposedOperands transpose_operands(const testing::GemmCase& g, const testing::GemmBuffers& buffers,
                                       kernels::GemmArgs& gemm) {
   TransposedOperands t;
-  t.padded_rows = static_cast<int>((g.rows + 3) / 4 * 4);
+  t.padded_rows = static_cast<int>(kernels::wgmma_transposed_rows(g.rows, sizeof(float)));
   t.a = testing::emulated_transpose(buffers.a.data(), gemm.row_counts, gemm.batch, gemm.rows, static_cast<int>(g.k),
                                     t.padded_rows);
   t.b = testing::emulated_transpose(buffers.b.data(), gemm.row_counts, gemm.batch, gemm.rows, static_cast<int>(g.n),

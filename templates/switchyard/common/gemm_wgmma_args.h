@@ -46,6 +46,13 @@ SY_HOST_DEVICE constexpr bool wgmma_pre_transposed(int element_bytes, bool trans
   return trans_a && element_bytes == 4;
 }
 
+// The row length of such transposed operands: the reduction's rows in whole 16 bytes (one unit
+// at the least, so that a GEMM of no rows still has a TMA box to read zeros from).
+SY_HOST_DEVICE constexpr long wgmma_transposed_rows(long rows, int element_bytes) {
+  const long unit = wgmma_k_unit(element_bytes);
+  return rows <= unit ? unit : (rows + unit - 1) / unit * unit;
+}
+
 // Shared-memory stages of the load ring for a tile width (about 192 KB either way).
 SY_HOST_DEVICE constexpr int wgmma_stages(int tile_n) {
   return tile_n == 256 ? 4 : 6;
